@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: MIT
+#
+# dstack-p2p: a plain Makefile in the style of wireguard-tools and iproute2.
+#
+#   make            build the library, the agent/CLI and the guest-agent simulator
+#   make check      install what is missing, build, run every test suite
+#   make demo       a local multi-node mesh on anvil and the simulator (N=3)
+#   make bench      benchmarks; figures are printed, never asserted
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Variables: V=1 (show commands), SANITIZE=address,undefined, CC, CFLAGS, PKG_CONFIG.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+FUZZ_CC ?= clang
+SANITIZE ?=
+O ?= build
+
+VERSION := $(shell git describe --always --tags --dirty 2>/dev/null || echo 0.1.0)
+SOVERSION := 0
+
+ifeq ($(V),1)
+Q :=
+quiet = @true
+else
+Q := @
+quiet = @printf '  %-7s %s\n'
+MAKEFLAGS += --no-print-directory
+endif
+
+PKGS := libmnl libcurl libsecp256k1 libb2 libcrypto nettle
+
+WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
+	    -Wno-unused-parameter -Wvla
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 $(WARNINGS) -fPIC -fvisibility=hidden -I. \
+	-D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) -MMD -MP
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
+ifneq ($(SANITIZE),)
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# Each module is one folder with one header that is its whole interface.
+MODULES := common chain attest netlink mesh api
+LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(O)/%.o)
+SIM_SRCS := $(wildcard attest/sim/*.c)
+SIM_OBJS := $(SIM_SRCS:%.c=$(O)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(O)/%.o)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(O)/fuzz/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(O)/bench/%)
+MAN_PAGES := $(wildcard docs/man/*.[1-8])
+
+STATIC_LIB := $(O)/libdstack-p2p.a
+SHARED_LIB := $(O)/libdstack-p2p.so.$(SOVERSION)
+PROGRAMS := $(O)/dstack-p2p $(if $(SIM_SRCS),$(O)/dstack-sim)
+UNIT_TESTS := $(O)/tests/unit-tests
+
+all: $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS) $(O)/dstack-p2p.pc
+
+$(O)/%.o: %.c
+	@mkdir -p $(@D)
+	$(quiet) CC $@
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(STATIC_LIB): $(LIB_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libdstack-p2p.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+	$(Q)ln -sf libdstack-p2p.so.$(SOVERSION) $(O)/libdstack-p2p.so
+
+$(O)/dstack-p2p: $(CLI_OBJS) $(STATIC_LIB)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LDLIBS)
+
+$(O)/dstack-sim: $(SIM_OBJS) $(STATIC_LIB)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(STATIC_LIB) $(LDLIBS)
+
+$(O)/dstack-p2p.pc: Makefile
+	@mkdir -p $(@D)
+	$(quiet) GEN $@
+	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	  'Name: dstack-p2p' 'Description: peers of a dstack TEE WireGuard mesh, for apps' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -ldstack-p2p' 'Cflags: -I$${includedir}' > $@
+
+# ---- tests ------------------------------------------------------------------------
+
+$(UNIT_TESTS): $(UNIT_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(STATIC_LIB) $(LDLIBS) \
+	  $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null)
+
+# Fuzz targets: the library rebuilt with clang + libFuzzer + ASan/UBSan.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' \
+	-fsanitize=fuzzer-no-link,address,undefined $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(O)/fuzz-obj/%.o)
+$(O)/fuzz-obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(quiet) FUZZCC $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(O)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(quiet) FUZZLD $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
+
+$(O)/bench/%: bench/%.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(quiet) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LDLIBS)
+
+tests: $(UNIT_TESTS)
+fuzz: $(FUZZ_BINS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# Every suite prints its own runner's summary; tests/check.sh adds one line per suite
+# and fails when a suite fails or silently ran nothing.
+check: deps
+	$(Q)$(MAKE) all tests fuzz
+	$(Q)tests/check.sh $(CHECK_SUITES)
+
+check-%: deps
+	$(Q)$(MAKE) all tests fuzz
+	$(Q)tests/check.sh $*
+
+demo: deps all
+	$(Q)netns-harness/demo.sh $(if $(N),$(N),3)
+
+bench: deps all $(BENCH_BINS)
+	$(Q)bench/run.sh
+
+# ---- install ----------------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdstack-p2p.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdstack-p2p.so
+	install -m 0644 $(O)/dstack-p2p.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(if $(wildcard api/dstack-p2p.h),install -m 0644 api/dstack-p2p.h $(DESTDIR)$(INCLUDEDIR)/)
+	$(if $(MAN_PAGES),install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))
+	rm -f $(DESTDIR)$(LIBDIR)/libdstack-p2p.a $(DESTDIR)$(LIBDIR)/libdstack-p2p.so \
+	      $(DESTDIR)$(LIBDIR)/libdstack-p2p.so.$(SOVERSION)
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc $(DESTDIR)$(INCLUDEDIR)/dstack-p2p.h
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES)))
+
+clean:
+	rm -rf $(O)
+
+.PHONY: all tests fuzz deps check demo bench install uninstall clean
+.DELETE_ON_ERROR:
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(SIM_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

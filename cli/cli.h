@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* The dstack-p2p command line: one function per subcommand, dispatched by main. */
+#ifndef DSTACK_P2P_CLI_H
+#define DSTACK_P2P_CLI_H
+
+#include <stdbool.h>
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);  /* argv[0] is the subcommand name */
+	const char *summary;
+};
+
+/* True when argv holds -h or --help (subcommands print their usage and return 0). */
+bool wants_help(int argc, char **argv);
+
+/* Subcommands; each lives in cli/cmd-<name>.c and returns a process exit status. */
+int cmd_version(int argc, char **argv);
+
+#endif

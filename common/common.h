@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common: the small pieces every module needs: logging, hex, secrets in locked
+ * memory, bounded byte buffers, a JSON reader over jsmn and an HTTP client over
+ * libcurl (TCP or unix socket). Libraries stay quiet; callers log once, with context.
+ */
+#ifndef DSTACK_P2P_COMMON_H
+#define DSTACK_P2P_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- logging ------------------------------------------------------------ */
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Prefix every line with an ISO-8601 timestamp (daemons) or not (CLI). */
+void log_set_timestamps(bool on);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* ---- hex ------------------------------------------------------------------ */
+
+/* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
+void hex_encode(char *out, const uint8_t *in, size_t n);
+
+/*
+ * Decode exactly len hex digits (an optional "0x"/"0X" prefix is skipped) into out.
+ * Returns the number of bytes written, -EINVAL on a bad digit or odd length,
+ * -EMSGSIZE when the result does not fit in outlen.
+ */
+int hex_decode(uint8_t *out, size_t outlen, const char *in, size_t len);
+
+/* Like hex_decode, but the decoded length must be exactly n bytes. */
+int hex_decode_exact(uint8_t *out, size_t n, const char *in, size_t len);
+
+/* ---- secrets -------------------------------------------------------------- */
+
+/*
+ * Memory for key material: page-locked where the system allows (so it is never
+ * swapped), excluded from core dumps, and wiped before it is returned.
+ * secret_free accepts NULL.
+ */
+void *secret_alloc(size_t size);
+void secret_free(void *p, size_t size);
+/* Constant-time comparison; 0 when equal. */
+int secret_cmp(const void *a, const void *b, size_t n);
+void secret_wipe(void *p, size_t n);
+
+/* ---- bounded byte buffer ------------------------------------------------------ */
+
+struct buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	size_t max;  /* growth never exceeds this; 0 means 16 MiB */
+};
+
+void buf_init(struct buf *b, size_t max);
+/* Append n bytes; -EMSGSIZE past the limit, -ENOMEM on allocation failure. */
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Keeps the bytes NUL-terminated without counting the NUL (for text replies). */
+int buf_terminate(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* ---- JSON (jsmn) ---------------------------------------------------------------- */
+
+struct json_token {
+	int type;    /* JSON_OBJECT, JSON_ARRAY, JSON_STRING, JSON_PRIMITIVE */
+	int start;
+	int end;
+	int size;    /* members (object) or elements (array) */
+};
+
+enum { JSON_OBJECT = 1, JSON_ARRAY = 2, JSON_STRING = 3, JSON_PRIMITIVE = 4 };
+
+struct json {
+	const char *text;
+	size_t len;
+	struct json_token *tok;
+	int ntok;
+};
+
+/*
+ * Parse text (not necessarily NUL-terminated) into tokens. At most max_tokens are
+ * allocated (0 = a default of 65536), so a hostile document cannot make us allocate
+ * without limit. Returns 0, -EINVAL (not JSON, or trailing garbage), -E2BIG (too many
+ * tokens) or -ENOMEM.
+ */
+int json_parse(struct json *j, const char *text, size_t len, int max_tokens);
+void json_free(struct json *j);
+
+/* Index of the token after the whole value at index i (skips nested values). */
+int json_skip(const struct json *j, int i);
+/* Index of the value of key in the object at index obj, or -ENOENT / -EINVAL. */
+int json_get(const struct json *j, int obj, const char *key);
+/* Index of the n-th element of the array at index arr, or -ENOENT / -EINVAL. */
+int json_array_at(const struct json *j, int arr, int n);
+/* True when token i is a string/primitive equal to s. */
+bool json_eq(const struct json *j, int i, const char *s);
+/* Length and pointer of token i's raw text (strings without quotes, escapes kept). */
+const char *json_raw(const struct json *j, int i, size_t *len);
+/*
+ * Copy string token i, with JSON escapes decoded, into a malloc'd NUL-terminated
+ * string. -EINVAL if i is not a string or has a bad escape.
+ */
+int json_strdup(const struct json *j, int i, char **out);
+/* Integer primitive (decimal) or string holding one. */
+int json_int64(const struct json *j, int i, int64_t *out);
+int json_bool(const struct json *j, int i, bool *out);
+bool json_is_null(const struct json *j, int i);
+
+/* Append s as a JSON string literal (quoted, escaped). */
+int json_append_string(struct buf *b, const char *s);
+
+/* ---- HTTP (libcurl) ------------------------------------------------------------ */
+
+/*
+ * Where an HTTP service is: a base URL ("http://127.0.0.1:8545", "https://...") or a
+ * unix socket path (then requests go to http://localhost<path>).
+ */
+struct http_target {
+	const char *base_url;     /* NULL when unix_socket is set */
+	const char *unix_socket;  /* NULL for TCP */
+	long timeout_ms;          /* whole request; 0 = 10 s */
+	long connect_timeout_ms;  /* 0 = 3 s */
+	size_t max_reply;         /* 0 = 16 MiB */
+};
+
+struct http_reply {
+	long status;       /* HTTP status, 0 if none was received */
+	struct buf body;   /* NUL-terminated */
+	char error[256];   /* transport error text (curl's), empty if none */
+};
+
+/*
+ * POST body to target + path with the given content type (NULL: application/json).
+ * Returns 0 when an HTTP reply was received (any status: check reply->status),
+ * -ETIMEDOUT, -ECONNREFUSED, -ENOENT (socket path missing), -EMSGSIZE (reply too
+ * large) or -EIO for other transport failures; reply->error says more.
+ * The caller frees reply->body with http_reply_free.
+ */
+int http_post(const struct http_target *target, const char *path, const char *content_type,
+	      const void *body, size_t body_len, struct http_reply *reply);
+int http_get(const struct http_target *target, const char *path, struct http_reply *reply);
+void http_reply_free(struct http_reply *reply);
+
+/* Call once at program start (curl_global_init); safe to call more than once. */
+int http_global_init(void);
+
+/* ---- misc ------------------------------------------------------------------------ */
+
+/* Monotonic clock in milliseconds. */
+uint64_t now_ms(void);
+/* strerror for negative errno values. */
+const char *errstr(int negative_errno);
+
+#endif

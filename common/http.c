@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP POST/GET over libcurl, to a URL or through a unix socket, bounded in time and size. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <curl/curl.h>
+
+#include "common.h"
+
+#define HTTP_DEFAULT_TIMEOUT_MS 10000
+#define HTTP_DEFAULT_CONNECT_MS 3000
+
+int http_global_init(void)
+{
+	static bool done;
+
+	if (done)
+		return 0;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -EIO;
+	done = true;
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct buf *b = userdata;
+	size_t n = size * nmemb;
+
+	/* Returning less than n makes curl abort with CURLE_WRITE_ERROR. */
+	return buf_append(b, data, n) < 0 ? 0 : n;
+}
+
+static int curl_to_errno(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -EHOSTUNREACH;
+	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
+		return -EMSGSIZE;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static int http_request(const struct http_target *t, const char *path, const char *content_type,
+			const void *body, size_t body_len, bool post, struct http_reply *reply)
+{
+	char url[2048], ctype[128];
+	struct curl_slist *headers = NULL;
+	CURLcode c;
+	CURL *curl;
+	int r;
+
+	memset(reply, 0, sizeof(*reply));
+	buf_init(&reply->body, t->max_reply);
+	r = http_global_init();
+	if (r < 0)
+		return r;
+	if (t->unix_socket) {
+		struct stat st;
+
+		if (stat(t->unix_socket, &st) < 0) {
+			snprintf(reply->error, sizeof(reply->error), "%s: %s", t->unix_socket,
+				 strerror(errno));
+			return -errno;
+		}
+		r = snprintf(url, sizeof(url), "http://localhost%s", path);
+	} else {
+		size_t n = strlen(t->base_url);
+
+		/* "http://host:8545/" + "/Info" must not become a double slash. */
+		while (n && t->base_url[n - 1] == '/')
+			n--;
+		r = snprintf(url, sizeof(url), "%.*s%s", (int)n, t->base_url, path);
+	}
+	if (r < 0 || (size_t)r >= sizeof(url))
+		return -ENAMETOOLONG;
+
+	curl = curl_easy_init();
+	if (!curl)
+		return -ENOMEM;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	if (t->unix_socket)
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, t->unix_socket);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, t->timeout_ms ? t->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 t->connect_timeout_ms ? t->connect_timeout_ms : HTTP_DEFAULT_CONNECT_MS);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply->body);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, reply->error);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "dstack-p2p");
+	if (post) {
+		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+			 content_type ? content_type : "application/json");
+		headers = curl_slist_append(headers, ctype);
+		/* No "Expect: 100-continue" round trip for larger bodies. */
+		headers = curl_slist_append(headers, "Expect:");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	}
+	c = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply->status);
+	if (c != CURLE_OK && !reply->error[0])
+		snprintf(reply->error, sizeof(reply->error), "%s", curl_easy_strerror(c));
+	if (c == CURLE_WRITE_ERROR)
+		snprintf(reply->error, sizeof(reply->error), "reply larger than %zu bytes",
+			 reply->body.max);
+	r = curl_to_errno(c);
+	if (!r)
+		r = buf_terminate(&reply->body);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	return r;
+}
+
+int http_post(const struct http_target *target, const char *path, const char *content_type,
+	      const void *body, size_t body_len, struct http_reply *reply)
+{
+	return http_request(target, path, content_type, body, body_len, true, reply);
+}
+
+int http_get(const struct http_target *target, const char *path, struct http_reply *reply)
+{
+	return http_request(target, path, NULL, NULL, 0, false, reply);
+}
+
+void http_reply_free(struct http_reply *reply)
+{
+	if (reply)
+		buf_free(&reply->body);
+}

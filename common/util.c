@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* Clock and error-text helpers. */
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *errstr(int negative_errno)
+{
+	return strerror(negative_errno < 0 ? -negative_errno : negative_errno);
+}

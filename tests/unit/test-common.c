@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of common/: hex, bounded buffers, the JSON reader. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "common/common.h"
+
+Test(hex, round_trip_and_prefix)
+{
+	uint8_t in[] = { 0x00, 0x01, 0xab, 0xff }, out[4];
+	char s[9];
+
+	hex_encode(s, in, sizeof(in));
+	cr_assert_str_eq(s, "0001abff");
+	cr_assert_eq(hex_decode(out, sizeof(out), "0x0001ABff", 10), 4);
+	cr_assert_eq(memcmp(in, out, 4), 0);
+}
+
+Test(hex, rejects_bad_input)
+{
+	uint8_t out[2];
+
+	cr_assert_eq(hex_decode(out, sizeof(out), "abc", 3), -EINVAL);
+	cr_assert_eq(hex_decode(out, sizeof(out), "zz", 2), -EINVAL);
+	cr_assert_eq(hex_decode(out, sizeof(out), "001122", 6), -EMSGSIZE);
+	cr_assert_eq(hex_decode_exact(out, 2, "00", 2), -EINVAL);
+}
+
+Test(buf, limit_is_enforced)
+{
+	struct buf b;
+
+	buf_init(&b, 8);
+	cr_assert_eq(buf_append(&b, "12345678", 8), 0);
+	cr_assert_eq(buf_append(&b, "9", 1), -EMSGSIZE);
+	cr_assert_eq(b.len, 8);
+	cr_assert_eq(b.data[8], '\0');
+	buf_free(&b);
+}
+
+Test(json, lookups_and_escapes)
+{
+	const char *doc = "{\"a\": [1, {\"x\": null}, \"q\"], \"s\": \"h\\u00e9\\n\\\"\", \"n\": -42, "
+			  "\"t\": true}";
+	struct json j;
+	char *s;
+	int64_t n;
+	bool t;
+
+	cr_assert_eq(json_parse(&j, doc, strlen(doc), 0), 0);
+	int a = json_get(&j, 0, "a");
+	cr_assert_gt(a, 0);
+	cr_assert(json_is_null(&j, json_get(&j, json_array_at(&j, a, 1), "x")));
+	cr_assert(json_eq(&j, json_array_at(&j, a, 2), "q"));
+	cr_assert_eq(json_array_at(&j, a, 3), -ENOENT);
+	cr_assert_eq(json_strdup(&j, json_get(&j, 0, "s"), &s), 0);
+	cr_assert_str_eq(s, "h\xc3\xa9\n\"");
+	free(s);
+	cr_assert_eq(json_int64(&j, json_get(&j, 0, "n"), &n), 0);
+	cr_assert_eq(n, -42);
+	cr_assert_eq(json_bool(&j, json_get(&j, 0, "t"), &t), 0);
+	cr_assert(t);
+	cr_assert_eq(json_get(&j, 0, "missing"), -ENOENT);
+	json_free(&j);
+}
+
+Test(json, rejects_garbage)
+{
+	struct json j;
+	const char *bad[] = { "", "   ", "{", "{\"a\":1} x", "[1,]x", "nope", "{\"a\": tru}",
+			      "<html>502</html>" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		cr_assert_lt(json_parse(&j, bad[i], strlen(bad[i]), 0), 0, "accepted: %s", bad[i]);
+}
+
+Test(json, token_limit)
+{
+	struct json j;
+	const char *doc = "[1,2,3,4,5,6,7,8,9,10]";
+
+	cr_assert_eq(json_parse(&j, doc, strlen(doc), 4), -E2BIG);
+	cr_assert_eq(json_parse(&j, doc, strlen(doc), 11), 0);
+	json_free(&j);
+}
