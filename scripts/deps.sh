@@ -11,8 +11,10 @@ PACKAGES="
   nettle-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
   qemu-system-x86 busybox-static cpio kmod
-  nodejs npm
 "
+# Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
+# without npm gets Debian's.
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 
 missing=""
 for p in $PACKAGES; do
@@ -35,7 +37,10 @@ fi
 stamp=node_modules/.dstack-p2p-lock
 if ! [ -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 	echo "deps: installing the Solidity toolchain from package-lock.json"
-	npm ci --no-audit --no-fund --loglevel=error
+	# npm ci rejects this lock file (it lacks the other platforms' optional Foundry
+	# binaries); npm install honours the same pins: exact versions in package.json and
+	# the lock file for everything below them.
+	npm install --no-audit --no-fund --loglevel=error
 	cp package-lock.json "$stamp"
 fi
 for tool in forge anvil cast; do
