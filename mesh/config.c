@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/* mesh: the agent's configuration from flags, environment and a config file, by one name each. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "mesh/mesh.h"
+
+const char *const mesh_config_names[] = {
+	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
+	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
+	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_ON_CHANGE",
+	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT", NULL,
+};
+
+const char *mesh_mode_name(enum mesh_mode mode)
+{
+	return mode == MESH_MODE_WIREGUARD ? "wireguard" : "tls";
+}
+
+int mesh_mode_parse(const char *s, enum mesh_mode *out)
+{
+	if (!strcmp(s, "wireguard") || !strcmp(s, "wg"))
+		*out = MESH_MODE_WIREGUARD;
+	else if (!strcmp(s, "tls"))
+		*out = MESH_MODE_TLS;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void mesh_config_init(struct mesh_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mode = MESH_MODE_WIREGUARD;
+	snprintf(cfg->rpc_urls, sizeof(cfg->rpc_urls), "http://127.0.0.1:8545");
+	snprintf(cfg->ifname, sizeof(cfg->ifname), "%s", MESH_DEFAULT_IFNAME);
+	snprintf(cfg->control_path, sizeof(cfg->control_path), "%s", MESH_DEFAULT_CONTROL);
+	cfg->listen_port = MESH_DEFAULT_PORT;
+	cfg->keepalive = MESH_DEFAULT_KEEPALIVE;
+	cfg->gateway_port = 443;
+	cfg->poll_ms = 1000;
+	cfg->full_reread_ms = 60000;
+}
+
+static int set_string(char *dst, size_t cap, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n >= cap)
+		return -EINVAL;
+	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+static int parse_uint(const char *value, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)value[0]))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(value, &end, 10);
+	if (errno || *end || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_bool(const char *value, bool *out)
+{
+	if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes"))
+		*out = true;
+	else if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") || !*value)
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_contract(const char *value, char out[static 43])
+{
+	uint8_t raw[20];
+
+	if (strlen(value) != 42 || hex_decode_exact(raw, sizeof(raw), value, 42) < 0)
+		return -EINVAL;
+	out[0] = '0';
+	out[1] = 'x';
+	hex_encode(out + 2, raw, sizeof(raw));
+	return 0;
+}
+
+/* Interface names that dstack itself owns, or that the kernel would refuse. */
+static int parse_ifname(const char *value, char out[static IFNAMSIZ])
+{
+	if (!*value || strlen(value) >= IFNAMSIZ || !strcmp(value, "wg0") || !strcmp(value, "dstack-wg0"))
+		return -EINVAL;
+	for (const char *p = value; *p; p++)
+		if (*p == '/' || *p == ':' || isspace((unsigned char)*p))
+			return -EINVAL;
+	return set_string(out, IFNAMSIZ, value);
+}
+
+int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value)
+{
+	unsigned long u;
+	int r;
+
+	if (!strcmp(name, "CLUSTER_CONTRACT"))
+		return parse_contract(value, cfg->contract);
+	if (!strcmp(name, "P2P_MODE"))
+		return mesh_mode_parse(value, &cfg->mode);
+	if (!strcmp(name, "ETH_RPC_URL"))
+		return *value ? set_string(cfg->rpc_urls, sizeof(cfg->rpc_urls), value) : -EINVAL;
+	if (!strcmp(name, "P2P_ENDPOINT"))
+		return set_string(cfg->endpoint, sizeof(cfg->endpoint), value);
+	if (!strcmp(name, "P2P_INTERFACE"))
+		return parse_ifname(value, cfg->ifname);
+	if (!strcmp(name, "P2P_LISTEN_PORT")) {
+		r = parse_uint(value, 65535, &u);
+		if (r < 0 || u == 0 || u == 9182)  /* 9182 is dstack's own WireGuard port */
+			return -EINVAL;
+		cfg->listen_port = (uint16_t)u;
+		return 0;
+	}
+	if (!strcmp(name, "P2P_KEEPALIVE")) {
+		r = parse_uint(value, 65535, &u);
+		if (r == 0)
+			cfg->keepalive = (uint16_t)u;
+		return r;
+	}
+	if (!strcmp(name, "P2P_GATEWAY_PORT")) {
+		r = parse_uint(value, 65535, &u);
+		if (r < 0 || u == 0)
+			return -EINVAL;
+		cfg->gateway_port = (uint16_t)u;
+		return 0;
+	}
+	if (!strcmp(name, "DSTACK_GATEWAY_DOMAIN"))
+		return set_string(cfg->gateway_domain, sizeof(cfg->gateway_domain), value);
+	if (!strcmp(name, "P2P_TX_KEY_FILE"))
+		return set_string(cfg->tx_key_file, sizeof(cfg->tx_key_file), value);
+	if (!strcmp(name, "P2P_RELAYER_URL"))
+		return set_string(cfg->relayer_url, sizeof(cfg->relayer_url), value);
+	if (!strcmp(name, "P2P_PEERS_FILE"))
+		return set_string(cfg->peers_file, sizeof(cfg->peers_file), value);
+	if (!strcmp(name, "P2P_ON_CHANGE"))
+		return set_string(cfg->on_change, sizeof(cfg->on_change), value);
+	if (!strcmp(name, "DSTACK_P2P_CONTROL"))
+		return *value ? set_string(cfg->control_path, sizeof(cfg->control_path), value) : -EINVAL;
+	if (!strcmp(name, "P2P_POLL_MS")) {
+		r = parse_uint(value, 3600000, &u);
+		if (r < 0 || u < 50)
+			return -EINVAL;
+		cfg->poll_ms = (unsigned)u;
+		return 0;
+	}
+	if (!strcmp(name, "P2P_FULL_REREAD_MS")) {
+		r = parse_uint(value, 86400000, &u);
+		if (r < 0 || u < 100)
+			return -EINVAL;
+		cfg->full_reread_ms = (unsigned)u;
+		return 0;
+	}
+	if (!strcmp(name, "P2P_REMOVE_ON_EXIT"))
+		return parse_bool(value, &cfg->remove_on_exit);
+	return -ENOENT;
+}
+
+int mesh_config_load_env(struct mesh_config *cfg, const char **bad)
+{
+	for (const char *const *name = mesh_config_names; *name; name++) {
+		const char *value = getenv(*name);
+
+		if (!value)
+			continue;
+		if (mesh_config_set(cfg, *name, value) < 0) {
+			*bad = *name;
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
+{
+	char text[2048];
+	FILE *f;
+	int r = 0;
+
+	*line = 0;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(text, sizeof(text), f)) {
+		char *name, *value, *eq;
+
+		++*line;
+		if (!strchr(text, '\n') && !feof(f)) {
+			r = -EMSGSIZE;
+			goto out;
+		}
+		name = trim(text);
+		if (!*name || *name == '#')
+			continue;
+		eq = strchr(name, '=');
+		if (!eq) {
+			r = -EINVAL;
+			goto out;
+		}
+		*eq = '\0';
+		name = trim(name);
+		value = trim(eq + 1);
+		/* Accept shell-style quoting, as in an env file. */
+		size_t n = strlen(value);
+		if (n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n - 1] == value[0]) {
+			value[n - 1] = '\0';
+			value++;
+		}
+		r = mesh_config_set(cfg, name, value);
+		if (r < 0)
+			goto out;
+	}
+	if (ferror(f))
+		r = -EIO;
+out:
+	fclose(f);
+	return r;
+}
+
+int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len)
+{
+	if (!cfg->contract[0]) {
+		snprintf(why, why_len, "no cluster contract: set CLUSTER_CONTRACT or --contract");
+		return -EINVAL;
+	}
+	if (cfg->mode == MESH_MODE_WIREGUARD && cfg->endpoint[0]) {
+		struct sockaddr_storage ss;
+
+		if (mesh_endpoint_parse(cfg->endpoint, &ss) < 0) {
+			snprintf(why, why_len, "endpoint '%s' is not host:port", cfg->endpoint);
+			return -EINVAL;
+		}
+	}
+	if (cfg->tx_key_file[0] && cfg->relayer_url[0]) {
+		snprintf(why, why_len, "give a funded key or a relayer URL, not both");
+		return -EINVAL;
+	}
+	if (cfg->full_reread_ms < cfg->poll_ms) {
+		snprintf(why, why_len, "the full re-read interval is shorter than the poll interval");
+		return -EINVAL;
+	}
+	return 0;
+}

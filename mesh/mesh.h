@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mesh: the controller. It turns the on-chain peer registry into WireGuard peers
+ * (or gateway URLs in tls mode), publishes the peer list to apps, and answers the
+ * CLI and the C API on a local control socket.
+ *
+ * The pure parts (configuration, the desired-vs-current peer diff, the published
+ * peer list) are usable on their own and unit-tested; mesh_agent_run() ties them to
+ * the chain, attest and netlink modules.
+ */
+#ifndef DSTACK_P2P_MESH_H
+#define DSTACK_P2P_MESH_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define MESH_MAX_PEERS 254            /* token ids 1..254, the contract's limit */
+#define MESH_ENDPOINT_MAX 256         /* 255 bytes on chain + NUL */
+#define MESH_KEY_LEN 32
+#define MESH_DEFAULT_IFNAME "dp2p0"   /* dstack owns wg0 / dstack-wg0 */
+#define MESH_DEFAULT_PORT 51830       /* dstack's gateway uses 9182 */
+#define MESH_DEFAULT_KEEPALIVE 10     /* seconds; also bounds how long a restart can blind us */
+#define MESH_DEFAULT_CONTROL "/run/dstack-p2p/control.sock"
+
+/* The on-chain mode numbers (docs/registry.md). */
+enum mesh_mode { MESH_MODE_TLS = 0, MESH_MODE_WIREGUARD = 1 };
+
+const char *mesh_mode_name(enum mesh_mode mode);
+int mesh_mode_parse(const char *s, enum mesh_mode *out);
+
+/* ---- configuration: flags > environment > config file > defaults -------------- */
+
+struct mesh_config {
+	char contract[43];              /* CLUSTER_CONTRACT, 0x + 40 hex */
+	enum mesh_mode mode;            /* P2P_MODE */
+	char rpc_urls[1024];            /* ETH_RPC_URL, comma-separated failover list */
+	char endpoint[MESH_ENDPOINT_MAX]; /* P2P_ENDPOINT host:port; empty = guess */
+	char ifname[IFNAMSIZ];          /* P2P_INTERFACE */
+	uint16_t listen_port;           /* P2P_LISTEN_PORT */
+	uint16_t keepalive;             /* P2P_KEEPALIVE seconds, 0 = off */
+	uint16_t gateway_port;          /* P2P_GATEWAY_PORT: the app port published in tls mode */
+	char gateway_domain[256];       /* DSTACK_GATEWAY_DOMAIN; empty = host-shared config */
+	char tx_key_file[PATH_MAX];     /* P2P_TX_KEY_FILE: funded key that pays for registration */
+	char relayer_url[512];          /* P2P_RELAYER_URL: someone else sends our tx */
+	char peers_file[PATH_MAX];      /* P2P_PEERS_FILE: published atomically on change */
+	char on_change[1024];           /* P2P_ON_CHANGE: sh -c command, peers on stdin */
+	char control_path[PATH_MAX];    /* DSTACK_P2P_CONTROL */
+	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
+	unsigned full_reread_ms;        /* P2P_FULL_REREAD_MS: periodic full getPeers() */
+	bool remove_on_exit;            /* P2P_REMOVE_ON_EXIT */
+};
+
+void mesh_config_init(struct mesh_config *cfg);
+/*
+ * Set one option by its environment name (CLUSTER_CONTRACT, P2P_MODE, ...).
+ * -ENOENT for an unknown name, -EINVAL for a bad value (the caller names the source).
+ */
+int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value);
+/* Every known option present in the environment. On error *bad names the variable. */
+int mesh_config_load_env(struct mesh_config *cfg, const char **bad);
+/* NAME=VALUE lines, '#' comments. On error *line is the 1-based line number. */
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line);
+/* Whole-config checks; why gets a sentence for the user. */
+int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len);
+/* The names mesh_config_set accepts, NULL-terminated (for --help). */
+extern const char *const mesh_config_names[];
+
+/* ---- peers ----------------------------------------------------------------------- */
+
+/* One verified registry record, reduced to what the mesh needs. */
+struct mesh_peer {
+	uint32_t token;                 /* 1..254; overlay address 10.0.1.<token> */
+	char instance_id[41];           /* lowercase hex, no 0x */
+	uint8_t wg_key[MESH_KEY_LEN];   /* zero in tls mode */
+	char endpoint[MESH_ENDPOINT_MAX];
+	enum mesh_mode mode;
+	uint64_t nonce;
+};
+
+/* 10.0.1.<token> in network byte order; 0 for a token outside 1..254. */
+uint32_t mesh_overlay_addr(uint32_t token);
+/* "10.0.1.<token>" into out (16 bytes). */
+void mesh_overlay_addr_str(uint32_t token, char out[static 16]);
+/* What an app connects to: the overlay address (wireguard) or the gateway URL (tls). */
+const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[static 16]);
+
+/*
+ * "host:port", "[v6]:port" to a socket address, numeric hosts first and DNS
+ * otherwise. -EINVAL names nothing; the caller logs the endpoint.
+ */
+int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out);
+
+/* ---- the desired-vs-current diff ---------------------------------------------------- */
+
+/* A peer as WireGuard should have it. */
+struct mesh_wg_want {
+	uint8_t key[MESH_KEY_LEN];
+	struct sockaddr_storage endpoint;  /* AF_UNSPEC: unknown, leave the device's */
+	uint32_t allowed_ip;               /* network order, always a /32 */
+	uint16_t keepalive;
+};
+
+/* A peer as the device has it (from a kernel or wireguard-go dump). */
+struct mesh_wg_have {
+	uint8_t key[MESH_KEY_LEN];
+	struct sockaddr_storage endpoint;  /* AF_UNSPEC if none yet */
+	uint32_t allowed_ip;               /* the first IPv4 allowed IP, network order */
+	uint8_t allowed_cidr;
+	unsigned n_allowed;                /* every allowed IP, v4 and v6 */
+	uint16_t keepalive;
+	int64_t last_handshake;            /* unix seconds, 0 = never */
+	uint64_t rx_bytes, tx_bytes;
+};
+
+enum mesh_change_op { MESH_PEER_ADD, MESH_PEER_UPDATE, MESH_PEER_REMOVE };
+
+struct mesh_change {
+	enum mesh_change_op op;
+	uint8_t key[MESH_KEY_LEN];
+	bool set_endpoint;                 /* endpoint below is meaningful */
+	bool set_allowed_ip;               /* replace the allowed IPs with allowed_ip/32 */
+	bool set_keepalive;
+	struct sockaddr_storage endpoint;
+	uint32_t allowed_ip;
+	uint16_t keepalive;
+};
+
+/*
+ * The smallest set of changes that turns `have` into `want`. `prev` is what the
+ * controller wanted last time (may be NULL): an endpoint the device learned by
+ * roaming is kept unless the registry's endpoint itself changed, so NAT keeps
+ * working. Both inputs are unsorted; `out` needs room for nwant + nhave changes.
+ * Returns the number of changes, or -EINVAL on a duplicate key in `want`.
+ */
+int mesh_diff_peers(const struct mesh_wg_want *want, size_t nwant,
+		    const struct mesh_wg_have *have, size_t nhave,
+		    const struct mesh_wg_want *prev, size_t nprev,
+		    struct mesh_change *out);
+
+/* ---- publishing ---------------------------------------------------------------------- */
+
+/* The connection strings of a peer list, one per line, into a NUL-terminated buffer. */
+struct buf;
+int mesh_peers_format_lines(const struct mesh_peer *peers, size_t n, struct buf *out);
+int mesh_peers_format_json(const struct mesh_peer *peers, size_t n, struct buf *out);
+/* Write path atomically (temp file in the same directory, fsync, rename). */
+int mesh_write_file_atomic(const char *path, const void *data, size_t len);
+/*
+ * Run `sh -c command` with the peer lines on stdin and DSTACK_P2P_PEERS in the
+ * environment; does not wait (children are reaped by mesh_reap_children).
+ */
+int mesh_run_on_change(const char *command, const char *peer_lines);
+void mesh_reap_children(void);
+
+/* ---- the agent ---------------------------------------------------------------------- */
+
+/*
+ * Run the agent until SIGTERM/SIGINT: identity and keys from the guest agent, the
+ * interface, registration, then the follow-verify-diff-apply-publish loop.
+ * Returns 0 on a clean stop, negative errno when start-up failed.
+ */
+int mesh_agent_run(const struct mesh_config *cfg);
+
+/* ---- the control socket client (CLI and C API) ------------------------------------ */
+
+/*
+ * Ask the running agent: request is "peers", "status" or "watch". The reply (a JSON
+ * document) lands in out. timeout_ms bounds the whole exchange. -ENOENT/-ECONNREFUSED
+ * when no agent listens.
+ */
+int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms);
+/* Open a "watch" stream; each line read from the fd is one JSON peers document. */
+int mesh_control_watch(const char *path);
+
+#endif
