@@ -174,5 +174,7 @@ clean:
 
 .PHONY: all tests fuzz deps check demo bench install uninstall clean
 .DELETE_ON_ERROR:
+# Keep the fuzz build objects: they are intermediates of a pattern chain.
+.SECONDARY: $(FUZZ_LIB_OBJS)
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(SIM_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
