@@ -70,7 +70,7 @@ SHARED_LIB := $(O)/libdstack-p2p.so.$(SOVERSION)
 PROGRAMS := $(O)/dstack-p2p $(if $(SIM_SRCS),$(O)/dstack-sim)
 UNIT_TESTS := $(O)/tests/unit-tests
 
-all: $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS) $(O)/dstack-p2p.pc
+all: $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS)
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
@@ -94,12 +94,20 @@ $(O)/dstack-sim: $(SIM_OBJS) $(STATIC_LIB)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(STATIC_LIB) $(LDLIBS)
 
-$(O)/dstack-p2p.pc: Makefile
-	@mkdir -p $(@D)
-	$(quiet) GEN $@
-	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
-	  'Name: dstack-p2p' 'Description: peers of a dstack TEE WireGuard mesh, for apps' \
-	  'Version: $(VERSION)' 'Libs: -L$${libdir} -ldstack-p2p' 'Cflags: -I$${includedir}' > $@
+# The pkg-config file is written at install time so it names the PREFIX installed to.
+define PC_FILE
+prefix=$(PREFIX)
+libdir=$(LIBDIR)
+includedir=$(INCLUDEDIR)
+
+Name: dstack-p2p
+Description: peers of a dstack TEE WireGuard mesh, for apps
+Version: $(VERSION)
+Libs: -L$${libdir} -ldstack-p2p
+Libs.private: $(LDLIBS)
+Cflags: -I$${includedir}
+endef
+export PC_FILE
 
 # ---- tests ------------------------------------------------------------------------
 
@@ -158,7 +166,7 @@ install: all
 	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdstack-p2p.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdstack-p2p.so
-	install -m 0644 $(O)/dstack-p2p.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	printf '%s\n' "$$PC_FILE" > $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc
 	$(if $(wildcard api/dstack-p2p.h),install -m 0644 api/dstack-p2p.h $(DESTDIR)$(INCLUDEDIR)/)
 	$(if $(MAN_PAGES),install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/)
 
