@@ -23,7 +23,7 @@ FUZZ_CC ?= clang
 SANITIZE ?=
 O ?= build
 
-VERSION := $(shell git describe --always --tags --dirty 2>/dev/null || echo 0.1.0)
+VERSION := $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0-g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 SOVERSION := 0
 
 ifeq ($(V),1)
