@@ -582,7 +582,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         // A tampered field no longer matches the node's signature.
         r = _registration(inst1, 1);
         r.endpoint = "10.6.6.6:51820";
-        vm.expectRevert();
+        vm.expectPartialRevert(DstackClusterNFT.BadNodeSignature.selector);
         cluster.registerPeer(r);
         // Signed by a key other than the one in the record.
         r = _registration(inst1, 1);
@@ -600,7 +600,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         // Node key app-signed under another purpose.
         r = _registration(inst1, 1);
         r.appSignature = _appSignature(appKey, "dstack-p2p:wireguard", nodePk);
-        vm.expectRevert();
+        vm.expectPartialRevert(DstackClusterNFT.BadAppSignature.selector);
         cluster.registerPeer(r);
         // Node key signed by another app key.
         r = _registration(inst1, 1);
@@ -621,13 +621,13 @@ contract DstackClusterNFTTest is ClusterFixture {
         );
         r = _registration(inst1, 1);
         r.kmsSignature = _kmsSignature(kmsRootKey, address(0xBEEF), appKey);
-        vm.expectRevert();
+        vm.expectPartialRevert(DstackClusterNFT.BadKmsSignature.selector);
         cluster.registerPeer(r);
 
         // A record signed for another chain id or another contract.
         r = _registration(inst1, 1);
         vm.chainId(999);
-        vm.expectRevert();
+        vm.expectPartialRevert(DstackClusterNFT.BadNodeSignature.selector);
         cluster.registerPeer(r);
     }
 
