@@ -16,5 +16,6 @@ bool wants_help(int argc, char **argv);
 
 /* Subcommands; each lives in cli/cmd-<name>.c and returns a process exit status. */
 int cmd_version(int argc, char **argv);
+int cmd_identity(int argc, char **argv);
 
 #endif

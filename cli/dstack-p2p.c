@@ -8,6 +8,7 @@
 
 static const struct subcommand subcommands[] = {
 	{ "version", cmd_version, "print the version" },
+	{ "identity", cmd_identity, "this node's ids and public keys, from the dstack guest agent" },
 };
 
 bool wants_help(int argc, char **argv)

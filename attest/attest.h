@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * attest: the node's identity inside a dstack TEE. A client of the dstack guest agent
+ * (Info, GetKey, GetQuote), the node's key schedule (docs/keys.md), and the off-chain
+ * verification of dstack signature chains and of whole registry records.
+ * Fallible functions return 0 or a negative errno; verification returns a verdict.
+ */
+#ifndef DSTACK_P2P_ATTEST_H
+#define DSTACK_P2P_ATTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain/chain.h"
+
+/* Key paths carry the instance id: dstack derives keys per app, not per instance. */
+#define ATTEST_NODE_KEY_PATH_PREFIX "dstack-p2p/node/"
+#define ATTEST_NODE_KEY_PURPOSE     "dstack-p2p:node"
+#define ATTEST_WG_KEY_PATH_PREFIX   "dstack-p2p/wireguard/"
+#define ATTEST_WG_KEY_PURPOSE       "dstack-p2p:wireguard"
+
+/* Where the SDKs look for the agent, in order, after an explicit setting and the env. */
+#define ATTEST_AGENT_ENV "DSTACK_SIMULATOR_ENDPOINT"
+
+/* Longest path or purpose string we send to the agent. */
+#define ATTEST_KEY_PATH_MAX 256
+/* GetQuote takes at most 64 bytes of report data, zero padded, not hashed. */
+#define ATTEST_REPORT_DATA_MAX 64
+
+/* ---- the guest agent client ----------------------------------------------------------- */
+
+struct attest_client;
+
+/*
+ * A client for the agent at endpoint, resolved as the dstack SDKs do: endpoint when not
+ * NULL, else $DSTACK_SIMULATOR_ENDPOINT, else the first of /var/run/dstack.sock,
+ * /run/dstack.sock, /var/run/dstack/dstack.sock, /run/dstack/dstack.sock that exists
+ * (the first one when none does, so the error names it). A value starting with http://
+ * or https:// is a base URL, anything else a unix socket path. -ENOMEM only.
+ */
+int attest_client_new(const char *endpoint, struct attest_client **out);
+void attest_client_free(struct attest_client *c);
+/* Whole-request timeout (default 10 s); bounds a hung agent. */
+void attest_client_set_timeout(struct attest_client *c, long timeout_ms);
+/* "unix:/var/run/dstack.sock" or the base URL, for messages. */
+const char *attest_client_endpoint(const struct attest_client *c);
+/*
+ * After a failed call: one line saying what went wrong, e.g.
+ * "guest agent at unix:/var/run/dstack.sock: GetKey: reply field 'key': 31 bytes, expected 32".
+ */
+const char *attest_client_error(const struct attest_client *c);
+
+/* Info. Measurements the agent left empty are all zero with has_* false. */
+struct attest_info {
+	uint8_t app_id[20];
+	uint8_t instance_id[20];
+	uint8_t device_id[32];
+	uint8_t mr_aggregated[32];
+	uint8_t os_image_hash[32];
+	uint8_t compose_hash[32];
+	bool has_device_id, has_mr_aggregated, has_os_image_hash, has_compose_hash;
+	/* malloc'd, NUL-terminated; "" when the agent did not send them */
+	char *app_name;
+	char *app_cert;
+	char *tcb_info;            /* a JSON document, as a string */
+	char *key_provider_info;
+	char *vm_config;
+	char *cloud_vendor;
+	char *cloud_product;
+};
+
+void attest_info_free(struct attest_info *info);  /* frees the strings; accepts NULL */
+
+/* signature_chain of a GetKey reply. kms_signature is absent with a local key provider. */
+struct attest_signature_chain {
+	uint8_t app_signature[65];  /* chain[0] */
+	uint8_t kms_signature[65];  /* chain[1] */
+	bool has_kms_signature;
+};
+
+/* Quote, event log and the report data the agent says it used (GetQuote). */
+struct attest_quote {
+	uint8_t *quote;
+	size_t quote_len;
+	uint8_t report_data[ATTEST_REPORT_DATA_MAX];
+	char *event_log;  /* JSON, as a string */
+	char *vm_config;
+};
+
+void attest_quote_free(struct attest_quote *q);  /* accepts NULL */
+
+int attest_get_info(struct attest_client *c, struct attest_info *info);
+/*
+ * GetKey(path, purpose, "secp256k1"). The 32-byte key lands only in key_out, which
+ * should be locked memory (secret_alloc); the reply buffer is wiped.
+ */
+int attest_get_key(struct attest_client *c, const char *path, const char *purpose,
+		   uint8_t key_out[static 32], struct attest_signature_chain *chain);
+int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t len,
+		     struct attest_quote *q);
+
+/*
+ * The reply parsers, exposed for tests and fuzzing. They accept any bytes, return
+ * -EBADMSG with a reason in why (naming the field) when the reply is malformed, and
+ * -ENOMEM; they never read past len.
+ */
+int attest_parse_info_reply(const char *body, size_t len, struct attest_info *info,
+			    char *why, size_t why_len);
+int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 32],
+			   struct attest_signature_chain *chain, char *why, size_t why_len);
+int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *q,
+			     char *why, size_t why_len);
+
+/* ---- the node's identity (docs/keys.md) --------------------------------------------------- */
+
+/* What the node may say about itself. No private key lives here. */
+struct attest_identity {
+	uint8_t app_id[20];            /* = the cluster contract's address */
+	uint8_t instance_id[20];
+	uint8_t node_pubkey[64];       /* x||y of the node key */
+	uint8_t node_address[20];
+	uint8_t app_pubkey[64];        /* recovered from chain[0] */
+	struct attest_signature_chain chain;
+	uint8_t wg_public_key[32];
+};
+
+/* The node's private keys, only ever in locked memory: see attest_node_secrets_new. */
+struct attest_node_secrets {
+	uint8_t node_key[32];          /* signs registry records */
+	uint8_t wg_private_key[32];    /* goes to the kernel and nowhere else */
+};
+
+/* Allocated with secret_alloc (locked, not dumped); free wipes it and accepts NULL. */
+struct attest_node_secrets *attest_node_secrets_new(void);
+void attest_node_secrets_free(struct attest_node_secrets *s);
+
+/*
+ * Info, then GetKey for the node key and the WireGuard key material (paths with the
+ * instance id), then the WireGuard key pair. Deterministic: the same instance of the
+ * same app gets the same keys on every boot. secrets may be NULL (public half only).
+ */
+int attest_load_identity(struct attest_client *c, struct attest_identity *id,
+			 struct attest_node_secrets *secrets);
+
+/* "<prefix><instance id as 40 lowercase hex digits>" into out. */
+int attest_key_path(char *out, size_t out_len, const char *prefix,
+		    const uint8_t instance_id[static 20]);
+
+/*
+ * WireGuard private key from GetKey material: keyed BLAKE2s-256 (key = material,
+ * message = a domain-separation string), clamped for X25519 (docs/keys.md).
+ */
+void attest_wireguard_key_from_material(const uint8_t material[static 32],
+					uint8_t wg_private[static 32]);
+/* Its public key: netlink's wg_key_public_from_private (OpenSSL X25519). */
+
+/* ---- dstack's key schedule, KMS and agent side (the simulator and tests use it) ---------- */
+
+/* app_sk = HKDF-SHA256(salt "RATLS", ikm kms_root_sk, info app_id || "app-key") */
+int attest_derive_app_key(const uint8_t kms_root_sk[static 32], const uint8_t app_id[static 20],
+			  uint8_t app_sk[static 32]);
+/* key = HKDF-SHA256(salt "RATLS", ikm app_sk, info path); the purpose plays no part. */
+int attest_derive_path_key(const uint8_t app_sk[static 32], const char *path,
+			   uint8_t key[static 32]);
+/* keccak256(purpose ":" lowercase_hex(compressed key)): what chain[0] signs. */
+void attest_app_message_digest(const char *purpose, const uint8_t key_pub[static 64],
+			       uint8_t digest[static 32]);
+/* keccak256("dstack-kms-issued:" || app_id || compressed app key): what chain[1] signs. */
+void attest_kms_message_digest(const uint8_t app_id[static 20], const uint8_t app_pub[static 64],
+			       uint8_t digest[static 32]);
+
+/* ---- verification -------------------------------------------------------------------------- */
+
+enum attest_verdict {
+	ATTEST_VALID = 0,
+	ATTEST_MALFORMED,            /* a key that is not a curve point, a signature with bad v */
+	ATTEST_WRONG_PURPOSE,        /* the key was issued for another purpose */
+	ATTEST_WRONG_APP_ID,         /* the key was issued to another app */
+	ATTEST_BAD_APP_SIGNATURE,    /* chain[0] recovers no key */
+	ATTEST_APP_KEY_MISMATCH,     /* chain[0] was signed by another key than the claimed app key */
+	ATTEST_NO_KMS_SIGNATURE,     /* chain[1] empty: a local key provider, no KMS vouches */
+	ATTEST_BAD_KMS_SIGNATURE,    /* chain[1] recovers no key */
+	ATTEST_WRONG_ROOT,           /* chain[1] was signed by another key than the KMS root */
+	ATTEST_BAD_NODE_SIGNATURE,   /* the record signature recovers no key, or another key */
+};
+
+const char *attest_verdict_str(enum attest_verdict v);
+
+/* A signature chain as presented: the key, what it claims, and the signatures. */
+struct attest_chain {
+	const uint8_t *key_pub;       /* 64 bytes x||y: the derived (node) key */
+	const char *purpose;          /* the purpose it was requested with */
+	const uint8_t *app_id;        /* 20 bytes: the app it claims to belong to */
+	const uint8_t *app_pub;       /* 64 bytes, or NULL when only recovered */
+	const struct attest_signature_chain *sigs;
+};
+
+/* What the verifier requires. */
+struct attest_expect {
+	const char *purpose;
+	const uint8_t *app_id;        /* 20 bytes */
+	const uint8_t *kms_root;      /* 20-byte address */
+};
+
+/*
+ * Recover the app key from chain[0] over the claimed purpose and key, rebuild the KMS
+ * message for the claimed app id, recover the root and compare it with the expected
+ * root; the claimed purpose and app id must be the expected ones. ECDSA recovery cannot
+ * tell which signed byte differs: a signature over another purpose or app id shows up
+ * as APP_KEY_MISMATCH or WRONG_ROOT. app_pub_out (64 bytes, may be NULL) gets the
+ * recovered app key.
+ */
+enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
+					const struct attest_expect *expect,
+					uint8_t *app_pub_out);
+
+/*
+ * A registry record as read from the cluster contract at address contract (which is the
+ * app id): the chain for NODE_KEY_PURPOSE, the carried public keys against the recovered
+ * ones, and the node signature over registry_record_digest.
+ */
+enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t chain_id,
+					 const uint8_t contract[static 20],
+					 const uint8_t kms_root[static 20]);
+
+/*
+ * Fill a record ready for registerPeer: instance id, keys, chain, endpoint (strdup'd;
+ * registry_peer_clear frees it), mode, nonce (stored nonce + 1), and the node's signature.
+ * The WireGuard key is zero in TLS-gateway mode. -EINVAL when contract is not the
+ * identity's app id (the chain would not verify), when the identity has no KMS signature
+ * (a local key provider: the contract could not check it), or on out-of-range arguments.
+ */
+int attest_sign_record(const struct attest_identity *id, const struct attest_node_secrets *s,
+		       uint64_t chain_id, const uint8_t contract[static 20], const char *endpoint,
+		       enum registry_mode mode, uint64_t nonce, struct registry_peer *out);
+
+#endif

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* dstack signature chains and registry records: the signed messages and their verification. */
+#include <string.h>
+
+#include "attest/attest.h"
+#include "common/common.h"
+
+static const char kms_message_prefix[] = "dstack-kms-issued:";
+
+void attest_app_message_digest(const char *purpose, const uint8_t key_pub[static 64],
+			       uint8_t digest[static 32])
+{
+	struct keccak256_ctx k;
+	uint8_t compressed[33];
+	char hex[2 * 33 + 1];
+
+	eth_compress_pubkey(key_pub, compressed);
+	hex_encode(hex, compressed, sizeof(compressed));
+	keccak256_init(&k);
+	keccak256_update(&k, purpose, strlen(purpose));
+	keccak256_update(&k, ":", 1);
+	keccak256_update(&k, hex, 2 * 33);
+	keccak256_final(&k, digest);
+}
+
+void attest_kms_message_digest(const uint8_t app_id[static 20], const uint8_t app_pub[static 64],
+			       uint8_t digest[static 32])
+{
+	uint8_t msg[sizeof(kms_message_prefix) - 1 + 20 + 33], *p = msg;
+
+	memcpy(p, kms_message_prefix, sizeof(kms_message_prefix) - 1);
+	p += sizeof(kms_message_prefix) - 1;
+	memcpy(p, app_id, 20);
+	eth_compress_pubkey(app_pub, p + 20);
+	keccak256(digest, msg, sizeof(msg));
+}
+
+const char *attest_verdict_str(enum attest_verdict v)
+{
+	switch (v) {
+	case ATTEST_VALID:
+		return "valid";
+	case ATTEST_MALFORMED:
+		return "malformed key or signature";
+	case ATTEST_WRONG_PURPOSE:
+		return "key issued for another purpose";
+	case ATTEST_WRONG_APP_ID:
+		return "key issued to another app";
+	case ATTEST_BAD_APP_SIGNATURE:
+		return "app signature (chain[0]) is invalid";
+	case ATTEST_APP_KEY_MISMATCH:
+		return "app signature (chain[0]) is not by the claimed app key";
+	case ATTEST_NO_KMS_SIGNATURE:
+		return "no KMS signature (chain[1] empty: local key provider)";
+	case ATTEST_BAD_KMS_SIGNATURE:
+		return "KMS signature (chain[1]) is invalid";
+	case ATTEST_WRONG_ROOT:
+		return "KMS signature (chain[1]) is not by the expected KMS root";
+	case ATTEST_BAD_NODE_SIGNATURE:
+		return "node signature over the record is invalid";
+	}
+	return "unknown verdict";
+}
+
+/* v is the only byte whose range we can judge before recovery; 0/1 (dstack) or 27/28. */
+static bool signature_v_valid(const uint8_t sig[static 65])
+{
+	return sig[64] <= 1 || sig[64] == 27 || sig[64] == 28;
+}
+
+/* A 64-byte x||y is a key only if it is a point on the curve: round-trip it. */
+static bool pubkey_valid(const uint8_t pub[static 64])
+{
+	uint8_t compressed[33], back[64];
+
+	eth_compress_pubkey(pub, compressed);
+	return eth_decompress_pubkey(compressed, back) == 0 && !memcmp(back, pub, 64);
+}
+
+enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
+					const struct attest_expect *expect,
+					uint8_t *app_pub_out)
+{
+	uint8_t digest[32], app_pub[64], root_pub[64], root[20];
+
+	if (!chain->key_pub || !chain->purpose || !chain->app_id || !chain->sigs ||
+	    !pubkey_valid(chain->key_pub) || (chain->app_pub && !pubkey_valid(chain->app_pub)) ||
+	    !signature_v_valid(chain->sigs->app_signature))
+		return ATTEST_MALFORMED;
+	/* Claims first: they are cheap and say exactly what is wrong. */
+	if (strcmp(chain->purpose, expect->purpose))
+		return ATTEST_WRONG_PURPOSE;
+	if (memcmp(chain->app_id, expect->app_id, 20))
+		return ATTEST_WRONG_APP_ID;
+
+	attest_app_message_digest(chain->purpose, chain->key_pub, digest);
+	if (eth_recover_pubkey(digest, chain->sigs->app_signature, app_pub) < 0)
+		return ATTEST_BAD_APP_SIGNATURE;
+	if (chain->app_pub && memcmp(app_pub, chain->app_pub, 64))
+		return ATTEST_APP_KEY_MISMATCH;
+	if (app_pub_out)
+		memcpy(app_pub_out, app_pub, 64);
+
+	if (!chain->sigs->has_kms_signature)
+		return ATTEST_NO_KMS_SIGNATURE;
+	if (!signature_v_valid(chain->sigs->kms_signature))
+		return ATTEST_MALFORMED;
+	attest_kms_message_digest(chain->app_id, app_pub, digest);
+	if (eth_recover_pubkey(digest, chain->sigs->kms_signature, root_pub) < 0)
+		return ATTEST_BAD_KMS_SIGNATURE;
+	eth_address_from_pubkey(root_pub, root);
+	if (memcmp(root, expect->kms_root, 20))
+		return ATTEST_WRONG_ROOT;
+	return ATTEST_VALID;
+}
+
+enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t chain_id,
+					 const uint8_t contract[static 20],
+					 const uint8_t kms_root[static 20])
+{
+	struct attest_signature_chain sigs = { .has_kms_signature = true };
+	struct attest_chain chain = {
+		.key_pub = p->node_pubkey,
+		.purpose = ATTEST_NODE_KEY_PURPOSE,
+		.app_id = contract,
+		.app_pub = p->app_pubkey,
+		.sigs = &sigs,
+	};
+	struct attest_expect expect = {
+		.purpose = ATTEST_NODE_KEY_PURPOSE,
+		.app_id = contract,
+		.kms_root = kms_root,
+	};
+	uint8_t digest[32], signer[64];
+	enum attest_verdict v;
+
+	if (p->mode > REGISTRY_MODE_WIREGUARD)
+		return ATTEST_MALFORMED;
+	memcpy(sigs.app_signature, p->app_signature, 65);
+	memcpy(sigs.kms_signature, p->kms_signature, 65);
+	v = attest_verify_chain(&chain, &expect, NULL);
+	if (v != ATTEST_VALID)
+		return v;
+
+	if (!signature_v_valid(p->node_signature))
+		return ATTEST_MALFORMED;
+	registry_record_digest(chain_id, contract, p, digest);
+	if (eth_recover_pubkey(digest, p->node_signature, signer) < 0 ||
+	    memcmp(signer, p->node_pubkey, 64))
+		return ATTEST_BAD_NODE_SIGNATURE;
+	return ATTEST_VALID;
+}

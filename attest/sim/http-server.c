@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/* A small HTTP/1.1 server over poll: bounded requests, one per connection, for dstack-sim. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "attest/sim/sim.h"
+
+#define MAX_LISTENERS   4
+#define MAX_CONNECTIONS 32
+/* A client has this long to send its request and take the reply. */
+#define REQUEST_DEADLINE_MS 5000
+
+struct connection {
+	int fd;                /* -1: free slot */
+	uint64_t deadline;
+	struct buf in;
+};
+
+struct request {
+	char method[8];
+	char path[128];
+	char content_type[128];
+	size_t content_length;
+	size_t header_len;     /* through the blank line */
+};
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 431: return "Request Header Fields Too Large";
+	default: return "Internal Server Error";
+	}
+}
+
+/* Blocking-with-deadline write of the whole reply; the fd is non-blocking. */
+static void send_all(int fd, const void *data, size_t len, uint64_t deadline)
+{
+	const uint8_t *p = data;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		uint64_t now = now_ms();
+
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || now >= deadline)
+			return;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			return;
+	}
+}
+
+static void send_reply(int fd, int status, const struct buf *body, uint64_t deadline)
+{
+	char head[256];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		     "Connection: close\r\n\r\n", status, status_text(status), body->len);
+	send_all(fd, head, (size_t)n, deadline);
+	send_all(fd, body->data, body->len, deadline);
+}
+
+static void send_error(int fd, int status, const char *msg, uint64_t deadline)
+{
+	struct buf body;
+
+	buf_init(&body, 1024);
+	if (!buf_printf(&body, "{\"error\":") && !json_append_string(&body, msg) &&
+	    !buf_printf(&body, "}"))
+		send_reply(fd, status, &body, deadline);
+	buf_free(&body);
+}
+
+/* Copy a header's value (trimmed) when the line names it. */
+static bool header_value(const char *line, size_t len, const char *name, char *out, size_t out_len)
+{
+	size_t nlen = strlen(name), vlen;
+	const char *v;
+
+	if (len <= nlen || strncasecmp(line, name, nlen) || line[nlen] != ':')
+		return false;
+	v = line + nlen + 1;
+	vlen = len - nlen - 1;
+	while (vlen && (*v == ' ' || *v == '\t'))
+		v++, vlen--;
+	while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	if (vlen >= out_len)
+		vlen = out_len - 1;
+	memcpy(out, v, vlen);
+	out[vlen] = '\0';
+	return true;
+}
+
+/*
+ * Parse the head once the blank line has arrived: 0 done, 1 need more bytes, or an HTTP
+ * status to answer with.
+ */
+static int parse_head(const struct buf *in, struct request *req)
+{
+	const char *text = (const char *)in->data, *end, *line, *eol;
+	char value[32], version[16];
+
+	memset(req, 0, sizeof(*req));
+	end = in->len >= 4 ? memmem(text, in->len, "\r\n\r\n", 4) : NULL;
+	if (!end)
+		return in->len >= SIM_MAX_HEADER ? 431 : 1;
+	req->header_len = (size_t)(end - text) + 4;
+	if (req->header_len > SIM_MAX_HEADER)
+		return 431;
+
+	eol = memmem(text, req->header_len, "\r\n", 2);
+	{
+		char first[256];
+		size_t n = (size_t)(eol - text);
+
+		if (n >= sizeof(first))
+			return 400;
+		memcpy(first, text, n);
+		first[n] = '\0';
+		if (sscanf(first, "%7s %127s %15s", req->method, req->path, version) != 3 ||
+		    strncmp(version, "HTTP/1.", 7))
+			return 400;
+	}
+	for (line = eol + 2; line < end; line = eol + 2) {
+		eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+		if (!eol)
+			break;
+		if (header_value(line, (size_t)(eol - line), "Content-Length", value, sizeof(value))) {
+			char *stop;
+			unsigned long long n = strtoull(value, &stop, 10);
+
+			if (!*value || *stop)
+				return 400;
+			if (n > SIM_MAX_BODY)
+				return 413;
+			req->content_length = (size_t)n;
+		} else if (header_value(line, (size_t)(eol - line), "Transfer-Encoding", value,
+					sizeof(value))) {
+			return 411;  /* chunked bodies: not needed by any client of the agent */
+		} else {
+			header_value(line, (size_t)(eol - line), "Content-Type", req->content_type,
+				     sizeof(req->content_type));
+		}
+	}
+	return 0;
+}
+
+static void connection_close(struct connection *c)
+{
+	/* Requests are not secret, but wipe anyway: cheap, and replies share the allocator. */
+	secret_wipe(c->in.data, c->in.cap);
+	buf_free(&c->in);
+	close(c->fd);
+	c->fd = -1;
+}
+
+/* Read what is there; answer once the request is whole. Returns true when done. */
+static bool connection_readable(const struct sim_agent *agent, struct connection *c)
+{
+	struct request req;
+	struct buf reply;
+	uint8_t chunk[4096];
+	ssize_t n;
+	int r;
+
+	n = recv(c->fd, chunk, sizeof(chunk), 0);
+	if (n < 0)
+		return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+	if (n == 0)
+		return true;  /* the client gave up */
+	if (buf_append(&c->in, chunk, (size_t)n) < 0) {
+		send_error(c->fd, 413, "request too large", c->deadline);
+		return true;
+	}
+	r = parse_head(&c->in, &req);
+	if (r == 1)
+		return false;
+	if (r) {
+		send_error(c->fd, r, status_text(r), c->deadline);
+		return true;
+	}
+	if (c->in.len < req.header_len + req.content_length)
+		return false;
+	if (strcmp(req.method, "POST") && strcmp(req.method, "GET")) {
+		send_error(c->fd, 405, "use POST", c->deadline);
+		return true;
+	}
+	buf_init(&reply, 1 << 20);
+	r = sim_handle_request(agent, req.path, req.content_type[0] ? req.content_type : NULL,
+			       (const char *)c->in.data + req.header_len, req.content_length, &reply);
+	send_reply(c->fd, r, &reply, c->deadline);
+	secret_wipe(reply.data, reply.cap);  /* GetKey replies carry keys */
+	buf_free(&reply);
+	return true;
+}
+
+static void accept_one(int listen_fd, struct connection *conns)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < MAX_CONNECTIONS; i++) {
+		if (conns[i].fd < 0) {
+			conns[i].fd = fd;
+			conns[i].deadline = now_ms() + REQUEST_DEADLINE_MS;
+			buf_init(&conns[i].in, SIM_MAX_HEADER + SIM_MAX_BODY);
+			return;
+		}
+	}
+	close(fd);  /* not reached: listeners are not polled while the table is full */
+}
+
+int sim_serve(const struct sim_agent *agent, const int *listen_fds, int nfds,
+	      const sigset_t *wait_mask, volatile sig_atomic_t *stop)
+{
+	struct connection conns[MAX_CONNECTIONS];
+	struct pollfd pfds[MAX_LISTENERS + MAX_CONNECTIONS];
+	int slot_of[MAX_LISTENERS + MAX_CONNECTIONS];
+	int r = 0;
+
+	if (nfds > MAX_LISTENERS)
+		return -EINVAL;
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		conns[i].fd = -1;
+
+	while (!*stop) {
+		uint64_t now = now_ms(), next = now + 60000;
+		int n = 0, open = 0;
+		struct timespec ts;
+
+		for (int i = 0; i < MAX_CONNECTIONS; i++) {
+			if (conns[i].fd < 0)
+				continue;
+			if (conns[i].deadline <= now) {
+				connection_close(&conns[i]);
+				continue;
+			}
+			if (conns[i].deadline < next)
+				next = conns[i].deadline;
+			pfds[n] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
+			slot_of[n++] = i;
+			open++;
+		}
+		for (int i = 0; i < nfds && open < MAX_CONNECTIONS; i++) {
+			pfds[n] = (struct pollfd){ .fd = listen_fds[i], .events = POLLIN };
+			slot_of[n++] = -1;
+		}
+		ts.tv_sec = (time_t)((next - now) / 1000);
+		ts.tv_nsec = (long)((next - now) % 1000) * 1000000L;
+		if (ppoll(pfds, (nfds_t)n, &ts, wait_mask) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		for (int k = 0; k < n; k++) {
+			if (!pfds[k].revents)
+				continue;
+			if (slot_of[k] < 0)
+				accept_one(pfds[k].fd, conns);
+			else if (connection_readable(agent, &conns[slot_of[k]]))
+				connection_close(&conns[slot_of[k]]);
+		}
+	}
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		if (conns[i].fd >= 0)
+			connection_close(&conns[i]);
+	return r;
+}
