@@ -16,6 +16,10 @@ bool wants_help(int argc, char **argv);
 
 /* Subcommands; each lives in cli/cmd-<name>.c and returns a process exit status. */
 int cmd_version(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_peers(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
 int cmd_identity(int argc, char **argv);
 
 #endif

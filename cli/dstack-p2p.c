@@ -8,6 +8,10 @@
 
 static const struct subcommand subcommands[] = {
 	{ "version", cmd_version, "print the version" },
+	{ "agent", cmd_agent, "run the VPN agent: register, follow the registry, program WireGuard" },
+	{ "peers", cmd_peers, "the verified peers' addresses or URLs, one a line (--json)" },
+	{ "status", cmd_status, "identity, interface, peers with handshakes and transfer (--json)" },
+	{ "wait", cmd_wait, "exit 0 once this instance is registered (startup gate)" },
 	{ "identity", cmd_identity, "this node's ids and public keys, from the dstack guest agent" },
 };
 

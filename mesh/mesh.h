@@ -168,6 +168,9 @@ int mesh_agent_run(const struct mesh_config *cfg);
 
 /* ---- the control socket client (CLI and C API) ------------------------------------ */
 
+/* The control socket: flag (may be NULL) > $DSTACK_P2P_CONTROL > the default. */
+const char *mesh_control_path(const char *flag);
+
 /*
  * Ask the running agent: request is "peers", "status" or "watch". The reply (a JSON
  * document) lands in out. timeout_ms bounds the whole exchange. -ENOENT/-ECONNREFUSED

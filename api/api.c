@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/* api: the public C API for apps, a client of the local agent's control socket. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/dstack-p2p.h"
+#include "common/common.h"
+#include "mesh/mesh.h"
+
+struct dstack_p2p {
+	char contract[43];        /* empty: any */
+	char mode[16];            /* empty: any */
+	char control_path[PATH_MAX];
+
+	pthread_mutex_t lock;     /* guards stop and watch_fd */
+	pthread_t thread;
+	bool monitoring;
+	bool stop;
+	int watch_fd;
+	dstack_p2p_peers_fn fn;
+	void *user;
+};
+
+/* The agent's peers document, reduced to what the API returns. */
+struct peers_doc {
+	bool registered;
+	char contract[43];
+	char mode[16];
+	char **peers;
+	size_t n;
+};
+
+static void peers_doc_clear(struct peers_doc *d)
+{
+	dstack_p2p_free_peers(d->peers, d->n);
+	memset(d, 0, sizeof(*d));
+}
+
+static void copy_field(const struct json *j, int obj, const char *key, char *out, size_t cap)
+{
+	size_t len;
+	const char *s;
+	int i = json_get(j, obj, key);
+
+	out[0] = '\0';
+	if (i < 0 || j->tok[i].type != JSON_STRING)
+		return;
+	s = json_raw(j, i, &len);
+	if (len < cap) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+	}
+}
+
+static int parse_peers_doc(const char *text, size_t len, struct peers_doc *d)
+{
+	struct json j;
+	int arr, r;
+
+	memset(d, 0, sizeof(*d));
+	r = json_parse(&j, text, len, 4096);
+	if (r < 0)
+		return -EBADMSG;
+	r = -EBADMSG;
+	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
+		goto out;
+	int reg = json_get(&j, 0, "registered");
+	if (reg < 0 || json_bool(&j, reg, &d->registered) < 0)
+		goto out;
+	copy_field(&j, 0, "contract", d->contract, sizeof(d->contract));
+	copy_field(&j, 0, "mode", d->mode, sizeof(d->mode));
+	arr = json_get(&j, 0, "peers");
+	if (arr < 0 || j.tok[arr].type != JSON_ARRAY || j.tok[arr].size > MESH_MAX_PEERS)
+		goto out;
+	if (j.tok[arr].size > 0) {
+		d->peers = calloc((size_t)j.tok[arr].size, sizeof(*d->peers));
+		if (!d->peers) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (int k = 0; k < j.tok[arr].size; k++) {
+		int e = json_array_at(&j, arr, k);
+
+		if (e < 0 || json_strdup(&j, e, &d->peers[k]) < 0)
+			goto out;
+		d->n++;
+	}
+	r = 0;
+out:
+	json_free(&j);
+	if (r < 0)
+		peers_doc_clear(d);
+	return r;
+}
+
+/* The handle asked for a contract or mode the agent does not serve. */
+static int check_agent_matches(const struct dstack_p2p *p2p, const struct peers_doc *d)
+{
+	if (p2p->contract[0] && strcasecmp(p2p->contract, d->contract))
+		return -EXDEV;
+	if (p2p->mode[0] && strcmp(p2p->mode, d->mode))
+		return -EXDEV;
+	return 0;
+}
+
+static int query_peers(struct dstack_p2p *p2p, struct peers_doc *d)
+{
+	struct buf b;
+	int r;
+
+	buf_init(&b, 1 << 20);
+	r = mesh_control_query(p2p->control_path, "peers", &b, 3000);
+	if (r == 0)
+		r = parse_peers_doc((const char *)b.data, b.len, d);
+	buf_free(&b);
+	if (r == 0) {
+		r = check_agent_matches(p2p, d);
+		if (r < 0)
+			peers_doc_clear(d);
+	}
+	return r;
+}
+
+int dstack_p2p_open(struct dstack_p2p **out, const char *contract, const char *mode)
+{
+	struct mesh_config probe;
+	struct dstack_p2p *p2p;
+	enum mesh_mode m;
+
+	*out = NULL;
+	mesh_config_init(&probe);
+	if (contract && mesh_config_set(&probe, "CLUSTER_CONTRACT", contract) < 0)
+		return -EINVAL;
+	if (mode && mesh_mode_parse(mode, &m) < 0)
+		return -EINVAL;
+	p2p = calloc(1, sizeof(*p2p));
+	if (!p2p)
+		return -ENOMEM;
+	if (contract)
+		memcpy(p2p->contract, probe.contract, sizeof(p2p->contract));
+	if (mode)
+		snprintf(p2p->mode, sizeof(p2p->mode), "%s", mesh_mode_name(m));
+	snprintf(p2p->control_path, sizeof(p2p->control_path), "%s", mesh_control_path(NULL));
+	pthread_mutex_init(&p2p->lock, NULL);
+	p2p->watch_fd = -1;
+	*out = p2p;
+	return 0;
+}
+
+int dstack_p2p_register(struct dstack_p2p *p2p, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	int r;
+
+	for (;;) {
+		struct peers_doc d;
+
+		r = query_peers(p2p, &d);
+		if (r == 0) {
+			bool registered = d.registered;
+
+			peers_doc_clear(&d);
+			if (registered)
+				return 0;
+			r = -ETIMEDOUT;
+		}
+		if (r == -EXDEV || r == -EBADMSG || now_ms() >= deadline)
+			return r;
+		/* The agent may still be starting or waiting for its transaction. */
+		struct timespec ts = { .tv_nsec = 200 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int dstack_p2p_get_peers(struct dstack_p2p *p2p, char ***peers, size_t *n)
+{
+	struct peers_doc d;
+	int r;
+
+	*peers = NULL;
+	*n = 0;
+	r = query_peers(p2p, &d);
+	if (r < 0)
+		return r;
+	*peers = d.peers;
+	*n = d.n;
+	return 0;
+}
+
+void dstack_p2p_free_peers(char **peers, size_t n)
+{
+	if (!peers)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(peers[i]);
+	free(peers);
+}
+
+static bool same_list(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]))
+			return false;
+	return true;
+}
+
+static bool monitor_should_stop(struct dstack_p2p *p2p)
+{
+	bool stop;
+
+	pthread_mutex_lock(&p2p->lock);
+	stop = p2p->stop;
+	pthread_mutex_unlock(&p2p->lock);
+	return stop;
+}
+
+/* One connection's worth of the agent's stream: a peers document per line. */
+static void monitor_stream(struct dstack_p2p *p2p, int fd, struct peers_doc *last, bool *have_last)
+{
+	struct buf line;
+	char chunk[4096];
+
+	buf_init(&line, 1 << 20);
+	for (;;) {
+		ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
+		char *nl;
+
+		if (got <= 0 || buf_append(&line, chunk, (size_t)got) < 0)
+			break;
+		while ((nl = memchr(line.data, '\n', line.len))) {
+			size_t doc_len = (size_t)((uint8_t *)nl - line.data);
+			struct peers_doc d;
+
+			if (parse_peers_doc((const char *)line.data, doc_len, &d) == 0 &&
+			    check_agent_matches(p2p, &d) == 0) {
+				if (!*have_last || !same_list(d.peers, d.n, last->peers, last->n)) {
+					p2p->fn((const char *const *)d.peers, d.n, p2p->user);
+					peers_doc_clear(last);
+					*last = d;
+					*have_last = true;
+				} else {
+					peers_doc_clear(&d);
+				}
+			}
+			memmove(line.data, nl + 1, line.len - doc_len - 1);
+			line.len -= doc_len + 1;
+		}
+	}
+	buf_free(&line);
+}
+
+static void *monitor_thread(void *arg)
+{
+	struct dstack_p2p *p2p = arg;
+	struct peers_doc last = { 0 };
+	bool have_last = false;
+
+	while (!monitor_should_stop(p2p)) {
+		int fd = mesh_control_watch(p2p->control_path);
+
+		if (fd >= 0) {
+			pthread_mutex_lock(&p2p->lock);
+			if (p2p->stop) {
+				pthread_mutex_unlock(&p2p->lock);
+				close(fd);
+				break;
+			}
+			p2p->watch_fd = fd;
+			pthread_mutex_unlock(&p2p->lock);
+
+			monitor_stream(p2p, fd, &last, &have_last);
+
+			pthread_mutex_lock(&p2p->lock);
+			p2p->watch_fd = -1;
+			pthread_mutex_unlock(&p2p->lock);
+			close(fd);
+		}
+		/* The agent restarts or is not up yet: try again shortly, stop promptly. */
+		for (int i = 0; i < 10 && !monitor_should_stop(p2p); i++) {
+			struct timespec ts = { .tv_nsec = 100 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+	peers_doc_clear(&last);
+	return NULL;
+}
+
+int dstack_p2p_monitor_peers(struct dstack_p2p *p2p, dstack_p2p_peers_fn fn, void *user)
+{
+	int r;
+
+	if (!fn)
+		return -EINVAL;
+	if (p2p->monitoring)
+		return -EBUSY;
+	p2p->fn = fn;
+	p2p->user = user;
+	r = -pthread_create(&p2p->thread, NULL, monitor_thread, p2p);
+	if (r == 0)
+		p2p->monitoring = true;
+	return r;
+}
+
+void dstack_p2p_close(struct dstack_p2p *p2p)
+{
+	if (!p2p)
+		return;
+	if (p2p->monitoring) {
+		pthread_mutex_lock(&p2p->lock);
+		p2p->stop = true;
+		/* Wakes the thread from its blocking recv. */
+		if (p2p->watch_fd >= 0)
+			shutdown(p2p->watch_fd, SHUT_RDWR);
+		pthread_mutex_unlock(&p2p->lock);
+		pthread_join(p2p->thread, NULL);
+	}
+	pthread_mutex_destroy(&p2p->lock);
+	free(p2p);
+}
+
+const char *dstack_p2p_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -ENOENT:
+	case -ECONNREFUSED:
+		return "no dstack-p2p agent answers on the control socket (is the agent running?)";
+	case -EXDEV:
+		return "the local agent serves another cluster contract or mode";
+	case -ETIMEDOUT:
+		return "timed out waiting for the agent (not registered yet?)";
+	case -EBADMSG:
+		return "the agent's reply was malformed";
+	default:
+		return errstr(err);
+	}
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/* dstack-p2p status: identity, interface and every peer with its live WireGuard state. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "common/common.h"
+#include "mesh/mesh.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: dstack-p2p status [--json] [--control PATH]\n\n"
+		   "Show this node's identity, interface and peers (token, address, endpoint,\n"
+		   "last handshake, transfer, verification) as the running agent sees them.\n\n"
+		   "  --json          the agent's status document\n"
+		   "  --control PATH  the agent's control socket (env DSTACK_P2P_CONTROL)\n");
+}
+
+/* String member of object obj, or "" (the value is copied into a bounded buffer). */
+static const char *str(const struct json *j, int obj, const char *key, char *out, size_t cap)
+{
+	size_t len;
+	const char *s;
+	int i = json_get(j, obj, key);
+
+	out[0] = '\0';
+	if (i >= 0 && (j->tok[i].type == JSON_STRING || j->tok[i].type == JSON_PRIMITIVE)) {
+		s = json_raw(j, i, &len);
+		if (len >= cap)
+			len = cap - 1;
+		memcpy(out, s, len);
+		out[len] = '\0';
+	}
+	return out;
+}
+
+static long long num(const struct json *j, int obj, const char *key)
+{
+	int64_t v = 0;
+	int i = json_get(j, obj, key);
+
+	if (i >= 0)
+		json_int64(j, i, &v);
+	return (long long)v;
+}
+
+static void human_bytes(char *out, size_t len, unsigned long long b)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void human_ago(char *out, size_t len, long long unix_s)
+{
+	long long ago = (long long)time(NULL) - unix_s;
+
+	if (!unix_s)
+		snprintf(out, len, "never");
+	else if (ago < 120)
+		snprintf(out, len, "%llds ago", ago < 0 ? 0 : ago);
+	else
+		snprintf(out, len, "%lldm ago", ago / 60);
+}
+
+static void print_status(const struct json *j)
+{
+	char a[128], b[128], c[128], d[300];
+	int peers = json_get(j, 0, "peers"), rejected = json_get(j, 0, "rejected");
+
+	printf("instance    0x%s\n", str(j, 0, "instance_id", a, sizeof(a)));
+	printf("cluster     %s (chain %lld), %s mode\n", str(j, 0, "contract", a, sizeof(a)),
+	       num(j, 0, "chain_id"), str(j, 0, "mode", b, sizeof(b)));
+	printf("token       %lld  address %s  %s\n", num(j, 0, "token"), str(j, 0, "address", a, sizeof(a)),
+	       json_eq(j, json_get(j, 0, "registered"), "true") ? "registered" : "NOT registered");
+	printf("endpoint    %s\n", str(j, 0, "endpoint", d, sizeof(d)));
+	if (*str(j, 0, "interface", a, sizeof(a)))
+		printf("interface   %s (%s), port %lld, public key %s\n", a, str(j, 0, "backend", b, sizeof(b)),
+		       num(j, 0, "listen_port"), str(j, 0, "public_key", c, sizeof(c)));
+	printf("registry    block %lld, read %lld ms ago, RPC %s, %lld RPC calls\n", num(j, 0, "block"),
+	       num(j, 0, "last_sync_ms_ago"), json_eq(j, json_get(j, 0, "rpc_ok"), "true") ? "ok" : "FAILING",
+	       num(j, 0, "rpc_calls"));
+	printf("\n%-6s %-12s %-28s %-12s %-22s %s\n", "TOKEN", "ADDRESS", "ENDPOINT", "HANDSHAKE",
+	       "TRANSFER rx/tx", "VERIFIED");
+	for (int k = 0; peers >= 0 && k < j->tok[peers].size; k++) {
+		int p = json_array_at(j, peers, k);
+		char rx[32], tx[32], hs[32], xfer[80];
+
+		human_bytes(rx, sizeof(rx), (unsigned long long)num(j, p, "rx_bytes"));
+		human_bytes(tx, sizeof(tx), (unsigned long long)num(j, p, "tx_bytes"));
+		snprintf(xfer, sizeof(xfer), "%s / %s", rx, tx);
+		human_ago(hs, sizeof(hs), num(j, p, "last_handshake"));
+		printf("%-6lld %-12s %-28s %-12s %-22s %s\n", num(j, p, "token"),
+		       str(j, p, "address", a, sizeof(a)), str(j, p, "endpoint", d, sizeof(d)), hs, xfer,
+		       str(j, p, "verification", b, sizeof(b)));
+	}
+	for (int k = 0; rejected >= 0 && k < j->tok[rejected].size; k++) {
+		int p = json_array_at(j, rejected, k);
+
+		printf("%-6lld %-12s %-28s %-12s %-22s REJECTED: %s\n", num(j, p, "token"), "-", "-", "-", "-",
+		       str(j, p, "verification", d, sizeof(d)));
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "control", required_argument, NULL, 'c' },
+		{ 0 },
+	};
+	const char *control = NULL;
+	bool as_json = false;
+	struct buf reply;
+	struct json j;
+	int c, r;
+
+	if (wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': as_json = true; break;
+		case 'c': control = optarg; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	control = mesh_control_path(control);
+	buf_init(&reply, 1 << 20);
+	r = mesh_control_query(control, "status", &reply, 5000);
+	if (r < 0) {
+		fprintf(stderr, "dstack-p2p status: no agent answers at %s (%s)\n", control, errstr(r));
+		buf_free(&reply);
+		return 1;
+	}
+	if (as_json) {
+		fputs((const char *)reply.data, stdout);
+	} else if (json_parse(&j, (const char *)reply.data, reply.len, 1 << 14) == 0 &&
+		   j.tok[0].type == JSON_OBJECT) {
+		print_status(&j);
+		json_free(&j);
+	} else {
+		fprintf(stderr, "dstack-p2p status: the agent's reply is not a status document\n");
+		r = -EBADMSG;
+	}
+	buf_free(&reply);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* mesh: what this node registers as its endpoint: its underlay address, or its gateway URL. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "common/common.h"
+#include "mesh/internal.h"
+#include "mesh/mesh.h"
+
+#define SYS_CONFIG_PATH "/dstack/.host-shared/.sys-config.json"
+
+/* Host part of "http://host:port/path" or "https://[v6]:port". */
+static int url_host(const char *url, char *host, size_t len)
+{
+	const char *p = strstr(url, "://"), *end;
+
+	if (!p)
+		return -EINVAL;
+	p += 3;
+	if (*p == '[') {
+		p++;
+		end = strchr(p, ']');
+	} else {
+		end = p + strcspn(p, ":/,");
+	}
+	if (!end || end == p || (size_t)(end - p) >= len)
+		return -EINVAL;
+	memcpy(host, p, (size_t)(end - p));
+	host[end - p] = '\0';
+	return 0;
+}
+
+/*
+ * The address our packets to the RPC server leave from is the one peers can most
+ * likely reach us on (no packet is sent: connect() on UDP only picks a route).
+ */
+int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
+	struct sockaddr_storage local;
+	socklen_t slen = sizeof(local);
+	char host[256], ip[INET6_ADDRSTRLEN];
+	int fd = -1, r;
+
+	r = url_host(cfg->rpc_urls, host, sizeof(host));
+	if (r < 0)
+		return -EADDRNOTAVAIL;
+	if (getaddrinfo(host, "9", &hints, &res) || !res)
+		return -EHOSTUNREACH;
+	fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&local, &slen) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (local.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)&local;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		if (in->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) {
+			r = -EADDRNOTAVAIL;  /* an RPC on localhost says nothing about our address */
+			goto out;
+		}
+		r = snprintf(out, len, "%s:%u", ip, cfg->listen_port) >= (int)len ? -ENOSPC : 0;
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)&local;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		r = snprintf(out, len, "[%s]:%u", ip, cfg->listen_port) >= (int)len ? -ENOSPC : 0;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return r;
+}
+
+/* base_domain from the gateway named in the host-shared config (FACTS.md). */
+static int gateway_domain_from_host(char *domain, size_t len)
+{
+	struct http_target target = { .timeout_ms = 5000 };
+	struct http_reply reply = { 0 };
+	struct json j = { 0 }, g = { 0 };
+	char *text = NULL, *url = NULL;
+	size_t n = 0;
+	FILE *f;
+	int r, i;
+
+	f = fopen(SYS_CONFIG_PATH, "re");
+	if (!f)
+		return -errno;
+	text = calloc(1, 1 << 16);
+	if (text)
+		n = fread(text, 1, (1 << 16) - 1, f);
+	fclose(f);
+	if (!text)
+		return -ENOMEM;
+	r = json_parse(&j, text, n, 4096);
+	if (r < 0)
+		goto out;
+	i = json_get(&j, 0, "gateway_urls");
+	i = i < 0 ? i : json_array_at(&j, i, 0);
+	if (i < 0 || json_strdup(&j, i, &url) < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	target.base_url = url;
+	r = http_get(&target, "/prpc/Info", &reply);
+	if (r < 0)
+		goto out;
+	if (reply.status != 200 || json_parse(&g, (const char *)reply.body.data, reply.body.len, 1024) < 0) {
+		r = -EBADMSG;
+		goto out;
+	}
+	i = json_get(&g, 0, "base_domain");
+	char *d = NULL;
+	if (i < 0 || json_strdup(&g, i, &d) < 0 || !*d || strlen(d) >= len) {
+		free(d);
+		r = -EBADMSG;
+		goto out;
+	}
+	snprintf(domain, len, "%s", d);
+	free(d);
+	r = 0;
+out:
+	json_free(&g);
+	json_free(&j);
+	http_reply_free(&reply);
+	free(url);
+	free(text);
+	return r;
+}
+
+int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, char *out, size_t len)
+{
+	char domain[256];
+	int r;
+
+	if (cfg->gateway_domain[0]) {
+		snprintf(domain, sizeof(domain), "%s", cfg->gateway_domain);
+	} else {
+		r = gateway_domain_from_host(domain, sizeof(domain));
+		if (r < 0)
+			return r;
+	}
+	if (snprintf(out, len, "https://%s-%u.%s", instance_hex, cfg->gateway_port, domain) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/* mesh: pieces shared by the agent's files, not part of the module's interface. */
+#ifndef DSTACK_P2P_MESH_INTERNAL_H
+#define DSTACK_P2P_MESH_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+
+struct buf;
+
+/* The listening control socket and the "watch" clients it streams peer lists to. */
+struct control_server {
+	int fd;
+	int watchers[16];
+	char path[PATH_MAX];
+};
+
+/* Fill out with the JSON reply to request ("peers", "status"); -ENOENT if unknown. */
+typedef int (*control_reply_fn)(void *ctx, const char *request, struct buf *out);
+
+int control_listen(struct control_server *s, const char *path);
+void control_close(struct control_server *s);
+/* Serve the clients waiting in accept (bounded per call). */
+void control_accept(struct control_server *s, control_reply_fn reply, void *ctx);
+/* Send one line to every watcher, dropping those that cannot keep up. */
+void control_broadcast(struct control_server *s, const char *line);
+
+/* ---- the cluster contract, as the agent sees it through chain/ (mesh/cluster.c) ---- */
+
+struct cluster;
+struct registry_peer;
+
+/* A view of contract over the RPC URLs (comma-separated failover list). */
+int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20]);
+void cluster_close(struct cluster *c);
+/* One line about the last failure ("eth_call getPeers() at http://...: timed out"). */
+const char *cluster_error(const struct cluster *c);
+/* JSON-RPC requests sent so far (the benchmark's "RPC calls per idle poll"). */
+uint64_t cluster_rpc_calls(const struct cluster *c);
+
+int cluster_chain_id(struct cluster *c, uint64_t *chain_id);
+int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20]);
+int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *token);
+/* The stored registration nonce of an instance (kept across removals). */
+int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *nonce);
+/*
+ * Cheap follow step: 1 when the contract logged anything since the last call (or this is
+ * the first call, or a reorg was seen), 0 when idle. One round trip when idle.
+ */
+int cluster_poll_changes(struct cluster *c, uint64_t *block);
+/* Every live peer record (getPeers()); free with cluster_peers_free. */
+int cluster_read_peers(struct cluster *c, struct registry_peer **peers, size_t *n);
+void cluster_peers_free(struct registry_peer *peers, size_t n);
+/* The registerPeer(...) calldata for a signed record. */
+int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
+/*
+ * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) and wait (bounded) for
+ * its receipt; a revert comes back as -EPERM with the reason in cluster_error().
+ */
+int cluster_send_registration(struct cluster *c, const struct registry_peer *rec,
+			      const uint8_t tx_key[static 32]);
+/* Hand the calldata to a relayer (POST {"to","data"} to url). */
+int cluster_relay_registration(struct cluster *c, const char *relayer_url,
+			       const struct registry_peer *rec);
+
+/* ---- the agent's state, shared by agent.c, wireguard.c and report.c ----------------- */
+
+#include "attest/attest.h"
+#include "mesh/mesh.h"
+
+struct wg_backend;
+
+/* A record that failed verification, remembered so the reason is logged once. */
+struct mesh_rejected {
+	uint64_t token;
+	uint64_t nonce;
+	uint8_t instance_id[20];
+	char reason[96];
+};
+
+struct agent {
+	const struct mesh_config *cfg;
+	uint8_t contract[20];
+
+	/* identity: public half here, private keys only in locked memory */
+	struct attest_client *attest;
+	struct attest_identity id;
+	struct attest_node_secrets *secrets;
+	char instance_hex[41];
+	char endpoint[MESH_ENDPOINT_MAX];   /* what we register */
+
+	/* chain */
+	struct cluster *cluster;
+	bool chain_ready;                   /* chain id and KMS root known */
+	uint64_t chain_id;
+	uint8_t kms_root[20];
+	uint64_t block;                     /* latest block the registry was seen at */
+	uint64_t token;                     /* 0 until bound */
+	bool registered;                    /* our record is on chain and matches */
+	uint64_t registered_nonce;
+	uint64_t tx_sent_ms;                /* last registration attempt; 0 = none */
+	bool calldata_printed;
+
+	/* WireGuard */
+	struct wg_backend *wg;
+	bool iface_ready;
+	uint64_t addr_token;                /* token whose 10.0.1.t is on the interface */
+	struct mesh_wg_want *applied;       /* what we last programmed (endpoint roaming policy) */
+	size_t n_applied;
+
+	/* the verified peer list apps see (never includes this node) */
+	struct mesh_peer *peers;
+	size_t n_peers;
+	uint64_t generation;
+	struct mesh_rejected rejected[MESH_MAX_PEERS];
+	size_t n_rejected;
+
+	/* health */
+	uint64_t last_sync_ms;              /* last successful registry read */
+	uint64_t next_full_read_ms;
+	unsigned backoff_ms;                /* 0 while the RPC answers */
+	bool force_reconcile;
+
+	struct control_server control;
+};
+
+/* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
+int agent_wg_open(struct agent *a);
+int agent_wg_set_address(struct agent *a, uint64_t token);
+/* Program the device so its peers are exactly a->peers; 0 or negative errno. */
+int agent_wg_reconcile(struct agent *a);
+/* Per-peer live state for status (handshake, transfer), keyed by WireGuard key. */
+int agent_wg_dump(struct agent *a, struct mesh_wg_have **have, size_t *n);
+void agent_wg_close(struct agent *a);
+
+/* report.c: the control socket's JSON documents. */
+int agent_peers_json(const struct agent *a, struct buf *out);
+int agent_status_json(struct agent *a, struct buf *out);
+
+/* endpoint.c: what this node registers. */
+int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);
+int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, char *out, size_t len);
+
+#endif

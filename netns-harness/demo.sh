@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# make demo [N=3]: a local dstack-p2p mesh of N nodes on anvil and the guest-agent
+# simulator, with userspace WireGuard. Shows each node's peer table and a ping matrix,
+# then cleans up (also on Ctrl-C). H_KEEP=1 keeps the scratch directory with the logs.
+set -euo pipefail
+N=${1:-3}
+[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 2 ] && [ "$N" -le 200 ] || { echo "usage: $0 N (2..200)" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+
+h_init "dpdemo$$"
+h_deploy
+for i in $(seq 1 "$N"); do h_node_add "$i"; done
+for i in $(seq 1 "$N"); do h_mint_bind "$i"; done
+h_log "starting $N agents (one per node namespace, userspace WireGuard)"
+for i in $(seq 1 "$N"); do h_agent_start "$i"; done
+for i in $(seq 1 "$N"); do h_agent_wait_registered "$i" 60; done
+h_log "every node is registered on chain"
+nodes=($(seq 1 "$N"))
+h_wait_mesh 60 "${nodes[@]}" || h_die "the WireGuard peers did not converge"
+h_log "every node's WireGuard peers match the registry"
+
+for i in "${nodes[@]}"; do
+	echo
+	echo "=== node $i ($(h_ns "$i"), 10.0.1.${H_TOKEN[$i]}) — dstack-p2p status"
+	DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" status
+done
+
+echo
+echo "=== ping matrix (row pings column over the mesh; ms of one echo, or FAIL)"
+printf '%-10s' ""
+for j in "${nodes[@]}"; do printf '%-10s' "10.0.1.${H_TOKEN[$j]}"; done
+echo
+fails=0
+for i in "${nodes[@]}"; do
+	printf '%-10s' "10.0.1.${H_TOKEN[$i]}"
+	for j in "${nodes[@]}"; do
+		if [ "$i" = "$j" ]; then printf '%-10s' "-"; continue; fi
+		rtt=""
+		for try in 1 2 3; do
+			rtt=$(h_in "$i" ping -c 1 -W 1 "10.0.1.${H_TOKEN[$j]}" 2>/dev/null |
+				sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p') && [ -n "$rtt" ] && break
+		done
+		if [ -n "$rtt" ]; then printf '%-10s' "$rtt"; else printf '%-10s' "FAIL"; fails=$((fails + 1)); fi
+	done
+	echo
+done
+echo
+if [ "$fails" = 0 ]; then
+	h_log "demo: $N nodes, $((N * (N - 1))) of $((N * (N - 1))) pairs answer over WireGuard"
+else
+	h_die "demo: $fails of $((N * (N - 1))) pairs did not answer"
+fi

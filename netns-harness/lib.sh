@@ -1,0 +1,228 @@
+# SPDX-License-Identifier: MIT
+# netns-harness: N dstack-p2p nodes on one host, as functions for demo.sh and the tests.
+#
+#   hub namespace  : bridge 192.168.77.254/24 + anvil (HTTP for nodes, --ipc socket for
+#                    the operator's cast in the root namespace)
+#   node namespace : eth0 192.168.77.i/24 (veth into the bridge), wireguard-go with a
+#                    unique interface name, a guest-agent simulator, one agent
+#
+# Nothing is added to the root namespace and node namespaces have no default route.
+# Every name carries the per-run prefix $H_PREFIX so parallel runs never collide.
+# Source this file, call h_init, then the h_* functions; h_cleanup runs on EXIT.
+
+H_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+H_BIN=${H_BIN:-$H_ROOT/build}
+H_CAST=$H_ROOT/node_modules/.bin/cast
+H_ANVIL=$H_ROOT/node_modules/.bin/anvil
+H_FORGE=$H_ROOT/node_modules/.bin/forge
+H_SUBNET=192.168.77
+H_HUB_IP=$H_SUBNET.254
+H_RPC=http://$H_HUB_IP:8545
+H_POLL_MS=${H_POLL_MS:-300}
+H_KEEPALIVE=${H_KEEPALIVE:-2}
+# anvil's first well-known dev account: the cluster operator (deploys, mints, binds).
+H_OPERATOR_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+
+h_log() { printf '[%6s ms] %s\n' "$(( ($(date +%s%N) - H_T0) / 1000000 ))" "$*"; }
+h_die() { h_log "FAIL: $*"; exit 1; }
+
+# h_init [prefix]: scratch dir, cleanup trap, hub with anvil.
+h_init() {
+	[ "$(id -u)" = 0 ] || { echo "netns-harness: run as root (network namespaces)" >&2; exit 1; }
+	H_PREFIX=${1:-dp$$}
+	H_RUN=$(mktemp -d "/tmp/dstack-p2p-$H_PREFIX.XXXXXX")
+	H_T0=$(date +%s%N)
+	H_NODES=()
+	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=()
+	H_OTHER_PIDS=()
+	trap h_cleanup EXIT
+	trap 'exit 130' INT TERM
+	for tool in "$H_CAST" "$H_ANVIL" "$H_BIN/dstack-p2p" "$H_BIN/dstack-sim"; do
+		[ -x "$tool" ] || { echo "netns-harness: $tool missing (make deps all)" >&2; exit 1; }
+	done
+	h_hub_up
+}
+
+h_ns() { echo "${H_PREFIX}n$1"; }
+h_if() { echo "${H_PREFIX}w$1"; }
+h_in() { local i=$1; shift; ip netns exec "$(h_ns "$i")" "$@"; }
+h_cast() { "$H_CAST" "$1" --rpc-url "$H_RUN/anvil.ipc" "${@:2}"; }
+
+h_kill() { # pid...: TERM, then KILL after a bounded wait
+	local p t
+	for p in "$@"; do kill "$p" 2>/dev/null || true; done
+	for p in "$@"; do
+		for t in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.02; done
+		kill -9 "$p" 2>/dev/null || true
+	done
+}
+
+h_cleanup() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	for i in "${H_NODES[@]}"; do
+		h_kill ${H_PID_AGENT[$i]:-} ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
+		ip netns del "$(h_ns "$i")" 2>/dev/null || true
+		rm -f "/var/run/wireguard/$(h_if "$i").sock"
+	done
+	h_kill "${H_OTHER_PIDS[@]}"
+	ip netns del "${H_PREFIX}hub" 2>/dev/null || true
+	if [ "$rc" != 0 ] && [ -n "${H_RUN:-}" ]; then
+		for f in "$H_RUN"/agent*.log; do
+			[ -f "$f" ] && { echo "--- last lines of $f"; tail -15 "$f"; }
+		done
+	fi
+	[ -n "${H_KEEP:-}" ] || rm -rf "${H_RUN:?}"
+	exit "$rc"
+}
+
+h_hub_up() {
+	local hub=${H_PREFIX}hub t
+	ip netns add "$hub"
+	ip -n "$hub" link set lo up
+	ip -n "$hub" link add br0 type bridge
+	ip -n "$hub" addr add "$H_HUB_IP/24" dev br0
+	ip -n "$hub" link set br0 up
+	ip netns exec "$hub" "$H_ANVIL" --host "$H_HUB_IP" --port 8545 --ipc "$H_RUN/anvil.ipc" \
+		--silent >"$H_RUN/anvil.log" 2>&1 &
+	H_OTHER_PIDS+=($!)
+	for t in $(seq 1 250); do
+		[ -S "$H_RUN/anvil.ipc" ] && h_cast chain-id >/dev/null 2>&1 && break
+		sleep 0.04
+	done
+	h_cast chain-id >/dev/null 2>&1 || h_die "anvil did not start ($H_RUN/anvil.log)"
+	h_log "hub ${H_PREFIX}hub: anvil on $H_RPC"
+}
+
+# h_deploy: the cluster contract, with a fresh KMS root key for this run.
+h_deploy() {
+	local kms_addr bytecode args
+	H_KMS_KEY=0x$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	kms_addr=$("$H_CAST" wallet address --private-key "$H_KMS_KEY")
+	(umask 077 && echo "${H_KMS_KEY#0x}" >"$H_RUN/kms.key")
+	H_OPERATOR=$("$H_CAST" wallet address --private-key "$H_OPERATOR_KEY")
+	H_MINTED_TOPIC=$("$H_CAST" keccak "NodeAccessMinted(uint256,address,string)")
+	if [ -x "$H_ROOT/contracts/deploy.sh" ]; then
+		H_CONTRACT=$("$H_ROOT/contracts/deploy.sh" --rpc-url "$H_RUN/anvil.ipc" \
+			--private-key "$H_OPERATOR_KEY" --kms-root "$kms_addr" | tail -1)
+	else
+		local art=$H_ROOT/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json
+		[ -f "$art" ] || (cd "$H_ROOT/contracts" && "$H_FORGE" build -q) >/dev/null
+		bytecode=$(sed -n 's/.*"bytecode":{"object":"\(0x[0-9a-f]*\)".*/\1/p' "$art")
+		args=$("$H_CAST" abi-encode "constructor(address,address)" "$H_OPERATOR" "$kms_addr")
+		H_CONTRACT=$(h_cast send --private-key "$H_OPERATOR_KEY" --json --create "$bytecode${args#0x}" |
+			sed -n 's/.*"contractAddress":"\(0x[0-9a-fA-F]*\)".*/\1/p')
+	fi
+	[[ "$H_CONTRACT" =~ ^0x[0-9a-fA-F]{40}$ ]] || h_die "deploy failed: '$H_CONTRACT'"
+	H_CONTRACT=$(echo "$H_CONTRACT" | tr 'A-F' 'a-f')
+	h_log "cluster contract $H_CONTRACT (KMS root $kms_addr)"
+}
+
+# h_node_add i: namespace, veth, wireguard-go, guest-agent simulator. No agent yet.
+h_node_add() {
+	local i=$1 ns t
+	ns=$(h_ns "$i")
+	ip netns add "$ns"
+	ip link add "${H_PREFIX}v$i" netns "${H_PREFIX}hub" type veth peer name eth0 netns "$ns"
+	ip -n "${H_PREFIX}hub" link set "${H_PREFIX}v$i" master br0 up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$H_SUBNET.$i/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	h_in "$i" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
+	H_PID_WG[$i]=$!
+	H_INSTANCE[$i]=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	"$H_BIN/dstack-sim" --kms-root-key-file "$H_RUN/kms.key" --app-id "$H_CONTRACT" \
+		--instance-id "${H_INSTANCE[$i]}" --socket "$H_RUN/sim$i.sock" >"$H_RUN/sim$i.log" 2>&1 &
+	H_PID_SIM[$i]=$!
+	# A funded key of its own pays for the node's registration (nonces never collide).
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | sed 's/^/0x/' >"$H_RUN/txkey$i"
+	chmod 600 "$H_RUN/txkey$i"
+	h_cast rpc anvil_setBalance "$("$H_CAST" wallet address --private-key "$(cat "$H_RUN/txkey$i")")" \
+		0x56BC75E2D63100000 >/dev/null
+	for t in $(seq 1 250); do
+		[ -S "/var/run/wireguard/$(h_if "$i").sock" ] && [ -S "$H_RUN/sim$i.sock" ] && break
+		sleep 0.02
+	done
+	[ -S "$H_RUN/sim$i.sock" ] || h_die "node $i: simulator did not start ($H_RUN/sim$i.log)"
+	H_NODES+=("$i")
+}
+
+# h_mint_bind i: the operator mints the next token and binds node i's instance to it.
+h_mint_bind() {
+	local i=$1
+	# Minting takes the lowest free id: read it from the receipt's NodeAccessMinted log.
+	H_TOKEN[$i]=$(h_cast send --private-key "$H_OPERATOR_KEY" --json "$H_CONTRACT" \
+		"mintNodeAccess(address,string)" "$H_OPERATOR" "node-$i" |
+		grep -o "\"topics\":\[\"$H_MINTED_TOPIC\",\"0x[0-9a-f]*\"" | grep -o '0x[0-9a-f]*"$' | tr -d '"')
+	[ -n "${H_TOKEN[$i]}" ] || h_die "mint for node $i"
+	H_TOKEN[$i]=$(( H_TOKEN[$i] ))
+	h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "bindInstance(uint256,address)" \
+		"${H_TOKEN[$i]}" "0x${H_INSTANCE[$i]}" >/dev/null || h_die "bind for node $i"
+	h_log "node $i: token ${H_TOKEN[$i]} bound to instance 0x${H_INSTANCE[$i]}"
+}
+
+# h_agent_start i [extra agent flags...]
+h_agent_start() {
+	local i=$1
+	shift
+	h_in "$i" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim$i.sock" \
+		CLUSTER_CONTRACT="$H_CONTRACT" P2P_MODE=wireguard ETH_RPC_URL="$H_RPC" \
+		P2P_INTERFACE="$(h_if "$i")" P2P_ENDPOINT="$H_SUBNET.$i:51830" \
+		P2P_LISTEN_PORT=51830 P2P_KEEPALIVE="$H_KEEPALIVE" P2P_POLL_MS="$H_POLL_MS" \
+		P2P_TX_KEY_FILE="$H_RUN/txkey$i" P2P_PEERS_FILE="$H_RUN/peers$i" \
+		DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" \
+		"$H_BIN/dstack-p2p" agent "$@" >>"$H_RUN/agent$i.log" 2>&1 &
+	H_PID_AGENT[$i]=$!
+}
+
+h_agent_wait_registered() { # i [timeout s]
+	local i=$1
+	DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" wait --timeout "${2:-30}" >/dev/null ||
+		h_die "node $i did not register ($H_RUN/agent$i.log)"
+}
+
+# h_node_up i: everything for one node, registered and running.
+h_node_up() {
+	h_node_add "$1"
+	h_mint_bind "$1"
+	h_agent_start "$1"
+}
+
+# Public keys the device of node i has as peers, sorted.
+h_wg_peers() { h_in "$1" wg show "$(h_if "$1")" peers | sort; }
+h_wg_pubkey() { h_in "$1" wg show "$(h_if "$1")" public-key; }
+
+# h_expect_mesh live...: every live node's device lists exactly the other live nodes,
+# each with allowed IP 10.0.1.<token>/32 (as `wg show` reports it). Bounded wait.
+h_mesh_matches() {
+	local i j want have
+	for i in "$@"; do
+		want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s 10.0.1.%s/32\n' "$(h_wg_pubkey "$j")" "${H_TOKEN[$j]}"; done | sort)
+		have=$(h_in "$i" wg show "$(h_if "$i")" allowed-ips | tr '\t' ' ' | sort)
+		[ "$want" = "$have" ] || return 1
+	done
+}
+
+h_wait_mesh() { # timeout_s live...
+	local timeout=$1 t0
+	shift
+	t0=$(date +%s%N)
+	until h_mesh_matches "$@"; do
+		[ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt "$timeout" ] || return 1
+		sleep 0.1
+	done
+}
+
+# h_ping i j: one bounded ping from node i to node j's overlay address.
+h_ping() { h_in "$1" ping -c 1 -W 1 -q "10.0.1.${H_TOKEN[$2]}" >/dev/null 2>&1; }
+
+# h_ping_all live...: every ordered pair, up to 3 tries each (first handshakes); prints the
+# number that answered.
+h_ping_all() {
+	local i j k ok=0
+	for i in "$@"; do for j in "$@"; do
+		[ "$i" = "$j" ] && continue
+		for k in 1 2 3; do h_ping "$i" "$j" && { ok=$((ok + 1)); break; }; done
+	done; done
+	echo "$ok"
+}
