@@ -132,6 +132,168 @@ struct eth_tx {
 int eth_tx_sign(const struct eth_tx *tx, const uint8_t sk[static 32], struct buf *raw,
 		uint8_t tx_hash[static 32]);
 
+/* ---- JSON-RPC client ------------------------------------------------------------------------ */
+
+/*
+ * Endpoints, comma-separated (ETH_RPC_URL): "http://..." / "https://...", a path or
+ * "ipc://<path>" for the raw unix socket of geth / anvil --ipc, "http+unix://<path>" for
+ * HTTP over a unix socket. The one that answered last is tried first; the others are
+ * the failover order. Transport errors, HTTP 429 and 5xx are retried with doubling
+ * backoff; a timeout moves on to the next endpoint at once.
+ */
+struct eth_rpc_config {
+	const char *urls;
+	long timeout_ms;           /* per exchange; 0: 10 s */
+	int retries;               /* per endpoint; 0: 2, negative: none */
+	long backoff_ms;           /* first backoff; 0: 200 ms */
+	size_t max_reply;          /* bytes; 0: 32 MiB */
+	uint64_t max_log_range;    /* blocks per eth_getLogs request; 0: 10000 */
+};
+
+struct eth_rpc;
+
+int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out);
+void eth_rpc_free(struct eth_rpc *rpc);
+/* What went wrong last, naming the endpoint or method; for the caller's log line. */
+const char *eth_rpc_last_error(const struct eth_rpc *rpc);
+/* Exchanges made so far (each batch is one), for tests and the benchmark. */
+uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc);
+uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc);
+
+/* One call of a batch: method and params (a JSON array, NULL for []) in, the reply out. */
+struct eth_rpc_call {
+	const char *method;
+	const char *params;
+	char *result;             /* raw JSON of the result (strings without their quotes) */
+	size_t result_len;
+	int result_type;          /* JSON_STRING, JSON_OBJECT, JSON_ARRAY, JSON_PRIMITIVE */
+	int error;                /* 0, -EREMOTEIO (JSON-RPC error below) or -EPROTO (no reply) */
+	long code;
+	char *message;
+	char *data;               /* error data, e.g. revert bytes as hex, or NULL */
+};
+
+void eth_rpc_call_clear(struct eth_rpc_call *c);
+/*
+ * Send n calls in one round trip (a JSON-RPC batch; a single object when n is 1).
+ * Returns 0 when a reply arrived (then check each calls[i].error) or the transport error
+ * of the last endpoint tried; eth_rpc_last_error says what and where.
+ */
+int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n);
+/* A single call; returns its transport error or c->error. */
+int eth_rpc_call(struct eth_rpc *rpc, const char *method, const char *params,
+		 struct eth_rpc_call *c);
+/*
+ * Match a reply (one object or a batch array) to calls with ids first_id .. first_id+n-1.
+ * -EINVAL/-EPROTO when text is not JSON-RPC; calls without a reply get error -EPROTO.
+ */
+int eth_rpc_parse_reply(const char *text, size_t len, uint64_t first_id,
+			struct eth_rpc_call *calls, size_t n);
+
+/* ---- typed Ethereum methods ------------------------------------------------------------------ */
+
+/* "0x" quantities and data from replies; -EINVAL for malformed, -ERANGE past 64 bits. */
+int eth_parse_quantity(const char *s, size_t len, uint64_t *out);
+/* Hex data of at most max bytes into a malloc'd buffer. */
+int eth_parse_data(const char *s, size_t len, size_t max, uint8_t **out, size_t *out_len);
+
+struct eth_block {
+	uint64_t number;
+	uint8_t hash[32];
+	uint8_t parent_hash[32];
+	uint64_t base_fee_per_gas;   /* 0 before London */
+	uint64_t timestamp;
+};
+
+struct eth_receipt {
+	uint8_t tx_hash[32];
+	uint64_t block_number;
+	uint8_t block_hash[32];
+	bool success;                /* status 1 */
+	uint64_t gas_used;
+	bool has_contract_address;
+	uint8_t contract_address[20];
+};
+
+struct eth_log {
+	uint64_t block_number;
+	uint8_t block_hash[32];
+	uint8_t tx_hash[32];
+	uint64_t log_index;
+	uint8_t address[20];
+	uint8_t topics[4][32];
+	size_t ntopics;
+	uint8_t *data;               /* malloc'd */
+	size_t data_len;
+	bool removed;
+};
+
+struct eth_log_filter {
+	uint64_t from_block;
+	uint64_t to_block;
+	const uint8_t *address;      /* 20 bytes, or NULL for any contract */
+	const uint8_t *topic0;       /* 32 bytes, or NULL for any event */
+};
+
+/* Block tags: "latest", "pending", "safe", "finalized", "earliest" or a number as 0x-hex. */
+#define ETH_BLOCK_TAG_MAX 24
+void eth_block_tag(char tag[static ETH_BLOCK_TAG_MAX], uint64_t number);
+
+int eth_chain_id(struct eth_rpc *rpc, uint64_t *chain_id);
+int eth_block_number(struct eth_rpc *rpc, uint64_t *number);
+/* -ENOENT when the node has no such block. */
+int eth_get_block(struct eth_rpc *rpc, const char *tag, struct eth_block *block);
+int eth_parse_block(const char *json, size_t len, struct eth_block *block);
+/*
+ * eth_call; the return data is appended to out. A revert gives -EREMOTEIO, with the
+ * decoded reason in eth_rpc_last_error.
+ */
+int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data, size_t len,
+	     const char *tag, struct buf *out);
+int eth_get_transaction_count(struct eth_rpc *rpc, const uint8_t addr[static 20], const char *tag,
+			      uint64_t *nonce);
+int eth_estimate_gas(struct eth_rpc *rpc, const uint8_t from[static 20], const uint8_t *to,
+		     const void *data, size_t len, uint64_t *gas);
+/*
+ * Fees for a type-2 transaction in one round trip: eth_maxPriorityFeePerGas and the latest
+ * block's base fee (max fee = 2 * base + tip); eth_gasPrice where the first is missing.
+ */
+int eth_suggest_fees(struct eth_rpc *rpc, uint64_t *max_fee, uint64_t *priority_fee);
+int eth_send_raw_transaction(struct eth_rpc *rpc, const void *raw, size_t len,
+			     uint8_t tx_hash[static 32]);
+/* -ENOENT while the transaction is not mined. */
+int eth_get_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], struct eth_receipt *rc);
+/* Poll for the receipt every poll_ms up to timeout_ms: -ETIMEDOUT when it never comes. */
+int eth_wait_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], long timeout_ms,
+		     long poll_ms, struct eth_receipt *rc);
+/*
+ * Logs of a block range, split into requests of at most the configured range, halving it
+ * when the provider says the range or result is too large. The logs are appended to
+ * *logs (realloc'd); free them with eth_logs_free.
+ */
+int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth_log **logs,
+		 size_t *n);
+int eth_parse_logs(const char *json, size_t len, struct eth_log **logs, size_t *n);
+void eth_logs_free(struct eth_log *logs, size_t n);
+
+/*
+ * Call contract `to` with data in a transaction signed by sk: estimate gas (a revert
+ * there is -EPERM before anything is sent), take the pending nonce and suggested fees,
+ * send, and wait up to timeout_ms for the receipt. A mined failure is -EPERM too; the
+ * reason is in eth_rpc_last_error. chain_id 0 asks the node.
+ */
+int eth_send_transaction(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t sk[static 32],
+			 const uint8_t to[static 20], const void *data, size_t len, long timeout_ms,
+			 struct eth_receipt *rc);
+
+/*
+ * Human-readable revert reason of revert data: Error(string), Panic(uint256) or a custom
+ * error of the registry contract by name with its arguments; else the selector in hex.
+ */
+void eth_describe_revert(const uint8_t *data, size_t len, char *out, size_t outlen);
+/* The custom error signatures eth_describe_revert knows by name. */
+size_t eth_known_errors(const char *const **signatures);
+
 /* ---- the registry record (docs/registry.md) ------------------------------------------- */
 
 enum registry_mode { REGISTRY_MODE_TLS_GATEWAY = 0, REGISTRY_MODE_WIREGUARD = 1 };
@@ -155,6 +317,16 @@ struct registry_peer {
 
 /* Frees the endpoint and zeroes the record; accepts NULL. */
 void registry_peer_clear(struct registry_peer *p);
+void registry_peers_free(struct registry_peer *peers, size_t n);
+
+/* The contract's MAX_NODES_LIMIT: a getPeers() reply claiming more is malformed. */
+#define REGISTRY_MAX_PEERS 254
+
+/* An entry of getPeers() that was skipped, and why. */
+struct registry_skip {
+	size_t index;
+	char reason[96];
+};
 
 /*
  * The digest the node key signs:
@@ -164,5 +336,71 @@ void registry_peer_clear(struct registry_peer *p);
  */
 void registry_record_digest(uint64_t chain_id, const uint8_t contract[static 20],
 			    const struct registry_peer *p, uint8_t out[static 32]);
+
+/* Append registerPeer(PeerRegistration) calldata; -EINVAL without a valid endpoint. */
+int registry_encode_register_call(const struct registry_peer *rec, struct buf *calldata);
+/*
+ * Decode getPeers() return data (Peer[]). Entries with wrong byte lengths, an unknown
+ * mode, a token id above 2^64 or an empty, over-long or NUL-holding endpoint are skipped;
+ * the first max_skips of them are described in skips. -EBADMSG when the array itself is
+ * malformed, -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_peers_free.
+ */
+int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer **peers, size_t *n,
+			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
+
+/* Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). */
+int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			struct registry_peer **peers, size_t *n, struct registry_skip *skips,
+			size_t max_skips, size_t *nskips);
+int registry_nonce_of(struct eth_rpc *rpc, const uint8_t contract[static 20],
+		      const uint8_t instance_id[static 20], uint64_t *nonce);
+int registry_token_of_instance(struct eth_rpc *rpc, const uint8_t contract[static 20],
+			       const uint8_t instance_id[static 20], uint64_t *token);
+int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[static 20],
+				    const uint8_t instance_id[static 20], bool *registered);
+int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
+		      uint8_t kms_root[static 20]);
+
+/*
+ * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the
+ * receipt. A revert (at estimation or mined) is -EPERM, its decoded reason (e.g.
+ * "StaleNonce(3, 5)") in eth_rpc_last_error.
+ */
+int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
+			       const uint8_t contract[static 20], const struct registry_peer *rec,
+			       const uint8_t tx_key[static 32], long timeout_ms, struct eth_receipt *rc);
+
+/* ---- following the registry -------------------------------------------------------------- */
+
+struct registry_reader;
+
+struct registry_reader_stats {
+	uint64_t polls;
+	uint64_t full_reads;   /* getPeers() calls */
+	uint64_t reorgs;       /* times the block we had read at left the chain */
+};
+
+/*
+ * A follower of the registry at contract over rpc (borrowed: it must outlive the reader).
+ * expected_chain_id 0 accepts any chain; otherwise another chain is -EXDEV at first poll.
+ */
+int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
+			uint64_t expected_chain_id, struct registry_reader **out);
+void registry_reader_free(struct registry_reader *r);
+/*
+ * Bring the peer set up to the head of the chain. The first poll checks the chain id and
+ * reads getPeers(); after that an idle poll is one round trip, and a log from the
+ * contract or a reorg leads to one more, a getPeers() pinned to the new head.
+ * *changed tells whether the peer set differs from before. On error the previous set
+ * stays, and eth_rpc_last_error says why.
+ */
+int registry_reader_poll(struct registry_reader *r, bool *changed);
+/* The current peer set (valid until the next poll) and the block it was read at (NULL
+ * before the first successful poll). */
+const struct registry_peer *registry_reader_peers(const struct registry_reader *r, size_t *n);
+const struct eth_block *registry_reader_block(const struct registry_reader *r);
+/* Entries of the last getPeers() that were malformed and left out. */
+const struct registry_skip *registry_reader_skipped(const struct registry_reader *r, size_t *n);
+void registry_reader_get_stats(const struct registry_reader *r, struct registry_reader_stats *s);
 
 #endif

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* Private helpers shared by the files of chain/; not part of the module's interface. */
+#ifndef DSTACK_P2P_CHAIN_INTERNAL_H
+#define DSTACK_P2P_CHAIN_INTERNAL_H
+
+#include "chain/chain.h"
+#include "common/common.h"
+
+/* One request/reply over a raw unix stream socket (geth/anvil IPC). err gets the why. */
+int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long timeout_ms,
+		     struct buf *reply, char *err, size_t errlen);
+
+/* Record a human-readable error on the client for eth_rpc_last_error. */
+void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

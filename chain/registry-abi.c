@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry contract's ABI: registerPeer calldata, the Peer[] that getPeers() returns
+ * (decoded entry by entry, a malformed entry skipped rather than failing the rest), and
+ * the small views the agent needs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/internal.h"
+
+#define SIG_REGISTER_PEER \
+	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
+
+/* Head slots of the Peer struct (docs/registry.md). */
+enum peer_slot {
+	PEER_TOKEN_ID, PEER_INSTANCE_ID, PEER_WG_KEY, PEER_ENDPOINT, PEER_MODE, PEER_NONCE,
+	PEER_NODE_PUBKEY, PEER_APP_PUBKEY, PEER_APP_SIG, PEER_KMS_SIG, PEER_NODE_SIG,
+	PEER_SLOTS
+};
+
+int registry_encode_register_call(const struct registry_peer *rec, struct buf *calldata)
+{
+	struct abi_encoder call, reg;
+	uint8_t sel[4];
+	int r;
+
+	if (!rec->endpoint || strlen(rec->endpoint) > REGISTRY_ENDPOINT_MAX)
+		return -EINVAL;
+	abi_selector(SIG_REGISTER_PEER, sel);
+	if ((r = buf_append(calldata, sel, 4)) < 0 || (r = abi_enc_begin(&call, calldata, 1)) < 0 ||
+	    (r = abi_put_tuple_begin(&call, &reg, 10)) < 0)
+		return r;
+	if ((r = abi_put_address(&reg, rec->instance_id)) < 0 ||
+	    (r = abi_put_word(&reg, rec->wg_public_key)) < 0 ||
+	    (r = abi_put_string(&reg, rec->endpoint)) < 0 || (r = abi_put_uint64(&reg, rec->mode)) < 0 ||
+	    (r = abi_put_uint64(&reg, rec->nonce)) < 0 ||
+	    (r = abi_put_bytes(&reg, rec->node_pubkey, 64)) < 0 ||
+	    (r = abi_put_bytes(&reg, rec->app_pubkey, 64)) < 0 ||
+	    (r = abi_put_bytes(&reg, rec->app_signature, 65)) < 0 ||
+	    (r = abi_put_bytes(&reg, rec->kms_signature, 65)) < 0 ||
+	    (r = abi_put_bytes(&reg, rec->node_signature, 65)) < 0)
+		return r;
+	if ((r = abi_enc_end(&reg)) < 0)
+		return r;
+	return abi_enc_end(&call);
+}
+
+/* A bytes field that must be exactly n bytes long. */
+static int get_exact_bytes(const struct abi_tuple *t, size_t slot, uint8_t *out, size_t n,
+			   const char *what, char *why, size_t whylen)
+{
+	const uint8_t *p;
+	size_t len;
+
+	if (abi_get_bytes(t, slot, &p, &len) < 0) {
+		snprintf(why, whylen, "%s: bad offset or length", what);
+		return -EBADMSG;
+	}
+	if (len != n) {
+		snprintf(why, whylen, "%s is %zu bytes, not %zu", what, len, n);
+		return -EBADMSG;
+	}
+	memcpy(out, p, n);
+	return 0;
+}
+
+static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char *why, size_t whylen)
+{
+	const uint8_t *ep;
+	uint64_t v;
+	size_t n;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	r = abi_get_uint64(t, PEER_TOKEN_ID, &p->token_id);
+	if (r < 0) {
+		snprintf(why, whylen, "token id %s", r == -ERANGE ? "above 2^64" : "missing");
+		return -EBADMSG;
+	}
+	if (abi_get_address(t, PEER_INSTANCE_ID, p->instance_id) < 0 ||
+	    abi_get_fixed_bytes(t, PEER_WG_KEY, 32, p->wg_public_key) < 0 ||
+	    abi_get_uint(t, PEER_MODE, 8, &v) < 0 || abi_get_uint64(t, PEER_NONCE, &p->nonce) < 0) {
+		snprintf(why, whylen, "a fixed-size field is malformed");
+		return -EBADMSG;
+	}
+	if (v > REGISTRY_MODE_WIREGUARD) {
+		snprintf(why, whylen, "unknown network mode %llu", (unsigned long long)v);
+		return -EBADMSG;
+	}
+	p->mode = (uint8_t)v;
+	if (abi_get_bytes(t, PEER_ENDPOINT, &ep, &n) < 0) {
+		snprintf(why, whylen, "endpoint: bad offset or length");
+		return -EBADMSG;
+	}
+	if (n == 0 || n > REGISTRY_ENDPOINT_MAX || memchr(ep, '\0', n)) {
+		snprintf(why, whylen, n ? "endpoint longer than %d bytes or holding a NUL"
+					: "endpoint is empty", REGISTRY_ENDPOINT_MAX);
+		return -EBADMSG;
+	}
+	if ((r = get_exact_bytes(t, PEER_NODE_PUBKEY, p->node_pubkey, 64, "node key", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_APP_PUBKEY, p->app_pubkey, 64, "app key", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_APP_SIG, p->app_signature, 65, "app signature", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_KMS_SIG, p->kms_signature, 65, "KMS signature", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_NODE_SIG, p->node_signature, 65, "node signature", why, whylen)) < 0)
+		return r;
+	p->endpoint = strndup((const char *)ep, n);
+	return p->endpoint ? 0 : -ENOMEM;
+}
+
+void registry_peers_free(struct registry_peer *peers, size_t n)
+{
+	if (!peers)
+		return;
+	for (size_t i = 0; i < n; i++)
+		registry_peer_clear(&peers[i]);
+	free(peers);
+}
+
+int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer **out, size_t *n,
+			  struct registry_skip *skips, size_t max_skips, size_t *nskips)
+{
+	struct registry_peer *peers = NULL;
+	struct abi_tuple top, arr, entry;
+	size_t count, kept = 0, skipped = 0;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if (nskips)
+		*nskips = 0;
+	abi_tuple_init(&top, data, len);
+	r = abi_get_array(&top, 0, 1, &arr, &count);
+	if (r < 0)
+		return -EBADMSG;
+	if (count > REGISTRY_MAX_PEERS)
+		return -E2BIG;
+	if (count) {
+		peers = calloc(count, sizeof(*peers));
+		if (!peers)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		char why[96] = "bad offset";
+
+		r = abi_get_tuple(&arr, i, &entry);
+		if (r == 0)
+			r = decode_peer(&entry, &peers[kept], why, sizeof(why));
+		if (r == -ENOMEM) {
+			registry_peers_free(peers, kept);
+			return r;
+		}
+		if (r < 0) {
+			registry_peer_clear(&peers[kept]);
+			if (skips && skipped < max_skips) {
+				skips[skipped].index = i;
+				snprintf(skips[skipped].reason, sizeof(skips[skipped].reason), "%s", why);
+			}
+			skipped++;
+			continue;
+		}
+		kept++;
+	}
+	if (nskips)
+		*nskips = skipped < max_skips ? skipped : max_skips;
+	if (!kept) {
+		free(peers);
+		peers = NULL;
+	}
+	*out = peers;
+	*n = kept;
+	return 0;
+}
+
+/* ---- views ----------------------------------------------------------------------------- */
+
+/* Call a view taking no argument or one address and return its data. */
+static int call_view(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
+		     const uint8_t *addr_arg, const char *tag, struct buf *ret)
+{
+	struct abi_encoder e;
+	struct buf calldata;
+	uint8_t sel[4];
+	int r;
+
+	buf_init(&calldata, 0);
+	abi_selector(sig, sel);
+	r = buf_append(&calldata, sel, 4);
+	if (r == 0 && addr_arg) {
+		if ((r = abi_enc_begin(&e, &calldata, 1)) == 0 &&
+		    (r = abi_put_address(&e, addr_arg)) == 0)
+			r = abi_enc_end(&e);
+	}
+	if (r == 0)
+		r = eth_call(rpc, contract, calldata.data, calldata.len, tag ? tag : "latest", ret);
+	buf_free(&calldata);
+	return r;
+}
+
+static int view_uint64(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
+		       const uint8_t *addr_arg, unsigned bits, uint64_t *out)
+{
+	struct abi_tuple t;
+	struct buf ret;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view(rpc, contract, sig, addr_arg, NULL, &ret);
+	if (r == 0) {
+		abi_tuple_init(&t, ret.data, ret.len);
+		r = abi_get_uint(&t, 0, bits, out);
+		if (r < 0)
+			rpc_set_error(rpc, "%s: malformed return data (%zu bytes)", sig, ret.len);
+	}
+	buf_free(&ret);
+	return r;
+}
+
+int registry_nonce_of(struct eth_rpc *rpc, const uint8_t contract[static 20],
+		      const uint8_t instance_id[static 20], uint64_t *nonce)
+{
+	return view_uint64(rpc, contract, "nonceOf(address)", instance_id, 64, nonce);
+}
+
+int registry_token_of_instance(struct eth_rpc *rpc, const uint8_t contract[static 20],
+			       const uint8_t instance_id[static 20], uint64_t *token)
+{
+	return view_uint64(rpc, contract, "tokenOfInstance(address)", instance_id, 64, token);
+}
+
+int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[static 20],
+				    const uint8_t instance_id[static 20], bool *registered)
+{
+	uint64_t v;
+	int r = view_uint64(rpc, contract, "instanceIsRegistered(address)", instance_id, 8, &v);
+
+	if (r == 0 && v > 1) {
+		rpc_set_error(rpc, "instanceIsRegistered: not a bool");
+		return -EBADMSG;
+	}
+	if (r == 0)
+		*registered = v;
+	return r;
+}
+
+int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
+		      uint8_t kms_root[static 20])
+{
+	struct abi_tuple t;
+	struct buf ret;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view(rpc, contract, "kmsRoot()", NULL, NULL, &ret);
+	if (r == 0) {
+		abi_tuple_init(&t, ret.data, ret.len);
+		r = abi_get_address(&t, 0, kms_root);
+		if (r < 0)
+			rpc_set_error(rpc, "kmsRoot(): malformed return data (%zu bytes)", ret.len);
+	}
+	buf_free(&ret);
+	return r;
+}
+
+int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			struct registry_peer **peers, size_t *n, struct registry_skip *skips,
+			size_t max_skips, size_t *nskips)
+{
+	struct buf ret;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view(rpc, contract, "getPeers()", NULL, tag, &ret);
+	if (r == 0) {
+		r = registry_decode_peers(ret.data, ret.len, peers, n, skips, max_skips, nskips);
+		if (r < 0)
+			rpc_set_error(rpc, "getPeers() at %s: %s return data (%zu bytes)", tag,
+				      r == -E2BIG ? "more peers than the registry can hold in"
+						  : "malformed", ret.len);
+	}
+	buf_free(&ret);
+	return r;
+}
+
+int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
+			       const uint8_t contract[static 20], const struct registry_peer *rec,
+			       const uint8_t tx_key[static 32], long timeout_ms, struct eth_receipt *rc)
+{
+	struct buf calldata;
+	int r;
+
+	buf_init(&calldata, 0);
+	r = registry_encode_register_call(rec, &calldata);
+	if (r < 0)
+		rpc_set_error(rpc, "the record cannot be encoded (endpoint missing or too long)");
+	else
+		r = eth_send_transaction(rpc, chain_id, tx_key, contract, calldata.data, calldata.len,
+					 timeout_ms, rc);
+	buf_free(&calldata);
+	return r;
+}

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The JSON-RPC client: endpoints with failover, bounded retries with backoff, batches in
+ * one round trip, and the parser that matches replies to requests by id.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/internal.h"
+
+#define RPC_MAX_ENDPOINTS 8
+#define RPC_DEFAULT_TIMEOUT_MS 10000
+#define RPC_DEFAULT_RETRIES 2
+#define RPC_DEFAULT_BACKOFF_MS 200
+#define RPC_DEFAULT_MAX_REPLY (32u << 20)
+#define RPC_DEFAULT_LOG_RANGE 10000
+
+enum rpc_transport { RPC_HTTP, RPC_HTTP_UNIX, RPC_IPC };
+
+struct rpc_endpoint {
+	enum rpc_transport transport;
+	char *spec;   /* as configured, for messages */
+	char *target; /* URL (RPC_HTTP) or socket path */
+};
+
+struct eth_rpc {
+	struct rpc_endpoint ep[RPC_MAX_ENDPOINTS];
+	size_t nep;
+	size_t current;          /* the endpoint that answered last: tried first */
+	long timeout_ms;
+	unsigned retries;
+	long backoff_ms;
+	size_t max_reply;
+	uint64_t max_log_range;
+	uint64_t next_id;
+	uint64_t round_trips;
+	char last_error[512];
+};
+
+void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rpc->last_error, sizeof(rpc->last_error), fmt, ap);
+	va_end(ap);
+}
+
+const char *eth_rpc_last_error(const struct eth_rpc *rpc)
+{
+	return rpc->last_error[0] ? rpc->last_error : "no error";
+}
+
+uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc)
+{
+	return rpc->round_trips;
+}
+
+uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc)
+{
+	return rpc->max_log_range;
+}
+
+static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
+{
+	static const struct { const char *prefix; enum rpc_transport t; bool keep; } kinds[] = {
+		{ "http://", RPC_HTTP, true },
+		{ "https://", RPC_HTTP, true },
+		{ "http+unix://", RPC_HTTP_UNIX, false },
+		{ "ipc://", RPC_IPC, false },
+		{ "/", RPC_IPC, true },
+	};
+
+	ep->spec = strndup(spec, n);
+	if (!ep->spec)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		size_t plen = strlen(kinds[i].prefix);
+
+		if (n < plen || strncmp(spec, kinds[i].prefix, plen))
+			continue;
+		ep->transport = kinds[i].t;
+		ep->target = kinds[i].keep ? strdup(ep->spec) : strdup(ep->spec + plen);
+		if (!ep->target)
+			return -ENOMEM;
+		return ep->target[0] ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out)
+{
+	struct eth_rpc *rpc;
+	const char *p;
+	int r;
+
+	*out = NULL;
+	if (!cfg->urls || !cfg->urls[0])
+		return -EINVAL;
+	rpc = calloc(1, sizeof(*rpc));
+	if (!rpc)
+		return -ENOMEM;
+	rpc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
+	rpc->retries = cfg->retries > 0 ? (unsigned)cfg->retries
+		       : cfg->retries < 0 ? 0 : RPC_DEFAULT_RETRIES;
+	rpc->backoff_ms = cfg->backoff_ms > 0 ? cfg->backoff_ms : RPC_DEFAULT_BACKOFF_MS;
+	rpc->max_reply = cfg->max_reply ? cfg->max_reply : RPC_DEFAULT_MAX_REPLY;
+	rpc->max_log_range = cfg->max_log_range ? cfg->max_log_range : RPC_DEFAULT_LOG_RANGE;
+	rpc->next_id = 1;
+	for (p = cfg->urls; *p;) {
+		size_t n = strcspn(p, ",");
+		size_t lead = strspn(p, " \t");
+
+		if (n > lead) {
+			size_t len = n - lead;
+
+			while (len && (p[lead + len - 1] == ' ' || p[lead + len - 1] == '\t'))
+				len--;
+			if (rpc->nep == RPC_MAX_ENDPOINTS) {
+				r = -E2BIG;
+				goto err;
+			}
+			r = endpoint_parse(&rpc->ep[rpc->nep++], p + lead, len);
+			if (r < 0)
+				goto err;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (!rpc->nep) {
+		r = -EINVAL;
+		goto err;
+	}
+	*out = rpc;
+	return 0;
+err:
+	eth_rpc_free(rpc);
+	return r;
+}
+
+void eth_rpc_free(struct eth_rpc *rpc)
+{
+	if (!rpc)
+		return;
+	for (size_t i = 0; i < rpc->nep; i++) {
+		free(rpc->ep[i].spec);
+		free(rpc->ep[i].target);
+	}
+	free(rpc);
+}
+
+void eth_rpc_call_clear(struct eth_rpc_call *c)
+{
+	if (!c)
+		return;
+	free(c->result);
+	free(c->message);
+	free(c->data);
+	c->result = c->message = c->data = NULL;
+	c->result_len = 0;
+	c->result_type = 0;
+	c->error = 0;
+	c->code = 0;
+}
+
+/* ---- the reply parser ---------------------------------------------------------------- */
+
+static int dup_raw(const struct json *j, int i, char **out, size_t *len)
+{
+	size_t n;
+	const char *s = json_raw(j, i, &n);
+
+	*out = strndup(s, n);
+	if (!*out)
+		return -ENOMEM;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+static int fill_error(struct eth_rpc_call *c, const struct json *j, int err)
+{
+	int i;
+	int64_t code;
+
+	c->error = -EREMOTEIO;
+	if (j->tok[err].type != JSON_OBJECT) {
+		c->error = -EPROTO;
+		return 0;
+	}
+	i = json_get(j, err, "code");
+	if (i >= 0 && json_int64(j, i, &code) == 0)
+		c->code = code;
+	i = json_get(j, err, "message");
+	if (i >= 0 && j->tok[i].type == JSON_STRING && json_strdup(j, i, &c->message) == -ENOMEM)
+		return -ENOMEM;
+	i = json_get(j, err, "data");
+	if (i >= 0 && !json_is_null(j, i))
+		return dup_raw(j, i, &c->data, NULL);
+	return 0;
+}
+
+/* One reply object: find its request by id and store the result or error there. */
+static int take_reply_object(const struct json *j, int obj, uint64_t first_id,
+			     struct eth_rpc_call *calls, size_t n, bool *seen)
+{
+	int64_t id;
+	int i, res, err;
+	struct eth_rpc_call *c;
+
+	if (j->tok[obj].type != JSON_OBJECT)
+		return -EPROTO;
+	i = json_get(j, obj, "id");
+	err = json_get(j, obj, "error");
+	if (i < 0 || json_int64(j, i, &id) < 0) {
+		/* A reply without a usable id is the server rejecting the whole request. */
+		if (err < 0)
+			return -EPROTO;
+		for (size_t k = 0; k < n; k++) {
+			if (seen[k])
+				continue;
+			seen[k] = true;
+			eth_rpc_call_clear(&calls[k]);
+			if (fill_error(&calls[k], j, err) < 0)
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	/* Ids we never sent are ignored; a second reply to the same request is not. */
+	if (id < 0 || (uint64_t)id < first_id || (uint64_t)id - first_id >= n)
+		return 0;
+	if (seen[id - first_id])
+		return -EPROTO;
+	seen[id - first_id] = true;
+	c = &calls[id - first_id];
+	res = json_get(j, obj, "result");
+	if (err >= 0 && !json_is_null(j, err))
+		return fill_error(c, j, err);
+	if (res < 0) {
+		c->error = -EPROTO;
+		return 0;
+	}
+	c->result_type = j->tok[res].type;
+	return dup_raw(j, res, &c->result, &c->result_len);
+}
+
+int eth_rpc_parse_reply(const char *text, size_t len, uint64_t first_id,
+			struct eth_rpc_call *calls, size_t n)
+{
+	struct json j = { 0 };
+	bool *seen;
+	int r;
+
+	if (n == 0)
+		return -EINVAL;
+	seen = calloc(n, sizeof(*seen));
+	if (!seen)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		eth_rpc_call_clear(&calls[k]);
+	r = json_parse(&j, text, len, 0);
+	if (r < 0)
+		goto out;
+	if (j.ntok < 1) {
+		r = -EPROTO;
+		goto out;
+	}
+	if (j.tok[0].type == JSON_ARRAY) {
+		for (int e = 0; e < j.tok[0].size; e++) {
+			int obj = json_array_at(&j, 0, e);
+
+			r = obj < 0 ? -EPROTO : take_reply_object(&j, obj, first_id, calls, n, seen);
+			if (r < 0)
+				goto out;
+		}
+	} else {
+		r = take_reply_object(&j, 0, first_id, calls, n, seen);
+		if (r < 0)
+			goto out;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (!seen[k])
+			calls[k].error = -EPROTO;
+	r = 0;
+out:
+	if (r < 0)
+		for (size_t k = 0; k < n; k++)
+			eth_rpc_call_clear(&calls[k]);
+	json_free(&j);
+	free(seen);
+	return r;
+}
+
+/* ---- transport, retries and failover ------------------------------------------------------ */
+
+static int build_request(const struct eth_rpc_call *calls, size_t n, uint64_t first_id,
+			 struct buf *b)
+{
+	int r = 0;
+
+	if (n > 1)
+		r = buf_append(b, "[", 1);
+	for (size_t k = 0; k < n && r == 0; k++)
+		r = buf_printf(b, "%s{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"%s\",\"params\":%s}",
+			       k ? "," : "", (unsigned long long)(first_id + k), calls[k].method,
+			       calls[k].params ? calls[k].params : "[]");
+	if (n > 1 && r == 0)
+		r = buf_append(b, "]", 1);
+	return r;
+}
+
+enum attempt_outcome { ATTEMPT_OK, ATTEMPT_RETRY, ATTEMPT_NEXT_ENDPOINT };
+
+/* One exchange with one endpoint; on failure says whether to retry it or move on. */
+static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const struct buf *req,
+		    struct buf *reply, enum attempt_outcome *outcome)
+{
+	char err[256] = "";
+	int r;
+
+	rpc->round_trips++;
+	buf_reset(reply);
+	if (ep->transport == RPC_IPC) {
+		r = rpc_ipc_exchange(ep->target, (const char *)req->data, req->len, rpc->timeout_ms,
+				     reply, err, sizeof(err));
+	} else {
+		struct http_target t = {
+			.base_url = ep->transport == RPC_HTTP ? ep->target : NULL,
+			.unix_socket = ep->transport == RPC_HTTP_UNIX ? ep->target : NULL,
+			.timeout_ms = rpc->timeout_ms,
+			.max_reply = rpc->max_reply,
+		};
+		struct http_reply hr;
+
+		r = http_post(&t, ep->transport == RPC_HTTP ? "" : "/", NULL, req->data, req->len, &hr);
+		snprintf(err, sizeof(err), "%s", hr.error);
+		if (r == 0 && hr.status != 200) {
+			rpc_set_error(rpc, "%s: HTTP %ld", ep->spec, hr.status);
+			/* Rate limits and server trouble pass; other statuses are this endpoint's. */
+			*outcome = hr.status == 429 || hr.status >= 500 ? ATTEMPT_RETRY
+								       : ATTEMPT_NEXT_ENDPOINT;
+			http_reply_free(&hr);
+			return -EREMOTEIO;
+		}
+		if (r == 0) {
+			buf_free(reply);
+			*reply = hr.body;
+		} else {
+			http_reply_free(&hr);
+		}
+	}
+	if (r < 0) {
+		rpc_set_error(rpc, "%s: %s", ep->spec, err[0] ? err : errstr(r));
+		/* A hung endpoint already cost a whole timeout: do not wait for it again. */
+		*outcome = r == -ETIMEDOUT || r == -EMSGSIZE ? ATTEMPT_NEXT_ENDPOINT : ATTEMPT_RETRY;
+		return r;
+	}
+	*outcome = ATTEMPT_OK;
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
+{
+	uint64_t first_id = rpc->next_id;
+	struct buf req, reply;
+	int r;
+
+	if (n == 0)
+		return 0;
+	rpc->next_id += n;
+	rpc->last_error[0] = '\0';
+	buf_init(&req, 0);
+	buf_init(&reply, rpc->max_reply);
+	r = build_request(calls, n, first_id, &req);
+	if (r < 0)
+		goto out;
+	r = -EIO;
+	for (size_t e = 0; e < rpc->nep; e++) {
+		size_t idx = (rpc->current + e) % rpc->nep;
+		long backoff = rpc->backoff_ms;
+
+		for (unsigned attempt = 0; attempt <= rpc->retries; attempt++) {
+			enum attempt_outcome outcome;
+
+			if (attempt) {
+				sleep_ms(backoff);
+				backoff *= 2;
+			}
+			r = exchange(rpc, &rpc->ep[idx], &req, &reply, &outcome);
+			if (r == 0) {
+				r = eth_rpc_parse_reply((const char *)reply.data, reply.len, first_id,
+							calls, n);
+				if (r == 0) {
+					rpc->current = idx;
+					goto out;
+				}
+				rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)",
+					      rpc->ep[idx].spec, errstr(r));
+				r = -EPROTO;
+				break;
+			}
+			if (outcome == ATTEMPT_NEXT_ENDPOINT)
+				break;
+		}
+	}
+	if (r != -EPROTO)
+		snprintf(rpc->last_error + strlen(rpc->last_error),
+			 sizeof(rpc->last_error) - strlen(rpc->last_error),
+			 " (%zu endpoint%s, %u retr%s each)", rpc->nep, rpc->nep == 1 ? "" : "s",
+			 rpc->retries, rpc->retries == 1 ? "y" : "ies");
+out:
+	buf_free(&req);
+	buf_free(&reply);
+	return r;
+}
+
+int eth_rpc_call(struct eth_rpc *rpc, const char *method, const char *params,
+		 struct eth_rpc_call *c)
+{
+	int r;
+
+	c->method = method;
+	c->params = params;
+	r = eth_rpc_batch(rpc, c, 1);
+	if (r < 0)
+		return r;
+	if (c->error == -EREMOTEIO)
+		rpc_set_error(rpc, "%s: error %ld: %s", method, c->code,
+			      c->message ? c->message : "(no message)");
+	else if (c->error)
+		rpc_set_error(rpc, "%s: no reply to this request", method);
+	return c->error;
+}
