@@ -20,6 +20,7 @@ int cmd_agent(int argc, char **argv);
 int cmd_peers(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 int cmd_identity(int argc, char **argv);
 
 #endif

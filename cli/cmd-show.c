@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dstack-p2p show: WireGuard interfaces as `wg show` prints them, read through our own
+ * netlink/ code (kernel or userspace); --json for machines, --dump in `wg show dump`'s
+ * format. Private and preshared keys are never printed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "common/common.h"
+#include "netlink/netlink.h"
+
+enum show_format { SHOW_HUMAN, SHOW_JSON, SHOW_DUMP };
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: dstack-p2p show [IFNAME] [--json | --dump] [--backend kernel|uapi|auto]\n\n"
+		   "Shows WireGuard interfaces (all of them without IFNAME) through dstack-p2p's own\n"
+		   "netlink code. --dump prints `wg show IFNAME dump`'s format with the private key\n"
+		   "replaced by (hidden). Keys are never printed, only public keys.\n");
+}
+
+static void print_allowedips(const struct wg_peer *p, const char *sep, bool quoted)
+{
+	char text[INET6_ADDRSTRLEN + 8];
+
+	for (size_t i = 0; i < p->n_allowedips; i++) {
+		if (ip_prefix_format(text, sizeof(text), &p->allowedips[i]) < 0)
+			snprintf(text, sizeof(text), "?");
+		printf("%s%s%s%s", i ? sep : "", quoted ? "\"" : "", text, quoted ? "\"" : "");
+	}
+}
+
+static void print_bytes(uint64_t n)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		printf("%" PRIu64 " B", n);
+	else
+		printf("%.2f %s", v, units[u]);
+}
+
+static void print_ago(time_t then)
+{
+	time_t ago = time(NULL) - then;
+
+	if (ago < 0)
+		ago = 0;
+	if (ago >= 86400)
+		printf("%lld days, ", (long long)(ago / 86400));
+	if (ago >= 3600)
+		printf("%lld hours, ", (long long)(ago / 3600 % 24));
+	if (ago >= 60)
+		printf("%lld minutes, ", (long long)(ago / 60 % 60));
+	printf("%lld seconds ago", (long long)(ago % 60));
+}
+
+static void print_human(const struct wg_device *dev, const char *backend)
+{
+	char b64[WG_KEY_B64_LEN], ep[INET6_ADDRSTRLEN + 16];
+
+	printf("interface: %s (%s)\n", dev->name, backend);
+	if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) {
+		wg_key_to_base64(b64, dev->public_key);
+		printf("  public key: %s\n  private key: (hidden)\n", b64);
+	}
+	if (dev->listen_port)
+		printf("  listening port: %u\n", dev->listen_port);
+	if (dev->fwmark)
+		printf("  fwmark: 0x%x\n", dev->fwmark);
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+
+		wg_key_to_base64(b64, p->public_key);
+		printf("\npeer: %s\n", b64);
+		if (p->flags & WG_PEER_HAS_PRESHARED_KEY)
+			printf("  preshared key: (hidden)\n");
+		if (p->endpoint.addr.sa_family != AF_UNSPEC) {
+			wg_endpoint_format(ep, sizeof(ep), &p->endpoint);
+			printf("  endpoint: %s\n", ep);
+		}
+		printf("  allowed ips: ");
+		if (p->n_allowedips)
+			print_allowedips(p, ", ", false);
+		else
+			printf("(none)");
+		printf("\n");
+		if (p->last_handshake.tv_sec) {
+			printf("  latest handshake: ");
+			print_ago(p->last_handshake.tv_sec);
+			printf("\n");
+		}
+		if (p->rx_bytes || p->tx_bytes) {
+			printf("  transfer: ");
+			print_bytes(p->rx_bytes);
+			printf(" received, ");
+			print_bytes(p->tx_bytes);
+			printf(" sent\n");
+		}
+		if (p->persistent_keepalive)
+			printf("  persistent keepalive: every %u seconds\n", p->persistent_keepalive);
+	}
+}
+
+static void print_json(const struct wg_device *dev, const char *backend)
+{
+	char b64[WG_KEY_B64_LEN], ep[INET6_ADDRSTRLEN + 16];
+
+	wg_key_to_base64(b64, dev->public_key);
+	printf("{\"name\":\"%s\",\"backend\":\"%s\",\"public_key\":", dev->name, backend);
+	if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY)
+		printf("\"%s\"", b64);
+	else
+		printf("null");
+	printf(",\"listen_port\":%u,\"fwmark\":%u,\"peers\":[", dev->listen_port, dev->fwmark);
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+
+		wg_key_to_base64(b64, p->public_key);
+		printf("%s{\"public_key\":\"%s\",\"preshared_key\":%s,\"endpoint\":", i ? "," : "", b64,
+		       (p->flags & WG_PEER_HAS_PRESHARED_KEY) ? "true" : "false");
+		if (p->endpoint.addr.sa_family != AF_UNSPEC) {
+			wg_endpoint_format(ep, sizeof(ep), &p->endpoint);
+			printf("\"%s\"", ep);
+		} else {
+			printf("null");
+		}
+		printf(",\"allowed_ips\":[");
+		print_allowedips(p, ",", true);
+		printf("],\"latest_handshake\":%lld,\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
+		       ",\"persistent_keepalive\":%u}",
+		       (long long)p->last_handshake.tv_sec, p->rx_bytes, p->tx_bytes, p->persistent_keepalive);
+	}
+	printf("]}");
+}
+
+static int show_one(const char *ifname, const char *kind, enum show_format format, bool first)
+{
+	struct wg_backend *b = NULL;
+	struct wg_device *dev = NULL;
+	const char *name;
+	int r;
+
+	r = wg_backend_open_named(&b, kind, ifname);
+	if (r == 0)
+		r = wg_get_device(b, ifname, &dev);
+	if (r < 0) {
+		log_error("show %s: %s", ifname, netlink_strerror(r));
+		goto out;
+	}
+	name = wg_backend_kind(b) == WG_BACKEND_KERNEL ? "kernel" : "userspace";
+	if (format == SHOW_DUMP) {
+		wg_device_print_dump(stdout, dev);
+	} else if (format == SHOW_JSON) {
+		printf("%s", first ? "" : ",");
+		print_json(dev, name);
+	} else {
+		printf("%s", first ? "" : "\n");
+		print_human(dev, name);
+	}
+out:
+	wg_device_free(dev);
+	wg_backend_close(b);
+	return r;
+}
+
+/* Interfaces that are kernel WireGuard links or served by a userspace implementation. */
+static bool is_wireguard(const char *ifname)
+{
+	struct wg_backend *b = NULL;
+	struct wg_device *dev = NULL;
+	bool yes;
+
+	if (rtnl_link_is_wireguard(ifname) == 1)
+		return true;
+	if (wg_backend_open_uapi(&b, NULL) < 0)
+		return false;
+	yes = wg_get_device(b, ifname, &dev) == 0;
+	wg_device_free(dev);
+	wg_backend_close(b);
+	return yes;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	enum show_format format = SHOW_HUMAN;
+	const char *ifname = NULL, *kind = "auto";
+	struct if_nameindex *ifs;
+	int r = 0, shown = 0;
+
+	if (wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			format = SHOW_JSON;
+		else if (!strcmp(argv[i], "--dump"))
+			format = SHOW_DUMP;
+		else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
+			kind = argv[++i];
+		else if (argv[i][0] != '-' && !ifname)
+			ifname = argv[i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (strcmp(kind, "auto") && strcmp(kind, "kernel") && strcmp(kind, "uapi")) {
+		usage(stderr);
+		return 2;
+	}
+	if (format == SHOW_JSON)
+		printf("{\"interfaces\":[");
+	if (ifname) {
+		r = show_one(ifname, kind, format, true);
+	} else {
+		ifs = if_nameindex();
+		if (!ifs) {
+			log_error("show: listing interfaces: %s", errstr(-errno));
+			return 1;
+		}
+		for (struct if_nameindex *i = ifs; i->if_index; i++) {
+			if (!is_wireguard(i->if_name))
+				continue;
+			if (show_one(i->if_name, kind, format, shown == 0) < 0)
+				r = -EIO;
+			shown++;
+		}
+		if_freenameindex(ifs);
+	}
+	if (format == SHOW_JSON)
+		printf("]}\n");
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* netlink/ private helpers shared by its files: error detail, sockets, backends' ops. */
+#ifndef DSTACK_P2P_NETLINK_INTERNAL_H
+#define DSTACK_P2P_NETLINK_INTERNAL_H
+
+#include <libmnl/libmnl.h>
+
+#include "netlink/netlink.h"
+
+/* Record the detail netlink_strerror() shows next to the errno; returns r. */
+int nl_fail(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nl_clear_error(void);
+
+/* -ENAMETOOLONG / -EINVAL with detail unless ifname is a usable interface name. */
+int nl_check_ifname(const char *ifname);
+
+/*
+ * A netlink socket of the given protocol: SOCK_CLOEXEC, NETLINK_EXT_ACK (the kernel's
+ * reason in errors) and NETLINK_CAP_ACK (errors do not echo our large requests).
+ */
+int nl_socket_open(int protocol, struct mnl_socket **out);
+
+/*
+ * Send one request (NLM_F_ACK set by the caller) and wait for its ACK. An error ACK
+ * becomes its negative errno, with the extended ACK message as detail.
+ */
+int nl_request_ack(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq);
+/* The same, handing every reply that is not the ACK/error/DONE to cb. */
+int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
+	       int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
+
+/* The error carried by an NLMSG_ERROR message (0 for an ACK), detail recorded. */
+int nl_error_msg_parse(const struct nlmsghdr *nlh);
+
+/*
+ * Make room for element n (0-based) of a growing array, bounded by max entries so
+ * hostile input cannot run away with memory.
+ */
+int nl_array_reserve_next(void **array, size_t n, size_t elem, size_t max);
+
+/* Backends implement these; netlink/backend.c dispatches and counts messages. */
+struct wg_backend_ops {
+	int (*get_device)(struct wg_backend *b, const char *ifname, struct wg_device **out);
+	int (*set_device)(struct wg_backend *b, const struct wg_device *dev);
+	void (*close)(struct wg_backend *b);
+};
+
+struct wg_backend {
+	enum wg_backend_kind kind;
+	const struct wg_backend_ops *ops;
+	uint64_t messages;
+	/* kernel */
+	struct mnl_socket *nl;
+	uint16_t family_id;
+	uint32_t seq;
+	/* userspace */
+	char socket_dir[108];
+};
+
+int wg_genl_open(struct wg_backend *b);
+int uapi_open(struct wg_backend *b, const char *socket_dir);
+/* Path of ifname's UAPI socket in dir (NULL: /var/run/wireguard). */
+int uapi_socket_path(char *out, size_t outlen, const char *dir, const char *ifname);
+
+/* Limits on what we accept from dumps and replies (the kernel's own are lower). */
+#define WG_MAX_PEERS (1u << 20)
+#define WG_MAX_ALLOWEDIPS (1u << 22)
+
+#endif

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/* rtnetlink: the WireGuard link itself, its MTU and state, its addresses and routes. */
+#include <errno.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "netlink/internal.h"
+
+/* One short-lived socket per call: these run a handful of times per interface. */
+static int rtnl_transact(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *, void *), void *data)
+{
+	struct mnl_socket *nl;
+	int r;
+
+	r = nl_socket_open(NETLINK_ROUTE, &nl);
+	if (r < 0)
+		return r;
+	nlh->nlmsg_seq = (uint32_t)time(NULL);
+	nl_clear_error();
+	r = nl_request(nl, nlh, nlh->nlmsg_len, nlh->nlmsg_seq, cb, data);
+	mnl_socket_close(nl);
+	if (r == -EPERM && !netlink_error_detail()[0])
+		r = nl_fail(r, "changing network configuration needs CAP_NET_ADMIN");
+	return r;
+}
+
+static int ifindex_of(const char *ifname, int *ifindex)
+{
+	unsigned idx;
+	int r = nl_check_ifname(ifname);
+
+	if (r < 0)
+		return r;
+	idx = if_nametoindex(ifname);
+	if (!idx)
+		return nl_fail(-ENODEV, "no interface '%s'", ifname);
+	*ifindex = (int)idx;
+	return 0;
+}
+
+static struct nlmsghdr *put_link_header(void *buf, uint16_t type, uint16_t flags, int ifindex)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	return nlh;
+}
+
+struct link_kind {
+	char kind[32];
+};
+
+static int link_kind_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct link_kind *lk = data;
+	const struct nlattr *attr, *info;
+
+	if (nlh->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	mnl_attr_for_each(attr, nlh, sizeof(struct ifinfomsg)) {
+		if (mnl_attr_get_type(attr) != IFLA_LINKINFO)
+			continue;
+		mnl_attr_for_each_nested(info, attr) {
+			if (mnl_attr_get_type(info) != IFLA_INFO_KIND ||
+			    mnl_attr_validate(info, MNL_TYPE_NUL_STRING) < 0)
+				continue;
+			snprintf(lk->kind, sizeof(lk->kind), "%s", mnl_attr_get_str(info));
+		}
+	}
+	return 0;
+}
+
+int rtnl_link_is_wireguard(const char *ifname)
+{
+	uint8_t buf[256];
+	struct link_kind lk = { "" };
+	struct nlmsghdr *nlh;
+	int r = nl_check_ifname(ifname);
+
+	if (r < 0)
+		return r;
+	nlh = put_link_header(buf, RTM_GETLINK, 0, 0);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	r = rtnl_transact(nlh, link_kind_cb, &lk);
+	if (r == -ENODEV)
+		return nl_fail(r, "no interface '%s'", ifname);
+	if (r < 0)
+		return r;
+	return !strcmp(lk.kind, "wireguard");
+}
+
+int rtnl_link_ensure_wireguard(const char *ifname, bool *created)
+{
+	uint8_t buf[256];
+	struct nlmsghdr *nlh;
+	struct nlattr *info;
+	int r;
+
+	if (created)
+		*created = false;
+	r = rtnl_link_is_wireguard(ifname);
+	if (r == 1)
+		return 0;
+	if (r == 0)
+		return nl_fail(-EEXIST, "'%s' exists and is not a WireGuard interface", ifname);
+	if (r != -ENODEV)
+		return r;
+
+	nlh = put_link_header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "wireguard");
+	mnl_attr_nest_end(nlh, info);
+	r = rtnl_transact(nlh, NULL, NULL);
+	if (r == -EEXIST)
+		return rtnl_link_is_wireguard(ifname) == 1 ? 0 : r; /* created meanwhile */
+	if (r == -EOPNOTSUPP)
+		return nl_fail(r, "kernel has no WireGuard; start wireguard-go or use --backend uapi");
+	if (r == 0 && created)
+		*created = true;
+	return r;
+}
+
+int rtnl_link_delete(const char *ifname)
+{
+	uint8_t buf[256];
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+
+	if (r < 0)
+		return r;
+	return rtnl_transact(put_link_header(buf, RTM_DELLINK, 0, ifindex), NULL, NULL);
+}
+
+int rtnl_link_set_mtu(const char *ifname, uint32_t mtu)
+{
+	uint8_t buf[256];
+	struct nlmsghdr *nlh;
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+
+	if (r < 0)
+		return r;
+	if (mtu < 576 || mtu > 65535)
+		return nl_fail(-EINVAL, "MTU %u is outside 576..65535", mtu);
+	nlh = put_link_header(buf, RTM_NEWLINK, 0, ifindex);
+	mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+	return rtnl_transact(nlh, NULL, NULL);
+}
+
+int rtnl_link_set_up(const char *ifname, bool up)
+{
+	uint8_t buf[256];
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+
+	if (r < 0)
+		return r;
+	nlh = put_link_header(buf, RTM_NEWLINK, 0, ifindex);
+	ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_change = IFF_UP;
+	ifi->ifi_flags = up ? IFF_UP : 0;
+	return rtnl_transact(nlh, NULL, NULL);
+}
+
+static size_t prefix_bytes(const struct ip_prefix *p)
+{
+	return p->family == AF_INET ? 4 : 16;
+}
+
+static int check_prefix(const struct ip_prefix *p)
+{
+	if ((p->family != AF_INET && p->family != AF_INET6) || p->len > prefix_bytes(p) * 8)
+		return nl_fail(-EINVAL, "not an IPv4 or IPv6 prefix");
+	return 0;
+}
+
+static int addr_request(const char *ifname, const struct ip_prefix *addr, uint16_t type, uint16_t flags)
+{
+	uint8_t buf[256];
+	struct nlmsghdr *nlh;
+	struct ifaddrmsg *ifa;
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+
+	if (r < 0 || (r = check_prefix(addr)) < 0)
+		return r;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = (uint8_t)addr->family;
+	ifa->ifa_prefixlen = addr->len;
+	ifa->ifa_index = (uint32_t)ifindex;
+	/* Duplicate address detection means nothing on a point-to-multipoint tunnel. */
+	ifa->ifa_flags = addr->family == AF_INET6 ? IFA_F_NODAD : 0;
+	mnl_attr_put(nlh, IFA_LOCAL, prefix_bytes(addr), &addr->ip6);
+	mnl_attr_put(nlh, IFA_ADDRESS, prefix_bytes(addr), &addr->ip6);
+	return rtnl_transact(nlh, NULL, NULL);
+}
+
+int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr)
+{
+	int r = addr_request(ifname, addr, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+
+	return r == -EEXIST ? 0 : r;
+}
+
+int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr)
+{
+	int r = addr_request(ifname, addr, RTM_DELADDR, 0);
+
+	return r == -EADDRNOTAVAIL ? 0 : r;
+}
+
+static int route_request(const char *ifname, const struct ip_prefix *prefix, uint16_t type, uint16_t flags)
+{
+	uint8_t buf[256], dst[16] = { 0 };
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+
+	if (r < 0 || (r = check_prefix(prefix)) < 0)
+		return r;
+	/* The kernel wants the network address: clear the host bits. */
+	memcpy(dst, &prefix->ip6, prefix_bytes(prefix));
+	for (unsigned bit = prefix->len; bit < prefix_bytes(prefix) * 8; bit++)
+		dst[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = (uint8_t)prefix->family;
+	rtm->rtm_dst_len = prefix->len;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_BOOT;
+	rtm->rtm_scope = RT_SCOPE_LINK;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_DST, prefix_bytes(prefix), dst);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+	return rtnl_transact(nlh, NULL, NULL);
+}
+
+int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix)
+{
+	int r = route_request(ifname, prefix, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+
+	return r == -EEXIST ? 0 : r;
+}
+
+int rtnl_route_del(const char *ifname, const struct ip_prefix *prefix)
+{
+	int r = route_request(ifname, prefix, RTM_DELROUTE, 0);
+
+	return r == -ESRCH ? 0 : r;
+}
