@@ -154,7 +154,7 @@ struct eth_rpc;
 
 int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out);
 void eth_rpc_free(struct eth_rpc *rpc);
-/* What went wrong last, naming the endpoint or method; for the caller's log line. */
+/* What went wrong last, naming the endpoint or method ("" if nothing); for a log line. */
 const char *eth_rpc_last_error(const struct eth_rpc *rpc);
 /* Exchanges made so far (each batch is one), for tests and the benchmark. */
 uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc);

@@ -52,7 +52,7 @@ void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...)
 
 const char *eth_rpc_last_error(const struct eth_rpc *rpc)
 {
-	return rpc->last_error[0] ? rpc->last_error : "no error";
+	return rpc->last_error;
 }
 
 uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc)

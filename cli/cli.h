@@ -22,5 +22,6 @@ int cmd_status(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_identity(int argc, char **argv);
+int cmd_chain(int argc, char **argv);
 
 #endif

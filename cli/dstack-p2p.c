@@ -14,6 +14,7 @@ static const struct subcommand subcommands[] = {
 	{ "wait", cmd_wait, "exit 0 once this instance is registered (startup gate)" },
 	{ "show", cmd_show, "WireGuard interfaces and peers, like wg show (--json)" },
 	{ "identity", cmd_identity, "this node's ids and public keys, from the dstack guest agent" },
+	{ "chain", cmd_chain, "the chain and the registry as the agent sees them (debugging)" },
 };
 
 bool wants_help(int argc, char **argv)

@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: MIT */
+/* dstack-p2p chain: look at the chain and the registry the way the agent does, for debugging. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/chain.h"
+#include "cli/cli.h"
+#include "common/common.h"
+
+#define RECORD_FILE_MAX (64 << 10)
+
+struct chain_opts {
+	const char *rpc;
+	const char *contract_hex;
+	uint8_t contract[20];
+	long timeout_ms;
+	uint64_t expected_chain_id;
+	uint64_t max_log_range;
+	const char *block;
+	const char *record;
+	const char *calldata;
+	const char *key_env;
+	uint64_t from, to;
+	bool have_from, have_to;
+	long interval_ms;
+	long count;
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: dstack-p2p chain [options] <command> [args]\n\n"
+		"Talk to the chain and the cluster registry as the agent does.\n\n"
+		"Commands:\n"
+		"  id                          the chain id the RPC serves\n"
+		"  block [TAG]                 number, hash and parent hash (default latest)\n"
+		"  peers [--json] [--block T]  every live peer record (getPeers())\n"
+		"  instance ADDR               token, stored nonce and registration of an instance\n"
+		"  kms-root                    the KMS root address the contract trusts\n"
+		"  logs --from N [--to M]      the contract's logs (split into provider-sized ranges)\n"
+		"  watch [--interval MS] [--count N]\n"
+		"                              follow the registry; a line per change or reorg\n"
+		"  calldata --record FILE      registerPeer calldata of a prepared record, as hex\n"
+		"  send-registration (--record FILE | --calldata FILE)\n"
+		"                              send it, paid by the key in $ETH_PRIVATE_KEY\n\n"
+		"Options:\n"
+		"  --rpc URLS          comma-separated endpoints (env ETH_RPC_URL): http(s)://...,\n"
+		"                      a path or ipc://PATH (raw IPC), http+unix://PATH\n"
+		"  --contract ADDR     the cluster contract (env CLUSTER_CONTRACT)\n"
+		"  --chain-id N        refuse an RPC serving another chain\n"
+		"  --timeout MS        per request (default 10000)\n"
+		"  --max-log-range N   blocks per eth_getLogs request (default 10000)\n"
+		"  --key-env NAME      environment variable holding the paying key (ETH_PRIVATE_KEY)\n"
+		"  --json              machine-readable output\n\n"
+		"A record FILE is JSON with the PeerRegistration fields of docs/registry.md:\n"
+		"instanceId, wgPublicKey, endpoint, mode, nonce, nodePubkey, appPubkey,\n"
+		"appSignature, kmsSignature, nodeSignature (bytes as 0x-hex).\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	return errno || end == s || *end || s[0] == '-' ? -EINVAL : 0;
+}
+
+static int parse_opts(int argc, char **argv, struct chain_opts *o)
+{
+	enum { O_RPC = 256, O_CONTRACT, O_CHAIN_ID, O_TIMEOUT, O_RANGE, O_BLOCK, O_RECORD,
+	       O_CALLDATA, O_KEY_ENV, O_FROM, O_TO, O_INTERVAL, O_COUNT, O_JSON };
+	static const struct option opts[] = {
+		{ "rpc", required_argument, NULL, O_RPC },
+		{ "contract", required_argument, NULL, O_CONTRACT },
+		{ "chain-id", required_argument, NULL, O_CHAIN_ID },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "max-log-range", required_argument, NULL, O_RANGE },
+		{ "block", required_argument, NULL, O_BLOCK },
+		{ "record", required_argument, NULL, O_RECORD },
+		{ "calldata", required_argument, NULL, O_CALLDATA },
+		{ "key-env", required_argument, NULL, O_KEY_ENV },
+		{ "from", required_argument, NULL, O_FROM },
+		{ "to", required_argument, NULL, O_TO },
+		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "json", no_argument, NULL, O_JSON },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	o->rpc = getenv("ETH_RPC_URL");
+	o->contract_hex = getenv("CLUSTER_CONTRACT");
+	o->key_env = "ETH_PRIVATE_KEY";
+	o->interval_ms = 1000;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *bad = NULL;
+
+		switch (c) {
+		case O_RPC: o->rpc = optarg; break;
+		case O_CONTRACT: o->contract_hex = optarg; break;
+		case O_CHAIN_ID:
+			if (parse_u64(optarg, &o->expected_chain_id) < 0)
+				bad = "--chain-id";
+			break;
+		case O_TIMEOUT:
+			if (parse_u64(optarg, &v) < 0 || v > 3600000)
+				bad = "--timeout";
+			o->timeout_ms = (long)v;
+			break;
+		case O_RANGE:
+			if (parse_u64(optarg, &o->max_log_range) < 0 || !o->max_log_range)
+				bad = "--max-log-range";
+			break;
+		case O_BLOCK: o->block = optarg; break;
+		case O_RECORD: o->record = optarg; break;
+		case O_CALLDATA: o->calldata = optarg; break;
+		case O_KEY_ENV: o->key_env = optarg; break;
+		case O_FROM:
+			o->have_from = parse_u64(optarg, &o->from) == 0;
+			bad = o->have_from ? NULL : "--from";
+			break;
+		case O_TO:
+			o->have_to = parse_u64(optarg, &o->to) == 0;
+			bad = o->have_to ? NULL : "--to";
+			break;
+		case O_INTERVAL:
+			if (parse_u64(optarg, &v) < 0 || v < 10 || v > 3600000)
+				bad = "--interval";
+			o->interval_ms = (long)v;
+			break;
+		case O_COUNT:
+			if (parse_u64(optarg, &v) < 0 || v > 1000000000)
+				bad = "--count";
+			o->count = (long)v;
+			break;
+		case O_JSON: o->json = true; break;
+		default: return -EINVAL;
+		}
+		if (bad) {
+			fprintf(stderr, "dstack-p2p chain: bad value for %s: %s\n", bad, optarg);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int need_contract(struct chain_opts *o)
+{
+	if (!o->contract_hex) {
+		fprintf(stderr, "dstack-p2p chain: no contract (--contract or CLUSTER_CONTRACT)\n");
+		return -EINVAL;
+	}
+	if (hex_decode_exact(o->contract, 20, o->contract_hex, strlen(o->contract_hex)) < 0) {
+		fprintf(stderr, "dstack-p2p chain: contract '%s' is not a 20-byte address\n",
+			o->contract_hex);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int fail(struct eth_rpc *rpc, const char *what, int r)
+{
+	const char *why = rpc ? eth_rpc_last_error(rpc) : "";
+
+	fprintf(stderr, "dstack-p2p chain: %s: %s\n", what, why[0] ? why : errstr(r));
+	return 1;
+}
+
+static void print_hex(FILE *f, const uint8_t *p, size_t n)
+{
+	char *s = malloc(2 * n + 1);
+
+	if (!s)
+		return;
+	hex_encode(s, p, n);
+	fprintf(f, "0x%s", s);
+	free(s);
+}
+
+/* ---- records as JSON ----------------------------------------------------------------- */
+
+static int json_hex_field(const struct json *j, const char *key, uint8_t *out, size_t n)
+{
+	size_t len;
+	const char *s;
+	int i = json_get(j, 0, key);
+
+	if (i < 0 || j->tok[i].type != JSON_STRING)
+		return -ENOENT;
+	s = json_raw(j, i, &len);
+	return hex_decode_exact(out, n, s, len) < 0 ? -EINVAL : 0;
+}
+
+static int read_file(const char *path, struct buf *b, size_t max)
+{
+	char chunk[4096];
+	FILE *f = fopen(path, "re");
+	size_t n;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	buf_init(b, max);
+	while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		r = buf_append(b, chunk, n);
+	if (r == 0 && ferror(f))
+		r = -EIO;
+	fclose(f);
+	if (r == 0)
+		r = buf_terminate(b);
+	return r;
+}
+
+static int load_record(const char *path, struct registry_peer *rec)
+{
+	static const struct { const char *key; size_t off, len; } hex_fields[] = {
+		{ "instanceId", offsetof(struct registry_peer, instance_id), 20 },
+		{ "wgPublicKey", offsetof(struct registry_peer, wg_public_key), 32 },
+		{ "nodePubkey", offsetof(struct registry_peer, node_pubkey), 64 },
+		{ "appPubkey", offsetof(struct registry_peer, app_pubkey), 64 },
+		{ "appSignature", offsetof(struct registry_peer, app_signature), 65 },
+		{ "kmsSignature", offsetof(struct registry_peer, kms_signature), 65 },
+		{ "nodeSignature", offsetof(struct registry_peer, node_signature), 65 },
+	};
+	struct json j = { 0 };
+	struct buf text;
+	int64_t v;
+	int i, r;
+
+	memset(rec, 0, sizeof(*rec));
+	r = read_file(path, &text, RECORD_FILE_MAX);
+	if (r < 0) {
+		fprintf(stderr, "dstack-p2p chain: reading %s: %s\n", path, errstr(r));
+		return r;
+	}
+	r = json_parse(&j, (const char *)text.data, text.len, 256);
+	if (r < 0 || j.tok[0].type != JSON_OBJECT) {
+		fprintf(stderr, "dstack-p2p chain: %s is not a JSON object\n", path);
+		r = -EINVAL;
+		goto out;
+	}
+	for (size_t k = 0; k < ARRAY_SIZE(hex_fields); k++) {
+		r = json_hex_field(&j, hex_fields[k].key, (uint8_t *)rec + hex_fields[k].off,
+				   hex_fields[k].len);
+		if (r < 0) {
+			fprintf(stderr, "dstack-p2p chain: %s: field %s %s (want %zu bytes of 0x-hex)\n",
+				path, hex_fields[k].key, r == -ENOENT ? "missing" : "malformed",
+				hex_fields[k].len);
+			goto out;
+		}
+	}
+	r = -EINVAL;
+	i = json_get(&j, 0, "mode");
+	if (i < 0 || json_int64(&j, i, &v) < 0 || v < 0 || v > REGISTRY_MODE_WIREGUARD) {
+		fprintf(stderr, "dstack-p2p chain: %s: mode must be 0 or 1\n", path);
+		goto out;
+	}
+	rec->mode = (uint8_t)v;
+	i = json_get(&j, 0, "nonce");
+	if (i < 0 || json_int64(&j, i, &v) < 0 || v < 0) {
+		fprintf(stderr, "dstack-p2p chain: %s: nonce must be a non-negative integer\n", path);
+		goto out;
+	}
+	rec->nonce = (uint64_t)v;
+	i = json_get(&j, 0, "endpoint");
+	if (i < 0 || json_strdup(&j, i, &rec->endpoint) < 0 ||
+	    strlen(rec->endpoint) > REGISTRY_ENDPOINT_MAX) {
+		fprintf(stderr, "dstack-p2p chain: %s: endpoint missing or longer than %d bytes\n",
+			path, REGISTRY_ENDPOINT_MAX);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r < 0)
+		registry_peer_clear(rec);
+	json_free(&j);
+	buf_free(&text);
+	return r;
+}
+
+static void print_peer_json(const struct registry_peer *p, struct buf *b)
+{
+	static const struct { const char *key; size_t off, len; } hex_fields[] = {
+		{ "instanceId", offsetof(struct registry_peer, instance_id), 20 },
+		{ "wgPublicKey", offsetof(struct registry_peer, wg_public_key), 32 },
+		{ "nodePubkey", offsetof(struct registry_peer, node_pubkey), 64 },
+		{ "appPubkey", offsetof(struct registry_peer, app_pubkey), 64 },
+		{ "appSignature", offsetof(struct registry_peer, app_signature), 65 },
+		{ "kmsSignature", offsetof(struct registry_peer, kms_signature), 65 },
+		{ "nodeSignature", offsetof(struct registry_peer, node_signature), 65 },
+	};
+	char hex[2 * 65 + 1];
+
+	buf_printf(b, "{\"tokenId\":%" PRIu64 ",\"endpoint\":", p->token_id);
+	json_append_string(b, p->endpoint);
+	buf_printf(b, ",\"mode\":%u,\"nonce\":%" PRIu64, p->mode, p->nonce);
+	for (size_t k = 0; k < ARRAY_SIZE(hex_fields); k++) {
+		hex_encode(hex, (const uint8_t *)p + hex_fields[k].off, hex_fields[k].len);
+		buf_printf(b, ",\"%s\":\"0x%s\"", hex_fields[k].key, hex);
+	}
+	buf_printf(b, "}");
+}
+
+/* ---- commands ------------------------------------------------------------------------ */
+
+static int do_id(struct eth_rpc *rpc)
+{
+	uint64_t id;
+	int r = eth_chain_id(rpc, &id);
+
+	if (r < 0)
+		return fail(rpc, "eth_chainId", r);
+	printf("%" PRIu64 "\n", id);
+	return 0;
+}
+
+static int do_block(struct eth_rpc *rpc, const char *tag, bool json)
+{
+	struct eth_block b;
+	int r = eth_get_block(rpc, tag, &b);
+
+	if (r < 0)
+		return fail(rpc, "eth_getBlockByNumber", r);
+	if (json) {
+		printf("{\"number\":%" PRIu64 ",\"hash\":\"", b.number);
+		print_hex(stdout, b.hash, 32);
+		printf("\",\"parentHash\":\"");
+		print_hex(stdout, b.parent_hash, 32);
+		printf("\",\"timestamp\":%" PRIu64 ",\"baseFeePerGas\":%" PRIu64 "}\n", b.timestamp,
+		       b.base_fee_per_gas);
+		return 0;
+	}
+	printf("number      %" PRIu64 "\nhash        ", b.number);
+	print_hex(stdout, b.hash, 32);
+	printf("\nparent      ");
+	print_hex(stdout, b.parent_hash, 32);
+	printf("\ntimestamp   %" PRIu64 "\nbase fee    %" PRIu64 "\n", b.timestamp, b.base_fee_per_gas);
+	return 0;
+}
+
+static void print_skips(const struct registry_skip *skips, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "dstack-p2p chain: skipped peer entry %zu: %s\n", skips[i].index,
+			skips[i].reason);
+}
+
+static int do_peers(struct eth_rpc *rpc, const struct chain_opts *o)
+{
+	struct registry_skip skips[8];
+	struct registry_peer *peers;
+	size_t n, nskips;
+	struct buf out;
+	int r;
+
+	r = registry_read_peers(rpc, o->contract, o->block ? o->block : "latest", &peers, &n, skips,
+				ARRAY_SIZE(skips), &nskips);
+	if (r < 0)
+		return fail(rpc, "getPeers()", r);
+	print_skips(skips, nskips);
+	buf_init(&out, 0);
+	if (o->json)
+		buf_printf(&out, "[");
+	for (size_t i = 0; i < n; i++) {
+		char inst[41];
+
+		if (o->json) {
+			if (i)
+				buf_printf(&out, ",");
+			print_peer_json(&peers[i], &out);
+			continue;
+		}
+		hex_encode(inst, peers[i].instance_id, 20);
+		buf_printf(&out, "%3" PRIu64 "  0x%s  %-9s nonce %-4" PRIu64 " %s\n", peers[i].token_id,
+			   inst, peers[i].mode == REGISTRY_MODE_WIREGUARD ? "wireguard" : "tls",
+			   peers[i].nonce, peers[i].endpoint);
+	}
+	if (o->json)
+		buf_printf(&out, "]\n");
+	fwrite(out.data, 1, out.len, stdout);
+	buf_free(&out);
+	registry_peers_free(peers, n);
+	return 0;
+}
+
+static int do_instance(struct eth_rpc *rpc, const struct chain_opts *o, const char *addr_hex)
+{
+	uint8_t inst[20];
+	uint64_t token, nonce;
+	bool registered;
+	int r;
+
+	if (!addr_hex || hex_decode_exact(inst, 20, addr_hex, strlen(addr_hex)) < 0) {
+		fprintf(stderr, "dstack-p2p chain: instance: need a 20-byte instance id\n");
+		return 2;
+	}
+	if ((r = registry_token_of_instance(rpc, o->contract, inst, &token)) < 0)
+		return fail(rpc, "tokenOfInstance", r);
+	if ((r = registry_nonce_of(rpc, o->contract, inst, &nonce)) < 0)
+		return fail(rpc, "nonceOf", r);
+	if ((r = registry_instance_is_registered(rpc, o->contract, inst, &registered)) < 0)
+		return fail(rpc, "instanceIsRegistered", r);
+	if (o->json)
+		printf("{\"token\":%" PRIu64 ",\"nonce\":%" PRIu64 ",\"registered\":%s}\n", token,
+		       nonce, registered ? "true" : "false");
+	else
+		printf("token       %" PRIu64 "\nnonce       %" PRIu64 "\nregistered  %s\n", token,
+		       nonce, registered ? "yes" : "no");
+	return 0;
+}
+
+static int do_kms_root(struct eth_rpc *rpc, const struct chain_opts *o)
+{
+	uint8_t root[20];
+	int r = registry_kms_root(rpc, o->contract, root);
+
+	if (r < 0)
+		return fail(rpc, "kmsRoot()", r);
+	print_hex(stdout, root, 20);
+	printf("\n");
+	return 0;
+}
+
+static int do_logs(struct eth_rpc *rpc, const struct chain_opts *o)
+{
+	struct eth_log_filter f = { .from_block = o->from, .address = o->contract };
+	struct eth_log *logs = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!o->have_from) {
+		fprintf(stderr, "dstack-p2p chain: logs: --from is required\n");
+		return 2;
+	}
+	f.to_block = o->to;
+	if (!o->have_to && (r = eth_block_number(rpc, &f.to_block)) < 0)
+		return fail(rpc, "eth_blockNumber", r);
+	r = eth_get_logs(rpc, &f, &logs, &n);
+	if (r < 0) {
+		eth_logs_free(logs, n);
+		return fail(rpc, "eth_getLogs", r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		printf("%" PRIu64 " %" PRIu64 " ", logs[i].block_number, logs[i].log_index);
+		if (logs[i].ntopics)
+			print_hex(stdout, logs[i].topics[0], 32);
+		printf(" %zu\n", logs[i].data_len);
+	}
+	eth_logs_free(logs, n);
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* One line per change: "block N 0xhash peers K reorgs R full-reads F". */
+static int do_watch(struct eth_rpc *rpc, const struct chain_opts *o)
+{
+	struct registry_reader *reader;
+	struct registry_reader_stats st;
+	int r;
+
+	r = registry_reader_new(rpc, o->contract, o->expected_chain_id, &reader);
+	if (r < 0)
+		return fail(NULL, "registry reader", r);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (long i = 0; !o->count || i < o->count; i++) {
+		const struct eth_block *at;
+		bool changed;
+		size_t n, nskips;
+		const struct registry_skip *skips;
+
+		if (i)
+			sleep_ms(o->interval_ms);
+		r = registry_reader_poll(reader, &changed);
+		if (r == -EXDEV) {
+			fail(rpc, "registry", r);
+			break;
+		}
+		if (r < 0) {
+			fprintf(stderr, "dstack-p2p chain: poll: %s\n", eth_rpc_last_error(rpc));
+			continue;
+		}
+		if (!changed)
+			continue;
+		skips = registry_reader_skipped(reader, &nskips);
+		print_skips(skips, nskips);
+		registry_reader_peers(reader, &n);
+		registry_reader_get_stats(reader, &st);
+		at = registry_reader_block(reader);
+		printf("block %" PRIu64 " ", at->number);
+		print_hex(stdout, at->hash, 32);
+		printf(" peers %zu reorgs %" PRIu64 " full-reads %" PRIu64 " round-trips %" PRIu64 "\n",
+		       n, st.reorgs, st.full_reads, eth_rpc_round_trips(rpc));
+	}
+	registry_reader_free(reader);
+	return r == -EXDEV ? 1 : 0;
+}
+
+static int load_calldata(const struct chain_opts *o, struct buf *calldata)
+{
+	struct registry_peer rec;
+	struct buf text;
+	size_t len;
+	int r;
+
+	if (o->record) {
+		r = load_record(o->record, &rec);
+		if (r < 0)
+			return r;
+		r = registry_encode_register_call(&rec, calldata);
+		registry_peer_clear(&rec);
+		return r;
+	}
+	if (!o->calldata) {
+		fprintf(stderr, "dstack-p2p chain: need --record FILE or --calldata FILE\n");
+		return -EINVAL;
+	}
+	r = read_file(o->calldata, &text, 2 * RECORD_FILE_MAX);
+	if (r < 0) {
+		fprintf(stderr, "dstack-p2p chain: reading %s: %s\n", o->calldata, errstr(r));
+		return r;
+	}
+	len = strcspn((const char *)text.data, " \t\r\n");
+	r = -EINVAL;
+	if (len >= 2 && len % 2 == 0) {
+		uint8_t *bytes = malloc(len / 2);
+
+		r = bytes ? hex_decode(bytes, len / 2, (const char *)text.data, len) : -ENOMEM;
+		if (r >= 0)
+			r = buf_append(calldata, bytes, (size_t)r);
+		free(bytes);
+	}
+	if (r < 0)
+		fprintf(stderr, "dstack-p2p chain: %s does not hold hex calldata\n", o->calldata);
+	buf_free(&text);
+	return r < 0 ? r : 0;
+}
+
+static int do_calldata(const struct chain_opts *o)
+{
+	struct buf calldata;
+	int r;
+
+	buf_init(&calldata, 0);
+	r = load_calldata(o, &calldata);
+	if (r == 0) {
+		print_hex(stdout, calldata.data, calldata.len);
+		printf("\n");
+	}
+	buf_free(&calldata);
+	return r < 0 ? 1 : 0;
+}
+
+static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
+{
+	const char *key_hex = getenv(o->key_env);
+	struct eth_receipt rc;
+	struct buf calldata;
+	uint8_t *key = NULL;
+	int r, status = 1;
+
+	buf_init(&calldata, 0);
+	if (!key_hex) {
+		fprintf(stderr, "dstack-p2p chain: no paying key in $%s\n", o->key_env);
+		goto out;
+	}
+	key = secret_alloc(32);
+	if (!key || hex_decode_exact(key, 32, key_hex, strlen(key_hex)) < 0) {
+		fprintf(stderr, "dstack-p2p chain: $%s is not a 32-byte hex key\n", o->key_env);
+		goto out;
+	}
+	if (load_calldata(o, &calldata) < 0)
+		goto out;
+	r = eth_send_transaction(rpc, o->expected_chain_id, key, o->contract, calldata.data,
+				 calldata.len, o->timeout_ms ? 4 * o->timeout_ms : 60000, &rc);
+	if (r < 0) {
+		fail(rpc, "registerPeer", r);
+		goto out;
+	}
+	printf("transaction ");
+	print_hex(stdout, rc.tx_hash, 32);
+	printf(" mined in block %" PRIu64 ", gas used %" PRIu64 "\n", rc.block_number, rc.gas_used);
+	status = 0;
+out:
+	secret_free(key, 32);
+	buf_free(&calldata);
+	return status;
+}
+
+int cmd_chain(int argc, char **argv)
+{
+	struct chain_opts o = { 0 };
+	struct eth_rpc *rpc = NULL;
+	const char *action, *arg;
+	int r, status;
+
+	if (wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	if (parse_opts(argc, argv, &o) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	action = argv[optind];
+	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+	if (!strcmp(action, "calldata"))
+		return do_calldata(&o);
+	if (!o.rpc) {
+		fprintf(stderr, "dstack-p2p chain: no RPC endpoint (--rpc or ETH_RPC_URL)\n");
+		return 2;
+	}
+	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o.rpc, .timeout_ms = o.timeout_ms,
+						  .max_log_range = o.max_log_range }, &rpc);
+	if (r < 0) {
+		fprintf(stderr, "dstack-p2p chain: bad --rpc '%s': %s\n", o.rpc, errstr(r));
+		return 2;
+	}
+	if (!strcmp(action, "id")) {
+		status = do_id(rpc);
+	} else if (!strcmp(action, "block")) {
+		status = do_block(rpc, arg ? arg : "latest", o.json);
+	} else if (!strcmp(action, "peers") || !strcmp(action, "instance") ||
+		   !strcmp(action, "kms-root") || !strcmp(action, "logs") ||
+		   !strcmp(action, "watch") || !strcmp(action, "send-registration")) {
+		if (need_contract(&o) < 0)
+			status = 2;
+		else if (!strcmp(action, "peers"))
+			status = do_peers(rpc, &o);
+		else if (!strcmp(action, "instance"))
+			status = do_instance(rpc, &o, arg);
+		else if (!strcmp(action, "kms-root"))
+			status = do_kms_root(rpc, &o);
+		else if (!strcmp(action, "logs"))
+			status = do_logs(rpc, &o);
+		else if (!strcmp(action, "watch"))
+			status = do_watch(rpc, &o);
+		else
+			status = do_send(rpc, &o);
+	} else {
+		fprintf(stderr, "dstack-p2p chain: unknown command '%s'\n\n", action);
+		usage(stderr);
+		status = 2;
+	}
+	eth_rpc_free(rpc);
+	return status;
+}
