@@ -231,12 +231,21 @@ int attest_parse_info_reply(const char *body, size_t len, struct attest_info *in
 		{ "cloud_product", &info->cloud_product },
 	};
 	struct json j;
-	int r;
+	size_t n;
+	int i, r;
 
 	memset(info, 0, sizeof(*info));
 	r = parse_object(&j, body, len, why, why_len);
 	if (r < 0)
 		return r;
+	i = json_get(&j, 0, "instance_id");
+	if (i >= 0 && json_raw(&j, i, &n) && n == 0) {
+		/* app-compose "no_instance_id": every CVM of the app would share our keys. */
+		set_why(why, why_len, "instance_id is empty (no_instance_id set in app-compose?); "
+			"dstack-p2p needs per-instance keys");
+		r = -EBADMSG;
+		goto out;
+	}
 	if ((r = hex_field(&j, "app_id", info->app_id, 20, false, NULL, why, why_len)) < 0 ||
 	    (r = hex_field(&j, "instance_id", info->instance_id, 20, false, NULL, why, why_len)) < 0 ||
 	    (r = hex_field(&j, "device_id", info->device_id, 32, true, &info->has_device_id, why,

@@ -90,6 +90,11 @@ struct attest_quote {
 
 void attest_quote_free(struct attest_quote *q);  /* accepts NULL */
 
+/*
+ * The calls return 0, or: -ENOENT (no socket), -ECONNREFUSED, -ETIMEDOUT, -EIO (transport
+ * failure or HTTP 5xx), -EINVAL (HTTP 4xx: the agent refused the request), -EBADMSG (a
+ * malformed reply), -ENOMEM. attest_client_error() says which, in one line.
+ */
 int attest_get_info(struct attest_client *c, struct attest_info *info);
 /*
  * GetKey(path, purpose, "secp256k1"). The 32-byte key lands only in key_out, which
