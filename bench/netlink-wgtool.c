@@ -4,7 +4,7 @@
  * the benchmark. It reads wg(8) configuration files, so the same file can be fed to
  * `wg setconf` and to our code, and generates large deterministic ones.
  *
- *   netlink-wgtool [-b kernel|uapi|auto] [-v] COMMAND ...
+ *   netlink-wgtool [-b kernel|uapi|auto] [-m MSG_BYTES] [-v] COMMAND ...
  *     gen-conf PEERS IPS_PER_PEER [SEED]   print a wg config (keys derived from SEED)
  *     setconf IF FILE      replace the whole configuration (like wg setconf)
  *     addconf IF FILE      add/update the file's peers, touch nothing else
@@ -281,7 +281,8 @@ static int read_keys(const char *path, struct wg_peer **out, size_t *n)
 	return r;
 }
 
-static int wg_command(const char *backend, const char *cmd, int argc, char **argv, bool verbose)
+static int wg_command(const char *backend, size_t msg_size, const char *cmd, int argc, char **argv,
+		      bool verbose)
 {
 	struct wg_backend *b = NULL;
 	struct conf c = { 0 };
@@ -301,6 +302,8 @@ static int wg_command(const char *backend, const char *cmd, int argc, char **arg
 		snprintf(c.dev.name, sizeof(c.dev.name), "%s", ifname);
 	}
 	r = wg_backend_open_named(&b, backend, ifname);
+	if (r == 0 && msg_size)
+		r = wg_backend_set_message_size(b, msg_size);
 	if (r < 0)
 		goto out;
 	t0 = now_ms();
@@ -408,6 +411,7 @@ int main(int argc, char **argv)
 {
 	const char *backend = "auto", *cmd;
 	bool verbose = false;
+	size_t msg_size = 0;
 	int i = 1, r;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -415,6 +419,8 @@ int main(int argc, char **argv)
 			verbose = true;
 		else if (!strcmp(argv[i], "-b") && i + 1 < argc)
 			backend = argv[++i];
+		else if (!strcmp(argv[i], "-m") && i + 1 < argc)
+			msg_size = strtoul(argv[++i], NULL, 10);
 		else
 			goto usage;
 	}
@@ -431,7 +437,7 @@ int main(int argc, char **argv)
 	else if (!strncmp(cmd, "link-", 5) || !strncmp(cmd, "addr-", 5) || !strncmp(cmd, "route-", 6))
 		r = link_command(cmd, argc - i, argv + i);
 	else
-		r = wg_command(backend, cmd, argc - i, argv + i, verbose);
+		r = wg_command(backend, msg_size, cmd, argc - i, argv + i, verbose);
 	if (r == -EINVAL && !netlink_error_detail()[0])
 		goto usage;
 	if (r < 0) {
@@ -440,6 +446,6 @@ int main(int argc, char **argv)
 	}
 	return 0;
 usage:
-	fprintf(stderr, "usage: netlink-wgtool [-b kernel|uapi|auto] [-v] COMMAND ... (see the source)\n");
+	fprintf(stderr, "usage: netlink-wgtool [-b kernel|uapi|auto] [-m MSG_BYTES] [-v] COMMAND ... (see the source)\n");
 	return 2;
 }

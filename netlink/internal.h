@@ -53,6 +53,7 @@ struct wg_backend {
 	struct mnl_socket *nl;
 	uint16_t family_id;
 	uint32_t seq;
+	size_t msg_size; /* SET messages are built up to this many bytes */
 	/* userspace */
 	char socket_dir[108];
 };

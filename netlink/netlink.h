@@ -153,6 +153,11 @@ int wg_backend_open_auto(struct wg_backend **out, const char *ifname, unsigned f
 int wg_backend_open_named(struct wg_backend **out, const char *kind, const char *ifname);
 void wg_backend_close(struct wg_backend *b);
 enum wg_backend_kind wg_backend_kind(const struct wg_backend *b);
+/*
+ * Kernel: build SET messages up to bytes (512..1 MiB; default 32 KiB). Smaller means
+ * more messages; tests use it to put message boundaries everywhere.
+ */
+int wg_backend_set_message_size(struct wg_backend *b, size_t bytes);
 /* Netlink messages (kernel) or UAPI requests (userspace) sent so far. */
 uint64_t wg_backend_messages(const struct wg_backend *b);
 

@@ -192,11 +192,11 @@ static int genl_set_device(struct wg_backend *b, const struct wg_device *dev)
 	int more, r;
 
 	/* Locked memory: the message may carry the private key or preshared keys. */
-	buf = secret_alloc(WG_SET_MSG_SIZE);
+	buf = secret_alloc(b->msg_size);
 	if (!buf)
 		return -ENOMEM;
 	do {
-		more = wg_set_msg_build(buf, WG_SET_MSG_SIZE, b->family_id, ++b->seq, dev, &cursor);
+		more = wg_set_msg_build(buf, b->msg_size, b->family_id, ++b->seq, dev, &cursor);
 		if (more < 0) {
 			r = more;
 			goto out;
@@ -210,7 +210,7 @@ static int genl_set_device(struct wg_backend *b, const struct wg_device *dev)
 		}
 	} while (more);
 out:
-	secret_free(buf, WG_SET_MSG_SIZE);
+	secret_free(buf, b->msg_size);
 	return r;
 }
 
@@ -227,6 +227,16 @@ static const struct wg_backend_ops genl_ops = {
 	.close = genl_close,
 };
 
+int wg_backend_set_message_size(struct wg_backend *b, size_t bytes)
+{
+	if (b->kind != WG_BACKEND_KERNEL)
+		return nl_fail(-EOPNOTSUPP, "only the kernel backend splits messages");
+	if (bytes < 512 || bytes > 1024 * 1024)
+		return nl_fail(-EINVAL, "message size %zu is outside 512..1048576", bytes);
+	b->msg_size = bytes;
+	return 0;
+}
+
 int wg_genl_open(struct wg_backend *b)
 {
 	struct timeval timeout = { .tv_sec = 30 };
@@ -234,6 +244,7 @@ int wg_genl_open(struct wg_backend *b)
 
 	b->kind = WG_BACKEND_KERNEL;
 	b->ops = &genl_ops;
+	b->msg_size = WG_SET_MSG_SIZE;
 	r = nl_socket_open(NETLINK_GENERIC, &b->nl);
 	if (r < 0)
 		return r;
