@@ -90,49 +90,72 @@ static int append_json_string_field(struct buf *out, const char *name, const cha
 	return r;
 }
 
-static int handle_info(const struct sim_agent *a, struct buf *out)
+/*
+ * tcb_info, a JSON document carried as a string, with the fields the SDKs' TcbInfo
+ * (v0.5) requires. All-zero measurements: nothing was measured.
+ */
+static int build_tcb_info(const struct sim_agent *a, struct buf *doc)
 {
 	static const uint8_t zero[48];
-	char zhex[2 * 48 + 1], os_hash[2 * 32 + 1], root[2 * 33 + 1], inner[1024];
-	uint8_t root33[33];
+	char z48[2 * 48 + 1], z32[2 * 32 + 1], compose[2 * 32 + 1];
 	int r;
 
-	hex_encode(zhex, zero, 48);
-	hex_encode(os_hash, zero, 32);
+	hex_encode(z48, zero, 48);
+	hex_encode(z32, zero, 32);
+	hex_encode(compose, a->compose_hash, 32);
+	r = buf_printf(doc, "{\"mrtd\":\"%s\",\"rtmr0\":\"%s\",\"rtmr1\":\"%s\",\"rtmr2\":\"%s\","
+		       "\"rtmr3\":\"%s\",\"mr_aggregated\":\"%s\",\"os_image_hash\":\"%s\","
+		       "\"compose_hash\":\"%s\",\"device_id\":\"%s\",\"app_compose\":",
+		       z48, z48, z48, z48, z48, z32, z32, compose, z32);
+	if (!r)
+		r = json_append_string(doc, a->app_compose);
+	if (!r)
+		r = buf_printf(doc, ",\"event_log\":[],\"simulator\":\"" SIM_WARNING "\"}");
+	return r ? r : buf_terminate(doc);
+}
+
+static int handle_info(const struct sim_agent *a, struct buf *out)
+{
+	static const uint8_t zero[32];
+	char z32[2 * 32 + 1], root[2 * 33 + 1], inner[512];
+	uint8_t root33[33];
+	struct buf tcb_info;
+	int r;
+
+	hex_encode(z32, zero, 32);
 	eth_compress_pubkey(a->kms_root_pub, root33);
 	hex_encode(root, root33, 33);
+	buf_init(&tcb_info, 16384);
 
-	if ((r = buf_printf(out, "{")) < 0 ||
+	if ((r = build_tcb_info(a, &tcb_info)) < 0 ||
+	    (r = buf_printf(out, "{")) < 0 ||
 	    (r = append_hex_field(out, "app_id", a->app_id, 20, false)) < 0 ||
 	    (r = append_hex_field(out, "instance_id", a->instance_id, 20, false)) < 0 ||
-	    (r = buf_printf(out, "\"app_cert\":\"\",")) < 0)
-		return r;
-	/* All-zero measurements: nothing was measured. */
-	snprintf(inner, sizeof(inner),
-		 "{\"mrtd\":\"%s\",\"rtmr0\":\"%s\",\"rtmr1\":\"%s\",\"rtmr2\":\"%s\",\"rtmr3\":\"%s\","
-		 "\"os_image_hash\":\"%s\",\"event_log\":[],\"simulator\":\"" SIM_WARNING "\"}",
-		 zhex, zhex, zhex, zhex, zhex, os_hash);
-	if ((r = append_json_string_field(out, "tcb_info", inner, false)) < 0 ||
+	    (r = buf_printf(out, "\"app_cert\":\"\",")) < 0 ||
+	    (r = append_json_string_field(out, "tcb_info", (const char *)tcb_info.data, false)) < 0 ||
 	    (r = buf_printf(out, "\"app_name\":")) < 0 ||
 	    (r = json_append_string(out, a->app_name)) < 0 ||
 	    (r = buf_printf(out, ",")) < 0 ||
 	    (r = append_hex_field(out, "device_id", zero, 32, false)) < 0 ||
 	    (r = append_hex_field(out, "mr_aggregated", zero, 32, false)) < 0 ||
 	    (r = append_hex_field(out, "os_image_hash", zero, 32, false)) < 0)
-		return r;
+		goto out;
 	snprintf(inner, sizeof(inner),
 		 "{\"name\":\"dstack-sim\",\"id\":\"%s\",\"simulated\":true,\"warning\":\"" SIM_WARNING
 		 "\"%s}", root, a->from_fixture ? ",\"fixture\":\"dstack sdk simulator\"" : "");
 	if ((r = append_json_string_field(out, "key_provider_info", inner, false)) < 0 ||
 	    (r = append_hex_field(out, "compose_hash", a->compose_hash, 32, false)) < 0)
-		return r;
-	snprintf(inner, sizeof(inner), "{\"spec_version\":1,\"os_image_hash\":\"%s\",\"simulator\":true}",
-		 os_hash);
+		goto out;
+	snprintf(inner, sizeof(inner),
+		 "{\"spec_version\":1,\"os_image_hash\":\"%s\",\"simulator\":true}", z32);
 	if ((r = append_json_string_field(out, "vm_config", inner, false)) < 0 ||
 	    (r = buf_printf(out, "\"cloud_vendor\":\"dstack-sim\","
 			    "\"cloud_product\":\"" SIM_WARNING "\"}")) < 0)
-		return r;
-	return 200;
+		goto out;
+	r = 200;
+out:
+	buf_free(&tcb_info);
+	return r;
 }
 
 /* A request's optional string field; "" when absent. Fails only on a non-string. */

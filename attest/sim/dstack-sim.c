@@ -14,12 +14,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "attest/attest.h"
 #include "attest/sim/sim.h"
 #include "chain/chain.h"
 #include "common/common.h"
 
 #define FIXTURE_MAX (64 * 1024)
+
+/* What Info.tcb_info.app_compose shows; real CVMs carry their app-compose.json here. */
+static const char simulated_app_compose[] =
+	"{\"manifest_version\":2,\"name\":\"dstack-sim\",\"runner\":\"docker-compose\","
+	"\"docker_compose_file\":\"\",\"kms_enabled\":true,\"gateway_enabled\":false,"
+	"\"local_key_provider_enabled\":false,\"no_instance_id\":false}";
 
 struct options {
 	const char *socket_path;
@@ -60,7 +68,8 @@ static void usage(FILE *f)
 		"  --app-id HEX             the app id: the cluster contract's address (20 bytes)\n"
 		"  --instance-id HEX        this node's instance id (20 bytes)\n"
 		"  --app-name NAME          Info.app_name (default dstack-sim)\n"
-		"  --compose-hash HEX       Info.compose_hash (32 bytes; default zero)\n"
+		"  --compose-hash HEX       Info.compose_hash (32 bytes; default: sha256 of the\n"
+		"                           simulated app-compose.json, as dstack computes it)\n"
 		"  --ready-file FILE        write the endpoints here once listening\n"
 		"  -h, --help               this text\n");
 }
@@ -355,6 +364,9 @@ static int setup_agent(const struct options *o, struct sim_agent *a)
 	uint8_t app_id[20];
 
 	a->app_name = o->app_name ? o->app_name : "dstack-sim";
+	a->app_compose = simulated_app_compose;
+	SHA256((const unsigned char *)simulated_app_compose, strlen(simulated_app_compose),
+	       a->compose_hash);
 	if (parse_hex_option("instance-id", o->instance_id_hex, a->instance_id, 20) < 0 ||
 	    (o->app_id_hex && parse_hex_option("app-id", o->app_id_hex, app_id, 20) < 0) ||
 	    (o->compose_hash_hex &&

@@ -15,6 +15,7 @@ struct sim_agent {
 	uint8_t instance_id[20];
 	uint8_t compose_hash[32];
 	const char *app_name;
+	const char *app_compose;       /* app-compose.json; compose_hash = sha256 of it by default */
 	uint8_t *app_sk;               /* 32 bytes, secret_alloc */
 	uint8_t kms_signature[65];     /* chain[1], the same for every key of this app */
 	uint8_t kms_root_pub[64];

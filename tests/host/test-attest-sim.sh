@@ -94,6 +94,24 @@ rc=0
 [ "$rc" = 3 ] || fail "wrong KMS root: exit $rc"
 grep -q "not by the expected KMS root" "$RUN/err" || fail "wrong KMS root message: $(cat "$RUN/err")"
 
+# Info carries the real field names; tcb_info is a JSON document in a string with what the
+# SDKs' TcbInfo requires, and compose_hash is sha256 of app_compose, as dstack computes it.
+curl -sf --unix-socket "$RUN/agent.sock" -H 'Content-Type: application/json' -d '{}' \
+	http://localhost/Info > "$RUN/info.json"
+python3 - "$RUN/info.json" <<'PY' || fail "Info is not shaped like the real agent's"
+import hashlib, json, sys
+info = json.load(open(sys.argv[1]))
+for k in ("app_id", "instance_id", "app_cert", "tcb_info", "app_name", "device_id",
+          "mr_aggregated", "os_image_hash", "key_provider_info", "compose_hash", "vm_config"):
+    assert k in info, k
+tcb = json.loads(info["tcb_info"])
+for k in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "app_compose", "event_log",
+          "mr_aggregated", "os_image_hash", "compose_hash", "device_id"):
+    assert k in tcb, k
+assert hashlib.sha256(tcb["app_compose"].encode()).hexdigest() == info["compose_hash"]
+assert json.loads(info["key_provider_info"])["simulated"] is True
+PY
+
 # Like the real agent, a body without Content-Type: application/json is refused.
 code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$RUN/agent.sock" \
 	-d '{"path":"x"}' http://localhost/GetKey)
