@@ -155,48 +155,41 @@ int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], ui
 /* ---- following the registry ----------------------------------------------------------- */
 
 /*
- * One round trip per poll: the head block number and the contract's logs since the last
- * block we saw, in one JSON-RPC batch. Any log means "re-read" (docs/registry.md); the
- * agent's periodic full re-read covers what a reorg could hide.
+ * One round trip per idle poll: the head block number. Only when new blocks arrived,
+ * a second one for the contract's logs in them. Any log means "re-read"
+ * (docs/registry.md); the agent's periodic full re-read covers what a reorg could hide.
  */
 int cluster_poll_changes(struct cluster *c, uint64_t *block)
 {
-	struct eth_rpc_call calls[2] = { { .method = "eth_blockNumber" }, { .method = "eth_getLogs" } };
-	char contract[41], params[160];
+	struct eth_log_filter f = { .address = c->contract };
+	struct eth_log *logs = NULL;
+	size_t n = 0;
 	uint64_t head;
 	int r;
 
-	hex_encode(contract, c->contract, 20);
+	r = eth_block_number(c->rpc, &head);
+	if (r < 0)
+		return fail(c, r, "eth_blockNumber");
+	*block = head;
 	if (!c->followed) {
-		r = eth_block_number(c->rpc, &head);
-		if (r < 0)
-			return fail(c, r, "eth_blockNumber");
 		c->followed = true;
 		c->next_block = head + 1;
-		*block = head;
 		return 1;
 	}
-	snprintf(params, sizeof(params), "[{\"fromBlock\":\"0x%llx\",\"toBlock\":\"latest\",\"address\":\"0x%s\"}]",
-		 (unsigned long long)c->next_block, contract);
-	calls[1].params = params;
-	r = eth_rpc_batch(c->rpc, calls, 2);
-	if (r == 0)
-		r = calls[0].error ? calls[0].error : calls[1].error;
-	if (r == 0)
-		r = eth_parse_quantity(calls[0].result, calls[0].result_len, &head);
-	if (r < 0) {
-		fail(c, r, "following the registry (eth_blockNumber + eth_getLogs)");
-		goto out;
-	}
-	/* "[]" is the idle answer; anything else holds at least one log. */
-	r = calls[1].result_type == JSON_ARRAY && calls[1].result_len > 2;
-	if (head + 1 > c->next_block)
+	if (head < c->next_block) {
+		/* Same head, or a shorter chain after a reorg: only the latter is news. */
+		r = head + 1 < c->next_block;
 		c->next_block = head + 1;
-	*block = head;
-out:
-	eth_rpc_call_clear(&calls[0]);
-	eth_rpc_call_clear(&calls[1]);
-	return r;
+		return r;
+	}
+	f.from_block = c->next_block;
+	f.to_block = head;
+	r = eth_get_logs(c->rpc, &f, &logs, &n);
+	if (r < 0)
+		return fail(c, r, "eth_getLogs");
+	eth_logs_free(logs, n);
+	c->next_block = head + 1;
+	return n > 0;
 }
 
 /* ---- reading every live peer ------------------------------------------------------------ */

@@ -19,7 +19,7 @@ H_SUBNET=192.168.77
 H_HUB_IP=$H_SUBNET.254
 H_RPC=http://$H_HUB_IP:8545
 H_POLL_MS=${H_POLL_MS:-300}
-H_KEEPALIVE=${H_KEEPALIVE:-2}
+H_KEEPALIVE=${H_KEEPALIVE:-5}
 # anvil's first well-known dev account: the cluster operator (deploys, mints, binds).
 H_OPERATOR_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
@@ -46,6 +46,8 @@ h_init() {
 h_ns() { echo "${H_PREFIX}n$1"; }
 h_if() { echo "${H_PREFIX}w$1"; }
 h_in() { local i=$1; shift; ip netns exec "$(h_ns "$i")" "$@"; }
+# Background jobs use `ip netns exec` directly, never through a function: then $! is the
+# process itself (ip and env exec), so a signal reaches the daemon and not a subshell.
 h_cast() { "$H_CAST" "$1" --rpc-url "$H_RUN/anvil.ipc" "${@:2}"; }
 
 h_kill() { # pid...: TERM, then KILL after a bounded wait
@@ -102,10 +104,13 @@ h_deploy() {
 	(umask 077 && echo "${H_KMS_KEY#0x}" >"$H_RUN/kms.key")
 	H_OPERATOR=$("$H_CAST" wallet address --private-key "$H_OPERATOR_KEY")
 	H_MINTED_TOPIC=$("$H_CAST" keccak "NodeAccessMinted(uint256,address,string)")
+	H_CONTRACT=
 	if [ -x "$H_ROOT/contracts/deploy.sh" ]; then
-		H_CONTRACT=$("$H_ROOT/contracts/deploy.sh" --rpc-url "$H_RUN/anvil.ipc" \
-			--private-key "$H_OPERATOR_KEY" --kms-root "$kms_addr" | tail -1)
-	else
+		H_CONTRACT=$(KMS_ROOT_ADDRESS=$kms_addr PRIVATE_KEY=$H_OPERATOR_KEY RPC_URL=$H_RUN/anvil.ipc \
+			QUIET=1 "$H_ROOT/contracts/deploy.sh" 2>"$H_RUN/deploy.log" | tail -1) || true
+	fi
+	if ! [[ "$H_CONTRACT" =~ ^0x[0-9a-fA-F]{40}$ ]]; then
+		# No deploy script (or it failed): the compiled artifact, created with cast.
 		local art=$H_ROOT/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json
 		[ -f "$art" ] || (cd "$H_ROOT/contracts" && "$H_FORGE" build -q) >/dev/null
 		bytecode=$(sed -n 's/.*"bytecode":{"object":"\(0x[0-9a-f]*\)".*/\1/p' "$art")
@@ -128,7 +133,7 @@ h_node_add() {
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add "$H_SUBNET.$i/24" dev eth0
 	ip -n "$ns" link set eth0 up
-	h_in "$i" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
+	ip netns exec "$ns" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
 	H_PID_WG[$i]=$!
 	H_INSTANCE[$i]=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
 	"$H_BIN/dstack-sim" --kms-root-key-file "$H_RUN/kms.key" --app-id "$H_CONTRACT" \
@@ -161,11 +166,11 @@ h_mint_bind() {
 	h_log "node $i: token ${H_TOKEN[$i]} bound to instance 0x${H_INSTANCE[$i]}"
 }
 
-# h_agent_start i [extra agent flags...]
+# h_agent_start i [extra agent flags...]: flags win over the environment set here.
 h_agent_start() {
 	local i=$1
 	shift
-	h_in "$i" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim$i.sock" \
+	ip netns exec "$(h_ns "$i")" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim$i.sock" \
 		CLUSTER_CONTRACT="$H_CONTRACT" P2P_MODE=wireguard ETH_RPC_URL="$H_RPC" \
 		P2P_INTERFACE="$(h_if "$i")" P2P_ENDPOINT="$H_SUBNET.$i:51830" \
 		P2P_LISTEN_PORT=51830 P2P_KEEPALIVE="$H_KEEPALIVE" P2P_POLL_MS="$H_POLL_MS" \

@@ -1,0 +1,112 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The mesh end to end on the host (userspace WireGuard), in one harness run:
+#   3 nodes form a full mesh; an app reaches every peer through the C API;
+#   a 4th node joins; an agent is SIGKILLed and restarted without a gap in the pings;
+#   a node's endpoint changes and its peers follow; a token is burned and its peer is
+#   gone from every node. Expectations come from wg, ping and cast, never from the agent.
+set -euo pipefail
+. "$(dirname "$0")/../../netns-harness/lib.sh"
+pass() { h_log "PASS: $*"; }
+
+h_init "dpt$$"
+h_deploy
+for i in 1 2 3; do h_node_up "$i"; done
+for i in 1 2 3; do h_agent_wait_registered "$i" 30; done
+h_wait_mesh 30 1 2 3 || h_die "3-node mesh did not converge"
+[ "$(h_ping_all 1 2 3)" = 6 ] || h_die "3-node mesh: not every pair answers"
+pass "3 nodes: wg show lists exactly the live peers, 6/6 pairs ping"
+
+# --- an app on node 1: the example built against the installed library (DESTDIR + pkg-config)
+make -s -C "$H_ROOT" install DESTDIR="$H_RUN/inst" PREFIX=/usr >/dev/null
+export PKG_CONFIG_SYSROOT_DIR=$H_RUN/inst PKG_CONFIG_LIBDIR=$H_RUN/inst/usr/lib/pkgconfig
+cc -Wall -Wextra -Werror "$H_ROOT/examples/reach-peers.c" $(pkg-config --cflags --libs dstack-p2p) \
+	-o "$H_RUN/reach-peers"
+for i in 1 2 3; do
+	ip netns exec "$(h_ns "$i")" socat TCP-LISTEN:7777,reuseaddr,fork SYSTEM:"echo hello from node $i" >/dev/null 2>&1 &
+	H_OTHER_PIDS+=($!)
+done
+app() { h_in 1 env LD_LIBRARY_PATH="$H_RUN/inst/usr/lib" DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_RUN/reach-peers" "$@"; }
+out=$(app "$H_CONTRACT" 7777)
+echo "$out"
+for j in 2 3; do echo "$out" | grep -qx "reached 10.0.1.${H_TOKEN[$j]}: hello from node $j" || h_die "app did not reach node $j"; done
+ip netns exec "$(h_ns 1)" env LD_LIBRARY_PATH="$H_RUN/inst/usr/lib" DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" \
+	"$H_RUN/reach-peers" "$H_CONTRACT" 7777 --watch 25 >"$H_RUN/watch.log" 2>&1 &
+H_OTHER_PIDS+=($!)
+pass "the C API example reaches every peer"
+
+# --- a 4th node joins
+t0=$(date +%s%N)
+h_node_up 4
+ip netns exec "$(h_ns 4)" socat TCP-LISTEN:7777,reuseaddr,fork SYSTEM:"echo hello from node 4" >/dev/null 2>&1 &
+H_OTHER_PIDS+=($!)
+h_wait_mesh 30 1 2 3 4 || h_die "the 4th node did not converge"
+h_log "4 nodes converged $(( ($(date +%s%N) - t0) / 1000000 )) ms after the 4th node's mint"
+[ "$(h_ping_all 1 2 3 4)" = 12 ] || h_die "4-node mesh: not every pair answers"
+for t in $(seq 1 50); do grep -q "10.0.1.${H_TOKEN[4]}" "$H_RUN/watch.log" && break; sleep 0.1; done
+grep -q "peers changed (3):.*10.0.1.${H_TOKEN[4]}" "$H_RUN/watch.log" || h_die "monitor_peers did not report the join"
+pass "a 4th node joins: all converge, 12/12 pairs ping, monitor_peers saw it"
+
+# --- SIGKILL an agent and restart it: tunnels must not notice
+gap_log() { # i j: pings from node i to node j, 5/s for 8 s, with timestamps
+	h_in "$1" ping -D -i 0.2 -w 8 -W 1 "10.0.1.${H_TOKEN[$2]}" >"$H_RUN/gap-$1-$2.log" 2>&1 || true
+}
+gap_log 1 2 & p1=$!
+gap_log 2 1 & p2=$!
+gap_log 3 2 & p3=$!
+sleep 1
+kill -9 "${H_PID_AGENT[2]}"
+{ wait "${H_PID_AGENT[2]}"; } 2>/dev/null || true
+sleep 1
+echo "--- restart" >>"$H_RUN/agent2.log"
+h_agent_start 2
+h_agent_wait_registered 2 20
+wait $p1 $p2 $p3
+for pair in 1-2 2-1 3-2; do
+	gap=$(awk -F'[][]' '/bytes from/ { t = $2; if (last) { g = t - last; if (g > max) max = g }; last = t }
+		END { printf "%.2f", max + 0 }' "$H_RUN/gap-$pair.log")
+	n=$(grep -c 'bytes from' "$H_RUN/gap-$pair.log" || true)
+	h_log "pings $pair across the restart: $n replies, longest gap ${gap} s"
+	[ "$n" -ge 30 ] || h_die "pings $pair: only $n replies"
+	awk -v g="$gap" -v k="$H_KEEPALIVE" 'BEGIN { exit !(g < k) }' || h_die "pings $pair stopped for $gap s"
+done
+changes=$(sed -n '/^--- restart/,$p' "$H_RUN/agent2.log" | grep -cE 'peer .*: (added|removed|updated)' || true)
+[ "$changes" = 0 ] || h_die "the restarted agent changed $changes peers"
+h_mesh_matches 1 2 3 4 || h_die "mesh differs after the restart"
+pass "SIGKILL + restart: no ping gap over one keepalive (${H_KEEPALIVE} s), no peer re-programmed"
+
+# --- node 3 moves to another address and port; its peers follow the registry
+# (promote_secondaries: dropping the old primary address must keep the new one)
+h_in 3 sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1
+ip -n "$(h_ns 3)" addr add "$H_SUBNET.103/24" dev eth0
+kill "${H_PID_AGENT[3]}"
+wait "${H_PID_AGENT[3]}" 2>/dev/null || true
+h_agent_start 3 --endpoint "$H_SUBNET.103:51831" --listen-port 51831
+ip -n "$(h_ns 3)" addr del "$H_SUBNET.3/24" dev eth0
+key3=$(h_wg_pubkey 3)
+for t in $(seq 1 100); do
+	onchain=$(h_cast call "$H_CONTRACT" "getPeer(address)((uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))" "0x${H_INSTANCE[3]}")
+	echo "$onchain" | grep -q "\"$H_SUBNET.103:51831\"" && break
+	sleep 0.1
+done
+echo "$onchain" | grep -q "\"$H_SUBNET.103:51831\"" || h_die "node 3's new endpoint never reached the registry"
+for i in 1 2 4; do
+	for t in $(seq 1 100); do
+		h_in "$i" wg show "$(h_if "$i")" endpoints | grep -qx "$key3	$H_SUBNET.103:51831" && break
+		sleep 0.1
+	done
+	h_in "$i" wg show "$(h_if "$i")" endpoints | grep -qx "$key3	$H_SUBNET.103:51831" ||
+		h_die "node $i did not follow node 3's endpoint"
+done
+[ "$(h_ping_all 1 2 3 4)" = 12 ] || h_die "after the endpoint change: not every pair answers"
+pass "endpoint change: every peer has node 3 at $H_SUBNET.103:51831, 12/12 pairs ping"
+
+# --- the operator burns node 4's token
+t0=$(date +%s%N)
+h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[4]}" >/dev/null
+h_wait_mesh 30 1 2 3 || h_die "the burned peer was not removed everywhere"
+h_log "burn applied on every node $(( ($(date +%s%N) - t0) / 1000000 )) ms after the transaction"
+for i in 1 2 3; do h_ping "$i" 4 && h_die "node $i still reaches the burned node"; done
+[ "$(h_ping_all 1 2 3)" = 6 ] || h_die "after the burn: the others lost each other"
+pass "burn: node 4 is gone from every wg show, pings to it stop, 6/6 remaining pairs ping"
+h_log "all mesh scenarios passed"
