@@ -130,7 +130,7 @@ set_why(char *why, size_t why_len, const char *fmt, ...)
 
 /* ---- reply parsers ---------------------------------------------------------------------- */
 
-/* The reply must be one JSON object; returns its token index (0). */
+/* The reply must be one JSON object (token 0); -EBADMSG with the reason otherwise. */
 static int parse_object(struct json *j, const char *body, size_t len, char *why, size_t why_len)
 {
 	int r = json_parse(j, body, len, AGENT_MAX_TOKENS);

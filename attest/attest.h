@@ -154,7 +154,8 @@ int attest_key_path(char *out, size_t out_len, const char *prefix,
 
 /*
  * WireGuard private key from GetKey material: keyed BLAKE2s-256 (key = material,
- * message = a domain-separation string), clamped for X25519 (docs/keys.md).
+ * message = a domain-separation string), clamped for X25519 (docs/keys.md). The two
+ * buffers may be the same.
  */
 void attest_wireguard_key_from_material(const uint8_t material[static 32],
 					uint8_t wg_private[static 32]);

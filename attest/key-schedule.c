@@ -70,7 +70,12 @@ int attest_derive_path_key(const uint8_t app_sk[static 32], const char *path,
 void attest_wireguard_key_from_material(const uint8_t material[static 32],
 					uint8_t wg_private[static 32])
 {
-	blake2s(wg_private, wireguard_key_domain, material, 32, strlen(wireguard_key_domain), 32);
+	uint8_t key[32];
+
+	/* A copy, so material and wg_private may be the same (locked) buffer. */
+	memcpy(key, material, 32);
+	blake2s(wg_private, wireguard_key_domain, key, 32, strlen(wireguard_key_domain), 32);
+	secret_wipe(key, sizeof(key));
 	/* RFC 7748 clamping, as wg genkey does. */
 	wg_private[0] &= 248;
 	wg_private[31] &= 127;
