@@ -114,6 +114,19 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
 	return true;
 }
 
+/* "POST /GetKey HTTP/1.1" */
+static bool parse_request_line(const char *text, size_t len, struct request *req)
+{
+	char line[256], version[16];
+
+	if (len >= sizeof(line))
+		return false;
+	memcpy(line, text, len);
+	line[len] = '\0';
+	return sscanf(line, "%7s %127s %15s", req->method, req->path, version) == 3 &&
+	       !strncmp(version, "HTTP/1.", 7);
+}
+
 /*
  * Parse the head once the blank line has arrived: 0 done, 1 need more bytes, or an HTTP
  * status to answer with.
@@ -121,7 +134,7 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
 static int parse_head(const struct buf *in, struct request *req)
 {
 	const char *text = (const char *)in->data, *end, *line, *eol;
-	char value[32], version[16];
+	char value[32];
 
 	memset(req, 0, sizeof(*req));
 	end = in->len >= 4 ? memmem(text, in->len, "\r\n\r\n", 4) : NULL;
@@ -132,18 +145,8 @@ static int parse_head(const struct buf *in, struct request *req)
 		return 431;
 
 	eol = memmem(text, req->header_len, "\r\n", 2);
-	{
-		char first[256];
-		size_t n = (size_t)(eol - text);
-
-		if (n >= sizeof(first))
-			return 400;
-		memcpy(first, text, n);
-		first[n] = '\0';
-		if (sscanf(first, "%7s %127s %15s", req->method, req->path, version) != 3 ||
-		    strncmp(version, "HTTP/1.", 7))
-			return 400;
-	}
+	if (!parse_request_line(text, (size_t)(eol - text), req))
+		return 400;
 	for (line = eol + 2; line < end; line = eol + 2) {
 		eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
 		if (!eol)

@@ -117,6 +117,18 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$RUN/agent.sock" \
 	-d '{"path":"x"}' http://localhost/GetKey)
 [ "$code" = 400 ] || fail "GetKey without JSON content type: HTTP $code"
 
+# Bad requests get an HTTP error, and an idle client does not hold up the others.
+code=$(head -c 70000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' --unix-socket \
+	"$RUN/agent.sock" -H 'Content-Type: application/json' --data-binary @- http://localhost/GetKey)
+[ "$code" = 413 ] || fail "70 kB request: HTTP $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$RUN/agent.sock" \
+	-H 'Content-Type: application/json' -d '{}' http://localhost/Nope)
+[ "$code" = 404 ] || fail "unknown method: HTTP $code"
+(sleep 3 | socat - "UNIX-CONNECT:$RUN/agent.sock" >/dev/null 2>&1 &)
+sleep 0.2
+timeout 2 curl -sf --unix-socket "$RUN/agent.sock" -H 'Content-Type: application/json' -d '{}' \
+	http://localhost/Info >/dev/null || fail "an idle connection blocked Info"
+
 # Restart: same keys. Another instance of the same app: other keys.
 stop_sim
 start_sim "$INSTANCE_A"
