@@ -199,11 +199,12 @@ struct wg_set_cursor {
 };
 
 /*
- * Build the next WG_CMD_SET_DEVICE message for dev into buf (buflen bytes), using
- * every byte it can: peers that do not fit go to the next message, a peer whose
- * allowed IPs do not fit is continued there with only its public key (+REMOVE /
- * UPDATE_ONLY) and the rest of its IPs. Returns 1 when more messages follow, 0 when
- * this is the last, -EMSGSIZE when buflen cannot hold even one peer.
+ * Build the next WG_CMD_SET_DEVICE message for dev into buf (buflen bytes). Device
+ * attributes (and REPLACE_PEERS) go in the first message only. A peer that does not
+ * fit moves whole to the next message; only a peer that alone overflows a message is
+ * split, continued with its public key (+REMOVE / UPDATE_ONLY) and the rest of its
+ * allowed IPs. Returns 1 when more messages follow, 0 when this is the last,
+ * -EMSGSIZE when buflen cannot hold a peer's key and one allowed IP.
  */
 int wg_set_msg_build(void *buf, size_t buflen, uint16_t family_id, uint32_t seq,
 		     const struct wg_device *dev, struct wg_set_cursor *cursor);

@@ -54,12 +54,14 @@ static bool put_peer_attributes(struct nlmsghdr *nlh, size_t room, const struct 
 }
 
 /*
- * As much of peer p as fits, from the cursor on. A continued peer carries only its
- * key, REMOVE/UPDATE_ONLY and more allowed IPs: REPLACE_ALLOWEDIPS again would throw
- * away the IPs its earlier fragment added.
+ * Peer p from the cursor on. A peer goes whole into one message (the kernel applies
+ * each message on its own, so a split peer briefly has only part of its allowed IPs);
+ * only a peer that starts a message and still does not fit is split. A continued peer
+ * carries only its key, REMOVE/UPDATE_ONLY and more allowed IPs: REPLACE_ALLOWEDIPS
+ * again would throw away the IPs its earlier fragment added.
  */
 static enum peer_put put_peer(struct nlmsghdr *nlh, size_t room, const struct wg_peer *p,
-			      struct wg_set_cursor *cur)
+			      struct wg_set_cursor *cur, bool first_in_message)
 {
 	struct nlattr *peer_nest, *ips_nest = NULL;
 	uint32_t flags = 0;
@@ -97,8 +99,13 @@ static enum peer_put put_peer(struct nlmsghdr *nlh, size_t room, const struct wg
 			mnl_attr_nest_cancel(nlh, ips_nest);
 	}
 	if (cur->allowedip < p->n_allowedips) {
-		/* Out of room inside this peer: a fragment that adds nothing is not sent. */
-		if (cur->peer_started && ips_put == 0)
+		/* Out of room inside this peer: it moves whole to the next message. */
+		if (!first_in_message) {
+			cur->allowedip -= ips_put;
+			goto none;
+		}
+		/* Not even one IP after the peer's own attributes: the buffer is too small. */
+		if (ips_put == 0)
 			goto none;
 		mnl_attr_nest_end(nlh, peer_nest);
 		cur->peer_started = true;
@@ -160,14 +167,15 @@ int wg_set_msg_build(void *buf, size_t buflen, uint16_t family_id, uint32_t seq,
 		if (!put_device_attributes(nlh, buflen, dev))
 			return nl_fail(-EMSGSIZE, "netlink buffer of %zu bytes", buflen);
 		cur->device_done = true;
-		carries_device = true;
+		carries_device = dev->flags & (WG_DEVICE_REPLACE_PEERS | WG_DEVICE_HAS_PRIVATE_KEY |
+					       WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK);
 	}
 	if (cur->peer >= dev->n_peers)
 		return 0;
 
 	peers_nest = mnl_attr_nest_start_check(nlh, buflen, WGDEVICE_A_PEERS);
 	while (peers_nest && cur->peer < dev->n_peers) {
-		enum peer_put put = put_peer(nlh, buflen, &dev->peers[cur->peer], cur);
+		enum peer_put put = put_peer(nlh, buflen, &dev->peers[cur->peer], cur, peers_put == 0);
 
 		if (put != PEER_NONE)
 			peers_put++;
