@@ -47,15 +47,27 @@ static int read_tx_key(const char *path, uint8_t *key)
 	return r;
 }
 
-/* No key and no relayer: say exactly how an operator can send our registration. */
+/*
+ * No key and no relayer: say exactly how an operator can send our registration, once
+ * for each distinct record (a new nonce or endpoint prints again).
+ */
 static void print_relay_instructions(struct agent *a, const struct registry_peer *rec)
 {
+	uint8_t digest[32];
 	struct buf data;
 	char contract[41];
 
 	buf_init(&data, 1 << 16);
 	if (cluster_registration_calldata(rec, &data) == 0) {
-		char *hex = malloc(2 * data.len + 1);
+		char *hex;
+
+		keccak256(digest, data.data, data.len);
+		if (!memcmp(digest, a->printed_calldata, sizeof(digest))) {
+			buf_free(&data);
+			return;
+		}
+		memcpy(a->printed_calldata, digest, sizeof(digest));
+		hex = malloc(2 * data.len + 1);
 
 		hex_encode(contract, a->contract, 20);
 		if (hex) {
@@ -105,9 +117,8 @@ static int send_registration(struct agent *a)
 		if (r < 0)
 			log_error("handing the registration to the relayer %s: %s", a->cfg->relayer_url,
 				  cluster_error(a->cluster));
-	} else if (!a->calldata_printed) {
+	} else {
 		print_relay_instructions(a, &rec);
-		a->calldata_printed = true;
 	}
 out:
 	secret_free(tx_key, 32);

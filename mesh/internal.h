@@ -99,7 +99,7 @@ struct agent {
 	bool registered;                    /* our record is on chain and matches */
 	uint64_t registered_nonce;
 	uint64_t tx_sent_ms;                /* last registration attempt; 0 = none */
-	bool calldata_printed;
+	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
 
 	/* WireGuard */
 	struct wg_backend *wg;

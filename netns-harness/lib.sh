@@ -33,7 +33,7 @@ h_init() {
 	H_RUN=$(mktemp -d "/tmp/dstack-p2p-$H_PREFIX.XXXXXX")
 	H_T0=$(date +%s%N)
 	H_NODES=()
-	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=()
+	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=() H_PUB=()
 	H_OTHER_PIDS=()
 	trap h_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -193,16 +193,17 @@ h_node_up() {
 	h_agent_start "$1"
 }
 
-# Public keys the device of node i has as peers, sorted.
-h_wg_peers() { h_in "$1" wg show "$(h_if "$1")" peers | sort; }
+# Node i's WireGuard public key, as its device reports it.
 h_wg_pubkey() { h_in "$1" wg show "$(h_if "$1")" public-key; }
 
-# h_expect_mesh live...: every live node's device lists exactly the other live nodes,
-# each with allowed IP 10.0.1.<token>/32 (as `wg show` reports it). Bounded wait.
+# h_mesh_matches live...: every live node's device lists exactly the other live nodes,
+# each with allowed IP 10.0.1.<token>/32, as `wg show` reports it.
 h_mesh_matches() {
 	local i j want have
+	# Keys never change: read each once (here, not in a subshell, so the cache stays).
+	for j in "$@"; do [ "${#H_PUB[$j]}" = 44 ] || H_PUB[$j]=$(h_wg_pubkey "$j"); done
 	for i in "$@"; do
-		want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s 10.0.1.%s/32\n' "$(h_wg_pubkey "$j")" "${H_TOKEN[$j]}"; done | sort)
+		want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s 10.0.1.%s/32\n' "${H_PUB[$j]}" "${H_TOKEN[$j]}"; done | sort)
 		have=$(h_in "$i" wg show "$(h_if "$i")" allowed-ips | tr '\t' ' ' | sort)
 		[ "$want" = "$have" ] || return 1
 	done

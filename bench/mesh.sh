@@ -1,0 +1,82 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Mesh benchmark (userspace WireGuard in network namespaces, anvil, the simulator):
+#   convergence from the block holding a join (a relayed registerPeer) or a burn to the
+#   moment every node's `wg show` matches, at N = 3, 8, 16 (p50 / max over a few cycles);
+#   then, at 16 peers, one agent's RSS, CPU while idle, and RPC calls per idle poll.
+# Figures are printed, never asserted. BENCH_MESH_SIZES, BENCH_MESH_CYCLES override.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "bench/mesh.sh: needs root (network namespaces); skipped"; exit 0; }
+. "$(dirname "$0")/../netns-harness/lib.sh"
+SIZES=${BENCH_MESH_SIZES:-3 8 16}
+CYCLES=${BENCH_MESH_CYCLES:-5}
+
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+stats() { sort -n | awk '{ v[NR] = $1 } END { printf "p50 %d ms, max %d ms (%d samples)", v[int((NR + 1) / 2)], v[NR], NR }'; }
+
+# Wait (bounded) for the joiner's agent to print a registration calldata we have not sent.
+next_calldata() {
+	local log=$1 seen=$2 t data
+	for t in $(seq 1 300); do
+		data=$(sed -n 's/^registration calldata: \(0x[0-9a-f]*\)$/\1/p' "$log" | tail -1)
+		[ -n "$data" ] && [ "$data" != "$seen" ] && { echo "$data"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+
+bench_size() {
+	local n=$1 j=$(( $1 + 1 )) c t0 sent="" data
+	local nodes=($(seq 1 "$n")) all=($(seq 1 "$j"))
+	h_init "dpb$$n$n"
+	h_deploy
+	for i in "${nodes[@]}"; do h_node_up "$i"; done
+	h_wait_mesh 120 "${nodes[@]}" || h_die "N=$n did not converge"
+	# The joiner has no funded key: it prints its signed registration, the operator relays it,
+	# so the join's block is the one our `cast send` waited for.
+	h_node_add "$j"
+	h_agent_start "$j" --tx-key-file ""
+	: >"$H_RUN/join.ms"
+	: >"$H_RUN/burn.ms"
+	for c in $(seq 1 "$CYCLES"); do
+		h_mint_bind "$j" >/dev/null
+		data=$(next_calldata "$H_RUN/agent$j.log" "$sent") || h_die "joiner printed no calldata"
+		sent=$data
+		h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "$data" >/dev/null
+		t0=$(date +%s%N)
+		h_wait_mesh 30 "${all[@]}" || h_die "join $c did not converge"
+		ms_since "$t0" >>"$H_RUN/join.ms"
+		h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[$j]}" >/dev/null
+		t0=$(date +%s%N)
+		h_wait_mesh 30 "${nodes[@]}" || h_die "burn $c did not converge"
+		ms_since "$t0" >>"$H_RUN/burn.ms"
+	done
+	echo "mesh N=$n (+1 joining), poll ${H_POLL_MS} ms: join $(stats <"$H_RUN/join.ms"); burn $(stats <"$H_RUN/burn.ms")"
+
+	if [ "$n" -ge 16 ]; then
+		# Idle with 16 peers: node 1 of 17 (rejoin the joiner first).
+		h_mint_bind "$j" >/dev/null
+		data=$(next_calldata "$H_RUN/agent$j.log" "$sent") || h_die "joiner printed no calldata"
+		h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "$data" >/dev/null
+		h_wait_mesh 30 "${all[@]}" || h_die "rejoin did not converge"
+		sleep 2
+		local pid=${H_PID_AGENT[1]} calls0 calls1 cpu0 cpu1 hz secs=10
+		hz=$(getconf CLK_TCK)
+		status() { DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_BIN/dstack-p2p" status --json; }
+		calls0=$(status | sed -n 's/.*"rpc_calls":\([0-9]*\).*/\1/p')
+		cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+		sleep "$secs"
+		calls1=$(status | sed -n 's/.*"rpc_calls":\([0-9]*\).*/\1/p')
+		cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+		echo "agent idle with $(( j - 1 )) peers: RSS $(awk '/VmRSS/ { print $2 " " $3 }' "/proc/$pid/status")," \
+			"CPU $(awk -v t=$((cpu1 - cpu0)) -v hz="$hz" -v s="$secs" 'BEGIN { printf "%.2f%%", 100 * t / hz / s }')" \
+			"over ${secs} s, RPC calls per idle poll" \
+			"$(awk -v c=$((calls1 - calls0)) -v s="$secs" -v p="$H_POLL_MS" 'BEGIN { printf "%.2f", c / (s * 1000 / p) }')" \
+			"(a status request costs none)"
+	fi
+	h_cleanup_now
+}
+
+# Each size is its own harness run; h_cleanup_now tears it down without leaving the shell.
+h_cleanup_now() { (h_cleanup) || true; trap - EXIT INT TERM; }
+for n in $SIZES; do bench_size "$n"; done
