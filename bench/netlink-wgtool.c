@@ -9,6 +9,8 @@
  *     setconf IF FILE      replace the whole configuration (like wg setconf)
  *     addconf IF FILE      add/update the file's peers, touch nothing else
  *     syncconf IF FILE     dump, diff, apply only the differences (like wg syncconf)
+ *     up IF                the interface through wg_backend_open_auto (creating the kernel
+ *                          link or starting wireguard-go); prints the backend's kind
  *     dump IF              print IF like `wg show IF dump` (keys hidden)
  *     remove IF KEYFILE    remove the peers whose base64 keys KEYFILE lists
  *     endpoint IF KEY HOST:PORT   change one peer's endpoint
@@ -293,8 +295,15 @@ static int wg_command(const char *backend, size_t msg_size, const char *cmd, int
 	uint64_t t0, msgs0;
 	int r;
 
-	if (argc < 2 && strcmp(cmd, "dump"))
+	if (argc < 2 && strcmp(cmd, "dump") && strcmp(cmd, "up"))
 		return -EINVAL;
+	if (!strcmp(cmd, "up")) {
+		r = wg_backend_open_auto(&b, ifname, WG_AUTO_CREATE | WG_AUTO_START_USERSPACE);
+		if (r == 0)
+			printf("%s\n", wg_backend_kind(b) == WG_BACKEND_KERNEL ? "kernel" : "userspace");
+		wg_backend_close(b);
+		return r;
+	}
 	if (!strcmp(cmd, "setconf") || !strcmp(cmd, "addconf") || !strcmp(cmd, "syncconf")) {
 		r = conf_read(argv[1], &c);
 		if (r < 0)
