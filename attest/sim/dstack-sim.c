@@ -229,30 +229,47 @@ out:
 	return r;
 }
 
+/*
+ * Bound and listening under a temporary name, then renamed into place: a script that
+ * waits for the socket to exist never connects before listen(). A stale socket from an
+ * earlier run is replaced; anything that is not a socket is left alone.
+ */
 static int listen_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd;
+	int fd, n, e;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "dstack-sim: %s exists and is not a socket\n", path);
+		return -EEXIST;
+	}
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "dstack-sim: socket path too long: %s\n", path);
 		return -ENAMETOOLONG;
 	}
-	strcpy(sa.sun_path, path);
-	/* A stale socket from an earlier run; never remove anything that is not a socket. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
+	unlink(sa.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-		int e = errno;
-
-		fprintf(stderr, "dstack-sim: listening on %s: %s\n", path, strerror(e));
-		if (fd >= 0)
-			close(fd);
-		return -e;
-	}
+	if (fd < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto fail_close;
+	if (listen(fd, 64) < 0 || rename(sa.sun_path, path) < 0)
+		goto fail_unlink;
 	return fd;
+fail_unlink:
+	e = errno;
+	unlink(sa.sun_path);
+	errno = e;
+fail_close:
+	e = errno;
+	close(fd);
+	errno = e;
+fail:
+	e = errno;
+	fprintf(stderr, "dstack-sim: listening on %s: %s\n", path, strerror(e));
+	return -e;
 }
 
 /* Loopback only: anyone who can connect gets every key of the app. */
