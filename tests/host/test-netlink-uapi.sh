@@ -15,12 +15,16 @@ N=3
 T=$(mktemp -d)
 
 cleanup() {
+	# wireguard-go exits when its TUN link is deleted (not when its namespace goes).
+	for i in $(seq 1 $N); do ip -n "${P}n$i" link del "wu$id$i" 2>/dev/null || true; done
+	for i in $(seq 1 $N); do
+		for _ in $(seq 1 30); do [ -S "/var/run/wireguard/wu$id$i.sock" ] || break; sleep 0.1; done
+		# Still there: end it by its pid, found by its exact, per-run command line.
+		pid=$(pgrep -xf "wireguard-go wu$id$i" || true)
+		[ -n "$pid" ] && kill $pid 2>/dev/null
+	done
 	for i in $(seq 1 $N); do ip netns del "${P}n$i" 2>/dev/null || true; done
 	ip netns del "${P}hub" 2>/dev/null || true
-	# Each wireguard-go exits when its TUN goes away with its namespace.
-	for i in $(seq 1 $N); do
-		for _ in $(seq 1 50); do [ -S "/var/run/wireguard/wu$id$i.sock" ] || break; sleep 0.1; done
-	done
 	rm -rf "$T"
 }
 trap cleanup EXIT
