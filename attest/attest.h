@@ -30,6 +30,7 @@
 
 /* ---- the guest agent client ----------------------------------------------------------- */
 
+/* One client per thread: it keeps the last call's error message. */
 struct attest_client;
 
 /*
