@@ -13,16 +13,35 @@
 #include "common/common.h"
 
 /*
- * Run "cast <args>" (args formatted by the caller, already shell-quoted) and return its
- * first output line, without the newline, in a malloc'd string. $CAST overrides the path;
- * by default the repository's node_modules/.bin/cast, found through git.
+ * Run a shell command line and return its first output line, without the newline, in a
+ * malloc'd string; the command must succeed and print something.
+ */
+static inline char *command_output(const char *cmd)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	f = popen(cmd, "r");
+	cr_assert_not_null(f, "popen %s", cmd);
+	if (getline(&line, &cap, f) < 0) {
+		free(line);
+		line = NULL;
+	}
+	cr_assert_eq(pclose(f), 0, "failed: %s", cmd);
+	cr_assert_not_null(line, "no output: %s", cmd);
+	line[strcspn(line, "\r\n")] = '\0';
+	return line;
+}
+
+/*
+ * "cast <args>" (args formatted by the caller, already shell-quoted). $CAST overrides the
+ * path; by default the repository's node_modules/.bin/cast, found through git.
  */
 static inline __attribute__((format(printf, 1, 2))) char *cast_output(const char *fmt, ...)
 {
-	char args[8192], cmd[9000], *line = NULL;
-	size_t cap = 0;
+	char args[8192], cmd[9000];
 	va_list ap;
-	FILE *f;
 
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof(args), fmt, ap);
@@ -30,16 +49,7 @@ static inline __attribute__((format(printf, 1, 2))) char *cast_output(const char
 	snprintf(cmd, sizeof(cmd),
 		 "\"${CAST:-$(git rev-parse --show-toplevel)/node_modules/.bin/cast}\" %s 2>/dev/null",
 		 args);
-	f = popen(cmd, "r");
-	cr_assert_not_null(f, "popen cast");
-	if (getline(&line, &cap, f) < 0) {
-		free(line);
-		line = NULL;
-	}
-	cr_assert_eq(pclose(f), 0, "cast %s failed", args);
-	cr_assert_not_null(line, "cast %s printed nothing", args);
-	line[strcspn(line, "\r\n")] = '\0';
-	return line;
+	return command_output(cmd);
 }
 
 /* "0x" + lowercase hex of n bytes, in a malloc'd string. */

@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The JSON-RPC client and the registry decoder against bad input: a small scripted
+ * server in a thread (HTTP on loopback, or raw IPC on a unix socket in a temp dir)
+ * answers with garbage, errors, wrong ids, storms of 429/5xx, or nothing at all.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "chain/chain.h"
+#include "tests/unit/test-chain-helpers.h"
+
+/* What the scripted server answers to one request body. status 0: never answer. */
+struct answer {
+	int status;
+	char body[4096];
+};
+
+typedef void (*answer_fn)(const char *request, size_t n, struct answer *a, void *ctx);
+
+struct fake_server {
+	int fd;
+	bool raw_ipc;
+	char url[160];
+	char dir[64];
+	answer_fn answer;
+	void *ctx;
+	atomic_int requests;
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static bool read_request(struct fake_server *s, int c, char *buf, size_t cap, size_t *body_off,
+			 size_t *len)
+{
+	size_t n = 0;
+
+	for (int spins = 0; spins < 200 && n < cap - 1; spins++) {
+		struct pollfd p = { .fd = c, .events = POLLIN };
+		ssize_t k;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		k = recv(c, buf + n, cap - 1 - n, 0);
+		if (k <= 0)
+			return false;
+		n += (size_t)k;
+		buf[n] = '\0';
+		if (s->raw_ipc) {
+			/* Our requests are one object or array; enough to wait for the closer. */
+			if (buf[n - 1] == '}' || buf[n - 1] == ']') {
+				*body_off = 0;
+				*len = n;
+				return true;
+			}
+			continue;
+		}
+		char *end = strstr(buf, "\r\n\r\n");
+		char *cl = strcasestr(buf, "Content-Length:");
+		if (end && cl) {
+			size_t want = strtoul(cl + 15, NULL, 10);
+
+			if (n - (size_t)(end + 4 - buf) >= want) {
+				*body_off = (size_t)(end + 4 - buf);
+				*len = want;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static void *serve(void *arg)
+{
+	struct fake_server *s = arg;
+	static char req[1 << 16];
+
+	while (!s->stop) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		struct answer a = { 0 };
+		size_t off, n;
+		char head[256];
+		int c;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		if (!read_request(s, c, req, sizeof(req), &off, &n)) {
+			close(c);
+			continue;
+		}
+		s->requests++;
+		s->answer(req + off, n, &a, s->ctx);
+		if (a.status == 0) {
+			/* Hang: hold the connection open without a word until the test ends. */
+			while (!s->stop)
+				usleep(10000);
+			close(c);
+			break;
+		}
+		if (!s->raw_ipc) {
+			snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"
+				 "Connection: close\r\n\r\n", a.status, strlen(a.body));
+			(void)!write(c, head, strlen(head));
+		}
+		(void)!write(c, a.body, strlen(a.body));
+		close(c);
+	}
+	return NULL;
+}
+
+static void server_start(struct fake_server *s, bool raw_ipc, answer_fn fn, void *ctx)
+{
+	memset(s, 0, sizeof(*s));
+	s->raw_ipc = raw_ipc;
+	s->answer = fn;
+	s->ctx = ctx;
+	if (raw_ipc) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		snprintf(s->dir, sizeof(s->dir), "/tmp/chain-rpc-test.XXXXXX");
+		cr_assert_not_null(mkdtemp(s->dir));
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/rpc.ipc", s->dir);
+		s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		snprintf(s->url, sizeof(s->url), "%s", sa.sun_path);
+	} else {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(sa);
+
+		s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&sa, &len), 0);
+		snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	}
+	cr_assert_eq(listen(s->fd, 16), 0);
+	cr_assert_eq(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void server_stop(struct fake_server *s)
+{
+	s->stop = true;
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+	if (s->raw_ipc) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/rpc.ipc", s->dir);
+		unlink(path);
+		rmdir(s->dir);
+	}
+}
+
+static struct eth_rpc *client(const char *urls, long timeout_ms, int retries)
+{
+	struct eth_rpc_config cfg = { .urls = urls, .timeout_ms = timeout_ms, .retries = retries,
+				      .backoff_ms = 10 };
+	struct eth_rpc *rpc;
+
+	cr_assert_eq(eth_rpc_new(&cfg, &rpc), 0);
+	return rpc;
+}
+
+/* ---- canned answers ------------------------------------------------------------------- */
+
+static void answer_text(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	a->status = 200;
+	snprintf(a->body, sizeof(a->body), "%s", (const char *)ctx);
+}
+
+static void answer_status(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	a->status = *(int *)ctx;
+	snprintf(a->body, sizeof(a->body), "{\"error\":\"busy\"}");
+}
+
+static void answer_hang(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	a->status = 0;
+}
+
+/* Reply to every request of a batch in reverse order, with result "0x<id>". */
+static void answer_reversed(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	struct json j;
+	int ids[8], k = 0;
+
+	cr_assert_eq(json_parse(&j, req, n, 0), 0);
+	for (int e = 0; e < j.tok[0].size && k < 8; e++) {
+		int64_t id;
+
+		json_int64(&j, json_get(&j, json_array_at(&j, 0, e), "id"), &id);
+		ids[k++] = (int)id;
+	}
+	json_free(&j);
+	a->status = 200;
+	strcpy(a->body, "[");
+	for (int i = k - 1; i >= 0; i--)
+		snprintf(a->body + strlen(a->body), sizeof(a->body) - strlen(a->body),
+			 "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"result\":\"0x%x\"}", i == k - 1 ? "" : ",",
+			 ids[i], ids[i]);
+	strcat(a->body, "]");
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+Test(rpc, reply_that_is_not_json)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+
+	server_start(&s, false, answer_text, "<html>bad gateway</html>");
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
+	cr_assert(strstr(eth_rpc_last_error(rpc), "not a JSON-RPC reply"), "%s", eth_rpc_last_error(rpc));
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, json_rpc_error_and_wrong_id)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+
+	server_start(&s, false, answer_text,
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32000,\"message\":\"header not found\"}}");
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
+	cr_assert(strstr(eth_rpc_last_error(rpc), "header not found"), "%s", eth_rpc_last_error(rpc));
+	/* The next request has id 2: a reply for id 1 is no reply to it. */
+	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, result_of_the_wrong_type)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	struct eth_block b;
+	uint64_t id;
+
+	server_start(&s, false, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"number\":7}}");
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(eth_chain_id(rpc, &id), -EBADMSG);
+	cr_assert_eq(eth_get_block(rpc, "latest", &b), -EPROTO);  /* id 2 never answered */
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, batch_replies_matched_by_id)
+{
+	struct eth_rpc_call c[4] = {
+		{ .method = "a" }, { .method = "b" }, { .method = "c" }, { .method = "d" },
+	};
+	struct fake_server s;
+	struct eth_rpc *rpc;
+
+	server_start(&s, false, answer_reversed, NULL);
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(eth_rpc_batch(rpc, c, 4), 0);
+	for (int i = 0; i < 4; i++) {
+		char want[8];
+
+		snprintf(want, sizeof(want), "0x%x", i + 1);
+		cr_assert_eq(c[i].error, 0);
+		cr_assert_str_eq(c[i].result, want);
+		eth_rpc_call_clear(&c[i]);
+	}
+	cr_assert_eq(eth_rpc_round_trips(rpc), 1);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, http_429_storm_is_bounded, .timeout = 20)
+{
+	int status = 429;
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+
+	server_start(&s, false, answer_status, &status);
+	rpc = client(s.url, 2000, 2);
+	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
+	cr_assert_eq(s.requests, 3, "one try and two retries, got %d", (int)s.requests);
+	cr_assert(strstr(eth_rpc_last_error(rpc), "HTTP 429"), "%s", eth_rpc_last_error(rpc));
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, failover_past_a_5xx_endpoint_and_stay, .timeout = 20)
+{
+	int status = 503;
+	struct fake_server bad, good;
+	struct eth_rpc *rpc;
+	char urls[400];
+	uint64_t id;
+
+	server_start(&bad, false, answer_status, &status);
+	server_start(&good, false, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x7a69\"}");
+	snprintf(urls, sizeof(urls), "%s, %s", bad.url, good.url);
+	rpc = client(urls, 2000, 1);
+	cr_assert_eq(eth_chain_id(rpc, &id), 0);
+	cr_assert_eq(id, 31337);
+	cr_assert_eq(bad.requests, 2);
+	/* The endpoint that answered is tried first from now on. */
+	eth_chain_id(rpc, &id);
+	cr_assert_eq(bad.requests, 2);
+	cr_assert_eq(good.requests, 2);
+	eth_rpc_free(rpc);
+	server_stop(&bad);
+	server_stop(&good);
+}
+
+static void rpc_that_hangs(bool raw_ipc)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t t0, id;
+	int r;
+
+	server_start(&s, raw_ipc, answer_hang, NULL);
+	rpc = client(s.url, 300, 3);
+	t0 = now_ms();
+	r = eth_chain_id(rpc, &id);
+	cr_assert_eq(r, -ETIMEDOUT, "got %d (%s)", r, eth_rpc_last_error(rpc));
+	/* A hung endpoint is not retried: one timeout, not four. */
+	cr_assert_lt(now_ms() - t0, 1500);
+	cr_assert(strstr(eth_rpc_last_error(rpc), "imed out"), "%s", eth_rpc_last_error(rpc));
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, http_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(false); }
+Test(rpc, ipc_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(true); }
+
+Test(rpc, ipc_transport_round_trip)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	char url[200];
+	uint64_t id;
+
+	server_start(&s, true, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}\n");
+	snprintf(url, sizeof(url), "ipc://%s", s.url);
+	rpc = client(url, 2000, -1);
+	cr_assert_eq(eth_chain_id(rpc, &id), 0);
+	cr_assert_eq(id, 42);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, oversized_reply_is_refused)
+{
+	static char big[4000];
+	struct eth_rpc_config cfg = { .max_reply = 1024, .retries = -1 };
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+
+	snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x%03000d\"}", 0);
+	server_start(&s, false, answer_text, big);
+	cfg.urls = s.url;
+	cr_assert_eq(eth_rpc_new(&cfg, &rpc), 0);
+	cr_assert_eq(eth_chain_id(rpc, &id), -EMSGSIZE);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, wrong_chain_id_is_refused)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	struct registry_reader *reader;
+	uint8_t contract[20] = { 1 };
+	bool changed;
+
+	server_start(&s, false, answer_text,
+		     "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x1\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":null}]");
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
+	cr_assert_eq(registry_reader_poll(reader, &changed), -EXDEV);
+	cr_assert(strstr(eth_rpc_last_error(rpc), "chain 1, not the expected 31337"), "%s",
+		  eth_rpc_last_error(rpc));
+	registry_reader_free(reader);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+/* eth_getLogs against a provider that refuses ranges over 3 blocks. */
+static void answer_range_limited(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	struct json j;
+	uint64_t from, to;
+	size_t len;
+	const char *s;
+	int64_t id;
+	int filter;
+
+	cr_assert_eq(json_parse(&j, req, n, 0), 0);
+	json_int64(&j, json_get(&j, 0, "id"), &id);
+	filter = json_array_at(&j, json_get(&j, 0, "params"), 0);
+	s = json_raw(&j, json_get(&j, filter, "fromBlock"), &len);
+	eth_parse_quantity(s, len, &from);
+	s = json_raw(&j, json_get(&j, filter, "toBlock"), &len);
+	eth_parse_quantity(s, len, &to);
+	json_free(&j);
+	a->status = 200;
+	if (to - from + 1 > 3)
+		snprintf(a->body, sizeof(a->body), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32600,"
+			 "\"message\":\"query exceeds max block range 3\"}}", (long long)id);
+	else
+		snprintf(a->body, sizeof(a->body), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":[{"
+			 "\"address\":\"0x%040d\",\"blockNumber\":\"0x%llx\",\"blockHash\":\"0x%064d\","
+			 "\"transactionHash\":\"0x%064d\",\"logIndex\":\"0x0\",\"topics\":[],\"data\":\"0x\"}]}",
+			 (long long)id, 0, (unsigned long long)from, 0, 0);
+}
+
+Test(rpc, get_logs_splits_on_range_limit, .timeout = 20)
+{
+	struct eth_log_filter f = { .from_block = 10, .to_block = 29 };
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	struct eth_log *logs = NULL;
+	size_t n = 0;
+
+	server_start(&s, false, answer_range_limited, NULL);
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(eth_get_logs(rpc, &f, &logs, &n), 0, "%s", eth_rpc_last_error(rpc));
+	/* 10000 -> ... -> 2 blocks a request: every request after the halvings succeeds. */
+	cr_assert_eq(n, 10);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(logs[i].block_number, 10 + 2 * i);
+	eth_logs_free(logs, n);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+/* ---- the registry decoder on crafted getPeers() data ------------------------------------ */
+
+struct test_peer {
+	uint64_t token;
+	const char *endpoint;
+	size_t endpoint_len;
+	size_t sig_len;
+	uint64_t mode;
+};
+
+static void encode_peers(const struct test_peer *tp, size_t n, struct buf *b)
+{
+	struct abi_encoder top, arr, p;
+	uint8_t zeros[80] = { 0 }, inst[20] = { 0 }, wg[32] = { 0 };
+
+	buf_init(b, 0);
+	cr_assert_eq(abi_enc_begin(&top, b, 1), 0);
+	cr_assert_eq(abi_put_array_begin(&top, &arr, n, 1), 0);
+	for (size_t i = 0; i < n; i++) {
+		inst[19] = (uint8_t)tp[i].token;
+		cr_assert_eq(abi_put_tuple_begin(&arr, &p, 11), 0);
+		abi_put_uint64(&p, tp[i].token);
+		abi_put_address(&p, inst);
+		abi_put_word(&p, wg);
+		abi_put_bytes(&p, tp[i].endpoint, tp[i].endpoint_len);
+		abi_put_uint64(&p, tp[i].mode);
+		abi_put_uint64(&p, 1);
+		abi_put_bytes(&p, zeros, 64);
+		abi_put_bytes(&p, zeros, 64);
+		abi_put_bytes(&p, zeros, tp[i].sig_len);
+		abi_put_bytes(&p, zeros, 65);
+		abi_put_bytes(&p, zeros, 65);
+		cr_assert_eq(abi_enc_end(&p), 0);
+	}
+	cr_assert_eq(abi_enc_end(&arr), 0);
+	cr_assert_eq(abi_enc_end(&top), 0);
+}
+
+Test(registry, malformed_entries_are_skipped_not_fatal)
+{
+	static char long_endpoint[300];
+	const struct test_peer tp[] = {
+		{ 1, "10.0.0.1:51820", 14, 65, 1 },
+		{ 2, "10.0.0.2:51820", 14, 64, 1 },      /* short signature */
+		{ 3, "a\0b:1", 5, 65, 1 },               /* NUL inside the endpoint */
+		{ 4, long_endpoint, 256, 65, 1 },        /* longer than the contract allows */
+		{ 5, "https://x", 9, 65, 7 },            /* unknown mode */
+		{ 6, "", 0, 65, 0 },                     /* empty endpoint */
+		{ 7, "[2001:db8::1]:51820", 19, 65, 1 },
+	};
+	struct registry_skip skips[8];
+	struct registry_peer *peers;
+	size_t n, nskips;
+	struct buf b;
+
+	memset(long_endpoint, 'a', sizeof(long_endpoint) - 1);
+	encode_peers(tp, ARRAY_SIZE(tp), &b);
+	cr_assert_eq(registry_decode_peers(b.data, b.len, &peers, &n, skips, 8, &nskips), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(peers[0].token_id, 1);
+	cr_assert_str_eq(peers[0].endpoint, "10.0.0.1:51820");
+	cr_assert_eq(peers[1].token_id, 7);
+	cr_assert_str_eq(peers[1].endpoint, "[2001:db8::1]:51820");
+	cr_assert_eq(nskips, 5);
+	cr_assert_eq(skips[0].index, 1);
+	cr_assert(strstr(skips[0].reason, "app signature is 64 bytes"), "%s", skips[0].reason);
+	cr_assert(strstr(skips[1].reason, "NUL"), "%s", skips[1].reason);
+	cr_assert(strstr(skips[3].reason, "mode 7"), "%s", skips[3].reason);
+	registry_peers_free(peers, n);
+
+	/* Truncated anywhere: never a crash, never an entry read past the end. */
+	for (size_t cut = 0; cut < b.len; cut += 7) {
+		cr_assert_geq(registry_decode_peers(b.data, cut, &peers, &n, NULL, 0, NULL), -EBADMSG);
+		registry_peers_free(peers, n);
+	}
+	buf_free(&b);
+}
+
+Test(registry, token_id_above_64_bits_and_too_many_peers)
+{
+	const struct test_peer one = { 1, "10.0.0.1:1", 10, 65, 1 };
+	struct registry_peer *peers;
+	struct buf b;
+	size_t n, nskips;
+	struct registry_skip skip;
+
+	encode_peers(&one, 1, &b);
+	/* The token id word of entry 0: top (1) + count (1) + offset (1) words in. */
+	b.data[3 * 32 + 23] = 1;
+	cr_assert_eq(registry_decode_peers(b.data, b.len, &peers, &n, &skip, 1, &nskips), 0);
+	cr_assert_eq(n, 0);
+	cr_assert(strstr(skip.reason, "above 2^64"), "%s", skip.reason);
+	/* An array count beyond what the registry can hold. */
+	b.data[32 + 30] = 0x01;  /* count 0x101 = 257 */
+	b.data[32 + 31] = 0x01;
+	cr_assert_lt(registry_decode_peers(b.data, b.len, &peers, &n, NULL, 0, NULL), 0);
+	buf_free(&b);
+}
+
+/* Revert reasons: Error(string), Panic, a registry custom error, an unknown selector. */
+Test(revert, describes_reasons)
+{
+	struct abi_encoder e;
+	char out[256];
+	uint8_t sel[4];
+	struct buf b;
+
+	buf_init(&b, 0);
+	abi_selector("Error(string)", sel);
+	buf_append(&b, sel, 4);
+	abi_enc_begin(&e, &b, 1);
+	abi_put_string(&e, "not owner\x1b[2J");
+	eth_describe_revert(b.data, b.len, out, sizeof(out));
+	cr_assert_str_eq(out, "Error(\"not owner?[2J\")");
+
+	buf_reset(&b);
+	abi_selector("StaleNonce(uint64,uint64)", sel);
+	buf_append(&b, sel, 4);
+	abi_enc_begin(&e, &b, 2);
+	abi_put_uint64(&e, 3);
+	abi_put_uint64(&e, 5);
+	eth_describe_revert(b.data, b.len, out, sizeof(out));
+	cr_assert_str_eq(out, "StaleNonce(3, 5)");
+	eth_describe_revert(b.data, 4 + 32, out, sizeof(out));
+	cr_assert_str_eq(out, "StaleNonce(3, <missing>)");
+
+	buf_reset(&b);
+	abi_selector("Panic(uint256)", sel);
+	buf_append(&b, sel, 4);
+	abi_enc_begin(&e, &b, 1);
+	abi_put_uint64(&e, 0x11);
+	eth_describe_revert(b.data, b.len, out, sizeof(out));
+	cr_assert_str_eq(out, "Panic(0x11: arithmetic overflow)");
+
+	eth_describe_revert((const uint8_t *)"\xde\xad\xbe\xef", 4, out, sizeof(out));
+	cr_assert_str_eq(out, "custom error 0xdeadbeef (0 bytes of arguments)");
+	eth_describe_revert(NULL, 0, out, sizeof(out));
+	cr_assert_str_eq(out, "no reason given");
+	buf_free(&b);
+}
+
+/*
+ * Our table of custom errors equals the errors of the compiled contract's ABI, read with
+ * jq (the artifact is built with forge when missing).
+ */
+#define ARTIFACT "\"$(git rev-parse --show-toplevel)/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json\""
+
+Test(revert, error_table_matches_the_contract_abi)
+{
+	const char *const *sigs;
+	size_t n = eth_known_errors(&sigs);
+	char cmd[1024], *count;
+
+	count = command_output("top=$(git rev-parse --show-toplevel) && "
+			       "{ [ -f " ARTIFACT " ] || (cd \"$top/contracts\" && ../node_modules/.bin/forge build --quiet); } && "
+			       "jq '[.abi[] | select(.type == \"error\")] | length' " ARTIFACT);
+	cr_assert_eq((size_t)atoi(count), n, "the contract has %s errors, our table %zu", count, n);
+	free(count);
+	for (size_t i = 0; i < n; i++) {
+		int name_len = (int)strcspn(sigs[i], "(");
+		char *sig;
+
+		snprintf(cmd, sizeof(cmd), "jq -r '.abi[] | select(.type == \"error\" and .name == \"%.*s\") "
+			 "| .name + \"(\" + ([.inputs[].type] | join(\",\")) + \")\"' " ARTIFACT,
+			 name_len, sigs[i]);
+		sig = command_output(cmd);
+		cr_assert_str_eq(sig, sigs[i]);
+		free(sig);
+	}
+}
