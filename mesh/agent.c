@@ -341,40 +341,54 @@ out:
 	return r;
 }
 
-/* One turn of the loop: cheap follow step, full read when something changed or is due. */
+/* Malformed getPeers() entries never reach verification: report them like rejections. */
+static void log_skipped(struct agent *a)
+{
+	const struct registry_skip *skips;
+	size_t n;
+
+	skips = cluster_skipped(a->cluster, &n);
+	for (size_t i = 0; i < n; i++)
+		log_warn("dropping getPeers() entry %zu: %s", skips[i].index, skips[i].reason);
+}
+
+/* One turn of the loop: a cheap follow step, and the full picture when anything moved. */
 static int agent_step(struct agent *a)
 {
-	struct registry_peer *recs = NULL;
-	size_t n = 0;
+	const struct registry_peer *recs;
 	uint64_t now = now_ms();
-	bool full;
+	bool full = now >= a->next_full_read_ms, changed;
+	size_t n;
 	int r;
 
 	if (!a->chain_ready) {
+		char root[41];
+
 		r = cluster_chain_id(a->cluster, &a->chain_id);
 		if (r == 0)
 			r = cluster_kms_root(a->cluster, a->kms_root);
 		if (r < 0)
 			return r;
 		a->chain_ready = true;
-		char root[41];
 		hex_encode(root, a->kms_root, 20);
 		log_info("cluster on chain %llu, KMS root 0x%s", (unsigned long long)a->chain_id, root);
 	}
-	r = cluster_poll_changes(a->cluster, &a->block);
+	r = cluster_poll(a->cluster, full, &changed);
 	if (r < 0)
 		return r;
-	full = r > 0 || now >= a->next_full_read_ms || !a->registered || a->force_reconcile;
-	if (!full)
-		return 0;
-	r = cluster_read_peers(a->cluster, &recs, &n);
-	if (r < 0)
-		return r;
+	a->block = cluster_block(a->cluster);
 	a->last_sync_ms = now_ms();
-	a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
-	r = apply_registry(a, recs, n);
-	cluster_peers_free(recs, n);
-	return r;
+	if (full) {
+		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
+		a->force_reconcile = true;  /* and check the device for drift (someone ran wg set) */
+	}
+	if (changed)
+		log_skipped(a);
+	/* Not registered yet: look at our own record (and maybe register) every turn. */
+	if (!changed && a->registered && !a->force_reconcile)
+		return 0;
+	recs = cluster_peers(a->cluster, &n);
+	return apply_registry(a, recs, n);
 }
 
 /* ---- the control socket -------------------------------------------------------------------- */

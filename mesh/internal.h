@@ -4,6 +4,8 @@
 #define DSTACK_P2P_MESH_INTERNAL_H
 
 #include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct buf;
@@ -44,13 +46,17 @@ int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[stati
 /* The stored registration nonce of an instance (kept across removals). */
 int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *nonce);
 /*
- * Cheap follow step: 1 when the contract logged anything since the last call (or this is
- * the first call, or a reorg was seen), 0 when idle. One round trip when idle.
+ * Bring the view of the registry up to the chain's head: one round trip when idle, a
+ * getPeers() when the contract logged something or a reorg happened; full = start over
+ * with a fresh getPeers(). *changed when the peer set may differ. On error the last good
+ * set stays.
  */
-int cluster_poll_changes(struct cluster *c, uint64_t *block);
-/* Every live peer record (getPeers()); free with cluster_peers_free. */
-int cluster_read_peers(struct cluster *c, struct registry_peer **peers, size_t *n);
-void cluster_peers_free(struct registry_peer *peers, size_t n);
+int cluster_poll(struct cluster *c, bool full, bool *changed);
+/* Every live record, valid until the next poll; the block it was read at. */
+const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n);
+uint64_t cluster_block(const struct cluster *c);
+/* Entries of getPeers() too malformed to decode, with the reason. */
+const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
 /* The registerPeer(...) calldata for a signed record. */
 int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
 /*
