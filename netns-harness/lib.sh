@@ -19,6 +19,7 @@ H_SUBNET=192.168.77
 H_HUB_IP=$H_SUBNET.254
 H_RPC=http://$H_HUB_IP:8545
 H_POLL_MS=${H_POLL_MS:-300}
+H_ANVIL_ARGS=${H_ANVIL_ARGS:-}    # more anvil flags (the VM preparation dumps the state)
 H_KEEPALIVE=${H_KEEPALIVE:-5}
 # anvil's first well-known dev account: the cluster operator (deploys, mints, binds).
 H_OPERATOR_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
@@ -86,7 +87,7 @@ h_hub_up() {
 	ip -n "$hub" addr add "$H_HUB_IP/24" dev br0
 	ip -n "$hub" link set br0 up
 	ip netns exec "$hub" "$H_ANVIL" --host "$H_HUB_IP" --port 8545 --ipc "$H_RUN/anvil.ipc" \
-		--silent >"$H_RUN/anvil.log" 2>&1 &
+		--silent ${H_ANVIL_ARGS:-} >"$H_RUN/anvil.log" 2>&1 &
 	H_OTHER_PIDS+=($!)
 	for t in $(seq 1 250); do
 		[ -S "$H_RUN/anvil.ipc" ] && h_cast chain-id >/dev/null 2>&1 && break

@@ -70,7 +70,8 @@ suite_script_dir() {
 suite_host() { run_suite host suite_script_dir tests/host; }
 suite_vm() {
 	[ -x netns-harness/vm/run-tests.sh ] || { echo "no VM tests yet"; return 2; }
-	run_suite vm netns-harness/vm/run-tests.sh
+	# with-vm-chain.sh adds anvil and a prepared chain to the image (tests/vm/test-mesh-kernel.sh).
+	run_suite vm netns-harness/with-vm-chain.sh netns-harness/vm/run-tests.sh
 }
 
 for s in $suites; do

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: MIT
+# Guest script (busybox sh, in the qemu VM): three dstack-p2p agents form a mesh with
+# KERNEL WireGuard, programmed through our genetlink code. The chain was prepared on
+# the host by netns-harness/with-vm-chain.sh (contract deployed, tokens bound); anvil
+# runs here from that state, reachable from every namespace on its IPC socket.
+# Checks with wg(8) and ping: every device lists exactly the other nodes with
+# 10.0.1.<token>/32, every pair pings, and a restarted agent changes nothing.
+IP=/usr/sbin/ip
+M=/opt/mesh
+T=/tmp/mesh-kernel
+if [ ! -f "$M/mesh.env" ]; then
+	echo "SKIP: no prepared chain in this image (run through netns-harness/with-vm-chain.sh, as make check does)"
+	exit 0
+fi
+. "$M/mesh.env"
+mkdir -p "$T"
+fail() {
+	echo "FAIL: $*"
+	for f in "$T"/agent*.log; do [ -f "$f" ] && { echo "--- $f"; tail -12 "$f"; }; done
+	exit 1
+}
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+t0=$(cut -d' ' -f1 /proc/uptime)
+elapsed() { awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f s", b - a }'; }
+var() { eval "echo \$$1_$2"; }
+
+"$ANVIL" --load-state "$M/anvil-state.json" --ipc "$T/anvil.ipc" --port 0 --silent >"$T/anvil.log" 2>&1 &
+pids="$pids $!"
+echo "$KMS_KEY" >"$T/kms.key"
+
+# The underlay: a bridge in a hub namespace, one veth per node namespace.
+$IP netns add hub
+$IP -n hub link add br0 type bridge
+$IP -n hub link set br0 up
+for i in 1 2 3; do
+	$IP netns add n$i
+	$IP link add v$i netns hub type veth peer name eth0 netns n$i
+	$IP -n hub link set v$i master br0 up
+	$IP -n n$i link set lo up
+	$IP -n n$i addr add 192.168.77.$i/24 dev eth0
+	$IP -n n$i link set eth0 up
+	dstack-sim --kms-root-key-file "$T/kms.key" --app-id "$CONTRACT" --instance-id "$(var INSTANCE $i)" \
+		--socket "$T/sim$i.sock" >"$T/sim$i.log" 2>&1 &
+	pids="$pids $!"
+	var TXKEY $i >"$T/txkey$i"
+done
+n=0
+while [ ! -S "$T/anvil.ipc" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+[ -S "$T/anvil.ipc" ] || fail "anvil did not start: $(tail -3 "$T/anvil.log")"
+echo "anvil up from the prepared state after $(elapsed)"
+
+start_agent() {
+	$IP netns exec n$1 env DSTACK_SIMULATOR_ENDPOINT="$T/sim$1.sock" CLUSTER_CONTRACT="$CONTRACT" \
+		ETH_RPC_URL="ipc://$T/anvil.ipc" P2P_INTERFACE=km$1 P2P_ENDPOINT=192.168.77.$1:51830 \
+		P2P_LISTEN_PORT=51830 P2P_POLL_MS=300 P2P_KEEPALIVE=5 P2P_TX_KEY_FILE="$T/txkey$1" \
+		DSTACK_P2P_CONTROL="$T/ctl$1.sock" dstack-p2p agent >>"$T/agent$1.log" 2>&1 &
+	pids="$pids $!"
+	eval "agent_$1=$!"
+}
+for i in 1 2 3; do start_agent $i; done
+for i in 1 2 3; do
+	DSTACK_P2P_CONTROL="$T/ctl$i.sock" dstack-p2p wait --timeout 90 >/dev/null || fail "node $i did not register"
+done
+echo "3 agents registered after $(elapsed)"
+
+for i in 1 2 3; do
+	$IP -n n$i -d link show km$i | grep -q 'wireguard' || fail "km$i is not a kernel WireGuard link"
+done
+
+# Expected peers of node i, computed from what each device reports as its own key.
+mesh_matches() {
+	for i in 1 2 3; do
+		: >"$T/want$i"
+		for j in 1 2 3; do
+			[ $i = $j ] && continue
+			printf '%s\t10.0.1.%s/32\n' "$($IP netns exec n$j wg show km$j public-key)" "$(var TOKEN $j)" >>"$T/want$i"
+		done
+		sort "$T/want$i" >"$T/want$i.s"
+		$IP netns exec n$i wg show km$i allowed-ips | sort >"$T/have$i.s"
+		cmp -s "$T/want$i.s" "$T/have$i.s" || return 1
+	done
+}
+n=0
+until mesh_matches; do
+	n=$((n + 1))
+	[ $n -lt 300 ] || { diff "$T/want$i.s" "$T/have$i.s"; fail "node $i's kernel peers differ from the registry"; }
+	sleep 0.1
+done
+echo "kernel WireGuard peers match the registry on every node after $(elapsed)"
+
+ok=0
+for i in 1 2 3; do
+	for j in 1 2 3; do
+		[ $i = $j ] && continue
+		k=0
+		until $IP netns exec n$i ping -c 1 -W 2 -q 10.0.1.$(var TOKEN $j) >/dev/null 2>&1; do
+			k=$((k + 1))
+			[ $k -lt 4 ] || fail "node $i cannot ping node $j over the kernel mesh"
+		done
+		ok=$((ok + 1))
+	done
+done
+echo "$ok/6 pairs ping over kernel WireGuard after $(elapsed)"
+
+# A restarted agent adopts the kernel link and changes nothing.
+kill -9 "$agent_2"
+echo "--- restart" >>"$T/agent2.log"
+start_agent 2
+DSTACK_P2P_CONTROL="$T/ctl2.sock" dstack-p2p wait --timeout 60 >/dev/null || fail "node 2 did not come back"
+sleep 1
+if sed -n '/^--- restart/,$p' "$T/agent2.log" | grep -qE 'peer .*: (added|removed|updated)'; then
+	fail "the restarted agent re-programmed peers"
+fi
+mesh_matches || fail "the mesh changed across the restart"
+$IP netns exec n1 ping -c 1 -W 2 -q 10.0.1.$TOKEN_2 >/dev/null || fail "node 1 lost node 2 after the restart"
+echo "PASS: kernel mesh of 3, restart adopts without changes ($(elapsed))"
