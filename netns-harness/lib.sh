@@ -134,8 +134,10 @@ h_node_add() {
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add "$H_SUBNET.$i/24" dev eth0
 	ip -n "$ns" link set eth0 up
-	ip netns exec "$ns" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
-	H_PID_WG[$i]=$!
+	if [ "${H_WG:-1}" = 1 ]; then  # H_WG=0: tls mode, no WireGuard at all
+		ip netns exec "$ns" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
+		H_PID_WG[$i]=$!
+	fi
 	H_INSTANCE[$i]=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
 	"$H_BIN/dstack-sim" --kms-root-key-file "$H_RUN/kms.key" --app-id "$H_CONTRACT" \
 		--instance-id "${H_INSTANCE[$i]}" --socket "$H_RUN/sim$i.sock" >"$H_RUN/sim$i.log" 2>&1 &
@@ -146,7 +148,8 @@ h_node_add() {
 	h_cast rpc anvil_setBalance "$("$H_CAST" wallet address --private-key "$(cat "$H_RUN/txkey$i")")" \
 		0x56BC75E2D63100000 >/dev/null
 	for t in $(seq 1 250); do
-		[ -S "/var/run/wireguard/$(h_if "$i").sock" ] && [ -S "$H_RUN/sim$i.sock" ] && break
+		{ [ "${H_WG:-1}" = 0 ] || [ -S "/var/run/wireguard/$(h_if "$i").sock" ]; } &&
+			[ -S "$H_RUN/sim$i.sock" ] && break
 		sleep 0.02
 	done
 	[ -S "$H_RUN/sim$i.sock" ] || h_die "node $i: simulator did not start ($H_RUN/sim$i.log)"

@@ -1,0 +1,36 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# tls mode: no WireGuard. Each agent registers its gateway URL
+# https://<instance_id>-<port>.<domain>; `dstack-p2p peers` on every node lists exactly
+# the other nodes' URLs, as the contract stores them (read back with cast).
+set -euo pipefail
+. "$(dirname "$0")/../../netns-harness/lib.sh"
+H_WG=0
+DOMAIN=gw.dstack-p2p.test
+h_init "dps$$"
+h_deploy
+for i in 1 2 3; do
+	h_node_add "$i"
+	h_mint_bind "$i"
+	h_agent_start "$i" --mode tls --gateway-domain "$DOMAIN" --gateway-port 8443
+done
+for i in 1 2 3; do h_agent_wait_registered "$i" 30; done
+
+getpeer='getPeer(address)((uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))'
+for i in 1 2 3; do
+	want="https://${H_INSTANCE[$i]}-8443.$DOMAIN"
+	h_cast call "$H_CONTRACT" "$getpeer" "0x${H_INSTANCE[$i]}" | grep -q "\"$want\", 0," ||
+		h_die "node $i: the contract does not hold $want in tls mode (0)"
+done
+for i in 1 2 3; do
+	want=$(for j in 1 2 3; do [ "$i" = "$j" ] || echo "https://${H_INSTANCE[$j]}-8443.$DOMAIN"; done | sort)
+	for t in $(seq 1 50); do
+		have=$(DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" peers | sort)
+		[ "$have" = "$want" ] && break
+		sleep 0.1
+	done
+	[ "$have" = "$want" ] || h_die "node $i lists '$have', wanted '$want'"
+	ip netns exec "$(h_ns "$i")" ip link show "$(h_if "$i")" >/dev/null 2>&1 &&
+		h_die "node $i created a WireGuard interface in tls mode"
+done
+h_log "PASS: tls mode: 3 nodes registered their gateway URLs and list each other's"
