@@ -57,4 +57,5 @@ for n in 10 100 254; do
     [ "$count" = "$n" ] || { echo "gas-report.sh: expected $n peers, found $count" >&2; exit 1; }
     printf '%-6s %12s %12s %12s %14s %14s\n' "$n" "$reg" "$upd" "$burn" "$est" "$bytes"
 done
-echo "getPeers() at 254 peers answered an eth_call capped at $cap gas."
+first=$("$bin/cast" block 1 --rpc-url "$rpc" --json | node -e 'let s="";process.stdin.on("data",c=>s+=c).on("end",()=>{const t=JSON.parse(s).transactions[0];console.log(typeof t==="string"?t:t.hash)})')
+echo "deployment: $("$bin/cast" receipt --rpc-url "$rpc" "$first" gasUsed) gas; getPeers() at 254 peers answered an eth_call capped at $cap gas."
