@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the control socket and the public C API over it, with a scripted agent side. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "api/dstack-p2p.h"
+#include "common/common.h"
+#include "mesh/internal.h"
+#include "mesh/mesh.h"
+
+#define CONTRACT "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+
+/* The agent side: serves whatever document `doc` holds, broadcasts on request. */
+static struct control_server server;
+static pthread_t server_thread;
+static atomic_bool server_stop;
+static atomic_bool broadcast_pending;
+static pthread_mutex_t doc_lock = PTHREAD_MUTEX_INITIALIZER;
+static char doc[1024];
+static char socket_path[64];
+
+static void set_doc(const char *registered, const char *peers)
+{
+	pthread_mutex_lock(&doc_lock);
+	snprintf(doc, sizeof(doc), "{\"registered\":%s,\"contract\":\"%s\",\"mode\":\"wireguard\",\"peers\":%s}",
+		 registered, CONTRACT, peers);
+	pthread_mutex_unlock(&doc_lock);
+}
+
+static int reply(void *ctx, const char *request, struct buf *out)
+{
+	int r;
+
+	(void)ctx;
+	if (strcmp(request, "peers"))
+		return -ENOENT;
+	pthread_mutex_lock(&doc_lock);
+	r = buf_printf(out, "%s", doc);
+	pthread_mutex_unlock(&doc_lock);
+	return r;
+}
+
+static void *serve(void *arg)
+{
+	(void)arg;
+	while (!server_stop) {
+		struct pollfd pfd = { .fd = server.fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 20) > 0)
+			control_accept(&server, reply, NULL);
+		if (broadcast_pending) {
+			pthread_mutex_lock(&doc_lock);
+			control_broadcast(&server, doc);
+			pthread_mutex_unlock(&doc_lock);
+			broadcast_pending = false;
+		}
+	}
+	return NULL;
+}
+
+static void start_server(void)
+{
+	snprintf(socket_path, sizeof(socket_path), "/tmp/test-mesh-control-%d.sock", (int)getpid());
+	set_doc("true", "[\"10.0.1.2\",\"10.0.1.3\"]");
+	cr_assert_eq(control_listen(&server, socket_path), 0);
+	setenv("DSTACK_P2P_CONTROL", socket_path, 1);
+	server_stop = false;
+	cr_assert_eq(pthread_create(&server_thread, NULL, serve, NULL), 0);
+}
+
+static void stop_server(void)
+{
+	server_stop = true;
+	pthread_join(server_thread, NULL);
+	control_close(&server);
+}
+
+TestSuite(mesh_control, .init = start_server, .fini = stop_server);
+
+Test(mesh_control, query_and_unknown_request)
+{
+	struct buf b;
+
+	buf_init(&b, 4096);
+	cr_assert_eq(mesh_control_query(socket_path, "peers", &b, 2000), 0);
+	cr_assert(strstr((char *)b.data, "\"10.0.1.3\""));
+	buf_reset(&b);
+	cr_assert_eq(mesh_control_query(socket_path, "launch-missiles", &b, 2000), 0);
+	cr_assert(strstr((char *)b.data, "unknown request"));
+	buf_free(&b);
+	cr_assert_eq(control_listen(&(struct control_server){ 0 }, socket_path), -EADDRINUSE,
+		     "a second agent must not steal a live socket");
+}
+
+Test(mesh_control, api_get_peers_and_register)
+{
+	struct dstack_p2p *p2p;
+	char **peers;
+	size_t n;
+
+	cr_assert_eq(dstack_p2p_open(&p2p, CONTRACT, "wireguard"), 0);
+	cr_assert_eq(dstack_p2p_register(p2p, 1000), 0);
+	cr_assert_eq(dstack_p2p_get_peers(p2p, &peers, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(peers[0], "10.0.1.2");
+	cr_assert_str_eq(peers[1], "10.0.1.3");
+	dstack_p2p_free_peers(peers, n);
+	dstack_p2p_close(p2p);
+
+	set_doc("false", "[]");
+	cr_assert_eq(dstack_p2p_open(&p2p, NULL, NULL), 0);
+	cr_assert_eq(dstack_p2p_register(p2p, 300), -ETIMEDOUT);
+	cr_assert_eq(dstack_p2p_get_peers(p2p, &peers, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_null(peers);
+	dstack_p2p_close(p2p);
+}
+
+Test(mesh_control, api_rejects_mismatch_and_garbage)
+{
+	struct dstack_p2p *p2p;
+	char **peers;
+	size_t n;
+
+	cr_assert_eq(dstack_p2p_open(&p2p, "0x1234", "wireguard"), -EINVAL);
+	cr_assert_eq(dstack_p2p_open(&p2p, CONTRACT, "carrier-pigeon"), -EINVAL);
+	cr_assert_eq(dstack_p2p_open(&p2p, "0x0000000000000000000000000000000000000001", NULL), 0);
+	cr_assert_eq(dstack_p2p_get_peers(p2p, &peers, &n), -EXDEV);
+	dstack_p2p_close(p2p);
+
+	cr_assert_eq(dstack_p2p_open(&p2p, NULL, "tls"), 0);
+	cr_assert_eq(dstack_p2p_get_peers(p2p, &peers, &n), -EXDEV, "the agent runs wireguard");
+	dstack_p2p_close(p2p);
+
+	pthread_mutex_lock(&doc_lock);
+	snprintf(doc, sizeof(doc), "{\"registered\":true,\"peers\":[1,2,{}]}");
+	pthread_mutex_unlock(&doc_lock);
+	cr_assert_eq(dstack_p2p_open(&p2p, NULL, NULL), 0);
+	cr_assert_eq(dstack_p2p_get_peers(p2p, &peers, &n), -EBADMSG);
+	dstack_p2p_close(p2p);
+}
+
+/* What the monitor callback saw, for the test thread. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static char seen[256];
+static int seen_calls;
+
+static void on_change(const char *const *peers, size_t n, void *user)
+{
+	(void)user;
+	pthread_mutex_lock(&seen_lock);
+	seen[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s ", peers[i]);
+	seen_calls++;
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static bool wait_seen(const char *want, int calls)
+{
+	for (int i = 0; i < 200; i++) {
+		bool ok;
+
+		pthread_mutex_lock(&seen_lock);
+		ok = !strcmp(seen, want) && seen_calls == calls;
+		pthread_mutex_unlock(&seen_lock);
+		if (ok)
+			return true;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000L }, NULL);
+	}
+	return false;
+}
+
+Test(mesh_control, api_monitor_sees_every_change_once)
+{
+	struct dstack_p2p *p2p;
+
+	cr_assert_eq(dstack_p2p_open(&p2p, CONTRACT, "wireguard"), 0);
+	cr_assert_eq(dstack_p2p_monitor_peers(p2p, on_change, NULL), 0);
+	cr_assert_eq(dstack_p2p_monitor_peers(p2p, on_change, NULL), -EBUSY);
+	cr_assert(wait_seen("10.0.1.2 10.0.1.3 ", 1), "the current list first");
+
+	set_doc("true", "[\"10.0.1.2\",\"10.0.1.3\",\"10.0.1.4\"]");
+	broadcast_pending = true;
+	cr_assert(wait_seen("10.0.1.2 10.0.1.3 10.0.1.4 ", 2), "then the change");
+
+	broadcast_pending = true;  /* the same list again is not a change */
+	nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000000L }, NULL);
+	cr_assert(wait_seen("10.0.1.2 10.0.1.3 10.0.1.4 ", 2));
+	dstack_p2p_close(p2p);  /* joins the thread while it blocks in recv */
+}
