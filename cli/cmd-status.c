@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/common.h"
@@ -13,10 +14,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: dstack-p2p status [--json] [--control PATH]\n\n"
+	fprintf(f, "Usage: dstack-p2p status [--json] [--control PATH] [--contract ADDR] [--rpc URLS]\n"
+		   "                         [--interface NAME] [--mode MODE]\n\n"
 		   "Show this node's identity, interface and peers (token, address, endpoint,\n"
-		   "last handshake, transfer, verification) as the running agent sees them.\n\n"
-		   "  --json          the agent's status document\n"
+		   "last handshake, transfer, verification) as the running agent sees them.\n"
+		   "Without a running agent, read them from the kernel and the chain, configured\n"
+		   "like the agent (flags, environment, /etc/dstack-p2p.conf or $P2P_CONFIG).\n\n"
+		   "  --json          the status document\n"
 		   "  --control PATH  the agent's control socket (env DSTACK_P2P_CONTROL)\n");
 }
 
@@ -112,15 +116,51 @@ static void print_status(const struct json *j)
 	}
 }
 
+/* No agent: configure like the agent would be, then read the kernel and the chain. */
+static int status_without_agent(const char *overrides[4][2], struct buf *out)
+{
+	const char *file = getenv("P2P_CONFIG"), *bad = NULL;
+	struct mesh_config cfg;
+	char why[512];
+	int r, line;
+
+	mesh_config_init(&cfg);
+	if (!file && access("/etc/dstack-p2p.conf", R_OK) == 0)
+		file = "/etc/dstack-p2p.conf";
+	if (file && mesh_config_load_file(&cfg, file, &line) < 0) {
+		fprintf(stderr, "dstack-p2p status: %s:%d: bad line\n", file, line);
+		return -EINVAL;
+	}
+	if (mesh_config_load_env(&cfg, &bad) < 0) {
+		fprintf(stderr, "dstack-p2p status: bad value in %s\n", bad);
+		return -EINVAL;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (overrides[i][1] && mesh_config_set(&cfg, overrides[i][0], overrides[i][1]) < 0) {
+			fprintf(stderr, "dstack-p2p status: bad value for %s\n", overrides[i][0]);
+			return -EINVAL;
+		}
+	}
+	r = mesh_status_standalone(&cfg, out, why, sizeof(why));
+	if (r < 0)
+		fprintf(stderr, "dstack-p2p status: no agent runs, and reading the chain failed: %s\n", why);
+	return r;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "control", required_argument, NULL, 'c' },
+		{ "contract", required_argument, NULL, 'C' },
+		{ "rpc", required_argument, NULL, 'r' },
+		{ "interface", required_argument, NULL, 'i' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ 0 },
 	};
-	const char *control = NULL;
-	bool as_json = false;
+	const char *control = NULL, *overrides[4][2] = { { "CLUSTER_CONTRACT" }, { "ETH_RPC_URL" },
+							{ "P2P_INTERFACE" }, { "P2P_MODE" } };
+	bool as_json = false, standalone = false;
 	struct buf reply;
 	struct json j;
 	int c, r;
@@ -133,17 +173,29 @@ int cmd_status(int argc, char **argv)
 		switch (c) {
 		case 'j': as_json = true; break;
 		case 'c': control = optarg; break;
+		case 'C': overrides[0][1] = optarg; break;
+		case 'r': overrides[1][1] = optarg; break;
+		case 'i': overrides[2][1] = optarg; break;
+		case 'm': overrides[3][1] = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
 	control = mesh_control_path(control);
 	buf_init(&reply, 1 << 20);
 	r = mesh_control_query(control, "status", &reply, 5000);
+	if (r == -ENOENT || r == -ECONNREFUSED) {
+		buf_reset(&reply);
+		r = status_without_agent(overrides, &reply);
+		standalone = true;
+	}
 	if (r < 0) {
-		fprintf(stderr, "dstack-p2p status: no agent answers at %s (%s)\n", control, errstr(r));
+		if (!standalone)
+			fprintf(stderr, "dstack-p2p status: the agent at %s: %s\n", control, errstr(r));
 		buf_free(&reply);
 		return 1;
 	}
+	if (standalone && !as_json)
+		printf("(no agent running: read from the kernel and the chain)\n");
 	if (as_json) {
 		fputs((const char *)reply.data, stdout);
 	} else if (json_parse(&j, (const char *)reply.data, reply.len, 1 << 14) == 0 &&

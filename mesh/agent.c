@@ -244,23 +244,13 @@ out:
 	buf_free(&doc);
 }
 
-/*
- * One full view of the registry: find our own record, keep it registered, and turn every
- * other record that verifies into a peer.
- */
-static int apply_registry(struct agent *a, const struct registry_peer *recs, size_t n)
+const struct registry_peer *agent_classify_records(const struct agent *a, const struct registry_peer *recs,
+						   size_t n, struct mesh_peer *peers, size_t *n_peers,
+						   struct mesh_rejected *rejected, size_t *n_rejected)
 {
-	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
-	struct mesh_peer *peers = calloc(MESH_MAX_PEERS, sizeof(*peers));
 	const struct registry_peer *own = NULL;
-	size_t n_peers = 0, n_rejected = 0;
-	bool changed;
-	int r = 0;
 
-	if (!peers || !rejected) {
-		r = -ENOMEM;
-		goto out;
-	}
+	*n_peers = *n_rejected = 0;
 	for (size_t i = 0; i < n && i < MESH_MAX_PEERS; i++) {
 		const struct registry_peer *p = &recs[i];
 		char why[96];
@@ -272,18 +262,15 @@ static int apply_registry(struct agent *a, const struct registry_peer *recs, siz
 		}
 		problem = peer_record_problem(a, p, why, sizeof(why));
 		if (problem) {
-			struct mesh_rejected *x = &rejected[n_rejected++];
+			struct mesh_rejected *x = &rejected[(*n_rejected)++];
 
 			x->token = p->token_id;
 			x->nonce = p->nonce;
 			memcpy(x->instance_id, p->instance_id, 20);
 			snprintf(x->reason, sizeof(x->reason), "%s", problem);
-			if (!was_rejected_before(a, x))
-				log_warn("dropping the record of token %llu: %s",
-					 (unsigned long long)p->token_id, problem);
 			continue;
 		}
-		struct mesh_peer *m = &peers[n_peers++];
+		struct mesh_peer *m = &peers[(*n_peers)++];
 		m->token = (uint32_t)p->token_id;
 		hex_encode(m->instance_id, p->instance_id, 20);
 		memcpy(m->wg_key, p->wg_public_key, 32);
@@ -291,7 +278,32 @@ static int apply_registry(struct agent *a, const struct registry_peer *recs, siz
 		m->mode = (enum mesh_mode)p->mode;
 		m->nonce = p->nonce;
 	}
-	qsort(peers, n_peers, sizeof(*peers), peer_by_token);
+	qsort(peers, *n_peers, sizeof(*peers), peer_by_token);
+	return own;
+}
+
+/*
+ * One full view of the registry: find our own record, keep it registered, and turn every
+ * other record that verifies into a peer.
+ */
+static int apply_registry(struct agent *a, const struct registry_peer *recs, size_t n)
+{
+	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
+	struct mesh_peer *peers = calloc(MESH_MAX_PEERS, sizeof(*peers));
+	const struct registry_peer *own;
+	size_t n_peers = 0, n_rejected = 0;
+	bool changed;
+	int r = 0;
+
+	if (!peers || !rejected) {
+		r = -ENOMEM;
+		goto out;
+	}
+	own = agent_classify_records(a, recs, n, peers, &n_peers, rejected, &n_rejected);
+	for (size_t i = 0; i < n_rejected; i++)
+		if (!was_rejected_before(a, &rejected[i]))
+			log_warn("dropping the record of token %llu: %s",
+				 (unsigned long long)rejected[i].token, rejected[i].reason);
 
 	/* Our own record: registered only when it says what we would say now, and verifies. */
 	bool was_registered = a->registered;

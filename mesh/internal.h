@@ -130,6 +130,14 @@ struct agent {
 	struct control_server control;
 };
 
+/*
+ * Split the registry into our own record (returned, or NULL), the records that can be
+ * our peers (sorted by token) and the rejected ones with the reason. No side effects.
+ */
+const struct registry_peer *agent_classify_records(const struct agent *a, const struct registry_peer *recs,
+						   size_t n, struct mesh_peer *peers, size_t *n_peers,
+						   struct mesh_rejected *rejected, size_t *n_rejected);
+
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
 int agent_wg_open(struct agent *a);
 int agent_wg_set_address(struct agent *a, uint64_t token);

@@ -166,6 +166,13 @@ void mesh_reap_children(void);
  */
 int mesh_agent_run(const struct mesh_config *cfg);
 
+/*
+ * The status document of a node whose agent is not running, read from the kernel (the
+ * interface, if any) and the chain; the same JSON as the agent's "status" reply.
+ * why gets a sentence when it fails.
+ */
+int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len);
+
 /* ---- the control socket client (CLI and C API) ------------------------------------ */
 
 /* The control socket: flag (may be NULL) > $DSTACK_P2P_CONTROL > the default. */

@@ -4,7 +4,8 @@
 #   3 nodes form a full mesh; an app reaches every peer through the C API;
 #   a 4th node joins; an agent is SIGKILLed and restarted without a gap in the pings;
 #   a node's endpoint changes and its peers follow; a token is burned and its peer is
-#   gone from every node. Expectations come from wg, ping and cast, never from the agent.
+#   gone from every node; SIGTERM leaves the mesh up and `status` works without the
+#   agent. Expectations come from wg, ping and cast, never from the agent.
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 pass() { h_log "PASS: $*"; }
@@ -109,4 +110,21 @@ h_log "burn applied on every node $(( ($(date +%s%N) - t0) / 1000000 )) ms after
 for i in 1 2 3; do h_ping "$i" 4 && h_die "node $i still reaches the burned node"; done
 [ "$(h_ping_all 1 2 3)" = 6 ] || h_die "after the burn: the others lost each other"
 pass "burn: node 4 is gone from every wg show, pings to it stop, 6/6 remaining pairs ping"
+
+# --- SIGTERM leaves the interface and its peers up; status then works without the agent
+kill "${H_PID_AGENT[1]}"
+wait "${H_PID_AGENT[1]}" 2>/dev/null || true
+h_mesh_matches 1 2 3 || h_die "SIGTERM took node 1's peers down"
+h_ping 1 2 || h_die "node 1 cannot reach node 2 after its agent stopped"
+st=$(ip netns exec "$(h_ns 1)" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim1.sock" CLUSTER_CONTRACT="$H_CONTRACT" \
+	ETH_RPC_URL="$H_RPC" P2P_INTERFACE="$(h_if 1)" DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" \
+	"$H_BIN/dstack-p2p" status --json)
+for j in 2 3; do
+	echo "$st" | grep -q "\"token\":${H_TOKEN[$j]},\"instance_id\":\"${H_INSTANCE[$j]}\",\"address\":\"10.0.1.${H_TOKEN[$j]}\"" ||
+		h_die "standalone status lacks node $j"
+	echo "$st" | grep -q "\"public_key\":\"${H_PUB[$j]}\",\"configured\":true" ||
+		h_die "standalone status: node $j not configured on the device"
+done
+echo "$st" | grep -q '"registered":true' || h_die "standalone status: node 1 not registered"
+pass "SIGTERM leaves the mesh up; status without an agent reads the kernel and the chain"
 h_log "all mesh scenarios passed"

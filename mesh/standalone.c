@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* mesh: `status` without a running agent: the same report, read from the kernel and the chain. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/attest.h"
+#include "chain/chain.h"
+#include "common/common.h"
+#include "mesh/internal.h"
+#include "mesh/mesh.h"
+#include "netlink/netlink.h"
+
+int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len)
+{
+	struct agent a = { .cfg = cfg, .control = { .fd = -1 } };
+	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
+	const struct registry_peer *recs, *own;
+	bool changed;
+	size_t n;
+	int r;
+
+	a.peers = calloc(MESH_MAX_PEERS, sizeof(*a.peers));
+	if (!a.peers || !rejected) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = hex_decode_exact(a.contract, 20, cfg->contract, strlen(cfg->contract));
+	if (r < 0) {
+		snprintf(why, why_len, "no cluster contract (CLUSTER_CONTRACT or --contract)");
+		goto out;
+	}
+	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
+	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0)
+		hex_encode(a.instance_hex, a.id.instance_id, 20);
+	r = cluster_open(&a.cluster, cfg->rpc_urls, a.contract);
+	if (r == 0)
+		r = cluster_chain_id(a.cluster, &a.chain_id);
+	if (r == 0)
+		r = cluster_kms_root(a.cluster, a.kms_root);
+	if (r == 0)
+		r = cluster_poll(a.cluster, true, &changed);
+	if (r < 0) {
+		snprintf(why, why_len, "%s", a.cluster ? cluster_error(a.cluster) : errstr(r));
+		goto out;
+	}
+	a.chain_ready = true;
+	a.block = cluster_block(a.cluster);
+	a.last_sync_ms = now_ms();
+	if (cfg->mode == MESH_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0) < 0)
+		a.wg = NULL;  /* no interface: the report says backend "none" */
+
+	recs = cluster_peers(a.cluster, &n);
+	own = agent_classify_records(&a, recs, n, a.peers, &a.n_peers, rejected, &a.n_rejected);
+	memcpy(a.rejected, rejected, a.n_rejected * sizeof(*rejected));
+	if (own) {
+		a.token = own->token_id;
+		a.registered = attest_verify_record(own, a.chain_id, a.contract, a.kms_root) == ATTEST_VALID;
+		snprintf(a.endpoint, sizeof(a.endpoint), "%s", own->endpoint ? own->endpoint : "");
+	}
+	r = agent_status_json(&a, out);
+out:
+	if (a.wg)
+		wg_backend_close(a.wg);
+	cluster_close(a.cluster);
+	attest_client_free(a.attest);
+	free(a.peers);
+	free(rejected);
+	return r;
+}
