@@ -357,9 +357,7 @@ static int wg_command(const char *backend, size_t msg_size, const char *cmd, int
 		fprintf(stderr, "messages=%" PRIu64 " ms=%" PRIu64 "\n", wg_backend_messages(b) - msgs0,
 			now_ms() - t0);
 out:
-	if (changes)
-		secret_wipe(changes, n_changes * sizeof(*changes));
-	free(changes);
+	wg_changes_free(changes, n_changes);
 	wg_device_free(cur);
 	wg_backend_close(b);
 	conf_free(&c);

@@ -182,11 +182,12 @@ int wg_apply_peers(struct wg_backend *b, const char *ifname, const struct wg_pee
  * The change set that turns current's peers into desired's (what `wg syncconf` does,
  * without touching unchanged peers): removals, additions, and changed peers with
  * only what changed (endpoint, keepalive, PSK; allowed IPs replaced when the sets
- * differ). *changes points into desired's/current's allowed-IP arrays: free only the
- * array itself, and only while both devices are alive.
+ * differ). The changes point into desired's allowed-IP arrays: use them while desired
+ * is alive, release them with wg_changes_free (they may hold preshared keys).
  */
 int wg_device_diff(const struct wg_device *current, const struct wg_device *desired,
 		   struct wg_peer **changes, size_t *n_changes);
+void wg_changes_free(struct wg_peer *changes, size_t n_changes);
 
 /* ---- kernel messages on buffers (exposed for tests and tools) ------------------------- */
 

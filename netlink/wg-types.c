@@ -226,6 +226,14 @@ void wg_device_free(struct wg_device *dev)
 	free(dev);
 }
 
+void wg_changes_free(struct wg_peer *changes, size_t n_changes)
+{
+	if (!changes)
+		return;
+	secret_wipe(changes, n_changes * sizeof(*changes));
+	free(changes);
+}
+
 /* ---- diff ------------------------------------------------------------------------------ */
 
 static int peer_key_cmp(const void *a, const void *b)

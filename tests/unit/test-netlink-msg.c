@@ -493,7 +493,7 @@ Test(netlink_diff, only_what_changed)
 		default: cr_assert_fail("unexpected change for peer %d", changes[i].public_key[0]);
 		}
 	}
-	free(changes);
+	wg_changes_free(changes, n);
 	wg_device_free(cur);
 	wg_device_free(want);
 }
