@@ -68,7 +68,11 @@ bench_size() {
 		sleep "$secs"
 		calls1=$(status | sed -n 's/.*"rpc_calls":\([0-9]*\).*/\1/p')
 		cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-		echo "agent idle with $(( j - 1 )) peers: RSS $(awk '/VmRSS/ { print $2 " " $3 }' "/proc/$pid/status")," \
+		# RssFile is mostly shared library pages (libcrypto, libcurl and its deps), shared
+		# with every other process; RssAnon is what this agent costs on its own.
+		echo "agent idle with $(( j - 1 )) peers: RSS $(awk '/VmRSS/ { print $2 " " $3 }' "/proc/$pid/status")" \
+			"(anonymous $(awk '/RssAnon/ { print $2 " " $3 }' "/proc/$pid/status")," \
+			"file-backed $(awk '/RssFile/ { print $2 " " $3 }' "/proc/$pid/status"))," \
 			"CPU $(awk -v t=$((cpu1 - cpu0)) -v hz="$hz" -v s="$secs" 'BEGIN { printf "%.2f%%", 100 * t / hz / s }')" \
 			"over ${secs} s, RPC calls per idle poll" \
 			"$(awk -v c=$((calls1 - calls0)) -v s="$secs" -v p="$H_POLL_MS" 'BEGIN { printf "%.2f", c / (s * 1000 / p) }')" \
