@@ -145,14 +145,14 @@ static void keep_registered(struct agent *a)
 		int r = cluster_token_of_instance(a->cluster, a->id.instance_id, &a->token);
 
 		if (r < 0 || !a->token) {
-			if (r == 0 && !a->tx_sent_ms) {
+			if (r == 0 && !a->said_unbound)
 				log_info("instance 0x%s is not bound to a cluster token yet; waiting for the "
 					 "operator's bindInstance", a->instance_hex);
-				a->tx_sent_ms = now;  /* log once per retry period */
-			}
+			a->said_unbound = r == 0;
 			return;
 		}
 		log_info("instance 0x%s holds token %llu", a->instance_hex, (unsigned long long)a->token);
+		a->said_unbound = false;
 		a->tx_sent_ms = 0;
 	}
 	if (a->tx_sent_ms && now - a->tx_sent_ms < TX_RETRY_MS)
@@ -309,9 +309,8 @@ static int apply_registry(struct agent *a, const struct registry_peer *recs, siz
 	bool was_registered = a->registered;
 	a->registered = own && own_record_matches(a, own) &&
 			attest_verify_record(own, a->chain_id, a->contract, a->kms_root) == ATTEST_VALID;
-	if (own && own->token_id != a->token) {
+	if (own)
 		a->token = own->token_id;
-	}
 	if (a->registered) {
 		a->tx_sent_ms = 0;
 		a->registered_nonce = own->nonce;

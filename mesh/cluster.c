@@ -153,13 +153,17 @@ int cluster_send_registration(struct cluster *c, const struct registry_peer *rec
 	struct eth_receipt rc;
 	int r;
 
-	r = registry_send_registration(c->rpc, c->chain_id, c->contract, rec, tx_key, 30000, &rc);
+	/*
+	 * Waits for the receipt, bounded: the loop (control socket included) pauses meanwhile,
+	 * tunnels do not. A registration that is mined later is seen by the follower anyway.
+	 */
+	r = registry_send_registration(c->rpc, c->chain_id, c->contract, rec, tx_key, 15000, &rc);
 	return r < 0 ? fail(c, r, "registerPeer") : 0;
 }
 
 int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_peer *rec)
 {
-	struct http_target target = { .base_url = relayer_url, .timeout_ms = 30000 };
+	struct http_target target = { .base_url = relayer_url, .timeout_ms = 15000 };
 	struct http_reply reply = { 0 };
 	struct buf data, body;
 	char contract[41];

@@ -105,6 +105,7 @@ struct agent {
 	bool registered;                    /* our record is on chain and matches */
 	uint64_t registered_nonce;
 	uint64_t tx_sent_ms;                /* last registration attempt; 0 = none */
+	bool said_unbound;                  /* "not bound yet" logged once until it changes */
 	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
 
 	/* WireGuard */
