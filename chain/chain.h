@@ -263,7 +263,7 @@ int eth_send_raw_transaction(struct eth_rpc *rpc, const void *raw, size_t len,
 			     uint8_t tx_hash[static 32]);
 /* -ENOENT while the transaction is not mined. */
 int eth_get_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], struct eth_receipt *rc);
-/* Poll for the receipt every poll_ms up to timeout_ms: -ETIMEDOUT when it never comes. */
+/* Poll for the receipt (20 ms first, doubling up to poll_ms) until timeout_ms: -ETIMEDOUT. */
 int eth_wait_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], long timeout_ms,
 		     long poll_ms, struct eth_receipt *rc);
 /*

@@ -518,6 +518,7 @@ int eth_wait_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], long
 		     long poll_ms, struct eth_receipt *rc)
 {
 	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	long wait = 20;
 	struct timespec ts;
 	int r;
 
@@ -527,11 +528,13 @@ int eth_wait_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], long
 		r = eth_get_receipt(rpc, tx_hash, rc);
 		if (r != -ENOENT)
 			return r;
-		if (now_ms() + (uint64_t)poll_ms > deadline)
+		if (now_ms() + (uint64_t)wait > deadline)
 			break;
-		ts.tv_sec = poll_ms / 1000;
-		ts.tv_nsec = (poll_ms % 1000) * 1000000L;
+		ts.tv_sec = wait / 1000;
+		ts.tv_nsec = (wait % 1000) * 1000000L;
 		nanosleep(&ts, NULL);
+		/* Dev chains mine at once, real ones every few seconds: start fast, back off. */
+		wait = wait * 2 > poll_ms ? poll_ms : wait * 2;
 	}
 	rpc_set_error(rpc, "no receipt within %ld ms", timeout_ms);
 	return -ETIMEDOUT;
