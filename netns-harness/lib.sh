@@ -179,6 +179,7 @@ h_agent_start() {
 		P2P_INTERFACE="$(h_if "$i")" P2P_ENDPOINT="$H_SUBNET.$i:51830" \
 		P2P_LISTEN_PORT=51830 P2P_KEEPALIVE="$H_KEEPALIVE" P2P_POLL_MS="$H_POLL_MS" \
 		P2P_TX_KEY_FILE="$H_RUN/txkey$i" P2P_PEERS_FILE="$H_RUN/peers$i" \
+		P2P_ON_CHANGE="cat >'$H_RUN/on-change$i'" \
 		DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" \
 		"$H_BIN/dstack-p2p" agent "$@" >>"$H_RUN/agent$i.log" 2>&1 &
 	H_PID_AGENT[$i]=$!

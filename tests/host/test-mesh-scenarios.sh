@@ -46,7 +46,14 @@ h_log "4 nodes converged $(( ($(date +%s%N) - t0) / 1000000 )) ms after the 4th 
 [ "$(h_ping_all 1 2 3 4)" = 12 ] || h_die "4-node mesh: not every pair answers"
 for t in $(seq 1 50); do grep -q "10.0.1.${H_TOKEN[4]}" "$H_RUN/watch.log" && break; sleep 0.1; done
 grep -q "peers changed (3):.*10.0.1.${H_TOKEN[4]}" "$H_RUN/watch.log" || h_die "monitor_peers did not report the join"
-pass "a 4th node joins: all converge, 12/12 pairs ping, monitor_peers saw it"
+# The two other ways apps hear of peers: the peers file and the --on-change command.
+for i in 1 2 3 4; do
+	want=$(for j in 1 2 3 4; do [ "$i" = "$j" ] || echo "10.0.1.${H_TOKEN[$j]}"; done)
+	for t in $(seq 1 50); do [ "$(cat "$H_RUN/on-change$i" 2>/dev/null)" = "$want" ] && break; sleep 0.1; done
+	[ "$(cat "$H_RUN/peers$i")" = "$want" ] || h_die "node $i: peers file is not the 3 other nodes"
+	[ "$(cat "$H_RUN/on-change$i")" = "$want" ] || h_die "node $i: on-change did not get the 3 other nodes"
+done
+pass "a 4th node joins: all converge, 12/12 pairs ping, C API monitor, peers file and on-change saw it"
 
 # --- SIGKILL an agent and restart it: tunnels must not notice
 gap_log() { # i j: pings from node i to node j, 5/s for 8 s, with timestamps

@@ -211,3 +211,94 @@ Test(mesh_publish, lines_json_and_atomic_file)
 	unlink(path);
 	buf_free(&b);
 }
+
+/* ---- property: applying the diff to the device yields exactly the wanted peers ---------- */
+
+static uint32_t rng_state = 0x2545f491;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state % n;
+}
+
+/* What a device does with one change, as WireGuard would (the oracle for the diff). */
+static void device_apply(struct mesh_wg_have *dev, size_t *n, const struct mesh_change *c)
+{
+	size_t i;
+
+	for (i = 0; i < *n && memcmp(dev[i].key, c->key, MESH_KEY_LEN); i++)
+		;
+	if (c->op == MESH_PEER_REMOVE) {
+		cr_assert(i < *n, "removing a peer the device does not have");
+		dev[i] = dev[--*n];
+		return;
+	}
+	if (i == *n) {
+		cr_assert_eq(c->op, MESH_PEER_ADD, "updating a peer the device does not have");
+		memset(&dev[i], 0, sizeof(dev[i]));
+		memcpy(dev[i].key, c->key, MESH_KEY_LEN);
+		++*n;
+	} else {
+		cr_assert_eq(c->op, MESH_PEER_UPDATE, "adding a peer the device already has");
+	}
+	if (c->set_endpoint)
+		dev[i].endpoint = c->endpoint;
+	if (c->set_allowed_ip) {
+		dev[i].allowed_ip = c->allowed_ip;
+		dev[i].allowed_cidr = 32;
+		dev[i].n_allowed = 1;
+	}
+	if (c->set_keepalive)
+		dev[i].keepalive = c->keepalive;
+}
+
+Test(mesh_diff, random_states_converge_in_one_step)
+{
+	static struct mesh_wg_want want[40];
+	static struct mesh_wg_have dev[80];
+	static struct mesh_change out[120];
+
+	for (int round = 0; round < 3000; round++) {
+		size_t nwant = rnd(40), ndev = rnd(40);
+		char ep[32];
+		int n;
+
+		/* Keys from a small space so wanted and present peers overlap. */
+		for (size_t i = 0; i < nwant; i++) {
+			uint8_t id = (uint8_t)(i * 3 + 1);
+
+			snprintf(ep, sizeof(ep), "10.9.%u.%u:%u", rnd(2), rnd(3), 1 + rnd(2));
+			want[i] = want_peer(id, rnd(5) ? ep : NULL);
+			want[i].keepalive = (uint16_t)rnd(3);
+		}
+		for (size_t i = 0; i < ndev; i++) {
+			snprintf(ep, sizeof(ep), "10.9.%u.%u:%u", rnd(2), rnd(3), 1 + rnd(2));
+			dev[i] = have_from(&(struct mesh_wg_want){ 0 });
+			memset(dev[i].key, (int)(i * 2 + 1), MESH_KEY_LEN);
+			mesh_endpoint_parse(ep, &dev[i].endpoint);
+			dev[i].allowed_ip = mesh_overlay_addr(1 + rnd(4));
+			dev[i].allowed_cidr = rnd(4) ? 32 : 24;
+			dev[i].n_allowed = rnd(3);
+			dev[i].keepalive = (uint16_t)rnd(3);
+		}
+		n = mesh_diff_peers(want, nwant, dev, ndev, NULL, 0, out);
+		cr_assert(n >= 0 && (size_t)n <= nwant + ndev);
+		for (int k = 0; k < n; k++)
+			device_apply(dev, &ndev, &out[k]);
+		/* Now nothing is left to do, and the device holds exactly the wanted peers. */
+		cr_assert_eq(mesh_diff_peers(want, nwant, dev, ndev, NULL, 0, out), 0, "round %d", round);
+		cr_assert_eq(ndev, nwant, "round %d", round);
+		for (size_t i = 0; i < nwant; i++) {
+			size_t k;
+
+			for (k = 0; k < ndev && memcmp(dev[k].key, want[i].key, MESH_KEY_LEN); k++)
+				;
+			cr_assert(k < ndev);
+			cr_assert_eq(dev[k].allowed_ip, want[i].allowed_ip);
+			cr_assert_eq(dev[k].keepalive, want[i].keepalive);
+		}
+	}
+}
