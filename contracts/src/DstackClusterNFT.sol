@@ -51,27 +51,34 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         bytes nodeSignature;
     }
 
-    /// @dev Stored form of a Peer: fixed-size fields, the first slot packs 20+8+1+3 bytes.
-    ///      Signature v bytes are kept as submitted so readers get the exact bytes back.
+    /// @dev Stored form of a Peer: fixed-size fields, the first slot packs 20+8+1+2 bytes. The app
+    ///      key and its KMS signature are the same for every node of the cluster, so they are stored
+    ///      once (AppKeyCert) and referenced. Signature v bytes are kept as submitted so readers get
+    ///      the exact bytes back.
     struct StoredPeer {
         address instanceId;
         uint64 nonce;
         uint8 mode;
         uint8 appSigV;
-        uint8 kmsSigV;
         uint8 nodeSigV;
         bytes32 wgPublicKey;
         bytes32 nodeX;
         bytes32 nodeY;
-        bytes32 appX;
-        bytes32 appY;
+        bytes32 appCert;
         bytes32 appSigR;
         bytes32 appSigS;
-        bytes32 kmsSigR;
-        bytes32 kmsSigS;
         bytes32 nodeSigR;
         bytes32 nodeSigS;
         string endpoint;
+    }
+
+    /// @dev An app key with the KMS root's signature over it (chain[1]), verified when first seen.
+    struct AppKeyCert {
+        bytes32 x;
+        bytes32 y;
+        bytes32 kmsSigR;
+        bytes32 kmsSigS;
+        uint8 kmsSigV;
     }
 
     /// @dev A token's standing vote of no confidence: counted only while `term` is the current term.
@@ -140,6 +147,9 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     mapping(address => uint64) private _nonceOf;
     mapping(uint256 => StoredPeer) private _peers;
     mapping(bytes32 => uint256) private _tokenOfWgKey;
+    /// @dev keccak256(app x || app y || kms signature) => the verified certificate. Never deleted:
+    ///      only the KMS root can make new ones, so there are a handful at most.
+    mapping(bytes32 => AppKeyCert) private _appKeyCerts;
 
     uint256 public currentLeaderTokenId;
     uint64 public leadershipExpiry;
@@ -410,14 +420,14 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         _checkRecordFields(r, tokenId);
         uint64 stored = _nonceOf[r.instanceId];
         if (r.nonce <= stored) revert StaleNonce(r.nonce, stored);
-        _verifyChain(r);
+        bytes32 cert = _verifyChain(r);
 
         bool isUpdate = _hasPeer(tokenId);
         StoredPeer storage p = _peers[tokenId];
         if (isUpdate && p.wgPublicKey != r.wgPublicKey) delete _tokenOfWgKey[p.wgPublicKey];
         if (r.wgPublicKey != bytes32(0)) _tokenOfWgKey[r.wgPublicKey] = tokenId;
         _nonceOf[r.instanceId] = r.nonce;
-        _store(p, r);
+        _store(p, r, cert);
 
         if (isUpdate) {
             emit PeerUpdated(tokenId, r.instanceId, r.wgPublicKey, r.endpoint, r.mode, r.nonce);
@@ -518,12 +528,18 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
 
     /// @notice Take the leadership for `candidateTokenId` (a registered node the caller controls: its
     ///         holder or its node key) when there is no leader or the leader's lease expired.
+    ///         An expired leader electing itself only renews its lease: it keeps the term, so the
+    ///         votes standing against it are not wiped by a self re-election.
     function electLeader(uint256 candidateTokenId) external {
         _onlyController(candidateTokenId);
         uint256 leader = currentLeaderTokenId;
         // forge-lint: disable-next-line(block-timestamp)
         if (leader != 0 && block.timestamp <= leadershipExpiry) revert LeaderStillActive(leader, leadershipExpiry);
-        _setLeader(candidateTokenId, LEADER_ELECTED);
+        if (candidateTokenId == leader) {
+            _renewLease(leader);
+        } else {
+            _setLeader(candidateTokenId, LEADER_ELECTED);
+        }
     }
 
     /// @notice The leader (its holder or node key) extends its lease.
@@ -531,9 +547,7 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         uint256 leader = currentLeaderTokenId;
         if (leader == 0) revert NoLeader();
         if (!_controls(leader, msg.sender)) revert NotLeader(msg.sender);
-        uint64 expiry = uint64(block.timestamp) + leaderLease;
-        leadershipExpiry = expiry;
-        emit LeaderHeartbeat(leader, expiry);
+        _renewLease(leader);
     }
 
     /// @notice Vote (noConfidence true) or withdraw a vote (false) of no confidence by `voterTokenId`,
@@ -626,6 +640,12 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         }
     }
 
+    function _renewLease(uint256 leader) private {
+        uint64 expiry = uint64(block.timestamp) + leaderLease;
+        leadershipExpiry = expiry;
+        emit LeaderHeartbeat(leader, expiry);
+    }
+
     /// @dev A new term: earlier votes stop counting without touching each voter's slot.
     function _setLeader(uint256 tokenId, uint8 cause) private {
         uint256 previous = currentLeaderTokenId;
@@ -693,8 +713,9 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     }
 
     /// @dev node key signs the record; app key signs the node key; KMS root signs the app key for
-    ///      app id = this contract.
-    function _verifyChain(PeerRegistration calldata r) private view {
+    ///      app id = this contract. The last step runs once per app key certificate, which is then
+    ///      stored and shared by every record that carries it. Returns the certificate's id.
+    function _verifyChain(PeerRegistration calldata r) private returns (bytes32 cert) {
         (bytes32 nx, bytes32 ny) = _pubkey(r.nodePubkey);
         (bytes32 ax, bytes32 ay) = _pubkey(r.appPubkey);
 
@@ -707,8 +728,12 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         signer = _recover(Chain.appMessageDigest(NODE_KEY_PURPOSE, nx, ny), r.appSignature);
         if (signer != appKey) revert BadAppSignature(signer, appKey);
 
+        cert = keccak256(abi.encodePacked(ax, ay, r.kmsSignature));
+        if (_appKeyCerts[cert].kmsSigR != 0) return cert; // verified before (r is never 0 in a valid signature)
         signer = _recover(Chain.kmsMessageDigest(address(this), ax, ay), r.kmsSignature);
         if (signer != kmsRoot) revert BadKmsSignature(signer, kmsRoot);
+        (bytes32 kr, bytes32 ks, uint8 kv) = _splitSig(r.kmsSignature);
+        _appKeyCerts[cert] = AppKeyCert(ax, ay, kr, ks, kv);
     }
 
     function _pubkey(bytes calldata key) private pure returns (bytes32 x, bytes32 y) {
@@ -729,15 +754,14 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         return Chain.recover(digest, r, s, v);
     }
 
-    function _store(StoredPeer storage p, PeerRegistration calldata r) private {
+    function _store(StoredPeer storage p, PeerRegistration calldata r, bytes32 cert) private {
         p.instanceId = r.instanceId;
         p.nonce = r.nonce;
         p.mode = r.mode;
         p.wgPublicKey = r.wgPublicKey;
         (p.nodeX, p.nodeY) = _pubkey(r.nodePubkey);
-        (p.appX, p.appY) = _pubkey(r.appPubkey);
+        p.appCert = cert;
         (p.appSigR, p.appSigS, p.appSigV) = _splitSig(r.appSignature);
-        (p.kmsSigR, p.kmsSigS, p.kmsSigV) = _splitSig(r.kmsSignature);
         (p.nodeSigR, p.nodeSigS, p.nodeSigV) = _splitSig(r.nodeSignature);
         p.endpoint = r.endpoint;
     }
@@ -751,9 +775,10 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         out.mode = p.mode;
         out.nonce = p.nonce;
         out.nodePubkey = abi.encodePacked(p.nodeX, p.nodeY);
-        out.appPubkey = abi.encodePacked(p.appX, p.appY);
+        AppKeyCert storage cert = _appKeyCerts[p.appCert];
+        out.appPubkey = abi.encodePacked(cert.x, cert.y);
         out.appSignature = abi.encodePacked(p.appSigR, p.appSigS, p.appSigV);
-        out.kmsSignature = abi.encodePacked(p.kmsSigR, p.kmsSigS, p.kmsSigV);
+        out.kmsSignature = abi.encodePacked(cert.kmsSigR, cert.kmsSigS, cert.kmsSigV);
         out.nodeSignature = abi.encodePacked(p.nodeSigR, p.nodeSigS, p.nodeSigV);
     }
 

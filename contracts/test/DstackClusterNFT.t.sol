@@ -631,6 +631,24 @@ contract DstackClusterNFTTest is ClusterFixture {
         cluster.registerPeer(r);
     }
 
+    /// @dev A known app key certificate skips the KMS check, but only for the exact same bytes.
+    function test_register_appKeyCertificateReuse() public {
+        _join(alice, inst1);
+        _mintBind(bob, inst2);
+        DstackClusterNFT.PeerRegistration memory r = _registration(inst2, 1);
+        r.kmsSignature = _kmsSignature(kmsRootKey + 1, address(cluster), appKey);
+        _expectRegisterRevert(
+            r,
+            abi.encodeWithSelector(
+                DstackClusterNFT.BadKmsSignature.selector, vm.addr(kmsRootKey + 1), vm.addr(kmsRootKey)
+            )
+        );
+        r = _registration(inst2, 1);
+        cluster.registerPeer(r);
+        assertEq(cluster.getPeer(inst2).kmsSignature, cluster.getPeer(inst1).kmsSignature, "shared certificate");
+        assertEq(cluster.getPeer(inst2).appPubkey, _pub(appKey), "app key");
+    }
+
     function test_register_afterBurnRefused() public {
         uint256 id = _join(alice, inst1);
         vm.prank(alice);

@@ -17,7 +17,7 @@ contract GetPeersAt254Test is ClusterFixture {
         }
     }
 
-    function test_getPeers_fullClusterFitsEthCall() public {
+    function test_getPeers_fullClusterFitsEthCall() public view {
         uint256 before = gasleft();
         DstackClusterNFT.Peer[] memory peers = cluster.getPeers{gas: ETH_CALL_GAS_CAP}();
         uint256 used = before - gasleft();

@@ -262,6 +262,22 @@ contract LeaderElectionTest is ClusterFixture {
         assertEq(cluster.leadershipExpiry(), 0, "no expiry");
     }
 
+    /// @dev An expired leader cannot wipe the votes against it by electing itself again.
+    function test_expiredLeaderReelectingItselfKeepsVotes() public {
+        _cluster(5); // f+1 = 3
+        _elect(1);
+        _vote(2, 1, true);
+        _vote(3, 1, true);
+        vm.warp(block.timestamp + 301);
+        vm.expectEmit(address(cluster));
+        emit LeaderHeartbeat(1, uint64(block.timestamp + 300));
+        _elect(1);
+        assertEq(cluster.leaderTerm(), 1, "same term");
+        assertEq(cluster.noConfidenceVotes(), 2, "votes kept");
+        _vote(4, 1, true);
+        assertEq(cluster.currentLeaderTokenId(), 2, "third vote still topples it");
+    }
+
     function test_singleNode_stepsDown() public {
         _cluster(1);
         _elect(1);
