@@ -57,9 +57,8 @@ contract DeployDstackClusterNFT {
     }
 
     function _log(string memory s, address a) internal view {
-        (bool ok,) = address(0x000000000000000000636F6e736F6c652e6c6f67).staticcall(
-            abi.encodeWithSignature("log(string,address)", s, a)
-        );
+        (bool ok,) = address(0x000000000000000000636F6e736F6c652e6c6f67)
+            .staticcall(abi.encodeWithSignature("log(string,address)", s, a));
         ok;
     }
 }

@@ -58,9 +58,8 @@ contract GasBench {
         _join();
         vm.stopBroadcast();
 
-        (bool ok,) = address(0x000000000000000000636F6e736F6c652e6c6f67).staticcall(
-            abi.encodeWithSignature("log(string,address)", "bench cluster at:", address(c))
-        );
+        (bool ok,) = address(0x000000000000000000636F6e736F6c652e6c6f67)
+            .staticcall(abi.encodeWithSignature("log(string,address)", "bench cluster at:", address(c)));
         ok;
     }
 
@@ -84,8 +83,7 @@ contract GasBench {
         r.appPubkey = appPub;
         r.appSignature = _sign(APP_KEY, Chain.appMessageDigest(c.NODE_KEY_PURPOSE(), nx, ny));
         r.kmsSignature = kmsSig;
-        r.nodeSignature =
-            _sign(nodeKey, c.peerRecordDigest(r.instanceId, r.wgPublicKey, r.endpoint, r.mode, r.nonce));
+        r.nodeSignature = _sign(nodeKey, c.peerRecordDigest(r.instanceId, r.wgPublicKey, r.endpoint, r.mode, r.nonce));
         c.registerPeer(r);
     }
 

@@ -166,10 +166,20 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     event InstanceBound(uint256 indexed tokenId, address indexed instanceId);
     event InstanceUnbound(uint256 indexed tokenId, address indexed instanceId);
     event PeerRegistered(
-        uint256 indexed tokenId, address indexed instanceId, bytes32 wgPublicKey, string endpoint, uint8 mode, uint64 nonce
+        uint256 indexed tokenId,
+        address indexed instanceId,
+        bytes32 wgPublicKey,
+        string endpoint,
+        uint8 mode,
+        uint64 nonce
     );
     event PeerUpdated(
-        uint256 indexed tokenId, address indexed instanceId, bytes32 wgPublicKey, string endpoint, uint8 mode, uint64 nonce
+        uint256 indexed tokenId,
+        address indexed instanceId,
+        bytes32 wgPublicKey,
+        string endpoint,
+        uint8 mode,
+        uint64 nonce
     );
     /// @param reason REMOVED_BURNED, REMOVED_TRANSFERRED or REMOVED_REBOUND
     event PeerRemoved(uint256 indexed tokenId, address indexed instanceId, uint8 reason);
@@ -239,7 +249,10 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
 
     /// @param initialOwner cluster admin: minting (unless public), policies, allow lists, burning
     /// @param kmsRoot_ address of the dstack KMS root key (kmsInfo().k256Pubkey as an address)
-    constructor(address initialOwner, address kmsRoot_) ERC721("dstack-p2p cluster node", "DSTACKNODE") Ownable(initialOwner) {
+    constructor(address initialOwner, address kmsRoot_)
+        ERC721("dstack-p2p cluster node", "DSTACKNODE")
+        Ownable(initialOwner)
+    {
         if (kmsRoot_ == address(0)) revert ZeroKmsRoot();
         kmsRoot = kmsRoot_;
     }

@@ -586,7 +586,8 @@ contract DstackClusterNFTTest is ClusterFixture {
         cluster.registerPeer(r);
         // Signed by a key other than the one in the record.
         r = _registration(inst1, 1);
-        r.nodeSignature = _sign(nodePk + 1, cluster.peerRecordDigest(r.instanceId, r.wgPublicKey, r.endpoint, r.mode, 1));
+        r.nodeSignature =
+            _sign(nodePk + 1, cluster.peerRecordDigest(r.instanceId, r.wgPublicKey, r.endpoint, r.mode, 1));
         _expectRegisterRevert(
             r, abi.encodeWithSelector(DstackClusterNFT.BadNodeSignature.selector, vm.addr(nodePk + 1), nodeAddr)
         );
@@ -606,8 +607,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         r = _registration(inst1, 1);
         r.appSignature = _appSignature(appKey + 1, "dstack-p2p:node", nodePk);
         _expectRegisterRevert(
-            r,
-            abi.encodeWithSelector(DstackClusterNFT.BadAppSignature.selector, vm.addr(appKey + 1), appAddr)
+            r, abi.encodeWithSelector(DstackClusterNFT.BadAppSignature.selector, vm.addr(appKey + 1), appAddr)
         );
 
         // App key issued by another KMS root, or for another app id.
@@ -807,10 +807,20 @@ contract DstackClusterNFTTest is ClusterFixture {
     event InstanceBound(uint256 indexed tokenId, address indexed instanceId);
     event InstanceUnbound(uint256 indexed tokenId, address indexed instanceId);
     event PeerRegistered(
-        uint256 indexed tokenId, address indexed instanceId, bytes32 wgPublicKey, string endpoint, uint8 mode, uint64 nonce
+        uint256 indexed tokenId,
+        address indexed instanceId,
+        bytes32 wgPublicKey,
+        string endpoint,
+        uint8 mode,
+        uint64 nonce
     );
     event PeerUpdated(
-        uint256 indexed tokenId, address indexed instanceId, bytes32 wgPublicKey, string endpoint, uint8 mode, uint64 nonce
+        uint256 indexed tokenId,
+        address indexed instanceId,
+        bytes32 wgPublicKey,
+        string endpoint,
+        uint8 mode,
+        uint64 nonce
     );
     event PeerRemoved(uint256 indexed tokenId, address indexed instanceId, uint8 reason);
     event ClusterConfigSet(uint256 maxNodes, uint8 networkModes);

@@ -39,7 +39,9 @@ contract ClusterHandler is ClusterFixture {
         uint256 bits = cluster.liveTokenBitmap();
         uint256 n = cluster.totalSupply();
         if (n == 0) return (0, false);
-        for (uint256 k = seed % n; k != 0; --k) bits &= bits - 1;
+        for (uint256 k = seed % n; k != 0; --k) {
+            bits &= bits - 1;
+        }
         for (id = 1; (bits >> id) & 1 == 0; ++id) {}
         ok = true;
     }
@@ -160,7 +162,9 @@ contract ClusterInvariantTest is TestBase {
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 n) {
-        for (; x != 0; x &= x - 1) ++n;
+        for (; x != 0; x &= x - 1) {
+            ++n;
+        }
     }
 
     /// @notice Live peers have distinct tokens (so distinct overlay addresses), distinct instances and
@@ -195,9 +199,7 @@ contract ClusterInvariantTest is TestBase {
             Chain.addressOf(ax, ay),
             "app signature"
         );
-        assertEq(
-            _recover(Chain.kmsMessageDigest(address(cluster), ax, ay), p.kmsSignature), cluster.kmsRoot(), "kms"
-        );
+        assertEq(_recover(Chain.kmsMessageDigest(address(cluster), ax, ay), p.kmsSignature), cluster.kmsRoot(), "kms");
     }
 
     function _recover(bytes32 digest, bytes memory sig) internal pure returns (address) {

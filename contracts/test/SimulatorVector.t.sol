@@ -93,7 +93,10 @@ contract SimulatorVectorTest is ClusterFixture {
     function _flipEach(DstackClusterNFT.PeerRegistration memory r, bytes memory field) internal returns (uint256 n) {
         for (uint256 i = 0; i < field.length; ++i) {
             field[i] = bytes1(uint8(field[i]) ^ 0xff);
-            try cluster.registerPeer(r) {} catch { ++n; }
+            try cluster.registerPeer(r) {}
+                catch {
+                ++n;
+            }
             field[i] = bytes1(uint8(field[i]) ^ 0xff);
         }
     }
@@ -133,8 +136,6 @@ contract SimulatorVectorTest is ClusterFixture {
         DstackClusterNFT.PeerRegistration memory r = _registration(INSTANCE, 1);
         cluster.registerPeer(r);
         assertTrue(cluster.instanceIsRegistered(INSTANCE), "registered under a fresh root");
-        assertEq(
-            cluster.getPeer(INSTANCE).appPubkey, _pub(appKey), "app key from the fresh root's chain"
-        );
+        assertEq(cluster.getPeer(INSTANCE).appPubkey, _pub(appKey), "app key from the fresh root's chain");
     }
 }

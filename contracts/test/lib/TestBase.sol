@@ -72,14 +72,37 @@ abstract contract TestBase {
     /// @dev forge runs functions named test* and invariant*; setUp first.
     bool public IS_TEST = true;
 
-    function assertEq(uint256 a, uint256 b, string memory err) internal pure { vm.assertEq(a, b, err); }
-    function assertEq(address a, address b, string memory err) internal pure { vm.assertEq(a, b, err); }
-    function assertEq(bytes32 a, bytes32 b, string memory err) internal pure { vm.assertEq(a, b, err); }
-    function assertEq(bool a, bool b, string memory err) internal pure { vm.assertEq(a, b, err); }
-    function assertEq(bytes memory a, bytes memory b, string memory err) internal pure { vm.assertEq(a, b, err); }
-    function assertEq(string memory a, string memory b, string memory err) internal pure { vm.assertEq(a, b, err); }
-    function assertTrue(bool c, string memory err) internal pure { vm.assertTrue(c, err); }
-    function assertFalse(bool c, string memory err) internal pure { vm.assertFalse(c, err); }
+    function assertEq(uint256 a, uint256 b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertEq(address a, address b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertEq(bytes32 a, bytes32 b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertEq(bool a, bool b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertEq(bytes memory a, bytes memory b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertEq(string memory a, string memory b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertTrue(bool c, string memory err) internal pure {
+        vm.assertTrue(c, err);
+    }
+
+    function assertFalse(bool c, string memory err) internal pure {
+        vm.assertFalse(c, err);
+    }
 
     /// @dev Map any fuzz input into [lo, hi] without discarding runs.
     function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
