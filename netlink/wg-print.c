@@ -22,7 +22,7 @@ void wg_device_print_dump(FILE *f, const struct wg_device *dev)
 
 	wg_key_to_base64(b64, dev->public_key);
 	fprintf(f, "%s\t%s\t%u\t", (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) ? "(hidden)" : "(none)",
-	       (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) ? b64 : "(none)", dev->listen_port);
+		(dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) ? b64 : "(none)", dev->listen_port);
 	if (dev->fwmark)
 		fprintf(f, "0x%x\n", dev->fwmark);
 	else
@@ -37,8 +37,8 @@ void wg_device_print_dump(FILE *f, const struct wg_device *dev)
 			print_allowedips(f, p);
 		else
 			fprintf(f, "(none)");
-		fprintf(f, "\t%lld\t%" PRIu64 "\t%" PRIu64 "\t", (long long)p->last_handshake.tv_sec, p->rx_bytes,
-		       p->tx_bytes);
+		fprintf(f, "\t%lld\t%" PRIu64 "\t%" PRIu64 "\t", (long long)p->last_handshake.tv_sec,
+			p->rx_bytes, p->tx_bytes);
 		if (p->persistent_keepalive)
 			fprintf(f, "%u\n", p->persistent_keepalive);
 		else

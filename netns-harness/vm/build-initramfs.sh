@@ -23,7 +23,7 @@ for f in "$O/dstack-p2p" "$O/dstack-sim" "$O"/bench/* "$O"/tests/vm-helpers/*; d
 done
 host_bins=(/bin/busybox /usr/sbin/ip /usr/bin/wg)
 for b in ${EXTRA_BINS:-}; do host_bins+=("$b"); done
-scripts=(netns-harness/vm/guest-init.sh)
+scripts=(netns-harness/vm/*.sh) # guest-init.sh and the guest-side helper libraries
 while IFS= read -r f; do scripts+=("$f"); done < <(find tests/vm -type f 2>/dev/null | sort)
 for s in "$@"; do scripts+=("$s"); done
 

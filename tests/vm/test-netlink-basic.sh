@@ -3,7 +3,7 @@
 # a full device configuration that wg(8) must read back exactly as wg setconf leaves
 # it, incremental changes, and the errors a caller can make.
 set -e
-. "${REPO:-.}/tests/vm/lib-netlink.sh"
+. "${REPO:-.}/netns-harness/vm/lib-netlink.sh"
 ns=nlbasic
 ref=nlbasic-ref
 cleanup() {

@@ -3,7 +3,7 @@
 # keys, peers, addresses, state), on a bridge between namespaces: every node must
 # ping every other over 10.0.1.x, and wg(8) must show the handshakes.
 set -e
-. "${REPO:-.}/tests/vm/lib-netlink.sh"
+. "${REPO:-.}/netns-harness/vm/lib-netlink.sh"
 N=3
 cleanup() {
 	for i in $(seq 1 $N); do $IP netns del nlmesh$i 2>/dev/null || true; done

@@ -4,7 +4,7 @@
 # 10,000 peers; then remove half, change one endpoint. At every step wg(8) must see
 # exactly the file's peers and allowed IPs, and our dump parser must agree with it.
 set -e
-. "${REPO:-.}/tests/vm/lib-netlink.sh"
+. "${REPO:-.}/netns-harness/vm/lib-netlink.sh"
 ns=nlsplit
 cleanup() {
 	$IP netns del $ns 2>/dev/null || true

@@ -1,4 +1,4 @@
-# Shared by the tests/vm/test-netlink-*.sh guest scripts (busybox sh): helpers to run
+# Sourced by the tests/vm/test-netlink-*.sh guest scripts (busybox sh): helpers to run
 # in namespaces and to compare what our code reads against what wg(8) reads.
 IP=/usr/sbin/ip
 WGTOOL=${REPO:-.}/build/bench/netlink-wgtool
