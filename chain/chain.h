@@ -176,8 +176,9 @@ struct eth_rpc_call {
 void eth_rpc_call_clear(struct eth_rpc_call *c);
 /*
  * Send n calls in one round trip (a JSON-RPC batch; a single object when n is 1).
- * Returns 0 when a reply arrived (then check each calls[i].error) or the transport error
- * of the last endpoint tried; eth_rpc_last_error says what and where.
+ * Returns 0 when a reply arrived (then check each calls[i].error), -E2BIG for a reply
+ * with more JSON values than we parse (2^20), or the error of the last endpoint tried;
+ * eth_rpc_last_error says what and where.
  */
 int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n);
 /* A single call; returns its transport error or c->error. */
@@ -348,7 +349,10 @@ int registry_encode_register_call(const struct registry_peer *rec, struct buf *c
 int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer **peers, size_t *n,
 			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
 
-/* Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). */
+/*
+ * Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). -ENOENT
+ * when the call returns nothing, as calls to an address without code do.
+ */
 int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
 			struct registry_peer **peers, size_t *n, struct registry_skip *skips,
 			size_t max_skips, size_t *nskips);

@@ -173,7 +173,7 @@ int eth_parse_logs(const char *text, size_t len, struct eth_log **logs, size_t *
 	size_t base = *count;
 	int r;
 
-	r = json_parse(&j, text, len, 0);
+	r = json_parse(&j, text, len, 1 << 20);
 	if (r < 0)
 		return r == -ENOMEM ? r : -EBADMSG;
 	r = -EBADMSG;

@@ -195,6 +195,15 @@ static int call_view(struct eth_rpc *rpc, const uint8_t contract[static 20], con
 	}
 	if (r == 0)
 		r = eth_call(rpc, contract, calldata.data, calldata.len, tag ? tag : "latest", ret);
+	if (r == 0 && ret->len == 0) {
+		char hex[41];
+
+		/* What a call to an address without code returns. */
+		hex_encode(hex, contract, 20);
+		rpc_set_error(rpc, "%s returned nothing: is 0x%s the cluster contract, on this chain?",
+			      sig, hex);
+		r = -ENOENT;
+	}
 	buf_free(&calldata);
 	return r;
 }

@@ -18,6 +18,8 @@
 #define RPC_DEFAULT_BACKOFF_MS 200
 #define RPC_DEFAULT_MAX_REPLY (32u << 20)
 #define RPC_DEFAULT_LOG_RANGE 10000
+/* JSON tokens per reply (16 bytes each): room for tens of thousands of logs. */
+#define RPC_MAX_TOKENS (1 << 20)
 
 enum rpc_transport { RPC_HTTP, RPC_HTTP_UNIX, RPC_IPC };
 
@@ -263,7 +265,7 @@ int eth_rpc_parse_reply(const char *text, size_t len, uint64_t first_id,
 		return -ENOMEM;
 	for (size_t k = 0; k < n; k++)
 		eth_rpc_call_clear(&calls[k]);
-	r = json_parse(&j, text, len, 0);
+	r = json_parse(&j, text, len, RPC_MAX_TOKENS);
 	if (r < 0)
 		goto out;
 	if (j.ntok < 1) {
@@ -405,6 +407,12 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 							calls, n);
 				if (r == 0) {
 					rpc->current = idx;
+					goto out;
+				}
+				if (r == -E2BIG || r == -ENOMEM) {
+					/* Well-formed but too big for us: another endpoint says the same. */
+					rpc_set_error(rpc, "%s: reply of %zu bytes has too many JSON values",
+						      rpc->ep[idx].spec, reply.len);
 					goto out;
 				}
 				rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)",

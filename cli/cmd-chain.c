@@ -364,7 +364,7 @@ static int do_peers(struct eth_rpc *rpc, const struct chain_opts *o)
 	r = registry_read_peers(rpc, o->contract, o->block ? o->block : "latest", &peers, &n, skips,
 				ARRAY_SIZE(skips), &nskips);
 	if (r < 0)
-		return fail(rpc, "getPeers()", r);
+		return fail(rpc, "reading the registry", r);
 	print_skips(skips, nskips);
 	buf_init(&out, 0);
 	if (o->json)
@@ -403,11 +403,11 @@ static int do_instance(struct eth_rpc *rpc, const struct chain_opts *o, const ch
 		return 2;
 	}
 	if ((r = registry_token_of_instance(rpc, o->contract, inst, &token)) < 0)
-		return fail(rpc, "tokenOfInstance", r);
+		return fail(rpc, "reading the instance", r);
 	if ((r = registry_nonce_of(rpc, o->contract, inst, &nonce)) < 0)
-		return fail(rpc, "nonceOf", r);
+		return fail(rpc, "reading the instance", r);
 	if ((r = registry_instance_is_registered(rpc, o->contract, inst, &registered)) < 0)
-		return fail(rpc, "instanceIsRegistered", r);
+		return fail(rpc, "reading the instance", r);
 	if (o->json)
 		printf("{\"token\":%" PRIu64 ",\"nonce\":%" PRIu64 ",\"registered\":%s}\n", token,
 		       nonce, registered ? "true" : "false");
@@ -423,7 +423,7 @@ static int do_kms_root(struct eth_rpc *rpc, const struct chain_opts *o)
 	int r = registry_kms_root(rpc, o->contract, root);
 
 	if (r < 0)
-		return fail(rpc, "kmsRoot()", r);
+		return fail(rpc, "reading the KMS root", r);
 	print_hex(stdout, root, 20);
 	printf("\n");
 	return 0;
@@ -587,7 +587,7 @@ static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
 	r = eth_send_transaction(rpc, o->expected_chain_id, key, o->contract, calldata.data,
 				 calldata.len, o->timeout_ms ? 4 * o->timeout_ms : 60000, &rc);
 	if (r < 0) {
-		fail(rpc, "registerPeer", r);
+		fail(rpc, "sending", r);
 		goto out;
 	}
 	printf("transaction ");

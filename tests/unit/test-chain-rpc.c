@@ -24,9 +24,12 @@ struct answer {
 
 typedef void (*answer_fn)(const char *request, size_t n, struct answer *a, void *ctx);
 
+enum fake_transport { FAKE_HTTP, FAKE_HTTP_UNIX, FAKE_IPC };
+
 struct fake_server {
 	int fd;
 	bool raw_ipc;
+	bool unix_socket;
 	char url[160];
 	char dir[64];
 	answer_fn answer;
@@ -117,21 +120,22 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-static void server_start(struct fake_server *s, bool raw_ipc, answer_fn fn, void *ctx)
+static void server_start(struct fake_server *s, enum fake_transport t, answer_fn fn, void *ctx)
 {
 	memset(s, 0, sizeof(*s));
-	s->raw_ipc = raw_ipc;
+	s->raw_ipc = t == FAKE_IPC;
+	s->unix_socket = t != FAKE_HTTP;
 	s->answer = fn;
 	s->ctx = ctx;
-	if (raw_ipc) {
+	if (s->unix_socket) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 		snprintf(s->dir, sizeof(s->dir), "/tmp/chain-rpc-test.XXXXXX");
 		cr_assert_not_null(mkdtemp(s->dir));
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/rpc.ipc", s->dir);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/rpc.sock", s->dir);
 		s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-		snprintf(s->url, sizeof(s->url), "%s", sa.sun_path);
+		snprintf(s->url, sizeof(s->url), "%s%s", s->raw_ipc ? "" : "http+unix://", sa.sun_path);
 	} else {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 		socklen_t len = sizeof(sa);
@@ -150,10 +154,10 @@ static void server_stop(struct fake_server *s)
 	s->stop = true;
 	pthread_join(s->thread, NULL);
 	close(s->fd);
-	if (s->raw_ipc) {
+	if (s->unix_socket) {
 		char path[128];
 
-		snprintf(path, sizeof(path), "%s/rpc.ipc", s->dir);
+		snprintf(path, sizeof(path), "%s/rpc.sock", s->dir);
 		unlink(path);
 		rmdir(s->dir);
 	}
@@ -219,7 +223,7 @@ Test(rpc, reply_that_is_not_json)
 	struct eth_rpc *rpc;
 	uint64_t id;
 
-	server_start(&s, false, answer_text, "<html>bad gateway</html>");
+	server_start(&s, FAKE_HTTP, answer_text, "<html>bad gateway</html>");
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
 	cr_assert(strstr(eth_rpc_last_error(rpc), "not a JSON-RPC reply"), "%s", eth_rpc_last_error(rpc));
@@ -233,7 +237,7 @@ Test(rpc, json_rpc_error_and_wrong_id)
 	struct eth_rpc *rpc;
 	uint64_t id;
 
-	server_start(&s, false, answer_text,
+	server_start(&s, FAKE_HTTP, answer_text,
 		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32000,\"message\":\"header not found\"}}");
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
@@ -251,7 +255,7 @@ Test(rpc, result_of_the_wrong_type)
 	struct eth_block b;
 	uint64_t id;
 
-	server_start(&s, false, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"number\":7}}");
+	server_start(&s, FAKE_HTTP, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"number\":7}}");
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EBADMSG);
 	cr_assert_eq(eth_get_block(rpc, "latest", &b), -EPROTO);  /* id 2 never answered */
@@ -267,7 +271,7 @@ Test(rpc, batch_replies_matched_by_id)
 	struct fake_server s;
 	struct eth_rpc *rpc;
 
-	server_start(&s, false, answer_reversed, NULL);
+	server_start(&s, FAKE_HTTP, answer_reversed, NULL);
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_rpc_batch(rpc, c, 4), 0);
 	for (int i = 0; i < 4; i++) {
@@ -290,7 +294,7 @@ Test(rpc, http_429_storm_is_bounded, .timeout = 20)
 	struct eth_rpc *rpc;
 	uint64_t id;
 
-	server_start(&s, false, answer_status, &status);
+	server_start(&s, FAKE_HTTP, answer_status, &status);
 	rpc = client(s.url, 2000, 2);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
 	cr_assert_eq(s.requests, 3, "one try and two retries, got %d", (int)s.requests);
@@ -307,8 +311,8 @@ Test(rpc, failover_past_a_5xx_endpoint_and_stay, .timeout = 20)
 	char urls[400];
 	uint64_t id;
 
-	server_start(&bad, false, answer_status, &status);
-	server_start(&good, false, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x7a69\"}");
+	server_start(&bad, FAKE_HTTP, answer_status, &status);
+	server_start(&good, FAKE_HTTP, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x7a69\"}");
 	snprintf(urls, sizeof(urls), "%s, %s", bad.url, good.url);
 	rpc = client(urls, 2000, 1);
 	cr_assert_eq(eth_chain_id(rpc, &id), 0);
@@ -323,14 +327,14 @@ Test(rpc, failover_past_a_5xx_endpoint_and_stay, .timeout = 20)
 	server_stop(&good);
 }
 
-static void rpc_that_hangs(bool raw_ipc)
+static void rpc_that_hangs(enum fake_transport t)
 {
 	struct fake_server s;
 	struct eth_rpc *rpc;
 	uint64_t t0, id;
 	int r;
 
-	server_start(&s, raw_ipc, answer_hang, NULL);
+	server_start(&s, t, answer_hang, NULL);
 	rpc = client(s.url, 300, 3);
 	t0 = now_ms();
 	r = eth_chain_id(rpc, &id);
@@ -342,8 +346,22 @@ static void rpc_that_hangs(bool raw_ipc)
 	server_stop(&s);
 }
 
-Test(rpc, http_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(false); }
-Test(rpc, ipc_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(true); }
+Test(rpc, http_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(FAKE_HTTP); }
+Test(rpc, ipc_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(FAKE_IPC); }
+
+Test(rpc, http_over_unix_socket_round_trip)
+{
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+
+	server_start(&s, FAKE_HTTP_UNIX, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}");
+	rpc = client(s.url, 2000, -1);
+	cr_assert_eq(eth_chain_id(rpc, &id), 0, "%s", eth_rpc_last_error(rpc));
+	cr_assert_eq(id, 42);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
 
 Test(rpc, ipc_transport_round_trip)
 {
@@ -352,7 +370,7 @@ Test(rpc, ipc_transport_round_trip)
 	char url[200];
 	uint64_t id;
 
-	server_start(&s, true, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}\n");
+	server_start(&s, FAKE_IPC, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}\n");
 	snprintf(url, sizeof(url), "ipc://%s", s.url);
 	rpc = client(url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), 0);
@@ -370,7 +388,7 @@ Test(rpc, oversized_reply_is_refused)
 	uint64_t id;
 
 	snprintf(big, sizeof(big), "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x%03000d\"}", 0);
-	server_start(&s, false, answer_text, big);
+	server_start(&s, FAKE_HTTP, answer_text, big);
 	cfg.urls = s.url;
 	cr_assert_eq(eth_rpc_new(&cfg, &rpc), 0);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EMSGSIZE);
@@ -386,7 +404,7 @@ Test(rpc, wrong_chain_id_is_refused)
 	uint8_t contract[20] = { 1 };
 	bool changed;
 
-	server_start(&s, false, answer_text,
+	server_start(&s, FAKE_HTTP, answer_text,
 		     "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x1\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":null}]");
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
@@ -435,7 +453,7 @@ Test(rpc, get_logs_splits_on_range_limit, .timeout = 20)
 	struct eth_log *logs = NULL;
 	size_t n = 0;
 
-	server_start(&s, false, answer_range_limited, NULL);
+	server_start(&s, FAKE_HTTP, answer_range_limited, NULL);
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_get_logs(rpc, &f, &logs, &n), 0, "%s", eth_rpc_last_error(rpc));
 	/* 10000 -> ... -> 2 blocks a request: every request after the halvings succeeds. */
