@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * chain: everything the agent needs from Ethereum, in C: Keccak-256, secp256k1 keys and
- * recoverable signatures, the registry record (docs/registry.md) and its digest.
- * Every fallible function returns 0 or a negative errno.
+ * recoverable signatures, the Solidity ABI, RLP and signed EIP-1559 transactions, a
+ * JSON-RPC client (HTTP(S) and IPC; batches, retries, failover), and the cluster registry
+ * (docs/registry.md): its record, its calls and a reorg-aware follower. docs/chain.md
+ * explains the choices. Every fallible function returns 0 or a negative errno; for RPC
+ * failures eth_rpc_last_error() says what and where.
  */
 #ifndef DSTACK_P2P_CHAIN_H
 #define DSTACK_P2P_CHAIN_H
@@ -246,8 +249,8 @@ int eth_block_number(struct eth_rpc *rpc, uint64_t *number);
 int eth_get_block(struct eth_rpc *rpc, const char *tag, struct eth_block *block);
 int eth_parse_block(const char *json, size_t len, struct eth_block *block);
 /*
- * eth_call; the return data is appended to out. A revert gives -EREMOTEIO, with the
- * decoded reason in eth_rpc_last_error.
+ * eth_call; the return data is appended to out. A JSON-RPC error, a revert included,
+ * gives -EREMOTEIO, with the decoded revert reason in eth_rpc_last_error.
  */
 int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data, size_t len,
 	     const char *tag, struct buf *out);
