@@ -214,6 +214,18 @@ void eth_block_tag(char tag[static ETH_BLOCK_TAG_MAX], uint64_t number)
 	snprintf(tag, ETH_BLOCK_TAG_MAX, "0x%llx", (unsigned long long)number);
 }
 
+/* A tag goes into the request JSON verbatim: only names and 0x-numbers get there. */
+static bool valid_block_tag(const char *tag)
+{
+	static const char *names[] = { "latest", "pending", "safe", "finalized", "earliest" };
+	uint64_t v;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcmp(tag, names[i]))
+			return true;
+	return strlen(tag) < ETH_BLOCK_TAG_MAX && eth_parse_quantity(tag, strlen(tag), &v) == 0;
+}
+
 /* "0x" + hex of n bytes, malloc'd. */
 static char *hex_string(const void *p, size_t n)
 {
@@ -259,6 +271,10 @@ int eth_get_block(struct eth_rpc *rpc, const char *tag, struct eth_block *block)
 	char params[64];
 	int r;
 
+	if (!valid_block_tag(tag)) {
+		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		return -EINVAL;
+	}
 	snprintf(params, sizeof(params), "[\"%s\",false]", tag);
 	r = eth_rpc_call(rpc, "eth_getBlockByNumber", params, &c);
 	if (r < 0)
@@ -330,6 +346,10 @@ int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 	struct buf params;
 	int r;
 
+	if (!valid_block_tag(tag)) {
+		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		return -EINVAL;
+	}
 	buf_init(&params, 0);
 	if ((r = buf_printf(&params, "[")) < 0 || (r = tx_object(&params, NULL, to, data, len)) < 0 ||
 	    (r = buf_printf(&params, ",\"%s\"]", tag)) < 0)
@@ -358,6 +378,10 @@ int eth_get_transaction_count(struct eth_rpc *rpc, const uint8_t addr[static 20]
 {
 	char params[96], hex[41];
 
+	if (!valid_block_tag(tag)) {
+		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		return -EINVAL;
+	}
 	hex_encode(hex, addr, 20);
 	snprintf(params, sizeof(params), "[\"0x%s\",\"%s\"]", hex, tag);
 	return call_quantity(rpc, "eth_getTransactionCount", params, nonce);

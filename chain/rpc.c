@@ -25,7 +25,7 @@ enum rpc_transport { RPC_HTTP, RPC_HTTP_UNIX, RPC_IPC };
 
 struct rpc_endpoint {
 	enum rpc_transport transport;
-	char *spec;   /* as configured, for messages */
+	char *label;  /* for messages: the URL without its path, which often holds an API key */
 	char *target; /* URL (RPC_HTTP) or socket path */
 };
 
@@ -67,6 +67,27 @@ uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc)
 	return rpc->max_log_range;
 }
 
+/* "https://host:port/v3/KEY" -> "https://host:port/..."; socket paths stay whole. */
+static char *redacted_label(const char *url, enum rpc_transport t)
+{
+	const char *host, *rest;
+	size_t keep;
+	char *label;
+
+	if (t != RPC_HTTP)
+		return strdup(url);
+	host = strstr(url, "://");
+	host = host ? host + 3 : url;
+	rest = strpbrk(host, "/?#");
+	if (!rest || !rest[1])
+		return strndup(url, rest ? (size_t)(rest - url) : strlen(url));
+	keep = (size_t)(rest - url);
+	label = malloc(keep + 5);
+	if (label)
+		snprintf(label, keep + 5, "%.*s/...", (int)keep, url);
+	return label;
+}
+
 static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
 {
 	static const struct { const char *prefix; enum rpc_transport t; bool keep; } kinds[] = {
@@ -77,17 +98,17 @@ static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
 		{ "/", RPC_IPC, true },
 	};
 
-	ep->spec = strndup(spec, n);
-	if (!ep->spec)
-		return -ENOMEM;
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		size_t plen = strlen(kinds[i].prefix);
 
 		if (n < plen || strncmp(spec, kinds[i].prefix, plen))
 			continue;
 		ep->transport = kinds[i].t;
-		ep->target = kinds[i].keep ? strdup(ep->spec) : strdup(ep->spec + plen);
+		ep->target = kinds[i].keep ? strndup(spec, n) : strndup(spec + plen, n - plen);
 		if (!ep->target)
+			return -ENOMEM;
+		ep->label = redacted_label(ep->target, ep->transport);
+		if (!ep->label)
 			return -ENOMEM;
 		return ep->target[0] ? 0 : -EINVAL;
 	}
@@ -150,7 +171,7 @@ void eth_rpc_free(struct eth_rpc *rpc)
 	if (!rpc)
 		return;
 	for (size_t i = 0; i < rpc->nep; i++) {
-		free(rpc->ep[i].spec);
+		free(rpc->ep[i].label);
 		free(rpc->ep[i].target);
 	}
 	free(rpc);
@@ -342,7 +363,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		r = http_post(&t, ep->transport == RPC_HTTP ? "" : "/", NULL, req->data, req->len, &hr);
 		snprintf(err, sizeof(err), "%s", hr.error);
 		if (r == 0 && hr.status != 200) {
-			rpc_set_error(rpc, "%s: HTTP %ld", ep->spec, hr.status);
+			rpc_set_error(rpc, "%s: HTTP %ld", ep->label, hr.status);
 			/* Rate limits and server trouble pass; other statuses are this endpoint's. */
 			*outcome = hr.status == 429 || hr.status >= 500 ? ATTEMPT_RETRY
 								       : ATTEMPT_NEXT_ENDPOINT;
@@ -357,7 +378,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		}
 	}
 	if (r < 0) {
-		rpc_set_error(rpc, "%s: %s", ep->spec, err[0] ? err : errstr(r));
+		rpc_set_error(rpc, "%s: %s", ep->label, err[0] ? err : errstr(r));
 		/* A hung endpoint already cost a whole timeout: do not wait for it again. */
 		*outcome = r == -ETIMEDOUT || r == -EMSGSIZE ? ATTEMPT_NEXT_ENDPOINT : ATTEMPT_RETRY;
 		return r;
@@ -377,7 +398,7 @@ static void sleep_ms(long ms)
 int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 {
 	uint64_t first_id = rpc->next_id;
-	struct buf req, reply;
+	struct buf req, reply, why;
 	int r;
 
 	if (n == 0)
@@ -386,6 +407,7 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 	rpc->last_error[0] = '\0';
 	buf_init(&req, 0);
 	buf_init(&reply, rpc->max_reply);
+	buf_init(&why, sizeof(rpc->last_error));
 	r = build_request(calls, n, first_id, &req);
 	if (r < 0)
 		goto out;
@@ -407,31 +429,31 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 							calls, n);
 				if (r == 0) {
 					rpc->current = idx;
+					rpc->last_error[0] = '\0';  /* earlier attempts are history now */
 					goto out;
 				}
 				if (r == -E2BIG || r == -ENOMEM) {
 					/* Well-formed but too big for us: another endpoint says the same. */
 					rpc_set_error(rpc, "%s: reply of %zu bytes has too many JSON values",
-						      rpc->ep[idx].spec, reply.len);
+						      rpc->ep[idx].label, reply.len);
 					goto out;
 				}
 				rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)",
-					      rpc->ep[idx].spec, errstr(r));
+					      rpc->ep[idx].label, errstr(r));
 				r = -EPROTO;
 				break;
 			}
 			if (outcome == ATTEMPT_NEXT_ENDPOINT)
 				break;
 		}
+		/* What each endpoint said, in order (a message cut short is still useful). */
+		buf_printf(&why, "%s%s", e ? "; " : "", rpc->last_error);
 	}
-	if (r != -EPROTO)
-		snprintf(rpc->last_error + strlen(rpc->last_error),
-			 sizeof(rpc->last_error) - strlen(rpc->last_error),
-			 " (%zu endpoint%s, %u retr%s each)", rpc->nep, rpc->nep == 1 ? "" : "s",
-			 rpc->retries, rpc->retries == 1 ? "y" : "ies");
+	rpc_set_error(rpc, "%s", why.len ? (const char *)why.data : "");
 out:
 	buf_free(&req);
 	buf_free(&reply);
+	buf_free(&why);
 	return r;
 }
 
