@@ -83,7 +83,9 @@ h_hub_up() {
 	local hub=${H_PREFIX}hub t
 	ip netns add "$hub"
 	ip -n "$hub" link set lo up
-	ip -n "$hub" link add br0 type bridge
+	# A fixed MAC: a bridge otherwise takes its lowest port's MAC, which changes when a
+	# node leaves, and every other node's ARP entry for anvil goes stale for seconds.
+	ip -n "$hub" link add br0 address 02:00:00:00:00:fe type bridge
 	ip -n "$hub" addr add "$H_HUB_IP/24" dev br0
 	ip -n "$hub" link set br0 up
 	ip netns exec "$hub" "$H_ANVIL" --host "$H_HUB_IP" --port 8545 --ipc "$H_RUN/anvil.ipc" \
