@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 O=${O:-build}
+case $O in /*) ;; *) O=$PWD/$O ;; esac
 make -s "$O/bench/netlink-wgtool" >&2
-WGTOOL=$PWD/$O/bench/netlink-wgtool
+WGTOOL=$O/bench/netlink-wgtool
 id=$(printf '%04x' $((RANDOM ^ $$ & 0xffff)))
 P=nlu$id
 N=3
