@@ -5,10 +5,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CAST=$ROOT/node_modules/.bin/cast
 ANVIL=$ROOT/node_modules/.bin/anvil
-ARTIFACT=$ROOT/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json
 BENCH=$ROOT/build/bench/chain-registry
 [ -x "$BENCH" ] || { echo "chain: $BENCH missing (make bench builds it)"; exit 1; }
-[ -f "$ARTIFACT" ] || (cd "$ROOT/contracts" && ../node_modules/.bin/forge build --quiet)
 
 tmp=$(mktemp -d /tmp/chain-bench.XXXXXX)
 anvil_pid=
@@ -23,11 +21,8 @@ for _ in $(seq 100); do "$CAST" chain-id --rpc-url "$http" >/dev/null 2>&1 && br
 # anvil's dev account 0 owns the cluster; the KMS root is a throwaway key.
 export OWNER_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 export KMS_KEY=0x$(openssl rand -hex 32)
-owner=$("$CAST" wallet address --private-key "$OWNER_KEY")
 kms=$("$CAST" wallet address --private-key "$KMS_KEY")
-args=$("$CAST" abi-encode 'constructor(address,address)' "$owner" "$kms")
-contract=$("$CAST" send --rpc-url "$http" --private-key "$OWNER_KEY" --json \
-	--create "$(jq -r .bytecode.object "$ARTIFACT")${args#0x}" | jq -r .contractAddress)
+contract=$(KMS_ROOT_ADDRESS=$kms RPC_URL=$http PRIVATE_KEY=$OWNER_KEY QUIET=1 "$ROOT/contracts/deploy.sh")
 
 echo "chain: over IPC ($tmp/anvil.ipc)"
 "$BENCH" "$tmp/anvil.ipc" "$contract"

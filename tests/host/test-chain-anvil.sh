@@ -8,8 +8,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/build/dstack-p2p
 CAST=$ROOT/node_modules/.bin/cast
 ANVIL=$ROOT/node_modules/.bin/anvil
-FORGE=$ROOT/node_modules/.bin/forge
-ARTIFACT=$ROOT/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json
 
 tmp=$(mktemp -d /tmp/chain-anvil.XXXXXX)
 pids=()
@@ -22,9 +20,6 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$tmp/watch.log" ] && sed 's/^/  watch: /' "$tmp/watch.log" >&2; exit 1; }
 
 [ -x "$BIN" ] || fail "build/dstack-p2p missing: run make"
-if [ ! -f "$ARTIFACT" ]; then
-	(cd "$ROOT/contracts" && "$FORGE" build --quiet) || fail "forge build"
-fi
 
 # ---- anvil on a free loopback port and on an IPC socket in our temp dir
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -54,11 +49,9 @@ INSTANCE=$("$CAST" wallet address --private-key "$(rand32)")
 [ "$(chain --rpc "$ipc" --json block latest | jq -r .hash)" = "$(c block latest --field hash)" ] \
 	|| fail "latest block hash"
 
-# ---- deploy the registry (constructor(owner, kmsRoot)), mint token 1, bind our instance
-bytecode=$(jq -r .bytecode.object "$ARTIFACT")
-args=$("$CAST" abi-encode 'constructor(address,address)' "$OWNER" "$KMS")
-contract=$(c send --private-key $OWNER_SK --json --create "$bytecode${args#0x}" | jq -r .contractAddress)
-[ -n "$contract" ] && [ "$contract" != null ] || fail "deploy"
+# ---- deploy the registry with the project's script, mint token 1, bind our instance
+contract=$(KMS_ROOT_ADDRESS=$KMS RPC_URL=$http PRIVATE_KEY=$OWNER_SK QUIET=1 "$ROOT/contracts/deploy.sh") \
+	|| fail "contracts/deploy.sh"
 c send --private-key $OWNER_SK "$contract" 'mintNodeAccess(address,string)' "$OWNER" node-1 >/dev/null
 c send --private-key $OWNER_SK "$contract" 'bindInstance(uint256,address)' 1 "$INSTANCE" >/dev/null
 export CLUSTER_CONTRACT=$contract ETH_RPC_URL=$ipc
