@@ -65,7 +65,8 @@ contract GasBench {
 
     function _join() internal {
         uint256 id = c.mintNodeAccess(operator, "bench");
-        address instanceId = address(uint160(0xb0000 + id));
+        // forge-lint: disable-next-line(unsafe-typecast)
+        address instanceId = address(uint160(0xb0000 + id)); // id <= 254
         c.bindInstance(id, instanceId);
         _register(instanceId);
     }

@@ -422,6 +422,19 @@ contract DstackClusterNFTTest is ClusterFixture {
         assertTrue(cluster.instanceIsRegistered(inst1), "re-registered");
     }
 
+    function test_approvedSafeTransfer_revokes() public {
+        uint256 id = _join(alice, inst1);
+        vm.prank(alice);
+        cluster.approve(relayer, id);
+        vm.expectEmit(address(cluster));
+        emit PeerRemoved(id, inst1, 1);
+        vm.prank(relayer);
+        cluster.safeTransferFrom(alice, bob, id);
+        assertEq(cluster.ownerOf(id), bob, "moved");
+        assertEq(cluster.peerCount(), 0, "revoked");
+        assertEq(cluster.tokenOfInstance(inst1), 0, "unbound");
+    }
+
     function test_transferToSelf_keepsRecord() public {
         uint256 id = _join(alice, inst1);
         vm.prank(alice);
@@ -769,7 +782,7 @@ contract DstackClusterNFTTest is ClusterFixture {
             ? r.nodePubkey
             : which == 1 ? r.appPubkey : which == 2 ? r.appSignature : which == 3 ? r.kmsSignature : r.nodeSignature;
         pos = pos % target.length;
-        target[pos] = bytes1(uint8(target[pos]) ^ uint8(1 << (bit % 8)));
+        target[pos] = bytes1(uint8(target[pos]) ^ (uint8(1) << (bit % 8)));
         vm.expectRevert();
         cluster.registerPeer(r);
     }

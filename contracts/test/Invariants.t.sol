@@ -118,6 +118,7 @@ contract ClusterHandler is ClusterFixture {
         ++calls;
         (uint256 id, bool ok) = _live(tokenSeed);
         if (!ok || !cluster.instanceIsRegistered(cluster.instanceOfToken(id))) return;
+        // forge-lint: disable-next-line(block-timestamp)
         if (cluster.currentLeaderTokenId() != 0 && block.timestamp <= cluster.leadershipExpiry()) return;
         vm.prank(cluster.ownerOf(id));
         cluster.electLeader(id);
