@@ -45,7 +45,7 @@ static void usage(FILE *f)
 		"  kms-root                    the KMS root address the contract trusts\n"
 		"  logs --from N [--to M]      the contract's logs (split into provider-sized ranges)\n"
 		"  watch [--interval MS] [--count N]\n"
-		"                              follow the registry; a line per change or reorg\n"
+		"                              follow the registry; a line per change, totals at the end\n"
 		"  calldata --record FILE      registerPeer calldata of a prepared record, as hex\n"
 		"  send-registration (--record FILE | --calldata FILE)\n"
 		"                              send it, paid by the key in $ETH_PRIVATE_KEY\n\n"
@@ -505,6 +505,9 @@ static int do_watch(struct eth_rpc *rpc, const struct chain_opts *o)
 		printf(" peers %zu reorgs %" PRIu64 " full-reads %" PRIu64 " round-trips %" PRIu64 "\n",
 		       n, st.reorgs, st.full_reads, eth_rpc_round_trips(rpc));
 	}
+	registry_reader_get_stats(reader, &st);
+	printf("watch: %" PRIu64 " polls, %" PRIu64 " round trips, %" PRIu64 " full reads, %" PRIu64
+	       " reorgs\n", st.polls, eth_rpc_round_trips(rpc), st.full_reads, st.reorgs);
 	registry_reader_free(reader);
 	return r == -EXDEV ? 1 : 0;
 }

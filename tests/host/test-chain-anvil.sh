@@ -5,7 +5,7 @@
 # Records are signed with cast (an independent signer); only our code sends and reads.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/build/dstack-p2p
+BIN=${DSTACK_P2P_BIN:-$ROOT/build/dstack-p2p}  # e.g. a SANITIZE=address,undefined build
 CAST=$ROOT/node_modules/.bin/cast
 ANVIL=$ROOT/node_modules/.bin/anvil
 
@@ -149,8 +149,14 @@ ETH_PRIVATE_KEY=$PAYER_SK chain send-registration --record "$tmp/rec2.json" >/de
 wait_watch ' peers 1 reorgs [1-9]'
 [ "$(chain peers | awk '{print $5}')" = 2 ] || fail "nonce after the reorg: $(chain peers)"
 
+# ---- an idle registry costs one round trip per poll: 2 for the first (chain id + head,
+# then getPeers), then 1 each, with anvil mining nothing in between.
+chain watch --interval 10 --count 20 >"$tmp/idle.log" || fail "idle watch"
+grep -q '^watch: 20 polls, 21 round trips, 1 full reads' "$tmp/idle.log" \
+	|| fail "idle polls: $(tail -1 "$tmp/idle.log")"
+
 # ---- the wrong chain is refused
-if chain --chain-id 1 watch --count 1 2>"$tmp/err"; then fail "wrong chain id accepted"; fi
+if chain --chain-id 1 watch --count 1 >/dev/null 2>"$tmp/err"; then fail "wrong chain id accepted"; fi
 grep -q 'not the expected 1' "$tmp/err" || fail "wrong chain message: $(cat "$tmp/err")"
 
 echo "chain on anvil: deploy, register, read back, revert decoding, log splitting, reorg: ok"
