@@ -147,8 +147,8 @@ int eth_tx_sign(const struct eth_tx *tx, const uint8_t sk[static 32], struct buf
 struct eth_rpc_config {
 	const char *urls;
 	long timeout_ms;           /* per exchange; 0: 10 s */
-	int retries;               /* per endpoint; 0: 2, negative: none */
-	long backoff_ms;           /* first backoff; 0: 200 ms */
+	int retries;               /* per endpoint; 0: 2, negative: none; at most 10 */
+	long backoff_ms;           /* first backoff; 0: 200 ms; doubling up to 5 s */
 	size_t max_reply;          /* bytes; 0: 32 MiB */
 	uint64_t max_log_range;    /* blocks per eth_getLogs request; 0: 10000 */
 };

@@ -16,6 +16,8 @@
 #define RPC_DEFAULT_TIMEOUT_MS 10000
 #define RPC_DEFAULT_RETRIES 2
 #define RPC_DEFAULT_BACKOFF_MS 200
+#define RPC_MAX_RETRIES 10
+#define RPC_MAX_BACKOFF_MS 5000
 #define RPC_DEFAULT_MAX_REPLY (32u << 20)
 #define RPC_DEFAULT_LOG_RANGE 10000
 /* JSON tokens per reply (16 bytes each): room for tens of thousands of logs. */
@@ -67,25 +69,30 @@ uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc)
 	return rpc->max_log_range;
 }
 
-/* "https://host:port/v3/KEY" -> "https://host:port/..."; socket paths stay whole. */
+/*
+ * "https://user:pw@host:port/v3/KEY" -> "https://host:port/...": credentials and API keys
+ * stay out of messages and logs. Socket paths stay whole.
+ */
 static char *redacted_label(const char *url, enum rpc_transport t)
 {
-	const char *host, *rest;
-	size_t keep;
-	char *label;
+	const char *scheme_end, *host, *rest, *at;
+	struct buf b;
 
 	if (t != RPC_HTTP)
 		return strdup(url);
-	host = strstr(url, "://");
-	host = host ? host + 3 : url;
-	rest = strpbrk(host, "/?#");
-	if (!rest || !rest[1])
-		return strndup(url, rest ? (size_t)(rest - url) : strlen(url));
-	keep = (size_t)(rest - url);
-	label = malloc(keep + 5);
-	if (label)
-		snprintf(label, keep + 5, "%.*s/...", (int)keep, url);
-	return label;
+	scheme_end = strstr(url, "://");
+	host = scheme_end ? scheme_end + 3 : url;
+	rest = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(rest - host));
+	if (at)
+		host = at + 1;
+	buf_init(&b, 0);
+	if (buf_printf(&b, "%.*s%.*s%s", (int)(scheme_end ? scheme_end + 3 - url : 0), url,
+		       (int)(rest - host), host, *rest && rest[1] ? "/..." : "") < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return (char *)b.data;  /* buf keeps its bytes NUL-terminated; free() releases it */
 }
 
 static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
@@ -130,7 +137,11 @@ int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out)
 	rpc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
 	rpc->retries = cfg->retries > 0 ? (unsigned)cfg->retries
 		       : cfg->retries < 0 ? 0 : RPC_DEFAULT_RETRIES;
+	if (rpc->retries > RPC_MAX_RETRIES)
+		rpc->retries = RPC_MAX_RETRIES;
 	rpc->backoff_ms = cfg->backoff_ms > 0 ? cfg->backoff_ms : RPC_DEFAULT_BACKOFF_MS;
+	if (rpc->backoff_ms > RPC_MAX_BACKOFF_MS)
+		rpc->backoff_ms = RPC_MAX_BACKOFF_MS;
 	rpc->max_reply = cfg->max_reply ? cfg->max_reply : RPC_DEFAULT_MAX_REPLY;
 	rpc->max_log_range = cfg->max_log_range ? cfg->max_log_range : RPC_DEFAULT_LOG_RANGE;
 	rpc->next_id = 1;
@@ -421,7 +432,7 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 
 			if (attempt) {
 				sleep_ms(backoff);
-				backoff *= 2;
+				backoff = backoff * 2 > RPC_MAX_BACKOFF_MS ? RPC_MAX_BACKOFF_MS : backoff * 2;
 			}
 			r = exchange(rpc, &rpc->ep[idx], &req, &reply, &outcome);
 			if (r == 0) {

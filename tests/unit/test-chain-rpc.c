@@ -234,14 +234,17 @@ Test(rpc, reply_that_is_not_json)
 /* URLs often carry an API key in their path: messages name the host only. */
 Test(rpc, messages_do_not_leak_url_paths)
 {
-	struct eth_rpc *rpc = client("http://127.0.0.1:1/v3/SECRETKEY?x=1, ipc:///nonexistent/dir/x.ipc", 500, -1);
+	struct eth_rpc *rpc = client("http://127.0.0.1:1/v3/SECRETKEY?x=1, ipc:///nonexistent/dir/x.ipc,"
+				     "https://user:PASSWORD@127.0.0.1:2", 500, -1);
 	struct eth_block b;
 	uint64_t id;
 
 	cr_assert_lt(eth_chain_id(rpc, &id), 0);
 	cr_assert(strstr(eth_rpc_last_error(rpc), "http://127.0.0.1:1/..."), "%s", eth_rpc_last_error(rpc));
 	cr_assert(strstr(eth_rpc_last_error(rpc), "/nonexistent/dir/x.ipc"), "%s", eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_last_error(rpc), "; https://127.0.0.1:2:"), "%s", eth_rpc_last_error(rpc));
 	cr_assert_null(strstr(eth_rpc_last_error(rpc), "SECRETKEY"), "%s", eth_rpc_last_error(rpc));
+	cr_assert_null(strstr(eth_rpc_last_error(rpc), "PASSWORD"), "%s", eth_rpc_last_error(rpc));
 	/* A block tag is checked before it goes into the request. */
 	cr_assert_eq(eth_get_block(rpc, "latest\",true]", &b), -EINVAL);
 	eth_rpc_free(rpc);
