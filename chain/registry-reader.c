@@ -189,8 +189,8 @@ int registry_reader_poll(struct registry_reader *r, bool *changed)
 	snprintf(logs_params, sizeof(logs_params),
 		 "[{\"fromBlock\":\"%s\",\"toBlock\":\"latest\",\"address\":\"0x%s\"}]", at_tag, addr);
 	err = eth_rpc_batch(r->rpc, c, 3);
-	if (err == -E2BIG) {
-		/* Too many logs to even parse: something happened, so read it all at the head. */
+	if (err == -E2BIG || err == -EMSGSIZE) {
+		/* Too many logs to take in: something happened, so read it all at the head. */
 		err = eth_get_block(r->rpc, "latest", &head);
 		if (err == 0)
 			err = full_read(r, &head, changed);
