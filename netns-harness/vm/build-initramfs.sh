@@ -92,8 +92,9 @@ echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 
 mkdir -p "$O/vm"
-rm -f "$O"/vm/initramfs-*.cpio.gz
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$image.tmp"
-mv "$image.tmp" "$image"
+# Colleagues may be booting older images right now: only stale ones are removed.
+find "$O/vm" -maxdepth 1 -name 'initramfs-*.cpio.gz' -mmin +120 -delete
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$image.tmp.$$"
+mv "$image.tmp.$$" "$image"
 echo "build-initramfs: $image ($(du -h "$image" | cut -f1), $(echo "$mod_paths" | wc -w) modules)" >&2
 echo "$image"

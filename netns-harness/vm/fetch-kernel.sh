@@ -12,6 +12,14 @@ if ls "$cache"/root/boot/vmlinuz-* >/dev/null 2>&1 && [ -d "$cache"/root/lib/mod
 	exit 0
 fi
 
+mkdir -p "$cache"
+# First use by several people at once: one fetches, the others wait for it.
+exec 9>"$cache/.lock"
+flock 9
+if ls "$cache"/root/boot/vmlinuz-* >/dev/null 2>&1 && [ -d "$cache"/root/lib/modules ]; then
+	echo "$cache"
+	exit 0
+fi
 mkdir -p "$cache/pkg"
 # linux-image-cloud-amd64 is a metapackage; its first linux-image-* dependency is the
 # versioned image (linux-image-6.1.0-NN-cloud-amd64).

@@ -5,7 +5,8 @@
 # "N passed, N failed"; exits non-zero when anything failed or the VM did not finish.
 #
 #   env: O=build  VM_TESTS=GLOB (only tests/vm/GLOB.sh)  VM_TIMEOUT=seconds (whole run)
-#        VM_SCRIPT_TIMEOUT=seconds (each script)  VM_MEM=MiB  VM_LOG=path
+#        VM_SCRIPT_TIMEOUT=seconds (each script)  VM_MEM=MiB  VM_LOG=path (default: a new
+#        build/vm/run-*.log)
 #        VM_GUESTFWD="PORT ..."  host 127.0.0.1:PORT reachable in the guest at 10.0.2.100:PORT
 #        EXTRA_BINS, EXTRA_FILES   see build-initramfs.sh
 set -euo pipefail
@@ -45,7 +46,10 @@ if [ -n "${VM_GUESTFWD:-}" ]; then
 fi
 
 run=$(IFS=,; echo "${scripts[*]}")
-log=${VM_LOG:-$O/vm/run.log}
+# One log per run: several people may run the VM at once.
+mkdir -p "$O/vm"
+find "$O/vm" -maxdepth 1 -name 'run-*.log' -mmin +1440 -delete
+log=${VM_LOG:-$(mktemp "$O/vm/run-XXXXXX.log")}
 mkdir -p "$(dirname "$log")"
 start=$(date +%s)
 echo "run-tests: booting $(basename "$kernel") with ${#scripts[@]} guest scripts (TCG)"

@@ -49,6 +49,20 @@ assert_matches_conf $ns wg0 "$T/c.conf" "setconf"
 assert_dumps_agree $ns wg0 "setconf"
 echo "device configuration: identical to wg setconf's ($(wc -l <"$T/ours-raw") dump lines)"
 
+# dstack-p2p show reads the same through the same code, and never prints a secret.
+priv=$(sed -n 's/^PrivateKey = //p' "$T/c.conf")
+in_ns $ns dstack-p2p show wg0 --dump >"$T/show-dump"
+in_ns $ns "$WGTOOL" dump wg0 | cmp -s - "$T/show-dump" || fail "show --dump differs from our dump"
+in_ns $ns dstack-p2p show --json >"$T/show.json"
+grep -q '"name":"wg0","backend":"kernel"' "$T/show.json" || fail "show --json: $(head -c 300 "$T/show.json")"
+[ "$(grep -o '"public_key"' "$T/show.json" | wc -l)" -eq 9 ] || fail "show --json does not list 8 peers"
+in_ns $ns dstack-p2p show >"$T/show.txt"
+grep -q "^peer: $(in_ns $ns wg show wg0 peers | head -1)" "$T/show.txt" || fail "show misses a peer"
+grep -q 'listening port: 51820' "$T/show.txt" || fail "show misses the port"
+for psk in $(sed -n 's/^PresharedKey = //p' "$T/c.conf") "$priv"; do
+	if grep -qF "$psk" "$T/show-dump" "$T/show.json" "$T/show.txt"; then fail "show printed a secret key"; fi
+done
+
 # Incremental: one endpoint changes, nothing else does.
 key=$(in_ns $ns wg show wg0 peers | sed -n 3p)
 in_ns $ns "$WGTOOL" -v endpoint wg0 "$key" '[2001:db8::99]:4242'
