@@ -22,8 +22,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export FOUNDRY_BROADCAST="$work/broadcast"
 
+# forge may (re)compile and rewrites its cache: one forge at a time in this directory.
 log="$work/forge.log"
-if ! "$forge" script script/DeployDstackClusterNFT.s.sol:DeployDstackClusterNFT \
+if ! flock "$here/.forge.lock" "$forge" script script/DeployDstackClusterNFT.s.sol:DeployDstackClusterNFT \
         --rpc-url "$RPC_URL" --broadcast --slow >"$log" 2>&1; then
     cat "$log" >&2
     echo "deploy.sh: forge script failed (RPC_URL=$RPC_URL)" >&2

@@ -21,7 +21,7 @@ for _ in $(seq 50); do
 done
 export FOUNDRY_BROADCAST="$work/broadcast"
 
-"$bin/forge" build --quiet
+flock "$here/.forge.lock" "$bin/forge" build --quiet   # same lock as deploy.sh
 
 printf '%-6s %12s %12s %12s %14s %14s\n' peers register update burn getPeers_gas getPeers_bytes
 cluster=0x0000000000000000000000000000000000000000
