@@ -16,10 +16,26 @@ shift
 kver=$(ls "$kroot/lib/modules")
 modules="wireguard veth bridge"
 
-# Everything the guest gets, in a stable order: our binaries first.
-our_bins=()
-for f in "$O/dstack-p2p" "$O/dstack-sim" "$O"/bench/* "$O"/tests/vm-helpers/*; do
-	[ -f "$f" ] && [ -x "$f" ] && our_bins+=("$f")
+# Everything the guest gets, in a stable order: our binaries first. A colleague's make
+# may be relinking one right now: wait (bounded) until all are complete and settled.
+list_our_bins() {
+	our_bins=()
+	for f in "$O/dstack-p2p" "$O/dstack-sim" "$O"/bench/* "$O"/tests/vm-helpers/*; do
+		case $f in *.d | *.o) continue ;; esac
+		if [ -f "$f" ]; then our_bins+=("$f"); fi
+	done
+}
+for attempt in $(seq 1 30); do
+	list_our_bins
+	settled=1
+	for f in "${our_bins[@]}"; do
+		if [ ! -x "$f" ] || [ ! -s "$f" ] || [ $(($(date +%s) - $(stat -c %Y "$f"))) -lt 2 ]; then
+			settled=0
+		fi
+	done
+	[ "$settled" = 1 ] && break
+	[ "$attempt" = 30 ] && echo "build-initramfs: binaries in $O keep changing; using them as they are" >&2
+	sleep 1
 done
 host_bins=(/bin/busybox /usr/sbin/ip /usr/bin/wg)
 for b in ${EXTRA_BINS:-}; do host_bins+=("$b"); done

@@ -28,9 +28,8 @@ fi
 for tool in qemu-system-x86_64 cpio depmod; do
 	command -v "$tool" >/dev/null || { echo "run-tests: $tool is missing (make deps)"; exit 2; }
 done
-# The test helpers live with the benchmarks; everything else comes from `make`.
-make -s "$O/bench/netlink-wgtool" >&2
-[ -x "$O/dstack-p2p" ] || echo "run-tests: warning: $O/dstack-p2p is not built" >&2
+# Fresh binaries for the guest; the test helpers live with the benchmarks.
+make -s all "$O/bench/netlink-wgtool" >&2 || echo "run-tests: warning: make failed; using what is built" >&2
 
 kroot=$(netns-harness/vm/fetch-kernel.sh)/root
 kernel=$(ls "$kroot"/boot/vmlinuz-* | head -1)
