@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Deploy DstackClusterNFT to RPC_URL (anvil on 127.0.0.1:8545 by default); prints the address on stdout.
+# Deploy DstackClusterNFT to RPC_URL (else ETH_RPC_URL, else anvil on 127.0.0.1:8545); prints the
+# address on stdout.
 #
 #   KMS_ROOT_ADDRESS=0x... [PRIVATE_KEY=0x...] [RPC_URL=http://...] ./deploy.sh
 #   addr=$(KMS_ROOT_ADDRESS=0x... ./deploy.sh)      # forge's chatter goes to stderr
@@ -12,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 forge=${FORGE:-$here/../node_modules/.bin/forge}
-export RPC_URL=${RPC_URL:-http://127.0.0.1:8545}
+export RPC_URL=${RPC_URL:-${ETH_RPC_URL:-http://127.0.0.1:8545}}
 export PRIVATE_KEY=${PRIVATE_KEY:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}
 : "${KMS_ROOT_ADDRESS:?set KMS_ROOT_ADDRESS to the address of the dstack KMS root key}"
 export KMS_ROOT_ADDRESS
@@ -33,8 +34,9 @@ fi
 [ "${QUIET:-0}" = 1 ] || cat "$log" >&2
 
 addr=$(sed -n 's/.*DstackClusterNFT deployed at: *\(0x[0-9a-fA-F]\{40\}\).*/\1/p' "$log" | tail -n 1)
-if [ -z "$addr" ]; then
-    echo "deploy.sh: no address in forge's output" >&2
+if [ -z "$addr" ]; then # forge 1.7.1 can exit 0 after an RPC error: the log says what happened
+    [ "${QUIET:-0}" = 1 ] && cat "$log" >&2
+    echo "deploy.sh: no address in forge's output (RPC_URL=$RPC_URL)" >&2
     exit 1
 fi
 echo "$addr"
