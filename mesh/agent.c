@@ -53,34 +53,30 @@ static int read_tx_key(const char *path, uint8_t *key)
  */
 static void print_relay_instructions(struct agent *a, const struct registry_peer *rec)
 {
+	char contract[41], *hex = NULL;
 	uint8_t digest[32];
 	struct buf data;
-	char contract[41];
 
 	buf_init(&data, 1 << 16);
-	if (cluster_registration_calldata(rec, &data) == 0) {
-		char *hex;
-
-		keccak256(digest, data.data, data.len);
-		if (!memcmp(digest, a->printed_calldata, sizeof(digest))) {
-			buf_free(&data);
-			return;
-		}
-		memcpy(a->printed_calldata, digest, sizeof(digest));
-		hex = malloc(2 * data.len + 1);
-
-		hex_encode(contract, a->contract, 20);
-		if (hex) {
-			hex_encode(hex, data.data, data.len);
-			log_info("no funded key (P2P_TX_KEY_FILE) and no relayer (P2P_RELAYER_URL): "
-				 "relay this registration from any funded account:");
-			printf("registration calldata: 0x%s\n", hex);
-			printf("send it with: cast send 0x%s 0x%s --rpc-url <RPC> --private-key <FUNDED_KEY>\n",
-			       contract, hex);
-			fflush(stdout);
-			free(hex);
-		}
-	}
+	if (cluster_registration_calldata(rec, &data) < 0)
+		goto out;
+	keccak256(digest, data.data, data.len);
+	if (!memcmp(digest, a->printed_calldata, sizeof(digest)))
+		goto out;
+	hex = malloc(2 * data.len + 1);
+	if (!hex)
+		goto out;
+	memcpy(a->printed_calldata, digest, sizeof(digest));
+	hex_encode(hex, data.data, data.len);
+	hex_encode(contract, a->contract, 20);
+	log_info("no funded key (P2P_TX_KEY_FILE) and no relayer (P2P_RELAYER_URL): "
+		 "relay this registration from any funded account:");
+	printf("registration calldata: 0x%s\n", hex);
+	printf("send it with: cast send 0x%s 0x%s --rpc-url <RPC> --private-key <FUNDED_KEY>\n",
+	       contract, hex);
+	fflush(stdout);
+out:
+	free(hex);
 	buf_free(&data);
 }
 
@@ -92,8 +88,10 @@ static int send_registration(struct agent *a)
 	int r;
 
 	r = cluster_nonce_of(a->cluster, a->id.instance_id, &stored_nonce);
-	if (r < 0)
+	if (r < 0) {
+		log_warn("reading our registration nonce: %s", cluster_error(a->cluster));
 		return r;
+	}
 	r = attest_sign_record(&a->id, a->secrets, a->chain_id, a->contract, a->endpoint,
 			       (enum registry_mode)a->cfg->mode, stored_nonce + 1, &rec);
 	if (r < 0) {
@@ -336,10 +334,9 @@ static int apply_registry(struct agent *a, const struct registry_peer *recs, siz
 	memcpy(a->rejected, rejected, n_rejected * sizeof(*rejected));
 	a->n_rejected = n_rejected;
 
-	if (a->cfg->mode == MESH_MODE_WIREGUARD && (changed || a->force_reconcile)) {
-		r = agent_wg_reconcile(a);
-		a->force_reconcile = r < 0;  /* try again next turn */
-	}
+	/* A device that refused a change was logged; try again next turn, it is not the RPC. */
+	if (a->cfg->mode == MESH_MODE_WIREGUARD && (changed || a->force_reconcile))
+		a->force_reconcile = agent_wg_reconcile(a) < 0;
 	if (changed) {
 		a->generation++;
 		log_info("peer list: %zu peer%s (generation %llu)", a->n_peers, a->n_peers == 1 ? "" : "s",

@@ -19,10 +19,11 @@ h_wait_mesh 30 1 2 3 || h_die "3-node mesh did not converge"
 pass "3 nodes: wg show lists exactly the live peers, 6/6 pairs ping"
 
 # --- an app on node 1: the example built against the installed library (DESTDIR + pkg-config)
-make -s -C "$H_ROOT" install DESTDIR="$H_RUN/inst" PREFIX=/usr >/dev/null
+make -s -C "$H_ROOT" install DESTDIR="$H_RUN/inst" PREFIX=/usr >"$H_RUN/install.log" 2>&1 ||
+	{ cat "$H_RUN/install.log"; h_die "make install DESTDIR=... failed"; }
 export PKG_CONFIG_SYSROOT_DIR=$H_RUN/inst PKG_CONFIG_LIBDIR=$H_RUN/inst/usr/lib/pkgconfig
 cc -Wall -Wextra -Werror "$H_ROOT/examples/reach-peers.c" $(pkg-config --cflags --libs dstack-p2p) \
-	-o "$H_RUN/reach-peers"
+	-o "$H_RUN/reach-peers" || h_die "the example does not build against the installed library"
 for i in 1 2 3; do
 	ip netns exec "$(h_ns "$i")" socat TCP-LISTEN:7777,reuseaddr,fork SYSTEM:"echo hello from node $i" >/dev/null 2>&1 &
 	H_OTHER_PIDS+=($!)
