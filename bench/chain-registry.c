@@ -50,8 +50,8 @@ static void send_call(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t sk[s
 		      const uint8_t contract[static 20], const struct buf *calldata, const char *what)
 {
 	struct eth_receipt rc;
-	int r = eth_send_transaction(rpc, chain_id, sk, contract, calldata->data, calldata->len,
-				     30000, &rc);
+	struct eth_send_opts opts = { .chain_id = chain_id, .timeout_ms = 30000 };
+	int r = eth_send_transaction(rpc, sk, contract, calldata->data, calldata->len, &opts, &rc);
 
 	if (r < 0)
 		die(what, rpc, r);

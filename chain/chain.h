@@ -280,15 +280,21 @@ int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth
 int eth_parse_logs(const char *json, size_t len, struct eth_log **logs, size_t *n);
 void eth_logs_free(struct eth_log *logs, size_t n);
 
+struct eth_send_opts {
+	uint64_t chain_id;    /* signed into the transaction; 0: ask the node */
+	uint64_t gas_limit;   /* 0: estimate (+25%); else skip the estimate, send as is */
+	long timeout_ms;      /* for the receipt; 0: 60 s */
+};
+
 /*
  * Call contract `to` with data in a transaction signed by sk: estimate gas (a revert
  * there is -EPERM before anything is sent), take the pending nonce and suggested fees,
- * send, and wait up to timeout_ms for the receipt. A mined failure is -EPERM too; the
- * reason is in eth_rpc_last_error. chain_id 0 asks the node.
+ * send, and wait for the receipt. A mined failure is -EPERM too, its reason recovered by
+ * replaying the call on the block's state. The reason is in eth_rpc_last_error.
  */
-int eth_send_transaction(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t sk[static 32],
-			 const uint8_t to[static 20], const void *data, size_t len, long timeout_ms,
-			 struct eth_receipt *rc);
+int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
+			 const uint8_t to[static 20], const void *data, size_t len,
+			 const struct eth_send_opts *opts, struct eth_receipt *rc);
 
 /*
  * Human-readable revert reason of revert data: Error(string), Panic(uint256) or a custom

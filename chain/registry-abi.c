@@ -305,8 +305,9 @@ int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
 	if (r < 0)
 		rpc_set_error(rpc, "the record cannot be encoded (endpoint missing or too long)");
 	else
-		r = eth_send_transaction(rpc, chain_id, tx_key, contract, calldata.data, calldata.len,
-					 timeout_ms, rc);
+		r = eth_send_transaction(rpc, tx_key, contract, calldata.data, calldata.len,
+					 &(struct eth_send_opts){ .chain_id = chain_id,
+								  .timeout_ms = timeout_ms }, rc);
 	buf_free(&calldata);
 	return r;
 }

@@ -9,7 +9,11 @@
 #define GAS_HEADROOM_PERCENT 25
 #define GAS_HEADROOM_MIN 20000
 
-/* Why a mined transaction failed: replay it as a call on the state it ran against. */
+/*
+ * Why a mined transaction failed: replay it as a call on the state after its block. A
+ * reverted transaction left nothing there, and the block's earlier transactions (which
+ * are what usually made it fail, e.g. a competing registration) are all applied.
+ */
 static void explain_failed_tx(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 			      size_t len, const struct eth_receipt *rc)
 {
@@ -17,7 +21,7 @@ static void explain_failed_tx(struct eth_rpc *rpc, const uint8_t to[static 20], 
 	struct buf out;
 
 	hex_encode(hash, rc->tx_hash, 32);
-	eth_block_tag(tag, rc->block_number ? rc->block_number - 1 : 0);
+	eth_block_tag(tag, rc->block_number);
 	buf_init(&out, 0);
 	if (eth_call(rpc, to, data, len, tag, &out) == 0)
 		rpc_set_error(rpc, "transaction 0x%s reverted in block %llu (the replay did not)",
@@ -26,11 +30,12 @@ static void explain_failed_tx(struct eth_rpc *rpc, const uint8_t to[static 20], 
 	buf_free(&out);
 }
 
-int eth_send_transaction(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t sk[static 32],
-			 const uint8_t to[static 20], const void *data, size_t len, long timeout_ms,
-			 struct eth_receipt *rc)
+int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
+			 const uint8_t to[static 20], const void *data, size_t len,
+			 const struct eth_send_opts *opts, struct eth_receipt *rc)
 {
-	struct eth_tx tx = { .chain_id = chain_id, .has_to = true, .data = data, .data_len = len };
+	struct eth_tx tx = { .chain_id = opts->chain_id, .has_to = true, .data = data,
+			     .data_len = len, .gas_limit = opts->gas_limit };
 	uint8_t pub[64], from[20], hash[32], sent_hash[32];
 	uint64_t gas;
 	struct buf raw;
@@ -47,12 +52,14 @@ int eth_send_transaction(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t s
 	if (!tx.chain_id && (r = eth_chain_id(rpc, &tx.chain_id)) < 0)
 		goto out;
 	/* Estimating first turns a revert into a named error before anything is paid. */
-	r = eth_estimate_gas(rpc, from, to, data, len, &gas);
-	if (r == -EREMOTEIO)
-		r = -EPERM;
-	if (r < 0)
-		goto out;
-	tx.gas_limit = gas + gas * GAS_HEADROOM_PERCENT / 100 + GAS_HEADROOM_MIN;
+	if (!tx.gas_limit) {
+		r = eth_estimate_gas(rpc, from, to, data, len, &gas);
+		if (r == -EREMOTEIO)
+			r = -EPERM;
+		if (r < 0)
+			goto out;
+		tx.gas_limit = gas + gas * GAS_HEADROOM_PERCENT / 100 + GAS_HEADROOM_MIN;
+	}
 	if ((r = eth_get_transaction_count(rpc, from, "pending", &tx.nonce)) < 0 ||
 	    (r = eth_suggest_fees(rpc, &tx.max_fee_per_gas, &tx.max_priority_fee_per_gas)) < 0)
 		goto out;
@@ -67,7 +74,7 @@ int eth_send_transaction(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t s
 		r = -EBADMSG;
 		goto out;
 	}
-	r = eth_wait_receipt(rpc, hash, timeout_ms, 250, rc);
+	r = eth_wait_receipt(rpc, hash, opts->timeout_ms > 0 ? opts->timeout_ms : 60000, 1000, rc);
 	if (r < 0)
 		goto out;
 	if (!rc->success) {

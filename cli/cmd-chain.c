@@ -27,6 +27,7 @@ struct chain_opts {
 	const char *key_env;
 	uint64_t from, to;
 	bool have_from, have_to;
+	uint64_t gas_limit;
 	long interval_ms;
 	long count;
 	bool json;
@@ -57,6 +58,7 @@ static void usage(FILE *f)
 		"  --timeout MS        per request (default 10000)\n"
 		"  --max-log-range N   blocks per eth_getLogs request (default 10000)\n"
 		"  --key-env NAME      environment variable holding the paying key (ETH_PRIVATE_KEY)\n"
+		"  --gas-limit N       send without estimating (a revert then shows after mining)\n"
 		"  --json              machine-readable output\n\n"
 		"A record FILE is JSON with the PeerRegistration fields of docs/registry.md:\n"
 		"instanceId, wgPublicKey, endpoint, mode, nonce, nodePubkey, appPubkey,\n"
@@ -75,7 +77,7 @@ static int parse_u64(const char *s, uint64_t *out)
 static int parse_opts(int argc, char **argv, struct chain_opts *o)
 {
 	enum { O_RPC = 256, O_CONTRACT, O_CHAIN_ID, O_TIMEOUT, O_RANGE, O_BLOCK, O_RECORD,
-	       O_CALLDATA, O_KEY_ENV, O_FROM, O_TO, O_INTERVAL, O_COUNT, O_JSON };
+	       O_CALLDATA, O_KEY_ENV, O_FROM, O_TO, O_INTERVAL, O_COUNT, O_JSON, O_GAS_LIMIT };
 	static const struct option opts[] = {
 		{ "rpc", required_argument, NULL, O_RPC },
 		{ "contract", required_argument, NULL, O_CONTRACT },
@@ -91,6 +93,7 @@ static int parse_opts(int argc, char **argv, struct chain_opts *o)
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "gas-limit", required_argument, NULL, O_GAS_LIMIT },
 		{ 0 },
 	};
 	uint64_t v;
@@ -142,6 +145,10 @@ static int parse_opts(int argc, char **argv, struct chain_opts *o)
 			o->count = (long)v;
 			break;
 		case O_JSON: o->json = true; break;
+		case O_GAS_LIMIT:
+			if (parse_u64(optarg, &o->gas_limit) < 0 || !o->gas_limit)
+				bad = "--gas-limit";
+			break;
 		default: return -EINVAL;
 		}
 		if (bad) {
@@ -587,8 +594,11 @@ static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
 	}
 	if (load_calldata(o, &calldata) < 0)
 		goto out;
-	r = eth_send_transaction(rpc, o->expected_chain_id, key, o->contract, calldata.data,
-				 calldata.len, o->timeout_ms ? 4 * o->timeout_ms : 60000, &rc);
+	r = eth_send_transaction(rpc, key, o->contract, calldata.data, calldata.len,
+				 &(struct eth_send_opts){ .chain_id = o->expected_chain_id,
+							  .gas_limit = o->gas_limit,
+							  .timeout_ms = o->timeout_ms ? 4 * o->timeout_ms : 0 },
+				 &rc);
 	if (r < 0) {
 		fail(rpc, "sending", r);
 		goto out;

@@ -130,6 +130,16 @@ if ETH_PRIVATE_KEY=$PAYER_SK chain send-registration --record "$tmp/rec1.json" 2
 fi
 grep -q 'StaleNonce(1, 1)' "$tmp/err" || fail "revert not decoded: $(cat "$tmp/err")"
 
+# The same, sent without estimation: now the transaction is mined, fails, and the reason
+# comes from replaying it on its block.
+if ETH_PRIVATE_KEY=$PAYER_SK chain send-registration --gas-limit 900000 --record "$tmp/rec1.json" \
+	2>"$tmp/err" >/dev/null; then
+	fail "a stale nonce was accepted on chain"
+fi
+grep -q 'StaleNonce(1, 1)' "$tmp/err" || fail "mined revert not explained: $(cat "$tmp/err")"
+failed_tx=$(c block latest --json | jq -r '.transactions[0]')
+[ "$(c receipt --json "$failed_tx" | jq -r .status)" = 0x0 ] || fail "the stale registration was not mined as a failure"
+
 # eth_getLogs split into ranges of 2 blocks returns what cast sees in one query.
 want=$(c logs --from-block 0 --address "$contract" --json | jq length)
 got=$(chain --max-log-range 2 logs --from 0 | wc -l)
