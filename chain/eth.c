@@ -57,28 +57,35 @@ int eth_parse_data(const char *s, size_t len, size_t max, uint8_t **out, size_t 
 	return 0;
 }
 
-static int field_quantity(const struct json *j, int obj, const char *key, uint64_t *out)
+/* The text of string member key of object obj. */
+static int field_text(const struct json *j, int obj, const char *key, const char **s, size_t *n)
 {
-	size_t n;
-	const char *s;
 	int i = json_get(j, obj, key);
 
 	if (i < 0 || j->tok[i].type != JSON_STRING)
 		return -EBADMSG;
-	s = json_raw(j, i, &n);
-	return eth_parse_quantity(s, n, out) < 0 ? -EBADMSG : 0;
+	*s = json_raw(j, i, n);
+	return 0;
+}
+
+static int field_quantity(const struct json *j, int obj, const char *key, uint64_t *out)
+{
+	const char *s;
+	size_t n;
+
+	if (field_text(j, obj, key, &s, &n) < 0 || eth_parse_quantity(s, n, out) < 0)
+		return -EBADMSG;
+	return 0;
 }
 
 static int field_bytes(const struct json *j, int obj, const char *key, uint8_t *out, size_t len)
 {
-	size_t n;
 	const char *s;
-	int i = json_get(j, obj, key);
+	size_t n;
 
-	if (i < 0 || j->tok[i].type != JSON_STRING)
+	if (field_text(j, obj, key, &s, &n) < 0 || hex_decode_exact(out, len, s, n) < 0)
 		return -EBADMSG;
-	s = json_raw(j, i, &n);
-	return hex_decode_exact(out, len, s, n) < 0 ? -EBADMSG : 0;
+	return 0;
 }
 
 static bool field_is_null_or_missing(const struct json *j, int obj, const char *key)
@@ -88,18 +95,30 @@ static bool field_is_null_or_missing(const struct json *j, int obj, const char *
 	return i < 0 || json_is_null(j, i);
 }
 
+/* Parse text that must be one JSON object (a block, a receipt). */
+static int parse_object(struct json *j, const char *text, size_t len)
+{
+	int r = json_parse(j, text, len, 0);
+
+	if (r < 0)
+		return r == -ENOMEM ? r : -EBADMSG;
+	if (j->ntok < 1 || j->tok[0].type != JSON_OBJECT) {
+		json_free(j);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 int eth_parse_block(const char *text, size_t len, struct eth_block *b)
 {
 	struct json j = { 0 };
 	int r;
 
 	memset(b, 0, sizeof(*b));
-	r = json_parse(&j, text, len, 4096);
+	r = parse_object(&j, text, len);
 	if (r < 0)
-		return -EBADMSG;
+		return r;
 	r = -EBADMSG;
-	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
-		goto out;
 	if (field_quantity(&j, 0, "number", &b->number) < 0 ||
 	    field_bytes(&j, 0, "hash", b->hash, 32) < 0 ||
 	    field_bytes(&j, 0, "parentHash", b->parent_hash, 32) < 0 ||
@@ -491,12 +510,10 @@ static int parse_receipt(const char *text, size_t len, struct eth_receipt *rc)
 	int r;
 
 	memset(rc, 0, sizeof(*rc));
-	r = json_parse(&j, text, len, 0);
+	r = parse_object(&j, text, len);
 	if (r < 0)
-		return -EBADMSG;
+		return r;
 	r = -EBADMSG;
-	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
-		goto out;
 	if (field_bytes(&j, 0, "transactionHash", rc->tx_hash, 32) < 0 ||
 	    field_quantity(&j, 0, "blockNumber", &rc->block_number) < 0 ||
 	    field_bytes(&j, 0, "blockHash", rc->block_hash, 32) < 0 ||

@@ -194,6 +194,20 @@ static void print_hex(FILE *f, const uint8_t *p, size_t n)
 
 /* ---- records as JSON ----------------------------------------------------------------- */
 
+/* The byte fields of a record, by their Solidity names (docs/registry.md). */
+static const struct {
+	const char *key;
+	size_t off, len;
+} record_hex_fields[] = {
+	{ "instanceId", offsetof(struct registry_peer, instance_id), 20 },
+	{ "wgPublicKey", offsetof(struct registry_peer, wg_public_key), 32 },
+	{ "nodePubkey", offsetof(struct registry_peer, node_pubkey), 64 },
+	{ "appPubkey", offsetof(struct registry_peer, app_pubkey), 64 },
+	{ "appSignature", offsetof(struct registry_peer, app_signature), 65 },
+	{ "kmsSignature", offsetof(struct registry_peer, kms_signature), 65 },
+	{ "nodeSignature", offsetof(struct registry_peer, node_signature), 65 },
+};
+
 static int json_hex_field(const struct json *j, const char *key, uint8_t *out, size_t n)
 {
 	size_t len;
@@ -228,15 +242,6 @@ static int read_file(const char *path, struct buf *b, size_t max)
 
 static int load_record(const char *path, struct registry_peer *rec)
 {
-	static const struct { const char *key; size_t off, len; } hex_fields[] = {
-		{ "instanceId", offsetof(struct registry_peer, instance_id), 20 },
-		{ "wgPublicKey", offsetof(struct registry_peer, wg_public_key), 32 },
-		{ "nodePubkey", offsetof(struct registry_peer, node_pubkey), 64 },
-		{ "appPubkey", offsetof(struct registry_peer, app_pubkey), 64 },
-		{ "appSignature", offsetof(struct registry_peer, app_signature), 65 },
-		{ "kmsSignature", offsetof(struct registry_peer, kms_signature), 65 },
-		{ "nodeSignature", offsetof(struct registry_peer, node_signature), 65 },
-	};
 	struct json j = { 0 };
 	struct buf text;
 	int64_t v;
@@ -254,13 +259,13 @@ static int load_record(const char *path, struct registry_peer *rec)
 		r = -EINVAL;
 		goto out;
 	}
-	for (size_t k = 0; k < ARRAY_SIZE(hex_fields); k++) {
-		r = json_hex_field(&j, hex_fields[k].key, (uint8_t *)rec + hex_fields[k].off,
-				   hex_fields[k].len);
+	for (size_t k = 0; k < ARRAY_SIZE(record_hex_fields); k++) {
+		r = json_hex_field(&j, record_hex_fields[k].key, (uint8_t *)rec + record_hex_fields[k].off,
+				   record_hex_fields[k].len);
 		if (r < 0) {
 			fprintf(stderr, "dstack-p2p chain: %s: field %s %s (want %zu bytes of 0x-hex)\n",
-				path, hex_fields[k].key, r == -ENOENT ? "missing" : "malformed",
-				hex_fields[k].len);
+				path, record_hex_fields[k].key, r == -ENOENT ? "missing" : "malformed",
+				record_hex_fields[k].len);
 			goto out;
 		}
 	}
@@ -295,23 +300,14 @@ out:
 
 static void print_peer_json(const struct registry_peer *p, struct buf *b)
 {
-	static const struct { const char *key; size_t off, len; } hex_fields[] = {
-		{ "instanceId", offsetof(struct registry_peer, instance_id), 20 },
-		{ "wgPublicKey", offsetof(struct registry_peer, wg_public_key), 32 },
-		{ "nodePubkey", offsetof(struct registry_peer, node_pubkey), 64 },
-		{ "appPubkey", offsetof(struct registry_peer, app_pubkey), 64 },
-		{ "appSignature", offsetof(struct registry_peer, app_signature), 65 },
-		{ "kmsSignature", offsetof(struct registry_peer, kms_signature), 65 },
-		{ "nodeSignature", offsetof(struct registry_peer, node_signature), 65 },
-	};
 	char hex[2 * 65 + 1];
 
 	buf_printf(b, "{\"tokenId\":%" PRIu64 ",\"endpoint\":", p->token_id);
 	json_append_string(b, p->endpoint);
 	buf_printf(b, ",\"mode\":%u,\"nonce\":%" PRIu64, p->mode, p->nonce);
-	for (size_t k = 0; k < ARRAY_SIZE(hex_fields); k++) {
-		hex_encode(hex, (const uint8_t *)p + hex_fields[k].off, hex_fields[k].len);
-		buf_printf(b, ",\"%s\":\"0x%s\"", hex_fields[k].key, hex);
+	for (size_t k = 0; k < ARRAY_SIZE(record_hex_fields); k++) {
+		hex_encode(hex, (const uint8_t *)p + record_hex_fields[k].off, record_hex_fields[k].len);
+		buf_printf(b, ",\"%s\":\"0x%s\"", record_hex_fields[k].key, hex);
 	}
 	buf_printf(b, "}");
 }
