@@ -4,8 +4,9 @@
 #   3 nodes form a full mesh; an app reaches every peer through the C API;
 #   a 4th node joins; an agent is SIGKILLed and restarted without a gap in the pings;
 #   a node's endpoint changes and its peers follow; the RPC goes away and nothing
-#   changes; a token burned meanwhile disappears from every node once it is back; SIGTERM leaves the mesh up and `status` works without the
-#   agent. Expectations come from wg, ping and cast, never from the agent.
+#   changes; a token burned meanwhile disappears from every node once it is back;
+#   SIGTERM leaves the mesh up and `status` works without the agent.
+# Expectations come from wg, ping and cast, never from the agent.
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 pass() { h_log "PASS: $*"; }
