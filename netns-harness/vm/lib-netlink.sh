@@ -10,9 +10,9 @@ fail() {
 	exit 1
 }
 in_ns() {
-	ns=$1
+	local where=$1
 	shift
-	$IP netns exec "$ns" "$@"
+	$IP netns exec "$where" "$@"
 }
 elapsed_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }'; }
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -26,7 +26,7 @@ wg_dump_hidden() {
 
 # Our dump parser must agree with wg show dump, line for line.
 assert_dumps_agree() {
-	ns=$1 ifname=$2 what=$3
+	local ns=$1 ifname=$2 what=$3
 	in_ns "$ns" "$WGTOOL" -b kernel dump "$ifname" >"$T/ours" || fail "$what: our dump failed"
 	wg_dump_hidden "$ns" "$ifname" >"$T/wg"
 	if ! cmp -s "$T/ours" "$T/wg"; then
@@ -37,7 +37,7 @@ assert_dumps_agree() {
 
 # The peers and allowed IPs wg reports are exactly those of a wg config file.
 assert_matches_conf() {
-	ns=$1 ifname=$2 conf=$3 what=$4
+	local ns=$1 ifname=$2 conf=$3 what=$4
 	sed -n 's/^PublicKey = //p' "$conf" | sort >"$T/want-keys"
 	in_ns "$ns" wg show "$ifname" peers | sort >"$T/got-keys"
 	cmp -s "$T/want-keys" "$T/got-keys" ||

@@ -78,7 +78,7 @@ in_ns $ns wg show wg0 dump | cmp -s - "$T/ours-raw" || fail "syncconf did not re
 
 # Errors a caller can make, each with a clear reason.
 expect_error() {
-	want=$1
+	local want=$1
 	shift
 	if "$@" >"$T/out" 2>&1; then fail "'$*' succeeded"; fi
 	grep -q "$want" "$T/out" || fail "'$*': expected '$want', got: $(cat "$T/out")"
@@ -88,6 +88,9 @@ expect_error "no interface 'nosuch0'" in_ns $ns "$WGTOOL" -b kernel dump nosuch0
 expect_error "longer than 15 characters" in_ns $ns "$WGTOOL" -b kernel dump averyveryverylongname
 printf '[Peer]\nPublicKey = AAAA\n' >"$T/bad.conf"
 expect_error "44 base64 characters" in_ns $ns "$WGTOOL" addconf wg0 "$T/bad.conf"
+# The kernel's own reason (extended ACK), passed through.
+in_ns $ns "$WGTOOL" link-add wg1
+expect_error "kernel says: Device for nexthop is not up" in_ns $ns "$WGTOOL" route-add wg1 10.8.0.0/16
 in_ns $ns $IP link add dummy0 type dummy 2>/dev/null || in_ns $ns $IP link add dummy0 type bridge
 expect_error "not a kernel WireGuard interface\|Operation not supported" in_ns $ns "$WGTOOL" -b kernel dump dummy0
 expect_error "exists and is not a WireGuard interface" in_ns $ns "$WGTOOL" link-add dummy0

@@ -17,7 +17,7 @@ in_ns $ns "$WGTOOL" link-add wg0
 # Each case with our default message size, and with 1 KiB messages so that message
 # boundaries fall everywhere: between peers and inside allowed-IP lists.
 load_case() {
-	what=$1 peers=$2 ips=$3 seed=$4
+	local what=$1 peers=$2 ips=$3 seed=$4
 	"$WGTOOL" gen-conf "$peers" "$ips" "$seed" >"$T/$seed.conf"
 	for size in "" 1024; do
 		t0=$(now)
