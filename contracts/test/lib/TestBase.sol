@@ -36,6 +36,7 @@ interface Vm {
     function toString(uint256 value) external pure returns (string memory);
     function toString(address value) external pure returns (string memory);
     function label(address account, string calldata newLabel) external;
+    function setEnv(string calldata name, string calldata value) external;
     function snapshotState() external returns (uint256);
     function revertToState(uint256 id) external returns (bool);
 
