@@ -178,7 +178,8 @@ struct eth_rpc_call {
 
 void eth_rpc_call_clear(struct eth_rpc_call *c);
 /*
- * Send n calls in one round trip (a JSON-RPC batch; a single object when n is 1).
+ * Send n calls in one round trip (a JSON-RPC batch; a single object when n is 1). An
+ * endpoint that refuses batches is remembered and sent the calls one by one.
  * Returns 0 when a reply arrived (then check each calls[i].error), -E2BIG for a reply
  * with more JSON values than we parse (2^20), or the error of the last endpoint tried;
  * eth_rpc_last_error says what and where.

@@ -42,6 +42,7 @@ struct eth_rpc {
 	uint64_t max_log_range;
 	uint64_t next_id;
 	uint64_t round_trips;
+	bool no_batches;         /* the endpoint refused a batch: send calls one by one */
 	char last_error[512];
 };
 
@@ -406,6 +407,28 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* Some providers refuse batches; then each call costs its own round trip. */
+static int calls_one_by_one(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		int r = eth_rpc_batch(rpc, &calls[k], 1);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A batch answered by one object rather than an array: the batch itself was refused. */
+static bool batch_refused(const struct buf *reply, size_t n)
+{
+	size_t i = 0;
+
+	while (i < reply->len && strchr(" \t\r\n", reply->data[i]))
+		i++;
+	return n > 1 && i < reply->len && reply->data[i] == '{';
+}
+
 int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 {
 	uint64_t first_id = rpc->next_id;
@@ -414,6 +437,8 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 
 	if (n == 0)
 		return 0;
+	if (n > 1 && rpc->no_batches)
+		return calls_one_by_one(rpc, calls, n);
 	rpc->next_id += n;
 	rpc->last_error[0] = '\0';
 	buf_init(&req, 0);
@@ -438,6 +463,11 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 			if (r == 0) {
 				r = eth_rpc_parse_reply((const char *)reply.data, reply.len, first_id,
 							calls, n);
+				if (r == 0 && batch_refused(&reply, n)) {
+					rpc->no_batches = true;
+					r = calls_one_by_one(rpc, calls, n);
+					goto out;
+				}
 				if (r == 0) {
 					rpc->current = idx;
 					rpc->last_error[0] = '\0';  /* earlier attempts are history now */

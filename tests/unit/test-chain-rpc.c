@@ -306,6 +306,44 @@ Test(rpc, batch_replies_matched_by_id)
 	server_stop(&s);
 }
 
+/* A provider without batches: one error object for the batch, answers to single calls. */
+static void answer_no_batches(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	struct json j;
+	int64_t id = 0;
+
+	a->status = 200;
+	cr_assert_eq(json_parse(&j, req, n, 0), 0);
+	if (j.tok[0].type == JSON_ARRAY)
+		snprintf(a->body, sizeof(a->body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":"
+			 "{\"code\":-32600,\"message\":\"batch requests are not supported\"}}");
+	else if (json_int64(&j, json_get(&j, 0, "id"), &id) == 0)
+		snprintf(a->body, sizeof(a->body), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":\"0x%llx\"}",
+			 (long long)id, (long long)id);
+	json_free(&j);
+}
+
+Test(rpc, provider_without_batches)
+{
+	struct eth_rpc_call c[3] = { { .method = "a" }, { .method = "b" }, { .method = "c" } };
+	struct fake_server s;
+	struct eth_rpc *rpc;
+
+	server_start(&s, FAKE_HTTP, answer_no_batches, NULL);
+	rpc = client(s.url, 2000, -1);
+	for (int round = 0; round < 2; round++) {
+		cr_assert_eq(eth_rpc_batch(rpc, c, 3), 0);
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(c[i].error, 0, "round %d call %d: %d", round, i, c[i].error);
+			eth_rpc_call_clear(&c[i]);
+		}
+	}
+	/* 1 refused batch + 3 single calls, then 3 single calls: no batch is tried again. */
+	cr_assert_eq(s.requests, 7);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
 Test(rpc, http_429_storm_is_bounded, .timeout = 20)
 {
 	int status = 429;
