@@ -1,18 +1,29 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # tls mode: no WireGuard. Each agent registers its gateway URL
-# https://<instance_id>-<port>.<domain>; `dstack-p2p peers` on every node lists exactly
-# the other nodes' URLs, as the contract stores them (read back with cast).
+# https://<instance_id>-<port>.<domain> (node 3 through a relayer, having no funded key);
+# `dstack-p2p peers` on every node lists exactly the other nodes' URLs, as the contract
+# stores them (read back with cast).
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 H_WG=0
 DOMAIN=gw.dstack-p2p.test
 h_init "dps$$"
 h_deploy
+# Node 3 has no funded key: a relayer in the hub sends its registration.
+ip netns exec "${H_PREFIX}hub" env RELAYER_RPC="$H_RUN/anvil.ipc" RELAYER_KEY="$H_OPERATOR_KEY" RELAYER_CAST="$H_CAST" \
+	socat TCP-LISTEN:8600,bind="$H_HUB_IP",reuseaddr,fork EXEC:"$H_ROOT/netns-harness/relayer.sh" \
+	>"$H_RUN/relayer.log" 2>&1 &
+H_OTHER_PIDS+=($!)
 for i in 1 2 3; do
 	h_node_add "$i"
 	h_mint_bind "$i"
-	h_agent_start "$i" --mode tls --gateway-domain "$DOMAIN" --gateway-port 8443
+	if [ "$i" = 3 ]; then
+		h_agent_start "$i" --mode tls --gateway-domain "$DOMAIN" --gateway-port 8443 \
+			--tx-key-file "" --relayer "http://$H_HUB_IP:8600/relay"
+	else
+		h_agent_start "$i" --mode tls --gateway-domain "$DOMAIN" --gateway-port 8443
+	fi
 done
 for i in 1 2 3; do h_agent_wait_registered "$i" 30; done
 
@@ -33,4 +44,4 @@ for i in 1 2 3; do
 	ip netns exec "$(h_ns "$i")" ip link show "$(h_if "$i")" >/dev/null 2>&1 &&
 		h_die "node $i created a WireGuard interface in tls mode"
 done
-h_log "PASS: tls mode: 3 nodes registered their gateway URLs and list each other's"
+h_log "PASS: tls mode: 3 nodes (one through a relayer) registered their gateway URLs and list each other's"
