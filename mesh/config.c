@@ -56,7 +56,8 @@ static int set_string(char *dst, size_t cap, const char *value)
 	return 0;
 }
 
-static int parse_uint(const char *value, unsigned long max, unsigned long *out)
+/* A decimal number in [min, max]. */
+static int parse_range(const char *value, unsigned long min, unsigned long max, unsigned long *out)
 {
 	char *end;
 
@@ -64,9 +65,29 @@ static int parse_uint(const char *value, unsigned long max, unsigned long *out)
 		return -EINVAL;
 	errno = 0;
 	*out = strtoul(value, &end, 10);
-	if (errno || *end || *out > max)
+	if (errno || *end || *out < min || *out > max)
 		return -EINVAL;
 	return 0;
+}
+
+static int set_u16(uint16_t *dst, const char *value, unsigned long min)
+{
+	unsigned long u;
+	int r = parse_range(value, min, 65535, &u);
+
+	if (r == 0)
+		*dst = (uint16_t)u;
+	return r;
+}
+
+static int set_ms(unsigned *dst, const char *value, unsigned long min, unsigned long max)
+{
+	unsigned long u;
+	int r = parse_range(value, min, max, &u);
+
+	if (r == 0)
+		*dst = (unsigned)u;
+	return r;
 }
 
 static int parse_bool(const char *value, bool *out)
@@ -105,9 +126,6 @@ static int parse_ifname(const char *value, char out[static IFNAMSIZ])
 
 int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value)
 {
-	unsigned long u;
-	int r;
-
 	if (!strcmp(name, "CLUSTER_CONTRACT"))
 		return parse_contract(value, cfg->contract);
 	if (!strcmp(name, "P2P_MODE"))
@@ -119,25 +137,17 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 	if (!strcmp(name, "P2P_INTERFACE"))
 		return parse_ifname(value, cfg->ifname);
 	if (!strcmp(name, "P2P_LISTEN_PORT")) {
-		r = parse_uint(value, 65535, &u);
-		if (r < 0 || u == 0 || u == 9182)  /* 9182 is dstack's own WireGuard port */
+		uint16_t port;
+
+		if (set_u16(&port, value, 1) < 0 || port == 9182)  /* dstack's own WireGuard port */
 			return -EINVAL;
-		cfg->listen_port = (uint16_t)u;
+		cfg->listen_port = port;
 		return 0;
 	}
-	if (!strcmp(name, "P2P_KEEPALIVE")) {
-		r = parse_uint(value, 65535, &u);
-		if (r == 0)
-			cfg->keepalive = (uint16_t)u;
-		return r;
-	}
-	if (!strcmp(name, "P2P_GATEWAY_PORT")) {
-		r = parse_uint(value, 65535, &u);
-		if (r < 0 || u == 0)
-			return -EINVAL;
-		cfg->gateway_port = (uint16_t)u;
-		return 0;
-	}
+	if (!strcmp(name, "P2P_KEEPALIVE"))
+		return set_u16(&cfg->keepalive, value, 0);
+	if (!strcmp(name, "P2P_GATEWAY_PORT"))
+		return set_u16(&cfg->gateway_port, value, 1);
 	if (!strcmp(name, "DSTACK_GATEWAY_DOMAIN"))
 		return set_string(cfg->gateway_domain, sizeof(cfg->gateway_domain), value);
 	if (!strcmp(name, "P2P_TX_KEY_FILE"))
@@ -150,20 +160,10 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->on_change, sizeof(cfg->on_change), value);
 	if (!strcmp(name, "DSTACK_P2P_CONTROL"))
 		return *value ? set_string(cfg->control_path, sizeof(cfg->control_path), value) : -EINVAL;
-	if (!strcmp(name, "P2P_POLL_MS")) {
-		r = parse_uint(value, 3600000, &u);
-		if (r < 0 || u < 50)
-			return -EINVAL;
-		cfg->poll_ms = (unsigned)u;
-		return 0;
-	}
-	if (!strcmp(name, "P2P_FULL_REREAD_MS")) {
-		r = parse_uint(value, 86400000, &u);
-		if (r < 0 || u < 100)
-			return -EINVAL;
-		cfg->full_reread_ms = (unsigned)u;
-		return 0;
-	}
+	if (!strcmp(name, "P2P_POLL_MS"))
+		return set_ms(&cfg->poll_ms, value, 50, 3600000);
+	if (!strcmp(name, "P2P_FULL_REREAD_MS"))
+		return set_ms(&cfg->full_reread_ms, value, 100, 86400000);
 	if (!strcmp(name, "P2P_REMOVE_ON_EXIT"))
 		return parse_bool(value, &cfg->remove_on_exit);
 	return -ENOENT;

@@ -160,6 +160,8 @@ Test(mesh_config, names_values_and_file)
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_INTERFACE", "wg0"), -EINVAL, "dstack's interface");
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_INTERFACE", "dstack-wg0"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "9182"), -EINVAL, "dstack's port");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "09182"), -EINVAL, "dstack's port");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_POLL_MS", "10"), -EINVAL, "too fast");
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "65536"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_MODE", "carrier-pigeon"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "NO_SUCH_THING", "1"), -ENOENT);
