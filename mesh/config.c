@@ -137,7 +137,7 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 	if (!strcmp(name, "P2P_INTERFACE"))
 		return parse_ifname(value, cfg->ifname);
 	if (!strcmp(name, "P2P_LISTEN_PORT")) {
-		uint16_t port;
+		uint16_t port = 0;
 
 		if (set_u16(&port, value, 1) < 0 || port == 9182)  /* dstack's own WireGuard port */
 			return -EINVAL;
