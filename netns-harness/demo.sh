@@ -8,7 +8,7 @@ N=${1:-3}
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 2 ] && [ "$N" -le 200 ] || { echo "usage: $0 N (2..200)" >&2; exit 2; }
 . "$(dirname "$0")/lib.sh"
 
-h_init "dpdemo$$"
+h_init dpd
 h_deploy
 for i in $(seq 1 "$N"); do h_node_add "$i"; done
 for i in $(seq 1 "$N"); do h_mint_bind "$i"; done

@@ -27,10 +27,16 @@ H_OPERATOR_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff8
 h_log() { printf '[%6s ms] %s\n' "$(( ($(date +%s%N) - H_T0) / 1000000 ))" "$*"; }
 h_die() { h_log "FAIL: $*"; exit 1; }
 
-# h_init [prefix]: scratch dir, cleanup trap, hub with anvil.
+# h_init ROLE: scratch dir, cleanup trap, hub with anvil. ROLE (at most 4 letters) and
+# 4 random hex digits make the per-run prefix; interface names stay under IFNAMSIZ
+# ("<role><hex>w<node>" is at most 12 characters) whatever the PID.
 h_init() {
 	[ "$(id -u)" = 0 ] || { echo "netns-harness: run as root (network namespaces)" >&2; exit 1; }
-	H_PREFIX=${1:-dp$$}
+	local role=${1:-dp} t
+	for t in $(seq 1 20); do
+		H_PREFIX=${role:0:4}$(printf '%04x' $((RANDOM ^ ($$ & 0xffff))))
+		ip netns list | grep -q "^${H_PREFIX}hub\b" || break
+	done
 	H_RUN=$(mktemp -d "/tmp/dstack-p2p-$H_PREFIX.XXXXXX")
 	H_T0=$(date +%s%N)
 	H_NODES=()

@@ -17,7 +17,7 @@ rm -f "$out/anvil-state.json" "$out/mesh.env"
 (
 	export H_ANVIL_ARGS="--dump-state $PWD/$out/anvil-state.json"
 	. netns-harness/lib.sh
-	h_init "dpv$$"
+	h_init dpv
 	h_deploy >&2
 	env=$out/mesh.env.tmp
 	{

@@ -11,7 +11,7 @@ set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 pass() { h_log "PASS: $*"; }
 
-h_init "dpt$$"
+h_init dpt
 h_deploy
 for i in 1 2 3; do h_node_up "$i"; done
 for i in 1 2 3; do h_agent_wait_registered "$i" 30; done

@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 H_WG=0
 DOMAIN=gw.dstack-p2p.test
-h_init "dps$$"
+h_init dps
 h_deploy
 # Node 3 has no funded key: a relayer in the hub sends its registration.
 ip netns exec "${H_PREFIX}hub" env RELAYER_RPC="$H_RUN/anvil.ipc" RELAYER_KEY="$H_OPERATOR_KEY" RELAYER_CAST="$H_CAST" \
