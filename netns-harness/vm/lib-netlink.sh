@@ -1,9 +1,9 @@
-# Sourced by the tests/vm/test-netlink-*.sh guest scripts (busybox sh): helpers to run
-# in namespaces and to compare what our code reads against what wg(8) reads.
-IP=/usr/sbin/ip
-WGTOOL=${REPO:-.}/build/bench/netlink-wgtool
-T=/tmp/netlink-test.$$
-mkdir -p "$T"
+# Sourced by the netlink test scripts, in the VM (busybox sh) and on the host (bash):
+# helpers to run in namespaces, to expect clear errors, and to compare what our code
+# reads against what wg(8) reads. Set WGTOOL and T before sourcing to override.
+IP=${IP:-/usr/sbin/ip}
+WGTOOL=${WGTOOL:-${REPO:-.}/build/bench/netlink-wgtool}
+T=${T:-$(mktemp -d)}
 
 fail() {
 	echo "FAIL: $*"
@@ -13,6 +13,14 @@ in_ns() {
 	local where=$1
 	shift
 	$IP netns exec "$where" "$@"
+}
+# The command must fail, saying want (a grep pattern).
+expect_error() {
+	local want=$1
+	shift
+	if "$@" >"$T/out" 2>&1; then fail "'$*' succeeded"; fi
+	grep -q "$want" "$T/out" || fail "'$*': expected '$want', got: $(cat "$T/out")"
+	echo "error as expected: $(cat "$T/out")"
 }
 elapsed_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }'; }
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -24,11 +32,17 @@ wg_dump_hidden() {
 		{ if ($2 != "(none)") $2 = "(hidden)"; print }'
 }
 
-# Our dump parser must agree with wg show dump, line for line.
+# Peer lines sorted, the interface line first: wireguard-go lists peers in map order,
+# different on every get. The kernel's order is stable and compared as it is.
+sort_peers() { awk 'NR == 1 { print; next } { print | "sort" }'; }
+
+# Our dump parser must agree with wg show dump, line for line (backend: kernel|uapi).
 assert_dumps_agree() {
-	local ns=$1 ifname=$2 what=$3
-	in_ns "$ns" "$WGTOOL" -b kernel dump "$ifname" >"$T/ours" || fail "$what: our dump failed"
-	wg_dump_hidden "$ns" "$ifname" >"$T/wg"
+	local ns=$1 ifname=$2 what=$3 backend=${4:-kernel} order=cat
+	[ "$backend" = uapi ] && order=sort_peers
+	in_ns "$ns" "$WGTOOL" -b "$backend" dump "$ifname" | $order >"$T/ours" ||
+		fail "$what: our dump failed"
+	wg_dump_hidden "$ns" "$ifname" | $order >"$T/wg"
 	if ! cmp -s "$T/ours" "$T/wg"; then
 		diff "$T/wg" "$T/ours" | head -20
 		fail "$what: our dump differs from wg show dump"

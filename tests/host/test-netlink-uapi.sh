@@ -10,10 +10,11 @@ O=${O:-build}
 case $O in /*) ;; *) O=$PWD/$O ;; esac
 make -s "$O/bench/netlink-wgtool" >&2
 WGTOOL=$O/bench/netlink-wgtool
+IP=ip
+. netns-harness/vm/lib-netlink.sh
 id=$(printf '%04x' $((RANDOM ^ $$ & 0xffff)))
 P=nlu$id
 N=3
-T=$(mktemp -d)
 
 cleanup() {
 	# wireguard-go exits when its TUN link is deleted (not when its namespace goes).
@@ -29,31 +30,10 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
 n() {
 	local i=$1
 	shift
 	ip netns exec "${P}n$i" "$@"
-}
-expect_error() {
-	local want=$1
-	shift
-	if "$@" >"$T/out" 2>&1; then fail "'$*' succeeded"; fi
-	grep -q "$want" "$T/out" || fail "'$*': expected '$want', got: $(cat "$T/out")"
-	echo "error as expected: $(cat "$T/out")"
-}
-sort_peers() { awk 'NR == 1 { print; next } { print | "sort" }'; }
-assert_dumps_agree() {
-	local i=$1 ifname=$2 what=$3
-	# wireguard-go lists peers in map order, different on every get: sort the peer lines.
-	n "$i" "$WGTOOL" -b uapi dump "$ifname" | sort_peers >"$T/ours" || fail "$what: our dump failed"
-	n "$i" wg show "$ifname" dump | awk -F'\t' 'BEGIN { OFS = "\t" }
-		NR == 1 { if ($1 != "(none)") $1 = "(hidden)"; print; next }
-		{ if ($2 != "(none)") $2 = "(hidden)"; print }' | sort_peers >"$T/wg"
-	cmp -s "$T/ours" "$T/wg" || { diff "$T/wg" "$T/ours" | head; fail "$what: our dump differs from wg's"; }
 }
 
 # Underlay: a hub namespace with a bridge, a veth from it into each node namespace.
@@ -94,14 +74,14 @@ sed -n 's/^AllowedIPs = //p' "$T/big.conf" | tr -d ' ' | tr ',' '\n' | sort >"$T
 n 1 wg show "wu${id}1" allowed-ips | cut -f2 | tr ' ' '\n' | sort >"$T/got-ips"
 cmp -s "$T/want-ips" "$T/got-ips" || fail "allowed IPs differ from the file's"
 [ "$(n 1 wg show "wu${id}1" fwmark)" = 0x77 ] || fail "fwmark not set"
-assert_dumps_agree 1 "wu${id}1" "200 peers over UAPI"
+assert_dumps_agree "${P}n1" "wu${id}1" "200 peers over UAPI" uapi
 n 1 wg show "wu${id}1" peers | awk 'NR % 2 == 0' >"$T/remove"
 n 1 "$WGTOOL" -v remove "wu${id}1" "$T/remove"
 [ "$(n 1 wg show "wu${id}1" peers | wc -l)" -eq 100 ] || fail "not 100 peers after removing half"
 n 1 "$WGTOOL" -v syncconf "wu${id}1" "$T/big.conf" 2>"$T/sync"
 grep -q 'changes=100 ' "$T/sync" || fail "syncconf: $(cat "$T/sync")"
 [ "$(n 1 wg show "wu${id}1" peers | wc -l)" -eq 200 ] || fail "syncconf did not restore 200 peers"
-assert_dumps_agree 1 "wu${id}1" "after remove and syncconf"
+assert_dumps_agree "${P}n1" "wu${id}1" "after remove and syncconf" uapi
 echo "UAPI: 200 peers set, half removed, restored by a 100-change diff; dumps agree"
 
 # The 3-node userspace mesh, configured through our code only.
@@ -127,7 +107,7 @@ for i in $(seq 1 $N); do
 	done
 done
 [ "$ok" -eq $((N * (N - 1))) ] || fail "$ok of $((N * (N - 1))) pings answered"
-for i in $(seq 1 $N); do assert_dumps_agree "$i" "wu$id$i" "node $i after pings"; done
+for i in $(seq 1 $N); do assert_dumps_agree "${P}n$i" "wu$id$i" "node $i after pings" uapi; done
 n 1 "$O/dstack-p2p" show "wu${id}1" --json >"$T/show.json" 2>/dev/null || true
 if [ -s "$T/show.json" ]; then
 	grep -q "\"backend\":\"userspace\"" "$T/show.json" || fail "dstack-p2p show --json: $(cat "$T/show.json")"

@@ -77,13 +77,6 @@ grep -q 'changes=1 messages=2 ' "$T/sync" || fail "syncconf (one dump + one set)
 in_ns $ns wg show wg0 dump | cmp -s - "$T/ours-raw" || fail "syncconf did not restore the file's state"
 
 # Errors a caller can make, each with a clear reason.
-expect_error() {
-	local want=$1
-	shift
-	if "$@" >"$T/out" 2>&1; then fail "'$*' succeeded"; fi
-	grep -q "$want" "$T/out" || fail "'$*': expected '$want', got: $(cat "$T/out")"
-	echo "error as expected: $(cat "$T/out")"
-}
 expect_error "no interface 'nosuch0'" in_ns $ns "$WGTOOL" -b kernel dump nosuch0
 expect_error "longer than 15 characters" in_ns $ns "$WGTOOL" -b kernel dump averyveryverylongname
 printf '[Peer]\nPublicKey = AAAA\n' >"$T/bad.conf"
