@@ -1,9 +1,9 @@
 # Sourced by the netlink test scripts, in the VM (busybox sh) and on the host (bash):
 # helpers to run in namespaces, to expect clear errors, and to compare what our code
-# reads against what wg(8) reads. Set WGTOOL and T before sourcing to override.
+# reads against what wg(8) reads. Set IP and WGTOOL before sourcing to override.
 IP=${IP:-/usr/sbin/ip}
 WGTOOL=${WGTOOL:-${REPO:-.}/build/bench/netlink-wgtool}
-T=${T:-$(mktemp -d)}
+T=$(mktemp -d) # removed by the scripts' cleanup
 
 fail() {
 	echo "FAIL: $*"
