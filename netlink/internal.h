@@ -54,6 +54,7 @@ struct wg_backend {
 	uint16_t family_id;
 	uint32_t seq;
 	size_t msg_size; /* SET messages are built up to this many bytes */
+	uint8_t *recv_buf; /* locked: replies may carry the private key */
 	/* userspace */
 	char socket_dir[108];
 };

@@ -31,26 +31,19 @@ static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb,
 {
 	const struct nlmsghdr *req = msg;
 	uint32_t seq = req->nlmsg_seq, portid = mnl_socket_get_portid(b->nl);
-	uint8_t *buf;
+	uint8_t *buf = b->recv_buf;
 	int r = 0;
 
-	buf = secret_alloc(WG_RECV_SIZE);
-	if (!buf)
-		return -ENOMEM;
-	if (mnl_socket_sendto(b->nl, msg, len) < 0) {
-		r = nl_fail(-errno, "sending a WireGuard netlink request");
-		goto out;
-	}
+	if (mnl_socket_sendto(b->nl, msg, len) < 0)
+		return nl_fail(-errno, "sending a WireGuard netlink request");
 	b->messages++;
 	for (unsigned parts = 0; parts < WG_MAX_DUMP_PARTS; parts++) {
 		ssize_t n = mnl_socket_recvfrom(b->nl, buf, WG_RECV_SIZE);
 		int left;
 
-		if (n < 0) {
-			r = nl_fail(-errno, errno == EAGAIN ? "no netlink reply from the kernel in 30 s"
-							     : "receiving a WireGuard netlink reply");
-			goto out;
-		}
+		if (n < 0)
+			return nl_fail(-errno, errno == EAGAIN ? "no netlink reply from the kernel in 30 s"
+							      : "receiving a WireGuard netlink reply");
 		left = (int)n;
 		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, left);
 		     nlh = mnl_nlmsg_next(nlh, &left)) {
@@ -79,12 +72,9 @@ static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb,
 		}
 		secret_wipe(buf, (size_t)n);
 	}
-	r = nl_fail(-EPROTO, "WireGuard netlink reply without an end");
-	goto out;
+	return nl_fail(-EPROTO, "WireGuard netlink reply without an end");
 wipe_out:
 	secret_wipe(buf, WG_RECV_SIZE);
-out:
-	secret_free(buf, WG_RECV_SIZE);
 	return r;
 }
 
@@ -219,6 +209,8 @@ static void genl_close(struct wg_backend *b)
 	if (b->nl)
 		mnl_socket_close(b->nl);
 	b->nl = NULL;
+	secret_free(b->recv_buf, WG_RECV_SIZE);
+	b->recv_buf = NULL;
 }
 
 static const struct wg_backend_ops genl_ops = {
@@ -245,9 +237,14 @@ int wg_genl_open(struct wg_backend *b)
 	b->kind = WG_BACKEND_KERNEL;
 	b->ops = &genl_ops;
 	b->msg_size = WG_SET_MSG_SIZE;
+	b->recv_buf = secret_alloc(WG_RECV_SIZE);
+	if (!b->recv_buf)
+		return -ENOMEM;
 	r = nl_socket_open(NETLINK_GENERIC, &b->nl);
-	if (r < 0)
+	if (r < 0) {
+		genl_close(b);
 		return r;
+	}
 	/* The kernel always answers; the timeout only keeps a wedged system from hanging us. */
 	setsockopt(mnl_socket_get_fd(b->nl), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	r = resolve_family(b);
