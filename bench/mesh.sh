@@ -11,7 +11,31 @@ set -euo pipefail
 SIZES=${BENCH_MESH_SIZES:-3 8 16}
 CYCLES=${BENCH_MESH_CYCLES:-5}
 
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# ms from t0 until every live node's device matched, each node's time being the first
+# check that saw it match (only unmatched nodes are checked again, so the cost of
+# looking at 17 namespaces does not pile onto the figure).
+converged_ms() {
+	local t0=$1 latest=0 deadline i now
+	shift
+	local pending=("$@") next
+	h_cache_keys "$@"
+	deadline=$(( $(date +%s) + 30 ))
+	while [ ${#pending[@]} -gt 0 ]; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		next=()
+		for i in "${pending[@]}"; do
+			if h_node_matches "$i" "$@"; then
+				now=$(date +%s%N)
+				[ "$now" -gt "$latest" ] && latest=$now
+			else
+				next+=("$i")
+			fi
+		done
+		pending=("${next[@]}")
+		[ ${#pending[@]} -gt 0 ] && sleep 0.02
+	done
+	echo $(( (latest - t0) / 1000000 ))
+}
 stats() { sort -n | awk '{ v[NR] = $1 } END { printf "p50 %d ms, max %d ms (%d samples)", v[int((NR + 1) / 2)], v[NR], NR }'; }
 
 # Wait (bounded) for the joiner's agent to print a registration calldata we have not sent.
@@ -28,7 +52,7 @@ next_calldata() {
 bench_size() {
 	local n=$1 j=$(( $1 + 1 )) c t0 sent="" data
 	local nodes=($(seq 1 "$n")) all=($(seq 1 "$j"))
-	h_init "dpb$$n$n"
+	h_init dpb
 	h_deploy
 	for i in "${nodes[@]}"; do h_node_up "$i"; done
 	h_wait_mesh 120 "${nodes[@]}" || h_die "N=$n did not converge"
@@ -44,12 +68,10 @@ bench_size() {
 		sent=$data
 		h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "$data" >/dev/null
 		t0=$(date +%s%N)
-		h_wait_mesh 30 "${all[@]}" || h_die "join $c did not converge"
-		ms_since "$t0" >>"$H_RUN/join.ms"
+		converged_ms "$t0" "${all[@]}" >>"$H_RUN/join.ms" || h_die "join $c did not converge"
 		h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[$j]}" >/dev/null
 		t0=$(date +%s%N)
-		h_wait_mesh 30 "${nodes[@]}" || h_die "burn $c did not converge"
-		ms_since "$t0" >>"$H_RUN/burn.ms"
+		converged_ms "$t0" "${nodes[@]}" >>"$H_RUN/burn.ms" || h_die "burn $c did not converge"
 	done
 	echo "mesh N=$n (+1 joining), poll ${H_POLL_MS} ms: join $(stats <"$H_RUN/join.ms"); burn $(stats <"$H_RUN/burn.ms")"
 

@@ -209,17 +209,28 @@ h_node_up() {
 # Node i's WireGuard public key, as its device reports it.
 h_wg_pubkey() { h_in "$1" wg show "$(h_if "$1")" public-key; }
 
-# h_mesh_matches live...: every live node's device lists exactly the other live nodes,
-# each with allowed IP 10.0.1.<token>/32, as `wg show` reports it.
-h_mesh_matches() {
-	local i j want have
-	# Keys never change: read each once (here, not in a subshell, so the cache stays).
+# h_node_matches i live...: (after h_cache_keys) node i's device lists exactly the other live nodes, each with
+# allowed IP 10.0.1.<token>/32, as `wg show` reports it.
+h_node_matches() {
+	local i=$1 j want have
+	shift
+	want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s 10.0.1.%s/32\n' "${H_PUB[$j]}" "${H_TOKEN[$j]}"; done | sort)
+	have=$(h_in "$i" wg show "$(h_if "$i")" allowed-ips | tr '\t' ' ' | sort)
+	[ "$want" = "$have" ]
+}
+
+# h_cache_keys nodes...: H_PUB[i] for h_node_matches. Keys never change, so each is read
+# once (call this in the current shell, not a subshell, or the cache is lost).
+h_cache_keys() {
+	local j
 	for j in "$@"; do [ "${#H_PUB[$j]}" = 44 ] || H_PUB[$j]=$(h_wg_pubkey "$j"); done
-	for i in "$@"; do
-		want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s 10.0.1.%s/32\n' "${H_PUB[$j]}" "${H_TOKEN[$j]}"; done | sort)
-		have=$(h_in "$i" wg show "$(h_if "$i")" allowed-ips | tr '\t' ' ' | sort)
-		[ "$want" = "$have" ] || return 1
-	done
+}
+
+# h_mesh_matches live...: every live node matches.
+h_mesh_matches() {
+	local i
+	h_cache_keys "$@"
+	for i in "$@"; do h_node_matches "$i" "$@" || return 1; done
 }
 
 h_wait_mesh() { # timeout_s live...
