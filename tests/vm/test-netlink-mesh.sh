@@ -65,3 +65,19 @@ for i in $(seq 1 $N); do
 	assert_dumps_agree nlmesh$i wg0 "nlmesh$i after traffic"
 done
 echo "mesh: $ok pings answered, handshakes with every peer"
+
+# Revoking one peer is one change: the session with the other peer stays as it was
+# (same handshake, no new one needed), the revoked peer is unreachable at once, and
+# adding it back restores it.
+in_ns nlmesh1 wg show wg0 latest-handshakes | grep "^$(cat "$T/pub2")" >"$T/hs2-before"
+cat "$T/pub3" >"$T/revoke"
+in_ns nlmesh1 "$WGTOOL" -v remove wg0 "$T/revoke" 2>"$T/stats"
+grep -q 'messages=1 ' "$T/stats" || fail "revoking one peer took more than one message"
+in_ns nlmesh1 wg show wg0 peers | grep -q "$(cat "$T/pub3")" && fail "revoked peer still present"
+in_ns nlmesh1 ping -c 1 -W 2 10.0.1.2 >/dev/null || fail "the session with node 2 did not survive"
+in_ns nlmesh1 wg show wg0 latest-handshakes | grep "^$(cat "$T/pub2")" | cmp -s - "$T/hs2-before" ||
+	fail "node 2's session was renegotiated by a change to another peer"
+if in_ns nlmesh1 ping -c 1 -W 1 10.0.1.3 >/dev/null 2>&1; then fail "revoked node 3 still answers"; fi
+in_ns nlmesh1 "$WGTOOL" addconf wg0 "$T/wg1.conf"
+in_ns nlmesh1 ping -c 2 -i 0.3 -W 3 10.0.1.3 >/dev/null || fail "node 3 not reachable after re-adding it"
+echo "revocation: one message, other session untouched, revoked peer cut off, re-add restores it"
