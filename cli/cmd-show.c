@@ -115,12 +115,27 @@ static void print_human(const struct wg_device *dev, const char *backend)
 	}
 }
 
+static void print_json_string(const char *s)
+{
+	struct buf b;
+
+	buf_init(&b, 256);
+	if (json_append_string(&b, s) == 0 && buf_terminate(&b) == 0)
+		fputs((const char *)b.data, stdout);
+	else
+		printf("null");
+	buf_free(&b);
+}
+
 static void print_json(const struct wg_device *dev, const char *backend)
 {
 	char b64[WG_KEY_B64_LEN], ep[INET6_ADDRSTRLEN + 16];
 
 	wg_key_to_base64(b64, dev->public_key);
-	printf("{\"name\":\"%s\",\"backend\":\"%s\",\"public_key\":", dev->name, backend);
+	/* Interface names may hold quotes and backslashes: escaped like any string. */
+	printf("{\"name\":");
+	print_json_string(dev->name);
+	printf(",\"backend\":\"%s\",\"public_key\":", backend);
 	if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY)
 		printf("\"%s\"", b64);
 	else
