@@ -32,9 +32,19 @@ static int buf_reserve(struct buf *b, size_t extra)
 		cap *= 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	p = realloc(b->data, cap);
+	/*
+	 * Not realloc: it may leave the old bytes behind in freed memory, and replies that
+	 * carried key hex (GetKey) are wiped by their owners before free. Growth doubles,
+	 * so copying costs no more than realloc would.
+	 */
+	p = malloc(cap);
 	if (!p)
 		return -ENOMEM;
+	if (b->data) {
+		memcpy(p, b->data, b->len);
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+	}
 	b->data = p;
 	b->cap = cap;
 	return 0;

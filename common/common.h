@@ -59,6 +59,11 @@ void secret_wipe(void *p, size_t n);
 
 /* ---- bounded byte buffer ------------------------------------------------------ */
 
+/*
+ * Growing wipes the block it leaves, so a buffer that may hold key material is clean
+ * once its owner wipes data[0..cap) and frees it.
+ */
+
 struct buf {
 	uint8_t *data;
 	size_t len;
