@@ -71,11 +71,14 @@ static int append_hex_field(struct buf *out, const char *name, const uint8_t *p,
 			    bool last)
 {
 	char hex[2 * 64 + 1];
+	int r;
 
 	if (n > 64)
 		return -EINVAL;
 	hex_encode(hex, p, n);
-	return buf_printf(out, "\"%s\":\"%s\"%s", name, hex, last ? "" : ",");
+	r = buf_printf(out, "\"%s\":\"%s\"%s", name, hex, last ? "" : ",");
+	secret_wipe(hex, sizeof(hex));  /* GetKey's "key" goes through here */
+	return r;
 }
 
 /* A nested JSON document carried as a string field (tcb_info, vm_config). */

@@ -32,7 +32,7 @@ static const char simulated_app_compose[] =
 struct options {
 	const char *socket_path;
 	const char *listen;            /* 127.0.0.1:PORT, port 0 = any */
-	const char *kms_root_key_hex;
+	char *kms_root_key_hex;        /* in argv: wiped once decoded */
 	const char *kms_root_key_file;
 	const char *app_id_hex;
 	const char *instance_id_hex;
@@ -129,8 +129,11 @@ static int read_key_file(const char *path, uint8_t key[static 32])
 	int r = -EINVAL;
 
 	n = read_small_file(path, text, sizeof(text));
-	if (n < 0)
+	if (n < 0) {
+		/* Too long or a failed read: what was read may still be (part of) the key. */
+		secret_wipe(text, sizeof(text));
 		return (int)n;
+	}
 	while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
 		n--;
 	if (hex_decode_exact(key, 32, text, (size_t)n) == 32)
@@ -213,6 +216,9 @@ static int derive_from_root(const struct options *o, struct sim_agent *a)
 		r = read_key_file(o->kms_root_key_file, root_sk);
 	else
 		r = parse_hex_option("kms-root-key", o->kms_root_key_hex, root_sk, 32);
+	/* From now on /proc/<pid>/cmdline and a core dump no longer show the root key. */
+	if (o->kms_root_key_hex)
+		secret_wipe(o->kms_root_key_hex, strlen(o->kms_root_key_hex));
 	if (r < 0)
 		goto out;
 	if ((r = eth_pubkey_from_secret(root_sk, a->kms_root_pub)) < 0) {
