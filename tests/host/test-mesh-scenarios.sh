@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 # The mesh end to end on the host (userspace WireGuard), in one harness run:
 #   3 nodes form a full mesh; an app reaches every peer through the C API;
-#   a 4th node joins; an agent is SIGKILLed and restarted without a gap in the pings;
-#   a node's endpoint changes and its peers follow; the RPC goes away and nothing
-#   changes; a token burned meanwhile disappears from every node once it is back;
-#   SIGTERM leaves the mesh up and `status` works without the agent.
+#   a 4th node joins; an agent is SIGKILLed and restarted without a gap in the pings
+#   (and without registering again); a node's endpoint changes and its peers follow;
+#   a record the nodes cannot use is dropped with the reason logged; the RPC goes away
+#   and nothing changes; a token burned meanwhile disappears from every node once it is
+#   back; SIGTERM leaves the mesh up and `status` works without the agent; no private key
+#   is written anywhere; --remove-on-exit removes the interface.
 # Expectations come from wg, ping and cast, never from the agent.
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
@@ -65,6 +67,7 @@ gap_log 1 2 & p1=$!
 gap_log 2 1 & p2=$!
 gap_log 3 2 & p3=$!
 sleep 1
+nonce_before=$(h_cast call "$H_CONTRACT" "nonceOf(address)(uint64)" "0x${H_INSTANCE[2]}")
 kill -9 "${H_PID_AGENT[2]}"
 { wait "${H_PID_AGENT[2]}"; } 2>/dev/null || true
 sleep 1
@@ -82,8 +85,10 @@ for pair in 1-2 2-1 3-2; do
 done
 changes=$(sed -n '/^--- restart/,$p' "$H_RUN/agent2.log" | grep -cE 'peer .*: (added|removed|updated)' || true)
 [ "$changes" = 0 ] || h_die "the restarted agent changed $changes peers"
+[ "$(h_cast call "$H_CONTRACT" "nonceOf(address)(uint64)" "0x${H_INSTANCE[2]}")" = "$nonce_before" ] ||
+	h_die "the restarted agent registered again although its record matched"
 h_mesh_matches 1 2 3 4 || h_die "mesh differs after the restart"
-pass "SIGKILL + restart: no ping gap over one keepalive (${H_KEEPALIVE} s), no peer re-programmed"
+pass "SIGKILL + restart: no ping gap over one keepalive (${H_KEEPALIVE} s), no peer re-programmed, no new registration"
 
 # --- node 3 moves to another address and port; its peers follow the registry
 # (promote_secondaries: dropping the old primary address must keep the new one)
@@ -110,6 +115,22 @@ for i in 1 2 4; do
 done
 [ "$(h_ping_all 1 2 3 4)" = 12 ] || h_die "after the endpoint change: not every pair answers"
 pass "endpoint change: every peer has node 3 at $H_SUBNET.103:51831, 12/12 pairs ping"
+
+# --- a record the wireguard nodes cannot use (a tls-mode node) is dropped, saying why
+h_node_add 5
+h_mint_bind 5
+h_agent_start 5 --mode tls --gateway-domain gw.test
+h_agent_wait_registered 5 30
+for i in 1 2 3 4; do
+	for t in $(seq 1 50); do grep -q "dropping the record of token ${H_TOKEN[5]}: registered in tls mode" "$H_RUN/agent$i.log" && break; sleep 0.1; done
+	grep -q "dropping the record of token ${H_TOKEN[5]}: registered in tls mode" "$H_RUN/agent$i.log" ||
+		h_die "node $i did not log why it dropped the tls record"
+	DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" status --json |
+		grep -q "\"rejected\":\[{\"token\":${H_TOKEN[5]}," || h_die "node $i's status does not show the rejection"
+done
+h_mesh_matches 1 2 3 4 || h_die "a tls record changed the WireGuard peers"
+h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[5]}" >/dev/null
+pass "a tls-mode record is dropped by every wireguard node, with the reason logged and in status"
 
 # --- the RPC goes away: the mesh stays as it is
 ip -n "${H_PREFIX}hub" addr del "$H_HUB_IP/24" dev br0
@@ -153,4 +174,20 @@ for j in 2 3; do
 done
 echo "$st" | grep -q '"registered":true' || h_die "standalone status: node 1 not registered"
 pass "SIGTERM leaves the mesh up; status without an agent reads the kernel and the chain"
+
+# --- no private key in any log, peers file or status output; --remove-on-exit removes
+for i in 1 2 3; do
+	priv=$(h_in "$i" wg show "$(h_if "$i")" private-key)
+	privhex=$(echo "$priv" | base64 -d | od -An -tx1 | tr -d ' \n')
+	if grep -rqF -e "$priv" -e "$privhex" "$H_RUN" --exclude='*.sock'; then
+		h_die "node $i's WireGuard private key is written somewhere under $H_RUN"
+	fi
+done
+h_agent_start 2 --remove-on-exit
+h_agent_wait_registered 2 20
+kill "${H_PID_AGENT[2]}"
+wait "${H_PID_AGENT[2]}" 2>/dev/null || true
+for t in $(seq 1 50); do ip -n "$(h_ns 2)" link show "$(h_if 2)" >/dev/null 2>&1 || break; sleep 0.1; done
+ip -n "$(h_ns 2)" link show "$(h_if 2)" >/dev/null 2>&1 && h_die "--remove-on-exit left the interface"
+pass "no private key in logs or files; --remove-on-exit deletes the interface"
 h_log "all mesh scenarios passed"
