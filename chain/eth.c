@@ -208,10 +208,9 @@ int eth_parse_logs(const char *text, size_t len, struct eth_log **logs, size_t *
 		goto out;
 	}
 	*logs = grown;
-	for (int e = 0; e < j.tok[0].size; e++) {
-		int obj = json_array_at(&j, 0, e);
-
-		r = obj < 0 ? -EBADMSG : parse_one_log(&j, obj, &grown[base + (size_t)e]);
+	/* Walk the elements in order: json_array_at per element would be quadratic. */
+	for (int e = 0, obj = 1; e < j.tok[0].size; e++, obj = json_skip(&j, obj)) {
+		r = obj >= j.ntok ? -EBADMSG : parse_one_log(&j, obj, &grown[base + (size_t)e]);
 		if (r < 0) {
 			/* Keep the ones before; drop the half-parsed one and everything after. */
 			log_clear(&grown[base + (size_t)e]);

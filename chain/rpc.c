@@ -306,10 +306,11 @@ int eth_rpc_parse_reply(const char *text, size_t len, uint64_t first_id,
 		goto out;
 	}
 	if (j.tok[0].type == JSON_ARRAY) {
-		for (int e = 0; e < j.tok[0].size; e++) {
-			int obj = json_array_at(&j, 0, e);
+		/* Walk the elements in order: json_array_at per element would be quadratic. */
+		int obj = 1;
 
-			r = obj < 0 ? -EPROTO : take_reply_object(&j, obj, first_id, calls, n, seen);
+		for (int e = 0; e < j.tok[0].size; e++, obj = json_skip(&j, obj)) {
+			r = obj >= j.ntok ? -EPROTO : take_reply_object(&j, obj, first_id, calls, n, seen);
 			if (r < 0)
 				goto out;
 		}
