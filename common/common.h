@@ -87,6 +87,7 @@ struct json_token {
 	int start;
 	int end;
 	int size;    /* members (object) or elements (array) */
+	int parent;  /* index of the enclosing token, -1 for the top-level value */
 };
 
 enum { JSON_OBJECT = 1, JSON_ARRAY = 2, JSON_STRING = 3, JSON_PRIMITIVE = 4 };

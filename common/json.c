@@ -5,6 +5,12 @@
 #include <string.h>
 
 #define JSMN_STRICT
+/*
+ * Without parent links jsmn finds the enclosing container of every closing bracket by
+ * scanning back over all tokens so far: quadratic, minutes for a few MB of small objects
+ * from a hostile RPC. With them it follows the chain of parents.
+ */
+#define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
 #include "common.h"
