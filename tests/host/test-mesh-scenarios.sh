@@ -183,11 +183,13 @@ for i in 1 2 3; do
 		h_die "node $i's WireGuard private key is written somewhere under $H_RUN"
 	fi
 done
-h_agent_start 2 --remove-on-exit
-h_agent_wait_registered 2 20
-kill "${H_PID_AGENT[2]}"
-wait "${H_PID_AGENT[2]}" 2>/dev/null || true
-for t in $(seq 1 50); do ip -n "$(h_ns 2)" link show "$(h_if 2)" >/dev/null 2>&1 || break; sleep 0.1; done
-ip -n "$(h_ns 2)" link show "$(h_if 2)" >/dev/null 2>&1 && h_die "--remove-on-exit left the interface"
+# (node 1's agent is the one stopped above: start it again, asked to clean up this time)
+h_agent_start 1 --remove-on-exit
+h_agent_wait_registered 1 20
+kill "${H_PID_AGENT[1]}"
+wait "${H_PID_AGENT[1]}" 2>/dev/null || true
+for t in $(seq 1 50); do ip -n "$(h_ns 1)" link show "$(h_if 1)" >/dev/null 2>&1 || break; sleep 0.1; done
+ip -n "$(h_ns 1)" link show "$(h_if 1)" >/dev/null 2>&1 && h_die "--remove-on-exit left the interface"
+grep -q "removed $(h_if 1)" "$H_RUN/agent1.log" || h_die "the agent did not say it removed the interface"
 pass "no private key in logs or files; --remove-on-exit deletes the interface"
 h_log "all mesh scenarios passed"

@@ -94,11 +94,14 @@ ok=0
 for i in 1 2 3; do
 	for j in 1 2 3; do
 		[ $i = $j ] && continue
+		# A handshake that raced its peer's configuration is retried after REKEY_TIMEOUT
+		# (5 s); under TCG on a loaded host give it three of those.
 		k=0
 		until $IP netns exec n$i ping -c 1 -W 2 -q 10.0.1.$(var TOKEN $j) >/dev/null 2>&1; do
 			k=$((k + 1))
-			[ $k -lt 4 ] || fail "node $i cannot ping node $j over the kernel mesh"
+			[ $k -lt 8 ] || fail "node $i cannot ping node $j over the kernel mesh"
 		done
+		[ $k = 0 ] || echo "node $i reached node $j after $k lost pings"
 		ok=$((ok + 1))
 	done
 done
