@@ -19,6 +19,53 @@
 
 _Static_assert(sizeof(struct json_token) == sizeof(jsmntok_t), "json_token mirrors jsmntok_t");
 
+/* In strict mode jsmn leaves unquoted words; only JSON's literals and numbers pass. */
+static bool primitive_valid(const char *text, const jsmntok_t *t)
+{
+	const char *s = text + t->start;
+	int n = t->end - t->start;
+
+	return n > 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9') ||
+			 (n == 4 && !memcmp(s, "true", 4)) || (n == 5 && !memcmp(s, "false", 5)) ||
+			 (n == 4 && !memcmp(s, "null", 4)));
+}
+
+/*
+ * jsmn's strict mode still takes some broken documents: in {"a":1,:2} and [1,:2] the
+ * ':' turns the 1 into a key. The token tree then disagrees with the sizes that
+ * json_skip() and json_get() walk by, so check each token's place: members of an object
+ * are string keys with exactly one value, every other string or primitive has no
+ * children, and only containers and keys are parents.
+ */
+static bool token_valid(const char *text, const jsmntok_t *tok, int i)
+{
+	const jsmntok_t *t = &tok[i];
+	bool is_key = false;
+
+	if (i == 0) {
+		if (t->parent != -1)
+			return false;
+	} else {
+		const jsmntok_t *p;
+
+		if (t->parent < 0 || t->parent >= i)
+			return false;
+		p = &tok[t->parent];
+		if (p->type == JSMN_OBJECT)
+			is_key = true;
+		else if (p->type != JSMN_ARRAY &&
+			 !(p->type == JSMN_STRING && p->parent >= 0 && tok[p->parent].type == JSMN_OBJECT))
+			return false;
+	}
+	if (is_key)
+		return t->type == JSMN_STRING && t->size == 1;
+	if (t->type == JSMN_PRIMITIVE)
+		return t->size == 0 && primitive_valid(text, t);
+	if (t->type == JSMN_STRING)
+		return t->size == 0;
+	return t->type == JSMN_OBJECT || t->type == JSMN_ARRAY;
+}
+
 int json_parse(struct json *j, const char *text, size_t len, int max_tokens)
 {
 	jsmn_parser parser;
@@ -59,17 +106,8 @@ int json_parse(struct json *j, const char *text, size_t len, int max_tokens)
 		free(tok);
 		return -EINVAL;
 	}
-	/* In strict mode jsmn leaves unquoted words; only JSON's literals and numbers pass. */
 	for (int i = 0; i < n; i++) {
-		char c;
-
-		if (tok[i].type != JSMN_PRIMITIVE)
-			continue;
-		c = text[tok[i].start];
-		if (!(c == '-' || (c >= '0' && c <= '9')) &&
-		    !((tok[i].end - tok[i].start == 4 && !memcmp(text + tok[i].start, "true", 4)) ||
-		      (tok[i].end - tok[i].start == 5 && !memcmp(text + tok[i].start, "false", 5)) ||
-		      (tok[i].end - tok[i].start == 4 && !memcmp(text + tok[i].start, "null", 4)))) {
+		if (!token_valid(text, tok, i)) {
 			free(tok);
 			return -EINVAL;
 		}

@@ -13,6 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (json_parse(&j, (const char *)data, size, 4096) < 0)
 		return 0;
+	/* The tree the sizes describe covers every token: no orphans, no overrun. */
+	if (json_skip(&j, 0) != j.ntok)
+		abort();
 	/* Walk every token the way callers do: lookups, skips, string decoding. */
 	for (int i = 0; i < j.ntok; i = i + 1) {
 		char *s = NULL;

@@ -77,6 +77,44 @@ Test(json, rejects_garbage)
 		cr_assert_lt(json_parse(&j, bad[i], strlen(bad[i]), 0), 0, "accepted: %s", bad[i]);
 }
 
+/* jsmn's strict mode alone takes these: a ':' or a missing ',' makes a value a key. */
+Test(json, rejects_misplaced_keys)
+{
+	struct json j;
+	const char *bad[] = { "{\"a\":1,:2}", "[1,:2]", "{\"a\":1 \"b\":2}", "{\"a\"}",
+			      "{\"a\":1,\"b\"}", "{\"a\":}", "{\"a\":-,:-,\"\":-}", "{1:2}" };
+	const char *good[] = { "{\"a\":{\"b\":[1,{\"c\":null}]},\"d\":\"e\"}", "[[],{},\"x\",-1]",
+			       "{}", "[]", " {\"a\" : [ true , false ] } " };
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		cr_assert_lt(json_parse(&j, bad[i], strlen(bad[i]), 0), 0, "accepted: %s", bad[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		cr_assert_eq(json_parse(&j, good[i], strlen(good[i]), 0), 0, "refused: %s", good[i]);
+		cr_assert_eq(json_skip(&j, 0), j.ntok, "tree of %s", good[i]);
+		json_free(&j);
+	}
+}
+
+/* A flat array of many small objects: jsmn without parent links took minutes. */
+Test(json, large_flat_array_is_linear)
+{
+	struct buf b;
+	struct json j;
+	uint64_t t;
+
+	buf_init(&b, 0);
+	cr_assert_eq(buf_append(&b, "[{}", 3), 0);
+	for (int i = 1; i < 300000; i++)
+		cr_assert_eq(buf_append(&b, ",{}", 3), 0);
+	cr_assert_eq(buf_append(&b, "]", 1), 0);
+	t = now_ms();
+	cr_assert_eq(json_parse(&j, (const char *)b.data, b.len, 1 << 20), 0);
+	cr_assert_lt(now_ms() - t, 2000, "parsing took %llu ms", (unsigned long long)(now_ms() - t));
+	cr_assert_eq(j.ntok, 300001);
+	json_free(&j);
+	buf_free(&b);
+}
+
 Test(json, token_limit)
 {
 	struct json j;
