@@ -234,6 +234,10 @@ static int fill_error(struct eth_rpc_call *c, const struct json *j, int err)
 	i = json_get(j, err, "message");
 	if (i >= 0 && j->tok[i].type == JSON_STRING && json_strdup(j, i, &c->message) == -ENOMEM)
 		return -ENOMEM;
+	/* The text goes into eth_rpc_last_error and from there into logs: nothing a terminal acts on. */
+	for (char *m = c->message; m && *m; m++)
+		if ((unsigned char)*m < 0x20 || *m == 0x7f)
+			*m = '?';
 	i = json_get(j, err, "data");
 	if (i >= 0 && !json_is_null(j, i))
 		return dup_raw(j, i, &c->data, NULL);

@@ -267,6 +267,19 @@ Test(rpc, json_rpc_error_and_wrong_id)
 	server_stop(&s);
 }
 
+/* A provider's error text ends up in our logs: no escape sequences, no forged lines. */
+Test(rpc, error_message_has_no_control_characters)
+{
+	const char *reply = "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":3,"
+			    "\"message\":\"bad\\u001b[2J\\nerror: forged\\u007f\"}}";
+	struct eth_rpc_call c = { .method = "eth_call" };
+
+	cr_assert_eq(eth_rpc_parse_reply(reply, strlen(reply), 1, &c, 1), 0);
+	cr_assert_eq(c.error, -EREMOTEIO);
+	cr_assert_str_eq(c.message, "bad?[2J?error: forged?");
+	eth_rpc_call_clear(&c);
+}
+
 Test(rpc, result_of_the_wrong_type)
 {
 	struct fake_server s;
