@@ -8,6 +8,8 @@
 
 #define GAS_HEADROOM_PERCENT 25
 #define GAS_HEADROOM_MIN 20000
+/* Far above any chain's block gas limit, and far below where the headroom overflows. */
+#define GAS_ESTIMATE_MAX (1ull << 48)
 
 /*
  * Why a mined transaction failed: replay it as a call on the state after its block. A
@@ -58,6 +60,12 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 			r = -EPERM;
 		if (r < 0)
 			goto out;
+		if (gas > GAS_ESTIMATE_MAX) {
+			rpc_set_error(rpc, "eth_estimateGas answered %llu gas: not a usable estimate",
+				      (unsigned long long)gas);
+			r = -EBADMSG;
+			goto out;
+		}
 		tx.gas_limit = gas + gas * GAS_HEADROOM_PERCENT / 100 + GAS_HEADROOM_MIN;
 	}
 	if ((r = eth_get_transaction_count(rpc, from, "pending", &tx.nonce)) < 0 ||
