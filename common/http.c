@@ -72,9 +72,10 @@ static int http_request(const struct http_target *t, const char *path, const cha
 		struct stat st;
 
 		if (stat(t->unix_socket, &st) < 0) {
-			snprintf(reply->error, sizeof(reply->error), "%s: %s", t->unix_socket,
-				 strerror(errno));
-			return -errno;
+			int e = errno;  /* snprintf may change errno */
+
+			snprintf(reply->error, sizeof(reply->error), "%s: %s", t->unix_socket, strerror(e));
+			return -e;
 		}
 		r = snprintf(url, sizeof(url), "http://localhost%s", path);
 	} else {
