@@ -234,10 +234,13 @@ static int handle_get_quote(const struct sim_agent *a, const struct json *req, s
 		if (req->tok[i].type != JSON_STRING)
 			return reply_error(out, 400, "report_data must be a hex string");
 		s = json_raw(req, i, &len);
-		if (len > 128)
+		/* hex_decode bounds the length, counting bytes whether or not a 0x comes first. */
+		switch (hex_decode(report_data, sizeof(report_data), s, len)) {
+		case -EMSGSIZE:
 			return reply_error(out, 400, "report_data is longer than 64 bytes");
-		if (hex_decode(report_data, sizeof(report_data), s, len) < 0)
+		case -EINVAL:
 			return reply_error(out, 400, "report_data is not hex");
+		}
 	}
 	build_fake_quote(quote, report_data);
 	if (buf_printf(out, "{\"quote\":\"") < 0)

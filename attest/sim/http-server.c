@@ -234,7 +234,11 @@ static void accept_one(int listen_fd, struct connection *conns)
 			return;
 		}
 	}
-	close(fd);  /* not reached: listeners are not polled while the table is full */
+	/*
+	 * Listeners are not polled while the table is full, but two listeners ready in the
+	 * same round can take the last slot between them: the second client is turned away.
+	 */
+	close(fd);
 }
 
 int sim_serve(const struct sim_agent *agent, const int *listen_fds, int nfds,
