@@ -67,6 +67,19 @@ int attest_derive_path_key(const uint8_t app_sk[static 32], const char *path,
 	return hkdf_sha256(key, 32, app_sk, 32, path, strlen(path));
 }
 
+/*
+ * libb2's blake2s() keeps its state on its own stack and returns without wiping it; by
+ * then that state is the digest, i.e. our private key, and its compression frames hold
+ * more copies. Overwrite the stack they used, once they have returned. 4 KiB is several
+ * times what libb2 uses.
+ */
+static __attribute__((noinline)) void wipe_callee_stack(void)
+{
+	uint8_t scratch[4096];
+
+	explicit_bzero(scratch, sizeof(scratch));
+}
+
 void attest_wireguard_key_from_material(const uint8_t material[static 32],
 					uint8_t wg_private[static 32])
 {
@@ -76,6 +89,7 @@ void attest_wireguard_key_from_material(const uint8_t material[static 32],
 	memcpy(key, material, 32);
 	blake2s(wg_private, wireguard_key_domain, key, 32, strlen(wireguard_key_domain), 32);
 	secret_wipe(key, sizeof(key));
+	wipe_callee_stack();
 	/* RFC 7748 clamping, as wg genkey does. */
 	wg_private[0] &= 248;
 	wg_private[31] &= 127;
