@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* HTTP POST/GET over libcurl, to a URL or through a unix socket, bounded in time and size. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -12,13 +14,51 @@
 #define HTTP_DEFAULT_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_CONNECT_MS 3000
 
+/*
+ * curl reads every reply into buffers of its own before handing it to on_body, GetKey's
+ * key hex included, and frees them unwiped. Its allocator here wipes what it frees.
+ */
+static void curl_free_wiped(void *p)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *curl_realloc_wiped(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	if (!n) {
+		curl_free_wiped(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	curl_free_wiped(p);
+	return q;
+}
+
+static char *curl_strdup(const char *s)
+{
+	return strdup(s);
+}
+
 int http_global_init(void)
 {
 	static bool done;
 
 	if (done)
 		return 0;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, curl_free_wiped, curl_realloc_wiped,
+				 curl_strdup, calloc) != CURLE_OK)
 		return -EIO;
 	done = true;
 	return 0;
