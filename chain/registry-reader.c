@@ -87,16 +87,20 @@ static bool peer_equal(const struct registry_peer *a, const struct registry_peer
 /* getPeers() at exactly block `head`; the peer set and `at` change only on success. */
 static int full_read(struct registry_reader *r, const struct eth_block *head, bool *changed)
 {
+	struct registry_skip skips[READER_MAX_SKIPS];
 	struct registry_peer *peers;
 	char tag[ETH_BLOCK_TAG_MAX];
-	size_t n;
+	size_t n, nskips;
 	int err;
 
 	eth_block_tag(tag, head->number);
-	err = registry_read_peers(r->rpc, r->contract, tag, &peers, &n, r->skips, READER_MAX_SKIPS,
-				  &r->nskips);
+	err = registry_read_peers(r->rpc, r->contract, tag, &peers, &n, skips, READER_MAX_SKIPS,
+				  &nskips);
 	if (err < 0)
 		return err;
+	/* The skipped entries belong to the set they were read with: replaced together. */
+	memcpy(r->skips, skips, nskips * sizeof(skips[0]));
+	r->nskips = nskips;
 	r->stats.full_reads++;
 	*changed = !r->synced || n != r->npeers;
 	for (size_t i = 0; i < n && !*changed; i++)
