@@ -5,6 +5,7 @@
  * write side stays open, because anvil drops a request whose socket was half-closed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +56,10 @@ static int remaining_ms(uint64_t deadline)
 {
 	uint64_t now = now_ms();
 
-	return now >= deadline ? 0 : (int)(deadline - now);
+	if (now >= deadline)
+		return 0;
+	/* poll() takes an int, and a negative one means forever. */
+	return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
 }
 
 static int wait_fd(int fd, short events, uint64_t deadline)
