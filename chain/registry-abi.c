@@ -96,8 +96,13 @@ static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char 
 		return -EBADMSG;
 	}
 	if (n == 0 || n > REGISTRY_ENDPOINT_MAX || memchr(ep, '\0', n)) {
-		snprintf(why, whylen, n ? "endpoint longer than %d bytes or holding a NUL"
-					: "endpoint is empty", REGISTRY_ENDPOINT_MAX);
+		if (!n)
+			snprintf(why, whylen, "endpoint is empty");
+		else if (n > REGISTRY_ENDPOINT_MAX)
+			snprintf(why, whylen, "endpoint is %zu bytes, more than %d", n,
+				 REGISTRY_ENDPOINT_MAX);
+		else
+			snprintf(why, whylen, "endpoint holds a NUL byte");
 		return -EBADMSG;
 	}
 	if ((r = get_exact_bytes(t, PEER_NODE_PUBKEY, p->node_pubkey, 64, "node key", why, whylen)) < 0 ||
