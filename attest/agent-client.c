@@ -517,8 +517,10 @@ int attest_get_key(struct attest_client *c, const char *path, const char *purpos
 	struct buf body;
 	int r;
 
-	if (strlen(path) > ATTEST_KEY_PATH_MAX || strlen(purpose) > ATTEST_KEY_PATH_MAX)
+	if (strlen(path) > ATTEST_KEY_PATH_MAX || strlen(purpose) > ATTEST_KEY_PATH_MAX) {
+		set_error(c, "GetKey", "path or purpose longer than %d bytes", ATTEST_KEY_PATH_MAX);
 		return -ENAMETOOLONG;
+	}
 	buf_init(&body, 4 * ATTEST_KEY_PATH_MAX);
 	if ((r = buf_printf(&body, "{\"path\":")) < 0 || (r = json_append_string(&body, path)) < 0 ||
 	    (r = buf_printf(&body, ",\"purpose\":")) < 0 ||
@@ -547,8 +549,11 @@ int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t
 	struct buf body;
 	int r;
 
-	if (len > ATTEST_REPORT_DATA_MAX)
+	if (len > ATTEST_REPORT_DATA_MAX) {
+		set_error(c, "GetQuote", "report data of %zu bytes, at most %d", len,
+			  ATTEST_REPORT_DATA_MAX);
 		return -EMSGSIZE;
+	}
 	hex_encode(hex, report_data, len);
 	buf_init(&body, 256);
 	r = buf_printf(&body, "{\"report_data\":\"%s\"}", hex);
