@@ -185,6 +185,10 @@ static int parse_one_log(const struct json *j, int obj, struct eth_log *l)
 	return eth_parse_data(s, n, n, &l->data, &l->data_len) < 0 ? -EBADMSG : 0;
 }
 
+/* A log object and its 7 required members: address, blockNumber, blockHash, transactionHash,
+ * logIndex, topics, data; each member is a key and a value. */
+#define LOG_MIN_TOKENS 15
+
 int eth_parse_logs(const char *text, size_t len, struct eth_log **logs, size_t *count)
 {
 	struct json j = { 0 };
@@ -202,6 +206,13 @@ int eth_parse_logs(const char *text, size_t len, struct eth_log **logs, size_t *
 		r = 0;
 		goto out;
 	}
+	/*
+	 * A log is an object of at least 7 members (15 tokens). An array claiming more logs
+	 * than its tokens can hold is not a log list; refusing it keeps "{}," * 2^20 (3 MB)
+	 * from costing a 250 MB allocation.
+	 */
+	if (j.tok[0].size > (j.ntok - 1) / LOG_MIN_TOKENS)
+		goto out;
 	grown = realloc(*logs, (base + (size_t)j.tok[0].size) * sizeof(**logs));
 	if (!grown) {
 		r = -ENOMEM;

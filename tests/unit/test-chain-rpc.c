@@ -280,6 +280,28 @@ Test(rpc, error_message_has_no_control_characters)
 	eth_rpc_call_clear(&c);
 }
 
+#define Z64 "0000000000000000000000000000000000000000000000000000000000000000"
+
+Test(rpc, log_list_is_bounded_by_its_tokens)
+{
+	const char *one = "[{\"address\":\"0x0000000000000000000000000000000000000001\","
+			  "\"blockNumber\":\"0x5\",\"blockHash\":\"0x" Z64 "\","
+			  "\"transactionHash\":\"0x" Z64 "\",\"logIndex\":\"0x0\","
+			  "\"topics\":[],\"data\":\"0x01\"}]";
+	const char *hollow = "[{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}]";
+	struct eth_log *logs = NULL;
+	size_t n = 0;
+
+	cr_assert_eq(eth_parse_logs(one, strlen(one), &logs, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(logs[0].block_number, 5);
+	cr_assert_eq(logs[0].data_len, 1);
+	/* 17 elements in 18 tokens cannot be logs: refused before anything is allocated. */
+	cr_assert_eq(eth_parse_logs(hollow, strlen(hollow), &logs, &n), -EBADMSG);
+	cr_assert_eq(n, 1);
+	eth_logs_free(logs, n);
+}
+
 Test(rpc, result_of_the_wrong_type)
 {
 	struct fake_server s;
