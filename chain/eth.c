@@ -344,21 +344,19 @@ static int tx_object(struct buf *b, const uint8_t *from, const uint8_t *to, cons
 		     size_t len)
 {
 	char *hex = hex_string(data, len);
-	char addr[43];
+	char addr[41];
 	int r;
 
 	if (!hex)
 		return -ENOMEM;
 	r = buf_printf(b, "{");
 	if (r == 0 && from) {
-		addr[0] = '0', addr[1] = 'x';
-		hex_encode(addr + 2, from, 20);
-		r = buf_printf(b, "\"from\":\"%s\",", addr);
+		hex_encode(addr, from, 20);
+		r = buf_printf(b, "\"from\":\"0x%s\",", addr);
 	}
 	if (r == 0 && to) {
-		addr[0] = '0', addr[1] = 'x';
-		hex_encode(addr + 2, to, 20);
-		r = buf_printf(b, "\"to\":\"%s\",", addr);
+		hex_encode(addr, to, 20);
+		r = buf_printf(b, "\"to\":\"0x%s\",", addr);
 	}
 	if (r == 0)
 		r = buf_printf(b, "\"data\":\"%s\"}", hex);
@@ -609,20 +607,16 @@ int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth
 		 size_t *n)
 {
 	uint64_t from = f->from_block, range = eth_rpc_max_log_range(rpc);
-	char addr[43] = "", topic[67] = "";
+	char addr[41] = "", topic[65] = "";
 	struct buf params;
 	int r = 0;
 
 	if (f->from_block > f->to_block)
 		return -EINVAL;
-	if (f->address) {
-		addr[0] = '0', addr[1] = 'x';
-		hex_encode(addr + 2, f->address, 20);
-	}
-	if (f->topic0) {
-		topic[0] = '0', topic[1] = 'x';
-		hex_encode(topic + 2, f->topic0, 32);
-	}
+	if (f->address)
+		hex_encode(addr, f->address, 20);
+	if (f->topic0)
+		hex_encode(topic, f->topic0, 32);
 	buf_init(&params, 0);
 	for (;;) {
 		struct eth_rpc_call c = { 0 };
@@ -632,9 +626,9 @@ int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth
 		r = buf_printf(&params, "[{\"fromBlock\":\"0x%llx\",\"toBlock\":\"0x%llx\"",
 			       (unsigned long long)from, (unsigned long long)end);
 		if (r == 0 && f->address)
-			r = buf_printf(&params, ",\"address\":\"%s\"", addr);
+			r = buf_printf(&params, ",\"address\":\"0x%s\"", addr);
 		if (r == 0 && f->topic0)
-			r = buf_printf(&params, ",\"topics\":[\"%s\"]", topic);
+			r = buf_printf(&params, ",\"topics\":[\"0x%s\"]", topic);
 		if (r == 0)
 			r = buf_printf(&params, "}]");
 		if (r < 0)
