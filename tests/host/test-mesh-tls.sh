@@ -3,7 +3,8 @@
 # tls mode: no WireGuard. Each agent registers its gateway URL
 # https://<instance_id>-<port>.<domain> (node 3 through a relayer, having no funded key);
 # `dstack-p2p peers` on every node lists exactly the other nodes' URLs, as the contract
-# stores them (read back with cast).
+# stores them (read back with cast). Then: a node with neither key nor relayer prints a
+# cast command that registers it; an agent of another app refuses to start.
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 H_WG=0
@@ -45,3 +46,24 @@ for i in 1 2 3; do
 		h_die "node $i created a WireGuard interface in tls mode"
 done
 h_log "PASS: tls mode: 3 nodes (one through a relayer) registered their gateway URLs and list each other's"
+
+# No funded key and no relayer: the agent prints the calldata and the cast command; an
+# operator relays it exactly as printed (with the real RPC and key filled in).
+h_node_add 4
+h_mint_bind 4
+h_agent_start 4 --mode tls --gateway-domain "$DOMAIN" --gateway-port 8443 --tx-key-file ""
+for t in $(seq 1 100); do grep -q '^send it with: cast send' "$H_RUN/agent4.log" && break; sleep 0.1; done
+cmd=$(sed -n 's/^send it with: cast send \(0x[0-9a-f]*\) \(0x[0-9a-f]*\) .*/\1 \2/p' "$H_RUN/agent4.log" | tail -1)
+[ -n "$cmd" ] || h_die "node 4 printed no relay command"
+h_cast send --private-key "$H_OPERATOR_KEY" $cmd >/dev/null || h_die "the printed registration does not go through"
+h_agent_wait_registered 4 30
+h_log "PASS: without a key or relayer, the printed cast command registers the node"
+
+# An agent whose guest agent names another app than the contract refuses to start.
+if out=$(ip netns exec "$(h_ns 1)" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim1.sock" \
+	"$H_BIN/dstack-p2p" agent --contract 0x00000000000000000000000000000000000000a1 --mode tls \
+	--gateway-domain "$DOMAIN" --rpc "$H_RPC" --control "$H_RUN/wrong.sock" 2>&1); then
+	h_die "an agent of another app started"
+fi
+echo "$out" | grep -q 'not deployed as an app of this cluster' || h_die "no clear reason: $out"
+h_log "PASS: an agent of another app refuses to start and says why"
