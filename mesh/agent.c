@@ -392,6 +392,10 @@ static int agent_step(struct agent *a)
 	}
 	if (changed)
 		log_skipped(a);
+	if (a->keepalive_due_ms && now >= a->keepalive_due_ms) {
+		a->keepalive_due_ms = 0;
+		a->force_reconcile = true;
+	}
 	/* Not registered yet: look at our own record (and maybe register) every turn. */
 	if (!changed && a->registered && !a->force_reconcile)
 		return 0;

@@ -113,6 +113,7 @@ struct agent {
 	bool iface_ready;
 	uint64_t addr_token;                /* token whose 10.0.1.t is on the interface */
 	struct mesh_wg_want *applied;       /* what we last programmed (endpoint roaming policy) */
+	uint64_t keepalive_due_ms;          /* new peers were added without keepalive; add it then */
 	size_t n_applied;
 
 	/* the verified peer list apps see (never includes this node) */
@@ -144,6 +145,9 @@ int agent_wg_open(struct agent *a);
 int agent_wg_set_address(struct agent *a, uint64_t token);
 /* Program the device so its peers are exactly a->peers; 0 or negative errno. */
 int agent_wg_reconcile(struct agent *a);
+/* The entry of a dump with this key, or NULL. */
+const struct mesh_wg_have *agent_have_by_key(const struct mesh_wg_have *have, size_t n,
+					     const uint8_t *key);
 /* Per-peer live state for status (handshake, transfer), keyed by WireGuard key. */
 int agent_wg_dump(struct agent *a, struct mesh_wg_have **have, size_t *n);
 void agent_wg_close(struct agent *a);

@@ -29,14 +29,6 @@ int agent_peers_json(const struct agent *a, struct buf *out)
 	return r < 0 ? r : buf_terminate(out);
 }
 
-static const struct mesh_wg_have *have_by_key(const struct mesh_wg_have *have, size_t n, const uint8_t *key)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!memcmp(have[i].key, key, MESH_KEY_LEN))
-			return &have[i];
-	return NULL;
-}
-
 static int status_peer(struct buf *out, const struct mesh_peer *p, const struct mesh_wg_have *h, bool first)
 {
 	char addr[16], key[WG_KEY_B64_LEN];
@@ -94,7 +86,7 @@ int agent_status_json(struct agent *a, struct buf *out)
 			       (unsigned long long)(a->cluster ? cluster_rpc_calls(a->cluster) : 0),
 			       (unsigned long long)a->generation);
 	for (size_t i = 0; i < a->n_peers && r == 0; i++)
-		r = status_peer(out, &a->peers[i], have_by_key(have, nhave, a->peers[i].wg_key), i == 0);
+		r = status_peer(out, &a->peers[i], agent_have_by_key(have, nhave, a->peers[i].wg_key), i == 0);
 	if (r == 0)
 		r = buf_printf(out, "],\"rejected\":[");
 	for (size_t i = 0; i < a->n_rejected && r == 0; i++) {

@@ -147,6 +147,15 @@ int agent_wg_set_address(struct agent *a, uint64_t token)
 	return 0;
 }
 
+const struct mesh_wg_have *agent_have_by_key(const struct mesh_wg_have *have, size_t n,
+					     const uint8_t *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(have[i].key, key, MESH_KEY_LEN))
+			return &have[i];
+	return NULL;
+}
+
 static const struct mesh_peer *peer_by_key(const struct agent *a, const uint8_t *key)
 {
 	for (size_t i = 0; i < a->n_peers; i++)
@@ -164,10 +173,11 @@ static void log_change(const struct agent *a, const struct mesh_change *c)
 	if (c->op == MESH_PEER_REMOVE)
 		log_info("peer %s: removed", key);
 	else
-		log_info("peer 10.0.1.%u (%s): %s%s%s%s", p ? p->token : 0, key,
+		log_info("peer 10.0.1.%u (%s): %s%s%s%s%s", p ? p->token : 0, key,
 			 c->op == MESH_PEER_ADD ? "added" : "updated",
 			 c->set_endpoint && p ? ", endpoint " : "", c->set_endpoint && p ? p->endpoint : "",
-			 c->op == MESH_PEER_UPDATE && c->set_allowed_ip ? ", allowed IPs" : "");
+			 c->op == MESH_PEER_UPDATE && c->set_allowed_ip ? ", allowed IPs" : "",
+			 c->op == MESH_PEER_UPDATE && c->set_keepalive ? ", keepalive" : "");
 }
 
 int agent_wg_reconcile(struct agent *a)
@@ -178,6 +188,7 @@ int agent_wg_reconcile(struct agent *a)
 	struct ip_prefix *ips = NULL;
 	struct wg_peer *set = NULL;
 	size_t nhave = 0;
+	bool staged = false;
 	int n, r;
 
 	if (!a->wg)
@@ -200,6 +211,19 @@ int agent_wg_reconcile(struct agent *a)
 			want[i].endpoint.ss_family = AF_UNSPEC;
 		want[i].allowed_ip = mesh_overlay_addr(a->peers[i].token);
 		want[i].keepalive = a->cfg->keepalive;
+		/*
+		 * A peer added with a keepalive is sent a handshake at once. When both sides of
+		 * a pair add each other in the same instant (they follow the same block), both
+		 * initiate, each one's state is overwritten by the other's initiation, both
+		 * responses are dropped and the pair retries in step every REKEY_TIMEOUT (5 s).
+		 * So only the lower token initiates at once; the higher one gets its keepalive
+		 * a poll later, over the session by then, or as a handshake the other accepts.
+		 */
+		if (want[i].keepalive && a->token > a->peers[i].token &&
+		    !agent_have_by_key(have, nhave, want[i].key)) {
+			want[i].keepalive = 0;
+			staged = true;
+		}
 	}
 	n = mesh_diff_peers(want, a->n_peers, have, nhave, a->applied, a->n_applied, changes);
 	if (n < 0) {
@@ -254,6 +278,8 @@ int agent_wg_reconcile(struct agent *a)
 	a->applied = want;
 	a->n_applied = a->n_peers;
 	want = NULL;
+	if (staged)
+		a->keepalive_due_ms = now_ms() + a->cfg->poll_ms;
 	r = 0;
 out:
 	free(want);
