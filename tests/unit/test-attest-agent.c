@@ -147,6 +147,26 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 	cr_assert_eq(memcmp(q.quote + 568, report, sizeof(report)), 0);
 	attest_quote_free(&q);
 
+	/* 64 bytes with a 0x prefix are 64 bytes; one more is refused, and the reply says so. */
+	{
+		struct http_target t = { .unix_socket = s.socket };
+		struct http_reply reply;
+		char body[256];
+
+		snprintf(body, sizeof(body), "{\"report_data\":\"0x%0128d\"}", 0);
+		cr_assert_eq(http_post(&t, "/GetQuote", NULL, body, strlen(body), &reply), 0);
+		cr_assert_eq(reply.status, 200, "%s", (const char *)reply.body.data);
+		http_reply_free(&reply);
+		snprintf(body, sizeof(body), "{\"report_data\":\"0x%0130d\"}", 0);
+		cr_assert_eq(http_post(&t, "/GetQuote", NULL, body, strlen(body), &reply), 0);
+		cr_assert_eq(reply.status, 400);
+		cr_assert_not_null(strstr((const char *)reply.body.data, "longer than 64 bytes"));
+		http_reply_free(&reply);
+	}
+	uint8_t too_long[ATTEST_REPORT_DATA_MAX + 1] = { 0 };
+	cr_assert_eq(attest_get_quote(c, too_long, sizeof(too_long), &q), -EMSGSIZE);
+	cr_assert_not_null(strstr(attest_client_error(c), "at most 64"), "%s", attest_client_error(c));
+
 	attest_client_free(c);
 	secret_free(key, 32);
 	sim_stop(&s);
