@@ -29,6 +29,7 @@ struct rpc_endpoint {
 	enum rpc_transport transport;
 	char *label;  /* for messages: the URL without its path, which often holds an API key */
 	char *target; /* URL (RPC_HTTP) or socket path */
+	bool no_batches; /* it answered a batch with one error object: send it calls one by one */
 };
 
 struct eth_rpc {
@@ -42,7 +43,6 @@ struct eth_rpc {
 	uint64_t max_log_range;
 	uint64_t next_id;
 	uint64_t round_trips;
-	bool no_batches;         /* the endpoint refused a batch: send calls one by one */
 	char last_error[512];
 };
 
@@ -442,7 +442,7 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 
 	if (n == 0)
 		return 0;
-	if (n > 1 && rpc->no_batches)
+	if (n > 1 && rpc->ep[rpc->current].no_batches)
 		return calls_one_by_one(rpc, calls, n);
 	rpc->next_id += n;
 	rpc->last_error[0] = '\0';
@@ -469,7 +469,8 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 				r = eth_rpc_parse_reply((const char *)reply.data, reply.len, first_id,
 							calls, n);
 				if (r == 0 && batch_refused(&reply, n)) {
-					rpc->no_batches = true;
+					rpc->ep[idx].no_batches = true;
+					rpc->current = idx;
 					r = calls_one_by_one(rpc, calls, n);
 					goto out;
 				}

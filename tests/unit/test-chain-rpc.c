@@ -379,6 +379,46 @@ Test(rpc, provider_without_batches)
 	server_stop(&s);
 }
 
+/* A provider that takes batches and single calls alike. */
+static void answer_batches_and_singles(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	size_t i = strspn(req, " \t\r\n");
+
+	if (i < n && req[i] == '[')
+		answer_reversed(req, n, a, ctx);
+	else
+		answer_no_batches(req, n, a, ctx);
+}
+
+/* Refusing batches is one endpoint's trait: the endpoint failed over to gets batches. */
+Test(rpc, batches_refused_by_one_endpoint_only)
+{
+	struct eth_rpc_call c[3] = { { .method = "a" }, { .method = "b" }, { .method = "c" } };
+	struct fake_server a, b;
+	struct eth_rpc *rpc;
+	char urls[400];
+
+	server_start(&a, FAKE_HTTP, answer_no_batches, NULL);
+	server_start(&b, FAKE_HTTP, answer_batches_and_singles, NULL);
+	snprintf(urls, sizeof(urls), "%s,%s", a.url, b.url);
+	rpc = client(urls, 2000, -1);
+	for (int round = 0; round < 3; round++) {
+		if (round == 1)
+			server_stop(&a);  /* from now on b answers */
+		cr_assert_eq(eth_rpc_batch(rpc, c, 3), 0, "round %d: %s", round, eth_rpc_last_error(rpc));
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(c[i].error, 0, "round %d call %d: %d", round, i, c[i].error);
+			eth_rpc_call_clear(&c[i]);
+		}
+	}
+	/* a: the refused batch and 3 single calls. b: round 1 one by one (a failed mid-way
+	 * through the single calls), round 2 one batch. */
+	cr_assert_eq(a.requests, 4);
+	cr_assert_eq(b.requests, 4, "got %d", (int)b.requests);
+	eth_rpc_free(rpc);
+	server_stop(&b);
+}
+
 Test(rpc, http_429_storm_is_bounded, .timeout = 20)
 {
 	int status = 429;
