@@ -8,7 +8,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs run /run
-mount -t tmpfs tmp /tmp
+# No tmpfs on /tmp: the initramfs root is already in memory, and host binaries copied
+# in at their own paths (a checkout under /tmp, EXTRA_BINS) must stay visible.
 mkdir -p /run/wireguard
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 O=${O:-build}
 case $O in /*) ;; *) O=$PWD/$O ;; esac
-make -s "$O/bench/netlink-wgtool" >&2
+make -s O="$O" "$O/bench/netlink-wgtool" >&2
 WGTOOL=$O/bench/netlink-wgtool
 IP=ip
 . netns-harness/vm/lib-netlink.sh
