@@ -38,10 +38,11 @@ h_init() {
 		ip netns list | grep -q "^${H_PREFIX}hub\b" || break
 	done
 	H_RUN=$(mktemp -d "/tmp/dstack-p2p-$H_PREFIX.XXXXXX")
+	export H_RUN H_PREFIX  # marks our processes (h_ours)
 	H_T0=$(date +%s%N)
 	H_NODES=()
 	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=() H_PUB=()
-	H_OTHER_PIDS=()
+	H_OTHER_PIDS=() H_AGENT_PIDS=()
 	trap h_cleanup EXIT
 	trap 'exit 130' INT TERM
 	for tool in "$H_CAST" "$H_ANVIL" "$H_BIN/dstack-p2p" "$H_BIN/dstack-sim"; do
@@ -57,8 +58,14 @@ h_in() { local i=$1; shift; ip netns exec "$(h_ns "$i")" "$@"; }
 # process itself (ip and env exec), so a signal reaches the daemon and not a subshell.
 h_cast() { "$H_CAST" "$1" --rpc-url "$H_RUN/anvil.ipc" "${@:2}"; }
 
-h_kill() { # pid...: TERM, then KILL after a bounded wait
-	local p t
+# Ours: every process the harness starts inherits H_RUN in its environment. A PID that
+# died long ago may have been reused by someone else's process: that one is left alone.
+h_ours() { grep -qaF "H_RUN=$H_RUN" "/proc/$1/environ" 2>/dev/null; }
+
+h_kill() { # pid...: TERM, then KILL after a bounded wait; only our own processes
+	local p t mine=()
+	for p in "$@"; do h_ours "$p" && mine+=("$p"); done
+	set -- "${mine[@]}"
 	for p in "$@"; do kill "$p" 2>/dev/null || true; done
 	for p in "$@"; do
 		for t in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.02; done
@@ -69,8 +76,10 @@ h_kill() { # pid...: TERM, then KILL after a bounded wait
 h_cleanup() {
 	local rc=$? i
 	trap - EXIT INT TERM
+	# Every agent ever started (a restart replaces H_PID_AGENT[i]), then the rest.
+	h_kill "${H_AGENT_PIDS[@]}"
 	for i in "${H_NODES[@]}"; do
-		h_kill ${H_PID_AGENT[$i]:-} ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
+		h_kill ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
 		ip netns del "$(h_ns "$i")" 2>/dev/null || true
 		rm -f "/var/run/wireguard/$(h_if "$i").sock"
 	done
@@ -136,6 +145,7 @@ h_deploy() {
 h_node_add() {
 	local i=$1 ns t
 	ns=$(h_ns "$i")
+	H_NODES+=("$i")  # first: a node half set up when we are interrupted is cleaned up too
 	ip netns add "$ns"
 	ip link add "${H_PREFIX}v$i" netns "${H_PREFIX}hub" type veth peer name eth0 netns "$ns"
 	ip -n "${H_PREFIX}hub" link set "${H_PREFIX}v$i" master br0 up
@@ -161,7 +171,6 @@ h_node_add() {
 		sleep 0.02
 	done
 	[ -S "$H_RUN/sim$i.sock" ] || h_die "node $i: simulator did not start ($H_RUN/sim$i.log)"
-	H_NODES+=("$i")
 }
 
 # h_mint_bind i: the operator mints the next token and binds node i's instance to it.
@@ -191,6 +200,7 @@ h_agent_start() {
 		DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" \
 		"$H_BIN/dstack-p2p" agent "$@" >>"$H_RUN/agent$i.log" 2>&1 &
 	H_PID_AGENT[$i]=$!
+	H_AGENT_PIDS+=($!)
 }
 
 h_agent_wait_registered() { # i [timeout s]
