@@ -85,10 +85,9 @@ static int parse_peers_doc(const char *text, size_t len, struct peers_doc *d)
 			goto out;
 		}
 	}
-	for (int k = 0; k < j.tok[arr].size; k++) {
-		int e = json_array_at(&j, arr, k);
-
-		if (e < 0 || json_strdup(&j, e, &d->peers[k]) < 0)
+	/* One pass over the elements: json_array_at per element would be quadratic. */
+	for (int k = 0, e = arr + 1; k < j.tok[arr].size; k++, e = json_skip(&j, e)) {
+		if (e >= j.ntok || json_strdup(&j, e, &d->peers[k]) < 0)
 			goto out;
 		d->n++;
 	}

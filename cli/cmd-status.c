@@ -82,6 +82,11 @@ static void print_status(const struct json *j)
 	char a[128], b[128], c[128], d[300];
 	int peers = json_get(j, 0, "peers"), rejected = json_get(j, 0, "rejected");
 
+	if (peers >= 0 && j->tok[peers].type != JSON_ARRAY)
+		peers = -1;
+	if (rejected >= 0 && j->tok[rejected].type != JSON_ARRAY)
+		rejected = -1;
+
 	printf("instance    0x%s\n", str(j, 0, "instance_id", a, sizeof(a)));
 	printf("cluster     %s (chain %lld), %s mode\n", str(j, 0, "contract", a, sizeof(a)),
 	       num(j, 0, "chain_id"), str(j, 0, "mode", b, sizeof(b)));
@@ -96,8 +101,9 @@ static void print_status(const struct json *j)
 	       num(j, 0, "rpc_calls"));
 	printf("\n%-6s %-12s %-28s %-12s %-22s %s\n", "TOKEN", "ADDRESS", "ENDPOINT", "HANDSHAKE",
 	       "TRANSFER rx/tx", "VERIFIED");
-	for (int k = 0; peers >= 0 && k < j->tok[peers].size; k++) {
-		int p = json_array_at(j, peers, k);
+	/* Walk each array in one pass: json_array_at per element would be quadratic. */
+	for (int k = 0, p = peers + 1; peers >= 0 && k < j->tok[peers].size && p < j->ntok;
+	     k++, p = json_skip(j, p)) {
 		char rx[32], tx[32], hs[32], xfer[80];
 
 		human_bytes(rx, sizeof(rx), (unsigned long long)num(j, p, "rx_bytes"));
@@ -108,9 +114,8 @@ static void print_status(const struct json *j)
 		       str(j, p, "address", a, sizeof(a)), str(j, p, "endpoint", d, sizeof(d)), hs, xfer,
 		       str(j, p, "verification", b, sizeof(b)));
 	}
-	for (int k = 0; rejected >= 0 && k < j->tok[rejected].size; k++) {
-		int p = json_array_at(j, rejected, k);
-
+	for (int k = 0, p = rejected + 1; rejected >= 0 && k < j->tok[rejected].size && p < j->ntok;
+	     k++, p = json_skip(j, p)) {
 		printf("%-6lld %-12s %-28s %-12s %-22s REJECTED: %s\n", num(j, p, "token"), "-", "-", "-", "-",
 		       str(j, p, "verification", d, sizeof(d)));
 	}
