@@ -196,32 +196,24 @@ static char *trim(char *s)
 	return s;
 }
 
-int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 {
 	char text[2048];
-	FILE *f;
-	int r = 0;
+	int r;
 
 	*line = 0;
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
 	while (fgets(text, sizeof(text), f)) {
 		char *name, *value, *eq;
 
 		++*line;
-		if (!strchr(text, '\n') && !feof(f)) {
-			r = -EMSGSIZE;
-			goto out;
-		}
+		if (!strchr(text, '\n') && !feof(f))
+			return -EMSGSIZE;
 		name = trim(text);
 		if (!*name || *name == '#')
 			continue;
 		eq = strchr(name, '=');
-		if (!eq) {
-			r = -EINVAL;
-			goto out;
-		}
+		if (!eq)
+			return -EINVAL;
 		*eq = '\0';
 		name = trim(name);
 		value = trim(eq + 1);
@@ -233,11 +225,21 @@ int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
 		}
 		r = mesh_config_set(cfg, name, value);
 		if (r < 0)
-			goto out;
+			return r;
 	}
-	if (ferror(f))
-		r = -EIO;
-out:
+	return ferror(f) ? -EIO : 0;
+}
+
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
+{
+	FILE *f;
+	int r;
+
+	*line = 0;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	r = mesh_config_load_stream(cfg, f, line);
 	fclose(f);
 	return r;
 }

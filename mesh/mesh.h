@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define MESH_MAX_PEERS 254            /* token ids 1..254, the contract's limit */
@@ -65,6 +66,8 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 int mesh_config_load_env(struct mesh_config *cfg, const char **bad);
 /* NAME=VALUE lines, '#' comments. On error *line is the 1-based line number. */
 int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line);
+/* The same from an open stream (the file parser itself; fuzzed). */
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line);
 /* Whole-config checks; why gets a sentence for the user. */
 int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len);
 /* The names mesh_config_set accepts, NULL-terminated (for --help). */

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer: the agent's config file (NAME=VALUE lines), read by mesh_config_load_stream. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mesh/mesh.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mesh_config cfg;
+	char why[512];
+	FILE *f;
+	int line;
+
+	if (size == 0)
+		return 0;  /* fmemopen refuses an empty buffer */
+	f = fmemopen((void *)data, size, "r");
+	if (!f)
+		abort();
+	mesh_config_init(&cfg);
+	if (mesh_config_load_stream(&cfg, f, &line) == 0)
+		mesh_config_validate(&cfg, why, sizeof(why));
+	fclose(f);
+	return 0;
+}
