@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api/dstack-p2p.h"
+#include "api/internal.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
 
@@ -27,16 +28,7 @@ struct dstack_p2p {
 	void *user;
 };
 
-/* The agent's peers document, reduced to what the API returns. */
-struct peers_doc {
-	bool registered;
-	char contract[43];
-	char mode[16];
-	char **peers;
-	size_t n;
-};
-
-static void peers_doc_clear(struct peers_doc *d)
+void peers_doc_clear(struct peers_doc *d)
 {
 	dstack_p2p_free_peers(d->peers, d->n);
 	memset(d, 0, sizeof(*d));
@@ -58,7 +50,7 @@ static void copy_field(const struct json *j, int obj, const char *key, char *out
 	}
 }
 
-static int parse_peers_doc(const char *text, size_t len, struct peers_doc *d)
+int peers_doc_parse(const char *text, size_t len, struct peers_doc *d)
 {
 	struct json j;
 	int arr, r;
@@ -117,7 +109,7 @@ static int query_peers(struct dstack_p2p *p2p, struct peers_doc *d)
 	buf_init(&b, 1 << 20);
 	r = mesh_control_query(p2p->control_path, "peers", &b, 3000);
 	if (r == 0)
-		r = parse_peers_doc((const char *)b.data, b.len, d);
+		r = peers_doc_parse((const char *)b.data, b.len, d);
 	buf_free(&b);
 	if (r == 0) {
 		r = check_agent_matches(p2p, d);
@@ -239,7 +231,7 @@ static void monitor_stream(struct dstack_p2p *p2p, int fd, struct peers_doc *las
 			size_t doc_len = (size_t)((uint8_t *)nl - line.data);
 			struct peers_doc d;
 
-			if (parse_peers_doc((const char *)line.data, doc_len, &d) == 0 &&
+			if (peers_doc_parse((const char *)line.data, doc_len, &d) == 0 &&
 			    check_agent_matches(p2p, &d) == 0) {
 				if (!*have_last || !same_list(d.peers, d.n, last->peers, last->n)) {
 					p2p->fn((const char *const *)d.peers, d.n, p2p->user);
