@@ -16,6 +16,9 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 
+/* What one control client may cost the agent's loop, request and reply together. */
+#define CONTROL_CLIENT_MS 1000
+
 static int unix_address(const char *path, struct sockaddr_un *sun)
 {
 	memset(sun, 0, sizeof(*sun));
@@ -99,13 +102,20 @@ void control_close(struct control_server *s)
 	s->fd = -1;
 }
 
-/* Whole buffer or an error; the socket has a send timeout, so this is bounded. */
-static int send_all(int fd, const void *data, size_t len)
+/*
+ * Whole buffer or an error. The socket's send timeout bounds each send, the deadline
+ * the whole: a client that reads a byte now and then must not hold the agent's loop.
+ */
+static int send_all(int fd, const void *data, size_t len, uint64_t deadline)
 {
 	const char *p = data;
 
 	while (len) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t w;
+
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		w = send(fd, p, len, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -122,6 +132,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 	/* Bounded: a burst of clients is served over several loop turns. */
 	for (int n = 0; n < 8; n++) {
 		struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+		uint64_t deadline;
 		char req[64];
 		struct buf out;
 		ssize_t got;
@@ -131,10 +142,12 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		/* A client that connects and says nothing costs us at most 200 ms. */
+		/* A client that says nothing, or drips its request or reads its reply slowly,
+		 * costs us at most about a second. */
+		deadline = now_ms() + CONTROL_CLIENT_MS;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		while (len < sizeof(req) - 1) {
+		while (len < sizeof(req) - 1 && now_ms() < deadline) {
 			got = recv(fd, req + len, sizeof(req) - 1 - len, 0);
 			if (got <= 0)
 				break;
@@ -152,17 +165,17 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 			for (i = 0; i < ARRAY_SIZE(s->watchers) && s->watchers[i] >= 0; i++)
 				;
 			if (i < ARRAY_SIZE(s->watchers) && reply(ctx, "peers", &out) == 0 &&
-			    buf_append(&out, "\n", 1) == 0 && send_all(fd, out.data, out.len) == 0) {
+			    buf_append(&out, "\n", 1) == 0 && send_all(fd, out.data, out.len, deadline) == 0) {
 				s->watchers[i] = fd;
 				fd = -1;
 			}
 		} else if (reply(ctx, req, &out) == 0) {
 			if (buf_append(&out, "\n", 1) == 0)
-				send_all(fd, out.data, out.len);
+				send_all(fd, out.data, out.len, deadline);
 		} else {
 			static const char unknown[] = "{\"error\":\"unknown request\"}\n";
 
-			send_all(fd, unknown, sizeof(unknown) - 1);
+			send_all(fd, unknown, sizeof(unknown) - 1, deadline);
 		}
 		buf_free(&out);
 		if (fd >= 0)
@@ -175,12 +188,13 @@ void control_broadcast(struct control_server *s, const char *line)
 	size_t len = strlen(line);
 
 	for (size_t i = 0; i < ARRAY_SIZE(s->watchers); i++) {
+		uint64_t deadline = now_ms() + CONTROL_CLIENT_MS;
 		int fd = s->watchers[i];
 
 		if (fd < 0)
 			continue;
 		/* A watcher that stopped reading (or left) is dropped; it can reconnect. */
-		if (send_all(fd, line, len) < 0 || send_all(fd, "\n", 1) < 0) {
+		if (send_all(fd, line, len, deadline) < 0 || send_all(fd, "\n", 1, deadline) < 0) {
 			close(fd);
 			s->watchers[i] = -1;
 		}
@@ -231,9 +245,9 @@ int mesh_control_query(const char *path, const char *request, struct buf *out, i
 	fd = control_connect(path, timeout_ms > 0 ? timeout_ms : 5000);
 	if (fd < 0)
 		return fd;
-	r = send_all(fd, request, strlen(request));
+	r = send_all(fd, request, strlen(request), deadline);
 	if (r == 0)
-		r = send_all(fd, "\n", 1);
+		r = send_all(fd, "\n", 1, deadline);
 	while (r == 0) {
 		ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
 
@@ -260,7 +274,7 @@ int mesh_control_watch(const char *path)
 
 	if (fd < 0)
 		return fd;
-	r = send_all(fd, "watch\n", 6);
+	r = send_all(fd, "watch\n", 6, now_ms() + 5000);
 	if (r < 0) {
 		close(fd);
 		return r;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +101,46 @@ Test(mesh_control, query_and_unknown_request)
 	buf_free(&b);
 	cr_assert_eq(control_listen(&(struct control_server){ 0 }, socket_path), -EADDRINUSE,
 		     "a second agent must not steal a live socket");
+}
+
+/* A client that sends its request a byte at a time, until the server hangs up. */
+static void *drip_request(void *arg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)arg;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", socket_path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		return NULL;
+	for (int i = 0; i < 60; i++) {
+		struct timespec ts = { .tv_nsec = 150 * 1000000L };
+
+		if (send(fd, "a", 1, MSG_NOSIGNAL) < 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	return NULL;
+}
+
+Test(mesh_control, a_dripping_client_cannot_hold_the_server)
+{
+	struct timespec ts = { .tv_nsec = 100 * 1000000L };
+	pthread_t dripper;
+	uint64_t start;
+	struct buf b;
+
+	cr_assert_eq(pthread_create(&dripper, NULL, drip_request, NULL), 0);
+	nanosleep(&ts, NULL);
+	buf_init(&b, 4096);
+	start = now_ms();
+	cr_assert_eq(mesh_control_query(socket_path, "peers", &b, 5000), 0);
+	/* 60 bytes at 150 ms would hold it 9 s; a client gets about a second. */
+	cr_assert_lt(now_ms() - start, 2500, "the next client waited %llu ms",
+		     (unsigned long long)(now_ms() - start));
+	buf_free(&b);
+	pthread_join(dripper, NULL);
 }
 
 Test(mesh_control, api_get_peers_and_register)
