@@ -10,6 +10,7 @@
 #ifndef DSTACK_P2P_CHAIN_H
 #define DSTACK_P2P_CHAIN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,6 +152,8 @@ struct eth_rpc_config {
 	long backoff_ms;           /* first backoff; 0: 200 ms; doubling up to 5 s */
 	size_t max_reply;          /* bytes; 0: 32 MiB */
 	uint64_t max_log_range;    /* blocks per eth_getLogs request; 0: 10000 */
+	/* Non-NULL: calls give up (-ECANCELED, no retries) soon after it turns non-zero. */
+	const volatile sig_atomic_t *abort_flag;
 };
 
 struct eth_rpc;

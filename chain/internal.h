@@ -6,9 +6,13 @@
 #include "chain/chain.h"
 #include "common/common.h"
 
-/* One request/reply over a raw unix stream socket (geth/anvil IPC). err gets the why. */
+/*
+ * One request/reply over a raw unix stream socket (geth/anvil IPC). err gets the why.
+ * abort_flag (may be NULL) as in struct http_target: -ECANCELED once it is set.
+ */
 int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long timeout_ms,
-		     struct buf *reply, char *err, size_t errlen);
+		     const volatile sig_atomic_t *abort_flag, struct buf *reply, char *err,
+		     size_t errlen);
 
 /* Record a human-readable error on the client for eth_rpc_last_error. */
 void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -62,21 +62,33 @@ static int remaining_ms(uint64_t deadline)
 	return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline)
+/*
+ * Until fd is ready, the deadline passes or the abort flag is set. A signal handled on
+ * another thread does not interrupt our poll, so the flag is also looked at every 200 ms.
+ */
+static int wait_fd(int fd, short events, uint64_t deadline, const volatile sig_atomic_t *abort_flag)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	int r;
 
-	do {
-		r = poll(&p, 1, remaining_ms(deadline));
-	} while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	return r == 0 ? -ETIMEDOUT : 0;
+	for (;;) {
+		int ms = remaining_ms(deadline);
+
+		if (abort_flag && *abort_flag)
+			return -ECANCELED;
+		if (ms == 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, abort_flag && ms > 200 ? 200 : ms);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
 }
 
 int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long timeout_ms,
-		     struct buf *reply, char *err, size_t errlen)
+		     const volatile sig_atomic_t *abort_flag, struct buf *reply, char *err,
+		     size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_end_scanner scan = { 0 };
@@ -100,7 +112,7 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 	while (sent < req_len) {
 		ssize_t n;
 
-		r = wait_fd(fd, POLLOUT, deadline);
+		r = wait_fd(fd, POLLOUT, deadline, abort_flag);
 		if (r < 0)
 			goto io_error;
 		n = send(fd, req + sent, req_len - sent, MSG_NOSIGNAL);
@@ -117,7 +129,7 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 		ssize_t n;
 		size_t end;
 
-		r = wait_fd(fd, POLLIN, deadline);
+		r = wait_fd(fd, POLLIN, deadline, abort_flag);
 		if (r < 0)
 			goto io_error;
 		n = recv(fd, chunk, sizeof(chunk), 0);
@@ -144,7 +156,7 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 		}
 	}
 io_error:
-	snprintf(err, errlen, "%s", r == -ETIMEDOUT ? "timed out" : strerror(-r));
+	snprintf(err, errlen, "%s", r == -ETIMEDOUT ? "timed out" : r == -ECANCELED ? "cancelled" : strerror(-r));
 out:
 	close(fd);
 	return r;

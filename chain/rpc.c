@@ -41,6 +41,7 @@ struct eth_rpc {
 	long backoff_ms;
 	size_t max_reply;
 	uint64_t max_log_range;
+	const volatile sig_atomic_t *abort_flag;
 	uint64_t next_id;
 	uint64_t round_trips;
 	char last_error[512];
@@ -145,6 +146,7 @@ int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out)
 		rpc->backoff_ms = RPC_MAX_BACKOFF_MS;
 	rpc->max_reply = cfg->max_reply ? cfg->max_reply : RPC_DEFAULT_MAX_REPLY;
 	rpc->max_log_range = cfg->max_log_range ? cfg->max_log_range : RPC_DEFAULT_LOG_RANGE;
+	rpc->abort_flag = cfg->abort_flag;
 	rpc->next_id = 1;
 	for (p = cfg->urls; *p;) {
 		size_t n = strcspn(p, ",");
@@ -367,13 +369,14 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 	buf_reset(reply);
 	if (ep->transport == RPC_IPC) {
 		r = rpc_ipc_exchange(ep->target, (const char *)req->data, req->len, rpc->timeout_ms,
-				     reply, err, sizeof(err));
+				     rpc->abort_flag, reply, err, sizeof(err));
 	} else {
 		struct http_target t = {
 			.base_url = ep->transport == RPC_HTTP ? ep->target : NULL,
 			.unix_socket = ep->transport == RPC_HTTP_UNIX ? ep->target : NULL,
 			.timeout_ms = rpc->timeout_ms,
 			.max_reply = rpc->max_reply,
+			.abort_flag = rpc->abort_flag,
 		};
 		struct http_reply hr;
 
@@ -490,6 +493,8 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 				r = -EPROTO;
 				break;
 			}
+			if (r == -ECANCELED)
+				goto out;  /* the caller is stopping: no retries, no other endpoint */
 			if (outcome == ATTEMPT_NEXT_ENDPOINT)
 				break;
 		}

@@ -7,6 +7,7 @@
 #ifndef DSTACK_P2P_COMMON_H
 #define DSTACK_P2P_COMMON_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -143,6 +144,9 @@ struct http_target {
 	long timeout_ms;          /* whole request; 0 = 10 s */
 	long connect_timeout_ms;  /* 0 = 3 s */
 	size_t max_reply;         /* 0 = 16 MiB */
+	/* Non-NULL: the request gives up (-ECANCELED) soon after *abort_flag turns non-zero,
+	 * e.g. set by a SIGTERM handler; NULL: only the timeouts end it. */
+	const volatile sig_atomic_t *abort_flag;
 };
 
 struct http_reply {

@@ -73,11 +73,23 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 	return buf_append(b, data, n) < 0 ? 0 : n;
 }
 
+/* curl calls this at least once a second while it waits: nonzero aborts the request. */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const volatile sig_atomic_t *abort_flag = userdata;
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return *abort_flag != 0;
+}
+
 static int curl_to_errno(CURLcode c)
 {
 	switch (c) {
 	case CURLE_OK:
 		return 0;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
 	case CURLE_COULDNT_CONNECT:
@@ -128,6 +140,10 @@ static int http_request(const struct http_target *t, const char *path, const cha
 	}
 	if (r < 0 || (size_t)r >= sizeof(url))
 		return -ENAMETOOLONG;
+	if (t->abort_flag && *t->abort_flag) {
+		snprintf(reply->error, sizeof(reply->error), "cancelled");
+		return -ECANCELED;
+	}
 
 	curl = curl_easy_init();
 	if (!curl)
@@ -145,6 +161,11 @@ static int http_request(const struct http_target *t, const char *path, const cha
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply->body);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, reply->error);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "dstack-p2p");
+	if (t->abort_flag) {
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)t->abort_flag);
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (post) {
 		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
 			 content_type ? content_type : "application/json");

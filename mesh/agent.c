@@ -23,6 +23,14 @@
 #define BACKOFF_MAX_MS 30000
 #define TX_RETRY_MS 15000  /* a registration not seen on chain by then is sent again */
 
+/*
+ * SIGTERM/SIGINT: set by a handler rather than read from the signalfd, so an RPC that
+ * hangs gives up at once (the flag is its abort hook) instead of after its timeout.
+ * The pipe wakes the main loop's poll; the other signals go through the signalfd.
+ */
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe[2] = { -1, -1 };
+
 /* ---- registration ----------------------------------------------------------------------- */
 
 /* The funded key that pays for our registration: hex in a file, into locked memory. */
@@ -468,7 +476,7 @@ static int agent_start(struct agent *a)
 	}
 	log_info("our endpoint: %s", a->endpoint);
 
-	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->contract);
+	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->contract, &stop_signal);
 	if (r < 0) {
 		log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
 		return r;
@@ -495,14 +503,31 @@ static void agent_stop(struct agent *a)
 	free(a->applied);
 }
 
+static void on_stop_signal(int signo)
+{
+	int saved = errno;
+
+	stop_signal = signo;
+	if (write(stop_pipe[1], "", 1) < 0) {
+		/* Full pipe: a wake-up is already pending. */
+	}
+	errno = saved;
+}
+
+/* The signalfd for SIGHUP and SIGCHLD; SIGTERM and SIGINT set stop_signal. */
 static int signals_open(void)
 {
+	/* SA_RESTART: file and netlink I/O carry on; poll (ours, curl's, the IPC's) wakes. */
+	struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART };
 	sigset_t set;
 	int fd;
 
+	if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
 	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
@@ -512,18 +537,31 @@ static int signals_open(void)
 	return fd < 0 ? -errno : fd;
 }
 
+static void signals_close(int sfd)
+{
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	if (sfd >= 0)
+		close(sfd);
+	for (int i = 0; i < 2; i++) {
+		if (stop_pipe[i] >= 0)
+			close(stop_pipe[i]);
+		stop_pipe[i] = -1;
+	}
+}
+
 /* 1 to keep running, 0 to stop. */
 static int handle_signal(struct agent *a, int sfd)
 {
 	struct signalfd_siginfo si;
 
+	if (stop_signal) {
+		log_info("stopping on signal %d%s", (int)stop_signal,
+			 a->cfg->remove_on_exit ? "" : "; the interface and its peers stay up");
+		return 0;
+	}
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
-		case SIGTERM:
-		case SIGINT:
-			log_info("stopping on signal %u%s", si.ssi_signo,
-				 a->cfg->remove_on_exit ? "" : "; the interface and its peers stay up");
-			return 0;
 		case SIGHUP:
 			a->next_full_read_ms = 0;
 			a->force_reconcile = true;
@@ -553,15 +591,16 @@ int mesh_agent_run(const struct mesh_config *cfg)
 		goto out;
 	}
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = a.control.fd, .events = POLLIN } };
+		struct pollfd pfd[3] = { { .fd = sfd, .events = POLLIN }, { .fd = a.control.fd, .events = POLLIN },
+					 { .fd = stop_pipe[0], .events = POLLIN } };
 		uint64_t now = now_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
 
-		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
+		if (poll(pfd, 3, stop_signal ? 0 : timeout) < 0 && errno != EINTR) {
 			r = -errno;
 			break;
 		}
-		if ((pfd[0].revents & POLLIN) && !handle_signal(&a, sfd)) {
+		if (!handle_signal(&a, sfd)) {
 			r = 0;
 			break;
 		}
@@ -571,6 +610,8 @@ int mesh_agent_run(const struct mesh_config *cfg)
 			continue;
 
 		r = agent_step(&a);
+		if (stop_signal)
+			continue;  /* an RPC cut short by SIGTERM: stop, it says nothing about the chain */
 		if (r < 0 && r != -ENOMEM && a.cluster) {
 			/* Keep every tunnel as it is; only the view of the chain is stale. */
 			a.backoff_ms = a.backoff_ms ? a.backoff_ms * 2 : cfg->poll_ms;
@@ -589,8 +630,7 @@ int mesh_agent_run(const struct mesh_config *cfg)
 		next_tick = now_ms() + (a.backoff_ms ? a.backoff_ms : cfg->poll_ms);
 	}
 out:
-	if (sfd >= 0)
-		close(sfd);
+	signals_close(sfd);
 	agent_stop(&a);
 	return r;
 }

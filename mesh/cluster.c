@@ -25,10 +25,12 @@ static int fail(struct cluster *c, int r, const char *what)
 	return r;
 }
 
-int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20])
+int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20],
+		 const volatile sig_atomic_t *abort_flag)
 {
 	/* Short timeouts: a hung RPC must not stall the loop (the control socket, signals). */
-	struct eth_rpc_config cfg = { .urls = rpc_urls, .timeout_ms = 3000, .retries = 1 };
+	struct eth_rpc_config cfg = { .urls = rpc_urls, .timeout_ms = 3000, .retries = 1,
+				      .abort_flag = abort_flag };
 	struct cluster *c = calloc(1, sizeof(*c));
 	int r;
 

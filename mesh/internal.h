@@ -4,6 +4,7 @@
 #define DSTACK_P2P_MESH_INTERNAL_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +34,9 @@ struct cluster;
 struct registry_peer;
 
 /* A view of contract over the RPC URLs (comma-separated failover list). */
-int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20]);
+/* abort_flag (may be NULL): RPC calls give up once it is set (the agent is stopping). */
+int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20],
+		 const volatile sig_atomic_t *abort_flag);
 void cluster_close(struct cluster *c);
 /* One line about the last failure ("eth_call getPeers() at http://...: timed out"). */
 const char *cluster_error(const struct cluster *c);

@@ -34,7 +34,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
 	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0)
 		hex_encode(a.instance_hex, a.id.instance_id, 20);
-	r = cluster_open(&a.cluster, cfg->rpc_urls, a.contract);
+	r = cluster_open(&a.cluster, cfg->rpc_urls, a.contract, NULL);
 	if (r == 0)
 		r = cluster_chain_id(a.cluster, &a.chain_id);
 	if (r == 0)

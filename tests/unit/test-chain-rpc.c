@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -480,6 +481,50 @@ static void rpc_that_hangs(enum fake_transport t)
 
 Test(rpc, http_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(FAKE_HTTP); }
 Test(rpc, ipc_rpc_that_hangs_times_out, .timeout = 20) { rpc_that_hangs(FAKE_IPC); }
+
+static volatile sig_atomic_t abort_flag;
+
+static void *set_abort_flag_later(void *arg)
+{
+	struct timespec ts = { .tv_nsec = 200 * 1000000L };
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	abort_flag = 1;
+	return NULL;
+}
+
+/* A hung RPC with a 10 s timeout and retries gives up soon after the abort flag is set. */
+static void rpc_that_hangs_is_cancelled(enum fake_transport t)
+{
+	struct fake_server s;
+	struct eth_rpc_config cfg = { .timeout_ms = 10000, .retries = 3, .backoff_ms = 10,
+				      .abort_flag = &abort_flag };
+	struct eth_rpc *rpc;
+	pthread_t setter;
+	uint64_t t0, id;
+	int r;
+
+	server_start(&s, t, answer_hang, NULL);
+	cfg.urls = s.url;
+	cr_assert_eq(eth_rpc_new(&cfg, &rpc), 0);
+	abort_flag = 0;
+	cr_assert_eq(pthread_create(&setter, NULL, set_abort_flag_later, NULL), 0);
+	t0 = now_ms();
+	r = eth_chain_id(rpc, &id);
+	cr_assert_eq(r, -ECANCELED, "got %d (%s)", r, eth_rpc_last_error(rpc));
+	cr_assert_lt(now_ms() - t0, 2000, "took %llu ms", (unsigned long long)(now_ms() - t0));
+	pthread_join(setter, NULL);
+	/* Already set: no request at all. */
+	t0 = now_ms();
+	cr_assert_eq(eth_chain_id(rpc, &id), -ECANCELED);
+	cr_assert_lt(now_ms() - t0, 500);
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+Test(rpc, http_rpc_that_hangs_is_cancelled, .timeout = 20) { rpc_that_hangs_is_cancelled(FAKE_HTTP); }
+Test(rpc, ipc_rpc_that_hangs_is_cancelled, .timeout = 20) { rpc_that_hangs_is_cancelled(FAKE_IPC); }
 
 Test(rpc, http_over_unix_socket_round_trip)
 {
