@@ -99,12 +99,16 @@ int mesh_run_on_change(const char *command, const char *peer_lines)
 	if (pid == 0) {
 		/* A space-separated copy too, for commands that prefer an argument. */
 		char *flat = strdup(peer_lines);
+		sigset_t none;
 
 		for (char *c = flat; c && *c; c++)
 			if (*c == '\n')
 				*c = ' ';
 		if (flat)
 			setenv("DSTACK_P2P_PEERS", flat, 1);
+		/* The command gets the signals the agent blocks for its signalfd. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(pipefd[0], STDIN_FILENO);
 		signal(SIGPIPE, SIG_DFL);
 		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
