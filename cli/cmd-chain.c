@@ -40,7 +40,7 @@ static void usage(FILE *f)
 		"Talk to the chain and the cluster registry as the agent does.\n\n"
 		"Commands:\n"
 		"  id                          the chain id the RPC serves\n"
-		"  block [TAG]                 number, hash and parent hash (default latest)\n"
+		"  block [TAG]                 number, hash, parent hash, time, base fee (default latest)\n"
 		"  peers [--json] [--block T]  every live peer record (getPeers())\n"
 		"  instance ADDR               token, stored nonce and registration of an instance\n"
 		"  kms-root                    the KMS root address the contract trusts\n"
@@ -59,7 +59,7 @@ static void usage(FILE *f)
 		"  --max-log-range N   blocks per eth_getLogs request (default 10000)\n"
 		"  --key-env NAME      environment variable holding the paying key (ETH_PRIVATE_KEY)\n"
 		"  --gas-limit N       send without estimating (a revert then shows after mining)\n"
-		"  --json              machine-readable output\n\n"
+		"  --json              JSON output (block, peers, instance)\n\n"
 		"A record FILE is JSON with the PeerRegistration fields of docs/registry.md:\n"
 		"instanceId, wgPublicKey, endpoint, mode, nonce, nodePubkey, appPubkey,\n"
 		"appSignature, kmsSignature, nodeSignature (bytes as 0x-hex).\n");
@@ -641,6 +641,22 @@ int cmd_chain(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "dstack-p2p chain: bad --rpc '%s': %s\n", o.rpc, errstr(r));
 		return 2;
+	}
+	if (o.expected_chain_id) {
+		uint64_t served;
+
+		/* Checked once for every command, before anything is read or sent. */
+		r = eth_chain_id(rpc, &served);
+		if (r < 0 || served != o.expected_chain_id) {
+			if (r < 0)
+				fprintf(stderr, "dstack-p2p chain: eth_chainId: %s\n",
+					eth_rpc_last_error(rpc)[0] ? eth_rpc_last_error(rpc) : errstr(r));
+			else
+				fprintf(stderr, "dstack-p2p chain: the RPC serves chain %" PRIu64
+					", not the expected %" PRIu64 " (--chain-id)\n", served, o.expected_chain_id);
+			eth_rpc_free(rpc);
+			return 1;
+		}
 	}
 	if (!strcmp(action, "id")) {
 		status = do_id(rpc);

@@ -15,10 +15,13 @@ static void usage(FILE *f)
 		"Usage: dstack-p2p identity [--agent ENDPOINT] [--kms-root ADDRESS] [--json]\n\n"
 		"Print this node's instance id, app id, node key address and WireGuard public key,\n"
 		"as derived from the dstack guest agent (docs/keys.md). Private keys are never shown.\n\n"
-		"  --agent ENDPOINT    guest agent socket path or http(s):// URL (default: $%s,\n"
-		"                      then /var/run/dstack.sock and the other standard paths)\n"
+		"  --agent ENDPOINT    guest agent socket path or http(s):// URL\n"
+		"                      (default: $%s, then /var/run/dstack.sock\n"
+		"                      and the other standard paths)\n"
 		"  --kms-root ADDRESS  also verify the key's signature chain against this KMS root\n"
-		"  --json              one JSON object instead of text\n", ATTEST_AGENT_ENV);
+		"  --json              one JSON object instead of text\n\n"
+		"Exit status: 0 ok, 1 guest agent error, 2 usage, 3 the chain does not verify\n"
+		"to --kms-root.\n", ATTEST_AGENT_ENV);
 }
 
 static void print_hex(bool json, const char *name, const uint8_t *p, size_t n, bool last)

@@ -64,7 +64,7 @@ static void usage(FILE *f)
 		"  --kms-root-key-file FILE the KMS root secp256k1 key, hex (preferred: not in ps)\n"
 		"  --kms-root-key HEX       the same, on the command line\n"
 		"  --fixture FILE           use the app key and KMS signature of the public dstack\n"
-		"                           simulator fixture (vectors/dstack-simulator-chain.json)\n"
+		"                           simulator fixture (attest/sim/dstack-simulator-chain.json)\n"
 		"  --app-id HEX             the app id: the cluster contract's address (20 bytes)\n"
 		"  --instance-id HEX        this node's instance id (20 bytes)\n"
 		"  --app-name NAME          Info.app_name (default dstack-sim)\n"
