@@ -408,6 +408,23 @@ static int agent_step(struct agent *a)
 	if (!changed && a->registered && !a->force_reconcile)
 		return 0;
 	recs = cluster_peers(a->cluster, &n);
+	/*
+	 * No record at all, while we have peers (or have not looked yet: the interface may
+	 * keep peers from our last run). Every token burnt reads like this, but so does an
+	 * RPC node that lags behind or answers for the wrong state. Believe it only when a
+	 * fresh full read a poll later says the same; until then nothing is removed.
+	 */
+	if (n == 0 && (a->n_peers > 0 || !a->applied_view) && !a->empty_recheck) {
+		if (a->n_peers)
+			log_warn("the registry reads empty at block %llu; re-reading before removing "
+				 "%zu peer%s", (unsigned long long)a->block, a->n_peers,
+				 a->n_peers == 1 ? "" : "s");
+		a->empty_recheck = true;
+		a->next_full_read_ms = 0;
+		return 0;
+	}
+	a->empty_recheck = false;
+	a->applied_view = true;
 	return apply_registry(a, recs, n);
 }
 

@@ -129,6 +129,8 @@ struct agent {
 	/* health */
 	uint64_t last_sync_ms;              /* last successful registry read */
 	uint64_t next_full_read_ms;
+	bool applied_view;                  /* a registry view was applied since start */
+	bool empty_recheck;                 /* an empty registry read waits for a fresh re-read */
 	unsigned backoff_ms;                /* 0 while the RPC answers */
 	bool force_reconcile;
 
