@@ -156,8 +156,10 @@ int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev)
 		pos += n + 1;
 		if (n == 0)
 			break; /* the blank line ends the reply */
-		if (memchr(line, '\0', n))
+		if (memchr(line, '\0', n)) {
+			secret_wipe(line, sizeof(line)); /* it may be the private key's line */
 			return nl_fail(-EBADMSG, "UAPI reply holds a NUL byte");
+		}
 		eq = strchr(line, '=');
 		if (!eq)
 			return bad_line(line, "no '='");
