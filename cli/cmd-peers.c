@@ -65,10 +65,11 @@ int cmd_peers(int argc, char **argv)
 		buf_free(&reply);
 		return 1;
 	}
-	for (int k = 0; k < j.tok[arr].size; k++) {
+	/* One pass over the elements: json_array_at per element would be quadratic. */
+	for (int k = 0, e = arr + 1; k < j.tok[arr].size && e < j.ntok; k++, e = json_skip(&j, e)) {
 		char *s;
 
-		if (json_strdup(&j, json_array_at(&j, arr, k), &s) == 0) {
+		if (json_strdup(&j, e, &s) == 0) {
 			puts(s);
 			free(s);
 		}
