@@ -85,8 +85,11 @@ int cmd_agent(int argc, char **argv)
 
 		r = mesh_config_load_file(&cfg, path, &line);
 		if (r < 0) {
-			fprintf(stderr, "dstack-p2p agent: %s%s%d: %s\n", path, line ? ":" : "", line,
-				r == -ENOENT && line ? "unknown option" : errstr(r));
+			if (line)
+				fprintf(stderr, "dstack-p2p agent: %s:%d: %s\n", path, line,
+					mesh_config_file_strerror(r, line));
+			else
+				fprintf(stderr, "dstack-p2p agent: %s: %s\n", path, errstr(r));
 			return 2;
 		}
 	}

@@ -132,8 +132,12 @@ static int status_without_agent(const char *overrides[4][2], struct buf *out)
 	mesh_config_init(&cfg);
 	if (!file && access("/etc/dstack-p2p.conf", R_OK) == 0)
 		file = "/etc/dstack-p2p.conf";
-	if (file && mesh_config_load_file(&cfg, file, &line) < 0) {
-		fprintf(stderr, "dstack-p2p status: %s:%d: bad line\n", file, line);
+	if (file && (r = mesh_config_load_file(&cfg, file, &line)) < 0) {
+		if (line)
+			fprintf(stderr, "dstack-p2p status: %s:%d: %s\n", file, line,
+				mesh_config_file_strerror(r, line));
+		else
+			fprintf(stderr, "dstack-p2p status: %s: %s\n", file, errstr(r));
 		return -EINVAL;
 	}
 	if (mesh_config_load_env(&cfg, &bad) < 0) {

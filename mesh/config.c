@@ -230,6 +230,22 @@ int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 	return ferror(f) ? -EIO : 0;
 }
 
+const char *mesh_config_file_strerror(int err, int line)
+{
+	if (!line)
+		return errstr(err);
+	switch (err) {
+	case -ENOENT:
+		return "unknown option";
+	case -EINVAL:
+		return "not NAME=VALUE, or a bad value";
+	case -EMSGSIZE:
+		return "line longer than 2046 bytes";
+	default:
+		return errstr(err);
+	}
+}
+
 int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
 {
 	FILE *f;

@@ -68,6 +68,8 @@ int mesh_config_load_env(struct mesh_config *cfg, const char **bad);
 int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line);
 /* The same from an open stream (the file parser itself; fuzzed). */
 int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line);
+/* What an error of mesh_config_load_file at *line (0: opening the file) means. */
+const char *mesh_config_file_strerror(int err, int line);
 /* Whole-config checks; why gets a sentence for the user. */
 int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len);
 /* The names mesh_config_set accepts, NULL-terminated (for --help). */
