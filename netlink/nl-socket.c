@@ -115,13 +115,18 @@ int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
 
 	if (mnl_socket_sendto(nl, msg, len) < 0)
 		return nl_fail(-errno, "sending a netlink request");
-	/* Bounded: replies that are not ours cannot keep us here forever. */
+	/*
+	 * Bounded: replies that are not ours cannot keep us here forever, nor can
+	 * datagrams that hold no whole message (each counts too).
+	 */
 	for (int replies = 0; replies < 1024;) {
 		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
 		int left;
 
 		if (n < 0)
 			return nl_fail(-errno, "receiving a netlink reply");
+		if (!mnl_nlmsg_ok((const void *)buf, (int)n))
+			replies++;
 		left = (int)n;
 		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, left);
 		     nlh = mnl_nlmsg_next(nlh, &left)) {
