@@ -189,6 +189,10 @@ static const char *peer_record_problem(const struct agent *a, const struct regis
 		return "token id outside 1..254";
 	if (!p->endpoint || !*p->endpoint)
 		return "empty endpoint";
+	/* It goes into logs, the peers file's lines and the on-change command's input. */
+	for (const char *c = p->endpoint; *c; c++)
+		if (*c <= ' ' || *c > '~')
+			return "endpoint holds a space, control or non-ASCII byte";
 	v = attest_verify_record(p, a->chain_id, a->contract, a->kms_root);
 	if (v != ATTEST_VALID) {
 		snprintf(why, why_len, "verification failed: %s", attest_verdict_str(v));
