@@ -254,6 +254,37 @@ out:
 	buf_free(&doc);
 }
 
+/*
+ * Two records with one WireGuard key cannot both be peers: the device would refuse the
+ * whole change and freeze the mesh (no joins, no revocations). The lower token keeps
+ * the key, the same choice on every node; the others are rejected. peers is sorted.
+ */
+static void drop_shared_keys(struct mesh_peer *peers, size_t *n_peers, struct mesh_rejected *rejected,
+			     size_t *n_rejected)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < *n_peers; i++) {
+		const struct mesh_peer *first = NULL;
+
+		for (size_t k = 0; k < kept && !first; k++)
+			if (!memcmp(peers[k].wg_key, peers[i].wg_key, sizeof(peers[i].wg_key)))
+				first = &peers[k];
+		if (first) {
+			struct mesh_rejected *x = &rejected[(*n_rejected)++];
+
+			x->token = peers[i].token;
+			x->nonce = peers[i].nonce;
+			hex_decode_exact(x->instance_id, 20, peers[i].instance_id, 40);
+			snprintf(x->reason, sizeof(x->reason), "shares its WireGuard key with token %u",
+				 first->token);
+			continue;
+		}
+		peers[kept++] = peers[i];
+	}
+	*n_peers = kept;
+}
+
 const struct registry_peer *agent_classify_records(const struct agent *a, const struct registry_peer *recs,
 						   size_t n, struct mesh_peer *peers, size_t *n_peers,
 						   struct mesh_rejected *rejected, size_t *n_rejected)
@@ -289,6 +320,8 @@ const struct registry_peer *agent_classify_records(const struct agent *a, const 
 		m->nonce = p->nonce;
 	}
 	qsort(peers, *n_peers, sizeof(*peers), peer_by_token);
+	if (a->cfg->mode == MESH_MODE_WIREGUARD)
+		drop_shared_keys(peers, n_peers, rejected, n_rejected);
 	return own;
 }
 
