@@ -72,10 +72,18 @@ int control_listen(struct control_server *s, const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	/* A socket left by a killed agent: nobody answers on it, so it is safe to replace. */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+	/*
+	 * A socket left by a killed agent refuses connections, so it is safe to replace.
+	 * Anything else (a live agent, or one whose backlog is full: EAGAIN) is left alone.
+	 */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN) {
 		close(fd);
 		return -EADDRINUSE;
+	}
+	if (errno != ECONNREFUSED && errno != ENOENT) {
+		r = -errno;
+		close(fd);
+		return r;
 	}
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,6 +102,38 @@ Test(mesh_control, query_and_unknown_request)
 	buf_free(&b);
 	cr_assert_eq(control_listen(&(struct control_server){ 0 }, socket_path), -EADDRINUSE,
 		     "a second agent must not steal a live socket");
+}
+
+/* An agent too busy to accept (its backlog full) still owns its socket. */
+Test(mesh_control, a_full_backlog_is_not_a_dead_agent)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int busy, clients[64], n = 0;
+	struct stat st;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "/tmp/test-mesh-busy-%d.sock", (int)getpid());
+	unlink(sun.sun_path);
+	busy = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(busy >= 0);
+	cr_assert_eq(bind(busy, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_assert_eq(listen(busy, 0), 0);
+	while (n < 64) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			cr_assert_eq(errno, EAGAIN, "connect: %s", strerror(errno));
+			close(fd);
+			break;
+		}
+		clients[n++] = fd;
+	}
+	cr_assert_lt(n, 64, "the backlog never filled");
+	cr_assert_eq(control_listen(&(struct control_server){ 0 }, sun.sun_path), -EADDRINUSE);
+	cr_assert_eq(stat(sun.sun_path, &st), 0, "the busy agent's socket was removed");
+	while (n > 0)
+		close(clients[--n]);
+	close(busy);
+	unlink(sun.sun_path);
 }
 
 /* A client that sends its request a byte at a time, until the server hangs up. */
