@@ -367,7 +367,9 @@ static int apply_registry(struct agent *a, const struct registry_peer *recs, siz
 			a->token = 0;  /* re-read: a re-bind may have moved us to another token */
 		keep_registered(a);
 	}
-	if (a->cfg->mode == MESH_MODE_WIREGUARD && a->token && a->token != a->addr_token)
+	/* A token outside 1..254 has no overlay address (the registry never holds one). */
+	if (a->cfg->mode == MESH_MODE_WIREGUARD && a->token && a->token <= MESH_MAX_PEERS &&
+	    a->token != a->addr_token)
 		agent_wg_set_address(a, a->token);
 
 	changed = n_peers != a->n_peers ||

@@ -129,6 +129,9 @@ int agent_wg_set_address(struct agent *a, uint64_t token)
 	struct ip_prefix addr = { .family = AF_INET, .len = 24 };
 	int r;
 
+	/* (uint32_t) below must not turn token 2^32 + 5 into 5. */
+	if (token < 1 || token > MESH_MAX_PEERS)
+		return -ERANGE;
 	if (a->addr_token && a->addr_token != token) {
 		addr.ip4.s_addr = mesh_overlay_addr((uint32_t)a->addr_token);
 		r = rtnl_addr_del(a->cfg->ifname, &addr);
