@@ -451,9 +451,10 @@ static int agent_step(struct agent *a)
 	 * No record at all, while we have peers (or have not looked yet: the interface may
 	 * keep peers from our last run). Every token burnt reads like this, but so does an
 	 * RPC node that lags behind or answers for the wrong state. Believe it only when a
-	 * fresh full read a poll later says the same; until then nothing is removed.
+	 * fresh full read a poll later says the same (a follow step after a failed re-read
+	 * does not count); until then nothing is removed.
 	 */
-	if (n == 0 && (a->n_peers > 0 || !a->applied_view) && !a->empty_recheck) {
+	if (n == 0 && (a->n_peers > 0 || !a->applied_view) && !(a->empty_recheck && full)) {
 		if (a->n_peers)
 			log_warn("the registry reads empty at block %llu; re-reading before removing "
 				 "%zu peer%s", (unsigned long long)a->block, a->n_peers,
