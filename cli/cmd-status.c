@@ -207,13 +207,17 @@ int cmd_status(int argc, char **argv)
 		printf("(no agent running: read from the kernel and the chain)\n");
 	if (as_json) {
 		fputs((const char *)reply.data, stdout);
-	} else if (json_parse(&j, (const char *)reply.data, reply.len, 1 << 14) == 0 &&
-		   j.tok[0].type == JSON_OBJECT) {
-		print_status(&j);
-		json_free(&j);
 	} else {
-		fprintf(stderr, "dstack-p2p status: the agent's reply is not a status document\n");
-		r = -EBADMSG;
+		bool parsed = json_parse(&j, (const char *)reply.data, reply.len, 1 << 14) == 0;
+
+		if (parsed && j.ntok > 0 && j.tok[0].type == JSON_OBJECT) {
+			print_status(&j);
+		} else {
+			fprintf(stderr, "dstack-p2p status: the agent's reply is not a status document\n");
+			r = -EBADMSG;
+		}
+		if (parsed)
+			json_free(&j);
 	}
 	buf_free(&reply);
 	return r < 0 ? 1 : 0;
