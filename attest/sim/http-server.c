@@ -21,6 +21,7 @@ struct connection {
 	int fd;                /* -1: free slot */
 	uint64_t deadline;
 	struct buf in;
+	bool unread_input;     /* answered before the whole request was read */
 };
 
 struct request {
@@ -171,13 +172,44 @@ static int parse_head(const struct buf *in, struct request *req)
 	return 0;
 }
 
+/*
+ * Closing a socket that still has unread input makes the kernel send a reset, which can
+ * destroy the error reply before the client reads it (curl then reports "failed sending
+ * data" instead of our 413). So after an early answer, say we are done writing and
+ * read what is still coming, for at most 200 ms and 1 MiB.
+ */
+static void drain_before_close(int fd)
+{
+	uint64_t deadline = now_ms() + 200;
+	size_t drained = 0;
+	uint8_t chunk[4096];
+
+	shutdown(fd, SHUT_WR);
+	while (drained < (1u << 20)) {
+		uint64_t now = now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
+			break;
+		n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+		if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+			break;
+		if (n > 0)
+			drained += (size_t)n;
+	}
+}
+
 static void connection_close(struct connection *c)
 {
 	/* Requests are not secret, but wipe anyway: cheap, and replies share the allocator. */
 	secret_wipe(c->in.data, c->in.cap);
 	buf_free(&c->in);
+	if (c->unread_input)
+		drain_before_close(c->fd);
 	close(c->fd);
 	c->fd = -1;
+	c->unread_input = false;
 }
 
 /* Read what is there; answer once the request is whole. Returns true when done. */
@@ -196,6 +228,7 @@ static bool connection_readable(const struct sim_agent *agent, struct connection
 		return true;  /* the client gave up */
 	if (buf_append(&c->in, chunk, (size_t)n) < 0) {
 		send_error(c->fd, 413, "request too large", c->deadline);
+		c->unread_input = true;
 		return true;
 	}
 	r = parse_head(&c->in, &req);
@@ -203,6 +236,7 @@ static bool connection_readable(const struct sim_agent *agent, struct connection
 		return false;
 	if (r) {
 		send_error(c->fd, r, status_text(r), c->deadline);
+		c->unread_input = true;
 		return true;
 	}
 	if (c->in.len < req.header_len + req.content_length)
@@ -230,6 +264,7 @@ static void accept_one(int listen_fd, struct connection *conns)
 		if (conns[i].fd < 0) {
 			conns[i].fd = fd;
 			conns[i].deadline = now_ms() + REQUEST_DEADLINE_MS;
+			conns[i].unread_input = false;
 			buf_init(&conns[i].in, SIM_MAX_HEADER + SIM_MAX_BODY);
 			return;
 		}
