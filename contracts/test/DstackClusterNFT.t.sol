@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ClusterFixture} from "./lib/ClusterFixture.sol";
 import {DstackClusterNFT} from "../src/DstackClusterNFT.sol";
-import {IAppAuth} from "../src/IAppAuth.sol";
+import {IAppAuth, IAppAuthBasicManagement} from "../src/IAppAuth.sol";
 import {DstackSignatureChain as Chain} from "../src/DstackSignatureChain.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
@@ -74,12 +74,12 @@ contract DstackClusterNFTTest is ClusterFixture {
     function test_composeHashes() public {
         bytes32 h = keccak256("compose");
         vm.expectEmit(address(cluster));
-        emit ComposeHashAdded(h);
+        emit IAppAuthBasicManagement.ComposeHashAdded(h);
         vm.prank(admin);
         cluster.addComposeHash(h);
         assertTrue(cluster.allowedComposeHashes(h), "added");
         vm.expectEmit(address(cluster));
-        emit ComposeHashRemoved(h);
+        emit IAppAuthBasicManagement.ComposeHashRemoved(h);
         vm.prank(admin);
         cluster.removeComposeHash(h);
         assertFalse(cluster.allowedComposeHashes(h), "removed");
@@ -88,12 +88,12 @@ contract DstackClusterNFTTest is ClusterFixture {
     function test_devices() public {
         bytes32 d = keccak256("device");
         vm.expectEmit(address(cluster));
-        emit DeviceAdded(d);
+        emit IAppAuthBasicManagement.DeviceAdded(d);
         vm.prank(admin);
         cluster.addDevice(d);
         assertTrue(cluster.allowedDeviceIds(d), "added");
         vm.expectEmit(address(cluster));
-        emit DeviceRemoved(d);
+        emit IAppAuthBasicManagement.DeviceRemoved(d);
         vm.prank(admin);
         cluster.removeDevice(d);
         assertFalse(cluster.allowedDeviceIds(d), "removed");
@@ -190,7 +190,7 @@ contract DstackClusterNFTTest is ClusterFixture {
 
     function test_mint_ownerTakesLowestFreeIds() public {
         vm.expectEmit(address(cluster));
-        emit NodeAccessMinted(1, alice, "first");
+        emit DstackClusterNFT.NodeAccessMinted(1, alice, "first");
         vm.prank(admin);
         assertEq(cluster.mintNodeAccess(alice, "first"), 1, "id 1");
         assertEq(_mint(bob), 2, "id 2");
@@ -227,7 +227,7 @@ contract DstackClusterNFTTest is ClusterFixture {
     function test_mint_public() public {
         vm.prank(admin);
         vm.expectEmit(address(cluster));
-        emit MintingPolicySet(0.1 ether, true);
+        emit DstackClusterNFT.MintingPolicySet(0.1 ether, true);
         cluster.setMintingPolicy(0.1 ether, true);
         vm.deal(alice, 1 ether);
 
@@ -267,7 +267,7 @@ contract DstackClusterNFTTest is ClusterFixture {
     function test_mint_capAndClusterConfig() public {
         vm.prank(admin);
         vm.expectEmit(address(cluster));
-        emit ClusterConfigSet(2, 2);
+        emit DstackClusterNFT.ClusterConfigSet(2, 2);
         cluster.setClusterConfig(2, 2);
         assertEq(cluster.maxNodes(), 2, "max");
         assertEq(uint256(cluster.networkModes()), 2, "modes");
@@ -313,7 +313,7 @@ contract DstackClusterNFTTest is ClusterFixture {
     function test_bind() public {
         uint256 id = _mint(alice);
         vm.expectEmit(address(cluster));
-        emit InstanceBound(id, inst1);
+        emit DstackClusterNFT.InstanceBound(id, inst1);
         vm.prank(alice);
         cluster.bindInstance(id, inst1);
         assertEq(cluster.tokenOfInstance(inst1), id, "token of instance");
@@ -349,11 +349,11 @@ contract DstackClusterNFTTest is ClusterFixture {
     function test_rebind_removesPeer() public {
         uint256 id = _join(alice, inst1);
         vm.expectEmit(address(cluster));
-        emit PeerRemoved(id, inst1, 2);
+        emit DstackClusterNFT.PeerRemoved(id, inst1, 2);
         vm.expectEmit(address(cluster));
-        emit InstanceUnbound(id, inst1);
+        emit DstackClusterNFT.InstanceUnbound(id, inst1);
         vm.expectEmit(address(cluster));
-        emit InstanceBound(id, inst2);
+        emit DstackClusterNFT.InstanceBound(id, inst2);
         vm.prank(alice);
         cluster.bindInstance(id, inst2);
         assertFalse(cluster.instanceIsRegistered(inst1), "old gone");
@@ -387,7 +387,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         cluster.burn(a);
 
         vm.expectEmit(address(cluster));
-        emit PeerRemoved(a, inst1, 0);
+        emit DstackClusterNFT.PeerRemoved(a, inst1, 0);
         vm.prank(alice);
         cluster.burn(a);
         vm.prank(admin);
@@ -409,7 +409,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         DstackClusterNFT.PeerRegistration memory old = _registration(inst1, 1);
 
         vm.expectEmit(address(cluster));
-        emit PeerRemoved(id, inst1, 1);
+        emit DstackClusterNFT.PeerRemoved(id, inst1, 1);
         vm.prank(alice);
         cluster.transferFrom(alice, bob, id);
         assertFalse(cluster.instanceIsRegistered(inst1), "revoked");
@@ -427,7 +427,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         vm.prank(alice);
         cluster.approve(relayer, id);
         vm.expectEmit(address(cluster));
-        emit PeerRemoved(id, inst1, 1);
+        emit DstackClusterNFT.PeerRemoved(id, inst1, 1);
         vm.prank(relayer);
         cluster.safeTransferFrom(alice, bob, id);
         assertEq(cluster.ownerOf(id), bob, "moved");
@@ -448,7 +448,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         uint256 id = _mintBind(alice, inst1);
         DstackClusterNFT.PeerRegistration memory r = _registration(inst1, 1);
         vm.expectEmit(address(cluster));
-        emit PeerRegistered(id, inst1, r.wgPublicKey, r.endpoint, r.mode, 1);
+        emit DstackClusterNFT.PeerRegistered(id, inst1, r.wgPublicKey, r.endpoint, r.mode, 1);
         vm.prank(relayer);
         cluster.registerPeer(r);
 
@@ -478,7 +478,7 @@ contract DstackClusterNFTTest is ClusterFixture {
         r.wgPublicKey = keccak256("rotated wg key");
         _signRecord(r, _nodeKey(inst1));
         vm.expectEmit(address(cluster));
-        emit PeerUpdated(id, inst1, r.wgPublicKey, r.endpoint, 1, 5);
+        emit DstackClusterNFT.PeerUpdated(id, inst1, r.wgPublicKey, r.endpoint, 1, 5);
         cluster.registerPeer(r);
         assertEq(cluster.getPeer(inst1).endpoint, "[2001:db8::1]:51820", "endpoint updated");
         assertEq(cluster.peerCount(), 1, "still one");
@@ -809,33 +809,4 @@ contract DstackClusterNFTTest is ClusterFixture {
             assertEq(cluster.totalSupply(), live, "count");
         }
     }
-
-    // ------------------------------------------------------------ events (redeclared for expectEmit)
-
-    event ComposeHashAdded(bytes32 composeHash);
-    event ComposeHashRemoved(bytes32 composeHash);
-    event DeviceAdded(bytes32 deviceId);
-    event DeviceRemoved(bytes32 deviceId);
-    event NodeAccessMinted(uint256 indexed tokenId, address indexed to, string label);
-    event InstanceBound(uint256 indexed tokenId, address indexed instanceId);
-    event InstanceUnbound(uint256 indexed tokenId, address indexed instanceId);
-    event PeerRegistered(
-        uint256 indexed tokenId,
-        address indexed instanceId,
-        bytes32 wgPublicKey,
-        string endpoint,
-        uint8 mode,
-        uint64 nonce
-    );
-    event PeerUpdated(
-        uint256 indexed tokenId,
-        address indexed instanceId,
-        bytes32 wgPublicKey,
-        string endpoint,
-        uint8 mode,
-        uint64 nonce
-    );
-    event PeerRemoved(uint256 indexed tokenId, address indexed instanceId, uint8 reason);
-    event ClusterConfigSet(uint256 maxNodes, uint8 networkModes);
-    event MintingPolicySet(uint256 price, bool publicMinting);
 }

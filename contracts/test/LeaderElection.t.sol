@@ -52,7 +52,7 @@ contract LeaderElectionTest is ClusterFixture {
     function test_electLeader() public {
         _cluster(3);
         vm.expectEmit(address(cluster));
-        emit LeaderChanged(0, 2, 1, uint64(block.timestamp + 300), 0);
+        emit DstackClusterNFT.LeaderChanged(0, 2, 1, uint64(block.timestamp + 300), 0);
         _elect(2);
         assertEq(cluster.currentLeaderTokenId(), 2, "leader");
         assertEq(cluster.currentLeader(), inst[1], "leader instance");
@@ -107,7 +107,7 @@ contract LeaderElectionTest is ClusterFixture {
 
         vm.warp(block.timestamp + 200);
         vm.expectEmit(address(cluster));
-        emit LeaderHeartbeat(1, uint64(block.timestamp + 300));
+        emit DstackClusterNFT.LeaderHeartbeat(1, uint64(block.timestamp + 300));
         vm.prank(alice);
         cluster.leaderHeartbeat();
         vm.warp(block.timestamp + 250); // still within the renewed lease
@@ -153,14 +153,14 @@ contract LeaderElectionTest is ClusterFixture {
         _cluster(3);
         _elect(1);
         vm.expectEmit(address(cluster));
-        emit VoteCast(2, 1, true, 1, 2);
+        emit DstackClusterNFT.VoteCast(2, 1, true, 1, 2);
         _vote(2, 1, true);
         _vote(2, 1, true); // repeating a vote does not count twice
         assertEq(cluster.noConfidenceVotes(), 1, "one vote");
         assertEq(cluster.currentLeaderTokenId(), 1, "still leader");
 
         vm.expectEmit(address(cluster));
-        emit LeaderChanged(1, 2, 2, uint64(block.timestamp + 300), 1);
+        emit DstackClusterNFT.LeaderChanged(1, 2, 2, uint64(block.timestamp + 300), 1);
         _vote(3, 1, true);
         assertEq(cluster.currentLeaderTokenId(), 2, "successor is the next token id");
         assertEq(cluster.noConfidenceVotes(), 0, "fresh term, no votes");
@@ -250,7 +250,7 @@ contract LeaderElectionTest is ClusterFixture {
         vm.warp(block.timestamp + 1);
         _elect(3);
         vm.expectEmit(address(cluster));
-        emit LeaderChanged(3, 1, 2, uint64(block.timestamp + 300), 2);
+        emit DstackClusterNFT.LeaderChanged(3, 1, 2, uint64(block.timestamp + 300), 2);
         vm.prank(admin);
         cluster.burn(3);
         assertEq(cluster.currentLeaderTokenId(), 1, "wrapped to the lowest id");
@@ -270,7 +270,7 @@ contract LeaderElectionTest is ClusterFixture {
         _vote(3, 1, true);
         vm.warp(block.timestamp + 301);
         vm.expectEmit(address(cluster));
-        emit LeaderHeartbeat(1, uint64(block.timestamp + 300));
+        emit DstackClusterNFT.LeaderHeartbeat(1, uint64(block.timestamp + 300));
         _elect(1);
         assertEq(cluster.leaderTerm(), 1, "same term");
         assertEq(cluster.noConfidenceVotes(), 2, "votes kept");
@@ -286,12 +286,4 @@ contract LeaderElectionTest is ClusterFixture {
         _elect(1);
         assertEq(cluster.currentLeaderTokenId(), 1, "re-elected");
     }
-
-    event VoteCast(
-        uint256 indexed voterTokenId, uint256 indexed targetTokenId, bool noConfidence, uint256 votes, uint256 required
-    );
-    event LeaderChanged(
-        uint256 indexed previousTokenId, uint256 indexed newTokenId, uint64 term, uint64 expiry, uint8 cause
-    );
-    event LeaderHeartbeat(uint256 indexed tokenId, uint64 expiry);
 }
