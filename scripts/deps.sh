@@ -33,14 +33,12 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# npm ci only when the lock file changed since the last install.
+# npm ci only when the lock file changed since the last install. The lock holds every
+# platform's optional Foundry binary, so npm ci accepts it and never rewrites it.
 stamp=node_modules/.dstack-p2p-lock
 if ! [ -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 	echo "deps: installing the Solidity toolchain from package-lock.json"
-	# npm ci rejects this lock file (it lacks the other platforms' optional Foundry
-	# binaries); npm install honours the same pins: exact versions in package.json and
-	# the lock file for everything below them.
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	cp package-lock.json "$stamp"
 fi
 for tool in forge anvil cast; do
