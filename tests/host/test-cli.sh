@@ -15,8 +15,13 @@ FAKE_PID=
 WAIT_PID=
 
 cleanup() {
-	[ -n "$WAIT_PID" ] && kill "$WAIT_PID" 2>/dev/null
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
+	# Under set -e the last command of a failing && list would end the trap (and the
+	# script) with the killed stand-in's status, 143, after every check passed.
+	if [ -n "$WAIT_PID" ]; then kill "$WAIT_PID" 2>/dev/null || true; fi
+	if [ -n "$FAKE_PID" ]; then
+		kill "$FAKE_PID" 2>/dev/null || true
+		wait "$FAKE_PID" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
