@@ -11,7 +11,7 @@ struct subcommand {
 	const char *summary;
 };
 
-/* True when argv holds -h or --help (subcommands print their usage and return 0). */
+/* True when argv holds -h or --help before "--". Subcommands use cli/args.h, which does this. */
 bool wants_help(int argc, char **argv);
 
 /* Subcommands; each lives in cli/cmd-<name>.c and returns a process exit status. */
