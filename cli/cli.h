@@ -23,5 +23,7 @@ int cmd_wait(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_identity(int argc, char **argv);
 int cmd_chain(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
+int cmd_relayer(int argc, char **argv);
 
 #endif
