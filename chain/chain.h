@@ -373,6 +373,53 @@ void eth_u256_to_dec(const uint8_t be[static 32], char out[static ETH_U256_DEC_M
 int eth_keystore_decrypt(const char *json, size_t len, const char *password, size_t password_len,
 			 uint8_t sk[static 32]);
 
+/* ---- relaying (dstack-p2p relayer) -------------------------------------------------------- */
+
+#define REGISTRY_REGISTER_SIG \
+	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
+
+/* A call to relay, as the agent posts it: {"to":"0x<20 bytes>","data":"0x<calldata>"}. */
+struct relay_request {
+	uint8_t to[20];
+	uint8_t *data;            /* malloc'd */
+	size_t len;
+	uint8_t selector[4];
+	/* What rate limits count on: registerPeer's instance id (left-padded), else the first
+	 * argument word (an election call's token id); has_subject false when there is none. */
+	uint8_t subject[32];
+	bool has_subject;
+};
+
+/*
+ * Parse a relay request body (JSON, at most 16 tokens). -EINVAL with why filled for
+ * anything else: not an object, a "value" member, a bad address, calldata that is not hex,
+ * shorter than a selector or longer than max_data bytes.
+ */
+int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
+			char *why, size_t why_len);
+void relay_request_clear(struct relay_request *r);
+
+/* Fixed-window limits: at most `limit` takes per key per window, in a table of slots. */
+struct relay_slot {
+	uint8_t key[32];
+	uint64_t window_start;
+	uint32_t count;
+	bool used;
+};
+
+struct relay_limiter {
+	struct relay_slot *slots;
+	size_t nslots;
+	uint32_t limit;
+	uint64_t window_ms;
+};
+
+/* -EINVAL for a zero size, limit or window; -ENOMEM. */
+int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
+void relay_limiter_free(struct relay_limiter *l);
+/* Count one for key at time now (ms); false when its window is already full. */
+bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now);
+
 /* ---- the registry record (docs/registry.md) ------------------------------------------- */
 
 enum registry_mode { REGISTRY_MODE_TLS_GATEWAY = 0, REGISTRY_MODE_WIREGUARD = 1 };

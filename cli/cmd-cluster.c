@@ -379,8 +379,14 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	switch (c) {
 	case O_RPC: o->rpc = v; return 0;
 	case O_CONTRACT: o->contract_hex = v; return 0;
-	case O_KEY_FILE: o->key.key_file = v; return 0;
-	case O_KEYSTORE: o->key.keystore = v; return 0;
+	case O_KEY_FILE:
+	case O_KEYSTORE:
+		/* A key named on the command line replaces the one from the environment. */
+		if (!o->key_from_cli)
+			o->key.key_file = o->key.keystore = NULL;
+		o->key_from_cli = true;
+		*(c == O_KEY_FILE ? &o->key.key_file : &o->key.keystore) = v;
+		return 0;
 	case O_PASSWORD_FILE: o->key.password_file = v; return 0;
 	case O_JSON: o->json = true; return 0;
 	case O_WATCH: o->watch = true; return 0;
