@@ -141,7 +141,7 @@ static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[st
 
 		if (s->used && !memcmp(s->key, key, 32))
 			return s;
-		if (!s->used || now - s->window_start >= l->window_ms) {
+		if (!s->used || memcmp(s->key, key, 32) || now - s->window_start >= l->window_ms) {
 			oldest = s;
 			oldest->used = false;
 			continue;
@@ -156,7 +156,7 @@ bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], u
 {
 	struct relay_slot *s = slot_for(l, key, now);
 
-	if (!s->used || now - s->window_start >= l->window_ms) {
+	if (!s->used || memcmp(s->key, key, 32) || now - s->window_start >= l->window_ms) {
 		memcpy(s->key, key, 32);
 		s->used = true;
 		s->window_start = now;
