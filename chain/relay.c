@@ -141,7 +141,7 @@ static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[st
 
 		if (s->used && !memcmp(s->key, key, 32))
 			return s;
-		if (!s->used || memcmp(s->key, key, 32) || now - s->window_start >= l->window_ms) {
+		if (!s->used || now - s->window_start >= l->window_ms) {
 			oldest = s;
 			oldest->used = false;
 			continue;
