@@ -18,6 +18,8 @@
 #define MAX_CONNECTIONS 32
 /* A client has this long to send its request and take the reply, unless configured. */
 #define REQUEST_DEADLINE_MS 5000
+/* And at least this long to take the reply once the handler is done. */
+#define REPLY_DEADLINE_MS 2000
 
 struct connection {
 	int fd;                /* -1: free slot */
@@ -246,6 +248,9 @@ static bool connection_readable(const struct http_server *srv, struct connection
 	req.body = (const char *)c->in.data + req.header_len;
 	memcpy(req.peer, c->peer, sizeof(req.peer));
 	r = srv->handler(srv->ctx, &req, &reply);
+	/* A handler may take long (the relayer waits for a receipt): the reply gets its own time. */
+	if (c->deadline < now_ms() + REPLY_DEADLINE_MS)
+		c->deadline = now_ms() + REPLY_DEADLINE_MS;
 	send_reply(c->fd, r, &reply, c->deadline);
 	secret_wipe(reply.data, reply.cap);  /* replies may carry keys (dstack-sim's GetKey) */
 	buf_free(&reply);
