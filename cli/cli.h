@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+struct mesh_config;
+
 struct subcommand {
 	const char *name;
 	int (*run)(int argc, char **argv);  /* argv[0] is the subcommand name */
@@ -25,5 +27,12 @@ int cmd_identity(int argc, char **argv);
 int cmd_chain(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_relayer(int argc, char **argv);
+
+/*
+ * The agent's configuration layers under its flags: the config file (config_file, else
+ * /etc/dstack-p2p.conf if readable), then the environment. Errors are printed; returns
+ * 0 or CLI_EXIT_USAGE. Shared by agent and status (which configures itself the same way).
+ */
+int agent_config_load(struct mesh_config *cfg, const char *config_file);
 
 #endif

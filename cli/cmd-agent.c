@@ -71,25 +71,30 @@ static void build_opts(void)
 	opts[n] = (struct cli_opt){ 0 };
 }
 
-/* The config file: the lowest layer. */
-static int load_file(struct mesh_config *cfg, const char *config_file)
+int agent_config_load(struct mesh_config *cfg, const char *config_file)
 {
-	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE;
+	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE, *bad = NULL;
 	int r, line;
 
-	if (!config_file && access(DEFAULT_CONFIG_FILE, R_OK) != 0)
-		return 0;
-	r = mesh_config_load_file(cfg, path, &line);
-	if (r < 0 && line)
-		cli_error("%s:%d: %s", path, line, mesh_config_file_strerror(r, line));
-	else if (r < 0)
-		cli_error("%s: %s", path, errstr(r));
-	return r;
+	if (config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) {
+		r = mesh_config_load_file(cfg, path, &line);
+		if (r < 0 && line)
+			cli_error("%s:%d: %s", path, line, mesh_config_file_strerror(r, line));
+		else if (r < 0)
+			cli_error("%s: %s", path, errstr(r));
+		if (r < 0)
+			return CLI_EXIT_USAGE;
+	}
+	if (mesh_config_load_env(cfg, &bad) < 0) {
+		cli_error("bad value in the environment variable %s", bad);
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
 }
 
 int cmd_agent(int argc, char **argv)
 {
-	const char *config_file = getenv("P2P_CONFIG"), *bad = NULL;
+	const char *config_file = getenv("P2P_CONFIG");
 	struct mesh_config cfg;
 	struct cli_args a;
 	char why[256];
@@ -105,12 +110,8 @@ int cmd_agent(int argc, char **argv)
 		return a.status;
 
 	mesh_config_init(&cfg);
-	if (load_file(&cfg, config_file) < 0)
+	if (agent_config_load(&cfg, config_file))
 		return CLI_EXIT_USAGE;
-	if (mesh_config_load_env(&cfg, &bad) < 0) {
-		cli_error("bad value in the environment variable %s", bad);
-		return CLI_EXIT_USAGE;
-	}
 	cli_args_init(&a, &cmd, argc, argv);
 	while ((c = cli_next(&a)) > 0) {
 		if (c >= O_FLAG && c < O_FLAG + (int)ARRAY_SIZE(flags)) {
