@@ -276,9 +276,11 @@ static int encode_action(const struct tx_action *a, char **args, int nargs, stru
 	uint8_t sel[4];
 	int r;
 
-	if ((size_t)nargs != n)
-		return cli_usage_error(&cmd, "%s takes %zu argument%s, not %d", a->name, n,
-				       n == 1 ? "" : "s", nargs);
+	if ((size_t)nargs > n)
+		return cli_usage_error(&cmd, "unexpected argument '%s'", args[n]);
+	if ((size_t)nargs < n)
+		return cli_usage_error(&cmd, "%s takes %zu argument%s, not %d (see --help)", a->name,
+				       n, n == 1 ? "" : "s", nargs);
 	abi_selector(a->sig, sel);
 	if (buf_append(calldata, sel, 4) < 0 || abi_enc_begin(&e, calldata, n) < 0)
 		return -ENOMEM;
@@ -300,22 +302,15 @@ static void print_json_result(const char *action, const struct eth_tx_result *re
 	printf("}\n");
 }
 
-static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a, char **args, int nargs)
+static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a,
+			 const struct buf *calldata)
 {
 	struct eth_tx_result res;
-	struct buf calldata;
 	uint64_t token = 0;
 	int r;
 
-	buf_init(&calldata, 0);
-	r = encode_action(a, args, nargs, &calldata);
-	if (r != 0) {
-		buf_free(&calldata);
-		return r < 0 ? CLI_EXIT_FAILURE : r;
-	}
-	r = cluster_transact(c, a->name, c->contract, &calldata,
+	r = cluster_transact(c, a->name, c->contract, calldata,
 			     !strcmp(a->name, "mint") ? c->o->value : 0, &res);
-	buf_free(&calldata);
 	if (r != CLI_EXIT_OK)
 		return r;
 	if (!strcmp(a->name, "mint"))
@@ -329,7 +324,7 @@ static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a, char 
 
 /* transfer TOKEN TO: transferFrom(holder, TO, TOKEN); the holder is read, so an approved
  * operator can move it too. */
-static int run_transfer(struct cluster_ctx *c, char **args, int nargs)
+static int run_transfer(struct cluster_ctx *c, char **args)
 {
 	struct cluster_view v;
 	struct eth_tx_result res;
@@ -338,10 +333,8 @@ static int run_transfer(struct cluster_ctx *c, char **args, int nargs)
 	uint64_t token;
 	int r = CLI_EXIT_FAILURE;
 
-	if (nargs != 2)
-		return cli_usage_error(&cmd, "transfer takes TOKEN TO");
-	if (cluster_parse_u64(args[0], &token) < 0 || cluster_parse_address(args[1], to) < 0)
-		return cli_usage_error(&cmd, "transfer: want a token number and a 0x address");
+	cluster_parse_u64(args[0], &token);  /* checked by check_operands */
+	cluster_parse_address(args[1], to);
 	for (int b = 0; b < 8; b++)
 		word[31 - b] = (uint8_t)(token >> (8 * b));
 	cluster_views_init(&v, 1);
@@ -501,26 +494,56 @@ static int connect(struct cluster_ctx *c, const struct cluster_opts *o, bool nee
 	return CLI_EXIT_OK;
 }
 
-static int dispatch(struct cluster_ctx *c, const char *action, char **args, int nargs)
+/* What an action was given, checked before anything is asked of the RPC. */
+struct plan {
+	const char *action;
+	char **args;
+	const struct tx_action *tx;   /* a one-call action, its calldata encoded */
+	struct buf calldata;
+};
+
+static int check_operands(struct plan *p, int nargs)
 {
-	if (!strcmp(action, "status")) {
-		if (nargs)
-			return cli_usage_error(&cmd, "status takes no arguments");
-		return cluster_status(c);
+	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app" };
+	uint64_t token;
+	uint8_t to[20];
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bare); i++)
+		if (!strcmp(p->action, bare[i]))
+			return nargs ? cli_usage_error(&cmd, "unexpected argument '%s'", p->args[0]) : 0;
+	if (!strcmp(p->action, "transfer")) {
+		if (nargs > 2)
+			return cli_usage_error(&cmd, "unexpected argument '%s'", p->args[2]);
+		if (nargs < 2 || cluster_parse_u64(p->args[0], &token) < 0 ||
+		    cluster_parse_address(p->args[1], to) < 0)
+			return cli_usage_error(&cmd, "transfer takes TOKEN TO: a token number and a "
+					       "0x address");
+		return 0;
 	}
-	if (!strcmp(action, "transfer"))
-		return run_transfer(c, args, nargs);
-	if (!strcmp(action, "deploy"))
-		return nargs ? cli_usage_error(&cmd, "deploy takes options only") : cluster_deploy(c);
-	if (!strcmp(action, "kms-info"))
-		return nargs ? cli_usage_error(&cmd, "kms-info takes --kms ADDR") : cluster_kms_info(c);
-	if (!strcmp(action, "register-app"))
-		return nargs ? cli_usage_error(&cmd, "register-app takes --kms ADDR")
-			     : cluster_register_app(c);
-	for (size_t i = 0; i < ARRAY_SIZE(tx_actions); i++)
-		if (!strcmp(action, tx_actions[i].name))
-			return run_tx_action(c, &tx_actions[i], args, nargs);
-	return cli_usage_error(&cmd, "unknown action '%s'", action);
+	for (size_t i = 0; i < ARRAY_SIZE(tx_actions); i++) {
+		if (strcmp(p->action, tx_actions[i].name))
+			continue;
+		p->tx = &tx_actions[i];
+		r = encode_action(p->tx, p->args, nargs, &p->calldata);
+		return r < 0 ? CLI_EXIT_FAILURE : r;
+	}
+	return cli_usage_error(&cmd, "unknown action '%s'", p->action);
+}
+
+static int dispatch(struct cluster_ctx *c, struct plan *p)
+{
+	if (p->tx)
+		return run_tx_action(c, p->tx, &p->calldata);
+	if (!strcmp(p->action, "status"))
+		return cluster_status(c);
+	if (!strcmp(p->action, "transfer"))
+		return run_transfer(c, p->args);
+	if (!strcmp(p->action, "deploy"))
+		return cluster_deploy(c);
+	if (!strcmp(p->action, "kms-info"))
+		return cluster_kms_info(c);
+	return cluster_register_app(c);
 }
 
 static bool action_needs_contract(const char *action)
@@ -533,7 +556,7 @@ int cmd_cluster(int argc, char **argv)
 	struct cluster_opts o;
 	struct cluster_ctx c = { .o = &o };
 	struct cli_args a;
-	const char *action;
+	struct plan p = { 0 };
 	int k, status;
 
 	opts_defaults(&o);
@@ -543,13 +566,18 @@ int cmd_cluster(int argc, char **argv)
 			return status;
 	if (k == CLI_STOP)
 		return a.status;
-	action = a.operands[0];
 	if (o.caps.max_priority_fee_per_gas > o.caps.max_fee_per_gas)
 		return cli_usage_error(&cmd, "--max-priority-fee is above --max-fee-per-gas");
 	o.caps.timeout_ms = 6 * (o.timeout_ms ? o.timeout_ms : 10000);
-	status = connect(&c, &o, action_needs_contract(action));
+	p.action = a.operands[0];
+	p.args = a.operands + 1;
+	buf_init(&p.calldata, 0);
+	status = check_operands(&p, a.n_operands - 1);
 	if (status == CLI_EXIT_OK)
-		status = dispatch(&c, action, a.operands + 1, a.n_operands - 1);
+		status = connect(&c, &o, action_needs_contract(p.action));
+	if (status == CLI_EXIT_OK)
+		status = dispatch(&c, &p);
+	buf_free(&p.calldata);
 	eth_rpc_free(c.rpc);
 	return status;
 }
