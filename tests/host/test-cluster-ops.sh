@@ -294,7 +294,7 @@ check "$(S '.tokens[0].endpoint')" 203.0.113.10:51820 endpoint
 check "$(S '.tokens[0].mode')" wireguard mode
 check "$(S '.tokens[0].verification')" valid verification
 cl status >"$tmp/status.txt" || fail "status (text)"
-grep -Eq "^ +1  node-a .* yes  wireguard +1  valid +203.0.113.10:51820" "$tmp/status.txt" || fail "status text row: $(cat "$tmp/status.txt")"
+grep -Eq "^ +1  node-[ab] .* yes  wireguard +1  valid +203.0.113.10:51820" "$tmp/status.txt" || fail "status text row: $(cat "$tmp/status.txt")"
 ok "status --json agrees with cast call on $(S '.tokens | length') tokens, policy, leader, balance; the record verifies"
 
 # ---- policies, public minting and withdraw
