@@ -183,7 +183,10 @@ int cluster_register_app(struct cluster_ctx *c)
 	if (read_kms(c, kms, &f) < 0)
 		return CLI_EXIT_FAILURE;
 	if (f.registered) {
-		printf("register-app: the cluster is already registered with this KMS\n");
+		if (c->o->json)
+			printf("{\"action\":\"register-app\",\"alreadyRegistered\":true}\n");
+		else
+			printf("register-app: the cluster is already registered with this KMS\n");
 		return CLI_EXIT_OK;
 	}
 	buf_init(&calldata, 0);
@@ -191,6 +194,13 @@ int cluster_register_app(struct cluster_ctx *c)
 	r = cluster_calldata_word(&calldata, "registerApp(address)", w) < 0
 		? CLI_EXIT_FAILURE : cluster_transact(c, "register-app", kms, &calldata, 0, &res);
 	buf_free(&calldata);
+	if (r == CLI_EXIT_OK && c->o->json) {
+		char hash[67];
+
+		hex_str(hash, res.tx_hash, 32);
+		printf("{\"action\":\"register-app\",\"tx\":\"%s\",\"block\":%" PRIu64 "}\n", hash,
+		       res.receipt.block_number);
+	}
 	return r;
 }
 
