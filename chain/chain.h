@@ -308,6 +308,118 @@ void eth_describe_revert(const uint8_t *data, size_t len, char *out, size_t outl
 /* The custom error signatures eth_describe_revert knows by name. */
 size_t eth_known_errors(const char *const **signatures);
 
+/* ---- transactions under caps (operator tools, relayer) ---------------------------------- */
+
+/* A call (to set) or a contract creation (to NULL, data = init code). */
+struct eth_tx_request {
+	const uint8_t *to;
+	const void *data;
+	size_t len;
+	uint64_t value;               /* wei sent along */
+};
+
+struct eth_tx_caps {
+	uint64_t chain_id;            /* signed into the transaction; 0: ask the node */
+	uint64_t max_fee_per_gas;     /* wei/gas, required: a suggestion above is clamped, a base
+				       * fee above is refused */
+	uint64_t max_priority_fee_per_gas;  /* 0: only max_fee_per_gas bounds the tip */
+	uint64_t max_cost;            /* wei: gas limit x max fee + value above this is refused;
+				       * 0: no cap */
+	uint64_t gas_limit;           /* 0: estimate (+25%) */
+	long timeout_ms;              /* for the receipt; 0: 60 s */
+	uint64_t *nonce_hint;         /* NULL, or the next nonce this process expects (updated) */
+};
+
+struct eth_tx_result {
+	bool sent;                    /* the node accepted it: tx_hash is on its way */
+	bool mined;                   /* receipt holds the receipt */
+	uint8_t tx_hash[32];
+	uint64_t nonce;
+	uint64_t gas_limit;
+	uint64_t max_fee_per_gas;
+	uint64_t worst_cost;          /* wei: gas limit x max fee + value */
+	struct eth_receipt receipt;
+};
+
+/*
+ * eth_call of the request as `from` would make it (value included) at "latest"; the
+ * return data is appended to out (may be NULL). A revert is -EPERM, its decoded reason
+ * (e.g. "ClusterFull(8)") in eth_rpc_last_error.
+ */
+int eth_simulate(struct eth_rpc *rpc, const uint8_t from[static 20],
+		 const struct eth_tx_request *req, struct buf *out);
+/*
+ * Simulate, estimate, price under caps, send and wait for the receipt. -EPERM: reverted
+ * (simulated, estimated or mined; res->sent tells whether gas was spent); -EDQUOT: above
+ * a cap, nothing sent; -ETIMEDOUT: sent (res->tx_hash) but no receipt in time. The nonce
+ * is the larger of the pending and latest counts (and *nonce_hint); a node that says it
+ * is taken gets the next one, at most 4 times. The reason is in eth_rpc_last_error.
+ */
+int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
+		    const struct eth_tx_request *req, const struct eth_tx_caps *caps,
+		    struct eth_tx_result *res);
+/* Balance at "latest", wei as a big-endian uint256. */
+int eth_get_balance(struct eth_rpc *rpc, const uint8_t addr[static 20], uint8_t wei[static 32]);
+/* Decimal text of a big-endian uint256 (at most 78 digits). */
+#define ETH_U256_DEC_MAX 80
+void eth_u256_to_dec(const uint8_t be[static 32], char out[static ETH_U256_DEC_MAX]);
+
+/*
+ * Decrypt a Web3 Secret Storage (v3) keystore: scrypt or pbkdf2 (hmac-sha256), AES-128-CTR,
+ * the keccak MAC checked in constant time. The key goes to sk (caller's locked memory).
+ * -EINVAL: not a v3 keystore we read (kdf parameters beyond the bounds in keystore.c
+ * included), -EACCES: wrong password (MAC mismatch), -ENOMEM.
+ */
+int eth_keystore_decrypt(const char *json, size_t len, const char *password, size_t password_len,
+			 uint8_t sk[static 32]);
+
+/* ---- relaying (dstack-p2p relayer) -------------------------------------------------------- */
+
+#define REGISTRY_REGISTER_SIG \
+	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
+
+/* A call to relay, as the agent posts it: {"to":"0x<20 bytes>","data":"0x<calldata>"}. */
+struct relay_request {
+	uint8_t to[20];
+	uint8_t *data;            /* malloc'd */
+	size_t len;
+	uint8_t selector[4];
+	/* What rate limits count on: registerPeer's instance id (left-padded), else the first
+	 * argument word (an election call's token id); has_subject false when there is none. */
+	uint8_t subject[32];
+	bool has_subject;
+};
+
+/*
+ * Parse a relay request body (JSON, at most 16 tokens). -EINVAL with why filled for
+ * anything else: not an object, a "value" member, a bad address, calldata that is not hex,
+ * shorter than a selector or longer than max_data bytes.
+ */
+int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
+			char *why, size_t why_len);
+void relay_request_clear(struct relay_request *r);
+
+/* Fixed-window limits: at most `limit` takes per key per window, in a table of slots. */
+struct relay_slot {
+	uint8_t key[32];
+	uint64_t window_start;
+	uint32_t count;
+	bool used;
+};
+
+struct relay_limiter {
+	struct relay_slot *slots;
+	size_t nslots;
+	uint32_t limit;
+	uint64_t window_ms;
+};
+
+/* -EINVAL for a zero size, limit or window; -ENOMEM. */
+int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
+void relay_limiter_free(struct relay_limiter *l);
+/* Count one for key at time now (ms); false when its window is already full. */
+bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now);
+
 /* ---- the registry record (docs/registry.md) ------------------------------------------- */
 
 enum registry_mode { REGISTRY_MODE_TLS_GATEWAY = 0, REGISTRY_MODE_WIREGUARD = 1 };

@@ -322,7 +322,7 @@ out:
 }
 
 /* A JSON-RPC error from a call that executes code: name the revert if there is data. */
-static void set_execution_error(struct eth_rpc *rpc, const char *method,
+void rpc_set_execution_error(struct eth_rpc *rpc, const char *method,
 				const struct eth_rpc_call *c)
 {
 	char reason[512];
@@ -383,7 +383,7 @@ int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 		goto out;
 	r = eth_rpc_call(rpc, "eth_call", (const char *)params.data, &c);
 	if (r == -EREMOTEIO)
-		set_execution_error(rpc, "eth_call", &c);
+		rpc_set_execution_error(rpc, "eth_call", &c);
 	if (r < 0)
 		goto out;
 	if (c.result_type != JSON_STRING ||
@@ -427,7 +427,7 @@ int eth_estimate_gas(struct eth_rpc *rpc, const uint8_t from[static 20], const u
 		goto out;
 	r = eth_rpc_call(rpc, "eth_estimateGas", (const char *)params.data, &c);
 	if (r == -EREMOTEIO)
-		set_execution_error(rpc, "eth_estimateGas", &c);
+		rpc_set_execution_error(rpc, "eth_estimateGas", &c);
 	if (r < 0)
 		goto out;
 	if (c.result_type != JSON_STRING || eth_parse_quantity(c.result, c.result_len, gas) < 0) {
@@ -497,7 +497,7 @@ int eth_send_raw_transaction(struct eth_rpc *rpc, const void *raw, size_t len,
 		goto out;
 	r = eth_rpc_call(rpc, "eth_sendRawTransaction", (const char *)params.data, &c);
 	if (r == -EREMOTEIO)
-		set_execution_error(rpc, "eth_sendRawTransaction", &c);
+		rpc_set_execution_error(rpc, "eth_sendRawTransaction", &c);
 	if (r < 0)
 		goto out;
 	if (c.result_type != JSON_STRING || hex_decode_exact(tx_hash, 32, c.result, c.result_len) < 0) {

@@ -17,4 +17,8 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 /* Record a human-readable error on the client for eth_rpc_last_error. */
 void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A JSON-RPC error of a call that runs code (eth_call, eth_estimateGas, sending): the
+ * decoded revert when the error carries data, else the node's code and message. */
+void rpc_set_execution_error(struct eth_rpc *rpc, const char *method, const struct eth_rpc_call *c);
+
 #endif

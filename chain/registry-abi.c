@@ -11,8 +11,7 @@
 
 #include "chain/internal.h"
 
-#define SIG_REGISTER_PEER \
-	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
+#define SIG_REGISTER_PEER REGISTRY_REGISTER_SIG
 
 /* Head slots of the Peer struct (docs/registry.md). */
 enum peer_slot {

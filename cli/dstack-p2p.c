@@ -16,6 +16,8 @@ static const struct subcommand subcommands[] = {
 	{ "show", cmd_show, "WireGuard interfaces and peers, like wg show (--json)" },
 	{ "identity", cmd_identity, "this node's ids and public keys, from the dstack guest agent" },
 	{ "chain", cmd_chain, "the chain and the registry as the agent sees them (debugging)" },
+	{ "cluster", cmd_cluster, "operator: deploy, mint, bind, policies, status of a cluster" },
+	{ "relayer", cmd_relayer, "operator: send the nodes' registrations, paying their gas" },
 };
 
 bool wants_help(int argc, char **argv)

@@ -170,6 +170,46 @@ void http_reply_free(struct http_reply *reply);
 /* Call once at program start (curl_global_init); safe to call more than once. */
 int http_global_init(void);
 
+/* ---- HTTP server (small and bounded: dstack-sim, the relayer) -------------------- */
+
+#define HTTP_PEER_MAX 48
+
+struct http_request {
+	char method[8];
+	char path[128];
+	char content_type[128];   /* "" when absent */
+	size_t content_length;
+	size_t header_len;        /* through the blank line */
+	const char *body;         /* content_length bytes (set before the handler runs) */
+	char peer[HTTP_PEER_MAX]; /* the client's address */
+};
+
+/* Fills reply with a JSON body and returns the HTTP status to answer with. */
+typedef int (*http_handler_fn)(void *ctx, const struct http_request *req, struct buf *reply);
+
+struct http_server {
+	size_t max_header;        /* larger heads get 431 */
+	size_t max_body;          /* larger bodies get 413, before they are read */
+	long deadline_ms;         /* to send the request and take the reply; 0: 5 s */
+	http_handler_fn handler;  /* runs once per complete request, one at a time */
+	void *ctx;
+};
+
+/*
+ * Parse a request head in data: 0 done (req filled, body not set), 1 need more bytes, or
+ * the HTTP status to answer with (400 malformed, 411 chunked, 413 body too large, 431 head
+ * too large).
+ */
+int http_parse_head(const uint8_t *data, size_t len, size_t max_header, size_t max_body,
+		    struct http_request *req);
+/*
+ * Serve HTTP/1.1 on the listening sockets until *stop (signals blocked by the caller are
+ * let through by ppoll with wait_mask). One request per connection, Connection: close; at
+ * most 32 connections, each with a deadline. Returns 0 or a poll error.
+ */
+int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
+	       const sigset_t *wait_mask, volatile sig_atomic_t *stop);
+
 /* ---- misc ------------------------------------------------------------------------ */
 
 /* Monotonic clock in milliseconds. */

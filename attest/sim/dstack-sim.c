@@ -412,6 +412,13 @@ static int setup_agent(const struct options *o, struct sim_agent *a)
 	return 0;
 }
 
+/* The simulated agent API behind the shared HTTP server. */
+static int serve_request(void *ctx, const struct http_request *req, struct buf *reply)
+{
+	return sim_handle_request(ctx, req->path, req->content_type[0] ? req->content_type : NULL,
+				  req->body, req->content_length, reply);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -472,7 +479,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	r = sim_serve(&agent, fds, nfds, &wait_mask, &stop_requested);
+	r = http_serve(&(struct http_server){ .max_header = SIM_MAX_HEADER, .max_body = SIM_MAX_BODY,
+					      .handler = serve_request, .ctx = &agent },
+		       fds, nfds, &wait_mask, &stop_requested);
 	if (r < 0)
 		fprintf(stderr, "dstack-sim: %s\n", strerror(-r));
 	r = r < 0 ? 1 : 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* dstack-sim internals: the simulated agent's state, its API handlers and its HTTP server. */
+/* dstack-sim internals: the simulated agent's state and its API handlers (served by
+ * common/http-server.c). */
 #ifndef DSTACK_P2P_SIM_H
 #define DSTACK_P2P_SIM_H
 
@@ -33,11 +34,5 @@ struct sim_agent {
 int sim_handle_request(const struct sim_agent *agent, const char *path, const char *content_type,
 		       const char *body, size_t body_len, struct buf *out);
 
-/*
- * Serve HTTP/1.1 on the listening sockets until SIGTERM/SIGINT (blocked by the caller;
- * ppoll unblocks them). One request per connection, Connection: close.
- */
-int sim_serve(const struct sim_agent *agent, const int *listen_fds, int nfds,
-	      const sigset_t *wait_mask, volatile sig_atomic_t *stop);
 
 #endif

@@ -19,7 +19,8 @@ interface ScriptVm {
 /// @notice Env: KMS_ROOT_ADDRESS (required); PRIVATE_KEY (anvil's first key by default); OWNER
 ///         (default: the deployer); optional COMPOSE_HASH, BOOT_POLICY (0 strict, 1 permissive),
 ///         MAX_NODES, NETWORK_MODES (bit mask, 1 TLS, 2 WireGuard, 3 both), ALLOW_ANY_DEVICE,
-///         MINT_PRICE + PUBLIC_MINTING. Logs "DstackClusterNFT deployed at: <address>".
+///         MINT_PRICE + PUBLIC_MINTING, REQUIRE_TCB_UP_TO_DATE (default true). OWNER other than the
+///         deployer is offered the ownership and becomes owner once it calls acceptOwnership(). Logs "DstackClusterNFT deployed at: <address>".
 contract DeployDstackClusterNFT {
     ScriptVm internal constant vm = ScriptVm(address(uint160(uint256(keccak256("hevm cheat code")))));
     uint256 internal constant ANVIL_KEY_0 = 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80;
@@ -40,10 +41,11 @@ contract DeployDstackClusterNFT {
         uint8 modes = _small("NETWORK_MODES", 3);
         if (maxNodes != 254 || modes != 3) cluster.setClusterConfig(maxNodes, modes);
         if (!vm.envOr("ALLOW_ANY_DEVICE", true)) cluster.setAllowAnyDevice(false);
+        if (!vm.envOr("REQUIRE_TCB_UP_TO_DATE", true)) cluster.setRequireTcbUpToDate(false);
         uint256 price = vm.envOr("MINT_PRICE", uint256(0));
         bool publicMinting = vm.envOr("PUBLIC_MINTING", false);
         if (price != 0 || publicMinting) cluster.setMintingPolicy(price, publicMinting);
-        if (owner != deployer) cluster.transferOwnership(owner);
+        if (owner != deployer) cluster.transferOwnership(owner); // two-step: OWNER calls acceptOwnership()
         vm.stopBroadcast();
 
         _log("DstackClusterNFT deployed at:", address(cluster));

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
@@ -19,7 +20,7 @@ import {DstackSignatureChain as Chain} from "./DstackSignatureChain.sol";
 /// @dev Token ids live in 1..254 and the set of live tokens and of registered peers are each one
 ///      uint256 bitmap, so no state-changing path loops over tokens: minting finds the lowest free
 ///      id, revocation and leader succession pick bits in O(1).
-contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement {
+contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManagement {
     // ------------------------------------------------------------------ types
 
     /// @notice A registration as submitted (docs/registry.md). Anyone may relay it.
@@ -108,6 +109,9 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     uint8 public constant LEADER_NO_CONFIDENCE = 1; // the previous leader lost a vote of no confidence
     uint8 public constant LEADER_LEFT = 2; // the previous leader's peer was removed
 
+    /// @dev keccak256 of the only tcbStatus accepted while requireTcbUpToDate is set.
+    bytes32 private constant TCB_UP_TO_DATE = keccak256("UpToDate");
+
     /// @notice Highest token id: the overlay 10.0.1.0/24 has hosts .1 to .254.
     uint256 public constant MAX_NODES_LIMIT = 254;
     uint256 public constant MAX_LABEL_LENGTH = 64;
@@ -127,6 +131,9 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     uint8 public bootPolicy = BOOT_STRICT;
     bool public publicMinting;
     bool public allowAnyDevice = true;
+    /// @notice When true (the default), a boot whose tcbStatus is not "UpToDate" is refused, as
+    ///         dstack's own DstackApp does with requireTcbUpToDate.
+    bool public requireTcbUpToDate = true;
     uint256 public mintPrice;
 
     mapping(bytes32 => bool) public allowedComposeHashes;
@@ -188,6 +195,7 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     event MintingPolicySet(uint256 price, bool publicMinting);
     event BootPolicySet(uint8 policy);
     event AllowAnyDeviceSet(bool allowAny);
+    event RequireTcbUpToDateSet(bool required);
     event LeaderLeaseSet(uint64 leaseSeconds);
     event Withdrawn(address indexed to, uint256 amount);
 
@@ -269,6 +277,9 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
         if (bootInfo.appId != address(this)) return (false, "App id is not this cluster contract");
         if (!allowedComposeHashes[bootInfo.composeHash]) return (false, "Compose hash not allowed");
         if (!allowAnyDevice && !allowedDeviceIds[bootInfo.deviceId]) return (false, "Device not allowed");
+        if (requireTcbUpToDate && keccak256(bytes(bootInfo.tcbStatus)) != TCB_UP_TO_DATE) {
+            return (false, "TCB status is not up to date");
+        }
         if (bootPolicy == BOOT_STRICT && _tokenOfInstance[bootInfo.instanceId] == 0) {
             return (false, "Instance not bound to a live node token");
         }
@@ -303,6 +314,13 @@ contract DstackClusterNFT is ERC721, Ownable, IAppAuth, IAppAuthBasicManagement 
     function setAllowAnyDevice(bool allowAny) external onlyOwner {
         allowAnyDevice = allowAny;
         emit AllowAnyDeviceSet(allowAny);
+    }
+
+    /// @notice Refuse (true) or allow (false) a boot whose TCB is not up to date (tcbStatus other
+    ///         than "UpToDate", e.g. "OutOfDate" after a microcode advisory).
+    function setRequireTcbUpToDate(bool required) external onlyOwner {
+        requireTcbUpToDate = required;
+        emit RequireTcbUpToDateSet(required);
     }
 
     /// @notice BOOT_STRICT: only instances bound to a live token boot (mint, bind, then start the CVM);

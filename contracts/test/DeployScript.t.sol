@@ -19,9 +19,13 @@ contract DeployScriptTest is TestBase {
         vm.setEnv("ALLOW_ANY_DEVICE", "false");
         vm.setEnv("MINT_PRICE", "5");
         vm.setEnv("PUBLIC_MINTING", "true");
+        vm.setEnv("REQUIRE_TCB_UP_TO_DATE", "false");
 
         DstackClusterNFT c = new DeployDstackClusterNFT().run();
         assertEq(c.kmsRoot(), root, "kms root");
+        assertEq(c.pendingOwner(), newOwner, "ownership offered (two-step: the owner accepts)");
+        vm.prank(newOwner);
+        c.acceptOwnership();
         assertEq(c.owner(), newOwner, "ownership handed over");
         assertTrue(
             c.allowedComposeHashes(bytes32(0x1111111111111111111111111111111111111111111111111111111111111111)),
@@ -33,5 +37,6 @@ contract DeployScriptTest is TestBase {
         assertFalse(c.allowAnyDevice(), "device list on");
         assertEq(c.mintPrice(), 5, "price");
         assertTrue(c.publicMinting(), "public");
+        assertFalse(c.requireTcbUpToDate(), "tcb policy relaxed");
     }
 }

@@ -6,6 +6,7 @@ import {DstackClusterNFT} from "../src/DstackClusterNFT.sol";
 import {IAppAuth, IAppAuthBasicManagement} from "../src/IAppAuth.sol";
 import {DstackSignatureChain as Chain} from "../src/DstackSignatureChain.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 
 contract RejectEther {
@@ -57,6 +58,8 @@ contract DstackClusterNFTTest is ClusterFixture {
         assertEq(cluster.NODE_KEY_PURPOSE(), "dstack-p2p:node", "purpose");
         assertEq(cluster.PEER_RECORD_TYPEHASH(), keccak256("dstack-p2p.PeerRecord.v1"), "typehash");
         assertEq(cluster.leaderLease(), 300, "lease");
+        assertTrue(cluster.requireTcbUpToDate(), "tcb up to date required");
+        assertEq(cluster.pendingOwner(), address(0), "no pending owner");
     }
 
     function test_supportsInterface() public view {
@@ -127,6 +130,10 @@ contract DstackClusterNFTTest is ClusterFixture {
         vm.expectRevert(err);
         cluster.setBootPolicy(1);
         vm.expectRevert(err);
+        cluster.setRequireTcbUpToDate(false);
+        vm.expectRevert(err);
+        cluster.transferOwnership(alice);
+        vm.expectRevert(err);
         cluster.setClusterConfig(10, 3);
         vm.expectRevert(err);
         cluster.setMintingPolicy(1, true);
@@ -135,6 +142,45 @@ contract DstackClusterNFTTest is ClusterFixture {
         vm.expectRevert(err);
         cluster.withdraw(payable(alice));
         vm.stopPrank();
+    }
+
+    // ------------------------------------------------------------ ownership
+
+    function test_ownership_twoStep() public {
+        vm.expectEmit(address(cluster));
+        emit Ownable2Step.OwnershipTransferStarted(admin, alice);
+        vm.prank(admin);
+        cluster.transferOwnership(alice);
+        assertEq(cluster.owner(), admin, "owner unchanged until accepted");
+        assertEq(cluster.pendingOwner(), alice, "pending");
+
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, bob));
+        cluster.acceptOwnership();
+
+        vm.expectEmit(address(cluster));
+        emit Ownable.OwnershipTransferred(admin, alice);
+        vm.prank(alice);
+        cluster.acceptOwnership();
+        assertEq(cluster.owner(), alice, "new owner");
+        assertEq(cluster.pendingOwner(), address(0), "pending cleared");
+
+        vm.prank(admin);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, admin));
+        cluster.setBootPolicy(1);
+    }
+
+    function test_ownership_wrongTargetCanBeReplaced() public {
+        vm.startPrank(admin);
+        cluster.transferOwnership(bob);
+        cluster.transferOwnership(alice); // a typo is mended before anyone accepts
+        vm.stopPrank();
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, bob));
+        cluster.acceptOwnership();
+        vm.prank(alice);
+        cluster.acceptOwnership();
+        assertEq(cluster.owner(), alice, "intended owner");
     }
 
     // ------------------------------------------------------------ isAppAllowed
@@ -184,6 +230,35 @@ contract DstackClusterNFTTest is ClusterFixture {
         vm.prank(admin);
         cluster.removeComposeHash(b.composeHash);
         _allowed(b, false, "Compose hash not allowed");
+    }
+
+    function test_isAppAllowed_tcbPolicy() public {
+        IAppAuth.AppBootInfo memory b = _boot(inst1);
+        vm.prank(admin);
+        cluster.addComposeHash(b.composeHash);
+        _mintBind(alice, inst1);
+        _allowed(b, true, "");
+
+        string[3] memory stale = ["OutOfDate", "ConfigurationNeeded", ""];
+        for (uint256 i = 0; i < stale.length; ++i) {
+            b.tcbStatus = stale[i];
+            _allowed(b, false, "TCB status is not up to date");
+        }
+        b.tcbStatus = "uptodate"; // the comparison is exact, as dstack's
+        _allowed(b, false, "TCB status is not up to date");
+
+        vm.expectEmit(address(cluster));
+        emit DstackClusterNFT.RequireTcbUpToDateSet(false);
+        vm.prank(admin);
+        cluster.setRequireTcbUpToDate(false);
+        assertFalse(cluster.requireTcbUpToDate(), "policy off");
+        _allowed(b, true, "");
+
+        vm.prank(admin);
+        cluster.setRequireTcbUpToDate(true);
+        _allowed(b, false, "TCB status is not up to date");
+        b.tcbStatus = "UpToDate";
+        _allowed(b, true, "");
     }
 
     // ------------------------------------------------------------ minting

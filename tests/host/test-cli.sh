@@ -76,8 +76,8 @@ run no-such-command
 pass "dstack-p2p lists ${#CMDS[@]} commands (${CMDS[*]}); no command and an unknown one exit 2"
 
 # What an extra argument and an unknown option are, for commands that take operands.
-declare -A EXTRA=([show]="wgx0 extra-arg" [chain]="id extra-arg")
-declare -A BEFORE=([chain]="id")
+declare -A EXTRA=([show]="wgx0 extra-arg" [chain]="id extra-arg" [cluster]="status extra-arg")
+declare -A BEFORE=([chain]="id" [cluster]="status")
 
 # Options as --help lists them (one per line in its Options section) and as the man
 # page documents them (the tags of .TP paragraphs in OPTIONS and COMMANDS, and the

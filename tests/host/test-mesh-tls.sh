@@ -11,9 +11,14 @@ H_WG=0
 DOMAIN=gw.dstack-p2p.test
 h_init dps
 h_deploy
-# Node 3 has no funded key: a relayer in the hub sends its registration.
-ip netns exec "${H_PREFIX}hub" env RELAYER_RPC="$H_RUN/anvil.ipc" RELAYER_KEY="$H_OPERATOR_KEY" RELAYER_CAST="$H_CAST" \
-	socat TCP-LISTEN:8600,bind="$H_HUB_IP",reuseaddr,fork EXEC:"$H_ROOT/netns-harness/relayer.sh" \
+# Node 3 has no funded key: the operator's relayer (dstack-p2p relayer, its own funded key)
+# in the hub sends its registration.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$H_RUN/relayer.key"
+chmod 600 "$H_RUN/relayer.key"
+h_cast rpc anvil_setBalance "$("$H_CAST" wallet address --private-key "0x$(cat "$H_RUN/relayer.key")")" \
+	0x56BC75E2D63100000 >/dev/null
+ip netns exec "${H_PREFIX}hub" env H_RUN="$H_RUN" "$H_BIN/dstack-p2p" relayer --listen "$H_HUB_IP:8600" \
+	--rpc "$H_RUN/anvil.ipc" --contract "$H_CONTRACT" --key-file "$H_RUN/relayer.key" \
 	>"$H_RUN/relayer.log" 2>&1 &
 H_OTHER_PIDS+=($!)
 for i in 1 2 3; do
@@ -45,6 +50,7 @@ for i in 1 2 3; do
 	ip netns exec "$(h_ns "$i")" ip link show "$(h_if "$i")" >/dev/null 2>&1 &&
 		h_die "node $i created a WireGuard interface in tls mode"
 done
+grep -q ' -> 200 {"txHash"' "$H_RUN/relayer.log" || h_die "the relayer did not send node 3's registration"
 h_log "PASS: tls mode: 3 nodes (one through a relayer) registered their gateway URLs and list each other's"
 
 # No funded key and no relayer: the agent prints the calldata and the cast command; an

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* A small HTTP/1.1 server over poll: bounded requests, one per connection, for dstack-sim. */
+/* A small HTTP/1.1 server over poll: bounded requests, one per connection (dstack-sim, relayer). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -7,29 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "attest/sim/sim.h"
+#include "common/common.h"
 
 #define MAX_LISTENERS   4
 #define MAX_CONNECTIONS 32
-/* A client has this long to send its request and take the reply. */
+/* A client has this long to send its request and take the reply, unless configured. */
 #define REQUEST_DEADLINE_MS 5000
+/* And at least this long to take the reply once the handler is done. */
+#define REPLY_DEADLINE_MS 2000
 
 struct connection {
 	int fd;                /* -1: free slot */
 	uint64_t deadline;
 	struct buf in;
 	bool unread_input;     /* answered before the whole request was read */
-};
-
-struct request {
-	char method[8];
-	char path[128];
-	char content_type[128];
-	size_t content_length;
-	size_t header_len;     /* through the blank line */
+	char peer[HTTP_PEER_MAX];
 };
 
 static const char *status_text(int status)
@@ -41,7 +38,12 @@ static const char *status_text(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 411: return "Length Required";
+	case 403: return "Forbidden";
 	case 413: return "Content Too Large";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
 	case 431: return "Request Header Fields Too Large";
 	default: return "Internal Server Error";
 	}
@@ -116,7 +118,7 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
 }
 
 /* "POST /GetKey HTTP/1.1" */
-static bool parse_request_line(const char *text, size_t len, struct request *req)
+static bool parse_request_line(const char *text, size_t len, struct http_request *req)
 {
 	char line[256], version[16];
 
@@ -128,21 +130,18 @@ static bool parse_request_line(const char *text, size_t len, struct request *req
 	       !strncmp(version, "HTTP/1.", 7);
 }
 
-/*
- * Parse the head once the blank line has arrived: 0 done, 1 need more bytes, or an HTTP
- * status to answer with.
- */
-static int parse_head(const struct buf *in, struct request *req)
+int http_parse_head(const uint8_t *data, size_t len, size_t max_header, size_t max_body,
+		    struct http_request *req)
 {
-	const char *text = (const char *)in->data, *end, *line, *eol;
+	const char *text = (const char *)data, *end, *line, *eol;
 	char value[32];
 
 	memset(req, 0, sizeof(*req));
-	end = in->len >= 4 ? memmem(text, in->len, "\r\n\r\n", 4) : NULL;
+	end = len >= 4 ? memmem(text, len, "\r\n\r\n", 4) : NULL;
 	if (!end)
-		return in->len >= SIM_MAX_HEADER ? 431 : 1;
+		return len >= max_header ? 431 : 1;
 	req->header_len = (size_t)(end - text) + 4;
-	if (req->header_len > SIM_MAX_HEADER)
+	if (req->header_len > max_header)
 		return 431;
 
 	eol = memmem(text, req->header_len, "\r\n", 2);
@@ -156,14 +155,14 @@ static int parse_head(const struct buf *in, struct request *req)
 			char *stop;
 			unsigned long long n = strtoull(value, &stop, 10);
 
-			if (!*value || *stop)
+			if (!*value || *stop || *value == '-' || *value == '+')
 				return 400;
-			if (n > SIM_MAX_BODY)
+			if (n > max_body)
 				return 413;
 			req->content_length = (size_t)n;
 		} else if (header_value(line, (size_t)(eol - line), "Transfer-Encoding", value,
 					sizeof(value))) {
-			return 411;  /* chunked bodies: not needed by any client of the agent */
+			return 411;  /* chunked bodies: not needed by any client here */
 		} else {
 			header_value(line, (size_t)(eol - line), "Content-Type", req->content_type,
 				     sizeof(req->content_type));
@@ -213,9 +212,9 @@ static void connection_close(struct connection *c)
 }
 
 /* Read what is there; answer once the request is whole. Returns true when done. */
-static bool connection_readable(const struct sim_agent *agent, struct connection *c)
+static bool connection_readable(const struct http_server *srv, struct connection *c)
 {
-	struct request req;
+	struct http_request req;
 	struct buf reply;
 	uint8_t chunk[4096];
 	ssize_t n;
@@ -231,7 +230,7 @@ static bool connection_readable(const struct sim_agent *agent, struct connection
 		c->unread_input = true;
 		return true;
 	}
-	r = parse_head(&c->in, &req);
+	r = http_parse_head(c->in.data, c->in.len, srv->max_header, srv->max_body, &req);
 	if (r == 1)
 		return false;
 	if (r) {
@@ -246,26 +245,48 @@ static bool connection_readable(const struct sim_agent *agent, struct connection
 		return true;
 	}
 	buf_init(&reply, 1 << 20);
-	r = sim_handle_request(agent, req.path, req.content_type[0] ? req.content_type : NULL,
-			       (const char *)c->in.data + req.header_len, req.content_length, &reply);
+	req.body = (const char *)c->in.data + req.header_len;
+	memcpy(req.peer, c->peer, sizeof(req.peer));
+	r = srv->handler(srv->ctx, &req, &reply);
+	/* A handler may take long (the relayer waits for a receipt): the reply gets its own time. */
+	if (c->deadline < now_ms() + REPLY_DEADLINE_MS)
+		c->deadline = now_ms() + REPLY_DEADLINE_MS;
 	send_reply(c->fd, r, &reply, c->deadline);
-	secret_wipe(reply.data, reply.cap);  /* GetKey replies carry keys */
+	secret_wipe(reply.data, reply.cap);  /* replies may carry keys (dstack-sim's GetKey) */
 	buf_free(&reply);
 	return true;
 }
 
-static void accept_one(int listen_fd, struct connection *conns)
+/* The client's address as text: what a handler may rate-limit on. */
+static void peer_text(const struct sockaddr_storage *ss, char out[static HTTP_PEER_MAX])
 {
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+	else if (ss->ss_family == AF_UNIX)
+		snprintf(host, sizeof(host), "unix");
+	snprintf(out, HTTP_PEER_MAX, "%s", host);
+}
+
+static void accept_one(const struct http_server *srv, int listen_fd, struct connection *conns)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0)
 		return;
 	for (int i = 0; i < MAX_CONNECTIONS; i++) {
 		if (conns[i].fd < 0) {
 			conns[i].fd = fd;
-			conns[i].deadline = now_ms() + REQUEST_DEADLINE_MS;
+			conns[i].deadline = now_ms() + (uint64_t)(srv->deadline_ms > 0 ? srv->deadline_ms
+										 : REQUEST_DEADLINE_MS);
 			conns[i].unread_input = false;
-			buf_init(&conns[i].in, SIM_MAX_HEADER + SIM_MAX_BODY);
+			peer_text(&ss, conns[i].peer);
+			buf_init(&conns[i].in, srv->max_header + srv->max_body);
 			return;
 		}
 	}
@@ -276,8 +297,8 @@ static void accept_one(int listen_fd, struct connection *conns)
 	close(fd);
 }
 
-int sim_serve(const struct sim_agent *agent, const int *listen_fds, int nfds,
-	      const sigset_t *wait_mask, volatile sig_atomic_t *stop)
+int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
+	       const sigset_t *wait_mask, volatile sig_atomic_t *stop)
 {
 	struct connection conns[MAX_CONNECTIONS];
 	struct pollfd pfds[MAX_LISTENERS + MAX_CONNECTIONS];
@@ -323,8 +344,8 @@ int sim_serve(const struct sim_agent *agent, const int *listen_fds, int nfds,
 			if (!pfds[k].revents)
 				continue;
 			if (slot_of[k] < 0)
-				accept_one(pfds[k].fd, conns);
-			else if (connection_readable(agent, &conns[slot_of[k]]))
+				accept_one(srv, pfds[k].fd, conns);
+			else if (connection_readable(srv, &conns[slot_of[k]]))
 				connection_close(&conns[slot_of[k]]);
 		}
 	}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a relayer accepts: a request body {"to":"0x..","data":"0x.."} as the agent sends it,
+ * the subject a request is rate-limited on (the instance of a registration, the token of an
+ * election call), and fixed-window rate limits kept in a bounded table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/internal.h"
+
+#define RELAY_MAX_TOKENS 16
+
+void relay_request_clear(struct relay_request *r)
+{
+	free(r->data);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The subject: registerPeer's record names its instance (first member of the tuple); any
+ * other call is keyed on its first argument word (the token of an election call). */
+static void find_subject(struct relay_request *r)
+{
+	static uint8_t register_sel[4];
+	struct abi_tuple args, rec;
+	const uint8_t *w;
+
+	if (!register_sel[0] && !register_sel[1])
+		abi_selector(REGISTRY_REGISTER_SIG, register_sel);
+	memset(r->subject, 0, sizeof(r->subject));
+	abi_tuple_init(&args, r->data + 4, r->len - 4);
+	if (!memcmp(r->selector, register_sel, 4)) {
+		if (abi_get_tuple(&args, 0, &rec) == 0 && abi_get_address(&rec, 0, r->subject + 12) == 0)
+			r->has_subject = true;
+		return;
+	}
+	if (abi_get_word(&args, 0, &w) == 0) {
+		memcpy(r->subject, w, 32);
+		r->has_subject = true;
+	}
+}
+
+static int hex_field(const struct json *j, const char *key, const char **s, size_t *n)
+{
+	int i = json_get(j, 0, key);
+
+	if (i < 0 || j->tok[i].type != JSON_STRING)
+		return -ENOENT;
+	*s = json_raw(j, i, n);
+	return 0;
+}
+
+int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
+			char *why, size_t why_len)
+{
+	struct json j = { 0 };
+	const char *s;
+	size_t n;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = json_parse(&j, body, len, RELAY_MAX_TOKENS);
+	if (r < 0 || j.tok[0].type != JSON_OBJECT) {
+		snprintf(why, why_len, "the body is not a JSON object {\"to\":\"0x...\",\"data\":\"0x...\"}");
+		r = -EINVAL;
+		goto out;
+	}
+	r = -EINVAL;
+	if (json_get(&j, 0, "value") >= 0) {
+		snprintf(why, why_len, "a relayed call carries no value");
+		goto out;
+	}
+	if (hex_field(&j, "to", &s, &n) < 0 || hex_decode_exact(out->to, 20, s, n) < 0) {
+		snprintf(why, why_len, "\"to\" must be a 20-byte 0x address");
+		goto out;
+	}
+	if (hex_field(&j, "data", &s, &n) < 0 || n < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) {
+		snprintf(why, why_len, "\"data\" must be 0x-hex calldata");
+		goto out;
+	}
+	r = eth_parse_data(s, n, max_data, &out->data, &out->len);
+	if (r == -EMSGSIZE)
+		snprintf(why, why_len, "\"data\" is longer than %zu bytes", max_data);
+	else if (r < 0)
+		snprintf(why, why_len, "\"data\" is not hex");
+	if (r < 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (out->len < 4) {
+		snprintf(why, why_len, "\"data\" is shorter than a selector");
+		r = -EINVAL;
+		goto out;
+	}
+	memcpy(out->selector, out->data, 4);
+	find_subject(out);
+	r = 0;
+out:
+	if (r < 0)
+		relay_request_clear(out);
+	json_free(&j);
+	return r;
+}
+
+/* ---- fixed-window rate limits ---------------------------------------------------------- */
+
+int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms)
+{
+	memset(l, 0, sizeof(*l));
+	if (!slots || !limit || !window_ms)
+		return -EINVAL;
+	l->slots = calloc(slots, sizeof(*l->slots));
+	if (!l->slots)
+		return -ENOMEM;
+	l->nslots = slots;
+	l->limit = limit;
+	l->window_ms = window_ms;
+	return 0;
+}
+
+void relay_limiter_free(struct relay_limiter *l)
+{
+	free(l->slots);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * The subject's slot, or the one to reuse: a free slot, else the one whose window started
+ * longest ago. Evicting a subject in its window forgets its count, so the table is sized
+ * for the subjects one window sees; the total limit still holds whatever the churn.
+ */
+static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[static 32],
+				   uint64_t now)
+{
+	struct relay_slot *oldest = &l->slots[0];
+
+	for (size_t i = 0; i < l->nslots; i++) {
+		struct relay_slot *s = &l->slots[i];
+
+		if (s->used && !memcmp(s->key, key, 32))
+			return s;
+		if (!s->used || now - s->window_start >= l->window_ms) {
+			oldest = s;
+			oldest->used = false;
+			continue;
+		}
+		if (oldest->used && s->window_start < oldest->window_start)
+			oldest = s;
+	}
+	return oldest;
+}
+
+bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now)
+{
+	struct relay_slot *s = slot_for(l, key, now);
+
+	if (!s->used || memcmp(s->key, key, 32) || now - s->window_start >= l->window_ms) {
+		memcpy(s->key, key, 32);
+		s->used = true;
+		s->window_start = now;
+		s->count = 0;
+	}
+	if (s->count >= l->limit)
+		return false;
+	s->count++;
+	return true;
+}

@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dstack-p2p cluster deploy / kms-info / register-app: bring a cluster contract into the
+ * world under a dstack KMS. The KMS root address is read from the KMS contract itself, so
+ * an operator never guesses KMS_ROOT_ADDRESS.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cluster-cmd.h"
+
+#define ARTIFACT_MAX (8 << 20)
+#define INITCODE_MAX (64 << 10)
+
+static const char *const artifact_paths[] = {
+	"contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json",
+	"/usr/local/share/dstack-p2p/DstackClusterNFT.json",
+	"/usr/share/dstack-p2p/DstackClusterNFT.json",
+};
+
+/* ---- the KMS ----------------------------------------------------------------------------- */
+
+struct kms_facts {
+	uint8_t root[20];
+	uint8_t pubkey[65];
+	size_t pubkey_len;
+	char gateway_app_id[80];
+	uint8_t owner[20];
+	bool have_owner;
+	bool have_registered, registered;
+};
+
+/* k256Pubkey as the KMS stores it: 33 bytes compressed (or 64 / 65 uncompressed). */
+static int root_from_pubkey(const uint8_t *p, size_t n, uint8_t root[static 20])
+{
+	uint8_t pub[64];
+
+	if (n == 33) {
+		if (eth_decompress_pubkey(p, pub) < 0)
+			return -EINVAL;
+	} else if (n == 65 && p[0] == 0x04) {
+		memcpy(pub, p + 1, 64);
+	} else if (n == 64) {
+		memcpy(pub, p, 64);
+	} else {
+		return -EINVAL;
+	}
+	eth_address_from_pubkey(pub, root);
+	return 0;
+}
+
+static int read_kms(struct cluster_ctx *c, const uint8_t kms[static 20], struct kms_facts *f)
+{
+	enum { K_INFO, K_GATEWAY, K_OWNER, K_REGISTERED, K_COUNT };
+	struct cluster_view v[K_COUNT];
+	struct abi_tuple t;
+	const uint8_t *p;
+	size_t n = c->have_contract ? K_COUNT : K_REGISTERED;
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	cluster_views_init(v, K_COUNT);
+	r = cluster_calldata_word(&v[K_INFO].data, "kmsInfo()", NULL);
+	if (r == 0)
+		r = cluster_calldata_word(&v[K_GATEWAY].data, "gatewayAppId()", NULL);
+	if (r == 0)
+		r = cluster_calldata_word(&v[K_OWNER].data, "owner()", NULL);
+	if (r == 0 && c->have_contract) {
+		uint8_t w[32] = { 0 };
+
+		memcpy(w + 12, c->contract, 20);
+		r = cluster_calldata_word(&v[K_REGISTERED].data, "registeredApps(address)", w);
+	}
+	if (r == 0)
+		r = cluster_views_run(c->rpc, kms, "latest", v, n);
+	if (r < 0) {
+		cli_error("reading the KMS: %s", eth_rpc_last_error(c->rpc));
+		goto out;
+	}
+	abi_tuple_init(&t, v[K_INFO].out.data, v[K_INFO].out.len);
+	if (!v[K_INFO].ok || abi_get_bytes(&t, 0, &p, &f->pubkey_len) < 0 || f->pubkey_len > 65 ||
+	    root_from_pubkey(p, f->pubkey_len, f->root) < 0) {
+		cli_error("the contract at the KMS address answers no usable kmsInfo().k256Pubkey: "
+			  "not a dstack KMS, or its root key is not set");
+		r = -ENOENT;
+		goto out;
+	}
+	memcpy(f->pubkey, p, f->pubkey_len);
+	abi_tuple_init(&t, v[K_GATEWAY].out.data, v[K_GATEWAY].out.len);
+	if (v[K_GATEWAY].ok && abi_get_bytes(&t, 0, &p, &n) == 0)
+		for (size_t i = 0; i < n && i < sizeof(f->gateway_app_id) - 1; i++)
+			f->gateway_app_id[i] = p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' ? (char)p[i] : '?';
+	f->have_owner = v[K_OWNER].ok && v[K_OWNER].out.len == 32;
+	if (f->have_owner)
+		memcpy(f->owner, v[K_OWNER].out.data + 12, 20);
+	f->have_registered = c->have_contract && v[K_REGISTERED].ok && v[K_REGISTERED].out.len == 32;
+	f->registered = f->have_registered && v[K_REGISTERED].out.data[31];
+out:
+	cluster_views_free(v, K_COUNT);
+	return r;
+}
+
+static int need_kms(struct cluster_ctx *c, uint8_t kms[static 20])
+{
+	if (!c->o->kms_hex)
+		return -ENOENT;
+	if (cluster_parse_address(c->o->kms_hex, kms) < 0) {
+		cli_error("--kms '%s' is not a 20-byte 0x address", c->o->kms_hex);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cluster_kms_root_of(struct cluster_ctx *c, const uint8_t kms[static 20], uint8_t root[static 20])
+{
+	struct kms_facts f;
+	int r = read_kms(c, kms, &f);
+
+	if (r == 0)
+		memcpy(root, f.root, 20);
+	return r;
+}
+
+static void hex_str(char *out, const uint8_t *p, size_t n)
+{
+	out[0] = '0';
+	out[1] = 'x';
+	hex_encode(out + 2, p, n);
+}
+
+int cluster_kms_info(struct cluster_ctx *c)
+{
+	char root[43], owner[43], pub[2 * 65 + 3], kms_hex[43];
+	struct kms_facts f;
+	uint8_t kms[20];
+
+	if (need_kms(c, kms) < 0)
+		return c->o->kms_hex ? CLI_EXIT_USAGE
+				     : (cli_error("kms-info needs --kms ADDR (the dstack KMS contract)"),
+					CLI_EXIT_USAGE);
+	if (read_kms(c, kms, &f) < 0)
+		return CLI_EXIT_FAILURE;
+	hex_str(root, f.root, 20);
+	hex_str(owner, f.owner, 20);
+	hex_str(pub, f.pubkey, f.pubkey_len);
+	hex_str(kms_hex, kms, 20);
+	if (c->o->json) {
+		printf("{\"kms\":\"%s\",\"kmsRoot\":\"%s\",\"k256Pubkey\":\"%s\",\"gatewayAppId\":\"%s\","
+		       "\"owner\":%s%s%s", kms_hex, root, pub, f.gateway_app_id,
+		       f.have_owner ? "\"" : "", f.have_owner ? owner : "null", f.have_owner ? "\"" : "");
+		if (f.have_registered)
+			printf(",\"clusterRegistered\":%s", f.registered ? "true" : "false");
+		printf("}\n");
+		return CLI_EXIT_OK;
+	}
+	printf("kms            %s\nkms root       %s\nk256 pubkey    %s\ngateway app    %s\n"
+	       "owner          %s\n", kms_hex, root, pub, f.gateway_app_id[0] ? f.gateway_app_id : "-",
+	       f.have_owner ? owner : "-");
+	if (f.have_registered)
+		printf("cluster app    %s\n", f.registered ? "registered" : "not registered");
+	printf("\nDeploy a cluster under this KMS with --kms %s (or KMS_ROOT_ADDRESS=%s for\n"
+	       "contracts/deploy.sh).\n", kms_hex, root);
+	return CLI_EXIT_OK;
+}
+
+int cluster_register_app(struct cluster_ctx *c)
+{
+	struct eth_tx_result res;
+	struct kms_facts f;
+	struct buf calldata;
+	uint8_t kms[20], w[32] = { 0 };
+	int r;
+
+	if (need_kms(c, kms) < 0) {
+		if (!c->o->kms_hex)
+			cli_error("register-app needs --kms ADDR (the dstack KMS contract)");
+		return CLI_EXIT_USAGE;
+	}
+	if (read_kms(c, kms, &f) < 0)
+		return CLI_EXIT_FAILURE;
+	if (f.registered) {
+		if (c->o->json)
+			printf("{\"action\":\"register-app\",\"alreadyRegistered\":true}\n");
+		else
+			printf("register-app: the cluster is already registered with this KMS\n");
+		return CLI_EXIT_OK;
+	}
+	buf_init(&calldata, 0);
+	memcpy(w + 12, c->contract, 20);
+	r = cluster_calldata_word(&calldata, "registerApp(address)", w) < 0
+		? CLI_EXIT_FAILURE : cluster_transact(c, "register-app", kms, &calldata, 0, &res);
+	buf_free(&calldata);
+	if (r == CLI_EXIT_OK && c->o->json) {
+		char hash[67];
+
+		hex_str(hash, res.tx_hash, 32);
+		printf("{\"action\":\"register-app\",\"tx\":\"%s\",\"block\":%" PRIu64 "}\n", hash,
+		       res.receipt.block_number);
+	}
+	return r;
+}
+
+/* ---- deploy ------------------------------------------------------------------------------ */
+
+static int load_initcode(const char *path, struct buf *code)
+{
+	struct json j = { 0 };
+	struct buf text;
+	const char *hex;
+	size_t n;
+	int bc, obj, r;
+
+	r = cluster_read_file(path, &text, ARTIFACT_MAX);
+	if (r < 0)
+		return r;
+	r = json_parse(&j, (const char *)text.data, text.len, 1 << 20);
+	if (r < 0 || j.tok[0].type != JSON_OBJECT) {
+		r = -EINVAL;
+		goto out;
+	}
+	bc = json_get(&j, 0, "bytecode");
+	obj = bc < 0 ? bc : json_get(&j, bc, "object");
+	if (obj < 0 || j.tok[obj].type != JSON_STRING) {
+		r = -EINVAL;
+		goto out;
+	}
+	hex = json_raw(&j, obj, &n);
+	if (n >= 2 && hex[0] == '0' && hex[1] == 'x')
+		hex += 2, n -= 2;
+	if (n < 2 || n % 2 || n / 2 > INITCODE_MAX) {
+		r = -EINVAL;
+		goto out;
+	}
+	buf_init(code, INITCODE_MAX + 64);
+	r = buf_append(code, hex, n);  /* room, then decode in place */
+	if (r == 0) {
+		r = hex_decode(code->data, n / 2, hex, n);
+		code->len = r < 0 ? 0 : (size_t)r;
+	}
+	r = r < 0 ? -EINVAL : 0;
+out:
+	json_free(&j);
+	buf_free(&text);
+	return r;
+}
+
+static int find_initcode(const struct cluster_opts *o, struct buf *code)
+{
+	int r;
+
+	if (o->artifact) {
+		r = load_initcode(o->artifact, code);
+		if (r < 0)
+			cli_error("--artifact %s: %s (want forge's DstackClusterNFT.json with "
+				  "bytecode.object)", o->artifact, errstr(r));
+		return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(artifact_paths); i++)
+		if (load_initcode(artifact_paths[i], code) == 0)
+			return 0;
+	cli_error("no contract artifact: build it (cd contracts && forge build) and give "
+		  "--artifact contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json");
+	return -ENOENT;
+}
+
+/* One owner call on the new contract, or nothing when skip. */
+static int configure(struct cluster_ctx *c, bool skip, const char *what, const char *sig,
+		     uint64_t a, bool two, uint64_t b)
+{
+	struct eth_tx_result res;
+	struct abi_encoder e;
+	struct buf calldata;
+	uint8_t sel[4];
+	int r;
+
+	if (skip)
+		return CLI_EXIT_OK;
+	buf_init(&calldata, 0);
+	abi_selector(sig, sel);
+	r = buf_append(&calldata, sel, 4) < 0 || abi_enc_begin(&e, &calldata, two ? 2 : 1) < 0 ||
+		    abi_put_uint64(&e, a) < 0 || (two && abi_put_uint64(&e, b) < 0)
+		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
+	buf_free(&calldata);
+	return r;
+}
+
+static int configure_word(struct cluster_ctx *c, const char *what, const char *sig,
+			  const uint8_t w[static 32])
+{
+	struct eth_tx_result res;
+	struct buf calldata;
+	int r;
+
+	buf_init(&calldata, 0);
+	r = cluster_calldata_word(&calldata, sig, w) < 0
+		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
+	buf_free(&calldata);
+	return r;
+}
+
+/* The policy options, each one transaction by the deployer (still the owner). */
+static int apply_policy(struct cluster_ctx *c)
+{
+	const struct cluster_opts *o = c->o;
+	int r;
+
+	r = configure(c, o->boot_policy <= 0, "set-boot-policy", "setBootPolicy(uint8)",
+			      (uint64_t)o->boot_policy, false, 0);
+	if (r == 0)
+		r = configure(c, !o->max_nodes && o->modes < 0, "set-config",
+			      "setClusterConfig(uint256,uint8)", o->max_nodes ? o->max_nodes : 254, true,
+			      o->modes < 0 ? 3 : (uint64_t)o->modes);
+	if (r == 0)
+		r = configure(c, o->any_device != 0, "set-any-device", "setAllowAnyDevice(bool)", 0,
+			      false, 0);
+	if (r == 0)
+		r = configure(c, o->tcb_up_to_date != 0, "set-tcb-policy",
+			      "setRequireTcbUpToDate(bool)", 0, false, 0);
+	if (r == 0)
+		r = configure(c, !o->have_mint_policy, "set-minting", "setMintingPolicy(uint256,bool)",
+			      o->mint_price, true, o->public_minting);
+	return r;
+}
+
+static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], uint8_t owner[static 20],
+		       bool *offer)
+{
+	const struct cluster_opts *o = c->o;
+	uint8_t kms[20], w[32];
+
+	*offer = false;
+	if (o->kms_root_hex) {
+		if (cluster_parse_address(o->kms_root_hex, root) < 0) {
+			cli_error("--kms-root '%s' is not a 20-byte 0x address", o->kms_root_hex);
+			return CLI_EXIT_USAGE;
+		}
+	} else if (need_kms(c, kms) == 0) {
+		if (cluster_kms_root_of(c, kms, root) < 0)
+			return CLI_EXIT_FAILURE;
+	} else {
+		cli_error("deploy needs the KMS root: --kms ADDR (read from the KMS contract) or "
+			  "--kms-root ADDR");
+		return CLI_EXIT_USAGE;
+	}
+	if (o->compose_hash && cluster_parse_bytes32(o->compose_hash, w) < 0) {
+		cli_error("--compose-hash '%s' is not a 32-byte 0x hash", o->compose_hash);
+		return CLI_EXIT_USAGE;
+	}
+	if (o->owner_hex) {
+		if (cluster_parse_address(o->owner_hex, owner) < 0) {
+			cli_error("--owner '%s' is not a 20-byte 0x address", o->owner_hex);
+			return CLI_EXIT_USAGE;
+		}
+		*offer = true;
+	}
+	return CLI_EXIT_OK;
+}
+
+static void print_next_steps(const struct cluster_ctx *c, const char *addr, bool offered)
+{
+	if (c->o->json) {
+		printf("{\"action\":\"deploy\",\"contract\":\"%s\",\"chainId\":%" PRIu64 "}\n", addr,
+		       c->chain_id);
+		return;
+	}
+	printf("\nDstackClusterNFT deployed at %s (chain %" PRIu64 ")\n\nNext steps:\n"
+	       "  export CLUSTER_CONTRACT=%s\n"
+	       "  dstack-p2p cluster register-app --kms <KMS>     # the KMS then asks this contract\n"
+	       "  dstack-p2p cluster allow-compose <COMPOSE_HASH>\n"
+	       "  dstack-p2p cluster mint <HOLDER> <LABEL>; dstack-p2p cluster bind <TOKEN> <INSTANCE>\n"
+	       "  dstack-p2p cluster status\n", addr, c->chain_id, addr);
+	if (offered)
+		printf("  (the new owner runs: dstack-p2p cluster accept-ownership)\n");
+}
+
+int cluster_deploy(struct cluster_ctx *c)
+{
+	struct eth_tx_result res;
+	struct abi_encoder e;
+	struct buf code;
+	uint8_t root[20], owner[20], *sk, deployer[20], w[32] = { 0 };
+	char addr[43];
+	bool offer;
+	int r;
+
+	r = deploy_args(c, root, owner, &offer);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (cluster_load_key(&c->o->key, &sk, deployer) < 0)
+		return CLI_EXIT_USAGE;
+	secret_free(sk, 32);
+	buf_init(&code, 0);
+	if (find_initcode(c->o, &code) < 0) {
+		buf_free(&code);
+		return CLI_EXIT_USAGE;
+	}
+	/* constructor(address initialOwner, address kmsRoot): the deployer, who configures. */
+	e = (struct abi_encoder){ 0 };
+	r = abi_enc_begin(&e, &code, 2) < 0 || abi_put_address(&e, deployer) < 0 ||
+		    abi_put_address(&e, root) < 0
+		? CLI_EXIT_FAILURE : cluster_transact(c, "deploy", NULL, &code, 0, &res);
+	buf_free(&code);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (!res.receipt.has_contract_address) {
+		cli_error("deploy: the receipt names no contract address");
+		return CLI_EXIT_FAILURE;
+	}
+	memcpy(c->contract, res.receipt.contract_address, 20);
+	c->have_contract = true;
+	hex_str(addr, c->contract, 20);
+	if (c->o->compose_hash)
+		cluster_parse_bytes32(c->o->compose_hash, w);
+	r = c->o->compose_hash ? configure_word(c, "allow-compose", "addComposeHash(bytes32)", w)
+			       : CLI_EXIT_OK;
+	if (r == CLI_EXIT_OK)
+		r = apply_policy(c);
+	if (r == CLI_EXIT_OK && offer && memcmp(owner, deployer, 20)) {
+		memset(w, 0, 12);
+		memcpy(w + 12, owner, 20);
+		r = configure_word(c, "transfer-ownership", "transferOwnership(address)", w);
+	}
+	if (r != CLI_EXIT_OK)
+		cli_error("deploy: the contract is at %s but its configuration stopped here", addr);
+	print_next_steps(c, addr, offer);
+	return r;
+}

@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dstack-p2p cluster: the whole life of a cluster from the operator's side. Every action
+ * that changes the contract is simulated first (a revert is refused with its decoded error
+ * and nothing is sent), sent under fee caps, and followed to its receipt.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/cluster-cmd.h"
+
+#define MAX_OPERANDS 4
+
+enum {
+	O_RPC = 256, O_CONTRACT, O_KEY_FILE, O_KEYSTORE, O_PASSWORD_FILE, O_CHAIN_ID, O_TIMEOUT,
+	O_JSON, O_MAX_FEE, O_MAX_TIP, O_MAX_COST, O_GAS_LIMIT, O_VALUE, O_WATCH, O_INTERVAL,
+	O_COUNT, O_FROM_BLOCK, O_KMS, O_KMS_ROOT, O_OWNER, O_ARTIFACT, O_MAX_NODES, O_MODES,
+	O_BOOT_POLICY, O_TCB_POLICY, O_ANY_DEVICE, O_COMPOSE_HASH, O_MINT_PRICE, O_PUBLIC_MINTING,
+};
+
+static const struct cli_opt opts[] = {
+	{ "rpc", O_RPC, "URLS", "JSON-RPC endpoints, comma-separated (env ETH_RPC_URL)" },
+	{ "contract", O_CONTRACT, "ADDR", "the cluster contract (env CLUSTER_CONTRACT)" },
+	{ "key-file", O_KEY_FILE, "FILE", "the paying key, hex (env DSTACK_P2P_KEY_FILE)" },
+	{ "keystore", O_KEYSTORE, "FILE", "the paying key as an encrypted keystore v3 JSON\n"
+					  "(env DSTACK_P2P_KEYSTORE)" },
+	{ "password-file", O_PASSWORD_FILE, "FILE", "the keystore's password (else asked on the tty)" },
+	{ "chain-id", O_CHAIN_ID, "N", "refuse an RPC that serves another chain" },
+	{ "timeout", O_TIMEOUT, "MS", "per RPC request (default 10000); receipts wait 6x" },
+	{ "json", O_JSON, NULL, "JSON output" },
+	{ "max-fee-per-gas", O_MAX_FEE, "WEI", "cap on the fee per gas (default 100gwei)" },
+	{ "max-priority-fee", O_MAX_TIP, "WEI", "cap on the tip per gas (default: the max fee)" },
+	{ "max-cost", O_MAX_COST, "WEI", "cap on what one transaction may cost, gas limit x\n"
+					 "max fee + value (default 0.05ether)" },
+	{ "gas-limit", O_GAS_LIMIT, "N", "skip the estimate (the simulation still runs)" },
+	{ "value", O_VALUE, "WEI", "payment sent along (mint under public minting)" },
+	{ "watch", O_WATCH, NULL, "status: then follow the contract's events" },
+	{ "interval", O_INTERVAL, "MS", "--watch: poll interval (default 1000)" },
+	{ "count", O_COUNT, "N", "--watch: stop after N events" },
+	{ "from-block", O_FROM_BLOCK, "N", "--watch: start at block N (default: the next one)" },
+	{ "kms", O_KMS, "ADDR", "the dstack KMS contract (kms-info, register-app, deploy)" },
+	{ "kms-root", O_KMS_ROOT, "ADDR", "deploy: the KMS root key's address (else read from --kms)" },
+	{ "owner", O_OWNER, "ADDR", "deploy: offer the ownership to ADDR (it accepts)" },
+	{ "artifact", O_ARTIFACT, "FILE", "deploy: forge's DstackClusterNFT.json (env\n"
+					  "DSTACK_P2P_ARTIFACT)" },
+	{ "max-nodes", O_MAX_NODES, "N", "deploy: cap on live tokens, 1..254" },
+	{ "modes", O_MODES, "MODES", "deploy: tls, wireguard or both" },
+	{ "boot-policy", O_BOOT_POLICY, "POLICY", "deploy: strict (default) or permissive" },
+	{ "tcb-policy", O_TCB_POLICY, "POLICY", "deploy: up-to-date (default) or any" },
+	{ "any-device", O_ANY_DEVICE, "yes|no", "deploy: ignore the device list (default yes)" },
+	{ "compose-hash", O_COMPOSE_HASH, "HASH", "deploy: allow this compose hash" },
+	{ "mint-price", O_MINT_PRICE, "WEI", "deploy: price of a public mint" },
+	{ "public-minting", O_PUBLIC_MINTING, NULL, "deploy: anyone may mint at --mint-price" },
+	{ 0 },
+};
+
+static const struct cli_cmd cmd = {
+	.name = "cluster",
+	.synopsis = "[options] ACTION [ARGS]",
+	.about =
+		"Run a cluster from the operator's side: deploy it, mint and bind node tokens, set\n"
+		"its policies, and see it whole. Actions that send a transaction are simulated\n"
+		"first: a revert is refused with the contract's error by name (ClusterFull(8))\n"
+		"and nothing is sent; then sent under the fee caps and followed to the receipt.\n"
+		"The paying key comes from --key-file or --keystore, never the command line.\n\n"
+		"Actions:\n"
+		"  status [--json] [--watch]     every token, the policies, the leader, the balance\n"
+		"  deploy --kms-root ADDR|--kms ADDR [policy options]\n"
+		"  kms-info --kms ADDR           the KMS root address and settings of a dstack KMS\n"
+		"  register-app --kms ADDR       register the cluster as an app with that KMS\n"
+		"  mint TO LABEL                 mint the next token to TO\n"
+		"  bind TOKEN INSTANCE           bind a dstack instance id to a token\n"
+		"  unbind TOKEN | burn TOKEN\n"
+		"  transfer TOKEN TO             move a token (its peer record is revoked)\n"
+		"  allow-compose HASH | remove-compose HASH\n"
+		"  allow-device ID | remove-device ID | set-any-device yes|no\n"
+		"  set-config MAX_NODES MODES    MODES: tls, wireguard or both\n"
+		"  set-minting PRICE public|owner-only\n"
+		"  set-boot-policy strict|permissive\n"
+		"  set-tcb-policy up-to-date|any\n"
+		"  set-lease SECONDS             the leader's lease\n"
+		"  withdraw TO                   send the collected mint payments to TO\n"
+		"  transfer-ownership ADDR | accept-ownership",
+	.opts = opts,
+	.min_operands = 1,
+	.max_operands = MAX_OPERANDS,
+	.footer = "Amounts take units: 12wei, 1.5gwei, 0.01ether.\n"
+		  "Exit status: 0 done, 1 refused, reverted or failed at run time, 2 usage or\n"
+		  "configuration.",
+};
+
+/* ---- transactions ------------------------------------------------------------------------ */
+
+static void print_hex(FILE *f, const uint8_t *p, size_t n)
+{
+	char hex[65];
+
+	hex_encode(hex, p, n > 32 ? 32 : n);
+	fprintf(f, "0x%s", hex);
+}
+
+int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
+			   const struct eth_tx_result *res)
+{
+	const char *why = eth_rpc_last_error(c->rpc);
+	char hash[65];
+
+	if (!why[0])
+		why = errstr(r);
+	if (!strncmp(why, "eth_call reverted: ", 19))
+		why += 19;  /* the simulation's revert: the error's name says it all */
+	hex_encode(hash, res->tx_hash, 32);
+	if (r == -EPERM && !res->sent)
+		cli_error("%s refused (simulated, nothing sent): %s", what, why);
+	else if (r == -EPERM)
+		cli_error("%s reverted in transaction 0x%s: %s", what, hash, why);
+	else if (r == -EDQUOT)
+		cli_error("%s not sent: %s (raise --max-fee-per-gas or --max-cost)", what, why);
+	else if (r == -ETIMEDOUT)
+		cli_error("%s: transaction 0x%s sent, no receipt yet: %s", what, hash, why);
+	else
+		cli_error("%s failed: %s", what, why);
+	return CLI_EXIT_FAILURE;
+}
+
+int cluster_transact(struct cluster_ctx *c, const char *what, const uint8_t *to,
+		     const struct buf *calldata, uint64_t value, struct eth_tx_result *res)
+{
+	struct eth_tx_request req = { .to = to, .data = calldata->data, .len = calldata->len,
+				      .value = value };
+	struct eth_tx_caps caps = c->o->caps;
+	uint8_t *sk, from[20];
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if (cluster_load_key(&c->o->key, &sk, from) < 0)
+		return CLI_EXIT_USAGE;
+	caps.chain_id = c->chain_id;
+	r = eth_send_capped(c->rpc, sk, &req, &caps, res);
+	secret_free(sk, 32);
+	if (r < 0)
+		return cluster_report_failure(c, what, r, res);
+	if (!c->o->json) {
+		printf("%s: transaction ", what);
+		print_hex(stdout, res->tx_hash, 32);
+		printf(" mined in block %" PRIu64 ", gas used %" PRIu64 "\n",
+		       res->receipt.block_number, res->receipt.gas_used);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* The token a mint produced: the NodeAccessMinted log of its transaction. */
+static uint64_t minted_token(struct cluster_ctx *c, const struct eth_tx_result *res)
+{
+	uint8_t topic[32];
+	struct eth_log_filter f = { .from_block = res->receipt.block_number,
+				    .to_block = res->receipt.block_number,
+				    .address = c->contract, .topic0 = topic };
+	struct eth_log *logs = NULL;
+	size_t n = 0;
+	uint64_t token = 0;
+
+	abi_event_topic("NodeAccessMinted(uint256,address,string)", topic);
+	if (eth_get_logs(c->rpc, &f, &logs, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (!memcmp(logs[i].tx_hash, res->tx_hash, 32) && logs[i].ntopics > 1)
+				for (int b = 24; b < 32; b++)
+					token = (token << 8) | logs[i].topics[1][b];
+	eth_logs_free(logs, n);
+	return token;
+}
+
+/* ---- the actions that are one contract call ----------------------------------------------- */
+
+/* Operand kinds: a address, u uint, s string, h bytes32, w wei, e a word of the action's list. */
+struct tx_action {
+	const char *name;
+	const char *sig;
+	const char *kinds;
+	const char *const *words;   /* for 'e': index = value; NULL entries are not words */
+	bool on_kms;                /* sent to --kms, not the cluster */
+};
+
+static const char *const boot_words[] = { "strict", "permissive", NULL };
+static const char *const tcb_words[] = { "any", "up-to-date", NULL };
+static const char *const yes_no[] = { "no", "yes", NULL };
+static const char *const minting_words[] = { "owner-only", "public", NULL };
+
+static const struct tx_action tx_actions[] = {
+	{ "mint", "mintNodeAccess(address,string)", "as", NULL, false },
+	{ "bind", "bindInstance(uint256,address)", "ua", NULL, false },
+	{ "unbind", "unbindInstance(uint256)", "u", NULL, false },
+	{ "burn", "burn(uint256)", "u", NULL, false },
+	{ "allow-compose", "addComposeHash(bytes32)", "h", NULL, false },
+	{ "remove-compose", "removeComposeHash(bytes32)", "h", NULL, false },
+	{ "allow-device", "addDevice(bytes32)", "h", NULL, false },
+	{ "remove-device", "removeDevice(bytes32)", "h", NULL, false },
+	{ "set-any-device", "setAllowAnyDevice(bool)", "e", yes_no, false },
+	{ "set-config", "setClusterConfig(uint256,uint8)", "um", NULL, false },
+	{ "set-minting", "setMintingPolicy(uint256,bool)", "we", minting_words, false },
+	{ "set-boot-policy", "setBootPolicy(uint8)", "e", boot_words, false },
+	{ "set-tcb-policy", "setRequireTcbUpToDate(bool)", "e", tcb_words, false },
+	{ "set-lease", "setLeaderLease(uint64)", "u", NULL, false },
+	{ "withdraw", "withdraw(address)", "a", NULL, false },
+	{ "transfer-ownership", "transferOwnership(address)", "a", NULL, false },
+	{ "accept-ownership", "acceptOwnership()", "", NULL, false },
+};
+
+int cluster_parse_modes(const char *s)
+{
+	static const char *const names[] = { NULL, "tls", "wireguard", "both" };
+	uint64_t v;
+
+	for (int i = 1; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return cluster_parse_u64(s, &v) == 0 && v >= 1 && v <= 3 ? (int)v : -EINVAL;
+}
+
+static int word_index(const char *const *words, const char *s)
+{
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(words[i], s))
+			return i;
+	return -EINVAL;
+}
+
+/* Encode one operand; a usage error (2) names it. */
+static int put_operand(struct abi_encoder *e, const struct tx_action *a, char kind, const char *s)
+{
+	uint8_t bytes[32];
+	uint64_t v;
+	int i;
+
+	switch (kind) {
+	case 'a':
+		if (cluster_parse_address(s, bytes) < 0)
+			return cli_usage_error(&cmd, "%s: '%s' is not a 20-byte 0x address", a->name, s);
+		return abi_put_address(e, bytes) < 0 ? -ENOMEM : 0;
+	case 'u':
+		if (cluster_parse_u64(s, &v) < 0)
+			return cli_usage_error(&cmd, "%s: '%s' is not a number", a->name, s);
+		return abi_put_uint64(e, v) < 0 ? -ENOMEM : 0;
+	case 'w':
+		if (cluster_parse_wei(s, &v) < 0)
+			return cli_usage_error(&cmd, "%s: '%s' is not an amount (12wei, 1.5gwei, "
+					       "0.01ether)", a->name, s);
+		return abi_put_uint64(e, v) < 0 ? -ENOMEM : 0;
+	case 's':
+		return abi_put_string(e, s) < 0 ? -ENOMEM : 0;
+	case 'h':
+		if (cluster_parse_bytes32(s, bytes) < 0)
+			return cli_usage_error(&cmd, "%s: '%s' is not a 32-byte 0x hash", a->name, s);
+		return abi_put_word(e, bytes) < 0 ? -ENOMEM : 0;
+	case 'm':
+		if ((i = cluster_parse_modes(s)) < 0)
+			return cli_usage_error(&cmd, "%s: modes '%s': tls, wireguard or both", a->name, s);
+		return abi_put_uint64(e, (uint64_t)i) < 0 ? -ENOMEM : 0;
+	default:
+		if ((i = word_index(a->words, s)) < 0)
+			return cli_usage_error(&cmd, "%s: '%s' is not one of %s|%s", a->name, s,
+					       a->words[0], a->words[1]);
+		return abi_put_uint64(e, (uint64_t)i) < 0 ? -ENOMEM : 0;
+	}
+}
+
+static int encode_action(const struct tx_action *a, char **args, int nargs, struct buf *calldata)
+{
+	size_t n = strlen(a->kinds);
+	struct abi_encoder e;
+	uint8_t sel[4];
+	int r;
+
+	if ((size_t)nargs > n)
+		return cli_usage_error(&cmd, "unexpected argument '%s'", args[n]);
+	if ((size_t)nargs < n)
+		return cli_usage_error(&cmd, "%s takes %zu argument%s, not %d (see --help)", a->name,
+				       n, n == 1 ? "" : "s", nargs);
+	abi_selector(a->sig, sel);
+	if (buf_append(calldata, sel, 4) < 0 || abi_enc_begin(&e, calldata, n) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if ((r = put_operand(&e, a, a->kinds[i], args[i])) != 0)
+			return r;
+	return abi_enc_end(&e) < 0 ? -ENOMEM : 0;
+}
+
+static void print_json_result(const char *action, const struct eth_tx_result *res, uint64_t token)
+{
+	char hash[65];
+
+	hex_encode(hash, res->tx_hash, 32);
+	printf("{\"action\":\"%s\",\"tx\":\"0x%s\",\"block\":%" PRIu64 ",\"gasUsed\":%" PRIu64,
+	       action, hash, res->receipt.block_number, res->receipt.gas_used);
+	if (token)
+		printf(",\"tokenId\":%" PRIu64, token);
+	printf("}\n");
+}
+
+static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a,
+			 const struct buf *calldata)
+{
+	struct eth_tx_result res;
+	uint64_t token = 0;
+	int r;
+
+	r = cluster_transact(c, a->name, c->contract, calldata,
+			     !strcmp(a->name, "mint") ? c->o->value : 0, &res);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (!strcmp(a->name, "mint"))
+		token = minted_token(c, &res);
+	if (c->o->json)
+		print_json_result(a->name, &res, token);
+	else if (token)
+		printf("minted token %" PRIu64 " (overlay address 10.0.1.%" PRIu64 ")\n", token, token);
+	return CLI_EXIT_OK;
+}
+
+/* transfer TOKEN TO: transferFrom(holder, TO, TOKEN); the holder is read, so an approved
+ * operator can move it too. */
+static int run_transfer(struct cluster_ctx *c, char **args)
+{
+	struct cluster_view v;
+	struct eth_tx_result res;
+	struct abi_encoder e;
+	uint8_t to[20], word[32] = { 0 }, sel[4];
+	uint64_t token;
+	int r = CLI_EXIT_FAILURE;
+
+	cluster_parse_u64(args[0], &token);  /* checked by check_operands */
+	cluster_parse_address(args[1], to);
+	for (int b = 0; b < 8; b++)
+		word[31 - b] = (uint8_t)(token >> (8 * b));
+	cluster_views_init(&v, 1);
+	if (cluster_calldata_word(&v.data, "ownerOf(uint256)", word) < 0 ||
+	    cluster_views_run(c->rpc, c->contract, "latest", &v, 1) < 0 || !v.ok || v.out.len != 32) {
+		cli_error("transfer: token %" PRIu64 " has no holder (not minted, or burned)", token);
+		goto out;
+	}
+	buf_reset(&v.data);
+	abi_selector("transferFrom(address,address,uint256)", sel);
+	if (buf_append(&v.data, sel, 4) < 0 || abi_enc_begin(&e, &v.data, 3) < 0 ||
+	    abi_put_word(&e, v.out.data) < 0 || abi_put_address(&e, to) < 0 ||
+	    abi_put_uint64(&e, token) < 0)
+		goto out;
+	r = cluster_transact(c, "transfer", c->contract, &v.data, 0, &res);
+	if (r == CLI_EXIT_OK && c->o->json)
+		print_json_result("transfer", &res, 0);
+out:
+	cluster_views_free(&v, 1);
+	return r;
+}
+
+/* ---- options and dispatch ------------------------------------------------------------------ */
+
+static int parse_policy_word(struct cli_args *a, const char *const *words, int *out)
+{
+	*out = word_index(words, a->value);
+	return *out < 0 ? cli_bad_value(a, "not one of the words listed in --help") : 0;
+}
+
+static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
+{
+	const char *v = a->value;
+
+	switch (c) {
+	case O_RPC: o->rpc = v; return 0;
+	case O_CONTRACT: o->contract_hex = v; return 0;
+	case O_KEY_FILE:
+	case O_KEYSTORE:
+		/* A key named on the command line replaces the one from the environment. */
+		if (!o->key_from_cli)
+			o->key.key_file = o->key.keystore = NULL;
+		o->key_from_cli = true;
+		*(c == O_KEY_FILE ? &o->key.key_file : &o->key.keystore) = v;
+		return 0;
+	case O_PASSWORD_FILE: o->key.password_file = v; return 0;
+	case O_JSON: o->json = true; return 0;
+	case O_WATCH: o->watch = true; return 0;
+	case O_KMS: o->kms_hex = v; return 0;
+	case O_KMS_ROOT: o->kms_root_hex = v; return 0;
+	case O_OWNER: o->owner_hex = v; return 0;
+	case O_ARTIFACT: o->artifact = v; return 0;
+	case O_COMPOSE_HASH: o->compose_hash = v; return 0;
+	case O_PUBLIC_MINTING: o->public_minting = o->have_mint_policy = true; return 0;
+	case O_CHAIN_ID:
+		return cluster_parse_u64(v, &o->chain_id) < 0 ? cli_bad_value(a, "not a number") : 0;
+	case O_TIMEOUT: {
+		uint64_t ms;
+
+		if (cluster_parse_u64(v, &ms) < 0 || ms < 100 || ms > 600000)
+			return cli_bad_value(a, "milliseconds, 100 to 600000");
+		o->timeout_ms = (long)ms;
+		return 0;
+	}
+	case O_MAX_FEE:
+		return cluster_parse_wei(v, &o->caps.max_fee_per_gas) < 0 || !o->caps.max_fee_per_gas
+			? cli_bad_value(a, "a non-zero amount (1.5gwei)") : 0;
+	case O_MAX_TIP:
+		return cluster_parse_wei(v, &o->caps.max_priority_fee_per_gas) < 0
+			? cli_bad_value(a, "an amount (1gwei)") : 0;
+	case O_MAX_COST:
+		return cluster_parse_wei(v, &o->caps.max_cost) < 0 || !o->caps.max_cost
+			? cli_bad_value(a, "a non-zero amount (0.01ether)") : 0;
+	case O_GAS_LIMIT:
+		return cluster_parse_u64(v, &o->caps.gas_limit) < 0 || !o->caps.gas_limit
+			? cli_bad_value(a, "a non-zero number") : 0;
+	case O_VALUE:
+		return cluster_parse_wei(v, &o->value) < 0 ? cli_bad_value(a, "an amount (0.01ether)") : 0;
+	case O_MINT_PRICE:
+		o->have_mint_policy = true;
+		return cluster_parse_wei(v, &o->mint_price) < 0 ? cli_bad_value(a, "an amount") : 0;
+	case O_INTERVAL: {
+		uint64_t ms;
+
+		if (cluster_parse_u64(v, &ms) < 0 || ms < 10 || ms > 3600000)
+			return cli_bad_value(a, "milliseconds, 10 to 3600000");
+		o->interval_ms = (long)ms;
+		return 0;
+	}
+	case O_COUNT: {
+		uint64_t n;
+
+		if (cluster_parse_u64(v, &n) < 0 || !n || n > 1000000000)
+			return cli_bad_value(a, "a number, 1 to 10^9");
+		o->count = (long)n;
+		return 0;
+	}
+	case O_FROM_BLOCK:
+		o->have_from_block = true;
+		return cluster_parse_u64(v, &o->from_block) < 0 ? cli_bad_value(a, "a block number") : 0;
+	case O_MAX_NODES:
+		return cluster_parse_u64(v, &o->max_nodes) < 0 || !o->max_nodes || o->max_nodes > 254
+			? cli_bad_value(a, "1 to 254") : 0;
+	case O_MODES:
+		o->modes = cluster_parse_modes(v);
+		return o->modes < 0 ? cli_bad_value(a, "tls, wireguard or both") : 0;
+	case O_BOOT_POLICY: return parse_policy_word(a, boot_words, &o->boot_policy);
+	case O_TCB_POLICY: return parse_policy_word(a, tcb_words, &o->tcb_up_to_date);
+	case O_ANY_DEVICE: return parse_policy_word(a, yes_no, &o->any_device);
+	}
+	return 0;
+}
+
+static void opts_defaults(struct cluster_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->rpc = getenv("ETH_RPC_URL");
+	o->contract_hex = getenv("CLUSTER_CONTRACT");
+	o->key.key_file = getenv("DSTACK_P2P_KEY_FILE");
+	o->key.keystore = getenv("DSTACK_P2P_KEYSTORE");
+	o->artifact = getenv("DSTACK_P2P_ARTIFACT");
+	o->caps.max_fee_per_gas = CLUSTER_DEFAULT_MAX_FEE;
+	o->caps.max_cost = CLUSTER_DEFAULT_MAX_COST;
+	o->interval_ms = 1000;
+	o->modes = o->boot_policy = o->tcb_up_to_date = o->any_device = -1;
+}
+
+/* Connect, check the chain, and take the contract when the action needs one. */
+static int connect(struct cluster_ctx *c, const struct cluster_opts *o, bool need_contract)
+{
+	int r;
+
+	if (!o->rpc)
+		return cli_usage_error(&cmd, "no RPC endpoint (--rpc or ETH_RPC_URL)");
+	if (need_contract && !o->contract_hex)
+		return cli_usage_error(&cmd, "no contract (--contract or CLUSTER_CONTRACT)");
+	if (o->contract_hex) {
+		if (cluster_parse_address(o->contract_hex, c->contract) < 0)
+			return cli_usage_error(&cmd, "contract '%s' is not a 20-byte 0x address",
+					       o->contract_hex);
+		c->have_contract = true;
+	}
+	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms },
+			&c->rpc);
+	if (r < 0)
+		return cli_usage_error(&cmd, "bad --rpc '%s': %s", o->rpc, errstr(r));
+	r = eth_chain_id(c->rpc, &c->chain_id);
+	if (r < 0) {
+		cli_error("eth_chainId: %s", eth_rpc_last_error(c->rpc));
+		return CLI_EXIT_FAILURE;
+	}
+	if (o->chain_id && o->chain_id != c->chain_id) {
+		cli_error("the RPC serves chain %" PRIu64 ", not the expected %" PRIu64 " (--chain-id)",
+			  c->chain_id, o->chain_id);
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* What an action was given, checked before anything is asked of the RPC. */
+struct plan {
+	const char *action;
+	char **args;
+	const struct tx_action *tx;   /* a one-call action, its calldata encoded */
+	struct buf calldata;
+};
+
+static int check_operands(struct plan *p, int nargs)
+{
+	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app" };
+	uint64_t token;
+	uint8_t to[20];
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bare); i++)
+		if (!strcmp(p->action, bare[i]))
+			return nargs ? cli_usage_error(&cmd, "unexpected argument '%s'", p->args[0]) : 0;
+	if (!strcmp(p->action, "transfer")) {
+		if (nargs > 2)
+			return cli_usage_error(&cmd, "unexpected argument '%s'", p->args[2]);
+		if (nargs < 2 || cluster_parse_u64(p->args[0], &token) < 0 ||
+		    cluster_parse_address(p->args[1], to) < 0)
+			return cli_usage_error(&cmd, "transfer takes TOKEN TO: a token number and a "
+					       "0x address");
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(tx_actions); i++) {
+		if (strcmp(p->action, tx_actions[i].name))
+			continue;
+		p->tx = &tx_actions[i];
+		r = encode_action(p->tx, p->args, nargs, &p->calldata);
+		return r < 0 ? CLI_EXIT_FAILURE : r;
+	}
+	return cli_usage_error(&cmd, "unknown action '%s'", p->action);
+}
+
+static int dispatch(struct cluster_ctx *c, struct plan *p)
+{
+	if (p->tx)
+		return run_tx_action(c, p->tx, &p->calldata);
+	if (!strcmp(p->action, "status"))
+		return cluster_status(c);
+	if (!strcmp(p->action, "transfer"))
+		return run_transfer(c, p->args);
+	if (!strcmp(p->action, "deploy"))
+		return cluster_deploy(c);
+	if (!strcmp(p->action, "kms-info"))
+		return cluster_kms_info(c);
+	return cluster_register_app(c);
+}
+
+static bool action_needs_contract(const char *action)
+{
+	return strcmp(action, "deploy") && strcmp(action, "kms-info");
+}
+
+int cmd_cluster(int argc, char **argv)
+{
+	struct cluster_opts o;
+	struct cluster_ctx c = { .o = &o };
+	struct cli_args a;
+	struct plan p = { 0 };
+	int k, status;
+
+	opts_defaults(&o);
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((k = cli_next(&a)) > 0)
+		if ((status = parse_option(&a, k, &o)) != 0)
+			return status;
+	if (k == CLI_STOP)
+		return a.status;
+	if (o.caps.max_priority_fee_per_gas > o.caps.max_fee_per_gas)
+		return cli_usage_error(&cmd, "--max-priority-fee is above --max-fee-per-gas");
+	o.caps.timeout_ms = 6 * (o.timeout_ms ? o.timeout_ms : 10000);
+	p.action = a.operands[0];
+	p.args = a.operands + 1;
+	buf_init(&p.calldata, 0);
+	status = check_operands(&p, a.n_operands - 1);
+	if (status == CLI_EXIT_OK)
+		status = connect(&c, &o, action_needs_contract(p.action));
+	if (status == CLI_EXIT_OK)
+		status = dispatch(&c, &p);
+	buf_free(&p.calldata);
+	eth_rpc_free(c.rpc);
+	return status;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the relayer's request parser and rate limiter, and of uint256 to decimal. */
+#include <errno.h>
+#include <string.h>
+
+#include "chain/chain.h"
+#include "tests/unit/test-chain-helpers.h"
+
+#define CONTRACT "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+/* registerPeer calldata head: selector, offset 0x20, then the tuple's instanceId. */
+#define REGISTER_HEAD "0x9f7f9e9e" \
+	"0000000000000000000000000000000000000000000000000000000000000020" \
+	"000000000000000000000000c4b9eb534caf2cf9ef257f6f705be4597722bd7c"
+
+static int parse(const char *body, struct relay_request *q, char *why)
+{
+	return relay_parse_request(body, strlen(body), 4096, q, why, 160);
+}
+
+Test(relay, registration_names_its_instance)
+{
+	const char *body = "{\"to\":\"" CONTRACT "\",\"data\":\"" REGISTER_HEAD "\"}";
+	struct relay_request q;
+	char why[160];
+	uint8_t sel[4];
+
+	abi_selector(REGISTRY_REGISTER_SIG, sel);
+	cr_assert_eq(memcmp(sel, "\x9f\x7f\x9e\x9e", 4), 0, "the selector in this test");
+	cr_assert_eq(parse(body, &q, why), 0, "%s", why);
+	cr_assert_eq(q.len, 68);
+	cr_assert(q.has_subject);
+	cr_assert_eq(q.subject[12], 0xc4);
+	cr_assert_eq(q.subject[31], 0x7c);
+	cr_assert_eq(q.to[0], 0x5f);
+	relay_request_clear(&q);
+}
+
+Test(relay, other_calls_are_keyed_on_their_first_word)
+{
+	const char *body = "{\"data\":\"0x12345678" /* castVote(7, ...) */
+			   "0000000000000000000000000000000000000000000000000000000000000007\","
+			   "\"to\":\"" CONTRACT "\"}";
+	struct relay_request q;
+	char why[160];
+
+	cr_assert_eq(parse(body, &q, why), 0, "%s", why);
+	cr_assert(q.has_subject);
+	cr_assert_eq(q.subject[31], 7);
+	relay_request_clear(&q);
+	cr_assert_eq(parse("{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"}", &q, why), 0);
+	cr_assert_not(q.has_subject, "a call without arguments has no subject");
+	relay_request_clear(&q);
+}
+
+Test(relay, refuses_what_is_not_a_call)
+{
+	static const char *const bad[] = {
+		"", "[]", "null", "{}", "{\"to\":\"" CONTRACT "\"}",
+		"{\"to\":\"0x1234\",\"data\":\"0x12345678\"}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"12345678\"}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"0x123456\"}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"0x1234567\"}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"0x1234567g\"}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\",\"value\":\"0x1\"}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\",\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+		"\"e\":5,\"f\":6,\"g\":7}",
+		"{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"} trailing",
+	};
+	struct relay_request q;
+	char why[160];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		cr_assert_eq(parse(bad[i], &q, why), -EINVAL, "accepted: %s", bad[i]);
+		cr_assert(why[0], "no reason for: %s", bad[i]);
+		cr_assert_null(q.data);
+	}
+}
+
+Test(relay, calldata_is_bounded)
+{
+	char body[512];
+	struct relay_request q;
+	char why[160];
+
+	snprintf(body, sizeof(body), "{\"to\":\"" CONTRACT "\",\"data\":\"0x%0200d\"}", 0);
+	cr_assert_eq(relay_parse_request(body, strlen(body), 100, &q, why, sizeof(why)), 0);
+	relay_request_clear(&q);
+	cr_assert_eq(relay_parse_request(body, strlen(body), 99, &q, why, sizeof(why)), -EINVAL);
+	cr_assert(strstr(why, "longer than 99 bytes"), "%s", why);
+}
+
+Test(relay, limiter_windows)
+{
+	struct relay_limiter l;
+	uint8_t a[32] = { 1 }, b[32] = { 2 }, c[32] = { 3 };
+
+	cr_assert_eq(relay_limiter_init(&l, 2, 2, 1000), 0);
+	cr_assert(relay_limiter_take(&l, a, 0));
+	cr_assert(relay_limiter_take(&l, a, 10));
+	cr_assert_not(relay_limiter_take(&l, a, 20), "a third in the window");
+	cr_assert(relay_limiter_take(&l, b, 30), "another key has its own count");
+	cr_assert_not(relay_limiter_take(&l, a, 999));
+	cr_assert(relay_limiter_take(&l, a, 1000), "a new window");
+	/* Full table: a third key takes the slot whose window started longest ago (b's). */
+	cr_assert(relay_limiter_take(&l, c, 1001));
+	cr_assert(relay_limiter_take(&l, c, 1002));
+	cr_assert_not(relay_limiter_take(&l, c, 1003));
+	cr_assert(relay_limiter_take(&l, a, 1004), "a kept its slot and its count of 1");
+	cr_assert_not(relay_limiter_take(&l, a, 1005), "a kept its count");
+	relay_limiter_free(&l);
+	cr_assert_eq(relay_limiter_init(&l, 0, 1, 1), -EINVAL);
+	cr_assert_eq(relay_limiter_init(&l, 1, 0, 1), -EINVAL);
+}
+
+Test(u256, decimal)
+{
+	uint8_t w[32] = { 0 };
+	char s[ETH_U256_DEC_MAX];
+
+	eth_u256_to_dec(w, s);
+	cr_assert_str_eq(s, "0");
+	w[31] = 10;
+	eth_u256_to_dec(w, s);
+	cr_assert_str_eq(s, "10");
+	memset(w, 0xff, 32);
+	eth_u256_to_dec(w, s);
+	cr_assert_str_eq(s, "115792089237316195423570985008687907853269984665640564039457584007913129639935");
+	memset(w, 0, 32);
+	w[22] = 0x02, w[23] = 0x1e, w[24] = 0x19, w[25] = 0xe0, w[26] = 0xc9, w[27] = 0xba,
+	w[28] = 0xb2, w[29] = 0x40, w[30] = 0x00, w[31] = 0x00;  /* 10000 ether */
+	eth_u256_to_dec(w, s);
+	cr_assert_str_eq(s, "10000000000000000000000");
+}
