@@ -16,6 +16,8 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+# The files of the `dstack-p2p cluster serve` page (web/).
+WEBDIR ?= $(PREFIX)/share/dstack-p2p/web
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PKG_CONFIG ?= pkg-config
 CC ?= cc
@@ -41,7 +43,7 @@ WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wfo
 	    -Wno-unused-parameter -Wvla
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARNINGS) -fPIC -fvisibility=hidden -I. \
-	-D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' \
+	-D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' -DDSTACK_P2P_WEBDIR='"$(WEBDIR)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) -MMD -MP
 LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SANITIZE),)
@@ -169,6 +171,8 @@ install: all
 	printf '%s\n' "$$PC_FILE" > $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc
 	$(if $(wildcard api/dstack-p2p.h),install -m 0644 api/dstack-p2p.h $(DESTDIR)$(INCLUDEDIR)/)
 	$(if $(MAN_PAGES),install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/)
+	install -d $(DESTDIR)$(WEBDIR)
+	install -m 0644 web/index.html web/app.js web/style.css $(DESTDIR)$(WEBDIR)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))
@@ -176,6 +180,7 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libdstack-p2p.so.$(SOVERSION)
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc $(DESTDIR)$(INCLUDEDIR)/dstack-p2p.h
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES)))
+	rm -rf $(DESTDIR)$(WEBDIR)
 
 clean:
 	rm -rf $(O)

@@ -35,6 +35,10 @@ struct cluster_opts {
 	bool have_mint_policy;
 	uint64_t mint_price;
 	bool public_minting;
+	/* serve */
+	const char *listen;
+	const char *web_dir;
+	bool allow_remote;
 };
 
 /* What every action gets: the options, the RPC, the contract (when one was given). */
@@ -55,6 +59,13 @@ int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
 			   const struct eth_tx_result *res);
 
 int cluster_status(struct cluster_ctx *c);
+/* The document of `status --json`, read at one block, appended to out; -errno (the RPC's
+ * words in eth_rpc_last_error), -ENOENT when the address is not a cluster contract. */
+int cluster_status_json(struct cluster_ctx *c, struct buf *out);
+/* `cluster serve`: the dashboard page and its JSON API; an exit status. */
+int cluster_serve(struct cluster_ctx *c);
+/* The Solidity signature an action name sends ("bind": "bindInstance(uint256,address)"), or NULL. */
+const char *cluster_action_signature(const char *action);
 int cluster_watch(struct cluster_ctx *c, uint64_t from_block);
 int cluster_deploy(struct cluster_ctx *c);
 int cluster_kms_info(struct cluster_ctx *c);

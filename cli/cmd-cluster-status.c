@@ -390,6 +390,17 @@ static void status_text(struct cluster_ctx *c, const struct snapshot *s, struct 
 		put_row_text(b, &s->rows[i]);
 }
 
+int cluster_status_json(struct cluster_ctx *c, struct buf *out)
+{
+	struct snapshot s;
+	int r = take_snapshot(c, &s);
+
+	if (r == 0)
+		status_json(c, &s, out);
+	snapshot_free(&s);
+	return r;
+}
+
 int cluster_status(struct cluster_ctx *c)
 {
 	struct snapshot s;

@@ -21,6 +21,7 @@ enum {
 	O_JSON, O_MAX_FEE, O_MAX_TIP, O_MAX_COST, O_GAS_LIMIT, O_VALUE, O_WATCH, O_INTERVAL,
 	O_COUNT, O_FROM_BLOCK, O_KMS, O_KMS_ROOT, O_OWNER, O_ARTIFACT, O_MAX_NODES, O_MODES,
 	O_BOOT_POLICY, O_TCB_POLICY, O_ANY_DEVICE, O_COMPOSE_HASH, O_MINT_PRICE, O_PUBLIC_MINTING,
+	O_LISTEN, O_WEB_DIR, O_ALLOW_REMOTE,
 };
 
 static const struct cli_opt opts[] = {
@@ -56,6 +57,10 @@ static const struct cli_opt opts[] = {
 	{ "compose-hash", O_COMPOSE_HASH, "HASH", "deploy: allow this compose hash" },
 	{ "mint-price", O_MINT_PRICE, "WEI", "deploy: price of a public mint" },
 	{ "public-minting", O_PUBLIC_MINTING, NULL, "deploy: anyone may mint at --mint-price" },
+	{ "listen", O_LISTEN, "HOST:PORT", "serve: where (default 127.0.0.1:8080, loopback only)" },
+	{ "web-dir", O_WEB_DIR, "DIR", "serve: the page's files (default " DSTACK_P2P_WEBDIR ")" },
+	{ "allow-remote", O_ALLOW_REMOTE, NULL, "serve: allow a --listen address that is not\n"
+					       "loopback (plain HTTP, no login: see the man page)" },
 	{ 0 },
 };
 
@@ -70,6 +75,7 @@ static const struct cli_cmd cmd = {
 		"The paying key comes from --key-file or --keystore, never the command line.\n\n"
 		"Actions:\n"
 		"  status [--json] [--watch]     every token, the policies, the leader, the balance\n"
+		"  serve [--listen HOST:PORT]    a web page of the cluster, live, with wallet actions\n"
 		"  deploy --kms-root ADDR|--kms ADDR [policy options]\n"
 		"  kms-info --kms ADDR           the KMS root address and settings of a dstack KMS\n"
 		"  register-app --kms ADDR       register the cluster as an app with that KMS\n"
@@ -210,6 +216,14 @@ static const struct tx_action tx_actions[] = {
 	{ "transfer-ownership", "transferOwnership(address)", "a", NULL, false },
 	{ "accept-ownership", "acceptOwnership()", "", NULL, false },
 };
+
+const char *cluster_action_signature(const char *action)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(tx_actions); i++)
+		if (!strcmp(tx_actions[i].name, action))
+			return tx_actions[i].sig;
+	return NULL;
+}
 
 int cluster_parse_modes(const char *s)
 {
@@ -389,6 +403,9 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	case O_ARTIFACT: o->artifact = v; return 0;
 	case O_COMPOSE_HASH: o->compose_hash = v; return 0;
 	case O_PUBLIC_MINTING: o->public_minting = o->have_mint_policy = true; return 0;
+	case O_LISTEN: o->listen = v; return 0;
+	case O_WEB_DIR: o->web_dir = v; return 0;
+	case O_ALLOW_REMOTE: o->allow_remote = true; return 0;
 	case O_CHAIN_ID:
 		return cluster_parse_u64(v, &o->chain_id) < 0 ? cli_bad_value(a, "not a number") : 0;
 	case O_TIMEOUT: {
@@ -459,6 +476,8 @@ static void opts_defaults(struct cluster_opts *o)
 	o->caps.max_fee_per_gas = CLUSTER_DEFAULT_MAX_FEE;
 	o->caps.max_cost = CLUSTER_DEFAULT_MAX_COST;
 	o->interval_ms = 1000;
+	o->listen = "127.0.0.1:8080";
+	o->web_dir = DSTACK_P2P_WEBDIR;
 	o->modes = o->boot_policy = o->tcb_up_to_date = o->any_device = -1;
 }
 
@@ -504,7 +523,7 @@ struct plan {
 
 static int check_operands(struct plan *p, int nargs)
 {
-	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app" };
+	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app", "serve" };
 	uint64_t token;
 	uint8_t to[20];
 	int r;
@@ -537,6 +556,8 @@ static int dispatch(struct cluster_ctx *c, struct plan *p)
 		return run_tx_action(c, p->tx, &p->calldata);
 	if (!strcmp(p->action, "status"))
 		return cluster_status(c);
+	if (!strcmp(p->action, "serve"))
+		return cluster_serve(c);
 	if (!strcmp(p->action, "transfer"))
 		return run_transfer(c, p->args);
 	if (!strcmp(p->action, "deploy"))

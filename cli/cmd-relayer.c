@@ -243,37 +243,6 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out)
 
 /* ---- setup ----------------------------------------------------------------------------- */
 
-static int listen_on(const char *spec, int *fd)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	size_t hl;
-	int one = 1, r;
-
-	if (!colon || (hl = (size_t)(colon - spec)) >= sizeof(host) || !colon[1])
-		return -EINVAL;
-	memcpy(host, spec, hl);
-	host[hl] = '\0';
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai))
-		return -EINVAL;
-	*fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	r = *fd < 0 ? -errno : 0;
-	if (r == 0) {
-		setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(*fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(*fd, 64) < 0) {
-			r = -errno;
-			close(*fd);
-		}
-	}
-	freeaddrinfo(ai);
-	return r;
-}
-
 static int add_allowed(struct relayer *rl, const char *sig)
 {
 	if (rl->nallowed == MAX_ALLOWED || !strchr(sig, '(') || sig[strlen(sig) - 1] != ')' ||
@@ -384,7 +353,7 @@ static int serve(struct relayer *rl, const struct relayer_opts *o)
 	for (; n < (o->nlisten ? o->nlisten : 1); n++) {
 		const char *spec = o->nlisten ? o->listen[n] : "127.0.0.1:8600";
 
-		if ((r = listen_on(spec, &fds[n])) < 0) {
+		if ((r = http_listen(spec, &fds[n], NULL)) < 0) {
 			cli_error("listening on %s: %s", spec, errstr(r));
 			while (n--)
 				close(fds[n]);

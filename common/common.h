@@ -178,6 +178,7 @@ struct http_request {
 	char method[8];
 	char path[128];
 	char content_type[128];   /* "" when absent */
+	char last_event_id[64];   /* Last-Event-ID (an EventSource reconnecting), "" when absent */
 	size_t content_length;
 	size_t header_len;        /* through the blank line */
 	const char *body;         /* content_length bytes (set before the handler runs) */
@@ -186,12 +187,16 @@ struct http_request {
 
 /* Fills reply with a JSON body and returns the HTTP status to answer with. */
 typedef int (*http_handler_fn)(void *ctx, const struct http_request *req, struct buf *reply);
+/* The same, for replies that are not JSON: *type is the Content-Type (a static string). */
+typedef int (*http_typed_handler_fn)(void *ctx, const struct http_request *req, struct buf *reply,
+				     const char **type);
 
 struct http_server {
 	size_t max_header;        /* larger heads get 431 */
 	size_t max_body;          /* larger bodies get 413, before they are read */
 	long deadline_ms;         /* to send the request and take the reply; 0: 5 s */
 	http_handler_fn handler;  /* runs once per complete request, one at a time */
+	http_typed_handler_fn typed_handler;  /* used instead of handler when set */
 	void *ctx;
 };
 
@@ -209,6 +214,12 @@ int http_parse_head(const uint8_t *data, size_t len, size_t max_header, size_t m
  */
 int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 	       const sigset_t *wait_mask, volatile sig_atomic_t *stop);
+/*
+ * A listening socket (non-blocking, close-on-exec) on "HOST:PORT" ("[::1]:80", ":8080" for
+ * every address); *loopback (may be NULL) tells whether HOST is a loopback address.
+ * -EINVAL for a spec that does not parse or resolve, else -errno of socket/bind/listen.
+ */
+int http_listen(const char *spec, int *fd, bool *loopback);
 
 /* ---- misc ------------------------------------------------------------------------ */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -73,16 +74,25 @@ static void send_all(int fd, const void *data, size_t len, uint64_t deadline)
 	}
 }
 
-static void send_reply(int fd, int status, const struct buf *body, uint64_t deadline)
+static void send_typed_reply(int fd, int status, const char *type, const struct buf *body,
+			     uint64_t deadline)
 {
-	char head[256];
+	char head[384];
 	int n;
 
 	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n", status, status_text(status), body->len);
+		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+		     "Connection: close\r\n\r\n", status, status_text(status), type, body->len);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return;
 	send_all(fd, head, (size_t)n, deadline);
 	send_all(fd, body->data, body->len, deadline);
+}
+
+static void send_reply(int fd, int status, const struct buf *body, uint64_t deadline)
+{
+	send_typed_reply(fd, status, "application/json", body, deadline);
 }
 
 static void send_error(int fd, int status, const char *msg, uint64_t deadline)
@@ -163,9 +173,10 @@ int http_parse_head(const uint8_t *data, size_t len, size_t max_header, size_t m
 		} else if (header_value(line, (size_t)(eol - line), "Transfer-Encoding", value,
 					sizeof(value))) {
 			return 411;  /* chunked bodies: not needed by any client here */
-		} else {
-			header_value(line, (size_t)(eol - line), "Content-Type", req->content_type,
-				     sizeof(req->content_type));
+		} else if (!header_value(line, (size_t)(eol - line), "Content-Type",
+					 req->content_type, sizeof(req->content_type))) {
+			header_value(line, (size_t)(eol - line), "Last-Event-ID", req->last_event_id,
+				     sizeof(req->last_event_id));
 		}
 	}
 	return 0;
@@ -216,6 +227,7 @@ static bool connection_readable(const struct http_server *srv, struct connection
 {
 	struct http_request req;
 	struct buf reply;
+	const char *type = "application/json";
 	uint8_t chunk[4096];
 	ssize_t n;
 	int r;
@@ -247,11 +259,14 @@ static bool connection_readable(const struct http_server *srv, struct connection
 	buf_init(&reply, 1 << 20);
 	req.body = (const char *)c->in.data + req.header_len;
 	memcpy(req.peer, c->peer, sizeof(req.peer));
-	r = srv->handler(srv->ctx, &req, &reply);
+	if (srv->typed_handler)
+		r = srv->typed_handler(srv->ctx, &req, &reply, &type);
+	else
+		r = srv->handler(srv->ctx, &req, &reply);
 	/* A handler may take long (the relayer waits for a receipt): the reply gets its own time. */
 	if (c->deadline < now_ms() + REPLY_DEADLINE_MS)
 		c->deadline = now_ms() + REPLY_DEADLINE_MS;
-	send_reply(c->fd, r, &reply, c->deadline);
+	send_typed_reply(c->fd, r, type, &reply, c->deadline);
 	secret_wipe(reply.data, reply.cap);  /* replies may carry keys (dstack-sim's GetKey) */
 	buf_free(&reply);
 	return true;
@@ -352,5 +367,47 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 	for (int i = 0; i < MAX_CONNECTIONS; i++)
 		if (conns[i].fd >= 0)
 			connection_close(&conns[i]);
+	return r;
+}
+
+static bool addr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return false;
+}
+
+int http_listen(const char *spec, int *fd, bool *loopback)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	size_t hl;
+	int one = 1, r;
+
+	if (!colon || (hl = (size_t)(colon - spec)) >= sizeof(host) || !colon[1])
+		return -EINVAL;
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai))
+		return -EINVAL;
+	if (loopback)
+		*loopback = addr_is_loopback(ai->ai_addr);
+	*fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	r = *fd < 0 ? -errno : 0;
+	if (r == 0) {
+		setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(*fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(*fd, 64) < 0) {
+			r = -errno;
+			close(*fd);
+		}
+	}
+	freeaddrinfo(ai);
 	return r;
 }

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dstack-p2p cluster serve: the dashboard. The page's files from --web-dir, the document of
+ * `cluster status --json` (the same code), the compose and device lists folded from the
+ * contract's events, and those events by name as server-sent events. It reads only: every
+ * change is signed in the operator's own wallet, in the browser; no key is ever here.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/cluster-cmd.h"
+#include "cli/dash-request.h"
+
+#define RECENT_EVENTS 100         /* kept for a page that connects, oldest dropped first */
+#define LIST_MAX 64               /* compose hashes, devices: more are reported, not kept */
+#define LOG_RANGE 5000            /* blocks per eth_getLogs */
+#define LOG_RANGES_PER_POLL 4     /* a long backlog is read over several polls */
+#define POLL_EVERY_MS 250         /* the chain is asked at most this often, whoever asks */
+#define SSE_RETRY_MS 500          /* the browser comes back this soon for what is new */
+#define FILE_MAX (512 << 10)
+
+struct dash_event {
+	uint64_t id;
+	struct buf json;
+};
+
+struct hash_list {
+	uint8_t h[LIST_MAX][32];
+	size_t n;
+	bool overflow;
+};
+
+struct dash {
+	struct cluster_ctx *c;
+	uint64_t next_block;
+	uint64_t polled_at;
+	uint64_t seq;                        /* id of the newest event */
+	struct dash_event recent[RECENT_EVENTS];
+	struct hash_list compose, devices;
+	uint8_t topic_compose_add[32], topic_compose_remove[32];
+	uint8_t topic_device_add[32], topic_device_remove[32];
+	char last_error[160];                /* the last poll's failure, "" when it worked */
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* ---- following the events -------------------------------------------------------------- */
+
+static void list_set(struct hash_list *l, const uint8_t h[static 32], bool present)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (memcmp(l->h[i], h, 32))
+			continue;
+		if (!present) {
+			memmove(l->h[i], l->h[i + 1], (l->n - i - 1) * 32);
+			l->n--;
+		}
+		return;
+	}
+	if (!present)
+		return;
+	if (l->n == LIST_MAX) {
+		l->overflow = true;
+		return;
+	}
+	memcpy(l->h[l->n++], h, 32);
+}
+
+static void fold_lists(struct dash *d, const struct eth_log *l)
+{
+	if (!l->ntopics || l->data_len < 32)
+		return;
+	if (!memcmp(l->topics[0], d->topic_compose_add, 32))
+		list_set(&d->compose, l->data, true);
+	else if (!memcmp(l->topics[0], d->topic_compose_remove, 32))
+		list_set(&d->compose, l->data, false);
+	else if (!memcmp(l->topics[0], d->topic_device_add, 32))
+		list_set(&d->devices, l->data, true);
+	else if (!memcmp(l->topics[0], d->topic_device_remove, 32))
+		list_set(&d->devices, l->data, false);
+}
+
+/* Keep one event as {"id":..,"block":..,"tx":..,"log":{"event":..,"args":{..}}}. */
+static int keep_event(struct dash *d, const struct eth_log *l)
+{
+	struct dash_event *e = &d->recent[d->seq % RECENT_EVENTS];
+	char hash[65];
+
+	d->seq++;
+	buf_free(&e->json);
+	buf_init(&e->json, 8192);
+	e->id = d->seq;
+	hex_encode(hash, l->tx_hash, 32);
+	buf_printf(&e->json, "{\"id\":%" PRIu64 ",\"block\":%" PRIu64 ",\"tx\":\"0x%s\",\"log\":",
+		   e->id, l->block_number, hash);
+	cluster_describe_log(l, true, &e->json);
+	return buf_printf(&e->json, "}");
+}
+
+/* Read the logs of the blocks not read yet; at most every POLL_EVERY_MS, bounded per call. */
+static void dash_poll(struct dash *d)
+{
+	uint64_t head, now = now_ms();
+	int r;
+
+	if (d->polled_at && now - d->polled_at < POLL_EVERY_MS)
+		return;
+	d->polled_at = now;
+	r = eth_block_number(d->c->rpc, &head);
+	for (int k = 0; r == 0 && k < LOG_RANGES_PER_POLL && head >= d->next_block; k++) {
+		struct eth_log_filter f = { .from_block = d->next_block, .address = d->c->contract };
+		struct eth_log *logs = NULL;
+		size_t n = 0;
+
+		f.to_block = head - d->next_block >= LOG_RANGE ? d->next_block + LOG_RANGE - 1 : head;
+		r = eth_get_logs(d->c->rpc, &f, &logs, &n);
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			if (logs[i].removed)
+				continue;
+			fold_lists(d, &logs[i]);
+			r = keep_event(d, &logs[i]);
+		}
+		eth_logs_free(logs, n);
+		if (r == 0)
+			d->next_block = f.to_block + 1;
+	}
+	if (r < 0)
+		snprintf(d->last_error, sizeof(d->last_error), "%s", eth_rpc_last_error(d->c->rpc));
+	else
+		d->last_error[0] = '\0';
+}
+
+/* ---- the API ------------------------------------------------------------------------------ */
+
+static int reply_error(struct buf *out, int status, const char *msg)
+{
+	buf_reset(out);
+	buf_printf(out, "{\"error\":");
+	json_append_string(out, msg);
+	buf_printf(out, "}");
+	return status;
+}
+
+static void put_list(struct buf *out, const char *key, const struct hash_list *l)
+{
+	char hex[65];
+
+	buf_printf(out, "\"%s\":[", key);
+	for (size_t i = 0; i < l->n; i++) {
+		hex_encode(hex, l->h[i], 32);
+		buf_printf(out, "%s\"0x%s\"", i ? "," : "", hex);
+	}
+	buf_printf(out, "],\"%sComplete\":%s", key, l->overflow ? "false" : "true");
+}
+
+static int api_lists(struct dash *d, struct buf *out)
+{
+	buf_printf(out, "{");
+	put_list(out, "composeHashes", &d->compose);
+	buf_printf(out, ",");
+	put_list(out, "devices", &d->devices);
+	buf_printf(out, ",\"scannedBelow\":%" PRIu64 ",\"error\":", d->next_block);
+	if (d->last_error[0])
+		json_append_string(out, d->last_error);
+	else
+		buf_printf(out, "null");
+	return buf_printf(out, "}") < 0 ? 500 : 200;
+}
+
+/* The selectors of the actions the page offers, and every error the CLI decodes by name. */
+static int api_abi(struct buf *out)
+{
+	static const char *const actions[] = {
+		"mint", "bind", "unbind", "burn", "set-config", "set-minting", "set-boot-policy",
+		"set-tcb-policy", "set-any-device", "allow-compose", "remove-compose",
+		"allow-device", "remove-device", "set-lease",
+	};
+	const char *const *errors;
+	size_t nerr = eth_known_errors(&errors);
+	uint8_t sel[4];
+	char hex[9];
+
+	buf_printf(out, "{\"functions\":{");
+	for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
+		const char *sig = cluster_action_signature(actions[i]);
+
+		if (!sig)
+			continue;
+		abi_selector(sig, sel);
+		hex_encode(hex, sel, 4);
+		buf_printf(out, "%s\"%s\":{\"signature\":\"%s\",\"selector\":\"0x%s\"}",
+			   i ? "," : "", actions[i], sig, hex);
+	}
+	buf_printf(out, "},\"errors\":{");
+	for (size_t i = 0; i < nerr; i++) {
+		abi_selector(errors[i], sel);
+		hex_encode(hex, sel, 4);
+		buf_printf(out, "%s\"0x%s\":\"%s\"", i ? "," : "", hex, errors[i]);
+	}
+	return buf_printf(out, "}}") < 0 ? 500 : 200;
+}
+
+/* Every kept event after `after`, then a retry hint: the browser's EventSource reconnects
+ * with Last-Event-ID and gets only what is new. */
+static int api_events(struct dash *d, uint64_t after, struct buf *out)
+{
+	uint64_t first = d->seq > RECENT_EVENTS ? d->seq - RECENT_EVENTS + 1 : 1;
+
+	if (after > d->seq)
+		after = 0;  /* an id from before a restart of this server: start over */
+	if (after + 1 > first)
+		first = after + 1;
+	buf_printf(out, "retry: %d\n", SSE_RETRY_MS);
+	if (d->last_error[0]) {
+		buf_printf(out, "event: rpc-error\ndata: ");
+		json_append_string(out, d->last_error);
+		buf_printf(out, "\n\n");
+	}
+	for (uint64_t id = first; id <= d->seq; id++) {
+		const struct dash_event *e = &d->recent[id % RECENT_EVENTS];
+
+		buf_printf(out, "id: %" PRIu64 "\nevent: cluster\ndata: ", e->id);
+		buf_append(out, e->json.data, e->json.len);
+		buf_printf(out, "\n\n");
+	}
+	/* An empty stream still carries the cursor, so the next reconnect asks from here. */
+	if (first > d->seq)
+		buf_printf(out, "id: %" PRIu64 "\n\n", d->seq);
+	return 200;
+}
+
+static int serve_file(const char *dir, const char *name, struct buf *out)
+{
+	char path[4096];
+	struct buf f;
+	int r;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return reply_error(out, 500, "--web-dir too long");
+	r = cluster_read_file(path, &f, FILE_MAX);
+	if (r < 0) {
+		buf_free(&f);
+		return reply_error(out, 500, "the page's files are missing (see --web-dir)");
+	}
+	buf_append(out, f.data, f.len);
+	buf_free(&f);
+	return 200;
+}
+
+static int handle(void *ctx, const struct http_request *req, struct buf *out, const char **type)
+{
+	struct dash *d = ctx;
+	struct dash_target t;
+	int status = dash_route_request(req, &t);
+
+	if (status)
+		return reply_error(out, status, status == 405 ? "only GET is served"
+					    : status == 400 ? "bad Last-Event-ID" : "not found");
+	*type = t.type;
+	switch (t.route) {
+	case DASH_FILE:
+		status = serve_file(d->c->o->web_dir, t.file, out);
+		if (status != 200)
+			*type = "application/json";
+		return status;
+	case DASH_STATUS:
+		if (cluster_status_json(d->c, out) == 0)
+			return 200;
+		return reply_error(out, 502, eth_rpc_last_error(d->c->rpc)[0]
+				   ? eth_rpc_last_error(d->c->rpc) : "reading the cluster failed");
+	case DASH_LISTS:
+		dash_poll(d);
+		return api_lists(d, out);
+	case DASH_ABI:
+		return api_abi(out);
+	case DASH_EVENTS:
+		dash_poll(d);
+		return api_events(d, t.after, out);
+	}
+	return reply_error(out, 404, "not found");
+}
+
+/* ---- setup ----------------------------------------------------------------------------- */
+
+static void dash_init(struct dash *d, struct cluster_ctx *c)
+{
+	memset(d, 0, sizeof(*d));
+	d->c = c;
+	d->next_block = c->o->have_from_block ? c->o->from_block : 0;
+	for (size_t i = 0; i < RECENT_EVENTS; i++)
+		buf_init(&d->recent[i].json, 8192);
+	abi_event_topic("ComposeHashAdded(bytes32)", d->topic_compose_add);
+	abi_event_topic("ComposeHashRemoved(bytes32)", d->topic_compose_remove);
+	abi_event_topic("DeviceAdded(bytes32)", d->topic_device_add);
+	abi_event_topic("DeviceRemoved(bytes32)", d->topic_device_remove);
+}
+
+static void dash_free(struct dash *d)
+{
+	for (size_t i = 0; i < RECENT_EVENTS; i++)
+		buf_free(&d->recent[i].json);
+}
+
+int cluster_serve(struct cluster_ctx *c)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block, wait_mask;
+	struct dash d;
+	bool loopback;
+	int fd, r;
+
+	r = http_listen(c->o->listen, &fd, &loopback);
+	if (r == -EINVAL) {
+		cli_error("--listen '%s' is not HOST:PORT", c->o->listen);
+		return CLI_EXIT_USAGE;
+	}
+	if (r < 0) {
+		cli_error("listening on %s: %s", c->o->listen, errstr(r));
+		return CLI_EXIT_FAILURE;
+	}
+	if (!loopback && !c->o->allow_remote) {
+		close(fd);
+		cli_error("--listen %s is not a loopback address: pass --allow-remote to serve "
+			  "beyond this machine (see the man page for the risk)", c->o->listen);
+		return CLI_EXIT_USAGE;
+	}
+	if (!loopback)
+		cli_error("warning: serving %s to the network over plain HTTP with no login: "
+			  "anyone who reaches it reads the cluster, and anyone on the path can "
+			  "change the page your wallet signs from; prefer an SSH tunnel to a "
+			  "loopback address", c->o->listen);
+	dash_init(&d, c);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &wait_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fprintf(stderr, "dstack-p2p cluster: serving the dashboard of %s on http://%s/\n",
+		c->o->contract_hex, c->o->listen);
+	r = http_serve(&(struct http_server){ .max_header = 8192, .max_body = 0,
+					      .deadline_ms = 5000, .typed_handler = handle,
+					      .ctx = &d },
+		       &fd, 1, &wait_mask, &stop_requested);
+	close(fd);
+	dash_free(&d);
+	return r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}

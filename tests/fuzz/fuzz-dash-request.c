@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer: a request to `dstack-p2p cluster serve` as the shared server parses its head
+ * and the dashboard routes it. Whatever the bytes, nothing crashes, a routed file is one of
+ * the page's three names, and an accepted Last-Event-ID stays below 10^18.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/dash-request.c"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct http_request req;
+	struct dash_target t;
+
+	if (http_parse_head(data, size, 8192, 0, &req) != 0)
+		return 0;
+	if (dash_route_request(&req, &t) != 0)
+		return 0;
+	if (t.route == DASH_FILE && strcmp(t.file, "index.html") && strcmp(t.file, "app.js") &&
+	    strcmp(t.file, "style.css"))
+		abort();
+	if (t.after >= 1000000000000000000ull)
+		abort();
+	return 0;
+}
