@@ -1,0 +1,130 @@
+#!/bin/bash
+# `dstack-p2p cluster serve` in a real browser (Debian's headless chromium through
+# chromium-driver and python3-selenium) against a cluster on anvil: the page lists exactly
+# the tokens cast reports, a mint and a burn made with cast appear on the open page without
+# a reload, a bind made from the page through a test EIP-1193 wallet (an unlocked anvil dev
+# account) lands on chain, a reverting mint shows ClusterFull(3) and sends nothing. The
+# server's own refusals (non-loopback --listen, POST, bad Last-Event-ID, huge heads) too.
+# Screenshots at a laptop's and a phone's width go to build/dash-*.png (not committed).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${DSTACK_P2P_BIN:-$ROOT/build/dstack-p2p}
+CAST=$ROOT/node_modules/.bin/cast
+ANVIL=$ROOT/node_modules/.bin/anvil
+FORGE=$ROOT/node_modules/.bin/forge
+PY=/usr/bin/python3
+
+tmp=$(mktemp -d /tmp/cluster-dash.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$tmp/serve.log" ] && tail -5 "$tmp/serve.log" | sed 's/^/  serve: /' >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+[ -x "$BIN" ] || fail "build/dstack-p2p missing: run make"
+for t in /usr/bin/chromium /usr/bin/chromedriver; do
+	[ -x "$t" ] || fail "$t missing: run scripts/deps.sh"
+done
+$PY -c 'import selenium' 2>/dev/null || fail "python3-selenium missing: run scripts/deps.sh"
+art=$ROOT/contracts/out
+if [ ! -f "$art/DstackClusterNFT.sol/DstackClusterNFT.json" ]; then
+	(cd "$ROOT/contracts" && flock .forge.lock "$FORGE" build >/dev/null) || fail "forge build"
+fi
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+"$ANVIL" --host 127.0.0.1 --port "$port" --silent >"$tmp/anvil.log" 2>&1 &
+pids+=($!)
+export ETH_RPC_URL=http://127.0.0.1:$port
+for _ in $(seq 100); do "$CAST" chain-id >/dev/null 2>&1 && break; sleep 0.1; done
+"$CAST" chain-id >/dev/null 2>&1 || fail "anvil did not start"
+
+# anvil's dev account 0 is the operator; its key signs only the cast commands here: the
+# page's wallet is anvil's own unlocked account, the server holds no key at all.
+OWNER_SK=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+addr() { "$CAST" wallet address --private-key "$1" | tr A-F a-f; }
+rand32() { echo "0x$(openssl rand -hex 32)"; }
+OWNER=$(addr $OWNER_SK)
+umask 077
+echo "$OWNER_SK" >"$tmp/owner.key"
+cl() { "$BIN" cluster "$@"; }
+
+cl deploy --key-file "$tmp/owner.key" --kms-root "$(addr "$(rand32)")" --max-nodes 3 \
+	--compose-hash "$(rand32)" --artifact "$art/DstackClusterNFT.sol/DstackClusterNFT.json" \
+	--json >"$tmp/deploy.json" 2>"$tmp/err" || fail "deploy: $(cat "$tmp/err")"
+CONTRACT=$(jq -r .contract "$tmp/deploy.json" | tail -1)
+export CLUSTER_CONTRACT=$CONTRACT DSTACK_P2P_KEY_FILE=$tmp/owner.key
+cl mint "$OWNER" alpha >/dev/null || fail "mint alpha"
+cl mint "$(addr "$(rand32)")" beta >/dev/null || fail "mint beta"
+ok "cluster $CONTRACT deployed with tokens 1 and 2 (max 3)"
+
+# ---- the server's refusals
+rc=0; cl serve --listen 0.0.0.0:0 2>"$tmp/err" || rc=$?
+[ $rc = 2 ] && grep -q 'not a loopback address: pass --allow-remote' "$tmp/err" ||
+	fail "a non-loopback --listen without --allow-remote: exit $rc, $(cat "$tmp/err")"
+rc=0; cl serve --listen nonsense 2>"$tmp/err" || rc=$?
+[ $rc = 2 ] || fail "--listen nonsense exits $rc, not 2"
+ok "serve refuses a non-loopback address without --allow-remote, and a bad --listen (exit 2)"
+
+web=$(free_port)
+cl serve --listen 127.0.0.1:$web --web-dir "$ROOT/web" >"$tmp/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do $PY - "$web" <<'PY' 2>/dev/null && break; sleep 0.1; done
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
+PY
+
+export BIN
+# status --json and /api/status are the same document (one source of truth): same tokens.
+$PY - "$web" "$tmp" <<'PY' || fail "raw HTTP checks"
+import json, os, socket, subprocess, sys, urllib.request
+port, tmp = int(sys.argv[1]), sys.argv[2]
+base = f"http://127.0.0.1:{port}"
+def raw(req):
+    s = socket.create_connection(("127.0.0.1", port), 5)
+    s.sendall(req)
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    return out.split(b"\r\n", 1)[0].decode()
+api = json.load(urllib.request.urlopen(base + "/api/status", timeout=10))
+cli = json.loads(subprocess.check_output([os.environ["BIN"], "cluster", "status", "--json"]))
+assert [t["tokenId"] for t in api["tokens"]] == [t["tokenId"] for t in cli["tokens"]], (api, cli)
+assert api["policy"] == cli["policy"] and api["owner"] == cli["owner"], (api, cli)
+abi = json.load(urllib.request.urlopen(base + "/api/abi", timeout=10))
+open(tmp + "/abi.json", "w").write(json.dumps(abi))
+checks = [
+    (b"POST /api/status HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "413"),
+    (b"PUT /api/status HTTP/1.1\r\n\r\n", "405"),
+    (b"GET /api/events HTTP/1.1\r\nLast-Event-ID: 12x\r\n\r\n", "400"),
+    (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", "404"),
+    (b"GET /api/status HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", "431"),
+]
+for req, want in checks:
+    got = raw(req)
+    assert want in got, (req[:40], got)
+print("ok: /api/status lists what status --json lists; POST 413, PUT 405, bad Last-Event-ID 400, "
+      "a path outside the page 404, a 9 kB head 431")
+PY
+# Selectors the page sends: the server's table against cast's keccak.
+for a in mint bind burn unbind set-config; do
+	sig=$(jq -r ".functions[\"$a\"].signature" "$tmp/abi.json")
+	[ "$(jq -r ".functions[\"$a\"].selector" "$tmp/abi.json")" = "$("$CAST" sig "$sig")" ] ||
+		fail "selector of $a ($sig)"
+done
+ok "/api/abi selectors agree with cast sig"
+
+mkdir -p "$ROOT/build"
+start=$(date +%s)
+DASH_URL=http://127.0.0.1:$web/ OWNER=$OWNER CAST=$CAST OUT=$ROOT/build \
+	$PY "$ROOT/tests/host/dash-browser.py" || fail "browser checks"
+echo "browser part took $(( $(date +%s) - start )) s"
+echo PASS
