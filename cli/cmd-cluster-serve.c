@@ -95,10 +95,9 @@ static void fold_lists(struct dash *d, const struct eth_log *l)
 /* Keep one event as {"id":..,"block":..,"tx":..,"log":{"event":..,"args":{..}}}. */
 static int keep_event(struct dash *d, const struct eth_log *l)
 {
-	struct dash_event *e = &d->recent[d->seq % RECENT_EVENTS];
+	struct dash_event *e = &d->recent[++d->seq % RECENT_EVENTS];
 	char hash[65];
 
-	d->seq++;
 	buf_free(&e->json);
 	buf_init(&e->json, 8192);
 	e->id = d->seq;

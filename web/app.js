@@ -204,10 +204,21 @@ function addEvent(ev) {
   while ($('event-log').children.length > MAX_EVENTS) $('event-log').lastChild.remove();
 }
 
+// The server answers each EventSource request with what is new and closes; the browser
+// comes back with Last-Event-ID after the retry interval. Only a gap longer than that is
+// worth saying.
 function follow() {
   const es = new EventSource('api/events');
-  es.addEventListener('open', () => { $('conn').textContent = 'live'; });
-  es.addEventListener('error', () => { $('conn').textContent = 'reconnecting…'; });
+  let lost = null;
+  es.addEventListener('open', () => {
+    clearTimeout(lost);
+    lost = null;
+    $('conn').textContent = 'live: following the contract\'s events';
+  });
+  es.addEventListener('error', () => {
+    if (lost === null)
+      lost = setTimeout(() => { $('conn').textContent = 'the server does not answer: reconnecting…'; }, 3000);
+  });
   es.addEventListener('rpc-error', (m) => { $('conn').textContent = 'RPC: ' + JSON.parse(m.data); });
   es.addEventListener('cluster', (m) => {
     addEvent(JSON.parse(m.data));
