@@ -11,7 +11,10 @@ PACKAGES="
   nettle-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
   qemu-system-x86 busybox-static cpio kmod
-"
+"""
+# Only tests/host/test-cluster-dash.sh needs these: the dashboard in a real browser, headless
+# chromium driven through chromedriver by python3-selenium (Debian's; no browser download).
+PACKAGES="$PACKAGES chromium chromium-driver python3-selenium"
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
 # without npm gets Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
