@@ -3,6 +3,7 @@
 # test-cluster-dash.sh: every claim is checked against cast, never against the page alone.
 # Env: DASH_URL, ETH_RPC_URL, CLUSTER_CONTRACT, OWNER (an unlocked anvil account), CAST,
 # OUT (where the screenshots go).
+import json
 import os
 import secrets
 import subprocess
@@ -17,6 +18,8 @@ from selenium.webdriver.common.by import By
 URL, RPC, CONTRACT = os.environ["DASH_URL"], os.environ["ETH_RPC_URL"], os.environ["CLUSTER_CONTRACT"]
 OWNER, CAST, OUT = os.environ["OWNER"], os.environ["CAST"], os.environ["OUT"]
 OWNER_SK = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+KMS_SK, BIN = os.environ["KMS_SK"], os.environ["BIN"]
+APP_SK = "0x" + secrets.token_hex(32)
 WAIT_S = 15  # bound on every wait for the page; the time taken is printed, never asserted
 
 
@@ -29,6 +32,40 @@ def cast_tokens():
     """The live token ids as the contract reports them (bit t of liveTokenBitmap)."""
     bitmap = int(cast("call", CONTRACT, "liveTokenBitmap()(uint256)").split()[0])
     return [t for t in range(1, 255) if bitmap >> t & 1]
+
+
+def compressed(sk):
+    pub = cast("wallet", "public-key", "--private-key", sk)[2:]
+    return ("02" if int(pub[-1], 16) % 2 == 0 else "03") + pub[:64]
+
+
+def sign(sk, digest):
+    return cast("wallet", "sign", "--no-hash", "--private-key", sk, digest)
+
+
+def register(token, instance, endpoint):
+    """A peer record for instance, signed as a dstack CVM would (node key, app key, KMS root),
+    sent with cast: what the agent and the relayer do, without them."""
+    node_sk = "0x" + secrets.token_hex(32)
+    node, app = compressed(node_sk), compressed(APP_SK)
+    app_sig = sign(APP_SK, cast("keccak", "dstack-p2p:node:" + node))
+    kms_msg = "0x" + b"dstack-kms-issued:".hex() + CONTRACT[2:].lower() + app
+    kms_sig = sign(KMS_SK, cast("keccak", kms_msg))
+    wg = "0x%064x" % (1000 + token)
+    digest = cast("keccak", cast(
+        "abi-encode", "f(bytes32,uint256,address,address,bytes32,bytes32,uint8,uint64)",
+        cast("keccak", "dstack-p2p.PeerRecord.v1"), cast("chain-id"), CONTRACT, instance, wg,
+        cast("keccak", endpoint), "1", "1"))
+    rec = {"instanceId": instance, "wgPublicKey": wg, "endpoint": endpoint, "mode": 1, "nonce": 1,
+           "nodePubkey": "0x" + cast("wallet", "public-key", "--private-key", node_sk)[2:],
+           "appPubkey": "0x" + cast("wallet", "public-key", "--private-key", APP_SK)[2:],
+           "appSignature": app_sig, "kmsSignature": kms_sig, "nodeSignature": sign(node_sk, digest)}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(rec, f)
+        f.flush()
+        data = subprocess.check_output([BIN, "chain", "calldata", "--record", f.name], text=True).strip()
+    cast("send", "--private-key", OWNER_SK, CONTRACT, data)
+    assert cast("call", CONTRACT, "instanceIsRegistered(address)(bool)", instance) == "true"
 
 
 def page_tokens(d):
@@ -85,11 +122,12 @@ def main():
         d.quit()
 
 
-def screenshot(d, width, name):
+def screenshot(d, width, name, height=None):
     d.set_window_size(width, 900)
     time.sleep(0.3)
-    height = d.execute_script("return document.documentElement.scrollHeight")
-    d.set_window_size(width, min(max(height, 600), 4000))
+    if height is None:
+        height = min(max(d.execute_script("return document.documentElement.scrollHeight"), 600), 4000)
+    d.set_window_size(width, height)
     time.sleep(0.3)
     path = os.path.join(OUT, name)
     d.save_screenshot(path)
@@ -156,8 +194,41 @@ def run(d):
         By.CSS_SELECTOR, '#token-rows tr[data-token="1"] td[data-label="Bound instance"] code')
         .get_attribute("title").lower() == instance)
 
-    # Full: a third token by cast, then a mint from the page reverts in simulation.
-    cast("send", "--private-key", OWNER_SK, CONTRACT, "mintNodeAccess(address,string)", holder, "third")
+    # A third node; all three registered; token 1 elected; token 2 votes against it.
+    cast("send", "--private-key", OWNER_SK, CONTRACT, "mintNodeAccess(address,string)", OWNER, "gamma")
+    third = [t for t in cast_tokens() if t not in (1, 2)][0]
+    instances = {1: instance}
+    for t in (2, third):
+        instances[t] = "0x" + secrets.token_hex(20)
+        cast("send", "--private-key", OWNER_SK, CONTRACT, "bindInstance(uint256,address)", str(t), instances[t])
+    for t, inst in sorted(instances.items()):
+        register(t, inst, f"203.0.113.{10 + t}:51820")
+    cast("send", "--private-key", OWNER_SK, CONTRACT, "electLeader(uint256)", "1")
+    cast("send", "--private-key", OWNER_SK, CONTRACT, "castVote(uint256,uint256,bool)", "2", "1", "true")
+    leader = cast("call", CONTRACT, "currentLeaderTokenId()(uint256)")
+    votes = cast("call", CONTRACT, "noConfidenceVotes()(uint256)")
+    vote = cast("call", CONTRACT, "voteOf(uint256)(uint64,uint256)", "2").split()
+    assert leader == "1" and votes == "1" and vote[1] == "1", (leader, votes, vote)
+    took = wait_for("registered, verified, leader and vote on the page", lambda: all(
+        d.find_element(By.CSS_SELECTOR, f'#token-rows tr[data-token="{t}"] td[data-label="Verified"]').text == "yes"
+        for t in instances) and
+        d.find_elements(By.CSS_SELECTOR, "#ring .node.lead title")[0].get_attribute("textContent").startswith("token 1 ")
+        and len(d.find_elements(By.CSS_SELECTOR, "#ring line.vote")) == 1
+        and d.find_element(By.ID, "leader-votes").text.startswith(votes + " of 2"),
+        lambda: d.find_element(By.ID, "ring-desc").get_attribute("textContent"))
+    for t, inst in instances.items():
+        row = f'#token-rows tr[data-token="{t}"] '
+        assert d.find_element(By.CSS_SELECTOR, row + 'td[data-label="Registered"]').text == "yes"
+        assert d.find_element(By.CSS_SELECTOR, row + 'td[data-label="Endpoint"]').text == f"203.0.113.{10 + t}:51820"
+        assert d.find_element(By.CSS_SELECTOR, row + 'td[data-label="Nonce"]').text == \
+            cast("call", CONTRACT, "nonceOf(address)(uint64)", inst)
+    ok(f"records of tokens {sorted(instances)} registered and verified, token {leader} marked leader "
+       f"on the ring, the vote 2 -> 1 drawn, {votes} of 2 votes ({took:.2f} s)")
+    docs = screenshot(d, 1100, "dash-docs.png", 760)
+    ok(f"docs screenshot {docs}")
+    d.set_window_size(1280, 1000)
+
+    # Full: a mint from the page reverts in simulation and sends nothing.
     live = len(cast_tokens())
     wait_for("the third token", lambda: len(page_tokens(d)) == live)
     nonce = cast("nonce", OWNER)

@@ -53,13 +53,14 @@ umask 077
 echo "$OWNER_SK" >"$tmp/owner.key"
 cl() { "$BIN" cluster "$@"; }
 
-cl deploy --key-file "$tmp/owner.key" --kms-root "$(addr "$(rand32)")" --max-nodes 3 \
+KMS_SK=$(rand32)
+cl deploy --key-file "$tmp/owner.key" --kms-root "$(addr "$KMS_SK")" --max-nodes 3 \
 	--compose-hash "$(rand32)" --artifact "$art/DstackClusterNFT.sol/DstackClusterNFT.json" \
 	--json >"$tmp/deploy.json" 2>"$tmp/err" || fail "deploy: $(cat "$tmp/err")"
 CONTRACT=$(jq -r .contract "$tmp/deploy.json" | tail -1)
 export CLUSTER_CONTRACT=$CONTRACT DSTACK_P2P_KEY_FILE=$tmp/owner.key
 cl mint "$OWNER" alpha >/dev/null || fail "mint alpha"
-cl mint "$(addr "$(rand32)")" beta >/dev/null || fail "mint beta"
+cl mint "$OWNER" beta >/dev/null || fail "mint beta"
 ok "cluster $CONTRACT deployed with tokens 1 and 2 (max 3)"
 
 # ---- the server's refusals
@@ -124,7 +125,7 @@ ok "/api/abi selectors agree with cast sig"
 
 mkdir -p "$ROOT/build"
 start=$(date +%s)
-DASH_URL=http://127.0.0.1:$web/ OWNER=$OWNER CAST=$CAST OUT=$ROOT/build \
+DASH_URL=http://127.0.0.1:$web/ OWNER=$OWNER CAST=$CAST OUT=$ROOT/build KMS_SK=$KMS_SK \
 	$PY "$ROOT/tests/host/dash-browser.py" || fail "browser checks"
 echo "browser part took $(( $(date +%s) - start )) s"
 echo PASS
