@@ -123,6 +123,7 @@ def main():
 
 
 def screenshot(d, width, name, height=None):
+    d.execute_script("window.scrollTo(0, 0)")
     d.set_window_size(width, 900)
     time.sleep(0.3)
     if height is None:
@@ -155,10 +156,6 @@ def run(d):
     wait_for("the compose hash list", lambda: d.find_element(By.ID, "p-compose").text not in ("…", "none"))
     ok("policy: max nodes as maxNodes() returns, the deploy's compose hash listed from its event")
 
-    laptop = screenshot(d, 1280, "dash-laptop.png")
-    phone = screenshot(d, 390, "dash-phone.png")
-    d.set_window_size(1280, 1000)
-    ok(f"screenshots {laptop} and {phone}")
 
     # A mint and a burn made with cast appear without a reload.
     marker = d.execute_script("window.__notReloaded = 1; return 1")
@@ -224,8 +221,10 @@ def run(d):
             cast("call", CONTRACT, "nonceOf(address)(uint64)", inst)
     ok(f"records of tokens {sorted(instances)} registered and verified, token {leader} marked leader "
        f"on the ring, the vote 2 -> 1 drawn, {votes} of 2 votes ({took:.2f} s)")
-    docs = screenshot(d, 1100, "dash-docs.png", 760)
-    ok(f"docs screenshot {docs}")
+    laptop = screenshot(d, 1280, "dash-laptop.png")
+    phone = screenshot(d, 390, "dash-phone.png")
+    docs = screenshot(d, 1100, "dash-docs.png", 900)
+    ok(f"screenshots {laptop}, {phone} and {docs} (the top, for docs/)")
     d.set_window_size(1280, 1000)
 
     # Full: a mint from the page reverts in simulation and sends nothing.
