@@ -46,6 +46,7 @@ struct dash {
 	uint8_t topic_compose_add[32], topic_compose_remove[32];
 	uint8_t topic_device_add[32], topic_device_remove[32];
 	char last_error[160];                /* the last poll's failure, "" when it worked */
+	bool loopback;                       /* listening on loopback: check Host */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -262,11 +263,12 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out, co
 {
 	struct dash *d = ctx;
 	struct dash_target t;
-	int status = dash_route_request(req, &t);
+	int status = dash_route_request(req, d->loopback, &t);
 
 	if (status)
 		return reply_error(out, status, status == 405 ? "only GET is served"
-					    : status == 400 ? "bad Last-Event-ID" : "not found");
+					    : status == 400 ? "bad Last-Event-ID"
+					    : status == 403 ? "Host is not a loopback name" : "not found");
 	*type = t.type;
 	switch (t.route) {
 	case DASH_FILE:
@@ -287,6 +289,8 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out, co
 	case DASH_EVENTS:
 		dash_poll(d);
 		return api_events(d, t.after, out);
+	case DASH_NONE:
+		break;
 	}
 	return reply_error(out, 404, "not found");
 }
@@ -341,6 +345,7 @@ int cluster_serve(struct cluster_ctx *c)
 			  "change the page your wallet signs from; prefer an SSH tunnel to a "
 			  "loopback address", c->o->listen);
 	dash_init(&d, c);
+	d.loopback = loopback;
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);

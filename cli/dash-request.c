@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Routing of the dashboard's requests: exact paths only, so no request names a file. */
 #include <string.h>
+#include <strings.h>
 
 #include "cli/dash-request.h"
 
@@ -36,13 +37,37 @@ static int parse_event_id(const char *s, uint64_t *out)
 	return 0;
 }
 
-int dash_route_request(const struct http_request *req, struct dash_target *t)
+/* "localhost", "127.0.0.1", "[::1]", each with an optional ":port". */
+static bool host_is_loopback(const char *host)
+{
+	size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+	const char *port = host + n;
+
+	if (host[0] == '[' && host[n - 1] != ']')
+		return false;
+	if (*port == ':')
+		port += 1 + strspn(port + 1, "0123456789");
+	if (*port)
+		return false;
+	if ((n == 9 && !strncasecmp(host, "localhost", 9)) || (n == 5 && !strncmp(host, "[::1]", 5)))
+		return true;
+	if (n < 7 || strncmp(host, "127.", 4))
+		return false;
+	for (size_t i = 4; i < n; i++)
+		if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
+			return false;
+	return true;
+}
+
+int dash_route_request(const struct http_request *req, bool loopback_only, struct dash_target *t)
 {
 	size_t plen = strcspn(req->path, "?");
 
 	memset(t, 0, sizeof(*t));
 	if (strcmp(req->method, "GET"))
 		return 405;
+	if (loopback_only && !host_is_loopback(req->host))
+		return 403;
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
 		if (strlen(routes[i].path) != plen || memcmp(routes[i].path, req->path, plen))
 			continue;

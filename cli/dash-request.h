@@ -9,6 +9,7 @@
 #include "common/common.h"
 
 enum dash_route {
+	DASH_NONE,      /* not routed (what an error leaves) */
 	DASH_FILE,      /* one of the page's files: target.file, target.type */
 	DASH_STATUS,    /* /api/status: the document of `cluster status --json` */
 	DASH_LISTS,     /* /api/lists: compose hashes and devices, folded from events */
@@ -26,8 +27,10 @@ struct dash_target {
 /*
  * Route a parsed request. 0 and *t filled; 405 for a method other than GET (and HEAD is
  * not served); 404 for any other path; 400 for a Last-Event-ID that is not a decimal
- * number below 10^18. A query string is ignored.
+ * number below 10^18. A query string is ignored. With loopback_only, 403 unless the Host
+ * header names a loopback address (localhost, 127.x.x.x, [::1], any port): a web site whose
+ * name an attacker re-points at 127.0.0.1 (DNS rebinding) is not served.
  */
-int dash_route_request(const struct http_request *req, struct dash_target *t);
+int dash_route_request(const struct http_request *req, bool loopback_only, struct dash_target *t);
 
 #endif

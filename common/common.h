@@ -179,6 +179,7 @@ struct http_request {
 	char path[128];
 	char content_type[128];   /* "" when absent */
 	char last_event_id[64];   /* Last-Event-ID (an EventSource reconnecting), "" when absent */
+	char host[128];           /* Host, "" when absent */
 	size_t content_length;
 	size_t header_len;        /* through the blank line */
 	const char *body;         /* content_length bytes (set before the handler runs) */

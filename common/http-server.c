@@ -174,7 +174,9 @@ int http_parse_head(const uint8_t *data, size_t len, size_t max_header, size_t m
 					sizeof(value))) {
 			return 411;  /* chunked bodies: not needed by any client here */
 		} else if (!header_value(line, (size_t)(eol - line), "Content-Type",
-					 req->content_type, sizeof(req->content_type))) {
+					 req->content_type, sizeof(req->content_type)) &&
+			   !header_value(line, (size_t)(eol - line), "Host", req->host,
+					 sizeof(req->host))) {
 			header_value(line, (size_t)(eol - line), "Last-Event-ID", req->last_event_id,
 				     sizeof(req->last_event_id));
 		}

@@ -105,15 +105,17 @@ open(tmp + "/abi.json", "w").write(json.dumps(abi))
 checks = [
     (b"POST /api/status HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "413"),
     (b"PUT /api/status HTTP/1.1\r\n\r\n", "405"),
-    (b"GET /api/events HTTP/1.1\r\nLast-Event-ID: 12x\r\n\r\n", "400"),
-    (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", "404"),
+    (b"GET /api/events HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 12x\r\n\r\n", "400"),
+    (b"GET /../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "404"),
+    (b"GET /api/status HTTP/1.1\r\nHost: evil.example:%d\r\n\r\n" % port, "403"),
+    (b"GET /api/status HTTP/1.1\r\n\r\n", "403"),
     (b"GET /api/status HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", "431"),
 ]
 for req, want in checks:
     got = raw(req)
     assert want in got, (req[:40], got)
 print("ok: /api/status lists what status --json lists; POST 413, PUT 405, bad Last-Event-ID 400, "
-      "a path outside the page 404, a 9 kB head 431")
+      "a path outside the page 404, a Host not loopback (DNS rebinding) 403, a 9 kB head 431")
 PY
 # Selectors the page sends: the server's table against cast's keccak.
 for a in mint bind burn unbind set-config; do
