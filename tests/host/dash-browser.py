@@ -223,9 +223,20 @@ def run(d):
        f"on the ring, the vote 2 -> 1 drawn, {votes} of 2 votes ({took:.2f} s)")
     laptop = screenshot(d, 1280, "dash-laptop.png")
     phone = screenshot(d, 390, "dash-phone.png")
+    screenshot(d, 390, "dash-phone-top.png", 844)
     docs = screenshot(d, 1100, "dash-docs.png", 900)
     ok(f"screenshots {laptop}, {phone} and {docs} (the top, for docs/)")
     d.set_window_size(1280, 1000)
+
+    # A policy from the page: boot policy permissive, read back with cast and on the page.
+    form = d.find_element(By.CSS_SELECTOR, 'form[data-action="set-boot-policy"]')
+    form.find_element(By.CSS_SELECTOR, 'option[value="1"]').click()
+    form.find_element(By.TAG_NAME, "button").click()
+    took = wait_for("the policy's receipt", lambda: outcome().startswith("set-boot-policy: transaction")
+                    and "mined" in outcome(), outcome)
+    assert cast("call", CONTRACT, "bootPolicy()(uint8)") == "1"
+    wait_for("the policy on the page", lambda: d.find_element(By.ID, "p-boot").text == "permissive")
+    ok(f"set-boot-policy permissive from the page: bootPolicy() = 1 per cast ({took:.2f} s)")
 
     # Full: a mint from the page reverts in simulation and sends nothing.
     live = len(cast_tokens())
