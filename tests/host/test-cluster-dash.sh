@@ -1,11 +1,13 @@
 #!/bin/bash
 # `dstack-p2p cluster serve` in a real browser (Debian's headless chromium through
-# chromium-driver and python3-selenium) against a cluster on anvil: the page lists exactly
-# the tokens cast reports, a mint and a burn made with cast appear on the open page without
-# a reload, a bind made from the page through a test EIP-1193 wallet (an unlocked anvil dev
-# account) lands on chain, a reverting mint shows ClusterFull(3) and sends nothing. The
-# server's own refusals (non-loopback --listen, POST, bad Last-Event-ID, huge heads) too.
-# Screenshots at a laptop's and a phone's width go to build/dash-*.png (not committed).
+# chromium-driver and python3-selenium) against a cluster on anvil, every claim checked with
+# cast: the page lists exactly the tokens cast reports, a mint and a burn made with cast
+# appear on the open page without a reload, a bind made from the page through a test
+# EIP-1193 wallet (an unlocked anvil dev account) lands on chain, registered and verified
+# records, the leader and a vote of no confidence show as cast reads them, a boot policy set
+# from the page lands, a reverting mint shows ClusterFull(3) and sends nothing (nonce kept).
+# The server's own refusals too: non-loopback --listen, POST, a bad Last-Event-ID, a foreign
+# Host, huge heads. Screenshots go to build/dash-*.png (not committed). About 30 s.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${DSTACK_P2P_BIN:-$ROOT/build/dstack-p2p}
