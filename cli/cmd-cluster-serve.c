@@ -22,7 +22,10 @@
 #define LOG_RANGE 5000            /* blocks per eth_getLogs */
 #define LOG_RANGES_PER_POLL 4     /* a long backlog is read over several polls */
 #define POLL_EVERY_MS 250         /* the chain is asked at most this often, whoever asks */
-#define SSE_RETRY_MS 500          /* the browser comes back this soon for what is new */
+#define SSE_RETRY_MS 1000         /* a closed stream: the browser comes back this soon */
+#define STREAM_MS 60000           /* a stream is closed after this long (the browser returns) */
+#define MAX_STREAMS 16            /* of the server's 32 connections */
+#define PING_MS 15000
 #define FILE_MAX (512 << 10)
 
 struct dash_event {
@@ -47,6 +50,7 @@ struct dash {
 	uint8_t topic_device_add[32], topic_device_remove[32];
 	char last_error[160];                /* the last poll's failure, "" when it worked */
 	bool loopback;                       /* listening on loopback: check Host */
+	uint64_t pinged_at;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -212,9 +216,8 @@ static int api_abi(struct buf *out)
 	return buf_printf(out, "}}") < 0 ? 500 : 200;
 }
 
-/* Every kept event after `after`, then a retry hint: the browser's EventSource reconnects
- * with Last-Event-ID and gets only what is new. */
-static int api_events(struct dash *d, uint64_t after, struct buf *out)
+/* Every kept event after `after` as server-sent events; the id of the last one sent. */
+static uint64_t append_events(const struct dash *d, uint64_t after, struct buf *out)
 {
 	uint64_t first = d->seq > RECENT_EVENTS ? d->seq - RECENT_EVENTS + 1 : 1;
 
@@ -222,12 +225,6 @@ static int api_events(struct dash *d, uint64_t after, struct buf *out)
 		after = 0;  /* an id from before a restart of this server: start over */
 	if (after + 1 > first)
 		first = after + 1;
-	buf_printf(out, "retry: %d\n", SSE_RETRY_MS);
-	if (d->last_error[0]) {
-		buf_printf(out, "event: rpc-error\ndata: ");
-		json_append_string(out, d->last_error);
-		buf_printf(out, "\n\n");
-	}
 	for (uint64_t id = first; id <= d->seq; id++) {
 		const struct dash_event *e = &d->recent[id % RECENT_EVENTS];
 
@@ -235,10 +232,42 @@ static int api_events(struct dash *d, uint64_t after, struct buf *out)
 		buf_append(out, e->json.data, e->json.len);
 		buf_printf(out, "\n\n");
 	}
-	/* An empty stream still carries the cursor, so the next reconnect asks from here. */
-	if (first > d->seq)
-		buf_printf(out, "id: %" PRIu64 "\n\n", d->seq);
+	return d->seq;
+}
+
+/*
+ * /api/events: a stream that stays open for STREAM_MS, every event after Last-Event-ID
+ * first, then each new one as the chain is polled. When the server closes it the browser's
+ * EventSource comes back after the retry hint with Last-Event-ID, and misses nothing.
+ */
+static int api_events(struct dash *d, uint64_t after, struct buf *out, struct http_reply_meta *meta)
+{
+	buf_printf(out, "retry: %d\n\n", SSE_RETRY_MS);
+	if (d->last_error[0]) {
+		buf_printf(out, "event: rpc-error\ndata: ");
+		json_append_string(out, d->last_error);
+		buf_printf(out, "\n\n");
+	}
+	meta->stream = true;
+	meta->cursor = append_events(d, after, out);
 	return 200;
+}
+
+/* What a stream gets each tick: the events since its cursor, or a comment now and then so
+ * a proxy or the browser does not take a quiet stream for a dead one. */
+static int stream_more(void *ctx, uint64_t *cursor, struct buf *out)
+{
+	struct dash *d = ctx;
+	uint64_t now = now_ms();
+
+	dash_poll(d);
+	if (*cursor < d->seq)
+		*cursor = append_events(d, *cursor, out);
+	else if (now - d->pinged_at >= PING_MS)
+		buf_printf(out, ": ping\n\n");
+	if (now - d->pinged_at >= PING_MS)
+		d->pinged_at = now;
+	return 0;
 }
 
 static int serve_file(const char *dir, const char *name, struct buf *out)
@@ -259,7 +288,8 @@ static int serve_file(const char *dir, const char *name, struct buf *out)
 	return 200;
 }
 
-static int handle(void *ctx, const struct http_request *req, struct buf *out, const char **type)
+static int handle(void *ctx, const struct http_request *req, struct buf *out,
+		  struct http_reply_meta *meta)
 {
 	struct dash *d = ctx;
 	struct dash_target t;
@@ -269,12 +299,12 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out, co
 		return reply_error(out, status, status == 405 ? "only GET is served"
 					    : status == 400 ? "bad Last-Event-ID"
 					    : status == 403 ? "Host is not a loopback name" : "not found");
-	*type = t.type;
+	meta->type = t.type;
 	switch (t.route) {
 	case DASH_FILE:
 		status = serve_file(d->c->o->web_dir, t.file, out);
 		if (status != 200)
-			*type = "application/json";
+			meta->type = "application/json";
 		return status;
 	case DASH_STATUS:
 		if (cluster_status_json(d->c, out) == 0)
@@ -288,7 +318,7 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out, co
 		return api_abi(out);
 	case DASH_EVENTS:
 		dash_poll(d);
-		return api_events(d, t.after, out);
+		return api_events(d, t.after, out, meta);
 	case DASH_NONE:
 		break;
 	}
@@ -357,7 +387,9 @@ int cluster_serve(struct cluster_ctx *c)
 		c->o->contract_hex, c->o->listen);
 	r = http_serve(&(struct http_server){ .max_header = 8192, .max_body = 0,
 					      .deadline_ms = 5000, .typed_handler = handle,
-					      .ctx = &d },
+					      .stream_more = stream_more,
+					      .stream_tick_ms = POLL_EVERY_MS, .stream_ms = STREAM_MS,
+					      .max_streams = MAX_STREAMS, .ctx = &d },
 		       &fd, 1, &wait_mask, &stop_requested);
 	close(fd);
 	dash_free(&d);

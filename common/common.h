@@ -188,9 +188,17 @@ struct http_request {
 
 /* Fills reply with a JSON body and returns the HTTP status to answer with. */
 typedef int (*http_handler_fn)(void *ctx, const struct http_request *req, struct buf *reply);
-/* The same, for replies that are not JSON: *type is the Content-Type (a static string). */
+/* What a typed handler says about its reply. */
+struct http_reply_meta {
+	const char *type;   /* Content-Type (a static string); "application/json" preset */
+	bool stream;        /* keep the connection open: the reply is the stream's first chunk */
+	uint64_t cursor;    /* a stream's position, handed to stream_more */
+};
+/* The same, for replies that are not JSON or that stream (server-sent events). */
 typedef int (*http_typed_handler_fn)(void *ctx, const struct http_request *req, struct buf *reply,
-				     const char **type);
+				     struct http_reply_meta *meta);
+/* What is new on a stream after *cursor, appended to out (cursor advanced); -errno ends it. */
+typedef int (*http_stream_fn)(void *ctx, uint64_t *cursor, struct buf *out);
 
 struct http_server {
 	size_t max_header;        /* larger heads get 431 */
@@ -198,6 +206,16 @@ struct http_server {
 	long deadline_ms;         /* to send the request and take the reply; 0: 5 s */
 	http_handler_fn handler;  /* runs once per complete request, one at a time */
 	http_typed_handler_fn typed_handler;  /* used instead of handler when set */
+	/*
+	 * Streams: when the typed handler sets meta->stream, the connection stays open (no
+	 * Content-Length, closed after stream_ms) and every stream_tick_ms stream_more adds what
+	 * is new. At most max_streams at once (more get 503), so plain requests keep slots; a
+	 * client that does not take its data within 200 ms is dropped.
+	 */
+	http_stream_fn stream_more;
+	long stream_tick_ms;
+	long stream_ms;
+	int max_streams;
 	void *ctx;
 };
 

@@ -27,8 +27,13 @@ struct connection {
 	uint64_t deadline;
 	struct buf in;
 	bool unread_input;     /* answered before the whole request was read */
+	bool streaming;        /* answered, held open: stream_more writes to it */
+	uint64_t cursor;       /* the stream's position */
 	char peer[HTTP_PEER_MAX];
 };
+
+/* How long a stream's client has to take one round of data. */
+#define STREAM_SEND_MS 200
 
 static const char *status_text(int status)
 {
@@ -50,8 +55,8 @@ static const char *status_text(int status)
 	}
 }
 
-/* Blocking-with-deadline write of the whole reply; the fd is non-blocking. */
-static void send_all(int fd, const void *data, size_t len, uint64_t deadline)
+/* Blocking-with-deadline write of the whole reply; the fd is non-blocking. False: not all sent. */
+static bool send_all(int fd, const void *data, size_t len, uint64_t deadline)
 {
 	const uint8_t *p = data;
 
@@ -68,10 +73,11 @@ static void send_all(int fd, const void *data, size_t len, uint64_t deadline)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || now >= deadline)
-			return;
+			return false;
 		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
-			return;
+			return false;
 	}
+	return true;
 }
 
 static void send_typed_reply(int fd, int status, const char *type, const struct buf *body,
@@ -88,6 +94,20 @@ static void send_typed_reply(int fd, int status, const char *type, const struct 
 		return;
 	send_all(fd, head, (size_t)n, deadline);
 	send_all(fd, body->data, body->len, deadline);
+}
+
+/* The head of a stream: no Content-Length, the body ends when the connection closes. */
+static bool send_stream_head(int fd, const char *type, const struct buf *first, uint64_t deadline)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+			 "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n", type);
+
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return false;
+	return send_all(fd, head, (size_t)n, deadline) &&
+	       send_all(fd, first->data, first->len, deadline);
 }
 
 static void send_reply(int fd, int status, const struct buf *body, uint64_t deadline)
@@ -222,14 +242,53 @@ static void connection_close(struct connection *c)
 	close(c->fd);
 	c->fd = -1;
 	c->unread_input = false;
+	c->streaming = false;
+}
+
+static int count_streams(const struct connection *conns)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		n += conns[i].fd >= 0 && conns[i].streaming;
+	return n;
+}
+
+/* A stream's client only closes; anything it sends is dropped. True: it is gone. */
+static bool stream_readable(struct connection *c)
+{
+	uint8_t chunk[512];
+	ssize_t n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* One round: what is new on every stream; a stream that fails or stalls is closed. */
+static void streams_tick(const struct http_server *srv, struct connection *conns)
+{
+	for (int i = 0; i < MAX_CONNECTIONS; i++) {
+		struct connection *c = &conns[i];
+		struct buf out;
+		bool alive;
+
+		if (c->fd < 0 || !c->streaming)
+			continue;
+		buf_init(&out, 1 << 20);
+		alive = srv->stream_more(srv->ctx, &c->cursor, &out) == 0 &&
+			send_all(c->fd, out.data, out.len, now_ms() + STREAM_SEND_MS);
+		buf_free(&out);
+		if (!alive)
+			connection_close(c);
+	}
 }
 
 /* Read what is there; answer once the request is whole. Returns true when done. */
-static bool connection_readable(const struct http_server *srv, struct connection *c)
+static bool connection_readable(const struct http_server *srv, struct connection *c,
+				int open_streams)
 {
 	struct http_request req;
 	struct buf reply;
-	const char *type = "application/json";
+	struct http_reply_meta meta = { .type = "application/json" };
 	uint8_t chunk[4096];
 	ssize_t n;
 	int r;
@@ -262,13 +321,27 @@ static bool connection_readable(const struct http_server *srv, struct connection
 	req.body = (const char *)c->in.data + req.header_len;
 	memcpy(req.peer, c->peer, sizeof(req.peer));
 	if (srv->typed_handler)
-		r = srv->typed_handler(srv->ctx, &req, &reply, &type);
+		r = srv->typed_handler(srv->ctx, &req, &reply, &meta);
 	else
 		r = srv->handler(srv->ctx, &req, &reply);
 	/* A handler may take long (the relayer waits for a receipt): the reply gets its own time. */
 	if (c->deadline < now_ms() + REPLY_DEADLINE_MS)
 		c->deadline = now_ms() + REPLY_DEADLINE_MS;
-	send_typed_reply(c->fd, r, type, &reply, c->deadline);
+	if (meta.stream && srv->stream_more && open_streams < srv->max_streams) {
+		c->streaming = send_stream_head(c->fd, meta.type, &reply, c->deadline);
+		c->cursor = meta.cursor;
+		c->deadline = now_ms() + (uint64_t)srv->stream_ms;
+		buf_free(&reply);
+		buf_free(&c->in);
+		return !c->streaming;
+	}
+	if (meta.stream) {
+		buf_reset(&reply);
+		send_error(c->fd, 503, "too many streams open", c->deadline);
+		buf_free(&reply);
+		return true;
+	}
+	send_typed_reply(c->fd, r, meta.type, &reply, c->deadline);
 	secret_wipe(reply.data, reply.cap);  /* replies may carry keys (dstack-sim's GetKey) */
 	buf_free(&reply);
 	return true;
@@ -327,10 +400,19 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 	for (int i = 0; i < MAX_CONNECTIONS; i++)
 		conns[i].fd = -1;
 
+	uint64_t next_tick = 0;
+
 	while (!*stop) {
 		uint64_t now = now_ms(), next = now + 60000;
-		int n = 0, open = 0;
+		int n = 0, open = 0, streams = count_streams(conns);
 		struct timespec ts;
+
+		if (streams && now >= next_tick) {
+			streams_tick(srv, conns);
+			next_tick = now + (uint64_t)srv->stream_tick_ms;
+		}
+		if (streams && next_tick < next)
+			next = next_tick;
 
 		for (int i = 0; i < MAX_CONNECTIONS; i++) {
 			if (conns[i].fd < 0)
@@ -362,7 +444,8 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 				continue;
 			if (slot_of[k] < 0)
 				accept_one(srv, pfds[k].fd, conns);
-			else if (connection_readable(srv, &conns[slot_of[k]]))
+			else if (conns[slot_of[k]].streaming ? stream_readable(&conns[slot_of[k]])
+				 : connection_readable(srv, &conns[slot_of[k]], streams))
 				connection_close(&conns[slot_of[k]]);
 		}
 	}

@@ -204,9 +204,8 @@ function addEvent(ev) {
   while ($('event-log').children.length > MAX_EVENTS) $('event-log').lastChild.remove();
 }
 
-// The server answers each EventSource request with what is new and closes; the browser
-// comes back with Last-Event-ID after the retry interval. Only a gap longer than that is
-// worth saying.
+// One stream of the contract's events; the server closes it every minute and the browser
+// comes back with Last-Event-ID after the retry hint. Only a longer gap is worth saying.
 function follow() {
   const es = new EventSource('api/events');
   let lost = null;

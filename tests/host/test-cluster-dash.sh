@@ -116,8 +116,19 @@ checks = [
 for req, want in checks:
     got = raw(req)
     assert want in got, (req[:40], got)
+# Event streams stay open, 16 at most: the 17th is refused and plain requests still work.
+streams = []
+for i in range(17):
+    s = socket.create_connection(("127.0.0.1", port), 5)
+    s.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head = s.recv(4096).split(b"\r\n", 1)[0].decode()
+    streams.append(s)
+    assert ("503" if i == 16 else "200") in head, (i, head)
+assert "200" in raw(b"GET /api/abi HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+for s in streams:
+    s.close()
 print("ok: /api/status lists what status --json lists; POST 413, PUT 405, bad Last-Event-ID 400, "
-      "a path outside the page 404, a Host not loopback (DNS rebinding) 403, a 9 kB head 431")
+      "a path outside the page 404, a Host not loopback (DNS rebinding) 403, a 9 kB head 431, a 17th event stream 503")
 PY
 # Selectors the page sends: the server's table against cast's keccak.
 for a in mint bind burn unbind set-config; do
