@@ -375,6 +375,8 @@ static void accept_one(const struct http_server *srv, int listen_fd, struct conn
 			conns[i].deadline = now_ms() + (uint64_t)(srv->deadline_ms > 0 ? srv->deadline_ms
 										 : REQUEST_DEADLINE_MS);
 			conns[i].unread_input = false;
+			conns[i].streaming = false;
+			conns[i].cursor = 0;
 			peer_text(&ss, conns[i].peer);
 			buf_init(&conns[i].in, srv->max_header + srv->max_body);
 			return;
