@@ -41,6 +41,11 @@ if ! [ -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 	npm ci --no-audit --no-fund --loglevel=error
 	cp package-lock.json "$stamp"
 fi
+# The npm packages' node wrappers (bin.mjs) never pass their child's exit status on: a
+# failing `forge test` or a reverting `cast call` exited 0 through them. Link .bin to the
+# platform binaries themselves, on every run (npm ci puts the wrappers back).
 for tool in forge anvil cast; do
-	[ -x "node_modules/.bin/$tool" ] || { echo "deps: node_modules/.bin/$tool missing" >&2; exit 1; }
+	bin=node_modules/@foundry-rs/$tool-linux-amd64/bin/$tool
+	[ -x "$bin" ] || { echo "deps: $bin missing (only linux-amd64 is supported)" >&2; exit 1; }
+	ln -sfn "../@foundry-rs/$tool-linux-amd64/bin/$tool" "node_modules/.bin/$tool"
 done
