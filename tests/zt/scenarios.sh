@@ -9,11 +9,10 @@
 # asserted. Source after lib.sh; zt_setup first; then zt_run N... .
 
 ZT_SIG_PEER='(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)'
-ZT_FIGURES=()
 ZT_WATCH_N=0
 
 zt_pass() { h_log "PASS: $*"; }
-zt_figure() { ZT_FIGURES+=("$*"); h_log "FIGURE $*"; }
+zt_figure() { echo "$*" >>"$H_RUN/zt-figures"; h_log "FIGURE $*"; }
 zt_ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 zt_setup() {
@@ -184,9 +183,7 @@ zt_2() {
 	local tx0 t0 sent window max tx1
 	tx0=$(zt_txs 1)
 	t0=$(date +%s%N)
-	h_proxy_set a "{\"hide\": [\"0x${H_INSTANCE[1]}\"]}"
-	zt_watch_start "$ZT_HIDE_S"
-	zt_watch_end "2 own record hidden ${ZT_HIDE_S} s"
+	zt_fault "2 own record hidden ${ZT_HIDE_S} s" "$ZT_HIDE_S" a "{\"hide\": [\"0x${H_INSTANCE[1]}\"]}" "getPeers hid" hup
 	h_proxy_set a '{}'
 	window=$(( ($(zt_ms "$t0") + 999) / 1000 ))
 	sleep 2  # a registration sent at the very end has its receipt
@@ -405,6 +402,7 @@ zt_9() {
 		[ "$(cat "$H_RUN"/watch9-* | grep -c '"peers"')" -ge 16 ] && break
 		sleep 0.1
 	done
+	[ "$(cat "$H_RUN"/watch9-* | grep -c '"peers"')" -ge 16 ] || h_die "9: 16 watch clients did not all get a peers document"
 	out=$( (echo watch; sleep 2) | timeout 4 socat - UNIX-CONNECT:"$H_RUN/ctl1.sock" 2>&1 || true)
 	wait "${pids[@]}" 2>/dev/null || true
 	echo "$out" | grep -q '"error"' || h_die "9: the 17th watch client got no error document: '$out'"
@@ -425,14 +423,38 @@ zt_9() {
 	zt_pass "9: 17th watcher gets an error document; a bad RPC URL and a NUL in the config file are named"
 }
 
+# Each scenario runs in a subshell, so one that fails (h_die) does not stop the others:
+# the state the harness keeps (agent PIDs, RPC URLs) is handed back through a file, the
+# mesh is reset to honest proxies and live agents, and zt_run fails at the end if any
+# scenario failed. Figures go to a file for the same reason.
+zt_save_state() {
+	declare -p H_PID_AGENT H_AGENT_PIDS H_RPC_NODE H_PUB H_NODES H_PID_SIM H_PID_WG H_INSTANCE \
+		H_TOKEN H_OTHER_PIDS | sed 's/^declare -\([a-zA-Z]*\)/declare -g\1/' >"$H_RUN/zt-state"
+}
+zt_reset() {
+	local i
+	h_proxy_set a '{}'
+	h_proxy_set b '{}'
+	H_RPC_NODE[1]=${H_PROXY_URL[a]}
+	zt_restart_agent 1
+	for i in 2 3; do kill -0 "${H_PID_AGENT[$i]}" 2>/dev/null || h_agent_start "$i"; done
+	h_wait_mesh 60 1 2 3 || h_log "reset: the mesh is still not whole"
+}
 zt_run() { # scenario numbers
-	local n t0
+	local n t0 rc failed=()
 	for n in "$@"; do
 		t0=$(date +%s%N)
 		h_log "=== scenario $n"
-		"zt_$n"
-		zt_figure "scenario $n took $(zt_ms "$t0") ms"
+		# (not in an && list: that would switch set -e off inside the subshell)
+		set +e
+		( set -e; trap 'zt_save_state' EXIT; "zt_$n" )
+		rc=$?
+		set -e
+		. "$H_RUN/zt-state"
+		zt_figure "scenario $n: $([ "$rc" = 0 ] && echo pass || echo FAIL) in $(zt_ms "$t0") ms"
+		[ "$rc" = 0 ] || { failed+=("$n"); zt_reset; }
 	done
 	h_log "figures:"
-	printf '  %s\n' "${ZT_FIGURES[@]}"
+	sed 's/^/  /' "$H_RUN/zt-figures"
+	[ "${#failed[@]}" = 0 ] || h_die "zero-trust scenarios failed: ${failed[*]}"
 }
