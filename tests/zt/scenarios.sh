@@ -346,7 +346,8 @@ zt_7() {
 # ---- 8: configuration mistakes are not outages ----------------------------------------
 # zt_agent_once NODE SIM_SOCKET CONTRACT [agent flags...]: an agent in node NODE's
 # namespace that must exit on its own within 20 s; sets ZT_RC and ZT_OUT.
-# ZT_NO_ENDPOINT=1 leaves P2P_ENDPOINT out (the agent then guesses it from the RPC URL).
+# ZT_NO_ENDPOINT=1 leaves P2P_ENDPOINT out (the agent then guesses it from the RPC URL);
+# ZT_ENV=NAME=VALUE adds one more variable.
 zt_agent_once() {
 	local i=$1 sim=$2 contract=$3 envs
 	shift 3
@@ -354,6 +355,7 @@ zt_agent_once() {
 		ETH_RPC_URL="$H_RPC" P2P_INTERFACE="$(h_if "$i")" P2P_LISTEN_PORT=51830
 		P2P_POLL_MS="$H_POLL_MS" DSTACK_P2P_CONTROL="$H_RUN/ctl-once$i.sock")
 	[ -n "${ZT_NO_ENDPOINT:-}" ] || envs+=(P2P_ENDPOINT="$H_SUBNET.$i:51830")
+	[ -z "${ZT_ENV:-}" ] || envs+=("$ZT_ENV")
 	ZT_OUT=$(timeout 20 ip netns exec "$(h_ns "$i")" env "${envs[@]}" \
 		"$H_BIN/dstack-p2p" agent "$@" 2>&1) && ZT_RC=0 || ZT_RC=$?
 }
@@ -387,6 +389,12 @@ zt_8() {
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" = 2 ] || h_die "8: a non-cluster contract as CLUSTER_CONTRACT: exit $ZT_RC, not 2"
 	echo "$ZT_OUT" | grep -qi "${garbage#0x}" || h_die "8: the message does not name the contract"
+	# A KMS root pin (P2P_KMS_ROOT) that is not the root our own key chains to.
+	ZT_ENV="P2P_KMS_ROOT=$("$H_CAST" wallet address --private-key "$(zt_key)")" \
+		zt_agent_once 4 "$H_RUN/sim4.sock" "$H_CONTRACT"
+	echo "$ZT_OUT" | tail -2
+	[ "$ZT_RC" = 2 ] || h_die "8: a P2P_KMS_ROOT pin that is not our key's root: exit $ZT_RC, not 2"
+	echo "$ZT_OUT" | grep -qi "${H_KMS_ADDR#0x}" || h_die "8: the pin mismatch message does not name the genuine root"
 	# A second agent on node 1's interface (another control socket).
 	zt_agent_once 1 "$H_RUN/sim1.sock" "$H_CONTRACT" --tx-key-file "$H_RUN/txkey1"
 	echo "$ZT_OUT" | tail -3
