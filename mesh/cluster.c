@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mesh: the cluster contract as the agent sees it, through chain/'s RPC client and registry reader. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,33 @@ int cluster_chain_id(struct cluster *c, uint64_t *chain_id)
 {
 	int r = eth_chain_id(c->rpc, chain_id);
 
-	if (r < 0)
-		return fail(c, r, "eth_chainId");
-	c->chain_id = *chain_id;
-	return 0;
+	return r < 0 ? fail(c, r, "eth_chainId") : 0;
+}
+
+void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id)
+{
+	c->chain_id = chain_id;
+}
+
+int cluster_check_contract(struct cluster *c)
+{
+	int r = registry_check_cluster(c->rpc, c->contract);
+
+	return r < 0 && r != -ENOTTY && r != -EPROTOTYPE ? fail(c, r, "checking the contract") : r;
+}
+
+void cluster_distrust(struct cluster *c, const char *fmt, ...)
+{
+	size_t n;
+	va_list ap;
+
+	n = (size_t)snprintf(c->error, sizeof(c->error), "%s: ", eth_rpc_current_label(c->rpc));
+	if (n < sizeof(c->error)) {
+		va_start(ap, fmt);
+		vsnprintf(c->error + n, sizeof(c->error) - n, fmt, ap);
+		va_end(ap);
+	}
+	eth_rpc_distrust_current(c->rpc);
 }
 
 int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20])

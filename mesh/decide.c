@@ -296,7 +296,7 @@ static void refuse_rollbacks(struct mesh_state *st, struct mesh_peer *peers, siz
 
 static size_t sends_in_last_hour(const struct mesh_state *st, uint64_t now)
 {
-	size_t n = st->n_reg_sent < MESH_REG_CAP_MAX ? st->n_reg_sent : MESH_REG_CAP_MAX, count = 0;
+	size_t n = st->n_reg_sent < MESH_MAX_REGISTER_PER_HOUR ? st->n_reg_sent : MESH_MAX_REGISTER_PER_HOUR, count = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (now < st->reg_sent_ms[i] + HOUR_MS)
@@ -312,7 +312,7 @@ static size_t sends_in_last_hour(const struct mesh_state *st, uint64_t now)
 static void decide_registration(struct mesh_state *st, const struct mesh_self *self,
 				const struct mesh_input *in, struct mesh_plan *plan)
 {
-	unsigned cap = self->reg_max_per_hour < MESH_REG_CAP_MAX ? self->reg_max_per_hour : MESH_REG_CAP_MAX;
+	unsigned cap = self->reg_max_per_hour < MESH_MAX_REGISTER_PER_HOUR ? self->reg_max_per_hour : MESH_MAX_REGISTER_PER_HOUR;
 
 	if (st->reg_last_ms && in->now_ms < st->reg_last_ms + self->reg_spacing_ms)
 		return;
@@ -340,7 +340,7 @@ void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool
 	st->reg_last_ms = now ? now : 1;
 	if (!sent)
 		return;
-	st->reg_sent_ms[st->n_reg_sent % MESH_REG_CAP_MAX] = now;
+	st->reg_sent_ms[st->n_reg_sent % MESH_MAX_REGISTER_PER_HOUR] = now;
 	st->n_reg_sent++;
 	st->reg_pending = funded_nonce_known;
 	st->reg_funded_nonce = funded_nonce;

@@ -11,10 +11,15 @@
 
 struct buf;
 
+/* The control socket's limits (docs/agent.md): watchers, and clients waiting in accept. */
+#define CONTROL_MAX_WATCHERS 16
+#define CONTROL_MAX_WATCHERS_STR "16"
+#define CONTROL_BACKLOG 16
+
 /* The listening control socket and the "watch" clients it streams peer lists to. */
 struct control_server {
 	int fd;
-	int watchers[16];
+	int watchers[CONTROL_MAX_WATCHERS];
 	char path[PATH_MAX];
 };
 
@@ -44,6 +49,15 @@ const char *cluster_error(const struct cluster *c);
 uint64_t cluster_rpc_calls(const struct cluster *c);
 
 int cluster_chain_id(struct cluster *c, uint64_t *chain_id);
+/* The chain id the registry reader insists on (0: any). */
+void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id);
+/* -ENOTTY: no code at the contract address; -EPROTOTYPE: not a dstack-p2p cluster. */
+int cluster_check_contract(struct cluster *c);
+/*
+ * The endpoint that answered last gave a provably wrong answer: cluster_error() says
+ * what (fmt), naming it, and the next endpoint of the list is tried first.
+ */
+void cluster_distrust(struct cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20]);
 int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *token);
 /* The stored registration nonce of an instance (kept across removals). */
@@ -131,7 +145,6 @@ struct mesh_applied {
 	union wg_endpoint endpoint;
 };
 
-#define MESH_REG_CAP_MAX 64
 
 /* What the decision remembers between turns. Only mesh_decide and mesh_note_* change it. */
 struct mesh_state {
@@ -152,7 +165,7 @@ struct mesh_state {
 	uint64_t token;                     /* from our own record; 0 = unknown */
 	bool registered;                    /* our record is on chain, matches and verifies */
 	uint64_t registered_nonce;
-	uint64_t reg_sent_ms[MESH_REG_CAP_MAX]; /* ring of the last sends (the hourly cap) */
+	uint64_t reg_sent_ms[MESH_MAX_REGISTER_PER_HOUR]; /* ring of the last sends (the hourly cap) */
 	size_t n_reg_sent;                  /* sends so far (ring index = n % cap) */
 	uint64_t reg_last_ms;               /* last send; 0 = none */
 	bool reg_pending;                   /* a sent tx not yet mined, by the funded key's nonce */
@@ -228,7 +241,8 @@ struct mesh_agent {
 
 	/* chain */
 	struct cluster *cluster;
-	bool chain_ready;                   /* chain id checked, contract checked */
+	bool chain_ready;                   /* contract, chain id and KMS root checked */
+	bool chain_confirmed;               /* the chain id is pinned or our record verified under it */
 	uint64_t block;                     /* latest block the registry was seen at */
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
 	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
