@@ -328,6 +328,9 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
 	if (changed)
 		log_skipped(a);
+	/* Several providers: what the follower read is checked against another one. */
+	if ((changed || *full) && cluster_providers(a->cluster) >= 2)
+		cluster_cross_check(a->cluster);
 	/* Unchanged and registered: the last decision still holds (verification is not free). */
 	*have_view = changed || *full || !a->st.registered || a->st.recheck;
 	return 0;
@@ -397,6 +400,9 @@ int mesh_agent_turn(struct mesh_agent *a)
 		in.recs = cluster_peers(a->cluster, &n);
 		in.n_recs = n;
 		in.block = a->block;
+		in.provider = cluster_primary_label(a->cluster);
+		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
+		in.block_disagreement = cluster_disagreement(a->cluster);
 		if (!a->st.registered)
 			in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	}

@@ -167,7 +167,8 @@ const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
 	const struct registry_peer *own = NULL;
 
 	*n_peers = *n_rejected = 0;
-	for (size_t i = 0; i < n && i < MESH_MAX_PEERS; i++) {
+	/* Two providers' views merged hold at most two records per token. */
+	for (size_t i = 0; i < n && i < 2 * MESH_MAX_PEERS; i++) {
 		const struct registry_peer *p = &recs[i];
 		char why[96];
 		const char *problem;
@@ -346,6 +347,118 @@ void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool
 	st->reg_funded_nonce = funded_nonce;
 }
 
+/* ---- several providers: one view that no single provider's omission can shrink -------------- */
+
+static const struct registry_peer *by_token(const struct registry_peer *recs, size_t n, uint64_t token)
+{
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].token_id == token)
+			return &recs[i];
+	return NULL;
+}
+
+static bool record_verifies(const struct mesh_self *self, const struct registry_peer *p)
+{
+	return attest_verify_record(p, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
+}
+
+/* Of two records of one instance, the one that verifies, the newer if both do. */
+static const struct registry_peer *prefer(const struct mesh_self *self, const struct registry_peer *a,
+					  const struct registry_peer *b)
+{
+	bool va, vb;
+
+	if (a->nonce == b->nonce)
+		return a;
+	va = record_verifies(self, a);
+	vb = record_verifies(self, b);
+	if (va != vb)
+		return va ? a : b;
+	return a->nonce >= b->nonce ? a : b;
+}
+
+static void note(char *text, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Append "; <what>" to text, bounded. */
+static void note(char *text, size_t cap, const char *fmt, ...)
+{
+	size_t n = strlen(text);
+	va_list ap;
+
+	if (n + 3 >= cap)
+		return;
+	if (n)
+		n += (size_t)snprintf(text + n, cap - n, "; ");
+	va_start(ap, fmt);
+	vsnprintf(text + n, cap - n, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Merge two providers' views of the registry at one block, by token: a record one of
+ * them omits is kept (an omission never removes a peer another provider still serves);
+ * for two records of one instance the one that verifies, and the newer, wins; for two
+ * different instances on one token, the followed provider's. What differed goes to why.
+ * out has room for n_recs + n_recs2 records (shallow copies, not to be cleared).
+ */
+static size_t merge_views(const struct mesh_self *self, const struct mesh_input *in,
+			  struct registry_peer *out, char *why, size_t why_len)
+{
+	const char *x = in->provider ? in->provider : "one provider";
+	const char *y = in->provider2 ? in->provider2 : "another";
+	size_t n = 0;
+
+	for (size_t i = 0; i < in->n_recs; i++) {
+		const struct registry_peer *a = &in->recs[i], *b = by_token(in->recs2, in->n_recs2, a->token_id);
+
+		if (!b) {
+			note(why, why_len, "%s omits token %llu", y, (unsigned long long)a->token_id);
+			out[n++] = *a;
+		} else if (!memcmp(a->instance_id, b->instance_id, 20)) {
+			if (a->nonce != b->nonce)
+				note(why, why_len, "token %llu: nonce %llu at %s, %llu at %s",
+				     (unsigned long long)a->token_id, (unsigned long long)a->nonce, x,
+				     (unsigned long long)b->nonce, y);
+			out[n++] = *prefer(self, a, b);
+		} else {
+			note(why, why_len, "token %llu: another instance at %s than at %s",
+			     (unsigned long long)a->token_id, y, x);
+			out[n++] = *a;
+		}
+	}
+	for (size_t i = 0; i < in->n_recs2; i++) {
+		const struct registry_peer *b = &in->recs2[i];
+
+		if (by_token(in->recs, in->n_recs, b->token_id))
+			continue;
+		note(why, why_len, "%s omits token %llu", x, (unsigned long long)b->token_id);
+		out[n++] = *b;
+	}
+	return n;
+}
+
+/* Log a disagreement once (until it changes), count it, keep it for status. */
+static void report_disagreement(struct mesh_state *st, const struct mesh_input *in, const char *why,
+				struct mesh_plan *plan)
+{
+	char text[sizeof(st->disagreement)] = "";
+
+	if (in->block_disagreement && *in->block_disagreement)
+		note(text, sizeof(text), "%s", in->block_disagreement);
+	if (*why)
+		note(text, sizeof(text), "providers disagree at block %llu: %s", (unsigned long long)in->block, why);
+	if (!*text) {
+		if (st->disagreement[0])
+			say(plan, MESH_PLAN_INFO, "the RPC providers agree again");
+		st->disagreement[0] = '\0';
+		return;
+	}
+	st->disagreements++;
+	if (strcmp(text, st->disagreement))
+		say(plan, MESH_PLAN_WARN, "%s (keeping every record that verifies)", text);
+	snprintf(st->disagreement, sizeof(st->disagreement), "%s", text);
+}
+
 /* ---- one registry view --------------------------------------------------------------------- */
 
 static bool peers_equal(const struct mesh_peer *a, size_t na, const struct mesh_peer *b, size_t nb)
@@ -373,7 +486,9 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		       struct mesh_plan *plan)
 {
 	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
-	struct mesh_peer *peers = calloc(MESH_MAX_PEERS, sizeof(*peers));
+	struct mesh_peer *peers = calloc(2 * MESH_MAX_PEERS, sizeof(*peers));
+	struct registry_peer *merged = NULL;
+	struct mesh_input view = *in;
 	const struct registry_peer *own;
 	size_t n_peers = 0, n_rejected = 0;
 	bool was_registered = st->registered;
@@ -382,6 +497,19 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 	if (!peers || !rejected) {
 		r = -ENOMEM;
 		goto out;
+	}
+	if (in->recs2 || (in->block_disagreement && *in->block_disagreement)) {
+		char why[512] = "";
+
+		merged = calloc(in->n_recs + in->n_recs2 + 1, sizeof(*merged));
+		if (!merged) {
+			r = -ENOMEM;
+			goto out;
+		}
+		view.n_recs = merge_views(self, in, merged, why, sizeof(why));
+		view.recs = merged;
+		report_disagreement(st, in, why, plan);
+		in = &view;
 	}
 	own = mesh_classify_records(self, in->recs, in->n_recs, peers, &n_peers, rejected, &n_rejected);
 	if (view_suspicious(st, self, in, n_peers, own) && !(st->recheck && in->full)) {
@@ -442,6 +570,7 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		    st->n_peers == 1 ? "" : "s", (unsigned long long)st->generation);
 	}
 out:
+	free(merged);
 	free(peers);
 	free(rejected);
 	return r;

@@ -76,6 +76,20 @@ const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
+/* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
+size_t cluster_providers(const struct cluster *c);
+/* The provider the follower reads from, as messages name it. */
+const char *cluster_primary_label(const struct cluster *c);
+/*
+ * Read the registry from another provider at the follower's block: its block hash is
+ * compared (cluster_disagreement says what differed) and its records kept for
+ * cluster_second_view. -errno when it cannot serve that block (also a disagreement).
+ */
+int cluster_cross_check(struct cluster *c);
+/* The other provider's records from the last cross-check, or NULL; label names it. */
+const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
+/* The last cross-check's finding at the block level; "" when the providers agreed. */
+const char *cluster_disagreement(const struct cluster *c);
 /* The registerPeer(...) calldata for a signed record. */
 int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
 /*
@@ -126,6 +140,10 @@ struct mesh_input {
 	const struct registry_peer *recs;
 	size_t n_recs;
 	uint64_t block;
+	const struct registry_peer *recs2;  /* a second provider's records at the same block, */
+	size_t n_recs2;                     /* or NULL (one URL, or it did not answer) */
+	const char *provider, *provider2;   /* their names, for messages */
+	const char *block_disagreement;     /* what the providers' blocks disagreed on, or "" */
 	const struct wg_device *dev;        /* the device now; NULL: not read (tls mode, error) */
 	bool funded_nonce_known;            /* the funded key's nonce on chain ("latest") */
 	uint64_t funded_nonce;
@@ -171,6 +189,10 @@ struct mesh_state {
 	bool reg_pending;                   /* a sent tx not yet mined, by the funded key's nonce */
 	uint64_t reg_funded_nonce;          /* the funded key's nonce before that send */
 	bool reg_capped_said;
+
+	/* several providers: what they disagreed on last, for the log (once) and status */
+	char disagreement[512];
+	uint64_t disagreements;             /* cross-checked views that disagreed */
 };
 
 enum mesh_plan_log_level { MESH_PLAN_ERROR, MESH_PLAN_WARN, MESH_PLAN_INFO };

@@ -452,3 +452,76 @@ Test(mesh_decide, nothing_verifies_ours_included_needs_a_fresh_full_read)
 	converge(3, 6000);
 	assert_device_holds(want, 2);
 }
+
+/* ---- point 7: two providers; one's omission never removes a peer ------------------------ */
+
+static void decide2(const struct registry_peer *a, size_t na, const struct registry_peer *b, size_t nb,
+		    bool full, uint64_t now)
+{
+	struct mesh_input in = {
+		.now_ms = now, .have_view = true, .full = full, .recs = a, .n_recs = na, .block = 9,
+		.recs2 = b, .n_recs2 = nb, .provider = "http://a", .provider2 = "http://b",
+		.block_disagreement = "", .dev = &dev,
+	};
+
+	buf_reset(&logbuf);
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	buf_terminate(&logbuf);
+}
+
+Test(mesh_decide, one_providers_omission_removes_nothing)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	const int want[] = { 2, 3 };
+
+	decide2(recs, n, recs, n, true, 1000);
+	apply();
+	assert_device_holds(want, 2);
+	cr_assert_str_eq(st.disagreement, "");
+	/* b omits token 3: kept, and the disagreement is logged and kept for status. */
+	decide2(recs, n, recs, 2, false, 2000);
+	cr_assert_eq(plan.n_changes, 0);
+	cr_assert_eq(st.n_peers, 2);
+	cr_assert(logged("disagree"), "%s", (char *)logbuf.data);
+	cr_assert(strstr(st.disagreement, "http://b omits token 3"), "%s", st.disagreement);
+	/* Logged once while it lasts. */
+	decide2(recs, n, recs, 2, true, 3000);
+	cr_assert_not(logged("disagree"));
+	cr_assert_eq(st.disagreements, 2);
+	/* a (the followed one) omits token 3 and our own record: b still serves them. */
+	decide2(recs + 1, 1, recs, n, true, 4000);
+	cr_assert_eq(plan.n_changes, 0);
+	cr_assert(st.registered);
+	cr_assert_not(plan.send_registration);
+	cr_assert(strstr(st.disagreement, "http://a omits token 3"), "%s", st.disagreement);
+	/* They agree again. */
+	decide2(recs, n, recs, n, true, 5000);
+	cr_assert(logged("agree again"));
+	cr_assert_str_eq(st.disagreement, "");
+	assert_device_holds(want, 2);
+	registry_free(recs, n);
+}
+
+Test(mesh_decide, of_two_providers_the_newer_verified_record_wins)
+{
+	struct registry_peer a[NODES], b[NODES];
+	size_t n = registry_of(a, 3);
+
+	registry_of(b, 3);
+	registry_peer_clear(&b[1]);
+	record(&b[1], 2, 2, "10.9.0.22:51830", 3);
+	decide2(a, n, b, n, true, 1000);
+	cr_assert_eq(st.peers[0].token, 2);
+	cr_assert_eq(st.peers[0].nonce, 3);
+	cr_assert_str_eq(st.peers[0].endpoint, "10.9.0.22:51830");
+	cr_assert(strstr(st.disagreement, "token 2: nonce 1 at http://a, 3 at http://b"), "%s", st.disagreement);
+	/* A newer record that does not verify loses to the older one that does. */
+	registry_peer_clear(&b[2]);
+	record(&b[2], 3, 3, "10.9.0.33:51830", 9);
+	b[2].node_signature[5] ^= 1;
+	decide2(a, n, b, n, false, 2000);
+	cr_assert_str_eq(st.peers[1].endpoint, "10.9.0.3:51830");
+	registry_free(a, n);
+	registry_free(b, n);
+}
