@@ -9,7 +9,6 @@
 # asserted. Source after lib.sh; zt_setup first; then zt_run N... .
 
 ZT_SIG_PEER='(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)'
-ZT_WATCH_N=0
 
 zt_pass() { h_log "PASS: $*"; }
 zt_figure() { echo "$*" >>"$H_RUN/zt-figures"; h_log "FIGURE $*"; }
@@ -53,8 +52,7 @@ zt_agent_alive() { kill -0 "${H_PID_AGENT[$1]}" 2>/dev/null || h_die "node $1's 
 # every 0.2 s, both for SECONDS (bounded). zt_watch_end waits and checks every sample.
 zt_watch_start() {
 	ZT_WATCH_S=$1
-	ZT_WATCH=$H_RUN/watch-$((++ZT_WATCH_N))
-	mkdir -p "$ZT_WATCH"
+	ZT_WATCH=$(mktemp -d "$H_RUN/watch.XXXXXX")  # (scenarios run in subshells: no counter)
 	# Until the deadline (a sample may take longer than 0.2 s on a loaded machine), and
 	# at most 5 samples a second.
 	local end=$(( $(date +%s%N) + ZT_WATCH_S * 1000000000 ))
@@ -330,7 +328,7 @@ zt_7() {
 		wait "$stpid" || true
 		[ "$(zt_proxy_count "$q" getPeers)" -gt "$before" ] || h_die "7: the agent did not read getPeers from provider $q as well"
 		st=$(cat "$H_RUN/status7-$p")
-		echo "$st" | grep -qi 'disagree' || h_die "7: status does not report the providers' disagreement: $st"
+		grep -qi 'disagree' <<<"$st" || h_die "7: status does not report the providers' disagreement: $st"
 		grep -qi 'disagree' "$H_RUN/agent1.log" || h_die "7: the log does not report the providers' disagreement"
 	done
 	t0=$(date +%s%N)
@@ -376,8 +374,8 @@ zt_8() {
 	zt_agent_once 4 "$H_RUN/sim-eoa.sock" "$eoa"
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" = 2 ] || h_die "8: an EOA as CLUSTER_CONTRACT: exit $ZT_RC, not 2 (a configuration mistake)"
-	echo "$ZT_OUT" | grep -qi "${eoa#0x}" || h_die "8: the message does not name the EOA"
-	echo "$ZT_OUT" | grep -qi "unreachable" && h_die "8: an EOA is reported as an unreachable registry"
+	grep -qi "${eoa#0x}" <<<"$ZT_OUT" || h_die "8: the message does not name the EOA"
+	grep -qi "unreachable" <<<"$ZT_OUT" && h_die "8: an EOA is reported as an unreachable registry"
 	# A contract that answers 0x..2a to every call.
 	garbage=$(h_cast send --private-key "$H_OPERATOR_KEY" --json --create 0x600a600c600039600a6000f3602a60005260206000f3 |
 		sed -n 's/.*"contractAddress":"\(0x[0-9a-fA-F]*\)".*/\1/p' | tr 'A-F' 'a-f')
@@ -388,18 +386,18 @@ zt_8() {
 	zt_agent_once 4 "$H_RUN/sim-garbage.sock" "$garbage"
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" = 2 ] || h_die "8: a non-cluster contract as CLUSTER_CONTRACT: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -qi "${garbage#0x}" || h_die "8: the message does not name the contract"
+	grep -qi "${garbage#0x}" <<<"$ZT_OUT" || h_die "8: the message does not name the contract"
 	# A KMS root pin (P2P_KMS_ROOT) that is not the root our own key chains to.
 	ZT_ENV="P2P_KMS_ROOT=$("$H_CAST" wallet address --private-key "$(zt_key)")" \
 		zt_agent_once 4 "$H_RUN/sim4.sock" "$H_CONTRACT"
 	echo "$ZT_OUT" | tail -2
 	[ "$ZT_RC" = 2 ] || h_die "8: a P2P_KMS_ROOT pin that is not our key's root: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -qi "${H_KMS_ADDR#0x}" || h_die "8: the pin mismatch message does not name the genuine root"
+	grep -qi "${H_KMS_ADDR#0x}" <<<"$ZT_OUT" || h_die "8: the pin mismatch message does not name the genuine root"
 	# A second agent on node 1's interface (another control socket).
 	zt_agent_once 1 "$H_RUN/sim1.sock" "$H_CONTRACT" --tx-key-file "$H_RUN/txkey1"
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" != 0 ] && [ "$ZT_RC" != 124 ] || h_die "8: a second agent on $(h_if 1) did not refuse (exit $ZT_RC)"
-	echo "$ZT_OUT" | grep -q "$(h_if 1)" || h_die "8: the second agent's message does not name the interface"
+	grep -q "$(h_if 1)" <<<"$ZT_OUT" || h_die "8: the second agent's message does not name the interface"
 	zt_agent_alive 1
 	h_wait_mesh 10 1 2 3 || h_die "8: the second agent disturbed the mesh"
 	zt_pass "8: an EOA and a non-cluster contract exit 2 at start; a second agent on one interface is refused"
@@ -420,13 +418,13 @@ zt_9() {
 	[ "$(cat "$H_RUN"/watch9-* | grep -c '"peers"')" -ge 16 ] || h_die "9: 16 watch clients did not all get a peers document"
 	out=$( (echo watch; sleep 2) | timeout 4 socat - UNIX-CONNECT:"$H_RUN/ctl1.sock" 2>&1 || true)
 	wait "${pids[@]}" 2>/dev/null || true
-	echo "$out" | grep -q '"error"' || h_die "9: the 17th watch client got no error document: '$out'"
+	grep -q '"error"' <<<"$out" || h_die "9: the 17th watch client got no error document: '$out'"
 	# A bad RPC URL is reported as that.
 	ZT_NO_ENDPOINT=1 zt_agent_once 4 "$H_RUN/sim4.sock" "$H_CONTRACT" --rpc "notaurl"
 	echo "$ZT_OUT" | tail -2
 	[ "$ZT_RC" = 2 ] || h_die "9: a bad RPC URL: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -q notaurl || h_die "9: the message does not name the bad RPC URL"
-	echo "$ZT_OUT" | grep -qi "cannot tell our endpoint" && h_die "9: a bad RPC URL is reported as an endpoint problem"
+	grep -q notaurl <<<"$ZT_OUT" || h_die "9: the message does not name the bad RPC URL"
+	grep -qi "cannot tell our endpoint" <<<"$ZT_OUT" && h_die "9: a bad RPC URL is reported as an endpoint problem"
 	# A config file with a NUL byte says so.
 	cfg=$H_RUN/nul.conf
 	printf 'CLUSTER_CONTRACT=%s\nP2P_MODE=wire\0guard\n' "$H_CONTRACT" >"$cfg"
@@ -434,7 +432,7 @@ zt_9() {
 		"$H_BIN/dstack-p2p" agent --config "$cfg" 2>&1) && ZT_RC=0 || ZT_RC=$?
 	echo "$ZT_OUT" | tail -2
 	[ "$ZT_RC" = 2 ] || h_die "9: a config file with NUL: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -qi 'nul' || h_die "9: the message does not say the config file has a NUL byte"
+	grep -qi 'nul' <<<"$ZT_OUT" || h_die "9: the message does not say the config file has a NUL byte"
 	zt_pass "9: 17th watcher gets an error document; a bad RPC URL and a NUL in the config file are named"
 }
 
