@@ -86,6 +86,7 @@ zt_watch_end() {
 		$1 == k3 && $4 == a3 { seen3 = 1 }
 		END { check(); if (n < 2) exit 2; exit bad ? 1 : 0 }' "$ZT_WATCH/dump" ||
 		h_die "$name: a genuine peer was missing from node 1's wg show dump in some sample ($ZT_WATCH/dump)"
+	zt_figure "$name: wg show dump sampled $(grep -c '^--- ' "$ZT_WATCH/dump") times: nodes 2 and 3 at 10.0.1.${H_TOKEN[2]}/32 and 10.0.1.${H_TOKEN[3]}/32 in every sample${1:+, no forged key}"
 	for j in 2 3; do
 		loss=$(grep -o '[0-9.]*% packet loss' "$ZT_WATCH/ping$j" | cut -d% -f1)
 		zt_figure "$name: ping loss node 1 -> node $j during the fault: ${loss:-?} %"
@@ -312,7 +313,7 @@ zt_6() {
 
 # ---- 7: two providers, one omitting a peer ----------------------------------------------
 zt_7() {
-	local t0 p q st before stpid
+	local t0 p q st before stpid said
 	H_RPC_NODE[1]="${H_PROXY_URL[a]},${H_PROXY_URL[b]}"
 	zt_restart_agent 1
 	h_agent_wait_registered 1 30
@@ -321,6 +322,7 @@ zt_7() {
 		q=$([ "$p" = a ] && echo b || echo a)
 		h_proxy_set "$q" '{}'
 		before=$(zt_proxy_count "$q" getPeers)
+		said=$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)
 		# (status is read half way: the watch runs 5 s from the SIGHUP)
 		( sleep 3; DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_BIN/dstack-p2p" status --json >"$H_RUN/status7-$p" 2>&1 ) &
 		stpid=$!
@@ -329,8 +331,16 @@ zt_7() {
 		[ "$(zt_proxy_count "$q" getPeers)" -gt "$before" ] || h_die "7: the agent did not read getPeers from provider $q as well"
 		st=$(cat "$H_RUN/status7-$p")
 		grep -qi 'disagree' <<<"$st" || h_die "7: status does not report the providers' disagreement: $st"
-		grep -qi 'disagree' "$H_RUN/agent1.log" || h_die "7: the log does not report the providers' disagreement"
+		[ "$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)" -gt "$said" ] ||
+			h_die "7: the log does not report the providers' disagreement"
 	done
+	# 7c: provider b answers every read from an older block (its hash at the height asked
+	# is another block's): a disagreement, and nothing is removed or rolled back.
+	h_proxy_set a '{}'
+	said=$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)
+	zt_fault "7c provider b lags" 5 b "{\"lag_block\": $(( $(h_cast block-number) - 3 ))}" lag hup
+	[ "$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)" -gt "$said" ] ||
+		h_die "7c: a provider answering from another block is not reported as a disagreement"
 	t0=$(date +%s%N)
 	h_proxy_set a '{}'
 	h_proxy_set b '{}'
