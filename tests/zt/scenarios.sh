@@ -8,6 +8,13 @@
 # repair, registration transactions, ping loss) are printed as "FIGURE ..." lines, never
 # asserted. Source after lib.sh; zt_setup first; then zt_run N... .
 
+# Scenarios whose agent-side fix has not landed yet: tests/host/test-zero-trust.sh (in
+# `make check`) leaves them out, tests/zt/test-zero-trust-pending.sh runs only them.
+# Move a number back to the checked list once its scenario passes; never weaken it.
+ZT_ALL="1 2 3 4 5 6 7 8 9"
+ZT_PENDING="1 5"
+zt_checked() { local n; for n in $ZT_ALL; do [[ " $ZT_PENDING " = *" $n "* ]] || echo "$n"; done; }
+
 ZT_SIG_PEER='(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)'
 
 zt_pass() { h_log "PASS: $*"; }
