@@ -525,3 +525,65 @@ Test(mesh_decide, of_two_providers_the_newer_verified_record_wins)
 	registry_free(a, n);
 	registry_free(b, n);
 }
+
+Test(mesh_decide, a_registration_never_mined_is_given_up_after_ten_minutes)
+{
+	int sends = hide_own_record(660, false, 1000);
+
+	cr_assert_eq(sends, 2, "pending for 10 min, then sent again: %d sends", sends);
+}
+
+/* ---- point 5: a chain id nothing has confirmed, under which nothing verifies ------------- */
+
+Test(mesh_decide, nothing_verifying_under_an_unconfirmed_chain_id_refuses_the_view)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	struct mesh_input in = {
+		.now_ms = 1000, .have_view = true, .full = true, .recs = recs, .n_recs = n,
+		.chain_unconfirmed = true, .dev = &dev,
+	};
+	const int want[] = { 2, 3 };
+
+	/* The device holds peers from our last run; the RPC names chain 1 at start. */
+	converge(3, 1);
+	mesh_state_free(&st);
+	mesh_state_init(&st);
+	self.chain_id = 1;
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert(plan.refuse_view);
+	cr_assert_eq(plan.n_changes, 0, "peers adopted from the last run stay");
+	cr_assert_not(plan.send_registration);
+	cr_assert_not(st.applied_view);
+	in.now_ms = 2000;
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert_eq(plan.n_changes, 0, "no view applied yet: the device is left alone");
+	/* The RPC answers right: everything verifies, nothing was lost. */
+	self.chain_id = CHAIN;
+	in.now_ms = 3000;
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert_not(plan.refuse_view);
+	cr_assert(st.registered);
+	apply();
+	assert_device_holds(want, 2);
+	registry_free(recs, n);
+}
+
+Test(mesh_decide, a_tls_node_among_wireguard_records_is_not_refused)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	struct mesh_input in = {
+		.now_ms = 1000, .have_view = true, .full = true, .recs = recs + 1, .n_recs = n - 1,
+		.chain_unconfirmed = true,
+	};
+
+	self.mode = MESH_MODE_TLS;
+	memset(self.wg_public_key, 0, 32);
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert_not(plan.refuse_view, "their records verify: the chain id is right");
+	cr_assert_not(plan.recheck);
+	cr_assert_eq(st.n_peers, 0);
+	cr_assert(plan.send_registration, "our record is missing: register");
+	registry_free(recs, n);
+}
