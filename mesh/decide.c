@@ -573,8 +573,8 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		st->registered = true;
 		st->token = own->token_id;
 		st->registered_nonce = own->nonce;
+		/* reg_last_ms stays: an RPC that flaps our record must not reset the spacing. */
 		st->reg_pending = false;
-		st->reg_last_ms = 0;
 		if (!was_registered)
 			say(plan, MESH_PLAN_INFO, "registered: token %llu, 10.0.1.%llu, endpoint %s",
 			    (unsigned long long)st->token, (unsigned long long)st->token, self->endpoint);

@@ -587,3 +587,23 @@ Test(mesh_decide, a_tls_node_among_wireguard_records_is_not_refused)
 	cr_assert(plan.send_registration, "our record is missing: register");
 	registry_free(recs, n);
 }
+
+Test(mesh_decide, an_rpc_that_flaps_our_record_does_not_reset_the_spacing)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	int sends = 0;
+
+	for (int s = 0; s < 60; s++) {
+		bool hide = s % 2;
+		uint64_t now = 1000 + (uint64_t)s * 1000;
+
+		decide(hide ? recs + 1 : recs, hide ? n - 1 : n, true, false, now);
+		if (plan.send_registration) {
+			sends++;
+			mesh_note_registration(&st, now, true, false, 0);
+		}
+	}
+	cr_assert_leq(sends, 4, "60 s of a record shown and hidden every poll: %d sends", sends);
+	registry_free(recs, n);
+}
