@@ -11,8 +11,8 @@
 # Scenarios whose agent-side fix has not landed yet: tests/host/test-zero-trust.sh (in
 # `make check`) leaves them out, tests/zt/test-zero-trust-pending.sh runs only them.
 # Move a number back to the checked list once its scenario passes; never weaken it.
-ZT_ALL="1 2 3 4 5 6 7 8 9"
-ZT_PENDING="1 5"
+ZT_ALL="1 1b 2 3 4 5 5b 6 7 8 9"
+ZT_PENDING="1b 5b"
 zt_checked() { local n; for n in $ZT_ALL; do [[ " $ZT_PENDING " = *" $n "* ]] || echo "$n"; done; }
 
 ZT_SIG_PEER='(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)'
@@ -167,27 +167,36 @@ zt_forge() {
 }
 
 # ---- 1: the KMS root comes from the RPC --------------------------------------------------
-zt_1() {
-	local fpub=$ZT_FORGED_PUB forged t0 tx0 attacker
+# zt_1_kms NAME hup|restart: the RPC names the attacker's KMS root and serves the forged
+# record while the agent runs (a full re-read, SIGHUP) or while it starts.
+zt_1_kms() {
+	local name=$1 how=$2 fpub=$ZT_FORGED_PUB forged t0 tx0 attacker
 	# The forged peer claims node 2's token, so node 2's overlay address (zt_setup made it).
 	forged=$(cat "$H_RUN/forged.hex")
-	[[ "$forged" =~ ^[0-9a-f]{1000,}$ ]] || h_die "1: no forged record"
+	[[ "$forged" =~ ^[0-9a-f]{1000,}$ ]] || h_die "$name: no forged record"
 	attacker=$("$H_CAST" wallet address --private-key "$ZT_ATTACK_KMS" | tr 'A-F' 'a-f')
 	tx0=$(zt_txs 1)
-	# 1a: an honest kmsRoot(), a forged record added to getPeers(): rejected (never programmed).
-	zt_fault "1a forged record, genuine root" 4 a "{\"inject\": [\"$forged\"]}" injected hup "$fpub"
-	# 1b: the agent restarts while the RPC names the attacker's root and serves the record.
-	zt_fault "1b kmsRoot lie at start" 8 a "{\"kms_root\": \"$attacker\", \"inject\": [\"$forged\"]}" \
-		"kmsRoot lie" restart "$fpub"
+	zt_fault "$name kmsRoot lie ($how)" 8 a "{\"kms_root\": \"$attacker\", \"inject\": [\"$forged\"]}" \
+		"kmsRoot lie" "$how" "$fpub"
 	zt_agent_alive 1
 	grep -qi "${attacker#0x}" "$H_RUN/agent1.log" && grep -qi "${H_KMS_ADDR#0x}" "$H_RUN/agent1.log" ||
-		h_die "1: the agent did not log both KMS root addresses (the RPC's and the genuine one)"
+		h_die "$name: the agent did not log both KMS root addresses (the RPC's and the genuine one)"
 	t0=$(date +%s%N)
 	h_proxy_set a '{}'
-	zt_repaired "1 kmsRoot lie" "$t0" 1 2 3
-	h_in 1 wg show "$(h_if 1)" dump | grep -qF "$fpub" && h_die "1: forged key on node 1 after the lie"
-	zt_figure "1: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
-	zt_pass "1: a forged record (genuine or lied-about KMS root) is never programmed, no genuine peer dropped, both roots logged"
+	zt_repaired "$name kmsRoot lie ($how)" "$t0" 1 2 3
+	h_in 1 wg show "$(h_if 1)" dump | grep -qF "$fpub" && h_die "$name: forged key on node 1 after the lie"
+	zt_figure "$name: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
+}
+zt_1() {
+	# An honest kmsRoot(), a forged record added to getPeers(): rejected (never programmed).
+	zt_fault "1 forged record, genuine root" 4 a "{\"inject\": [\"$(cat "$H_RUN/forged.hex")\"]}" \
+		injected hup "$ZT_FORGED_PUB"
+	zt_1_kms 1 hup
+	zt_pass "1: a forged record (genuine root, or a lied-about root at a re-read) is never programmed, no genuine peer dropped, both roots logged"
+}
+zt_1b() {
+	zt_1_kms 1b restart
+	zt_pass "1b: the RPC names its own KMS root while the agent starts: forged record never programmed, no genuine peer dropped, both roots logged"
 }
 
 # ---- 2: a missing own record makes the agent send a transaction every poll ---------------
@@ -268,17 +277,26 @@ zt_4() {
 }
 
 # ---- 5: the chain id is read once -----------------------------------------------------
-zt_5() {
-	local tx0 t0
+# zt_5_chain NAME hup|restart: the RPC names another chain id while the agent runs (a
+# full re-read) or while it starts.
+zt_5_chain() {
+	local name=$1 how=$2 tx0 t0
 	tx0=$(zt_txs 1)
-	zt_fault "5 wrong chain id at start" 6 a '{"chain_id": "0x1"}' "chain-id lie" restart
+	zt_fault "$name wrong chain id ($how)" 6 a '{"chain_id": "0x1"}' "chain-id lie" "$how"
 	zt_agent_alive 1
 	t0=$(date +%s%N)
 	h_proxy_set a '{}'
-	zt_repaired "5 wrong chain id" "$t0" 1 2 3
+	zt_repaired "$name wrong chain id ($how)" "$t0" 1 2 3
 	h_agent_wait_registered 1 30
-	zt_figure "5: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
-	zt_pass "5: a wrong chain id at start removes no peer; the same agent recovers when the RPC is honest"
+	zt_figure "$name: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
+}
+zt_5() {
+	zt_5_chain 5 hup
+	zt_pass "5: a wrong chain id at a re-read removes no peer; the agent recovers when the RPC is honest"
+}
+zt_5b() {
+	zt_5_chain 5b restart
+	zt_pass "5b: a wrong chain id while the agent starts removes no peer; the same agent recovers when the RPC is honest"
 }
 
 # ---- 6: kernel drift --------------------------------------------------------------------
