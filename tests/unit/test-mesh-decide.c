@@ -607,3 +607,27 @@ Test(mesh_decide, an_rpc_that_flaps_our_record_does_not_reset_the_spacing)
 	cr_assert_leq(sends, 4, "60 s of a record shown and hidden every poll: %d sends", sends);
 	registry_free(recs, n);
 }
+
+/* ---- point 1: a record whose chain ends at another KMS root is never a peer --------------- */
+
+Test(mesh_decide, a_record_under_another_kms_root_is_never_programmed)
+{
+	struct registry_peer recs[NODES + 1];
+	size_t n = registry_of(recs, 3);
+	struct test_node forged;
+	const int want[] = { 2, 3 };
+
+	converge(3, 1000);
+	/* The attacker's own KMS root signs a node that claims token 2's overlay address. */
+	make_node_rooted(&forged, 0x77, 9);
+	cr_assert_eq(attest_sign_record(&forged.id, forged.secrets, CHAIN, forged.app_id, "10.9.0.66:51830",
+					REGISTRY_MODE_WIREGUARD, 1, &recs[n]), 0);
+	recs[n].token_id = 2;
+	decide(recs, n + 1, true, true, 5000);
+	cr_assert_eq(plan.n_changes, 0, "nothing programmed");
+	cr_assert(logged("not by the expected KMS root"), "%s", (char *)logbuf.data);
+	apply();
+	assert_device_holds(want, 2);
+	registry_free(recs, n + 1);
+	attest_node_secrets_free(forged.secrets);
+}
