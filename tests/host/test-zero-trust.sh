@@ -7,13 +7,12 @@
 # drift, configuration mistakes and the control socket's limits. Every scenario shows
 # that no forged peer is ever programmed, no genuine peer is dropped, and the mesh is
 # whole again after the fault; figures are printed, never asserted. tests/zt/scenarios.sh
-# has the scenarios; ZT_SCENARIOS="1 4" runs a subset. Scenarios listed in ZT_PENDING
-# there (agent fix not landed yet) run only in tests/zt/test-zero-trust-pending.sh.
+# has the scenarios; ZT_SCENARIOS="1 4" runs a subset.
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 . "$(dirname "$0")/../zt/scenarios.sh"
 
 h_init zt
 zt_setup
-zt_run ${ZT_SCENARIOS:-$(zt_checked)}
+zt_run ${ZT_SCENARIOS:-$ZT_ALL}
 h_log "all zero-trust scenarios passed"
