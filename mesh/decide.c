@@ -606,32 +606,12 @@ out:
 
 /* ---- the device ------------------------------------------------------------------------------ */
 
-static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t key[static 32])
-{
-	for (size_t i = 0; i < dev->n_peers; i++)
-		if (!memcmp(dev->peers[i].public_key, key, MESH_KEY_LEN))
-			return &dev->peers[i];
-	return NULL;
-}
-
 static const struct mesh_applied *applied_by_key(const struct mesh_state *st, const uint8_t key[static 32])
 {
 	for (size_t i = 0; i < st->n_applied; i++)
 		if (!memcmp(st->applied[i].key, key, MESH_KEY_LEN))
 			return &st->applied[i];
 	return NULL;
-}
-
-static bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
-{
-	if (a->addr.sa_family != b->addr.sa_family)
-		return false;
-	if (a->addr.sa_family == AF_INET)
-		return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
-	if (a->addr.sa_family == AF_INET6)
-		return a->in6.sin6_port == b->in6.sin6_port &&
-		       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16);
-	return true;
 }
 
 static void endpoint_from_string(union wg_endpoint *out, const char *endpoint)
@@ -675,7 +655,7 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 {
 	for (size_t i = 0; i < st->n_peers; i++) {
 		const struct mesh_peer *m = &st->peers[i];
-		const struct wg_peer *have = device_peer(dev, m->wg_key);
+		const struct wg_peer *have = wg_device_find_peer(dev, m->wg_key);
 		struct wg_peer *p = &want->peers[i];
 		union wg_endpoint ep;
 

@@ -29,14 +29,6 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 	return r < 0 ? r : buf_terminate(out);
 }
 
-static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t *key)
-{
-	for (size_t i = 0; dev && i < dev->n_peers; i++)
-		if (!memcmp(dev->peers[i].public_key, key, WG_KEY_LEN))
-			return &dev->peers[i];
-	return NULL;
-}
-
 static int status_peer(struct buf *out, const struct mesh_peer *p, const struct wg_peer *h, bool first)
 {
 	char addr[16], key[WG_KEY_B64_LEN];
@@ -103,7 +95,7 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 	if (r == 0)
 		r = buf_printf(out, "\"peers\":[");
 	for (size_t i = 0; i < a->st.n_peers && r == 0; i++)
-		r = status_peer(out, &a->st.peers[i], device_peer(dev, a->st.peers[i].wg_key), i == 0);
+		r = status_peer(out, &a->st.peers[i], wg_device_find_peer(dev, a->st.peers[i].wg_key), i == 0);
 	if (r == 0)
 		r = buf_printf(out, "],\"rejected\":[");
 	for (size_t i = 0; i < a->st.n_rejected && r == 0; i++) {
