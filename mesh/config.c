@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
 
@@ -302,6 +303,17 @@ int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
 	return r;
 }
 
+/* The RPC URL list parses as the RPC client will parse it. */
+static int rpc_urls_check(const char *urls)
+{
+	struct eth_rpc_config rc = { .urls = urls };
+	struct eth_rpc *rpc = NULL;
+	int r = eth_rpc_new(&rc, &rpc);
+
+	eth_rpc_free(rpc);
+	return r;
+}
+
 int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len)
 {
 	if (!cfg->contract[0]) {
@@ -315,6 +327,11 @@ int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_le
 			snprintf(why, why_len, "endpoint '%s' is not host:port", cfg->endpoint);
 			return -EINVAL;
 		}
+	}
+	if (rpc_urls_check(cfg->rpc_urls) < 0) {
+		snprintf(why, why_len, "ETH_RPC_URL '%.200s' is not a comma-separated list of RPC URLs "
+			 "(http://, https://, http+unix://, ipc:// or a socket path)", cfg->rpc_urls);
+		return -EINVAL;
 	}
 	if (cfg->tx_key_file[0] && cfg->relayer_url[0]) {
 		snprintf(why, why_len, "give a funded key or a relayer URL, not both");

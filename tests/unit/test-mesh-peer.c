@@ -64,6 +64,11 @@ Test(mesh_config, names_values_and_file)
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_MODE", "carrier-pigeon"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "NO_SUCH_THING", "1"), -ENOENT);
 	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mesh_config_set(&cfg, "ETH_RPC_URL", "notaurl"), 0);
+	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), -EINVAL, "a bad RPC URL is a mistake");
+	cr_assert(strstr(why, "notaurl"), "%s", why);
+	cr_assert_eq(mesh_config_set(&cfg, "ETH_RPC_URL", "http://127.0.0.1:8545, /run/geth.ipc"), 0);
+	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), 0, "%s", why);
 
 	fd = mkstemp(path);
 	cr_assert(fd >= 0);
