@@ -135,6 +135,17 @@ int json_append_string(struct buf *b, const char *s);
 /* ---- HTTP (libcurl) ------------------------------------------------------------ */
 
 /*
+ * A kept connection to one endpoint: requests made with it reuse one TCP (and TLS)
+ * connection, the CA store and the TLS session; after a transport failure the next
+ * request connects anew. curl's buffers keep the last reply until the next request or
+ * http_conn_free (which wipes them), so replies that hold keys go without one. Used by
+ * one thread at a time. http_conn_new: 0 or -ENOMEM. http_conn_free accepts NULL.
+ */
+struct http_conn;
+int http_conn_new(struct http_conn **out);
+void http_conn_free(struct http_conn *conn);
+
+/*
  * Where an HTTP service is: a base URL ("http://127.0.0.1:8545", "https://...") or a
  * unix socket path (then requests go to http://localhost<path>).
  */
@@ -147,6 +158,11 @@ struct http_target {
 	/* Non-NULL: the request gives up (-ECANCELED) soon after *abort_flag turns non-zero,
 	 * e.g. set by a SIGTERM handler; NULL: only the timeouts end it. */
 	const volatile sig_atomic_t *abort_flag;
+	/* Non-NULL: the request goes over this kept connection; NULL: a fresh connection,
+	 * closed after the request, curl's buffers wiped. */
+	struct http_conn *conn;
+	/* CA bundle for https; NULL: the system's. */
+	const char *ca_file;
 };
 
 struct http_reply {
