@@ -63,6 +63,8 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(O)/fuzz/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(O)/bench/%)
+# LD_PRELOAD observers the benchmarks run wg(8) and our tools under.
+BENCH_PRELOADS := $(patsubst bench/preload/%.c,$(O)/bench/%.so,$(wildcard bench/preload/*.c))
 MAN_PAGES := $(wildcard docs/man/*.[1-8])
 
 STATIC_LIB := $(O)/libdstack-p2p.a
@@ -135,6 +137,11 @@ $(O)/bench/%: bench/%.c $(STATIC_LIB)
 	$(quiet) LD $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LDLIBS)
 
+$(O)/bench/%.so: bench/preload/%.c
+	@mkdir -p $(@D)
+	$(quiet) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $< -ldl
+
 tests: $(UNIT_TESTS)
 fuzz: $(FUZZ_BINS)
 
@@ -154,7 +161,7 @@ check-%: deps
 demo: deps all
 	$(Q)netns-harness/demo.sh $(if $(N),$(N),3)
 
-bench: deps all $(BENCH_BINS)
+bench: deps all $(BENCH_BINS) $(BENCH_PRELOADS)
 	$(Q)bench/run.sh
 
 # ---- install ----------------------------------------------------------------------
