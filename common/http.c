@@ -3,6 +3,7 @@
  * HTTP POST/GET over libcurl, to a URL or through a unix socket, bounded in time and size,
  * on a kept connection (struct http_conn) or a fresh one per request.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -54,12 +55,28 @@ static char *curl_strdup(const char *s)
 	return strdup(s);
 }
 
+/*
+ * curl_global_init initialises libssh2 (Debian's libcurl links it for scp/sftp), and
+ * libssh2 then loads all of OpenSSL's algorithms and engines: 2-3 MB of OpenSSL pages
+ * resident in the agent, for protocols it never enables (CURLOPT_PROTOCOLS_STR). When
+ * libssh2 is in the process, initialise it first without its crypto; curl's own
+ * libssh2_init then only counts.
+ */
+static void libssh2_init_without_crypto(void)
+{
+	int (*init)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "libssh2_init");
+
+	if (init)
+		init(0x0001);  /* LIBSSH2_INIT_NO_CRYPTO */
+}
+
 int http_global_init(void)
 {
 	static bool done;
 
 	if (done)
 		return 0;
+	libssh2_init_without_crypto();
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, curl_free_wiped, curl_realloc_wiped,
 				 curl_strdup, calloc) != CURLE_OK)
 		return -EIO;
