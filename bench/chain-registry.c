@@ -5,7 +5,7 @@
  * reader, and measure the resident memory of a reader holding the 254 peers.
  * Usage: chain-registry RPC CONTRACT   (env OWNER_KEY, KMS_KEY: 0x-hex secrets)
  *        chain-registry --fill N RPC CONTRACT   only register peers until N are registered
- *        (bench/memory.sh: synthetic, verifiable peers beside one real agent)
+ *        (bench/agent.sh: synthetic, verifiable peers beside one real agent)
  */
 #include <errno.h>
 #include <inttypes.h>
