@@ -161,7 +161,7 @@ static void register_now(struct mesh_agent *a, uint64_t now)
 	a->said_token = token;
 	known = funded_nonce(a, &fnonce) == 0;
 	r = send_registration(a);
-	sent = r == 0 && a->cfg->tx_key_file[0];
+	sent = r == 0 && (a->cfg->tx_key_file[0] || a->cfg->relayer_url[0]);
 	mesh_note_registration(&a->st, now, sent, known, fnonce);
 }
 
@@ -320,6 +320,19 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 
 	*have_view = false;
 	*full = now >= a->next_full_read_ms || !a->chain_ready;
+	/*
+	 * Until our own record confirms the chain id, ask for it every poll: a wrong one at
+	 * start (every record failing the node signature) is dropped within a poll of the
+	 * RPC answering right, not at the next periodic re-read.
+	 */
+	if (!*full && !a->chain_confirmed) {
+		uint64_t id;
+
+		r = cluster_chain_id(a->cluster, &id);
+		if (r < 0)
+			return r;
+		*full = id != a->self.chain_id;
+	}
 	r = chain_check(a, *full);
 	if (r == 0)
 		r = cluster_poll(a->cluster, *full, &changed);
@@ -388,20 +401,23 @@ int mesh_agent_turn(struct mesh_agent *a)
 	struct mesh_plan plan = { .log = &a->log };
 	struct wg_device *dev = NULL;
 	size_t n = 0;
-	int r = 0;
+	bool rpc_turn;
+	int r = 0, rpc = 0;
 
 	if (in.now_ms < a->next_turn_ms)
 		return 0;
-	if (in.now_ms >= a->next_rpc_ms) {
-		r = read_registry(a, in.now_ms, &in.have_view, &in.full);
+	rpc_turn = in.now_ms >= a->next_rpc_ms;
+	if (rpc_turn) {
+		rpc = read_registry(a, in.now_ms, &in.have_view, &in.full);
 		if (a->abort_flag && *a->abort_flag)
 			return 0;  /* an RPC cut short by a stop signal says nothing about the chain */
-		if (r == -EBADR)
-			return r;
-		note_rpc(a, r);
-		in.registry_read = r == 0;
+		if (rpc == -EBADR)
+			return rpc;
+		in.registry_read = rpc == 0;
 	}
-	if (in.registry_read && !a->st.registered)
+	/* Asked whenever the registry answered, not only with a view: without one a pending
+	 * registration is still decided on (mesh_decide). */
+	if (in.registry_read && !a->st.registered && a->st.reg_pending)
 		in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	if (in.have_view) {
 		in.recs = cluster_peers(a->cluster, &n);
@@ -413,11 +429,20 @@ int mesh_agent_turn(struct mesh_agent *a)
 	}
 	if (a->wg && agent_wg_dump(a, &dev) == 0)
 		in.dev = dev;
+	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
-	if (a->st.registered && !a->chain_confirmed) {
-		a->chain_confirmed = true;  /* our own record verifies under it: the cluster's chain */
-		log_info("chain %llu confirmed by our own record", (unsigned long long)a->self.chain_id);
+	if (r == 0 && plan.refuse_view) {
+		cluster_distrust(a->cluster, "serves chain %llu, under which no record of the registry "
+				 "verifies (not even ours); not using its answers",
+				 (unsigned long long)a->self.chain_id);
+		rpc = -EPROTO;
+	} else if (in.have_view && (a->st.registered || a->st.n_peers) && !a->chain_confirmed) {
+		/* Records verify under it: the cluster's chain, kept from now on. */
+		a->chain_confirmed = true;
+		log_info("chain %llu confirmed by the registry's records", (unsigned long long)a->self.chain_id);
 	}
+	if (rpc_turn)
+		note_rpc(a, rpc);
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);

@@ -138,6 +138,7 @@ struct mesh_input {
 	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
 	bool full;                          /* ...by a fresh full getPeers() */
 	bool registry_read;                 /* it answered, changed or not (idle: !have_view) */
+	bool chain_unconfirmed;             /* no record has verified under self->chain_id yet */
 	const struct registry_peer *recs;
 	size_t n_recs;
 	uint64_t block;
@@ -210,6 +211,8 @@ struct mesh_plan {
 	bool publish;                       /* the peer list changed: file, on-change, watchers */
 	bool send_registration;             /* our record is missing or stale: register now */
 	bool recheck;                       /* re-read the registry in full next turn */
+	bool refuse_view;                   /* records, none verifying under an unconfirmed chain id:
+					       the RPC is failed, the view unused */
 	struct buf *log;                    /* lines "<level char><text>\n"; may be NULL */
 };
 
