@@ -153,9 +153,12 @@ static void register_now(struct mesh_agent *a, uint64_t now)
 		a->said_unbound = r == 0;
 		return;  /* nothing sent: asking again next turn costs one call, no gas */
 	}
-	if (a->said_unbound || a->st.token != token)
+	/* Once per token: an agent waiting for its registration to be relayed retries every
+	 * 15 s and would say it each time. */
+	if (a->said_unbound || a->said_token != token)
 		log_info("instance 0x%s holds token %llu", a->instance_hex, (unsigned long long)token);
 	a->said_unbound = false;
+	a->said_token = token;
 	known = funded_nonce(a, &fnonce) == 0;
 	r = send_registration(a);
 	sent = r == 0 && (a->cfg->tx_key_file[0] || a->cfg->relayer_url[0]);
@@ -344,8 +347,9 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 	/* Several providers: what the follower read is checked against another one. */
 	if ((changed || *full) && cluster_providers(a->cluster) >= 2)
 		cluster_cross_check(a->cluster);
-	/* Unchanged and registered: the last decision still holds (verification is not free). */
-	*have_view = changed || *full || !a->st.registered || a->st.recheck;
+	/* Unchanged: the last decision on the records still holds (verification is not free),
+	 * registered or not; mesh_decide retries a missing registration without them. */
+	*have_view = changed || *full || a->st.recheck;
 	return 0;
 }
 
@@ -409,7 +413,12 @@ int mesh_agent_turn(struct mesh_agent *a)
 			return 0;  /* an RPC cut short by a stop signal says nothing about the chain */
 		if (rpc == -EBADR)
 			return rpc;
+		in.registry_read = rpc == 0;
 	}
+	/* Asked whenever the registry answered, not only with a view: without one a pending
+	 * registration is still decided on (mesh_decide). */
+	if (in.registry_read && !a->st.registered && a->st.reg_pending)
+		in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	if (in.have_view) {
 		in.recs = cluster_peers(a->cluster, &n);
 		in.n_recs = n;
@@ -417,8 +426,6 @@ int mesh_agent_turn(struct mesh_agent *a)
 		in.provider = cluster_primary_label(a->cluster);
 		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
 		in.block_disagreement = cluster_disagreement(a->cluster);
-		if (!a->st.registered && a->st.reg_pending)
-			in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	}
 	if (a->wg && agent_wg_dump(a, &dev) == 0)
 		in.dev = dev;

@@ -785,6 +785,10 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 	mesh_plan_clear(plan);
 	if (in->have_view)
 		r = decide_view(st, self, in, plan);
+	else if (in->registry_read && !st->registered && st->applied_view && !st->recheck)
+		/* The registry is as it was at the last view: its records verify as they did and
+		 * ours is still missing; only the registration's timing can have moved on. */
+		decide_registration(st, self, in, plan);
 	/* Before a first view, what the device holds (peers adopted from our last run) stays. */
 	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev && st->applied_view)
 		r = decide_device(st, self, in->dev, plan);

@@ -137,6 +137,7 @@ struct mesh_input {
 	uint64_t now_ms;
 	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
 	bool full;                          /* ...by a fresh full getPeers() */
+	bool registry_read;                 /* it answered, changed or not (idle: !have_view) */
 	bool chain_unconfirmed;             /* no record has verified under self->chain_id yet */
 	const struct registry_peer *recs;
 	size_t n_recs;
@@ -270,6 +271,7 @@ struct mesh_agent {
 	bool chain_confirmed;               /* the chain id is pinned or our record verified under it */
 	uint64_t block;                     /* latest block the registry was seen at */
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
+	uint64_t said_token;                /* the token "holds token" last named */
 	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
 
 	/* WireGuard */

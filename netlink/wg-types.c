@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <openssl/evp.h>
+#include <nettle/curve25519.h>
 
 #include "common/common.h"
 #include "netlink/internal.h"
@@ -200,18 +200,13 @@ int wg_key_generate_private(uint8_t key[static WG_KEY_LEN])
 	return 0;
 }
 
+/* X25519 with the base point (nettle clamps the scalar as RFC 7748 says); nettle leaves
+ * its scratch, derived from the private key, on the stack. */
 int wg_key_public_from_private(uint8_t pub[static WG_KEY_LEN], const uint8_t priv[static WG_KEY_LEN])
 {
-	EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, WG_KEY_LEN);
-	size_t len = WG_KEY_LEN;
-	int r = 0;
-
-	if (!pkey)
-		return nl_fail(-EINVAL, "X25519 rejected the private key");
-	if (EVP_PKEY_get_raw_public_key(pkey, pub, &len) != 1 || len != WG_KEY_LEN)
-		r = nl_fail(-EIO, "X25519 public key derivation failed");
-	EVP_PKEY_free(pkey); /* OpenSSL clears the private key it held */
-	return r;
+	curve25519_mul_g(pub, priv);
+	secret_wipe_stack();
+	return 0;
 }
 
 const struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t key[static WG_KEY_LEN])

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
-  libmnl-dev libcurl4-openssl-dev libjsmn-dev libsecp256k1-dev libb2-dev libssl-dev
+  libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libjsmn-dev libsecp256k1-dev
   nettle-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3
   qemu-system-x86 busybox-static cpio kmod

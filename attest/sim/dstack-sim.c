@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
+#include <nettle/sha2.h>
 
 #include "attest/attest.h"
 #include "attest/sim/sim.h"
@@ -388,8 +388,13 @@ static int setup_agent(const struct options *o, struct sim_agent *a)
 
 	a->app_name = o->app_name ? o->app_name : "dstack-sim";
 	a->app_compose = simulated_app_compose;
-	SHA256((const unsigned char *)simulated_app_compose, strlen(simulated_app_compose),
-	       a->compose_hash);
+	{
+		struct sha256_ctx h;
+
+		sha256_init(&h);
+		sha256_update(&h, strlen(simulated_app_compose), (const uint8_t *)simulated_app_compose);
+		sha256_digest(&h, SHA256_DIGEST_SIZE, a->compose_hash);
+	}
 	if (parse_hex_option("instance-id", o->instance_id_hex, a->instance_id, 20) < 0 ||
 	    (o->app_id_hex && parse_hex_option("app-id", o->app_id_hex, app_id, 20) < 0) ||
 	    (o->compose_hash_hex &&

@@ -298,9 +298,16 @@ Test(mesh_decide, higher_token_adds_without_keepalive_then_sets_it)
 
 /* ---- point 2: registration spacing, hourly cap, pending by the funded key's nonce ------- */
 
+/* How the turns see the registry while our record is hidden. */
+enum hidden_turns {
+	VIEW_EVERY_TURN,      /* as if every turn brought news */
+	VIEW_THEN_IDLE,       /* a view on the first turn, then an unchanged registry */
+	VIEW_THEN_RPC_DOWN,   /* a view on the first turn, then no answer */
+};
+
 /* Turns of 1 s for `seconds` with our record hidden; the funded nonce advances by each send
- * when mined, else stays. Returns the sends. */
-static int hide_own_record(int seconds, bool mined, uint64_t t0)
+ * when mined, else stays. Turns without a view must log nothing. Returns the sends. */
+static int turns_hidden(int seconds, bool mined, uint64_t t0, enum hidden_turns how)
 {
 	struct registry_peer recs[NODES];
 	size_t n = registry_of(recs, 3);
@@ -308,14 +315,18 @@ static int hide_own_record(int seconds, bool mined, uint64_t t0)
 	int sends = 0;
 
 	for (int s = 0; s < seconds; s++) {
+		bool view = s == 0 || how == VIEW_EVERY_TURN;
 		struct mesh_input in = {
-			.now_ms = t0 + (uint64_t)s * 1000, .have_view = true, .full = false,
-			.recs = recs + 1, .n_recs = n - 1, .dev = &dev,
+			.now_ms = t0 + (uint64_t)s * 1000, .have_view = view, .full = false,
+			.registry_read = view || how == VIEW_THEN_IDLE, .dev = &dev,
+			.recs = view ? recs + 1 : NULL, .n_recs = view ? n - 1 : 0,
 			.funded_nonce_known = true, .funded_nonce = funded,
 		};
 
 		buf_reset(&logbuf);
 		cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+		buf_terminate(&logbuf);
+		cr_assert(view || !logbuf.len, "turn %d logged: %s", s, (char *)logbuf.data);
 		apply();
 		if (plan.send_registration) {
 			sends++;
@@ -324,8 +335,14 @@ static int hide_own_record(int seconds, bool mined, uint64_t t0)
 				funded++;
 		}
 	}
+	cr_assert_eq(st.n_peers, 2, "the first view's peers stay");
 	registry_free(recs, n);
 	return sends;
+}
+
+static int hide_own_record(int seconds, bool mined, uint64_t t0)
+{
+	return turns_hidden(seconds, mined, t0, VIEW_EVERY_TURN);
 }
 
 Test(mesh_decide, hidden_own_record_registers_at_most_every_15_s)
@@ -367,6 +384,26 @@ Test(mesh_decide, failed_send_still_spaces)
 	}
 	cr_assert_eq(sends, 2, "%d attempts in 30 s", sends);
 	registry_free(recs, n);
+}
+
+/*
+ * Issue 12, point 2: unregistered and the registry unchanged, the turns after the first
+ * view decide on no records (the loop passes none, nothing is verified again) and log
+ * nothing, and the registration is retried on the same spacing; with the RPC down, no
+ * more is sent.
+ */
+Test(mesh_decide, unregistered_idle_turns_retry_without_a_view)
+{
+	int sends = turns_hidden(40, true, 1000, VIEW_THEN_IDLE);
+
+	cr_assert_eq(sends, 3, "40 s unregistered, registry unchanged, 15 s spacing: %d sends", sends);
+}
+
+Test(mesh_decide, unregistered_with_the_rpc_down_sends_nothing_more)
+{
+	int sends = turns_hidden(40, true, 1000, VIEW_THEN_RPC_DOWN);
+
+	cr_assert_eq(sends, 1, "only the first turn's view registered: %d sends", sends);
 }
 
 /* ---- point 3: no rollback to an older record ---------------------------------------------- */
