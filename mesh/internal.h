@@ -78,6 +78,7 @@ int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 #include "mesh/mesh.h"
 
 struct wg_backend;
+struct agent_transport;
 
 /* A record that failed verification, remembered so the reason is logged once. */
 struct mesh_rejected {
@@ -135,6 +136,7 @@ struct agent {
 	bool force_reconcile;
 
 	struct control_server control;
+	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
 };
 
 /*
@@ -161,8 +163,27 @@ void agent_wg_close(struct agent *a);
 int agent_peers_json(const struct agent *a, struct buf *out);
 int agent_status_json(struct agent *a, struct buf *out);
 
+/* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
+/* Our endpoint field (UDP and/or gateway name) into a->endpoint. */
+int agent_transport_open(struct agent *a);
+void agent_transport_close(struct agent *a);
+/* Why a peer's endpoint field does not fit our transport, or NULL. */
+const char *agent_transport_problem(const struct agent *a, const char *endpoint, const uint8_t instance[20],
+				    char *why, size_t why_len);
+/* After the peer list changed (recs: the registry view it came from); true when a path changed. */
+bool agent_transport_sync(struct agent *a, const struct registry_peer *recs, size_t n);
+/* Every poll: auto mode's path choice; true when a path changed (reconcile). */
+bool agent_transport_tick(struct agent *a);
+/* The endpoint WireGuard should have for p on its current path. */
+int agent_peer_endpoint(const struct agent *a, const struct mesh_peer *p, struct sockaddr_storage *out);
+int agent_transport_status(struct agent *a, const struct mesh_peer *p, const struct mesh_wg_have *h,
+			   struct buf *out);
+
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);
 int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, char *out, size_t len);
+/* The same for another port of ours (the relay's). */
+int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
+		       size_t len);
 
 #endif

@@ -29,7 +29,8 @@ int agent_peers_json(const struct agent *a, struct buf *out)
 	return r < 0 ? r : buf_terminate(out);
 }
 
-static int status_peer(struct buf *out, const struct mesh_peer *p, const struct mesh_wg_have *h, bool first)
+static int status_peer(struct agent *a, struct buf *out, const struct mesh_peer *p, const struct mesh_wg_have *h,
+		       bool first)
 {
 	char addr[16], key[WG_KEY_B64_LEN];
 	int r;
@@ -46,6 +47,8 @@ static int status_peer(struct buf *out, const struct mesh_peer *p, const struct 
 			       key, h ? "true" : "false", h ? (long long)h->last_handshake : 0LL,
 			       h ? (unsigned long long)h->rx_bytes : 0ULL,
 			       h ? (unsigned long long)h->tx_bytes : 0ULL);
+	if (r == 0)
+		r = agent_transport_status(a, p, h, out);
 	if (r == 0)
 		r = buf_printf(out, ",\"nonce\":%llu,\"verification\":\"valid\"}", (unsigned long long)p->nonce);
 	return r;
@@ -86,7 +89,7 @@ int agent_status_json(struct agent *a, struct buf *out)
 			       (unsigned long long)(a->cluster ? cluster_rpc_calls(a->cluster) : 0),
 			       (unsigned long long)a->generation);
 	for (size_t i = 0; i < a->n_peers && r == 0; i++)
-		r = status_peer(out, &a->peers[i], agent_have_by_key(have, nhave, a->peers[i].wg_key), i == 0);
+		r = status_peer(a, out, &a->peers[i], agent_have_by_key(have, nhave, a->peers[i].wg_key), i == 0);
 	if (r == 0)
 		r = buf_printf(out, "],\"rejected\":[");
 	for (size_t i = 0; i < a->n_rejected && r == 0; i++) {

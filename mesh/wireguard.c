@@ -210,7 +210,7 @@ int agent_wg_reconcile(struct agent *a)
 	for (size_t i = 0; i < a->n_peers; i++) {
 		memcpy(want[i].key, a->peers[i].wg_key, MESH_KEY_LEN);
 		/* Already checked when the record was accepted; DNS names resolve here. */
-		if (mesh_endpoint_parse(a->peers[i].endpoint, &want[i].endpoint) < 0)
+		if (agent_peer_endpoint(a, &a->peers[i], &want[i].endpoint) < 0)
 			want[i].endpoint.ss_family = AF_UNSPEC;
 		want[i].allowed_ip = mesh_overlay_addr(a->peers[i].token);
 		want[i].keepalive = a->cfg->keepalive;

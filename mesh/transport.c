@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mesh: how WireGuard reaches each peer: direct UDP, or the relay through the dstack
+ * gateway (relay/), and in auto mode the choice between them (docs/transport.md).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "chain/chain.h"
+#include "common/common.h"
+#include "mesh/internal.h"
+#include "mesh/mesh.h"
+#include "netlink/netlink.h"
+#include "relay/relay.h"
+
+#define SESSION_STALE_S 180        /* WireGuard's REJECT_AFTER_TIME: no handshake that long = dead path */
+#define PROBE_FIRST_FALLBACKS 3    /* first UDP probe 3 fallback bounds after falling back */
+#define PROBE_MAX_MS 600000
+
+/* ---- the pure parts ---------------------------------------------------------------------- */
+
+const char *mesh_path_name(enum mesh_path p)
+{
+	return p == MESH_PATH_UDP ? "udp" : p == MESH_PATH_GATEWAY ? "gateway" : "none";
+}
+
+/* "https://<host>[:port]" with a DNS name of lowercase letters, digits, '-' and '.'. */
+static int parse_gateway(const char *s, size_t len, char gw_host[static 256], uint16_t *gw_port)
+{
+	const char *host = s + 8, *end = s + len, *colon;
+	size_t hlen;
+
+	if (len < 9 || strncmp(s, "https://", 8))
+		return -EINVAL;
+	colon = memchr(host, ':', (size_t)(end - host));
+	hlen = (size_t)((colon ? colon : end) - host);
+	if (!hlen || hlen > 253)
+		return -EINVAL;
+	for (size_t i = 0; i < hlen; i++) {
+		char c = host[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return -EINVAL;
+	}
+	*gw_port = 443;
+	if (colon) {
+		unsigned long port = 0;
+		size_t plen = (size_t)(end - colon - 1);
+
+		if (!plen || plen > 5)
+			return -EINVAL;
+		for (size_t i = 0; i < plen; i++) {
+			if (colon[1 + i] < '0' || colon[1 + i] > '9')
+				return -EINVAL;
+			port = port * 10 + (unsigned long)(colon[1 + i] - '0');
+		}
+		if (port < 1 || port > 65535)
+			return -EINVAL;
+		*gw_port = (uint16_t)port;
+	}
+	memcpy(gw_host, host, hlen);
+	gw_host[hlen] = '\0';
+	return 0;
+}
+
+int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX], char gw_host[static 256],
+			uint16_t *gw_port)
+{
+	const char *p = endpoint;
+	int parts = 0;
+
+	udp[0] = gw_host[0] = '\0';
+	*gw_port = 0;
+	if (strlen(endpoint) >= MESH_ENDPOINT_MAX)
+		return -EINVAL;
+	while (parts < 2) {
+		size_t len = strcspn(p, ",");
+
+		if (!len)
+			return -EINVAL;
+		if (!strncmp(p, "https://", 8)) {
+			if (gw_host[0] || parse_gateway(p, len, gw_host, gw_port) < 0)
+				return -EINVAL;
+		} else {
+			if (udp[0] || memchr(p, '/', len))
+				return -EINVAL;
+			memcpy(udp, p, len);
+			udp[len] = '\0';
+		}
+		parts++;
+		p += len;
+		if (!*p)
+			return 0;
+		p++;  /* the comma */
+	}
+	return -EINVAL;  /* a third part */
+}
+
+static void path_set(struct mesh_path_state *s, enum mesh_path want, uint64_t now_ms)
+{
+	if (s->want != want) {
+		s->want = want;
+		s->since_ms = now_ms;
+	}
+}
+
+enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
+				enum mesh_path observed, int64_t last_handshake, int64_t now_s, uint64_t now_ms,
+				unsigned fallback_ms)
+{
+	bool fresh = last_handshake > 0 && now_s - last_handshake < SESSION_STALE_S;
+
+	if (t == MESH_TRANSPORT_UDP || !has_gw) {
+		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, now_ms);
+		return s->want;
+	}
+	if (t == MESH_TRANSPORT_GATEWAY || !has_udp) {
+		path_set(s, MESH_PATH_GATEWAY, now_ms);
+		return s->want;
+	}
+	switch (s->want) {
+	case MESH_PATH_NONE:
+		path_set(s, MESH_PATH_UDP, now_ms);
+		break;
+	case MESH_PATH_UDP:
+		if (now_ms - s->since_ms < fallback_ms)
+			break;
+		/*
+		 * The device went back to the gateway by itself (the peer's packets arrive
+		 * there, ours over UDP got no answer), or UDP never completed a handshake.
+		 */
+		if (observed == MESH_PATH_GATEWAY || !fresh) {
+			path_set(s, MESH_PATH_GATEWAY, now_ms);
+			s->probe_wait_ms = s->probe_wait_ms ? s->probe_wait_ms * 2 : PROBE_FIRST_FALLBACKS * fallback_ms;
+			if (s->probe_wait_ms > PROBE_MAX_MS)
+				s->probe_wait_ms = PROBE_MAX_MS;
+			s->probe_ms = now_ms + s->probe_wait_ms;
+		} else {
+			s->probe_wait_ms = 0;  /* UDP carries the session */
+		}
+		break;
+	case MESH_PATH_GATEWAY:
+		if (now_ms >= s->probe_ms)
+			path_set(s, MESH_PATH_UDP, now_ms);
+		break;
+	}
+	return s->want;
+}
+
+/* ---- the agent's side --------------------------------------------------------------------- */
+
+struct transport_peer {
+	bool known;
+	bool relayed;                   /* handed to the relay */
+	char udp[MESH_ENDPOINT_MAX];
+	char gw_host[256];
+	uint16_t gw_port;
+	uint8_t node_addr[20];
+	struct mesh_path_state path;
+	enum mesh_path observed;
+	bool warned;                    /* relay_peer_set failure logged */
+};
+
+struct agent_transport {
+	bool gateway;                   /* we have a gateway name: streams are possible */
+	struct relay *relay;
+	struct transport_peer peers[MESH_MAX_PEERS + 1];
+};
+
+static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
+{
+	const struct agent *a = ctx;
+
+	return eth_sign_digest(a->secrets->node_key, digest, sig);
+}
+
+/* What we register: "udp", "https://gateway" or both; a->endpoint. */
+int agent_transport_open(struct agent *a)
+{
+	const struct mesh_config *cfg = a->cfg;
+	char udp[MESH_ENDPOINT_MAX] = "", gw[MESH_ENDPOINT_MAX] = "";
+	int r;
+
+	a->transport = calloc(1, sizeof(*a->transport));
+	if (!a->transport)
+		return -ENOMEM;
+	if (cfg->transport != MESH_TRANSPORT_GATEWAY) {
+		if (cfg->endpoint[0])
+			snprintf(udp, sizeof(udp), "%s", cfg->endpoint);
+		else if ((r = agent_guess_endpoint(cfg, udp, sizeof(udp))) < 0 &&
+			 cfg->transport == MESH_TRANSPORT_UDP) {
+			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", errstr(r));
+			return r;
+		}
+	}
+	if (cfg->transport != MESH_TRANSPORT_UDP) {
+		r = agent_gateway_name(cfg, a->instance_hex, cfg->relay_port, gw, sizeof(gw));
+		if (r < 0 && cfg->transport == MESH_TRANSPORT_GATEWAY) {
+			log_error("cannot tell our gateway name (set DSTACK_GATEWAY_DOMAIN): %s", errstr(r));
+			return r;
+		}
+		if (r < 0)
+			log_info("no gateway domain (DSTACK_GATEWAY_DOMAIN, host-shared config): UDP only");
+		a->transport->gateway = r == 0;
+		/* The relay's loopback sockets use the relay port number over UDP, next to WireGuard's. */
+		if (r == 0 && cfg->relay_port == cfg->listen_port) {
+			log_error("P2P_RELAY_PORT and P2P_LISTEN_PORT are both %u: give the relay another port",
+				  cfg->relay_port);
+			return -EINVAL;
+		}
+	}
+	if (!udp[0] && !gw[0]) {
+		log_error("neither a UDP endpoint (P2P_ENDPOINT) nor a gateway domain (DSTACK_GATEWAY_DOMAIN)");
+		return -EADDRNOTAVAIL;
+	}
+	r = snprintf(a->endpoint, sizeof(a->endpoint), "%s%s%s", udp, udp[0] && gw[0] ? "," : "", gw);
+	return r >= (int)sizeof(a->endpoint) || r > REGISTRY_ENDPOINT_MAX ? -ENAMETOOLONG : 0;
+}
+
+void agent_transport_close(struct agent *a)
+{
+	if (!a->transport)
+		return;
+	relay_free(a->transport->relay);
+	free(a->transport);
+	a->transport = NULL;
+}
+
+const char *agent_transport_problem(const struct agent *a, const char *endpoint, const uint8_t instance[20],
+				    char *why, size_t why_len)
+{
+	enum mesh_transport t = a->cfg->transport;
+	char udp[MESH_ENDPOINT_MAX], gw[256], inst[41];
+	struct sockaddr_storage ss;
+	uint16_t port;
+
+	if (mesh_endpoint_split(endpoint, udp, gw, &port) < 0) {
+		snprintf(why, why_len, "endpoint '%.48s' is not host:port and/or https://gateway", endpoint);
+		return why;
+	}
+	if (udp[0] && mesh_endpoint_parse(udp, &ss) < 0) {
+		snprintf(why, why_len, "endpoint '%.64s' is not host:port", udp);
+		return why;
+	}
+	hex_encode(inst, instance, 20);
+	/* The gateway routes by instance id: a name of another instance would reach another node. */
+	if (gw[0] && (strncmp(gw, inst, 40) || gw[40] != '-'))
+		return "gateway name is not its own instance's";
+	if (t == MESH_TRANSPORT_UDP && !udp[0])
+		return "reachable through the gateway only, and we run P2P_TRANSPORT=udp";
+	if (t == MESH_TRANSPORT_GATEWAY && !gw[0])
+		return "no gateway name, and we run P2P_TRANSPORT=gateway";
+	if (!udp[0] && !a->transport->gateway)
+		return "reachable through the gateway only, and we have no gateway domain";
+	return NULL;
+}
+
+static enum mesh_path observed_path(const struct agent *a, uint32_t token, const struct mesh_wg_have *h)
+{
+	struct sockaddr_in loop;
+
+	if (!h || h->endpoint.ss_family == AF_UNSPEC)
+		return MESH_PATH_NONE;
+	if (a->transport->relay && h->endpoint.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)&h->endpoint;
+
+		relay_loop_endpoint(a->transport->relay, token, &loop);
+		if (in->sin_addr.s_addr == loop.sin_addr.s_addr && in->sin_port == loop.sin_port)
+			return MESH_PATH_GATEWAY;
+	}
+	return MESH_PATH_UDP;
+}
+
+static int relay_open(struct agent *a)
+{
+	struct relay_config rc = {
+		.listen_port = a->cfg->relay_port, .wg_port = a->cfg->listen_port,
+		.loop_port = a->cfg->relay_port, .ca_file = a->cfg->gateway_ca,
+		.chain_id = a->chain_id, .sign = sign_with_node_key, .sign_ctx = a,
+	};
+	int r;
+
+	memcpy(rc.instance_id, a->id.instance_id, 20);
+	memcpy(rc.contract, a->contract, 20);
+	r = relay_new(&a->transport->relay, &rc);
+	if (r == 0)
+		r = relay_start(a->transport->relay);
+	if (r < 0) {
+		log_error("gateway relay on TCP port %u: %s", a->cfg->relay_port,
+			  r == -ENOENT ? "cannot load the CA bundle" : errstr(r));
+		relay_free(a->transport->relay);
+		a->transport->relay = NULL;
+		return r;
+	}
+	log_info("gateway relay listening on TCP port %u", a->cfg->relay_port);
+	return 0;
+}
+
+static const struct registry_peer *record_of(const struct registry_peer *recs, size_t n, uint32_t token)
+{
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].token_id == token)
+			return &recs[i];
+	return NULL;
+}
+
+static void relay_sync_peer(struct agent *a, const struct mesh_peer *p, const struct registry_peer *rec)
+{
+	struct transport_peer *tp = &a->transport->peers[p->token];
+	struct relay_peer rp = { .token = p->token, .port = tp->gw_port };
+	uint8_t addr[20];
+	int r;
+
+	eth_address_from_pubkey(rec->node_pubkey, addr);
+	if (tp->relayed && !memcmp(addr, tp->node_addr, 20))
+		return;
+	memcpy(tp->node_addr, addr, 20);
+	memcpy(rp.instance_id, rec->instance_id, 20);
+	memcpy(rp.node_addr, addr, 20);
+	snprintf(rp.host, sizeof(rp.host), "%s", tp->gw_host);
+	r = relay_peer_set(a->transport->relay, &rp, NULL);
+	if (r < 0) {
+		if (!tp->warned)
+			log_warn("peer 10.0.1.%u: gateway path %s:%u: %s", p->token, tp->gw_host, tp->gw_port,
+				 r == -EADDRNOTAVAIL ? "the name does not resolve" : errstr(r));
+		tp->warned = true;
+		return;
+	}
+	tp->relayed = true;
+	tp->warned = false;
+}
+
+/* After the peer list changed: every peer's paths, and the relay's peers to match. */
+bool agent_transport_sync(struct agent *a, const struct registry_peer *recs, size_t n)
+{
+	struct agent_transport *t = a->transport;
+	bool seen[MESH_MAX_PEERS + 1] = { false };
+
+	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD)
+		return false;
+	if (t->gateway && !t->relay && a->cfg->transport != MESH_TRANSPORT_UDP && relay_open(a) < 0)
+		t->gateway = false;
+	for (size_t i = 0; i < a->n_peers; i++) {
+		const struct mesh_peer *p = &a->peers[i];
+		struct transport_peer *tp = &t->peers[p->token];
+		char udp[MESH_ENDPOINT_MAX], gw[256];
+		uint16_t port;
+
+		seen[p->token] = true;
+		if (mesh_endpoint_split(p->endpoint, udp, gw, &port) < 0)
+			continue;  /* checked when the record was accepted */
+		if (tp->known && (strcmp(gw, tp->gw_host) || port != tp->gw_port) && tp->relayed) {
+			relay_peer_remove(t->relay, p->token);
+			tp->relayed = false;
+		}
+		if (!tp->known || strcmp(udp, tp->udp))
+			tp->path = (struct mesh_path_state){ 0 };  /* a new peer, or a new address */
+		tp->known = true;
+		snprintf(tp->udp, sizeof(tp->udp), "%s", udp);
+		snprintf(tp->gw_host, sizeof(tp->gw_host), "%s", gw);
+		tp->gw_port = port;
+		const struct registry_peer *rec = record_of(recs, n, p->token);
+		if (t->relay && gw[0] && rec)
+			relay_sync_peer(a, p, rec);
+	}
+	for (uint32_t tok = 1; tok <= MESH_MAX_PEERS; tok++) {
+		struct transport_peer *tp = &t->peers[tok];
+
+		if (seen[tok] || !tp->known)
+			continue;
+		/* Burned or gone: its stream closes now, its frames are refused from here on. */
+		if (tp->relayed)
+			relay_peer_remove(t->relay, tok);
+		memset(tp, 0, sizeof(*tp));
+	}
+	return agent_transport_tick(a);
+}
+
+/* Decide every peer's path from the device's view; true when one changed. */
+bool agent_transport_tick(struct agent *a)
+{
+	struct agent_transport *t = a->transport;
+	struct mesh_wg_have *have = NULL;
+	struct timespec ts;
+	size_t nhave = 0;
+	bool changed = false;
+
+	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD || !a->n_peers)
+		return false;
+	if (a->cfg->transport == MESH_TRANSPORT_AUTO)
+		agent_wg_dump(a, &have, &nhave);  /* only auto looks at handshakes and roaming */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	for (size_t i = 0; i < a->n_peers; i++) {
+		const struct mesh_peer *p = &a->peers[i];
+		struct transport_peer *tp = &t->peers[p->token];
+		const struct mesh_wg_have *h = agent_have_by_key(have, nhave, p->wg_key);
+		enum mesh_path before = tp->path.want, now;
+
+		if (!tp->known)
+			continue;
+		tp->observed = observed_path(a, p->token, h);
+		now = mesh_path_decide(&tp->path, a->cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
+				       tp->observed, h ? h->last_handshake : 0, (int64_t)ts.tv_sec, now_ms(),
+				       a->cfg->fallback_ms);
+		if (now != before && before != MESH_PATH_NONE) {
+			log_info("peer 10.0.1.%u: %s path -> %s", p->token, mesh_path_name(before), mesh_path_name(now));
+			changed = true;
+		} else if (now != before) {
+			changed = true;
+		}
+	}
+	free(have);
+	return changed;
+}
+
+int agent_peer_endpoint(const struct agent *a, const struct mesh_peer *p, struct sockaddr_storage *out)
+{
+	const struct transport_peer *tp = a->transport ? &a->transport->peers[p->token] : NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->ss_family = AF_UNSPEC;
+	if (!tp || !tp->known)
+		return mesh_endpoint_parse(p->endpoint, out);
+	if (tp->path.want == MESH_PATH_GATEWAY && a->transport->relay) {
+		relay_loop_endpoint(a->transport->relay, p->token, (struct sockaddr_in *)out);
+		return 0;
+	}
+	if (tp->path.want == MESH_PATH_UDP)
+		return mesh_endpoint_parse(tp->udp, out);
+	return -EADDRNOTAVAIL;
+}
+
+/* ,"path":..,"relay":{..} for the status document. */
+int agent_transport_status(struct agent *a, const struct mesh_peer *p, const struct mesh_wg_have *h, struct buf *out)
+{
+	const struct transport_peer *tp;
+	struct relay_stats st;
+	int r;
+
+	if (!a->transport || p->mode != MESH_MODE_WIREGUARD)
+		return 0;
+	tp = &a->transport->peers[p->token];
+	r = buf_printf(out, ",\"path\":\"%s\",\"path_wanted\":\"%s\"",
+		       mesh_path_name(observed_path(a, p->token, h)), mesh_path_name(tp->path.want));
+	if (r < 0 || !a->transport->relay || !tp->relayed || relay_peer_stats(a->transport->relay, p->token, &st) < 0)
+		return r;
+	r = buf_printf(out, ",\"relay\":{\"state\":\"%s\",\"dialer\":%s,\"tx_bytes\":%llu,\"rx_bytes\":%llu,"
+			    "\"drops\":%llu,\"connects\":%llu,\"reconnects\":%llu,\"refused\":%llu,\"error\":",
+		       st.state == RELAY_UP ? "up" : st.state == RELAY_CONNECTING ? "connecting" : "down",
+		       st.dialer ? "true" : "false", (unsigned long long)st.tx_bytes,
+		       (unsigned long long)st.rx_bytes, (unsigned long long)st.drops,
+		       (unsigned long long)st.connects,
+		       (unsigned long long)(st.connects ? st.connects - 1 : 0), (unsigned long long)st.refused);
+	if (r == 0)
+		r = json_append_string(out, st.error);
+	return r < 0 ? r : buf_printf(out, "}");
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of mesh/transport.c: the endpoint field's two parts and auto mode's path choice. */
+#include <errno.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "mesh/mesh.h"
+
+#define GW "https://0123456789abcdef0123456789abcdef01234567-51831.gw.example.com"
+
+Test(mesh_endpoint_split, udp_gateway_or_both)
+{
+	char udp[MESH_ENDPOINT_MAX], gw[256];
+	uint16_t port;
+
+	cr_assert_eq(mesh_endpoint_split("10.0.0.1:51830", udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "10.0.0.1:51830");
+	cr_assert_str_eq(gw, "");
+	cr_assert_eq(mesh_endpoint_split(GW, udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "");
+	cr_assert_str_eq(gw, GW + 8);
+	cr_assert_eq(port, 443);
+	cr_assert_eq(mesh_endpoint_split("[fd00::1]:51830," GW ":8443", udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "[fd00::1]:51830");
+	cr_assert_str_eq(gw, GW + 8);
+	cr_assert_eq(port, 8443);
+	cr_assert_eq(mesh_endpoint_split(GW ",10.0.0.1:51830", udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "10.0.0.1:51830");
+}
+
+Test(mesh_endpoint_split, refuses_the_malformed)
+{
+	static const char *const bad[] = {
+		"", ",", "10.0.0.1:1,", ",10.0.0.1:1", "10.0.0.1:1,10.0.0.2:1", GW "," GW,
+		"10.0.0.1:1," GW ",10.0.0.3:1", "https://", "https://host/path", "https://HOST.example",
+		"https://host:0", "https://host:65536", "https://host:", "https://host:12a", "https://ho_st",
+		"http://host.example", "10.0.0.1:1/x",
+	};
+	char udp[MESH_ENDPOINT_MAX], gw[256];
+	uint16_t port;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(mesh_endpoint_split(bad[i], udp, gw, &port), -EINVAL, "accepted '%s'", bad[i]);
+}
+
+static enum mesh_path decide(struct mesh_path_state *s, enum mesh_transport t, bool udp, bool gw,
+			     enum mesh_path observed, int64_t hs, uint64_t ms)
+{
+	return mesh_path_decide(s, t, udp, gw, observed, hs, 1000000, ms, 10000);
+}
+
+Test(mesh_path_decide, fixed_transports_and_missing_paths)
+{
+	struct mesh_path_state s = { 0 };
+
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, MESH_PATH_NONE, 0, 1), MESH_PATH_UDP);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_GATEWAY, true, true, MESH_PATH_NONE, 0, 1), MESH_PATH_GATEWAY);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, false, true, MESH_PATH_NONE, 0, 1), MESH_PATH_GATEWAY);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, false, MESH_PATH_NONE, 0, 1), MESH_PATH_UDP);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, false, true, MESH_PATH_NONE, 0, 1), MESH_PATH_NONE);
+	/* A fixed transport never moves, whatever the handshakes say. */
+	s = (struct mesh_path_state){ 0 };
+	for (uint64_t ms = 1; ms < 1000000; ms += 5000)
+		cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, MESH_PATH_GATEWAY, 0, ms), MESH_PATH_UDP);
+}
+
+Test(mesh_path_decide, auto_falls_back_probes_and_stays_where_it_works)
+{
+	struct mesh_path_state s = { 0 };
+	const int64_t now_s = 1000000;
+
+	/* UDP first; silence within the bound changes nothing. */
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_NONE, 0, 1000), MESH_PATH_UDP);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, 0, 10999), MESH_PATH_UDP);
+	/* No handshake after the bound: the gateway, a probe 3 bounds later. */
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, 0, 11000), MESH_PATH_GATEWAY);
+	cr_assert_eq(s.probe_ms, 11000 + 30000);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 40999),
+		     MESH_PATH_GATEWAY);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 41000), MESH_PATH_UDP);
+	/* The device roamed back to the gateway: the probe failed, the next waits twice as long. */
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 51000),
+		     MESH_PATH_GATEWAY);
+	cr_assert_eq(s.probe_ms, 51000 + 60000);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 111000), MESH_PATH_UDP);
+	/* This probe holds: UDP stays, fresh handshakes keep it, the back-off resets. */
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, now_s - 5, 121000), MESH_PATH_UDP);
+	cr_assert_eq(s.probe_wait_ms, 0);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, now_s - 100, 500000), MESH_PATH_UDP);
+	/* A session with no handshake for 3 minutes over UDP is dead: the gateway again. */
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, now_s - 181, 600000),
+		     MESH_PATH_GATEWAY);
+	/* Probes back off up to 10 minutes. */
+	for (int i = 0; i < 10; i++) {
+		uint64_t t = s.probe_ms;
+
+		cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, t), MESH_PATH_UDP);
+		cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, t + 10000),
+			     MESH_PATH_GATEWAY);
+	}
+	cr_assert_eq(s.probe_wait_ms, 600000);
+}
