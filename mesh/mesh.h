@@ -129,20 +129,26 @@ const char *mesh_path_name(enum mesh_path p);
 struct mesh_path_state {
 	enum mesh_path want;            /* what we program into WireGuard */
 	uint64_t since_ms;              /* when want was last set */
+	uint64_t rx_at_since;           /* the device's rx bytes from the peer then */
+	bool confirmed;                 /* UDP carried the peer's packets since */
 	uint64_t probe_ms;              /* on the gateway: when to try UDP again */
 	unsigned probe_wait_ms;         /* doubles after each failed probe */
+	unsigned seed;                  /* the caller's random number: spreads the probes */
 };
 
 /*
  * One decision for one peer. observed: the path the device uses now (it roams to where
- * the peer's packets come from); last_handshake in unix seconds (0 = never). In auto
- * mode UDP comes first; no fresh handshake within fallback_ms moves the peer to the
- * gateway; a UDP probe follows later (the device roams back to the gateway by itself
- * if the probe goes unanswered). Returns the path to program; s is updated.
+ * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
+ * from the peer. In auto mode UDP comes first; UDP counts as working once, within
+ * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
+ * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
+ * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
+ * session goes stale (180 s), or that the peer left for the gateway, falls back too.
+ * Returns the path to program; s is updated.
  */
 enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
-				enum mesh_path observed, int64_t last_handshake, int64_t now_s, uint64_t now_ms,
-				unsigned fallback_ms);
+				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
+				uint64_t now_ms, unsigned fallback_ms);
 
 /* ---- the desired-vs-current diff ---------------------------------------------------- */
 

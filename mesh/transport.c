@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/random.h>
 
 #include "chain/chain.h"
 #include "common/common.h"
@@ -99,52 +100,64 @@ int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX]
 	return -EINVAL;  /* a third part */
 }
 
-static void path_set(struct mesh_path_state *s, enum mesh_path want, uint64_t now_ms)
+static void path_set(struct mesh_path_state *s, enum mesh_path want, uint64_t rx_bytes, uint64_t now_ms)
 {
 	if (s->want != want) {
 		s->want = want;
 		s->since_ms = now_ms;
+		s->rx_at_since = rx_bytes;
+		s->confirmed = false;
 	}
 }
 
+static void fall_back(struct mesh_path_state *s, uint64_t rx_bytes, uint64_t now_ms, unsigned fallback_ms)
+{
+	path_set(s, MESH_PATH_GATEWAY, rx_bytes, now_ms);
+	s->probe_wait_ms = s->probe_wait_ms ? s->probe_wait_ms * 2 : PROBE_FIRST_FALLBACKS * fallback_ms;
+	if (s->probe_wait_ms > PROBE_MAX_MS)
+		s->probe_wait_ms = PROBE_MAX_MS;
+	/* Both ends fell back together: spread their probes, or both probe into silence at once. */
+	s->probe_ms = now_ms + s->probe_wait_ms + s->seed % (s->probe_wait_ms / 4 + 1);
+}
+
 enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
-				enum mesh_path observed, int64_t last_handshake, int64_t now_s, uint64_t now_ms,
-				unsigned fallback_ms)
+				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
+				uint64_t now_ms, unsigned fallback_ms)
 {
 	bool fresh = last_handshake > 0 && now_s - last_handshake < SESSION_STALE_S;
 
 	if (t == MESH_TRANSPORT_UDP || !has_gw) {
-		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, now_ms);
+		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, rx_bytes, now_ms);
 		return s->want;
 	}
 	if (t == MESH_TRANSPORT_GATEWAY || !has_udp) {
-		path_set(s, MESH_PATH_GATEWAY, now_ms);
+		path_set(s, MESH_PATH_GATEWAY, rx_bytes, now_ms);
 		return s->want;
 	}
 	switch (s->want) {
 	case MESH_PATH_NONE:
-		path_set(s, MESH_PATH_UDP, now_ms);
+		path_set(s, MESH_PATH_UDP, rx_bytes, now_ms);
 		break;
 	case MESH_PATH_UDP:
-		if (now_ms - s->since_ms < fallback_ms)
-			break;
 		/*
 		 * The device went back to the gateway by itself (the peer's packets arrive
-		 * there, ours over UDP got no answer), or UDP never completed a handshake.
+		 * there), or the session over UDP is stale: UDP does not carry this peer.
 		 */
-		if (observed == MESH_PATH_GATEWAY || !fresh) {
-			path_set(s, MESH_PATH_GATEWAY, now_ms);
-			s->probe_wait_ms = s->probe_wait_ms ? s->probe_wait_ms * 2 : PROBE_FIRST_FALLBACKS * fallback_ms;
-			if (s->probe_wait_ms > PROBE_MAX_MS)
-				s->probe_wait_ms = PROBE_MAX_MS;
-			s->probe_ms = now_ms + s->probe_wait_ms;
-		} else {
-			s->probe_wait_ms = 0;  /* UDP carries the session */
+		if (s->confirmed) {
+			if (observed == MESH_PATH_GATEWAY || !fresh)
+				fall_back(s, rx_bytes, now_ms, fallback_ms);
+			break;
+		}
+		if (observed == MESH_PATH_UDP && fresh && rx_bytes > s->rx_at_since) {
+			s->confirmed = true;  /* the peer's packets came over UDP */
+			s->probe_wait_ms = 0;
+		} else if (now_ms - s->since_ms >= fallback_ms) {
+			fall_back(s, rx_bytes, now_ms, fallback_ms);
 		}
 		break;
 	case MESH_PATH_GATEWAY:
 		if (now_ms >= s->probe_ms)
-			path_set(s, MESH_PATH_UDP, now_ms);
+			path_set(s, MESH_PATH_UDP, rx_bytes, now_ms);
 		break;
 	}
 	return s->want;
@@ -402,9 +415,11 @@ bool agent_transport_tick(struct agent *a)
 		if (!tp->known)
 			continue;
 		tp->observed = observed_path(a, p->token, h);
+		if (!tp->path.seed && getrandom(&tp->path.seed, sizeof(tp->path.seed), GRND_NONBLOCK) < 0)
+			tp->path.seed = (unsigned)now_ms();
 		now = mesh_path_decide(&tp->path, a->cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
-				       tp->observed, h ? h->last_handshake : 0, (int64_t)ts.tv_sec, now_ms(),
-				       a->cfg->fallback_ms);
+				       tp->observed, h ? h->last_handshake : 0, h ? h->rx_bytes : 0,
+				       (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms);
 		if (now != before && before != MESH_PATH_NONE) {
 			log_info("peer 10.0.1.%u: %s path -> %s", p->token, mesh_path_name(before), mesh_path_name(now));
 			changed = true;

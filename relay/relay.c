@@ -21,7 +21,7 @@
 #include "relay/relay.h"
 
 #define MAX_TOKEN 254
-#define IN_CAP (2 * (RELAY_MAX_DATAGRAM + 2))
+#define IN_CAP (RELAY_MAX_DATAGRAM + 2)  /* a whole frame always fits once earlier ones moved out */
 #define BATCH 32                   /* datagrams per recvmmsg / sendmmsg */
 #define READS_PER_EVENT 32         /* stream reads per wake-up, so one busy peer cannot starve the rest */
 #define BACKOFF_MIN_MS 100

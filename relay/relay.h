@@ -32,7 +32,7 @@
 #include <sys/socket.h>
 
 #define RELAY_MAX_DATAGRAM 16384    /* a larger frame closes the stream (WireGuard's are <= MTU + 32) */
-#define RELAY_QUEUE_BYTES 65536     /* per stream, datagrams waiting for the socket; full = drop */
+#define RELAY_QUEUE_BYTES 32768     /* per stream, datagrams waiting for the socket; full = drop */
 #define RELAY_HELLO_TIMEOUT_MS 5000 /* TCP connect + TLS + both proofs */
 #define RELAY_MAX_PENDING 32        /* unproven streams at once; the oldest is closed first */
 #define RELAY_KEEPALIVE_MS 120000   /* an empty frame on a stream idle that long (gateway idle cut: 10 min) */

@@ -10,6 +10,7 @@ PACKAGES="
   libmnl-dev libcurl4-openssl-dev libjsmn-dev libsecp256k1-dev libb2-dev libssl-dev
   nettle-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
+  nginx libnginx-mod-stream nftables openssl iperf3
   qemu-system-x86 busybox-static cpio kmod
 "
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine

@@ -45,63 +45,83 @@ Test(mesh_endpoint_split, refuses_the_malformed)
 }
 
 static enum mesh_path decide(struct mesh_path_state *s, enum mesh_transport t, bool udp, bool gw,
-			     enum mesh_path observed, int64_t hs, uint64_t ms)
+			     enum mesh_path observed, int64_t hs, uint64_t rx, uint64_t ms)
 {
-	return mesh_path_decide(s, t, udp, gw, observed, hs, 1000000, ms, 10000);
+	return mesh_path_decide(s, t, udp, gw, observed, hs, rx, 1000000, ms, 10000);
 }
+
+#define AUTO MESH_TRANSPORT_AUTO
+#define P_UDP MESH_PATH_UDP
+#define P_GW MESH_PATH_GATEWAY
 
 Test(mesh_path_decide, fixed_transports_and_missing_paths)
 {
 	struct mesh_path_state s = { 0 };
 
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, MESH_PATH_NONE, 0, 1), MESH_PATH_UDP);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, MESH_PATH_NONE, 0, 0, 1), P_UDP);
 	s = (struct mesh_path_state){ 0 };
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_GATEWAY, true, true, MESH_PATH_NONE, 0, 1), MESH_PATH_GATEWAY);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_GATEWAY, true, true, MESH_PATH_NONE, 0, 0, 1), P_GW);
 	s = (struct mesh_path_state){ 0 };
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, false, true, MESH_PATH_NONE, 0, 1), MESH_PATH_GATEWAY);
+	cr_assert_eq(decide(&s, AUTO, false, true, MESH_PATH_NONE, 0, 0, 1), P_GW);
 	s = (struct mesh_path_state){ 0 };
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, false, MESH_PATH_NONE, 0, 1), MESH_PATH_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, false, MESH_PATH_NONE, 0, 0, 1), P_UDP);
 	s = (struct mesh_path_state){ 0 };
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, false, true, MESH_PATH_NONE, 0, 1), MESH_PATH_NONE);
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, false, true, MESH_PATH_NONE, 0, 0, 1), MESH_PATH_NONE);
 	/* A fixed transport never moves, whatever the handshakes say. */
 	s = (struct mesh_path_state){ 0 };
 	for (uint64_t ms = 1; ms < 1000000; ms += 5000)
-		cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, MESH_PATH_GATEWAY, 0, ms), MESH_PATH_UDP);
+		cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, P_GW, 0, 0, ms), P_UDP);
 }
 
 Test(mesh_path_decide, auto_falls_back_probes_and_stays_where_it_works)
 {
 	struct mesh_path_state s = { 0 };
-	const int64_t now_s = 1000000;
+	const int64_t hs = 1000000 - 5;
 
 	/* UDP first; silence within the bound changes nothing. */
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_NONE, 0, 1000), MESH_PATH_UDP);
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, 0, 10999), MESH_PATH_UDP);
-	/* No handshake after the bound: the gateway, a probe 3 bounds later. */
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, 0, 11000), MESH_PATH_GATEWAY);
+	cr_assert_eq(decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 1000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 0, 0, 10999), P_UDP);
+	/* Nothing came over UDP by the bound: the gateway, a probe 3 bounds later. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 0, 0, 11000), P_GW);
 	cr_assert_eq(s.probe_ms, 11000 + 30000);
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 40999),
-		     MESH_PATH_GATEWAY);
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 41000), MESH_PATH_UDP);
-	/* The device roamed back to the gateway: the probe failed, the next waits twice as long. */
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 51000),
-		     MESH_PATH_GATEWAY);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 500, 40999), P_GW);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 600, 41000), P_UDP);
+	/* The probe: a fresh session (from the gateway) but nothing over UDP: failed. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 600, 50000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 600, 51000), P_GW);
 	cr_assert_eq(s.probe_ms, 51000 + 60000);
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, 111000), MESH_PATH_UDP);
-	/* This probe holds: UDP stays, fresh handshakes keep it, the back-off resets. */
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, now_s - 5, 121000), MESH_PATH_UDP);
+	/* The device roamed back to the gateway during the next probe: failed too. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 700, 111000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 900, 121000), P_GW);
+	cr_assert_eq(s.probe_ms, 121000 + 120000);
+	/* This probe holds: the peer's packets arrive over UDP; UDP stays, the back-off resets. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 900, 241000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 1000, 242000), P_UDP);
+	cr_assert(s.confirmed);
 	cr_assert_eq(s.probe_wait_ms, 0);
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, now_s - 100, 500000), MESH_PATH_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 1000000 - 100, 5000, 500000), P_UDP);
 	/* A session with no handshake for 3 minutes over UDP is dead: the gateway again. */
-	cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_UDP, now_s - 181, 600000),
-		     MESH_PATH_GATEWAY);
-	/* Probes back off up to 10 minutes. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 1000000 - 181, 5000, 600000), P_GW);
+	/* Probes back off up to 10 minutes; the seed spreads them by up to a quarter. */
+	s.seed = 7;
 	for (int i = 0; i < 10; i++) {
 		uint64_t t = s.probe_ms;
 
-		cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, t), MESH_PATH_UDP);
-		cr_assert_eq(decide(&s, MESH_TRANSPORT_AUTO, true, true, MESH_PATH_GATEWAY, now_s - 5, t + 10000),
-			     MESH_PATH_GATEWAY);
+		cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 5000, t), P_UDP);
+		cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 5000, t + 10000), P_GW);
+		cr_assert_eq(s.probe_ms, t + 10000 + s.probe_wait_ms + 7);
 	}
 	cr_assert_eq(s.probe_wait_ms, 600000);
+}
+
+Test(mesh_path_decide, auto_follows_a_peer_that_left_udp)
+{
+	struct mesh_path_state s = { 0 };
+	const int64_t hs = 1000000 - 5;
+
+	cr_assert_eq(decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 0), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 100, 500), P_UDP);
+	cr_assert(s.confirmed);
+	/* The peer fell back (its packets now come through the relay): we go there too. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 200, 1000), P_GW);
 }
