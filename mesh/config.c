@@ -14,6 +14,7 @@ const char *const mesh_config_names[] = {
 	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
 	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_ON_CHANGE",
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
+	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS", NULL,
 };
 
@@ -66,6 +67,7 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->transport = MESH_TRANSPORT_AUTO;
 	cfg->relay_port = MESH_DEFAULT_RELAY_PORT;
 	cfg->fallback_ms = MESH_DEFAULT_FALLBACK_MS;
+	cfg->register_max_per_hour = MESH_DEFAULT_REGISTER_MAX_PER_HOUR;
 }
 
 static int set_string(char *dst, size_t cap, const char *value)
@@ -201,6 +203,27 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->gateway_ca, sizeof(cfg->gateway_ca), value);
 	if (!strcmp(name, "P2P_FALLBACK_MS"))
 		return set_ms(&cfg->fallback_ms, value, 1000, 600000);
+	if (!strcmp(name, "P2P_KMS_ROOT"))
+		return *value ? parse_contract(value, cfg->kms_root) : (cfg->kms_root[0] = '\0', 0);
+	if (!strcmp(name, "P2P_CHAIN_ID")) {
+		unsigned long long id;
+		char *end;
+
+		if (!*value) {
+			cfg->chain_id = 0;
+			return 0;
+		}
+		if (!isdigit((unsigned char)value[0]))
+			return -EINVAL;
+		errno = 0;
+		id = strtoull(value, &end, 10);
+		if (errno || *end || !id)
+			return -EINVAL;
+		cfg->chain_id = id;
+		return 0;
+	}
+	if (!strcmp(name, "P2P_REGISTER_MAX_PER_HOUR"))
+		return set_ms(&cfg->register_max_per_hour, value, 1, MESH_MAX_REGISTER_PER_HOUR);
 	return -ENOENT;
 }
 
@@ -231,18 +254,35 @@ static char *trim(char *s)
 	return s;
 }
 
+/* One line into text (cap bytes with its NUL): 1, 0 at the end, -EMSGSIZE, -EILSEQ (a NUL). */
+static int read_line(FILE *f, char *text, size_t cap)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == '\0')
+			return -EILSEQ;
+		if (n + 1 >= cap)
+			return -EMSGSIZE;
+		text[n++] = (char)c;
+	}
+	text[n] = '\0';
+	return c == EOF && n == 0 ? 0 : 1;
+}
+
 int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 {
 	char text[2048];
 	int r;
 
 	*line = 0;
-	while (fgets(text, sizeof(text), f)) {
+	while ((r = read_line(f, text, sizeof(text))) != 0) {
 		char *name, *value, *eq;
 
 		++*line;
-		if (!strchr(text, '\n') && !feof(f))
-			return -EMSGSIZE;
+		if (r < 0)
+			return r;
 		name = trim(text);
 		if (!*name || *name == '#')
 			continue;
@@ -276,6 +316,8 @@ const char *mesh_config_file_strerror(int err, int line)
 		return "not NAME=VALUE, or a bad value";
 	case -EMSGSIZE:
 		return "line longer than 2046 bytes";
+	case -EILSEQ:
+		return "holds a NUL byte (is this a text file?)";
 	default:
 		return errstr(err);
 	}

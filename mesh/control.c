@@ -86,7 +86,7 @@ int control_listen(struct control_server *s, const char *path)
 		return r;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, CONTROL_BACKLOG) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -172,7 +172,12 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 
 			for (i = 0; i < ARRAY_SIZE(s->watchers) && s->watchers[i] >= 0; i++)
 				;
-			if (i < ARRAY_SIZE(s->watchers) && reply(ctx, "peers", &out) == 0 &&
+			if (i == ARRAY_SIZE(s->watchers)) {
+				static const char full[] = "{\"error\":\"too many watchers (at most "
+					CONTROL_MAX_WATCHERS_STR "); try again later\"}\n";
+
+				send_all(fd, full, sizeof(full) - 1, deadline);
+			} else if (reply(ctx, "peers", &out) == 0 &&
 			    buf_append(&out, "\n", 1) == 0 && send_all(fd, out.data, out.len, deadline) == 0) {
 				s->watchers[i] = fd;
 				fd = -1;

@@ -11,10 +11,15 @@
 
 struct buf;
 
+/* The control socket's limits (docs/agent.md): watchers, and clients waiting in accept. */
+#define CONTROL_MAX_WATCHERS 16
+#define CONTROL_MAX_WATCHERS_STR "16"
+#define CONTROL_BACKLOG 16
+
 /* The listening control socket and the "watch" clients it streams peer lists to. */
 struct control_server {
 	int fd;
-	int watchers[16];
+	int watchers[CONTROL_MAX_WATCHERS];
 	char path[PATH_MAX];
 };
 
@@ -44,10 +49,21 @@ const char *cluster_error(const struct cluster *c);
 uint64_t cluster_rpc_calls(const struct cluster *c);
 
 int cluster_chain_id(struct cluster *c, uint64_t *chain_id);
+/* The chain id the registry reader insists on (0: any). */
+void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id);
+/* -ENOTTY: no code at the contract address; -EPROTOTYPE: not a dstack-p2p cluster. */
+int cluster_check_contract(struct cluster *c);
+/*
+ * The endpoint that answered last gave a provably wrong answer: cluster_error() says
+ * what (fmt), naming it, and the next endpoint of the list is tried first.
+ */
+void cluster_distrust(struct cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20]);
 int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *token);
 /* The stored registration nonce of an instance (kept across removals). */
 int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *nonce);
+/* The nonce of address at "latest": transactions of it mined so far. */
+int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64_t *nonce);
 /*
  * Bring the view of the registry up to the chain's head: one round trip when idle, a
  * getPeers() when the contract logged something or a reorg happened; full = start over
@@ -60,6 +76,20 @@ const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
+/* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
+size_t cluster_providers(const struct cluster *c);
+/* The provider the follower reads from, as messages name it. */
+const char *cluster_primary_label(const struct cluster *c);
+/*
+ * Read the registry from another provider at the follower's block: its block hash is
+ * compared (cluster_disagreement says what differed) and its records kept for
+ * cluster_second_view. -errno when it cannot serve that block (also a disagreement).
+ */
+int cluster_cross_check(struct cluster *c);
+/* The other provider's records from the last cross-check, or NULL; label names it. */
+const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
+/* The last cross-check's finding at the block level; "" when the providers agreed. */
+const char *cluster_disagreement(const struct cluster *c);
 /* The registerPeer(...) calldata for a signed record. */
 int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
 /*
@@ -72,13 +102,12 @@ int cluster_send_registration(struct cluster *c, const struct registry_peer *rec
 int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 			       const struct registry_peer *rec);
 
-/* ---- the agent's state, shared by agent.c, wireguard.c and report.c ----------------- */
+/* ---- the decision (decide.c): pure, no sockets, no clock, no logging ------------- */
 
 #include "attest/attest.h"
+#include "common/common.h"
 #include "mesh/mesh.h"
-
-struct wg_backend;
-struct agent_transport;
+#include "netlink/netlink.h"
 
 /* A record that failed verification, remembered so the reason is logged once. */
 struct mesh_rejected {
@@ -88,27 +117,159 @@ struct mesh_rejected {
 	char reason[96];
 };
 
-struct agent {
-	const struct mesh_config *cfg;
+/* Who we are and what we trust: set at start, never from the RPC alone. */
+struct mesh_self {
+	enum mesh_mode mode;
 	uint8_t contract[20];
+	uint8_t instance_id[20];
+	uint8_t wg_public_key[32];          /* zero in tls mode */
+	char endpoint[MESH_ENDPOINT_MAX];   /* what we register */
+	uint64_t chain_id;                  /* records are verified against this */
+	uint8_t kms_root[20];               /* recovered from our own GetKey reply */
+	uint16_t listen_port;
+	uint16_t keepalive;
+	unsigned reg_spacing_ms;            /* at least this long between two registrations */
+	unsigned reg_max_per_hour;          /* then only log */
+	enum mesh_transport transport;      /* which peers we can reach (docs/transport.md) */
+	bool gateway;                       /* we have a gateway name: gateway-only peers are reachable */
+};
+
+/* What the loop saw this turn. */
+struct mesh_input {
+	const union wg_endpoint *path_endpoints; /* by token: the path chosen (transport.c); AF_UNSPEC
+						  * or NULL: the record's UDP endpoint */
+	uint64_t now_ms;
+	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
+	bool full;                          /* ...by a fresh full getPeers() */
+	const struct registry_peer *recs;
+	size_t n_recs;
+	uint64_t block;
+	const struct registry_peer *recs2;  /* a second provider's records at the same block, */
+	size_t n_recs2;                     /* or NULL (one URL, or it did not answer) */
+	const char *provider, *provider2;   /* their names, for messages */
+	const char *block_disagreement;     /* what the providers' blocks disagreed on, or "" */
+	const struct wg_device *dev;        /* the device now; NULL: not read (tls mode, error) */
+	bool funded_nonce_known;            /* the funded key's nonce on chain ("latest") */
+	uint64_t funded_nonce;
+};
+
+/* The highest verified nonce of an instance, for the agent's lifetime (no rollback). */
+struct mesh_seen {
+	uint8_t instance_id[20];
+	uint64_t nonce;
+	bool warned;                        /* a replay of it was logged */
+};
+#define MESH_SEEN_MAX 1024
+
+/* The endpoint we last set for a peer: one the device learned by roaming is kept. */
+struct mesh_applied {
+	uint8_t key[MESH_KEY_LEN];
+	union wg_endpoint endpoint;
+};
+
+
+/* What the decision remembers between turns. Only mesh_decide and mesh_note_* change it. */
+struct mesh_state {
+	/* the verified peer list apps see (never includes this node), sorted by token */
+	struct mesh_peer *peers;
+	size_t n_peers;
+	uint64_t generation;
+	struct mesh_rejected rejected[MESH_MAX_PEERS];
+	size_t n_rejected;
+	struct mesh_seen seen[MESH_SEEN_MAX];
+	size_t n_seen;
+	struct mesh_applied applied[MESH_MAX_PEERS];
+	size_t n_applied;
+	bool applied_view;                  /* a registry view was applied since start */
+	bool recheck;                       /* a suspicious view waits for a fresh full re-read */
+
+	/* our registration */
+	uint64_t token;                     /* from our own record; 0 = unknown */
+	bool registered;                    /* our record is on chain, matches and verifies */
+	uint64_t registered_nonce;
+	uint64_t reg_sent_ms[MESH_MAX_REGISTER_PER_HOUR]; /* ring of the last sends (the hourly cap) */
+	size_t n_reg_sent;                  /* sends so far (ring index = n % cap) */
+	uint64_t reg_last_ms;               /* last send; 0 = none */
+	bool reg_pending;                   /* a sent tx not yet mined, by the funded key's nonce */
+	uint64_t reg_funded_nonce;          /* the funded key's nonce before that send */
+	bool reg_capped_said;
+
+	/* several providers: what they disagreed on last, for the log (once) and status */
+	char disagreement[512];
+	uint64_t disagreements;             /* cross-checked views that disagreed */
+};
+
+enum mesh_plan_log_level { MESH_PLAN_ERROR, MESH_PLAN_WARN, MESH_PLAN_INFO };
+
+/* What the loop should do now. */
+struct mesh_plan {
+	struct wg_peer *changes;            /* for wg_apply_peers; mesh_plan_clear frees */
+	size_t n_changes;
+	struct ip_prefix *ips;              /* the changes' allowed IPs point here */
+	struct mesh_applied *applied;       /* the endpoints set once applied (mesh_note_applied) */
+	size_t n_applied;
+	bool set_listen_port;
+	uint64_t address_token;             /* 10.0.1.t the interface should carry; 0 = none */
+	bool publish;                       /* the peer list changed: file, on-change, watchers */
+	bool send_registration;             /* our record is missing or stale: register now */
+	bool recheck;                       /* re-read the registry in full next turn */
+	struct buf *log;                    /* lines "<level char><text>\n"; may be NULL */
+};
+
+void mesh_state_init(struct mesh_state *st);
+void mesh_state_free(struct mesh_state *st);
+void mesh_plan_clear(struct mesh_plan *plan);
+
+/*
+ * One decision: verify the view (if any), keep the highest nonce per instance, hold a
+ * suspicious view (empty, or nothing verifies) until a fresh full read confirms it,
+ * say whether to register (spacing, hourly cap, pending by the funded key's nonce),
+ * and diff the device against the desired state (peers, allowed IPs, listen port).
+ * 0 or -ENOMEM.
+ */
+int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
+		struct mesh_plan *plan);
+/* The loop sent (sent) or could not send our registration at now; funded_nonce before it. */
+void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool funded_nonce_known,
+			    uint64_t funded_nonce);
+
+/* The device took the plan's changes: remember the endpoints we set (roaming policy). */
+void mesh_note_applied(struct mesh_state *st, const struct mesh_plan *plan);
+
+/*
+ * Split the registry into our own record (returned, or NULL), the records that can be
+ * our peers (sorted by token) and the rejected ones with the reason. No side effects.
+ */
+const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
+						  const struct registry_peer *recs, size_t n,
+						  struct mesh_peer *peers, size_t *n_peers,
+						  struct mesh_rejected *rejected, size_t *n_rejected);
+/* Our record as it should be on chain, and verifying. */
+bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_peer *own);
+
+/* ---- the agent: the I/O around the decision (agent.c, wireguard.c, report.c) ---------- */
+
+struct wg_backend;
+
+struct mesh_agent {
+	const struct mesh_config *cfg;
+	struct mesh_self self;
+	struct mesh_state st;
 
 	/* identity: public half here, private keys only in locked memory */
 	struct attest_client *attest;
 	struct attest_identity id;
 	struct attest_node_secrets *secrets;
 	char instance_hex[41];
-	char endpoint[MESH_ENDPOINT_MAX];   /* what we register */
+	uint8_t funded_address[20];         /* of the key in P2P_TX_KEY_FILE */
+	bool has_funded_address;
+	int iface_lock;                     /* held for the agent's life: one agent per interface */
 
 	/* chain */
 	struct cluster *cluster;
-	bool chain_ready;                   /* chain id and KMS root known */
-	uint64_t chain_id;
-	uint8_t kms_root[20];
+	bool chain_ready;                   /* contract, chain id and KMS root checked */
+	bool chain_confirmed;               /* the chain id is pinned or our record verified under it */
 	uint64_t block;                     /* latest block the registry was seen at */
-	uint64_t token;                     /* 0 until bound */
-	bool registered;                    /* our record is on chain and matches */
-	uint64_t registered_nonce;
-	uint64_t tx_sent_ms;                /* last registration attempt; 0 = none */
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
 	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
 
@@ -116,68 +277,48 @@ struct agent {
 	struct wg_backend *wg;
 	bool iface_ready;
 	uint64_t addr_token;                /* token whose 10.0.1.t is on the interface */
-	struct mesh_wg_want *applied;       /* what we last programmed (endpoint roaming policy) */
-	uint64_t keepalive_due_ms;          /* new peers were added without keepalive; add it then */
-	size_t n_applied;
-
-	/* the verified peer list apps see (never includes this node) */
-	struct mesh_peer *peers;
-	size_t n_peers;
-	uint64_t generation;
-	struct mesh_rejected rejected[MESH_MAX_PEERS];
-	size_t n_rejected;
 
 	/* health */
 	uint64_t last_sync_ms;              /* last successful registry read */
 	uint64_t next_full_read_ms;
-	bool applied_view;                  /* a registry view was applied since start */
-	bool empty_recheck;                 /* an empty registry read waits for a fresh re-read */
 	unsigned backoff_ms;                /* 0 while the RPC answers */
-	bool force_reconcile;
+	bool rpc_down;
+	uint64_t next_turn_ms;              /* every poll: the device is checked */
+	uint64_t next_rpc_ms;               /* the RPC, later while backing off */
+	const volatile sig_atomic_t *abort_flag;
+	struct buf log;                     /* the plan's log lines, printed each turn */
 
 	struct control_server control;
 	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
 };
 
-/*
- * Split the registry into our own record (returned, or NULL), the records that can be
- * our peers (sorted by token) and the rejected ones with the reason. No side effects.
- */
-const struct registry_peer *agent_classify_records(const struct agent *a, const struct registry_peer *recs,
-						   size_t n, struct mesh_peer *peers, size_t *n_peers,
-						   struct mesh_rejected *rejected, size_t *n_rejected);
-
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
-int agent_wg_open(struct agent *a);
-int agent_wg_set_address(struct agent *a, uint64_t token);
-/* Program the device so its peers are exactly a->peers; 0 or negative errno. */
-int agent_wg_reconcile(struct agent *a);
-/* The entry of a dump with this key, or NULL. */
-const struct mesh_wg_have *agent_have_by_key(const struct mesh_wg_have *have, size_t n,
-					     const uint8_t *key);
-/* Per-peer live state for status (handshake, transfer), keyed by WireGuard key. */
-int agent_wg_dump(struct agent *a, struct mesh_wg_have **have, size_t *n);
-void agent_wg_close(struct agent *a);
-
-/* report.c: the control socket's JSON documents. */
-int agent_peers_json(const struct agent *a, struct buf *out);
-int agent_status_json(struct agent *a, struct buf *out);
+int agent_wg_open(struct mesh_agent *a);
+int agent_wg_set_address(struct mesh_agent *a, uint64_t token);
+/* Apply a plan's device part (peer changes, listen port); 0 or negative errno. */
+int agent_wg_apply(struct mesh_agent *a, const struct mesh_plan *plan);
+/* The device as it is now (wg_device_free it); -ENODEV without an interface. */
+int agent_wg_dump(struct mesh_agent *a, struct wg_device **dev);
+void agent_wg_close(struct mesh_agent *a);
 
 /* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
-/* Our endpoint field (UDP and/or gateway name) into a->endpoint. */
-int agent_transport_open(struct agent *a);
-void agent_transport_close(struct agent *a);
-/* Why a peer's endpoint field does not fit our transport, or NULL. */
-const char *agent_transport_problem(const struct agent *a, const char *endpoint, const uint8_t instance[20],
-				    char *why, size_t why_len);
-/* After the peer list changed (recs: the registry view it came from); true when a path changed. */
-bool agent_transport_sync(struct agent *a, const struct registry_peer *recs, size_t n);
-/* Every poll: auto mode's path choice; true when a path changed (reconcile). */
-bool agent_transport_tick(struct agent *a);
-/* The endpoint WireGuard should have for p on its current path. */
-int agent_peer_endpoint(const struct agent *a, const struct mesh_peer *p, struct sockaddr_storage *out);
-int agent_transport_status(struct agent *a, const struct mesh_peer *p, const struct mesh_wg_have *h,
+/* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
+const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
+				   const uint8_t instance[static 20], char *why, size_t why_len);
+struct agent_transport;
+/* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
+int agent_transport_open(struct mesh_agent *a);
+void agent_transport_close(struct mesh_agent *a);
+/* After a registry view (recs): the relay's peers follow the verified peer list. */
+void agent_transport_sync(struct mesh_agent *a, const struct registry_peer *recs, size_t n);
+/* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
+const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
+int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
 			   struct buf *out);
+
+/* report.c: the control socket's JSON documents. */
+int agent_peers_json(const struct mesh_agent *a, struct buf *out);
+int agent_status_json(struct mesh_agent *a, struct buf *out);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);

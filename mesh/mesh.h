@@ -5,13 +5,14 @@
  * CLI and the C API on a local control socket.
  *
  * The pure parts (configuration, the desired-vs-current peer diff, the published
- * peer list) are usable on their own and unit-tested; mesh_agent_run() ties them to
+ * peer list) are usable on their own and unit-tested; the mesh_agent_* calls tie them to
  * the chain, attest and netlink modules.
  */
 #ifndef DSTACK_P2P_MESH_H
 #define DSTACK_P2P_MESH_H
 
 #include <limits.h>
+#include <signal.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -27,6 +28,8 @@
 #define MESH_DEFAULT_PORT 51830       /* dstack's gateway uses 9182 */
 #define MESH_DEFAULT_KEEPALIVE 10     /* seconds; also bounds how long a restart can blind us */
 #define MESH_DEFAULT_CONTROL "/run/dstack-p2p/control.sock"
+#define MESH_DEFAULT_REGISTER_MAX_PER_HOUR 20
+#define MESH_MAX_REGISTER_PER_HOUR 64
 
 /* The on-chain mode numbers (docs/registry.md). */
 enum mesh_mode { MESH_MODE_TLS = 0, MESH_MODE_WIREGUARD = 1 };
@@ -66,6 +69,9 @@ struct mesh_config {
 	uint16_t relay_port;            /* P2P_RELAY_PORT: TCP port of the gateway relay */
 	char gateway_ca[PATH_MAX];      /* P2P_GATEWAY_CA: CA bundle for the gateway; empty = system */
 	unsigned fallback_ms;           /* P2P_FALLBACK_MS: UDP silence before the gateway path */
+	char kms_root[43];              /* P2P_KMS_ROOT: pin; must match our own key's KMS root */
+	uint64_t chain_id;              /* P2P_CHAIN_ID: pin; 0 = learn it (see docs/agent.md) */
+	unsigned register_max_per_hour; /* P2P_REGISTER_MAX_PER_HOUR: registrations, then only log */
 };
 
 void mesh_config_init(struct mesh_config *cfg);
@@ -150,53 +156,6 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
 				uint64_t now_ms, unsigned fallback_ms);
 
-/* ---- the desired-vs-current diff ---------------------------------------------------- */
-
-/* A peer as WireGuard should have it. */
-struct mesh_wg_want {
-	uint8_t key[MESH_KEY_LEN];
-	struct sockaddr_storage endpoint;  /* AF_UNSPEC: unknown, leave the device's */
-	uint32_t allowed_ip;               /* network order, always a /32 */
-	uint16_t keepalive;
-};
-
-/* A peer as the device has it (from a kernel or wireguard-go dump). */
-struct mesh_wg_have {
-	uint8_t key[MESH_KEY_LEN];
-	struct sockaddr_storage endpoint;  /* AF_UNSPEC if none yet */
-	uint32_t allowed_ip;               /* the first IPv4 allowed IP, network order */
-	uint8_t allowed_cidr;
-	unsigned n_allowed;                /* every allowed IP, v4 and v6 */
-	uint16_t keepalive;
-	int64_t last_handshake;            /* unix seconds, 0 = never */
-	uint64_t rx_bytes, tx_bytes;
-};
-
-enum mesh_change_op { MESH_PEER_ADD, MESH_PEER_UPDATE, MESH_PEER_REMOVE };
-
-struct mesh_change {
-	enum mesh_change_op op;
-	uint8_t key[MESH_KEY_LEN];
-	bool set_endpoint;                 /* endpoint below is meaningful */
-	bool set_allowed_ip;               /* replace the allowed IPs with allowed_ip/32 */
-	bool set_keepalive;
-	struct sockaddr_storage endpoint;
-	uint32_t allowed_ip;
-	uint16_t keepalive;
-};
-
-/*
- * The smallest set of changes that turns `have` into `want`. `prev` is what the
- * controller wanted last time (may be NULL): an endpoint the device learned by
- * roaming is kept unless the registry's endpoint itself changed, so NAT keeps
- * working. Both inputs are unsorted; `out` needs room for nwant + nhave changes.
- * Returns the number of changes, or -EINVAL on a duplicate key in `want`.
- */
-int mesh_diff_peers(const struct mesh_wg_want *want, size_t nwant,
-		    const struct mesh_wg_have *have, size_t nhave,
-		    const struct mesh_wg_want *prev, size_t nprev,
-		    struct mesh_change *out);
-
 /* ---- publishing ---------------------------------------------------------------------- */
 
 /* The connection strings of a peer list, one per line, into a NUL-terminated buffer. */
@@ -215,11 +174,34 @@ void mesh_reap_children(void);
 /* ---- the agent ---------------------------------------------------------------------- */
 
 /*
- * Run the agent until SIGTERM/SIGINT: identity and keys from the guest agent, the
- * interface, registration, then the follow-verify-diff-apply-publish loop.
- * Returns 0 on a clean stop, negative errno when start-up failed.
+ * The agent as a library: the command owns the loop and the signals. A turn follows
+ * the registry, verifies every record, decides (mesh/decide.c, pure) and applies the
+ * plan: WireGuard, our registration, the published peer list.
  */
-int mesh_agent_run(const struct mesh_config *cfg);
+struct mesh_agent;
+
+/*
+ * Identity and keys from the guest agent (the KMS root recovered from our own GetKey
+ * reply), the interface (locked against a second agent), the control socket.
+ * abort_flag (may be NULL): RPC calls give up once it is set. Negative errno; -EBADR
+ * for a configuration mistake the user must fix (the command exits 2), already logged.
+ */
+int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
+		   struct mesh_agent **out);
+void mesh_agent_free(struct mesh_agent *a);
+/* The control socket, for the command's poll. */
+int mesh_agent_control_fd(const struct mesh_agent *a);
+/* Serve the control clients waiting in accept. */
+void mesh_agent_serve_control(struct mesh_agent *a);
+/* A full registry re-read and device check at the next turn (SIGHUP). */
+void mesh_agent_refresh(struct mesh_agent *a);
+/* Milliseconds until the next turn is due (0: now). */
+int mesh_agent_timeout_ms(const struct mesh_agent *a);
+/*
+ * One turn when due: RPC failures keep the mesh and back off (0 is returned); -EBADR on
+ * a configuration mistake found on the chain (no contract code, not a cluster).
+ */
+int mesh_agent_turn(struct mesh_agent *a);
 
 /*
  * The status document of a node whose agent is not running, read from the kernel (the

@@ -163,89 +163,13 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 	return s->want;
 }
 
-/* ---- the agent's side --------------------------------------------------------------------- */
-
-struct transport_peer {
-	bool known;
-	bool relayed;                   /* handed to the relay */
-	char udp[MESH_ENDPOINT_MAX];
-	char gw_host[256];
-	uint16_t gw_port;
-	uint8_t node_addr[20];
-	struct mesh_path_state path;
-	enum mesh_path observed;
-	bool warned;                    /* relay_peer_set failure logged */
-};
-
-struct agent_transport {
-	bool gateway;                   /* we have a gateway name: streams are possible */
-	struct relay *relay;
-	struct transport_peer peers[MESH_MAX_PEERS + 1];
-};
-
-static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
+/*
+ * Why a peer's endpoint field does not fit our transport, or NULL (pure: decide.c's
+ * record check). gateway: we have a gateway name (so gateway-only peers are reachable).
+ */
+const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
+				   const uint8_t instance[static 20], char *why, size_t why_len)
 {
-	const struct agent *a = ctx;
-
-	return eth_sign_digest(a->secrets->node_key, digest, sig);
-}
-
-/* What we register: "udp", "https://gateway" or both; a->endpoint. */
-int agent_transport_open(struct agent *a)
-{
-	const struct mesh_config *cfg = a->cfg;
-	char udp[MESH_ENDPOINT_MAX] = "", gw[MESH_ENDPOINT_MAX] = "";
-	int r;
-
-	a->transport = calloc(1, sizeof(*a->transport));
-	if (!a->transport)
-		return -ENOMEM;
-	if (cfg->transport != MESH_TRANSPORT_GATEWAY) {
-		if (cfg->endpoint[0])
-			snprintf(udp, sizeof(udp), "%s", cfg->endpoint);
-		else if ((r = agent_guess_endpoint(cfg, udp, sizeof(udp))) < 0 &&
-			 cfg->transport == MESH_TRANSPORT_UDP) {
-			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", errstr(r));
-			return r;
-		}
-	}
-	if (cfg->transport != MESH_TRANSPORT_UDP) {
-		r = agent_gateway_name(cfg, a->instance_hex, cfg->relay_port, gw, sizeof(gw));
-		if (r < 0 && cfg->transport == MESH_TRANSPORT_GATEWAY) {
-			log_error("cannot tell our gateway name (set DSTACK_GATEWAY_DOMAIN): %s", errstr(r));
-			return r;
-		}
-		if (r < 0)
-			log_info("no gateway domain (DSTACK_GATEWAY_DOMAIN, host-shared config): UDP only");
-		a->transport->gateway = r == 0;
-		/* The relay's loopback sockets use the relay port number over UDP, next to WireGuard's. */
-		if (r == 0 && cfg->relay_port == cfg->listen_port) {
-			log_error("P2P_RELAY_PORT and P2P_LISTEN_PORT are both %u: give the relay another port",
-				  cfg->relay_port);
-			return -EINVAL;
-		}
-	}
-	if (!udp[0] && !gw[0]) {
-		log_error("neither a UDP endpoint (P2P_ENDPOINT) nor a gateway domain (DSTACK_GATEWAY_DOMAIN)");
-		return -EADDRNOTAVAIL;
-	}
-	r = snprintf(a->endpoint, sizeof(a->endpoint), "%s%s%s", udp, udp[0] && gw[0] ? "," : "", gw);
-	return r >= (int)sizeof(a->endpoint) || r > REGISTRY_ENDPOINT_MAX ? -ENAMETOOLONG : 0;
-}
-
-void agent_transport_close(struct agent *a)
-{
-	if (!a->transport)
-		return;
-	relay_free(a->transport->relay);
-	free(a->transport);
-	a->transport = NULL;
-}
-
-const char *agent_transport_problem(const struct agent *a, const char *endpoint, const uint8_t instance[20],
-				    char *why, size_t why_len)
-{
-	enum mesh_transport t = a->cfg->transport;
 	char udp[MESH_ENDPOINT_MAX], gw[256], inst[41];
 	struct sockaddr_storage ss;
 	uint16_t port;
@@ -266,38 +190,126 @@ const char *agent_transport_problem(const struct agent *a, const char *endpoint,
 		return "reachable through the gateway only, and we run P2P_TRANSPORT=udp";
 	if (t == MESH_TRANSPORT_GATEWAY && !gw[0])
 		return "no gateway name, and we run P2P_TRANSPORT=gateway";
-	if (!udp[0] && !a->transport->gateway)
+	if (!udp[0] && !gateway)
 		return "reachable through the gateway only, and we have no gateway domain";
 	return NULL;
 }
 
-static enum mesh_path observed_path(const struct agent *a, uint32_t token, const struct mesh_wg_have *h)
+/* ---- the agent's side --------------------------------------------------------------------- */
+
+struct transport_peer {
+	bool known;
+	bool relayed;                   /* handed to the relay */
+	char udp[MESH_ENDPOINT_MAX];
+	char gw_host[256];
+	uint16_t gw_port;
+	uint8_t node_addr[20];
+	struct mesh_path_state path;
+	bool nudge;                     /* a UDP probe was programmed: provoke a reply over it */
+	bool warned;                    /* relay_peer_set failure logged */
+};
+
+struct agent_transport {
+	struct relay *relay;
+	struct transport_peer peers[MESH_MAX_PEERS + 1];
+	union wg_endpoint endpoints[MESH_MAX_PEERS + 1];  /* for mesh_input.path_endpoints */
+};
+
+static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
+{
+	const struct mesh_agent *a = ctx;
+
+	return eth_sign_digest(a->secrets->node_key, digest, sig);
+}
+
+int agent_transport_open(struct mesh_agent *a)
+{
+	const struct mesh_config *cfg = a->cfg;
+	char udp[MESH_ENDPOINT_MAX] = "", gw[MESH_ENDPOINT_MAX] = "";
+	int r;
+
+	a->transport = calloc(1, sizeof(*a->transport));
+	if (!a->transport)
+		return -ENOMEM;
+	a->self.transport = cfg->transport;
+	if (cfg->transport != MESH_TRANSPORT_GATEWAY) {
+		if (cfg->endpoint[0])
+			snprintf(udp, sizeof(udp), "%s", cfg->endpoint);
+		else if ((r = agent_guess_endpoint(cfg, udp, sizeof(udp))) < 0 &&
+			 cfg->transport == MESH_TRANSPORT_UDP) {
+			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", r == -EHOSTUNREACH ?
+				  "the host of the first RPC URL does not resolve (is ETH_RPC_URL right?)" :
+				  r == -EADDRNOTAVAIL ? "the first RPC URL is local, so it says nothing about "
+				  "our address" : errstr(r));
+			return r;
+		}
+	}
+	if (cfg->transport != MESH_TRANSPORT_UDP) {
+		r = agent_gateway_name(cfg, a->instance_hex, cfg->relay_port, gw, sizeof(gw));
+		if (r < 0 && cfg->transport == MESH_TRANSPORT_GATEWAY) {
+			log_error("cannot tell our gateway name (set DSTACK_GATEWAY_DOMAIN): %s", errstr(r));
+			return r;
+		}
+		if (r < 0)
+			log_info("no gateway domain (DSTACK_GATEWAY_DOMAIN, host-shared config): UDP only");
+		a->self.gateway = r == 0;
+		/* The relay's loopback sockets use the relay port number over UDP, next to WireGuard's. */
+		if (r == 0 && cfg->relay_port == cfg->listen_port) {
+			log_error("P2P_RELAY_PORT and P2P_LISTEN_PORT are both %u: give the relay another port",
+				  cfg->relay_port);
+			return -EBADR;
+		}
+	}
+	if (!udp[0] && !gw[0]) {
+		log_error("neither a UDP endpoint (P2P_ENDPOINT) nor a gateway domain (DSTACK_GATEWAY_DOMAIN)");
+		return -EADDRNOTAVAIL;
+	}
+	r = snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s%s%s", udp, udp[0] && gw[0] ? "," : "", gw);
+	return r >= (int)sizeof(a->self.endpoint) || r > REGISTRY_ENDPOINT_MAX ? -ENAMETOOLONG : 0;
+}
+
+void agent_transport_close(struct mesh_agent *a)
+{
+	if (!a->transport)
+		return;
+	relay_free(a->transport->relay);
+	free(a->transport);
+	a->transport = NULL;
+}
+
+static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t key[static 32])
+{
+	for (size_t i = 0; dev && i < dev->n_peers; i++)
+		if (!memcmp(dev->peers[i].public_key, key, 32))
+			return &dev->peers[i];
+	return NULL;
+}
+
+static enum mesh_path observed_path(const struct mesh_agent *a, uint32_t token, const struct wg_peer *h)
 {
 	struct sockaddr_in loop;
 
-	if (!h || h->endpoint.ss_family == AF_UNSPEC)
+	if (!h || h->endpoint.addr.sa_family == AF_UNSPEC)
 		return MESH_PATH_NONE;
-	if (a->transport->relay && h->endpoint.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)&h->endpoint;
-
+	if (a->transport->relay && h->endpoint.addr.sa_family == AF_INET) {
 		relay_loop_endpoint(a->transport->relay, token, &loop);
-		if (in->sin_addr.s_addr == loop.sin_addr.s_addr && in->sin_port == loop.sin_port)
+		if (h->endpoint.in.sin_addr.s_addr == loop.sin_addr.s_addr && h->endpoint.in.sin_port == loop.sin_port)
 			return MESH_PATH_GATEWAY;
 	}
 	return MESH_PATH_UDP;
 }
 
-static int relay_open(struct agent *a)
+static int relay_open(struct mesh_agent *a)
 {
 	struct relay_config rc = {
 		.listen_port = a->cfg->relay_port, .wg_port = a->cfg->listen_port,
 		.loop_port = a->cfg->relay_port, .ca_file = a->cfg->gateway_ca,
-		.chain_id = a->chain_id, .sign = sign_with_node_key, .sign_ctx = a,
+		.chain_id = a->self.chain_id, .sign = sign_with_node_key, .sign_ctx = a,
 	};
 	int r;
 
 	memcpy(rc.instance_id, a->id.instance_id, 20);
-	memcpy(rc.contract, a->contract, 20);
+	memcpy(rc.contract, a->self.contract, 20);
 	r = relay_new(&a->transport->relay, &rc);
 	if (r == 0)
 		r = relay_start(a->transport->relay);
@@ -320,7 +332,7 @@ static const struct registry_peer *record_of(const struct registry_peer *recs, s
 	return NULL;
 }
 
-static void relay_sync_peer(struct agent *a, const struct mesh_peer *p, const struct registry_peer *rec)
+static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p, const struct registry_peer *rec)
 {
 	struct transport_peer *tp = &a->transport->peers[p->token];
 	struct relay_peer rp = { .token = p->token, .port = tp->gw_port };
@@ -346,18 +358,17 @@ static void relay_sync_peer(struct agent *a, const struct mesh_peer *p, const st
 	tp->warned = false;
 }
 
-/* After the peer list changed: every peer's paths, and the relay's peers to match. */
-bool agent_transport_sync(struct agent *a, const struct registry_peer *recs, size_t n)
+void agent_transport_sync(struct mesh_agent *a, const struct registry_peer *recs, size_t n)
 {
 	struct agent_transport *t = a->transport;
 	bool seen[MESH_MAX_PEERS + 1] = { false };
 
-	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD)
-		return false;
-	if (t->gateway && !t->relay && a->cfg->transport != MESH_TRANSPORT_UDP && relay_open(a) < 0)
-		t->gateway = false;
-	for (size_t i = 0; i < a->n_peers; i++) {
-		const struct mesh_peer *p = &a->peers[i];
+	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD || !a->chain_ready)
+		return;
+	if (a->self.gateway && !t->relay && a->cfg->transport != MESH_TRANSPORT_UDP && relay_open(a) < 0)
+		a->self.gateway = false;
+	for (size_t i = 0; i < a->st.n_peers; i++) {
+		const struct mesh_peer *p = &a->st.peers[i];
 		struct transport_peer *tp = &t->peers[p->token];
 		char udp[MESH_ENDPOINT_MAX], gw[256];
 		uint16_t port;
@@ -389,67 +400,70 @@ bool agent_transport_sync(struct agent *a, const struct registry_peer *recs, siz
 			relay_peer_remove(t->relay, tok);
 		memset(tp, 0, sizeof(*tp));
 	}
-	return agent_transport_tick(a);
 }
 
-/* Decide every peer's path from the device's view; true when one changed. */
-bool agent_transport_tick(struct agent *a)
+/*
+ * A probe's endpoint is on the device now: one datagram to a closed port of the peer's
+ * overlay address. If it crosses UDP, the peer's WireGuard roams to us and its kernel's
+ * ICMP "port unreachable" comes back over UDP at once, well within the fallback bound
+ * (a keepalive could take longer than the bound).
+ */
+static void nudge(uint32_t token)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = mesh_overlay_addr(token) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return;
+	if (sendto(fd, "dstack-p2p probe", 16, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		/* no route yet: the next keepalive does the same, later */
+	}
+	close(fd);
+}
+
+const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev)
 {
 	struct agent_transport *t = a->transport;
-	struct mesh_wg_have *have = NULL;
 	struct timespec ts;
-	size_t nhave = 0;
-	bool changed = false;
 
-	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD || !a->n_peers)
-		return false;
-	if (a->cfg->transport == MESH_TRANSPORT_AUTO)
-		agent_wg_dump(a, &have, &nhave);  /* only auto looks at handshakes and roaming */
+	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD)
+		return NULL;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	for (size_t i = 0; i < a->n_peers; i++) {
-		const struct mesh_peer *p = &a->peers[i];
+	memset(t->endpoints, 0, sizeof(t->endpoints));
+	for (size_t i = 0; i < a->st.n_peers; i++) {
+		const struct mesh_peer *p = &a->st.peers[i];
 		struct transport_peer *tp = &t->peers[p->token];
-		const struct mesh_wg_have *h = agent_have_by_key(have, nhave, p->wg_key);
+		const struct wg_peer *h = device_peer(dev, p->wg_key);
 		enum mesh_path before = tp->path.want, now;
+		struct sockaddr_storage ss;
 
 		if (!tp->known)
 			continue;
-		tp->observed = observed_path(a, p->token, h);
+		if (tp->nudge)
+			nudge(p->token);  /* last turn's probe endpoint has been applied since */
+		tp->nudge = false;
 		if (!tp->path.seed && getrandom(&tp->path.seed, sizeof(tp->path.seed), GRND_NONBLOCK) < 0)
 			tp->path.seed = (unsigned)now_ms();
 		now = mesh_path_decide(&tp->path, a->cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
-				       tp->observed, h ? h->last_handshake : 0, h ? h->rx_bytes : 0,
-				       (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms);
-		if (now != before && before != MESH_PATH_NONE) {
+				       observed_path(a, p->token, h), h ? (int64_t)h->last_handshake.tv_sec : 0,
+				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms);
+		if (now != before && before != MESH_PATH_NONE)
 			log_info("peer 10.0.1.%u: %s path -> %s", p->token, mesh_path_name(before), mesh_path_name(now));
-			changed = true;
-		} else if (now != before) {
-			changed = true;
+		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
+		if (now == MESH_PATH_GATEWAY && t->relay) {
+			relay_loop_endpoint(t->relay, p->token, &t->endpoints[p->token].in);
+		} else if (now == MESH_PATH_UDP && mesh_endpoint_parse(tp->udp, &ss) == 0) {
+			if (ss.ss_family == AF_INET)
+				memcpy(&t->endpoints[p->token].in, &ss, sizeof(struct sockaddr_in));
+			else if (ss.ss_family == AF_INET6)
+				memcpy(&t->endpoints[p->token].in6, &ss, sizeof(struct sockaddr_in6));
 		}
 	}
-	free(have);
-	return changed;
+	return t->endpoints;
 }
 
-int agent_peer_endpoint(const struct agent *a, const struct mesh_peer *p, struct sockaddr_storage *out)
-{
-	const struct transport_peer *tp = a->transport ? &a->transport->peers[p->token] : NULL;
-
-	memset(out, 0, sizeof(*out));
-	out->ss_family = AF_UNSPEC;
-	if (!tp || !tp->known)
-		return mesh_endpoint_parse(p->endpoint, out);
-	if (tp->path.want == MESH_PATH_GATEWAY && a->transport->relay) {
-		relay_loop_endpoint(a->transport->relay, p->token, (struct sockaddr_in *)out);
-		return 0;
-	}
-	if (tp->path.want == MESH_PATH_UDP)
-		return mesh_endpoint_parse(tp->udp, out);
-	return -EADDRNOTAVAIL;
-}
-
-/* ,"path":..,"relay":{..} for the status document. */
-int agent_transport_status(struct agent *a, const struct mesh_peer *p, const struct mesh_wg_have *h, struct buf *out)
+int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
+			   struct buf *out)
 {
 	const struct transport_peer *tp;
 	struct relay_stats st;
