@@ -58,7 +58,8 @@ h_wait_mesh 30 1 2 3 || h_die "3-node mesh did not converge"
 for i in 1 2 3; do endpoints_are_gateway "$i" 1 2 3 || h_die "node $i: endpoints are not the relay's"; done
 ping_all_retry 6 1 2 3 || h_die "3 nodes over the gateway: not every pair answers"
 # UDP really is blocked: nothing reaches another node's WireGuard port directly.
-h_in 1 nft list table inet dp2p | grep -q 'udp drop\|l4proto udp drop' || h_die "no nftables UDP block"
+rules=$(h_in 1 nft list table inet dp2p)
+echo "$rules" | grep -q "ip saddr $H_SUBNET.2 meta l4proto udp drop" || h_die "no nftables UDP block"
 pass "join: 3 nodes, UDP blocked, records carry https://<instance>-$H_RELAY_PORT.$H_GW_DOMAIN, wg endpoints are the relay's, 6/6 pairs ping"
 
 gw_node_up 4 gateway
