@@ -140,6 +140,8 @@ struct mesh_path_state {
 	uint64_t probe_ms;              /* on the gateway: when to try UDP again */
 	unsigned probe_wait_ms;         /* doubles after each failed probe */
 	unsigned seed;                  /* the caller's random number: spreads the probes */
+	uint64_t last_rx;               /* rx bytes last seen, and when they last grew */
+	uint64_t rx_grew_ms;
 };
 
 /*
@@ -149,12 +151,13 @@ struct mesh_path_state {
  * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
  * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
  * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
- * session goes stale (180 s), or that the peer left for the gateway, falls back too.
- * Returns the path to program; s is updated.
+ * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
+ * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,
+ * falls back too. Returns the path to program; s is updated.
  */
 enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
 				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
-				uint64_t now_ms, unsigned fallback_ms);
+				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
 /* ---- publishing ---------------------------------------------------------------------- */
 

@@ -122,9 +122,14 @@ static void fall_back(struct mesh_path_state *s, uint64_t rx_bytes, uint64_t now
 
 enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
 				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
-				uint64_t now_ms, unsigned fallback_ms)
+				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms)
 {
 	bool fresh = last_handshake > 0 && now_s - last_handshake < SESSION_STALE_S;
+
+	if (rx_bytes != s->last_rx || !s->rx_grew_ms) {
+		s->last_rx = rx_bytes;
+		s->rx_grew_ms = now_ms;
+	}
 
 	if (t == MESH_TRANSPORT_UDP || !has_gw) {
 		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, rx_bytes, now_ms);
@@ -144,7 +149,8 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 		 * there), or the session over UDP is stale: UDP does not carry this peer.
 		 */
 		if (s->confirmed) {
-			if (observed == MESH_PATH_GATEWAY || !fresh)
+			if (observed == MESH_PATH_GATEWAY || !fresh ||
+			    (silence_ms && now_ms - s->rx_grew_ms >= silence_ms))
 				fall_back(s, rx_bytes, now_ms, fallback_ms);
 			break;
 		}
@@ -446,7 +452,9 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 			tp->path.seed = (unsigned)now_ms();
 		now = mesh_path_decide(&tp->path, a->cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
 				       observed_path(a, p->token, h), h ? (int64_t)h->last_handshake.tv_sec : 0,
-				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms);
+				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms,
+				       /* the peer's keepalives arrive every P2P_KEEPALIVE s: two missed, and the bound */
+				       a->cfg->keepalive ? a->cfg->fallback_ms + 2000u * a->cfg->keepalive : 0);
 		if (now != before && before != MESH_PATH_NONE)
 			log_info("peer 10.0.1.%u: %s path -> %s", p->token, mesh_path_name(before), mesh_path_name(now));
 		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;

@@ -47,7 +47,7 @@ Test(mesh_endpoint_split, refuses_the_malformed)
 static enum mesh_path decide(struct mesh_path_state *s, enum mesh_transport t, bool udp, bool gw,
 			     enum mesh_path observed, int64_t hs, uint64_t rx, uint64_t ms)
 {
-	return mesh_path_decide(s, t, udp, gw, observed, hs, rx, 1000000, ms, 10000);
+	return mesh_path_decide(s, t, udp, gw, observed, hs, rx, 1000000, ms, 10000, 0);
 }
 
 #define AUTO MESH_TRANSPORT_AUTO
@@ -124,4 +124,22 @@ Test(mesh_path_decide, auto_follows_a_peer_that_left_udp)
 	cr_assert(s.confirmed);
 	/* The peer fell back (its packets now come through the relay): we go there too. */
 	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 200, 1000), P_GW);
+}
+
+Test(mesh_path_decide, auto_leaves_a_udp_path_that_went_silent)
+{
+	struct mesh_path_state s = { 0 };
+	const int64_t hs = 1000000 - 5;
+
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 1000000, 1, 10000, 30000), P_UDP);
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100, 1000000, 500, 10000, 30000), P_UDP);
+	cr_assert(s.confirmed);
+	/* keepalives keep arriving: stays */
+	for (uint64_t t = 1000; t < 100000; t += 5000)
+		cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + t, 1000000, t, 10000, 30000), P_UDP);
+	/* then nothing for 30 s, the session still fresh: the gateway */
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + 96000, 1000000, 125000, 10000, 30000),
+		     P_UDP);
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + 96000, 1000000, 126000, 10000, 30000),
+		     P_GW);
 }
