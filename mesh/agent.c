@@ -158,7 +158,7 @@ static void register_now(struct mesh_agent *a, uint64_t now)
 	a->said_unbound = false;
 	known = funded_nonce(a, &fnonce) == 0;
 	r = send_registration(a);
-	sent = r == 0 && a->cfg->tx_key_file[0];
+	sent = r == 0 && (a->cfg->tx_key_file[0] || a->cfg->relayer_url[0]);
 	mesh_note_registration(&a->st, now, sent, known, fnonce);
 }
 
@@ -317,6 +317,19 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 
 	*have_view = false;
 	*full = now >= a->next_full_read_ms || !a->chain_ready;
+	/*
+	 * Until our own record confirms the chain id, ask for it every poll: a wrong one at
+	 * start (every record failing the node signature) is dropped within a poll of the
+	 * RPC answering right, not at the next periodic re-read.
+	 */
+	if (!*full && !a->chain_confirmed) {
+		uint64_t id;
+
+		r = cluster_chain_id(a->cluster, &id);
+		if (r < 0)
+			return r;
+		*full = id != a->self.chain_id;
+	}
 	r = chain_check(a, *full);
 	if (r == 0)
 		r = cluster_poll(a->cluster, *full, &changed);
@@ -384,17 +397,18 @@ int mesh_agent_turn(struct mesh_agent *a)
 	struct mesh_plan plan = { .log = &a->log };
 	struct wg_device *dev = NULL;
 	size_t n = 0;
-	int r = 0;
+	bool rpc_turn;
+	int r = 0, rpc = 0;
 
 	if (in.now_ms < a->next_turn_ms)
 		return 0;
-	if (in.now_ms >= a->next_rpc_ms) {
-		r = read_registry(a, in.now_ms, &in.have_view, &in.full);
+	rpc_turn = in.now_ms >= a->next_rpc_ms;
+	if (rpc_turn) {
+		rpc = read_registry(a, in.now_ms, &in.have_view, &in.full);
 		if (a->abort_flag && *a->abort_flag)
 			return 0;  /* an RPC cut short by a stop signal says nothing about the chain */
-		if (r == -EBADR)
-			return r;
-		note_rpc(a, r);
+		if (rpc == -EBADR)
+			return rpc;
 	}
 	if (in.have_view) {
 		in.recs = cluster_peers(a->cluster, &n);
@@ -403,22 +417,31 @@ int mesh_agent_turn(struct mesh_agent *a)
 		in.provider = cluster_primary_label(a->cluster);
 		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
 		in.block_disagreement = cluster_disagreement(a->cluster);
-		if (!a->st.registered)
+		if (!a->st.registered && a->st.reg_pending)
 			in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	}
 	if (a->wg && agent_wg_dump(a, &dev) == 0)
 		in.dev = dev;
 	in.path_endpoints = agent_transport_endpoints(a, dev);
+	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
-	if (a->st.registered && !a->chain_confirmed) {
-		a->chain_confirmed = true;  /* our own record verifies under it: the cluster's chain */
-		log_info("chain %llu confirmed by our own record", (unsigned long long)a->self.chain_id);
+	if (r == 0 && plan.refuse_view) {
+		cluster_distrust(a->cluster, "serves chain %llu, under which no record of the registry "
+				 "verifies (not even ours); not using its answers",
+				 (unsigned long long)a->self.chain_id);
+		rpc = -EPROTO;
+	} else if (in.have_view && (a->st.registered || a->st.n_peers) && !a->chain_confirmed) {
+		/* Records verify under it: the cluster's chain, kept from now on. */
+		a->chain_confirmed = true;
+		log_info("chain %llu confirmed by the registry's records", (unsigned long long)a->self.chain_id);
 	}
+	if (rpc_turn)
+		note_rpc(a, rpc);
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);
-	if (r == 0 && in.have_view)
-		agent_transport_sync(a, in.recs, in.n_recs);  /* the relay follows the peer list */
+	if (r == 0)
+		agent_transport_sync(a);  /* the relay follows the verified peer list */
 	if (r < 0)
 		log_error("deciding the next step: %s", errstr(r));
 	log_plan(&a->log);

@@ -12,11 +12,13 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 
 #define HOUR_MS 3600000ull
+#define REG_PENDING_MAX_MS 600000u  /* a registration not mined by then was dropped */
 
 static void say(struct mesh_plan *plan, enum mesh_plan_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -185,6 +187,7 @@ const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
 		hex_encode(m->instance_id, p->instance_id, 20);
 		memcpy(m->wg_key, p->wg_public_key, 32);
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
+		eth_address_from_pubkey(p->node_pubkey, m->node_addr);
 		m->mode = (enum mesh_mode)p->mode;
 		m->nonce = p->nonce;
 	}
@@ -314,11 +317,16 @@ static void decide_registration(struct mesh_state *st, const struct mesh_self *s
 
 	if (st->reg_last_ms && in->now_ms < st->reg_last_ms + self->reg_spacing_ms)
 		return;
-	if (st->reg_pending && in->funded_nonce_known) {
-		if (in->funded_nonce <= st->reg_funded_nonce)
-			return;  /* our transaction is not mined yet: another would only queue */
-		st->reg_pending = false;
+	/*
+	 * Our transaction is not mined yet (the funded key's nonce has not moved past it, or
+	 * we cannot tell): another would only queue behind it. One dropped from every mempool
+	 * never moves the nonce, so after REG_PENDING_MAX_MS it no longer holds us back.
+	 */
+	if (st->reg_pending && in->now_ms < st->reg_last_ms + REG_PENDING_MAX_MS) {
+		if (!in->funded_nonce_known || in->funded_nonce <= st->reg_funded_nonce)
+			return;
 	}
+	st->reg_pending = false;
 	if (sends_in_last_hour(st, in->now_ms) >= cap) {
 		if (!st->reg_capped_said)
 			say(plan, MESH_PLAN_WARN, "%u registrations sent in the last hour and our record is "
@@ -464,6 +472,19 @@ static bool peers_equal(const struct mesh_peer *a, size_t na, const struct mesh_
 }
 
 /*
+ * Does any record verify, whatever its mode (a tls-mode node in a cluster of WireGuard
+ * nodes has no peers, yet their records vouch for the chain id and the KMS root)?
+ */
+static bool any_record_verifies(const struct mesh_self *self, const struct mesh_input *in)
+{
+	for (size_t i = 0; i < in->n_recs && i < 2 * MESH_MAX_PEERS; i++)
+		if (attest_verify_record(&in->recs[i], self->chain_id, self->contract, self->kms_root) ==
+		    ATTEST_VALID)
+			return true;
+	return false;
+}
+
+/*
  * A view that would take every peer away: no record at all, or records of which none
  * verifies, ours included. A burnt cluster reads like this, but so does an RPC that
  * lags, truncates or serves another chain. Believed only when a fresh full read a poll
@@ -476,7 +497,7 @@ static bool view_suspicious(const struct mesh_state *st, const struct mesh_self 
 		return false;
 	if (in->n_recs == 0)
 		return true;
-	return n_valid == 0 && !mesh_own_record_valid(self, own);
+	return n_valid == 0 && !mesh_own_record_valid(self, own) && !any_record_verifies(self, in);
 }
 
 static int decide_view(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
@@ -509,6 +530,15 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		in = &view;
 	}
 	own = mesh_classify_records(self, in->recs, in->n_recs, peers, &n_peers, rejected, &n_rejected);
+	/*
+	 * Records, and not one verifies under a chain id nothing has confirmed yet: the chain
+	 * id is what is wrong (a lying RPC, a failover URL on another network), not every
+	 * record. That RPC is failed; nothing changes until one answers right.
+	 */
+	if (in->chain_unconfirmed && in->n_recs && !n_peers && !any_record_verifies(self, in)) {
+		plan->refuse_view = true;
+		goto out;
+	}
 	if (view_suspicious(st, self, in, n_peers, own) && !(st->recheck && in->full)) {
 		if (st->n_peers && !st->recheck)
 			say(plan, MESH_PLAN_WARN, "the registry reads %s at block %llu; re-reading before "
@@ -542,8 +572,8 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		st->registered = true;
 		st->token = own->token_id;
 		st->registered_nonce = own->nonce;
+		/* reg_last_ms stays: an RPC that flaps our record must not reset the spacing. */
 		st->reg_pending = false;
-		st->reg_last_ms = 0;
 		if (!was_registered)
 			say(plan, MESH_PLAN_INFO, "registered: token %llu, 10.0.1.%llu, endpoint %s",
 			    (unsigned long long)st->token, (unsigned long long)st->token, self->endpoint);
@@ -782,8 +812,11 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 	mesh_plan_clear(plan);
 	if (in->have_view)
 		r = decide_view(st, self, in, plan);
-	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev)
+	/* Before a first view, what the device holds (peers adopted from our last run) stays. */
+	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev && st->applied_view)
 		r = decide_device(st, self, in->path_endpoints, in->dev, plan);
+	else if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev)
+		plan->set_listen_port = in->dev->listen_port != self->listen_port;
 	if (self->mode == MESH_MODE_WIREGUARD && st->token >= 1 && st->token <= MESH_MAX_PEERS)
 		plan->address_token = st->token;
 	return r;

@@ -141,6 +141,7 @@ struct mesh_input {
 	uint64_t now_ms;
 	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
 	bool full;                          /* ...by a fresh full getPeers() */
+	bool chain_unconfirmed;             /* no record has verified under self->chain_id yet */
 	const struct registry_peer *recs;
 	size_t n_recs;
 	uint64_t block;
@@ -213,6 +214,8 @@ struct mesh_plan {
 	bool publish;                       /* the peer list changed: file, on-change, watchers */
 	bool send_registration;             /* our record is missing or stale: register now */
 	bool recheck;                       /* re-read the registry in full next turn */
+	bool refuse_view;                   /* records, none verifying under an unconfirmed chain id:
+					       the RPC is failed, the view unused */
 	struct buf *log;                    /* lines "<level char><text>\n"; may be NULL */
 };
 
@@ -309,8 +312,8 @@ struct agent_transport;
 /* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
 int agent_transport_open(struct mesh_agent *a);
 void agent_transport_close(struct mesh_agent *a);
-/* After a registry view (recs): the relay's peers follow the verified peer list. */
-void agent_transport_sync(struct mesh_agent *a, const struct registry_peer *recs, size_t n);
+/* After each decision: the relay's peers follow the verified peer list. */
+void agent_transport_sync(struct mesh_agent *a);
 /* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
 const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
 int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,

@@ -103,6 +103,7 @@ struct mesh_peer {
 	char endpoint[MESH_ENDPOINT_MAX];
 	enum mesh_mode mode;
 	uint64_t nonce;
+	uint8_t node_addr[20];          /* keccak(node key)[12:]: who may open its gateway stream */
 };
 
 /* 10.0.1.<token> in network byte order; 0 for a token outside 1..254. */

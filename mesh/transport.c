@@ -330,27 +330,19 @@ static int relay_open(struct mesh_agent *a)
 	return 0;
 }
 
-static const struct registry_peer *record_of(const struct registry_peer *recs, size_t n, uint32_t token)
-{
-	for (size_t i = 0; i < n; i++)
-		if (recs[i].token_id == token)
-			return &recs[i];
-	return NULL;
-}
-
-static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p, const struct registry_peer *rec)
+/* The node address comes from the verified record (mesh_peer), never from a raw view. */
+static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
 {
 	struct transport_peer *tp = &a->transport->peers[p->token];
 	struct relay_peer rp = { .token = p->token, .port = tp->gw_port };
-	uint8_t addr[20];
 	int r;
 
-	eth_address_from_pubkey(rec->node_pubkey, addr);
-	if (tp->relayed && !memcmp(addr, tp->node_addr, 20))
+	if (tp->relayed && !memcmp(p->node_addr, tp->node_addr, 20))
 		return;
-	memcpy(tp->node_addr, addr, 20);
-	memcpy(rp.instance_id, rec->instance_id, 20);
-	memcpy(rp.node_addr, addr, 20);
+	if (hex_decode_exact(rp.instance_id, 20, p->instance_id, 40) < 0)
+		return;
+	memcpy(tp->node_addr, p->node_addr, 20);
+	memcpy(rp.node_addr, p->node_addr, 20);
 	snprintf(rp.host, sizeof(rp.host), "%s", tp->gw_host);
 	r = relay_peer_set(a->transport->relay, &rp, NULL);
 	if (r < 0) {
@@ -364,7 +356,7 @@ static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p, con
 	tp->warned = false;
 }
 
-void agent_transport_sync(struct mesh_agent *a, const struct registry_peer *recs, size_t n)
+void agent_transport_sync(struct mesh_agent *a)
 {
 	struct agent_transport *t = a->transport;
 	bool seen[MESH_MAX_PEERS + 1] = { false };
@@ -392,9 +384,8 @@ void agent_transport_sync(struct mesh_agent *a, const struct registry_peer *recs
 		snprintf(tp->udp, sizeof(tp->udp), "%s", udp);
 		snprintf(tp->gw_host, sizeof(tp->gw_host), "%s", gw);
 		tp->gw_port = port;
-		const struct registry_peer *rec = record_of(recs, n, p->token);
-		if (t->relay && gw[0] && rec)
-			relay_sync_peer(a, p, rec);
+		if (t->relay && gw[0])
+			relay_sync_peer(a, p);
 	}
 	for (uint32_t tok = 1; tok <= MESH_MAX_PEERS; tok++) {
 		struct transport_peer *tp = &t->peers[tok];
