@@ -543,7 +543,8 @@ static void conn_event(struct relay *r, struct conn *c, uint32_t events)
 			return;
 		}
 	}
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	/* A TLS read that wanted to write (a key update) goes on once the socket is writable. */
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP) || (c->ssl && (events & EPOLLOUT)))
 		conn_readable(r, c);
 }
 
