@@ -62,23 +62,29 @@ rules=$(h_in 1 nft list table inet dp2p)
 echo "$rules" | grep -q "ip saddr $H_SUBNET.2 meta l4proto udp drop" || h_die "no nftables UDP block"
 pass "join: 3 nodes, UDP blocked, records carry https://<instance>-$H_RELAY_PORT.$H_GW_DOMAIN, wg endpoints are the relay's, 6/6 pairs ping"
 
-# --- strangers reach node 2's relay through the gateway (anyone can): an HTTP request,
-# random bytes, a well-formed challenge naming node 1 without its key. Node 2's proven
-# streams are neither replaced nor cut, and every pair still pings.
-connects() { DSTACK_P2P_CONTROL="$H_RUN/ctl$1.sock" "$H_BIN/dstack-p2p" status --json |
-	grep -o '"connects":[0-9]*' | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'; }
-before=$(connects 2)
-stranger() { timeout 8 ip netns exec "$(h_ns 1)" openssl s_client -quiet -connect "$H_GW_IP:443" \
-	-servername "${H_INSTANCE[2]}-$H_RELAY_PORT.$H_GW_DOMAIN" -verify_return_error -CAfile "$H_GW_CA" \
+# --- strangers reach a relay through the gateway (anyone can): an HTTP request, random
+# bytes, a well-formed challenge naming a real peer without its key. The target is the node
+# with the highest instance id (it accepts every pair's stream), the forged name the lowest.
+# The forged proof is counted as refused; no proven stream is replaced or cut.
+order=$(for i in 1 2 3; do echo "${H_INSTANCE[$i]} $i"; done | sort | cut -d' ' -f2)
+lo=$(echo "$order" | head -1)
+hi=$(echo "$order" | tail -1)
+sum_of() { DSTACK_P2P_CONTROL="$H_RUN/ctl$1.sock" "$H_BIN/dstack-p2p" status --json |
+	grep -o "\"$2\":[0-9]*" | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'; }
+before=$(sum_of "$hi" connects)
+stranger() { timeout 8 ip netns exec "$(h_ns "$lo")" openssl s_client -quiet -connect "$H_GW_IP:443" \
+	-servername "${H_INSTANCE[$hi]}-$H_RELAY_PORT.$H_GW_DOMAIN" -verify_return_error -CAfile "$H_GW_CA" \
 	>/dev/null 2>&1 || true; }
 printf 'GET / HTTP/1.0\r\n\r\n' | stranger
 head -c 4096 /dev/urandom | stranger
-{ printf '\000\074DP2PRLY1'; printf "$(echo "${H_INSTANCE[1]}" | sed 's/../\\x&/g')"; head -c 32 /dev/urandom
-  printf '\000\101'; head -c 65 /dev/urandom; sleep 1; } | stranger
+{ printf '\000\074DP2PRLY1'; printf "$(echo "${H_INSTANCE[$lo]}" | sed 's/../\\x&/g')"; head -c 32 /dev/urandom
+  sleep 1; printf '\000\101'; head -c 65 /dev/urandom; sleep 1; } | stranger
 ping_all_retry 6 1 2 3 || h_die "after strangers knocked: not every pair answers"
-after=$(connects 2)
-[ "$before" = "$after" ] || h_die "strangers made node 2 replace a stream ($before -> $after connects)"
-pass "strangers through the gateway (HTTP, noise, a forged proof) change none of node 2's $after streams"
+after=$(sum_of "$hi" connects)
+refused=$(sum_of "$hi" refused)
+[ "$refused" -ge 1 ] || h_die "node $hi never saw the forged proof (refused $refused)"
+[ "$before" = "$after" ] || h_die "strangers made node $hi replace a stream ($before -> $after connects)"
+pass "strangers through the gateway (HTTP, noise, a forged proof: $refused refused) change none of node $hi's $after streams"
 
 gw_node_up 4 gateway
 for j in 1 2 3; do h_gw_block_udp "$j" 4; done
