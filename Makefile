@@ -35,7 +35,7 @@ quiet = @printf '  %-7s %s\n'
 MAKEFLAGS += --no-print-directory
 endif
 
-PKGS := libmnl libcurl libsecp256k1 hogweed nettle
+PKGS := libmnl libcurl libsecp256k1 hogweed nettle libssl libcrypto
 
 WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
 	    -Wno-unused-parameter -Wvla
@@ -56,7 +56,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # Each module is one folder with one header that is its whole interface.
-MODULES := common chain attest netlink mesh api
+MODULES := common chain attest netlink relay mesh api
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)

@@ -429,6 +429,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 	}
 	if (a->wg && agent_wg_dump(a, &dev) == 0)
 		in.dev = dev;
+	in.path_endpoints = agent_transport_endpoints(a, dev);
 	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
 	if (r == 0 && plan.refuse_view) {
@@ -446,7 +447,9 @@ int mesh_agent_turn(struct mesh_agent *a)
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);
-	else
+	if (r == 0)
+		agent_transport_sync(a);  /* the relay follows the verified peer list */
+	if (r < 0)
 		log_error("deciding the next step: %s", errstr(r));
 	log_plan(&a->log);
 	mesh_plan_clear(&plan);
@@ -631,16 +634,9 @@ static int agent_start(struct mesh_agent *a)
 				  "another agent manages it already (one agent per interface)" : errstr(r));
 			return r == -EADDRINUSE ? -EBADR : r;
 		}
-		if (a->cfg->endpoint[0])
-			snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s", a->cfg->endpoint);
-		else if ((r = agent_guess_endpoint(a->cfg, a->self.endpoint, sizeof(a->self.endpoint))) < 0) {
-			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", r == -EHOSTUNREACH ?
-				  "the host of the first RPC URL does not resolve (is ETH_RPC_URL right?)" :
-				  r == -EADDRNOTAVAIL ? "the first RPC URL is local, so it says nothing about "
-				  "our address" : errstr(r));
-			return r;
-		}
-		r = agent_wg_open(a);
+		r = agent_transport_open(a);  /* our UDP endpoint and/or gateway name */
+		if (r == 0)
+			r = agent_wg_open(a);
 		if (r < 0)
 			return r;
 	} else {
@@ -695,6 +691,7 @@ void mesh_agent_free(struct mesh_agent *a)
 		agent_wg_close(a);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
+	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */
 	cluster_close(a->cluster);
 	attest_node_secrets_free(a->secrets);
 	attest_client_free(a->attest);

@@ -15,7 +15,8 @@ const char *const mesh_config_names[] = {
 	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
 	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_ON_CHANGE",
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
-	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR", NULL,
+	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
+	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS", NULL,
 };
 
 const char *mesh_mode_name(enum mesh_mode mode)
@@ -34,6 +35,24 @@ int mesh_mode_parse(const char *s, enum mesh_mode *out)
 	return 0;
 }
 
+const char *mesh_transport_name(enum mesh_transport t)
+{
+	return t == MESH_TRANSPORT_UDP ? "udp" : t == MESH_TRANSPORT_GATEWAY ? "gateway" : "auto";
+}
+
+int mesh_transport_parse(const char *s, enum mesh_transport *out)
+{
+	if (!strcmp(s, "udp"))
+		*out = MESH_TRANSPORT_UDP;
+	else if (!strcmp(s, "gateway"))
+		*out = MESH_TRANSPORT_GATEWAY;
+	else if (!strcmp(s, "auto"))
+		*out = MESH_TRANSPORT_AUTO;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 void mesh_config_init(struct mesh_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -46,6 +65,9 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->gateway_port = 443;
 	cfg->poll_ms = 1000;
 	cfg->full_reread_ms = 60000;
+	cfg->transport = MESH_TRANSPORT_AUTO;
+	cfg->relay_port = MESH_DEFAULT_RELAY_PORT;
+	cfg->fallback_ms = MESH_DEFAULT_FALLBACK_MS;
 	cfg->register_max_per_hour = MESH_DEFAULT_REGISTER_MAX_PER_HOUR;
 }
 
@@ -81,6 +103,17 @@ static int set_u16(uint16_t *dst, const char *value, unsigned long min)
 	if (r == 0)
 		*dst = (uint16_t)u;
 	return r;
+}
+
+/* A port of ours: never 9182, dstack's own WireGuard port. */
+static int set_port_not_dstack(uint16_t *dst, const char *value)
+{
+	uint16_t port = 0;
+
+	if (set_u16(&port, value, 1) < 0 || port == 9182)
+		return -EINVAL;
+	*dst = port;
+	return 0;
 }
 
 static int set_ms(unsigned *dst, const char *value, unsigned long min, unsigned long max)
@@ -139,14 +172,8 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->endpoint, sizeof(cfg->endpoint), value);
 	if (!strcmp(name, "P2P_INTERFACE"))
 		return parse_ifname(value, cfg->ifname);
-	if (!strcmp(name, "P2P_LISTEN_PORT")) {
-		uint16_t port = 0;
-
-		if (set_u16(&port, value, 1) < 0 || port == 9182)  /* dstack's own WireGuard port */
-			return -EINVAL;
-		cfg->listen_port = port;
-		return 0;
-	}
+	if (!strcmp(name, "P2P_LISTEN_PORT"))
+		return set_port_not_dstack(&cfg->listen_port, value);
 	if (!strcmp(name, "P2P_KEEPALIVE"))
 		return set_u16(&cfg->keepalive, value, 0);
 	if (!strcmp(name, "P2P_GATEWAY_PORT"))
@@ -169,6 +196,14 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_ms(&cfg->full_reread_ms, value, 100, 86400000);
 	if (!strcmp(name, "P2P_REMOVE_ON_EXIT"))
 		return parse_bool(value, &cfg->remove_on_exit);
+	if (!strcmp(name, "P2P_TRANSPORT"))
+		return mesh_transport_parse(value, &cfg->transport);
+	if (!strcmp(name, "P2P_RELAY_PORT"))
+		return set_port_not_dstack(&cfg->relay_port, value);
+	if (!strcmp(name, "P2P_GATEWAY_CA"))
+		return set_string(cfg->gateway_ca, sizeof(cfg->gateway_ca), value);
+	if (!strcmp(name, "P2P_FALLBACK_MS"))
+		return set_ms(&cfg->fallback_ms, value, 1000, 600000);
 	if (!strcmp(name, "P2P_KMS_ROOT"))
 		return *value ? parse_contract(value, cfg->kms_root) : (cfg->kms_root[0] = '\0', 0);
 	if (!strcmp(name, "P2P_CHAIN_ID")) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
@@ -66,7 +67,6 @@ static const char *peer_record_problem(const struct mesh_self *self, const struc
 				       char *why, size_t why_len)
 {
 	enum attest_verdict v;
-	struct sockaddr_storage ss;
 
 	if (p->token_id < 1 || p->token_id > MESH_MAX_PEERS)
 		return "token id outside 1..254";
@@ -93,10 +93,8 @@ static const char *peer_record_problem(const struct mesh_self *self, const struc
 			return "no WireGuard key";
 		if (!memcmp(p->wg_public_key, self->wg_public_key, 32))
 			return "uses our own WireGuard key";
-		if (mesh_endpoint_parse(p->endpoint, &ss) < 0) {
-			snprintf(why, why_len, "endpoint '%.64s' is not host:port", p->endpoint);
-			return why;
-		}
+		return mesh_transport_problem(self->transport, self->gateway, p->endpoint, p->instance_id, why,
+					      why_len);
 	} else if (strncmp(p->endpoint, "https://", 8)) {
 		return "gateway endpoint is not an https URL";
 	}
@@ -189,6 +187,7 @@ const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
 		hex_encode(m->instance_id, p->instance_id, 20);
 		memcpy(m->wg_key, p->wg_public_key, 32);
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
+		eth_address_from_pubkey(p->node_pubkey, m->node_addr);
 		m->mode = (enum mesh_mode)p->mode;
 		m->nonce = p->nonce;
 	}
@@ -614,12 +613,15 @@ static const struct mesh_applied *applied_by_key(const struct mesh_state *st, co
 	return NULL;
 }
 
+/* The UDP part of an endpoint field ("host:port[,https://gateway]"); AF_UNSPEC if none. */
 static void endpoint_from_string(union wg_endpoint *out, const char *endpoint)
 {
+	char udp[MESH_ENDPOINT_MAX], gw[256];
 	struct sockaddr_storage ss;
+	uint16_t port;
 
 	memset(out, 0, sizeof(*out));
-	if (mesh_endpoint_parse(endpoint, &ss) < 0)
+	if (mesh_endpoint_split(endpoint, udp, gw, &port) < 0 || !udp[0] || mesh_endpoint_parse(udp, &ss) < 0)
 		return;
 	if (ss.ss_family == AF_INET)
 		memcpy(&out->in, &ss, sizeof(out->in));
@@ -651,7 +653,8 @@ static bool endpoint_wanted(const struct mesh_state *st, const struct wg_peer *h
  * each peer once, 10.0.1.t/32, keepalive, an endpoint only where the policy says so.
  */
 static int desired_device(const struct mesh_state *st, const struct mesh_self *self,
-			  const struct wg_device *dev, struct wg_device *want, struct ip_prefix *ips)
+			  const union wg_endpoint *paths, const struct wg_device *dev, struct wg_device *want,
+			  struct ip_prefix *ips)
 {
 	for (size_t i = 0; i < st->n_peers; i++) {
 		const struct mesh_peer *m = &st->peers[i];
@@ -661,7 +664,11 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 
 		memset(p, 0, sizeof(*p));
 		memcpy(p->public_key, m->wg_key, MESH_KEY_LEN);
-		endpoint_from_string(&ep, m->endpoint);
+		/* The path transport.c chose (UDP or the relay's socket), else the record's UDP part. */
+		if (paths && paths[m->token].addr.sa_family != AF_UNSPEC)
+			ep = paths[m->token];
+		else
+			endpoint_from_string(&ep, m->endpoint);
 		if (endpoint_wanted(st, have, m->wg_key, &ep)) {
 			p->endpoint = ep;
 			p->flags |= WG_PEER_HAS_ENDPOINT;
@@ -743,8 +750,8 @@ void mesh_note_applied(struct mesh_state *st, const struct mesh_plan *plan)
  * a foreign peer (even one claiming another node's overlay address) and a listen port
  * changed by hand are all repaired at once.
  */
-static int decide_device(struct mesh_state *st, const struct mesh_self *self, const struct wg_device *dev,
-			 struct mesh_plan *plan)
+static int decide_device(struct mesh_state *st, const struct mesh_self *self, const union wg_endpoint *paths,
+			 const struct wg_device *dev, struct mesh_plan *plan)
 {
 	struct wg_device want = { 0 };
 	struct ip_prefix *ips;
@@ -761,7 +768,7 @@ static int decide_device(struct mesh_state *st, const struct mesh_self *self, co
 		r = -ENOMEM;
 		goto out;
 	}
-	desired_device(st, self, dev, &want, ips);
+	desired_device(st, self, paths, dev, &want, ips);
 	r = wg_device_diff(dev, &want, &plan->changes, &plan->n_changes);
 	if (r < 0)
 		goto out;
@@ -791,7 +798,7 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 		decide_registration(st, self, in, plan);
 	/* Before a first view, what the device holds (peers adopted from our last run) stays. */
 	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev && st->applied_view)
-		r = decide_device(st, self, in->dev, plan);
+		r = decide_device(st, self, in->path_endpoints, in->dev, plan);
 	else if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev)
 		plan->set_listen_port = in->dev->listen_port != self->listen_port;
 	if (self->mode == MESH_MODE_WIREGUARD && st->token >= 1 && st->token <= MESH_MAX_PEERS)

@@ -130,10 +130,14 @@ struct mesh_self {
 	uint16_t keepalive;
 	unsigned reg_spacing_ms;            /* at least this long between two registrations */
 	unsigned reg_max_per_hour;          /* then only log */
+	enum mesh_transport transport;      /* which peers we can reach (docs/transport.md) */
+	bool gateway;                       /* we have a gateway name: gateway-only peers are reachable */
 };
 
 /* What the loop saw this turn. */
 struct mesh_input {
+	const union wg_endpoint *path_endpoints; /* by token: the path chosen (transport.c); AF_UNSPEC
+						  * or NULL: the record's UDP endpoint */
 	uint64_t now_ms;
 	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
 	bool full;                          /* ...by a fresh full getPeers() */
@@ -290,6 +294,7 @@ struct mesh_agent {
 	struct buf log;                     /* the plan's log lines, printed each turn */
 
 	struct control_server control;
+	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
 };
 
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
@@ -301,6 +306,21 @@ int agent_wg_apply(struct mesh_agent *a, const struct mesh_plan *plan);
 int agent_wg_dump(struct mesh_agent *a, struct wg_device **dev);
 void agent_wg_close(struct mesh_agent *a);
 
+/* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
+/* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
+const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
+				   const uint8_t instance[static 20], char *why, size_t why_len);
+struct agent_transport;
+/* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
+int agent_transport_open(struct mesh_agent *a);
+void agent_transport_close(struct mesh_agent *a);
+/* After each decision: the relay's peers follow the verified peer list. */
+void agent_transport_sync(struct mesh_agent *a);
+/* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
+const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
+int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
+			   struct buf *out);
+
 /* report.c: the control socket's JSON documents. */
 int agent_peers_json(const struct mesh_agent *a, struct buf *out);
 int agent_status_json(struct mesh_agent *a, struct buf *out);
@@ -308,5 +328,8 @@ int agent_status_json(struct mesh_agent *a, struct buf *out);
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);
 int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, char *out, size_t len);
+/* The same for another port of ours (the relay's). */
+int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
+		       size_t len);
 
 #endif

@@ -34,6 +34,14 @@
 /* The on-chain mode numbers (docs/registry.md). */
 enum mesh_mode { MESH_MODE_TLS = 0, MESH_MODE_WIREGUARD = 1 };
 
+/* How WireGuard datagrams reach a peer (docs/transport.md). */
+enum mesh_transport { MESH_TRANSPORT_AUTO, MESH_TRANSPORT_UDP, MESH_TRANSPORT_GATEWAY };
+#define MESH_DEFAULT_RELAY_PORT 51831   /* TCP, what the gateway forwards to */
+#define MESH_DEFAULT_FALLBACK_MS 10000  /* no handshake over UDP that long: use the gateway */
+
+const char *mesh_transport_name(enum mesh_transport t);
+int mesh_transport_parse(const char *s, enum mesh_transport *out);
+
 const char *mesh_mode_name(enum mesh_mode mode);
 int mesh_mode_parse(const char *s, enum mesh_mode *out);
 
@@ -57,6 +65,10 @@ struct mesh_config {
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
 	unsigned full_reread_ms;        /* P2P_FULL_REREAD_MS: periodic full getPeers() */
 	bool remove_on_exit;            /* P2P_REMOVE_ON_EXIT */
+	enum mesh_transport transport;  /* P2P_TRANSPORT: udp, gateway or auto */
+	uint16_t relay_port;            /* P2P_RELAY_PORT: TCP port of the gateway relay */
+	char gateway_ca[PATH_MAX];      /* P2P_GATEWAY_CA: CA bundle for the gateway; empty = system */
+	unsigned fallback_ms;           /* P2P_FALLBACK_MS: UDP silence before the gateway path */
 	char kms_root[43];              /* P2P_KMS_ROOT: pin; must match our own key's KMS root */
 	uint64_t chain_id;              /* P2P_CHAIN_ID: pin; 0 = learn it (see docs/agent.md) */
 	unsigned register_max_per_hour; /* P2P_REGISTER_MAX_PER_HOUR: registrations, then only log */
@@ -91,6 +103,7 @@ struct mesh_peer {
 	char endpoint[MESH_ENDPOINT_MAX];
 	enum mesh_mode mode;
 	uint64_t nonce;
+	uint8_t node_addr[20];          /* keccak(node key)[12:]: who may open its gateway stream */
 };
 
 /* 10.0.1.<token> in network byte order; 0 for a token outside 1..254. */
@@ -105,6 +118,47 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
  * otherwise. -EINVAL names nothing; the caller logs the endpoint.
  */
 int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out);
+
+/*
+ * A wireguard-mode endpoint field: a UDP "host:port", a gateway name
+ * "https://<instance_id>-<port>.<domain>[:<tls port>]", or both joined by a comma.
+ * udp and gw_host get "" for a part that is absent; *gw_port the TLS port (443).
+ * -EINVAL for anything else (two of a kind, an empty part, a path, a bad character).
+ */
+int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX], char gw_host[static 256],
+			uint16_t *gw_port);
+
+/* The path a peer's datagrams take, and the choice in auto mode. */
+enum mesh_path { MESH_PATH_NONE, MESH_PATH_UDP, MESH_PATH_GATEWAY };
+
+const char *mesh_path_name(enum mesh_path p);
+
+struct mesh_path_state {
+	enum mesh_path want;            /* what we program into WireGuard */
+	uint64_t since_ms;              /* when want was last set */
+	uint64_t rx_at_since;           /* the device's rx bytes from the peer then */
+	bool confirmed;                 /* UDP carried the peer's packets since */
+	uint64_t probe_ms;              /* on the gateway: when to try UDP again */
+	unsigned probe_wait_ms;         /* doubles after each failed probe */
+	unsigned seed;                  /* the caller's random number: spreads the probes */
+	uint64_t last_rx;               /* rx bytes last seen, and when they last grew */
+	uint64_t rx_grew_ms;
+};
+
+/*
+ * One decision for one peer. observed: the path the device uses now (it roams to where
+ * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
+ * from the peer. In auto mode UDP comes first; UDP counts as working once, within
+ * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
+ * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
+ * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
+ * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
+ * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,
+ * falls back too. Returns the path to program; s is updated.
+ */
+enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
+				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
+				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
 /* ---- publishing ---------------------------------------------------------------------- */
 

@@ -29,7 +29,8 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 	return r < 0 ? r : buf_terminate(out);
 }
 
-static int status_peer(struct buf *out, const struct mesh_peer *p, const struct wg_peer *h, bool first)
+static int status_peer(struct mesh_agent *a, struct buf *out, const struct mesh_peer *p, const struct wg_peer *h,
+		       bool first)
 {
 	char addr[16], key[WG_KEY_B64_LEN];
 	int r;
@@ -46,6 +47,8 @@ static int status_peer(struct buf *out, const struct mesh_peer *p, const struct 
 			       key, h ? "true" : "false", h ? (long long)h->last_handshake.tv_sec : 0LL,
 			       h ? (unsigned long long)h->rx_bytes : 0ULL,
 			       h ? (unsigned long long)h->tx_bytes : 0ULL);
+	if (r == 0)
+		r = agent_transport_status(a, p, h, out);
 	if (r == 0)
 		r = buf_printf(out, ",\"nonce\":%llu,\"verification\":\"valid\"}", (unsigned long long)p->nonce);
 	return r;
@@ -95,7 +98,7 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 	if (r == 0)
 		r = buf_printf(out, "\"peers\":[");
 	for (size_t i = 0; i < a->st.n_peers && r == 0; i++)
-		r = status_peer(out, &a->st.peers[i], wg_device_find_peer(dev, a->st.peers[i].wg_key), i == 0);
+		r = status_peer(a, out, &a->st.peers[i], wg_device_find_peer(dev, a->st.peers[i].wg_key), i == 0);
 	if (r == 0)
 		r = buf_printf(out, "],\"rejected\":[");
 	for (size_t i = 0; i < a->st.n_rejected && r == 0; i++) {

@@ -85,6 +85,7 @@ h_cleanup() {
 		rm -f "/var/run/wireguard/$(h_if "$i").sock"
 	done
 	h_kill "${H_OTHER_PIDS[@]}"
+	[ -z "${H_CLEANUP_HOOK:-}" ] || $H_CLEANUP_HOOK  # e.g. gateway.sh's h_gw_cleanup
 	ip netns del "${H_PREFIX}hub" 2>/dev/null || true
 	if [ "$rc" != 0 ] && [ -n "${H_RUN:-}" ]; then
 		for f in "$H_RUN"/agent*.log; do

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
-  libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libjsmn-dev libsecp256k1-dev
+  libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libssl-dev libjsmn-dev libsecp256k1-dev
   nettle-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3
+  nginx libnginx-mod-stream nftables openssl iperf3
   qemu-system-x86 busybox-static cpio kmod
 "
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
