@@ -6,7 +6,9 @@
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
 #   make bench      benchmarks; figures are printed, never asserted
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make image      the agent's OCI image (build/image/dstack-p2p.oci.tar), no docker needed
+#   make install    PREFIX=/usr/local DESTDIR= (the agent/CLI, library, header, man pages)
+#   make install-sim  the guest-agent simulator, for development and tests only
 #
 # Variables: V=1 (show commands), SANITIZE=address,undefined, CC, CFLAGS, PKG_CONFIG.
 
@@ -23,7 +25,13 @@ FUZZ_CC ?= clang
 SANITIZE ?=
 O ?= build
 
-VERSION := $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0-g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+# The release is the VERSION file; a build from git says which commit and whether the tree
+# was modified (0.1.0-g6bed044-dirty); a tagged release (v0.1.0) is its tag. Without git
+# (a docker build, a tarball) it is VERSION alone.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --exact-match --dirty 2>/dev/null | sed 's/^v//' || true)
+ifeq ($(VERSION),)
+override VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)$(shell git describe --always --dirty --abbrev=7 2>/dev/null | sed 's/^/-g/')
+endif
 SOVERSION := 0
 
 ifeq ($(V),1)
@@ -156,6 +164,11 @@ demo: deps all
 
 bench: deps all $(BENCH_BINS)
 	$(Q)bench/run.sh
+
+# The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh).
+image:
+	$(Q)scripts/deps.sh image
+	$(Q)scripts/image.sh
 
 # ---- install ----------------------------------------------------------------------
 

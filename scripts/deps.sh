@@ -1,6 +1,6 @@
 #!/bin/sh
 # Idempotent setup: install what the build, the tests and the demo need, and nothing
-# that is already there. Debian packages without recommends; the Solidity toolchain
+# that is already there (`deps.sh image` adds the container image's tools). Debian packages without recommends; the Solidity toolchain
 # (Foundry, solc-js, OpenZeppelin) from npm, pinned by package-lock.json.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,6 +12,13 @@ PACKAGES="
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
   qemu-system-x86 busybox-static cpio kmod
 "
+# `deps.sh image`: also what the container image needs (make image, tests/image/).
+for arg in "$@"; do
+	case $arg in
+	image) PACKAGES="$PACKAGES mmdebstrap podman runc" ;;
+	*) echo "deps: unknown target '$arg' (known: image)" >&2; exit 2 ;;
+	esac
+done
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
 # without npm gets Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
