@@ -151,9 +151,17 @@ deps:
 
 # Every suite prints its own runner's summary; tests/check.sh adds one line per suite
 # and fails when a suite fails or silently ran nothing.
-check: deps
+check: deps-image
 	$(Q)$(MAKE) all tests fuzz
 	$(Q)tests/check.sh $(CHECK_SUITES)
+
+# The host suite runs the agent from its container image (tests/host/test-image.sh).
+deps-image:
+	$(Q)scripts/deps.sh image
+
+check-host: deps-image
+	$(Q)$(MAKE) all tests fuzz
+	$(Q)tests/check.sh host
 
 check-%: deps
 	$(Q)$(MAKE) all tests fuzz
@@ -166,8 +174,7 @@ bench: deps all $(BENCH_BINS)
 	$(Q)bench/run.sh
 
 # The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh).
-image:
-	$(Q)scripts/deps.sh image
+image: deps-image
 	$(Q)scripts/image.sh
 
 # ---- install ----------------------------------------------------------------------
@@ -193,7 +200,7 @@ uninstall:
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps check demo bench install uninstall clean
+.PHONY: all tests fuzz deps deps-image check check-host demo bench image install install-sim uninstall clean
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)
