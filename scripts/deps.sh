@@ -9,7 +9,7 @@ PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
   libmnl-dev libcurl4-openssl-dev libjsmn-dev libsecp256k1-dev libb2-dev libssl-dev
   nettle-dev libcriterion-dev
-  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
+  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3 python3-yaml
   qemu-system-x86 busybox-static cpio kmod
 "
 # `deps.sh image`: also what the container image needs (make image, tests/image/).
