@@ -145,6 +145,9 @@ def check(root, path, known, problems):
         if not isinstance(svc, dict) or not svc.get("image"):
             bad("service '%s' has no image" % name)
             continue
+        if "$" in str(svc["image"]):
+            bad("service '%s' takes its image from the environment: the compose hash "
+                "would not cover which image runs" % name)
         for source, _ in mounts(svc):
             if named(source) and source not in declared:
                 bad("service '%s' mounts volume '%s' that is not declared" % (name, source))

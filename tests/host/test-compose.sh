@@ -38,6 +38,7 @@ for f in "${files[@]}"; do
 	mutate undeclared "$f" "not declared" 'd.pop("volumes")'
 	mutate bare-dollar "$f" "bare" 'd["services"]["app"]["command"][2] = "echo \$HOME"'
 	mutate no-port "$f" "not published" 'a["ports"] = []'
+	mutate image-from-env "$f" "image from the environment" 'a["image"] = "\${IMG}"'
 done
 mutate no-dstack-mount examples/compose/phala.yml "/dstack not mounted" \
 	'a["volumes"] = [v for v in a["volumes"] if not v.startswith("/dstack:")]'
