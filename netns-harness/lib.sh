@@ -82,6 +82,8 @@ h_cleanup() {
 		h_podman logs "$i" >"$H_RUN/agent-$i.log" 2>&1 || true
 		h_podman rm -f -t 2 "$i" >/dev/null 2>&1 || true
 	done
+	# podman's overlay driver bind-mounts its own folder; the run's folder goes below.
+	[ -d "${H_RUN:-}/podman/overlay" ] && { umount "$H_RUN/podman/overlay" 2>/dev/null || true; }
 	for i in "${H_NODES[@]}"; do
 		h_kill ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
 		ip netns del "$(h_ns "$i")" 2>/dev/null || true
