@@ -22,7 +22,11 @@ COPY netlink netlink
 COPY mesh mesh
 COPY api api
 COPY cli cli
-RUN make -j"$(nproc)" CFLAGS="-O2 -ffile-prefix-map=/src/=" build/dstack-p2p \
+# Without git in the build context the version is VERSION alone; to say the commit:
+#   docker build --build-arg DSTACK_P2P_VERSION="$(make -s print-version)" .
+ARG DSTACK_P2P_VERSION=
+RUN make -j"$(nproc)" CFLAGS="-O2 -ffile-prefix-map=/src/=" \
+	${DSTACK_P2P_VERSION:+VERSION="$DSTACK_P2P_VERSION"} build/dstack-p2p \
 	&& strip --strip-all build/dstack-p2p
 
 FROM debian:bookworm-slim

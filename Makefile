@@ -186,6 +186,9 @@ demo: deps all
 bench: deps all $(BENCH_BINS)
 	$(Q)bench/run.sh
 
+print-version:
+	@echo '$(VERSION)'
+
 # The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh).
 image: deps-image
 	$(Q)scripts/image.sh
@@ -227,7 +230,7 @@ uninstall:
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps deps-image check check-host demo bench image install install-sim uninstall clean FORCE
+.PHONY: all tests fuzz deps deps-image check check-host demo bench image print-version install install-sim uninstall clean FORCE
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)
