@@ -6,7 +6,9 @@
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
 #   make bench      benchmarks; figures are printed, never asserted
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make image      the agent's OCI image (build/image/dstack-p2p.oci.tar), no docker needed
+#   make install    PREFIX=/usr/local DESTDIR= (the agent/CLI, library, header, man pages)
+#   make install-sim  the guest-agent simulator, for development and tests only
 #
 # Variables: V=1 (show commands), SANITIZE=address,undefined, CC, CFLAGS, PKG_CONFIG.
 
@@ -16,6 +18,7 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/dstack-p2p
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PKG_CONFIG ?= pkg-config
 CC ?= cc
@@ -23,7 +26,13 @@ FUZZ_CC ?= clang
 SANITIZE ?=
 O ?= build
 
-VERSION := $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0-g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+# The release is the VERSION file; a build from git says which commit and whether the tree
+# was modified (0.1.0-g6bed044-dirty); a tagged release (v0.1.0) is its tag. Without git
+# (a docker build, a tarball) it is VERSION alone.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --exact-match --dirty 2>/dev/null | sed 's/^v//' || true)
+ifeq ($(VERSION),)
+override VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)$(shell git describe --always --dirty --abbrev=7 2>/dev/null | sed 's/^/-g/')
+endif
 SOVERSION := 0
 
 ifeq ($(V),1)
@@ -76,6 +85,10 @@ MAN_PAGES := $(wildcard docs/man/*.[1-8])
 STATIC_LIB := $(O)/libdstack-p2p.a
 SHARED_LIB := $(O)/libdstack-p2p.so.$(SOVERSION)
 PROGRAMS := $(O)/dstack-p2p $(if $(SIM_SRCS),$(O)/dstack-sim)
+# What `make install` puts on a production machine: no simulator (make install-sim).
+SIM_MAN := docs/man/dstack-sim.1
+PROD_MAN_PAGES := $(filter-out $(SIM_MAN),$(MAN_PAGES))
+DOCS := $(wildcard docs/*.md)
 UNIT_TESTS := $(O)/tests/unit-tests
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS)
@@ -97,6 +110,14 @@ $(SHARED_LIB): $(LIB_OBJS)
 $(O)/dstack-p2p: $(CLI_OBJS) $(STATIC_LIB)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LDLIBS)
+
+# The objects that print the version are rebuilt when it changes (a new commit, a
+# modified tree), not only when their source does.
+$(O)/version.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(O)/cli/dstack-p2p.o $(O)/attest/sim/dstack-sim.o: $(O)/version.stamp
+FORCE:
 
 $(O)/dstack-sim: $(SIM_OBJS) $(STATIC_LIB)
 	$(quiet) LD $@
@@ -156,9 +177,17 @@ deps:
 
 # Every suite prints its own runner's summary; tests/check.sh adds one line per suite
 # and fails when a suite fails or silently ran nothing.
-check: deps
+check: deps-image
 	$(Q)$(MAKE) all tests fuzz
 	$(Q)tests/check.sh $(CHECK_SUITES)
+
+# The host suite runs the agent from its container image (tests/host/test-image.sh).
+deps-image:
+	$(Q)scripts/deps.sh image
+
+check-host: deps-image
+	$(Q)$(MAKE) all tests fuzz
+	$(Q)tests/check.sh host
 
 check-%: deps
 	$(Q)$(MAKE) all tests fuzz
@@ -170,18 +199,38 @@ demo: deps all
 bench: deps all $(BENCH_BINS) $(BENCH_PRELOADS)
 	$(Q)bench/run.sh
 
+print-version:
+	@echo '$(VERSION)'
+
+# The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh).
+image: deps-image
+	$(Q)scripts/image.sh
+
 # ---- install ----------------------------------------------------------------------
 
-install: all
+# Man pages point at the docs where they are installed ($(DOCDIR)), and name the
+# simulator as a page only where it is installed too. install_man PAGES, SED ARGS
+install_man = for m in $(1); do \
+	sed -e 's|docs/\([A-Za-z0-9_-]*\.md\)|$(DOCDIR)/\1|g' $(2) $$m >$(DESTDIR)$(MANDIR)/man1/$${m\#\#*/} && \
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/$${m\#\#*/} || exit 1; done
+NO_SIM_PAGE := -e 's|^\.BR dstack-sim (1)\(.*\)$$|.BR dstack-sim " (make install-sim)\1"|'
+
+install: $(O)/dstack-p2p $(STATIC_LIB) $(SHARED_LIB)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
-	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(O)/dstack-p2p $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdstack-p2p.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdstack-p2p.so
 	printf '%s\n' "$$PC_FILE" > $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc
 	$(if $(wildcard api/dstack-p2p.h),install -m 0644 api/dstack-p2p.h $(DESTDIR)$(INCLUDEDIR)/)
-	$(if $(MAN_PAGES),install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/)
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(call install_man,$(PROD_MAN_PAGES),$(NO_SIM_PAGE))
+
+# The guest-agent simulator: for development and tests, never on a production machine.
+install-sim: $(O)/dstack-sim install
+	install -m 0755 $(O)/dstack-sim $(DESTDIR)$(BINDIR)/
+	$(call install_man,$(MAN_PAGES),)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))
@@ -189,11 +238,12 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libdstack-p2p.so.$(SOVERSION)
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc $(DESTDIR)$(INCLUDEDIR)/dstack-p2p.h
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES)))
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps check demo bench install uninstall clean
+.PHONY: all tests fuzz deps deps-image check check-host demo bench image print-version install install-sim uninstall clean FORCE
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)

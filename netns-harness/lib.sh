@@ -43,7 +43,7 @@ h_init() {
 	H_NODES=()
 	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=() H_PUB=()
 	declare -gA H_RPC_NODE=() H_PROXY_URL=()  # h_agent_start: node i's RPC URL (list)
-	H_OTHER_PIDS=() H_AGENT_PIDS=()
+	H_OTHER_PIDS=() H_AGENT_PIDS=() H_CONTAINERS=()
 	trap h_cleanup EXIT
 	trap 'exit 130' INT TERM
 	for tool in "$H_CAST" "$H_ANVIL" "$H_BIN/dstack-p2p" "$H_BIN/dstack-sim"; do
@@ -79,6 +79,12 @@ h_cleanup() {
 	trap - EXIT INT TERM
 	# Every agent ever started (a restart replaces H_PID_AGENT[i]), then the rest.
 	h_kill "${H_AGENT_PIDS[@]}"
+	for i in "${H_CONTAINERS[@]}"; do  # their logs as agent-<name>.log, shown on failure
+		h_podman logs "$i" >"$H_RUN/agent-$i.log" 2>&1 || true
+		h_podman rm -f -t 2 "$i" >/dev/null 2>&1 || true
+	done
+	# podman's overlay driver bind-mounts its own folder; the run's folder goes below.
+	[ -d "${H_RUN:-}/podman/overlay" ] && { umount "$H_RUN/podman/overlay" 2>/dev/null || true; }
 	for i in "${H_NODES[@]}"; do
 		h_kill ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
 		ip netns del "$(h_ns "$i")" 2>/dev/null || true
@@ -203,6 +209,49 @@ h_agent_start() {
 		"$H_BIN/dstack-p2p" agent "$@" >>"$H_RUN/agent$i.log" 2>&1 &
 	H_PID_AGENT[$i]=$!
 	H_AGENT_PIDS+=($!)
+}
+
+# ---- the agent from its container image (make image) ------------------------------
+# podman with storage of this run's own (nothing shared with other runs or the host's
+# images) and the settings it needs on these machines: runc, cgroupfs, no ulimits.
+h_podman() {
+	CONTAINERS_CONF=$H_RUN/containers.conf podman --root "$H_RUN/podman" \
+		--runroot "$H_RUN/podman-run" --runtime runc "$@"
+}
+
+# h_image_load ARCHIVE: load the OCI archive; sets H_IMAGE to the image id.
+h_image_load() {
+	printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\n' \
+		>"$H_RUN/containers.conf"
+	h_podman load -q -i "$1" >"$H_RUN/podman-load.log" 2>&1 || h_die "podman load $1 ($H_RUN/podman-load.log)"
+	H_IMAGE=$(h_podman images -q --no-trunc | head -1)
+	[ -n "$H_IMAGE" ] || h_die "podman load $1 left no image"
+}
+
+# h_agent_start_image i [extra agent flags...]: node i's agent runs in a container of
+# $H_IMAGE in the node's namespace, laid out as in examples/compose/: the guest agent's
+# socket at /var/run/dstack.sock, the control socket and peers file on a volume at
+# /run/dstack-p2p ($H_RUN/run<i> here), and wireguard-go's UAPI folder (the host kernel
+# has no WireGuard). The control socket is $H_RUN/run<i>/control.sock from outside.
+# The image's only program besides dstack-p2p is /bin/sh (dash): the on-change hook
+# uses its builtins.
+h_agent_start_image() {
+	local i=$1 name=${H_PREFIX}a$1
+	shift
+	mkdir -p "$H_RUN/run$i"
+	cp "$H_RUN/txkey$i" "$H_RUN/run$i/txkey"
+	H_CONTAINERS+=("$name")
+	h_podman run -d --name "$name" --network "ns:/run/netns/$(h_ns "$i")" \
+		--cap-add NET_ADMIN --device /dev/net/tun \
+		-v "$H_RUN/sim$i.sock:/var/run/dstack.sock" -v "$H_RUN/run$i:/run/dstack-p2p" \
+		-v /var/run/wireguard:/var/run/wireguard \
+		-e CLUSTER_CONTRACT="$H_CONTRACT" -e P2P_MODE=wireguard -e ETH_RPC_URL="$H_RPC" \
+		-e P2P_INTERFACE="$(h_if "$i")" -e P2P_ENDPOINT="$H_SUBNET.$i:51830" \
+		-e P2P_LISTEN_PORT=51830 -e P2P_KEEPALIVE="$H_KEEPALIVE" -e P2P_POLL_MS="$H_POLL_MS" \
+		-e P2P_TX_KEY_FILE=/run/dstack-p2p/txkey -e P2P_PEERS_FILE=/run/dstack-p2p/peers \
+		-e P2P_ON_CHANGE='while IFS= read -r l; do printf "%s\n" "$l"; done >/run/dstack-p2p/on-change' \
+		"$H_IMAGE" dstack-p2p agent "$@" >"$H_RUN/podman-run$i.log" 2>&1 ||
+		h_die "node $i: podman run ($H_RUN/podman-run$i.log)"
 }
 
 h_agent_wait_registered() { # i [timeout s]

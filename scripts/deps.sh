@@ -1,6 +1,6 @@
 #!/bin/sh
 # Idempotent setup: install what the build, the tests and the demo need, and nothing
-# that is already there. Debian packages without recommends; the Solidity toolchain
+# that is already there (`deps.sh image` adds the container image's tools). Debian packages without recommends; the Solidity toolchain
 # (Foundry, solc-js, OpenZeppelin) from npm, pinned by package-lock.json.
 set -eu
 cd "$(dirname "$0")/.."
@@ -9,10 +9,17 @@ PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
   libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libssl-dev libjsmn-dev libsecp256k1-dev
   nettle-dev libcriterion-dev
-  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3
+  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3 python3-yaml
   nginx libnginx-mod-stream nftables openssl iperf3
   qemu-system-x86 busybox-static cpio kmod
 "
+# `deps.sh image`: also what the container image needs (make image, tests/image/).
+for arg in "$@"; do
+	case $arg in
+	image) PACKAGES="$PACKAGES mmdebstrap podman runc" ;;
+	*) echo "deps: unknown target '$arg' (known: image)" >&2; exit 2 ;;
+	esac
+done
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
 # without npm gets Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
