@@ -62,6 +62,14 @@ int peers_doc_parse(const char *text, size_t len, struct peers_doc *d)
 	r = -EBADMSG;
 	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
 		goto out;
+	/* A document of another protocol version may mean anything: refuse it. */
+	int ver = json_get(&j, 0, "version");
+	int64_t v;
+
+	if (ver >= 0 && (json_int64(&j, ver, &v) < 0 || v != 1)) {
+		r = -EPROTO;
+		goto out;
+	}
 	int reg = json_get(&j, 0, "registered");
 	if (reg < 0 || json_bool(&j, reg, &d->registered) < 0)
 		goto out;
@@ -162,7 +170,7 @@ int dstack_p2p_register(struct dstack_p2p *p2p, int timeout_ms)
 				return 0;
 			r = -ETIMEDOUT;
 		}
-		if (r == -EXDEV || r == -EBADMSG || now_ms() >= deadline)
+		if (r == -EXDEV || r == -EBADMSG || r == -EPROTO || now_ms() >= deadline)
 			return r;
 		/* The agent may still be starting or waiting for its transaction. */
 		struct timespec ts = { .tv_nsec = 200 * 1000000L };
@@ -332,6 +340,8 @@ const char *dstack_p2p_strerror(int err)
 		return "timed out waiting for the agent (not registered yet?)";
 	case -EBADMSG:
 		return "the agent's reply was malformed";
+	case -EPROTO:
+		return "the agent speaks another version of the control protocol";
 	default:
 		return errstr(err);
 	}

@@ -17,7 +17,8 @@ struct peers_doc {
 
 /*
  * One line of the agent's control socket ("peers" reply or watch stream), not
- * necessarily NUL-terminated. 0, -EBADMSG for anything malformed, -ENOMEM. On error
+ * necessarily NUL-terminated. 0, -EBADMSG for anything malformed, -EPROTO for a
+ * "version" other than 1, -ENOMEM. On error
  * d is empty; on success free it with peers_doc_clear.
  */
 int peers_doc_parse(const char *text, size_t len, struct peers_doc *d);

@@ -377,6 +377,20 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 				    const uint8_t instance_id[static 20], bool *registered);
 int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      uint8_t kms_root[static 20]);
+/* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
+int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
+		      char *out, size_t cap);
+
+/* leaderState(): who leads, in which term, until when, and the votes against it. */
+struct registry_leader {
+	uint64_t token;                /* 0: no leader */
+	uint8_t instance_id[20];
+	uint64_t term;
+	uint64_t expiry;               /* unix seconds (block time) the lease runs to */
+	uint64_t votes;                /* standing no-confidence votes in this term */
+	uint64_t required;             /* votes that replace the leader */
+};
+int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out);
 
 /*
  * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the

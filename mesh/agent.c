@@ -235,6 +235,9 @@ static void publish_peers(struct agent *a)
 
 	buf_init(&lines, 1 << 16);
 	buf_init(&doc, 1 << 20);
+	agent_refresh_labels(a);
+	if (agent_note_published(a) < 0)
+		goto out;
 	if (mesh_peers_format_lines(a->peers, a->n_peers, &lines) < 0)
 		goto out;
 	if (a->cfg->peers_file[0]) {
@@ -251,6 +254,17 @@ static void publish_peers(struct agent *a)
 		control_broadcast(&a->control, (const char *)doc.data);
 out:
 	buf_free(&lines);
+	buf_free(&doc);
+}
+
+/* The leadership changed, the list did not: tell the watchers. */
+static void publish_leader(struct agent *a)
+{
+	struct buf doc;
+
+	buf_init(&doc, 1 << 20);
+	if (agent_peers_json(a, &doc) == 0)
+		control_broadcast(&a->control, (const char *)doc.data);
 	buf_free(&doc);
 }
 
@@ -433,6 +447,8 @@ static int agent_step(struct agent *a)
 		return r;
 	a->block = cluster_block(a->cluster);
 	a->last_sync_ms = now_ms();
+	if (agent_follow_leader(a) > 0)
+		publish_leader(a);
 	if (full) {
 		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
 		a->force_reconcile = true;  /* and check the device for drift (someone ran wg set) */
@@ -470,14 +486,21 @@ static int agent_step(struct agent *a)
 
 /* ---- the control socket -------------------------------------------------------------------- */
 
-static int control_reply(void *ctx, const char *request, struct buf *out)
+static int control_reply(void *ctx, const struct control_request *req, struct buf *out)
 {
 	struct agent *a = ctx;
 
-	if (!strcmp(request, "peers"))
+	if (!strcmp(req->name, "peers"))
 		return agent_peers_json(a, out);
-	if (!strcmp(request, "status"))
+	if (!strcmp(req->name, "status"))
 		return agent_status_json(a, out);
+	if (!strcmp(req->name, "leader")) {
+		int r = buf_printf(out, "{\"version\":%d,\"leader\":", CONTROL_VERSION);
+
+		if (r == 0)
+			r = agent_leader_json(a, out);
+		return r == 0 ? buf_printf(out, "}") : r;
+	}
 	return -ENOENT;
 }
 
@@ -558,6 +581,8 @@ static void agent_stop(struct agent *a)
 	attest_client_free(a->attest);
 	free(a->peers);
 	free(a->applied);
+	free(a->published);
+	free(a->before);
 }
 
 static void on_stop_signal(int signo)

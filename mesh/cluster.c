@@ -199,3 +199,17 @@ out:
 	buf_free(&body);
 	return r;
 }
+
+int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap)
+{
+	int r = registry_label_of(c->rpc, c->contract, token, out, cap);
+
+	return r < 0 ? fail(c, r, "labelOf()") : 0;
+}
+
+int cluster_leader_state(struct cluster *c, struct registry_leader *out)
+{
+	int r = registry_leader_state(c->rpc, c->contract, out);
+
+	return r < 0 ? fail(c, r, "leaderState()") : 0;
+}

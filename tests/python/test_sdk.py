@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: MIT
+"""The Python SDK against a live 3-node harness mesh: what it reports is checked against
+`cast call` (the contract) and `wg show` (the devices). Tests run in file order on one mesh."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Callable, List
+
+import pytest
+
+from dstack_p2p import (AgentUnavailableError, ClusterMismatchError, DStackP2PClient, DStackP2PSDK,
+                        PeersDocument)
+
+
+def addr(token: int) -> str:
+    return f"10.0.1.{token}"
+
+
+def wait_until(pred: Callable[[], bool], bound: float = 90.0) -> bool:
+    """Poll pred until it holds; the bound only stops a hung test, it asserts nothing on time."""
+    end = time.monotonic() + bound
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return pred()
+
+
+def raw_request(path: str, line: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(line)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def test_register_and_get_peers_match_the_devices(mesh):
+    sdk = DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(1))
+    assert asyncio.run(sdk.register(timeout=60)) is True
+    peers = asyncio.run(sdk.get_peers())
+    assert sorted(peers) == sorted(addr(mesh.tokens[i]) for i in (2, 3))
+    assert sorted(peers) == mesh.wg_allowed(1)
+
+
+def test_document_names_this_node_and_labels_from_the_contract(mesh):
+    d: PeersDocument = asyncio.run(DStackP2PSDK(endpoint=mesh.control(2)).document())
+    assert d.token == mesh.tokens[2]
+    assert d.address == addr(mesh.tokens[2])
+    assert d.label == json.loads(mesh.call("labelOf(uint256)(string)", str(mesh.tokens[2])))
+    assert d.label == "node-2"
+    for m in d.members:
+        assert m.label == json.loads(mesh.call("labelOf(uint256)(string)", str(m.token)))
+        assert m.address == addr(m.token) == m.connect
+    assert sorted(m.token for m in d.members) == sorted(mesh.tokens[i] for i in (1, 3))
+
+
+def test_endpoint_from_the_environment_and_sync_facade(mesh, monkeypatch):
+    monkeypatch.setenv("DSTACK_P2P_CONTROL", mesh.control(3))
+    client = DStackP2PClient(mesh.contract, "wireguard")
+    assert client.sdk.endpoint == mesh.control(3)
+    assert client.register(timeout=30) is True
+    assert sorted(client.get_peers()) == mesh.wg_allowed(3)
+
+
+def test_another_cluster_or_mode_is_refused(mesh):
+    with pytest.raises(ClusterMismatchError):
+        asyncio.run(DStackP2PSDK("0x" + "ab" * 20, None, mesh.control(1)).get_peers())
+    with pytest.raises(ClusterMismatchError):
+        asyncio.run(DStackP2PSDK(mesh.contract, "tls", mesh.control(1)).register(timeout=1))
+    with pytest.raises(ValueError):
+        DStackP2PSDK("0x123", "wireguard")
+
+
+def test_no_agent_is_a_clear_error(mesh, tmp_path):
+    with pytest.raises(AgentUnavailableError):
+        asyncio.run(DStackP2PSDK(endpoint=str(tmp_path / "none.sock")).register(timeout=0.5))
+
+
+def test_protocol_versions(mesh):
+    ok = raw_request(mesh.control(1), b'{"version":1,"request":"peers"}\n')
+    assert ok["version"] == 1 and ok["registered"] is True
+    bad = raw_request(mesh.control(1), b'{"version":2,"request":"peers"}\n')
+    assert bad["error"]["code"] == "unsupported_version"
+    assert bad["error"]["supported"] == [1]
+    unknown = raw_request(mesh.control(1), b"launch\n")
+    assert unknown["error"]["code"] == "unknown_request"
+    status = raw_request(mesh.control(1), b"status\n")
+    assert status["version"] == 1 and status["token"] == mesh.tokens[1]
+
+
+def test_monitor_sees_a_join_a_burn_and_an_agent_restart(mesh):
+    """One monitor on node 1 the whole time: a node joins, a token is burnt, node 1's agent
+    restarts, and a change after the restart still arrives."""
+    lists: List[List[str]] = []
+    docs: List[PeersDocument] = []
+    sdk = DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(1), timeout=5)
+
+    async def on_peers(peers: List[str]) -> None:  # an async callback
+        lists.append(sorted(peers))
+
+    def on_document(d: PeersDocument) -> None:  # a plain one
+        docs.append(d)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        monitors = asyncio.gather(sdk.monitor_peers(on_peers, stop, reconnect_delay=0.2),
+                                  sdk.monitor(on_document, stop, reconnect_delay=0.2))
+
+        async def until(pred: Callable[[], bool]) -> None:
+            ok = await loop.run_in_executor(None, wait_until, pred)
+            assert ok
+
+        base = sorted(addr(mesh.tokens[i]) for i in (2, 3))
+        await until(lambda: bool(lists) and lists[-1] == base)
+        assert lists[0] == base  # the current list comes first
+
+        t4 = await loop.run_in_executor(None, mesh.add, 4)
+        joined = sorted(base + [addr(t4)])
+        await until(lambda: lists[-1] == joined)
+        await until(lambda: any(addr(t4) in d.added for d in docs))
+
+        await loop.run_in_executor(None, mesh.do, "burn 2")
+        burnt = sorted(addr(mesh.tokens[i]) for i in (3, 4))
+        await until(lambda: lists[-1] == burnt)
+        await until(lambda: any(addr(mesh.tokens[2]) in d.removed for d in docs))
+        assert json.loads(mesh.call("instanceIsRegistered(address)(bool)",
+                                    "0x" + docs[-1].members[0].instance_id)) is True
+
+        # The agent restarts under the monitor: its generation starts over, and the
+        # monitor follows the new agent (a later burn arrives).
+        gen_before = docs[-1].generation
+        await loop.run_in_executor(None, mesh.do, "stop 1")
+        await loop.run_in_executor(None, mesh.do, "start 1")
+        await until(lambda: docs[-1].generation < gen_before)
+        await loop.run_in_executor(None, mesh.do, "burn 4")
+        await until(lambda: lists[-1] == [addr(mesh.tokens[3])])
+        assert lists[-1] == mesh.wg_allowed(1) or await loop.run_in_executor(
+            None, wait_until, lambda: mesh.wg_allowed(1) == lists[-1])
+
+        stop.set()
+        await monitors
+
+    asyncio.run(scenario())
+    # Every list the callback saw was a real change (no repeats in a row).
+    assert all(a != b for a, b in zip(lists, lists[1:]))
