@@ -10,7 +10,7 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 
-static void refresh_label(struct agent *a, uint64_t token, const char *instance_hex)
+static void refresh_label(struct mesh_agent *a, uint64_t token, const char *instance_hex)
 {
 	struct agent_label *l;
 	char text[sizeof(l->text)];
@@ -30,38 +30,38 @@ static void refresh_label(struct agent *a, uint64_t token, const char *instance_
 	memcpy(l->text, text, sizeof(l->text));
 }
 
-void agent_refresh_labels(struct agent *a)
+void agent_refresh_labels(struct mesh_agent *a)
 {
 	if (!a->cluster)
 		return;
-	if (a->token)
-		refresh_label(a, a->token, a->instance_hex);
-	for (size_t i = 0; i < a->n_peers; i++)
-		refresh_label(a, a->peers[i].token, a->peers[i].instance_id);
+	if (a->st.token)
+		refresh_label(a, a->st.token, a->instance_hex);
+	for (size_t i = 0; i < a->st.n_peers; i++)
+		refresh_label(a, a->st.peers[i].token, a->st.peers[i].instance_id);
 }
 
-const char *agent_label(const struct agent *a, uint64_t token, const char *instance_hex)
+const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex)
 {
 	if (token < 1 || token > MESH_MAX_PEERS || strcmp(a->labels[token].instance_id, instance_hex))
 		return "";
 	return a->labels[token].text;
 }
 
-int agent_note_published(struct agent *a)
+int agent_note_published(struct mesh_agent *a)
 {
 	struct mesh_peer *copy = NULL;
 
-	if (a->n_peers) {
-		copy = malloc(a->n_peers * sizeof(*copy));
+	if (a->st.n_peers) {
+		copy = malloc(a->st.n_peers * sizeof(*copy));
 		if (!copy)
 			return -ENOMEM;
-		memcpy(copy, a->peers, a->n_peers * sizeof(*copy));
+		memcpy(copy, a->st.peers, a->st.n_peers * sizeof(*copy));
 	}
 	free(a->before);
 	a->before = a->published;
 	a->n_before = a->n_published;
 	a->published = copy;
-	a->n_published = a->n_peers;
+	a->n_published = a->st.n_peers;
 	return 0;
 }
 
@@ -75,7 +75,7 @@ static bool has_connect_string(const struct mesh_peer *list, size_t n, const cha
 	return false;
 }
 
-int agent_change_json(const struct agent *a, bool added, struct buf *out)
+int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
 {
 	const struct mesh_peer *from = added ? a->published : a->before;
 	const struct mesh_peer *other = added ? a->before : a->published;
@@ -99,7 +99,7 @@ int agent_change_json(const struct agent *a, bool added, struct buf *out)
 	return r == 0 ? buf_printf(out, "]") : r;
 }
 
-int agent_follow_leader(struct agent *a)
+int agent_follow_leader(struct mesh_agent *a)
 {
 	struct registry_leader l;
 	uint64_t block = cluster_block(a->cluster);
@@ -119,7 +119,7 @@ int agent_follow_leader(struct agent *a)
 	return changed;
 }
 
-int agent_leader_json(const struct agent *a, struct buf *out)
+int agent_leader_json(const struct mesh_agent *a, struct buf *out)
 {
 	const struct registry_leader *l = &a->leader;
 	char inst[41], addr[16];
@@ -138,6 +138,6 @@ int agent_leader_json(const struct agent *a, struct buf *out)
 			       inst, addr, (unsigned long long)l->term, (unsigned long long)l->expiry,
 			       (uint64_t)time(NULL) <= l->expiry ? "true" : "false",
 			       (unsigned long long)l->votes, (unsigned long long)l->required,
-			       l->token == a->token ? "true" : "false");
+			       l->token == a->st.token ? "true" : "false");
 	return r;
 }

@@ -96,6 +96,13 @@ int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], ui
 	return r < 0 ? fail(c, r, "nonceOf()") : 0;
 }
 
+int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64_t *nonce)
+{
+	int r = eth_get_transaction_count(c->rpc, address, "latest", nonce);
+
+	return r < 0 ? fail(c, r, "eth_getTransactionCount") : 0;
+}
+
 int cluster_poll(struct cluster *c, bool full, bool *changed)
 {
 	int r;

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
   libmnl-dev libcurl4-openssl-dev libjsmn-dev libsecp256k1-dev libb2-dev libssl-dev
-  nettle-dev libcriterion-dev python3 python3-pytest
-  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
+  nettle-dev libcriterion-dev
+  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3 python3-pytest
   qemu-system-x86 busybox-static cpio kmod
 "
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
