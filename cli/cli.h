@@ -5,13 +5,15 @@
 
 #include <stdbool.h>
 
+struct mesh_config;
+
 struct subcommand {
 	const char *name;
 	int (*run)(int argc, char **argv);  /* argv[0] is the subcommand name */
 	const char *summary;
 };
 
-/* True when argv holds -h or --help (subcommands print their usage and return 0). */
+/* True when argv holds -h or --help before "--". Subcommands use cli/args.h, which does this. */
 bool wants_help(int argc, char **argv);
 
 /* Subcommands; each lives in cli/cmd-<name>.c and returns a process exit status. */
@@ -23,5 +25,12 @@ int cmd_wait(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_identity(int argc, char **argv);
 int cmd_chain(int argc, char **argv);
+
+/*
+ * The agent's configuration layers under its flags: the config file (config_file, else
+ * /etc/dstack-p2p.conf if readable), then the environment. Errors are printed; returns
+ * 0 or CLI_EXIT_USAGE. Shared by agent and status (which configures itself the same way).
+ */
+int agent_config_load(struct mesh_config *cfg, const char *config_file);
 
 #endif

@@ -2,7 +2,6 @@
 /* dstack-p2p agent: the VPN daemon; options as flags, environment or a config file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
@@ -21,24 +21,25 @@
 static const struct {
 	const char *flag;
 	const char *name;
+	const char *arg;
 	const char *help;
 } flags[] = {
-	{ "contract", "CLUSTER_CONTRACT", "cluster contract address (0x...)" },
-	{ "mode", "P2P_MODE", "wireguard (default) or tls" },
-	{ "rpc", "ETH_RPC_URL", "JSON-RPC URL(s), comma-separated failover list" },
-	{ "endpoint", "P2P_ENDPOINT", "host:port peers reach us on (default: guessed)" },
-	{ "interface", "P2P_INTERFACE", "WireGuard interface (default " MESH_DEFAULT_IFNAME ")" },
-	{ "listen-port", "P2P_LISTEN_PORT", "WireGuard UDP port (default 51830)" },
-	{ "keepalive", "P2P_KEEPALIVE", "persistent keepalive in seconds (default 10)" },
-	{ "gateway-port", "P2P_GATEWAY_PORT", "tls mode: the app port behind the gateway" },
-	{ "gateway-domain", "DSTACK_GATEWAY_DOMAIN", "tls mode: gateway base domain" },
-	{ "tx-key-file", "P2P_TX_KEY_FILE", "file with a funded key that pays for registration" },
-	{ "relayer", "P2P_RELAYER_URL", "relayer that sends our registration" },
-	{ "peers-file", "P2P_PEERS_FILE", "write the peer list here, atomically, on change" },
-	{ "on-change", "P2P_ON_CHANGE", "run this shell command on change (peers on stdin)" },
-	{ "control", "DSTACK_P2P_CONTROL", "control socket (default " MESH_DEFAULT_CONTROL ")" },
-	{ "poll-ms", "P2P_POLL_MS", "registry follow interval (default 1000)" },
-	{ "full-reread-ms", "P2P_FULL_REREAD_MS", "full registry re-read interval (default 60000)" },
+	{ "contract", "CLUSTER_CONTRACT", "ADDR", "cluster contract address (0x...)" },
+	{ "mode", "P2P_MODE", "MODE", "wireguard (default) or tls" },
+	{ "rpc", "ETH_RPC_URL", "URLS", "JSON-RPC URL(s), comma-separated failover list" },
+	{ "endpoint", "P2P_ENDPOINT", "HOST:PORT", "where peers reach us (default: guessed)" },
+	{ "interface", "P2P_INTERFACE", "NAME", "WireGuard interface (default " MESH_DEFAULT_IFNAME ")" },
+	{ "listen-port", "P2P_LISTEN_PORT", "PORT", "WireGuard UDP port (default 51830)" },
+	{ "keepalive", "P2P_KEEPALIVE", "SECONDS", "persistent keepalive (default 10, 0: off)" },
+	{ "gateway-port", "P2P_GATEWAY_PORT", "PORT", "tls mode: the app port behind the gateway" },
+	{ "gateway-domain", "DSTACK_GATEWAY_DOMAIN", "DOMAIN", "tls mode: gateway base domain" },
+	{ "tx-key-file", "P2P_TX_KEY_FILE", "FILE", "file with a funded key that pays for registration" },
+	{ "relayer", "P2P_RELAYER_URL", "URL", "relayer that sends our registration" },
+	{ "peers-file", "P2P_PEERS_FILE", "FILE", "write the peer list here, atomically, on change" },
+	{ "on-change", "P2P_ON_CHANGE", "CMD", "run this shell command on change (peers on stdin)" },
+	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
+	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },
+	{ "full-reread-ms", "P2P_FULL_REREAD_MS", "MS", "full registry re-read interval (default 60000)" },
 };
 
 /*
@@ -153,90 +154,96 @@ static int run_agent(const struct mesh_config *cfg)
 	return r;
 }
 
-static void usage(FILE *f)
+enum { O_FLAG = 256, O_REMOVE_ON_EXIT = O_FLAG + 64, O_CONFIG };
+
+/* The option table: the flags above (key O_FLAG + index), then the agent's own. */
+static struct cli_opt opts[ARRAY_SIZE(flags) + 4];
+static char helps[ARRAY_SIZE(flags)][160];
+
+static const struct cli_cmd cmd = {
+	.name = "agent",
+	.synopsis = "[options]",
+	.about = "Join this CVM to the cluster's WireGuard mesh and keep it in step with the\n"
+		 "registry. Each option is also an environment variable (in brackets) and a\n"
+		 "NAME=VALUE line of the config file (--config, $P2P_CONFIG, or " DEFAULT_CONFIG_FILE ");\n"
+		 "flags win over the environment, which wins over the file.",
+	.opts = opts,
+	.footer = "Exit status: 0 stopped by SIGTERM or SIGINT, 1 failed at run time,\n"
+		  "2 usage or configuration error.",
+};
+
+static void build_opts(void)
 {
-	fprintf(f, "Usage: dstack-p2p agent [options]\n\n"
-		   "Join this CVM to the cluster's WireGuard mesh and keep it in step with the\n"
-		   "registry. Each option is also an environment variable and a NAME=VALUE line\n"
-		   "of the config file (--config, $P2P_CONFIG, or " DEFAULT_CONFIG_FILE ");\n"
-		   "flags win over the environment, which wins over the file.\n\n");
-	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
-		fprintf(f, "  --%-16s %-22s %s\n", flags[i].flag, flags[i].name, flags[i].help);
-	fprintf(f, "  --%-16s %-22s %s\n", "remove-on-exit", "P2P_REMOVE_ON_EXIT",
-		"delete the interface on SIGTERM (default: leave it up)");
-	fprintf(f, "  --%-16s %-22s %s\n", "config FILE", "P2P_CONFIG", "config file");
-	fprintf(f, "  -v, --verbose                           debug logging\n");
+	size_t n = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+		snprintf(helps[i], sizeof(helps[i]), "%s\n[%s]", flags[i].help, flags[i].name);
+		opts[n++] = (struct cli_opt){ flags[i].flag, O_FLAG + (int)i, flags[i].arg, helps[i] };
+	}
+	opts[n++] = (struct cli_opt){ "remove-on-exit", O_REMOVE_ON_EXIT, NULL,
+				      "delete the interface on SIGTERM (default: leave it up)\n[P2P_REMOVE_ON_EXIT]" };
+	opts[n++] = (struct cli_opt){ "config", O_CONFIG, "FILE", "config file [P2P_CONFIG]" };
+	opts[n++] = (struct cli_opt){ "verbose", 'v', NULL, "debug logging" };
+	opts[n] = (struct cli_opt){ 0 };
+}
+
+int agent_config_load(struct mesh_config *cfg, const char *config_file)
+{
+	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE, *bad = NULL;
+	int r, line;
+
+	if (config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) {
+		r = mesh_config_load_file(cfg, path, &line);
+		if (r < 0 && line)
+			cli_error("%s:%d: %s", path, line, mesh_config_file_strerror(r, line));
+		else if (r < 0)
+			cli_error("%s: %s", path, errstr(r));
+		if (r < 0)
+			return CLI_EXIT_USAGE;
+	}
+	if (mesh_config_load_env(cfg, &bad) < 0) {
+		cli_error("bad value in the environment variable %s", bad);
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
 }
 
 int cmd_agent(int argc, char **argv)
 {
-	struct option opts[ARRAY_SIZE(flags) + 4];
-	const char *config_file = getenv("P2P_CONFIG"), *bad = NULL;
+	const char *config_file = getenv("P2P_CONFIG");
 	struct mesh_config cfg;
+	struct cli_args a;
 	char why[256];
-	int c, r, line, idx;
-	size_t n = 0;
+	int c, r;
 
-	if (wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
-		opts[n++] = (struct option){ flags[i].flag, required_argument, NULL, 0 };
-	opts[n++] = (struct option){ "remove-on-exit", no_argument, NULL, 'R' };
-	opts[n++] = (struct option){ "config", required_argument, NULL, 'C' };
-	opts[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
-	opts[n] = (struct option){ 0 };
-
+	build_opts();
 	/* First pass: only --config, since the file is the lowest layer. */
-	while ((c = getopt_long(argc, argv, "v", opts, &idx)) != -1)
-		if (c == 'C')
-			config_file = optarg;
-		else if (c == '?')
-			return 2;
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0)
+		if (c == O_CONFIG)
+			config_file = a.value;
+	if (c == CLI_STOP)
+		return a.status;
 
 	mesh_config_init(&cfg);
-	if (config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) {
-		const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE;
-
-		r = mesh_config_load_file(&cfg, path, &line);
-		if (r < 0) {
-			if (line)
-				fprintf(stderr, "dstack-p2p agent: %s:%d: %s\n", path, line,
-					mesh_config_file_strerror(r, line));
-			else
-				fprintf(stderr, "dstack-p2p agent: %s: %s\n", path, errstr(r));
-			return 2;
+	if (agent_config_load(&cfg, config_file))
+		return CLI_EXIT_USAGE;
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0) {
+		if (c >= O_FLAG && c < O_FLAG + (int)ARRAY_SIZE(flags)) {
+			if (mesh_config_set(&cfg, flags[c - O_FLAG].name, a.value) < 0)
+				return cli_bad_value(&a, "see dstack-p2p-agent(1)");
+		} else if (c == O_REMOVE_ON_EXIT) {
+			cfg.remove_on_exit = true;
+		} else if (c == 'v') {
+			log_set_level(LOG_DEBUG);
 		}
-	}
-	if (mesh_config_load_env(&cfg, &bad) < 0) {
-		fprintf(stderr, "dstack-p2p agent: bad value in the environment variable %s\n", bad);
-		return 2;
-	}
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "v", opts, &idx)) != -1) {
-		switch (c) {
-		case 0:
-			if (mesh_config_set(&cfg, flags[idx].name, optarg) < 0) {
-				fprintf(stderr, "dstack-p2p agent: bad --%s '%s'\n", flags[idx].flag, optarg);
-				return 2;
-			}
-			break;
-		case 'R': cfg.remove_on_exit = true; break;
-		case 'v': log_set_level(LOG_DEBUG); break;
-		case 'C': break;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "dstack-p2p agent: unexpected argument '%s'\n", argv[optind]);
-		return 2;
 	}
 	if (mesh_config_validate(&cfg, why, sizeof(why)) < 0) {
-		fprintf(stderr, "dstack-p2p agent: %s\n", why);
-		return 2;
+		cli_error("%s", why);
+		return CLI_EXIT_USAGE;
 	}
 	log_set_timestamps(true);
 	r = run_agent(&cfg);
-	return r == -EBADR ? 2 : r < 0 ? 1 : 0;
+	return r == -EBADR ? CLI_EXIT_USAGE : r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

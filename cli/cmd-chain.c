@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* dstack-p2p chain: look at the chain and the registry the way the agent does, for debugging. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <time.h>
 
 #include "chain/chain.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 
@@ -33,37 +33,63 @@ struct chain_opts {
 	bool json;
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: dstack-p2p chain [options] <command> [args]\n\n"
-		"Talk to the chain and the cluster registry as the agent does.\n\n"
-		"Commands:\n"
-		"  id                          the chain id the RPC serves\n"
-		"  block [TAG]                 number, hash, parent hash, time, base fee (default latest)\n"
-		"  peers [--json] [--block T]  every live peer record (getPeers())\n"
-		"  instance ADDR               token, stored nonce and registration of an instance\n"
-		"  kms-root                    the KMS root address the contract trusts\n"
-		"  logs --from N [--to M]      the contract's logs (split into provider-sized ranges)\n"
-		"  watch [--interval MS] [--count N]\n"
-		"                              follow the registry; a line per change, totals at the end\n"
-		"  calldata --record FILE      registerPeer calldata of a prepared record, as hex\n"
-		"  send-registration (--record FILE | --calldata FILE)\n"
-		"                              send it, paid by the key in $ETH_PRIVATE_KEY\n\n"
-		"Options:\n"
-		"  --rpc URLS          comma-separated endpoints (env ETH_RPC_URL): http(s)://...,\n"
-		"                      a path or ipc://PATH (raw IPC), http+unix://PATH\n"
-		"  --contract ADDR     the cluster contract (env CLUSTER_CONTRACT)\n"
-		"  --chain-id N        refuse an RPC serving another chain\n"
-		"  --timeout MS        per request (default 10000)\n"
-		"  --max-log-range N   blocks per eth_getLogs request (default 10000)\n"
-		"  --key-env NAME      environment variable holding the paying key (ETH_PRIVATE_KEY)\n"
-		"  --gas-limit N       send without estimating (a revert then shows after mining)\n"
-		"  --json              JSON output (block, peers, instance)\n\n"
-		"A record FILE is JSON with the PeerRegistration fields of docs/registry.md:\n"
-		"instanceId, wgPublicKey, endpoint, mode, nonce, nodePubkey, appPubkey,\n"
-		"appSignature, kmsSignature, nodeSignature (bytes as 0x-hex).\n");
-}
+enum { O_RPC = 256, O_CONTRACT, O_CHAIN_ID, O_TIMEOUT, O_RANGE, O_BLOCK, O_RECORD,
+       O_CALLDATA, O_KEY_ENV, O_FROM, O_TO, O_INTERVAL, O_COUNT, O_JSON, O_GAS_LIMIT };
+
+static const struct cli_opt opts[] = {
+	{ "rpc", O_RPC, "URLS", "comma-separated endpoints (env ETH_RPC_URL): http(s)://...,\n"
+	  "a path or ipc://PATH (raw IPC), http+unix://PATH" },
+	{ "contract", O_CONTRACT, "ADDR", "the cluster contract (env CLUSTER_CONTRACT)" },
+	{ "chain-id", O_CHAIN_ID, "N", "refuse an RPC serving another chain" },
+	{ "timeout", O_TIMEOUT, "MS", "per request (default 10000)" },
+	{ "max-log-range", O_RANGE, "N", "blocks per eth_getLogs request (default 10000)" },
+	{ "key-env", O_KEY_ENV, "NAME", "environment variable holding the paying key (ETH_PRIVATE_KEY)" },
+	{ "gas-limit", O_GAS_LIMIT, "N", "send without estimating (a revert then shows after mining)" },
+	{ "json", O_JSON, NULL, "JSON output (block, peers, instance)" },
+	{ "block", O_BLOCK, "TAG", "peers: read at this block (default latest)" },
+	{ "from", O_FROM, "N", "logs: the first block (required)" },
+	{ "to", O_TO, "M", "logs: the last block (default latest)" },
+	{ "interval", O_INTERVAL, "MS", "watch: between polls (default 1000, at least 10)" },
+	{ "count", O_COUNT, "N", "watch: stop after N polls (default 0: never)" },
+	{ "record", O_RECORD, "FILE", "calldata, send-registration: a prepared record" },
+	{ "calldata", O_CALLDATA, "FILE", "send-registration: hex calldata, as calldata prints it" },
+	{ 0 },
+};
+
+static const struct cli_cmd cmd = {
+	.name = "chain",
+	.synopsis = "[options] <command> [args]",
+	.about = "Talk to the chain and the cluster registry as the agent does.\n\n"
+		 "Commands:\n"
+		 "  id                          the chain id the RPC serves\n"
+		 "  block [TAG]                 number, hash, parent hash, time, base fee (default latest)\n"
+		 "  peers [--json] [--block T]  every live peer record (getPeers())\n"
+		 "  instance ADDR               token, stored nonce and registration of an instance\n"
+		 "  kms-root                    the KMS root address the contract trusts\n"
+		 "  logs --from N [--to M]      the contract's logs (split into provider-sized ranges)\n"
+		 "  watch [--interval MS] [--count N]\n"
+		 "                              follow the registry; a line per change, totals at the end\n"
+		 "  calldata --record FILE      registerPeer calldata of a prepared record, as hex\n"
+		 "  send-registration (--record FILE | --calldata FILE)\n"
+		 "                              send it, paid by the key in $ETH_PRIVATE_KEY",
+	.opts = opts,
+	.max_operands = 2,
+	.footer = "A record FILE is JSON with the PeerRegistration fields of docs/registry.md:\n"
+		  "instanceId, wgPublicKey, endpoint, mode, nonce, nodePubkey, appPubkey,\n"
+		  "appSignature, kmsSignature, nodeSignature (bytes as 0x-hex).\n\n"
+		  "Exit status: 0 ok, 1 the RPC or the transaction failed, 2 usage or configuration.",
+};
+
+/* The commands, with the operands each takes after its name. */
+static const struct {
+	const char *name;
+	int min_args, max_args;
+	bool rpc;
+} actions[] = {
+	{ "id", 0, 0, true }, { "block", 0, 1, true }, { "peers", 0, 0, true },
+	{ "instance", 1, 1, true }, { "kms-root", 0, 0, true }, { "logs", 0, 0, true },
+	{ "watch", 0, 0, true }, { "calldata", 0, 0, false }, { "send-registration", 0, 0, true },
+};
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -74,99 +100,105 @@ static int parse_u64(const char *s, uint64_t *out)
 	return errno || end == s || *end || s[0] == '-' ? -EINVAL : 0;
 }
 
-static int parse_opts(int argc, char **argv, struct chain_opts *o)
+/* One option's value into o; NULL, or what is wrong with it. */
+static const char *set_opt(struct chain_opts *o, int c, const char *val)
 {
-	enum { O_RPC = 256, O_CONTRACT, O_CHAIN_ID, O_TIMEOUT, O_RANGE, O_BLOCK, O_RECORD,
-	       O_CALLDATA, O_KEY_ENV, O_FROM, O_TO, O_INTERVAL, O_COUNT, O_JSON, O_GAS_LIMIT };
-	static const struct option opts[] = {
-		{ "rpc", required_argument, NULL, O_RPC },
-		{ "contract", required_argument, NULL, O_CONTRACT },
-		{ "chain-id", required_argument, NULL, O_CHAIN_ID },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "max-log-range", required_argument, NULL, O_RANGE },
-		{ "block", required_argument, NULL, O_BLOCK },
-		{ "record", required_argument, NULL, O_RECORD },
-		{ "calldata", required_argument, NULL, O_CALLDATA },
-		{ "key-env", required_argument, NULL, O_KEY_ENV },
-		{ "from", required_argument, NULL, O_FROM },
-		{ "to", required_argument, NULL, O_TO },
-		{ "interval", required_argument, NULL, O_INTERVAL },
-		{ "count", required_argument, NULL, O_COUNT },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "gas-limit", required_argument, NULL, O_GAS_LIMIT },
-		{ 0 },
-	};
 	uint64_t v;
-	int c;
+
+	switch (c) {
+	case O_RPC: o->rpc = val; break;
+	case O_CONTRACT: o->contract_hex = val; break;
+	case O_CHAIN_ID:
+		if (parse_u64(val, &o->expected_chain_id) < 0)
+			return "want a chain id";
+		break;
+	case O_TIMEOUT:
+		if (parse_u64(val, &v) < 0 || v > 3600000)
+			return "want milliseconds, at most 3600000";
+		o->timeout_ms = (long)v;
+		break;
+	case O_RANGE:
+		if (parse_u64(val, &o->max_log_range) < 0 || !o->max_log_range)
+			return "want a positive number of blocks";
+		break;
+	case O_BLOCK: o->block = val; break;
+	case O_RECORD: o->record = val; break;
+	case O_CALLDATA: o->calldata = val; break;
+	case O_KEY_ENV: o->key_env = val; break;
+	case O_FROM:
+		o->have_from = parse_u64(val, &o->from) == 0;
+		return o->have_from ? NULL : "want a block number";
+	case O_TO:
+		o->have_to = parse_u64(val, &o->to) == 0;
+		return o->have_to ? NULL : "want a block number";
+	case O_INTERVAL:
+		if (parse_u64(val, &v) < 0 || v < 10 || v > 3600000)
+			return "want milliseconds, 10 to 3600000";
+		o->interval_ms = (long)v;
+		break;
+	case O_COUNT:
+		if (parse_u64(val, &v) < 0 || v > 1000000000)
+			return "want a count, at most 1000000000";
+		o->count = (long)v;
+		break;
+	case O_JSON: o->json = true; break;
+	case O_GAS_LIMIT:
+		if (parse_u64(val, &o->gas_limit) < 0 || !o->gas_limit)
+			return "want a positive gas limit";
+		break;
+	}
+	return NULL;
+}
+
+/* The options into o and the command's index into *action; an exit status when that fails. */
+static int parse_opts(int argc, char **argv, struct chain_opts *o, size_t *action, const char **arg)
+{
+	struct cli_args a;
+	const char *why;
+	int c, n;
 
 	o->rpc = getenv("ETH_RPC_URL");
 	o->contract_hex = getenv("CLUSTER_CONTRACT");
 	o->key_env = "ETH_PRIVATE_KEY";
 	o->interval_ms = 1000;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		const char *bad = NULL;
-
-		switch (c) {
-		case O_RPC: o->rpc = optarg; break;
-		case O_CONTRACT: o->contract_hex = optarg; break;
-		case O_CHAIN_ID:
-			if (parse_u64(optarg, &o->expected_chain_id) < 0)
-				bad = "--chain-id";
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0)
+		if ((why = set_opt(o, c, a.value)))
+			return cli_bad_value(&a, why);
+	if (c == CLI_STOP)
+		return a.status;
+	if (!a.n_operands)
+		return cli_usage_error(&cmd, "no command given");
+	for (*action = 0; *action < ARRAY_SIZE(actions); (*action)++)
+		if (!strcmp(a.operands[0], actions[*action].name))
 			break;
-		case O_TIMEOUT:
-			if (parse_u64(optarg, &v) < 0 || v > 3600000)
-				bad = "--timeout";
-			o->timeout_ms = (long)v;
-			break;
-		case O_RANGE:
-			if (parse_u64(optarg, &o->max_log_range) < 0 || !o->max_log_range)
-				bad = "--max-log-range";
-			break;
-		case O_BLOCK: o->block = optarg; break;
-		case O_RECORD: o->record = optarg; break;
-		case O_CALLDATA: o->calldata = optarg; break;
-		case O_KEY_ENV: o->key_env = optarg; break;
-		case O_FROM:
-			o->have_from = parse_u64(optarg, &o->from) == 0;
-			bad = o->have_from ? NULL : "--from";
-			break;
-		case O_TO:
-			o->have_to = parse_u64(optarg, &o->to) == 0;
-			bad = o->have_to ? NULL : "--to";
-			break;
-		case O_INTERVAL:
-			if (parse_u64(optarg, &v) < 0 || v < 10 || v > 3600000)
-				bad = "--interval";
-			o->interval_ms = (long)v;
-			break;
-		case O_COUNT:
-			if (parse_u64(optarg, &v) < 0 || v > 1000000000)
-				bad = "--count";
-			o->count = (long)v;
-			break;
-		case O_JSON: o->json = true; break;
-		case O_GAS_LIMIT:
-			if (parse_u64(optarg, &o->gas_limit) < 0 || !o->gas_limit)
-				bad = "--gas-limit";
-			break;
-		default: return -EINVAL;
-		}
-		if (bad) {
-			fprintf(stderr, "dstack-p2p chain: bad value for %s: %s\n", bad, optarg);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	if (*action == ARRAY_SIZE(actions))
+		return cli_usage_error(&cmd, "unknown command '%s'", a.operands[0]);
+	n = a.n_operands - 1;
+	if (n > actions[*action].max_args)
+		return cli_usage_error(&cmd, "%s: unexpected argument '%s'", a.operands[0],
+				       a.operands[1 + actions[*action].max_args]);
+	if (n < actions[*action].min_args)
+		return cli_usage_error(&cmd, "%s: missing argument", a.operands[0]);
+	*arg = n ? a.operands[1] : NULL;
+	/* What each command needs of the options, before any RPC is opened. */
+	if (!strcmp(a.operands[0], "logs") && !o->have_from)
+		return cli_usage_error(&cmd, "logs: --from is required");
+	if ((!strcmp(a.operands[0], "calldata") || !strcmp(a.operands[0], "send-registration")) &&
+	    !o->record == !o->calldata)
+		return cli_usage_error(&cmd, "%s: need one of --record FILE and --calldata FILE",
+				       a.operands[0]);
+	return -1;
 }
 
 static int need_contract(struct chain_opts *o)
 {
 	if (!o->contract_hex) {
-		fprintf(stderr, "dstack-p2p chain: no contract (--contract or CLUSTER_CONTRACT)\n");
+		cli_error("no contract (--contract or CLUSTER_CONTRACT)");
 		return -EINVAL;
 	}
 	if (hex_decode_exact(o->contract, 20, o->contract_hex, strlen(o->contract_hex)) < 0) {
-		fprintf(stderr, "dstack-p2p chain: contract '%s' is not a 20-byte address\n",
+		cli_error("contract '%s' is not a 20-byte address",
 			o->contract_hex);
 		return -EINVAL;
 	}
@@ -177,7 +209,7 @@ static int fail(struct eth_rpc *rpc, const char *what, int r)
 {
 	const char *why = rpc ? eth_rpc_last_error(rpc) : "";
 
-	fprintf(stderr, "dstack-p2p chain: %s: %s\n", what, why[0] ? why : errstr(r));
+	cli_error("%s: %s", what, why[0] ? why : errstr(r));
 	return 1;
 }
 
@@ -250,12 +282,12 @@ static int load_record(const char *path, struct registry_peer *rec)
 	memset(rec, 0, sizeof(*rec));
 	r = read_file(path, &text, RECORD_FILE_MAX);
 	if (r < 0) {
-		fprintf(stderr, "dstack-p2p chain: reading %s: %s\n", path, errstr(r));
+		cli_error("reading %s: %s", path, errstr(r));
 		return r;
 	}
 	r = json_parse(&j, (const char *)text.data, text.len, 256);
 	if (r < 0 || j.tok[0].type != JSON_OBJECT) {
-		fprintf(stderr, "dstack-p2p chain: %s is not a JSON object\n", path);
+		cli_error("%s is not a JSON object", path);
 		r = -EINVAL;
 		goto out;
 	}
@@ -263,7 +295,7 @@ static int load_record(const char *path, struct registry_peer *rec)
 		r = json_hex_field(&j, record_hex_fields[k].key, (uint8_t *)rec + record_hex_fields[k].off,
 				   record_hex_fields[k].len);
 		if (r < 0) {
-			fprintf(stderr, "dstack-p2p chain: %s: field %s %s (want %zu bytes of 0x-hex)\n",
+			cli_error("%s: field %s %s (want %zu bytes of 0x-hex)",
 				path, record_hex_fields[k].key, r == -ENOENT ? "missing" : "malformed",
 				record_hex_fields[k].len);
 			goto out;
@@ -272,20 +304,20 @@ static int load_record(const char *path, struct registry_peer *rec)
 	r = -EINVAL;
 	i = json_get(&j, 0, "mode");
 	if (i < 0 || json_int64(&j, i, &v) < 0 || v < 0 || v > REGISTRY_MODE_WIREGUARD) {
-		fprintf(stderr, "dstack-p2p chain: %s: mode must be 0 or 1\n", path);
+		cli_error("%s: mode must be 0 or 1", path);
 		goto out;
 	}
 	rec->mode = (uint8_t)v;
 	i = json_get(&j, 0, "nonce");
 	if (i < 0 || json_int64(&j, i, &v) < 0 || v < 0) {
-		fprintf(stderr, "dstack-p2p chain: %s: nonce must be a non-negative integer\n", path);
+		cli_error("%s: nonce must be a non-negative integer", path);
 		goto out;
 	}
 	rec->nonce = (uint64_t)v;
 	i = json_get(&j, 0, "endpoint");
 	if (i < 0 || json_strdup(&j, i, &rec->endpoint) < 0 ||
 	    strlen(rec->endpoint) > REGISTRY_ENDPOINT_MAX) {
-		fprintf(stderr, "dstack-p2p chain: %s: endpoint missing or longer than %d bytes\n",
+		cli_error("%s: endpoint missing or longer than %d bytes",
 			path, REGISTRY_ENDPOINT_MAX);
 		goto out;
 	}
@@ -352,7 +384,7 @@ static int do_block(struct eth_rpc *rpc, const char *tag, bool json)
 static void print_skips(const struct registry_skip *skips, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "dstack-p2p chain: skipped peer entry %zu: %s\n", skips[i].index,
+		cli_error("skipped peer entry %zu: %s", skips[i].index,
 			skips[i].reason);
 }
 
@@ -402,7 +434,7 @@ static int do_instance(struct eth_rpc *rpc, const struct chain_opts *o, const ch
 	int r;
 
 	if (!addr_hex || hex_decode_exact(inst, 20, addr_hex, strlen(addr_hex)) < 0) {
-		fprintf(stderr, "dstack-p2p chain: instance: need a 20-byte instance id\n");
+		cli_error("instance: need a 20-byte instance id");
 		return 2;
 	}
 	if ((r = registry_token_of_instance(rpc, o->contract, inst, &token)) < 0)
@@ -440,7 +472,7 @@ static int do_logs(struct eth_rpc *rpc, const struct chain_opts *o)
 	int r;
 
 	if (!o->have_from) {
-		fprintf(stderr, "dstack-p2p chain: logs: --from is required\n");
+		cli_error("logs: --from is required");
 		return 2;
 	}
 	f.to_block = o->to;
@@ -493,7 +525,7 @@ static int do_watch(struct eth_rpc *rpc, const struct chain_opts *o)
 			break;
 		}
 		if (r < 0) {
-			fprintf(stderr, "dstack-p2p chain: poll: %s\n", eth_rpc_last_error(rpc));
+			cli_error("poll: %s", eth_rpc_last_error(rpc));
 			continue;
 		}
 		if (!changed)
@@ -531,12 +563,12 @@ static int load_calldata(const struct chain_opts *o, struct buf *calldata)
 		return r;
 	}
 	if (!o->calldata) {
-		fprintf(stderr, "dstack-p2p chain: need --record FILE or --calldata FILE\n");
+		cli_error("need --record FILE or --calldata FILE");
 		return -EINVAL;
 	}
 	r = read_file(o->calldata, &text, 2 * RECORD_FILE_MAX);
 	if (r < 0) {
-		fprintf(stderr, "dstack-p2p chain: reading %s: %s\n", o->calldata, errstr(r));
+		cli_error("reading %s: %s", o->calldata, errstr(r));
 		return r;
 	}
 	len = strcspn((const char *)text.data, " \t\r\n");
@@ -550,7 +582,7 @@ static int load_calldata(const struct chain_opts *o, struct buf *calldata)
 		free(bytes);
 	}
 	if (r < 0)
-		fprintf(stderr, "dstack-p2p chain: %s does not hold hex calldata\n", o->calldata);
+		cli_error("%s does not hold hex calldata", o->calldata);
 	buf_free(&text);
 	return r < 0 ? r : 0;
 }
@@ -580,12 +612,12 @@ static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
 
 	buf_init(&calldata, 0);
 	if (!key_hex) {
-		fprintf(stderr, "dstack-p2p chain: no paying key in $%s\n", o->key_env);
+		cli_error("no paying key in $%s", o->key_env);
 		goto out;
 	}
 	key = secret_alloc(32);
 	if (!key || hex_decode_exact(key, 32, key_hex, strlen(key_hex)) < 0) {
-		fprintf(stderr, "dstack-p2p chain: $%s is not a 32-byte hex key\n", o->key_env);
+		cli_error("$%s is not a 32-byte hex key", o->key_env);
 		goto out;
 	}
 	if (load_calldata(o, &calldata) < 0)
@@ -613,34 +645,25 @@ int cmd_chain(int argc, char **argv)
 {
 	struct chain_opts o = { 0 };
 	struct eth_rpc *rpc = NULL;
-	const char *action, *arg;
+	const char *name, *arg = NULL;
+	size_t action = 0;
 	int r, status;
 
-	if (wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	if (parse_opts(argc, argv, &o) < 0) {
-		usage(stderr);
-		return 2;
-	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
-	action = argv[optind];
-	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-	if (!strcmp(action, "calldata"))
+	status = parse_opts(argc, argv, &o, &action, &arg);
+	if (status >= 0)
+		return status;
+	name = actions[action].name;
+	if (!actions[action].rpc)
 		return do_calldata(&o);
 	if (!o.rpc) {
-		fprintf(stderr, "dstack-p2p chain: no RPC endpoint (--rpc or ETH_RPC_URL)\n");
-		return 2;
+		cli_error("no RPC endpoint (--rpc or ETH_RPC_URL)");
+		return CLI_EXIT_USAGE;
 	}
 	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o.rpc, .timeout_ms = o.timeout_ms,
 						  .max_log_range = o.max_log_range }, &rpc);
 	if (r < 0) {
-		fprintf(stderr, "dstack-p2p chain: bad --rpc '%s': %s\n", o.rpc, errstr(r));
-		return 2;
+		cli_error("bad --rpc '%s': %s", o.rpc, errstr(r));
+		return CLI_EXIT_USAGE;
 	}
 	if (o.expected_chain_id) {
 		uint64_t served;
@@ -649,41 +672,33 @@ int cmd_chain(int argc, char **argv)
 		r = eth_chain_id(rpc, &served);
 		if (r < 0 || served != o.expected_chain_id) {
 			if (r < 0)
-				fprintf(stderr, "dstack-p2p chain: eth_chainId: %s\n",
-					eth_rpc_last_error(rpc)[0] ? eth_rpc_last_error(rpc) : errstr(r));
+				cli_error("eth_chainId: %s",
+					  eth_rpc_last_error(rpc)[0] ? eth_rpc_last_error(rpc) : errstr(r));
 			else
-				fprintf(stderr, "dstack-p2p chain: the RPC serves chain %" PRIu64
-					", not the expected %" PRIu64 " (--chain-id)\n", served, o.expected_chain_id);
+				cli_error("the RPC serves chain %" PRIu64 ", not the expected %" PRIu64
+					  " (--chain-id)", served, o.expected_chain_id);
 			eth_rpc_free(rpc);
-			return 1;
+			return CLI_EXIT_FAILURE;
 		}
 	}
-	if (!strcmp(action, "id")) {
+	if (!strcmp(name, "id"))
 		status = do_id(rpc);
-	} else if (!strcmp(action, "block")) {
+	else if (!strcmp(name, "block"))
 		status = do_block(rpc, arg ? arg : "latest", o.json);
-	} else if (!strcmp(action, "peers") || !strcmp(action, "instance") ||
-		   !strcmp(action, "kms-root") || !strcmp(action, "logs") ||
-		   !strcmp(action, "watch") || !strcmp(action, "send-registration")) {
-		if (need_contract(&o) < 0)
-			status = 2;
-		else if (!strcmp(action, "peers"))
-			status = do_peers(rpc, &o);
-		else if (!strcmp(action, "instance"))
-			status = do_instance(rpc, &o, arg);
-		else if (!strcmp(action, "kms-root"))
-			status = do_kms_root(rpc, &o);
-		else if (!strcmp(action, "logs"))
-			status = do_logs(rpc, &o);
-		else if (!strcmp(action, "watch"))
-			status = do_watch(rpc, &o);
-		else
-			status = do_send(rpc, &o);
-	} else {
-		fprintf(stderr, "dstack-p2p chain: unknown command '%s'\n\n", action);
-		usage(stderr);
-		status = 2;
-	}
+	else if (need_contract(&o) < 0)
+		status = CLI_EXIT_USAGE;
+	else if (!strcmp(name, "peers"))
+		status = do_peers(rpc, &o);
+	else if (!strcmp(name, "instance"))
+		status = do_instance(rpc, &o, arg);
+	else if (!strcmp(name, "kms-root"))
+		status = do_kms_root(rpc, &o);
+	else if (!strcmp(name, "logs"))
+		status = do_logs(rpc, &o);
+	else if (!strcmp(name, "watch"))
+		status = do_watch(rpc, &o);
+	else
+		status = do_send(rpc, &o);
 	eth_rpc_free(rpc);
 	return status;
 }

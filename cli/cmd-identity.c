@@ -1,28 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /* dstack-p2p identity: this node's ids and public keys from the guest agent; never private keys. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "attest/attest.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 #include "netlink/netlink.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: dstack-p2p identity [--agent ENDPOINT] [--kms-root ADDRESS] [--json]\n\n"
-		"Print this node's instance id, app id, node key address and WireGuard public key,\n"
-		"as derived from the dstack guest agent (docs/keys.md). Private keys are never shown.\n\n"
-		"  --agent ENDPOINT    guest agent socket path or http(s):// URL\n"
-		"                      (default: $%s, then /var/run/dstack.sock\n"
-		"                      and the other standard paths)\n"
-		"  --kms-root ADDRESS  also verify the key's signature chain against this KMS root\n"
-		"  --json              one JSON object instead of text\n\n"
-		"Exit status: 0 ok, 1 guest agent error, 2 usage, 3 the chain does not verify\n"
-		"to --kms-root.\n", ATTEST_AGENT_ENV);
-}
+enum { O_AGENT = 256, O_KMS_ROOT, O_JSON };
+
+static const struct cli_opt opts[] = {
+	{ "agent", O_AGENT, "ENDPOINT", "guest agent socket path or http(s):// URL\n(default: $" ATTEST_AGENT_ENV
+	  ", then /var/run/dstack.sock\nand the other standard paths)" },
+	{ "kms-root", O_KMS_ROOT, "ADDRESS", "also verify the key's signature chain against this\nKMS root (0x and 40 hex digits)" },
+	{ "json", O_JSON, NULL, "one JSON object instead of text" },
+	{ 0 },
+};
+
+static const struct cli_cmd cmd = {
+	.name = "identity",
+	.synopsis = "[--agent ENDPOINT] [--kms-root ADDRESS] [--json]",
+	.about = "Print this node's instance id, app id, node key address and WireGuard public key,\n"
+		 "as derived from the dstack guest agent (docs/keys.md). Private keys are never shown.",
+	.opts = opts,
+	.footer = "Exit status: 0 ok, 1 guest agent error, 2 usage, 3 the chain does not verify\n"
+		  "to --kms-root.",
+};
 
 static void print_hex(bool json, const char *name, const uint8_t *p, size_t n, bool last)
 {
@@ -37,51 +42,39 @@ static void print_hex(bool json, const char *name, const uint8_t *p, size_t n, b
 
 int cmd_identity(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "agent", required_argument, NULL, 'a' },
-		{ "kms-root", required_argument, NULL, 'k' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
 	const char *agent = NULL, *kms_root_hex = NULL;
 	enum attest_verdict verdict = ATTEST_VALID;
 	struct attest_client *client = NULL;
 	struct attest_identity id;
 	char wg_b64[WG_KEY_B64_LEN];
 	uint8_t kms_root[20];
+	struct cli_args a;
 	bool json = false;
-	int c, r, status = 1;
+	int c, r, status = CLI_EXIT_FAILURE;
 
-	if (wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0) {
 		switch (c) {
-		case 'a': agent = optarg; break;
-		case 'k': kms_root_hex = optarg; break;
-		case 'j': json = true; break;
-		default: usage(stderr); return 2;
+		case O_AGENT: agent = a.value; break;
+		case O_KMS_ROOT:
+			kms_root_hex = a.value;
+			if (hex_decode_exact(kms_root, 20, kms_root_hex, strlen(kms_root_hex)) < 0)
+				return cli_bad_value(&a, "want a 20-byte address, 0x and 40 hex digits");
+			break;
+		case O_JSON: json = true; break;
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (kms_root_hex && hex_decode_exact(kms_root, 20, kms_root_hex, strlen(kms_root_hex)) < 0) {
-		fprintf(stderr, "dstack-p2p identity: --kms-root wants a 20-byte address\n");
-		return 2;
-	}
+	if (c == CLI_STOP)
+		return a.status;
 
 	r = attest_client_new(agent, &client);
 	if (r < 0) {
-		fprintf(stderr, "dstack-p2p identity: %s\n", errstr(r));
-		return 1;
+		cli_error("%s", errstr(r));
+		return CLI_EXIT_FAILURE;
 	}
 	r = attest_load_identity(client, &id, NULL);
 	if (r < 0) {
-		fprintf(stderr, "dstack-p2p identity: %s\n", attest_client_error(client));
+		cli_error("%s", attest_client_error(client));
 		goto out;
 	}
 	if (kms_root_hex) {
@@ -115,9 +108,9 @@ int cmd_identity(int argc, char **argv)
 		if (kms_root_hex)
 			printf("%-21s %s\n", "chain", attest_verdict_str(verdict));
 	}
-	status = verdict == ATTEST_VALID ? 0 : 3;
+	status = verdict == ATTEST_VALID ? CLI_EXIT_OK : CLI_EXIT_NEGATIVE;
 	if (status)
-		fprintf(stderr, "dstack-p2p identity: signature chain: %s\n", attest_verdict_str(verdict));
+		cli_error("signature chain: %s", attest_verdict_str(verdict));
 out:
 	attest_client_free(client);
 	return status;

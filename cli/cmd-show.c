@@ -12,19 +12,34 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 #include "netlink/netlink.h"
 
 enum show_format { SHOW_HUMAN, SHOW_JSON, SHOW_DUMP };
 
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: dstack-p2p show [IFNAME] [--json | --dump] [--backend kernel|uapi|auto]\n\n"
-		   "Shows WireGuard interfaces (all of them without IFNAME) through dstack-p2p's own\n"
-		   "netlink code. --dump prints `wg show IFNAME dump`'s format with the private key\n"
-		   "replaced by (hidden). Keys are never printed, only public keys.\n");
-}
+enum { O_JSON = 256, O_DUMP, O_BACKEND };
+
+static const struct cli_opt opts[] = {
+	{ "json", O_JSON, NULL, "one JSON object: {\"interfaces\":[...]}" },
+	{ "dump", O_DUMP, NULL, "`wg show IFNAME dump`'s tab-separated format, keys hidden" },
+	{ "backend", O_BACKEND, "KIND", "kernel, uapi (a userspace implementation's socket)\n"
+	  "or auto (default: the userspace socket if one exists)" },
+	{ 0 },
+};
+
+static const struct cli_cmd cmd = {
+	.name = "show",
+	.synopsis = "[IFNAME] [--json | --dump] [--backend kernel|uapi|auto]",
+	.about = "Shows WireGuard interfaces (all of them without IFNAME) through dstack-p2p's own\n"
+		 "netlink code. --dump prints `wg show IFNAME dump`'s format with the private key\n"
+		 "replaced by (hidden). Keys are never printed, only public keys.",
+	.opts = opts,
+	.max_operands = 1,
+	.footer = "Exit status: 0 shown (also when there is none), 1 an interface cannot be read,\n"
+		  "2 usage.",
+};
 
 static void print_allowedips(const struct wg_peer *p, const char *sep, bool quoted)
 {
@@ -173,7 +188,7 @@ static int show_one(const char *ifname, const char *kind, enum show_format forma
 	if (r == 0)
 		r = wg_get_device(b, ifname, &dev);
 	if (r < 0) {
-		log_error("show %s: %s", ifname, netlink_strerror(r));
+		cli_error("%s: %s", ifname, netlink_strerror(r));
 		goto out;
 	}
 	name = wg_backend_kind(b) == WG_BACKEND_KERNEL ? "kernel" : "userspace";
@@ -214,39 +229,39 @@ int cmd_show(int argc, char **argv)
 	enum show_format format = SHOW_HUMAN;
 	const char *ifname = NULL, *kind = "auto";
 	struct if_nameindex *ifs;
-	int r = 0, shown = 0;
+	struct cli_args a;
+	int c, r = 0, shown = 0;
 
-	if (wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			format = SHOW_JSON;
-		else if (!strcmp(argv[i], "--dump"))
-			format = SHOW_DUMP;
-		else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
-			kind = argv[++i];
-		else if (argv[i][0] != '-' && !ifname)
-			ifname = argv[i];
-		else {
-			usage(stderr);
-			return 2;
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0) {
+		switch (c) {
+		case O_JSON: format = SHOW_JSON; break;
+		case O_DUMP: format = SHOW_DUMP; break;
+		case O_BACKEND:
+			kind = a.value;
+			if (strcmp(kind, "auto") && strcmp(kind, "kernel") && strcmp(kind, "uapi"))
+				return cli_bad_value(&a, "want kernel, uapi or auto");
+			break;
 		}
 	}
-	if (strcmp(kind, "auto") && strcmp(kind, "kernel") && strcmp(kind, "uapi")) {
-		usage(stderr);
-		return 2;
-	}
+	if (c == CLI_STOP)
+		return a.status;
+	if (a.n_operands)
+		ifname = a.operands[0];
 	if (format == SHOW_JSON)
 		printf("{\"interfaces\":[");
-	if (ifname) {
+	if (ifname && !is_wireguard(ifname)) {
+		/* Say what is wrong with the name rather than how to start an interface by it. */
+		cli_error(if_nametoindex(ifname) ? "%s is not a WireGuard interface"
+			  : "no interface %s (and no userspace WireGuard serves one by that name)", ifname);
+		r = -ENODEV;
+	} else if (ifname) {
 		r = show_one(ifname, kind, format, true);
 	} else {
 		ifs = if_nameindex();
 		if (!ifs) {
-			log_error("show: listing interfaces: %s", errstr(-errno));
-			return 1;
+			cli_error("listing interfaces: %s", errstr(-errno));
+			return CLI_EXIT_FAILURE;
 		}
 		for (struct if_nameindex *i = ifs; i->if_index; i++) {
 			if (!is_wireguard(i->if_name))
@@ -259,5 +274,5 @@ int cmd_show(int argc, char **argv)
 	}
 	if (format == SHOW_JSON)
 		printf("]}\n");
-	return r < 0 ? 1 : 0;
+	return r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

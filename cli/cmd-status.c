@@ -1,45 +1,86 @@
 /* SPDX-License-Identifier: MIT */
-/* dstack-p2p status: identity, interface and every peer with its live WireGuard state. */
+/* dstack-p2p status: identity, interface and every peer with its live WireGuard state; health. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/status-doc.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: dstack-p2p status [--json] [--control PATH] [--contract ADDR] [--rpc URLS]\n"
-		   "                         [--interface NAME] [--mode MODE]\n\n"
-		   "Show this node's identity, interface and peers (token, address, endpoint,\n"
-		   "last handshake, transfer, verification) as the running agent sees them.\n"
-		   "Without a running agent, read them from the kernel and the chain, configured\n"
-		   "like the agent (flags, environment, /etc/dstack-p2p.conf or $P2P_CONFIG).\n\n"
-		   "  --json          the status document\n"
-		   "  --control PATH  the agent's control socket (env DSTACK_P2P_CONTROL)\n");
-}
+#define DEFAULT_CONFIG_FILE "/etc/dstack-p2p.conf"
 
-/* String member of object obj, or "" (the value is copied into a bounded buffer). */
+enum { O_JSON = 256, O_CONTROL, O_CONTRACT, O_RPC, O_INTERFACE, O_MODE };
+
+static const struct cli_opt opts[] = {
+	{ "json", O_JSON, NULL, "the status document, one line of JSON" },
+	{ "control", O_CONTROL, "PATH", "the agent's control socket (env DSTACK_P2P_CONTROL)" },
+	{ "contract", O_CONTRACT, "ADDR", "without an agent: the cluster contract [CLUSTER_CONTRACT]" },
+	{ "rpc", O_RPC, "URLS", "without an agent: JSON-RPC URL(s) [ETH_RPC_URL]" },
+	{ "interface", O_INTERFACE, "NAME", "without an agent: the WireGuard interface [P2P_INTERFACE]" },
+	{ "mode", O_MODE, "MODE", "without an agent: wireguard or tls [P2P_MODE]" },
+	{ 0 },
+};
+
+/* The flags that configure status without an agent, by their configuration names. */
+static const char *const override_names[] = {
+	[O_CONTRACT - O_CONTRACT] = "CLUSTER_CONTRACT",
+	[O_RPC - O_CONTRACT] = "ETH_RPC_URL",
+	[O_INTERFACE - O_CONTRACT] = "P2P_INTERFACE",
+	[O_MODE - O_CONTRACT] = "P2P_MODE",
+};
+
+static const struct cli_cmd cmd = {
+	.name = "status",
+	.synopsis = "[--json] [--control PATH] [--contract ADDR] [--rpc URLS]\n"
+		    "                         [--interface NAME] [--mode MODE]",
+	.about = "Show this node's identity, interface and peers (token, address, endpoint,\n"
+		 "last handshake, transfer, verification) as the running agent sees them, and\n"
+		 "whether it is healthy. Without a running agent, read them from the kernel and\n"
+		 "the chain, configured like the agent (flags, environment, " DEFAULT_CONFIG_FILE "\n"
+		 "or $P2P_CONFIG); the flags marked 'without an agent' are ignored when one answers.\n"
+		 "Fields not known yet are shown as unknown (null in JSON).",
+	.opts = opts,
+	.footer = "Exit status (usable as a HEALTHCHECK):\n"
+		  "  0  healthy: the agent answers, this node is registered, the RPC works,\n"
+		  "     no record was rejected\n"
+		  "  1  no status: the agent failed to answer, or without one the chain could not\n"
+		  "     be read\n"
+		  "  2  usage or configuration error\n"
+		  "  3  status printed, but not healthy (no agent running, not registered,\n"
+		  "     registry not read yet, RPC failing, records rejected)",
+};
+
+/* String member of object obj, or NULL when absent, null or empty (copied, bounded). */
 static const char *str(const struct json *j, int obj, const char *key, char *out, size_t cap)
 {
 	size_t len;
 	const char *s;
 	int i = json_get(j, obj, key);
 
-	out[0] = '\0';
-	if (i >= 0 && (j->tok[i].type == JSON_STRING || j->tok[i].type == JSON_PRIMITIVE)) {
-		s = json_raw(j, i, &len);
-		if (len >= cap)
-			len = cap - 1;
-		memcpy(out, s, len);
-		out[len] = '\0';
-	}
+	if (i < 0 || json_is_null(j, i) ||
+	    (j->tok[i].type != JSON_STRING && j->tok[i].type != JSON_PRIMITIVE))
+		return NULL;
+	s = json_raw(j, i, &len);
+	if (!len)
+		return NULL;
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(out, s, len);
+	out[len] = '\0';
 	return out;
+}
+
+/* The same, "unknown" when not known. */
+static const char *known(const struct json *j, int obj, const char *key, char *out, size_t cap)
+{
+	const char *s = str(j, obj, key, out, cap);
+
+	return s ? s : "unknown";
 }
 
 static long long num(const struct json *j, int obj, const char *key)
@@ -77,28 +118,39 @@ static void human_ago(char *out, size_t len, long long unix_s)
 		snprintf(out, len, "%lldm ago", ago / 60);
 }
 
-static void print_status(const struct json *j)
+static void print_node(const struct json *j)
 {
 	char a[128], b[128], c[128], d[300];
+	bool registered = json_eq(j, json_get(j, 0, "registered"), "true");
+
+	printf("instance    %s\n", known(j, 0, "instance_id", a, sizeof(a)));
+	printf("cluster     %s (chain %s), %s mode\n", known(j, 0, "contract", a, sizeof(a)),
+	       known(j, 0, "chain_id", b, sizeof(b)), known(j, 0, "mode", c, sizeof(c)));
+	printf("token       %s  address %s  %s\n", str(j, 0, "token", a, sizeof(a)) ? a : "none",
+	       str(j, 0, "address", b, sizeof(b)) ? b : "none", registered ? "registered" : "NOT registered");
+	printf("endpoint    %s\n", str(j, 0, "endpoint", d, sizeof(d)) ? d : "none");
+	if (str(j, 0, "interface", a, sizeof(a)))
+		printf("interface   %s (%s), port %s, public key %s\n", a, known(j, 0, "backend", b, sizeof(b)),
+		       known(j, 0, "listen_port", c, sizeof(c)), known(j, 0, "public_key", d, sizeof(d)));
+	if (str(j, 0, "last_sync_ms_ago", a, sizeof(a)))
+		printf("registry    block %s, read %s ms ago, RPC %s, %lld RPC calls\n",
+		       known(j, 0, "block", b, sizeof(b)), a,
+		       json_eq(j, json_get(j, 0, "rpc_ok"), "true") ? "ok" : "FAILING", num(j, 0, "rpc_calls"));
+	else
+		printf("registry    not read yet, RPC %s, %lld RPC calls\n",
+		       json_eq(j, json_get(j, 0, "rpc_ok"), "false") ? "FAILING" : "unknown",
+		       num(j, 0, "rpc_calls"));
+}
+
+static void print_peers(const struct json *j)
+{
+	char a[128], b[128], d[300];
 	int peers = json_get(j, 0, "peers"), rejected = json_get(j, 0, "rejected");
 
 	if (peers >= 0 && j->tok[peers].type != JSON_ARRAY)
 		peers = -1;
 	if (rejected >= 0 && j->tok[rejected].type != JSON_ARRAY)
 		rejected = -1;
-
-	printf("instance    0x%s\n", str(j, 0, "instance_id", a, sizeof(a)));
-	printf("cluster     %s (chain %lld), %s mode\n", str(j, 0, "contract", a, sizeof(a)),
-	       num(j, 0, "chain_id"), str(j, 0, "mode", b, sizeof(b)));
-	printf("token       %lld  address %s  %s\n", num(j, 0, "token"), str(j, 0, "address", a, sizeof(a)),
-	       json_eq(j, json_get(j, 0, "registered"), "true") ? "registered" : "NOT registered");
-	printf("endpoint    %s\n", str(j, 0, "endpoint", d, sizeof(d)));
-	if (*str(j, 0, "interface", a, sizeof(a)))
-		printf("interface   %s (%s), port %lld, public key %s\n", a, str(j, 0, "backend", b, sizeof(b)),
-		       num(j, 0, "listen_port"), str(j, 0, "public_key", c, sizeof(c)));
-	printf("registry    block %lld, read %lld ms ago, RPC %s, %lld RPC calls\n", num(j, 0, "block"),
-	       num(j, 0, "last_sync_ms_ago"), json_eq(j, json_get(j, 0, "rpc_ok"), "true") ? "ok" : "FAILING",
-	       num(j, 0, "rpc_calls"));
 	printf("\n%-6s %-12s %-28s %-12s %-22s %s\n", "TOKEN", "ADDRESS", "ENDPOINT", "HANDSHAKE",
 	       "TRANSFER rx/tx", "VERIFIED");
 	/* Walk each array in one pass: json_array_at per element would be quadratic. */
@@ -111,114 +163,122 @@ static void print_status(const struct json *j)
 		snprintf(xfer, sizeof(xfer), "%s / %s", rx, tx);
 		human_ago(hs, sizeof(hs), num(j, p, "last_handshake"));
 		printf("%-6lld %-12s %-28s %-12s %-22s %s\n", num(j, p, "token"),
-		       str(j, p, "address", a, sizeof(a)), str(j, p, "endpoint", d, sizeof(d)), hs, xfer,
-		       str(j, p, "verification", b, sizeof(b)));
+		       str(j, p, "address", a, sizeof(a)) ? a : "-", known(j, p, "endpoint", d, sizeof(d)),
+		       hs, xfer, known(j, p, "verification", b, sizeof(b)));
 	}
 	for (int k = 0, p = rejected + 1; rejected >= 0 && k < j->tok[rejected].size && p < j->ntok;
 	     k++, p = json_skip(j, p)) {
 		printf("%-6lld %-12s %-28s %-12s %-22s REJECTED: %s\n", num(j, p, "token"), "-", "-", "-", "-",
-		       str(j, p, "verification", d, sizeof(d)));
+		       known(j, p, "verification", d, sizeof(d)));
 	}
 }
 
-/* No agent: configure like the agent would be, then read the kernel and the chain. */
-static int status_without_agent(const char *overrides[4][2], struct buf *out)
+static void print_status(const struct json *j, const struct status_health *h)
 {
-	const char *file = getenv("P2P_CONFIG"), *bad = NULL;
+	print_node(j);
+	printf("health      %s%s\n", h->healthy ? "ok" : "NOT healthy: ", h->problems);
+	print_peers(j);
+}
+
+/* No agent: configure like the agent would be, then read the kernel and the chain. */
+static int status_without_agent(const char *const overrides[4], struct buf *out)
+{
 	struct mesh_config cfg;
 	char why[512];
-	int r, line;
+	int r;
 
 	mesh_config_init(&cfg);
-	if (!file && access("/etc/dstack-p2p.conf", R_OK) == 0)
-		file = "/etc/dstack-p2p.conf";
-	if (file && (r = mesh_config_load_file(&cfg, file, &line)) < 0) {
-		if (line)
-			fprintf(stderr, "dstack-p2p status: %s:%d: %s\n", file, line,
-				mesh_config_file_strerror(r, line));
-		else
-			fprintf(stderr, "dstack-p2p status: %s: %s\n", file, errstr(r));
-		return -EINVAL;
-	}
-	if (mesh_config_load_env(&cfg, &bad) < 0) {
-		fprintf(stderr, "dstack-p2p status: bad value in %s\n", bad);
-		return -EINVAL;
-	}
-	for (int i = 0; i < 4; i++) {
-		if (overrides[i][1] && mesh_config_set(&cfg, overrides[i][0], overrides[i][1]) < 0) {
-			fprintf(stderr, "dstack-p2p status: bad value for %s\n", overrides[i][0]);
-			return -EINVAL;
-		}
+	if (agent_config_load(&cfg, getenv("P2P_CONFIG")))
+		return CLI_EXIT_USAGE;
+	for (size_t i = 0; i < ARRAY_SIZE(override_names); i++)
+		if (overrides[i])
+			mesh_config_set(&cfg, override_names[i], overrides[i]);  /* checked when parsed */
+	if (!cfg.contract[0]) {
+		cli_error("no agent runs, and no cluster contract to read the chain with "
+			  "(--contract or CLUSTER_CONTRACT)");
+		return CLI_EXIT_USAGE;
 	}
 	r = mesh_status_standalone(&cfg, out, why, sizeof(why));
-	if (r < 0)
-		fprintf(stderr, "dstack-p2p status: no agent runs, and reading the chain failed: %s\n", why);
-	return r;
+	if (r < 0) {
+		cli_error("no agent runs, and reading the chain failed: %s", why);
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* The document out, normalized, in the form asked for; the exit status. */
+static int print_document(const struct buf *reply, bool standalone, bool as_json)
+{
+	struct status_health health;
+	struct buf doc;
+	struct json j;
+	int r;
+
+	buf_init(&doc, 2 << 20);
+	r = status_doc_normalize((const char *)reply->data, reply->len, standalone, &doc, &health);
+	if (r < 0) {
+		if (r == -EBADMSG)
+			cli_error("the agent's reply is not a status document");
+		else
+			cli_error("the agent's reply: %s", errstr(r));
+		buf_free(&doc);
+		return CLI_EXIT_FAILURE;
+	}
+	if (as_json) {
+		printf("%s\n", (const char *)doc.data);
+	} else if (json_parse(&j, (const char *)doc.data, doc.len, 1 << 14) == 0) {
+		if (standalone)
+			printf("(no agent running: read from the kernel and the chain)\n");
+		print_status(&j, &health);
+		json_free(&j);
+	}
+	buf_free(&doc);
+	if (!health.healthy)
+		cli_error("not healthy: %s", health.problems);
+	return health.healthy ? CLI_EXIT_OK : CLI_EXIT_NEGATIVE;
 }
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "control", required_argument, NULL, 'c' },
-		{ "contract", required_argument, NULL, 'C' },
-		{ "rpc", required_argument, NULL, 'r' },
-		{ "interface", required_argument, NULL, 'i' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ 0 },
-	};
-	const char *control = NULL, *overrides[4][2] = { { "CLUSTER_CONTRACT" }, { "ETH_RPC_URL" },
-							{ "P2P_INTERFACE" }, { "P2P_MODE" } };
+	const char *control = NULL, *overrides[ARRAY_SIZE(override_names)] = { NULL };
 	bool as_json = false, standalone = false;
+	struct mesh_config check;
+	struct cli_args a;
 	struct buf reply;
-	struct json j;
-	int c, r;
+	int c, r, status;
 
-	if (wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	mesh_config_init(&check);
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0) {
 		switch (c) {
-		case 'j': as_json = true; break;
-		case 'c': control = optarg; break;
-		case 'C': overrides[0][1] = optarg; break;
-		case 'r': overrides[1][1] = optarg; break;
-		case 'i': overrides[2][1] = optarg; break;
-		case 'm': overrides[3][1] = optarg; break;
-		default: usage(stderr); return 2;
+		case O_JSON: as_json = true; break;
+		case O_CONTROL: control = a.value; break;
+		default:
+			/* Checked now, whether or not an agent answers: a typo is a typo. */
+			if (mesh_config_set(&check, override_names[c - O_CONTRACT], a.value) < 0)
+				return cli_bad_value(&a, c == O_MODE ? "want wireguard (or wg) or tls"
+						   : c == O_CONTRACT ? "want 0x and 40 hex digits"
+						   : "see dstack-p2p-status(1)");
+			overrides[c - O_CONTRACT] = a.value;
 		}
 	}
+	if (c == CLI_STOP)
+		return a.status;
 	control = mesh_control_path(control);
 	buf_init(&reply, 1 << 20);
 	r = mesh_control_query(control, "status", &reply, 5000);
 	if (r == -ENOENT || r == -ECONNREFUSED) {
 		buf_reset(&reply);
-		r = status_without_agent(overrides, &reply);
 		standalone = true;
-	}
-	if (r < 0) {
-		if (!standalone)
-			fprintf(stderr, "dstack-p2p status: the agent at %s: %s\n", control, errstr(r));
-		buf_free(&reply);
-		return 1;
-	}
-	if (standalone && !as_json)
-		printf("(no agent running: read from the kernel and the chain)\n");
-	if (as_json) {
-		fputs((const char *)reply.data, stdout);
+		status = status_without_agent(overrides, &reply);
+	} else if (r < 0) {
+		cli_error("the agent at %s: %s", control, errstr(r));
+		status = CLI_EXIT_FAILURE;
 	} else {
-		bool parsed = json_parse(&j, (const char *)reply.data, reply.len, 1 << 14) == 0;
-
-		if (parsed && j.ntok > 0 && j.tok[0].type == JSON_OBJECT) {
-			print_status(&j);
-		} else {
-			fprintf(stderr, "dstack-p2p status: the agent's reply is not a status document\n");
-			r = -EBADMSG;
-		}
-		if (parsed)
-			json_free(&j);
+		status = CLI_EXIT_OK;
 	}
+	if (status == CLI_EXIT_OK)
+		status = print_document(&reply, standalone, as_json);
 	buf_free(&reply);
-	return r < 0 ? 1 : 0;
+	return status;
 }

@@ -1,25 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /* dstack-p2p wait: the startup gate; exits 0 once this instance is registered in the cluster. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: dstack-p2p wait [--timeout SECONDS] [--control PATH]\n\n"
-		   "Exit 0 once the local agent reports this instance registered in the cluster,\n"
-		   "1 when the timeout (default 300 s) passes first. For docker-compose:\n"
-		   "  depends_on: { p2p-wait: { condition: service_completed_successfully } }\n\n"
-		   "  --timeout S     give up after S seconds\n"
-		   "  --control PATH  the agent's control socket (env DSTACK_P2P_CONTROL)\n");
-}
+#define DEFAULT_TIMEOUT_S 300
+
+enum { O_TIMEOUT = 256, O_CONTROL };
+
+static const struct cli_opt opts[] = {
+	{ "timeout", O_TIMEOUT, "SECONDS", "give up after SECONDS, 0 to 86400 (default 300)" },
+	{ "control", O_CONTROL, "PATH", "the agent's control socket (env DSTACK_P2P_CONTROL)" },
+	{ 0 },
+};
+
+static const struct cli_cmd cmd = {
+	.name = "wait",
+	.synopsis = "[--timeout SECONDS] [--control PATH]",
+	.about = "Exit 0 once the local agent reports this instance registered in the cluster.\n"
+		 "Says on standard error what it waits for (no agent yet, or the registration),\n"
+		 "once each time that changes. For docker-compose:\n"
+		 "  depends_on: { p2p-wait: { condition: service_completed_successfully } }",
+	.opts = opts,
+	.footer = "Exit status: 0 registered, 1 the timeout passed first, 2 usage.",
+};
+
+/* What the agent's peers document says; the states wait reports. */
+enum wait_state { W_NONE, W_NO_AGENT, W_AGENT_ERROR, W_NOT_REGISTERED, W_REGISTERED };
 
 /* The peers document says registered: true. */
 static bool reply_says_registered(const struct buf *reply)
@@ -37,58 +51,82 @@ static bool reply_says_registered(const struct buf *reply)
 	return registered;
 }
 
+static enum wait_state ask(const char *control, int *err)
+{
+	struct buf reply;
+	enum wait_state s;
+
+	buf_init(&reply, 1 << 20);
+	*err = mesh_control_query(control, "peers", &reply, 2000);
+	if (*err == -ENOENT || *err == -ECONNREFUSED)
+		s = W_NO_AGENT;
+	else if (*err < 0)
+		s = W_AGENT_ERROR;
+	else
+		s = reply_says_registered(&reply) ? W_REGISTERED : W_NOT_REGISTERED;
+	buf_free(&reply);
+	return s;
+}
+
+/* Why we are still waiting, in words; buf holds the text. */
+static const char *why(enum wait_state s, int err, const char *control, char *buf, size_t len)
+{
+	if (s == W_NO_AGENT)
+		snprintf(buf, len, "no agent listens on %s yet (%s)", control, errstr(err));
+	else if (s == W_AGENT_ERROR)
+		snprintf(buf, len, "the agent at %s does not answer: %s", control, errstr(err));
+	else
+		snprintf(buf, len, "the agent runs; this instance is not registered yet");
+	return buf;
+}
+
+static int parse_timeout(const char *s, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	return errno || end == s || *end || *out < 0 || *out > 86400 ? -EINVAL : 0;
+}
+
 int cmd_wait(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "timeout", required_argument, NULL, 't' },
-		{ "control", required_argument, NULL, 'c' },
-		{ 0 },
-	};
 	const char *control = NULL;
-	long timeout_s = 300;
+	enum wait_state s, said = W_NONE;
+	long timeout_s = DEFAULT_TIMEOUT_S;
+	struct cli_args a;
 	uint64_t deadline;
-	int c, last = 0;
+	char text[512];
+	int c, err;
 
-	if (wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0) {
 		switch (c) {
-		case 't': {
-			char *end;
-
-			timeout_s = strtol(optarg, &end, 10);
-			if (*end || timeout_s < 0 || timeout_s > 86400) {
-				fprintf(stderr, "dstack-p2p wait: bad --timeout '%s'\n", optarg);
-				return 2;
-			}
+		case O_TIMEOUT:
+			if (parse_timeout(a.value, &timeout_s) < 0)
+				return cli_bad_value(&a, "want whole seconds, 0 to 86400");
 			break;
-		}
-		case 'c': control = optarg; break;
-		default: usage(stderr); return 2;
+		case O_CONTROL: control = a.value; break;
 		}
 	}
+	if (c == CLI_STOP)
+		return a.status;
 	control = mesh_control_path(control);
 	deadline = now_ms() + (uint64_t)timeout_s * 1000;
 	for (;;) {
-		struct buf reply;
-		bool done;
-
-		buf_init(&reply, 1 << 20);
-		last = mesh_control_query(control, "peers", &reply, 2000);
-		done = last == 0 && reply_says_registered(&reply);
-		buf_free(&reply);
-		if (done) {
+		s = ask(control, &err);
+		if (s == W_REGISTERED) {
 			printf("registered\n");
-			return 0;
+			return CLI_EXIT_OK;
 		}
 		if (now_ms() >= deadline)
 			break;
-		/* The agent may not be up yet, or still waiting for its transaction. */
+		if (s != said) {
+			cli_error("waiting for the registration: %s", why(s, err, control, text, sizeof(text)));
+			said = s;
+		}
 		nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000000L }, NULL);
 	}
-	fprintf(stderr, "dstack-p2p wait: not registered after %ld s (%s)\n", timeout_s,
-		last < 0 ? errstr(last) : "the agent says not yet");
-	return 1;
+	cli_error("not registered after %ld s: %s", timeout_s, why(s, err, control, text, sizeof(text)));
+	return CLI_EXIT_FAILURE;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
 
@@ -30,12 +31,21 @@ bool wants_help(int argc, char **argv)
 
 int cmd_version(int argc, char **argv)
 {
-	if (wants_help(argc, argv)) {
-		printf("Usage: dstack-p2p version\n");
-		return 0;
-	}
+	static const struct cli_opt opts[] = { { 0 } };
+	static const struct cli_cmd cmd = {
+		.name = "version", .synopsis = "", .about = "Print the version.", .opts = opts,
+		.footer = "Exit status: 0, or 2 on a usage error.",
+	};
+	struct cli_args a;
+	int c;
+
+	cli_args_init(&a, &cmd, argc, argv);
+	while ((c = cli_next(&a)) > 0)
+		;
+	if (c == CLI_STOP)
+		return a.status;
 	printf("dstack-p2p %s\n", DSTACK_P2P_VERSION);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 static void usage(FILE *f)
@@ -45,25 +55,28 @@ static void usage(FILE *f)
 		   "Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
 		fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
-	fprintf(f, "\nRun 'dstack-p2p <command> --help' for a command's options.\n");
+	fprintf(f, "\nRun 'dstack-p2p <command> --help' for a command's options.\n"
+		   "Exit status: 0 ok, 1 failed at run time, 2 usage or configuration error,\n"
+		   "3 ran and the answer is no (status: not healthy).\n");
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
+		fprintf(stderr, "dstack-p2p: no command given\n");
 		usage(stderr);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version"))
-		return cmd_version(1, argv);
+		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
 		if (!strcmp(argv[1], subcommands[i].name))
 			return subcommands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "dstack-p2p: unknown command '%s'\n\n", argv[1]);
+	fprintf(stderr, "dstack-p2p: unknown command '%s'\n", argv[1]);
 	usage(stderr);
-	return 2;
+	return CLI_EXIT_USAGE;
 }

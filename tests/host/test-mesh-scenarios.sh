@@ -125,8 +125,13 @@ for i in 1 2 3 4; do
 	for t in $(seq 1 50); do grep -q "dropping the record of token ${H_TOKEN[5]}: registered in tls mode" "$H_RUN/agent$i.log" && break; sleep 0.1; done
 	grep -q "dropping the record of token ${H_TOKEN[5]}: registered in tls mode" "$H_RUN/agent$i.log" ||
 		h_die "node $i did not log why it dropped the tls record"
-	DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" status --json |
-		grep -q "\"rejected\":\[{\"token\":${H_TOKEN[5]}," || h_die "node $i's status does not show the rejection"
+	# A rejected record makes the node "up but not healthy": status exits 3 (its contract).
+	rc=0
+	st=$(DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" status --json 2>/dev/null) || rc=$?
+	[ "$rc" = 3 ] || h_die "node $i's status exits $rc with a record rejected, not 3"
+	echo "$st" | grep -q "\"rejected\":\[{\"token\":${H_TOKEN[5]}," || h_die "node $i's status does not show the rejection"
+	echo "$st" | grep -q '"healthy":false,"problems":\["1 record rejected"\]' ||
+		h_die "node $i's status does not name the rejection as its health problem"
 done
 h_mesh_matches 1 2 3 4 || h_die "a tls record changed the WireGuard peers"
 h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[5]}" >/dev/null
@@ -163,11 +168,15 @@ kill "${H_PID_AGENT[1]}"
 wait "${H_PID_AGENT[1]}" 2>/dev/null || true
 h_mesh_matches 1 2 3 || h_die "SIGTERM took node 1's peers down"
 h_ping 1 2 || h_die "node 1 cannot reach node 2 after its agent stopped"
+rc=0
 st=$(ip netns exec "$(h_ns 1)" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim1.sock" CLUSTER_CONTRACT="$H_CONTRACT" \
 	ETH_RPC_URL="$H_RPC" P2P_INTERFACE="$(h_if 1)" DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" \
-	"$H_BIN/dstack-p2p" status --json)
+	"$H_BIN/dstack-p2p" status --json 2>/dev/null) || rc=$?
+[ "$rc" = 3 ] || h_die "standalone status exits $rc, not 3 (no agent running)"
+echo "$st" | grep -q '"healthy":false,"problems":\["no agent running"\]' ||
+	h_die "standalone status does not say that no agent runs"
 for j in 2 3; do
-	echo "$st" | grep -q "\"token\":${H_TOKEN[$j]},\"instance_id\":\"${H_INSTANCE[$j]}\",\"address\":\"10.0.1.${H_TOKEN[$j]}\"" ||
+	echo "$st" | grep -q "\"token\":${H_TOKEN[$j]},\"instance_id\":\"0x${H_INSTANCE[$j]}\",\"address\":\"10.0.1.${H_TOKEN[$j]}\"" ||
 		h_die "standalone status lacks node $j"
 	echo "$st" | grep -q "\"public_key\":\"${H_PUB[$j]}\",\"configured\":true" ||
 		h_die "standalone status: node $j not configured on the device"
