@@ -19,16 +19,6 @@
 /* What one control client may cost the agent's loop, request and reply together. */
 #define CONTROL_CLIENT_MS 1000
 
-static int unix_address(const char *path, struct sockaddr_un *sun)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sun->sun_path, path);
-	return 0;
-}
-
 /* mkdir -p of path's parent directory, bounded by PATH_MAX. */
 static int make_parent_dir(const char *path)
 {
@@ -63,7 +53,7 @@ int control_listen(struct control_server *s, const char *path)
 	for (size_t i = 0; i < ARRAY_SIZE(s->watchers); i++)
 		s->watchers[i] = -1;
 	s->fd = -1;
-	r = unix_address(path, &sun);
+	r = unix_sockaddr(path, &sun);
 	if (r < 0)
 		return r;
 	r = make_parent_dir(path);
@@ -108,31 +98,6 @@ void control_close(struct control_server *s)
 	close(s->fd);
 	unlink(s->path);
 	s->fd = -1;
-}
-
-/*
- * Whole buffer or an error. The socket's send timeout bounds each send, the deadline
- * the whole: a client that reads a byte now and then must not hold the agent's loop.
- */
-static int send_all(int fd, const void *data, size_t len, uint64_t deadline)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t w;
-
-		if (now_ms() > deadline)
-			return -ETIMEDOUT;
-		w = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
 }
 
 int control_error(struct buf *out, const char *code, const char *message)
@@ -305,7 +270,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 				control_error(&out, "busy", "too many watchers; try again later");
 			else if (reply(ctx, &peers, &out) < 0)
 				control_error(&out, "internal", "no peers document");
-			if (buf_append(&out, "\n", 1) == 0 && send_all(fd, out.data, out.len, deadline) == 0 &&
+			if (buf_append(&out, "\n", 1) == 0 && unix_send_all(fd, out.data, out.len, deadline) == 0 &&
 			    i < ARRAY_SIZE(s->watchers)) {
 				s->watchers[i] = fd;
 				fd = -1;
@@ -313,7 +278,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		} else {
 			answer(&req, why, reply, ctx, &out);
 			if (buf_append(&out, "\n", 1) == 0)
-				send_all(fd, out.data, out.len, deadline);
+				unix_send_all(fd, out.data, out.len, deadline);
 		}
 		buf_free(&out);
 		if (fd >= 0)
@@ -332,92 +297,9 @@ void control_broadcast(struct control_server *s, const char *line)
 		if (fd < 0)
 			continue;
 		/* A watcher that stopped reading (or left) is dropped; it can reconnect. */
-		if (send_all(fd, line, len, deadline) < 0 || send_all(fd, "\n", 1, deadline) < 0) {
+		if (unix_send_all(fd, line, len, deadline) < 0 || unix_send_all(fd, "\n", 1, deadline) < 0) {
 			close(fd);
 			s->watchers[i] = -1;
 		}
 	}
-}
-
-/* ---- the client side: CLI commands and the C API ------------------------------------- */
-
-const char *mesh_control_path(const char *flag)
-{
-	const char *env = getenv("DSTACK_P2P_CONTROL");
-
-	if (flag && *flag)
-		return flag;
-	return env && *env ? env : MESH_DEFAULT_CONTROL;
-}
-
-static int control_connect(const char *path, int timeout_ms)
-{
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-	struct sockaddr_un sun;
-	int fd, r;
-
-	r = unix_address(path, &sun);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (timeout_ms > 0) {
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms)
-{
-	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
-	char chunk[4096];
-	int fd, r = 0;
-
-	fd = control_connect(path, timeout_ms > 0 ? timeout_ms : 5000);
-	if (fd < 0)
-		return fd;
-	r = send_all(fd, request, strlen(request), deadline);
-	if (r == 0)
-		r = send_all(fd, "\n", 1, deadline);
-	while (r == 0) {
-		ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
-
-		if (got == 0)
-			break;
-		if (got < 0) {
-			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
-			break;
-		}
-		r = buf_append(out, chunk, (size_t)got);
-		if (now_ms() > deadline)
-			r = -ETIMEDOUT;
-	}
-	close(fd);
-	if (r == 0)
-		r = buf_terminate(out);
-	return r;
-}
-
-int mesh_control_watch(const char *path)
-{
-	int fd = control_connect(path, 5000), r;
-	struct timeval none = { 0 };
-
-	if (fd < 0)
-		return fd;
-	r = send_all(fd, "watch\n", 6, now_ms() + 5000);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	/* The stream is long-lived: reads block until the next change. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-	return fd;
 }

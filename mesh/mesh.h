@@ -155,18 +155,4 @@ int mesh_agent_turn(struct mesh_agent *a);
  */
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len);
 
-/* ---- the control socket client (CLI and C API) ------------------------------------ */
-
-/* The control socket: flag (may be NULL) > $DSTACK_P2P_CONTROL > the default. */
-const char *mesh_control_path(const char *flag);
-
-/*
- * Ask the running agent: request is "peers", "status" or "watch". The reply (a JSON
- * document) lands in out. timeout_ms bounds the whole exchange. -ENOENT/-ECONNREFUSED
- * when no agent listens.
- */
-int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms);
-/* Open a "watch" stream; each line read from the fd is one JSON peers document. */
-int mesh_control_watch(const char *path);
-
 #endif

@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 
 #include "api/dstack-p2p.h"
+#include "api/internal.h"
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
@@ -94,10 +95,10 @@ Test(mesh_control, query_and_unknown_request)
 	struct buf b;
 
 	buf_init(&b, 4096);
-	cr_assert_eq(mesh_control_query(socket_path, "peers", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "peers", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"10.0.1.3\""));
 	buf_reset(&b);
-	cr_assert_eq(mesh_control_query(socket_path, "launch-missiles", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "launch-missiles", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "unknown request"));
 	buf_free(&b);
 	cr_assert_eq(control_listen(&(struct control_server){ 0 }, socket_path), -EADDRINUSE,
@@ -110,18 +111,18 @@ Test(mesh_control, versioned_requests_and_error_objects)
 	struct buf b;
 
 	buf_init(&b, 4096);
-	cr_assert_eq(mesh_control_query(socket_path, "{\"version\":1,\"request\":\"peers\"}", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "{\"version\":1,\"request\":\"peers\"}", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"10.0.1.3\""), "%s", (char *)b.data);
 	buf_reset(&b);
-	cr_assert_eq(mesh_control_query(socket_path, "{\"version\":2,\"request\":\"peers\"}", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "{\"version\":2,\"request\":\"peers\"}", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"code\":\"unsupported_version\""), "%s", (char *)b.data);
 	cr_assert(strstr((char *)b.data, "\"supported\":[1]"), "%s", (char *)b.data);
 	cr_assert(strstr((char *)b.data, "asked for version 2"), "%s", (char *)b.data);
 	buf_reset(&b);
-	cr_assert_eq(mesh_control_query(socket_path, "{\"request\":\"peers\"}", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "{\"request\":\"peers\"}", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"code\":\"bad_request\""), "%s", (char *)b.data);
 	buf_reset(&b);
-	cr_assert_eq(mesh_control_query(socket_path, "peers please", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "peers please", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"code\":\"bad_request\""), "%s", (char *)b.data);
 	buf_free(&b);
 }
@@ -207,7 +208,7 @@ Test(mesh_control, a_dripping_client_cannot_hold_the_server)
 	nanosleep(&ts, NULL);
 	buf_init(&b, 4096);
 	start = now_ms();
-	cr_assert_eq(mesh_control_query(socket_path, "peers", &b, 5000), 0);
+	cr_assert_eq(api_control_query(socket_path, "peers", &b, 5000), 0);
 	/* 60 bytes at 150 ms would hold it 9 s; a client gets about a second. */
 	cr_assert_lt(now_ms() - start, 2500, "the next client waited %llu ms",
 		     (unsigned long long)(now_ms() - start));
