@@ -316,6 +316,24 @@ int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], ui
 	return r;
 }
 
+int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce)
+{
+	struct abi_tuple t;
+	struct buf ret;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view_uint(rpc, contract, "leaderActionNonce(uint256)", token, &ret);
+	if (r == 0) {
+		abi_tuple_init(&t, ret.data, ret.len);
+		r = abi_get_uint(&t, 0, 64, nonce);
+		if (r < 0)
+			rpc_set_error(rpc, "leaderActionNonce: malformed return data (%zu bytes)", ret.len);
+	}
+	buf_free(&ret);
+	return r;
+}
+
 int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out)
 {
 	struct abi_tuple t;
