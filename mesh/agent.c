@@ -30,7 +30,7 @@
 /* ---- registration ----------------------------------------------------------------------- */
 
 /* The funded key that pays for our registration: hex in a file, into locked memory. */
-static int read_tx_key(const char *path, uint8_t *key)
+int agent_read_tx_key(const char *path, uint8_t *key)
 {
 	char text[80] = { 0 };
 	ssize_t n;
@@ -104,7 +104,7 @@ static int send_registration(struct mesh_agent *a)
 	}
 	if (a->cfg->tx_key_file[0]) {
 		tx_key = secret_alloc(32);
-		r = tx_key ? read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
 		if (r < 0) {
 			log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
 			goto out;
@@ -387,6 +387,13 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 		return agent_peers_json(a, out);
 	if (!strcmp(req->name, "status"))
 		return agent_status_json(a, out);
+	if (!strncmp(req->name, "leader.", 7)) {
+		int r = agent_leader_act(a, req, out);
+
+		if (r > 0)
+			publish_leader(a);
+		return r < 0 ? r : 0;
+	}
 	if (!strcmp(req->name, "leader")) {
 		int r = buf_printf(out, "{\"version\":%d,\"leader\":", CONTROL_VERSION);
 
@@ -433,7 +440,7 @@ static int load_funded_address(struct mesh_agent *a)
 
 	if (!key)
 		return -ENOMEM;
-	r = read_tx_key(a->cfg->tx_key_file, key);
+	r = agent_read_tx_key(a->cfg->tx_key_file, key);
 	if (r == 0)
 		r = eth_pubkey_from_secret(key, pub);
 	if (r == 0) {

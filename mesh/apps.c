@@ -141,3 +141,119 @@ int agent_leader_json(const struct mesh_agent *a, struct buf *out)
 			       l->token == a->st.token ? "true" : "false");
 	return r;
 }
+
+/* ---- leader election as a service: sign with the node key, send, reply ---------------- */
+
+/* How long a relayer may hold a signed leader call before it is void. */
+#define LEADER_CALL_VALID_S 600
+
+static int parse_action(const char *name, uint8_t *action)
+{
+	if (!strcmp(name, "leader.elect"))
+		*action = REGISTRY_LEADER_ELECT;
+	else if (!strcmp(name, "leader.heartbeat"))
+		*action = REGISTRY_LEADER_HEARTBEAT;
+	else if (!strcmp(name, "leader.vote"))
+		*action = REGISTRY_LEADER_VOTE;
+	else
+		return -ENOENT;
+	return 0;
+}
+
+/* The call as the node means it: its token, the target of a vote, a fresh nonce. */
+static int prepare_call(struct mesh_agent *a, const struct control_request *req, struct registry_leader_call *c,
+			struct buf *out)
+{
+	char msg[600];
+
+	c->token = a->st.token;
+	c->deadline = (uint64_t)time(NULL) + LEADER_CALL_VALID_S;
+	if (c->action == REGISTRY_LEADER_VOTE) {
+		c->no_confidence = req->no_confidence;
+		c->target = (uint64_t)req->target;
+		if (!c->target) {
+			struct registry_leader l;
+
+			if (cluster_leader_state(a->cluster, &l) < 0)
+				goto chain;
+			c->target = l.token;
+		}
+	}
+	if (cluster_leader_nonce(a->cluster, c->token, &c->nonce) < 0)
+		goto chain;
+	return 0;
+chain:
+	snprintf(msg, sizeof(msg), "reading the contract: %s", cluster_error(a->cluster));
+	control_error(out, "chain", msg);
+	return -EIO;
+}
+
+static int leader_reply(struct mesh_agent *a, const char *action, const uint8_t *tx_hash, struct buf *out)
+{
+	char hex[65];
+	int r;
+
+	/* Read the leadership again now, not at the next block. */
+	a->leader_known = false;
+	agent_follow_leader(a);
+	if (tx_hash)
+		hex_encode(hex, tx_hash, 32);
+	buf_reset(out);
+	r = buf_printf(out, "{\"version\":%d,\"action\":\"%s\",", CONTROL_VERSION, action);
+	if (r == 0)
+		r = tx_hash ? buf_printf(out, "\"tx\":\"0x%s\",\"relayed\":false,\"leader\":", hex)
+			    : buf_printf(out, "\"tx\":null,\"relayed\":true,\"leader\":");
+	if (r == 0)
+		r = agent_leader_json(a, out);
+	return r == 0 ? buf_printf(out, "}") : r;
+}
+
+int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out)
+{
+	struct registry_leader_call c = { 0 };
+	uint8_t tx_hash[32], *tx_key = NULL;
+	char msg[600];
+	int r;
+
+	if (parse_action(req->name, &c.action) < 0)
+		return -ENOENT;
+	if (!a->st.registered || !a->st.token || !a->chain_ready || !a->cluster) {
+		control_error(out, "not_registered", "this node has no registered record yet, so it cannot act");
+		return 0;
+	}
+	if (!a->cfg->tx_key_file[0] && !a->cfg->relayer_url[0]) {
+		control_error(out, "no_sender", "neither a funded key (P2P_TX_KEY_FILE) nor a relayer "
+			      "(P2P_RELAYER_URL) is configured to send the signed call");
+		return 0;
+	}
+	if (prepare_call(a, req, &c, out) < 0)
+		return 0;
+	r = registry_sign_leader_call(a->self.chain_id, a->self.contract, a->secrets->node_key, &c);
+	if (r < 0)
+		return r;
+	if (a->cfg->tx_key_file[0]) {
+		tx_key = secret_alloc(32);
+		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		if (r < 0) {
+			snprintf(msg, sizeof(msg), "reading the funded key from %.200s: %s", a->cfg->tx_key_file, errstr(r));
+			control_error(out, "no_sender", msg);
+			r = 0;
+			goto out;
+		}
+	}
+	log_info("%s: signed for token %llu (nonce %llu), sending %s", req->name, (unsigned long long)c.token,
+		 (unsigned long long)c.nonce, tx_key ? "with the funded key" : "to the relayer");
+	r = cluster_send_leader_call(a->cluster, &c, tx_key, a->cfg->relayer_url, tx_hash);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "%s", cluster_error(a->cluster));
+		log_warn("%s: %s", req->name, msg);
+		control_error(out, r == -EPERM ? "refused" : "chain", msg);
+		r = 0;
+		goto out;
+	}
+	r = leader_reply(a, req->name + 7, tx_key ? tx_hash : NULL, out);
+	r = r < 0 ? r : 1;
+out:
+	secret_free(tx_key, 32);
+	return r;
+}

@@ -277,6 +277,8 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 			}
 		} else {
 			answer(&req, why, reply, ctx, &out);
+			/* A leader call waits for its receipt: the client's second starts now. */
+			deadline = now_ms() + CONTROL_CLIENT_MS;
 			if (buf_append(&out, "\n", 1) == 0)
 				unix_send_all(fd, out.data, out.len, deadline);
 		}

@@ -95,6 +95,16 @@ int cluster_registration_calldata(const struct registry_peer *rec, struct buf *o
  */
 int cluster_send_registration(struct cluster *c, const struct registry_peer *rec,
 			      const uint8_t tx_key[static 32]);
+/* leaderActionNonce(token): the nonce the token's next signed leader call carries. */
+int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
+/*
+ * Send a signed leader call paid by tx_key (locked memory; waits for the receipt, bounded:
+ * a revert is -EPERM with the reason in cluster_error) or, with tx_key NULL, hand it to
+ * the relayer (tx_hash then stays unset).
+ */
+struct registry_leader_call;
+int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
+			     const char *relayer_url, uint8_t tx_hash[static 32]);
 /* labelOf(token) and leaderState() (chain/registry-abi.c). */
 int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
 int cluster_leader_state(struct cluster *c, struct registry_leader *out);
@@ -321,6 +331,15 @@ int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out);
 int agent_follow_leader(struct mesh_agent *a);
 /* {"token":..,"label":..,...} or null. */
 int agent_leader_json(const struct mesh_agent *a, struct buf *out);
+/*
+ * leader.elect / leader.heartbeat / leader.vote: sign with the node key, send through the
+ * funded key or the relayer, reply (docs/control-protocol.md). 1 when a call was sent
+ * (the leadership may have changed), 0 when out holds an error object, -ENOENT for
+ * another request, other negative errno.
+ */
+int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out);
+/* agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory). */
+int agent_read_tx_key(const char *path, uint8_t *key);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);

@@ -23,6 +23,8 @@ DEFAULT_ENDPOINT = "/run/dstack-p2p/control.sock"
 #: Longest reply line accepted; the agent's own bound is the same.
 MAX_REPLY_BYTES = 1 << 20
 MODES = ("wireguard", "tls")
+#: Seconds a leader call may take: the agent answers after the transaction's receipt.
+ACTION_TIMEOUT = 30.0
 
 _CONTRACT_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _REQUEST_RE = re.compile(r"^[a-z0-9._-]{1,31}$")
@@ -231,17 +233,19 @@ class DStackP2PSDK:
         body = {"version": PROTOCOL_VERSION, "request": name, **fields}
         return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
-    async def request(self, name: str, **fields: Any) -> Dict[str, Any]:
+    async def request(self, name: str, timeout: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         """Send one request (``peers``, ``status``, ``leader``, ...) and return its reply.
 
-        Raises AgentUnavailableError, AgentError (an error object), ProtocolError.
+        ``timeout`` (default: the handle's) bounds the wait for the reply. Raises
+        AgentUnavailableError, AgentError (an error object), ProtocolError.
         """
         line = self._request_line(name, fields)
+        wait = self.timeout if timeout is None else timeout
         reader, writer = await self._open()
         try:
             writer.write(line)
             await asyncio.wait_for(writer.drain(), self.timeout)
-            reply = await asyncio.wait_for(reader.readline(), self.timeout)
+            reply = await asyncio.wait_for(reader.readline(), wait)
         except asyncio.TimeoutError:
             raise AgentUnavailableError(f"the agent on {self.endpoint} did not answer in time") from None
         except ValueError:  # longer than the limit
@@ -394,13 +398,15 @@ class DStackP2PSDK:
         """Ask the agent to take the leadership for this node (the lease must be free or expired).
 
         The agent signs with the node key and sends through its funded key or relayer;
-        returns the agent's reply (the transaction and the leader after it).
+        returns the agent's reply: ``{"action", "tx", "relayed", "leader"}``. Raises
+        AgentError with code ``refused`` (the contract reverted, the reason in the
+        message), ``not_registered``, ``no_sender`` or ``chain``.
         """
-        return await self.request("leader.elect")
+        return await self.request("leader.elect", timeout=max(self.timeout, ACTION_TIMEOUT))
 
     async def heartbeat(self) -> Dict[str, Any]:
         """As the leader, extend the lease."""
-        return await self.request("leader.heartbeat")
+        return await self.request("leader.heartbeat", timeout=max(self.timeout, ACTION_TIMEOUT))
 
     async def vote_no_confidence(self, target: Optional[int] = None, withdraw: bool = False) -> Dict[str, Any]:
         """Vote no confidence in the leader (``target``: its token; None: the current one).
@@ -410,4 +416,4 @@ class DStackP2PSDK:
         fields: Dict[str, Any] = {"no_confidence": not withdraw}
         if target is not None:
             fields["target"] = int(target)
-        return await self.request("leader.vote", **fields)
+        return await self.request("leader.vote", timeout=max(self.timeout, ACTION_TIMEOUT), **fields)

@@ -153,3 +153,72 @@ def test_monitor_sees_a_join_a_burn_and_an_agent_restart(mesh):
     asyncio.run(scenario())
     # Every list the callback saw was a real change (no repeats in a row).
     assert all(a != b for a, b in zip(lists, lists[1:]))
+
+
+def test_leader_elect_heartbeat_and_vote_move_the_leader_on_chain(mesh):
+    """Node 1 takes the lease, another node is refused it, node 1 extends it, and
+    requiredVotes() votes of no confidence of the others move it to the next token.
+    Every step is checked with `cast call` on the contract."""
+    from dstack_p2p import AgentError
+
+    s1 = DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(1))
+    d1 = asyncio.run(s1.document())
+    live = {1: mesh.tokens[1]}
+    live.update({i: t for i, t in mesh.tokens.items() if any(m.token == t for m in d1.members)})
+    others = sorted(i for i in live if i != 1)
+    sdk = {i: DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(i)) for i in live}
+    inst = {i: "0x" + asyncio.run(sdk[i].document()).instance_id for i in live}
+    other = others[0]
+
+    def on_chain() -> str:
+        return mesh.call("currentLeader()(address)").lower()
+
+    def expiry() -> int:
+        return int(mesh.call("leadershipExpiry()(uint64)").split()[0])
+
+    assert on_chain() == "0x" + "0" * 40
+    assert asyncio.run(s1.leader()) is None
+
+    reply = asyncio.run(s1.elect())
+    assert reply["tx"].startswith("0x") and reply["relayed"] is False
+    assert on_chain() == inst[1]
+    lead = asyncio.run(s1.leader())
+    assert lead is not None and lead.token == mesh.tokens[1] and lead.is_self and lead.label == "node-1"
+    assert wait_until(lambda: (asyncio.run(sdk[other].leader()) or lead).token == mesh.tokens[1] and
+                      not asyncio.run(sdk[other].leader()).is_self)
+
+    # The lease is held: another node cannot take it; the contract's reason comes back.
+    with pytest.raises(AgentError) as refused:
+        asyncio.run(sdk[other].elect())
+    assert refused.value.code == "refused" and "LeaderStillActive" in refused.value.message
+    assert on_chain() == inst[1]
+
+    mesh.cast("rpc", "evm_increaseTime", "30")
+    before = expiry()
+    asyncio.run(s1.heartbeat())
+    assert expiry() > before
+    with pytest.raises(AgentError) as not_leader:
+        asyncio.run(sdk[other].heartbeat())
+    assert "NotCurrentLeader" in not_leader.value.message
+
+    # f+1 votes of no confidence: the next registered token after the leader's takes over.
+    required = int(mesh.call("requiredVotes()(uint256)").split()[0])
+    assert 1 <= required <= len(others)
+    for i in others[:required]:
+        assert on_chain() == inst[1]
+        asyncio.run(sdk[i].vote_no_confidence())
+    above = sorted(t for i, t in live.items() if t > mesh.tokens[1])
+    successor = above[0] if above else min(t for i, t in live.items() if i != 1)
+    node = next(i for i, t in live.items() if t == successor)
+    assert on_chain() == inst[node]
+    assert wait_until(lambda: asyncio.run(s1.leader()).token == successor)
+    d = asyncio.run(s1.document())
+    assert d.leader is not None and d.leader.token == successor and not d.leader.is_self
+
+    # The CLI asks the same agent.
+    from conftest import ROOT
+    import subprocess
+    out = subprocess.run([str(ROOT / "build/dstack-p2p"), "leader", "--control", mesh.control(1)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"leader: token {successor} (node-{node}) {addr(successor)}"), out.stdout
