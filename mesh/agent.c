@@ -184,26 +184,40 @@ static void log_plan(struct buf *log)
 	buf_reset(log);
 }
 
-/* Publish a new peer list: file, on-change command, watchers. */
-static void publish_peers(struct mesh_agent *a)
+/*
+ * Tell apps: the peers and hosts files when the list changed, the on-change command
+ * (DSTACK_P2P_EVENT "peers" or "leader") and the watchers every time.
+ */
+static void publish(struct mesh_agent *a, bool list_changed)
 {
-	struct buf lines, doc;
+	struct buf lines, doc, env;
+	const char *envv[AGENT_ENV_MAX + 1];
 	int r;
 
 	buf_init(&lines, 1 << 16);
 	buf_init(&doc, 1 << 20);
-	agent_refresh_labels(a);
-	if (agent_note_published(a) < 0)
-		goto out;
+	buf_init(&env, 1 << 20);
+	if (list_changed) {
+		agent_refresh_labels(a);
+		if (agent_note_published(a) < 0)
+			goto out;
+	}
 	if (mesh_peers_format_lines(a->st.peers, a->st.n_peers, &lines) < 0)
 		goto out;
-	if (a->cfg->peers_file[0]) {
+	if (list_changed && a->cfg->peers_file[0]) {
 		r = mesh_write_file_atomic(a->cfg->peers_file, lines.data, lines.len);
 		if (r < 0)
 			log_warn("writing the peers file %s: %s", a->cfg->peers_file, errstr(r));
 	}
+	if (list_changed && a->cfg->hosts_file[0]) {
+		r = agent_write_hosts_file(a);
+		if (r < 0)
+			log_warn("writing the hosts file %s: %s", a->cfg->hosts_file, errstr(r));
+	}
 	if (a->cfg->on_change[0]) {
-		r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data);
+		r = agent_on_change_env(a, list_changed ? "peers" : "leader", &env, envv);
+		if (r == 0)
+			r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data, envv);
 		if (r < 0)
 			log_warn("running the on-change command: %s", errstr(r));
 	}
@@ -212,17 +226,18 @@ static void publish_peers(struct mesh_agent *a)
 out:
 	buf_free(&lines);
 	buf_free(&doc);
+	buf_free(&env);
 }
 
-/* The leadership changed, the list did not: tell the watchers. */
+static void publish_peers(struct mesh_agent *a)
+{
+	publish(a, true);
+}
+
+/* The leadership changed, the list did not. */
 static void publish_leader(struct mesh_agent *a)
 {
-	struct buf doc;
-
-	buf_init(&doc, 1 << 20);
-	if (agent_peers_json(a, &doc) == 0)
-		control_broadcast(&a->control, (const char *)doc.data);
-	buf_free(&doc);
+	publish(a, false);
 }
 
 /* Malformed getPeers() entries never reach verification: report them like rejections. */
@@ -270,7 +285,8 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		return r;
 	a->block = cluster_block(a->cluster);
 	a->last_sync_ms = now_ms();
-	if (agent_follow_leader(a) > 0)
+	/* Before the first list is out, that first publication carries the leader. */
+	if (agent_follow_leader(a) > 0 && a->st.generation > 0)
 		publish_leader(a);
 	if (*full)
 		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;

@@ -75,7 +75,8 @@ static bool has_connect_string(const struct mesh_peer *list, size_t n, const cha
 	return false;
 }
 
-int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
+/* The last change's entries, as a JSON array or space-separated words. */
+static int change_list(const struct mesh_agent *a, bool added, bool json, struct buf *out)
 {
 	const struct mesh_peer *from = added ? a->published : a->before;
 	const struct mesh_peer *other = added ? a->before : a->published;
@@ -83,20 +84,116 @@ int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
 	size_t n_other = added ? a->n_before : a->n_published;
 	bool first = true;
 	char addr[16];
-	int r;
+	int r = json ? buf_printf(out, "[") : 0;
 
-	r = buf_printf(out, "[");
 	for (size_t i = 0; i < n_from && r == 0; i++) {
 		const char *s = mesh_peer_connect_string(&from[i], addr);
 
 		if (has_connect_string(other, n_other, s))
 			continue;
-		r = buf_printf(out, "%s", first ? "" : ",");
+		r = buf_printf(out, "%s", first ? "" : json ? "," : " ");
 		if (r == 0)
-			r = json_append_string(out, s);
+			r = json ? json_append_string(out, s) : buf_printf(out, "%s", s);
 		first = false;
 	}
-	return r == 0 ? buf_printf(out, "]") : r;
+	return r == 0 && json ? buf_printf(out, "]") : r;
+}
+
+int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
+{
+	return change_list(a, added, true, out);
+}
+
+/* The leader's name for apps: its overlay address (wireguard) or gateway URL (tls). */
+static const char *leader_connect(const struct mesh_agent *a, char addr[static 16])
+{
+	char inst[41];
+
+	if (!a->leader_known || !a->leader.token)
+		return "";
+	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
+		mesh_overlay_addr_str((uint32_t)a->leader.token, addr);
+		return addr;
+	}
+	hex_encode(inst, a->leader.instance_id, 20);
+	for (size_t i = 0; i < a->st.n_peers; i++)
+		if (!strcmp(a->st.peers[i].instance_id, inst))
+			return a->st.peers[i].endpoint;
+	return "";  /* ourselves in tls mode: apps know their own URL */
+}
+
+int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
+			const char *envv[static AGENT_ENV_MAX + 1])
+{
+	size_t offsets[AGENT_ENV_MAX], n = 0;
+	char addr[16], leader[16];
+	bool is_leader = a->leader_known && a->leader.token && a->leader.token == a->st.token;
+	int r;
+
+	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
+#define ENTRY(...) \
+	do { \
+		offsets[n++] = storage->len; \
+		if (r == 0) \
+			r = buf_printf(storage, __VA_ARGS__); \
+		if (r == 0) \
+			r = buf_append(storage, "", 1); \
+	} while (0)
+	r = 0;
+	ENTRY("DSTACK_P2P_EVENT=%s", event);
+	ENTRY("DSTACK_P2P_ADDRESS=%s", a->st.token && a->cfg->mode == MESH_MODE_WIREGUARD ? addr : "");
+	ENTRY("DSTACK_P2P_TOKEN=%llu", (unsigned long long)a->st.token);
+	ENTRY("DSTACK_P2P_LABEL=%s", agent_label(a, a->st.token, a->instance_hex));
+	ENTRY("DSTACK_P2P_GENERATION=%llu", (unsigned long long)a->st.generation);
+	offsets[n++] = storage->len;
+	if (r == 0)
+		r = buf_printf(storage, "DSTACK_P2P_ADDED=");
+	if (r == 0)
+		r = change_list(a, true, false, storage);
+	if (r == 0)
+		r = buf_append(storage, "", 1);
+	offsets[n++] = storage->len;
+	if (r == 0)
+		r = buf_printf(storage, "DSTACK_P2P_REMOVED=");
+	if (r == 0)
+		r = change_list(a, false, false, storage);
+	if (r == 0)
+		r = buf_append(storage, "", 1);
+	ENTRY("DSTACK_P2P_LEADER=%s", leader_connect(a, leader));
+	ENTRY("DSTACK_P2P_LEADER_TOKEN=%llu", a->leader_known ? (unsigned long long)a->leader.token : 0ULL);
+	ENTRY("DSTACK_P2P_IS_LEADER=%d", is_leader);
+#undef ENTRY
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		envv[i] = (const char *)storage->data + offsets[i];
+	envv[n] = NULL;
+	return 0;
+}
+
+int agent_write_hosts_file(const struct mesh_agent *a)
+{
+	struct buf out;
+	char addr[16];
+	int r = 0;
+
+	buf_init(&out, 1 << 16);
+	/* tls mode has no overlay addresses: the file stays empty. */
+	for (size_t i = 0; a->cfg->mode == MESH_MODE_WIREGUARD && i <= a->st.n_peers && r == 0; i++) {
+		uint64_t token = i < a->st.n_peers ? a->st.peers[i].token : a->st.token;
+		const char *inst = i < a->st.n_peers ? a->st.peers[i].instance_id : a->instance_hex;
+		const char *label = agent_label(a, token, inst);
+
+		if (token < 1 || token > MESH_MAX_PEERS)
+			continue;
+		mesh_overlay_addr_str((uint32_t)token, addr);
+		r = *label ? buf_printf(&out, "%s %s\n", addr, label)
+			   : buf_printf(&out, "%s token-%llu\n", addr, (unsigned long long)token);
+	}
+	if (r == 0)
+		r = mesh_write_file_atomic(a->cfg->hosts_file, out.data ? out.data : (const uint8_t *)"", out.len);
+	buf_free(&out);
+	return r;
 }
 
 int agent_follow_leader(struct mesh_agent *a)

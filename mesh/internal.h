@@ -338,6 +338,17 @@ int agent_leader_json(const struct mesh_agent *a, struct buf *out);
  * another request, other negative errno.
  */
 int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out);
+/* The variables the on-change command gets besides DSTACK_P2P_PEERS. */
+#define AGENT_ENV_MAX 12
+/*
+ * DSTACK_P2P_EVENT=event, _ADDRESS, _TOKEN, _LABEL, _GENERATION, _ADDED, _REMOVED,
+ * _LEADER, _LEADER_TOKEN, _IS_LEADER as NAME=VALUE strings in storage, pointed to by
+ * envv (NULL-terminated, at most AGENT_ENV_MAX). 0 or -ENOMEM/-EMSGSIZE.
+ */
+int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
+			const char *envv[static AGENT_ENV_MAX + 1]);
+/* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
+int agent_write_hosts_file(const struct mesh_agent *a);
 /* agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory). */
 int agent_read_tx_key(const char *path, uint8_t *key);
 

@@ -8,6 +8,9 @@
 #   stop I       SIGTERM node I's agent (the interface stays)      -> ok
 #   start I      start node I's agent again                        -> ok
 #   registered I wait (bounded) until node I's agent is registered -> ok
+#   appstart I   restart node I's agent with an on-change command that saves its
+#                environment to $H_RUN/env<I>.<generation>-<event> and a hosts file
+#                $H_RUN/hosts<I>                                  -> ok
 set -u
 exec 3>&1 1>&2
 . "$(dirname "$0")/../../netns-harness/lib.sh"
@@ -28,6 +31,11 @@ while read -r cmd arg; do
 	stop) h_kill "${H_PID_AGENT[$arg]}"; echo ok >&3 ;;
 	start) h_agent_start "$arg"; echo ok >&3 ;;
 	registered) h_agent_wait_registered "$arg" 90 && echo ok >&3 ;;
+	appstart)
+		h_kill "${H_PID_AGENT[$arg]}"
+		h_agent_start "$arg" --hosts-file "$H_RUN/hosts$arg" --on-change \
+			"env | grep ^DSTACK_P2P_ | sort >'$H_RUN/env$arg'.\$\$ && mv '$H_RUN/env$arg'.\$\$ \"$H_RUN/env$arg.\$DSTACK_P2P_GENERATION-\$DSTACK_P2P_EVENT\""
+		echo ok >&3 ;;
 	quit) break ;;
 	*) echo "err unknown command $cmd" >&3 ;;
 	esac

@@ -222,3 +222,60 @@ def test_leader_elect_heartbeat_and_vote_move_the_leader_on_chain(mesh):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"leader: token {successor} (node-{node}) {addr(successor)}"), out.stdout
+
+
+def test_on_change_environment_and_hosts_file(mesh):
+    """The on-change command runs at once with the initial list, then on every change of
+    the list and of the leader, with our address, token, label, the change and the leader
+    in its environment; the hosts file names every node by its token's label."""
+    from dstack_p2p import AgentError  # noqa: F401
+
+    def env(gen: int, event: str) -> dict:
+        path = mesh.run / f"env1.{gen}-{event}"
+        assert wait_until(path.exists), f"no on-change run for generation {gen} ({event})"
+        return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+    s1 = DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(1))
+    before = asyncio.run(s1.document())
+    others = sorted(m.token for m in before.members)
+    mesh.do("appstart 1")
+    assert asyncio.run(s1.register(timeout=60))
+    first = env(1, "peers")
+    t1 = mesh.tokens[1]
+    assert first["DSTACK_P2P_ADDRESS"] == addr(t1) and first["DSTACK_P2P_TOKEN"] == str(t1)
+    assert first["DSTACK_P2P_LABEL"] == "node-1" and first["DSTACK_P2P_GENERATION"] == "1"
+    assert sorted(first["DSTACK_P2P_PEERS"].split()) == sorted(addr(t) for t in others)
+    assert sorted(first["DSTACK_P2P_ADDED"].split()) == sorted(addr(t) for t in others)
+    assert first["DSTACK_P2P_REMOVED"] == ""
+    leader_token = int(mesh.call("currentLeaderTokenId()(uint256)").split()[0])
+    assert first["DSTACK_P2P_LEADER_TOKEN"] == str(leader_token)
+    assert first["DSTACK_P2P_LEADER"] == (addr(leader_token) if leader_token else "")
+    assert first["DSTACK_P2P_IS_LEADER"] == str(int(leader_token == t1))
+
+    hosts = sorted((mesh.run / "hosts1").read_text().splitlines())
+    want = sorted([f"{addr(t1)} node-1"] + [
+        f"{addr(t)} {json.loads(mesh.call('labelOf(uint256)(string)', str(t)))}" for t in others])
+    assert hosts == want
+
+    t5 = mesh.add(5)
+    joined = env(2, "peers")
+    assert joined["DSTACK_P2P_ADDED"] == addr(t5) and joined["DSTACK_P2P_REMOVED"] == ""
+    assert f"{addr(t5)} node-5" in (mesh.run / "hosts1").read_text().splitlines()
+    mesh.do("burn 5")
+    burnt = env(3, "peers")
+    assert burnt["DSTACK_P2P_REMOVED"] == addr(t5) and burnt["DSTACK_P2P_ADDED"] == ""
+    assert f"{addr(t5)} node-5" not in (mesh.run / "hosts1").read_text().splitlines()
+
+    # A change of leader (the list unchanged) runs the command too, with DSTACK_P2P_EVENT=leader.
+    lead = asyncio.run(s1.leader())
+    if lead is None:
+        asyncio.run(s1.elect())
+    elif not lead.is_self and int(mesh.call("requiredVotes()(uint256)").split()[0]) == 1:
+        asyncio.run(s1.vote_no_confidence())
+    else:
+        return
+    now = int(mesh.call("currentLeaderTokenId()(uint256)").split()[0])
+    changed = env(3, "leader")
+    assert changed["DSTACK_P2P_LEADER_TOKEN"] == str(now) and changed["DSTACK_P2P_LEADER"] == addr(now)
+    assert changed["DSTACK_P2P_IS_LEADER"] == str(int(now == t1))
+    assert changed["DSTACK_P2P_ADDED"] == "" and changed["DSTACK_P2P_REMOVED"] == addr(t5)
