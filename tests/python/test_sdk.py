@@ -279,3 +279,62 @@ def test_on_change_environment_and_hosts_file(mesh):
     assert changed["DSTACK_P2P_LEADER_TOKEN"] == str(now) and changed["DSTACK_P2P_LEADER"] == addr(now)
     assert changed["DSTACK_P2P_IS_LEADER"] == str(int(now == t1))
     assert changed["DSTACK_P2P_ADDED"] == "" and changed["DSTACK_P2P_REMOVED"] == addr(t5)
+
+
+def test_seed_examples_run_against_the_mesh(mesh, tmp_path):
+    """python/examples: the seed's Patroni, Redis and Kafka snippets as runnable scripts."""
+    import subprocess
+    import threading
+    from conftest import ROOT
+
+    ex = ROOT / "python/examples"
+    env = {"PATH": "/usr/bin:/bin", "DSTACK_P2P_CONTROL": mesh.control(1), "CLUSTER_CONTRACT": mesh.contract}
+    peers = mesh.wg_allowed(1)
+    assert peers
+
+    def run(*args: str) -> str:
+        out = subprocess.run(["/usr/bin/python3", *args], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    members = json.loads(run(str(ex / "patroni_members.py"), "--once"))["members"]
+    assert sorted(members) == sorted(f"postgres://postgres@{p}:5432/postgres" for p in peers)
+    line = run(str(ex / "kafka_bootstrap.py"), "--once").strip()
+    assert sorted(line.split("=", 1)[1].split(",")) == sorted(f"{p}:9092" for p in peers)
+
+    # Redis: a stand-in server on loopback records what the example sends.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    got: List[bytes] = []
+
+    def serve() -> None:
+        srv.settimeout(30)
+        for _ in peers:
+            c, _ = srv.accept()
+            with c:
+                got.append(c.recv(512))
+                c.sendall(b"+OK\r\n")
+
+    t = threading.Thread(target=serve)
+    t.start()
+    out = run(str(ex / "redis_cluster.py"), "--once", "--apply", "--redis", f"127.0.0.1:{srv.getsockname()[1]}")
+    t.join(30)
+    srv.close()
+    assert sorted(out.splitlines()) == sorted(f"CLUSTER MEET {p} 6379 -> +OK" for p in peers)
+    assert sorted(got) == sorted(f"*4\r\n$7\r\nCLUSTER\r\n$4\r\nMEET\r\n${len(p)}\r\n{p}\r\n$4\r\n6379\r\n".encode()
+                                 for p in peers)
+
+    # Monitor mode: the Kafka script writes the file now and keeps running.
+    props = tmp_path / "client.properties"
+    props.write_text("security.protocol=PLAINTEXT\n")
+    p = subprocess.Popen(["/usr/bin/python3", str(ex / "kafka_bootstrap.py"), "--out", str(props)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: "bootstrap.servers=" in props.read_text(), 60)
+    finally:
+        p.terminate()
+        p.wait(30)
+    lines = props.read_text().splitlines()
+    assert "security.protocol=PLAINTEXT" in lines
+    assert f"bootstrap.servers={','.join(f'{x}:9092' for x in sorted(peers, key=lambda a: int(a.rsplit('.', 1)[1])))}" in lines
