@@ -14,7 +14,7 @@ import sys
 from typing import Dict, List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from dstack_p2p import DStackP2PSDK  # noqa: E402
+from dstack_p2p import DStackP2PSDK, write_atomically  # noqa: E402
 
 
 def bootstrap(peers: List[str], port: int) -> str:
@@ -27,12 +27,7 @@ def update_properties(path: str, kafka_config: Dict[str, str]) -> None:
         with open(path) as f:
             lines = [line.rstrip("\n") for line in f if not line.startswith("bootstrap.servers=")]
     lines += [f"{k}={v}" for k, v in kafka_config.items()]
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, "\n".join(lines) + "\n")
 
 
 async def main() -> None:

@@ -17,20 +17,11 @@ import sys
 from typing import List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from dstack_p2p import DStackP2PSDK  # noqa: E402
+from dstack_p2p import DStackP2PSDK, write_atomically  # noqa: E402
 
 
 def members(peers: List[str]) -> List[str]:
     return [f"postgres://postgres@{peer}:5432/postgres" for peer in peers]
-
-
-def write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 async def main() -> None:

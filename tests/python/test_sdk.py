@@ -338,3 +338,23 @@ def test_seed_examples_run_against_the_mesh(mesh, tmp_path):
     lines = props.read_text().splitlines()
     assert "security.protocol=PLAINTEXT" in lines
     assert f"bootstrap.servers={','.join(f'{x}:9092' for x in sorted(peers, key=lambda a: int(a.rsplit('.', 1)[1])))}" in lines
+
+
+def test_pip_installs_the_package_without_pypi(tmp_path):
+    """pip install ./python works offline (Debian's pip and setuptools, no index)."""
+    import subprocess
+    from conftest import ROOT
+
+    src = tmp_path / "src"
+    import shutil
+    shutil.copytree(ROOT / "python", src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    out = subprocess.run(["/usr/bin/python3", "-m", "pip", "install", "--no-build-isolation", "--no-index",
+                          "--target", str(tmp_path / "site"), str(src)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    check = subprocess.run(["/usr/bin/python3", "-c", "import dstack_p2p, sys; print(dstack_p2p.__file__); "
+                            "print(dstack_p2p.DStackP2PSDK.register.__doc__.split(chr(10))[0])"],
+                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path),
+                           env={"PYTHONPATH": str(tmp_path / "site")})
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith(str(tmp_path / "site" / "dstack_p2p"))
+    assert (tmp_path / "site" / "dstack_p2p" / "py.typed").exists()
