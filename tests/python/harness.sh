@@ -8,6 +8,8 @@
 #   stop I       SIGTERM node I's agent (the interface stays)      -> ok
 #   start I      start node I's agent again                        -> ok
 #   registered I wait (bounded) until node I's agent is registered -> ok
+#   relaystart I restart node I's agent with no funded key and the hub's relayer
+#                                                                 -> ok
 #   appstart I   restart node I's agent with an on-change command that saves its
 #                environment to $H_RUN/env<I>.<generation>-<event> and a hosts file
 #                $H_RUN/hosts<I>                                  -> ok
@@ -17,6 +19,11 @@ exec 3>&1 1>&2
 H_POLL_MS=${H_POLL_MS:-200}
 h_init py
 h_deploy
+# A relayer in the hub (netns-harness/relayer.sh) for agents without a funded key.
+ip netns exec "${H_PREFIX}hub" env RELAYER_RPC="$H_RUN/anvil.ipc" RELAYER_KEY="$H_OPERATOR_KEY" RELAYER_CAST="$H_CAST" \
+	socat TCP-LISTEN:8600,bind="$H_HUB_IP",reuseaddr,fork EXEC:"$H_ROOT/netns-harness/relayer.sh" \
+	>"$H_RUN/relayer.log" 2>&1 &
+H_OTHER_PIDS+=($!)
 for i in 1 2 3; do h_node_up "$i"; done
 for i in 1 2 3; do h_agent_wait_registered "$i" 90; done
 echo "ready run=$H_RUN prefix=$H_PREFIX contract=$H_CONTRACT cast=$H_CAST" \
@@ -31,6 +38,10 @@ while read -r cmd arg; do
 	stop) h_kill "${H_PID_AGENT[$arg]}"; echo ok >&3 ;;
 	start) h_agent_start "$arg"; echo ok >&3 ;;
 	registered) h_agent_wait_registered "$arg" 90 && echo ok >&3 ;;
+	relaystart)
+		h_kill "${H_PID_AGENT[$arg]}"
+		h_agent_start "$arg" --tx-key-file "" --relayer "http://$H_HUB_IP:8600/relay"
+		echo ok >&3 ;;
 	appstart)
 		h_kill "${H_PID_AGENT[$arg]}"
 		h_agent_start "$arg" --hosts-file "$H_RUN/hosts$arg" --on-change \

@@ -358,3 +358,29 @@ def test_pip_installs_the_package_without_pypi(tmp_path):
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith(str(tmp_path / "site" / "dstack_p2p"))
     assert (tmp_path / "site" / "dstack_p2p" / "py.typed").exists()
+
+
+def test_leader_call_through_the_relayer(mesh):
+    """A node without a funded key: its agent hands the signed call to the relayer, which
+    pays; the contract checks the node key's signature, not the sender."""
+    mesh.do("relaystart 3")
+    s3 = DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(3))
+    assert asyncio.run(s3.register(timeout=60))
+    d3 = asyncio.run(s3.document())
+    live = [d3.token] + [m.token for m in d3.members]
+    leader = int(mesh.call("currentLeaderTokenId()(uint256)").split()[0])
+    required = int(mesh.call("requiredVotes()(uint256)").split()[0])
+    if leader == 0:
+        reply = asyncio.run(s3.elect())
+    elif leader == d3.token:
+        mesh.cast("rpc", "evm_increaseTime", "30")
+        before = int(mesh.call("leadershipExpiry()(uint64)").split()[0])
+        reply = asyncio.run(s3.heartbeat())
+        assert int(mesh.call("leadershipExpiry()(uint64)").split()[0]) > before
+    else:
+        assert required == 1 and len(live) == 2, "the test expects nodes 1 and 3 left"
+        reply = asyncio.run(s3.vote_no_confidence())
+    assert reply["relayed"] is True and reply["tx"] is None
+    assert mesh.call("currentLeader()(address)").lower() == "0x" + d3.instance_id
+    nonce = int(mesh.call("leaderActionNonce(uint256)(uint256)", str(d3.token)).split()[0])
+    assert nonce >= 1
