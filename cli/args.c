@@ -154,25 +154,40 @@ static void refused_name(const struct cli_args *a, char *out, size_t len)
 		snprintf(out, len, "%.*s", (int)strcspn(arg, "="), arg);
 }
 
-static const struct cli_opt *find_long(const struct cli_cmd *cmd, const char *dashed)
+/* How many long options --dashed names (getopt_long takes prefixes); *match gets one. */
+static int prefix_matches(const struct cli_cmd *cmd, const char *dashed, const struct cli_opt **match)
 {
-	for (const struct cli_opt *o = cmd->opts; o && o->name; o++)
-		if (!strcmp(o->name, dashed + 2))
-			return o;
-	return NULL;
+	size_t len = strlen(dashed + 2);
+	int n = 0;
+
+	for (const struct cli_opt *o = cmd->opts; o && o->name; o++) {
+		if (!strcmp(o->name, dashed + 2)) {
+			*match = o;
+			return 1;
+		}
+		if (len && !strncmp(o->name, dashed + 2, len)) {
+			*match = o;
+			n++;
+		}
+	}
+	return n;
 }
 
 static int refused(struct cli_args *a, int c)
 {
+	const struct cli_opt *o = NULL;
 	char name[80];
-	const struct cli_opt *o;
+	int n;
 
 	refused_name(a, name, sizeof(name));
+	n = strncmp(name, "--", 2) ? 0 : prefix_matches(a->cmd, name, &o);
 	a->status = CLI_EXIT_USAGE;
 	if (c == ':')
 		cli_usage_error(a->cmd, "option '%s' needs a value", name);
-	else if (!strncmp(name, "--", 2) && (o = find_long(a->cmd, name)) && !o->arg)
-		cli_usage_error(a->cmd, "option '%s' takes no value", name);
+	else if (n == 1 && !o->arg)
+		cli_usage_error(a->cmd, "option '--%s' takes no value", o->name);
+	else if (n > 1)
+		cli_usage_error(a->cmd, "ambiguous option '%s'", name);
 	else
 		cli_usage_error(a->cmd, "unknown option '%s'", name);
 	return CLI_STOP;

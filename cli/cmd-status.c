@@ -124,7 +124,8 @@ static void print_node(const struct json *j)
 	char a[128], b[128], c[128], d[300];
 	bool registered = json_eq(j, json_get(j, 0, "registered"), "true");
 
-	printf("instance    %s\n", known(j, 0, "instance_id", a, sizeof(a)));
+	/* Only status without an agent lacks it: the agent cannot start without its identity. */
+	printf("instance    %s\n", str(j, 0, "instance_id", a, sizeof(a)) ? a : "unknown (no dstack guest agent)");
 	printf("cluster     %s (chain %s), %s mode\n", known(j, 0, "contract", a, sizeof(a)),
 	       known(j, 0, "chain_id", b, sizeof(b)), known(j, 0, "mode", c, sizeof(c)));
 	printf("token       %s  address %s  %s\n", str(j, 0, "token", a, sizeof(a)) ? a : "none",

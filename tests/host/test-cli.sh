@@ -220,7 +220,7 @@ pass "up but not healthy (unregistered, RPC failing, a record rejected): status 
 echo "{\"instance_id\":\"\",\"app_id\":\"0x0000000000000000000000000000000000000000\",\"contract\":\"$C\",\"chain_id\":0,\"mode\":\"wireguard\",\"token\":0,\"address\":\"\",\"registered\":false,\"endpoint\":\"\",\"interface\":\"dp2p0\",\"public_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"listen_port\":51830,\"backend\":\"none\",\"block\":0,\"last_sync_ms_ago\":-1,\"rpc_ok\":true,\"rpc_calls\":0,\"generation\":0,\"peers\":[],\"rejected\":[]}" >"$T/docs/status.json"
 run status
 [ "$rc" = 3 ] || fail "status before the first read: exit $rc"
-grep -q '^instance    unknown$' "$T/out" && grep -q '(chain unknown)' "$T/out" &&
+grep -q '^instance    unknown (no dstack guest agent)$' "$T/out" && grep -q '(chain unknown)' "$T/out" &&
 	grep -q '^registry    not read yet' "$T/out" && grep -q 'public key unknown' "$T/out" ||
 	fail "status before the first read does not say unknown: $(cat "$T/out")"
 grep -qE 'instance +0x$|chain 0\)|-1 ms|AAAAAAAA' "$T/out" && fail "status prints zeroes for unknowns: $(cat "$T/out")"
