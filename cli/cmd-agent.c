@@ -40,6 +40,7 @@ static const struct {
 	{ "tx-key-file", "P2P_TX_KEY_FILE", "FILE", "file with a funded key that pays for registration" },
 	{ "relayer", "P2P_RELAYER_URL", "URL", "relayer that sends our registration" },
 	{ "peers-file", "P2P_PEERS_FILE", "FILE", "write the peer list here, atomically, on change" },
+	{ "hosts-file", "P2P_HOSTS_FILE", "FILE", "write \"10.0.1.2 node-2\" lines here, likewise" },
 	{ "on-change", "P2P_ON_CHANGE", "CMD", "run this shell command on change (peers on stdin)" },
 	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
 	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },

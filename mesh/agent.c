@@ -29,7 +29,7 @@
 /* ---- registration ----------------------------------------------------------------------- */
 
 /* The funded key that pays for our registration: hex in a file, into locked memory. */
-static int read_tx_key(const char *path, uint8_t *key)
+int agent_read_tx_key(const char *path, uint8_t *key)
 {
 	char text[80] = { 0 };
 	ssize_t n;
@@ -103,7 +103,7 @@ static int send_registration(struct mesh_agent *a)
 	}
 	if (a->cfg->tx_key_file[0]) {
 		tx_key = secret_alloc(32);
-		r = tx_key ? read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
 		if (r < 0) {
 			log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
 			goto out;
@@ -186,23 +186,40 @@ static void log_plan(struct buf *log)
 	buf_reset(log);
 }
 
-/* Publish a new peer list: file, on-change command, watchers. */
-static void publish_peers(struct mesh_agent *a)
+/*
+ * Tell apps: the peers and hosts files when the list changed, the on-change command
+ * (DSTACK_P2P_EVENT "peers" or "leader") and the watchers every time.
+ */
+static void publish(struct mesh_agent *a, bool list_changed)
 {
-	struct buf lines, doc;
+	struct buf lines, doc, env;
+	const char *envv[AGENT_ENV_MAX + 1];
 	int r;
 
 	buf_init(&lines, 1 << 16);
 	buf_init(&doc, 1 << 20);
+	buf_init(&env, 1 << 20);
+	if (list_changed) {
+		agent_refresh_labels(a);
+		if (agent_note_published(a) < 0)
+			goto out;
+	}
 	if (mesh_peers_format_lines(a->st.peers, a->st.n_peers, &lines) < 0)
 		goto out;
-	if (a->cfg->peers_file[0]) {
+	if (list_changed && a->cfg->peers_file[0]) {
 		r = mesh_write_file_atomic(a->cfg->peers_file, lines.data, lines.len);
 		if (r < 0)
 			log_warn("writing the peers file %s: %s", a->cfg->peers_file, errstr(r));
 	}
+	if (list_changed && a->cfg->hosts_file[0]) {
+		r = agent_write_hosts_file(a);
+		if (r < 0)
+			log_warn("writing the hosts file %s: %s", a->cfg->hosts_file, errstr(r));
+	}
 	if (a->cfg->on_change[0]) {
-		r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data);
+		r = agent_on_change_env(a, list_changed ? "peers" : "leader", &env, envv);
+		if (r == 0)
+			r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data, envv);
 		if (r < 0)
 			log_warn("running the on-change command: %s", errstr(r));
 	}
@@ -211,6 +228,18 @@ static void publish_peers(struct mesh_agent *a)
 out:
 	buf_free(&lines);
 	buf_free(&doc);
+	buf_free(&env);
+}
+
+static void publish_peers(struct mesh_agent *a)
+{
+	publish(a, true);
+}
+
+/* The leadership changed, the list did not. */
+static void publish_leader(struct mesh_agent *a)
+{
+	publish(a, false);
 }
 
 /* Malformed getPeers() entries never reach verification: report them like rejections. */
@@ -340,6 +369,9 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		return r;
 	a->block = cluster_block(a->cluster);
 	a->last_sync_ms = now_ms();
+	/* Before the first list is out, that first publication carries the leader. */
+	if (agent_follow_leader(a) > 0 && a->st.generation > 0)
+		publish_leader(a);
 	if (*full)
 		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
 	if (changed)
@@ -474,14 +506,28 @@ void mesh_agent_refresh(struct mesh_agent *a)
 
 /* ---- the control socket -------------------------------------------------------------------- */
 
-static int control_reply(void *ctx, const char *request, struct buf *out)
+static int control_reply(void *ctx, const struct control_request *req, struct buf *out)
 {
 	struct mesh_agent *a = ctx;
 
-	if (!strcmp(request, "peers"))
+	if (!strcmp(req->name, "peers"))
 		return agent_peers_json(a, out);
-	if (!strcmp(request, "status"))
+	if (!strcmp(req->name, "status"))
 		return agent_status_json(a, out);
+	if (!strncmp(req->name, "leader.", 7)) {
+		int r = agent_leader_act(a, req, out);
+
+		if (r > 0)
+			publish_leader(a);
+		return r < 0 ? r : 0;
+	}
+	if (!strcmp(req->name, "leader")) {
+		int r = buf_printf(out, "{\"version\":%d,\"leader\":", CONTROL_VERSION);
+
+		if (r == 0)
+			r = agent_leader_json(a, out);
+		return r == 0 ? buf_printf(out, "}") : r;
+	}
 	return -ENOENT;
 }
 
@@ -521,7 +567,7 @@ static int load_funded_address(struct mesh_agent *a)
 
 	if (!key)
 		return -ENOMEM;
-	r = read_tx_key(a->cfg->tx_key_file, key);
+	r = agent_read_tx_key(a->cfg->tx_key_file, key);
 	if (r == 0)
 		r = eth_pubkey_from_secret(key, pub);
 	if (r == 0) {
@@ -697,6 +743,8 @@ void mesh_agent_free(struct mesh_agent *a)
 	attest_client_free(a->attest);
 	mesh_state_free(&a->st);
 	buf_free(&a->log);
+	free(a->published);
+	free(a->before);
 	free(a);
 }
 

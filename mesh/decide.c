@@ -586,7 +586,8 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		decide_registration(st, self, in, plan);
 	}
 
-	if (!peers_equal(peers, n_peers, st->peers, st->n_peers)) {
+	/* The first view is published even when empty: apps hear "no peers yet" at once. */
+	if (!peers_equal(peers, n_peers, st->peers, st->n_peers) || st->generation == 0) {
 		free(st->peers);
 		st->peers = peers;
 		st->n_peers = n_peers;

@@ -23,8 +23,32 @@ struct control_server {
 	char path[PATH_MAX];
 };
 
-/* Fill out with the JSON reply to request ("peers", "status"); -ENOENT if unknown. */
-typedef int (*control_reply_fn)(void *ctx, const char *request, struct buf *out);
+/* The control protocol's version (docs/control-protocol.md); every reply carries it. */
+#define CONTROL_VERSION 1
+/* Longest request line, newline excluded. */
+#define CONTROL_REQUEST_MAX 512
+
+/* One request, parsed (docs/control-protocol.md). */
+struct control_request {
+	unsigned version;        /* asked for; CONTROL_VERSION for a bare word */
+	char name[32];           /* "peers", "status", "watch", "leader", "leader.elect", ... */
+	int64_t target;          /* leader.vote: the leader's token; 0: the current leader */
+	bool no_confidence;      /* leader.vote: true (default) votes, false withdraws */
+};
+
+/*
+ * A request line (no newline): a bare word or a JSON object with "version" and
+ * "request". -EINVAL with *why a sentence for the client. The version is not checked.
+ */
+int control_request_parse(const char *line, size_t len, struct control_request *req, const char **why);
+/* Replace out with {"version":1,"error":{"code":code,"message":message}}. */
+int control_error(struct buf *out, const char *code, const char *message);
+
+/*
+ * Fill out with the JSON reply to req (its version is CONTROL_VERSION): a document, or
+ * an error object written with control_error (return 0 then). -ENOENT: unknown request.
+ */
+typedef int (*control_reply_fn)(void *ctx, const struct control_request *req, struct buf *out);
 
 int control_listen(struct control_server *s, const char *path);
 void control_close(struct control_server *s);
@@ -37,6 +61,7 @@ void control_broadcast(struct control_server *s, const char *line);
 
 struct cluster;
 struct registry_peer;
+struct registry_leader;
 
 /* A view of contract over the RPC URLs (comma-separated failover list). */
 /* abort_flag (may be NULL): RPC calls give up once it is set (the agent is stopping). */
@@ -98,6 +123,19 @@ int cluster_registration_calldata(const struct registry_peer *rec, struct buf *o
  */
 int cluster_send_registration(struct cluster *c, const struct registry_peer *rec,
 			      const uint8_t tx_key[static 32]);
+/* leaderActionNonce(token): the nonce the token's next signed leader call carries. */
+int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
+/*
+ * Send a signed leader call paid by tx_key (locked memory; waits for the receipt, bounded:
+ * a revert is -EPERM with the reason in cluster_error) or, with tx_key NULL, hand it to
+ * the relayer (tx_hash then stays unset).
+ */
+struct registry_leader_call;
+int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
+			     const char *relayer_url, uint8_t tx_hash[static 32]);
+/* labelOf(token) and leaderState() (chain/registry-abi.c). */
+int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
+int cluster_leader_state(struct cluster *c, struct registry_leader *out);
 /* Hand the calldata to a relayer (POST {"to","data"} to url). */
 int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 			       const struct registry_peer *rec);
@@ -255,6 +293,12 @@ bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_p
 
 struct wg_backend;
 
+/* A token's label (labelOf), remembered for the instance it was read for. */
+struct agent_label {
+	char instance_id[41];               /* empty: not read */
+	char text[65];
+};
+
 struct mesh_agent {
 	const struct mesh_config *cfg;
 	struct mesh_self self;
@@ -295,6 +339,16 @@ struct mesh_agent {
 
 	struct control_server control;
 	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
+
+	/* what apps are told besides the list (mesh/apps.c) */
+	struct agent_label labels[MESH_MAX_PEERS + 1];  /* by token */
+	struct mesh_peer *published;        /* the list as last published ... */
+	size_t n_published;
+	struct mesh_peer *before;           /* ... and the one before: added/removed */
+	size_t n_before;
+	struct registry_leader leader;
+	bool leader_known;                  /* leaderState() read at least once */
+	uint64_t leader_block;              /* the block it was read at */
 };
 
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
@@ -324,6 +378,40 @@ int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, cons
 /* report.c: the control socket's JSON documents. */
 int agent_peers_json(const struct mesh_agent *a, struct buf *out);
 int agent_status_json(struct mesh_agent *a, struct buf *out);
+
+/* apps.c: labels, the last change and the leader, for the documents apps read. */
+/* Read the labels of our token and our peers' that are not known yet (RPC). */
+void agent_refresh_labels(struct mesh_agent *a);
+/* The label of a token held by instance (hex), "" when unknown. */
+const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex);
+/* The list was just published: remember it, so added/removed name this change. */
+int agent_note_published(struct mesh_agent *a);
+/* Connect strings of the last change: in published and not in before (added) or the reverse. */
+int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out);
+/* Read leaderState() when the chain moved; 1 when the leadership changed, 0, negative errno. */
+int agent_follow_leader(struct mesh_agent *a);
+/* {"token":..,"label":..,...} or null. */
+int agent_leader_json(const struct mesh_agent *a, struct buf *out);
+/*
+ * leader.elect / leader.heartbeat / leader.vote: sign with the node key, send through the
+ * funded key or the relayer, reply (docs/control-protocol.md). 1 when a call was sent
+ * (the leadership may have changed), 0 when out holds an error object, -ENOENT for
+ * another request, other negative errno.
+ */
+int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out);
+/* The variables the on-change command gets besides DSTACK_P2P_PEERS. */
+#define AGENT_ENV_MAX 12
+/*
+ * DSTACK_P2P_EVENT=event, _ADDRESS, _TOKEN, _LABEL, _GENERATION, _ADDED, _REMOVED,
+ * _LEADER, _LEADER_TOKEN, _IS_LEADER as NAME=VALUE strings in storage, pointed to by
+ * envv (NULL-terminated, at most AGENT_ENV_MAX). 0 or -ENOMEM/-EMSGSIZE.
+ */
+int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
+			const char *envv[static AGENT_ENV_MAX + 1]);
+/* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
+int agent_write_hosts_file(const struct mesh_agent *a);
+/* agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory). */
+int agent_read_tx_key(const char *path, uint8_t *key);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);

@@ -60,6 +60,7 @@ struct mesh_config {
 	char tx_key_file[PATH_MAX];     /* P2P_TX_KEY_FILE: funded key that pays for registration */
 	char relayer_url[512];          /* P2P_RELAYER_URL: someone else sends our tx */
 	char peers_file[PATH_MAX];      /* P2P_PEERS_FILE: published atomically on change */
+	char hosts_file[PATH_MAX];      /* P2P_HOSTS_FILE: "10.0.1.2 node-2" lines, likewise */
 	char on_change[1024];           /* P2P_ON_CHANGE: sh -c command, peers on stdin */
 	char control_path[PATH_MAX];    /* DSTACK_P2P_CONTROL */
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
@@ -170,9 +171,10 @@ int mesh_peers_format_json(const struct mesh_peer *peers, size_t n, struct buf *
 int mesh_write_file_atomic(const char *path, const void *data, size_t len);
 /*
  * Run `sh -c command` with the peer lines on stdin and DSTACK_P2P_PEERS in the
- * environment; does not wait (children are reaped by mesh_reap_children).
+ * environment, plus env (NAME=VALUE strings, NULL-terminated; may be NULL); does not
+ * wait (children are reaped by mesh_reap_children).
  */
-int mesh_run_on_change(const char *command, const char *peer_lines);
+int mesh_run_on_change(const char *command, const char *peer_lines, const char *const *env);
 void mesh_reap_children(void);
 
 /* ---- the agent ---------------------------------------------------------------------- */
@@ -213,19 +215,5 @@ int mesh_agent_turn(struct mesh_agent *a);
  * why gets a sentence when it fails.
  */
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len);
-
-/* ---- the control socket client (CLI and C API) ------------------------------------ */
-
-/* The control socket: flag (may be NULL) > $DSTACK_P2P_CONTROL > the default. */
-const char *mesh_control_path(const char *flag);
-
-/*
- * Ask the running agent: request is "peers", "status" or "watch". The reply (a JSON
- * document) lands in out. timeout_ms bounds the whole exchange. -ENOENT/-ECONNREFUSED
- * when no agent listens.
- */
-int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms);
-/* Open a "watch" stream; each line read from the fd is one JSON peers document. */
-int mesh_control_watch(const char *path);
 
 #endif

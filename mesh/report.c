@@ -10,20 +10,69 @@
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
 
-/* {"registered":..,"contract":..,"mode":..,"token":..,"address":..,"generation":..,"peers":[..]} */
+/* The peers with their token, label and address: "members" of the peers document. */
+static int members_json(const struct mesh_agent *a, struct buf *out)
+{
+	char addr[16];
+	int r = buf_printf(out, "[");
+
+	for (size_t i = 0; i < a->st.n_peers && r == 0; i++) {
+		const struct mesh_peer *p = &a->st.peers[i];
+
+		mesh_overlay_addr_str(p->token, addr);
+		r = buf_printf(out, "%s{\"token\":%u,\"label\":", i ? "," : "", p->token);
+		if (r == 0)
+			r = json_append_string(out, agent_label(a, p->token, p->instance_id));
+		if (r == 0)
+			r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"connect\":", p->instance_id,
+				       p->mode == MESH_MODE_TLS ? "" : addr);
+		if (r == 0)
+			r = json_append_string(out, mesh_peer_connect_string(p, addr));
+		if (r == 0)
+			r = buf_printf(out, "}");
+	}
+	return r == 0 ? buf_printf(out, "]") : r;
+}
+
+/*
+ * {"version":1,"registered":..,"contract":..,"mode":..,"token":..,"address":..,"label":..,
+ *  "instance_id":..,"generation":..,"peers":[..],"members":[..],"added":[..],"removed":[..],
+ *  "leader":{..}|null}  (docs/control-protocol.md)
+ */
 int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 {
 	char addr[16];
 	int r;
 
 	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
-	r = buf_printf(out, "{\"registered\":%s,\"contract\":\"%s\",\"mode\":\"%s\",\"token\":%llu,"
-			    "\"address\":\"%s\",\"generation\":%llu,\"peers\":",
-		       a->st.registered ? "true" : "false", a->cfg->contract, mesh_mode_name(a->cfg->mode),
-		       (unsigned long long)a->st.token, a->st.token ? addr : "",
-		       (unsigned long long)a->st.generation);
+	r = buf_printf(out, "{\"version\":%d,\"registered\":%s,\"contract\":\"%s\",\"mode\":\"%s\",\"token\":%llu,"
+			    "\"address\":\"%s\",\"label\":",
+		       CONTROL_VERSION, a->st.registered ? "true" : "false", a->cfg->contract,
+		       mesh_mode_name(a->cfg->mode), (unsigned long long)a->st.token,
+		       a->st.token ? addr : "");
+	if (r == 0)
+		r = json_append_string(out, agent_label(a, a->st.token, a->instance_hex));
+	if (r == 0)
+		r = buf_printf(out, ",\"instance_id\":\"%s\",\"generation\":%llu,\"peers\":", a->instance_hex,
+			       (unsigned long long)a->st.generation);
 	if (r == 0)
 		r = mesh_peers_format_json(a->st.peers, a->st.n_peers, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"members\":");
+	if (r == 0)
+		r = members_json(a, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"added\":");
+	if (r == 0)
+		r = agent_change_json(a, true, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"removed\":");
+	if (r == 0)
+		r = agent_change_json(a, false, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"leader\":");
+	if (r == 0)
+		r = agent_leader_json(a, out);
 	if (r == 0)
 		r = buf_printf(out, "}");
 	return r < 0 ? r : buf_terminate(out);
@@ -67,10 +116,10 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 	}
 	hex_encode(app, a->id.app_id, 20);
 	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
-	r = buf_printf(out, "{\"instance_id\":\"%s\",\"app_id\":\"0x%s\",\"contract\":\"%s\","
+	r = buf_printf(out, "{\"version\":%d,\"instance_id\":\"%s\",\"app_id\":\"0x%s\",\"contract\":\"%s\","
 			    "\"chain_id\":%llu,\"mode\":\"%s\",\"token\":%llu,\"address\":\"%s\","
 			    "\"registered\":%s,\"endpoint\":",
-		       a->instance_hex, app, a->cfg->contract, (unsigned long long)a->self.chain_id,
+		       CONTROL_VERSION, a->instance_hex, app, a->cfg->contract, (unsigned long long)a->self.chain_id,
 		       mesh_mode_name(a->cfg->mode), (unsigned long long)a->st.token, a->st.token ? addr : "",
 		       a->st.registered ? "true" : "false");
 	if (r == 0)
@@ -113,7 +162,11 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 			r = buf_printf(out, "}");
 	}
 	if (r == 0)
-		r = buf_printf(out, "]}");
+		r = buf_printf(out, "],\"leader\":");
+	if (r == 0)
+		r = agent_leader_json(a, out);
+	if (r == 0)
+		r = buf_printf(out, "}");
 	wg_device_free(dev);
 	return r < 0 ? r : buf_terminate(out);
 }

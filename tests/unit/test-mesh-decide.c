@@ -490,6 +490,23 @@ Test(mesh_decide, nothing_verifies_ours_included_needs_a_fresh_full_read)
 	assert_device_holds(want, 2);
 }
 
+/* ---- the on-change contract: the first list is published even when empty ------------------ */
+
+Test(mesh_decide, first_view_is_published_even_when_empty)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 1);  /* only our own record: no peers */
+
+	decide(recs, n, true, true, 1000);
+	cr_assert_eq(st.n_peers, 0);
+	cr_assert(plan.publish, "the first (empty) list is published");
+	cr_assert_eq(st.generation, 1);
+	mesh_plan_clear(&plan);
+	decide(recs, n, true, true, 2000);
+	cr_assert_not(plan.publish, "an unchanged list is not published again");
+	cr_assert_eq(st.generation, 1);
+	registry_free(recs, n);
+}
 /* ---- point 7: two providers; one's omission never removes a peer ------------------------ */
 
 static void decide2(const struct registry_peer *a, size_t na, const struct registry_peer *b, size_t nb,
