@@ -19,6 +19,7 @@ MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PKG_CONFIG ?= pkg-config
 CC ?= cc
+OBJCOPY ?= objcopy
 FUZZ_CC ?= clang
 SANITIZE ?=
 O ?= build
@@ -65,34 +66,53 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(O)/bench/%)
 MAN_PAGES := $(wildcard docs/man/*.[1-8])
 
+# Two libraries. The internal one (every module) is what the agent, the CLI and the
+# tests link. The app library, libdstack-p2p, is the C API and the control socket's
+# client only: libc and pthreads, exporting only dstack_p2p_* (docs/api.md).
+INTERNAL_LIB := $(O)/libdstack-p2p-internal.a
+APP_SRCS := $(wildcard api/*.c) common/buf.c common/json.c common/unix.c common/util.c
+APP_OBJS := $(APP_SRCS:%.c=$(O)/%.o)
+APP_LDLIBS := -lpthread
 STATIC_LIB := $(O)/libdstack-p2p.a
 SHARED_LIB := $(O)/libdstack-p2p.so.$(SOVERSION)
 PROGRAMS := $(O)/dstack-p2p $(if $(SIM_SRCS),$(O)/dstack-sim)
 UNIT_TESTS := $(O)/tests/unit-tests
 
-all: $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS)
+all: $(INTERNAL_LIB) $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS)
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
 	$(quiet) CC $@
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(STATIC_LIB): $(LIB_OBJS)
+$(INTERNAL_LIB): $(LIB_OBJS)
 	$(quiet) AR $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(SHARED_LIB): $(LIB_OBJS)
+# One relocatable object whose hidden symbols are made local: a static link exposes
+# only dstack_p2p_* too, so buf_init or json_parse never clash with an app's own.
+$(O)/libdstack-p2p.o: $(APP_OBJS)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libdstack-p2p.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
+
+$(STATIC_LIB): $(O)/libdstack-p2p.o
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+# --no-undefined: anything the app objects need beyond libc and pthreads fails the link.
+$(SHARED_LIB): $(APP_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libdstack-p2p.so.$(SOVERSION) -Wl,--no-undefined \
+		-Wl,--as-needed -o $@ $^ $(APP_LDLIBS)
 	$(Q)ln -sf libdstack-p2p.so.$(SOVERSION) $(O)/libdstack-p2p.so
 
-$(O)/dstack-p2p: $(CLI_OBJS) $(STATIC_LIB)
+$(O)/dstack-p2p: $(CLI_OBJS) $(INTERNAL_LIB)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(INTERNAL_LIB) $(LDLIBS)
 
-$(O)/dstack-sim: $(SIM_OBJS) $(STATIC_LIB)
+$(O)/dstack-sim: $(SIM_OBJS) $(INTERNAL_LIB)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(STATIC_LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(INTERNAL_LIB) $(LDLIBS)
 
 # The pkg-config file is written at install time so it names the PREFIX installed to.
 define PC_FILE
@@ -104,17 +124,17 @@ Name: dstack-p2p
 Description: peers of a dstack TEE WireGuard mesh, for apps
 Version: $(VERSION)
 Libs: -L$${libdir} -ldstack-p2p
-Libs.private: $(LDLIBS)
+Libs.private: $(APP_LDLIBS)
 Cflags: -I$${includedir}
 endef
 export PC_FILE
 
 # ---- tests ------------------------------------------------------------------------
 
-$(UNIT_TESTS): $(UNIT_OBJS) $(STATIC_LIB)
+$(UNIT_TESTS): $(UNIT_OBJS) $(INTERNAL_LIB)
 	@mkdir -p $(@D)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(STATIC_LIB) $(LDLIBS) \
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(INTERNAL_LIB) $(LDLIBS) \
 	  $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null)
 
 # Fuzz targets: the library rebuilt with clang + libFuzzer + ASan/UBSan.
@@ -130,10 +150,10 @@ $(O)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(quiet) FUZZLD $@
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
-$(O)/bench/%: bench/%.c $(STATIC_LIB)
+$(O)/bench/%: bench/%.c $(INTERNAL_LIB)
 	@mkdir -p $(@D)
 	$(quiet) LD $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(INTERNAL_LIB) $(LDLIBS)
 
 tests: $(UNIT_TESTS)
 fuzz: $(FUZZ_BINS)

@@ -489,6 +489,47 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 				    const uint8_t instance_id[static 20], bool *registered);
 int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      uint8_t kms_root[static 20]);
+/* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
+int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
+		      char *out, size_t cap);
+
+/* ---- signed leader calls (chain/leader.c, docs/contracts.md) ---------------------------- */
+
+enum registry_leader_action { REGISTRY_LEADER_ELECT = 0, REGISTRY_LEADER_HEARTBEAT = 1, REGISTRY_LEADER_VOTE = 2 };
+
+/* One LeaderAction as the contract's EIP-712 type has it, and its node-key signature. */
+struct registry_leader_call {
+	uint8_t action;                /* enum registry_leader_action */
+	uint64_t token;                /* the acting node's token */
+	uint64_t target;               /* vote: the leader voted on; else 0 */
+	bool no_confidence;            /* vote: true votes, false withdraws; else false */
+	uint64_t nonce;                /* leaderActionNonce(token) */
+	uint64_t deadline;             /* unix seconds (block time) */
+	uint8_t signature[65];         /* r || s || v, v in {27,28} */
+};
+
+/* The contract's domainSeparator() and leaderActionDigest(...). */
+void registry_leader_domain(uint64_t chain_id, const uint8_t contract[static 20], uint8_t out[static 32]);
+void registry_leader_digest(uint64_t chain_id, const uint8_t contract[static 20],
+			    const struct registry_leader_call *c, uint8_t out[static 32]);
+/* Fill c->signature with node_key's signature over the digest; -EINVAL for an unknown action. */
+int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 20],
+			      const uint8_t node_key[static 32], struct registry_leader_call *c);
+/* electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata, appended. */
+int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata);
+/* leaderActionNonce(token). */
+int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce);
+
+/* leaderState(): who leads, in which term, until when, and the votes against it. */
+struct registry_leader {
+	uint64_t token;                /* 0: no leader */
+	uint8_t instance_id[20];
+	uint64_t term;
+	uint64_t expiry;               /* unix seconds (block time) the lease runs to */
+	uint64_t votes;                /* standing no-confidence votes in this term */
+	uint64_t required;             /* votes that replace the leader */
+};
+int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out);
 
 /*
  * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the

@@ -81,6 +81,14 @@ int buf_terminate(struct buf *b);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 
+/* ---- Unix sockets (unix.c) --------------------------------------------------------- */
+
+struct sockaddr_un;
+/* path into sun; -ENAMETOOLONG when it does not fit. */
+int unix_sockaddr(const char *path, struct sockaddr_un *sun);
+/* Send all of data by deadline (now_ms clock): 0, -ETIMEDOUT, or the send error. */
+int unix_send_all(int fd, const void *data, size_t len, uint64_t deadline);
+
 /* ---- JSON (jsmn) ---------------------------------------------------------------- */
 
 struct json_token {

@@ -96,6 +96,13 @@ int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], ui
 	return r < 0 ? fail(c, r, "nonceOf()") : 0;
 }
 
+int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64_t *nonce)
+{
+	int r = eth_get_transaction_count(c->rpc, address, "latest", nonce);
+
+	return r < 0 ? fail(c, r, "eth_getTransactionCount") : 0;
+}
+
 int cluster_poll(struct cluster *c, bool full, bool *changed)
 {
 	int r;
@@ -163,25 +170,21 @@ int cluster_send_registration(struct cluster *c, const struct registry_peer *rec
 	return r < 0 ? fail(c, r, "registerPeer") : 0;
 }
 
-int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_peer *rec)
+/* POST {"to": the contract, "data": calldata} to the relayer. */
+static int relay_calldata(struct cluster *c, const char *relayer_url, const struct buf *data)
 {
 	struct http_target target = { .base_url = relayer_url, .timeout_ms = 15000 };
 	struct http_reply reply = { 0 };
-	struct buf data, body;
+	struct buf body;
 	char contract[41];
-	char *hex = NULL;
+	char *hex;
 	int r;
 
-	buf_init(&data, 1 << 16);
+	hex = malloc(2 * data->len + 1);
+	if (!hex)
+		return -ENOMEM;
 	buf_init(&body, 1 << 17);
-	r = registry_encode_register_call(rec, &data);
-	if (r == 0 && !(hex = malloc(2 * data.len + 1)))
-		r = -ENOMEM;
-	if (r < 0) {
-		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
-		goto out;
-	}
-	hex_encode(hex, data.data, data.len);
+	hex_encode(hex, data->data, data->len);
 	hex_encode(contract, c->contract, 20);
 	r = buf_printf(&body, "{\"to\":\"0x%s\",\"data\":\"0x%s\"}", contract, hex);
 	if (r == 0)
@@ -192,10 +195,70 @@ int cluster_relay_registration(struct cluster *c, const char *relayer_url, const
 		snprintf(c->error, sizeof(c->error), "HTTP %ld", reply.status);
 		r = -EREMOTEIO;
 	}
-out:
 	http_reply_free(&reply);
 	free(hex);
-	buf_free(&data);
 	buf_free(&body);
 	return r;
+}
+
+int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_peer *rec)
+{
+	struct buf data;
+	int r;
+
+	buf_init(&data, 1 << 16);
+	r = registry_encode_register_call(rec, &data);
+	if (r < 0)
+		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
+	else
+		r = relay_calldata(c, relayer_url, &data);
+	buf_free(&data);
+	return r;
+}
+
+int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce)
+{
+	int r = registry_leader_nonce(c->rpc, c->contract, token, nonce);
+
+	return r < 0 ? fail(c, r, "leaderActionNonce()") : 0;
+}
+
+int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
+			     const char *relayer_url, uint8_t tx_hash[static 32])
+{
+	struct eth_receipt rc;
+	struct buf data;
+	int r;
+
+	buf_init(&data, 1 << 12);
+	r = registry_encode_leader_call(call, &data);
+	if (r < 0) {
+		snprintf(c->error, sizeof(c->error), "encoding the leader call: %s", errstr(r));
+	} else if (tx_key) {
+		/* Bounded like a registration: the loop pauses, the tunnels do not. */
+		r = eth_send_transaction(c->rpc, tx_key, c->contract, data.data, data.len,
+					 &(struct eth_send_opts){ .chain_id = c->chain_id, .timeout_ms = 15000 }, &rc);
+		if (r < 0)
+			fail(c, r, "the leader call");
+		else
+			memcpy(tx_hash, rc.tx_hash, 32);
+	} else {
+		r = relay_calldata(c, relayer_url, &data);
+	}
+	buf_free(&data);
+	return r;
+}
+
+int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap)
+{
+	int r = registry_label_of(c->rpc, c->contract, token, out, cap);
+
+	return r < 0 ? fail(c, r, "labelOf()") : 0;
+}
+
+int cluster_leader_state(struct cluster *c, struct registry_leader *out)
+{
+	int r = registry_leader_state(c->rpc, c->contract, out);
+
+	return r < 0 ? fail(c, r, "leaderState()") : 0;
 }

@@ -12,7 +12,7 @@
 const char *const mesh_config_names[] = {
 	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
 	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
-	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_ON_CHANGE",
+	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_HOSTS_FILE", "P2P_ON_CHANGE",
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT", NULL,
 };
 
@@ -156,6 +156,8 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->relayer_url, sizeof(cfg->relayer_url), value);
 	if (!strcmp(name, "P2P_PEERS_FILE"))
 		return set_string(cfg->peers_file, sizeof(cfg->peers_file), value);
+	if (!strcmp(name, "P2P_HOSTS_FILE"))
+		return set_string(cfg->hosts_file, sizeof(cfg->hosts_file), value);
 	if (!strcmp(name, "P2P_ON_CHANGE"))
 		return set_string(cfg->on_change, sizeof(cfg->on_change), value);
 	if (!strcmp(name, "DSTACK_P2P_CONTROL"))

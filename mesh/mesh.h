@@ -12,6 +12,7 @@
 #define DSTACK_P2P_MESH_H
 
 #include <limits.h>
+#include <signal.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -49,6 +50,7 @@ struct mesh_config {
 	char tx_key_file[PATH_MAX];     /* P2P_TX_KEY_FILE: funded key that pays for registration */
 	char relayer_url[512];          /* P2P_RELAYER_URL: someone else sends our tx */
 	char peers_file[PATH_MAX];      /* P2P_PEERS_FILE: published atomically on change */
+	char hosts_file[PATH_MAX];      /* P2P_HOSTS_FILE: "10.0.1.2 node-2" lines, likewise */
 	char on_change[1024];           /* P2P_ON_CHANGE: sh -c command, peers on stdin */
 	char control_path[PATH_MAX];    /* DSTACK_P2P_CONTROL */
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
@@ -100,53 +102,6 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
  */
 int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out);
 
-/* ---- the desired-vs-current diff ---------------------------------------------------- */
-
-/* A peer as WireGuard should have it. */
-struct mesh_wg_want {
-	uint8_t key[MESH_KEY_LEN];
-	struct sockaddr_storage endpoint;  /* AF_UNSPEC: unknown, leave the device's */
-	uint32_t allowed_ip;               /* network order, always a /32 */
-	uint16_t keepalive;
-};
-
-/* A peer as the device has it (from a kernel or wireguard-go dump). */
-struct mesh_wg_have {
-	uint8_t key[MESH_KEY_LEN];
-	struct sockaddr_storage endpoint;  /* AF_UNSPEC if none yet */
-	uint32_t allowed_ip;               /* the first IPv4 allowed IP, network order */
-	uint8_t allowed_cidr;
-	unsigned n_allowed;                /* every allowed IP, v4 and v6 */
-	uint16_t keepalive;
-	int64_t last_handshake;            /* unix seconds, 0 = never */
-	uint64_t rx_bytes, tx_bytes;
-};
-
-enum mesh_change_op { MESH_PEER_ADD, MESH_PEER_UPDATE, MESH_PEER_REMOVE };
-
-struct mesh_change {
-	enum mesh_change_op op;
-	uint8_t key[MESH_KEY_LEN];
-	bool set_endpoint;                 /* endpoint below is meaningful */
-	bool set_allowed_ip;               /* replace the allowed IPs with allowed_ip/32 */
-	bool set_keepalive;
-	struct sockaddr_storage endpoint;
-	uint32_t allowed_ip;
-	uint16_t keepalive;
-};
-
-/*
- * The smallest set of changes that turns `have` into `want`. `prev` is what the
- * controller wanted last time (may be NULL): an endpoint the device learned by
- * roaming is kept unless the registry's endpoint itself changed, so NAT keeps
- * working. Both inputs are unsorted; `out` needs room for nwant + nhave changes.
- * Returns the number of changes, or -EINVAL on a duplicate key in `want`.
- */
-int mesh_diff_peers(const struct mesh_wg_want *want, size_t nwant,
-		    const struct mesh_wg_have *have, size_t nhave,
-		    const struct mesh_wg_want *prev, size_t nprev,
-		    struct mesh_change *out);
-
 /* ---- publishing ---------------------------------------------------------------------- */
 
 /* The connection strings of a peer list, one per line, into a NUL-terminated buffer. */
@@ -157,19 +112,43 @@ int mesh_peers_format_json(const struct mesh_peer *peers, size_t n, struct buf *
 int mesh_write_file_atomic(const char *path, const void *data, size_t len);
 /*
  * Run `sh -c command` with the peer lines on stdin and DSTACK_P2P_PEERS in the
- * environment; does not wait (children are reaped by mesh_reap_children).
+ * environment, plus env (NAME=VALUE strings, NULL-terminated; may be NULL); does not
+ * wait (children are reaped by mesh_reap_children).
  */
-int mesh_run_on_change(const char *command, const char *peer_lines);
+int mesh_run_on_change(const char *command, const char *peer_lines, const char *const *env);
 void mesh_reap_children(void);
 
 /* ---- the agent ---------------------------------------------------------------------- */
 
 /*
- * Run the agent until SIGTERM/SIGINT: identity and keys from the guest agent, the
- * interface, registration, then the follow-verify-diff-apply-publish loop.
- * Returns 0 on a clean stop, negative errno when start-up failed.
+ * The agent as a library: the command owns the loop and the signals. A turn follows
+ * the registry, verifies every record, decides (mesh/decide.c, pure) and applies the
+ * plan: WireGuard, our registration, the published peer list.
  */
-int mesh_agent_run(const struct mesh_config *cfg);
+struct mesh_agent;
+
+/*
+ * Identity and keys from the guest agent (the KMS root recovered from our own GetKey
+ * reply), the interface (locked against a second agent), the control socket.
+ * abort_flag (may be NULL): RPC calls give up once it is set. Negative errno; -EBADR
+ * for a configuration mistake the user must fix (the command exits 2), already logged.
+ */
+int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
+		   struct mesh_agent **out);
+void mesh_agent_free(struct mesh_agent *a);
+/* The control socket, for the command's poll. */
+int mesh_agent_control_fd(const struct mesh_agent *a);
+/* Serve the control clients waiting in accept. */
+void mesh_agent_serve_control(struct mesh_agent *a);
+/* A full registry re-read and device check at the next turn (SIGHUP). */
+void mesh_agent_refresh(struct mesh_agent *a);
+/* Milliseconds until the next turn is due (0: now). */
+int mesh_agent_timeout_ms(const struct mesh_agent *a);
+/*
+ * One turn when due: RPC failures keep the mesh and back off (0 is returned); -EBADR on
+ * a configuration mistake found on the chain (no contract code, not a cluster).
+ */
+int mesh_agent_turn(struct mesh_agent *a);
 
 /*
  * The status document of a node whose agent is not running, read from the kernel (the
@@ -177,19 +156,5 @@ int mesh_agent_run(const struct mesh_config *cfg);
  * why gets a sentence when it fails.
  */
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len);
-
-/* ---- the control socket client (CLI and C API) ------------------------------------ */
-
-/* The control socket: flag (may be NULL) > $DSTACK_P2P_CONTROL > the default. */
-const char *mesh_control_path(const char *flag);
-
-/*
- * Ask the running agent: request is "peers", "status" or "watch". The reply (a JSON
- * document) lands in out. timeout_ms bounds the whole exchange. -ENOENT/-ECONNREFUSED
- * when no agent listens.
- */
-int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms);
-/* Open a "watch" stream; each line read from the fd is one JSON peers document. */
-int mesh_control_watch(const char *path);
 
 #endif

@@ -42,6 +42,7 @@ h_init() {
 	H_T0=$(date +%s%N)
 	H_NODES=()
 	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=() H_PUB=()
+	declare -gA H_RPC_NODE=() H_PROXY_URL=()  # h_agent_start: node i's RPC URL (list)
 	H_OTHER_PIDS=() H_AGENT_PIDS=()
 	trap h_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -192,7 +193,7 @@ h_agent_start() {
 	local i=$1
 	shift
 	ip netns exec "$(h_ns "$i")" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim$i.sock" \
-		CLUSTER_CONTRACT="$H_CONTRACT" P2P_MODE=wireguard ETH_RPC_URL="$H_RPC" \
+		CLUSTER_CONTRACT="$H_CONTRACT" P2P_MODE=wireguard ETH_RPC_URL="${H_RPC_NODE[$i]:-$H_RPC}" \
 		P2P_INTERFACE="$(h_if "$i")" P2P_ENDPOINT="$H_SUBNET.$i:51830" \
 		P2P_LISTEN_PORT=51830 P2P_KEEPALIVE="$H_KEEPALIVE" P2P_POLL_MS="$H_POLL_MS" \
 		P2P_TX_KEY_FILE="$H_RUN/txkey$i" P2P_PEERS_FILE="$H_RUN/peers$i" \
@@ -265,4 +266,30 @@ h_ping_all() {
 		for k in 1 2 3; do h_ping "$i" "$j" && { ok=$((ok + 1)); break; }; done
 	done; done
 	echo "$ok"
+}
+
+# h_proxy_start NAME PORT: netns-harness/rpc-proxy.py in the hub namespace on
+# $H_HUB_IP:PORT in front of anvil, pass-through until h_proxy_set says otherwise. Its URL
+# is H_PROXY_URL[NAME]; point node i at it with H_RPC_NODE[i]=... before h_agent_start.
+h_proxy_start() {
+	local name=$1 port=$2 t
+	echo '{}' >"$H_RUN/proxy-$name.json"
+	: >"$H_RUN/proxy-$name.log"
+	ip netns exec "${H_PREFIX}hub" /usr/bin/python3 "$H_ROOT/netns-harness/rpc-proxy.py" \
+		--listen "$H_HUB_IP:$port" --upstream "$H_RPC" --control "$H_RUN/proxy-$name.json" \
+		--log "$H_RUN/proxy-$name.log" --records "$H_RUN/records-$name" >"$H_RUN/proxy-$name.err" 2>&1 &
+	H_OTHER_PIDS+=($!)
+	H_PROXY_URL[$name]=http://$H_HUB_IP:$port
+	for t in $(seq 1 100); do
+		ip netns exec "${H_PREFIX}hub" ss -Hltn "sport = :$port" | grep -q LISTEN && return 0
+		sleep 0.05
+	done
+	h_die "rpc proxy $name did not start ($H_RUN/proxy-$name.err)"
+}
+
+# h_proxy_set NAME JSON: the proxy's behaviour from its next request on (rpc-proxy.py's
+# docstring lists the keys; '{}' is pass-through). Written whole, then renamed.
+h_proxy_set() {
+	printf '%s\n' "$2" >"$H_RUN/proxy-$1.json.tmp"
+	mv "$H_RUN/proxy-$1.json.tmp" "$H_RUN/proxy-$1.json"
 }
