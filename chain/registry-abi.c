@@ -55,8 +55,8 @@ static int get_exact_bytes(const struct abi_tuple *t, size_t slot, uint8_t *out,
 	size_t len;
 
 	if (abi_get_bytes(t, slot, &p, &len) < 0) {
-		snprintf(why, whylen, "%s: bad offset or length", what);
-		return -EBADMSG;
+		snprintf(why, whylen, "%s: offset or length outside the reply", what);
+		return -EPROTO;
 	}
 	if (len != n) {
 		snprintf(why, whylen, "%s is %zu bytes, not %zu", what, len, n);
@@ -74,6 +74,10 @@ static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char 
 	int r;
 
 	memset(p, 0, sizeof(*p));
+	if (t->len < PEER_SLOTS * 32) {
+		snprintf(why, whylen, "the entry ends inside its head");
+		return -EPROTO;
+	}
 	r = abi_get_uint64(t, PEER_TOKEN_ID, &p->token_id);
 	if (r < 0) {
 		snprintf(why, whylen, "token id %s", r == -ERANGE ? "above 2^64" : "missing");
@@ -91,8 +95,8 @@ static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char 
 	}
 	p->mode = (uint8_t)v;
 	if (abi_get_bytes(t, PEER_ENDPOINT, &ep, &n) < 0) {
-		snprintf(why, whylen, "endpoint: bad offset or length");
-		return -EBADMSG;
+		snprintf(why, whylen, "endpoint: offset or length outside the reply");
+		return -EPROTO;
 	}
 	if (n == 0 || n > REGISTRY_ENDPOINT_MAX || memchr(ep, '\0', n)) {
 		if (!n)
@@ -152,9 +156,18 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer 
 		r = abi_get_tuple(&arr, i, &entry);
 		if (r == 0)
 			r = decode_peer(&entry, &peers[kept], why, sizeof(why));
-		if (r == -ENOMEM) {
+		else
+			r = -EPROTO;
+		/*
+		 * An entry that points outside the reply means the reply itself is cut short or
+		 * forged, not that one record is bad: the whole read fails and nothing is removed.
+		 */
+		if (r == -ENOMEM || r == -EPROTO) {
+			registry_peer_clear(&peers[kept]);
 			registry_peers_free(peers, kept);
-			return r;
+			if (nskips)
+				*nskips = 0;
+			return r == -ENOMEM ? r : -EBADMSG;
 		}
 		if (r < 0) {
 			registry_peer_clear(&peers[kept]);
@@ -371,6 +384,36 @@ int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 			rpc_set_error(rpc, "kmsRoot(): malformed return data (%zu bytes)", ret.len);
 	}
 	buf_free(&ret);
+	return r;
+}
+
+int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20])
+{
+	static const char typehash_text[] = "dstack-p2p.PeerRecord.v1";
+	uint8_t want[32];
+	struct buf ret, calldata;
+	uint8_t sel[4];
+	size_t code = 0;
+	int r;
+
+	r = eth_get_code_size(rpc, contract, "latest", &code);
+	if (r < 0)
+		return r;
+	if (!code)
+		return -ENOTTY;
+	buf_init(&ret, 0);
+	buf_init(&calldata, 0);
+	abi_selector("PEER_RECORD_TYPEHASH()", sel);
+	r = buf_append(&calldata, sel, 4);
+	if (r == 0)
+		r = eth_call(rpc, contract, calldata.data, calldata.len, "latest", &ret);
+	keccak256(want, typehash_text, sizeof(typehash_text) - 1);
+	/* A revert (no such function) is an answer too: not a cluster. Other errors: the RPC's. */
+	if ((r == -EREMOTEIO && strstr(eth_rpc_last_error(rpc), "revert")) ||
+	    (r == 0 && (ret.len != 32 || memcmp(ret.data, want, 32))))
+		r = -EPROTOTYPE;
+	buf_free(&ret);
+	buf_free(&calldata);
 	return r;
 }
 

@@ -180,6 +180,16 @@ err:
 	return r;
 }
 
+const char *eth_rpc_current_label(const struct eth_rpc *rpc)
+{
+	return rpc->ep[rpc->current].label;
+}
+
+void eth_rpc_distrust_current(struct eth_rpc *rpc)
+{
+	rpc->current = (rpc->current + 1) % rpc->nep;
+}
+
 void eth_rpc_free(struct eth_rpc *rpc)
 {
 	if (!rpc)

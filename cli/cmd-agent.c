@@ -41,6 +41,9 @@ static const struct {
 	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
 	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },
 	{ "full-reread-ms", "P2P_FULL_REREAD_MS", "MS", "full registry re-read interval (default 60000)" },
+	{ "kms-root", "P2P_KMS_ROOT", "ADDR", "pin the KMS root (checked against our own key's)" },
+	{ "chain-id", "P2P_CHAIN_ID", "ID", "pin the chain id (default: learned, see docs)" },
+	{ "register-max-per-hour", "P2P_REGISTER_MAX_PER_HOUR", "N", "registrations per hour, then only log (20)" },
 };
 
 /*

@@ -24,7 +24,6 @@
 
 #define BACKOFF_MAX_MS 30000
 #define TX_RETRY_MS 15000  /* a registration not seen on chain by then is sent again */
-#define TX_MAX_PER_HOUR 20
 
 
 /* ---- registration ----------------------------------------------------------------------- */
@@ -159,7 +158,7 @@ static void register_now(struct mesh_agent *a, uint64_t now)
 	a->said_unbound = false;
 	known = funded_nonce(a, &fnonce) == 0;
 	r = send_registration(a);
-	sent = r == 0 && a->cfg->tx_key_file[0];
+	sent = r == 0 && (a->cfg->tx_key_file[0] || a->cfg->relayer_url[0]);
 	mesh_note_registration(&a->st, now, sent, known, fnonce);
 }
 
@@ -251,22 +250,91 @@ static void log_skipped(struct mesh_agent *a)
 		log_warn("dropping getPeers() entry %zu: %s", skips[i].index, skips[i].reason);
 }
 
-/* What the chain must say before we believe any of it: the chain id and the KMS root. */
-static int chain_check(struct mesh_agent *a)
+/* At the first answer: is the contract a cluster at all? A mistake exits 2, not an outage. */
+static int contract_check(struct mesh_agent *a)
 {
-	char root[41];
+	int r = cluster_check_contract(a->cluster);
+
+	if (r == -ENOTTY)
+		log_error("CLUSTER_CONTRACT %s has no code on this chain (an account, not a contract, or "
+			  "a wrong address or chain): check CLUSTER_CONTRACT and ETH_RPC_URL",
+			  a->cfg->contract);
+	else if (r == -EPROTOTYPE)
+		log_error("CLUSTER_CONTRACT %s is a contract but not a dstack-p2p cluster (no "
+			  "PEER_RECORD_TYPEHASH() of dstack-p2p.PeerRecord.v1): check CLUSTER_CONTRACT",
+			  a->cfg->contract);
+	return r == -ENOTTY || r == -EPROTOTYPE ? -EBADR : r;
+}
+
+/*
+ * The chain id records are verified against. Pinned (P2P_CHAIN_ID), or confirmed by our
+ * own record verifying under it: then an RPC that says another is failed, not believed.
+ * Before that, re-read at every full read, so a wrong answer at start does not stick.
+ */
+static int chain_id_check(struct mesh_agent *a)
+{
+	uint64_t id;
 	int r;
 
-	if (a->chain_ready)
-		return 0;
-	r = cluster_chain_id(a->cluster, &a->self.chain_id);
-	if (r == 0)
-		r = cluster_kms_root(a->cluster, a->self.kms_root);
+	r = cluster_chain_id(a->cluster, &id);
 	if (r < 0)
 		return r;
+	if (a->chain_confirmed && id != a->self.chain_id) {
+		cluster_distrust(a->cluster, "serves chain %llu, the cluster is on chain %llu%s; not using "
+				 "its answers", (unsigned long long)id, (unsigned long long)a->self.chain_id,
+				 a->cfg->chain_id ? " (P2P_CHAIN_ID)" : "");
+		return -EPROTO;
+	}
+	if (a->chain_ready && id != a->self.chain_id)
+		log_warn("the RPC now serves chain %llu, not %llu", (unsigned long long)id,
+			 (unsigned long long)a->self.chain_id);
+	a->self.chain_id = id;
+	cluster_expect_chain_id(a->cluster, id);
+	return 0;
+}
+
+/*
+ * kmsRoot() must name the root our own key came from. An RPC that says otherwise is
+ * lying (or serves another cluster): refuse its answers, never adopt its root.
+ */
+static int kms_root_check(struct mesh_agent *a)
+{
+	uint8_t root[20];
+	char theirs[41], ours[41];
+	int r = cluster_kms_root(a->cluster, root);
+
+	if (r < 0)
+		return r;
+	if (!memcmp(root, a->self.kms_root, 20))
+		return 0;
+	hex_encode(theirs, root, 20);
+	hex_encode(ours, a->self.kms_root, 20);
+	cluster_distrust(a->cluster, "kmsRoot() says 0x%s, but our own key was issued by the KMS root "
+			 "0x%s; not using its answers", theirs, ours);
+	return -EPROTO;
+}
+
+/* What the chain must say before we believe any of it: a cluster, the chain id, the KMS root. */
+static int chain_check(struct mesh_agent *a, bool full)
+{
+	int r;
+
+	if (!a->chain_ready) {
+		r = contract_check(a);
+		if (r < 0)
+			return r;
+	}
+	if (full || !a->chain_ready) {
+		r = chain_id_check(a);
+		if (r == 0)
+			r = kms_root_check(a);
+		if (r < 0)
+			return r;
+	}
+	if (!a->chain_ready)
+		log_info("cluster on chain %llu, contract and KMS root checked",
+			 (unsigned long long)a->self.chain_id);
 	a->chain_ready = true;
-	hex_encode(root, a->self.kms_root, 20);
-	log_info("cluster on chain %llu, KMS root 0x%s", (unsigned long long)a->self.chain_id, root);
 	return 0;
 }
 
@@ -277,8 +345,21 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 	int r;
 
 	*have_view = false;
-	*full = now >= a->next_full_read_ms;
-	r = chain_check(a);
+	*full = now >= a->next_full_read_ms || !a->chain_ready;
+	/*
+	 * Until our own record confirms the chain id, ask for it every poll: a wrong one at
+	 * start (every record failing the node signature) is dropped within a poll of the
+	 * RPC answering right, not at the next periodic re-read.
+	 */
+	if (!*full && !a->chain_confirmed) {
+		uint64_t id;
+
+		r = cluster_chain_id(a->cluster, &id);
+		if (r < 0)
+			return r;
+		*full = id != a->self.chain_id;
+	}
+	r = chain_check(a, *full);
 	if (r == 0)
 		r = cluster_poll(a->cluster, *full, &changed);
 	if (r < 0)
@@ -292,6 +373,9 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
 	if (changed)
 		log_skipped(a);
+	/* Several providers: what the follower read is checked against another one. */
+	if ((changed || *full) && cluster_providers(a->cluster) >= 2)
+		cluster_cross_check(a->cluster);
 	/* Unchanged and registered: the last decision still holds (verification is not free). */
 	*have_view = changed || *full || !a->st.registered || a->st.recheck;
 	return 0;
@@ -345,28 +429,45 @@ int mesh_agent_turn(struct mesh_agent *a)
 	struct mesh_plan plan = { .log = &a->log };
 	struct wg_device *dev = NULL;
 	size_t n = 0;
-	int r = 0;
+	bool rpc_turn;
+	int r = 0, rpc = 0;
 
 	if (in.now_ms < a->next_turn_ms)
 		return 0;
-	if (in.now_ms >= a->next_rpc_ms) {
-		r = read_registry(a, in.now_ms, &in.have_view, &in.full);
+	rpc_turn = in.now_ms >= a->next_rpc_ms;
+	if (rpc_turn) {
+		rpc = read_registry(a, in.now_ms, &in.have_view, &in.full);
 		if (a->abort_flag && *a->abort_flag)
 			return 0;  /* an RPC cut short by a stop signal says nothing about the chain */
-		if (r == -EBADR)
-			return r;
-		note_rpc(a, r);
+		if (rpc == -EBADR)
+			return rpc;
 	}
 	if (in.have_view) {
 		in.recs = cluster_peers(a->cluster, &n);
 		in.n_recs = n;
 		in.block = a->block;
-		if (!a->st.registered)
+		in.provider = cluster_primary_label(a->cluster);
+		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
+		in.block_disagreement = cluster_disagreement(a->cluster);
+		if (!a->st.registered && a->st.reg_pending)
 			in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	}
 	if (a->wg && agent_wg_dump(a, &dev) == 0)
 		in.dev = dev;
+	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
+	if (r == 0 && plan.refuse_view) {
+		cluster_distrust(a->cluster, "serves chain %llu, under which no record of the registry "
+				 "verifies (not even ours); not using its answers",
+				 (unsigned long long)a->self.chain_id);
+		rpc = -EPROTO;
+	} else if (in.have_view && (a->st.registered || a->st.n_peers) && !a->chain_confirmed) {
+		/* Records verify under it: the cluster's chain, kept from now on. */
+		a->chain_confirmed = true;
+		log_info("chain %llu confirmed by the registry's records", (unsigned long long)a->self.chain_id);
+	}
+	if (rpc_turn)
+		note_rpc(a, rpc);
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);
@@ -478,7 +579,33 @@ static int fill_self(struct mesh_agent *a)
 	self->listen_port = a->cfg->listen_port;
 	self->keepalive = a->cfg->keepalive;
 	self->reg_spacing_ms = TX_RETRY_MS;
-	self->reg_max_per_hour = TX_MAX_PER_HOUR;
+	self->reg_max_per_hour = a->cfg->register_max_per_hour;
+	self->chain_id = a->cfg->chain_id;
+	return 0;
+}
+
+/* The KMS root from our own GetKey reply, checked against the P2P_KMS_ROOT pin. */
+static int kms_root_from_identity(struct mesh_agent *a)
+{
+	uint8_t pin[20];
+	char root[41];
+	int r = attest_identity_kms_root(&a->id, a->self.kms_root);
+
+	if (r < 0) {
+		log_error("recovering the KMS root from our own key's signature chain: %s", r == -ENOKEY ?
+			  "no KMS signature (a local key provider): no KMS vouches for this node" : errstr(r));
+		return r == -ENOKEY ? -EBADR : r;
+	}
+	hex_encode(root, a->self.kms_root, 20);
+	if (a->cfg->kms_root[0]) {
+		hex_decode_exact(pin, 20, a->cfg->kms_root, strlen(a->cfg->kms_root));
+		if (memcmp(pin, a->self.kms_root, 20)) {
+			log_error("P2P_KMS_ROOT is %s, but our own key was issued by the KMS root 0x%s: "
+				  "this CVM does not belong to the KMS you pinned", a->cfg->kms_root, root);
+			return -EBADR;
+		}
+	}
+	log_info("KMS root 0x%s (from our own key%s)", root, a->cfg->kms_root[0] ? ", as pinned" : "");
 	return 0;
 }
 
@@ -511,11 +638,29 @@ static int agent_start(struct mesh_agent *a)
 		return -EPERM;
 	}
 	fill_self(a);
+	r = kms_root_from_identity(a);
+	if (r < 0)
+		return r;
 	log_info("instance 0x%s of cluster %s, %s mode", a->instance_hex, a->cfg->contract,
 		 mesh_mode_name(a->cfg->mode));
 	if (a->cfg->tx_key_file[0] && (r = load_funded_address(a)) < 0) {
 		log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
 		return -EBADR;
+	}
+
+	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->self.contract, a->abort_flag);
+	if (r < 0) {
+		if (r == -EINVAL || r == -E2BIG)
+			log_error("ETH_RPC_URL '%s' is not a comma-separated list of RPC URLs (http://, "
+				  "https://, http+unix://, ipc:// or a socket path)%s", a->cfg->rpc_urls,
+				  r == -E2BIG ? ", or it lists too many" : "");
+		else
+			log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
+		return r == -EINVAL || r == -E2BIG ? -EBADR : r;
+	}
+	if (a->cfg->chain_id) {
+		a->chain_confirmed = true;
+		cluster_expect_chain_id(a->cluster, a->cfg->chain_id);
 	}
 
 	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
@@ -528,7 +673,10 @@ static int agent_start(struct mesh_agent *a)
 		if (a->cfg->endpoint[0])
 			snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s", a->cfg->endpoint);
 		else if ((r = agent_guess_endpoint(a->cfg, a->self.endpoint, sizeof(a->self.endpoint))) < 0) {
-			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", errstr(r));
+			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", r == -EHOSTUNREACH ?
+				  "the host of the first RPC URL does not resolve (is ETH_RPC_URL right?)" :
+				  r == -EADDRNOTAVAIL ? "the first RPC URL is local, so it says nothing about "
+				  "our address" : errstr(r));
 			return r;
 		}
 		r = agent_wg_open(a);
@@ -543,11 +691,6 @@ static int agent_start(struct mesh_agent *a)
 	}
 	log_info("our endpoint: %s", a->self.endpoint);
 
-	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->self.contract, a->abort_flag);
-	if (r < 0) {
-		log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
-		return r;
-	}
 	r = control_listen(&a->control, a->cfg->control_path);
 	if (r < 0) {
 		log_error("control socket %s: %s", a->cfg->control_path,

@@ -13,7 +13,8 @@ const char *const mesh_config_names[] = {
 	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
 	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
 	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_HOSTS_FILE", "P2P_ON_CHANGE",
-	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT", NULL,
+	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
+	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR", NULL,
 };
 
 const char *mesh_mode_name(enum mesh_mode mode)
@@ -44,6 +45,7 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->gateway_port = 443;
 	cfg->poll_ms = 1000;
 	cfg->full_reread_ms = 60000;
+	cfg->register_max_per_hour = MESH_DEFAULT_REGISTER_MAX_PER_HOUR;
 }
 
 static int set_string(char *dst, size_t cap, const char *value)
@@ -168,6 +170,27 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_ms(&cfg->full_reread_ms, value, 100, 86400000);
 	if (!strcmp(name, "P2P_REMOVE_ON_EXIT"))
 		return parse_bool(value, &cfg->remove_on_exit);
+	if (!strcmp(name, "P2P_KMS_ROOT"))
+		return *value ? parse_contract(value, cfg->kms_root) : (cfg->kms_root[0] = '\0', 0);
+	if (!strcmp(name, "P2P_CHAIN_ID")) {
+		unsigned long long id;
+		char *end;
+
+		if (!*value) {
+			cfg->chain_id = 0;
+			return 0;
+		}
+		if (!isdigit((unsigned char)value[0]))
+			return -EINVAL;
+		errno = 0;
+		id = strtoull(value, &end, 10);
+		if (errno || *end || !id)
+			return -EINVAL;
+		cfg->chain_id = id;
+		return 0;
+	}
+	if (!strcmp(name, "P2P_REGISTER_MAX_PER_HOUR"))
+		return set_ms(&cfg->register_max_per_hour, value, 1, MESH_MAX_REGISTER_PER_HOUR);
 	return -ENOENT;
 }
 
@@ -198,18 +221,35 @@ static char *trim(char *s)
 	return s;
 }
 
+/* One line into text (cap bytes with its NUL): 1, 0 at the end, -EMSGSIZE, -EILSEQ (a NUL). */
+static int read_line(FILE *f, char *text, size_t cap)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == '\0')
+			return -EILSEQ;
+		if (n + 1 >= cap)
+			return -EMSGSIZE;
+		text[n++] = (char)c;
+	}
+	text[n] = '\0';
+	return c == EOF && n == 0 ? 0 : 1;
+}
+
 int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 {
 	char text[2048];
 	int r;
 
 	*line = 0;
-	while (fgets(text, sizeof(text), f)) {
+	while ((r = read_line(f, text, sizeof(text))) != 0) {
 		char *name, *value, *eq;
 
 		++*line;
-		if (!strchr(text, '\n') && !feof(f))
-			return -EMSGSIZE;
+		if (r < 0)
+			return r;
 		name = trim(text);
 		if (!*name || *name == '#')
 			continue;
@@ -243,6 +283,8 @@ const char *mesh_config_file_strerror(int err, int line)
 		return "not NAME=VALUE, or a bad value";
 	case -EMSGSIZE:
 		return "line longer than 2046 bytes";
+	case -EILSEQ:
+		return "holds a NUL byte (is this a text file?)";
 	default:
 		return errstr(err);
 	}

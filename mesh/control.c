@@ -76,7 +76,7 @@ int control_listen(struct control_server *s, const char *path)
 		return r;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, CONTROL_BACKLOG) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -267,7 +267,8 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 			for (i = 0; i < ARRAY_SIZE(s->watchers) && s->watchers[i] >= 0; i++)
 				;
 			if (i == ARRAY_SIZE(s->watchers))
-				control_error(&out, "busy", "too many watchers; try again later");
+				control_error(&out, "busy", "too many watchers (at most " CONTROL_MAX_WATCHERS_STR
+					      "); try again later");
 			else if (reply(ctx, &peers, &out) < 0)
 				control_error(&out, "internal", "no peers document");
 			if (buf_append(&out, "\n", 1) == 0 && unix_send_all(fd, out.data, out.len, deadline) == 0 &&

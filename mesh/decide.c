@@ -17,6 +17,7 @@
 #include "mesh/mesh.h"
 
 #define HOUR_MS 3600000ull
+#define REG_PENDING_MAX_MS 600000u  /* a registration not mined by then was dropped */
 
 static void say(struct mesh_plan *plan, enum mesh_plan_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -167,7 +168,8 @@ const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
 	const struct registry_peer *own = NULL;
 
 	*n_peers = *n_rejected = 0;
-	for (size_t i = 0; i < n && i < MESH_MAX_PEERS; i++) {
+	/* Two providers' views merged hold at most two records per token. */
+	for (size_t i = 0; i < n && i < 2 * MESH_MAX_PEERS; i++) {
 		const struct registry_peer *p = &recs[i];
 		char why[96];
 		const char *problem;
@@ -296,7 +298,7 @@ static void refuse_rollbacks(struct mesh_state *st, struct mesh_peer *peers, siz
 
 static size_t sends_in_last_hour(const struct mesh_state *st, uint64_t now)
 {
-	size_t n = st->n_reg_sent < MESH_REG_CAP_MAX ? st->n_reg_sent : MESH_REG_CAP_MAX, count = 0;
+	size_t n = st->n_reg_sent < MESH_MAX_REGISTER_PER_HOUR ? st->n_reg_sent : MESH_MAX_REGISTER_PER_HOUR, count = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (now < st->reg_sent_ms[i] + HOUR_MS)
@@ -312,15 +314,20 @@ static size_t sends_in_last_hour(const struct mesh_state *st, uint64_t now)
 static void decide_registration(struct mesh_state *st, const struct mesh_self *self,
 				const struct mesh_input *in, struct mesh_plan *plan)
 {
-	unsigned cap = self->reg_max_per_hour < MESH_REG_CAP_MAX ? self->reg_max_per_hour : MESH_REG_CAP_MAX;
+	unsigned cap = self->reg_max_per_hour < MESH_MAX_REGISTER_PER_HOUR ? self->reg_max_per_hour : MESH_MAX_REGISTER_PER_HOUR;
 
 	if (st->reg_last_ms && in->now_ms < st->reg_last_ms + self->reg_spacing_ms)
 		return;
-	if (st->reg_pending && in->funded_nonce_known) {
-		if (in->funded_nonce <= st->reg_funded_nonce)
-			return;  /* our transaction is not mined yet: another would only queue */
-		st->reg_pending = false;
+	/*
+	 * Our transaction is not mined yet (the funded key's nonce has not moved past it, or
+	 * we cannot tell): another would only queue behind it. One dropped from every mempool
+	 * never moves the nonce, so after REG_PENDING_MAX_MS it no longer holds us back.
+	 */
+	if (st->reg_pending && in->now_ms < st->reg_last_ms + REG_PENDING_MAX_MS) {
+		if (!in->funded_nonce_known || in->funded_nonce <= st->reg_funded_nonce)
+			return;
 	}
+	st->reg_pending = false;
 	if (sends_in_last_hour(st, in->now_ms) >= cap) {
 		if (!st->reg_capped_said)
 			say(plan, MESH_PLAN_WARN, "%u registrations sent in the last hour and our record is "
@@ -340,10 +347,122 @@ void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool
 	st->reg_last_ms = now ? now : 1;
 	if (!sent)
 		return;
-	st->reg_sent_ms[st->n_reg_sent % MESH_REG_CAP_MAX] = now;
+	st->reg_sent_ms[st->n_reg_sent % MESH_MAX_REGISTER_PER_HOUR] = now;
 	st->n_reg_sent++;
 	st->reg_pending = funded_nonce_known;
 	st->reg_funded_nonce = funded_nonce;
+}
+
+/* ---- several providers: one view that no single provider's omission can shrink -------------- */
+
+static const struct registry_peer *by_token(const struct registry_peer *recs, size_t n, uint64_t token)
+{
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].token_id == token)
+			return &recs[i];
+	return NULL;
+}
+
+static bool record_verifies(const struct mesh_self *self, const struct registry_peer *p)
+{
+	return attest_verify_record(p, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
+}
+
+/* Of two records of one instance, the one that verifies, the newer if both do. */
+static const struct registry_peer *prefer(const struct mesh_self *self, const struct registry_peer *a,
+					  const struct registry_peer *b)
+{
+	bool va, vb;
+
+	if (a->nonce == b->nonce)
+		return a;
+	va = record_verifies(self, a);
+	vb = record_verifies(self, b);
+	if (va != vb)
+		return va ? a : b;
+	return a->nonce >= b->nonce ? a : b;
+}
+
+static void note(char *text, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Append "; <what>" to text, bounded. */
+static void note(char *text, size_t cap, const char *fmt, ...)
+{
+	size_t n = strlen(text);
+	va_list ap;
+
+	if (n + 3 >= cap)
+		return;
+	if (n)
+		n += (size_t)snprintf(text + n, cap - n, "; ");
+	va_start(ap, fmt);
+	vsnprintf(text + n, cap - n, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Merge two providers' views of the registry at one block, by token: a record one of
+ * them omits is kept (an omission never removes a peer another provider still serves);
+ * for two records of one instance the one that verifies, and the newer, wins; for two
+ * different instances on one token, the followed provider's. What differed goes to why.
+ * out has room for n_recs + n_recs2 records (shallow copies, not to be cleared).
+ */
+static size_t merge_views(const struct mesh_self *self, const struct mesh_input *in,
+			  struct registry_peer *out, char *why, size_t why_len)
+{
+	const char *x = in->provider ? in->provider : "one provider";
+	const char *y = in->provider2 ? in->provider2 : "another";
+	size_t n = 0;
+
+	for (size_t i = 0; i < in->n_recs; i++) {
+		const struct registry_peer *a = &in->recs[i], *b = by_token(in->recs2, in->n_recs2, a->token_id);
+
+		if (!b) {
+			note(why, why_len, "%s omits token %llu", y, (unsigned long long)a->token_id);
+			out[n++] = *a;
+		} else if (!memcmp(a->instance_id, b->instance_id, 20)) {
+			if (a->nonce != b->nonce)
+				note(why, why_len, "token %llu: nonce %llu at %s, %llu at %s",
+				     (unsigned long long)a->token_id, (unsigned long long)a->nonce, x,
+				     (unsigned long long)b->nonce, y);
+			out[n++] = *prefer(self, a, b);
+		} else {
+			note(why, why_len, "token %llu: another instance at %s than at %s",
+			     (unsigned long long)a->token_id, y, x);
+			out[n++] = *a;
+		}
+	}
+	for (size_t i = 0; i < in->n_recs2; i++) {
+		const struct registry_peer *b = &in->recs2[i];
+
+		if (by_token(in->recs, in->n_recs, b->token_id))
+			continue;
+		note(why, why_len, "%s omits token %llu", x, (unsigned long long)b->token_id);
+		out[n++] = *b;
+	}
+	return n;
+}
+
+/* Log a disagreement once (until it changes), count it, keep it for status. */
+static void report_disagreement(struct mesh_state *st, const struct mesh_input *in, const char *why,
+				struct mesh_plan *plan)
+{
+	char text[sizeof(st->disagreement)] = "";
+
+	if (in->block_disagreement && *in->block_disagreement)
+		note(text, sizeof(text), "%s", in->block_disagreement);
+	if (*why)
+		note(text, sizeof(text), "providers disagree at block %llu: %s", (unsigned long long)in->block, why);
+	if (!*text) {
+		if (st->disagreement[0])
+			say(plan, MESH_PLAN_INFO, "the RPC providers agree again");
+		st->disagreement[0] = '\0';
+		return;
+	}
+	st->disagreements++;
+	if (strcmp(text, st->disagreement))
+		say(plan, MESH_PLAN_WARN, "%s (keeping every record that verifies)", text);
+	snprintf(st->disagreement, sizeof(st->disagreement), "%s", text);
 }
 
 /* ---- one registry view --------------------------------------------------------------------- */
@@ -351,6 +470,19 @@ void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool
 static bool peers_equal(const struct mesh_peer *a, size_t na, const struct mesh_peer *b, size_t nb)
 {
 	return na == nb && (!na || !memcmp(a, b, na * sizeof(*a)));
+}
+
+/*
+ * Does any record verify, whatever its mode (a tls-mode node in a cluster of WireGuard
+ * nodes has no peers, yet their records vouch for the chain id and the KMS root)?
+ */
+static bool any_record_verifies(const struct mesh_self *self, const struct mesh_input *in)
+{
+	for (size_t i = 0; i < in->n_recs && i < 2 * MESH_MAX_PEERS; i++)
+		if (attest_verify_record(&in->recs[i], self->chain_id, self->contract, self->kms_root) ==
+		    ATTEST_VALID)
+			return true;
+	return false;
 }
 
 /*
@@ -366,14 +498,16 @@ static bool view_suspicious(const struct mesh_state *st, const struct mesh_self 
 		return false;
 	if (in->n_recs == 0)
 		return true;
-	return n_valid == 0 && !mesh_own_record_valid(self, own);
+	return n_valid == 0 && !mesh_own_record_valid(self, own) && !any_record_verifies(self, in);
 }
 
 static int decide_view(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
 		       struct mesh_plan *plan)
 {
 	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
-	struct mesh_peer *peers = calloc(MESH_MAX_PEERS, sizeof(*peers));
+	struct mesh_peer *peers = calloc(2 * MESH_MAX_PEERS, sizeof(*peers));
+	struct registry_peer *merged = NULL;
+	struct mesh_input view = *in;
 	const struct registry_peer *own;
 	size_t n_peers = 0, n_rejected = 0;
 	bool was_registered = st->registered;
@@ -383,7 +517,29 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		r = -ENOMEM;
 		goto out;
 	}
+	if (in->recs2 || (in->block_disagreement && *in->block_disagreement)) {
+		char why[512] = "";
+
+		merged = calloc(in->n_recs + in->n_recs2 + 1, sizeof(*merged));
+		if (!merged) {
+			r = -ENOMEM;
+			goto out;
+		}
+		view.n_recs = merge_views(self, in, merged, why, sizeof(why));
+		view.recs = merged;
+		report_disagreement(st, in, why, plan);
+		in = &view;
+	}
 	own = mesh_classify_records(self, in->recs, in->n_recs, peers, &n_peers, rejected, &n_rejected);
+	/*
+	 * Records, and not one verifies under a chain id nothing has confirmed yet: the chain
+	 * id is what is wrong (a lying RPC, a failover URL on another network), not every
+	 * record. That RPC is failed; nothing changes until one answers right.
+	 */
+	if (in->chain_unconfirmed && in->n_recs && !n_peers && !any_record_verifies(self, in)) {
+		plan->refuse_view = true;
+		goto out;
+	}
 	if (view_suspicious(st, self, in, n_peers, own) && !(st->recheck && in->full)) {
 		if (st->n_peers && !st->recheck)
 			say(plan, MESH_PLAN_WARN, "the registry reads %s at block %llu; re-reading before "
@@ -417,8 +573,8 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		st->registered = true;
 		st->token = own->token_id;
 		st->registered_nonce = own->nonce;
+		/* reg_last_ms stays: an RPC that flaps our record must not reset the spacing. */
 		st->reg_pending = false;
-		st->reg_last_ms = 0;
 		if (!was_registered)
 			say(plan, MESH_PLAN_INFO, "registered: token %llu, 10.0.1.%llu, endpoint %s",
 			    (unsigned long long)st->token, (unsigned long long)st->token, self->endpoint);
@@ -443,6 +599,7 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		    st->n_peers == 1 ? "" : "s", (unsigned long long)st->generation);
 	}
 out:
+	free(merged);
 	free(peers);
 	free(rejected);
 	return r;
@@ -450,32 +607,12 @@ out:
 
 /* ---- the device ------------------------------------------------------------------------------ */
 
-static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t key[static 32])
-{
-	for (size_t i = 0; i < dev->n_peers; i++)
-		if (!memcmp(dev->peers[i].public_key, key, MESH_KEY_LEN))
-			return &dev->peers[i];
-	return NULL;
-}
-
 static const struct mesh_applied *applied_by_key(const struct mesh_state *st, const uint8_t key[static 32])
 {
 	for (size_t i = 0; i < st->n_applied; i++)
 		if (!memcmp(st->applied[i].key, key, MESH_KEY_LEN))
 			return &st->applied[i];
 	return NULL;
-}
-
-static bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
-{
-	if (a->addr.sa_family != b->addr.sa_family)
-		return false;
-	if (a->addr.sa_family == AF_INET)
-		return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
-	if (a->addr.sa_family == AF_INET6)
-		return a->in6.sin6_port == b->in6.sin6_port &&
-		       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16);
-	return true;
 }
 
 static void endpoint_from_string(union wg_endpoint *out, const char *endpoint)
@@ -519,7 +656,7 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 {
 	for (size_t i = 0; i < st->n_peers; i++) {
 		const struct mesh_peer *m = &st->peers[i];
-		const struct wg_peer *have = device_peer(dev, m->wg_key);
+		const struct wg_peer *have = wg_device_find_peer(dev, m->wg_key);
 		struct wg_peer *p = &want->peers[i];
 		union wg_endpoint ep;
 
@@ -649,8 +786,11 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 	mesh_plan_clear(plan);
 	if (in->have_view)
 		r = decide_view(st, self, in, plan);
-	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev)
+	/* Before a first view, what the device holds (peers adopted from our last run) stays. */
+	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev && st->applied_view)
 		r = decide_device(st, self, in->dev, plan);
+	else if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev)
+		plan->set_listen_port = in->dev->listen_port != self->listen_port;
 	if (self->mode == MESH_MODE_WIREGUARD && st->token >= 1 && st->token <= MESH_MAX_PEERS)
 		plan->address_token = st->token;
 	return r;

@@ -11,10 +11,15 @@
 
 struct buf;
 
+/* The control socket's limits (docs/agent.md): watchers, and clients waiting in accept. */
+#define CONTROL_MAX_WATCHERS 16
+#define CONTROL_MAX_WATCHERS_STR "16"
+#define CONTROL_BACKLOG 16
+
 /* The listening control socket and the "watch" clients it streams peer lists to. */
 struct control_server {
 	int fd;
-	int watchers[16];
+	int watchers[CONTROL_MAX_WATCHERS];
 	char path[PATH_MAX];
 };
 
@@ -69,6 +74,15 @@ const char *cluster_error(const struct cluster *c);
 uint64_t cluster_rpc_calls(const struct cluster *c);
 
 int cluster_chain_id(struct cluster *c, uint64_t *chain_id);
+/* The chain id the registry reader insists on (0: any). */
+void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id);
+/* -ENOTTY: no code at the contract address; -EPROTOTYPE: not a dstack-p2p cluster. */
+int cluster_check_contract(struct cluster *c);
+/*
+ * The endpoint that answered last gave a provably wrong answer: cluster_error() says
+ * what (fmt), naming it, and the next endpoint of the list is tried first.
+ */
+void cluster_distrust(struct cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20]);
 int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *token);
 /* The stored registration nonce of an instance (kept across removals). */
@@ -87,6 +101,20 @@ const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
+/* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
+size_t cluster_providers(const struct cluster *c);
+/* The provider the follower reads from, as messages name it. */
+const char *cluster_primary_label(const struct cluster *c);
+/*
+ * Read the registry from another provider at the follower's block: its block hash is
+ * compared (cluster_disagreement says what differed) and its records kept for
+ * cluster_second_view. -errno when it cannot serve that block (also a disagreement).
+ */
+int cluster_cross_check(struct cluster *c);
+/* The other provider's records from the last cross-check, or NULL; label names it. */
+const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
+/* The last cross-check's finding at the block level; "" when the providers agreed. */
+const char *cluster_disagreement(const struct cluster *c);
 /* The registerPeer(...) calldata for a signed record. */
 int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
 /*
@@ -147,9 +175,14 @@ struct mesh_input {
 	uint64_t now_ms;
 	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
 	bool full;                          /* ...by a fresh full getPeers() */
+	bool chain_unconfirmed;             /* no record has verified under self->chain_id yet */
 	const struct registry_peer *recs;
 	size_t n_recs;
 	uint64_t block;
+	const struct registry_peer *recs2;  /* a second provider's records at the same block, */
+	size_t n_recs2;                     /* or NULL (one URL, or it did not answer) */
+	const char *provider, *provider2;   /* their names, for messages */
+	const char *block_disagreement;     /* what the providers' blocks disagreed on, or "" */
 	const struct wg_device *dev;        /* the device now; NULL: not read (tls mode, error) */
 	bool funded_nonce_known;            /* the funded key's nonce on chain ("latest") */
 	uint64_t funded_nonce;
@@ -169,7 +202,6 @@ struct mesh_applied {
 	union wg_endpoint endpoint;
 };
 
-#define MESH_REG_CAP_MAX 64
 
 /* What the decision remembers between turns. Only mesh_decide and mesh_note_* change it. */
 struct mesh_state {
@@ -190,12 +222,16 @@ struct mesh_state {
 	uint64_t token;                     /* from our own record; 0 = unknown */
 	bool registered;                    /* our record is on chain, matches and verifies */
 	uint64_t registered_nonce;
-	uint64_t reg_sent_ms[MESH_REG_CAP_MAX]; /* ring of the last sends (the hourly cap) */
+	uint64_t reg_sent_ms[MESH_MAX_REGISTER_PER_HOUR]; /* ring of the last sends (the hourly cap) */
 	size_t n_reg_sent;                  /* sends so far (ring index = n % cap) */
 	uint64_t reg_last_ms;               /* last send; 0 = none */
 	bool reg_pending;                   /* a sent tx not yet mined, by the funded key's nonce */
 	uint64_t reg_funded_nonce;          /* the funded key's nonce before that send */
 	bool reg_capped_said;
+
+	/* several providers: what they disagreed on last, for the log (once) and status */
+	char disagreement[512];
+	uint64_t disagreements;             /* cross-checked views that disagreed */
 };
 
 enum mesh_plan_log_level { MESH_PLAN_ERROR, MESH_PLAN_WARN, MESH_PLAN_INFO };
@@ -212,6 +248,8 @@ struct mesh_plan {
 	bool publish;                       /* the peer list changed: file, on-change, watchers */
 	bool send_registration;             /* our record is missing or stale: register now */
 	bool recheck;                       /* re-read the registry in full next turn */
+	bool refuse_view;                   /* records, none verifying under an unconfirmed chain id:
+					       the RPC is failed, the view unused */
 	struct buf *log;                    /* lines "<level char><text>\n"; may be NULL */
 };
 
@@ -272,7 +310,8 @@ struct mesh_agent {
 
 	/* chain */
 	struct cluster *cluster;
-	bool chain_ready;                   /* chain id checked, contract checked */
+	bool chain_ready;                   /* contract, chain id and KMS root checked */
+	bool chain_confirmed;               /* the chain id is pinned or our record verified under it */
 	uint64_t block;                     /* latest block the registry was seen at */
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
 	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */

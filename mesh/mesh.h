@@ -5,7 +5,7 @@
  * CLI and the C API on a local control socket.
  *
  * The pure parts (configuration, the desired-vs-current peer diff, the published
- * peer list) are usable on their own and unit-tested; mesh_agent_run() ties them to
+ * peer list) are usable on their own and unit-tested; the mesh_agent_* calls tie them to
  * the chain, attest and netlink modules.
  */
 #ifndef DSTACK_P2P_MESH_H
@@ -28,6 +28,8 @@
 #define MESH_DEFAULT_PORT 51830       /* dstack's gateway uses 9182 */
 #define MESH_DEFAULT_KEEPALIVE 10     /* seconds; also bounds how long a restart can blind us */
 #define MESH_DEFAULT_CONTROL "/run/dstack-p2p/control.sock"
+#define MESH_DEFAULT_REGISTER_MAX_PER_HOUR 20
+#define MESH_MAX_REGISTER_PER_HOUR 64
 
 /* The on-chain mode numbers (docs/registry.md). */
 enum mesh_mode { MESH_MODE_TLS = 0, MESH_MODE_WIREGUARD = 1 };
@@ -56,6 +58,9 @@ struct mesh_config {
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
 	unsigned full_reread_ms;        /* P2P_FULL_REREAD_MS: periodic full getPeers() */
 	bool remove_on_exit;            /* P2P_REMOVE_ON_EXIT */
+	char kms_root[43];              /* P2P_KMS_ROOT: pin; must match our own key's KMS root */
+	uint64_t chain_id;              /* P2P_CHAIN_ID: pin; 0 = learn it (see docs/agent.md) */
+	unsigned register_max_per_hour; /* P2P_REGISTER_MAX_PER_HOUR: registrations, then only log */
 };
 
 void mesh_config_init(struct mesh_config *cfg);

@@ -78,14 +78,6 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 	return r < 0 ? r : buf_terminate(out);
 }
 
-static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t *key)
-{
-	for (size_t i = 0; dev && i < dev->n_peers; i++)
-		if (!memcmp(dev->peers[i].public_key, key, WG_KEY_LEN))
-			return &dev->peers[i];
-	return NULL;
-}
-
 static int status_peer(struct buf *out, const struct mesh_peer *p, const struct wg_peer *h, bool first)
 {
 	char addr[16], key[WG_KEY_B64_LEN];
@@ -132,7 +124,7 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 	if (r == 0)
 		r = buf_printf(out, ",\"interface\":\"%s\",\"public_key\":\"%s\",\"listen_port\":%u,"
 				    "\"backend\":\"%s\",\"block\":%llu,\"last_sync_ms_ago\":%lld,"
-				    "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,\"peers\":[",
+				    "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,",
 			       a->cfg->mode == MESH_MODE_WIREGUARD ? a->cfg->ifname : "", key,
 			       a->cfg->mode == MESH_MODE_WIREGUARD ? a->cfg->listen_port : 0,
 			       !a->wg ? "none" : wg_backend_kind(a->wg) == WG_BACKEND_KERNEL ? "kernel" : "userspace",
@@ -141,8 +133,18 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 			       a->backoff_ms ? "false" : "true",
 			       (unsigned long long)(a->cluster ? cluster_rpc_calls(a->cluster) : 0),
 			       (unsigned long long)a->st.generation);
+	if (r == 0 && a->cluster && cluster_providers(a->cluster) >= 2) {
+		r = buf_printf(out, "\"rpc_providers\":%zu,\"rpc_conflicts\":%llu,\"rpc_conflict\":",
+			       cluster_providers(a->cluster), (unsigned long long)a->st.disagreements);
+		if (r == 0)
+			r = json_append_string(out, a->st.disagreement);
+		if (r == 0)
+			r = buf_printf(out, ",");
+	}
+	if (r == 0)
+		r = buf_printf(out, "\"peers\":[");
 	for (size_t i = 0; i < a->st.n_peers && r == 0; i++)
-		r = status_peer(out, &a->st.peers[i], device_peer(dev, a->st.peers[i].wg_key), i == 0);
+		r = status_peer(out, &a->st.peers[i], wg_device_find_peer(dev, a->st.peers[i].wg_key), i == 0);
 	if (r == 0)
 		r = buf_printf(out, "],\"rejected\":[");
 	for (size_t i = 0; i < a->st.n_rejected && r == 0; i++) {

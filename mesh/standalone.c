@@ -17,7 +17,8 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	struct mesh_agent a = { .cfg = cfg, .control = { .fd = -1 }, .iface_lock = -1 };
 	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
 	const struct registry_peer *recs, *own;
-	bool changed;
+	uint8_t own_root[20];
+	bool changed, have_id = false;
 	size_t n;
 	int r;
 
@@ -33,6 +34,8 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	}
 	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
 	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0) {
+		/* Then the KMS root is ours, not the RPC's (which must agree). */
+		have_id = attest_identity_kms_root(&a.id, own_root) == 0;
 		hex_encode(a.instance_hex, a.id.instance_id, 20);
 		memcpy(a.self.instance_id, a.id.instance_id, 20);
 		memcpy(a.self.wg_public_key, a.id.wg_public_key, 32);
@@ -41,8 +44,20 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	r = cluster_open(&a.cluster, cfg->rpc_urls, a.self.contract, NULL);
 	if (r == 0)
 		r = cluster_chain_id(a.cluster, &a.self.chain_id);
-	if (r == 0)
+	if (r == 0) {
+		cluster_expect_chain_id(a.cluster, a.self.chain_id);
 		r = cluster_kms_root(a.cluster, a.self.kms_root);
+	}
+	if (r == 0 && have_id && memcmp(own_root, a.self.kms_root, 20)) {
+		char theirs[41], ours[41];
+
+		hex_encode(theirs, a.self.kms_root, 20);
+		hex_encode(ours, own_root, 20);
+		snprintf(why, why_len, "the RPC's kmsRoot() says 0x%s, but our own key was issued by the KMS "
+			 "root 0x%s: not believing this RPC", theirs, ours);
+		r = -EPROTO;
+		goto out;
+	}
 	if (r == 0)
 		r = cluster_poll(a.cluster, true, &changed);
 	if (r < 0) {

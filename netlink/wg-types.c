@@ -214,6 +214,14 @@ int wg_key_public_from_private(uint8_t pub[static WG_KEY_LEN], const uint8_t pri
 	return r;
 }
 
+const struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t key[static WG_KEY_LEN])
+{
+	for (size_t i = 0; dev && i < dev->n_peers; i++)
+		if (!memcmp(dev->peers[i].public_key, key, WG_KEY_LEN))
+			return &dev->peers[i];
+	return NULL;
+}
+
 void wg_device_free(struct wg_device *dev)
 {
 	if (!dev)
@@ -294,7 +302,7 @@ static int allowedips_equal(const struct wg_peer *a, const struct wg_peer *b, bo
 	return 0;
 }
 
-static bool endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
 {
 	if (a->addr.sa_family != b->addr.sa_family)
 		return false;
@@ -316,7 +324,7 @@ static int peer_changes(const struct wg_peer *cur, const struct wg_peer *want, s
 
 	*out = (struct wg_peer){ 0 };
 	memcpy(out->public_key, want->public_key, WG_KEY_LEN);
-	if ((want->flags & WG_PEER_HAS_ENDPOINT) && !endpoint_equal(&cur->endpoint, &want->endpoint)) {
+	if ((want->flags & WG_PEER_HAS_ENDPOINT) && !wg_endpoint_equal(&cur->endpoint, &want->endpoint)) {
 		out->endpoint = want->endpoint;
 		out->flags |= WG_PEER_HAS_ENDPOINT;
 	}

@@ -17,6 +17,8 @@ file and rename). Every key is optional; an empty object means pass-through:
   chain_id      "0x<hex>"      eth_chainId returns this
   hide          ["0x<instance>", ...]  records left out of getPeers(), getPeer() reverts,
                                       instanceIsRegistered() is false
+  hide_every    N              hide only in every Nth getPeers() reply (2: shown, hidden,
+                               shown, ...: a flapping RPC)
   inject        ["<hex of a Peer tuple, without the leading 0x20 word>", ...]
   replace       {"0x<instance>": "<hex of a Peer tuple>"}  served instead of the real one
   lag_block     N              eth_blockNumber says N; calls, logs and blocks at "latest"
@@ -93,6 +95,12 @@ class Control:
                 return False
             self.counters[name] = left - 1
             return True
+
+    def bump(self, name):
+        """Counts NAME since the file last changed; returns the new count."""
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + 1
+            return self.counters[name]
 
     def left(self, name):
         with self.lock:
@@ -235,6 +243,9 @@ class Proxy:
             return reply, "getPeers undecodable, passed"
         self.keep_records(tuples)
         did = []
+        every = cfg.get("hide_every")
+        if isinstance(every, int) and every > 1 and self.control.bump("getpeers") % every:
+            hide = []
         kept = [t for t in tuples if tuple_instance(t) not in hide]
         if len(kept) != len(tuples):
             did.append("hid %d" % (len(tuples) - len(kept)))

@@ -14,5 +14,5 @@ set -euo pipefail
 
 h_init zt
 zt_setup
-zt_run ${ZT_SCENARIOS:-1 2 3 4 5 6 7 8 9}
+zt_run ${ZT_SCENARIOS:-$ZT_ALL}
 h_log "all zero-trust scenarios passed"

@@ -364,3 +364,20 @@ Test(attest_keys, wireguard_key_matches_wg_pubkey)
 	out[strcspn(out, "\n")] = '\0';
 	cr_assert_str_eq(out, pub_b64);
 }
+
+/* Issue 10, point 1: the KMS root comes from our own GetKey reply, never from the RPC. */
+Test(attest_record, kms_root_is_recovered_from_our_own_key)
+{
+	struct test_node n;
+	uint8_t root[20];
+
+	make_node(&n, 0x21);
+	cr_assert_eq(attest_identity_kms_root(&n.id, root), 0);
+	cr_assert_eq(memcmp(root, n.root, 20), 0, "the root that signed our app key");
+	n.id.chain.kms_signature[10] ^= 0x01;
+	cr_assert(attest_identity_kms_root(&n.id, root) < 0 || memcmp(root, n.root, 20),
+		  "a tampered signature never yields the genuine root");
+	n.id.chain.has_kms_signature = false;
+	cr_assert_eq(attest_identity_kms_root(&n.id, root), -ENOKEY, "a local key provider");
+	attest_node_secrets_free(n.secrets);
+}

@@ -144,6 +144,42 @@ Test(mesh_control, request_parse)
 	cr_assert_eq(control_request_parse("", 0, &req, &why), -EINVAL);
 }
 
+/* Read one line from fd (bounded by its receive timeout) into line. */
+static void read_line_from(int fd, char *line, size_t cap)
+{
+	size_t n = 0;
+
+	while (n + 1 < cap) {
+		ssize_t got = recv(fd, line + n, 1, 0);
+
+		if (got <= 0 || line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+}
+
+/* The 17th watcher is told why it is refused, in a JSON document, not just closed. */
+Test(mesh_control, a_refused_watcher_gets_an_error_document)
+{
+	struct timeval tv = { .tv_sec = 3 };
+	int fds[CONTROL_MAX_WATCHERS + 1];
+	char line[256];
+
+	for (int i = 0; i <= CONTROL_MAX_WATCHERS; i++) {
+		fds[i] = api_control_watch(socket_path);
+		cr_assert_geq(fds[i], 0, "watcher %d", i);
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		read_line_from(fds[i], line, sizeof(line));
+		if (i < CONTROL_MAX_WATCHERS)
+			cr_assert(strstr(line, "\"peers\""), "watcher %d: %s", i, line);
+		else
+			cr_assert(strstr(line, "\"code\":\"busy\"") && strstr(line, "too many watchers"), "refused watcher: '%s'", line);
+	}
+	for (int i = 0; i <= CONTROL_MAX_WATCHERS; i++)
+		close(fds[i]);
+}
+
 /* An agent too busy to accept (its backlog full) still owns its socket. */
 Test(mesh_control, a_full_backlog_is_not_a_dead_agent)
 {

@@ -470,3 +470,181 @@ Test(mesh_decide, first_view_is_published_even_when_empty)
 	cr_assert_eq(st.generation, 1);
 	registry_free(recs, n);
 }
+/* ---- point 7: two providers; one's omission never removes a peer ------------------------ */
+
+static void decide2(const struct registry_peer *a, size_t na, const struct registry_peer *b, size_t nb,
+		    bool full, uint64_t now)
+{
+	struct mesh_input in = {
+		.now_ms = now, .have_view = true, .full = full, .recs = a, .n_recs = na, .block = 9,
+		.recs2 = b, .n_recs2 = nb, .provider = "http://a", .provider2 = "http://b",
+		.block_disagreement = "", .dev = &dev,
+	};
+
+	buf_reset(&logbuf);
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	buf_terminate(&logbuf);
+}
+
+Test(mesh_decide, one_providers_omission_removes_nothing)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	const int want[] = { 2, 3 };
+
+	decide2(recs, n, recs, n, true, 1000);
+	apply();
+	assert_device_holds(want, 2);
+	cr_assert_str_eq(st.disagreement, "");
+	/* b omits token 3: kept, and the disagreement is logged and kept for status. */
+	decide2(recs, n, recs, 2, false, 2000);
+	cr_assert_eq(plan.n_changes, 0);
+	cr_assert_eq(st.n_peers, 2);
+	cr_assert(logged("disagree"), "%s", (char *)logbuf.data);
+	cr_assert(strstr(st.disagreement, "http://b omits token 3"), "%s", st.disagreement);
+	/* Logged once while it lasts. */
+	decide2(recs, n, recs, 2, true, 3000);
+	cr_assert_not(logged("disagree"));
+	cr_assert_eq(st.disagreements, 2);
+	/* a (the followed one) omits token 3 and our own record: b still serves them. */
+	decide2(recs + 1, 1, recs, n, true, 4000);
+	cr_assert_eq(plan.n_changes, 0);
+	cr_assert(st.registered);
+	cr_assert_not(plan.send_registration);
+	cr_assert(strstr(st.disagreement, "http://a omits token 3"), "%s", st.disagreement);
+	/* They agree again. */
+	decide2(recs, n, recs, n, true, 5000);
+	cr_assert(logged("agree again"));
+	cr_assert_str_eq(st.disagreement, "");
+	assert_device_holds(want, 2);
+	registry_free(recs, n);
+}
+
+Test(mesh_decide, of_two_providers_the_newer_verified_record_wins)
+{
+	struct registry_peer a[NODES], b[NODES];
+	size_t n = registry_of(a, 3);
+
+	registry_of(b, 3);
+	registry_peer_clear(&b[1]);
+	record(&b[1], 2, 2, "10.9.0.22:51830", 3);
+	decide2(a, n, b, n, true, 1000);
+	cr_assert_eq(st.peers[0].token, 2);
+	cr_assert_eq(st.peers[0].nonce, 3);
+	cr_assert_str_eq(st.peers[0].endpoint, "10.9.0.22:51830");
+	cr_assert(strstr(st.disagreement, "token 2: nonce 1 at http://a, 3 at http://b"), "%s", st.disagreement);
+	/* A newer record that does not verify loses to the older one that does. */
+	registry_peer_clear(&b[2]);
+	record(&b[2], 3, 3, "10.9.0.33:51830", 9);
+	b[2].node_signature[5] ^= 1;
+	decide2(a, n, b, n, false, 2000);
+	cr_assert_str_eq(st.peers[1].endpoint, "10.9.0.3:51830");
+	registry_free(a, n);
+	registry_free(b, n);
+}
+
+Test(mesh_decide, a_registration_never_mined_is_given_up_after_ten_minutes)
+{
+	int sends = hide_own_record(660, false, 1000);
+
+	cr_assert_eq(sends, 2, "pending for 10 min, then sent again: %d sends", sends);
+}
+
+/* ---- point 5: a chain id nothing has confirmed, under which nothing verifies ------------- */
+
+Test(mesh_decide, nothing_verifying_under_an_unconfirmed_chain_id_refuses_the_view)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	struct mesh_input in = {
+		.now_ms = 1000, .have_view = true, .full = true, .recs = recs, .n_recs = n,
+		.chain_unconfirmed = true, .dev = &dev,
+	};
+	const int want[] = { 2, 3 };
+
+	/* The device holds peers from our last run; the RPC names chain 1 at start. */
+	converge(3, 1);
+	mesh_state_free(&st);
+	mesh_state_init(&st);
+	self.chain_id = 1;
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert(plan.refuse_view);
+	cr_assert_eq(plan.n_changes, 0, "peers adopted from the last run stay");
+	cr_assert_not(plan.send_registration);
+	cr_assert_not(st.applied_view);
+	in.now_ms = 2000;
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert_eq(plan.n_changes, 0, "no view applied yet: the device is left alone");
+	/* The RPC answers right: everything verifies, nothing was lost. */
+	self.chain_id = CHAIN;
+	in.now_ms = 3000;
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert_not(plan.refuse_view);
+	cr_assert(st.registered);
+	apply();
+	assert_device_holds(want, 2);
+	registry_free(recs, n);
+}
+
+Test(mesh_decide, a_tls_node_among_wireguard_records_is_not_refused)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	struct mesh_input in = {
+		.now_ms = 1000, .have_view = true, .full = true, .recs = recs + 1, .n_recs = n - 1,
+		.chain_unconfirmed = true,
+	};
+
+	self.mode = MESH_MODE_TLS;
+	memset(self.wg_public_key, 0, 32);
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	cr_assert_not(plan.refuse_view, "their records verify: the chain id is right");
+	cr_assert_not(plan.recheck);
+	cr_assert_eq(st.n_peers, 0);
+	cr_assert(plan.send_registration, "our record is missing: register");
+	registry_free(recs, n);
+}
+
+Test(mesh_decide, an_rpc_that_flaps_our_record_does_not_reset_the_spacing)
+{
+	struct registry_peer recs[NODES];
+	size_t n = registry_of(recs, 3);
+	int sends = 0;
+
+	for (int s = 0; s < 60; s++) {
+		bool hide = s % 2;
+		uint64_t now = 1000 + (uint64_t)s * 1000;
+
+		decide(hide ? recs + 1 : recs, hide ? n - 1 : n, true, false, now);
+		if (plan.send_registration) {
+			sends++;
+			mesh_note_registration(&st, now, true, false, 0);
+		}
+	}
+	cr_assert_leq(sends, 4, "60 s of a record shown and hidden every poll: %d sends", sends);
+	registry_free(recs, n);
+}
+
+/* ---- point 1: a record whose chain ends at another KMS root is never a peer --------------- */
+
+Test(mesh_decide, a_record_under_another_kms_root_is_never_programmed)
+{
+	struct registry_peer recs[NODES + 1];
+	size_t n = registry_of(recs, 3);
+	struct test_node forged;
+	const int want[] = { 2, 3 };
+
+	converge(3, 1000);
+	/* The attacker's own KMS root signs a node that claims token 2's overlay address. */
+	make_node_rooted(&forged, 0x77, 9);
+	cr_assert_eq(attest_sign_record(&forged.id, forged.secrets, CHAIN, forged.app_id, "10.9.0.66:51830",
+					REGISTRY_MODE_WIREGUARD, 1, &recs[n]), 0);
+	recs[n].token_id = 2;
+	decide(recs, n + 1, true, true, 5000);
+	cr_assert_eq(plan.n_changes, 0, "nothing programmed");
+	cr_assert(logged("not by the expected KMS root"), "%s", (char *)logbuf.data);
+	apply();
+	assert_device_holds(want, 2);
+	registry_free(recs, n + 1);
+	attest_node_secrets_free(forged.secrets);
+}

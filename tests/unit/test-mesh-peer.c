@@ -83,6 +83,34 @@ Test(mesh_config, names_values_and_file)
 	unlink(path);
 }
 
+/* Issue 10: the new pins and the cap, and a config file with a NUL byte says so. */
+Test(mesh_config, pins_cap_and_nul_bytes)
+{
+	static const char text[] = "P2P_CHAIN_ID=31337\nP2P_KMS_ROOT=0x7621a4656e313188b0cfa33fDcFea64d0ae48E6f\n"
+				   "P2P_MODE=tls\0\nP2P_POLL_MS=100\n";
+	struct mesh_config cfg;
+	int line;
+	FILE *f;
+
+	mesh_config_init(&cfg);
+	cr_assert_eq(cfg.register_max_per_hour, 20);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_REGISTER_MAX_PER_HOUR", "0"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_REGISTER_MAX_PER_HOUR", "65"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_REGISTER_MAX_PER_HOUR", "3"), 0);
+	cr_assert_eq(cfg.register_max_per_hour, 3);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CHAIN_ID", "0"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CHAIN_ID", "-1"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_KMS_ROOT", "0x1234"), -EINVAL);
+	f = fmemopen((void *)text, sizeof(text) - 1, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(mesh_config_load_stream(&cfg, f, &line), -EILSEQ);
+	fclose(f);
+	cr_assert_eq(line, 3, "the line with the NUL byte");
+	cr_assert(strstr(mesh_config_file_strerror(-EILSEQ, line), "NUL"));
+	cr_assert_eq(cfg.chain_id, 31337);
+	cr_assert_str_eq(cfg.kms_root, "0x7621a4656e313188b0cfa33fdcfea64d0ae48e6f");
+}
+
 Test(mesh_publish, lines_json_and_atomic_file)
 {
 	struct mesh_peer peers[2] = {

@@ -18,14 +18,15 @@ struct test_node {
 	struct attest_node_secrets *secrets;
 };
 
-static inline void make_node(struct test_node *n, uint8_t instance_byte)
+/* A node under the KMS root derived from root_seed (1: the test cluster's). */
+static inline void make_node_rooted(struct test_node *n, uint8_t instance_byte, uint8_t root_seed)
 {
 	uint8_t app_sk[32], root_pub[64], app_pub[64], digest[32], material[32];
 	char path[ATTEST_KEY_PATH_MAX];
 
 	memset(n, 0, sizeof(*n));
 	for (int i = 0; i < 32; i++)
-		n->root_sk[i] = (uint8_t)(i * 7 + 1);
+		n->root_sk[i] = (uint8_t)(i * 7 + root_seed);
 	memset(n->app_id, 0x5b, 20);
 	memcpy(n->id.app_id, n->app_id, 20);
 	memset(n->id.instance_id, instance_byte, 20);
@@ -51,6 +52,11 @@ static inline void make_node(struct test_node *n, uint8_t instance_byte)
 	cr_assert_eq(attest_derive_path_key(app_sk, path, material), 0);
 	attest_wireguard_key_from_material(material, n->secrets->wg_private_key);
 	cr_assert_eq(wg_key_public_from_private(n->id.wg_public_key, n->secrets->wg_private_key), 0);
+}
+
+static inline void make_node(struct test_node *n, uint8_t instance_byte)
+{
+	make_node_rooted(n, instance_byte, 1);
 }
 
 #endif

@@ -8,12 +8,13 @@
 # repair, registration transactions, ping loss) are printed as "FIGURE ..." lines, never
 # asserted. Source after lib.sh; zt_setup first; then zt_run N... .
 
+# Every scenario (1b and 5b: the lie of 1 and 5 while the agent starts).
+ZT_ALL="1 1b 2 3 4 5 5b 6 7 8 9"
+
 ZT_SIG_PEER='(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)'
-ZT_FIGURES=()
-ZT_WATCH_N=0
 
 zt_pass() { h_log "PASS: $*"; }
-zt_figure() { ZT_FIGURES+=("$*"); h_log "FIGURE $*"; }
+zt_figure() { echo "$*" >>"$H_RUN/zt-figures"; h_log "FIGURE $*"; }
 zt_ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 zt_setup() {
@@ -22,9 +23,15 @@ zt_setup() {
 	h_proxy_start b 8602
 	H_RPC_NODE[1]=${H_PROXY_URL[a]}
 	for i in 1 2 3; do h_node_up "$i"; done
+	# Scenario 1's forged record (a dozen cast calls), made while the mesh converges.
+	ZT_ATTACK_KMS=$(zt_key)
+	ZT_FORGED_PUB=$(wg genkey | wg pubkey)
+	zt_forge "$ZT_ATTACK_KMS" "${H_TOKEN[2]}" "$ZT_FORGED_PUB" "$H_SUBNET.66:51830" 1 >"$H_RUN/forged.hex" &
+	ZT_FORGE_PID=$!
 	for i in 1 2 3; do h_agent_wait_registered "$i" 30; done
 	h_wait_mesh 30 1 2 3 || h_die "3-node mesh did not converge"
 	[ "$(h_ping_all 1 2 3)" = 6 ] || h_die "3-node mesh: not every pair answers"
+	wait "$ZT_FORGE_PID" || h_die "forging the attacker's record failed"
 	H_KMS_ADDR=$("$H_CAST" wallet address --private-key "$H_KMS_KEY" | tr 'A-F' 'a-f')
 	h_log "zt: 3 nodes, node 1 behind ${H_PROXY_URL[a]}"
 }
@@ -48,9 +55,12 @@ zt_agent_alive() { kill -0 "${H_PID_AGENT[$1]}" 2>/dev/null || h_die "node $1's 
 # every 0.2 s, both for SECONDS (bounded). zt_watch_end waits and checks every sample.
 zt_watch_start() {
 	ZT_WATCH_S=$1
-	ZT_WATCH=$H_RUN/watch-$((++ZT_WATCH_N))
-	mkdir -p "$ZT_WATCH"
+	ZT_WATCH=$(mktemp -d "$H_RUN/watch.XXXXXX")  # (scenarios run in subshells: no counter)
+	# Until the deadline (a sample may take longer than 0.2 s on a loaded machine), and
+	# at most 5 samples a second.
+	local end=$(( $(date +%s%N) + ZT_WATCH_S * 1000000000 ))
 	( for t in $(seq 1 $(( ZT_WATCH_S * 5 ))); do
+		[ "$(date +%s%N)" -lt "$end" ] || break
 		echo "--- $(date +%s%N)"
 		h_in 1 wg show "$(h_if 1)" dump | tail -n +2
 		sleep 0.2
@@ -79,6 +89,7 @@ zt_watch_end() {
 		$1 == k3 && $4 == a3 { seen3 = 1 }
 		END { check(); if (n < 2) exit 2; exit bad ? 1 : 0 }' "$ZT_WATCH/dump" ||
 		h_die "$name: a genuine peer was missing from node 1's wg show dump in some sample ($ZT_WATCH/dump)"
+	zt_figure "$name: wg show dump sampled $(grep -c '^--- ' "$ZT_WATCH/dump") times: nodes 2 and 3 at 10.0.1.${H_TOKEN[2]}/32 and 10.0.1.${H_TOKEN[3]}/32 in every sample${1:+, no forged key}"
 	for j in 2 3; do
 		loss=$(grep -o '[0-9.]*% packet loss' "$ZT_WATCH/ping$j" | cut -d% -f1)
 		zt_figure "$name: ping loss node 1 -> node $j during the fault: ${loss:-?} %"
@@ -152,56 +163,73 @@ zt_forge() {
 }
 
 # ---- 1: the KMS root comes from the RPC --------------------------------------------------
-zt_1() {
-	local kms fkey fpub forged t0 tx0
-	kms=$(zt_key)
-	fkey=$(wg genkey)
-	fpub=$(echo "$fkey" | wg pubkey)
-	# The forged peer claims node 2's token, so node 2's overlay address.
-	forged=$(zt_forge "$kms" "${H_TOKEN[2]}" "$fpub" "$H_SUBNET.66:51830" 1)
-	local attacker
-	attacker=$("$H_CAST" wallet address --private-key "$kms" | tr 'A-F' 'a-f')
+# zt_1_kms NAME hup|restart: the RPC names the attacker's KMS root and serves the forged
+# record while the agent runs (a full re-read, SIGHUP) or while it starts.
+zt_1_kms() {
+	local name=$1 how=$2 fpub=$ZT_FORGED_PUB forged t0 tx0 attacker
+	# The forged peer claims node 2's token, so node 2's overlay address (zt_setup made it).
+	forged=$(cat "$H_RUN/forged.hex")
+	[[ "$forged" =~ ^[0-9a-f]{1000,}$ ]] || h_die "$name: no forged record"
+	attacker=$("$H_CAST" wallet address --private-key "$ZT_ATTACK_KMS" | tr 'A-F' 'a-f')
 	tx0=$(zt_txs 1)
-	# 1a: an honest kmsRoot(), a forged record added to getPeers(): rejected (never programmed).
-	zt_fault "1a forged record, genuine root" 4 a "{\"inject\": [\"$forged\"]}" injected hup "$fpub"
-	# 1b: the agent restarts while the RPC names the attacker's root and serves the record.
-	zt_fault "1b kmsRoot lie at start" 8 a "{\"kms_root\": \"$attacker\", \"inject\": [\"$forged\"]}" \
-		"kmsRoot lie" restart "$fpub"
+	zt_fault "$name kmsRoot lie ($how)" 6 a "{\"kms_root\": \"$attacker\", \"inject\": [\"$forged\"]}" \
+		"kmsRoot lie" "$how" "$fpub"
 	zt_agent_alive 1
 	grep -qi "${attacker#0x}" "$H_RUN/agent1.log" && grep -qi "${H_KMS_ADDR#0x}" "$H_RUN/agent1.log" ||
-		h_die "1: the agent did not log both KMS root addresses (the RPC's and the genuine one)"
+		h_die "$name: the agent did not log both KMS root addresses (the RPC's and the genuine one)"
 	t0=$(date +%s%N)
 	h_proxy_set a '{}'
-	zt_repaired "1 kmsRoot lie" "$t0" 1 2 3
-	h_in 1 wg show "$(h_if 1)" dump | grep -qF "$fpub" && h_die "1: forged key on node 1 after the lie"
-	zt_figure "1: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
-	zt_pass "1: a forged record (genuine or lied-about KMS root) is never programmed, no genuine peer dropped, both roots logged"
+	zt_repaired "$name kmsRoot lie ($how)" "$t0" 1 2 3
+	h_in 1 wg show "$(h_if 1)" dump | grep -qF "$fpub" && h_die "$name: forged key on node 1 after the lie"
+	zt_figure "$name: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
+}
+zt_1() {
+	# An honest kmsRoot(), a forged record added to getPeers(): rejected (never programmed).
+	zt_fault "1 forged record, genuine root" 4 a "{\"inject\": [\"$(cat "$H_RUN/forged.hex")\"]}" \
+		injected hup "$ZT_FORGED_PUB"
+	zt_1_kms 1 hup
+	zt_pass "1: a forged record (genuine root, or a lied-about root at a re-read) is never programmed, no genuine peer dropped, both roots logged"
+}
+zt_1b() {
+	zt_1_kms 1b restart
+	zt_pass "1b: the RPC names its own KMS root while the agent starts: forged record never programmed, no genuine peer dropped, both roots logged"
 }
 
 # ---- 2: a missing own record makes the agent send a transaction every poll ---------------
-ZT_HIDE_S=${ZT_HIDE_S:-20}
-zt_2() {
-	local tx0 t0 sent window max tx1
+ZT_HIDE_S=${ZT_HIDE_S:-12}
+# zt_2_hide NAME JSON: the proxy hides our own record (as JSON says) for ZT_HIDE_S while
+# node 1's agent is made to re-read every second (SIGHUP); the funded key's nonce must
+# show at most one registration per 15 s of the window.
+zt_2_hide() {
+	local name=$1 json=$2 tx0 t0 k sent window max tx1 hid
 	tx0=$(zt_txs 1)
+	hid=$(zt_proxy_count a "getPeers hid")
 	t0=$(date +%s%N)
-	h_proxy_set a "{\"hide\": [\"0x${H_INSTANCE[1]}\"]}"
+	h_proxy_set a "$json"
 	zt_watch_start "$ZT_HIDE_S"
-	zt_watch_end "2 own record hidden ${ZT_HIDE_S} s"
+	for k in $(seq 1 "$ZT_HIDE_S"); do kill -HUP "${H_PID_AGENT[1]}"; sleep 1; done
+	zt_watch_end "$name"
+	[ "$(zt_proxy_count a "getPeers hid")" -gt "$hid" ] || h_die "$name: the proxy never hid our record"
 	h_proxy_set a '{}'
-	window=$(( ($(zt_ms "$t0") + 999) / 1000 ))
 	sleep 2  # a registration sent at the very end has its receipt
+	# The window runs until the count: every send in it is 15 s from the one before.
+	window=$(( ($(zt_ms "$t0") + 999) / 1000 ))
 	sent=$(( $(zt_txs 1) - tx0 ))
 	max=$(( window / 15 + 1 ))
-	zt_figure "2: registration transactions while our record was hidden ${window} s: $sent (15 s spacing allows $max)"
-	[ "$sent" -le "$max" ] || h_die "2: $sent registration transactions in ${window} s (at most $max with 15 s spacing)"
+	zt_figure "$name: registration transactions in ${window} s: $sent (15 s spacing allows $max)"
+	[ "$sent" -le "$max" ] || h_die "$name: $sent registration transactions in ${window} s (at most $max with 15 s spacing)"
 	zt_agent_alive 1
 	t0=$(date +%s%N)
-	zt_repaired "2 own record hidden" "$t0" 1 2 3
+	zt_repaired "$name" "$t0" 1 2 3
 	h_agent_wait_registered 1 30
 	tx1=$(zt_txs 1)
 	sleep 3
-	[ "$(zt_txs 1)" = "$tx1" ] || h_die "2: node 1 kept registering after its record was visible again"
-	zt_pass "2: own record hidden: $sent transactions (<= $max), peers kept, none after it is visible"
+	[ "$(zt_txs 1)" = "$tx1" ] || h_die "$name: node 1 kept registering after its record was visible again"
+}
+zt_2() {
+	zt_2_hide "2 own record hidden" "{\"hide\": [\"0x${H_INSTANCE[1]}\"]}"
+	zt_2_hide "2 own record shown and hidden in turn" "{\"hide\": [\"0x${H_INSTANCE[1]}\"], \"hide_every\": 2}"
+	zt_pass "2: our record hidden, or shown and hidden in turn, with a re-read every second: registrations stay 15 s apart, peers kept, none once it is visible"
 }
 
 # ---- 3: replay of an older record -------------------------------------------------------
@@ -247,7 +275,7 @@ zt_4() {
 	# Replies that are not JSON-RPC at all, while the agent re-reads: HTTP 500, garbage,
 	# fuzzed honest replies, a timeout.
 	for mode in http500 garbage fuzz timeout; do
-		zt_fault "4 RPC fails with $mode" 4 a "{\"fail\": \"$mode\", \"timeout_s\": 3, \"seed\": 7}" "fail $mode" hup
+		zt_fault "4 RPC fails with $mode" 3 a "{\"fail\": \"$mode\", \"timeout_s\": 3, \"seed\": 7}" "fail $mode" hup
 		zt_agent_alive 1
 	done
 	t0=$(date +%s%N)
@@ -257,17 +285,26 @@ zt_4() {
 }
 
 # ---- 5: the chain id is read once -----------------------------------------------------
-zt_5() {
-	local tx0 t0
+# zt_5_chain NAME hup|restart: the RPC names another chain id while the agent runs (a
+# full re-read) or while it starts.
+zt_5_chain() {
+	local name=$1 how=$2 tx0 t0
 	tx0=$(zt_txs 1)
-	zt_fault "5 wrong chain id at start" 6 a '{"chain_id": "0x1"}' "chain-id lie" restart
+	zt_fault "$name wrong chain id ($how)" 6 a '{"chain_id": "0x1"}' "chain-id lie" "$how"
 	zt_agent_alive 1
 	t0=$(date +%s%N)
 	h_proxy_set a '{}'
-	zt_repaired "5 wrong chain id" "$t0" 1 2 3
+	zt_repaired "$name wrong chain id ($how)" "$t0" 1 2 3
 	h_agent_wait_registered 1 30
-	zt_figure "5: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
-	zt_pass "5: a wrong chain id at start removes no peer; the same agent recovers when the RPC is honest"
+	zt_figure "$name: registration transactions sent by node 1: $(( $(zt_txs 1) - tx0 ))"
+}
+zt_5() {
+	zt_5_chain 5 hup
+	zt_pass "5: a wrong chain id at a re-read removes no peer; the agent recovers when the RPC is honest"
+}
+zt_5b() {
+	zt_5_chain 5b restart
+	zt_pass "5b: a wrong chain id while the agent starts removes no peer; the same agent recovers when the RPC is honest"
 }
 
 # ---- 6: kernel drift --------------------------------------------------------------------
@@ -310,7 +347,7 @@ zt_6() {
 
 # ---- 7: two providers, one omitting a peer ----------------------------------------------
 zt_7() {
-	local t0 p q st before stpid
+	local t0 p q st before stpid said
 	H_RPC_NODE[1]="${H_PROXY_URL[a]},${H_PROXY_URL[b]}"
 	zt_restart_agent 1
 	h_agent_wait_registered 1 30
@@ -319,6 +356,7 @@ zt_7() {
 		q=$([ "$p" = a ] && echo b || echo a)
 		h_proxy_set "$q" '{}'
 		before=$(zt_proxy_count "$q" getPeers)
+		said=$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)
 		# (status is read half way: the watch runs 5 s from the SIGHUP)
 		( sleep 3; DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_BIN/dstack-p2p" status --json >"$H_RUN/status7-$p" 2>&1 ) &
 		stpid=$!
@@ -326,9 +364,17 @@ zt_7() {
 		wait "$stpid" || true
 		[ "$(zt_proxy_count "$q" getPeers)" -gt "$before" ] || h_die "7: the agent did not read getPeers from provider $q as well"
 		st=$(cat "$H_RUN/status7-$p")
-		echo "$st" | grep -qi 'disagree' || h_die "7: status does not report the providers' disagreement: $st"
-		grep -qi 'disagree' "$H_RUN/agent1.log" || h_die "7: the log does not report the providers' disagreement"
+		grep -qi 'disagree' <<<"$st" || h_die "7: status does not report the providers' disagreement: $st"
+		[ "$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)" -gt "$said" ] ||
+			h_die "7: the log does not report the providers' disagreement"
 	done
+	# 7c: provider b answers every read from an older block (its hash at the height asked
+	# is another block's): a disagreement, and nothing is removed or rolled back.
+	h_proxy_set a '{}'
+	said=$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)
+	zt_fault "7c provider b lags" 5 b "{\"lag_block\": $(( $(h_cast block-number) - 3 ))}" lag hup
+	[ "$(grep -ci 'disagree' "$H_RUN/agent1.log" || true)" -gt "$said" ] ||
+		h_die "7c: a provider answering from another block is not reported as a disagreement"
 	t0=$(date +%s%N)
 	h_proxy_set a '{}'
 	h_proxy_set b '{}'
@@ -342,7 +388,8 @@ zt_7() {
 # ---- 8: configuration mistakes are not outages ----------------------------------------
 # zt_agent_once NODE SIM_SOCKET CONTRACT [agent flags...]: an agent in node NODE's
 # namespace that must exit on its own within 20 s; sets ZT_RC and ZT_OUT.
-# ZT_NO_ENDPOINT=1 leaves P2P_ENDPOINT out (the agent then guesses it from the RPC URL).
+# ZT_NO_ENDPOINT=1 leaves P2P_ENDPOINT out (the agent then guesses it from the RPC URL);
+# ZT_ENV=NAME=VALUE adds one more variable.
 zt_agent_once() {
 	local i=$1 sim=$2 contract=$3 envs
 	shift 3
@@ -350,6 +397,7 @@ zt_agent_once() {
 		ETH_RPC_URL="$H_RPC" P2P_INTERFACE="$(h_if "$i")" P2P_LISTEN_PORT=51830
 		P2P_POLL_MS="$H_POLL_MS" DSTACK_P2P_CONTROL="$H_RUN/ctl-once$i.sock")
 	[ -n "${ZT_NO_ENDPOINT:-}" ] || envs+=(P2P_ENDPOINT="$H_SUBNET.$i:51830")
+	[ -z "${ZT_ENV:-}" ] || envs+=("$ZT_ENV")
 	ZT_OUT=$(timeout 20 ip netns exec "$(h_ns "$i")" env "${envs[@]}" \
 		"$H_BIN/dstack-p2p" agent "$@" 2>&1) && ZT_RC=0 || ZT_RC=$?
 }
@@ -370,8 +418,8 @@ zt_8() {
 	zt_agent_once 4 "$H_RUN/sim-eoa.sock" "$eoa"
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" = 2 ] || h_die "8: an EOA as CLUSTER_CONTRACT: exit $ZT_RC, not 2 (a configuration mistake)"
-	echo "$ZT_OUT" | grep -qi "${eoa#0x}" || h_die "8: the message does not name the EOA"
-	echo "$ZT_OUT" | grep -qi "unreachable" && h_die "8: an EOA is reported as an unreachable registry"
+	grep -qi "${eoa#0x}" <<<"$ZT_OUT" || h_die "8: the message does not name the EOA"
+	grep -qi "unreachable" <<<"$ZT_OUT" && h_die "8: an EOA is reported as an unreachable registry"
 	# A contract that answers 0x..2a to every call.
 	garbage=$(h_cast send --private-key "$H_OPERATOR_KEY" --json --create 0x600a600c600039600a6000f3602a60005260206000f3 |
 		sed -n 's/.*"contractAddress":"\(0x[0-9a-fA-F]*\)".*/\1/p' | tr 'A-F' 'a-f')
@@ -382,12 +430,18 @@ zt_8() {
 	zt_agent_once 4 "$H_RUN/sim-garbage.sock" "$garbage"
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" = 2 ] || h_die "8: a non-cluster contract as CLUSTER_CONTRACT: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -qi "${garbage#0x}" || h_die "8: the message does not name the contract"
+	grep -qi "${garbage#0x}" <<<"$ZT_OUT" || h_die "8: the message does not name the contract"
+	# A KMS root pin (P2P_KMS_ROOT) that is not the root our own key chains to.
+	ZT_ENV="P2P_KMS_ROOT=$("$H_CAST" wallet address --private-key "$(zt_key)")" \
+		zt_agent_once 4 "$H_RUN/sim4.sock" "$H_CONTRACT"
+	echo "$ZT_OUT" | tail -2
+	[ "$ZT_RC" = 2 ] || h_die "8: a P2P_KMS_ROOT pin that is not our key's root: exit $ZT_RC, not 2"
+	grep -qi "${H_KMS_ADDR#0x}" <<<"$ZT_OUT" || h_die "8: the pin mismatch message does not name the genuine root"
 	# A second agent on node 1's interface (another control socket).
 	zt_agent_once 1 "$H_RUN/sim1.sock" "$H_CONTRACT" --tx-key-file "$H_RUN/txkey1"
 	echo "$ZT_OUT" | tail -3
 	[ "$ZT_RC" != 0 ] && [ "$ZT_RC" != 124 ] || h_die "8: a second agent on $(h_if 1) did not refuse (exit $ZT_RC)"
-	echo "$ZT_OUT" | grep -q "$(h_if 1)" || h_die "8: the second agent's message does not name the interface"
+	grep -q "$(h_if 1)" <<<"$ZT_OUT" || h_die "8: the second agent's message does not name the interface"
 	zt_agent_alive 1
 	h_wait_mesh 10 1 2 3 || h_die "8: the second agent disturbed the mesh"
 	zt_pass "8: an EOA and a non-cluster contract exit 2 at start; a second agent on one interface is refused"
@@ -405,15 +459,16 @@ zt_9() {
 		[ "$(cat "$H_RUN"/watch9-* | grep -c '"peers"')" -ge 16 ] && break
 		sleep 0.1
 	done
+	[ "$(cat "$H_RUN"/watch9-* | grep -c '"peers"')" -ge 16 ] || h_die "9: 16 watch clients did not all get a peers document"
 	out=$( (echo watch; sleep 2) | timeout 4 socat - UNIX-CONNECT:"$H_RUN/ctl1.sock" 2>&1 || true)
 	wait "${pids[@]}" 2>/dev/null || true
-	echo "$out" | grep -q '"error"' || h_die "9: the 17th watch client got no error document: '$out'"
+	grep -q '"error"' <<<"$out" || h_die "9: the 17th watch client got no error document: '$out'"
 	# A bad RPC URL is reported as that.
 	ZT_NO_ENDPOINT=1 zt_agent_once 4 "$H_RUN/sim4.sock" "$H_CONTRACT" --rpc "notaurl"
 	echo "$ZT_OUT" | tail -2
 	[ "$ZT_RC" = 2 ] || h_die "9: a bad RPC URL: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -q notaurl || h_die "9: the message does not name the bad RPC URL"
-	echo "$ZT_OUT" | grep -qi "cannot tell our endpoint" && h_die "9: a bad RPC URL is reported as an endpoint problem"
+	grep -q notaurl <<<"$ZT_OUT" || h_die "9: the message does not name the bad RPC URL"
+	grep -qi "cannot tell our endpoint" <<<"$ZT_OUT" && h_die "9: a bad RPC URL is reported as an endpoint problem"
 	# A config file with a NUL byte says so.
 	cfg=$H_RUN/nul.conf
 	printf 'CLUSTER_CONTRACT=%s\nP2P_MODE=wire\0guard\n' "$H_CONTRACT" >"$cfg"
@@ -421,18 +476,42 @@ zt_9() {
 		"$H_BIN/dstack-p2p" agent --config "$cfg" 2>&1) && ZT_RC=0 || ZT_RC=$?
 	echo "$ZT_OUT" | tail -2
 	[ "$ZT_RC" = 2 ] || h_die "9: a config file with NUL: exit $ZT_RC, not 2"
-	echo "$ZT_OUT" | grep -qi 'nul' || h_die "9: the message does not say the config file has a NUL byte"
+	grep -qi 'nul' <<<"$ZT_OUT" || h_die "9: the message does not say the config file has a NUL byte"
 	zt_pass "9: 17th watcher gets an error document; a bad RPC URL and a NUL in the config file are named"
 }
 
+# Each scenario runs in a subshell, so one that fails (h_die) does not stop the others:
+# the state the harness keeps (agent PIDs, RPC URLs) is handed back through a file, the
+# mesh is reset to honest proxies and live agents, and zt_run fails at the end if any
+# scenario failed. Figures go to a file for the same reason.
+zt_save_state() {
+	declare -p H_PID_AGENT H_AGENT_PIDS H_RPC_NODE H_PUB H_NODES H_PID_SIM H_PID_WG H_INSTANCE \
+		H_TOKEN H_OTHER_PIDS | sed 's/^declare -\([a-zA-Z]*\)/declare -g\1/' >"$H_RUN/zt-state"
+}
+zt_reset() {
+	local i
+	h_proxy_set a '{}'
+	h_proxy_set b '{}'
+	H_RPC_NODE[1]=${H_PROXY_URL[a]}
+	zt_restart_agent 1
+	for i in 2 3; do kill -0 "${H_PID_AGENT[$i]}" 2>/dev/null || h_agent_start "$i"; done
+	h_wait_mesh 60 1 2 3 || h_log "reset: the mesh is still not whole"
+}
 zt_run() { # scenario numbers
-	local n t0
+	local n t0 rc failed=()
 	for n in "$@"; do
 		t0=$(date +%s%N)
 		h_log "=== scenario $n"
-		"zt_$n"
-		zt_figure "scenario $n took $(zt_ms "$t0") ms"
+		# (not in an && list: that would switch set -e off inside the subshell)
+		set +e
+		( set -e; trap 'zt_save_state' EXIT; "zt_$n" )
+		rc=$?
+		set -e
+		. "$H_RUN/zt-state"
+		zt_figure "scenario $n: $([ "$rc" = 0 ] && echo pass || echo FAIL) in $(zt_ms "$t0") ms"
+		[ "$rc" = 0 ] || { failed+=("$n"); zt_reset; }
 	done
 	h_log "figures:"
-	printf '  %s\n' "${ZT_FIGURES[@]}"
+	sed 's/^/  /' "$H_RUN/zt-figures"
+	[ "${#failed[@]}" = 0 ] || h_die "zero-trust scenarios failed: ${failed[*]}"
 }
