@@ -5,6 +5,7 @@
 #   make            build the library, the agent/CLI and the guest-agent simulator
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
+#   make demo-counter  seed 003's counter through a leader failover (N=3; N=5 works)
 #   make bench      benchmarks; figures are printed, never asserted
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -174,6 +175,9 @@ check-%: deps
 demo: deps all
 	$(Q)netns-harness/demo.sh $(if $(N),$(N),3)
 
+demo-counter: deps all
+	$(Q)netns-harness/demo-counter.sh $(if $(N),$(N),3)
+
 bench: deps all $(BENCH_BINS)
 	$(Q)bench/run.sh
 
@@ -200,7 +204,7 @@ uninstall:
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps check demo bench install uninstall clean
+.PHONY: all tests fuzz deps check demo demo-counter bench install uninstall clean
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)
