@@ -6,6 +6,7 @@
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
 #   make demo-counter  seed 003's counter through a leader failover (N=3; N=5 works)
+#   make demo-db    the same with Redis primary/replica following the contract's leader
 #   make bench      benchmarks; figures are printed, never asserted
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -178,6 +179,9 @@ demo: deps all
 demo-counter: deps all
 	$(Q)netns-harness/demo-counter.sh $(if $(N),$(N),3)
 
+demo-db: deps all
+	$(Q)DB=1 netns-harness/demo-counter.sh $(if $(N),$(N),3)
+
 bench: deps all $(BENCH_BINS)
 	$(Q)bench/run.sh
 
@@ -204,7 +208,7 @@ uninstall:
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps check demo demo-counter bench install uninstall clean
+.PHONY: all tests fuzz deps check demo demo-counter demo-db bench install uninstall clean
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)

@@ -8,13 +8,19 @@
 #   follower with the full log. Prints a timeline with figures.
 # Every step is checked against the contract (cast call), every node's HTTP API and the
 # logs' contents; any mismatch fails (exit 1). tests/host/test-counter.sh runs it.
-# H_KEEP=1 keeps the scratch directory (counter<i>.log, agent<i>.log).
+# DB=1 (make demo-db) adds a real database over the mesh: Debian's redis-server on every
+# node, made primary or replica of the contract's leader by examples/counter/redis_follow.py
+# (the SDK only); a write on the primary is read back from every replica over 10.0.1.x
+# with redis-cli, before and after the failover and after the rejoin.
+# H_KEEP=1 keeps the scratch directory (counter<i>.log, agent<i>.log, redis<i>.log).
 set -euo pipefail
 N=${1:-3}
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 3 ] && [ "$N" -le 9 ] || { echo "usage: $0 N (3..9)" >&2; exit 2; }
 . "$(dirname "$0")/lib.sh"
 PORT=8080
 PY=/usr/bin/python3
+DB=${DB:-0}
+[ "$DB" = 0 ] || command -v redis-server >/dev/null || { echo "DB=1 needs redis-server (scripts/deps.sh)" >&2; exit 2; }
 
 h_init ctr
 h_deploy
@@ -84,6 +90,64 @@ show_status() {
 	done
 }
 
+# ---- Redis (DB=1) ------------------------------------------------------------------------
+r_cli() { local i=$1; shift; h_in "$i" timeout 5 redis-cli --no-raw "$@" 2>&1; }
+# r_topology_ok primary replicas...: the primary says role master; each replica says
+# master_host 10.0.1.<primary's token> with its link up (INFO replication).
+r_topology_ok() {
+	local p=$1 i info
+	shift
+	[ "$(r_cli "$p" ROLE | head -1)" = '1) "master"' ] || return 1
+	for i in "$@"; do
+		info=$(r_cli "$i" INFO replication | tr -d '\r')
+		grep -qx "master_host:10.0.1.${H_TOKEN[$p]}" <<<"$info" && grep -qx "master_link_status:up" <<<"$info" || return 1
+	done
+}
+r_wait_topology() { # timeout primary replicas...
+	local deadline=$(( $(date +%s) + $1 ))
+	shift
+	until r_topology_ok "$@"; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.2
+	done
+}
+# r_write_read primary key replicas...: SET on the primary (its own 127.0.0.1), then GET of
+# every replica from the primary's namespace over the mesh (10.0.1.x), bounded wait each.
+r_write_read() {
+	local p=$1 key=$2 val i t got
+	shift 2
+	val="written-on-10.0.1.${H_TOKEN[$p]}-$RANDOM"
+	[ "$(r_cli "$p" SET "$key" "$val")" = OK ] || h_die "redis: SET $key on the primary node $p: $(r_cli "$p" SET "$key" "$val")"
+	echo "  redis-cli -h 127.0.0.1 SET $key $val   (node $p, the primary)"
+	for i in "$@"; do
+		for t in $(seq 1 50); do
+			got=$(r_cli "$p" -h "10.0.1.${H_TOKEN[$i]}" GET "$key")
+			[ "$got" = "\"$val\"" ] && break
+			sleep 0.1
+		done
+		[ "$got" = "\"$val\"" ] || h_die "redis: node $i (10.0.1.${H_TOKEN[$i]}) answers GET $key with $got"
+		echo "  redis-cli -h 10.0.1.${H_TOKEN[$i]} GET $key -> $got"
+	done
+}
+r_show() {
+	local i
+	for i in "${nodes[@]}"; do
+		printf '  node %s (10.0.1.%s): %s\n' "$i" "${H_TOKEN[$i]}" \
+			"$(r_cli "$i" INFO replication | tr -d '\r' | grep -E '^(role|master_host|master_link_status|connected_slaves):' | tr '\n' ' ')"
+	done
+}
+if [ "$DB" != 0 ]; then
+	for i in "${nodes[@]}"; do
+		mkdir -p "$H_RUN/redis$i"
+		ip netns exec "$(h_ns "$i")" redis-server --port 6379 --bind 0.0.0.0 --protected-mode no \
+			--save "" --appendonly no --dir "$H_RUN/redis$i" --logfile "$H_RUN/redis$i.log" &
+		H_OTHER_PIDS+=($!)
+		ip netns exec "$(h_ns "$i")" env DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" \
+			"$PY" "$H_ROOT/examples/counter/redis_follow.py" --every 2 >"$H_RUN/redis-follow$i.log" 2>&1 &
+		H_OTHER_PIDS+=($!)
+	done
+fi
+
 # ---- the counters --------------------------------------------------------------------
 for i in "${nodes[@]}"; do
 	ip netns exec "$(h_ns "$i")" env DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" \
@@ -108,6 +172,15 @@ h_log "leader on chain: token $tok (node $leader, 10.0.1.$tok), term $term; it s
 echo
 echo "=== GET /members on node 1 (live members from the contract, with labels)"
 c_get 1 /members | jq -c '.members[]'
+
+if [ "$DB" != 0 ]; then
+	echo
+	echo "=== Redis: primary = the contract's leader (node $leader), the others its replicas"
+	others=(); for i in "${nodes[@]}"; do [ "$i" = "$leader" ] || others+=("$i"); done
+	r_wait_topology 60 "$leader" "${others[@]}" || { r_show; h_die "redis: the replicas do not follow node $leader"; }
+	r_show
+	r_write_read "$leader" demo:before "${others[@]}"
+fi
 
 # ---- increments through every node -----------------------------------------------------
 k=0
@@ -145,7 +218,7 @@ done
 t_leader=$(now_ms)
 [ -n "$new" ] || h_die "the leadership did not move after the cut"
 h_log "on chain: new leader token $tok (node $new), term $term (was token $old_tok, term $old_term)"
-grep -h "vote:" "$H_RUN"/counter*.log | sed 's/^/  /'
+grep -h "vote:" "$H_RUN"/counter*.log | sort | sed 's/^/  /'
 # The contract's successor rule: the next registered token after the old leader's.
 want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | awk -v o="$old_tok" '$1>o' | head -1)
 [ -n "$want_tok" ] || want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | head -1)
@@ -167,6 +240,16 @@ for k in $(seq 2 $(( ${#survivors[@]} + 1 ))); do
 	echo "  POST /increment via node $i (id b$k): $(jq -c '{value, index, term, leader, forwarded_to}' "$H_RUN/inc.out")"
 done
 wait_all_agree 30 "${survivors[@]}" || h_die "the surviving nodes do not agree on ${#ACKED[@]} increments"
+if [ "$DB" != 0 ]; then
+	echo
+	echo "=== Redis after the failover: node $new is the primary, the survivors its replicas"
+	others=(); for i in "${survivors[@]}"; do [ "$i" = "$new" ] || others+=("$i"); done
+	r_wait_topology 60 "$new" "${others[@]}" || { r_show; h_die "redis: the survivors do not follow node $new"; }
+	t_db=$(now_ms)
+	r_write_read "$new" demo:after "${others[@]}"
+	[ "$(r_cli "$new" GET demo:before)" != "(nil)" ] || h_die "redis: the new primary lost demo:before"
+	echo "  redis-cli GET demo:before on the new primary: $(r_cli "$new" GET demo:before)"
+fi
 wait "$x1_pid" || true
 x1=$(cat "$H_RUN/x1.code")
 [ "$x1" != 200 ] || h_die "the cut-off leader acknowledged a write (x1) without a majority"
@@ -198,6 +281,20 @@ k=$(( ${#survivors[@]} + 1 ))
 inc_ok "$old" "c1"
 echo "  POST /increment via node $old (id c1): $(jq -c '{value, index, term, leader, forwarded_to}' "$H_RUN/inc.out")"
 wait_all_agree 30 "${nodes[@]}" || h_die "the nodes do not agree after the rejoin"
+
+if [ "$DB" != 0 ]; then
+	echo
+	echo "=== Redis after the rejoin: node $old is a replica of node $new"
+	others=(); for i in "${nodes[@]}"; do [ "$i" = "$new" ] || others+=("$i"); done
+	r_wait_topology 60 "$new" "${others[@]}" || { r_show; h_die "redis: node $old does not follow node $new"; }
+	r_show
+	r_write_read "$new" demo:rejoined "${others[@]}"
+	for k in demo:before demo:after; do
+		[ "$(r_cli "$new" -h "10.0.1.${H_TOKEN[$old]}" GET $k)" = "$(r_cli "$new" GET $k)" ] ||
+			h_die "redis: node $old does not hold $k"
+	done
+	echo "  node $old (10.0.1.${H_TOKEN[$old]}) also holds demo:before and demo:after"
+fi
 
 # ---- final checks: the contract, every node's API, the logs -------------------------------
 [ "$(h_cast call "$H_CONTRACT" "currentLeader()(address)" | tr A-F a-f)" = "0x${H_INSTANCE[$new]}" ] ||
@@ -231,4 +328,5 @@ printf '  %-48s %8s\n' "acknowledged increments" "${#ACKED[@]}"
 printf '  %-48s %8s\n' "acknowledged increments lost" "$lost"
 printf '  %-48s %8s\n' "increments counted twice" "$dup"
 printf '  %-48s %8s\n' "writes acknowledged by the cut-off leader" 0
+[ "$DB" = 0 ] || printf '  %-48s %8s ms\n' "cut -> Redis: new primary, replicas linked (checked)" $((t_db - t_cut))
 h_log "demo-counter: PASS"

@@ -9,7 +9,7 @@ PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
   libmnl-dev libcurl4-openssl-dev libjsmn-dev libsecp256k1-dev libb2-dev libssl-dev
   nettle-dev libcriterion-dev
-  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables python3 python3-pytest python3-pip python3-setuptools
+  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables redis-server redis-tools python3 python3-pytest python3-pip python3-setuptools
   qemu-system-x86 busybox-static cpio kmod
 "
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
