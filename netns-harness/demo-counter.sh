@@ -197,6 +197,32 @@ wait_all_agree 30 "${nodes[@]}" || h_die "the nodes do not agree on ${#ACKED[@]}
 h_log "${#ACKED[@]} increments acknowledged; every node's /counter and /log agree"
 show_status
 
+# ---- what another node or a client may send: refused, nothing counted ---------------------
+f=1; [ "$leader" != 1 ] || f=2          # a follower
+g=$(( f % N + 1 )); [ "$g" != "$leader" ] || g=$(( g % N + 1 ))  # another follower
+n=${#ACKED[@]}
+forged="{\"term\":$term,\"prev\":$n,\"prev_term\":$term,\"entries\":[[$term,\"forged\",\"10.0.1.${H_TOKEN[$f]}\"]],\"commit\":$((n + 1))}"
+# expect i url code body: node i POSTs body to url; the answer must be HTTP code
+expect() {
+	local got
+	got=$(h_in "$1" curl -s -m 5 -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		--data-binary "$4" "$2" || true)
+	[ "$got" = "$3" ] || h_die "node $1 POST $2: HTTP $got, expected $3"
+	printf '  %-72s HTTP %s\n' "node $1 -> ${2#http://} ${5:-}" "$got"
+}
+echo
+echo "=== refused: appends forged by a follower, requests from outside the mesh, malformed bodies"
+expect "$f" "http://10.0.1.${H_TOKEN[$leader]}:$PORT/internal/append" 403 "$forged" "(a follower's append to the leader)"
+expect "$f" "http://10.0.1.${H_TOKEN[$g]}:$PORT/internal/append" 403 "$forged" "(a follower's append to another)"
+expect "$f" "http://10.0.1.${H_TOKEN[$g]}:$PORT/internal/prepare" 403 "{\"term\":$((term + 1))}" "(prepare of a term nobody leads)"
+expect "$g" "http://127.0.0.1:$PORT/internal/prepare" 403 "{\"term\":$term}" "(not over the mesh)"
+expect "$f" "http://10.0.1.${H_TOKEN[$g]}:$PORT/internal/append" 400 '{"term":1,"entries":"x"}' "(malformed append)"
+expect "$f" "http://127.0.0.1:$PORT/increment" 400 '{"id":"../../etc"}' "(an id out of [A-Za-z0-9._:-])"
+expect "$f" "http://127.0.0.1:$PORT/increment" 400 'not json' "(not JSON)"
+expect "$f" "http://127.0.0.1:$PORT/increment" 413 "{\"id\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}" "(a 5 kB body)"
+wait_all_agree 10 "${nodes[@]}" || h_die "a refused request changed a node's counter or log"
+h_log "every forged or malformed request was refused; every node still holds exactly ${#ACKED[@]} increments"
+
 # ---- cut the leader off the mesh ---------------------------------------------------------
 old=$leader old_tok=${H_TOKEN[$leader]} old_term=$term
 survivors=()
