@@ -32,6 +32,10 @@ nodes=($(seq 1 "$N"))
 h_wait_mesh 90 "${nodes[@]}" || h_die "the WireGuard peers did not converge"
 h_log "mesh of $N nodes up (every node registered, WireGuard peers match the registry)"
 
+# A short lease, so the leader's heartbeats show within the demo (the contract's default is 300 s).
+LEASE=${LEASE:-15}
+h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "setLeaderLease(uint64)" "$LEASE" >/dev/null ||
+	h_die "setLeaderLease"
 declare -A NODE_OF=()
 for i in "${nodes[@]}"; do NODE_OF[${H_TOKEN[$i]}]=$i; done
 
@@ -320,6 +324,14 @@ fi
 # ---- final checks: the contract, every node's API, the logs -------------------------------
 [ "$(h_cast call "$H_CONTRACT" "currentLeader()(address)" | tr A-F a-f)" = "0x${H_INSTANCE[$new]}" ] ||
 	h_die "currentLeader() is not node $new's instance"
+# The leader kept its lease: heartbeats on chain (LeaderHeartbeat events), the leadership
+# never moved but by the votes (term = the first leader's + 1).
+beats=$(h_cast logs --json --from-block 0 --address "$H_CONTRACT" "LeaderHeartbeat(uint256,uint64)" | jq length)
+[ "$beats" -ge 1 ] || h_die "no LeaderHeartbeat on chain (lease $LEASE s)"
+read -r tok3 term3 votes3 required3 <<<"$(chain_leader)"
+[ "$tok3" = "$tok" ] && [ "$term3" = "$((old_term + 1))" ] ||
+	h_die "leader token $tok3, term $term3: the leadership moved more than once"
+h_log "$beats leader heartbeats on chain (lease $LEASE s); term $term3: one change of leader, by the votes"
 lost=0 dup=0
 for i in "${nodes[@]}"; do
 	ids=$(ids_of "$i")
@@ -348,6 +360,7 @@ printf '  %-48s %8s ms\n' "restore -> old leader has the full log" $((t_rejoin -
 printf '  %-48s %8s\n' "acknowledged increments" "${#ACKED[@]}"
 printf '  %-48s %8s\n' "acknowledged increments lost" "$lost"
 printf '  %-48s %8s\n' "increments counted twice" "$dup"
+printf '  %-48s %8s\n' "leader heartbeats on chain (lease $LEASE s)" "$beats"
 printf '  %-48s %8s\n' "writes acknowledged by the cut-off leader" 0
 [ "$DB" = 0 ] || printf '  %-48s %8s ms\n' "cut -> Redis on the new primary, read back" $((t_db - t_cut))
 h_log "demo-counter: PASS"

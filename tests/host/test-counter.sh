@@ -19,7 +19,7 @@ if ! DB=1 bash netns-harness/demo-counter.sh 3 >"$out" 2>&1; then
 	echo "FAIL: the counter scenario (above)"
 	exit 1
 fi
-grep -E 'timeline|->|acknowledged|twice|redis-cli' "$out"
+grep -E 'timeline|->|acknowledged|twice|heartbeats|redis-cli' "$out"
 fail=0
 grep -Eq '^  acknowledged increments lost +0$' "$out" || { echo "FAIL: acknowledged increments lost"; fail=1; }
 grep -Eq '^  increments counted twice +0$' "$out" || { echo "FAIL: increments counted twice"; fail=1; }
