@@ -227,15 +227,41 @@ expect "$f" "http://127.0.0.1:$PORT/increment" 413 "{\"id\":\"$(head -c 5000 /de
 wait_all_agree 10 "${nodes[@]}" || h_die "a refused request changed a node's counter or log"
 h_log "every forged or malformed request was refused; every node still holds exactly ${#ACKED[@]} increments"
 
-# ---- cut the leader off the mesh ---------------------------------------------------------
 old=$leader old_tok=${H_TOKEN[$leader]} old_term=$term
 survivors=()
 for i in "${nodes[@]}"; do [ "$i" = "$old" ] || survivors+=("$i"); done
+# The contract's successor rule: the next registered token after the old leader's.
+want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | awk -v o="$old_tok" '$1>o' | head -1)
+[ -n "$want_tok" ] || want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | head -1)
+succ=${NODE_OF[$want_tok]}
+
+# ---- the successor falls behind ------------------------------------------------------------
+# The leader's appends to the next leader-to-be are dropped in that node's namespace (its own
+# requests to the leader, the probes, still pass): increments are acknowledged by the
+# leader and the other followers only. After the cut the new leader must take them from
+# the others' logs, or they are lost.
+rule=(INPUT -s "10.0.1.$old_tok" -p tcp --dport "$PORT" -j DROP)
+h_in "$succ" iptables -I "${rule[@]}"
+behind=$(c_get "$succ" /status | jq .log_length)
+echo
+echo "=== node $succ (the successor) falls behind: the leader's appends to it dropped in its namespace"
+others=(); for i in "${nodes[@]}"; do [ "$i" = "$succ" ] || others+=("$i"); done
+for k in $(seq 1 "${#others[@]}"); do
+	i=${others[$(( k - 1 ))]}
+	inc_ok "$i" "l$k"
+	echo "  POST /increment via node $i (id l$k): $(jq -c '{value, index, term, leader, forwarded_to}' "$H_RUN/inc.out")"
+done
+wait_all_agree 30 "${others[@]}" || h_die "the nodes but $succ do not agree on ${#ACKED[@]} increments"
+[ "$(c_get "$succ" /status | jq .log_length)" = "$behind" ] || h_die "node $succ was fed despite the drop"
+h_log "${#ACKED[@]} increments acknowledged; node $succ holds $behind of them"
+
+# ---- cut the leader off the mesh ---------------------------------------------------------
 echo
 echo "=== cutting the leader (node $old, 10.0.1.$old_tok) off the mesh: its WireGuard traffic dropped in its namespace"
 t_cut=$(now_ms)
 h_in "$old" iptables -I INPUT -i "$(h_if "$old")" -j DROP
 h_in "$old" iptables -I OUTPUT -o "$(h_if "$old")" -j DROP
+h_in "$succ" iptables -D "${rule[@]}"
 # A write to the cut-off leader itself: it cannot reach a majority, so it must not acknowledge.
 ( code=$(c_inc "$old" x1 "$H_RUN/x1.out"); echo "$code" >"$H_RUN/x1.code" ) &
 x1_pid=$!
@@ -254,9 +280,6 @@ t_leader=$(now_ms)
 [ -n "$new" ] || h_die "the leadership did not move after the cut"
 h_log "on chain: new leader token $tok (node $new), term $term (was token $old_tok, term $old_term)"
 grep -h "vote:" "$H_RUN"/counter*.log | sort | sed 's/^/  /'
-# The contract's successor rule: the next registered token after the old leader's.
-want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | awk -v o="$old_tok" '$1>o' | head -1)
-[ -n "$want_tok" ] || want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | head -1)
 [ "$tok" = "$want_tok" ] || h_die "new leader token $tok, expected the successor $want_tok"
 [ "$term" -gt "$old_term" ] || h_die "the term did not increase"
 
@@ -268,6 +291,7 @@ for t in $(seq 1 200); do
 	sleep 0.1
 done
 [ -n "$t_write" ] || h_die "no write was acknowledged after the leader change"
+grep -h "adopted the log" "$H_RUN/counter$new.log" | tail -1 | sed 's/^/  node '"$new"': /'
 echo "  first write after the change: $(jq -c '{value, index, term, leader, forwarded_to}' "$H_RUN/inc.out")"
 for k in $(seq 2 $(( ${#survivors[@]} + 1 ))); do
 	i=${survivors[$(( k % ${#survivors[@]} ))]}
