@@ -52,6 +52,17 @@ chain_leader() {
 	h_cast call "$H_CONTRACT" "leaderState()(uint256,address,uint64,uint64,uint256,uint256)" |
 		awk 'NR==1||NR==3||NR==5||NR==6 {printf "%s ", $1} END {print ""}'
 }
+# wait_votes n: until leaderState() shows n votes of no confidence (bounded, 30 s);
+# leaves the reading in tok term votes required
+wait_votes() {
+	local t
+	for t in $(seq 1 300); do
+		read -r tok term votes required <<<"$(chain_leader)"
+		[ "$votes" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 ids_of() { c_get "$1" /log | jq -r '.entries[].id' | tr '\n' ' '; }
 
@@ -235,6 +246,20 @@ want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | aw
 [ -n "$want_tok" ] || want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | head -1)
 succ=${NODE_OF[$want_tok]}
 
+# ---- a follower loses sight of the leader for a while: it votes, then withdraws ----------
+probe=(OUTPUT -d "10.0.1.$old_tok" -p tcp --dport "$PORT" -j DROP)
+echo
+echo "=== node $f loses sight of the leader: its requests to 10.0.1.$old_tok:$PORT dropped in its namespace"
+h_in "$f" iptables -I "${probe[@]}"
+wait_votes 1 || h_die "node $f's vote of no confidence did not land"
+[ "$tok" = "$old_tok" ] || h_die "one vote of $required moved the leadership"
+h_log "on chain: $votes of $required votes against token $tok; the leader stays"
+h_in "$f" iptables -D "${probe[@]}"
+wait_votes 0 && [ "$tok" = "$old_tok" ] && [ "$term" = "$old_term" ] ||
+	h_die "node $f's vote was not withdrawn (votes $votes, token $tok, term $term)"
+grep -h "vote:" "$H_RUN/counter$f.log" | sed 's/^/  /'
+h_log "the leader answers node $f again: its vote is withdrawn, 0 of $required on chain, same term"
+
 # ---- the successor falls behind ------------------------------------------------------------
 # The leader's appends to the next leader-to-be are dropped in that node's namespace (its own
 # requests to the leader, the probes, still pass): increments are acknowledged by the
@@ -324,13 +349,9 @@ st=$(c_get "$old" /status)
 	h_die "node $old is not a follower of token $tok: $st"
 h_log "node $old rejoined as a follower of token $tok with the full log (${#ACKED[@]} entries)"
 # Its vote against the new leader while it was cut off (if any) is withdrawn.
-for t in $(seq 1 150); do
-	read -r tok2 term2 votes required <<<"$(chain_leader)"
-	[ "$votes" = 0 ] && break
-	sleep 0.2
-done
-[ "$votes" = 0 ] || h_die "$votes no-confidence votes still stand against the healthy leader"
-[ "$tok2" = "$tok" ] || h_die "the leadership moved again (token $tok2)"
+new_tok=$tok
+wait_votes 0 || h_die "$votes no-confidence votes still stand against the healthy leader"
+[ "$tok" = "$new_tok" ] || h_die "the leadership moved again (token $tok)"
 grep -h "withdraws" "$H_RUN/counter$old.log" | sed 's/^/  /' || true
 inc_ok "$old" "c1"
 echo "  POST /increment via node $old (id c1): $(jq -c '{value, index, term, leader, forwarded_to}' "$H_RUN/inc.out")"

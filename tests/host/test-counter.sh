@@ -8,7 +8,7 @@
 # on the primary read back from every replica over 10.0.1.x, before and after the failover
 # and after the rejoin); it exits non-zero on any mismatch. Here its output must also hold
 # the figures it printed: 0 acknowledged increments lost, 0 counted twice, the Redis
-# read-backs, and a PASS line. About 50 s on an idle 2-core machine (90 s loaded).
+# read-backs, and a PASS line. About 50-70 s on a 2-core machine (90 s loaded).
 set -u
 cd "$(dirname "$0")/../.."
 out=$(mktemp /tmp/test-counter.XXXXXX)
