@@ -5,6 +5,8 @@
 #   make            build the library, the agent/CLI and the guest-agent simulator
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
+#   make demo-counter  seed 003's counter through a leader failover (N=3; N=5 works)
+#   make demo-db    the same with Redis primary/replica following the contract's leader
 #   make bench      benchmarks; figures are printed, never asserted
 #   make image      the agent's OCI image (build/image/dstack-p2p.oci.tar), no docker needed
 #   make install    PREFIX=/usr/local DESTDIR= (the agent/CLI, library, header, man pages)
@@ -216,6 +218,12 @@ check-%: deps
 demo: deps all
 	$(Q)netns-harness/demo.sh $(if $(N),$(N),3)
 
+demo-counter: deps all
+	$(Q)netns-harness/demo-counter.sh $(if $(N),$(N),3)
+
+demo-db: deps all
+	$(Q)DB=1 netns-harness/demo-counter.sh $(if $(N),$(N),3)
+
 bench: deps all $(BENCH_BINS) $(BENCH_PRELOADS)
 	$(Q)bench/run.sh
 
@@ -263,7 +271,7 @@ uninstall:
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps deps-image check check-host demo bench image print-version install install-sim uninstall clean FORCE
+.PHONY: all tests fuzz deps deps-image check check-host demo demo-counter demo-db bench image print-version install install-sim uninstall clean FORCE
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)

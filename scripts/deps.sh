@@ -9,9 +9,9 @@ PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
   libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libssl-dev libjsmn-dev libsecp256k1-dev
   nettle-dev libcriterion-dev
-  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat python3 python3-yaml
-  python3-pytest python3-pip python3-setuptools
-  nginx libnginx-mod-stream nftables openssl iperf3
+  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables
+  python3 python3-yaml python3-pytest python3-pip python3-setuptools
+  nginx libnginx-mod-stream nftables openssl iperf3 redis-server redis-tools
   qemu-system-x86 busybox-static cpio kmod
 "
 # `deps.sh image`: also what the container image needs (make image, tests/image/).
