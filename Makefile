@@ -5,8 +5,12 @@
 #   make            build the library, the agent/CLI and the guest-agent simulator
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
+#   make demo-counter  seed 003's counter through a leader failover (N=3; N=5 works)
+#   make demo-db    the same with Redis primary/replica following the contract's leader
 #   make bench      benchmarks; figures are printed, never asserted
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make image      the agent's OCI image (build/image/dstack-p2p.oci.tar), no docker needed
+#   make install    PREFIX=/usr/local DESTDIR= (the agent/CLI, library, header, man pages)
+#   make install-sim  the guest-agent simulator, for development and tests only
 #
 # Variables: V=1 (show commands), SANITIZE=address,undefined, CC, CFLAGS, PKG_CONFIG.
 
@@ -16,16 +20,24 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/dstack-p2p
 # The files of the `dstack-p2p cluster serve` page (web/).
 WEBDIR ?= $(PREFIX)/share/dstack-p2p/web
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PKG_CONFIG ?= pkg-config
 CC ?= cc
+OBJCOPY ?= objcopy
 FUZZ_CC ?= clang
 SANITIZE ?=
 O ?= build
 
-VERSION := $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0-g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+# The release is the VERSION file; a build from git says which commit and whether the tree
+# was modified (0.1.0-g6bed044-dirty); a tagged release (v0.1.0) is its tag. Without git
+# (a docker build, a tarball) it is VERSION alone.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --exact-match --dirty 2>/dev/null | sed 's/^v//' || true)
+ifeq ($(VERSION),)
+override VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)$(shell git describe --always --dirty --abbrev=7 2>/dev/null | sed 's/^/-g/')
+endif
 SOVERSION := 0
 
 ifeq ($(V),1)
@@ -37,7 +49,7 @@ quiet = @printf '  %-7s %s\n'
 MAKEFLAGS += --no-print-directory
 endif
 
-PKGS := libmnl libcurl libsecp256k1 libb2 libcrypto nettle
+PKGS := libmnl libcurl libsecp256k1 hogweed nettle libssl libcrypto
 
 WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
 	    -Wno-unused-parameter -Wvla
@@ -45,14 +57,20 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARNINGS) -fPIC -fvisibility=hidden -I. \
 	-D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' -DDSTACK_P2P_WEBDIR='"$(WEBDIR)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) -MMD -MP
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
+# Debian's libcurl flavours share one API. The GnuTLS one (libcurl3-gnutls) keeps OpenSSL
+# out of the agent's resident pages (libssh2 still maps it, see common/http.c): a process
+# that only loads and initialises it is 7.4 MB RSS against 9.8 MB with the OpenSSL one
+# (docs/memory.md). Linked by its file name, as it ships no development symlink;
+# CURL_LIBS=-lcurl builds with the default flavour.
+CURL_LIBS ?= $(if $(filter /%,$(shell $(CC) -print-file-name=libcurl-gnutls.so.4)),-l:libcurl-gnutls.so.4,-lcurl)
+LDLIBS += $(filter-out -lcurl,$(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)) $(CURL_LIBS) -lpthread
 ifneq ($(SANITIZE),)
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # Each module is one folder with one header that is its whole interface.
-MODULES := common chain attest netlink mesh api
+MODULES := common chain attest netlink relay mesh api
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)
@@ -65,36 +83,69 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(O)/fuzz/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(O)/bench/%)
+# LD_PRELOAD observers the benchmarks run wg(8) and our tools under.
+BENCH_PRELOADS := $(patsubst bench/preload/%.c,$(O)/bench/%.so,$(wildcard bench/preload/*.c))
 MAN_PAGES := $(wildcard docs/man/*.[1-8])
 
+# Two libraries. The internal one (every module) is what the agent, the CLI and the
+# tests link. The app library, libdstack-p2p, is the C API and the control socket's
+# client only: libc and pthreads, exporting only dstack_p2p_* (docs/api.md).
+INTERNAL_LIB := $(O)/libdstack-p2p-internal.a
+APP_SRCS := $(wildcard api/*.c) common/buf.c common/json.c common/unix.c common/util.c
+APP_OBJS := $(APP_SRCS:%.c=$(O)/%.o)
+APP_LDLIBS := -lpthread
 STATIC_LIB := $(O)/libdstack-p2p.a
 SHARED_LIB := $(O)/libdstack-p2p.so.$(SOVERSION)
 PROGRAMS := $(O)/dstack-p2p $(if $(SIM_SRCS),$(O)/dstack-sim)
+# What `make install` puts on a production machine: no simulator (make install-sim).
+SIM_MAN := docs/man/dstack-sim.1
+PROD_MAN_PAGES := $(filter-out $(SIM_MAN),$(MAN_PAGES))
+DOCS := $(wildcard docs/*.md)
 UNIT_TESTS := $(O)/tests/unit-tests
 
-all: $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS)
+all: $(INTERNAL_LIB) $(STATIC_LIB) $(SHARED_LIB) $(PROGRAMS)
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
 	$(quiet) CC $@
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(STATIC_LIB): $(LIB_OBJS)
+$(INTERNAL_LIB): $(LIB_OBJS)
 	$(quiet) AR $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(SHARED_LIB): $(LIB_OBJS)
+# One relocatable object whose hidden symbols are made local: a static link exposes
+# only dstack_p2p_* too, so buf_init or json_parse never clash with an app's own.
+$(O)/libdstack-p2p.o: $(APP_OBJS)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libdstack-p2p.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
+
+$(STATIC_LIB): $(O)/libdstack-p2p.o
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+# --no-undefined: anything the app objects need beyond libc and pthreads fails the link.
+$(SHARED_LIB): $(APP_OBJS)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libdstack-p2p.so.$(SOVERSION) -Wl,--no-undefined \
+		-Wl,--as-needed -o $@ $^ $(APP_LDLIBS)
 	$(Q)ln -sf libdstack-p2p.so.$(SOVERSION) $(O)/libdstack-p2p.so
 
-$(O)/dstack-p2p: $(CLI_OBJS) $(STATIC_LIB)
+$(O)/dstack-p2p: $(CLI_OBJS) $(INTERNAL_LIB)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(INTERNAL_LIB) $(LDLIBS)
 
-$(O)/dstack-sim: $(SIM_OBJS) $(STATIC_LIB)
+# The objects that print the version are rebuilt when it changes (a new commit, a
+# modified tree), not only when their source does.
+$(O)/version.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(O)/cli/dstack-p2p.o $(O)/attest/sim/dstack-sim.o: $(O)/version.stamp
+FORCE:
+
+$(O)/dstack-sim: $(SIM_OBJS) $(INTERNAL_LIB)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(STATIC_LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(INTERNAL_LIB) $(LDLIBS)
 
 # The pkg-config file is written at install time so it names the PREFIX installed to.
 define PC_FILE
@@ -106,17 +157,17 @@ Name: dstack-p2p
 Description: peers of a dstack TEE WireGuard mesh, for apps
 Version: $(VERSION)
 Libs: -L$${libdir} -ldstack-p2p
-Libs.private: $(LDLIBS)
+Libs.private: $(APP_LDLIBS)
 Cflags: -I$${includedir}
 endef
 export PC_FILE
 
 # ---- tests ------------------------------------------------------------------------
 
-$(UNIT_TESTS): $(UNIT_OBJS) $(STATIC_LIB)
+$(UNIT_TESTS): $(UNIT_OBJS) $(INTERNAL_LIB)
 	@mkdir -p $(@D)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(STATIC_LIB) $(LDLIBS) \
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(INTERNAL_LIB) $(LDLIBS) \
 	  $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null)
 
 # Fuzz targets: the library rebuilt with clang + libFuzzer + ASan/UBSan.
@@ -132,10 +183,15 @@ $(O)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(quiet) FUZZLD $@
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
-$(O)/bench/%: bench/%.c $(STATIC_LIB)
+$(O)/bench/%: bench/%.c $(INTERNAL_LIB)
 	@mkdir -p $(@D)
 	$(quiet) LD $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(INTERNAL_LIB) $(LDLIBS)
+
+$(O)/bench/%.so: bench/preload/%.c
+	@mkdir -p $(@D)
+	$(quiet) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $< -ldl
 
 tests: $(UNIT_TESTS)
 fuzz: $(FUZZ_BINS)
@@ -145,9 +201,17 @@ deps:
 
 # Every suite prints its own runner's summary; tests/check.sh adds one line per suite
 # and fails when a suite fails or silently ran nothing.
-check: deps
+check: deps-image
 	$(Q)$(MAKE) all tests fuzz
 	$(Q)tests/check.sh $(CHECK_SUITES)
+
+# The host suite runs the agent from its container image (tests/host/test-image.sh).
+deps-image:
+	$(Q)scripts/deps.sh image
+
+check-host: deps-image
+	$(Q)$(MAKE) all tests fuzz
+	$(Q)tests/check.sh host
 
 check-%: deps
 	$(Q)$(MAKE) all tests fuzz
@@ -156,23 +220,49 @@ check-%: deps
 demo: deps all
 	$(Q)netns-harness/demo.sh $(if $(N),$(N),3)
 
-bench: deps all $(BENCH_BINS)
+demo-counter: deps all
+	$(Q)netns-harness/demo-counter.sh $(if $(N),$(N),3)
+
+demo-db: deps all
+	$(Q)DB=1 netns-harness/demo-counter.sh $(if $(N),$(N),3)
+
+bench: deps all $(BENCH_BINS) $(BENCH_PRELOADS)
 	$(Q)bench/run.sh
+
+print-version:
+	@echo '$(VERSION)'
+
+# The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh).
+image: deps-image
+	$(Q)scripts/image.sh
 
 # ---- install ----------------------------------------------------------------------
 
-install: all
+# Man pages point at the docs where they are installed ($(DOCDIR)), and name the
+# simulator as a page only where it is installed too. install_man PAGES, SED ARGS
+install_man = for m in $(1); do \
+	sed -e 's|docs/\([A-Za-z0-9_-]*\.md\)|$(DOCDIR)/\1|g' $(2) $$m >$(DESTDIR)$(MANDIR)/man1/$${m\#\#*/} && \
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/$${m\#\#*/} || exit 1; done
+NO_SIM_PAGE := -e 's|^\.BR dstack-sim (1)\(.*\)$$|.BR dstack-sim " (make install-sim)\1"|'
+
+install: $(O)/dstack-p2p $(STATIC_LIB) $(SHARED_LIB)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
-	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(O)/dstack-p2p $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdstack-p2p.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdstack-p2p.so
 	printf '%s\n' "$$PC_FILE" > $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc
 	$(if $(wildcard api/dstack-p2p.h),install -m 0644 api/dstack-p2p.h $(DESTDIR)$(INCLUDEDIR)/)
-	$(if $(MAN_PAGES),install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/)
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(call install_man,$(PROD_MAN_PAGES),$(NO_SIM_PAGE))
 	install -d $(DESTDIR)$(WEBDIR)
 	install -m 0644 web/index.html web/app.js web/style.css $(DESTDIR)$(WEBDIR)/
+
+# The guest-agent simulator: for development and tests, never on a production machine.
+install-sim: $(O)/dstack-sim install
+	install -m 0755 $(O)/dstack-sim $(DESTDIR)$(BINDIR)/
+	$(call install_man,$(MAN_PAGES),)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))
@@ -180,12 +270,12 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libdstack-p2p.so.$(SOVERSION)
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc $(DESTDIR)$(INCLUDEDIR)/dstack-p2p.h
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES)))
-	rm -rf $(DESTDIR)$(WEBDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(WEBDIR)
 
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps check demo bench install uninstall clean
+.PHONY: all tests fuzz deps deps-image check check-host demo demo-counter demo-db bench image print-version install install-sim uninstall clean FORCE
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* api: the public C API for apps, a client of the local agent's control socket. */
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,6 @@
 #include "api/dstack-p2p.h"
 #include "api/internal.h"
 #include "common/common.h"
-#include "mesh/mesh.h"
 
 struct dstack_p2p {
 	char contract[43];        /* empty: any */
@@ -62,13 +63,21 @@ int peers_doc_parse(const char *text, size_t len, struct peers_doc *d)
 	r = -EBADMSG;
 	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
 		goto out;
+	/* A document of another protocol version may mean anything: refuse it. */
+	int ver = json_get(&j, 0, "version");
+	int64_t v;
+
+	if (ver >= 0 && (json_int64(&j, ver, &v) < 0 || v != 1)) {
+		r = -EPROTO;
+		goto out;
+	}
 	int reg = json_get(&j, 0, "registered");
 	if (reg < 0 || json_bool(&j, reg, &d->registered) < 0)
 		goto out;
 	copy_field(&j, 0, "contract", d->contract, sizeof(d->contract));
 	copy_field(&j, 0, "mode", d->mode, sizeof(d->mode));
 	arr = json_get(&j, 0, "peers");
-	if (arr < 0 || j.tok[arr].type != JSON_ARRAY || j.tok[arr].size > MESH_MAX_PEERS)
+	if (arr < 0 || j.tok[arr].type != JSON_ARRAY || j.tok[arr].size > API_MAX_PEERS)
 		goto out;
 	if (j.tok[arr].size > 0) {
 		d->peers = calloc((size_t)j.tok[arr].size, sizeof(*d->peers));
@@ -107,7 +116,7 @@ static int query_peers(struct dstack_p2p *p2p, struct peers_doc *d)
 	int r;
 
 	buf_init(&b, 1 << 20);
-	r = mesh_control_query(p2p->control_path, "peers", &b, 3000);
+	r = api_control_query(p2p->control_path, "peers", &b, 3000);
 	if (r == 0)
 		r = peers_doc_parse((const char *)b.data, b.len, d);
 	buf_free(&b);
@@ -119,26 +128,39 @@ static int query_peers(struct dstack_p2p *p2p, struct peers_doc *d)
 	return r;
 }
 
+/* 0x and 40 hex digits, lowercased into out. */
+static int parse_contract(const char *s, char out[static 43])
+{
+	if (strlen(s) != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+		return -EINVAL;
+	for (size_t i = 2; i < 42; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return -EINVAL;
+	for (size_t i = 0; i < 42; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[42] = '\0';
+	return 0;
+}
+
 int dstack_p2p_open(struct dstack_p2p **out, const char *contract, const char *mode)
 {
-	struct mesh_config probe;
 	struct dstack_p2p *p2p;
-	enum mesh_mode m;
+	char want[43] = "";
 
 	*out = NULL;
-	mesh_config_init(&probe);
-	if (contract && mesh_config_set(&probe, "CLUSTER_CONTRACT", contract) < 0)
+	if (contract && parse_contract(contract, want) < 0)
 		return -EINVAL;
-	if (mode && mesh_mode_parse(mode, &m) < 0)
+	if (mode && !strcmp(mode, "wg"))
+		mode = "wireguard";  /* the agent's P2P_MODE accepts it too */
+	if (mode && strcmp(mode, "wireguard") && strcmp(mode, "tls"))
 		return -EINVAL;
 	p2p = calloc(1, sizeof(*p2p));
 	if (!p2p)
 		return -ENOMEM;
-	if (contract)
-		memcpy(p2p->contract, probe.contract, sizeof(p2p->contract));
+	memcpy(p2p->contract, want, sizeof(p2p->contract));
 	if (mode)
-		snprintf(p2p->mode, sizeof(p2p->mode), "%s", mesh_mode_name(m));
-	snprintf(p2p->control_path, sizeof(p2p->control_path), "%s", mesh_control_path(NULL));
+		snprintf(p2p->mode, sizeof(p2p->mode), "%s", mode);
+	snprintf(p2p->control_path, sizeof(p2p->control_path), "%s", api_control_path(NULL));
 	pthread_mutex_init(&p2p->lock, NULL);
 	p2p->watch_fd = -1;
 	*out = p2p;
@@ -162,7 +184,7 @@ int dstack_p2p_register(struct dstack_p2p *p2p, int timeout_ms)
 				return 0;
 			r = -ETIMEDOUT;
 		}
-		if (r == -EXDEV || r == -EBADMSG || now_ms() >= deadline)
+		if (r == -EXDEV || r == -EBADMSG || r == -EPROTO || now_ms() >= deadline)
 			return r;
 		/* The agent may still be starting or waiting for its transaction. */
 		struct timespec ts = { .tv_nsec = 200 * 1000000L };
@@ -256,7 +278,7 @@ static void *monitor_thread(void *arg)
 	bool have_last = false;
 
 	while (!monitor_should_stop(p2p)) {
-		int fd = mesh_control_watch(p2p->control_path);
+		int fd = api_control_watch(p2p->control_path);
 
 		if (fd >= 0) {
 			pthread_mutex_lock(&p2p->lock);
@@ -332,6 +354,8 @@ const char *dstack_p2p_strerror(int err)
 		return "timed out waiting for the agent (not registered yet?)";
 	case -EBADMSG:
 		return "the agent's reply was malformed";
+	case -EPROTO:
+		return "the agent speaks another version of the control protocol";
 	default:
 		return errstr(err);
 	}

@@ -232,6 +232,14 @@ enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t
 					 const uint8_t kms_root[static 20]);
 
 /*
+ * The KMS root that issued our own keys: recovered from the KMS signature of our GetKey
+ * reply over our app id and app key (the app key itself recovered from chain[0] by
+ * attest_load_identity). The only trust anchor that does not come from the RPC.
+ * -ENOKEY without a KMS signature (a local key provider), -EBADMSG when it recovers nothing.
+ */
+int attest_identity_kms_root(const struct attest_identity *id, uint8_t root[static 20]);
+
+/*
  * Fill a record ready for registerPeer: instance id, keys, chain, endpoint (strdup'd;
  * registry_peer_clear frees it), mode, nonce (stored nonce + 1), and the node's signature.
  * The WireGuard key is zero in TLS-gateway mode. -EINVAL when contract is not the

@@ -4,10 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <blake2.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
+#include <nettle/hkdf.h>
+#include <nettle/hmac.h>
 
 #include "attest/attest.h"
 #include "common/common.h"
@@ -22,32 +20,25 @@ static const char dstack_hkdf_salt[] = "RATLS";
  */
 static const char wireguard_key_domain[] = "dstack-p2p wireguard x25519 private key v1";
 
+/* RFC 5869 HKDF with HMAC-SHA256 (nettle); the PRK and the HMAC state are wiped. */
 static int hkdf_sha256(uint8_t *out, size_t out_len, const void *ikm, size_t ikm_len,
 		       const void *info, size_t info_len)
 {
-	OSSL_PARAM params[5], *p = params;
-	EVP_KDF_CTX *ctx = NULL;
-	EVP_KDF *kdf;
-	int r = -EIO;
+	struct hmac_sha256_ctx ctx;
+	uint8_t prk[SHA256_DIGEST_SIZE];
 
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	if (!kdf)
-		return -EIO;
-	ctx = EVP_KDF_CTX_new(kdf);
-	if (!ctx)
-		goto out;
-	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)dstack_hkdf_salt,
-						 strlen(dstack_hkdf_salt));
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
-	*p = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(ctx, out, out_len, params) == 1)
-		r = 0;
-out:
-	EVP_KDF_CTX_free(ctx);  /* cleanses the key it copied */
-	EVP_KDF_free(kdf);
-	return r;
+	if (out_len > 255 * SHA256_DIGEST_SIZE)
+		return -EINVAL;
+	hmac_sha256_set_key(&ctx, strlen(dstack_hkdf_salt), (const uint8_t *)dstack_hkdf_salt);
+	hkdf_extract(&ctx, (nettle_hash_update_func *)hmac_sha256_update,
+		     (nettle_hash_digest_func *)hmac_sha256_digest, SHA256_DIGEST_SIZE, ikm_len, ikm, prk);
+	hmac_sha256_set_key(&ctx, sizeof(prk), prk);
+	hkdf_expand(&ctx, (nettle_hash_update_func *)hmac_sha256_update,
+		    (nettle_hash_digest_func *)hmac_sha256_digest, SHA256_DIGEST_SIZE, info_len, info,
+		    out_len, out);
+	secret_wipe(prk, sizeof(prk));
+	secret_wipe(&ctx, sizeof(ctx));
+	return 0;
 }
 
 int attest_derive_app_key(const uint8_t kms_root_sk[static 32], const uint8_t app_id[static 20],
@@ -67,19 +58,6 @@ int attest_derive_path_key(const uint8_t app_sk[static 32], const char *path,
 	return hkdf_sha256(key, 32, app_sk, 32, path, strlen(path));
 }
 
-/*
- * libb2's blake2s() keeps its state on its own stack and returns without wiping it; by
- * then that state is the digest, i.e. our private key, and its compression frames hold
- * more copies. Overwrite the stack they used, once they have returned. 4 KiB is several
- * times what libb2 uses.
- */
-static __attribute__((noinline)) void wipe_callee_stack(void)
-{
-	uint8_t scratch[4096];
-
-	explicit_bzero(scratch, sizeof(scratch));
-}
-
 void attest_wireguard_key_from_material(const uint8_t material[static 32],
 					uint8_t wg_private[static 32])
 {
@@ -87,9 +65,11 @@ void attest_wireguard_key_from_material(const uint8_t material[static 32],
 
 	/* A copy, so material and wg_private may be the same (locked) buffer. */
 	memcpy(key, material, 32);
-	blake2s(wg_private, wireguard_key_domain, key, 32, strlen(wireguard_key_domain), 32);
+	/* Cannot fail: the lengths are fixed and in range. */
+	(void)blake2s_hash(wg_private, 32, wireguard_key_domain, strlen(wireguard_key_domain), key, 32);
 	secret_wipe(key, sizeof(key));
-	wipe_callee_stack();
+	/* Its state is wiped; what the compiler spilled (parts of the key) is not. */
+	secret_wipe_stack();
 	/* RFC 7748 clamping, as wg genkey does. */
 	wg_private[0] &= 248;
 	wg_private[31] &= 127;

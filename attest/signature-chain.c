@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* dstack signature chains and registry records: the signed messages and their verification. */
+#include <errno.h>
 #include <string.h>
 
 #include "attest/attest.h"
@@ -149,4 +150,19 @@ enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t
 	    memcmp(signer, p->node_pubkey, 64))
 		return ATTEST_BAD_NODE_SIGNATURE;
 	return ATTEST_VALID;
+}
+
+int attest_identity_kms_root(const struct attest_identity *id, uint8_t root[static 20])
+{
+	uint8_t digest[32], root_pub[64];
+
+	if (!id->chain.has_kms_signature)
+		return -ENOKEY;
+	if (!signature_v_valid(id->chain.kms_signature) || !pubkey_valid(id->app_pubkey))
+		return -EBADMSG;
+	attest_kms_message_digest(id->app_id, id->app_pubkey, digest);
+	if (eth_recover_pubkey(digest, id->chain.kms_signature, root_pub) < 0)
+		return -EBADMSG;
+	eth_address_from_pubkey(root_pub, root);
+	return 0;
 }

@@ -4,6 +4,8 @@
  * then time the ABI decode of getPeers(), count round trips per idle poll of the
  * reader, and measure the resident memory of a reader holding the 254 peers.
  * Usage: chain-registry RPC CONTRACT   (env OWNER_KEY, KMS_KEY: 0x-hex secrets)
+ *        chain-registry --fill N RPC CONTRACT   only register peers until N are registered
+ *        (bench/agent.sh: synthetic, verifiable peers beside one real agent)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -155,10 +157,19 @@ int main(int argc, char **argv)
 	uint8_t sel[4];
 	bool changed;
 	size_t heap = 0;
+	unsigned target = PEERS;
+	bool fill_only = false;
 	int r;
 
-	if (argc != 3 || hex_decode_exact(contract, 20, argv[2], strlen(argv[2])) < 0) {
-		fprintf(stderr, "usage: chain-registry RPC CONTRACT (env OWNER_KEY, KMS_KEY)\n");
+	if (argc == 5 && !strcmp(argv[1], "--fill")) {
+		target = (unsigned)strtoul(argv[2], NULL, 10);
+		fill_only = true;
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc != 3 || hex_decode_exact(contract, 20, argv[2], strlen(argv[2])) < 0 ||
+	    target < 1 || target > PEERS) {
+		fprintf(stderr, "usage: chain-registry [--fill N] RPC CONTRACT (env OWNER_KEY, KMS_KEY)\n");
 		return 2;
 	}
 	key_from_env("OWNER_KEY", owner_sk);
@@ -175,8 +186,8 @@ int main(int argc, char **argv)
 		die("peerCount()", rpc, r);
 	count = ret.len == 32 ? ret.data[31] | (uint64_t)ret.data[30] << 8 : 0;
 	fprintf(stderr, "chain-registry: registering %d peers (1 mint + 1 bind + 1 registerPeer each)\n",
-		PEERS - (int)count);
-	for (unsigned i = (unsigned)count + 1; i <= PEERS; i++) {
+		count < target ? (int)(target - count) : 0);
+	for (unsigned i = (unsigned)count + 1; i <= target; i++) {
 		struct registry_peer rec;
 
 		make_record(chain_id, contract, i, kms_sk, &rec);
@@ -186,6 +197,12 @@ int main(int argc, char **argv)
 			die("encode", NULL, r);
 		send_call(rpc, chain_id, owner_sk, contract, &calldata, "registerPeer");
 		registry_peer_clear(&rec);
+	}
+	if (fill_only) {
+		buf_free(&ret);
+		buf_free(&calldata);
+		eth_rpc_free(rpc);
+		return 0;
 	}
 
 	/* ---- ABI decode of the real 254-peer reply */

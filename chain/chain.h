@@ -162,6 +162,10 @@ int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out);
 void eth_rpc_free(struct eth_rpc *rpc);
 /* What went wrong last, naming the endpoint or method ("" if nothing); for a log line. */
 const char *eth_rpc_last_error(const struct eth_rpc *rpc);
+/* The endpoint that answered last (tried first next time), as messages name it. */
+const char *eth_rpc_current_label(const struct eth_rpc *rpc);
+/* Its answer was provably wrong: try the next endpoint of the list first from now on. */
+void eth_rpc_distrust_current(struct eth_rpc *rpc);
 /* Exchanges made so far (each batch is one), for tests and the benchmark. */
 uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc);
 uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc);
@@ -258,6 +262,8 @@ int eth_parse_block(const char *json, size_t len, struct eth_block *block);
  */
 int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data, size_t len,
 	     const char *tag, struct buf *out);
+/* The size of the code at addr (0: an externally owned account, or nothing there). */
+int eth_get_code_size(struct eth_rpc *rpc, const uint8_t addr[static 20], const char *tag, size_t *size);
 int eth_get_transaction_count(struct eth_rpc *rpc, const uint8_t addr[static 20], const char *tag,
 			      uint64_t *nonce);
 int eth_estimate_gas(struct eth_rpc *rpc, const uint8_t from[static 20], const uint8_t *to,
@@ -469,7 +475,8 @@ int registry_encode_register_call(const struct registry_peer *rec, struct buf *c
  * Decode getPeers() return data (Peer[]). Entries with wrong byte lengths, an unknown
  * mode, a token id above 2^64 or an empty, over-long or NUL-holding endpoint are skipped;
  * the first max_skips of them are described in skips. -EBADMSG when the array itself is
- * malformed, -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_peers_free.
+ * malformed or any entry reaches outside the data (a truncated reply fails as a whole),
+ * -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_peers_free.
  */
 int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer **peers, size_t *n,
 			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
@@ -489,6 +496,55 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 				    const uint8_t instance_id[static 20], bool *registered);
 int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      uint8_t kms_root[static 20]);
+/* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
+int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
+		      char *out, size_t cap);
+
+/* ---- signed leader calls (chain/leader.c, docs/contracts.md) ---------------------------- */
+
+enum registry_leader_action { REGISTRY_LEADER_ELECT = 0, REGISTRY_LEADER_HEARTBEAT = 1, REGISTRY_LEADER_VOTE = 2 };
+
+/* One LeaderAction as the contract's EIP-712 type has it, and its node-key signature. */
+struct registry_leader_call {
+	uint8_t action;                /* enum registry_leader_action */
+	uint64_t token;                /* the acting node's token */
+	uint64_t target;               /* vote: the leader voted on; else 0 */
+	bool no_confidence;            /* vote: true votes, false withdraws; else false */
+	uint64_t nonce;                /* leaderActionNonce(token) */
+	uint64_t deadline;             /* unix seconds (block time) */
+	uint8_t signature[65];         /* r || s || v, v in {27,28} */
+};
+
+/* The contract's domainSeparator() and leaderActionDigest(...). */
+void registry_leader_domain(uint64_t chain_id, const uint8_t contract[static 20], uint8_t out[static 32]);
+void registry_leader_digest(uint64_t chain_id, const uint8_t contract[static 20],
+			    const struct registry_leader_call *c, uint8_t out[static 32]);
+/* Fill c->signature with node_key's signature over the digest; -EINVAL for an unknown action. */
+int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 20],
+			      const uint8_t node_key[static 32], struct registry_leader_call *c);
+/* electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata, appended. */
+int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata);
+/* leaderActionNonce(token). */
+int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce);
+
+/* leaderState(): who leads, in which term, until when, and the votes against it. */
+struct registry_leader {
+	uint64_t token;                /* 0: no leader */
+	uint8_t instance_id[20];
+	uint64_t term;
+	uint64_t expiry;               /* unix seconds (block time) the lease runs to */
+	uint64_t votes;                /* standing no-confidence votes in this term */
+	uint64_t required;             /* votes that replace the leader */
+};
+int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out);
+
+/*
+ * Is contract a dstack-p2p cluster of the record format we verify? It must have code
+ * (-ENOTTY: none, an EOA or a wrong address) and PEER_RECORD_TYPEHASH() must return
+ * keccak256("dstack-p2p.PeerRecord.v1") (-EPROTOTYPE: another contract or version).
+ * Other errors are the RPC's.
+ */
+int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20]);
 
 /*
  * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the

@@ -400,6 +400,35 @@ out:
 	return r;
 }
 
+int eth_get_code_size(struct eth_rpc *rpc, const uint8_t addr[static 20], const char *tag, size_t *size)
+{
+	struct eth_rpc_call c = { 0 };
+	char params[96], hex[41];
+	int r;
+
+	if (!valid_block_tag(tag)) {
+		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		return -EINVAL;
+	}
+	hex_encode(hex, addr, 20);
+	snprintf(params, sizeof(params), "[\"0x%s\",\"%s\"]", hex, tag);
+	r = eth_rpc_call(rpc, "eth_getCode", params, &c);
+	if (r < 0)
+		goto out;
+	/* "0x" then two hex digits a byte: only the length matters, the digits must be hex. */
+	if (c.result_type != JSON_STRING || c.result_len < 2 || c.result_len % 2 ||
+	    memcmp(c.result, "0x", 2) ||
+	    strspn(c.result + 2, "0123456789abcdefABCDEF") < c.result_len - 2) {
+		rpc_set_error(rpc, "eth_getCode: result is not hex data");
+		r = -EBADMSG;
+		goto out;
+	}
+	*size = (c.result_len - 2) / 2;
+out:
+	eth_rpc_call_clear(&c);
+	return r;
+}
+
 int eth_get_transaction_count(struct eth_rpc *rpc, const uint8_t addr[static 20], const char *tag,
 			      uint64_t *nonce)
 {

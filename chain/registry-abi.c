@@ -55,8 +55,8 @@ static int get_exact_bytes(const struct abi_tuple *t, size_t slot, uint8_t *out,
 	size_t len;
 
 	if (abi_get_bytes(t, slot, &p, &len) < 0) {
-		snprintf(why, whylen, "%s: bad offset or length", what);
-		return -EBADMSG;
+		snprintf(why, whylen, "%s: offset or length outside the reply", what);
+		return -EPROTO;
 	}
 	if (len != n) {
 		snprintf(why, whylen, "%s is %zu bytes, not %zu", what, len, n);
@@ -74,6 +74,10 @@ static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char 
 	int r;
 
 	memset(p, 0, sizeof(*p));
+	if (t->len < PEER_SLOTS * 32) {
+		snprintf(why, whylen, "the entry ends inside its head");
+		return -EPROTO;
+	}
 	r = abi_get_uint64(t, PEER_TOKEN_ID, &p->token_id);
 	if (r < 0) {
 		snprintf(why, whylen, "token id %s", r == -ERANGE ? "above 2^64" : "missing");
@@ -91,8 +95,8 @@ static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char 
 	}
 	p->mode = (uint8_t)v;
 	if (abi_get_bytes(t, PEER_ENDPOINT, &ep, &n) < 0) {
-		snprintf(why, whylen, "endpoint: bad offset or length");
-		return -EBADMSG;
+		snprintf(why, whylen, "endpoint: offset or length outside the reply");
+		return -EPROTO;
 	}
 	if (n == 0 || n > REGISTRY_ENDPOINT_MAX || memchr(ep, '\0', n)) {
 		if (!n)
@@ -152,9 +156,18 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer 
 		r = abi_get_tuple(&arr, i, &entry);
 		if (r == 0)
 			r = decode_peer(&entry, &peers[kept], why, sizeof(why));
-		if (r == -ENOMEM) {
+		else
+			r = -EPROTO;
+		/*
+		 * An entry that points outside the reply means the reply itself is cut short or
+		 * forged, not that one record is bad: the whole read fails and nothing is removed.
+		 */
+		if (r == -ENOMEM || r == -EPROTO) {
+			registry_peer_clear(&peers[kept]);
 			registry_peers_free(peers, kept);
-			return r;
+			if (nskips)
+				*nskips = 0;
+			return r == -ENOMEM ? r : -EBADMSG;
 		}
 		if (r < 0) {
 			registry_peer_clear(&peers[kept]);
@@ -181,8 +194,9 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer 
 /* ---- views ----------------------------------------------------------------------------- */
 
 /* Call a view taking no argument or one address and return its data. */
-static int call_view(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
-		     const uint8_t *addr_arg, const char *tag, struct buf *ret)
+/* sig with no argument, one address, or one 32-byte word (word wins when both are given). */
+static int call_view_any(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
+			 const uint8_t *addr_arg, const uint8_t *word_arg, const char *tag, struct buf *ret)
 {
 	struct abi_encoder e;
 	struct buf calldata;
@@ -192,9 +206,9 @@ static int call_view(struct eth_rpc *rpc, const uint8_t contract[static 20], con
 	buf_init(&calldata, 0);
 	abi_selector(sig, sel);
 	r = buf_append(&calldata, sel, 4);
-	if (r == 0 && addr_arg) {
+	if (r == 0 && (addr_arg || word_arg)) {
 		if ((r = abi_enc_begin(&e, &calldata, 1)) == 0 &&
-		    (r = abi_put_address(&e, addr_arg)) == 0)
+		    (r = word_arg ? abi_put_word(&e, word_arg) : abi_put_address(&e, addr_arg)) == 0)
 			r = abi_enc_end(&e);
 	}
 	if (r == 0)
@@ -210,6 +224,18 @@ static int call_view(struct eth_rpc *rpc, const uint8_t contract[static 20], con
 	}
 	buf_free(&calldata);
 	return r;
+}
+
+static int call_view(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
+		     const uint8_t *addr_arg, const char *tag, struct buf *ret)
+{
+	return call_view_any(rpc, contract, sig, addr_arg, NULL, tag, ret);
+}
+
+static int call_view_word(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
+			  const uint8_t word[static 32], struct buf *ret)
+{
+	return call_view_any(rpc, contract, sig, NULL, word, NULL, ret);
 }
 
 static int view_uint64(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
@@ -258,6 +284,90 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 	return r;
 }
 
+/* A view taking one uint256 argument. */
+static int call_view_uint(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *sig,
+			  uint64_t arg, struct buf *ret)
+{
+	uint8_t word[32] = { 0 };
+
+	for (int i = 0; i < 8; i++)
+		word[31 - i] = (uint8_t)(arg >> (8 * i));
+	/* The same head slot as an address argument, left-padded: one word. */
+	return call_view_word(rpc, contract, sig, word, ret);
+}
+
+int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
+		      char *out, size_t cap)
+{
+	struct abi_tuple t;
+	const uint8_t *p;
+	struct buf ret;
+	size_t len;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view_uint(rpc, contract, "labelOf(uint256)", token, &ret);
+	if (r == 0) {
+		abi_tuple_init(&t, ret.data, ret.len);
+		r = abi_get_bytes(&t, 0, &p, &len);
+		if (r == 0 && len >= cap)
+			r = -EBADMSG;
+		/* It goes into JSON, hosts files and the environment: printable ASCII only. */
+		for (size_t i = 0; r == 0 && i < len; i++)
+			if (p[i] <= ' ' || p[i] > '~')
+				r = -EBADMSG;
+		if (r == 0) {
+			memcpy(out, p, len);
+			out[len] = '\0';
+		} else {
+			rpc_set_error(rpc, "labelOf(%llu): not a printable label of at most %zu bytes",
+				      (unsigned long long)token, cap - 1);
+		}
+	}
+	buf_free(&ret);
+	return r;
+}
+
+int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce)
+{
+	struct abi_tuple t;
+	struct buf ret;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view_uint(rpc, contract, "leaderActionNonce(uint256)", token, &ret);
+	if (r == 0) {
+		abi_tuple_init(&t, ret.data, ret.len);
+		r = abi_get_uint(&t, 0, 64, nonce);
+		if (r < 0)
+			rpc_set_error(rpc, "leaderActionNonce: malformed return data (%zu bytes)", ret.len);
+	}
+	buf_free(&ret);
+	return r;
+}
+
+int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out)
+{
+	struct abi_tuple t;
+	struct buf ret;
+	int r;
+
+	buf_init(&ret, 0);
+	r = call_view(rpc, contract, "leaderState()", NULL, NULL, &ret);
+	if (r == 0) {
+		abi_tuple_init(&t, ret.data, ret.len);
+		if (abi_get_uint(&t, 0, 64, &out->token) < 0 || abi_get_address(&t, 1, out->instance_id) < 0 ||
+		    abi_get_uint(&t, 2, 64, &out->term) < 0 || abi_get_uint(&t, 3, 64, &out->expiry) < 0 ||
+		    abi_get_uint(&t, 4, 64, &out->votes) < 0 || abi_get_uint(&t, 5, 64, &out->required) < 0 ||
+		    out->token > REGISTRY_MAX_PEERS) {
+			rpc_set_error(rpc, "leaderState(): malformed return data (%zu bytes)", ret.len);
+			r = -EBADMSG;
+		}
+	}
+	buf_free(&ret);
+	return r;
+}
+
 int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      uint8_t kms_root[static 20])
 {
@@ -274,6 +384,36 @@ int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 			rpc_set_error(rpc, "kmsRoot(): malformed return data (%zu bytes)", ret.len);
 	}
 	buf_free(&ret);
+	return r;
+}
+
+int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20])
+{
+	static const char typehash_text[] = "dstack-p2p.PeerRecord.v1";
+	uint8_t want[32];
+	struct buf ret, calldata;
+	uint8_t sel[4];
+	size_t code = 0;
+	int r;
+
+	r = eth_get_code_size(rpc, contract, "latest", &code);
+	if (r < 0)
+		return r;
+	if (!code)
+		return -ENOTTY;
+	buf_init(&ret, 0);
+	buf_init(&calldata, 0);
+	abi_selector("PEER_RECORD_TYPEHASH()", sel);
+	r = buf_append(&calldata, sel, 4);
+	if (r == 0)
+		r = eth_call(rpc, contract, calldata.data, calldata.len, "latest", &ret);
+	keccak256(want, typehash_text, sizeof(typehash_text) - 1);
+	/* A revert (no such function) is an answer too: not a cluster. Other errors: the RPC's. */
+	if ((r == -EREMOTEIO && strstr(eth_rpc_last_error(rpc), "revert")) ||
+	    (r == 0 && (ret.len != 32 || memcmp(ret.data, want, 32))))
+		r = -EPROTOTYPE;
+	buf_free(&ret);
+	buf_free(&calldata);
 	return r;
 }
 

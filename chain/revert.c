@@ -13,7 +13,8 @@
  */
 static const char *const registry_errors[] = {
 	"BadAppSignature(address,address)", "BadEndpointLength(uint256)",
-	"BadKmsSignature(address,address)", "BadNodeSignature(address,address)",
+	"BadKmsSignature(address,address)", "BadLeaderActionSignature(address,address)",
+	"BadNodeSignature(address,address)",
 	"BadPublicKeyLength(uint256)", "BadSignatureLength(uint256)", "ClusterFull(uint256)",
 	"ERC721IncorrectOwner(address,uint256,address)", "ERC721InsufficientApproval(address,uint256)",
 	"ERC721InvalidApprover(address)", "ERC721InvalidOperator(address)",
@@ -21,7 +22,7 @@ static const char *const registry_errors[] = {
 	"ERC721InvalidSender(address)", "ERC721NonexistentToken(uint256)", "EndpointNotHttps()",
 	"InstanceAlreadyBound(address,uint256)", "InstanceNotBound(address)",
 	"InvalidLeaderLease(uint64)", "InvalidNetworkModes(uint8)", "LabelTooLong(uint256,uint256)",
-	"LeaderStillActive(uint256,uint64)", "MaxNodesBelowLiveTokens(uint256,uint256)",
+	"LeaderActionExpired(uint256,uint256)", "LeaderStillActive(uint256,uint64)", "MaxNodesBelowLiveTokens(uint256,uint256)",
 	"MaxNodesOutOfRange(uint256,uint256)", "MintingNotPublic()", "MissingWireGuardKey()",
 	"NetworkModeNotAllowed(uint8,uint8)", "NoLeader()", "NotCurrentLeader(uint256,uint256)",
 	"NotLeader(address)", "NotNodeController(uint256,address)", "NotRegisteredNode(uint256)",

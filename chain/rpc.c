@@ -30,6 +30,7 @@ struct rpc_endpoint {
 	char *label;  /* for messages: the URL without its path, which often holds an API key */
 	char *target; /* URL (RPC_HTTP) or socket path */
 	bool no_batches; /* it answered a batch with one error object: send it calls one by one */
+	struct http_conn *conn; /* HTTP transports: the kept connection, reused poll after poll */
 };
 
 struct eth_rpc {
@@ -119,6 +120,8 @@ static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
 		ep->label = redacted_label(ep->target, ep->transport);
 		if (!ep->label)
 			return -ENOMEM;
+		if (ep->transport != RPC_IPC && http_conn_new(&ep->conn) < 0)
+			return -ENOMEM;
 		return ep->target[0] ? 0 : -EINVAL;
 	}
 	return -EINVAL;
@@ -180,6 +183,16 @@ err:
 	return r;
 }
 
+const char *eth_rpc_current_label(const struct eth_rpc *rpc)
+{
+	return rpc->ep[rpc->current].label;
+}
+
+void eth_rpc_distrust_current(struct eth_rpc *rpc)
+{
+	rpc->current = (rpc->current + 1) % rpc->nep;
+}
+
 void eth_rpc_free(struct eth_rpc *rpc)
 {
 	if (!rpc)
@@ -187,6 +200,7 @@ void eth_rpc_free(struct eth_rpc *rpc)
 	for (size_t i = 0; i < rpc->nep; i++) {
 		free(rpc->ep[i].label);
 		free(rpc->ep[i].target);
+		http_conn_free(rpc->ep[i].conn);
 	}
 	free(rpc);
 }
@@ -377,6 +391,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 			.timeout_ms = rpc->timeout_ms,
 			.max_reply = rpc->max_reply,
 			.abort_flag = rpc->abort_flag,
+			.conn = ep->conn,
 		};
 		struct http_reply hr;
 

@@ -27,6 +27,7 @@ int cmd_identity(int argc, char **argv);
 int cmd_chain(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_relayer(int argc, char **argv);
+int cmd_leader(int argc, char **argv);
 
 /*
  * The agent's configuration layers under its flags: the config file (config_file, else

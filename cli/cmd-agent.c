@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* dstack-p2p agent: the VPN daemon; options as flags, environment or a config file. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "cli/args.h"
@@ -28,15 +32,135 @@ static const struct {
 	{ "listen-port", "P2P_LISTEN_PORT", "PORT", "WireGuard UDP port (default 51830)" },
 	{ "keepalive", "P2P_KEEPALIVE", "SECONDS", "persistent keepalive (default 10, 0: off)" },
 	{ "gateway-port", "P2P_GATEWAY_PORT", "PORT", "tls mode: the app port behind the gateway" },
-	{ "gateway-domain", "DSTACK_GATEWAY_DOMAIN", "DOMAIN", "tls mode: gateway base domain" },
+	{ "gateway-domain", "DSTACK_GATEWAY_DOMAIN", "DOMAIN", "gateway base domain[:port] (default: host-shared config)" },
+	{ "transport", "P2P_TRANSPORT", "MODE", "udp, gateway or auto (default): how WireGuard reaches peers" },
+	{ "relay-port", "P2P_RELAY_PORT", "PORT", "TCP port the gateway forwards to (default 51831)" },
+	{ "gateway-ca", "P2P_GATEWAY_CA", "FILE", "CA bundle for the gateway's certificate (default: system)" },
+	{ "fallback-ms", "P2P_FALLBACK_MS", "MS", "auto: UDP without a handshake that long uses the gateway (10000)" },
 	{ "tx-key-file", "P2P_TX_KEY_FILE", "FILE", "file with a funded key that pays for registration" },
 	{ "relayer", "P2P_RELAYER_URL", "URL", "relayer that sends our registration" },
 	{ "peers-file", "P2P_PEERS_FILE", "FILE", "write the peer list here, atomically, on change" },
+	{ "hosts-file", "P2P_HOSTS_FILE", "FILE", "write \"10.0.1.2 node-2\" lines here, likewise" },
 	{ "on-change", "P2P_ON_CHANGE", "CMD", "run this shell command on change (peers on stdin)" },
 	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
 	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },
 	{ "full-reread-ms", "P2P_FULL_REREAD_MS", "MS", "full registry re-read interval (default 60000)" },
+	{ "kms-root", "P2P_KMS_ROOT", "ADDR", "pin the KMS root (checked against our own key's)" },
+	{ "chain-id", "P2P_CHAIN_ID", "ID", "pin the chain id (default: learned, see docs)" },
+	{ "register-max-per-hour", "P2P_REGISTER_MAX_PER_HOUR", "N", "registrations per hour, then only log (20)" },
 };
+
+/*
+ * SIGTERM/SIGINT: set by a handler rather than read from the signalfd, so an RPC that
+ * hangs gives up at once (the flag is its abort hook) instead of after its timeout.
+ * The pipe wakes the loop's poll; the other signals go through the signalfd.
+ */
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe[2] = { -1, -1 };
+
+static void on_stop_signal(int signo)
+{
+	int saved = errno;
+
+	stop_signal = signo;
+	if (write(stop_pipe[1], "", 1) < 0) {
+		/* Full pipe: a wake-up is already pending. */
+	}
+	errno = saved;
+}
+
+/* The signalfd for SIGHUP and SIGCHLD; SIGTERM and SIGINT set stop_signal. */
+static int signals_open(void)
+{
+	/* SA_RESTART: file and netlink I/O carry on; poll (ours, curl's, the IPC's) wakes. */
+	struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART };
+	sigset_t set;
+	int fd;
+
+	if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+static void signals_close(int sfd)
+{
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	if (sfd >= 0)
+		close(sfd);
+	for (int i = 0; i < 2; i++) {
+		if (stop_pipe[i] >= 0)
+			close(stop_pipe[i]);
+		stop_pipe[i] = -1;
+	}
+}
+
+/* 1 to keep running, 0 to stop. */
+static int handle_signals(struct mesh_agent *a, const struct mesh_config *cfg, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (stop_signal) {
+		log_info("stopping on signal %d%s", (int)stop_signal,
+			 cfg->remove_on_exit ? "" : "; the interface and its peers stay up");
+		return 0;
+	}
+	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			mesh_agent_refresh(a);
+			break;
+		case SIGCHLD:
+			mesh_reap_children();
+			break;
+		}
+	}
+	return 1;
+}
+
+/* The loop: signals, control clients, and a turn of the agent when one is due. */
+static int run_agent(const struct mesh_config *cfg)
+{
+	struct mesh_agent *a = NULL;
+	int sfd, r;
+
+	sfd = signals_open();
+	if (sfd < 0) {
+		log_error("signals: %s", errstr(sfd));
+		return sfd;
+	}
+	r = mesh_agent_new(cfg, &stop_signal, &a);
+	while (r == 0) {
+		struct pollfd pfd[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = mesh_agent_control_fd(a), .events = POLLIN },
+			{ .fd = stop_pipe[0], .events = POLLIN },
+		};
+
+		if (poll(pfd, 3, stop_signal ? 0 : mesh_agent_timeout_ms(a)) < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		if (!handle_signals(a, cfg, sfd))
+			break;
+		if (pfd[1].revents & POLLIN)
+			mesh_agent_serve_control(a);
+		r = mesh_agent_turn(a);
+	}
+	mesh_agent_free(a);
+	signals_close(sfd);
+	return r;
+}
 
 enum { O_FLAG = 256, O_REMOVE_ON_EXIT = O_FLAG + 64, O_CONFIG };
 
@@ -128,6 +252,6 @@ int cmd_agent(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	log_set_timestamps(true);
-	r = mesh_agent_run(&cfg);
-	return r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	r = run_agent(&cfg);
+	return r == -EBADR ? CLI_EXIT_USAGE : r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "api/dstack-p2p.h"
+#include "api/internal.h"
 #include "cli/cli.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
@@ -32,9 +34,9 @@ int cmd_peers(int argc, char **argv)
 	const char *control = NULL;
 	struct cli_args a;
 	bool json = false;
+	struct peers_doc d;
 	struct buf reply;
-	struct json j;
-	int c, r, arr;
+	int c, r;
 
 	cli_args_init(&a, &cmd, argc, argv);
 	while ((c = cli_next(&a)) > 0) {
@@ -46,9 +48,9 @@ int cmd_peers(int argc, char **argv)
 	if (c == CLI_STOP)
 		return a.status;
 	buf_init(&reply, 1 << 20);
-	r = mesh_control_query(mesh_control_path(control), "peers", &reply, 5000);
+	r = api_control_query(api_control_path(control), "peers", &reply, 5000);
 	if (r < 0) {
-		cli_error("asking the agent at %s: %s", mesh_control_path(control), errstr(r));
+		cli_error("asking the agent at %s: %s", api_control_path(control), errstr(r));
 		buf_free(&reply);
 		return CLI_EXIT_FAILURE;
 	}
@@ -57,25 +59,16 @@ int cmd_peers(int argc, char **argv)
 		buf_free(&reply);
 		return CLI_EXIT_OK;
 	}
-	r = json_parse(&j, (const char *)reply.data, reply.len, 4096);
-	arr = r < 0 ? r : json_get(&j, 0, "peers");
-	if (arr < 0 || j.tok[arr].type != JSON_ARRAY) {
-		cli_error("the agent's reply has no peer list");
-		if (r >= 0)
-			json_free(&j);
+	/* The one peers-document parser (api/), so the CLI and apps read it alike. */
+	r = peers_doc_parse((const char *)reply.data, reply.len, &d);
+	if (r < 0) {
+		cli_error("the agent's peers document: %s", dstack_p2p_strerror(r));
 		buf_free(&reply);
 		return CLI_EXIT_FAILURE;
 	}
-	/* One pass over the elements: json_array_at per element would be quadratic. */
-	for (int k = 0, e = arr + 1; k < j.tok[arr].size && e < j.ntok; k++, e = json_skip(&j, e)) {
-		char *s;
-
-		if (json_strdup(&j, e, &s) == 0) {
-			puts(s);
-			free(s);
-		}
-	}
-	json_free(&j);
+	for (size_t i = 0; i < d.n; i++)
+		puts(d.peers[i]);
+	peers_doc_clear(&d);
 	buf_free(&reply);
 	return CLI_EXIT_OK;
 }

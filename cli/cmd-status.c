@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/args.h"
+#include "api/internal.h"
 #include "cli/cli.h"
 #include "cli/status-doc.h"
 #include "common/common.h"
@@ -265,9 +266,9 @@ int cmd_status(int argc, char **argv)
 	}
 	if (c == CLI_STOP)
 		return a.status;
-	control = mesh_control_path(control);
+	control = api_control_path(control);
 	buf_init(&reply, 1 << 20);
-	r = mesh_control_query(control, "status", &reply, 5000);
+	r = api_control_query(control, "status", &reply, 5000);
 	if (r == -ENOENT || r == -ECONNREFUSED) {
 		buf_reset(&reply);
 		standalone = true;

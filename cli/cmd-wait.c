@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/args.h"
+#include "api/internal.h"
 #include "cli/cli.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
@@ -35,19 +36,16 @@ static const struct cli_cmd cmd = {
 /* What the agent's peers document says; the states wait reports. */
 enum wait_state { W_NONE, W_NO_AGENT, W_AGENT_ERROR, W_NOT_REGISTERED, W_REGISTERED };
 
-/* The peers document says registered: true. */
+/* The peers document says registered: true (the one parser, api/). */
 static bool reply_says_registered(const struct buf *reply)
 {
-	struct json j;
-	bool registered = false;
-	int i;
+	struct peers_doc d;
+	bool registered;
 
-	if (json_parse(&j, (const char *)reply->data, reply->len, 4096) < 0)
+	if (peers_doc_parse((const char *)reply->data, reply->len, &d) < 0)
 		return false;
-	i = json_get(&j, 0, "registered");
-	if (i < 0 || json_bool(&j, i, &registered) < 0)
-		registered = false;
-	json_free(&j);
+	registered = d.registered;
+	peers_doc_clear(&d);
 	return registered;
 }
 
@@ -57,7 +55,7 @@ static enum wait_state ask(const char *control, int *err)
 	enum wait_state s;
 
 	buf_init(&reply, 1 << 20);
-	*err = mesh_control_query(control, "peers", &reply, 2000);
+	*err = api_control_query(control, "peers", &reply, 2000);
 	if (*err == -ENOENT || *err == -ECONNREFUSED)
 		s = W_NO_AGENT;
 	else if (*err < 0)
@@ -111,7 +109,7 @@ int cmd_wait(int argc, char **argv)
 	}
 	if (c == CLI_STOP)
 		return a.status;
-	control = mesh_control_path(control);
+	control = api_control_path(control);
 	deadline = now_ms() + (uint64_t)timeout_s * 1000;
 	for (;;) {
 		s = ask(control, &err);

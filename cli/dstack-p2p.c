@@ -13,6 +13,7 @@ static const struct subcommand subcommands[] = {
 	{ "peers", cmd_peers, "the verified peers' addresses or URLs, one a line (--json)" },
 	{ "status", cmd_status, "identity, interface, peers with handshakes and transfer (--json)" },
 	{ "wait", cmd_wait, "exit 0 once this instance is registered (startup gate)" },
+	{ "leader", cmd_leader, "the cluster's leader; elect, heartbeat, vote through the agent" },
 	{ "show", cmd_show, "WireGuard interfaces and peers, like wg show (--json)" },
 	{ "identity", cmd_identity, "this node's ids and public keys, from the dstack guest agent" },
 	{ "chain", cmd_chain, "the chain and the registry as the agent sees them (debugging)" },

@@ -57,6 +57,20 @@ void secret_free(void *p, size_t size);
 /* Constant-time comparison; 0 when equal. */
 int secret_cmp(const void *a, const void *b, size_t n);
 void secret_wipe(void *p, size_t n);
+/*
+ * Overwrite the 4 KiB of stack below the caller's frame, where a function that just
+ * returned left copies of a secret (nettle's X25519 scratch, compiler spills).
+ */
+void secret_wipe_stack(void);
+
+/* ---- BLAKE2s (RFC 7693) ------------------------------------------------------- */
+
+/*
+ * outlen (1..32) bytes of BLAKE2s of in, keyed with key (keylen 0..32; 0: unkeyed).
+ * Its working state is wiped. 0, or -EINVAL for a length out of range.
+ */
+int blake2s_hash(uint8_t *out, size_t outlen, const void *in, size_t inlen, const void *key,
+		 size_t keylen);
 
 /* ---- bounded byte buffer ------------------------------------------------------ */
 
@@ -80,6 +94,14 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_terminate(struct buf *b);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
+
+/* ---- Unix sockets (unix.c) --------------------------------------------------------- */
+
+struct sockaddr_un;
+/* path into sun; -ENAMETOOLONG when it does not fit. */
+int unix_sockaddr(const char *path, struct sockaddr_un *sun);
+/* Send all of data by deadline (now_ms clock): 0, -ETIMEDOUT, or the send error. */
+int unix_send_all(int fd, const void *data, size_t len, uint64_t deadline);
 
 /* ---- JSON (jsmn) ---------------------------------------------------------------- */
 
@@ -135,6 +157,17 @@ int json_append_string(struct buf *b, const char *s);
 /* ---- HTTP (libcurl) ------------------------------------------------------------ */
 
 /*
+ * A kept connection to one endpoint: requests made with it reuse one TCP (and TLS)
+ * connection, the CA store and the TLS session; after a transport failure the next
+ * request connects anew. curl's buffers keep the last reply until the next request or
+ * http_conn_free (which wipes them), so replies that hold keys go without one. Used by
+ * one thread at a time. http_conn_new: 0 or -ENOMEM. http_conn_free accepts NULL.
+ */
+struct http_conn;
+int http_conn_new(struct http_conn **out);
+void http_conn_free(struct http_conn *conn);
+
+/*
  * Where an HTTP service is: a base URL ("http://127.0.0.1:8545", "https://...") or a
  * unix socket path (then requests go to http://localhost<path>).
  */
@@ -147,6 +180,11 @@ struct http_target {
 	/* Non-NULL: the request gives up (-ECANCELED) soon after *abort_flag turns non-zero,
 	 * e.g. set by a SIGTERM handler; NULL: only the timeouts end it. */
 	const volatile sig_atomic_t *abort_flag;
+	/* Non-NULL: the request goes over this kept connection; NULL: a fresh connection,
+	 * closed after the request, curl's buffers wiped. */
+	struct http_conn *conn;
+	/* CA bundle for https; NULL: the system's. */
+	const char *ca_file;
 };
 
 struct http_reply {

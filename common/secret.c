@@ -45,3 +45,11 @@ int secret_cmp(const void *a, const void *b, size_t n)
 		acc |= x[i] ^ y[i];
 	return acc;
 }
+
+__attribute__((noinline)) void secret_wipe_stack(void)
+{
+	uint8_t scratch[4096];
+
+	explicit_bzero(scratch, sizeof(scratch));
+	__asm__ volatile("" : : "r"(scratch) : "memory");
+}

@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mesh: the agent's main loop. Follow the registry, verify every record, keep our own
- * record registered, program WireGuard with only the difference, publish the peer list.
- * A failing RPC never changes the mesh: the last good state stays, we back off and retry.
+ * mesh: the agent's I/O around the decision (decide.c). Each turn follows the registry,
+ * dumps the device, asks mesh_decide for a plan and applies it: WireGuard, our
+ * registration, the published peer list, the log. A failing RPC never changes the mesh:
+ * the last good state stays, we back off and retry. The loop and the signals belong to
+ * the command (cli/cmd-agent.c).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "attest/attest.h"
@@ -23,18 +25,11 @@
 #define BACKOFF_MAX_MS 30000
 #define TX_RETRY_MS 15000  /* a registration not seen on chain by then is sent again */
 
-/*
- * SIGTERM/SIGINT: set by a handler rather than read from the signalfd, so an RPC that
- * hangs gives up at once (the flag is its abort hook) instead of after its timeout.
- * The pipe wakes the main loop's poll; the other signals go through the signalfd.
- */
-static volatile sig_atomic_t stop_signal;
-static int stop_pipe[2] = { -1, -1 };
 
 /* ---- registration ----------------------------------------------------------------------- */
 
 /* The funded key that pays for our registration: hex in a file, into locked memory. */
-static int read_tx_key(const char *path, uint8_t *key)
+int agent_read_tx_key(const char *path, uint8_t *key)
 {
 	char text[80] = { 0 };
 	ssize_t n;
@@ -59,7 +54,7 @@ static int read_tx_key(const char *path, uint8_t *key)
  * No key and no relayer: say exactly how an operator can send our registration, once
  * for each distinct record (a new nonce or endpoint prints again).
  */
-static void print_relay_instructions(struct agent *a, const struct registry_peer *rec)
+static void print_relay_instructions(struct mesh_agent *a, const struct registry_peer *rec)
 {
 	char contract[41], *hex = NULL;
 	uint8_t digest[32];
@@ -76,7 +71,7 @@ static void print_relay_instructions(struct agent *a, const struct registry_peer
 		goto out;
 	memcpy(a->printed_calldata, digest, sizeof(digest));
 	hex_encode(hex, data.data, data.len);
-	hex_encode(contract, a->contract, 20);
+	hex_encode(contract, a->self.contract, 20);
 	log_info("no funded key (P2P_TX_KEY_FILE) and no relayer (P2P_RELAYER_URL): "
 		 "relay this registration from any funded account:");
 	printf("registration calldata: 0x%s\n", hex);
@@ -88,7 +83,7 @@ out:
 	buf_free(&data);
 }
 
-static int send_registration(struct agent *a)
+static int send_registration(struct mesh_agent *a)
 {
 	struct registry_peer rec = { 0 };
 	uint64_t stored_nonce;
@@ -100,7 +95,7 @@ static int send_registration(struct agent *a)
 		log_warn("reading our registration nonce: %s", cluster_error(a->cluster));
 		return r;
 	}
-	r = attest_sign_record(&a->id, a->secrets, a->chain_id, a->contract, a->endpoint,
+	r = attest_sign_record(&a->id, a->secrets, a->self.chain_id, a->self.contract, a->self.endpoint,
 			       (enum registry_mode)a->cfg->mode, stored_nonce + 1, &rec);
 	if (r < 0) {
 		log_error("signing our registry record: %s", errstr(r));
@@ -108,12 +103,12 @@ static int send_registration(struct agent *a)
 	}
 	if (a->cfg->tx_key_file[0]) {
 		tx_key = secret_alloc(32);
-		r = tx_key ? read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
 		if (r < 0) {
 			log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
 			goto out;
 		}
-		log_info("registering: endpoint %s, nonce %llu", a->endpoint,
+		log_info("registering: endpoint %s, nonce %llu", a->self.endpoint,
 			 (unsigned long long)rec.nonce);
 		r = cluster_send_registration(a->cluster, &rec, tx_key);
 		if (r < 0)
@@ -132,118 +127,99 @@ out:
 	return r;
 }
 
-/* Our record as it should be on chain. */
-static bool own_record_matches(const struct agent *a, const struct registry_peer *p)
+/* The address of the funded key, and its nonce on chain ("latest"): mined or pending. */
+static int funded_nonce(struct mesh_agent *a, uint64_t *nonce)
 {
-	static const uint8_t zero[32];
-	const uint8_t *want_key = a->cfg->mode == MESH_MODE_WIREGUARD ? a->id.wg_public_key : zero;
-
-	return p->mode == (uint8_t)a->cfg->mode && !memcmp(p->wg_public_key, want_key, 32) &&
-	       p->endpoint && !strcmp(p->endpoint, a->endpoint);
+	if (!a->has_funded_address)
+		return -ENOENT;
+	return cluster_tx_count(a->cluster, a->funded_address, nonce);
 }
 
-/* Not registered (or registered with stale data): register unless a tx is in flight. */
-static void keep_registered(struct agent *a)
+/*
+ * The plan says register: find our token (a record needs a bound instance), then sign
+ * and send. Every attempt is noted, sent or not, so the spacing holds whatever happens.
+ */
+static void register_now(struct mesh_agent *a, uint64_t now)
 {
-	uint64_t now = now_ms();
+	uint64_t token = 0, fnonce = 0;
+	bool known, sent;
+	int r;
 
-	if (!a->token) {
-		int r = cluster_token_of_instance(a->cluster, a->id.instance_id, &a->token);
-
-		if (r < 0 || !a->token) {
-			if (r == 0 && !a->said_unbound)
-				log_info("instance 0x%s is not bound to a cluster token yet; waiting for the "
-					 "operator's bindInstance", a->instance_hex);
-			a->said_unbound = r == 0;
-			return;
-		}
-		log_info("instance 0x%s holds token %llu", a->instance_hex, (unsigned long long)a->token);
-		a->said_unbound = false;
-		a->tx_sent_ms = 0;
+	r = cluster_token_of_instance(a->cluster, a->id.instance_id, &token);
+	if (r < 0 || !token) {
+		if (r == 0 && !a->said_unbound)
+			log_info("instance 0x%s is not bound to a cluster token yet; waiting for the "
+				 "operator's bindInstance", a->instance_hex);
+		a->said_unbound = r == 0;
+		return;  /* nothing sent: asking again next turn costs one call, no gas */
 	}
-	if (a->tx_sent_ms && now - a->tx_sent_ms < TX_RETRY_MS)
+	/* Once per token: an agent waiting for its registration to be relayed retries every
+	 * 15 s and would say it each time. */
+	if (a->said_unbound || a->said_token != token)
+		log_info("instance 0x%s holds token %llu", a->instance_hex, (unsigned long long)token);
+	a->said_unbound = false;
+	a->said_token = token;
+	known = funded_nonce(a, &fnonce) == 0;
+	r = send_registration(a);
+	sent = r == 0 && (a->cfg->tx_key_file[0] || a->cfg->relayer_url[0]);
+	mesh_note_registration(&a->st, now, sent, known, fnonce);
+}
+
+/* Print the plan's log lines at their level. */
+static void log_plan(struct buf *log)
+{
+	char *line = (char *)log->data, *end;
+
+	if (!log->len)
 		return;
-	a->tx_sent_ms = now;
-	send_registration(a);
-}
-
-/* ---- the registry, verified ---------------------------------------------------------------- */
-
-static bool was_rejected_before(const struct agent *a, const struct mesh_rejected *x)
-{
-	for (size_t i = 0; i < a->n_rejected; i++)
-		if (a->rejected[i].token == x->token && a->rejected[i].nonce == x->nonce &&
-		    !strcmp(a->rejected[i].reason, x->reason))
-			return true;
-	return false;
-}
-
-/* Why a record cannot be a peer of ours, or NULL when it can. */
-static const char *peer_record_problem(const struct agent *a, const struct registry_peer *p,
-				       char *why, size_t why_len)
-{
-	enum attest_verdict v;
-	struct sockaddr_storage ss;
-
-	if (p->token_id < 1 || p->token_id > MESH_MAX_PEERS)
-		return "token id outside 1..254";
-	if (!p->endpoint || !*p->endpoint)
-		return "empty endpoint";
-	/* It goes into logs, the peers file's lines and the on-change command's input. */
-	for (const char *c = p->endpoint; *c; c++)
-		if (*c <= ' ' || *c > '~')
-			return "endpoint holds a space, control or non-ASCII byte";
-	v = attest_verify_record(p, a->chain_id, a->contract, a->kms_root);
-	if (v != ATTEST_VALID) {
-		snprintf(why, why_len, "verification failed: %s", attest_verdict_str(v));
-		return why;
-	}
-	if (p->mode != (uint8_t)a->cfg->mode) {
-		snprintf(why, why_len, "registered in %s mode, we run %s",
-			 mesh_mode_name((enum mesh_mode)p->mode), mesh_mode_name(a->cfg->mode));
-		return why;
-	}
-	if (p->mode == REGISTRY_MODE_WIREGUARD) {
-		static const uint8_t zero[32];
-
-		if (!memcmp(p->wg_public_key, zero, 32))
-			return "no WireGuard key";
-		if (!memcmp(p->wg_public_key, a->id.wg_public_key, 32))
-			return "uses our own WireGuard key";
-		if (mesh_endpoint_parse(p->endpoint, &ss) < 0) {
-			snprintf(why, why_len, "endpoint '%.64s' is not host:port", p->endpoint);
-			return why;
+	buf_terminate(log);
+	for (; line && *line; line = end ? end + 1 : NULL) {
+		end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		switch (line[0]) {
+		case 'E': log_error("%s", line + 1); break;
+		case 'W': log_warn("%s", line + 1); break;
+		default: log_info("%s", line + 1); break;
 		}
-	} else if (strncmp(p->endpoint, "https://", 8)) {
-		return "gateway endpoint is not an https URL";
 	}
-	return NULL;
+	buf_reset(log);
 }
 
-static int peer_by_token(const void *x, const void *y)
+/*
+ * Tell apps: the peers and hosts files when the list changed, the on-change command
+ * (DSTACK_P2P_EVENT "peers" or "leader") and the watchers every time.
+ */
+static void publish(struct mesh_agent *a, bool list_changed)
 {
-	const struct mesh_peer *a = x, *b = y;
-
-	return (a->token > b->token) - (a->token < b->token);
-}
-
-/* Publish a new peer list: file, on-change command, watchers. */
-static void publish_peers(struct agent *a)
-{
-	struct buf lines, doc;
+	struct buf lines, doc, env;
+	const char *envv[AGENT_ENV_MAX + 1];
 	int r;
 
 	buf_init(&lines, 1 << 16);
 	buf_init(&doc, 1 << 20);
-	if (mesh_peers_format_lines(a->peers, a->n_peers, &lines) < 0)
+	buf_init(&env, 1 << 20);
+	if (list_changed) {
+		agent_refresh_labels(a);
+		if (agent_note_published(a) < 0)
+			goto out;
+	}
+	if (mesh_peers_format_lines(a->st.peers, a->st.n_peers, &lines) < 0)
 		goto out;
-	if (a->cfg->peers_file[0]) {
+	if (list_changed && a->cfg->peers_file[0]) {
 		r = mesh_write_file_atomic(a->cfg->peers_file, lines.data, lines.len);
 		if (r < 0)
 			log_warn("writing the peers file %s: %s", a->cfg->peers_file, errstr(r));
 	}
+	if (list_changed && a->cfg->hosts_file[0]) {
+		r = agent_write_hosts_file(a);
+		if (r < 0)
+			log_warn("writing the hosts file %s: %s", a->cfg->hosts_file, errstr(r));
+	}
 	if (a->cfg->on_change[0]) {
-		r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data);
+		r = agent_on_change_env(a, list_changed ? "peers" : "leader", &env, envv);
+		if (r == 0)
+			r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data, envv);
 		if (r < 0)
 			log_warn("running the on-change command: %s", errstr(r));
 	}
@@ -252,152 +228,22 @@ static void publish_peers(struct agent *a)
 out:
 	buf_free(&lines);
 	buf_free(&doc);
+	buf_free(&env);
 }
 
-/*
- * Two records with one WireGuard key cannot both be peers: the device would refuse the
- * whole change and freeze the mesh (no joins, no revocations). The lower token keeps
- * the key, the same choice on every node; the others are rejected. peers is sorted.
- */
-static void drop_shared_keys(struct mesh_peer *peers, size_t *n_peers, struct mesh_rejected *rejected,
-			     size_t *n_rejected)
+static void publish_peers(struct mesh_agent *a)
 {
-	size_t kept = 0;
-
-	for (size_t i = 0; i < *n_peers; i++) {
-		const struct mesh_peer *first = NULL;
-
-		for (size_t k = 0; k < kept && !first; k++)
-			if (!memcmp(peers[k].wg_key, peers[i].wg_key, sizeof(peers[i].wg_key)))
-				first = &peers[k];
-		if (first) {
-			struct mesh_rejected *x = &rejected[(*n_rejected)++];
-
-			x->token = peers[i].token;
-			x->nonce = peers[i].nonce;
-			hex_decode_exact(x->instance_id, 20, peers[i].instance_id, 40);
-			snprintf(x->reason, sizeof(x->reason), "shares its WireGuard key with token %u",
-				 first->token);
-			continue;
-		}
-		peers[kept++] = peers[i];
-	}
-	*n_peers = kept;
+	publish(a, true);
 }
 
-const struct registry_peer *agent_classify_records(const struct agent *a, const struct registry_peer *recs,
-						   size_t n, struct mesh_peer *peers, size_t *n_peers,
-						   struct mesh_rejected *rejected, size_t *n_rejected)
+/* The leadership changed, the list did not. */
+static void publish_leader(struct mesh_agent *a)
 {
-	const struct registry_peer *own = NULL;
-
-	*n_peers = *n_rejected = 0;
-	for (size_t i = 0; i < n && i < MESH_MAX_PEERS; i++) {
-		const struct registry_peer *p = &recs[i];
-		char why[96];
-		const char *problem;
-
-		if (!memcmp(p->instance_id, a->id.instance_id, 20)) {
-			own = p;
-			continue;
-		}
-		problem = peer_record_problem(a, p, why, sizeof(why));
-		if (problem) {
-			struct mesh_rejected *x = &rejected[(*n_rejected)++];
-
-			x->token = p->token_id;
-			x->nonce = p->nonce;
-			memcpy(x->instance_id, p->instance_id, 20);
-			snprintf(x->reason, sizeof(x->reason), "%s", problem);
-			continue;
-		}
-		struct mesh_peer *m = &peers[(*n_peers)++];
-		m->token = (uint32_t)p->token_id;
-		hex_encode(m->instance_id, p->instance_id, 20);
-		memcpy(m->wg_key, p->wg_public_key, 32);
-		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
-		m->mode = (enum mesh_mode)p->mode;
-		m->nonce = p->nonce;
-	}
-	qsort(peers, *n_peers, sizeof(*peers), peer_by_token);
-	if (a->cfg->mode == MESH_MODE_WIREGUARD)
-		drop_shared_keys(peers, n_peers, rejected, n_rejected);
-	return own;
-}
-
-/*
- * One full view of the registry: find our own record, keep it registered, and turn every
- * other record that verifies into a peer.
- */
-static int apply_registry(struct agent *a, const struct registry_peer *recs, size_t n)
-{
-	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
-	struct mesh_peer *peers = calloc(MESH_MAX_PEERS, sizeof(*peers));
-	const struct registry_peer *own;
-	size_t n_peers = 0, n_rejected = 0;
-	bool changed;
-	int r = 0;
-
-	if (!peers || !rejected) {
-		r = -ENOMEM;
-		goto out;
-	}
-	own = agent_classify_records(a, recs, n, peers, &n_peers, rejected, &n_rejected);
-	for (size_t i = 0; i < n_rejected; i++)
-		if (!was_rejected_before(a, &rejected[i]))
-			log_warn("dropping the record of token %llu: %s",
-				 (unsigned long long)rejected[i].token, rejected[i].reason);
-
-	/* Our own record: registered only when it says what we would say now, and verifies. */
-	bool was_registered = a->registered;
-	a->registered = own && own_record_matches(a, own) &&
-			attest_verify_record(own, a->chain_id, a->contract, a->kms_root) == ATTEST_VALID;
-	if (own)
-		a->token = own->token_id;
-	if (a->registered) {
-		a->tx_sent_ms = 0;
-		a->registered_nonce = own->nonce;
-		if (!was_registered)
-			log_info("registered: token %llu, 10.0.1.%llu, endpoint %s",
-				 (unsigned long long)a->token, (unsigned long long)a->token, a->endpoint);
-	} else {
-		if (was_registered)
-			log_warn("our registry record is gone or stale; registering again");
-		if (!own)
-			a->token = 0;  /* re-read: a re-bind may have moved us to another token */
-		keep_registered(a);
-	}
-	/* A token outside 1..254 has no overlay address (the registry never holds one). */
-	if (a->cfg->mode == MESH_MODE_WIREGUARD && a->token && a->token <= MESH_MAX_PEERS &&
-	    a->token != a->addr_token)
-		agent_wg_set_address(a, a->token);
-
-	changed = n_peers != a->n_peers ||
-		  (n_peers && memcmp(peers, a->peers, n_peers * sizeof(*peers)));
-	free(a->peers);
-	a->peers = peers;
-	a->n_peers = n_peers;
-	peers = NULL;
-	memcpy(a->rejected, rejected, n_rejected * sizeof(*rejected));
-	a->n_rejected = n_rejected;
-
-	/* A device that refused a change was logged; try again next turn, it is not the RPC. */
-	if (a->cfg->mode == MESH_MODE_WIREGUARD && (changed || a->force_reconcile))
-		a->force_reconcile = agent_wg_reconcile(a) < 0;
-	if (changed) {
-		a->generation++;
-		log_info("peer list: %zu peer%s (generation %llu)", a->n_peers, a->n_peers == 1 ? "" : "s",
-			 (unsigned long long)a->generation);
-		publish_peers(a);
-	}
-out:
-	free(peers);
-	free(rejected);
-	return r;
+	publish(a, false);
 }
 
 /* Malformed getPeers() entries never reach verification: report them like rejections. */
-static void log_skipped(struct agent *a)
+static void log_skipped(struct mesh_agent *a)
 {
 	const struct registry_skip *skips;
 	size_t n;
@@ -407,87 +253,377 @@ static void log_skipped(struct agent *a)
 		log_warn("dropping getPeers() entry %zu: %s", skips[i].index, skips[i].reason);
 }
 
-/* One turn of the loop: a cheap follow step, and the full picture when anything moved. */
-static int agent_step(struct agent *a)
+/* At the first answer: is the contract a cluster at all? A mistake exits 2, not an outage. */
+static int contract_check(struct mesh_agent *a)
 {
-	const struct registry_peer *recs;
-	uint64_t now = now_ms();
-	bool full = now >= a->next_full_read_ms, changed;
-	size_t n;
+	int r = cluster_check_contract(a->cluster);
+
+	if (r == -ENOTTY)
+		log_error("CLUSTER_CONTRACT %s has no code on this chain (an account, not a contract, or "
+			  "a wrong address or chain): check CLUSTER_CONTRACT and ETH_RPC_URL",
+			  a->cfg->contract);
+	else if (r == -EPROTOTYPE)
+		log_error("CLUSTER_CONTRACT %s is a contract but not a dstack-p2p cluster (no "
+			  "PEER_RECORD_TYPEHASH() of dstack-p2p.PeerRecord.v1): check CLUSTER_CONTRACT",
+			  a->cfg->contract);
+	return r == -ENOTTY || r == -EPROTOTYPE ? -EBADR : r;
+}
+
+/*
+ * The chain id records are verified against. Pinned (P2P_CHAIN_ID), or confirmed by our
+ * own record verifying under it: then an RPC that says another is failed, not believed.
+ * Before that, re-read at every full read, so a wrong answer at start does not stick.
+ */
+static int chain_id_check(struct mesh_agent *a)
+{
+	uint64_t id;
+	int r;
+
+	r = cluster_chain_id(a->cluster, &id);
+	if (r < 0)
+		return r;
+	if (a->chain_confirmed && id != a->self.chain_id) {
+		cluster_distrust(a->cluster, "serves chain %llu, the cluster is on chain %llu%s; not using "
+				 "its answers", (unsigned long long)id, (unsigned long long)a->self.chain_id,
+				 a->cfg->chain_id ? " (P2P_CHAIN_ID)" : "");
+		return -EPROTO;
+	}
+	if (a->chain_ready && id != a->self.chain_id)
+		log_warn("the RPC now serves chain %llu, not %llu", (unsigned long long)id,
+			 (unsigned long long)a->self.chain_id);
+	a->self.chain_id = id;
+	cluster_expect_chain_id(a->cluster, id);
+	return 0;
+}
+
+/*
+ * kmsRoot() must name the root our own key came from. An RPC that says otherwise is
+ * lying (or serves another cluster): refuse its answers, never adopt its root.
+ */
+static int kms_root_check(struct mesh_agent *a)
+{
+	uint8_t root[20];
+	char theirs[41], ours[41];
+	int r = cluster_kms_root(a->cluster, root);
+
+	if (r < 0)
+		return r;
+	if (!memcmp(root, a->self.kms_root, 20))
+		return 0;
+	hex_encode(theirs, root, 20);
+	hex_encode(ours, a->self.kms_root, 20);
+	cluster_distrust(a->cluster, "kmsRoot() says 0x%s, but our own key was issued by the KMS root "
+			 "0x%s; not using its answers", theirs, ours);
+	return -EPROTO;
+}
+
+/* What the chain must say before we believe any of it: a cluster, the chain id, the KMS root. */
+static int chain_check(struct mesh_agent *a, bool full)
+{
 	int r;
 
 	if (!a->chain_ready) {
-		char root[41];
-
-		r = cluster_chain_id(a->cluster, &a->chain_id);
-		if (r == 0)
-			r = cluster_kms_root(a->cluster, a->kms_root);
+		r = contract_check(a);
 		if (r < 0)
 			return r;
-		a->chain_ready = true;
-		hex_encode(root, a->kms_root, 20);
-		log_info("cluster on chain %llu, KMS root 0x%s", (unsigned long long)a->chain_id, root);
 	}
-	r = cluster_poll(a->cluster, full, &changed);
+	if (full || !a->chain_ready) {
+		r = chain_id_check(a);
+		if (r == 0)
+			r = kms_root_check(a);
+		if (r < 0)
+			return r;
+	}
+	if (!a->chain_ready)
+		log_info("cluster on chain %llu, contract and KMS root checked",
+			 (unsigned long long)a->self.chain_id);
+	a->chain_ready = true;
+	return 0;
+}
+
+/* Read the registry: 0 with *have_view when there is a view to decide on. */
+static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bool *full)
+{
+	bool changed;
+	int r;
+
+	*have_view = false;
+	*full = now >= a->next_full_read_ms || !a->chain_ready;
+	/*
+	 * Until our own record confirms the chain id, ask for it every poll: a wrong one at
+	 * start (every record failing the node signature) is dropped within a poll of the
+	 * RPC answering right, not at the next periodic re-read.
+	 */
+	if (!*full && !a->chain_confirmed) {
+		uint64_t id;
+
+		r = cluster_chain_id(a->cluster, &id);
+		if (r < 0)
+			return r;
+		*full = id != a->self.chain_id;
+	}
+	r = chain_check(a, *full);
+	if (r == 0)
+		r = cluster_poll(a->cluster, *full, &changed);
 	if (r < 0)
 		return r;
 	a->block = cluster_block(a->cluster);
 	a->last_sync_ms = now_ms();
-	if (full) {
+	/* Before the first list is out, that first publication carries the leader. */
+	if (agent_follow_leader(a) > 0 && a->st.generation > 0)
+		publish_leader(a);
+	if (*full)
 		a->next_full_read_ms = a->last_sync_ms + a->cfg->full_reread_ms;
-		a->force_reconcile = true;  /* and check the device for drift (someone ran wg set) */
-	}
 	if (changed)
 		log_skipped(a);
-	if (a->keepalive_due_ms && now >= a->keepalive_due_ms) {
-		a->keepalive_due_ms = 0;
-		a->force_reconcile = true;
+	/* Several providers: what the follower read is checked against another one. */
+	if ((changed || *full) && cluster_providers(a->cluster) >= 2)
+		cluster_cross_check(a->cluster);
+	/* Unchanged: the last decision on the records still holds (verification is not free),
+	 * registered or not; mesh_decide retries a missing registration without them. */
+	*have_view = changed || *full || a->st.recheck;
+	return 0;
+}
+
+/* Apply a plan: device, address, registration, publishing. */
+static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint64_t now)
+{
+	if (a->wg && (plan->n_changes || plan->set_listen_port)) {
+		if (agent_wg_apply(a, plan) == 0)
+			mesh_note_applied(&a->st, plan);
+	} else if (a->wg) {
+		mesh_note_applied(&a->st, plan);
 	}
-	/* Not registered yet: look at our own record (and maybe register) every turn. */
-	if (!changed && a->registered && !a->force_reconcile)
-		return 0;
-	recs = cluster_peers(a->cluster, &n);
-	/*
-	 * No record at all, while we have peers (or have not looked yet: the interface may
-	 * keep peers from our last run). Every token burnt reads like this, but so does an
-	 * RPC node that lags behind or answers for the wrong state. Believe it only when a
-	 * fresh full read a poll later says the same (a follow step after a failed re-read
-	 * does not count); until then nothing is removed.
-	 */
-	if (n == 0 && (a->n_peers > 0 || !a->applied_view) && !(a->empty_recheck && full)) {
-		if (a->n_peers)
-			log_warn("the registry reads empty at block %llu; re-reading before removing "
-				 "%zu peer%s", (unsigned long long)a->block, a->n_peers,
-				 a->n_peers == 1 ? "" : "s");
-		a->empty_recheck = true;
+	if (a->wg && plan->address_token && plan->address_token != a->addr_token)
+		agent_wg_set_address(a, plan->address_token);
+	if (plan->send_registration)
+		register_now(a, now);
+	if (plan->publish)
+		publish_peers(a);
+	if (plan->recheck)
 		a->next_full_read_ms = 0;
-		return 0;
+}
+
+/* The RPC failed (r < 0) or answered: back off, say so once, keep the mesh either way. */
+static void note_rpc(struct mesh_agent *a, int r)
+{
+	if (r < 0) {
+		a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : a->cfg->poll_ms;
+		if (a->backoff_ms > BACKOFF_MAX_MS)
+			a->backoff_ms = BACKOFF_MAX_MS;
+		if (!a->rpc_down)
+			log_warn("registry unreachable, keeping the current peers: %s", cluster_error(a->cluster));
+		a->rpc_down = true;
+		a->next_rpc_ms = now_ms() + a->backoff_ms;
+		return;
 	}
-	a->empty_recheck = false;
-	a->applied_view = true;
-	return apply_registry(a, recs, n);
+	if (a->rpc_down)
+		log_info("registry reachable again");
+	a->rpc_down = false;
+	a->backoff_ms = 0;
+}
+
+/*
+ * One turn: read the registry (unless backing off), dump the device, decide, apply.
+ * The device is compared with the desired state every turn, RPC or not.
+ */
+int mesh_agent_turn(struct mesh_agent *a)
+{
+	struct mesh_input in = { .now_ms = now_ms() };
+	struct mesh_plan plan = { .log = &a->log };
+	struct wg_device *dev = NULL;
+	size_t n = 0;
+	bool rpc_turn;
+	int r = 0, rpc = 0;
+
+	if (in.now_ms < a->next_turn_ms)
+		return 0;
+	rpc_turn = in.now_ms >= a->next_rpc_ms;
+	if (rpc_turn) {
+		rpc = read_registry(a, in.now_ms, &in.have_view, &in.full);
+		if (a->abort_flag && *a->abort_flag)
+			return 0;  /* an RPC cut short by a stop signal says nothing about the chain */
+		if (rpc == -EBADR)
+			return rpc;
+		in.registry_read = rpc == 0;
+	}
+	/* Asked whenever the registry answered, not only with a view: without one a pending
+	 * registration is still decided on (mesh_decide). */
+	if (in.registry_read && !a->st.registered && a->st.reg_pending)
+		in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
+	if (in.have_view) {
+		in.recs = cluster_peers(a->cluster, &n);
+		in.n_recs = n;
+		in.block = a->block;
+		in.provider = cluster_primary_label(a->cluster);
+		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
+		in.block_disagreement = cluster_disagreement(a->cluster);
+	}
+	if (a->wg && agent_wg_dump(a, &dev) == 0)
+		in.dev = dev;
+	in.path_endpoints = agent_transport_endpoints(a, dev);
+	in.chain_unconfirmed = !a->chain_confirmed;
+	r = mesh_decide(&a->st, &a->self, &in, &plan);
+	if (r == 0 && plan.refuse_view) {
+		cluster_distrust(a->cluster, "serves chain %llu, under which no record of the registry "
+				 "verifies (not even ours); not using its answers",
+				 (unsigned long long)a->self.chain_id);
+		rpc = -EPROTO;
+	} else if (in.have_view && (a->st.registered || a->st.n_peers) && !a->chain_confirmed) {
+		/* Records verify under it: the cluster's chain, kept from now on. */
+		a->chain_confirmed = true;
+		log_info("chain %llu confirmed by the registry's records", (unsigned long long)a->self.chain_id);
+	}
+	if (rpc_turn)
+		note_rpc(a, rpc);
+	log_plan(&a->log);
+	if (r == 0)
+		apply_plan(a, &plan, in.now_ms);
+	if (r == 0)
+		agent_transport_sync(a);  /* the relay follows the verified peer list */
+	if (r < 0)
+		log_error("deciding the next step: %s", errstr(r));
+	log_plan(&a->log);
+	mesh_plan_clear(&plan);
+	wg_device_free(dev);
+	a->next_turn_ms = now_ms() + a->cfg->poll_ms;
+	return 0;
+}
+
+int mesh_agent_timeout_ms(const struct mesh_agent *a)
+{
+	uint64_t now = now_ms();
+
+	return a->next_turn_ms > now ? (int)(a->next_turn_ms - now) : 0;
+}
+
+void mesh_agent_refresh(struct mesh_agent *a)
+{
+	a->next_full_read_ms = 0;
+	a->next_turn_ms = 0;
+	a->next_rpc_ms = 0;
 }
 
 /* ---- the control socket -------------------------------------------------------------------- */
 
-static int control_reply(void *ctx, const char *request, struct buf *out)
+static int control_reply(void *ctx, const struct control_request *req, struct buf *out)
 {
-	struct agent *a = ctx;
+	struct mesh_agent *a = ctx;
 
-	if (!strcmp(request, "peers"))
+	if (!strcmp(req->name, "peers"))
 		return agent_peers_json(a, out);
-	if (!strcmp(request, "status"))
+	if (!strcmp(req->name, "status"))
 		return agent_status_json(a, out);
+	if (!strncmp(req->name, "leader.", 7)) {
+		int r = agent_leader_act(a, req, out);
+
+		if (r > 0)
+			publish_leader(a);
+		return r < 0 ? r : 0;
+	}
+	if (!strcmp(req->name, "leader")) {
+		int r = buf_printf(out, "{\"version\":%d,\"leader\":", CONTROL_VERSION);
+
+		if (r == 0)
+			r = agent_leader_json(a, out);
+		return r == 0 ? buf_printf(out, "}") : r;
+	}
 	return -ENOENT;
 }
 
-/* ---- start, loop, stop --------------------------------------------------------------------- */
+/* ---- start and stop ------------------------------------------------------------------------ */
 
-static int agent_start(struct agent *a)
+/*
+ * One agent per interface: an abstract unix socket named after it, bound for the
+ * agent's life. Interface names and abstract sockets are both per network namespace,
+ * and the kernel releases the name when the process dies, however it dies.
+ */
+static int lock_interface(const char *ifname, int *fd_out)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd, n;
+
+	n = snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "dstack-p2p/interface/%s", ifname);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sun, len) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* The funded key's address (for its nonce on chain); the key itself is wiped at once. */
+static int load_funded_address(struct mesh_agent *a)
+{
+	uint8_t *key = secret_alloc(32), pub[64];
+	int r;
+
+	if (!key)
+		return -ENOMEM;
+	r = agent_read_tx_key(a->cfg->tx_key_file, key);
+	if (r == 0)
+		r = eth_pubkey_from_secret(key, pub);
+	if (r == 0) {
+		eth_address_from_pubkey(pub, a->funded_address);
+		a->has_funded_address = true;
+	}
+	secret_free(key, 32);
+	return r;
+}
+
+static int fill_self(struct mesh_agent *a)
+{
+	struct mesh_self *self = &a->self;
+
+	self->mode = a->cfg->mode;
+	memcpy(self->instance_id, a->id.instance_id, 20);
+	if (a->cfg->mode == MESH_MODE_WIREGUARD)
+		memcpy(self->wg_public_key, a->id.wg_public_key, 32);
+	self->listen_port = a->cfg->listen_port;
+	self->keepalive = a->cfg->keepalive;
+	self->reg_spacing_ms = TX_RETRY_MS;
+	self->reg_max_per_hour = a->cfg->register_max_per_hour;
+	self->chain_id = a->cfg->chain_id;
+	return 0;
+}
+
+/* The KMS root from our own GetKey reply, checked against the P2P_KMS_ROOT pin. */
+static int kms_root_from_identity(struct mesh_agent *a)
+{
+	uint8_t pin[20];
+	char root[41];
+	int r = attest_identity_kms_root(&a->id, a->self.kms_root);
+
+	if (r < 0) {
+		log_error("recovering the KMS root from our own key's signature chain: %s", r == -ENOKEY ?
+			  "no KMS signature (a local key provider): no KMS vouches for this node" : errstr(r));
+		return r == -ENOKEY ? -EBADR : r;
+	}
+	hex_encode(root, a->self.kms_root, 20);
+	if (a->cfg->kms_root[0]) {
+		hex_decode_exact(pin, 20, a->cfg->kms_root, strlen(a->cfg->kms_root));
+		if (memcmp(pin, a->self.kms_root, 20)) {
+			log_error("P2P_KMS_ROOT is %s, but our own key was issued by the KMS root 0x%s: "
+				  "this CVM does not belong to the KMS you pinned", a->cfg->kms_root, root);
+			return -EBADR;
+		}
+	}
+	log_info("KMS root 0x%s (from our own key%s)", root, a->cfg->kms_root[0] ? ", as pinned" : "");
+	return 0;
+}
+
+static int agent_start(struct mesh_agent *a)
 {
 	int r;
 
-	r = hex_decode_exact(a->contract, 20, a->cfg->contract, strlen(a->cfg->contract));
+	r = hex_decode_exact(a->self.contract, 20, a->cfg->contract, strlen(a->cfg->contract));
 	if (r < 0)
 		return -EINVAL;
 	r = attest_client_new(NULL, &a->attest);
@@ -502,7 +638,7 @@ static int agent_start(struct agent *a)
 		return r;
 	}
 	hex_encode(a->instance_hex, a->id.instance_id, 20);
-	if (memcmp(a->id.app_id, a->contract, 20)) {
+	if (memcmp(a->id.app_id, a->self.contract, 20)) {
 		char app[41];
 
 		hex_encode(app, a->id.app_id, 20);
@@ -511,183 +647,113 @@ static int agent_start(struct agent *a)
 			  a->cfg->contract);
 		return -EPERM;
 	}
+	fill_self(a);
+	r = kms_root_from_identity(a);
+	if (r < 0)
+		return r;
 	log_info("instance 0x%s of cluster %s, %s mode", a->instance_hex, a->cfg->contract,
 		 mesh_mode_name(a->cfg->mode));
+	if (a->cfg->tx_key_file[0] && (r = load_funded_address(a)) < 0) {
+		log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
+		return -EBADR;
+	}
+
+	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->self.contract, a->abort_flag);
+	if (r < 0) {
+		if (r == -EINVAL || r == -E2BIG)
+			log_error("ETH_RPC_URL '%s' is not a comma-separated list of RPC URLs (http://, "
+				  "https://, http+unix://, ipc:// or a socket path)%s", a->cfg->rpc_urls,
+				  r == -E2BIG ? ", or it lists too many" : "");
+		else
+			log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
+		return r == -EINVAL || r == -E2BIG ? -EBADR : r;
+	}
+	if (a->cfg->chain_id) {
+		a->chain_confirmed = true;
+		cluster_expect_chain_id(a->cluster, a->cfg->chain_id);
+	}
 
 	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
-		if (a->cfg->endpoint[0])
-			snprintf(a->endpoint, sizeof(a->endpoint), "%s", a->cfg->endpoint);
-		else if ((r = agent_guess_endpoint(a->cfg, a->endpoint, sizeof(a->endpoint))) < 0) {
-			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", errstr(r));
-			return r;
+		r = lock_interface(a->cfg->ifname, &a->iface_lock);
+		if (r < 0) {
+			log_error("interface %s: %s", a->cfg->ifname, r == -EADDRINUSE ?
+				  "another agent manages it already (one agent per interface)" : errstr(r));
+			return r == -EADDRINUSE ? -EBADR : r;
 		}
-		r = agent_wg_open(a);
+		r = agent_transport_open(a);  /* our UDP endpoint and/or gateway name */
+		if (r == 0)
+			r = agent_wg_open(a);
 		if (r < 0)
 			return r;
 	} else {
-		r = agent_gateway_url(a->cfg, a->instance_hex, a->endpoint, sizeof(a->endpoint));
+		r = agent_gateway_url(a->cfg, a->instance_hex, a->self.endpoint, sizeof(a->self.endpoint));
 		if (r < 0) {
 			log_error("cannot tell our gateway URL (set DSTACK_GATEWAY_DOMAIN): %s", errstr(r));
 			return r;
 		}
 	}
-	log_info("our endpoint: %s", a->endpoint);
+	log_info("our endpoint: %s", a->self.endpoint);
 
-	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->contract, &stop_signal);
-	if (r < 0) {
-		log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
-		return r;
-	}
 	r = control_listen(&a->control, a->cfg->control_path);
 	if (r < 0) {
 		log_error("control socket %s: %s", a->cfg->control_path,
 			  r == -EADDRINUSE ? "another agent is running" : errstr(r));
 		return r;
 	}
-	a->force_reconcile = true;  /* the first full read also checks the device */
 	return 0;
 }
 
-static void agent_stop(struct agent *a)
+int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
+		   struct mesh_agent **out)
 {
+	struct mesh_agent *a = calloc(1, sizeof(*a));
+	int r;
+
+	*out = NULL;
+	if (!a)
+		return -ENOMEM;
+	a->cfg = cfg;
+	a->abort_flag = abort_flag;
+	a->control.fd = -1;
+	a->iface_lock = -1;
+	mesh_state_init(&a->st);
+	buf_init(&a->log, 1 << 20);
+	http_global_init();
+	r = agent_start(a);
+	if (r < 0) {
+		mesh_agent_free(a);
+		return r;
+	}
+	*out = a;
+	return 0;
+}
+
+void mesh_agent_free(struct mesh_agent *a)
+{
+	if (!a)
+		return;
 	control_close(&a->control);
 	if (a->wg)
 		agent_wg_close(a);
+	if (a->iface_lock >= 0)
+		close(a->iface_lock);
+	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */
 	cluster_close(a->cluster);
 	attest_node_secrets_free(a->secrets);
 	attest_client_free(a->attest);
-	free(a->peers);
-	free(a->applied);
+	mesh_state_free(&a->st);
+	buf_free(&a->log);
+	free(a->published);
+	free(a->before);
+	free(a);
 }
 
-static void on_stop_signal(int signo)
+int mesh_agent_control_fd(const struct mesh_agent *a)
 {
-	int saved = errno;
-
-	stop_signal = signo;
-	if (write(stop_pipe[1], "", 1) < 0) {
-		/* Full pipe: a wake-up is already pending. */
-	}
-	errno = saved;
+	return a->control.fd;
 }
 
-/* The signalfd for SIGHUP and SIGCHLD; SIGTERM and SIGINT set stop_signal. */
-static int signals_open(void)
+void mesh_agent_serve_control(struct mesh_agent *a)
 {
-	/* SA_RESTART: file and netlink I/O carry on; poll (ours, curl's, the IPC's) wakes. */
-	struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART };
-	sigset_t set;
-	int fd;
-
-	if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-		return -errno;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	signal(SIGPIPE, SIG_IGN);
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	return fd < 0 ? -errno : fd;
-}
-
-static void signals_close(int sfd)
-{
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	if (sfd >= 0)
-		close(sfd);
-	for (int i = 0; i < 2; i++) {
-		if (stop_pipe[i] >= 0)
-			close(stop_pipe[i]);
-		stop_pipe[i] = -1;
-	}
-}
-
-/* 1 to keep running, 0 to stop. */
-static int handle_signal(struct agent *a, int sfd)
-{
-	struct signalfd_siginfo si;
-
-	if (stop_signal) {
-		log_info("stopping on signal %d%s", (int)stop_signal,
-			 a->cfg->remove_on_exit ? "" : "; the interface and its peers stay up");
-		return 0;
-	}
-	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-		switch (si.ssi_signo) {
-		case SIGHUP:
-			a->next_full_read_ms = 0;
-			a->force_reconcile = true;
-			break;
-		case SIGCHLD:
-			mesh_reap_children();
-			break;
-		}
-	}
-	return 1;
-}
-
-int mesh_agent_run(const struct mesh_config *cfg)
-{
-	struct agent a = { .cfg = cfg, .control = { .fd = -1 } };
-	uint64_t next_tick = 0;
-	bool rpc_down = false;
-	int sfd = -1, r;
-
-	http_global_init();
-	r = agent_start(&a);
-	if (r < 0)
-		goto out;
-	sfd = signals_open();
-	if (sfd < 0) {
-		r = sfd;
-		goto out;
-	}
-	for (;;) {
-		struct pollfd pfd[3] = { { .fd = sfd, .events = POLLIN }, { .fd = a.control.fd, .events = POLLIN },
-					 { .fd = stop_pipe[0], .events = POLLIN } };
-		uint64_t now = now_ms();
-		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-
-		if (poll(pfd, 3, stop_signal ? 0 : timeout) < 0 && errno != EINTR) {
-			r = -errno;
-			break;
-		}
-		if (!handle_signal(&a, sfd)) {
-			r = 0;
-			break;
-		}
-		if (pfd[1].revents & POLLIN)
-			control_accept(&a.control, control_reply, &a);
-		if (now_ms() < next_tick)
-			continue;
-
-		r = agent_step(&a);
-		if (stop_signal)
-			continue;  /* an RPC cut short by SIGTERM: stop, it says nothing about the chain */
-		if (r < 0 && r != -ENOMEM && a.cluster) {
-			/* Keep every tunnel as it is; only the view of the chain is stale. */
-			a.backoff_ms = a.backoff_ms ? a.backoff_ms * 2 : cfg->poll_ms;
-			if (a.backoff_ms > BACKOFF_MAX_MS)
-				a.backoff_ms = BACKOFF_MAX_MS;
-			if (!rpc_down)
-				log_warn("registry unreachable, keeping the current peers: %s",
-					 cluster_error(a.cluster));
-			rpc_down = true;
-		} else {
-			if (rpc_down)
-				log_info("registry reachable again");
-			rpc_down = false;
-			a.backoff_ms = 0;
-		}
-		next_tick = now_ms() + (a.backoff_ms ? a.backoff_ms : cfg->poll_ms);
-	}
-out:
-	signals_close(sfd);
-	agent_stop(&a);
-	return r;
+	control_accept(&a->control, control_reply, a);
 }

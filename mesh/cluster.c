@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mesh: the cluster contract as the agent sees it, through chain/'s RPC client and registry reader. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +10,23 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 
+#define CLUSTER_MAX_PROVIDERS 8
+
 struct cluster {
 	struct eth_rpc *rpc;
 	struct registry_reader *reader;
 	uint8_t contract[20];
 	uint64_t chain_id;      /* 0 until known */
 	char error[512];
+
+	/* With two or more URLs: each on its own, to read a second provider (cross-check). */
+	struct eth_rpc *providers[CLUSTER_MAX_PROVIDERS];
+	size_t n_providers;
+	struct registry_peer *second;   /* the other provider's records at our block */
+	size_t n_second;
+	bool have_second;
+	const char *second_label;
+	char disagreement[512];         /* the last cross-check's finding; "" when they agreed */
 };
 
 static int fail(struct cluster *c, int r, const char *what)
@@ -23,6 +35,36 @@ static int fail(struct cluster *c, int r, const char *what)
 
 	snprintf(c->error, sizeof(c->error), "%s: %s", what, *detail ? detail : errstr(r));
 	return r;
+}
+
+/* One RPC client per URL of the list (only when it has two or more). */
+static int open_providers(struct cluster *c, const char *rpc_urls, const struct eth_rpc_config *base)
+{
+	char urls[1024], *save = NULL;
+	size_t n = 0;
+
+	if (!strchr(rpc_urls, ',') || strlen(rpc_urls) >= sizeof(urls))
+		return 0;
+	snprintf(urls, sizeof(urls), "%s", rpc_urls);
+	for (char *u = strtok_r(urls, ",", &save); u && n < CLUSTER_MAX_PROVIDERS; u = strtok_r(NULL, ",", &save)) {
+		struct eth_rpc_config one = *base;
+		int r;
+
+		u += strspn(u, " \t");
+		if (!*u)
+			continue;
+		one.urls = u;
+		r = eth_rpc_new(&one, &c->providers[n]);
+		if (r < 0)
+			return r;
+		n++;
+	}
+	c->n_providers = n >= 2 ? n : 0;
+	if (n < 2) {
+		for (size_t i = 0; i < n; i++)
+			eth_rpc_free(c->providers[i]);
+	}
+	return 0;
 }
 
 int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20],
@@ -42,6 +84,11 @@ int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contr
 		return r;
 	}
 	memcpy(c->contract, contract, 20);
+	r = open_providers(c, rpc_urls, &cfg);
+	if (r < 0) {
+		cluster_close(c);
+		return r;
+	}
 	*out = c;
 	return 0;
 }
@@ -52,7 +99,80 @@ void cluster_close(struct cluster *c)
 		return;
 	registry_reader_free(c->reader);
 	eth_rpc_free(c->rpc);
+	for (size_t i = 0; i < c->n_providers; i++)
+		eth_rpc_free(c->providers[i]);
+	registry_peers_free(c->second, c->n_second);
 	free(c);
+}
+
+size_t cluster_providers(const struct cluster *c)
+{
+	return c->n_providers;
+}
+
+const char *cluster_primary_label(const struct cluster *c)
+{
+	return eth_rpc_current_label(c->rpc);
+}
+
+/* The first provider that is not the one the follower reads from. */
+static struct eth_rpc *other_provider(const struct cluster *c)
+{
+	const char *primary = eth_rpc_current_label(c->rpc);
+
+	for (size_t i = 0; i < c->n_providers; i++)
+		if (strcmp(eth_rpc_current_label(c->providers[i]), primary))
+			return c->providers[i];
+	return NULL;
+}
+
+int cluster_cross_check(struct cluster *c)
+{
+	const struct eth_block *at = c->reader ? registry_reader_block(c->reader) : NULL;
+	struct eth_rpc *other = other_provider(c);
+	struct eth_block theirs;
+	char tag[ETH_BLOCK_TAG_MAX], ours_hex[65], theirs_hex[65];
+	int r;
+
+	registry_peers_free(c->second, c->n_second);
+	c->second = NULL;
+	c->n_second = 0;
+	c->have_second = false;
+	c->disagreement[0] = '\0';
+	if (!at || !other)
+		return 0;
+	c->second_label = eth_rpc_current_label(other);
+	eth_block_tag(tag, at->number);
+	r = eth_get_block(other, tag, &theirs);
+	if (r == 0 && memcmp(theirs.hash, at->hash, 32)) {
+		hex_encode(ours_hex, at->hash, 32);
+		hex_encode(theirs_hex, theirs.hash, 32);
+		snprintf(c->disagreement, sizeof(c->disagreement), "providers disagree on block %llu: "
+			 "0x%.16s... at %s, 0x%.16s... at %s", (unsigned long long)at->number, ours_hex,
+			 eth_rpc_current_label(c->rpc), theirs_hex, c->second_label);
+	}
+	if (r == 0)
+		r = registry_read_peers(other, c->contract, tag, &c->second, &c->n_second, NULL, 0, NULL);
+	if (r < 0) {
+		snprintf(c->disagreement, sizeof(c->disagreement), "providers disagree: %s cannot serve "
+			 "the registry at block %llu (%s)", c->second_label, (unsigned long long)at->number,
+			 eth_rpc_last_error(other));
+		return r;
+	}
+	c->have_second = true;
+	return 0;
+}
+
+const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label)
+{
+	*n = c->n_second;
+	*label = c->second_label;
+	return c->have_second ? c->second : NULL;
+}
+
+const char *cluster_disagreement(const struct cluster *c)
+{
+	return c->disagreement;
 }
 
 const char *cluster_error(const struct cluster *c)
@@ -69,10 +189,33 @@ int cluster_chain_id(struct cluster *c, uint64_t *chain_id)
 {
 	int r = eth_chain_id(c->rpc, chain_id);
 
-	if (r < 0)
-		return fail(c, r, "eth_chainId");
-	c->chain_id = *chain_id;
-	return 0;
+	return r < 0 ? fail(c, r, "eth_chainId") : 0;
+}
+
+void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id)
+{
+	c->chain_id = chain_id;
+}
+
+int cluster_check_contract(struct cluster *c)
+{
+	int r = registry_check_cluster(c->rpc, c->contract);
+
+	return r < 0 && r != -ENOTTY && r != -EPROTOTYPE ? fail(c, r, "checking the contract") : r;
+}
+
+void cluster_distrust(struct cluster *c, const char *fmt, ...)
+{
+	size_t n;
+	va_list ap;
+
+	n = (size_t)snprintf(c->error, sizeof(c->error), "%s: ", eth_rpc_current_label(c->rpc));
+	if (n < sizeof(c->error)) {
+		va_start(ap, fmt);
+		vsnprintf(c->error + n, sizeof(c->error) - n, fmt, ap);
+		va_end(ap);
+	}
+	eth_rpc_distrust_current(c->rpc);
 }
 
 int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20])
@@ -94,6 +237,13 @@ int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], ui
 	int r = registry_nonce_of(c->rpc, c->contract, instance_id, nonce);
 
 	return r < 0 ? fail(c, r, "nonceOf()") : 0;
+}
+
+int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64_t *nonce)
+{
+	int r = eth_get_transaction_count(c->rpc, address, "latest", nonce);
+
+	return r < 0 ? fail(c, r, "eth_getTransactionCount") : 0;
 }
 
 int cluster_poll(struct cluster *c, bool full, bool *changed)
@@ -163,25 +313,21 @@ int cluster_send_registration(struct cluster *c, const struct registry_peer *rec
 	return r < 0 ? fail(c, r, "registerPeer") : 0;
 }
 
-int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_peer *rec)
+/* POST {"to": the contract, "data": calldata} to the relayer. */
+static int relay_calldata(struct cluster *c, const char *relayer_url, const struct buf *data)
 {
 	struct http_target target = { .base_url = relayer_url, .timeout_ms = 15000 };
 	struct http_reply reply = { 0 };
-	struct buf data, body;
+	struct buf body;
 	char contract[41];
-	char *hex = NULL;
+	char *hex;
 	int r;
 
-	buf_init(&data, 1 << 16);
+	hex = malloc(2 * data->len + 1);
+	if (!hex)
+		return -ENOMEM;
 	buf_init(&body, 1 << 17);
-	r = registry_encode_register_call(rec, &data);
-	if (r == 0 && !(hex = malloc(2 * data.len + 1)))
-		r = -ENOMEM;
-	if (r < 0) {
-		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
-		goto out;
-	}
-	hex_encode(hex, data.data, data.len);
+	hex_encode(hex, data->data, data->len);
 	hex_encode(contract, c->contract, 20);
 	r = buf_printf(&body, "{\"to\":\"0x%s\",\"data\":\"0x%s\"}", contract, hex);
 	if (r == 0)
@@ -192,10 +338,70 @@ int cluster_relay_registration(struct cluster *c, const char *relayer_url, const
 		snprintf(c->error, sizeof(c->error), "HTTP %ld", reply.status);
 		r = -EREMOTEIO;
 	}
-out:
 	http_reply_free(&reply);
 	free(hex);
-	buf_free(&data);
 	buf_free(&body);
 	return r;
+}
+
+int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_peer *rec)
+{
+	struct buf data;
+	int r;
+
+	buf_init(&data, 1 << 16);
+	r = registry_encode_register_call(rec, &data);
+	if (r < 0)
+		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
+	else
+		r = relay_calldata(c, relayer_url, &data);
+	buf_free(&data);
+	return r;
+}
+
+int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce)
+{
+	int r = registry_leader_nonce(c->rpc, c->contract, token, nonce);
+
+	return r < 0 ? fail(c, r, "leaderActionNonce()") : 0;
+}
+
+int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
+			     const char *relayer_url, uint8_t tx_hash[static 32])
+{
+	struct eth_receipt rc;
+	struct buf data;
+	int r;
+
+	buf_init(&data, 1 << 12);
+	r = registry_encode_leader_call(call, &data);
+	if (r < 0) {
+		snprintf(c->error, sizeof(c->error), "encoding the leader call: %s", errstr(r));
+	} else if (tx_key) {
+		/* Bounded like a registration: the loop pauses, the tunnels do not. */
+		r = eth_send_transaction(c->rpc, tx_key, c->contract, data.data, data.len,
+					 &(struct eth_send_opts){ .chain_id = c->chain_id, .timeout_ms = 15000 }, &rc);
+		if (r < 0)
+			fail(c, r, "the leader call");
+		else
+			memcpy(tx_hash, rc.tx_hash, 32);
+	} else {
+		r = relay_calldata(c, relayer_url, &data);
+	}
+	buf_free(&data);
+	return r;
+}
+
+int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap)
+{
+	int r = registry_label_of(c->rpc, c->contract, token, out, cap);
+
+	return r < 0 ? fail(c, r, "labelOf()") : 0;
+}
+
+int cluster_leader_state(struct cluster *c, struct registry_leader *out)
+{
+	int r = registry_leader_state(c->rpc, c->contract, out);
+
+	return r < 0 ? fail(c, r, "leaderState()") : 0;
 }

@@ -6,14 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
 
 const char *const mesh_config_names[] = {
 	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
 	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
-	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_ON_CHANGE",
-	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT", NULL,
+	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_HOSTS_FILE", "P2P_ON_CHANGE",
+	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
+	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
+	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS", NULL,
 };
 
 const char *mesh_mode_name(enum mesh_mode mode)
@@ -32,6 +35,24 @@ int mesh_mode_parse(const char *s, enum mesh_mode *out)
 	return 0;
 }
 
+const char *mesh_transport_name(enum mesh_transport t)
+{
+	return t == MESH_TRANSPORT_UDP ? "udp" : t == MESH_TRANSPORT_GATEWAY ? "gateway" : "auto";
+}
+
+int mesh_transport_parse(const char *s, enum mesh_transport *out)
+{
+	if (!strcmp(s, "udp"))
+		*out = MESH_TRANSPORT_UDP;
+	else if (!strcmp(s, "gateway"))
+		*out = MESH_TRANSPORT_GATEWAY;
+	else if (!strcmp(s, "auto"))
+		*out = MESH_TRANSPORT_AUTO;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 void mesh_config_init(struct mesh_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -44,6 +65,10 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->gateway_port = 443;
 	cfg->poll_ms = 1000;
 	cfg->full_reread_ms = 60000;
+	cfg->transport = MESH_TRANSPORT_AUTO;
+	cfg->relay_port = MESH_DEFAULT_RELAY_PORT;
+	cfg->fallback_ms = MESH_DEFAULT_FALLBACK_MS;
+	cfg->register_max_per_hour = MESH_DEFAULT_REGISTER_MAX_PER_HOUR;
 }
 
 static int set_string(char *dst, size_t cap, const char *value)
@@ -78,6 +103,17 @@ static int set_u16(uint16_t *dst, const char *value, unsigned long min)
 	if (r == 0)
 		*dst = (uint16_t)u;
 	return r;
+}
+
+/* A port of ours: never 9182, dstack's own WireGuard port. */
+static int set_port_not_dstack(uint16_t *dst, const char *value)
+{
+	uint16_t port = 0;
+
+	if (set_u16(&port, value, 1) < 0 || port == 9182)
+		return -EINVAL;
+	*dst = port;
+	return 0;
 }
 
 static int set_ms(unsigned *dst, const char *value, unsigned long min, unsigned long max)
@@ -136,14 +172,8 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->endpoint, sizeof(cfg->endpoint), value);
 	if (!strcmp(name, "P2P_INTERFACE"))
 		return parse_ifname(value, cfg->ifname);
-	if (!strcmp(name, "P2P_LISTEN_PORT")) {
-		uint16_t port = 0;
-
-		if (set_u16(&port, value, 1) < 0 || port == 9182)  /* dstack's own WireGuard port */
-			return -EINVAL;
-		cfg->listen_port = port;
-		return 0;
-	}
+	if (!strcmp(name, "P2P_LISTEN_PORT"))
+		return set_port_not_dstack(&cfg->listen_port, value);
 	if (!strcmp(name, "P2P_KEEPALIVE"))
 		return set_u16(&cfg->keepalive, value, 0);
 	if (!strcmp(name, "P2P_GATEWAY_PORT"))
@@ -156,6 +186,8 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->relayer_url, sizeof(cfg->relayer_url), value);
 	if (!strcmp(name, "P2P_PEERS_FILE"))
 		return set_string(cfg->peers_file, sizeof(cfg->peers_file), value);
+	if (!strcmp(name, "P2P_HOSTS_FILE"))
+		return set_string(cfg->hosts_file, sizeof(cfg->hosts_file), value);
 	if (!strcmp(name, "P2P_ON_CHANGE"))
 		return set_string(cfg->on_change, sizeof(cfg->on_change), value);
 	if (!strcmp(name, "DSTACK_P2P_CONTROL"))
@@ -166,6 +198,35 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_ms(&cfg->full_reread_ms, value, 100, 86400000);
 	if (!strcmp(name, "P2P_REMOVE_ON_EXIT"))
 		return parse_bool(value, &cfg->remove_on_exit);
+	if (!strcmp(name, "P2P_TRANSPORT"))
+		return mesh_transport_parse(value, &cfg->transport);
+	if (!strcmp(name, "P2P_RELAY_PORT"))
+		return set_port_not_dstack(&cfg->relay_port, value);
+	if (!strcmp(name, "P2P_GATEWAY_CA"))
+		return set_string(cfg->gateway_ca, sizeof(cfg->gateway_ca), value);
+	if (!strcmp(name, "P2P_FALLBACK_MS"))
+		return set_ms(&cfg->fallback_ms, value, 1000, 600000);
+	if (!strcmp(name, "P2P_KMS_ROOT"))
+		return *value ? parse_contract(value, cfg->kms_root) : (cfg->kms_root[0] = '\0', 0);
+	if (!strcmp(name, "P2P_CHAIN_ID")) {
+		unsigned long long id;
+		char *end;
+
+		if (!*value) {
+			cfg->chain_id = 0;
+			return 0;
+		}
+		if (!isdigit((unsigned char)value[0]))
+			return -EINVAL;
+		errno = 0;
+		id = strtoull(value, &end, 10);
+		if (errno || *end || !id)
+			return -EINVAL;
+		cfg->chain_id = id;
+		return 0;
+	}
+	if (!strcmp(name, "P2P_REGISTER_MAX_PER_HOUR"))
+		return set_ms(&cfg->register_max_per_hour, value, 1, MESH_MAX_REGISTER_PER_HOUR);
 	return -ENOENT;
 }
 
@@ -196,18 +257,35 @@ static char *trim(char *s)
 	return s;
 }
 
+/* One line into text (cap bytes with its NUL): 1, 0 at the end, -EMSGSIZE, -EILSEQ (a NUL). */
+static int read_line(FILE *f, char *text, size_t cap)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == '\0')
+			return -EILSEQ;
+		if (n + 1 >= cap)
+			return -EMSGSIZE;
+		text[n++] = (char)c;
+	}
+	text[n] = '\0';
+	return c == EOF && n == 0 ? 0 : 1;
+}
+
 int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 {
 	char text[2048];
 	int r;
 
 	*line = 0;
-	while (fgets(text, sizeof(text), f)) {
+	while ((r = read_line(f, text, sizeof(text))) != 0) {
 		char *name, *value, *eq;
 
 		++*line;
-		if (!strchr(text, '\n') && !feof(f))
-			return -EMSGSIZE;
+		if (r < 0)
+			return r;
 		name = trim(text);
 		if (!*name || *name == '#')
 			continue;
@@ -241,6 +319,8 @@ const char *mesh_config_file_strerror(int err, int line)
 		return "not NAME=VALUE, or a bad value";
 	case -EMSGSIZE:
 		return "line longer than 2046 bytes";
+	case -EILSEQ:
+		return "holds a NUL byte (is this a text file?)";
 	default:
 		return errstr(err);
 	}
@@ -260,6 +340,17 @@ int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
 	return r;
 }
 
+/* The RPC URL list parses as the RPC client will parse it. */
+static int rpc_urls_check(const char *urls)
+{
+	struct eth_rpc_config rc = { .urls = urls };
+	struct eth_rpc *rpc = NULL;
+	int r = eth_rpc_new(&rc, &rpc);
+
+	eth_rpc_free(rpc);
+	return r;
+}
+
 int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len)
 {
 	if (!cfg->contract[0]) {
@@ -273,6 +364,11 @@ int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_le
 			snprintf(why, why_len, "endpoint '%s' is not host:port", cfg->endpoint);
 			return -EINVAL;
 		}
+	}
+	if (rpc_urls_check(cfg->rpc_urls) < 0) {
+		snprintf(why, why_len, "ETH_RPC_URL '%.200s' is not a comma-separated list of RPC URLs "
+			 "(http://, https://, http+unix://, ipc:// or a socket path)", cfg->rpc_urls);
+		return -EINVAL;
 	}
 	if (cfg->tx_key_file[0] && cfg->relayer_url[0]) {
 		snprintf(why, why_len, "give a funded key or a relayer URL, not both");

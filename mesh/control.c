@@ -19,16 +19,6 @@
 /* What one control client may cost the agent's loop, request and reply together. */
 #define CONTROL_CLIENT_MS 1000
 
-static int unix_address(const char *path, struct sockaddr_un *sun)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sun->sun_path, path);
-	return 0;
-}
-
 /* mkdir -p of path's parent directory, bounded by PATH_MAX. */
 static int make_parent_dir(const char *path)
 {
@@ -63,7 +53,7 @@ int control_listen(struct control_server *s, const char *path)
 	for (size_t i = 0; i < ARRAY_SIZE(s->watchers); i++)
 		s->watchers[i] = -1;
 	s->fd = -1;
-	r = unix_address(path, &sun);
+	r = unix_sockaddr(path, &sun);
 	if (r < 0)
 		return r;
 	r = make_parent_dir(path);
@@ -86,7 +76,7 @@ int control_listen(struct control_server *s, const char *path)
 		return r;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, CONTROL_BACKLOG) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -110,29 +100,137 @@ void control_close(struct control_server *s)
 	s->fd = -1;
 }
 
-/*
- * Whole buffer or an error. The socket's send timeout bounds each send, the deadline
- * the whole: a client that reads a byte now and then must not hold the agent's loop.
- */
-static int send_all(int fd, const void *data, size_t len, uint64_t deadline)
+int control_error(struct buf *out, const char *code, const char *message)
 {
-	const char *p = data;
+	int r;
 
-	while (len) {
-		ssize_t w;
+	buf_reset(out);
+	r = buf_printf(out, "{\"version\":%d,\"error\":{\"code\":\"%s\",\"message\":", CONTROL_VERSION, code);
+	if (r == 0)
+		r = json_append_string(out, message);
+	if (r == 0 && !strcmp(code, "unsupported_version"))
+		r = buf_printf(out, ",\"supported\":[%d]", CONTROL_VERSION);
+	if (r == 0)
+		r = buf_printf(out, "}}");
+	return r;
+}
 
-		if (now_ms() > deadline)
-			return -ETIMEDOUT;
-		w = send(fd, p, len, MSG_NOSIGNAL);
+/* A request name: lowercase letters, digits, '.', '_' and '-', at most 31 bytes. */
+static bool request_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len >= sizeof(((struct control_request *)0)->name))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		      s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		len -= (size_t)w;
+static int request_parse_json(const char *line, size_t len, struct control_request *req, const char **why)
+{
+	struct json j;
+	int64_t v;
+	size_t n;
+	const char *s;
+	int i, r = -EINVAL;
+
+	if (json_parse(&j, line, len, 32) < 0) {
+		*why = "the request is not one JSON object of at most 32 tokens";
+		return -EINVAL;
 	}
+	*why = "the request is not a JSON object";
+	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
+		goto out;
+	i = json_get(&j, 0, "version");
+	*why = "\"version\" is missing or not a positive integer";
+	if (i < 0 || json_int64(&j, i, &v) < 0 || v < 1 || v > 1000000)
+		goto out;
+	req->version = (unsigned)v;
+	i = json_get(&j, 0, "request");
+	*why = "\"request\" is missing or not a request name";
+	if (i < 0 || j.tok[i].type != JSON_STRING)
+		goto out;
+	s = json_raw(&j, i, &n);
+	if (!request_name_ok(s, n))
+		goto out;
+	memcpy(req->name, s, n);
+	req->name[n] = '\0';
+	i = json_get(&j, 0, "target");
+	*why = "\"target\" is not a token id (1..254)";
+	if (i >= 0 && (json_int64(&j, i, &req->target) < 0 || req->target < 1 || req->target > MESH_MAX_PEERS))
+		goto out;
+	i = json_get(&j, 0, "no_confidence");
+	*why = "\"no_confidence\" is not a boolean";
+	if (i >= 0 && json_bool(&j, i, &req->no_confidence) < 0)
+		goto out;
+	r = 0;
+	*why = "";
+out:
+	json_free(&j);
+	return r;
+}
+
+int control_request_parse(const char *line, size_t len, struct control_request *req, const char **why)
+{
+	memset(req, 0, sizeof(*req));
+	req->version = CONTROL_VERSION;
+	req->no_confidence = true;
+	*why = "";
+	if (len && line[0] == '{')
+		return request_parse_json(line, len, req, why);
+	/* A bare word: the shell-friendly form of {"version":1,"request":WORD}. */
+	if (!request_name_ok(line, len)) {
+		*why = "a request is one word (peers, status, watch, ...) or a JSON object";
+		return -EINVAL;
+	}
+	memcpy(req->name, line, len);
+	req->name[len] = '\0';
 	return 0;
+}
+
+/* Read one request line, bounded in size and time. */
+static size_t read_request(int fd, char *req, size_t cap, uint64_t deadline)
+{
+	size_t len = 0;
+
+	while (len < cap - 1 && now_ms() < deadline) {
+		ssize_t got = recv(fd, req + len, cap - 1 - len, 0);
+
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		if (memchr(req, '\n', len))
+			break;
+	}
+	req[len] = '\0';
+	return strcspn(req, "\r\n");
+}
+
+/* The reply to one request into out: a document, or an error object. */
+static void answer(const struct control_request *req, const char *why, control_reply_fn reply, void *ctx,
+		   struct buf *out)
+{
+	char msg[160];
+	int r;
+
+	if (*why) {
+		control_error(out, "bad_request", why);
+		return;
+	}
+	if (req->version != CONTROL_VERSION) {
+		snprintf(msg, sizeof(msg), "this agent speaks control protocol version %d; the request "
+			 "asked for version %u", CONTROL_VERSION, req->version);
+		control_error(out, "unsupported_version", msg);
+		return;
+	}
+	r = reply(ctx, req, out);
+	if (r == -ENOENT) {
+		snprintf(msg, sizeof(msg), "unknown request '%s'", req->name);
+		control_error(out, "unknown_request", msg);
+	} else if (r < 0) {
+		control_error(out, "internal", errstr(r));
+	}
 }
 
 void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
@@ -140,11 +238,12 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 	/* Bounded: a burst of clients is served over several loop turns. */
 	for (int n = 0; n < 8; n++) {
 		struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+		struct control_request req;
 		uint64_t deadline;
-		char req[64];
+		char line[CONTROL_REQUEST_MAX + 1];
+		const char *why;
 		struct buf out;
-		ssize_t got;
-		size_t len = 0;
+		size_t len;
 		int fd;
 
 		fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -155,35 +254,34 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		deadline = now_ms() + CONTROL_CLIENT_MS;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		while (len < sizeof(req) - 1 && now_ms() < deadline) {
-			got = recv(fd, req + len, sizeof(req) - 1 - len, 0);
-			if (got <= 0)
-				break;
-			len += (size_t)got;
-			if (memchr(req, '\n', len))
-				break;
-		}
-		req[len] = '\0';
-		req[strcspn(req, "\r\n")] = '\0';
+		len = read_request(fd, line, sizeof(line), deadline);
+		if (control_request_parse(line, len, &req, &why) < 0 && !*why)
+			why = "malformed request";
 
 		buf_init(&out, 1 << 20);
-		if (!strcmp(req, "watch")) {
+		if (!*why && req.version == CONTROL_VERSION && !strcmp(req.name, "watch")) {
+			struct control_request peers = req;
 			size_t i;
 
+			snprintf(peers.name, sizeof(peers.name), "peers");
 			for (i = 0; i < ARRAY_SIZE(s->watchers) && s->watchers[i] >= 0; i++)
 				;
-			if (i < ARRAY_SIZE(s->watchers) && reply(ctx, "peers", &out) == 0 &&
-			    buf_append(&out, "\n", 1) == 0 && send_all(fd, out.data, out.len, deadline) == 0) {
+			if (i == ARRAY_SIZE(s->watchers))
+				control_error(&out, "busy", "too many watchers (at most " CONTROL_MAX_WATCHERS_STR
+					      "); try again later");
+			else if (reply(ctx, &peers, &out) < 0)
+				control_error(&out, "internal", "no peers document");
+			if (buf_append(&out, "\n", 1) == 0 && unix_send_all(fd, out.data, out.len, deadline) == 0 &&
+			    i < ARRAY_SIZE(s->watchers)) {
 				s->watchers[i] = fd;
 				fd = -1;
 			}
-		} else if (reply(ctx, req, &out) == 0) {
-			if (buf_append(&out, "\n", 1) == 0)
-				send_all(fd, out.data, out.len, deadline);
 		} else {
-			static const char unknown[] = "{\"error\":\"unknown request\"}\n";
-
-			send_all(fd, unknown, sizeof(unknown) - 1, deadline);
+			answer(&req, why, reply, ctx, &out);
+			/* A leader call waits for its receipt: the client's second starts now. */
+			deadline = now_ms() + CONTROL_CLIENT_MS;
+			if (buf_append(&out, "\n", 1) == 0)
+				unix_send_all(fd, out.data, out.len, deadline);
 		}
 		buf_free(&out);
 		if (fd >= 0)
@@ -202,92 +300,9 @@ void control_broadcast(struct control_server *s, const char *line)
 		if (fd < 0)
 			continue;
 		/* A watcher that stopped reading (or left) is dropped; it can reconnect. */
-		if (send_all(fd, line, len, deadline) < 0 || send_all(fd, "\n", 1, deadline) < 0) {
+		if (unix_send_all(fd, line, len, deadline) < 0 || unix_send_all(fd, "\n", 1, deadline) < 0) {
 			close(fd);
 			s->watchers[i] = -1;
 		}
 	}
-}
-
-/* ---- the client side: CLI commands and the C API ------------------------------------- */
-
-const char *mesh_control_path(const char *flag)
-{
-	const char *env = getenv("DSTACK_P2P_CONTROL");
-
-	if (flag && *flag)
-		return flag;
-	return env && *env ? env : MESH_DEFAULT_CONTROL;
-}
-
-static int control_connect(const char *path, int timeout_ms)
-{
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-	struct sockaddr_un sun;
-	int fd, r;
-
-	r = unix_address(path, &sun);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (timeout_ms > 0) {
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms)
-{
-	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
-	char chunk[4096];
-	int fd, r = 0;
-
-	fd = control_connect(path, timeout_ms > 0 ? timeout_ms : 5000);
-	if (fd < 0)
-		return fd;
-	r = send_all(fd, request, strlen(request), deadline);
-	if (r == 0)
-		r = send_all(fd, "\n", 1, deadline);
-	while (r == 0) {
-		ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
-
-		if (got == 0)
-			break;
-		if (got < 0) {
-			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
-			break;
-		}
-		r = buf_append(out, chunk, (size_t)got);
-		if (now_ms() > deadline)
-			r = -ETIMEDOUT;
-	}
-	close(fd);
-	if (r == 0)
-		r = buf_terminate(out);
-	return r;
-}
-
-int mesh_control_watch(const char *path)
-{
-	int fd = control_connect(path, 5000), r;
-	struct timeval none = { 0 };
-
-	if (fd < 0)
-		return fd;
-	r = send_all(fd, "watch\n", 6, now_ms() + 5000);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	/* The stream is long-lived: reads block until the next change. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-	return fd;
 }

@@ -119,14 +119,19 @@ static int gateway_domain_from_host(char *domain, size_t len)
 	}
 	i = json_get(&g, 0, "base_domain");
 	char *d = NULL;
+	int64_t port = 443;
 	if (i < 0 || json_strdup(&g, i, &d) < 0 || !*d || strlen(d) >= len) {
 		free(d);
 		r = -EBADMSG;
 		goto out;
 	}
-	snprintf(domain, len, "%s", d);
+	/* The gateway's TLS port, when it is not 443, goes with the domain: "domain:port". */
+	i = json_get(&g, 0, "external_port");
+	if (i >= 0 && (json_int64(&g, i, &port) < 0 || port < 1 || port > 65535))
+		port = 443;
+	r = port == 443 ? snprintf(domain, len, "%s", d) : snprintf(domain, len, "%s:%d", d, (int)port);
 	free(d);
-	r = 0;
+	r = r >= (int)len ? -ENAMETOOLONG : 0;
 out:
 	json_free(&g);
 	json_free(&j);
@@ -138,6 +143,16 @@ out:
 
 int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, char *out, size_t len)
 {
+	return agent_gateway_name(cfg, instance_hex, cfg->gateway_port, out, len);
+}
+
+/*
+ * https://<instance>-<port>.<domain>: the gateway bridges it to our TCP port `port` (the
+ * app's port in tls mode, the relay's in wireguard mode).
+ */
+int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
+		       size_t len)
+{
 	char domain[256];
 	int r;
 
@@ -148,7 +163,7 @@ int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, c
 		if (r < 0)
 			return r;
 	}
-	if (snprintf(out, len, "https://%s-%u.%s", instance_hex, cfg->gateway_port, domain) >= (int)len)
+	if (snprintf(out, len, "https://%s-%u.%s", instance_hex, port, domain) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;
 }

@@ -11,15 +11,44 @@
 
 struct buf;
 
+/* The control socket's limits (docs/agent.md): watchers, and clients waiting in accept. */
+#define CONTROL_MAX_WATCHERS 16
+#define CONTROL_MAX_WATCHERS_STR "16"
+#define CONTROL_BACKLOG 16
+
 /* The listening control socket and the "watch" clients it streams peer lists to. */
 struct control_server {
 	int fd;
-	int watchers[16];
+	int watchers[CONTROL_MAX_WATCHERS];
 	char path[PATH_MAX];
 };
 
-/* Fill out with the JSON reply to request ("peers", "status"); -ENOENT if unknown. */
-typedef int (*control_reply_fn)(void *ctx, const char *request, struct buf *out);
+/* The control protocol's version (docs/control-protocol.md); every reply carries it. */
+#define CONTROL_VERSION 1
+/* Longest request line, newline excluded. */
+#define CONTROL_REQUEST_MAX 512
+
+/* One request, parsed (docs/control-protocol.md). */
+struct control_request {
+	unsigned version;        /* asked for; CONTROL_VERSION for a bare word */
+	char name[32];           /* "peers", "status", "watch", "leader", "leader.elect", ... */
+	int64_t target;          /* leader.vote: the leader's token; 0: the current leader */
+	bool no_confidence;      /* leader.vote: true (default) votes, false withdraws */
+};
+
+/*
+ * A request line (no newline): a bare word or a JSON object with "version" and
+ * "request". -EINVAL with *why a sentence for the client. The version is not checked.
+ */
+int control_request_parse(const char *line, size_t len, struct control_request *req, const char **why);
+/* Replace out with {"version":1,"error":{"code":code,"message":message}}. */
+int control_error(struct buf *out, const char *code, const char *message);
+
+/*
+ * Fill out with the JSON reply to req (its version is CONTROL_VERSION): a document, or
+ * an error object written with control_error (return 0 then). -ENOENT: unknown request.
+ */
+typedef int (*control_reply_fn)(void *ctx, const struct control_request *req, struct buf *out);
 
 int control_listen(struct control_server *s, const char *path);
 void control_close(struct control_server *s);
@@ -32,6 +61,7 @@ void control_broadcast(struct control_server *s, const char *line);
 
 struct cluster;
 struct registry_peer;
+struct registry_leader;
 
 /* A view of contract over the RPC URLs (comma-separated failover list). */
 /* abort_flag (may be NULL): RPC calls give up once it is set (the agent is stopping). */
@@ -44,10 +74,21 @@ const char *cluster_error(const struct cluster *c);
 uint64_t cluster_rpc_calls(const struct cluster *c);
 
 int cluster_chain_id(struct cluster *c, uint64_t *chain_id);
+/* The chain id the registry reader insists on (0: any). */
+void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id);
+/* -ENOTTY: no code at the contract address; -EPROTOTYPE: not a dstack-p2p cluster. */
+int cluster_check_contract(struct cluster *c);
+/*
+ * The endpoint that answered last gave a provably wrong answer: cluster_error() says
+ * what (fmt), naming it, and the next endpoint of the list is tried first.
+ */
+void cluster_distrust(struct cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20]);
 int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *token);
 /* The stored registration nonce of an instance (kept across removals). */
 int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *nonce);
+/* The nonce of address at "latest": transactions of it mined so far. */
+int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64_t *nonce);
 /*
  * Bring the view of the registry up to the chain's head: one round trip when idle, a
  * getPeers() when the contract logged something or a reorg happened; full = start over
@@ -60,6 +101,20 @@ const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
+/* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
+size_t cluster_providers(const struct cluster *c);
+/* The provider the follower reads from, as messages name it. */
+const char *cluster_primary_label(const struct cluster *c);
+/*
+ * Read the registry from another provider at the follower's block: its block hash is
+ * compared (cluster_disagreement says what differed) and its records kept for
+ * cluster_second_view. -errno when it cannot serve that block (also a disagreement).
+ */
+int cluster_cross_check(struct cluster *c);
+/* The other provider's records from the last cross-check, or NULL; label names it. */
+const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
+/* The last cross-check's finding at the block level; "" when the providers agreed. */
+const char *cluster_disagreement(const struct cluster *c);
 /* The registerPeer(...) calldata for a signed record. */
 int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
 /*
@@ -68,16 +123,29 @@ int cluster_registration_calldata(const struct registry_peer *rec, struct buf *o
  */
 int cluster_send_registration(struct cluster *c, const struct registry_peer *rec,
 			      const uint8_t tx_key[static 32]);
+/* leaderActionNonce(token): the nonce the token's next signed leader call carries. */
+int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
+/*
+ * Send a signed leader call paid by tx_key (locked memory; waits for the receipt, bounded:
+ * a revert is -EPERM with the reason in cluster_error) or, with tx_key NULL, hand it to
+ * the relayer (tx_hash then stays unset).
+ */
+struct registry_leader_call;
+int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
+			     const char *relayer_url, uint8_t tx_hash[static 32]);
+/* labelOf(token) and leaderState() (chain/registry-abi.c). */
+int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
+int cluster_leader_state(struct cluster *c, struct registry_leader *out);
 /* Hand the calldata to a relayer (POST {"to","data"} to url). */
 int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 			       const struct registry_peer *rec);
 
-/* ---- the agent's state, shared by agent.c, wireguard.c and report.c ----------------- */
+/* ---- the decision (decide.c): pure, no sockets, no clock, no logging ------------- */
 
 #include "attest/attest.h"
+#include "common/common.h"
 #include "mesh/mesh.h"
-
-struct wg_backend;
+#include "netlink/netlink.h"
 
 /* A record that failed verification, remembered so the reason is logged once. */
 struct mesh_rejected {
@@ -87,82 +155,269 @@ struct mesh_rejected {
 	char reason[96];
 };
 
-struct agent {
-	const struct mesh_config *cfg;
+/* Who we are and what we trust: set at start, never from the RPC alone. */
+struct mesh_self {
+	enum mesh_mode mode;
 	uint8_t contract[20];
+	uint8_t instance_id[20];
+	uint8_t wg_public_key[32];          /* zero in tls mode */
+	char endpoint[MESH_ENDPOINT_MAX];   /* what we register */
+	uint64_t chain_id;                  /* records are verified against this */
+	uint8_t kms_root[20];               /* recovered from our own GetKey reply */
+	uint16_t listen_port;
+	uint16_t keepalive;
+	unsigned reg_spacing_ms;            /* at least this long between two registrations */
+	unsigned reg_max_per_hour;          /* then only log */
+	enum mesh_transport transport;      /* which peers we can reach (docs/transport.md) */
+	bool gateway;                       /* we have a gateway name: gateway-only peers are reachable */
+};
+
+/* What the loop saw this turn. */
+struct mesh_input {
+	const union wg_endpoint *path_endpoints; /* by token: the path chosen (transport.c); AF_UNSPEC
+						  * or NULL: the record's UDP endpoint */
+	uint64_t now_ms;
+	bool have_view;                     /* the registry was read (else: RPC failed or idle) */
+	bool full;                          /* ...by a fresh full getPeers() */
+	bool registry_read;                 /* it answered, changed or not (idle: !have_view) */
+	bool chain_unconfirmed;             /* no record has verified under self->chain_id yet */
+	const struct registry_peer *recs;
+	size_t n_recs;
+	uint64_t block;
+	const struct registry_peer *recs2;  /* a second provider's records at the same block, */
+	size_t n_recs2;                     /* or NULL (one URL, or it did not answer) */
+	const char *provider, *provider2;   /* their names, for messages */
+	const char *block_disagreement;     /* what the providers' blocks disagreed on, or "" */
+	const struct wg_device *dev;        /* the device now; NULL: not read (tls mode, error) */
+	bool funded_nonce_known;            /* the funded key's nonce on chain ("latest") */
+	uint64_t funded_nonce;
+};
+
+/* The highest verified nonce of an instance, for the agent's lifetime (no rollback). */
+struct mesh_seen {
+	uint8_t instance_id[20];
+	uint64_t nonce;
+	bool warned;                        /* a replay of it was logged */
+};
+#define MESH_SEEN_MAX 1024
+
+/* The endpoint we last set for a peer: one the device learned by roaming is kept. */
+struct mesh_applied {
+	uint8_t key[MESH_KEY_LEN];
+	union wg_endpoint endpoint;
+};
+
+
+/* What the decision remembers between turns. Only mesh_decide and mesh_note_* change it. */
+struct mesh_state {
+	/* the verified peer list apps see (never includes this node), sorted by token */
+	struct mesh_peer *peers;
+	size_t n_peers;
+	uint64_t generation;
+	struct mesh_rejected rejected[MESH_MAX_PEERS];
+	size_t n_rejected;
+	struct mesh_seen seen[MESH_SEEN_MAX];
+	size_t n_seen;
+	struct mesh_applied applied[MESH_MAX_PEERS];
+	size_t n_applied;
+	bool applied_view;                  /* a registry view was applied since start */
+	bool recheck;                       /* a suspicious view waits for a fresh full re-read */
+
+	/* our registration */
+	uint64_t token;                     /* from our own record; 0 = unknown */
+	bool registered;                    /* our record is on chain, matches and verifies */
+	uint64_t registered_nonce;
+	uint64_t reg_sent_ms[MESH_MAX_REGISTER_PER_HOUR]; /* ring of the last sends (the hourly cap) */
+	size_t n_reg_sent;                  /* sends so far (ring index = n % cap) */
+	uint64_t reg_last_ms;               /* last send; 0 = none */
+	bool reg_pending;                   /* a sent tx not yet mined, by the funded key's nonce */
+	uint64_t reg_funded_nonce;          /* the funded key's nonce before that send */
+	bool reg_capped_said;
+
+	/* several providers: what they disagreed on last, for the log (once) and status */
+	char disagreement[512];
+	uint64_t disagreements;             /* cross-checked views that disagreed */
+};
+
+enum mesh_plan_log_level { MESH_PLAN_ERROR, MESH_PLAN_WARN, MESH_PLAN_INFO };
+
+/* What the loop should do now. */
+struct mesh_plan {
+	struct wg_peer *changes;            /* for wg_apply_peers; mesh_plan_clear frees */
+	size_t n_changes;
+	struct ip_prefix *ips;              /* the changes' allowed IPs point here */
+	struct mesh_applied *applied;       /* the endpoints set once applied (mesh_note_applied) */
+	size_t n_applied;
+	bool set_listen_port;
+	uint64_t address_token;             /* 10.0.1.t the interface should carry; 0 = none */
+	bool publish;                       /* the peer list changed: file, on-change, watchers */
+	bool send_registration;             /* our record is missing or stale: register now */
+	bool recheck;                       /* re-read the registry in full next turn */
+	bool refuse_view;                   /* records, none verifying under an unconfirmed chain id:
+					       the RPC is failed, the view unused */
+	struct buf *log;                    /* lines "<level char><text>\n"; may be NULL */
+};
+
+void mesh_state_init(struct mesh_state *st);
+void mesh_state_free(struct mesh_state *st);
+void mesh_plan_clear(struct mesh_plan *plan);
+
+/*
+ * One decision: verify the view (if any), keep the highest nonce per instance, hold a
+ * suspicious view (empty, or nothing verifies) until a fresh full read confirms it,
+ * say whether to register (spacing, hourly cap, pending by the funded key's nonce),
+ * and diff the device against the desired state (peers, allowed IPs, listen port).
+ * 0 or -ENOMEM.
+ */
+int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
+		struct mesh_plan *plan);
+/* The loop sent (sent) or could not send our registration at now; funded_nonce before it. */
+void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool funded_nonce_known,
+			    uint64_t funded_nonce);
+
+/* The device took the plan's changes: remember the endpoints we set (roaming policy). */
+void mesh_note_applied(struct mesh_state *st, const struct mesh_plan *plan);
+
+/*
+ * Split the registry into our own record (returned, or NULL), the records that can be
+ * our peers (sorted by token) and the rejected ones with the reason. No side effects.
+ */
+const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
+						  const struct registry_peer *recs, size_t n,
+						  struct mesh_peer *peers, size_t *n_peers,
+						  struct mesh_rejected *rejected, size_t *n_rejected);
+/* Our record as it should be on chain, and verifying. */
+bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_peer *own);
+
+/* ---- the agent: the I/O around the decision (agent.c, wireguard.c, report.c) ---------- */
+
+struct wg_backend;
+
+/* A token's label (labelOf), remembered for the instance it was read for. */
+struct agent_label {
+	char instance_id[41];               /* empty: not read */
+	char text[65];
+};
+
+struct mesh_agent {
+	const struct mesh_config *cfg;
+	struct mesh_self self;
+	struct mesh_state st;
 
 	/* identity: public half here, private keys only in locked memory */
 	struct attest_client *attest;
 	struct attest_identity id;
 	struct attest_node_secrets *secrets;
 	char instance_hex[41];
-	char endpoint[MESH_ENDPOINT_MAX];   /* what we register */
+	uint8_t funded_address[20];         /* of the key in P2P_TX_KEY_FILE */
+	bool has_funded_address;
+	int iface_lock;                     /* held for the agent's life: one agent per interface */
 
 	/* chain */
 	struct cluster *cluster;
-	bool chain_ready;                   /* chain id and KMS root known */
-	uint64_t chain_id;
-	uint8_t kms_root[20];
+	bool chain_ready;                   /* contract, chain id and KMS root checked */
+	bool chain_confirmed;               /* the chain id is pinned or our record verified under it */
 	uint64_t block;                     /* latest block the registry was seen at */
-	uint64_t token;                     /* 0 until bound */
-	bool registered;                    /* our record is on chain and matches */
-	uint64_t registered_nonce;
-	uint64_t tx_sent_ms;                /* last registration attempt; 0 = none */
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
+	uint64_t said_token;                /* the token "holds token" last named */
 	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
 
 	/* WireGuard */
 	struct wg_backend *wg;
 	bool iface_ready;
 	uint64_t addr_token;                /* token whose 10.0.1.t is on the interface */
-	struct mesh_wg_want *applied;       /* what we last programmed (endpoint roaming policy) */
-	uint64_t keepalive_due_ms;          /* new peers were added without keepalive; add it then */
-	size_t n_applied;
-
-	/* the verified peer list apps see (never includes this node) */
-	struct mesh_peer *peers;
-	size_t n_peers;
-	uint64_t generation;
-	struct mesh_rejected rejected[MESH_MAX_PEERS];
-	size_t n_rejected;
 
 	/* health */
 	uint64_t last_sync_ms;              /* last successful registry read */
 	uint64_t next_full_read_ms;
-	bool applied_view;                  /* a registry view was applied since start */
-	bool empty_recheck;                 /* an empty registry read waits for a fresh re-read */
 	unsigned backoff_ms;                /* 0 while the RPC answers */
-	bool force_reconcile;
+	bool rpc_down;
+	uint64_t next_turn_ms;              /* every poll: the device is checked */
+	uint64_t next_rpc_ms;               /* the RPC, later while backing off */
+	const volatile sig_atomic_t *abort_flag;
+	struct buf log;                     /* the plan's log lines, printed each turn */
 
 	struct control_server control;
+	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
+
+	/* what apps are told besides the list (mesh/apps.c) */
+	struct agent_label labels[MESH_MAX_PEERS + 1];  /* by token */
+	struct mesh_peer *published;        /* the list as last published ... */
+	size_t n_published;
+	struct mesh_peer *before;           /* ... and the one before: added/removed */
+	size_t n_before;
+	struct registry_leader leader;
+	bool leader_known;                  /* leaderState() read at least once */
+	uint64_t leader_block;              /* the block it was read at */
 };
 
-/*
- * Split the registry into our own record (returned, or NULL), the records that can be
- * our peers (sorted by token) and the rejected ones with the reason. No side effects.
- */
-const struct registry_peer *agent_classify_records(const struct agent *a, const struct registry_peer *recs,
-						   size_t n, struct mesh_peer *peers, size_t *n_peers,
-						   struct mesh_rejected *rejected, size_t *n_rejected);
-
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
-int agent_wg_open(struct agent *a);
-int agent_wg_set_address(struct agent *a, uint64_t token);
-/* Program the device so its peers are exactly a->peers; 0 or negative errno. */
-int agent_wg_reconcile(struct agent *a);
-/* The entry of a dump with this key, or NULL. */
-const struct mesh_wg_have *agent_have_by_key(const struct mesh_wg_have *have, size_t n,
-					     const uint8_t *key);
-/* Per-peer live state for status (handshake, transfer), keyed by WireGuard key. */
-int agent_wg_dump(struct agent *a, struct mesh_wg_have **have, size_t *n);
-void agent_wg_close(struct agent *a);
+int agent_wg_open(struct mesh_agent *a);
+int agent_wg_set_address(struct mesh_agent *a, uint64_t token);
+/* Apply a plan's device part (peer changes, listen port); 0 or negative errno. */
+int agent_wg_apply(struct mesh_agent *a, const struct mesh_plan *plan);
+/* The device as it is now (wg_device_free it); -ENODEV without an interface. */
+int agent_wg_dump(struct mesh_agent *a, struct wg_device **dev);
+void agent_wg_close(struct mesh_agent *a);
+
+/* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
+/* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
+const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
+				   const uint8_t instance[static 20], char *why, size_t why_len);
+struct agent_transport;
+/* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
+int agent_transport_open(struct mesh_agent *a);
+void agent_transport_close(struct mesh_agent *a);
+/* After each decision: the relay's peers follow the verified peer list. */
+void agent_transport_sync(struct mesh_agent *a);
+/* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
+const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
+int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
+			   struct buf *out);
 
 /* report.c: the control socket's JSON documents. */
-int agent_peers_json(const struct agent *a, struct buf *out);
-int agent_status_json(struct agent *a, struct buf *out);
+int agent_peers_json(const struct mesh_agent *a, struct buf *out);
+int agent_status_json(struct mesh_agent *a, struct buf *out);
+
+/* apps.c: labels, the last change and the leader, for the documents apps read. */
+/* Read the labels of our token and our peers' that are not known yet (RPC). */
+void agent_refresh_labels(struct mesh_agent *a);
+/* The label of a token held by instance (hex), "" when unknown. */
+const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex);
+/* The list was just published: remember it, so added/removed name this change. */
+int agent_note_published(struct mesh_agent *a);
+/* Connect strings of the last change: in published and not in before (added) or the reverse. */
+int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out);
+/* Read leaderState() when the chain moved; 1 when the leadership changed, 0, negative errno. */
+int agent_follow_leader(struct mesh_agent *a);
+/* {"token":..,"label":..,...} or null. */
+int agent_leader_json(const struct mesh_agent *a, struct buf *out);
+/*
+ * leader.elect / leader.heartbeat / leader.vote: sign with the node key, send through the
+ * funded key or the relayer, reply (docs/control-protocol.md). 1 when a call was sent
+ * (the leadership may have changed), 0 when out holds an error object, -ENOENT for
+ * another request, other negative errno.
+ */
+int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out);
+/* The variables the on-change command gets besides DSTACK_P2P_PEERS. */
+#define AGENT_ENV_MAX 12
+/*
+ * DSTACK_P2P_EVENT=event, _ADDRESS, _TOKEN, _LABEL, _GENERATION, _ADDED, _REMOVED,
+ * _LEADER, _LEADER_TOKEN, _IS_LEADER as NAME=VALUE strings in storage, pointed to by
+ * envv (NULL-terminated, at most AGENT_ENV_MAX). 0 or -ENOMEM/-EMSGSIZE.
+ */
+int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
+			const char *envv[static AGENT_ENV_MAX + 1]);
+/* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
+int agent_write_hosts_file(const struct mesh_agent *a);
+/* agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory). */
+int agent_read_tx_key(const char *path, uint8_t *key);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);
 int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, char *out, size_t len);
+/* The same for another port of ours (the relay's). */
+int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
+		       size_t len);
 
 #endif

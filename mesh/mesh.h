@@ -5,13 +5,14 @@
  * CLI and the C API on a local control socket.
  *
  * The pure parts (configuration, the desired-vs-current peer diff, the published
- * peer list) are usable on their own and unit-tested; mesh_agent_run() ties them to
+ * peer list) are usable on their own and unit-tested; the mesh_agent_* calls tie them to
  * the chain, attest and netlink modules.
  */
 #ifndef DSTACK_P2P_MESH_H
 #define DSTACK_P2P_MESH_H
 
 #include <limits.h>
+#include <signal.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -27,9 +28,19 @@
 #define MESH_DEFAULT_PORT 51830       /* dstack's gateway uses 9182 */
 #define MESH_DEFAULT_KEEPALIVE 10     /* seconds; also bounds how long a restart can blind us */
 #define MESH_DEFAULT_CONTROL "/run/dstack-p2p/control.sock"
+#define MESH_DEFAULT_REGISTER_MAX_PER_HOUR 20
+#define MESH_MAX_REGISTER_PER_HOUR 64
 
 /* The on-chain mode numbers (docs/registry.md). */
 enum mesh_mode { MESH_MODE_TLS = 0, MESH_MODE_WIREGUARD = 1 };
+
+/* How WireGuard datagrams reach a peer (docs/transport.md). */
+enum mesh_transport { MESH_TRANSPORT_AUTO, MESH_TRANSPORT_UDP, MESH_TRANSPORT_GATEWAY };
+#define MESH_DEFAULT_RELAY_PORT 51831   /* TCP, what the gateway forwards to */
+#define MESH_DEFAULT_FALLBACK_MS 10000  /* no handshake over UDP that long: use the gateway */
+
+const char *mesh_transport_name(enum mesh_transport t);
+int mesh_transport_parse(const char *s, enum mesh_transport *out);
 
 const char *mesh_mode_name(enum mesh_mode mode);
 int mesh_mode_parse(const char *s, enum mesh_mode *out);
@@ -49,11 +60,19 @@ struct mesh_config {
 	char tx_key_file[PATH_MAX];     /* P2P_TX_KEY_FILE: funded key that pays for registration */
 	char relayer_url[512];          /* P2P_RELAYER_URL: someone else sends our tx */
 	char peers_file[PATH_MAX];      /* P2P_PEERS_FILE: published atomically on change */
+	char hosts_file[PATH_MAX];      /* P2P_HOSTS_FILE: "10.0.1.2 node-2" lines, likewise */
 	char on_change[1024];           /* P2P_ON_CHANGE: sh -c command, peers on stdin */
 	char control_path[PATH_MAX];    /* DSTACK_P2P_CONTROL */
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
 	unsigned full_reread_ms;        /* P2P_FULL_REREAD_MS: periodic full getPeers() */
 	bool remove_on_exit;            /* P2P_REMOVE_ON_EXIT */
+	enum mesh_transport transport;  /* P2P_TRANSPORT: udp, gateway or auto */
+	uint16_t relay_port;            /* P2P_RELAY_PORT: TCP port of the gateway relay */
+	char gateway_ca[PATH_MAX];      /* P2P_GATEWAY_CA: CA bundle for the gateway; empty = system */
+	unsigned fallback_ms;           /* P2P_FALLBACK_MS: UDP silence before the gateway path */
+	char kms_root[43];              /* P2P_KMS_ROOT: pin; must match our own key's KMS root */
+	uint64_t chain_id;              /* P2P_CHAIN_ID: pin; 0 = learn it (see docs/agent.md) */
+	unsigned register_max_per_hour; /* P2P_REGISTER_MAX_PER_HOUR: registrations, then only log */
 };
 
 void mesh_config_init(struct mesh_config *cfg);
@@ -85,6 +104,7 @@ struct mesh_peer {
 	char endpoint[MESH_ENDPOINT_MAX];
 	enum mesh_mode mode;
 	uint64_t nonce;
+	uint8_t node_addr[20];          /* keccak(node key)[12:]: who may open its gateway stream */
 };
 
 /* 10.0.1.<token> in network byte order; 0 for a token outside 1..254. */
@@ -100,52 +120,46 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
  */
 int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out);
 
-/* ---- the desired-vs-current diff ---------------------------------------------------- */
+/*
+ * A wireguard-mode endpoint field: a UDP "host:port", a gateway name
+ * "https://<instance_id>-<port>.<domain>[:<tls port>]", or both joined by a comma.
+ * udp and gw_host get "" for a part that is absent; *gw_port the TLS port (443).
+ * -EINVAL for anything else (two of a kind, an empty part, a path, a bad character).
+ */
+int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX], char gw_host[static 256],
+			uint16_t *gw_port);
 
-/* A peer as WireGuard should have it. */
-struct mesh_wg_want {
-	uint8_t key[MESH_KEY_LEN];
-	struct sockaddr_storage endpoint;  /* AF_UNSPEC: unknown, leave the device's */
-	uint32_t allowed_ip;               /* network order, always a /32 */
-	uint16_t keepalive;
-};
+/* The path a peer's datagrams take, and the choice in auto mode. */
+enum mesh_path { MESH_PATH_NONE, MESH_PATH_UDP, MESH_PATH_GATEWAY };
 
-/* A peer as the device has it (from a kernel or wireguard-go dump). */
-struct mesh_wg_have {
-	uint8_t key[MESH_KEY_LEN];
-	struct sockaddr_storage endpoint;  /* AF_UNSPEC if none yet */
-	uint32_t allowed_ip;               /* the first IPv4 allowed IP, network order */
-	uint8_t allowed_cidr;
-	unsigned n_allowed;                /* every allowed IP, v4 and v6 */
-	uint16_t keepalive;
-	int64_t last_handshake;            /* unix seconds, 0 = never */
-	uint64_t rx_bytes, tx_bytes;
-};
+const char *mesh_path_name(enum mesh_path p);
 
-enum mesh_change_op { MESH_PEER_ADD, MESH_PEER_UPDATE, MESH_PEER_REMOVE };
-
-struct mesh_change {
-	enum mesh_change_op op;
-	uint8_t key[MESH_KEY_LEN];
-	bool set_endpoint;                 /* endpoint below is meaningful */
-	bool set_allowed_ip;               /* replace the allowed IPs with allowed_ip/32 */
-	bool set_keepalive;
-	struct sockaddr_storage endpoint;
-	uint32_t allowed_ip;
-	uint16_t keepalive;
+struct mesh_path_state {
+	enum mesh_path want;            /* what we program into WireGuard */
+	uint64_t since_ms;              /* when want was last set */
+	uint64_t rx_at_since;           /* the device's rx bytes from the peer then */
+	bool confirmed;                 /* UDP carried the peer's packets since */
+	uint64_t probe_ms;              /* on the gateway: when to try UDP again */
+	unsigned probe_wait_ms;         /* doubles after each failed probe */
+	unsigned seed;                  /* the caller's random number: spreads the probes */
+	uint64_t last_rx;               /* rx bytes last seen, and when they last grew */
+	uint64_t rx_grew_ms;
 };
 
 /*
- * The smallest set of changes that turns `have` into `want`. `prev` is what the
- * controller wanted last time (may be NULL): an endpoint the device learned by
- * roaming is kept unless the registry's endpoint itself changed, so NAT keeps
- * working. Both inputs are unsorted; `out` needs room for nwant + nhave changes.
- * Returns the number of changes, or -EINVAL on a duplicate key in `want`.
+ * One decision for one peer. observed: the path the device uses now (it roams to where
+ * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
+ * from the peer. In auto mode UDP comes first; UDP counts as working once, within
+ * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
+ * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
+ * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
+ * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
+ * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,
+ * falls back too. Returns the path to program; s is updated.
  */
-int mesh_diff_peers(const struct mesh_wg_want *want, size_t nwant,
-		    const struct mesh_wg_have *have, size_t nhave,
-		    const struct mesh_wg_want *prev, size_t nprev,
-		    struct mesh_change *out);
+enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
+				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
+				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
 /* ---- publishing ---------------------------------------------------------------------- */
 
@@ -157,19 +171,43 @@ int mesh_peers_format_json(const struct mesh_peer *peers, size_t n, struct buf *
 int mesh_write_file_atomic(const char *path, const void *data, size_t len);
 /*
  * Run `sh -c command` with the peer lines on stdin and DSTACK_P2P_PEERS in the
- * environment; does not wait (children are reaped by mesh_reap_children).
+ * environment, plus env (NAME=VALUE strings, NULL-terminated; may be NULL); does not
+ * wait (children are reaped by mesh_reap_children).
  */
-int mesh_run_on_change(const char *command, const char *peer_lines);
+int mesh_run_on_change(const char *command, const char *peer_lines, const char *const *env);
 void mesh_reap_children(void);
 
 /* ---- the agent ---------------------------------------------------------------------- */
 
 /*
- * Run the agent until SIGTERM/SIGINT: identity and keys from the guest agent, the
- * interface, registration, then the follow-verify-diff-apply-publish loop.
- * Returns 0 on a clean stop, negative errno when start-up failed.
+ * The agent as a library: the command owns the loop and the signals. A turn follows
+ * the registry, verifies every record, decides (mesh/decide.c, pure) and applies the
+ * plan: WireGuard, our registration, the published peer list.
  */
-int mesh_agent_run(const struct mesh_config *cfg);
+struct mesh_agent;
+
+/*
+ * Identity and keys from the guest agent (the KMS root recovered from our own GetKey
+ * reply), the interface (locked against a second agent), the control socket.
+ * abort_flag (may be NULL): RPC calls give up once it is set. Negative errno; -EBADR
+ * for a configuration mistake the user must fix (the command exits 2), already logged.
+ */
+int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
+		   struct mesh_agent **out);
+void mesh_agent_free(struct mesh_agent *a);
+/* The control socket, for the command's poll. */
+int mesh_agent_control_fd(const struct mesh_agent *a);
+/* Serve the control clients waiting in accept. */
+void mesh_agent_serve_control(struct mesh_agent *a);
+/* A full registry re-read and device check at the next turn (SIGHUP). */
+void mesh_agent_refresh(struct mesh_agent *a);
+/* Milliseconds until the next turn is due (0: now). */
+int mesh_agent_timeout_ms(const struct mesh_agent *a);
+/*
+ * One turn when due: RPC failures keep the mesh and back off (0 is returned); -EBADR on
+ * a configuration mistake found on the chain (no contract code, not a cluster).
+ */
+int mesh_agent_turn(struct mesh_agent *a);
 
 /*
  * The status document of a node whose agent is not running, read from the kernel (the
@@ -177,19 +215,5 @@ int mesh_agent_run(const struct mesh_config *cfg);
  * why gets a sentence when it fails.
  */
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len);
-
-/* ---- the control socket client (CLI and C API) ------------------------------------ */
-
-/* The control socket: flag (may be NULL) > $DSTACK_P2P_CONTROL > the default. */
-const char *mesh_control_path(const char *flag);
-
-/*
- * Ask the running agent: request is "peers", "status" or "watch". The reply (a JSON
- * document) lands in out. timeout_ms bounds the whole exchange. -ENOENT/-ECONNREFUSED
- * when no agent listens.
- */
-int mesh_control_query(const char *path, const char *request, struct buf *out, int timeout_ms);
-/* Open a "watch" stream; each line read from the fd is one JSON peers document. */
-int mesh_control_watch(const char *path);
 
 #endif

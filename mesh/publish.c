@@ -81,7 +81,7 @@ err:
 	return r;
 }
 
-int mesh_run_on_change(const char *command, const char *peer_lines)
+int mesh_run_on_change(const char *command, const char *peer_lines, const char *const *env)
 {
 	int pipefd[2];
 	pid_t pid;
@@ -106,6 +106,8 @@ int mesh_run_on_change(const char *command, const char *peer_lines)
 				*c = ' ';
 		if (flat)
 			setenv("DSTACK_P2P_PEERS", flat, 1);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);  /* the child's copy of the parent's memory */
 		/* The command gets the signals the agent blocks for its signalfd. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

@@ -10,26 +10,76 @@
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
 
-/* {"registered":..,"contract":..,"mode":..,"token":..,"address":..,"generation":..,"peers":[..]} */
-int agent_peers_json(const struct agent *a, struct buf *out)
+/* The peers with their token, label and address: "members" of the peers document. */
+static int members_json(const struct mesh_agent *a, struct buf *out)
+{
+	char addr[16];
+	int r = buf_printf(out, "[");
+
+	for (size_t i = 0; i < a->st.n_peers && r == 0; i++) {
+		const struct mesh_peer *p = &a->st.peers[i];
+
+		mesh_overlay_addr_str(p->token, addr);
+		r = buf_printf(out, "%s{\"token\":%u,\"label\":", i ? "," : "", p->token);
+		if (r == 0)
+			r = json_append_string(out, agent_label(a, p->token, p->instance_id));
+		if (r == 0)
+			r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"connect\":", p->instance_id,
+				       p->mode == MESH_MODE_TLS ? "" : addr);
+		if (r == 0)
+			r = json_append_string(out, mesh_peer_connect_string(p, addr));
+		if (r == 0)
+			r = buf_printf(out, "}");
+	}
+	return r == 0 ? buf_printf(out, "]") : r;
+}
+
+/*
+ * {"version":1,"registered":..,"contract":..,"mode":..,"token":..,"address":..,"label":..,
+ *  "instance_id":..,"generation":..,"peers":[..],"members":[..],"added":[..],"removed":[..],
+ *  "leader":{..}|null}  (docs/control-protocol.md)
+ */
+int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 {
 	char addr[16];
 	int r;
 
-	mesh_overlay_addr_str((uint32_t)a->token, addr);
-	r = buf_printf(out, "{\"registered\":%s,\"contract\":\"%s\",\"mode\":\"%s\",\"token\":%llu,"
-			    "\"address\":\"%s\",\"generation\":%llu,\"peers\":",
-		       a->registered ? "true" : "false", a->cfg->contract, mesh_mode_name(a->cfg->mode),
-		       (unsigned long long)a->token, a->token ? addr : "",
-		       (unsigned long long)a->generation);
+	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
+	r = buf_printf(out, "{\"version\":%d,\"registered\":%s,\"contract\":\"%s\",\"mode\":\"%s\",\"token\":%llu,"
+			    "\"address\":\"%s\",\"label\":",
+		       CONTROL_VERSION, a->st.registered ? "true" : "false", a->cfg->contract,
+		       mesh_mode_name(a->cfg->mode), (unsigned long long)a->st.token,
+		       a->st.token ? addr : "");
 	if (r == 0)
-		r = mesh_peers_format_json(a->peers, a->n_peers, out);
+		r = json_append_string(out, agent_label(a, a->st.token, a->instance_hex));
+	if (r == 0)
+		r = buf_printf(out, ",\"instance_id\":\"%s\",\"generation\":%llu,\"peers\":", a->instance_hex,
+			       (unsigned long long)a->st.generation);
+	if (r == 0)
+		r = mesh_peers_format_json(a->st.peers, a->st.n_peers, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"members\":");
+	if (r == 0)
+		r = members_json(a, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"added\":");
+	if (r == 0)
+		r = agent_change_json(a, true, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"removed\":");
+	if (r == 0)
+		r = agent_change_json(a, false, out);
+	if (r == 0)
+		r = buf_printf(out, ",\"leader\":");
+	if (r == 0)
+		r = agent_leader_json(a, out);
 	if (r == 0)
 		r = buf_printf(out, "}");
 	return r < 0 ? r : buf_terminate(out);
 }
 
-static int status_peer(struct buf *out, const struct mesh_peer *p, const struct mesh_wg_have *h, bool first)
+static int status_peer(struct mesh_agent *a, struct buf *out, const struct mesh_peer *p, const struct wg_peer *h,
+		       bool first)
 {
 	char addr[16], key[WG_KEY_B64_LEN];
 	int r;
@@ -43,40 +93,41 @@ static int status_peer(struct buf *out, const struct mesh_peer *p, const struct 
 	if (r == 0 && p->mode == MESH_MODE_WIREGUARD)
 		r = buf_printf(out, ",\"public_key\":\"%s\",\"configured\":%s,\"last_handshake\":%lld,"
 				    "\"rx_bytes\":%llu,\"tx_bytes\":%llu",
-			       key, h ? "true" : "false", h ? (long long)h->last_handshake : 0LL,
+			       key, h ? "true" : "false", h ? (long long)h->last_handshake.tv_sec : 0LL,
 			       h ? (unsigned long long)h->rx_bytes : 0ULL,
 			       h ? (unsigned long long)h->tx_bytes : 0ULL);
+	if (r == 0)
+		r = agent_transport_status(a, p, h, out);
 	if (r == 0)
 		r = buf_printf(out, ",\"nonce\":%llu,\"verification\":\"valid\"}", (unsigned long long)p->nonce);
 	return r;
 }
 
-int agent_status_json(struct agent *a, struct buf *out)
+int agent_status_json(struct mesh_agent *a, struct buf *out)
 {
-	struct mesh_wg_have *have = NULL;
-	size_t nhave = 0;
+	struct wg_device *dev = NULL;
 	char addr[16], app[41], key[WG_KEY_B64_LEN] = "";
 	uint64_t now = now_ms();
 	int r;
 
 	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
 		wg_key_to_base64(key, a->id.wg_public_key);
-		agent_wg_dump(a, &have, &nhave);  /* live counters; status works without them */
+		agent_wg_dump(a, &dev);  /* live counters; status works without them */
 	}
 	hex_encode(app, a->id.app_id, 20);
-	mesh_overlay_addr_str((uint32_t)a->token, addr);
-	r = buf_printf(out, "{\"instance_id\":\"%s\",\"app_id\":\"0x%s\",\"contract\":\"%s\","
+	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
+	r = buf_printf(out, "{\"version\":%d,\"instance_id\":\"%s\",\"app_id\":\"0x%s\",\"contract\":\"%s\","
 			    "\"chain_id\":%llu,\"mode\":\"%s\",\"token\":%llu,\"address\":\"%s\","
 			    "\"registered\":%s,\"endpoint\":",
-		       a->instance_hex, app, a->cfg->contract, (unsigned long long)a->chain_id,
-		       mesh_mode_name(a->cfg->mode), (unsigned long long)a->token, a->token ? addr : "",
-		       a->registered ? "true" : "false");
+		       CONTROL_VERSION, a->instance_hex, app, a->cfg->contract, (unsigned long long)a->self.chain_id,
+		       mesh_mode_name(a->cfg->mode), (unsigned long long)a->st.token, a->st.token ? addr : "",
+		       a->st.registered ? "true" : "false");
 	if (r == 0)
-		r = json_append_string(out, a->endpoint);
+		r = json_append_string(out, a->self.endpoint);
 	if (r == 0)
 		r = buf_printf(out, ",\"interface\":\"%s\",\"public_key\":\"%s\",\"listen_port\":%u,"
 				    "\"backend\":\"%s\",\"block\":%llu,\"last_sync_ms_ago\":%lld,"
-				    "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,\"peers\":[",
+				    "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,",
 			       a->cfg->mode == MESH_MODE_WIREGUARD ? a->cfg->ifname : "", key,
 			       a->cfg->mode == MESH_MODE_WIREGUARD ? a->cfg->listen_port : 0,
 			       !a->wg ? "none" : wg_backend_kind(a->wg) == WG_BACKEND_KERNEL ? "kernel" : "userspace",
@@ -84,24 +135,38 @@ int agent_status_json(struct agent *a, struct buf *out)
 			       a->last_sync_ms ? (long long)(now - a->last_sync_ms) : -1LL,
 			       a->backoff_ms ? "false" : "true",
 			       (unsigned long long)(a->cluster ? cluster_rpc_calls(a->cluster) : 0),
-			       (unsigned long long)a->generation);
-	for (size_t i = 0; i < a->n_peers && r == 0; i++)
-		r = status_peer(out, &a->peers[i], agent_have_by_key(have, nhave, a->peers[i].wg_key), i == 0);
+			       (unsigned long long)a->st.generation);
+	if (r == 0 && a->cluster && cluster_providers(a->cluster) >= 2) {
+		r = buf_printf(out, "\"rpc_providers\":%zu,\"rpc_conflicts\":%llu,\"rpc_conflict\":",
+			       cluster_providers(a->cluster), (unsigned long long)a->st.disagreements);
+		if (r == 0)
+			r = json_append_string(out, a->st.disagreement);
+		if (r == 0)
+			r = buf_printf(out, ",");
+	}
+	if (r == 0)
+		r = buf_printf(out, "\"peers\":[");
+	for (size_t i = 0; i < a->st.n_peers && r == 0; i++)
+		r = status_peer(a, out, &a->st.peers[i], wg_device_find_peer(dev, a->st.peers[i].wg_key), i == 0);
 	if (r == 0)
 		r = buf_printf(out, "],\"rejected\":[");
-	for (size_t i = 0; i < a->n_rejected && r == 0; i++) {
+	for (size_t i = 0; i < a->st.n_rejected && r == 0; i++) {
 		char inst[41];
 
-		hex_encode(inst, a->rejected[i].instance_id, 20);
+		hex_encode(inst, a->st.rejected[i].instance_id, 20);
 		r = buf_printf(out, "%s{\"token\":%llu,\"instance_id\":\"%s\",\"verification\":",
-			       i ? "," : "", (unsigned long long)a->rejected[i].token, inst);
+			       i ? "," : "", (unsigned long long)a->st.rejected[i].token, inst);
 		if (r == 0)
-			r = json_append_string(out, a->rejected[i].reason);
+			r = json_append_string(out, a->st.rejected[i].reason);
 		if (r == 0)
 			r = buf_printf(out, "}");
 	}
 	if (r == 0)
-		r = buf_printf(out, "]}");
-	free(have);
+		r = buf_printf(out, "],\"leader\":");
+	if (r == 0)
+		r = agent_leader_json(a, out);
+	if (r == 0)
+		r = buf_printf(out, "}");
+	wg_device_free(dev);
 	return r < 0 ? r : buf_terminate(out);
 }

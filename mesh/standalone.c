@@ -14,31 +14,50 @@
 
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len)
 {
-	struct agent a = { .cfg = cfg, .control = { .fd = -1 } };
+	struct mesh_agent a = { .cfg = cfg, .control = { .fd = -1 }, .iface_lock = -1 };
 	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
 	const struct registry_peer *recs, *own;
-	bool changed;
+	uint8_t own_root[20];
+	bool changed, have_id = false;
 	size_t n;
 	int r;
 
-	a.peers = calloc(MESH_MAX_PEERS, sizeof(*a.peers));
-	if (!a.peers || !rejected) {
+	a.st.peers = calloc(MESH_MAX_PEERS, sizeof(*a.st.peers));
+	if (!a.st.peers || !rejected) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = hex_decode_exact(a.contract, 20, cfg->contract, strlen(cfg->contract));
+	r = hex_decode_exact(a.self.contract, 20, cfg->contract, strlen(cfg->contract));
 	if (r < 0) {
 		snprintf(why, why_len, "no cluster contract (CLUSTER_CONTRACT or --contract)");
 		goto out;
 	}
 	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
-	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0)
+	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0) {
+		/* Then the KMS root is ours, not the RPC's (which must agree). */
+		have_id = attest_identity_kms_root(&a.id, own_root) == 0;
 		hex_encode(a.instance_hex, a.id.instance_id, 20);
-	r = cluster_open(&a.cluster, cfg->rpc_urls, a.contract, NULL);
+		memcpy(a.self.instance_id, a.id.instance_id, 20);
+		memcpy(a.self.wg_public_key, a.id.wg_public_key, 32);
+	}
+	a.self.mode = cfg->mode;
+	r = cluster_open(&a.cluster, cfg->rpc_urls, a.self.contract, NULL);
 	if (r == 0)
-		r = cluster_chain_id(a.cluster, &a.chain_id);
-	if (r == 0)
-		r = cluster_kms_root(a.cluster, a.kms_root);
+		r = cluster_chain_id(a.cluster, &a.self.chain_id);
+	if (r == 0) {
+		cluster_expect_chain_id(a.cluster, a.self.chain_id);
+		r = cluster_kms_root(a.cluster, a.self.kms_root);
+	}
+	if (r == 0 && have_id && memcmp(own_root, a.self.kms_root, 20)) {
+		char theirs[41], ours[41];
+
+		hex_encode(theirs, a.self.kms_root, 20);
+		hex_encode(ours, own_root, 20);
+		snprintf(why, why_len, "the RPC's kmsRoot() says 0x%s, but our own key was issued by the KMS "
+			 "root 0x%s: not believing this RPC", theirs, ours);
+		r = -EPROTO;
+		goto out;
+	}
 	if (r == 0)
 		r = cluster_poll(a.cluster, true, &changed);
 	if (r < 0) {
@@ -52,12 +71,12 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 		a.wg = NULL;  /* no interface: the report says backend "none" */
 
 	recs = cluster_peers(a.cluster, &n);
-	own = agent_classify_records(&a, recs, n, a.peers, &a.n_peers, rejected, &a.n_rejected);
-	memcpy(a.rejected, rejected, a.n_rejected * sizeof(*rejected));
+	own = mesh_classify_records(&a.self, recs, n, a.st.peers, &a.st.n_peers, rejected, &a.st.n_rejected);
+	memcpy(a.st.rejected, rejected, a.st.n_rejected * sizeof(*rejected));
 	if (own) {
-		a.token = own->token_id;
-		a.registered = attest_verify_record(own, a.chain_id, a.contract, a.kms_root) == ATTEST_VALID;
-		snprintf(a.endpoint, sizeof(a.endpoint), "%s", own->endpoint ? own->endpoint : "");
+		a.st.token = own->token_id;
+		a.st.registered = attest_verify_record(own, a.self.chain_id, a.self.contract, a.self.kms_root) == ATTEST_VALID;
+		snprintf(a.self.endpoint, sizeof(a.self.endpoint), "%s", own->endpoint ? own->endpoint : "");
 	}
 	r = agent_status_json(&a, out);
 out:
@@ -65,7 +84,7 @@ out:
 		wg_backend_close(a.wg);
 	cluster_close(a.cluster);
 	attest_client_free(a.attest);
-	free(a.peers);
+	free(a.st.peers);
 	free(rejected);
 	return r;
 }

@@ -59,6 +59,8 @@ union wg_endpoint {
 /* "192.0.2.1:51820", "[2001:db8::1]:51820" (numeric only: no DNS in the agent). */
 int wg_endpoint_parse(union wg_endpoint *out, const char *text);
 int wg_endpoint_format(char *out, size_t outlen, const union wg_endpoint *ep);
+/* Same family, address and port (AF_UNSPEC equals AF_UNSPEC). */
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b);
 
 /* WireGuard's base64 form of a 32-byte key (44 characters). */
 void wg_key_to_base64(char out[static WG_KEY_B64_LEN], const uint8_t key[static WG_KEY_LEN]);
@@ -123,6 +125,9 @@ struct wg_device {
  * print as "(hidden)" when set), for scripts and for diffing us against wg(8).
  */
 void wg_device_print_dump(FILE *f, const struct wg_device *dev);
+
+/* The peer of dev (may be NULL) with this public key, or NULL: the one peer lookup. */
+const struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t key[static WG_KEY_LEN]);
 
 /* Frees a device from wg_get_device (or built with the same allocator); NULL is fine. */
 void wg_device_free(struct wg_device *dev);

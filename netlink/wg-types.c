@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <openssl/evp.h>
+#include <nettle/curve25519.h>
 
 #include "common/common.h"
 #include "netlink/internal.h"
@@ -200,18 +200,21 @@ int wg_key_generate_private(uint8_t key[static WG_KEY_LEN])
 	return 0;
 }
 
+/* X25519 with the base point (nettle clamps the scalar as RFC 7748 says); nettle leaves
+ * its scratch, derived from the private key, on the stack. */
 int wg_key_public_from_private(uint8_t pub[static WG_KEY_LEN], const uint8_t priv[static WG_KEY_LEN])
 {
-	EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, WG_KEY_LEN);
-	size_t len = WG_KEY_LEN;
-	int r = 0;
+	curve25519_mul_g(pub, priv);
+	secret_wipe_stack();
+	return 0;
+}
 
-	if (!pkey)
-		return nl_fail(-EINVAL, "X25519 rejected the private key");
-	if (EVP_PKEY_get_raw_public_key(pkey, pub, &len) != 1 || len != WG_KEY_LEN)
-		r = nl_fail(-EIO, "X25519 public key derivation failed");
-	EVP_PKEY_free(pkey); /* OpenSSL clears the private key it held */
-	return r;
+const struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t key[static WG_KEY_LEN])
+{
+	for (size_t i = 0; dev && i < dev->n_peers; i++)
+		if (!memcmp(dev->peers[i].public_key, key, WG_KEY_LEN))
+			return &dev->peers[i];
+	return NULL;
 }
 
 void wg_device_free(struct wg_device *dev)
@@ -294,7 +297,7 @@ static int allowedips_equal(const struct wg_peer *a, const struct wg_peer *b, bo
 	return 0;
 }
 
-static bool endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
 {
 	if (a->addr.sa_family != b->addr.sa_family)
 		return false;
@@ -316,7 +319,7 @@ static int peer_changes(const struct wg_peer *cur, const struct wg_peer *want, s
 
 	*out = (struct wg_peer){ 0 };
 	memcpy(out->public_key, want->public_key, WG_KEY_LEN);
-	if ((want->flags & WG_PEER_HAS_ENDPOINT) && !endpoint_equal(&cur->endpoint, &want->endpoint)) {
+	if ((want->flags & WG_PEER_HAS_ENDPOINT) && !wg_endpoint_equal(&cur->endpoint, &want->endpoint)) {
 		out->endpoint = want->endpoint;
 		out->flags |= WG_PEER_HAS_ENDPOINT;
 	}

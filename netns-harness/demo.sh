@@ -51,3 +51,10 @@ if [ "$fails" = 0 ]; then
 else
 	h_die "demo: $fails of $((N * (N - 1))) pairs did not answer"
 fi
+# DEMO_HOLD=1: keep the mesh up for apps (docs/api.md's Python examples) until Enter.
+if [ -n "${DEMO_HOLD:-}" ]; then
+	echo "cluster contract: $H_CONTRACT"
+	for i in "${nodes[@]}"; do echo "node $i: DSTACK_P2P_CONTROL=$H_RUN/ctl$i.sock"; done
+	echo "the mesh stays up; press Enter to stop it"
+	read -r _ || true
+fi

@@ -42,7 +42,8 @@ h_init() {
 	H_T0=$(date +%s%N)
 	H_NODES=()
 	declare -gA H_PID_AGENT=() H_PID_SIM=() H_PID_WG=() H_TOKEN=() H_INSTANCE=() H_PUB=()
-	H_OTHER_PIDS=() H_AGENT_PIDS=()
+	declare -gA H_RPC_NODE=() H_PROXY_URL=()  # h_agent_start: node i's RPC URL (list)
+	H_OTHER_PIDS=() H_AGENT_PIDS=() H_CONTAINERS=()
 	trap h_cleanup EXIT
 	trap 'exit 130' INT TERM
 	for tool in "$H_CAST" "$H_ANVIL" "$H_BIN/dstack-p2p" "$H_BIN/dstack-sim"; do
@@ -78,12 +79,19 @@ h_cleanup() {
 	trap - EXIT INT TERM
 	# Every agent ever started (a restart replaces H_PID_AGENT[i]), then the rest.
 	h_kill "${H_AGENT_PIDS[@]}"
+	for i in "${H_CONTAINERS[@]}"; do  # their logs as agent-<name>.log, shown on failure
+		h_podman logs "$i" >"$H_RUN/agent-$i.log" 2>&1 || true
+		h_podman rm -f -t 2 "$i" >/dev/null 2>&1 || true
+	done
+	# podman's overlay driver bind-mounts its own folder; the run's folder goes below.
+	[ -d "${H_RUN:-}/podman/overlay" ] && { umount "$H_RUN/podman/overlay" 2>/dev/null || true; }
 	for i in "${H_NODES[@]}"; do
 		h_kill ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
 		ip netns del "$(h_ns "$i")" 2>/dev/null || true
 		rm -f "/var/run/wireguard/$(h_if "$i").sock"
 	done
 	h_kill "${H_OTHER_PIDS[@]}"
+	[ -z "${H_CLEANUP_HOOK:-}" ] || $H_CLEANUP_HOOK  # e.g. gateway.sh's h_gw_cleanup
 	ip netns del "${H_PREFIX}hub" 2>/dev/null || true
 	if [ "$rc" != 0 ] && [ -n "${H_RUN:-}" ]; then
 		for f in "$H_RUN"/agent*.log; do
@@ -192,7 +200,7 @@ h_agent_start() {
 	local i=$1
 	shift
 	ip netns exec "$(h_ns "$i")" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim$i.sock" \
-		CLUSTER_CONTRACT="$H_CONTRACT" P2P_MODE=wireguard ETH_RPC_URL="$H_RPC" \
+		CLUSTER_CONTRACT="$H_CONTRACT" P2P_MODE=wireguard ETH_RPC_URL="${H_RPC_NODE[$i]:-$H_RPC}" \
 		P2P_INTERFACE="$(h_if "$i")" P2P_ENDPOINT="$H_SUBNET.$i:51830" \
 		P2P_LISTEN_PORT=51830 P2P_KEEPALIVE="$H_KEEPALIVE" P2P_POLL_MS="$H_POLL_MS" \
 		P2P_TX_KEY_FILE="$H_RUN/txkey$i" P2P_PEERS_FILE="$H_RUN/peers$i" \
@@ -201,6 +209,49 @@ h_agent_start() {
 		"$H_BIN/dstack-p2p" agent "$@" >>"$H_RUN/agent$i.log" 2>&1 &
 	H_PID_AGENT[$i]=$!
 	H_AGENT_PIDS+=($!)
+}
+
+# ---- the agent from its container image (make image) ------------------------------
+# podman with storage of this run's own (nothing shared with other runs or the host's
+# images) and the settings it needs on these machines: runc, cgroupfs, no ulimits.
+h_podman() {
+	CONTAINERS_CONF=$H_RUN/containers.conf podman --root "$H_RUN/podman" \
+		--runroot "$H_RUN/podman-run" --runtime runc "$@"
+}
+
+# h_image_load ARCHIVE: load the OCI archive; sets H_IMAGE to the image id.
+h_image_load() {
+	printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\n' \
+		>"$H_RUN/containers.conf"
+	h_podman load -q -i "$1" >"$H_RUN/podman-load.log" 2>&1 || h_die "podman load $1 ($H_RUN/podman-load.log)"
+	H_IMAGE=$(h_podman images -q --no-trunc | head -1)
+	[ -n "$H_IMAGE" ] || h_die "podman load $1 left no image"
+}
+
+# h_agent_start_image i [extra agent flags...]: node i's agent runs in a container of
+# $H_IMAGE in the node's namespace, laid out as in examples/compose/: the guest agent's
+# socket at /var/run/dstack.sock, the control socket and peers file on a volume at
+# /run/dstack-p2p ($H_RUN/run<i> here), and wireguard-go's UAPI folder (the host kernel
+# has no WireGuard). The control socket is $H_RUN/run<i>/control.sock from outside.
+# The image's only program besides dstack-p2p is /bin/sh (dash): the on-change hook
+# uses its builtins.
+h_agent_start_image() {
+	local i=$1 name=${H_PREFIX}a$1
+	shift
+	mkdir -p "$H_RUN/run$i"
+	cp "$H_RUN/txkey$i" "$H_RUN/run$i/txkey"
+	H_CONTAINERS+=("$name")
+	h_podman run -d --name "$name" --network "ns:/run/netns/$(h_ns "$i")" \
+		--cap-add NET_ADMIN --device /dev/net/tun \
+		-v "$H_RUN/sim$i.sock:/var/run/dstack.sock" -v "$H_RUN/run$i:/run/dstack-p2p" \
+		-v /var/run/wireguard:/var/run/wireguard \
+		-e CLUSTER_CONTRACT="$H_CONTRACT" -e P2P_MODE=wireguard -e ETH_RPC_URL="$H_RPC" \
+		-e P2P_INTERFACE="$(h_if "$i")" -e P2P_ENDPOINT="$H_SUBNET.$i:51830" \
+		-e P2P_LISTEN_PORT=51830 -e P2P_KEEPALIVE="$H_KEEPALIVE" -e P2P_POLL_MS="$H_POLL_MS" \
+		-e P2P_TX_KEY_FILE=/run/dstack-p2p/txkey -e P2P_PEERS_FILE=/run/dstack-p2p/peers \
+		-e P2P_ON_CHANGE='while IFS= read -r l; do printf "%s\n" "$l"; done >/run/dstack-p2p/on-change' \
+		"$H_IMAGE" dstack-p2p agent "$@" >"$H_RUN/podman-run$i.log" 2>&1 ||
+		h_die "node $i: podman run ($H_RUN/podman-run$i.log)"
 }
 
 h_agent_wait_registered() { # i [timeout s]
@@ -265,4 +316,30 @@ h_ping_all() {
 		for k in 1 2 3; do h_ping "$i" "$j" && { ok=$((ok + 1)); break; }; done
 	done; done
 	echo "$ok"
+}
+
+# h_proxy_start NAME PORT: netns-harness/rpc-proxy.py in the hub namespace on
+# $H_HUB_IP:PORT in front of anvil, pass-through until h_proxy_set says otherwise. Its URL
+# is H_PROXY_URL[NAME]; point node i at it with H_RPC_NODE[i]=... before h_agent_start.
+h_proxy_start() {
+	local name=$1 port=$2 t
+	echo '{}' >"$H_RUN/proxy-$name.json"
+	: >"$H_RUN/proxy-$name.log"
+	ip netns exec "${H_PREFIX}hub" /usr/bin/python3 "$H_ROOT/netns-harness/rpc-proxy.py" \
+		--listen "$H_HUB_IP:$port" --upstream "$H_RPC" --control "$H_RUN/proxy-$name.json" \
+		--log "$H_RUN/proxy-$name.log" --records "$H_RUN/records-$name" >"$H_RUN/proxy-$name.err" 2>&1 &
+	H_OTHER_PIDS+=($!)
+	H_PROXY_URL[$name]=http://$H_HUB_IP:$port
+	for t in $(seq 1 100); do
+		ip netns exec "${H_PREFIX}hub" ss -Hltn "sport = :$port" | grep -q LISTEN && return 0
+		sleep 0.05
+	done
+	h_die "rpc proxy $name did not start ($H_RUN/proxy-$name.err)"
+}
+
+# h_proxy_set NAME JSON: the proxy's behaviour from its next request on (rpc-proxy.py's
+# docstring lists the keys; '{}' is pass-through). Written whole, then renamed.
+h_proxy_set() {
+	printf '%s\n' "$2" >"$H_RUN/proxy-$1.json.tmp"
+	mv "$H_RUN/proxy-$1.json.tmp" "$H_RUN/proxy-$1.json"
 }

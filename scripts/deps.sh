@@ -1,20 +1,29 @@
 #!/bin/sh
 # Idempotent setup: install what the build, the tests and the demo need, and nothing
-# that is already there. Debian packages without recommends; the Solidity toolchain
+# that is already there (`deps.sh image` adds the container image's tools). Debian packages without recommends; the Solidity toolchain
 # (Foundry, solc-js, OpenZeppelin) from npm, pinned by package-lock.json.
 set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="
   make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
-  libmnl-dev libcurl4-openssl-dev libjsmn-dev libsecp256k1-dev libb2-dev libssl-dev
+  libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libssl-dev libjsmn-dev libsecp256k1-dev
   nettle-dev libcriterion-dev
-  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat
+  iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables
+  python3 python3-yaml python3-pytest python3-pip python3-setuptools
+  nginx libnginx-mod-stream nftables openssl iperf3 redis-server redis-tools
   qemu-system-x86 busybox-static cpio kmod
-"""
+"
 # Only tests/host/test-cluster-dash.sh needs these: the dashboard in a real browser, headless
 # chromium driven through chromedriver by python3-selenium (Debian's; no browser download).
 PACKAGES="$PACKAGES chromium chromium-driver python3-selenium"
+# `deps.sh image`: also what the container image needs (make image, tests/image/).
+for arg in "$@"; do
+	case $arg in
+	image) PACKAGES="$PACKAGES mmdebstrap podman runc" ;;
+	*) echo "deps: unknown target '$arg' (known: image)" >&2; exit 2 ;;
+	esac
+done
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
 # without npm gets Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
@@ -44,6 +53,11 @@ if ! [ -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 	npm ci --no-audit --no-fund --loglevel=error
 	cp package-lock.json "$stamp"
 fi
+# The npm packages' node wrappers (bin.mjs) never pass their child's exit status on: a
+# failing `forge test` or a reverting `cast call` exited 0 through them. Link .bin to the
+# platform binaries themselves, on every run (npm ci puts the wrappers back).
 for tool in forge anvil cast; do
-	[ -x "node_modules/.bin/$tool" ] || { echo "deps: node_modules/.bin/$tool missing" >&2; exit 1; }
+	bin=node_modules/@foundry-rs/$tool-linux-amd64/bin/$tool
+	[ -x "$bin" ] || { echo "deps: $bin missing (only linux-amd64 is supported)" >&2; exit 1; }
+	ln -sfn "../@foundry-rs/$tool-linux-amd64/bin/$tool" "node_modules/.bin/$tool"
 done

@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 O=${O:-build}
-ALL_SUITES="unit contracts fuzz host vm"
+ALL_SUITES="unit contracts fuzz host python vm"
 suites=${*:-$ALL_SUITES}
 passed=0 failed=0 results=()
 
@@ -68,6 +68,11 @@ suite_script_dir() {
 	[ "$n" -gt 0 ] && [ "$bad" -eq 0 ]
 }
 suite_host() { run_suite host suite_script_dir tests/host; }
+# The Python SDK against a live harness mesh, with Debian's python3 and pytest (stdlib SDK).
+suite_python() {
+	run_suite python sh -c 'cd tests/python && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -v -p no:cacheprovider' || return 1
+	grep -Eq '^=+ [1-9][0-9]* passed' "$O/check-python.log" && ! grep -Eq '[0-9]+ (failed|error)' "$O/check-python.log"
+}
 suite_vm() {
 	[ -x netns-harness/vm/run-tests.sh ] || { echo "no VM tests yet"; return 2; }
 	# with-vm-chain.sh adds anvil and a prepared chain to the image (tests/vm/test-mesh-kernel.sh).

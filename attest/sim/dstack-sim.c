@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
+#include <nettle/sha2.h>
 
 #include "attest/attest.h"
 #include "attest/sim/sim.h"
@@ -23,11 +23,15 @@
 
 #define FIXTURE_MAX (64 * 1024)
 
-/* What Info.tcb_info.app_compose shows; real CVMs carry their app-compose.json here. */
+/*
+ * What Info.tcb_info.app_compose shows; real CVMs carry their app-compose.json here.
+ * Keys sorted and no spaces, as the dstack SDKs' getComposeHash serializes it: then the
+ * sha256 of these bytes (what dstack reports) equals the SDK's hash of the parsed JSON.
+ */
 static const char simulated_app_compose[] =
-	"{\"manifest_version\":2,\"name\":\"dstack-sim\",\"runner\":\"docker-compose\","
-	"\"docker_compose_file\":\"\",\"kms_enabled\":true,\"gateway_enabled\":false,"
-	"\"local_key_provider_enabled\":false,\"no_instance_id\":false}";
+	"{\"docker_compose_file\":\"\",\"gateway_enabled\":false,\"kms_enabled\":true,"
+	"\"local_key_provider_enabled\":false,\"manifest_version\":2,\"name\":\"dstack-sim\","
+	"\"no_instance_id\":false,\"runner\":\"docker-compose\"}";
 
 struct options {
 	const char *socket_path;
@@ -71,6 +75,7 @@ static void usage(FILE *f)
 		"  --compose-hash HEX       Info.compose_hash (32 bytes; default: sha256 of the\n"
 		"                           simulated app-compose.json, as dstack computes it)\n"
 		"  --ready-file FILE        write the endpoints here once listening\n"
+		"  --version                print the version\n"
 		"  -h, --help               this text\n");
 }
 
@@ -351,6 +356,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "fixture", required_argument, NULL, 'f' },
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	int c;
@@ -368,6 +374,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'f': o->fixture = optarg; break;
 		case 'r': o->ready_file = optarg; break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': printf("dstack-sim %s\n", DSTACK_P2P_VERSION); exit(0);
 		default: return -EINVAL;
 		}
 	}
@@ -388,8 +395,13 @@ static int setup_agent(const struct options *o, struct sim_agent *a)
 
 	a->app_name = o->app_name ? o->app_name : "dstack-sim";
 	a->app_compose = simulated_app_compose;
-	SHA256((const unsigned char *)simulated_app_compose, strlen(simulated_app_compose),
-	       a->compose_hash);
+	{
+		struct sha256_ctx h;
+
+		sha256_init(&h);
+		sha256_update(&h, strlen(simulated_app_compose), (const uint8_t *)simulated_app_compose);
+		sha256_digest(&h, SHA256_DIGEST_SIZE, a->compose_hash);
+	}
 	if (parse_hex_option("instance-id", o->instance_id_hex, a->instance_id, 20) < 0 ||
 	    (o->app_id_hex && parse_hex_option("app-id", o->app_id_hex, app_id, 20) < 0) ||
 	    (o->compose_hash_hex &&

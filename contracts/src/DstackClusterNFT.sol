@@ -563,6 +563,10 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
     ///         votes standing against it are not wiped by a self re-election.
     function electLeader(uint256 candidateTokenId) external {
         _onlyController(candidateTokenId);
+        _electLeader(candidateTokenId);
+    }
+
+    function _electLeader(uint256 candidateTokenId) private {
         uint256 leader = currentLeaderTokenId;
         // forge-lint: disable-next-line(block-timestamp)
         if (leader != 0 && block.timestamp <= leadershipExpiry) revert LeaderStillActive(leader, leadershipExpiry);
@@ -588,6 +592,10 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
     ///         the next registered node after the leader (by token id, wrapping) takes over.
     function castVote(uint256 voterTokenId, uint256 targetTokenId, bool noConfidence) external {
         _onlyController(voterTokenId);
+        _castVote(voterTokenId, targetTokenId, noConfidence);
+    }
+
+    function _castVote(uint256 voterTokenId, uint256 targetTokenId, bool noConfidence) private {
         Vote memory v = _votes[voterTokenId];
         uint64 term = leaderTerm;
         if (noConfidence) {
@@ -612,6 +620,110 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
         if (leaseSeconds == 0 || leaseSeconds > 30 days) revert InvalidLeaderLease(leaseSeconds);
         leaderLease = leaseSeconds;
         emit LeaderLeaseSet(leaseSeconds);
+    }
+
+    // ------------------------------------- leader election as a service (signed)
+    //
+    // The agent inside a CVM holds the node key but no gas. It signs a LeaderAction (EIP-712,
+    // domain "DstackClusterNFT" version "1") and anyone relays it: the funded key of the
+    // node's operator or a relayer. A per-token nonce makes each signature usable once, the
+    // deadline bounds how long a relayer may sit on it. docs/contracts.md "Signed leader calls".
+
+    uint8 public constant LEADER_ACTION_ELECT = 0;
+    uint8 public constant LEADER_ACTION_HEARTBEAT = 1;
+    uint8 public constant LEADER_ACTION_VOTE = 2;
+
+    bytes32 public constant LEADER_ACTION_TYPEHASH = keccak256(
+        "LeaderAction(uint8 action,uint256 tokenId,uint256 target,bool noConfidence,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 private constant _EIP712_DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+
+    /// @notice The nonce the next signed leader action of a token must carry.
+    mapping(uint256 => uint256) public leaderActionNonce;
+
+    error LeaderActionExpired(uint256 deadline, uint256 nowTimestamp);
+    error BadLeaderActionSignature(address recovered, address nodeKey);
+
+    /// @notice The EIP-712 domain separator of this contract on this chain.
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                _EIP712_DOMAIN_TYPEHASH, keccak256("DstackClusterNFT"), keccak256("1"), block.chainid, address(this)
+            )
+        );
+    }
+
+    /// @notice The digest the node key of `tokenId` signs for a leader action (EIP-712).
+    function leaderActionDigest(
+        uint8 action,
+        uint256 tokenId,
+        uint256 target,
+        bool noConfidence,
+        uint256 nonce,
+        uint256 deadline
+    ) public view returns (bytes32) {
+        bytes32 structHash =
+            keccak256(abi.encode(LEADER_ACTION_TYPEHASH, action, tokenId, target, noConfidence, nonce, deadline));
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    /// @notice electLeader(candidateTokenId), authorised by the candidate's node key.
+    function electLeaderSigned(uint256 candidateTokenId, uint256 deadline, bytes calldata signature) external {
+        _useLeaderSignature(LEADER_ACTION_ELECT, candidateTokenId, 0, false, deadline, signature);
+        _electLeader(candidateTokenId);
+    }
+
+    /// @notice leaderHeartbeat() for the leader `tokenId`, authorised by its node key.
+    function leaderHeartbeatSigned(uint256 tokenId, uint256 deadline, bytes calldata signature) external {
+        _useLeaderSignature(LEADER_ACTION_HEARTBEAT, tokenId, 0, false, deadline, signature);
+        if (currentLeaderTokenId == 0) revert NoLeader();
+        if (tokenId != currentLeaderTokenId) revert NotCurrentLeader(tokenId, currentLeaderTokenId);
+        _renewLease(tokenId);
+    }
+
+    /// @notice castVote(voterTokenId, targetTokenId, noConfidence), authorised by the voter's node key.
+    function castVoteSigned(
+        uint256 voterTokenId,
+        uint256 targetTokenId,
+        bool noConfidence,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _useLeaderSignature(LEADER_ACTION_VOTE, voterTokenId, targetTokenId, noConfidence, deadline, signature);
+        _castVote(voterTokenId, targetTokenId, noConfidence);
+    }
+
+    /// @notice Everything an agent publishes about the leadership, in one call.
+    function leaderState()
+        external
+        view
+        returns (uint256 tokenId, address instanceId, uint64 term, uint64 expiry, uint256 votes, uint256 required)
+    {
+        tokenId = currentLeaderTokenId;
+        return (tokenId, _instanceOfToken[tokenId], leaderTerm, leadershipExpiry, noConfidenceVotes, requiredVotes());
+    }
+
+    /// @dev The token must be a registered node and the signature its node key's over the action
+    ///      with the token's current nonce, before the deadline. The nonce is spent here.
+    function _useLeaderSignature(
+        uint8 action,
+        uint256 tokenId,
+        uint256 target,
+        bool noConfidence,
+        uint256 deadline,
+        bytes calldata signature
+    ) private {
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp > deadline) revert LeaderActionExpired(deadline, block.timestamp);
+        if (!_hasPeer(tokenId)) revert NotRegisteredNode(tokenId);
+        uint256 nonce = leaderActionNonce[tokenId];
+        bytes32 digest = leaderActionDigest(action, tokenId, target, noConfidence, nonce, deadline);
+        StoredPeer storage p = _peers[tokenId];
+        address nodeKey = Chain.addressOf(p.nodeX, p.nodeY);
+        address signer = _recover(digest, signature);
+        if (signer != nodeKey) revert BadLeaderActionSignature(signer, nodeKey);
+        leaderActionNonce[tokenId] = nonce + 1;
     }
 
     // -------------------------------------------------------------- internal

@@ -1,64 +1,99 @@
 #!/bin/sh
-# Guest half of bench/netlink.sh: the same peer sets programmed, changed and dumped
-# by our code and by wg(8), on fresh kernel interfaces in one namespace. Prints a
-# table of wall-clock milliseconds (whole processes, config parsing included) and of
-# the netlink messages our code used. Figures only: nothing is asserted.
+# Guest half of bench/netlink.sh (also run natively against wireguard-go, see below): the
+# same peer sets programmed, changed and dumped by our code and by wg(8), like with like:
+#   cmd   the whole process, start-up and configuration parsing included, ours against
+#         the wg(8) command that does the same (setconf, set, syncconf, show dump);
+#   call  the same process from its first WireGuard socket (netlink or UAPI) to its exit,
+#         measured for both by one LD_PRELOAD observer (build/bench/wg-call-window.so):
+#         the exchange with the kernel, the diff and the output, without start-up/parsing;
+#   op    our library call alone, timed inside our tool with the socket already open and
+#         the family resolved, as the long-running agent pays it (wg has no such figure).
+# Figures only: nothing is asserted.
+#   env: NETLINK_BENCH_BACKEND=kernel|uapi (uapi: a wireguard-go per fresh interface)
+#        NETLINK_BENCH_IF=wg0  BENCH_PEERS=10000  IP=/usr/sbin/ip  REPO=.
 set -e
-IP=/usr/sbin/ip
+IP=${IP:-/usr/sbin/ip}
 WGTOOL=${REPO:-.}/build/bench/netlink-wgtool
-T=/tmp/netlink-bench
-ns=nlbench
-mkdir -p $T
-trap '$IP netns del $ns 2>/dev/null; rm -rf $T' EXIT
+PRELOAD=$(cd "${REPO:-.}" && pwd)/build/bench/wg-call-window.so
+BACKEND=${NETLINK_BENCH_BACKEND:-kernel}
+IF=${NETLINK_BENCH_IF:-wg0}
+T=$(mktemp -d /tmp/netlink-bench.XXXXXX)
+ns=nlb$$
+cleanup() {
+	$IP -n $ns link del $IF 2>/dev/null || true
+	$IP netns del $ns 2>/dev/null || true
+	rm -rf $T
+}
+trap cleanup EXIT
 $IP netns add $ns
 in_ns() { $IP netns exec $ns "$@"; }
+# A fresh interface: a kernel link, or a wireguard-go started for it (it exits when its
+# link is deleted).
 fresh() {
-	in_ns $IP link del wg0 2>/dev/null || true
-	in_ns "$WGTOOL" link-add wg0
+	$IP -n $ns link del $IF 2>/dev/null || true
+	if [ "$BACKEND" = uapi ]; then
+		for _ in $(seq 50); do [ -S /var/run/wireguard/$IF.sock ] || break; sleep 0.1; done
+		in_ns wireguard-go $IF >/dev/null 2>&1
+		for _ in $(seq 50); do [ -S /var/run/wireguard/$IF.sock ] && break; sleep 0.1; done
+	else
+		in_ns "$WGTOOL" link-add $IF
+	fi
 }
-# ms of one command: "timed" prints ms=..., the command's own stderr (our -v) is kept.
-ms_of() {
-	"$WGTOOL" timed "$@" 2>$T/err >/dev/null || { cat $T/err; exit 1; }
-	sed -n 's/^ms=//p' $T/err | tail -1
+# Runs one command in the namespace under the observer; sets cmd (whole process, ms) and
+# call (from its first WireGuard socket to its exit, ms). Our -v also gives op and msgs.
+run() {
+	"$WGTOOL" timed $IP netns exec $ns env LD_PRELOAD=$PRELOAD "$@" 2>$T/err >/dev/null ||
+		{ cat $T/err; exit 1; }
+	cmd=$(sed -n 's/^ms=//p' $T/err | tail -1)
+	call=$(sed -n 's/^call_ms=//p' $T/err | tail -1)
+	msgs=$(sed -n 's/.*messages=\([0-9]*\).*/\1/p' $T/err | head -1)
+	op=$(sed -n 's/.*messages=[0-9]* ms=\([0-9]*\).*/\1/p' $T/err | head -1)
 }
-msgs_of() { sed -n 's/.*messages=\([0-9]*\).*/\1/p' $T/err | head -1; }
-# Our operation alone, as a long-running agent pays it (no process start, no parsing).
-op_ms_of() { sed -n 's/.*messages=[0-9]* ms=\([0-9]*\).*/\1/p' $T/err | head -1; }
-row() { printf '%-42s %9s %10s %10s %10s\n' "$1" "$2" "$3" "$4" "$5"; }
+ours() { run "$WGTOOL" -b $BACKEND -v "$@"; o_cmd=$cmd o_call=$call o_op=$op o_msgs=$msgs; }
+theirs() { run wg "$@"; w_cmd=$cmd w_call=$call; }
+row() { printf '%-34s %-16s %9s %9s %9s %9s %7s %6s\n' "$@"; }
+result() { row "$1" "$2" "$o_cmd" "$w_cmd" "$o_call" "$w_call" "$o_op" "$o_msgs"; }
 
-row "operation" "ours: op" "ours: cmd" "wg: cmd" "our msgs"
-for n in 1000 ${BENCH_PEERS:-10000}; do
-	"$WGTOOL" gen-conf "$n" 1 $((n + 7)) >$T/c$n.conf
+echo "backend: $BACKEND"
+row "operation" "wg(8) equivalent" "ours:cmd" "wg:cmd" "ours:call" "wg:call" "ours:op" "msgs"
+n=${BENCH_PEERS:-10000}
+for k in 1000 $n; do
+	"$WGTOOL" gen-conf "$k" 1 $((k + 7)) >$T/c$k.conf
 	fresh
-	ours=$(ms_of $IP netns exec $ns "$WGTOOL" -v setconf wg0 $T/c$n.conf)
-	m=$(msgs_of) op=$(op_ms_of)
+	ours setconf $IF $T/c$k.conf
 	fresh
-	theirs=$(ms_of $IP netns exec $ns wg setconf wg0 $T/c$n.conf)
-	row "program $n peers from empty" "$op" "$ours" "$theirs" "$m"
+	theirs setconf $IF $T/c$k.conf
+	result "program $k peers from empty" "wg setconf"
 done
 
-# The 10,000-peer device from wg setconf above; one peer's endpoint changes.
-n=${BENCH_PEERS:-10000}
-key=$(in_ns wg show wg0 peers | sed -n 77p)
+# The n-peer device from wg setconf above. One peer's endpoint changes, the change known.
+key=$(in_ns wg show $IF peers | sed -n 77p)
+ours endpoint $IF "$key" 192.0.2.201:9999
+theirs set $IF peer "$key" endpoint 192.0.2.202:9999
+result "change 1 of $n peers (known)" "wg set"
+# The change found by reading the device: dump + diff + apply, one peer differs each time.
 awk -v k="$key" '$0 == "PublicKey = " k { hit = 1 } hit && /^Endpoint/ { $0 = "Endpoint = 192.0.2.200:9999"; hit = 0 } { print }' \
 	$T/c$n.conf >$T/changed.conf
-ours=$(ms_of $IP netns exec $ns "$WGTOOL" -v endpoint wg0 "$key" 192.0.2.201:9999)
-m=$(msgs_of) op=$(op_ms_of)
-theirs=$(ms_of $IP netns exec $ns wg syncconf wg0 $T/changed.conf)
-row "change 1 of $n peers (known change)" "$op" "$ours" "$theirs" "$m"
-ours=$(ms_of $IP netns exec $ns "$WGTOOL" -v syncconf wg0 $T/c$n.conf)
-m=$(msgs_of) op=$(op_ms_of)
-theirs=$(ms_of $IP netns exec $ns wg syncconf wg0 $T/changed.conf)
-row "change 1 of $n peers (dump+diff+apply)" "$op" "$ours" "$theirs" "$m"
+ours syncconf $IF $T/c$n.conf
+theirs syncconf $IF $T/changed.conf
+result "change 1 of $n (dump+diff+apply)" "wg syncconf"
 
-ours=$(ms_of $IP netns exec $ns "$WGTOOL" -v dump wg0)
-m=$(msgs_of) op=$(op_ms_of)
-theirs=$(ms_of $IP netns exec $ns wg show wg0 dump)
-row "dump $n peers" "$op" "$ours" "$theirs" "$m"
-in_ns wg show wg0 peers | awk 'NR % 2 == 0' >$T/half
-ours=$(ms_of $IP netns exec $ns "$WGTOOL" -v remove wg0 $T/half)
-m=$(msgs_of) op=$(op_ms_of)
-row "remove $(wc -l <$T/half) of $n peers" "$op" "$ours" "-" "$m"
-echo "ms, TCG-emulated guest (several times slower than a real machine). op: our library"
-echo "call alone, as the agent pays it; cmd: whole process incl. start-up and config parsing."
-echo "msgs: netlink requests we sent (a dump counts one). wg setconf uses 4 KiB messages."
+ours dump $IF
+theirs show $IF dump
+result "dump $n peers" "wg show dump"
+
+in_ns wg show $IF peers | awk 'NR % 2 == 0' >$T/half
+ours remove $IF $T/half
+in_ns wg setconf $IF $T/c$n.conf
+# shellcheck disable=SC2046 # one word per key and keyword
+theirs set $IF $(awk '{ printf "peer %s remove ", $1 }' $T/half)
+result "remove $(wc -l <$T/half) of $n peers" "wg set ... remove"
+
+echo "ms. cmd: whole process vs whole process; call: from the first WireGuard socket to exit,"
+echo "one LD_PRELOAD observer for both; op: our library call alone, socket open (the agent's"
+echo "cost; no wg figure). msgs: requests we sent (a dump counts one); wg uses 4 KiB messages."
+if [ "$BACKEND" = kernel ]; then
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	timeout 30 wg genkey >/dev/null || echo "wg genkey: no key within 30 s (no entropy?)"
+	echo "wg genkey: $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }') s (guest entropy from virtio-rng)"
+fi

@@ -14,7 +14,7 @@ O=${O:-build}
 kroot=$(cd "$1" && pwd)
 shift
 kver=$(ls "$kroot/lib/modules")
-modules="wireguard veth bridge"
+modules="wireguard veth bridge virtio_pci virtio_rng"
 
 # Everything the guest gets, in a stable order: our binaries first. A colleague's make
 # may be relinking one right now: wait (bounded) until all are complete and settled.

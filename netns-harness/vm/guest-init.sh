@@ -17,6 +17,8 @@ if ! modprobe wireguard || ! modprobe veth || ! modprobe bridge; then
 	echo "@@ FATAL modprobe failed"
 	poweroff -f
 fi
+# Entropy from the host (run-tests.sh adds a virtio-rng device); not fatal without it.
+{ modprobe virtio_pci && modprobe virtio_rng; } 2>/dev/null || echo "@@ no virtio_rng: random numbers may wait for entropy"
 /usr/sbin/ip link set lo up
 echo "@@ VM up: kernel $(uname -r), $(uptime_s) s after boot"
 

@@ -29,7 +29,7 @@ for tool in qemu-system-x86_64 cpio depmod; do
 	command -v "$tool" >/dev/null || { echo "run-tests: $tool is missing (make deps)"; exit 2; }
 done
 # Fresh binaries for the guest; the test helpers live with the benchmarks.
-make -s all "$O/bench/netlink-wgtool" >&2 || echo "run-tests: warning: make failed; using what is built" >&2
+make -s all "$O/bench/netlink-wgtool" "$O/bench/wg-call-window.so" >&2 || echo "run-tests: warning: make failed; using what is built" >&2
 
 kroot=$(netns-harness/vm/fetch-kernel.sh)/root
 kernel=$(ls "$kroot"/boot/vmlinuz-* | head -1)
@@ -52,8 +52,11 @@ log=${VM_LOG:-$(mktemp "$O/vm/run-XXXXXX.log")}
 mkdir -p "$(dirname "$log")"
 start=$(date +%s)
 echo "run-tests: booting $(basename "$kernel") with ${#scripts[@]} guest scripts (TCG)"
-# TCG only: /dev/kvm exists on these machines but does not work.
+# TCG only: /dev/kvm exists on these machines but does not work. A virtio-rng device
+# (the host's /dev/urandom) seeds the guest's random pool: without it getrandom(), and so
+# wg genkey, can wait for entropy for minutes under TCG.
 timeout "${VM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${VM_MEM:-1536}" \
+	-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
 	-nographic -no-reboot "${net[@]}" -kernel "$kernel" -initrd "$image" \
 	-append "console=ttyS0 quiet panic=-1 dstack.run=$run dstack.timeout=${VM_SCRIPT_TIMEOUT:-600}" \
 	</dev/null 2>&1 | tr -d '\r' | tee "$log" | grep --line-buffered -a -E '^(\[|@@)' || true

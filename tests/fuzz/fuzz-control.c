@@ -14,13 +14,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int reply(void *ctx, const char *request, struct buf *out)
+static int reply(void *ctx, const struct control_request *req, struct buf *out)
 {
 	(void)ctx;
-	if (!strcmp(request, "peers"))
+	if (!strcmp(req->name, "peers"))
 		return buf_printf(out, "{\"registered\":true,\"peers\":[\"10.0.1.2\"]}");
-	if (!strcmp(request, "status"))
-		return buf_printf(out, "{\"instance_id\":\"%s\"}", request);
+	if (!strcmp(req->name, "status"))
+		return buf_printf(out, "{\"instance_id\":\"%s\"}", req->name);
 	return -ENOENT;
 }
 
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd;
 
 	if (size > 4096)
-		return 0;  /* more than the socket buffer; the server reads at most 63 bytes anyway */
+		return 0;  /* more than the socket buffer; the server reads at most CONTROL_REQUEST_MAX bytes anyway */
 	if (server.fd < 0) {
 		char path[64];
 

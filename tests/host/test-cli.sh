@@ -76,7 +76,7 @@ run no-such-command
 pass "dstack-p2p lists ${#CMDS[@]} commands (${CMDS[*]}); no command and an unknown one exit 2"
 
 # What an extra argument and an unknown option are, for commands that take operands.
-declare -A EXTRA=([show]="wgx0 extra-arg" [chain]="id extra-arg" [cluster]="status extra-arg")
+declare -A EXTRA=([show]="wgx0 extra-arg" [chain]="id extra-arg" [cluster]="status extra-arg" [leader]="show extra-arg")
 declare -A BEFORE=([chain]="id" [cluster]="status")
 
 # Options as --help lists them (one per line in its Options section) and as the man

@@ -14,6 +14,8 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "netlink/netlink.h"
+#include "tests/unit/test-chain-helpers.h"
+#include "tests/unit/test-node-helpers.h"
 
 #define VECTOR_FILE "attest/sim/dstack-simulator-chain.json"
 
@@ -237,48 +239,6 @@ Test(attest_vectors, every_flipped_byte_is_rejected)
 	}
 }
 
-/* A node whose keys come from a random KMS root, as the simulator would give them. */
-struct test_node {
-	uint8_t root_sk[32], root[20], app_id[20];
-	struct attest_identity id;
-	struct attest_node_secrets *secrets;
-};
-
-static void make_node(struct test_node *n, uint8_t instance_byte)
-{
-	uint8_t app_sk[32], root_pub[64], app_pub[64], digest[32], material[32];
-	char path[ATTEST_KEY_PATH_MAX];
-
-	memset(n, 0, sizeof(*n));
-	for (int i = 0; i < 32; i++)
-		n->root_sk[i] = (uint8_t)(i * 7 + 1);
-	memset(n->app_id, 0x5b, 20);
-	memcpy(n->id.app_id, n->app_id, 20);
-	memset(n->id.instance_id, instance_byte, 20);
-	n->secrets = attest_node_secrets_new();
-	cr_assert_not_null(n->secrets);
-	cr_assert_eq(eth_pubkey_from_secret(n->root_sk, root_pub), 0);
-	eth_address_from_pubkey(root_pub, n->root);
-	cr_assert_eq(attest_derive_app_key(n->root_sk, n->app_id, app_sk), 0);
-	cr_assert_eq(eth_pubkey_from_secret(app_sk, app_pub), 0);
-	attest_kms_message_digest(n->app_id, app_pub, digest);
-	cr_assert_eq(eth_sign_digest(n->root_sk, digest, n->id.chain.kms_signature), 0);
-	n->id.chain.has_kms_signature = true;
-
-	attest_key_path(path, sizeof(path), ATTEST_NODE_KEY_PATH_PREFIX, n->id.instance_id);
-	cr_assert_eq(attest_derive_path_key(app_sk, path, n->secrets->node_key), 0);
-	cr_assert_eq(eth_pubkey_from_secret(n->secrets->node_key, n->id.node_pubkey), 0);
-	eth_address_from_pubkey(n->id.node_pubkey, n->id.node_address);
-	attest_app_message_digest(ATTEST_NODE_KEY_PURPOSE, n->id.node_pubkey, digest);
-	cr_assert_eq(eth_sign_digest(app_sk, digest, n->id.chain.app_signature), 0);
-	memcpy(n->id.app_pubkey, app_pub, 64);
-
-	attest_key_path(path, sizeof(path), ATTEST_WG_KEY_PATH_PREFIX, n->id.instance_id);
-	cr_assert_eq(attest_derive_path_key(app_sk, path, material), 0);
-	attest_wireguard_key_from_material(material, n->secrets->wg_private_key);
-	cr_assert_eq(wg_key_public_from_private(n->id.wg_public_key, n->secrets->wg_private_key), 0);
-}
-
 Test(attest_record, signed_record_verifies_and_tampering_is_named)
 {
 	struct test_node n;
@@ -404,4 +364,40 @@ Test(attest_keys, wireguard_key_matches_wg_pubkey)
 	pclose(f);
 	out[strcspn(out, "\n")] = '\0';
 	cr_assert_str_eq(out, pub_b64);
+}
+
+/* The derivation docs/keys.md gives (Python's hashlib.blake2s, then clamping) is ours. */
+Test(attest_keys, wireguard_key_is_the_documented_blake2s)
+{
+	uint8_t material[32], priv[32];
+	char hex[65], mhex[65], cmd[512], *want;
+
+	for (int i = 0; i < 32; i++)
+		material[i] = (uint8_t)(0x31 * i + 5);
+	hex_encode(mhex, material, 32);
+	attest_wireguard_key_from_material(material, priv);
+	hex_encode(hex, priv, 32);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -c 'import hashlib,sys; k=bytearray(hashlib.blake2s("
+		 "b\"dstack-p2p wireguard x25519 private key v1\", key=bytes.fromhex(sys.argv[1])).digest());"
+		 " k[0]&=248; k[31]&=127; k[31]|=64; print(k.hex())' %s", mhex);
+	want = command_output(cmd);
+	cr_assert_str_eq(hex, want);
+	free(want);
+}
+
+/* Issue 10, point 1: the KMS root comes from our own GetKey reply, never from the RPC. */
+Test(attest_record, kms_root_is_recovered_from_our_own_key)
+{
+	struct test_node n;
+	uint8_t root[20];
+
+	make_node(&n, 0x21);
+	cr_assert_eq(attest_identity_kms_root(&n.id, root), 0);
+	cr_assert_eq(memcmp(root, n.root, 20), 0, "the root that signed our app key");
+	n.id.chain.kms_signature[10] ^= 0x01;
+	cr_assert(attest_identity_kms_root(&n.id, root) < 0 || memcmp(root, n.root, 20),
+		  "a tampered signature never yields the genuine root");
+	n.id.chain.has_kms_signature = false;
+	cr_assert_eq(attest_identity_kms_root(&n.id, root), -ENOKEY, "a local key provider");
+	attest_node_secrets_free(n.secrets);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of common/: hex, bounded buffers, the JSON reader. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,4 +124,67 @@ Test(json, token_limit)
 	cr_assert_eq(json_parse(&j, doc, strlen(doc), 4), -E2BIG);
 	cr_assert_eq(json_parse(&j, doc, strlen(doc), 11), 0);
 	json_free(&j);
+}
+
+/* RFC 7693 Appendix B: BLAKE2s-256("abc"). */
+Test(blake2s, rfc7693_abc)
+{
+	uint8_t out[32];
+	char hex[65];
+
+	cr_assert_eq(blake2s_hash(out, 32, "abc", 3, NULL, 0), 0);
+	hex_encode(hex, out, 32);
+	cr_assert_str_eq(hex, "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
+}
+
+Test(blake2s, rejects_lengths_out_of_range)
+{
+	uint8_t out[33], key[33] = { 0 };
+
+	cr_assert_eq(blake2s_hash(out, 0, "", 0, NULL, 0), -EINVAL);
+	cr_assert_eq(blake2s_hash(out, 33, "", 0, NULL, 0), -EINVAL);
+	cr_assert_eq(blake2s_hash(out, 32, "", 0, key, 33), -EINVAL);
+}
+
+/*
+ * Against Python's hashlib.blake2s (Debian's /usr/bin/python3), computed at test time
+ * in one run: message lengths around the 64-byte block, keyed and unkeyed, short digests.
+ * Message byte i is i * 7 + 1, key byte i is 255 - i.
+ */
+Test(blake2s, matches_python_hashlib)
+{
+	static const size_t lens[] = { 0, 1, 3, 55, 63, 64, 65, 127, 128, 129, 200, 1000 };
+	static const size_t keylens[] = { 0, 1, 16, 32 };
+	static const size_t outlens[] = { 32, 16, 1 };
+	uint8_t msg[1000], key[32];
+	int checked = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7 + 1);
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(255 - i);
+	f = popen("/usr/bin/python3 -c 'import hashlib\n"
+		  "for n in (0, 1, 3, 55, 63, 64, 65, 127, 128, 129, 200, 1000):\n"
+		  " for k in (0, 1, 16, 32):\n"
+		  "  for o in (32, 16, 1):\n"
+		  "   print(hashlib.blake2s(bytes((i * 7 + 1) % 256 for i in range(n)),"
+		  " key=bytes(255 - i for i in range(k)), digest_size=o).hexdigest())'", "r");
+	cr_assert_not_null(f);
+	for (size_t a = 0; a < ARRAY_SIZE(lens); a++)
+		for (size_t b = 0; b < ARRAY_SIZE(keylens); b++)
+			for (size_t c = 0; c < ARRAY_SIZE(outlens); c++) {
+				uint8_t out[32];
+				char hex[65], want[80] = "";
+
+				cr_assert_not_null(fgets(want, sizeof(want), f), "python3 stopped early");
+				want[strcspn(want, "\n")] = '\0';
+				cr_assert_eq(blake2s_hash(out, outlens[c], msg, lens[a], key, keylens[b]), 0);
+				hex_encode(hex, out, outlens[c]);
+				cr_assert_str_eq(hex, want, "len %zu key %zu out %zu", lens[a], keylens[b],
+						 outlens[c]);
+				checked++;
+			}
+	cr_assert_eq(pclose(f), 0);
+	cr_assert_eq(checked, 144);
 }

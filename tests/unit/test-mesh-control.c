@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 
 #include "api/dstack-p2p.h"
+#include "api/internal.h"
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
@@ -39,12 +40,12 @@ static void set_doc(const char *registered, const char *peers)
 	pthread_mutex_unlock(&doc_lock);
 }
 
-static int reply(void *ctx, const char *request, struct buf *out)
+static int reply(void *ctx, const struct control_request *req, struct buf *out)
 {
 	int r;
 
 	(void)ctx;
-	if (strcmp(request, "peers"))
+	if (strcmp(req->name, "peers"))
 		return -ENOENT;
 	pthread_mutex_lock(&doc_lock);
 	r = buf_printf(out, "%s", doc);
@@ -94,14 +95,89 @@ Test(mesh_control, query_and_unknown_request)
 	struct buf b;
 
 	buf_init(&b, 4096);
-	cr_assert_eq(mesh_control_query(socket_path, "peers", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "peers", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"10.0.1.3\""));
 	buf_reset(&b);
-	cr_assert_eq(mesh_control_query(socket_path, "launch-missiles", &b, 2000), 0);
+	cr_assert_eq(api_control_query(socket_path, "launch-missiles", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "unknown request"));
 	buf_free(&b);
 	cr_assert_eq(control_listen(&(struct control_server){ 0 }, socket_path), -EADDRINUSE,
 		     "a second agent must not steal a live socket");
+}
+
+/* Protocol v1: the JSON form, an unknown version and malformed requests get error objects. */
+Test(mesh_control, versioned_requests_and_error_objects)
+{
+	struct buf b;
+
+	buf_init(&b, 4096);
+	cr_assert_eq(api_control_query(socket_path, "{\"version\":1,\"request\":\"peers\"}", &b, 2000), 0);
+	cr_assert(strstr((char *)b.data, "\"10.0.1.3\""), "%s", (char *)b.data);
+	buf_reset(&b);
+	cr_assert_eq(api_control_query(socket_path, "{\"version\":2,\"request\":\"peers\"}", &b, 2000), 0);
+	cr_assert(strstr((char *)b.data, "\"code\":\"unsupported_version\""), "%s", (char *)b.data);
+	cr_assert(strstr((char *)b.data, "\"supported\":[1]"), "%s", (char *)b.data);
+	cr_assert(strstr((char *)b.data, "asked for version 2"), "%s", (char *)b.data);
+	buf_reset(&b);
+	cr_assert_eq(api_control_query(socket_path, "{\"request\":\"peers\"}", &b, 2000), 0);
+	cr_assert(strstr((char *)b.data, "\"code\":\"bad_request\""), "%s", (char *)b.data);
+	buf_reset(&b);
+	cr_assert_eq(api_control_query(socket_path, "peers please", &b, 2000), 0);
+	cr_assert(strstr((char *)b.data, "\"code\":\"bad_request\""), "%s", (char *)b.data);
+	buf_free(&b);
+}
+
+Test(mesh_control, request_parse)
+{
+	struct control_request req;
+	const char *why;
+	const char *vote = "{\"version\":1,\"request\":\"leader.vote\",\"target\":3,\"no_confidence\":false}";
+
+	cr_assert_eq(control_request_parse(vote, strlen(vote), &req, &why), 0);
+	cr_assert_str_eq(req.name, "leader.vote");
+	cr_assert_eq(req.target, 3);
+	cr_assert_eq(req.no_confidence, false);
+	cr_assert_eq(control_request_parse("{\"version\":1,\"request\":\"x\",\"target\":255}", 43, &req, &why), -EINVAL);
+	cr_assert_eq(control_request_parse("{\"version\":1,\"request\":\"A B\"}", 31, &req, &why), -EINVAL);
+	cr_assert_eq(control_request_parse("status", 6, &req, &why), 0);
+	cr_assert_eq(req.version, 1u);
+	cr_assert_eq(control_request_parse("", 0, &req, &why), -EINVAL);
+}
+
+/* Read one line from fd (bounded by its receive timeout) into line. */
+static void read_line_from(int fd, char *line, size_t cap)
+{
+	size_t n = 0;
+
+	while (n + 1 < cap) {
+		ssize_t got = recv(fd, line + n, 1, 0);
+
+		if (got <= 0 || line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+}
+
+/* The 17th watcher is told why it is refused, in a JSON document, not just closed. */
+Test(mesh_control, a_refused_watcher_gets_an_error_document)
+{
+	struct timeval tv = { .tv_sec = 3 };
+	int fds[CONTROL_MAX_WATCHERS + 1];
+	char line[256];
+
+	for (int i = 0; i <= CONTROL_MAX_WATCHERS; i++) {
+		fds[i] = api_control_watch(socket_path);
+		cr_assert_geq(fds[i], 0, "watcher %d", i);
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		read_line_from(fds[i], line, sizeof(line));
+		if (i < CONTROL_MAX_WATCHERS)
+			cr_assert(strstr(line, "\"peers\""), "watcher %d: %s", i, line);
+		else
+			cr_assert(strstr(line, "\"code\":\"busy\"") && strstr(line, "too many watchers"), "refused watcher: '%s'", line);
+	}
+	for (int i = 0; i <= CONTROL_MAX_WATCHERS; i++)
+		close(fds[i]);
 }
 
 /* An agent too busy to accept (its backlog full) still owns its socket. */
@@ -168,7 +244,7 @@ Test(mesh_control, a_dripping_client_cannot_hold_the_server)
 	nanosleep(&ts, NULL);
 	buf_init(&b, 4096);
 	start = now_ms();
-	cr_assert_eq(mesh_control_query(socket_path, "peers", &b, 5000), 0);
+	cr_assert_eq(api_control_query(socket_path, "peers", &b, 5000), 0);
 	/* 60 bytes at 150 ms would hold it 9 s; a client gets about a second. */
 	cr_assert_lt(now_ms() - start, 2500, "the next client waited %llu ms",
 		     (unsigned long long)(now_ms() - start));

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/* mesh: what apps learn besides the peer list: token labels, the last change, the leader. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "mesh/internal.h"
+#include "mesh/mesh.h"
+
+static void refresh_label(struct mesh_agent *a, uint64_t token, const char *instance_hex)
+{
+	struct agent_label *l;
+	char text[sizeof(l->text)];
+
+	if (token < 1 || token > MESH_MAX_PEERS)
+		return;
+	l = &a->labels[token];
+	if (!strcmp(l->instance_id, instance_hex))
+		return;
+	/* Unknown on error: asked again at the next change. */
+	if (cluster_label_of(a->cluster, token, text, sizeof(text)) < 0) {
+		log_debug("reading the label of token %llu: %s", (unsigned long long)token,
+			  cluster_error(a->cluster));
+		return;
+	}
+	snprintf(l->instance_id, sizeof(l->instance_id), "%s", instance_hex);
+	memcpy(l->text, text, sizeof(l->text));
+}
+
+void agent_refresh_labels(struct mesh_agent *a)
+{
+	if (!a->cluster)
+		return;
+	if (a->st.token)
+		refresh_label(a, a->st.token, a->instance_hex);
+	for (size_t i = 0; i < a->st.n_peers; i++)
+		refresh_label(a, a->st.peers[i].token, a->st.peers[i].instance_id);
+}
+
+const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex)
+{
+	if (token < 1 || token > MESH_MAX_PEERS || strcmp(a->labels[token].instance_id, instance_hex))
+		return "";
+	return a->labels[token].text;
+}
+
+int agent_note_published(struct mesh_agent *a)
+{
+	struct mesh_peer *copy = NULL;
+
+	if (a->st.n_peers) {
+		copy = malloc(a->st.n_peers * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, a->st.peers, a->st.n_peers * sizeof(*copy));
+	}
+	free(a->before);
+	a->before = a->published;
+	a->n_before = a->n_published;
+	a->published = copy;
+	a->n_published = a->st.n_peers;
+	return 0;
+}
+
+static bool has_connect_string(const struct mesh_peer *list, size_t n, const char *s)
+{
+	char addr[16];
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(mesh_peer_connect_string(&list[i], addr), s))
+			return true;
+	return false;
+}
+
+/* The last change's entries, as a JSON array or space-separated words. */
+static int change_list(const struct mesh_agent *a, bool added, bool json, struct buf *out)
+{
+	const struct mesh_peer *from = added ? a->published : a->before;
+	const struct mesh_peer *other = added ? a->before : a->published;
+	size_t n_from = added ? a->n_published : a->n_before;
+	size_t n_other = added ? a->n_before : a->n_published;
+	bool first = true;
+	char addr[16];
+	int r = json ? buf_printf(out, "[") : 0;
+
+	for (size_t i = 0; i < n_from && r == 0; i++) {
+		const char *s = mesh_peer_connect_string(&from[i], addr);
+
+		if (has_connect_string(other, n_other, s))
+			continue;
+		r = buf_printf(out, "%s", first ? "" : json ? "," : " ");
+		if (r == 0)
+			r = json ? json_append_string(out, s) : buf_printf(out, "%s", s);
+		first = false;
+	}
+	return r == 0 && json ? buf_printf(out, "]") : r;
+}
+
+int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
+{
+	return change_list(a, added, true, out);
+}
+
+/* The leader's name for apps: its overlay address (wireguard) or gateway URL (tls). */
+static const char *leader_connect(const struct mesh_agent *a, char addr[static 16])
+{
+	char inst[41];
+
+	if (!a->leader_known || !a->leader.token)
+		return "";
+	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
+		mesh_overlay_addr_str((uint32_t)a->leader.token, addr);
+		return addr;
+	}
+	hex_encode(inst, a->leader.instance_id, 20);
+	for (size_t i = 0; i < a->st.n_peers; i++)
+		if (!strcmp(a->st.peers[i].instance_id, inst))
+			return a->st.peers[i].endpoint;
+	return "";  /* ourselves in tls mode: apps know their own URL */
+}
+
+int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
+			const char *envv[static AGENT_ENV_MAX + 1])
+{
+	size_t offsets[AGENT_ENV_MAX], n = 0;
+	char addr[16], leader[16];
+	bool is_leader = a->leader_known && a->leader.token && a->leader.token == a->st.token;
+	int r;
+
+	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
+#define ENTRY(...) \
+	do { \
+		offsets[n++] = storage->len; \
+		if (r == 0) \
+			r = buf_printf(storage, __VA_ARGS__); \
+		if (r == 0) \
+			r = buf_append(storage, "", 1); \
+	} while (0)
+	r = 0;
+	ENTRY("DSTACK_P2P_EVENT=%s", event);
+	ENTRY("DSTACK_P2P_ADDRESS=%s", a->st.token && a->cfg->mode == MESH_MODE_WIREGUARD ? addr : "");
+	ENTRY("DSTACK_P2P_TOKEN=%llu", (unsigned long long)a->st.token);
+	ENTRY("DSTACK_P2P_LABEL=%s", agent_label(a, a->st.token, a->instance_hex));
+	ENTRY("DSTACK_P2P_GENERATION=%llu", (unsigned long long)a->st.generation);
+	offsets[n++] = storage->len;
+	if (r == 0)
+		r = buf_printf(storage, "DSTACK_P2P_ADDED=");
+	if (r == 0)
+		r = change_list(a, true, false, storage);
+	if (r == 0)
+		r = buf_append(storage, "", 1);
+	offsets[n++] = storage->len;
+	if (r == 0)
+		r = buf_printf(storage, "DSTACK_P2P_REMOVED=");
+	if (r == 0)
+		r = change_list(a, false, false, storage);
+	if (r == 0)
+		r = buf_append(storage, "", 1);
+	ENTRY("DSTACK_P2P_LEADER=%s", leader_connect(a, leader));
+	ENTRY("DSTACK_P2P_LEADER_TOKEN=%llu", a->leader_known ? (unsigned long long)a->leader.token : 0ULL);
+	ENTRY("DSTACK_P2P_IS_LEADER=%d", is_leader);
+#undef ENTRY
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		envv[i] = (const char *)storage->data + offsets[i];
+	envv[n] = NULL;
+	return 0;
+}
+
+int agent_write_hosts_file(const struct mesh_agent *a)
+{
+	struct buf out;
+	char addr[16];
+	int r = 0;
+
+	buf_init(&out, 1 << 16);
+	/* tls mode has no overlay addresses: the file stays empty. */
+	for (size_t i = 0; a->cfg->mode == MESH_MODE_WIREGUARD && i <= a->st.n_peers && r == 0; i++) {
+		uint64_t token = i < a->st.n_peers ? a->st.peers[i].token : a->st.token;
+		const char *inst = i < a->st.n_peers ? a->st.peers[i].instance_id : a->instance_hex;
+		const char *label = agent_label(a, token, inst);
+
+		if (token < 1 || token > MESH_MAX_PEERS)
+			continue;
+		mesh_overlay_addr_str((uint32_t)token, addr);
+		r = *label ? buf_printf(&out, "%s %s\n", addr, label)
+			   : buf_printf(&out, "%s token-%llu\n", addr, (unsigned long long)token);
+	}
+	if (r == 0)
+		r = mesh_write_file_atomic(a->cfg->hosts_file, out.data ? out.data : (const uint8_t *)"", out.len);
+	buf_free(&out);
+	return r;
+}
+
+int agent_follow_leader(struct mesh_agent *a)
+{
+	struct registry_leader l;
+	uint64_t block = cluster_block(a->cluster);
+	bool changed;
+	int r;
+
+	/* The leadership changes only with a transaction: nothing to read on an idle chain. */
+	if (a->leader_known && block == a->leader_block)
+		return 0;
+	r = cluster_leader_state(a->cluster, &l);
+	if (r < 0)
+		return r;
+	changed = !a->leader_known || memcmp(&l, &a->leader, sizeof(l));
+	a->leader = l;
+	a->leader_known = true;
+	a->leader_block = block;
+	return changed;
+}
+
+int agent_leader_json(const struct mesh_agent *a, struct buf *out)
+{
+	const struct registry_leader *l = &a->leader;
+	char inst[41], addr[16];
+	int r;
+
+	if (!a->leader_known || !l->token)
+		return buf_printf(out, "null");
+	hex_encode(inst, l->instance_id, 20);
+	mesh_overlay_addr_str((uint32_t)l->token, addr);
+	r = buf_printf(out, "{\"token\":%llu,\"label\":", (unsigned long long)l->token);
+	if (r == 0)
+		r = json_append_string(out, agent_label(a, l->token, inst));
+	if (r == 0)
+		r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"term\":%llu,\"expiry\":%llu,"
+				    "\"lease_active\":%s,\"votes\":%llu,\"required\":%llu,\"self\":%s}",
+			       inst, addr, (unsigned long long)l->term, (unsigned long long)l->expiry,
+			       (uint64_t)time(NULL) <= l->expiry ? "true" : "false",
+			       (unsigned long long)l->votes, (unsigned long long)l->required,
+			       l->token == a->st.token ? "true" : "false");
+	return r;
+}
+
+/* ---- leader election as a service: sign with the node key, send, reply ---------------- */
+
+/* How long a relayer may hold a signed leader call before it is void. */
+#define LEADER_CALL_VALID_S 600
+
+static int parse_action(const char *name, uint8_t *action)
+{
+	if (!strcmp(name, "leader.elect"))
+		*action = REGISTRY_LEADER_ELECT;
+	else if (!strcmp(name, "leader.heartbeat"))
+		*action = REGISTRY_LEADER_HEARTBEAT;
+	else if (!strcmp(name, "leader.vote"))
+		*action = REGISTRY_LEADER_VOTE;
+	else
+		return -ENOENT;
+	return 0;
+}
+
+/* The call as the node means it: its token, the target of a vote, a fresh nonce. */
+static int prepare_call(struct mesh_agent *a, const struct control_request *req, struct registry_leader_call *c,
+			struct buf *out)
+{
+	char msg[600];
+
+	c->token = a->st.token;
+	c->deadline = (uint64_t)time(NULL) + LEADER_CALL_VALID_S;
+	if (c->action == REGISTRY_LEADER_VOTE) {
+		c->no_confidence = req->no_confidence;
+		c->target = (uint64_t)req->target;
+		if (!c->target) {
+			struct registry_leader l;
+
+			if (cluster_leader_state(a->cluster, &l) < 0)
+				goto chain;
+			c->target = l.token;
+		}
+	}
+	if (cluster_leader_nonce(a->cluster, c->token, &c->nonce) < 0)
+		goto chain;
+	return 0;
+chain:
+	snprintf(msg, sizeof(msg), "reading the contract: %s", cluster_error(a->cluster));
+	control_error(out, "chain", msg);
+	return -EIO;
+}
+
+static int leader_reply(struct mesh_agent *a, const char *action, const uint8_t *tx_hash, struct buf *out)
+{
+	char hex[65];
+	int r;
+
+	/* Read the leadership again now, not at the next block. */
+	a->leader_known = false;
+	agent_follow_leader(a);
+	if (tx_hash)
+		hex_encode(hex, tx_hash, 32);
+	buf_reset(out);
+	r = buf_printf(out, "{\"version\":%d,\"action\":\"%s\",", CONTROL_VERSION, action);
+	if (r == 0)
+		r = tx_hash ? buf_printf(out, "\"tx\":\"0x%s\",\"relayed\":false,\"leader\":", hex)
+			    : buf_printf(out, "\"tx\":null,\"relayed\":true,\"leader\":");
+	if (r == 0)
+		r = agent_leader_json(a, out);
+	return r == 0 ? buf_printf(out, "}") : r;
+}
+
+int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out)
+{
+	struct registry_leader_call c = { 0 };
+	uint8_t tx_hash[32], *tx_key = NULL;
+	char msg[600];
+	int r;
+
+	if (parse_action(req->name, &c.action) < 0)
+		return -ENOENT;
+	if (!a->st.registered || !a->st.token || !a->chain_ready || !a->cluster) {
+		control_error(out, "not_registered", "this node has no registered record yet, so it cannot act");
+		return 0;
+	}
+	if (!a->cfg->tx_key_file[0] && !a->cfg->relayer_url[0]) {
+		control_error(out, "no_sender", "neither a funded key (P2P_TX_KEY_FILE) nor a relayer "
+			      "(P2P_RELAYER_URL) is configured to send the signed call");
+		return 0;
+	}
+	if (prepare_call(a, req, &c, out) < 0)
+		return 0;
+	r = registry_sign_leader_call(a->self.chain_id, a->self.contract, a->secrets->node_key, &c);
+	if (r < 0)
+		return r;
+	if (a->cfg->tx_key_file[0]) {
+		tx_key = secret_alloc(32);
+		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		if (r < 0) {
+			snprintf(msg, sizeof(msg), "reading the funded key from %.200s: %s", a->cfg->tx_key_file, errstr(r));
+			control_error(out, "no_sender", msg);
+			r = 0;
+			goto out;
+		}
+	}
+	log_info("%s: signed for token %llu (nonce %llu), sending %s", req->name, (unsigned long long)c.token,
+		 (unsigned long long)c.nonce, tx_key ? "with the funded key" : "to the relayer");
+	r = cluster_send_leader_call(a->cluster, &c, tx_key, a->cfg->relayer_url, tx_hash);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "%s", cluster_error(a->cluster));
+		log_warn("%s: %s", req->name, msg);
+		control_error(out, r == -EPERM ? "refused" : "chain", msg);
+		r = 0;
+		goto out;
+	}
+	r = leader_reply(a, req->name + 7, tx_key ? tx_hash : NULL, out);
+	r = r < 0 ? r : 1;
+out:
+	secret_free(tx_key, 32);
+	return r;
+}

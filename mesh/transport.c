@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mesh: how WireGuard reaches each peer: direct UDP, or the relay through the dstack
+ * gateway (relay/), and in auto mode the choice between them (docs/transport.md).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/random.h>
+
+#include "chain/chain.h"
+#include "common/common.h"
+#include "mesh/internal.h"
+#include "mesh/mesh.h"
+#include "netlink/netlink.h"
+#include "relay/relay.h"
+
+#define SESSION_STALE_S 180        /* WireGuard's REJECT_AFTER_TIME: no handshake that long = dead path */
+#define PROBE_FIRST_FALLBACKS 3    /* first UDP probe 3 fallback bounds after falling back */
+#define PROBE_MAX_MS 600000
+
+/* ---- the pure parts ---------------------------------------------------------------------- */
+
+const char *mesh_path_name(enum mesh_path p)
+{
+	return p == MESH_PATH_UDP ? "udp" : p == MESH_PATH_GATEWAY ? "gateway" : "none";
+}
+
+/* "https://<host>[:port]" with a DNS name of lowercase letters, digits, '-' and '.'. */
+static int parse_gateway(const char *s, size_t len, char gw_host[static 256], uint16_t *gw_port)
+{
+	const char *host = s + 8, *end = s + len, *colon;
+	size_t hlen;
+
+	if (len < 9 || strncmp(s, "https://", 8))
+		return -EINVAL;
+	colon = memchr(host, ':', (size_t)(end - host));
+	hlen = (size_t)((colon ? colon : end) - host);
+	if (!hlen || hlen > 253)
+		return -EINVAL;
+	for (size_t i = 0; i < hlen; i++) {
+		char c = host[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return -EINVAL;
+	}
+	*gw_port = 443;
+	if (colon) {
+		unsigned long port = 0;
+		size_t plen = (size_t)(end - colon - 1);
+
+		if (!plen || plen > 5)
+			return -EINVAL;
+		for (size_t i = 0; i < plen; i++) {
+			if (colon[1 + i] < '0' || colon[1 + i] > '9')
+				return -EINVAL;
+			port = port * 10 + (unsigned long)(colon[1 + i] - '0');
+		}
+		if (port < 1 || port > 65535)
+			return -EINVAL;
+		*gw_port = (uint16_t)port;
+	}
+	memcpy(gw_host, host, hlen);
+	gw_host[hlen] = '\0';
+	return 0;
+}
+
+int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX], char gw_host[static 256],
+			uint16_t *gw_port)
+{
+	const char *p = endpoint;
+	int parts = 0;
+
+	udp[0] = gw_host[0] = '\0';
+	*gw_port = 0;
+	if (strlen(endpoint) >= MESH_ENDPOINT_MAX)
+		return -EINVAL;
+	while (parts < 2) {
+		size_t len = strcspn(p, ",");
+
+		if (!len)
+			return -EINVAL;
+		if (!strncmp(p, "https://", 8)) {
+			if (gw_host[0] || parse_gateway(p, len, gw_host, gw_port) < 0)
+				return -EINVAL;
+		} else {
+			if (udp[0] || memchr(p, '/', len))
+				return -EINVAL;
+			memcpy(udp, p, len);
+			udp[len] = '\0';
+		}
+		parts++;
+		p += len;
+		if (!*p)
+			return 0;
+		p++;  /* the comma */
+	}
+	return -EINVAL;  /* a third part */
+}
+
+static void path_set(struct mesh_path_state *s, enum mesh_path want, uint64_t rx_bytes, uint64_t now_ms)
+{
+	if (s->want != want) {
+		s->want = want;
+		s->since_ms = now_ms;
+		s->rx_at_since = rx_bytes;
+		s->confirmed = false;
+	}
+}
+
+static void fall_back(struct mesh_path_state *s, uint64_t rx_bytes, uint64_t now_ms, unsigned fallback_ms)
+{
+	path_set(s, MESH_PATH_GATEWAY, rx_bytes, now_ms);
+	s->probe_wait_ms = s->probe_wait_ms ? s->probe_wait_ms * 2 : PROBE_FIRST_FALLBACKS * fallback_ms;
+	if (s->probe_wait_ms > PROBE_MAX_MS)
+		s->probe_wait_ms = PROBE_MAX_MS;
+	/* Both ends fell back together: spread their probes, or both probe into silence at once. */
+	s->probe_ms = now_ms + s->probe_wait_ms + s->seed % (s->probe_wait_ms / 4 + 1);
+}
+
+enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
+				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
+				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms)
+{
+	bool fresh = last_handshake > 0 && now_s - last_handshake < SESSION_STALE_S;
+
+	if (rx_bytes != s->last_rx || !s->rx_grew_ms) {
+		s->last_rx = rx_bytes;
+		s->rx_grew_ms = now_ms;
+	}
+
+	if (t == MESH_TRANSPORT_UDP || !has_gw) {
+		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, rx_bytes, now_ms);
+		return s->want;
+	}
+	if (t == MESH_TRANSPORT_GATEWAY || !has_udp) {
+		path_set(s, MESH_PATH_GATEWAY, rx_bytes, now_ms);
+		return s->want;
+	}
+	switch (s->want) {
+	case MESH_PATH_NONE:
+		path_set(s, MESH_PATH_UDP, rx_bytes, now_ms);
+		break;
+	case MESH_PATH_UDP:
+		/*
+		 * The device went back to the gateway by itself (the peer's packets arrive
+		 * there), or the session over UDP is stale: UDP does not carry this peer.
+		 */
+		if (s->confirmed) {
+			if (observed == MESH_PATH_GATEWAY || !fresh ||
+			    (silence_ms && now_ms - s->rx_grew_ms >= silence_ms))
+				fall_back(s, rx_bytes, now_ms, fallback_ms);
+			break;
+		}
+		if (observed == MESH_PATH_UDP && fresh && rx_bytes > s->rx_at_since) {
+			s->confirmed = true;  /* the peer's packets came over UDP */
+			s->probe_wait_ms = 0;
+		} else if (now_ms - s->since_ms >= fallback_ms) {
+			fall_back(s, rx_bytes, now_ms, fallback_ms);
+		}
+		break;
+	case MESH_PATH_GATEWAY:
+		if (now_ms >= s->probe_ms)
+			path_set(s, MESH_PATH_UDP, rx_bytes, now_ms);
+		break;
+	}
+	return s->want;
+}
+
+/*
+ * Why a peer's endpoint field does not fit our transport, or NULL (pure: decide.c's
+ * record check). gateway: we have a gateway name (so gateway-only peers are reachable).
+ */
+const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
+				   const uint8_t instance[static 20], char *why, size_t why_len)
+{
+	char udp[MESH_ENDPOINT_MAX], gw[256], inst[41];
+	struct sockaddr_storage ss;
+	uint16_t port;
+
+	if (mesh_endpoint_split(endpoint, udp, gw, &port) < 0) {
+		snprintf(why, why_len, "endpoint '%.48s' is not host:port and/or https://gateway", endpoint);
+		return why;
+	}
+	if (udp[0] && mesh_endpoint_parse(udp, &ss) < 0) {
+		snprintf(why, why_len, "endpoint '%.64s' is not host:port", udp);
+		return why;
+	}
+	hex_encode(inst, instance, 20);
+	/* The gateway routes by instance id: a name of another instance would reach another node. */
+	if (gw[0] && (strncmp(gw, inst, 40) || gw[40] != '-'))
+		return "gateway name is not its own instance's";
+	if (t == MESH_TRANSPORT_UDP && !udp[0])
+		return "reachable through the gateway only, and we run P2P_TRANSPORT=udp";
+	if (t == MESH_TRANSPORT_GATEWAY && !gw[0])
+		return "no gateway name, and we run P2P_TRANSPORT=gateway";
+	if (!udp[0] && !gateway)
+		return "reachable through the gateway only, and we have no gateway domain";
+	return NULL;
+}
+
+/* ---- the agent's side --------------------------------------------------------------------- */
+
+struct transport_peer {
+	bool known;
+	bool relayed;                   /* handed to the relay */
+	char udp[MESH_ENDPOINT_MAX];
+	char gw_host[256];
+	uint16_t gw_port;
+	uint8_t node_addr[20];
+	struct mesh_path_state path;
+	bool nudge;                     /* a UDP probe was programmed: provoke a reply over it */
+	bool warned;                    /* relay_peer_set failure logged */
+};
+
+struct agent_transport {
+	struct relay *relay;
+	struct transport_peer peers[MESH_MAX_PEERS + 1];
+	union wg_endpoint endpoints[MESH_MAX_PEERS + 1];  /* for mesh_input.path_endpoints */
+};
+
+static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
+{
+	const struct mesh_agent *a = ctx;
+
+	return eth_sign_digest(a->secrets->node_key, digest, sig);
+}
+
+int agent_transport_open(struct mesh_agent *a)
+{
+	const struct mesh_config *cfg = a->cfg;
+	char udp[MESH_ENDPOINT_MAX] = "", gw[MESH_ENDPOINT_MAX] = "";
+	int r;
+
+	a->transport = calloc(1, sizeof(*a->transport));
+	if (!a->transport)
+		return -ENOMEM;
+	a->self.transport = cfg->transport;
+	if (cfg->transport != MESH_TRANSPORT_GATEWAY) {
+		if (cfg->endpoint[0])
+			snprintf(udp, sizeof(udp), "%s", cfg->endpoint);
+		else if ((r = agent_guess_endpoint(cfg, udp, sizeof(udp))) < 0 &&
+			 cfg->transport == MESH_TRANSPORT_UDP) {
+			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", r == -EHOSTUNREACH ?
+				  "the host of the first RPC URL does not resolve (is ETH_RPC_URL right?)" :
+				  r == -EADDRNOTAVAIL ? "the first RPC URL is local, so it says nothing about "
+				  "our address" : errstr(r));
+			return r;
+		}
+	}
+	if (cfg->transport != MESH_TRANSPORT_UDP) {
+		r = agent_gateway_name(cfg, a->instance_hex, cfg->relay_port, gw, sizeof(gw));
+		if (r < 0 && cfg->transport == MESH_TRANSPORT_GATEWAY) {
+			log_error("cannot tell our gateway name (set DSTACK_GATEWAY_DOMAIN): %s", errstr(r));
+			return r;
+		}
+		if (r < 0)
+			log_info("no gateway domain (DSTACK_GATEWAY_DOMAIN, host-shared config): UDP only");
+		a->self.gateway = r == 0;
+		/* The relay's loopback sockets use the relay port number over UDP, next to WireGuard's. */
+		if (r == 0 && cfg->relay_port == cfg->listen_port) {
+			log_error("P2P_RELAY_PORT and P2P_LISTEN_PORT are both %u: give the relay another port",
+				  cfg->relay_port);
+			return -EBADR;
+		}
+	}
+	if (!udp[0] && !gw[0]) {
+		log_error("neither a UDP endpoint (P2P_ENDPOINT) nor a gateway domain (DSTACK_GATEWAY_DOMAIN)");
+		return -EADDRNOTAVAIL;
+	}
+	r = snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s%s%s", udp, udp[0] && gw[0] ? "," : "", gw);
+	return r >= (int)sizeof(a->self.endpoint) || r > REGISTRY_ENDPOINT_MAX ? -ENAMETOOLONG : 0;
+}
+
+void agent_transport_close(struct mesh_agent *a)
+{
+	if (!a->transport)
+		return;
+	relay_free(a->transport->relay);
+	free(a->transport);
+	a->transport = NULL;
+}
+
+static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t key[static 32])
+{
+	for (size_t i = 0; dev && i < dev->n_peers; i++)
+		if (!memcmp(dev->peers[i].public_key, key, 32))
+			return &dev->peers[i];
+	return NULL;
+}
+
+static enum mesh_path observed_path(const struct mesh_agent *a, uint32_t token, const struct wg_peer *h)
+{
+	struct sockaddr_in loop;
+
+	if (!h || h->endpoint.addr.sa_family == AF_UNSPEC)
+		return MESH_PATH_NONE;
+	if (a->transport->relay && h->endpoint.addr.sa_family == AF_INET) {
+		relay_loop_endpoint(a->transport->relay, token, &loop);
+		if (h->endpoint.in.sin_addr.s_addr == loop.sin_addr.s_addr && h->endpoint.in.sin_port == loop.sin_port)
+			return MESH_PATH_GATEWAY;
+	}
+	return MESH_PATH_UDP;
+}
+
+static int relay_open(struct mesh_agent *a)
+{
+	struct relay_config rc = {
+		.listen_port = a->cfg->relay_port, .wg_port = a->cfg->listen_port,
+		.loop_port = a->cfg->relay_port, .ca_file = a->cfg->gateway_ca,
+		.chain_id = a->self.chain_id, .sign = sign_with_node_key, .sign_ctx = a,
+	};
+	int r;
+
+	memcpy(rc.instance_id, a->id.instance_id, 20);
+	memcpy(rc.contract, a->self.contract, 20);
+	r = relay_new(&a->transport->relay, &rc);
+	if (r == 0)
+		r = relay_start(a->transport->relay);
+	if (r < 0) {
+		log_error("gateway relay on TCP port %u: %s", a->cfg->relay_port,
+			  r == -ENOENT ? "cannot load the CA bundle" : errstr(r));
+		relay_free(a->transport->relay);
+		a->transport->relay = NULL;
+		return r;
+	}
+	log_info("gateway relay listening on TCP port %u", a->cfg->relay_port);
+	return 0;
+}
+
+/* The node address comes from the verified record (mesh_peer), never from a raw view. */
+static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
+{
+	struct transport_peer *tp = &a->transport->peers[p->token];
+	struct relay_peer rp = { .token = p->token, .port = tp->gw_port };
+	int r;
+
+	if (tp->relayed && !memcmp(p->node_addr, tp->node_addr, 20))
+		return;
+	if (hex_decode_exact(rp.instance_id, 20, p->instance_id, 40) < 0)
+		return;
+	memcpy(tp->node_addr, p->node_addr, 20);
+	memcpy(rp.node_addr, p->node_addr, 20);
+	snprintf(rp.host, sizeof(rp.host), "%s", tp->gw_host);
+	r = relay_peer_set(a->transport->relay, &rp, NULL);
+	if (r < 0) {
+		if (!tp->warned)
+			log_warn("peer 10.0.1.%u: gateway path %s:%u: %s", p->token, tp->gw_host, tp->gw_port,
+				 r == -EADDRNOTAVAIL ? "the name does not resolve" : errstr(r));
+		tp->warned = true;
+		return;
+	}
+	tp->relayed = true;
+	tp->warned = false;
+}
+
+void agent_transport_sync(struct mesh_agent *a)
+{
+	struct agent_transport *t = a->transport;
+	bool seen[MESH_MAX_PEERS + 1] = { false };
+
+	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD || !a->chain_ready)
+		return;
+	if (a->self.gateway && !t->relay && a->cfg->transport != MESH_TRANSPORT_UDP && relay_open(a) < 0)
+		a->self.gateway = false;
+	for (size_t i = 0; i < a->st.n_peers; i++) {
+		const struct mesh_peer *p = &a->st.peers[i];
+		struct transport_peer *tp = &t->peers[p->token];
+		char udp[MESH_ENDPOINT_MAX], gw[256];
+		uint16_t port;
+
+		seen[p->token] = true;
+		if (mesh_endpoint_split(p->endpoint, udp, gw, &port) < 0)
+			continue;  /* checked when the record was accepted */
+		if (tp->known && (strcmp(gw, tp->gw_host) || port != tp->gw_port) && tp->relayed) {
+			relay_peer_remove(t->relay, p->token);
+			tp->relayed = false;
+		}
+		if (!tp->known || strcmp(udp, tp->udp))
+			tp->path = (struct mesh_path_state){ 0 };  /* a new peer, or a new address */
+		tp->known = true;
+		snprintf(tp->udp, sizeof(tp->udp), "%s", udp);
+		snprintf(tp->gw_host, sizeof(tp->gw_host), "%s", gw);
+		tp->gw_port = port;
+		if (t->relay && gw[0])
+			relay_sync_peer(a, p);
+	}
+	for (uint32_t tok = 1; tok <= MESH_MAX_PEERS; tok++) {
+		struct transport_peer *tp = &t->peers[tok];
+
+		if (seen[tok] || !tp->known)
+			continue;
+		/* Burned or gone: its stream closes now, its frames are refused from here on. */
+		if (tp->relayed)
+			relay_peer_remove(t->relay, tok);
+		memset(tp, 0, sizeof(*tp));
+	}
+}
+
+/*
+ * A probe's endpoint is on the device now: one datagram to a closed port of the peer's
+ * overlay address. If it crosses UDP, the peer's WireGuard roams to us and its kernel's
+ * ICMP "port unreachable" comes back over UDP at once, well within the fallback bound
+ * (a keepalive could take longer than the bound).
+ */
+static void nudge(uint32_t token)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = mesh_overlay_addr(token) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return;
+	if (sendto(fd, "dstack-p2p probe", 16, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		/* no route yet: the next keepalive does the same, later */
+	}
+	close(fd);
+}
+
+const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev)
+{
+	struct agent_transport *t = a->transport;
+	struct timespec ts;
+
+	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD)
+		return NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memset(t->endpoints, 0, sizeof(t->endpoints));
+	for (size_t i = 0; i < a->st.n_peers; i++) {
+		const struct mesh_peer *p = &a->st.peers[i];
+		struct transport_peer *tp = &t->peers[p->token];
+		const struct wg_peer *h = device_peer(dev, p->wg_key);
+		enum mesh_path before = tp->path.want, now;
+		struct sockaddr_storage ss;
+
+		if (!tp->known)
+			continue;
+		if (tp->nudge)
+			nudge(p->token);  /* last turn's probe endpoint has been applied since */
+		tp->nudge = false;
+		if (!tp->path.seed && getrandom(&tp->path.seed, sizeof(tp->path.seed), GRND_NONBLOCK) < 0)
+			tp->path.seed = (unsigned)now_ms();
+		now = mesh_path_decide(&tp->path, a->cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
+				       observed_path(a, p->token, h), h ? (int64_t)h->last_handshake.tv_sec : 0,
+				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms,
+				       /* the peer's keepalives arrive every P2P_KEEPALIVE s: two missed, and the bound */
+				       a->cfg->keepalive ? a->cfg->fallback_ms + 2000u * a->cfg->keepalive : 0);
+		if (now != before && before != MESH_PATH_NONE)
+			log_info("peer 10.0.1.%u: %s path -> %s", p->token, mesh_path_name(before), mesh_path_name(now));
+		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
+		if (now == MESH_PATH_GATEWAY && t->relay) {
+			relay_loop_endpoint(t->relay, p->token, &t->endpoints[p->token].in);
+		} else if (now == MESH_PATH_UDP && mesh_endpoint_parse(tp->udp, &ss) == 0) {
+			if (ss.ss_family == AF_INET)
+				memcpy(&t->endpoints[p->token].in, &ss, sizeof(struct sockaddr_in));
+			else if (ss.ss_family == AF_INET6)
+				memcpy(&t->endpoints[p->token].in6, &ss, sizeof(struct sockaddr_in6));
+		}
+	}
+	return t->endpoints;
+}
+
+int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
+			   struct buf *out)
+{
+	const struct transport_peer *tp;
+	struct relay_stats st;
+	int r;
+
+	if (!a->transport || p->mode != MESH_MODE_WIREGUARD)
+		return 0;
+	tp = &a->transport->peers[p->token];
+	r = buf_printf(out, ",\"path\":\"%s\",\"path_wanted\":\"%s\"",
+		       mesh_path_name(observed_path(a, p->token, h)), mesh_path_name(tp->path.want));
+	if (r < 0 || !a->transport->relay || !tp->relayed || relay_peer_stats(a->transport->relay, p->token, &st) < 0)
+		return r;
+	r = buf_printf(out, ",\"relay\":{\"state\":\"%s\",\"dialer\":%s,\"tx_bytes\":%llu,\"rx_bytes\":%llu,"
+			    "\"drops\":%llu,\"connects\":%llu,\"reconnects\":%llu,\"refused\":%llu,\"error\":",
+		       st.state == RELAY_UP ? "up" : st.state == RELAY_CONNECTING ? "connecting" : "down",
+		       st.dialer ? "true" : "false", (unsigned long long)st.tx_bytes,
+		       (unsigned long long)st.rx_bytes, (unsigned long long)st.drops,
+		       (unsigned long long)st.connects,
+		       (unsigned long long)(st.connects ? st.connects - 1 : 0), (unsigned long long)st.refused);
+	if (r == 0)
+		r = json_append_string(out, st.error);
+	return r < 0 ? r : buf_printf(out, "}");
+}

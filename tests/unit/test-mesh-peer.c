@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of mesh/: endpoints, overlay addresses, config, publishing (the decision: test-mesh-decide.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <criterion/criterion.h>
+
+#include "common/common.h"
+#include "mesh/mesh.h"
+
+Test(mesh_overlay, token_to_address)
+{
+	char s[16];
+
+	cr_assert_eq(mesh_overlay_addr(2), htonl(0x0a000102));
+	cr_assert_eq(mesh_overlay_addr(254), htonl(0x0a0001fe));
+	cr_assert_eq(mesh_overlay_addr(0), 0);
+	cr_assert_eq(mesh_overlay_addr(255), 0);
+	mesh_overlay_addr_str(17, s);
+	cr_assert_str_eq(s, "10.0.1.17");
+}
+
+Test(mesh_endpoint, parses_v4_v6_and_rejects_garbage)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_in *in = (const void *)&ss;
+
+	cr_assert_eq(mesh_endpoint_parse("192.168.77.3:51830", &ss), 0);
+	cr_assert_eq(ss.ss_family, AF_INET);
+	cr_assert_eq(ntohs(in->sin_port), 51830);
+	cr_assert_eq(mesh_endpoint_parse("[fd00::1]:51830", &ss), 0);
+	cr_assert_eq(ss.ss_family, AF_INET6);
+	cr_assert_eq(mesh_endpoint_parse("192.168.77.3", &ss), -EINVAL);
+	cr_assert_eq(mesh_endpoint_parse("192.168.77.3:0", &ss), -EINVAL);
+	cr_assert_eq(mesh_endpoint_parse("192.168.77.3:70000", &ss), -EINVAL);
+	cr_assert_eq(mesh_endpoint_parse(":80", &ss), -EINVAL);
+	cr_assert_eq(mesh_endpoint_parse("fd00::1:80", &ss), -EINVAL);
+	cr_assert_eq(mesh_endpoint_parse("[fd00::1]80", &ss), -EINVAL);
+	cr_assert_eq(mesh_endpoint_parse("1.2.3.4:8x", &ss), -EINVAL);
+}
+
+Test(mesh_config, names_values_and_file)
+{
+	struct mesh_config cfg;
+	char path[] = "/tmp/test-mesh-config-XXXXXX", why[128];
+	int fd, line;
+	FILE *f;
+
+	mesh_config_init(&cfg);
+	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), -EINVAL, "no contract");
+	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x5FbDB2315678afecb367f032d93F642f64180aa3"), 0);
+	cr_assert_str_eq(cfg.contract, "0x5fbdb2315678afecb367f032d93f642f64180aa3");
+	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x1234"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_INTERFACE", "wg0"), -EINVAL, "dstack's interface");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_INTERFACE", "dstack-wg0"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "9182"), -EINVAL, "dstack's port");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "09182"), -EINVAL, "dstack's port");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_POLL_MS", "10"), -EINVAL, "too fast");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "65536"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_MODE", "carrier-pigeon"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "NO_SUCH_THING", "1"), -ENOENT);
+	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mesh_config_set(&cfg, "ETH_RPC_URL", "notaurl"), 0);
+	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), -EINVAL, "a bad RPC URL is a mistake");
+	cr_assert(strstr(why, "notaurl"), "%s", why);
+	cr_assert_eq(mesh_config_set(&cfg, "ETH_RPC_URL", "http://127.0.0.1:8545, /run/geth.ipc"), 0);
+	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), 0, "%s", why);
+
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	f = fdopen(fd, "w");
+	fprintf(f, "# comment\n\nP2P_MODE = tls\nP2P_LISTEN_PORT=\"51999\"\nETH_RPC_URL=http://a,http://b\n");
+	fclose(f);
+	cr_assert_eq(mesh_config_load_file(&cfg, path, &line), 0);
+	cr_assert_eq(cfg.mode, MESH_MODE_TLS);
+	cr_assert_eq(cfg.listen_port, 51999);
+	cr_assert_str_eq(cfg.rpc_urls, "http://a,http://b");
+
+	f = fopen(path, "w");
+	fprintf(f, "P2P_MODE=tls\nP2P_POLL_MS=abc\n");
+	fclose(f);
+	cr_assert_eq(mesh_config_load_file(&cfg, path, &line), -EINVAL);
+	cr_assert_eq(line, 2);
+	unlink(path);
+}
+
+/* Issue 10: the new pins and the cap, and a config file with a NUL byte says so. */
+Test(mesh_config, pins_cap_and_nul_bytes)
+{
+	static const char text[] = "P2P_CHAIN_ID=31337\nP2P_KMS_ROOT=0x7621a4656e313188b0cfa33fDcFea64d0ae48E6f\n"
+				   "P2P_MODE=tls\0\nP2P_POLL_MS=100\n";
+	struct mesh_config cfg;
+	int line;
+	FILE *f;
+
+	mesh_config_init(&cfg);
+	cr_assert_eq(cfg.register_max_per_hour, 20);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_REGISTER_MAX_PER_HOUR", "0"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_REGISTER_MAX_PER_HOUR", "65"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_REGISTER_MAX_PER_HOUR", "3"), 0);
+	cr_assert_eq(cfg.register_max_per_hour, 3);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CHAIN_ID", "0"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CHAIN_ID", "-1"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_KMS_ROOT", "0x1234"), -EINVAL);
+	f = fmemopen((void *)text, sizeof(text) - 1, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(mesh_config_load_stream(&cfg, f, &line), -EILSEQ);
+	fclose(f);
+	cr_assert_eq(line, 3, "the line with the NUL byte");
+	cr_assert(strstr(mesh_config_file_strerror(-EILSEQ, line), "NUL"));
+	cr_assert_eq(cfg.chain_id, 31337);
+	cr_assert_str_eq(cfg.kms_root, "0x7621a4656e313188b0cfa33fdcfea64d0ae48e6f");
+}
+
+Test(mesh_publish, lines_json_and_atomic_file)
+{
+	struct mesh_peer peers[2] = {
+		{ .token = 2, .mode = MESH_MODE_WIREGUARD },
+		{ .token = 3, .mode = MESH_MODE_TLS, .endpoint = "https://ab-443.example.org" },
+	};
+	char path[] = "/tmp/test-mesh-peers-XXXXXX", text[128] = { 0 };
+	struct buf b;
+	FILE *f;
+	int fd;
+
+	buf_init(&b, 4096);
+	cr_assert_eq(mesh_peers_format_lines(peers, 2, &b), 0);
+	cr_assert_str_eq((char *)b.data, "10.0.1.2\nhttps://ab-443.example.org\n");
+	buf_reset(&b);
+	cr_assert_eq(mesh_peers_format_json(peers, 2, &b), 0);
+	cr_assert_str_eq((char *)b.data, "[\"10.0.1.2\",\"https://ab-443.example.org\"]");
+
+	fd = mkstemp(path);
+	close(fd);
+	cr_assert_eq(mesh_write_file_atomic(path, b.data, b.len), 0);
+	f = fopen(path, "r");
+	cr_assert(fread(text, 1, sizeof(text) - 1, f) == b.len);
+	fclose(f);
+	cr_assert_str_eq(text, (char *)b.data);
+	unlink(path);
+	buf_free(&b);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of mesh/transport.c: the endpoint field's two parts and auto mode's path choice. */
+#include <errno.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "mesh/mesh.h"
+
+#define GW "https://0123456789abcdef0123456789abcdef01234567-51831.gw.example.com"
+
+Test(mesh_endpoint_split, udp_gateway_or_both)
+{
+	char udp[MESH_ENDPOINT_MAX], gw[256];
+	uint16_t port;
+
+	cr_assert_eq(mesh_endpoint_split("10.0.0.1:51830", udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "10.0.0.1:51830");
+	cr_assert_str_eq(gw, "");
+	cr_assert_eq(mesh_endpoint_split(GW, udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "");
+	cr_assert_str_eq(gw, GW + 8);
+	cr_assert_eq(port, 443);
+	cr_assert_eq(mesh_endpoint_split("[fd00::1]:51830," GW ":8443", udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "[fd00::1]:51830");
+	cr_assert_str_eq(gw, GW + 8);
+	cr_assert_eq(port, 8443);
+	cr_assert_eq(mesh_endpoint_split(GW ",10.0.0.1:51830", udp, gw, &port), 0);
+	cr_assert_str_eq(udp, "10.0.0.1:51830");
+}
+
+Test(mesh_endpoint_split, refuses_the_malformed)
+{
+	static const char *const bad[] = {
+		"", ",", "10.0.0.1:1,", ",10.0.0.1:1", "10.0.0.1:1,10.0.0.2:1", GW "," GW,
+		"10.0.0.1:1," GW ",10.0.0.3:1", "https://", "https://host/path", "https://HOST.example",
+		"https://host:0", "https://host:65536", "https://host:", "https://host:12a", "https://ho_st",
+		"http://host.example", "10.0.0.1:1/x",
+	};
+	char udp[MESH_ENDPOINT_MAX], gw[256];
+	uint16_t port;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(mesh_endpoint_split(bad[i], udp, gw, &port), -EINVAL, "accepted '%s'", bad[i]);
+}
+
+static enum mesh_path decide(struct mesh_path_state *s, enum mesh_transport t, bool udp, bool gw,
+			     enum mesh_path observed, int64_t hs, uint64_t rx, uint64_t ms)
+{
+	return mesh_path_decide(s, t, udp, gw, observed, hs, rx, 1000000, ms, 10000, 0);
+}
+
+#define AUTO MESH_TRANSPORT_AUTO
+#define P_UDP MESH_PATH_UDP
+#define P_GW MESH_PATH_GATEWAY
+
+Test(mesh_path_decide, fixed_transports_and_missing_paths)
+{
+	struct mesh_path_state s = { 0 };
+
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, MESH_PATH_NONE, 0, 0, 1), P_UDP);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_GATEWAY, true, true, MESH_PATH_NONE, 0, 0, 1), P_GW);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, AUTO, false, true, MESH_PATH_NONE, 0, 0, 1), P_GW);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, AUTO, true, false, MESH_PATH_NONE, 0, 0, 1), P_UDP);
+	s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, false, true, MESH_PATH_NONE, 0, 0, 1), MESH_PATH_NONE);
+	/* A fixed transport never moves, whatever the handshakes say. */
+	s = (struct mesh_path_state){ 0 };
+	for (uint64_t ms = 1; ms < 1000000; ms += 5000)
+		cr_assert_eq(decide(&s, MESH_TRANSPORT_UDP, true, true, P_GW, 0, 0, ms), P_UDP);
+}
+
+Test(mesh_path_decide, auto_falls_back_probes_and_stays_where_it_works)
+{
+	struct mesh_path_state s = { 0 };
+	const int64_t hs = 1000000 - 5;
+
+	/* UDP first; silence within the bound changes nothing. */
+	cr_assert_eq(decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 1000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 0, 0, 10999), P_UDP);
+	/* Nothing came over UDP by the bound: the gateway, a probe 3 bounds later. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 0, 0, 11000), P_GW);
+	cr_assert_eq(s.probe_ms, 11000 + 30000);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 500, 40999), P_GW);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 600, 41000), P_UDP);
+	/* The probe: a fresh session (from the gateway) but nothing over UDP: failed. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 600, 50000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 600, 51000), P_GW);
+	cr_assert_eq(s.probe_ms, 51000 + 60000);
+	/* The device roamed back to the gateway during the next probe: failed too. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 700, 111000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 900, 121000), P_GW);
+	cr_assert_eq(s.probe_ms, 121000 + 120000);
+	/* This probe holds: the peer's packets arrive over UDP; UDP stays, the back-off resets. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 900, 241000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 1000, 242000), P_UDP);
+	cr_assert(s.confirmed);
+	cr_assert_eq(s.probe_wait_ms, 0);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 1000000 - 100, 5000, 500000), P_UDP);
+	/* A session with no handshake for 3 minutes over UDP is dead: the gateway again. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 1000000 - 181, 5000, 600000), P_GW);
+	/* Probes back off up to 10 minutes; the seed spreads them by up to a quarter. */
+	s.seed = 7;
+	for (int i = 0; i < 10; i++) {
+		uint64_t t = s.probe_ms;
+
+		cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 5000, t), P_UDP);
+		cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 5000, t + 10000), P_GW);
+		cr_assert_eq(s.probe_ms, t + 10000 + s.probe_wait_ms + 7);
+	}
+	cr_assert_eq(s.probe_wait_ms, 600000);
+}
+
+Test(mesh_path_decide, auto_follows_a_peer_that_left_udp)
+{
+	struct mesh_path_state s = { 0 };
+	const int64_t hs = 1000000 - 5;
+
+	cr_assert_eq(decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 0), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 100, 500), P_UDP);
+	cr_assert(s.confirmed);
+	/* The peer fell back (its packets now come through the relay): we go there too. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 200, 1000), P_GW);
+}
+
+Test(mesh_path_decide, auto_leaves_a_udp_path_that_went_silent)
+{
+	struct mesh_path_state s = { 0 };
+	const int64_t hs = 1000000 - 5;
+
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 1000000, 1, 10000, 30000), P_UDP);
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100, 1000000, 500, 10000, 30000), P_UDP);
+	cr_assert(s.confirmed);
+	/* keepalives keep arriving: stays */
+	for (uint64_t t = 1000; t < 100000; t += 5000)
+		cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + t, 1000000, t, 10000, 30000), P_UDP);
+	/* then nothing for 30 s, the session still fresh: the gateway */
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + 96000, 1000000, 125000, 10000, 30000),
+		     P_UDP);
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + 96000, 1000000, 126000, 10000, 30000),
+		     P_GW);
+}
