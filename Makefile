@@ -141,6 +141,11 @@ $(O)/version.stamp: FORCE
 	@mkdir -p $(@D)
 	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
 $(O)/cli/dstack-p2p.o $(O)/attest/sim/dstack-sim.o: $(O)/version.stamp
+# And `cluster serve`'s default --web-dir when WEBDIR (or PREFIX) changes.
+$(O)/webdir.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WEBDIR)' | cmp -s - $@ || echo '$(WEBDIR)' >$@
+$(O)/cli/cmd-cluster.o: $(O)/webdir.stamp
 FORCE:
 
 $(O)/dstack-sim: $(SIM_OBJS) $(INTERNAL_LIB)
