@@ -10,8 +10,8 @@
 
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-	make gcc libc6-dev pkg-config libmnl-dev libcurl4-openssl-dev libjsmn-dev \
-	libsecp256k1-dev libb2-dev libssl-dev nettle-dev \
+	make gcc libc6-dev pkg-config libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libjsmn-dev \
+	libsecp256k1-dev libssl-dev nettle-dev \
 	&& rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile VERSION ./
@@ -19,6 +19,7 @@ COPY common common
 COPY chain chain
 COPY attest attest
 COPY netlink netlink
+COPY relay relay
 COPY mesh mesh
 COPY api api
 COPY cli cli
