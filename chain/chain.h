@@ -522,6 +522,8 @@ void registry_leader_digest(uint64_t chain_id, const uint8_t contract[static 20]
 /* Fill c->signature with node_key's signature over the digest; -EINVAL for an unknown action. */
 int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 20],
 			      const uint8_t node_key[static 32], struct registry_leader_call *c);
+/* Their function signatures, by action (what a relayer allows besides registration). */
+extern const char *const registry_leader_call_sigs[3];
 /* electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata, appended. */
 int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata);
 /* leaderActionNonce(token). */

@@ -71,13 +71,15 @@ int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 2
 	return r;
 }
 
+const char *const registry_leader_call_sigs[3] = {
+	[REGISTRY_LEADER_ELECT] = "electLeaderSigned(uint256,uint256,bytes)",
+	[REGISTRY_LEADER_HEARTBEAT] = "leaderHeartbeatSigned(uint256,uint256,bytes)",
+	[REGISTRY_LEADER_VOTE] = "castVoteSigned(uint256,uint256,bool,uint256,bytes)",
+};
+
 int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata)
 {
-	static const char *const sigs[] = {
-		[REGISTRY_LEADER_ELECT] = "electLeaderSigned(uint256,uint256,bytes)",
-		[REGISTRY_LEADER_HEARTBEAT] = "leaderHeartbeatSigned(uint256,uint256,bytes)",
-		[REGISTRY_LEADER_VOTE] = "castVoteSigned(uint256,uint256,bool,uint256,bytes)",
-	};
+	const char *const *sigs = registry_leader_call_sigs;
 	struct abi_encoder e;
 	uint8_t sel[4];
 	int r;

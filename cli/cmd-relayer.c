@@ -41,7 +41,8 @@ static const struct cli_opt opts[] = {
 	{ "password-file", O_PASSWORD_FILE, "FILE", "the keystore's password" },
 	{ "chain-id", O_CHAIN_ID, "N", "refuse an RPC that serves another chain" },
 	{ "allow", O_ALLOW, "SIG", "a function it relays, e.g. 'castVote(uint256,uint256,bool)'\n"
-				   "(repeatable; default: registerPeer only)" },
+				   "(repeatable; default: registerPeer and the signed\n"
+				   "leader calls)" },
 	{ "per-instance", O_PER_INSTANCE, "N", "requests per instance (or token) per window (5)" },
 	{ "total", O_TOTAL, "N", "requests per window in all (60)" },
 	{ "window", O_WINDOW, "SECONDS", "the rate-limit window (60)" },
@@ -319,8 +320,13 @@ static int setup(struct relayer *rl, struct relayer_opts *o)
 	if (!o->contract_hex || cluster_parse_address(o->contract_hex, rl->contract) < 0)
 		return cli_usage_error(&cmd, "--contract ADDR (or CLUSTER_CONTRACT): the cluster "
 				       "contract, a 20-byte 0x address");
-	if (!rl->nallowed)
+	if (!rl->nallowed) {
+		/* The calls a node signs with its own key: the contract checks that signature,
+		 * so relaying them lets nobody act for a node it is not. */
 		add_allowed(rl, REGISTRY_REGISTER_SIG);
+		for (size_t i = 0; i < ARRAY_SIZE(registry_leader_call_sigs); i++)
+			add_allowed(rl, registry_leader_call_sigs[i]);
+	}
 	if (relay_limiter_init(&rl->per_subject, SUBJECT_SLOTS, (uint32_t)o->per_instance,
 			       o->window_s * 1000) < 0 ||
 	    relay_limiter_init(&rl->total, 1, (uint32_t)o->total, o->window_s * 1000) < 0)

@@ -52,6 +52,19 @@ h_init() {
 	h_hub_up
 }
 
+# h_relayer_start: `dstack-p2p relayer` in the hub on $H_HUB_IP:8600 (.../relay), paying
+# with a fresh key that anvil funds, for agents that hold no funded key of their own.
+h_relayer_start() {
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$H_RUN/relayer.key"
+	chmod 600 "$H_RUN/relayer.key"
+	h_cast rpc anvil_setBalance "$("$H_CAST" wallet address --private-key "0x$(cat "$H_RUN/relayer.key")")" \
+		0x56BC75E2D63100000 >/dev/null
+	ip netns exec "${H_PREFIX}hub" env H_RUN="$H_RUN" "$H_BIN/dstack-p2p" relayer --listen "$H_HUB_IP:8600" \
+		--rpc "$H_RUN/anvil.ipc" --contract "$H_CONTRACT" --key-file "$H_RUN/relayer.key" \
+		>"$H_RUN/relayer.log" 2>&1 &
+	H_OTHER_PIDS+=($!)
+}
+
 h_ns() { echo "${H_PREFIX}n$1"; }
 h_if() { echo "${H_PREFIX}w$1"; }
 h_in() { local i=$1; shift; ip netns exec "$(h_ns "$i")" "$@"; }

@@ -13,14 +13,7 @@ h_init dps
 h_deploy
 # Node 3 has no funded key: the operator's relayer (dstack-p2p relayer, its own funded key)
 # in the hub sends its registration.
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$H_RUN/relayer.key"
-chmod 600 "$H_RUN/relayer.key"
-h_cast rpc anvil_setBalance "$("$H_CAST" wallet address --private-key "0x$(cat "$H_RUN/relayer.key")")" \
-	0x56BC75E2D63100000 >/dev/null
-ip netns exec "${H_PREFIX}hub" env H_RUN="$H_RUN" "$H_BIN/dstack-p2p" relayer --listen "$H_HUB_IP:8600" \
-	--rpc "$H_RUN/anvil.ipc" --contract "$H_CONTRACT" --key-file "$H_RUN/relayer.key" \
-	>"$H_RUN/relayer.log" 2>&1 &
-H_OTHER_PIDS+=($!)
+h_relayer_start
 for i in 1 2 3; do
 	h_node_add "$i"
 	h_mint_bind "$i"

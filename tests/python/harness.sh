@@ -19,11 +19,8 @@ exec 3>&1 1>&2
 H_POLL_MS=${H_POLL_MS:-200}
 h_init py
 h_deploy
-# A relayer in the hub (netns-harness/relayer.sh) for agents without a funded key.
-ip netns exec "${H_PREFIX}hub" env RELAYER_RPC="$H_RUN/anvil.ipc" RELAYER_KEY="$H_OPERATOR_KEY" RELAYER_CAST="$H_CAST" \
-	socat TCP-LISTEN:8600,bind="$H_HUB_IP",reuseaddr,fork EXEC:"$H_ROOT/netns-harness/relayer.sh" \
-	>"$H_RUN/relayer.log" 2>&1 &
-H_OTHER_PIDS+=($!)
+# The operator's relayer in the hub, for agents without a funded key (relaystart).
+h_relayer_start
 for i in 1 2 3; do h_node_up "$i"; done
 for i in 1 2 3; do h_agent_wait_registered "$i" 90; done
 echo "ready run=$H_RUN prefix=$H_PREFIX contract=$H_CONTRACT cast=$H_CAST" \
