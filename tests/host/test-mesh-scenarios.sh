@@ -31,8 +31,13 @@ for i in 1 2 3; do
 	ip netns exec "$(h_ns "$i")" socat TCP-LISTEN:7777,reuseaddr,fork SYSTEM:"echo hello from node $i" >/dev/null 2>&1 &
 	H_OTHER_PIDS+=($!)
 done
+# The listeners start in the background: on a loaded machine the app could dial before
+# they listen (it then exited non-zero and set -e ended the test without a word).
+for i in 1 2 3; do
+	for t in $(seq 1 100); do h_in "$i" ss -Htln 'sport = :7777' | grep -q . && break; sleep 0.05; done
+done
 app() { h_in 1 env LD_LIBRARY_PATH="$H_RUN/inst/usr/lib" DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_RUN/reach-peers" "$@"; }
-out=$(app "$H_CONTRACT" 7777)
+out=$(app "$H_CONTRACT" 7777 2>&1) || h_log "the example exited $?"
 echo "$out"
 for j in 2 3; do echo "$out" | grep -qx "reached 10.0.1.${H_TOKEN[$j]}: hello from node $j" || h_die "app did not reach node $j"; done
 ip netns exec "$(h_ns 1)" env LD_LIBRARY_PATH="$H_RUN/inst/usr/lib" DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" \
@@ -138,14 +143,20 @@ h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_T
 pass "a tls-mode record is dropped by every wireguard node, with the reason logged and in status"
 
 # --- the RPC goes away: the mesh stays as it is
+# log_within SECONDS NODE PATTERN: the agent's log shows PATTERN within the bound (how soon
+# depends on the RPC timeout of a request already on a kept connection, and on load).
+log_within() {
+	local t
+	for t in $(seq 1 $(($1 * 10))); do grep -q "$3" "$H_RUN/agent$2.log" && return 0; sleep 0.1; done
+	grep -q "$3" "$H_RUN/agent$2.log"
+}
 ip -n "${H_PREFIX}hub" addr del "$H_HUB_IP/24" dev br0
-sleep 4
-h_mesh_matches 1 2 3 4 || h_die "an RPC outage changed the mesh"
-[ "$(h_ping_all 1 2 3 4)" = 12 ] || h_die "an RPC outage broke pings"
 for i in 1 2 3 4; do
-	grep -q 'registry unreachable, keeping the current peers' "$H_RUN/agent$i.log" ||
+	log_within 30 "$i" 'registry unreachable, keeping the current peers' ||
 		h_die "node $i did not notice the RPC outage"
 done
+h_mesh_matches 1 2 3 4 || h_die "an RPC outage changed the mesh"
+[ "$(h_ping_all 1 2 3 4)" = 12 ] || h_die "an RPC outage broke pings"
 pass "RPC outage: every agent noticed, the mesh and 12/12 pings stay"
 
 # --- the operator burns node 4's token (during the outage: the operator reaches anvil on IPC)
@@ -157,7 +168,7 @@ ip -n "${H_PREFIX}hub" addr add "$H_HUB_IP/24" dev br0
 h_wait_mesh 30 1 2 3 || h_die "the burned peer was not removed everywhere"
 h_log "burn applied on every node $(( ($(date +%s%N) - t0) / 1000000 )) ms after the RPC came back"
 for i in 1 2 3; do
-	grep -q 'registry reachable again' "$H_RUN/agent$i.log" || h_die "node $i did not log its recovery"
+	log_within 10 "$i" 'registry reachable again' || h_die "node $i did not log its recovery"
 done
 for i in 1 2 3; do h_ping "$i" 4 && h_die "node $i still reaches the burned node"; done
 [ "$(h_ping_all 1 2 3)" = 6 ] || h_die "after the burn: the others lost each other"
