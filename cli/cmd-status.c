@@ -144,6 +144,19 @@ static void print_node(const struct json *j)
 		       num(j, 0, "rpc_calls"));
 }
 
+/* How WireGuard reaches the peer: "udp", "gateway" with the relay's redials, or "-" (tls
+ * mode, or no agent to ask). */
+static void peer_path(const struct json *j, int p, char *out, size_t cap)
+{
+	int relay = json_get(j, p, "relay");
+	long long redials = relay >= 0 && j->tok[relay].type == JSON_OBJECT ? num(j, relay, "reconnects") : 0;
+
+	if (!str(j, p, "path", out, cap))
+		snprintf(out, cap, "-");
+	else if (redials > 0)
+		snprintf(out + strlen(out), cap - strlen(out), " (%lld redials)", redials);
+}
+
 static void print_peers(const struct json *j)
 {
 	char a[128], b[128], d[300];
@@ -153,24 +166,25 @@ static void print_peers(const struct json *j)
 		peers = -1;
 	if (rejected >= 0 && j->tok[rejected].type != JSON_ARRAY)
 		rejected = -1;
-	printf("\n%-6s %-12s %-28s %-12s %-22s %s\n", "TOKEN", "ADDRESS", "ENDPOINT", "HANDSHAKE",
-	       "TRANSFER rx/tx", "VERIFIED");
+	printf("\n%-6s %-12s %-28s %-12s %-22s %-20s %s\n", "TOKEN", "ADDRESS", "ENDPOINT", "HANDSHAKE",
+	       "TRANSFER rx/tx", "PATH", "VERIFIED");
 	/* Walk each array in one pass: json_array_at per element would be quadratic. */
 	for (int k = 0, p = peers + 1; peers >= 0 && k < j->tok[peers].size && p < j->ntok;
 	     k++, p = json_skip(j, p)) {
-		char rx[32], tx[32], hs[32], xfer[80];
+		char rx[32], tx[32], hs[32], xfer[80], path[48];
 
 		human_bytes(rx, sizeof(rx), (unsigned long long)num(j, p, "rx_bytes"));
 		human_bytes(tx, sizeof(tx), (unsigned long long)num(j, p, "tx_bytes"));
 		snprintf(xfer, sizeof(xfer), "%s / %s", rx, tx);
 		human_ago(hs, sizeof(hs), num(j, p, "last_handshake"));
-		printf("%-6lld %-12s %-28s %-12s %-22s %s\n", num(j, p, "token"),
+		peer_path(j, p, path, sizeof(path));
+		printf("%-6lld %-12s %-28s %-12s %-22s %-20s %s\n", num(j, p, "token"),
 		       str(j, p, "address", a, sizeof(a)) ? a : "-", known(j, p, "endpoint", d, sizeof(d)),
-		       hs, xfer, known(j, p, "verification", b, sizeof(b)));
+		       hs, xfer, path, known(j, p, "verification", b, sizeof(b)));
 	}
 	for (int k = 0, p = rejected + 1; rejected >= 0 && k < j->tok[rejected].size && p < j->ntok;
 	     k++, p = json_skip(j, p)) {
-		printf("%-6lld %-12s %-28s %-12s %-22s REJECTED: %s\n", num(j, p, "token"), "-", "-", "-", "-",
+		printf("%-6lld %-12s %-28s %-12s %-22s %-20s REJECTED: %s\n", num(j, p, "token"), "-", "-", "-", "-", "-",
 		       known(j, p, "verification", d, sizeof(d)));
 	}
 }

@@ -60,6 +60,10 @@ ping_all_retry 6 1 2 3 || h_die "3 nodes over the gateway: not every pair answer
 # UDP really is blocked: nothing reaches another node's WireGuard port directly.
 rules=$(h_in 1 nft list table inet dp2p)
 echo "$rules" | grep -q "ip saddr $H_SUBNET.2 meta l4proto udp drop" || h_die "no nftables UDP block"
+# The operator's view: status's PATH column names the gateway for both peers.
+text=$(DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_BIN/dstack-p2p" status) || h_die "node 1: status exits $?"
+[ "$(echo "$text" | grep -cE '^[0-9]+ +10\.0\.1\.[0-9]+ .* gateway( \([0-9]+ redials\))? +valid$')" = 2 ] ||
+	h_die "node 1: status does not show the gateway path for both peers: $text"
 pass "join: 3 nodes, UDP blocked, records carry https://<instance>-$H_RELAY_PORT.$H_GW_DOMAIN, wg endpoints are the relay's, 6/6 pairs ping"
 
 # --- strangers reach a relay through the gateway (anyone can): an HTTP request, random
