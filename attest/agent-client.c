@@ -314,7 +314,7 @@ static int signature_at(const struct json *j, int arr, int n, uint8_t out[static
 }
 
 int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 32],
-			   struct attest_signature_chain *chain, char *why, size_t why_len)
+			   struct attest_kms_signatures *chain, char *why, size_t why_len)
 {
 	bool has_app_signature;
 	struct json j;
@@ -510,7 +510,7 @@ out:
 }
 
 int attest_get_key(struct attest_client *c, const char *path, const char *purpose,
-		   uint8_t key_out[static 32], struct attest_signature_chain *chain)
+		   uint8_t key_out[static 32], struct attest_kms_signatures *chain)
 {
 	struct http_reply reply;
 	char why[160];

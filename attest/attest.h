@@ -2,7 +2,8 @@
 /*
  * attest: the node's identity inside a dstack TEE. A client of the dstack guest agent
  * (Info, GetKey, GetQuote), the node's key schedule (docs/keys.md), and the off-chain
- * verification of dstack signature chains and of whole registry records.
+ * verification of dstack's KMS signature chains (a registry record's verification,
+ * which builds on it, is registry_record_verify).
  * Fallible functions return 0 or a negative errno; verification returns a verdict.
  */
 #ifndef DSTACK_P2P_ATTEST_H
@@ -12,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chain/chain.h"
+#include "crypto/crypto.h"
 
 /* Key paths carry the instance id: dstack derives keys per app, not per instance. */
 #define ATTEST_NODE_KEY_PATH_PREFIX "dstack-p2p/node/"
@@ -74,7 +75,7 @@ struct attest_info {
 void attest_info_free(struct attest_info *info);  /* frees the strings; accepts NULL */
 
 /* signature_chain of a GetKey reply. kms_signature is absent with a local key provider. */
-struct attest_signature_chain {
+struct attest_kms_signatures {
 	uint8_t app_signature[65];  /* chain[0] */
 	uint8_t kms_signature[65];  /* chain[1] */
 	bool has_kms_signature;
@@ -102,7 +103,7 @@ int attest_get_info(struct attest_client *c, struct attest_info *info);
  * should be locked memory (secret_alloc); the reply buffer is wiped.
  */
 int attest_get_key(struct attest_client *c, const char *path, const char *purpose,
-		   uint8_t key_out[static 32], struct attest_signature_chain *chain);
+		   uint8_t key_out[static 32], struct attest_kms_signatures *chain);
 int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t len,
 		     struct attest_quote *q);
 
@@ -114,7 +115,7 @@ int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t
 int attest_parse_info_reply(const char *body, size_t len, struct attest_info *info,
 			    char *why, size_t why_len);
 int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 32],
-			   struct attest_signature_chain *chain, char *why, size_t why_len);
+			   struct attest_kms_signatures *chain, char *why, size_t why_len);
 int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *q,
 			     char *why, size_t why_len);
 
@@ -127,7 +128,7 @@ struct attest_identity {
 	uint8_t node_pubkey[64];       /* x||y of the node key */
 	uint8_t node_address[20];
 	uint8_t app_pubkey[64];        /* recovered from chain[0] */
-	struct attest_signature_chain chain;
+	struct attest_kms_signatures chain;
 	uint8_t wg_public_key[32];
 };
 
@@ -160,7 +161,7 @@ int attest_key_path(char *out, size_t out_len, const char *prefix,
  */
 void attest_wireguard_key_from_material(const uint8_t material[static 32],
 					uint8_t wg_private[static 32]);
-/* Its public key: netlink's wg_key_public_from_private (OpenSSL X25519). */
+/* Its public key: crypto's x25519_public_from_private. */
 
 /* ---- dstack's key schedule, KMS and agent side (the simulator and tests use it) ---------- */
 
@@ -195,12 +196,12 @@ enum attest_verdict {
 const char *attest_verdict_str(enum attest_verdict v);
 
 /* A signature chain as presented: the key, what it claims, and the signatures. */
-struct attest_chain {
+struct attest_key_claim {
 	const uint8_t *key_pub;       /* 64 bytes x||y: the derived (node) key */
 	const char *purpose;          /* the purpose it was requested with */
 	const uint8_t *app_id;        /* 20 bytes: the app it claims to belong to */
 	const uint8_t *app_pub;       /* 64 bytes, or NULL when only recovered */
-	const struct attest_signature_chain *sigs;
+	const struct attest_kms_signatures *sigs;
 };
 
 /* What the verifier requires. */
@@ -218,18 +219,9 @@ struct attest_expect {
  * as APP_KEY_MISMATCH or WRONG_ROOT. app_pub_out (64 bytes, may be NULL) gets the
  * recovered app key.
  */
-enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
+enum attest_verdict attest_verify_kms_chain(const struct attest_key_claim *chain,
 					const struct attest_expect *expect,
 					uint8_t *app_pub_out);
-
-/*
- * A registry record as read from the cluster contract at address contract (which is the
- * app id): the chain for NODE_KEY_PURPOSE, the carried public keys against the recovered
- * ones, and the node signature over registry_record_digest.
- */
-enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t chain_id,
-					 const uint8_t contract[static 20],
-					 const uint8_t kms_root[static 20]);
 
 /*
  * The KMS root that issued our own keys: recovered from the KMS signature of our GetKey
@@ -238,16 +230,5 @@ enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t
  * -ENOKEY without a KMS signature (a local key provider), -EBADMSG when it recovers nothing.
  */
 int attest_identity_kms_root(const struct attest_identity *id, uint8_t root[static 20]);
-
-/*
- * Fill a record ready for registerPeer: instance id, keys, chain, endpoint (strdup'd;
- * registry_peer_clear frees it), mode, nonce (stored nonce + 1), and the node's signature.
- * The WireGuard key is zero in TLS-gateway mode. -EINVAL when contract is not the
- * identity's app id (the chain would not verify), when the identity has no KMS signature
- * (a local key provider: the contract could not check it), or on out-of-range arguments.
- */
-int attest_sign_record(const struct attest_identity *id, const struct attest_node_secrets *s,
-		       uint64_t chain_id, const uint8_t contract[static 20], const char *endpoint,
-		       enum registry_mode mode, uint64_t nonce, struct registry_peer *out);
 
 #endif

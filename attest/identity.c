@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The node's identity from the guest agent (docs/keys.md), and the registry record it signs. */
+/* The node's identity from the guest agent (docs/keys.md). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attest/attest.h"
 #include "common/common.h"
-#include "netlink/netlink.h"
+#include "crypto/crypto.h"
 
 struct attest_node_secrets *attest_node_secrets_new(void)
 {
@@ -21,7 +21,7 @@ void attest_node_secrets_free(struct attest_node_secrets *s)
 /* GetKey for "<prefix><instance id>"; the key goes only into key_out. */
 static int get_instance_key(struct attest_client *c, const char *prefix, const char *purpose,
 			    const uint8_t instance_id[static 20], uint8_t key_out[static 32],
-			    struct attest_signature_chain *chain)
+			    struct attest_kms_signatures *chain)
 {
 	char path[ATTEST_KEY_PATH_MAX];
 	int r;
@@ -36,7 +36,7 @@ int attest_load_identity(struct attest_client *c, struct attest_identity *id,
 			 struct attest_node_secrets *secrets)
 {
 	struct attest_node_secrets *keys;
-	struct attest_signature_chain wg_chain;
+	struct attest_kms_signatures wg_chain;
 	struct attest_info info;
 	uint8_t digest[32];
 	int r;
@@ -72,7 +72,7 @@ int attest_load_identity(struct attest_client *c, struct attest_identity *id,
 	if (r < 0)
 		goto out;
 	attest_wireguard_key_from_material(keys->wg_private_key, keys->wg_private_key);
-	r = wg_key_public_from_private(id->wg_public_key, keys->wg_private_key);
+	r = x25519_public_from_private(id->wg_public_key, keys->wg_private_key);
 	if (r < 0)
 		goto out;
 	if (secrets)
@@ -81,38 +81,5 @@ out:
 	attest_node_secrets_free(keys);
 	if (r < 0)
 		memset(id, 0, sizeof(*id));
-	return r;
-}
-
-int attest_sign_record(const struct attest_identity *id, const struct attest_node_secrets *s,
-		       uint64_t chain_id, const uint8_t contract[static 20], const char *endpoint,
-		       enum registry_mode mode, uint64_t nonce, struct registry_peer *out)
-{
-	uint8_t digest[32];
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	if (memcmp(contract, id->app_id, 20) || !endpoint ||
-	    strlen(endpoint) > REGISTRY_ENDPOINT_MAX || nonce == 0 ||
-	    (mode != REGISTRY_MODE_TLS_GATEWAY && mode != REGISTRY_MODE_WIREGUARD) ||
-	    !id->chain.has_kms_signature)
-		return -EINVAL;
-	out->endpoint = strdup(endpoint);
-	if (!out->endpoint)
-		return -ENOMEM;
-	memcpy(out->instance_id, id->instance_id, 20);
-	if (mode == REGISTRY_MODE_WIREGUARD)
-		memcpy(out->wg_public_key, id->wg_public_key, 32);
-	out->mode = (uint8_t)mode;
-	out->nonce = nonce;
-	memcpy(out->node_pubkey, id->node_pubkey, 64);
-	memcpy(out->app_pubkey, id->app_pubkey, 64);
-	memcpy(out->app_signature, id->chain.app_signature, 65);
-	memcpy(out->kms_signature, id->chain.kms_signature, 65);
-
-	registry_record_digest(chain_id, contract, out, digest);
-	r = eth_sign_digest(s->node_key, digest, out->node_signature);
-	if (r < 0)
-		registry_peer_clear(out);
 	return r;
 }

@@ -4,11 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <nettle/hkdf.h>
-#include <nettle/hmac.h>
-
 #include "attest/attest.h"
 #include "common/common.h"
+#include "crypto/crypto.h"
 
 /* dstack's HKDF salt for every key it derives (ra-tls crate). */
 static const char dstack_hkdf_salt[] = "RATLS";
@@ -20,25 +18,12 @@ static const char dstack_hkdf_salt[] = "RATLS";
  */
 static const char wireguard_key_domain[] = "dstack-p2p wireguard x25519 private key v1";
 
-/* RFC 5869 HKDF with HMAC-SHA256 (nettle); the PRK and the HMAC state are wiped. */
-static int hkdf_sha256(uint8_t *out, size_t out_len, const void *ikm, size_t ikm_len,
-		       const void *info, size_t info_len)
+/* HKDF-SHA256 with dstack's salt. */
+static int hkdf_sha256_dstack(uint8_t *out, size_t out_len, const void *ikm, size_t ikm_len,
+			      const void *info, size_t info_len)
 {
-	struct hmac_sha256_ctx ctx;
-	uint8_t prk[SHA256_DIGEST_SIZE];
-
-	if (out_len > 255 * SHA256_DIGEST_SIZE)
-		return -EINVAL;
-	hmac_sha256_set_key(&ctx, strlen(dstack_hkdf_salt), (const uint8_t *)dstack_hkdf_salt);
-	hkdf_extract(&ctx, (nettle_hash_update_func *)hmac_sha256_update,
-		     (nettle_hash_digest_func *)hmac_sha256_digest, SHA256_DIGEST_SIZE, ikm_len, ikm, prk);
-	hmac_sha256_set_key(&ctx, sizeof(prk), prk);
-	hkdf_expand(&ctx, (nettle_hash_update_func *)hmac_sha256_update,
-		    (nettle_hash_digest_func *)hmac_sha256_digest, SHA256_DIGEST_SIZE, info_len, info,
-		    out_len, out);
-	secret_wipe(prk, sizeof(prk));
-	secret_wipe(&ctx, sizeof(ctx));
-	return 0;
+	return hkdf_sha256(out, out_len, dstack_hkdf_salt, strlen(dstack_hkdf_salt), ikm, ikm_len,
+			   info, info_len);
 }
 
 int attest_derive_app_key(const uint8_t kms_root_sk[static 32], const uint8_t app_id[static 20],
@@ -49,13 +34,13 @@ int attest_derive_app_key(const uint8_t kms_root_sk[static 32], const uint8_t ap
 
 	memcpy(info, app_id, 20);
 	memcpy(info + 20, suffix, sizeof(suffix) - 1);
-	return hkdf_sha256(app_sk, 32, kms_root_sk, 32, info, sizeof(info));
+	return hkdf_sha256_dstack(app_sk, 32, kms_root_sk, 32, info, sizeof(info));
 }
 
 int attest_derive_path_key(const uint8_t app_sk[static 32], const char *path,
 			   uint8_t key[static 32])
 {
-	return hkdf_sha256(key, 32, app_sk, 32, path, strlen(path));
+	return hkdf_sha256_dstack(key, 32, app_sk, 32, path, strlen(path));
 }
 
 void attest_wireguard_key_from_material(const uint8_t material[static 32],

@@ -8,6 +8,7 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 
 /* One node's identity from a fixed KMS root, derived as the KMS and agent would. */
 static int make_identity(struct attest_identity *id, struct attest_node_secrets *s,
@@ -40,7 +41,7 @@ static int make_identity(struct attest_identity *id, struct attest_node_secrets 
 	if (attest_derive_path_key(app_sk, path, material) < 0)
 		return -1;
 	attest_wireguard_key_from_material(material, s->wg_private_key);
-	return wg_key_public_from_private(id->wg_public_key, s->wg_private_key);
+	return x25519_public_from_private(id->wg_public_key, s->wg_private_key);
 }
 
 /* Prints the figure and returns microseconds per operation. */
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? atoi(argv[1]) : 2000;
 	struct attest_node_secrets *s = attest_node_secrets_new();
 	struct attest_identity id;
-	struct registry_peer rec;
+	struct registry_record rec;
 	uint8_t root[20], key[32], wg[32];
 	double verify_us;
 	uint64_t t0;
@@ -68,22 +69,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "attest-verify: setup failed\n");
 		return 1;
 	}
-	if (attest_sign_record(&id, s, 1, id.app_id, "10.0.0.1:51820", REGISTRY_MODE_WIREGUARD, 1,
+	if (registry_record_sign(&id, s, 1, id.app_id, "10.0.0.1:51820", REGISTRY_MODE_WIREGUARD, 1,
 			       &rec) < 0)
 		return 1;
 
 	t0 = now_ms();
 	for (int i = 0; i < n; i++)
-		bad += attest_verify_record(&rec, 1, id.app_id, root) != ATTEST_VALID;
+		bad += registry_record_verify(&rec, 1, id.app_id, root) != ATTEST_VALID;
 	verify_us = report("verify_record (3 recoveries)", n, t0);
 
 	t0 = now_ms();
 	for (int i = 0; i < n; i++) {
-		struct registry_peer r2;
+		struct registry_record r2;
 
-		bad += attest_sign_record(&id, s, 1, id.app_id, "10.0.0.1:51820",
+		bad += registry_record_sign(&id, s, 1, id.app_id, "10.0.0.1:51820",
 					  REGISTRY_MODE_WIREGUARD, 2, &r2) < 0;
-		registry_peer_clear(&r2);
+		registry_record_clear(&r2);
 	}
 	report("sign_record", n, t0);
 
@@ -95,13 +96,13 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	for (int i = 0; i < n; i++) {
 		attest_wireguard_key_from_material(key, s->wg_private_key);
-		bad += wg_key_public_from_private(wg, s->wg_private_key) < 0;
+		bad += x25519_public_from_private(wg, s->wg_private_key) < 0;
 	}
 	report("WireGuard key (BLAKE2s + X25519)", n, t0);
 	/* The agent re-verifies every record it has not seen before; a full cluster: */
 	printf("attest: verifying 254 records once:     %.1f ms\n", 254 * verify_us / 1000);
 
-	registry_peer_clear(&rec);
+	registry_record_clear(&rec);
 	secret_wipe(key, sizeof(key));
 	attest_node_secrets_free(s);
 	return bad ? 1 : 0;

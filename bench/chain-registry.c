@@ -17,6 +17,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "registry/registry.h"
 
 #define PEERS 254
 #define DECODE_ROUNDS 200
@@ -88,7 +89,7 @@ static void mint_and_bind(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t 
 
 /* A record as attest/ would build it from the guest agent, signed here with test keys. */
 static void make_record(uint64_t chain_id, const uint8_t contract[static 20], unsigned i,
-			const uint8_t kms_sk[static 32], struct registry_peer *rec)
+			const uint8_t kms_sk[static 32], struct registry_record *rec)
 {
 	uint8_t node_sk[32], app_sk[32], inst_sk[32], pub[64], comp[33], digest[32];
 	uint8_t kms_msg[18 + 20 + 33];
@@ -147,7 +148,7 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	uint8_t contract[20], owner_sk[32], kms_sk[32];
-	struct eth_rpc_config cfg = { .timeout_ms = 30000 };
+	struct eth_rpc_config cfg = { .timeout_ms = 30000, .errors = &registry_contract_errors };
 	struct registry_reader_stats st;
 	struct registry_reader *reader;
 	uint64_t chain_id, times[DECODE_ROUNDS], rt0, count = 0;
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "chain-registry: registering %d peers (1 mint + 1 bind + 1 registerPeer each)\n",
 		count < target ? (int)(target - count) : 0);
 	for (unsigned i = (unsigned)count + 1; i <= target; i++) {
-		struct registry_peer rec;
+		struct registry_record rec;
 
 		make_record(chain_id, contract, i, kms_sk, &rec);
 		mint_and_bind(rpc, chain_id, owner_sk, contract, i, rec.instance_id);
@@ -196,7 +197,7 @@ int main(int argc, char **argv)
 		if ((r = registry_encode_register_call(&rec, &calldata)) < 0)
 			die("encode", NULL, r);
 		send_call(rpc, chain_id, owner_sk, contract, &calldata, "registerPeer");
-		registry_peer_clear(&rec);
+		registry_record_clear(&rec);
 	}
 	if (fill_only) {
 		buf_free(&ret);
@@ -211,7 +212,7 @@ int main(int argc, char **argv)
 	if ((r = eth_call(rpc, contract, sel, 4, "latest", &ret)) < 0)
 		die("getPeers()", rpc, r);
 	for (int k = 0; k < DECODE_ROUNDS; k++) {
-		struct registry_peer *peers;
+		struct registry_record *peers;
 		size_t n;
 		struct timespec a, b;
 
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
 		if (r < 0 || n != PEERS)
 			die("decode", NULL, r < 0 ? r : -EBADMSG);
 		times[k] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);
-		registry_peers_free(peers, n);
+		registry_records_free(peers, n);
 	}
 	qsort(times, DECODE_ROUNDS, sizeof(times[0]), cmp_u64);
 	printf("chain: getPeers() reply with %d peers: %zu bytes of ABI data\n", PEERS, ret.len);
@@ -236,7 +237,7 @@ int main(int argc, char **argv)
 	rss_after = rss_kib();
 	{
 		size_t n;
-		const struct registry_peer *p = registry_reader_peers(reader, &n);
+		const struct registry_record *p = registry_reader_peers(reader, &n);
 
 		for (size_t i = 0; i < n; i++)
 			heap += sizeof(*p) + strlen(p[i].endpoint) + 1;

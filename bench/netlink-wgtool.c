@@ -26,13 +26,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <spawn.h>
 #include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "common/common.h"
+#include "crypto/crypto.h"
 #include "netlink/netlink.h"
+
+/* A fresh, clamped X25519 private key, as wg genkey makes it. */
+static int generate_private_key(uint8_t key[static WG_KEY_LEN])
+{
+	if (getrandom(key, WG_KEY_LEN, 0) != WG_KEY_LEN)
+		return -EIO;
+	key[0] &= 248;
+	key[31] = (key[31] & 127) | 64;
+	return 0;
+}
 
 struct conf {
 	struct wg_device dev;
@@ -400,11 +412,11 @@ static int key_command(const char *cmd)
 	if (!key)
 		return -ENOMEM;
 	if (!strcmp(cmd, "genkey")) {
-		r = wg_key_generate_private(key);
+		r = generate_private_key(key);
 	} else {
 		r = fgets(line, sizeof(line), stdin) ? wg_key_from_base64(key, trim(line)) : -EINVAL;
 		if (r == 0)
-			r = wg_key_public_from_private(pub, key);
+			r = x25519_public_from_private(pub, key);
 		if (r == 0)
 			memcpy(key, pub, WG_KEY_LEN);
 		secret_wipe(line, sizeof(line));

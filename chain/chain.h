@@ -15,40 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto/crypto.h"
+
 struct buf;
-
-/* ---- Keccak-256 ------------------------------------------------------------------- */
-
-/* Ethereum's Keccak-256 (original padding 0x01 .. 0x80), not FIPS-202 SHA3-256. */
-#define KECCAK256_RATE 136
-
-struct keccak256_ctx {
-	uint64_t lanes[25];
-	size_t absorbed;  /* bytes of the current block already xored into lanes */
-};
-
-void keccak256_init(struct keccak256_ctx *c);
-void keccak256_update(struct keccak256_ctx *c, const void *data, size_t len);
-/* Writes the digest and wipes the context. */
-void keccak256_final(struct keccak256_ctx *c, uint8_t out[static 32]);
-void keccak256(uint8_t out[static 32], const void *data, size_t len);
-
-/* ---- secp256k1 keys and recoverable signatures ---------------------------------------- */
-
-/* Public key x||y (no 0x04 prefix) of a secret key; -EINVAL if sk is zero or >= n. */
-int eth_pubkey_from_secret(const uint8_t sk[static 32], uint8_t pub64[static 64]);
-/* keccak256(x||y)[12:] */
-void eth_address_from_pubkey(const uint8_t pub64[static 64], uint8_t addr[static 20]);
-/* SEC1 compressed form: 0x02|0x03 (parity of y) || x. */
-void eth_compress_pubkey(const uint8_t pub64[static 64], uint8_t out33[static 33]);
-/* -EINVAL when in33 is not a point on the curve. */
-int eth_decompress_pubkey(const uint8_t in33[static 33], uint8_t pub64[static 64]);
-/* Deterministic (RFC 6979) signature r||s||v over a 32-byte digest; v in {0,1}, s low. */
-int eth_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32],
-		    uint8_t sig65[static 65]);
-/* Recover the signer; v may be 0/1 or 27/28. -EINVAL for other v, high s, or no key. */
-int eth_recover_pubkey(const uint8_t digest[static 32], const uint8_t sig65[static 65],
-		       uint8_t pub64[static 64]);
 
 /* ---- Solidity ABI ----------------------------------------------------------------------- */
 
@@ -136,6 +105,13 @@ struct eth_tx {
 int eth_tx_sign(const struct eth_tx *tx, const uint8_t sk[static 32], struct buf *raw,
 		uint8_t tx_hash[static 32]);
 
+/* The custom errors a contract reverts with, by signature ("ClusterFull(uint256)"),
+ * every argument a static type (one word each). */
+struct eth_error_table {
+	const char *const *signatures;
+	size_t n;
+};
+
 /* ---- JSON-RPC client ------------------------------------------------------------------------ */
 
 /*
@@ -154,6 +130,8 @@ struct eth_rpc_config {
 	uint64_t max_log_range;    /* blocks per eth_getLogs request; 0: 10000 */
 	/* Non-NULL: calls give up (-ECANCELED, no retries) soon after it turns non-zero. */
 	const volatile sig_atomic_t *abort_flag;
+	/* The custom errors of the contracts called, named in revert reasons; may be NULL. */
+	const struct eth_error_table *errors;
 };
 
 struct eth_rpc;
@@ -162,6 +140,9 @@ int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out);
 void eth_rpc_free(struct eth_rpc *rpc);
 /* What went wrong last, naming the endpoint or method ("" if nothing); for a log line. */
 const char *eth_rpc_last_error(const struct eth_rpc *rpc);
+/* Record what went wrong, for eth_rpc_last_error: layers above (registry/) name their
+ * own failures of a call, such as malformed return data. */
+void eth_rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The endpoint that answered last (tried first next time), as messages name it. */
 const char *eth_rpc_current_label(const struct eth_rpc *rpc);
 /* Its answer was provably wrong: try the next endpoint of the list first from now on. */
@@ -308,11 +289,10 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 
 /*
  * Human-readable revert reason of revert data: Error(string), Panic(uint256) or a custom
- * error of the registry contract by name with its arguments; else the selector in hex.
+ * error of known (may be NULL) by name with its arguments; else the selector in hex.
  */
-void eth_describe_revert(const uint8_t *data, size_t len, char *out, size_t outlen);
-/* The custom error signatures eth_describe_revert knows by name. */
-size_t eth_known_errors(const char *const **signatures);
+void eth_describe_revert(const uint8_t *data, size_t len, const struct eth_error_table *known,
+			 char *out, size_t outlen);
 
 /* ---- transactions under caps (operator tools, relayer) ---------------------------------- */
 
@@ -378,216 +358,5 @@ void eth_u256_to_dec(const uint8_t be[static 32], char out[static ETH_U256_DEC_M
  */
 int eth_keystore_decrypt(const char *json, size_t len, const char *password, size_t password_len,
 			 uint8_t sk[static 32]);
-
-/* ---- relaying (dstack-p2p relayer) -------------------------------------------------------- */
-
-#define REGISTRY_REGISTER_SIG \
-	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
-
-/* A call to relay, as the agent posts it: {"to":"0x<20 bytes>","data":"0x<calldata>"}. */
-struct relay_request {
-	uint8_t to[20];
-	uint8_t *data;            /* malloc'd */
-	size_t len;
-	uint8_t selector[4];
-	/* What rate limits count on: registerPeer's instance id (left-padded), else the first
-	 * argument word (an election call's token id); has_subject false when there is none. */
-	uint8_t subject[32];
-	bool has_subject;
-};
-
-/*
- * Parse a relay request body (JSON, at most 16 tokens). -EINVAL with why filled for
- * anything else: not an object, a "value" member, a bad address, calldata that is not hex,
- * shorter than a selector or longer than max_data bytes.
- */
-int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
-			char *why, size_t why_len);
-void relay_request_clear(struct relay_request *r);
-
-/* Fixed-window limits: at most `limit` takes per key per window, in a table of slots. */
-struct relay_slot {
-	uint8_t key[32];
-	uint64_t window_start;
-	uint32_t count;
-	bool used;
-};
-
-struct relay_limiter {
-	struct relay_slot *slots;
-	size_t nslots;
-	uint32_t limit;
-	uint64_t window_ms;
-};
-
-/* -EINVAL for a zero size, limit or window; -ENOMEM. */
-int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
-void relay_limiter_free(struct relay_limiter *l);
-/* Count one for key at time now (ms); false when its window is already full. */
-bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now);
-
-/* ---- the registry record (docs/registry.md) ------------------------------------------- */
-
-enum registry_mode { REGISTRY_MODE_TLS_GATEWAY = 0, REGISTRY_MODE_WIREGUARD = 1 };
-
-/* Longest endpoint, in bytes: the contract's MAX_ENDPOINT_LENGTH. */
-#define REGISTRY_ENDPOINT_MAX 255
-
-struct registry_peer {
-	uint64_t token_id;             /* uint256 on chain; larger values are a format error */
-	uint8_t instance_id[20];
-	uint8_t wg_public_key[32];
-	char *endpoint;                /* malloc'd, NUL-terminated, no inner NUL */
-	uint8_t mode;                  /* enum registry_mode */
-	uint64_t nonce;
-	uint8_t node_pubkey[64];
-	uint8_t app_pubkey[64];
-	uint8_t app_signature[65];
-	uint8_t kms_signature[65];
-	uint8_t node_signature[65];
-};
-
-/* Frees the endpoint and zeroes the record; accepts NULL. */
-void registry_peer_clear(struct registry_peer *p);
-void registry_peers_free(struct registry_peer *peers, size_t n);
-
-/* The contract's MAX_NODES_LIMIT: a getPeers() reply claiming more is malformed. */
-#define REGISTRY_MAX_PEERS 254
-
-/* An entry of getPeers() that was skipped, and why. */
-struct registry_skip {
-	size_t index;
-	char reason[96];
-};
-
-/*
- * The digest the node key signs:
- * keccak256(abi.encode(keccak256("dstack-p2p.PeerRecord.v1"), chainid, contract,
- *                      instanceId, wgPublicKey, keccak256(bytes(endpoint)), mode, nonce))
- * A NULL endpoint hashes as the empty string.
- */
-void registry_record_digest(uint64_t chain_id, const uint8_t contract[static 20],
-			    const struct registry_peer *p, uint8_t out[static 32]);
-
-/* Append registerPeer(PeerRegistration) calldata; -EINVAL without a valid endpoint. */
-int registry_encode_register_call(const struct registry_peer *rec, struct buf *calldata);
-/*
- * Decode getPeers() return data (Peer[]). Entries with wrong byte lengths, an unknown
- * mode, a token id above 2^64 or an empty, over-long or NUL-holding endpoint are skipped;
- * the first max_skips of them are described in skips. -EBADMSG when the array itself is
- * malformed or any entry reaches outside the data (a truncated reply fails as a whole),
- * -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_peers_free.
- */
-int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer **peers, size_t *n,
-			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
-
-/*
- * Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). -ENOENT
- * when the call returns nothing, as calls to an address without code do.
- */
-int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
-			struct registry_peer **peers, size_t *n, struct registry_skip *skips,
-			size_t max_skips, size_t *nskips);
-int registry_nonce_of(struct eth_rpc *rpc, const uint8_t contract[static 20],
-		      const uint8_t instance_id[static 20], uint64_t *nonce);
-int registry_token_of_instance(struct eth_rpc *rpc, const uint8_t contract[static 20],
-			       const uint8_t instance_id[static 20], uint64_t *token);
-int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[static 20],
-				    const uint8_t instance_id[static 20], bool *registered);
-int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
-		      uint8_t kms_root[static 20]);
-/* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
-int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
-		      char *out, size_t cap);
-
-/* ---- signed leader calls (chain/leader.c, docs/contracts.md) ---------------------------- */
-
-enum registry_leader_action { REGISTRY_LEADER_ELECT = 0, REGISTRY_LEADER_HEARTBEAT = 1, REGISTRY_LEADER_VOTE = 2 };
-
-/* One LeaderAction as the contract's EIP-712 type has it, and its node-key signature. */
-struct registry_leader_call {
-	uint8_t action;                /* enum registry_leader_action */
-	uint64_t token;                /* the acting node's token */
-	uint64_t target;               /* vote: the leader voted on; else 0 */
-	bool no_confidence;            /* vote: true votes, false withdraws; else false */
-	uint64_t nonce;                /* leaderActionNonce(token) */
-	uint64_t deadline;             /* unix seconds (block time) */
-	uint8_t signature[65];         /* r || s || v, v in {27,28} */
-};
-
-/* The contract's domainSeparator() and leaderActionDigest(...). */
-void registry_leader_domain(uint64_t chain_id, const uint8_t contract[static 20], uint8_t out[static 32]);
-void registry_leader_digest(uint64_t chain_id, const uint8_t contract[static 20],
-			    const struct registry_leader_call *c, uint8_t out[static 32]);
-/* Fill c->signature with node_key's signature over the digest; -EINVAL for an unknown action. */
-int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 20],
-			      const uint8_t node_key[static 32], struct registry_leader_call *c);
-/* Their function signatures, by action (what a relayer allows besides registration). */
-extern const char *const registry_leader_call_sigs[3];
-/* electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata, appended. */
-int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata);
-/* leaderActionNonce(token). */
-int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce);
-
-/* leaderState(): who leads, in which term, until when, and the votes against it. */
-struct registry_leader {
-	uint64_t token;                /* 0: no leader */
-	uint8_t instance_id[20];
-	uint64_t term;
-	uint64_t expiry;               /* unix seconds (block time) the lease runs to */
-	uint64_t votes;                /* standing no-confidence votes in this term */
-	uint64_t required;             /* votes that replace the leader */
-};
-int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out);
-
-/*
- * Is contract a dstack-p2p cluster of the record format we verify? It must have code
- * (-ENOTTY: none, an EOA or a wrong address) and PEER_RECORD_TYPEHASH() must return
- * keccak256("dstack-p2p.PeerRecord.v1") (-EPROTOTYPE: another contract or version).
- * Other errors are the RPC's.
- */
-int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20]);
-
-/*
- * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the
- * receipt. A revert (at estimation or mined) is -EPERM, its decoded reason (e.g.
- * "StaleNonce(3, 5)") in eth_rpc_last_error.
- */
-int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
-			       const uint8_t contract[static 20], const struct registry_peer *rec,
-			       const uint8_t tx_key[static 32], long timeout_ms, struct eth_receipt *rc);
-
-/* ---- following the registry -------------------------------------------------------------- */
-
-struct registry_reader;
-
-struct registry_reader_stats {
-	uint64_t polls;
-	uint64_t full_reads;   /* getPeers() calls */
-	uint64_t reorgs;       /* times the block we had read at left the chain */
-};
-
-/*
- * A follower of the registry at contract over rpc (borrowed: it must outlive the reader).
- * expected_chain_id 0 accepts any chain; otherwise another chain is -EXDEV at first poll.
- */
-int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
-			uint64_t expected_chain_id, struct registry_reader **out);
-void registry_reader_free(struct registry_reader *r);
-/*
- * Bring the peer set up to the head of the chain. The first poll checks the chain id and
- * reads getPeers(); after that an idle poll is one round trip, and a log from the
- * contract or a reorg leads to one more, a getPeers() pinned to the new head.
- * *changed tells whether the peer set differs from before. On error the previous set
- * stays, and eth_rpc_last_error says why.
- */
-int registry_reader_poll(struct registry_reader *r, bool *changed);
-/* The current peer set (valid until the next poll) and the block it was read at (NULL
- * before the first successful poll). */
-const struct registry_peer *registry_reader_peers(const struct registry_reader *r, size_t *n);
-const struct eth_block *registry_reader_block(const struct registry_reader *r);
-/* Entries of the last getPeers() that were malformed and left out. */
-const struct registry_skip *registry_reader_skipped(const struct registry_reader *r, size_t *n);
-void registry_reader_get_stats(const struct registry_reader *r, struct registry_reader_stats *s);
 
 #endif

@@ -277,7 +277,7 @@ static int call_quantity(struct eth_rpc *rpc, const char *method, const char *pa
 
 	if (r == 0 && (c.result_type != JSON_STRING ||
 		       eth_parse_quantity(c.result, c.result_len, out) < 0)) {
-		rpc_set_error(rpc, "%s: result is not a quantity", method);
+		eth_rpc_set_error(rpc, "%s: result is not a quantity", method);
 		r = -EBADMSG;
 	}
 	eth_rpc_call_clear(&c);
@@ -301,7 +301,7 @@ int eth_get_block(struct eth_rpc *rpc, const char *tag, struct eth_block *block)
 	int r;
 
 	if (!valid_block_tag(tag)) {
-		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		eth_rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
 		return -EINVAL;
 	}
 	snprintf(params, sizeof(params), "[\"%s\",false]", tag);
@@ -309,13 +309,13 @@ int eth_get_block(struct eth_rpc *rpc, const char *tag, struct eth_block *block)
 	if (r < 0)
 		goto out;
 	if (c.result_type == JSON_PRIMITIVE) {  /* null: no such block */
-		rpc_set_error(rpc, "eth_getBlockByNumber: no block %s", tag);
+		eth_rpc_set_error(rpc, "eth_getBlockByNumber: no block %s", tag);
 		r = -ENOENT;
 		goto out;
 	}
 	r = eth_parse_block(c.result, c.result_len, block);
 	if (r < 0)
-		rpc_set_error(rpc, "eth_getBlockByNumber %s: malformed block object", tag);
+		eth_rpc_set_error(rpc, "eth_getBlockByNumber %s: malformed block object", tag);
 out:
 	eth_rpc_call_clear(&c);
 	return r;
@@ -330,10 +330,10 @@ void rpc_set_execution_error(struct eth_rpc *rpc, const char *method,
 	size_t n = 0;
 
 	if (c->data && eth_parse_data(c->data, strlen(c->data), 1 << 16, &data, &n) == 0 && n) {
-		eth_describe_revert(data, n, reason, sizeof(reason));
-		rpc_set_error(rpc, "%s reverted: %s", method, reason);
+		eth_describe_revert(data, n, rpc_error_table(rpc), reason, sizeof(reason));
+		eth_rpc_set_error(rpc, "%s reverted: %s", method, reason);
 	} else {
-		rpc_set_error(rpc, "%s: error %ld: %s", method, c->code,
+		eth_rpc_set_error(rpc, "%s: error %ld: %s", method, c->code,
 			      c->message ? c->message : "(no message)");
 	}
 	free(data);
@@ -374,7 +374,7 @@ int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 	int r;
 
 	if (!valid_block_tag(tag)) {
-		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		eth_rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
 		return -EINVAL;
 	}
 	buf_init(&params, 0);
@@ -388,7 +388,7 @@ int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 		goto out;
 	if (c.result_type != JSON_STRING ||
 	    eth_parse_data(c.result, c.result_len, c.result_len, &bytes, &n) < 0) {
-		rpc_set_error(rpc, "eth_call: result is not hex data");
+		eth_rpc_set_error(rpc, "eth_call: result is not hex data");
 		r = -EBADMSG;
 		goto out;
 	}
@@ -407,7 +407,7 @@ int eth_get_code_size(struct eth_rpc *rpc, const uint8_t addr[static 20], const 
 	int r;
 
 	if (!valid_block_tag(tag)) {
-		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		eth_rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
 		return -EINVAL;
 	}
 	hex_encode(hex, addr, 20);
@@ -419,7 +419,7 @@ int eth_get_code_size(struct eth_rpc *rpc, const uint8_t addr[static 20], const 
 	if (c.result_type != JSON_STRING || c.result_len < 2 || c.result_len % 2 ||
 	    memcmp(c.result, "0x", 2) ||
 	    strspn(c.result + 2, "0123456789abcdefABCDEF") < c.result_len - 2) {
-		rpc_set_error(rpc, "eth_getCode: result is not hex data");
+		eth_rpc_set_error(rpc, "eth_getCode: result is not hex data");
 		r = -EBADMSG;
 		goto out;
 	}
@@ -435,7 +435,7 @@ int eth_get_transaction_count(struct eth_rpc *rpc, const uint8_t addr[static 20]
 	char params[96], hex[41];
 
 	if (!valid_block_tag(tag)) {
-		rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
+		eth_rpc_set_error(rpc, "'%.32s' is not a block tag", tag);
 		return -EINVAL;
 	}
 	hex_encode(hex, addr, 20);
@@ -460,7 +460,7 @@ int eth_estimate_gas(struct eth_rpc *rpc, const uint8_t from[static 20], const u
 	if (r < 0)
 		goto out;
 	if (c.result_type != JSON_STRING || eth_parse_quantity(c.result, c.result_len, gas) < 0) {
-		rpc_set_error(rpc, "eth_estimateGas: result is not a quantity");
+		eth_rpc_set_error(rpc, "eth_estimateGas: result is not a quantity");
 		r = -EBADMSG;
 	}
 out:
@@ -484,7 +484,7 @@ int eth_suggest_fees(struct eth_rpc *rpc, uint64_t *max_fee, uint64_t *priority_
 		goto out;
 	if (c[1].error || c[1].result_type != JSON_OBJECT ||
 	    eth_parse_block(c[1].result, c[1].result_len, &latest) < 0) {
-		rpc_set_error(rpc, "eth_getBlockByNumber latest: no usable block");
+		eth_rpc_set_error(rpc, "eth_getBlockByNumber latest: no usable block");
 		r = -EBADMSG;
 		goto out;
 	}
@@ -530,7 +530,7 @@ int eth_send_raw_transaction(struct eth_rpc *rpc, const void *raw, size_t len,
 	if (r < 0)
 		goto out;
 	if (c.result_type != JSON_STRING || hex_decode_exact(tx_hash, 32, c.result, c.result_len) < 0) {
-		rpc_set_error(rpc, "eth_sendRawTransaction: result is not a transaction hash");
+		eth_rpc_set_error(rpc, "eth_sendRawTransaction: result is not a transaction hash");
 		r = -EBADMSG;
 	}
 out:
@@ -586,7 +586,7 @@ int eth_get_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], struc
 	}
 	r = parse_receipt(c.result, c.result_len, rc);
 	if (r < 0)
-		rpc_set_error(rpc, "eth_getTransactionReceipt: malformed receipt");
+		eth_rpc_set_error(rpc, "eth_getTransactionReceipt: malformed receipt");
 out:
 	eth_rpc_call_clear(&c);
 	return r;
@@ -614,7 +614,7 @@ int eth_wait_receipt(struct eth_rpc *rpc, const uint8_t tx_hash[static 32], long
 		/* Dev chains mine at once, real ones every few seconds: start fast, back off. */
 		wait = wait * 2 > poll_ms ? poll_ms : wait * 2;
 	}
-	rpc_set_error(rpc, "no receipt within %ld ms", timeout_ms);
+	eth_rpc_set_error(rpc, "no receipt within %ld ms", timeout_ms);
 	return -ETIMEDOUT;
 }
 
@@ -671,7 +671,7 @@ int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth
 		}
 		if (r == 0 && (c.result_type != JSON_ARRAY ||
 			       eth_parse_logs(c.result, c.result_len, logs, n) < 0)) {
-			rpc_set_error(rpc, "eth_getLogs %llu..%llu: malformed log list",
+			eth_rpc_set_error(rpc, "eth_getLogs %llu..%llu: malformed log list",
 				      (unsigned long long)from, (unsigned long long)end);
 			r = -EBADMSG;
 		}

@@ -14,8 +14,8 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 		     const volatile sig_atomic_t *abort_flag, struct buf *reply, char *err,
 		     size_t errlen);
 
-/* Record a human-readable error on the client for eth_rpc_last_error. */
-void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The custom errors the client was configured with (NULL: none). */
+const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc);
 
 /* A JSON-RPC error of a call that runs code (eth_call, eth_estimateGas, sending): the
  * decoded revert when the error carries data, else the node's code and message. */

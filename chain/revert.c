@@ -1,45 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Revert data in words: Error(string), Panic(uint256) and the registry contract's custom errors. */
+/* Revert data in words: Error(string), Panic(uint256) and a contract's custom errors by name. */
 #include <stdio.h>
 #include <string.h>
 
 #include "chain/chain.h"
 #include "common/common.h"
-
-/*
- * The custom errors of contracts/src/DstackClusterNFT.sol (with OpenZeppelin's ERC721 and
- * Ownable ones). Every argument is a static type, one word each. The unit tests check this
- * table against the compiled ABI in contracts/out, so it cannot drift unnoticed.
- */
-static const char *const registry_errors[] = {
-	"BadAppSignature(address,address)", "BadEndpointLength(uint256)",
-	"BadKmsSignature(address,address)", "BadLeaderActionSignature(address,address)",
-	"BadNodeSignature(address,address)",
-	"BadPublicKeyLength(uint256)", "BadSignatureLength(uint256)", "ClusterFull(uint256)",
-	"ERC721IncorrectOwner(address,uint256,address)", "ERC721InsufficientApproval(address,uint256)",
-	"ERC721InvalidApprover(address)", "ERC721InvalidOperator(address)",
-	"ERC721InvalidOwner(address)", "ERC721InvalidReceiver(address)",
-	"ERC721InvalidSender(address)", "ERC721NonexistentToken(uint256)", "EndpointNotHttps()",
-	"InstanceAlreadyBound(address,uint256)", "InstanceNotBound(address)",
-	"InvalidLeaderLease(uint64)", "InvalidNetworkModes(uint8)", "LabelTooLong(uint256,uint256)",
-	"LeaderActionExpired(uint256,uint256)", "LeaderStillActive(uint256,uint64)", "MaxNodesBelowLiveTokens(uint256,uint256)",
-	"MaxNodesOutOfRange(uint256,uint256)", "MintingNotPublic()", "MissingWireGuardKey()",
-	"NetworkModeNotAllowed(uint8,uint8)", "NoLeader()", "NotCurrentLeader(uint256,uint256)",
-	"NotLeader(address)", "NotNodeController(uint256,address)", "NotRegisteredNode(uint256)",
-	"NotTokenOwner(uint256,address)", "NotTokenOwnerOrAdmin(uint256,address)",
-	"OwnableInvalidOwner(address)", "OwnableUnauthorizedAccount(address)",
-	"PeerNotFound(address)", "StaleNonce(uint64,uint64)", "TokenHasNoPeer(uint256)",
-	"TokenIdOutOfRange(uint256)", "TokenNotBound(uint256)", "UnexpectedWireGuardKey()",
-	"UnknownBootPolicy(uint8)", "UnknownNetworkMode(uint8)", "WireGuardKeyInUse(bytes32,uint256)",
-	"WithdrawFailed(address,uint256)", "WrongMintPayment(uint256,uint256)", "ZeroAddress()",
-	"ZeroInstanceId()", "ZeroKmsRoot()",
-};
-
-size_t eth_known_errors(const char *const **signatures)
-{
-	*signatures = registry_errors;
-	return ARRAY_SIZE(registry_errors);
-}
 
 /* Solidity's panic codes (docs: "Panic via assert and internal errors"). */
 static const char *panic_name(uint64_t code)
@@ -106,7 +71,8 @@ static void describe_custom(const char *sig, const uint8_t *args, size_t nargs_b
 	buf_printf(b, ")");
 }
 
-void eth_describe_revert(const uint8_t *data, size_t len, char *out, size_t outlen)
+void eth_describe_revert(const uint8_t *data, size_t len, const struct eth_error_table *known,
+			 char *out, size_t outlen)
 {
 	static const uint8_t error_string[4] = { 0x08, 0xc3, 0x79, 0xa0 };
 	static const uint8_t panic[4] = { 0x4e, 0x48, 0x7b, 0x71 };
@@ -147,12 +113,12 @@ void eth_describe_revert(const uint8_t *data, size_t len, char *out, size_t outl
 			buf_printf(&b, "Panic(0x%02llx: %s)", (unsigned long long)code, panic_name(code));
 		goto out;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(registry_errors); i++) {
+	for (size_t i = 0; known && i < known->n; i++) {
 		uint8_t sel[4];
 
-		abi_selector(registry_errors[i], sel);
+		abi_selector(known->signatures[i], sel);
 		if (!memcmp(sel, data, 4)) {
-			describe_custom(registry_errors[i], data + 4, len - 4, &b);
+			describe_custom(known->signatures[i], data + 4, len - 4, &b);
 			goto out;
 		}
 	}

@@ -43,18 +43,24 @@ struct eth_rpc {
 	size_t max_reply;
 	uint64_t max_log_range;
 	const volatile sig_atomic_t *abort_flag;
+	const struct eth_error_table *errors;
 	uint64_t next_id;
 	uint64_t round_trips;
 	char last_error[512];
 };
 
-void rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...)
+void eth_rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(rpc->last_error, sizeof(rpc->last_error), fmt, ap);
 	va_end(ap);
+}
+
+const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc)
+{
+	return rpc->errors;
 }
 
 const char *eth_rpc_last_error(const struct eth_rpc *rpc)
@@ -150,6 +156,7 @@ int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out)
 	rpc->max_reply = cfg->max_reply ? cfg->max_reply : RPC_DEFAULT_MAX_REPLY;
 	rpc->max_log_range = cfg->max_log_range ? cfg->max_log_range : RPC_DEFAULT_LOG_RANGE;
 	rpc->abort_flag = cfg->abort_flag;
+	rpc->errors = cfg->errors;
 	rpc->next_id = 1;
 	for (p = cfg->urls; *p;) {
 		size_t n = strcspn(p, ",");
@@ -398,7 +405,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		r = http_post(&t, ep->transport == RPC_HTTP ? "" : "/", NULL, req->data, req->len, &hr);
 		snprintf(err, sizeof(err), "%s", hr.error);
 		if (r == 0 && hr.status != 200) {
-			rpc_set_error(rpc, "%s: HTTP %ld", ep->label, hr.status);
+			eth_rpc_set_error(rpc, "%s: HTTP %ld", ep->label, hr.status);
 			/* Rate limits and server trouble pass; other statuses are this endpoint's. */
 			*outcome = hr.status == 429 || hr.status >= 500 ? ATTEMPT_RETRY
 								       : ATTEMPT_NEXT_ENDPOINT;
@@ -413,7 +420,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		}
 	}
 	if (r < 0) {
-		rpc_set_error(rpc, "%s: %s", ep->label, err[0] ? err : errstr(r));
+		eth_rpc_set_error(rpc, "%s: %s", ep->label, err[0] ? err : errstr(r));
 		/* A hung endpoint already cost a whole timeout: do not wait for it again. */
 		*outcome = r == -ETIMEDOUT || r == -EMSGSIZE ? ATTEMPT_NEXT_ENDPOINT : ATTEMPT_RETRY;
 		return r;
@@ -499,11 +506,11 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 				}
 				if (r == -E2BIG || r == -ENOMEM) {
 					/* Well-formed but too big for us: another endpoint says the same. */
-					rpc_set_error(rpc, "%s: reply of %zu bytes has too many JSON values",
+					eth_rpc_set_error(rpc, "%s: reply of %zu bytes has too many JSON values",
 						      rpc->ep[idx].label, reply.len);
 					goto out;
 				}
-				rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)",
+				eth_rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)",
 					      rpc->ep[idx].label, errstr(r));
 				r = -EPROTO;
 				break;
@@ -516,7 +523,7 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 		/* What each endpoint said, in order (a message cut short is still useful). */
 		buf_printf(&why, "%s%s", e ? "; " : "", rpc->last_error);
 	}
-	rpc_set_error(rpc, "%s", why.len ? (const char *)why.data : "");
+	eth_rpc_set_error(rpc, "%s", why.len ? (const char *)why.data : "");
 out:
 	buf_free(&req);
 	buf_free(&reply);
@@ -535,9 +542,9 @@ int eth_rpc_call(struct eth_rpc *rpc, const char *method, const char *params,
 	if (r < 0)
 		return r;
 	if (c->error == -EREMOTEIO)
-		rpc_set_error(rpc, "%s: error %ld: %s", method, c->code,
+		eth_rpc_set_error(rpc, "%s: error %ld: %s", method, c->code,
 			      c->message ? c->message : "(no message)");
 	else if (c->error)
-		rpc_set_error(rpc, "%s: no reply to this request", method);
+		eth_rpc_set_error(rpc, "%s: no reply to this request", method);
 	return c->error;
 }

@@ -77,7 +77,7 @@ int eth_simulate(struct eth_rpc *rpc, const uint8_t from[static 20],
 		goto out;
 	if (c.result_type != JSON_STRING ||
 	    eth_parse_data(c.result, c.result_len, c.result_len, &bytes, &n) < 0) {
-		rpc_set_error(rpc, "eth_call: result is not hex data");
+		eth_rpc_set_error(rpc, "eth_call: result is not hex data");
 		r = -EBADMSG;
 		goto out;
 	}
@@ -96,11 +96,11 @@ static int estimate(struct eth_rpc *rpc, const uint8_t from[static 20],
 
 	if (r == 0 && (c.result_type != JSON_STRING ||
 		       eth_parse_quantity(c.result, c.result_len, gas) < 0)) {
-		rpc_set_error(rpc, "eth_estimateGas: result is not a quantity");
+		eth_rpc_set_error(rpc, "eth_estimateGas: result is not a quantity");
 		r = -EBADMSG;
 	}
 	if (r == 0 && *gas > GAS_ESTIMATE_MAX) {
-		rpc_set_error(rpc, "eth_estimateGas answered %llu gas: not a usable estimate",
+		eth_rpc_set_error(rpc, "eth_estimateGas answered %llu gas: not a usable estimate",
 			      (unsigned long long)*gas);
 		r = -EBADMSG;
 	}
@@ -132,7 +132,7 @@ int eth_get_balance(struct eth_rpc *rpc, const uint8_t addr[static 20], uint8_t 
 		r = hex_decode_exact(wei, 32, padded, 64) < 0 ? -EBADMSG : 0;
 	}
 	if (r < 0)
-		rpc_set_error(rpc, "eth_getBalance: result is not a quantity");
+		eth_rpc_set_error(rpc, "eth_getBalance: result is not a quantity");
 out:
 	eth_rpc_call_clear(&c);
 	return r;
@@ -187,7 +187,7 @@ static int capped_fees(struct eth_rpc *rpc, const struct eth_tx_caps *caps, stru
 		tip = max_fee;
 	base = (max_fee - tip) / 2;  /* eth_suggest_fees: 2 * base + tip */
 	if (base > caps->max_fee_per_gas) {
-		rpc_set_error(rpc, "the base fee (about %llu wei/gas) is above the cap of %llu wei/gas",
+		eth_rpc_set_error(rpc, "the base fee (about %llu wei/gas) is above the cap of %llu wei/gas",
 			      (unsigned long long)base, (unsigned long long)caps->max_fee_per_gas);
 		return -EDQUOT;
 	}
@@ -243,7 +243,7 @@ static int sign_and_send(struct eth_rpc *rpc, const uint8_t sk[static 32], struc
 			break;
 	}
 	if (r == 0 && memcmp(res->tx_hash, sent_hash, 32)) {
-		rpc_set_error(rpc, "eth_sendRawTransaction answered with another transaction hash");
+		eth_rpc_set_error(rpc, "eth_sendRawTransaction answered with another transaction hash");
 		r = -EBADMSG;
 	}
 	res->nonce = tx->nonce;
@@ -262,7 +262,7 @@ static void explain_failure(struct eth_rpc *rpc, const uint8_t from[static 20],
 	hex_encode(hash, rc->tx_hash, 32);
 	r = eth_simulate(rpc, from, req, NULL);
 	if (r != -EPERM)
-		rpc_set_error(rpc, "transaction 0x%s reverted in block %llu (the replay did not)",
+		eth_rpc_set_error(rpc, "transaction 0x%s reverted in block %llu (the replay did not)",
 			      hash, (unsigned long long)rc->block_number);
 }
 
@@ -278,11 +278,11 @@ int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
 
 	memset(res, 0, sizeof(*res));
 	if (!caps->max_fee_per_gas) {
-		rpc_set_error(rpc, "no cap on the fee per gas");
+		eth_rpc_set_error(rpc, "no cap on the fee per gas");
 		return -EINVAL;
 	}
 	if (eth_pubkey_from_secret(sk, pub) < 0) {
-		rpc_set_error(rpc, "the transaction key is not a valid secp256k1 secret");
+		eth_rpc_set_error(rpc, "the transaction key is not a valid secp256k1 secret");
 		return -EINVAL;
 	}
 	eth_address_from_pubkey(pub, from);
@@ -304,7 +304,7 @@ int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
 		return r;
 	if (!worst_cost(tx.gas_limit, tx.max_fee_per_gas, req->value, &cost) ||
 	    (caps->max_cost && cost > caps->max_cost)) {
-		rpc_set_error(rpc, "this transaction may cost up to %llu gas x %llu wei/gas%s, above "
+		eth_rpc_set_error(rpc, "this transaction may cost up to %llu gas x %llu wei/gas%s, above "
 			      "the cap of %llu wei", (unsigned long long)tx.gas_limit,
 			      (unsigned long long)tx.max_fee_per_gas, req->value ? " + its value" : "",
 			      (unsigned long long)caps->max_cost);

@@ -26,7 +26,7 @@ static void explain_failed_tx(struct eth_rpc *rpc, const uint8_t to[static 20], 
 	eth_block_tag(tag, rc->block_number);
 	buf_init(&out, 0);
 	if (eth_call(rpc, to, data, len, tag, &out) == 0)
-		rpc_set_error(rpc, "transaction 0x%s reverted in block %llu (the replay did not)",
+		eth_rpc_set_error(rpc, "transaction 0x%s reverted in block %llu (the replay did not)",
 			      hash, (unsigned long long)rc->block_number);
 	/* else eth_call left the decoded reason in last_error */
 	buf_free(&out);
@@ -47,7 +47,7 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 	memcpy(tx.to, to, 20);
 	r = eth_pubkey_from_secret(sk, pub);
 	if (r < 0) {
-		rpc_set_error(rpc, "the transaction key is not a valid secp256k1 secret");
+		eth_rpc_set_error(rpc, "the transaction key is not a valid secp256k1 secret");
 		goto out;
 	}
 	eth_address_from_pubkey(pub, from);
@@ -61,7 +61,7 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 		if (r < 0)
 			goto out;
 		if (gas > GAS_ESTIMATE_MAX) {
-			rpc_set_error(rpc, "eth_estimateGas answered %llu gas: not a usable estimate",
+			eth_rpc_set_error(rpc, "eth_estimateGas answered %llu gas: not a usable estimate",
 				      (unsigned long long)gas);
 			r = -EBADMSG;
 			goto out;
@@ -78,7 +78,7 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 	if (r < 0)
 		goto out;
 	if (memcmp(hash, sent_hash, 32)) {
-		rpc_set_error(rpc, "eth_sendRawTransaction answered with another transaction hash");
+		eth_rpc_set_error(rpc, "eth_sendRawTransaction answered with another transaction hash");
 		r = -EBADMSG;
 		goto out;
 	}

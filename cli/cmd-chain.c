@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "registry/registry.h"
 
 #define RECORD_FILE_MAX (64 << 10)
 
@@ -231,13 +232,13 @@ static const struct {
 	const char *key;
 	size_t off, len;
 } record_hex_fields[] = {
-	{ "instanceId", offsetof(struct registry_peer, instance_id), 20 },
-	{ "wgPublicKey", offsetof(struct registry_peer, wg_public_key), 32 },
-	{ "nodePubkey", offsetof(struct registry_peer, node_pubkey), 64 },
-	{ "appPubkey", offsetof(struct registry_peer, app_pubkey), 64 },
-	{ "appSignature", offsetof(struct registry_peer, app_signature), 65 },
-	{ "kmsSignature", offsetof(struct registry_peer, kms_signature), 65 },
-	{ "nodeSignature", offsetof(struct registry_peer, node_signature), 65 },
+	{ "instanceId", offsetof(struct registry_record, instance_id), 20 },
+	{ "wgPublicKey", offsetof(struct registry_record, wg_public_key), 32 },
+	{ "nodePubkey", offsetof(struct registry_record, node_pubkey), 64 },
+	{ "appPubkey", offsetof(struct registry_record, app_pubkey), 64 },
+	{ "appSignature", offsetof(struct registry_record, app_signature), 65 },
+	{ "kmsSignature", offsetof(struct registry_record, kms_signature), 65 },
+	{ "nodeSignature", offsetof(struct registry_record, node_signature), 65 },
 };
 
 static int json_hex_field(const struct json *j, const char *key, uint8_t *out, size_t n)
@@ -272,7 +273,7 @@ static int read_file(const char *path, struct buf *b, size_t max)
 	return r;
 }
 
-static int load_record(const char *path, struct registry_peer *rec)
+static int load_record(const char *path, struct registry_record *rec)
 {
 	struct json j = { 0 };
 	struct buf text;
@@ -324,13 +325,13 @@ static int load_record(const char *path, struct registry_peer *rec)
 	r = 0;
 out:
 	if (r < 0)
-		registry_peer_clear(rec);
+		registry_record_clear(rec);
 	json_free(&j);
 	buf_free(&text);
 	return r;
 }
 
-static void print_peer_json(const struct registry_peer *p, struct buf *b)
+static void print_peer_json(const struct registry_record *p, struct buf *b)
 {
 	char hex[2 * 65 + 1];
 
@@ -391,7 +392,7 @@ static void print_skips(const struct registry_skip *skips, size_t n)
 static int do_peers(struct eth_rpc *rpc, const struct chain_opts *o)
 {
 	struct registry_skip skips[8];
-	struct registry_peer *peers;
+	struct registry_record *peers;
 	size_t n, nskips;
 	struct buf out;
 	int r;
@@ -422,7 +423,7 @@ static int do_peers(struct eth_rpc *rpc, const struct chain_opts *o)
 		buf_printf(&out, "]\n");
 	fwrite(out.data, 1, out.len, stdout);
 	buf_free(&out);
-	registry_peers_free(peers, n);
+	registry_records_free(peers, n);
 	return 0;
 }
 
@@ -549,7 +550,7 @@ static int do_watch(struct eth_rpc *rpc, const struct chain_opts *o)
 
 static int load_calldata(const struct chain_opts *o, struct buf *calldata)
 {
-	struct registry_peer rec;
+	struct registry_record rec;
 	struct buf text;
 	size_t len;
 	int r;
@@ -559,7 +560,7 @@ static int load_calldata(const struct chain_opts *o, struct buf *calldata)
 		if (r < 0)
 			return r;
 		r = registry_encode_register_call(&rec, calldata);
-		registry_peer_clear(&rec);
+		registry_record_clear(&rec);
 		return r;
 	}
 	if (!o->calldata) {
@@ -660,7 +661,8 @@ int cmd_chain(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o.rpc, .timeout_ms = o.timeout_ms,
-						  .max_log_range = o.max_log_range }, &rpc);
+						  .max_log_range = o.max_log_range,
+						  .errors = &registry_contract_errors }, &rpc);
 	if (r < 0) {
 		cli_error("bad --rpc '%s': %s", o.rpc, errstr(r));
 		return CLI_EXIT_USAGE;

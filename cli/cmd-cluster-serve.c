@@ -16,6 +16,7 @@
 #include "cli/args.h"
 #include "cli/cluster-cmd.h"
 #include "cli/dash-request.h"
+#include "registry/registry.h"
 
 #define RECENT_EVENTS 100         /* kept for a page that connects, oldest dropped first */
 #define LIST_MAX 64               /* compose hashes, devices: more are reported, not kept */
@@ -191,8 +192,8 @@ static int api_abi(struct buf *out)
 		"set-tcb-policy", "set-any-device", "allow-compose", "remove-compose",
 		"allow-device", "remove-device", "set-lease",
 	};
-	const char *const *errors;
-	size_t nerr = eth_known_errors(&errors);
+	const char *const *errors = registry_contract_errors.signatures;
+	size_t nerr = registry_contract_errors.n;
 	uint8_t sel[4];
 	char hex[9];
 

@@ -14,6 +14,7 @@
 #include "attest/attest.h"
 #include "cli/args.h"
 #include "cli/cluster-cmd.h"
+#include "registry/registry.h"
 
 enum global {
 	G_OWNER, G_PENDING_OWNER, G_KMS_ROOT, G_MAX_NODES, G_MODES, G_BOOT, G_PUBLIC_MINTING,
@@ -39,7 +40,7 @@ struct token_row {
 	uint8_t instance[20];
 	uint64_t stored_nonce;
 	uint64_t vote_term, vote_target;
-	const struct registry_peer *peer;   /* NULL: no record */
+	const struct registry_record *peer;   /* NULL: no record */
 	enum attest_verdict verdict;
 };
 
@@ -51,7 +52,7 @@ struct snapshot {
 	uint8_t balance[32];
 	struct token_row *rows;
 	size_t nrows;
-	struct registry_peer *peers;
+	struct registry_record *peers;
 	size_t npeers;
 };
 
@@ -191,7 +192,7 @@ static void match_peers(struct cluster_ctx *c, struct snapshot *s)
 			if (s->peers[k].token_id != s->rows[i].id)
 				continue;
 			s->rows[i].peer = &s->peers[k];
-			s->rows[i].verdict = attest_verify_record(&s->peers[k], c->chain_id, c->contract,
+			s->rows[i].verdict = registry_record_verify(&s->peers[k], c->chain_id, c->contract,
 								  root);
 		}
 	}
@@ -222,7 +223,7 @@ static int take_snapshot(struct cluster_ctx *c, struct snapshot *s)
 static void snapshot_free(struct snapshot *s)
 {
 	free(s->rows);
-	registry_peers_free(s->peers, s->npeers);
+	registry_records_free(s->peers, s->npeers);
 }
 
 /* ---- output ----------------------------------------------------------------------------- */

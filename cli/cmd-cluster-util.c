@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/cluster.h"
+#include "crypto/crypto.h"
 
 #define KEYSTORE_MAX (16 << 10)
 #define PASSWORD_MAX 1024

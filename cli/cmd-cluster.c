@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cluster-cmd.h"
+#include "registry/registry.h"
 
 #define MAX_OPERANDS 4
 
@@ -496,7 +497,8 @@ static int connect(struct cluster_ctx *c, const struct cluster_opts *o, bool nee
 					       o->contract_hex);
 		c->have_contract = true;
 	}
-	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms },
+	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms,
+						  .errors = &registry_contract_errors },
 			&c->rpc);
 	if (r < 0)
 		return cli_usage_error(&cmd, "bad --rpc '%s': %s", o->rpc, errstr(r));

@@ -78,7 +78,7 @@ int cmd_identity(int argc, char **argv)
 		goto out;
 	}
 	if (kms_root_hex) {
-		struct attest_chain chain = {
+		struct attest_key_claim chain = {
 			.key_pub = id.node_pubkey, .purpose = ATTEST_NODE_KEY_PURPOSE,
 			.app_id = id.app_id, .app_pub = id.app_pubkey, .sigs = &id.chain,
 		};
@@ -86,7 +86,7 @@ int cmd_identity(int argc, char **argv)
 			.purpose = ATTEST_NODE_KEY_PURPOSE, .app_id = id.app_id, .kms_root = kms_root,
 		};
 
-		verdict = attest_verify_chain(&chain, &expect, NULL);
+		verdict = attest_verify_kms_chain(&chain, &expect, NULL);
 	}
 
 	wg_key_to_base64(wg_b64, id.wg_public_key);

@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cluster.h"
+#include "registry/registry.h"
 
 #define MAX_ALLOWED 16
 #define MAX_LISTEN 4
@@ -334,7 +335,8 @@ static int setup(struct relayer *rl, struct relayer_opts *o)
 	rl->max_data = o->max_body;
 	if (cluster_load_key(&o->key, &rl->sk, rl->from) < 0)
 		return CLI_EXIT_USAGE;
-	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms },
+	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms,
+						  .errors = &registry_contract_errors },
 			&rl->rpc);
 	if (r < 0)
 		return cli_usage_error(&cmd, "bad --rpc '%s': %s", o->rpc, errstr(r));

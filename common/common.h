@@ -63,15 +63,6 @@ void secret_wipe(void *p, size_t n);
  */
 void secret_wipe_stack(void);
 
-/* ---- BLAKE2s (RFC 7693) ------------------------------------------------------- */
-
-/*
- * outlen (1..32) bytes of BLAKE2s of in, keyed with key (keylen 0..32; 0: unkeyed).
- * Its working state is wiped. 0, or -EINVAL for a length out of range.
- */
-int blake2s_hash(uint8_t *out, size_t outlen, const void *in, size_t inlen, const void *key,
-		 size_t keylen);
-
 /* ---- bounded byte buffer ------------------------------------------------------ */
 
 /*

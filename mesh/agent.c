@@ -21,6 +21,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 #define BACKOFF_MAX_MS 30000
 #define TX_RETRY_MS 15000  /* a registration not seen on chain by then is sent again */
@@ -54,7 +55,7 @@ int agent_read_tx_key(const char *path, uint8_t *key)
  * No key and no relayer: say exactly how an operator can send our registration, once
  * for each distinct record (a new nonce or endpoint prints again).
  */
-static void print_relay_instructions(struct mesh_agent *a, const struct registry_peer *rec)
+static void print_relay_instructions(struct mesh_agent *a, const struct registry_record *rec)
 {
 	char contract[41], *hex = NULL;
 	uint8_t digest[32];
@@ -85,7 +86,7 @@ out:
 
 static int send_registration(struct mesh_agent *a)
 {
-	struct registry_peer rec = { 0 };
+	struct registry_record rec = { 0 };
 	uint64_t stored_nonce;
 	uint8_t *tx_key = NULL;
 	int r;
@@ -95,7 +96,7 @@ static int send_registration(struct mesh_agent *a)
 		log_warn("reading our registration nonce: %s", cluster_error(a->cluster));
 		return r;
 	}
-	r = attest_sign_record(&a->id, a->secrets, a->self.chain_id, a->self.contract, a->self.endpoint,
+	r = registry_record_sign(&a->id, a->secrets, a->self.chain_id, a->self.contract, a->self.endpoint,
 			       (enum registry_mode)a->cfg->mode, stored_nonce + 1, &rec);
 	if (r < 0) {
 		log_error("signing our registry record: %s", errstr(r));
@@ -123,7 +124,7 @@ static int send_registration(struct mesh_agent *a)
 	}
 out:
 	secret_free(tx_key, 32);
-	registry_peer_clear(&rec);
+	registry_record_clear(&rec);
 	return r;
 }
 

@@ -9,6 +9,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 static void refresh_label(struct mesh_agent *a, uint64_t token, const char *instance_hex)
 {

@@ -9,6 +9,7 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/internal.h"
+#include "registry/registry.h"
 
 #define CLUSTER_MAX_PROVIDERS 8
 
@@ -22,7 +23,7 @@ struct cluster {
 	/* With two or more URLs: each on its own, to read a second provider (cross-check). */
 	struct eth_rpc *providers[CLUSTER_MAX_PROVIDERS];
 	size_t n_providers;
-	struct registry_peer *second;   /* the other provider's records at our block */
+	struct registry_record *second;   /* the other provider's records at our block */
 	size_t n_second;
 	bool have_second;
 	const char *second_label;
@@ -72,7 +73,7 @@ int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contr
 {
 	/* Short timeouts: a hung RPC must not stall the loop (the control socket, signals). */
 	struct eth_rpc_config cfg = { .urls = rpc_urls, .timeout_ms = 3000, .retries = 1,
-				      .abort_flag = abort_flag };
+				      .abort_flag = abort_flag, .errors = &registry_contract_errors };
 	struct cluster *c = calloc(1, sizeof(*c));
 	int r;
 
@@ -101,7 +102,7 @@ void cluster_close(struct cluster *c)
 	eth_rpc_free(c->rpc);
 	for (size_t i = 0; i < c->n_providers; i++)
 		eth_rpc_free(c->providers[i]);
-	registry_peers_free(c->second, c->n_second);
+	registry_records_free(c->second, c->n_second);
 	free(c);
 }
 
@@ -134,7 +135,7 @@ int cluster_cross_check(struct cluster *c)
 	char tag[ETH_BLOCK_TAG_MAX], ours_hex[65], theirs_hex[65];
 	int r;
 
-	registry_peers_free(c->second, c->n_second);
+	registry_records_free(c->second, c->n_second);
 	c->second = NULL;
 	c->n_second = 0;
 	c->have_second = false;
@@ -163,7 +164,7 @@ int cluster_cross_check(struct cluster *c)
 	return 0;
 }
 
-const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label)
+const struct registry_record *cluster_second_view(const struct cluster *c, size_t *n, const char **label)
 {
 	*n = c->n_second;
 	*label = c->second_label;
@@ -275,7 +276,7 @@ int cluster_poll(struct cluster *c, bool full, bool *changed)
 	return r < 0 ? fail(c, r, "following the registry") : 0;
 }
 
-const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n)
+const struct registry_record *cluster_peers(const struct cluster *c, size_t *n)
 {
 	*n = 0;
 	return c->reader ? registry_reader_peers(c->reader, n) : NULL;
@@ -294,12 +295,12 @@ uint64_t cluster_block(const struct cluster *c)
 	return b ? b->number : 0;
 }
 
-int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out)
+int cluster_registration_calldata(const struct registry_record *rec, struct buf *out)
 {
 	return registry_encode_register_call(rec, out);
 }
 
-int cluster_send_registration(struct cluster *c, const struct registry_peer *rec,
+int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
 			      const uint8_t tx_key[static 32])
 {
 	struct eth_receipt rc;
@@ -344,7 +345,7 @@ static int relay_calldata(struct cluster *c, const char *relayer_url, const stru
 	return r;
 }
 
-int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_peer *rec)
+int cluster_relay_registration(struct cluster *c, const char *relayer_url, const struct registry_record *rec)
 {
 	struct buf data;
 	int r;

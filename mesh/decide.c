@@ -16,6 +16,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 #define HOUR_MS 3600000ull
 #define REG_PENDING_MAX_MS 600000u  /* a registration not mined by then was dropped */
@@ -63,24 +64,14 @@ void mesh_plan_clear(struct mesh_plan *plan)
 /* ---- the registry, verified ---------------------------------------------------------------- */
 
 /* Why a record cannot be a peer of ours, or NULL when it can. */
-static const char *peer_record_problem(const struct mesh_self *self, const struct registry_peer *p,
+static const char *peer_record_problem(const struct mesh_self *self, const struct registry_record *p,
 				       char *why, size_t why_len)
 {
-	enum attest_verdict v;
+	const char *problem = registry_record_problem(p, self->chain_id, self->contract, self->kms_root,
+						      why, why_len);
 
-	if (p->token_id < 1 || p->token_id > MESH_MAX_PEERS)
-		return "token id outside 1..254";
-	if (!p->endpoint || !*p->endpoint)
-		return "empty endpoint";
-	/* It goes into logs, the peers file's lines and the on-change command's input. */
-	for (const char *c = p->endpoint; *c; c++)
-		if (*c <= ' ' || *c > '~')
-			return "endpoint holds a space, control or non-ASCII byte";
-	v = attest_verify_record(p, self->chain_id, self->contract, self->kms_root);
-	if (v != ATTEST_VALID) {
-		snprintf(why, why_len, "verification failed: %s", attest_verdict_str(v));
-		return why;
-	}
+	if (problem)
+		return problem;
 	if (p->mode != (uint8_t)self->mode) {
 		snprintf(why, why_len, "registered in %s mode, we run %s",
 			 mesh_mode_name((enum mesh_mode)p->mode), mesh_mode_name(self->mode));
@@ -158,17 +149,17 @@ static void drop_shared_keys(struct mesh_peer *peers, size_t *n_peers, struct me
 	*n_peers = kept;
 }
 
-const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
-						  const struct registry_peer *recs, size_t n,
+const struct registry_record *mesh_classify_records(const struct mesh_self *self,
+						  const struct registry_record *recs, size_t n,
 						  struct mesh_peer *peers, size_t *n_peers,
 						  struct mesh_rejected *rejected, size_t *n_rejected)
 {
-	const struct registry_peer *own = NULL;
+	const struct registry_record *own = NULL;
 
 	*n_peers = *n_rejected = 0;
 	/* Two providers' views merged hold at most two records per token. */
 	for (size_t i = 0; i < n && i < 2 * MESH_MAX_PEERS; i++) {
-		const struct registry_peer *p = &recs[i];
+		const struct registry_record *p = &recs[i];
 		char why[96];
 		const char *problem;
 
@@ -197,14 +188,14 @@ const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
 	return own;
 }
 
-bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_peer *own)
+bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_record *own)
 {
 	static const uint8_t zero[32];
 	const uint8_t *want_key = self->mode == MESH_MODE_WIREGUARD ? self->wg_public_key : zero;
 
 	return own && own->mode == (uint8_t)self->mode && !memcmp(own->wg_public_key, want_key, 32) &&
 	       own->endpoint && !strcmp(own->endpoint, self->endpoint) &&
-	       attest_verify_record(own, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
+	       registry_record_verify(own, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
 }
 
 static bool was_rejected_before(const struct mesh_state *st, const struct mesh_rejected *x)
@@ -354,7 +345,7 @@ void mesh_note_registration(struct mesh_state *st, uint64_t now, bool sent, bool
 
 /* ---- several providers: one view that no single provider's omission can shrink -------------- */
 
-static const struct registry_peer *by_token(const struct registry_peer *recs, size_t n, uint64_t token)
+static const struct registry_record *by_token(const struct registry_record *recs, size_t n, uint64_t token)
 {
 	for (size_t i = 0; i < n; i++)
 		if (recs[i].token_id == token)
@@ -362,14 +353,14 @@ static const struct registry_peer *by_token(const struct registry_peer *recs, si
 	return NULL;
 }
 
-static bool record_verifies(const struct mesh_self *self, const struct registry_peer *p)
+static bool record_verifies(const struct mesh_self *self, const struct registry_record *p)
 {
-	return attest_verify_record(p, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
+	return registry_record_verify(p, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
 }
 
 /* Of two records of one instance, the one that verifies, the newer if both do. */
-static const struct registry_peer *prefer(const struct mesh_self *self, const struct registry_peer *a,
-					  const struct registry_peer *b)
+static const struct registry_record *prefer(const struct mesh_self *self, const struct registry_record *a,
+					  const struct registry_record *b)
 {
 	bool va, vb;
 
@@ -407,14 +398,14 @@ static void note(char *text, size_t cap, const char *fmt, ...)
  * out has room for n_recs + n_recs2 records (shallow copies, not to be cleared).
  */
 static size_t merge_views(const struct mesh_self *self, const struct mesh_input *in,
-			  struct registry_peer *out, char *why, size_t why_len)
+			  struct registry_record *out, char *why, size_t why_len)
 {
 	const char *x = in->provider ? in->provider : "one provider";
 	const char *y = in->provider2 ? in->provider2 : "another";
 	size_t n = 0;
 
 	for (size_t i = 0; i < in->n_recs; i++) {
-		const struct registry_peer *a = &in->recs[i], *b = by_token(in->recs2, in->n_recs2, a->token_id);
+		const struct registry_record *a = &in->recs[i], *b = by_token(in->recs2, in->n_recs2, a->token_id);
 
 		if (!b) {
 			note(why, why_len, "%s omits token %llu", y, (unsigned long long)a->token_id);
@@ -432,7 +423,7 @@ static size_t merge_views(const struct mesh_self *self, const struct mesh_input 
 		}
 	}
 	for (size_t i = 0; i < in->n_recs2; i++) {
-		const struct registry_peer *b = &in->recs2[i];
+		const struct registry_record *b = &in->recs2[i];
 
 		if (by_token(in->recs, in->n_recs, b->token_id))
 			continue;
@@ -478,7 +469,7 @@ static bool peers_equal(const struct mesh_peer *a, size_t na, const struct mesh_
 static bool any_record_verifies(const struct mesh_self *self, const struct mesh_input *in)
 {
 	for (size_t i = 0; i < in->n_recs && i < 2 * MESH_MAX_PEERS; i++)
-		if (attest_verify_record(&in->recs[i], self->chain_id, self->contract, self->kms_root) ==
+		if (registry_record_verify(&in->recs[i], self->chain_id, self->contract, self->kms_root) ==
 		    ATTEST_VALID)
 			return true;
 	return false;
@@ -491,7 +482,7 @@ static bool any_record_verifies(const struct mesh_self *self, const struct mesh_
  * later says the same (a follow step after a failed re-read does not count).
  */
 static bool view_suspicious(const struct mesh_state *st, const struct mesh_self *self,
-			    const struct mesh_input *in, size_t n_valid, const struct registry_peer *own)
+			    const struct mesh_input *in, size_t n_valid, const struct registry_record *own)
 {
 	if (st->n_peers == 0 && st->applied_view)
 		return false;
@@ -505,9 +496,9 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 {
 	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
 	struct mesh_peer *peers = calloc(2 * MESH_MAX_PEERS, sizeof(*peers));
-	struct registry_peer *merged = NULL;
+	struct registry_record *merged = NULL;
 	struct mesh_input view = *in;
-	const struct registry_peer *own;
+	const struct registry_record *own;
 	size_t n_peers = 0, n_rejected = 0;
 	bool was_registered = st->registered;
 	int r = 0;

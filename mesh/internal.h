@@ -60,7 +60,7 @@ void control_broadcast(struct control_server *s, const char *line);
 /* ---- the cluster contract, as the agent sees it through chain/ (mesh/cluster.c) ---- */
 
 struct cluster;
-struct registry_peer;
+struct registry_record;
 struct registry_leader;
 
 /* A view of contract over the RPC URLs (comma-separated failover list). */
@@ -97,7 +97,7 @@ int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64
  */
 int cluster_poll(struct cluster *c, bool full, bool *changed);
 /* Every live record, valid until the next poll; the block it was read at. */
-const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n);
+const struct registry_record *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
@@ -112,16 +112,16 @@ const char *cluster_primary_label(const struct cluster *c);
  */
 int cluster_cross_check(struct cluster *c);
 /* The other provider's records from the last cross-check, or NULL; label names it. */
-const struct registry_peer *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
+const struct registry_record *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
 /* The last cross-check's finding at the block level; "" when the providers agreed. */
 const char *cluster_disagreement(const struct cluster *c);
 /* The registerPeer(...) calldata for a signed record. */
-int cluster_registration_calldata(const struct registry_peer *rec, struct buf *out);
+int cluster_registration_calldata(const struct registry_record *rec, struct buf *out);
 /*
  * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) and wait (bounded) for
  * its receipt; a revert comes back as -EPERM with the reason in cluster_error().
  */
-int cluster_send_registration(struct cluster *c, const struct registry_peer *rec,
+int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
 			      const uint8_t tx_key[static 32]);
 /* leaderActionNonce(token): the nonce the token's next signed leader call carries. */
 int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
@@ -133,12 +133,12 @@ int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
 struct registry_leader_call;
 int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
 			     const char *relayer_url, uint8_t tx_hash[static 32]);
-/* labelOf(token) and leaderState() (chain/registry-abi.c). */
+/* labelOf(token) and leaderState() (registry/abi.c). */
 int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
 int cluster_leader_state(struct cluster *c, struct registry_leader *out);
 /* Hand the calldata to a relayer (POST {"to","data"} to url). */
 int cluster_relay_registration(struct cluster *c, const char *relayer_url,
-			       const struct registry_peer *rec);
+			       const struct registry_record *rec);
 
 /* ---- the decision (decide.c): pure, no sockets, no clock, no logging ------------- */
 
@@ -146,6 +146,7 @@ int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 #include "common/common.h"
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 
 /* A record that failed verification, remembered so the reason is logged once. */
 struct mesh_rejected {
@@ -181,10 +182,10 @@ struct mesh_input {
 	bool full;                          /* ...by a fresh full getPeers() */
 	bool registry_read;                 /* it answered, changed or not (idle: !have_view) */
 	bool chain_unconfirmed;             /* no record has verified under self->chain_id yet */
-	const struct registry_peer *recs;
+	const struct registry_record *recs;
 	size_t n_recs;
 	uint64_t block;
-	const struct registry_peer *recs2;  /* a second provider's records at the same block, */
+	const struct registry_record *recs2;  /* a second provider's records at the same block, */
 	size_t n_recs2;                     /* or NULL (one URL, or it did not answer) */
 	const char *provider, *provider2;   /* their names, for messages */
 	const char *block_disagreement;     /* what the providers' blocks disagreed on, or "" */
@@ -282,12 +283,12 @@ void mesh_note_applied(struct mesh_state *st, const struct mesh_plan *plan);
  * Split the registry into our own record (returned, or NULL), the records that can be
  * our peers (sorted by token) and the rejected ones with the reason. No side effects.
  */
-const struct registry_peer *mesh_classify_records(const struct mesh_self *self,
-						  const struct registry_peer *recs, size_t n,
+const struct registry_record *mesh_classify_records(const struct mesh_self *self,
+						  const struct registry_record *recs, size_t n,
 						  struct mesh_peer *peers, size_t *n_peers,
 						  struct mesh_rejected *rejected, size_t *n_rejected);
 /* Our record as it should be on chain, and verifying. */
-bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_peer *own);
+bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_record *own);
 
 /* ---- the agent: the I/O around the decision (agent.c, wireguard.c, report.c) ---------- */
 

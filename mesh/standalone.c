@@ -11,12 +11,13 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len)
 {
 	struct mesh_agent a = { .cfg = cfg, .control = { .fd = -1 }, .iface_lock = -1 };
 	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
-	const struct registry_peer *recs, *own;
+	const struct registry_record *recs, *own;
 	uint8_t own_root[20];
 	bool changed, have_id = false;
 	size_t n;
@@ -75,7 +76,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	memcpy(a.st.rejected, rejected, a.st.n_rejected * sizeof(*rejected));
 	if (own) {
 		a.st.token = own->token_id;
-		a.st.registered = attest_verify_record(own, a.self.chain_id, a.self.contract, a.self.kms_root) == ATTEST_VALID;
+		a.st.registered = registry_record_verify(own, a.self.chain_id, a.self.contract, a.self.kms_root) == ATTEST_VALID;
 		snprintf(a.self.endpoint, sizeof(a.self.endpoint), "%s", own->endpoint ? own->endpoint : "");
 	}
 	r = agent_status_json(&a, out);

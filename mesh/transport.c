@@ -15,6 +15,7 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 #include "relay/relay.h"
 
 #define SESSION_STALE_S 180        /* WireGuard's REJECT_AFTER_TIME: no handshake that long = dead path */

@@ -65,9 +65,6 @@ bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b);
 /* WireGuard's base64 form of a 32-byte key (44 characters). */
 void wg_key_to_base64(char out[static WG_KEY_B64_LEN], const uint8_t key[static WG_KEY_LEN]);
 int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64);
-/* A fresh, clamped X25519 private key, and the public key of a private key. */
-int wg_key_generate_private(uint8_t key[static WG_KEY_LEN]);
-int wg_key_public_from_private(uint8_t pub[static WG_KEY_LEN], const uint8_t priv[static WG_KEY_LEN]);
 bool wg_key_is_zero(const uint8_t key[static WG_KEY_LEN]);
 
 /* ---- devices and peers ------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "crypto/crypto.h"
 #include "netlink/internal.h"
 
 #define UAPI_DEFAULT_DIR "/var/run/wireguard"
@@ -71,7 +72,7 @@ static int device_line(struct wg_device *dev, const char *line, const char *key,
 		if (parse_hex_key(priv, value) < 0)
 			r = bad_line("private_key=...", "not 64 hex digits");
 		else if (!wg_key_is_zero(priv)) {
-			r = wg_key_public_from_private(dev->public_key, priv);
+			r = x25519_public_from_private(dev->public_key, priv);
 			dev->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
 		}
 		secret_wipe(priv, sizeof(priv));

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "chain/chain.h"
+#include "crypto/crypto.h"
 #include "relay/relay.h"
 
 #define PROOF_TAG "dstack-p2p.relay.v1"

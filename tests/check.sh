@@ -19,7 +19,9 @@ run_suite() {
 }
 
 # The criterion binary: its synthesis line must show at least one test.
+# The module graph (docs/README.md) is checked with it: a back edge fails the suite.
 suite_unit() {
+	scripts/module-graph.sh || return 1
 	run_suite unit "$O/tests/unit-tests" --jobs=2 || return 1
 	grep -Eq 'Synthesis: Tested: [1-9]' "$O/check-unit.log"
 }

@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct attest_signature_chain chain;
+	struct attest_kms_signatures chain;
 	struct attest_info info;
 	struct attest_quote q;
 	uint8_t key[32];

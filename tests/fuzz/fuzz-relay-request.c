@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for what the relayer reads from anyone on the network: an HTTP request
- * head (common/http-server.c) and its {"to","data"} body (chain/relay.c), then the rate
+ * head (common/http-server.c) and its {"to","data"} body (registry/relay-request.c), then the rate
  * limiter keyed on what the body names.
  */
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "registry/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -107,7 +107,7 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 	struct sim s;
 	struct attest_client *c;
 	struct attest_info info;
-	struct attest_signature_chain sigs;
+	struct attest_kms_signatures sigs;
 	struct attest_quote q;
 	uint8_t *key = secret_alloc(32), key_pub[64], root[20], app_id[20], instance[20];
 	uint8_t report[40];
@@ -129,9 +129,9 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 		     attest_client_error(c));
 	cr_assert_eq(eth_pubkey_from_secret(key, key_pub), 0);
 	kms_root_address(root);
-	struct attest_chain chain = { key_pub, "some-purpose", app_id, NULL, &sigs };
+	struct attest_key_claim chain = { key_pub, "some-purpose", app_id, NULL, &sigs };
 	struct attest_expect expect = { "some-purpose", app_id, root };
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_VALID);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_VALID);
 
 	for (size_t i = 0; i < sizeof(report); i++)
 		report[i] = (uint8_t)(i * 3 + 1);
@@ -177,7 +177,7 @@ Test(attest_agent, fixture_simulator_serves_the_public_chain)
 	struct sim s;
 	struct attest_client *c;
 	struct attest_info info;
-	struct attest_signature_chain sigs;
+	struct attest_kms_signatures sigs;
 	uint8_t *key = secret_alloc(32), key_pub[64], root[20], app_id[20], want[32];
 
 	sim_start(&s, INSTANCE_A, true);
@@ -193,9 +193,9 @@ Test(attest_agent, fixture_simulator_serves_the_public_chain)
 	cr_assert_eq(memcmp(key, want, 32), 0);
 	cr_assert_eq(eth_pubkey_from_secret(key, key_pub), 0);
 	hex_to(root, 20, FIXTURE_ROOT);
-	struct attest_chain chain = { key_pub, "test-purpose", app_id, NULL, &sigs };
+	struct attest_key_claim chain = { key_pub, "test-purpose", app_id, NULL, &sigs };
 	struct attest_expect expect = { "test-purpose", app_id, root };
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_VALID);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_VALID);
 
 	attest_client_free(c);
 	secret_free(key, 32);
@@ -255,14 +255,14 @@ Test(attest_agent, identity_is_deterministic_per_instance_and_matches_cast)
 
 	cast_address(sa->node_key, cast_addr);
 	cr_assert_eq(memcmp(cast_addr, a.node_address, 20), 0, "node address as cast computes it");
-	cr_assert_eq(wg_key_public_from_private(wg_pub, sa->wg_private_key), 0);
+	cr_assert_eq(x25519_public_from_private(wg_pub, sa->wg_private_key), 0);
 	cr_assert_eq(memcmp(wg_pub, a.wg_public_key, 32), 0);
 
 	kms_root_address(root);
-	struct attest_chain chain = { a.node_pubkey, ATTEST_NODE_KEY_PURPOSE, a.app_id, a.app_pubkey,
+	struct attest_key_claim chain = { a.node_pubkey, ATTEST_NODE_KEY_PURPOSE, a.app_id, a.app_pubkey,
 				      &a.chain };
 	struct attest_expect expect = { ATTEST_NODE_KEY_PURPOSE, a.app_id, root };
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_VALID);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_VALID);
 
 	attest_node_secrets_free(sa);
 	attest_node_secrets_free(sa2);
@@ -358,7 +358,7 @@ static void expect_key_failure(enum broken_mode mode, int want_r, const char *fr
 {
 	struct broken_agent b;
 	struct attest_client *c = broken_agent_start(&b, mode);
-	struct attest_signature_chain sigs;
+	struct attest_kms_signatures sigs;
 	uint8_t key[32];
 	uint64_t t0 = now_ms();
 	int r;

@@ -14,6 +14,7 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 #include "tests/unit/test-chain-helpers.h"
 #include "tests/unit/test-node-helpers.h"
 
@@ -87,7 +88,7 @@ static void load_vector(struct vector *v)
 
 /* The fixture's chain for derived key k: what a GetKey reply would carry. */
 static void fixture_chain(const struct vector *v, int k, uint8_t key_pub[64],
-			  struct attest_signature_chain *sigs)
+			  struct attest_kms_signatures *sigs)
 {
 	uint8_t digest[32];
 
@@ -134,17 +135,17 @@ Test(attest_vectors, kms_signature_recovers_the_fixture_root)
 
 Test(attest_vectors, fixture_chain_verifies)
 {
-	struct attest_signature_chain sigs;
+	struct attest_kms_signatures sigs;
 	struct vector v;
 	uint8_t key_pub[64], app_pub[64], want_app_pub[64];
 
 	load_vector(&v);
 	for (int k = 0; k < 2; k++) {
 		fixture_chain(&v, k, key_pub, &sigs);
-		struct attest_chain chain = { key_pub, v.derived[k].purpose, v.app_id, NULL, &sigs };
+		struct attest_key_claim chain = { key_pub, v.derived[k].purpose, v.app_id, NULL, &sigs };
 		struct attest_expect expect = { v.derived[k].purpose, v.app_id, v.root };
 
-		cr_assert_eq(attest_verify_chain(&chain, &expect, app_pub), ATTEST_VALID);
+		cr_assert_eq(attest_verify_kms_chain(&chain, &expect, app_pub), ATTEST_VALID);
 		cr_assert_eq(eth_decompress_pubkey(v.app_pub33, want_app_pub), 0);
 		cr_assert_eq(memcmp(app_pub, want_app_pub, 64), 0);
 	}
@@ -152,7 +153,7 @@ Test(attest_vectors, fixture_chain_verifies)
 
 Test(attest_vectors, wrong_claims_are_named)
 {
-	struct attest_signature_chain sigs;
+	struct attest_kms_signatures sigs;
 	struct vector v;
 	uint8_t key_pub[64], other[20];
 
@@ -160,28 +161,28 @@ Test(attest_vectors, wrong_claims_are_named)
 	fixture_chain(&v, 0, key_pub, &sigs);
 	memcpy(other, v.app_id, 20);
 	other[19] ^= 1;
-	struct attest_chain chain = { key_pub, v.derived[0].purpose, v.app_id, NULL, &sigs };
+	struct attest_key_claim chain = { key_pub, v.derived[0].purpose, v.app_id, NULL, &sigs };
 	struct attest_expect expect = { v.derived[0].purpose, v.app_id, v.root };
 
 	expect.purpose = "dstack-p2p:node";
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_WRONG_PURPOSE);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_WRONG_PURPOSE);
 	expect.purpose = v.derived[0].purpose;
 	expect.app_id = other;
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_WRONG_APP_ID);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_WRONG_APP_ID);
 	expect.app_id = v.app_id;
 	expect.kms_root = other;
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_WRONG_ROOT);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_WRONG_ROOT);
 	/* A chain presented under another purpose or app id than it was signed for. */
 	expect.kms_root = v.root;
 	chain.purpose = expect.purpose = v.derived[1].purpose;
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_WRONG_ROOT);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_WRONG_ROOT);
 	chain.purpose = expect.purpose = v.derived[0].purpose;
 	chain.app_id = expect.app_id = other;
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_WRONG_ROOT);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_WRONG_ROOT);
 	/* A local key provider: no KMS vouches for the app key. */
 	chain.app_id = expect.app_id = v.app_id;
 	sigs.has_kms_signature = false;
-	cr_assert_eq(attest_verify_chain(&chain, &expect, NULL), ATTEST_NO_KMS_SIGNATURE);
+	cr_assert_eq(attest_verify_kms_chain(&chain, &expect, NULL), ATTEST_NO_KMS_SIGNATURE);
 }
 
 static bool verdict_in(enum attest_verdict v, const enum attest_verdict *set, size_t n)
@@ -204,7 +205,7 @@ Test(attest_vectors, every_flipped_byte_is_rejected)
 	static const enum attest_verdict key_errors[] = {
 		ATTEST_MALFORMED, ATTEST_BAD_APP_SIGNATURE, ATTEST_APP_KEY_MISMATCH,
 	};
-	struct attest_signature_chain sigs, bad;
+	struct attest_kms_signatures sigs, bad;
 	struct vector v;
 	uint8_t key_pub[64], app_pub[64], bad_key[64];
 
@@ -214,27 +215,27 @@ Test(attest_vectors, every_flipped_byte_is_rejected)
 	struct attest_expect expect = { v.derived[0].purpose, v.app_id, v.root };
 
 	for (int i = 0; i < 65; i++) {
-		struct attest_chain chain = { key_pub, v.derived[0].purpose, v.app_id, app_pub, &bad };
+		struct attest_key_claim chain = { key_pub, v.derived[0].purpose, v.app_id, app_pub, &bad };
 		enum attest_verdict r;
 
 		bad = sigs;
 		bad.app_signature[i] ^= 0x01;
-		r = attest_verify_chain(&chain, &expect, NULL);
+		r = attest_verify_kms_chain(&chain, &expect, NULL);
 		cr_assert(verdict_in(r, app_sig_errors, 3), "app sig byte %d: %s", i,
 			  attest_verdict_str(r));
 		bad = sigs;
 		bad.kms_signature[i] ^= 0x01;
-		r = attest_verify_chain(&chain, &expect, NULL);
+		r = attest_verify_kms_chain(&chain, &expect, NULL);
 		cr_assert(verdict_in(r, kms_sig_errors, 3), "kms sig byte %d: %s", i,
 			  attest_verdict_str(r));
 	}
 	for (int i = 0; i < 64; i++) {
-		struct attest_chain chain = { bad_key, v.derived[0].purpose, v.app_id, app_pub, &sigs };
+		struct attest_key_claim chain = { bad_key, v.derived[0].purpose, v.app_id, app_pub, &sigs };
 		enum attest_verdict r;
 
 		memcpy(bad_key, key_pub, 64);
 		bad_key[i] ^= 0x01;
-		r = attest_verify_chain(&chain, &expect, NULL);
+		r = attest_verify_kms_chain(&chain, &expect, NULL);
 		cr_assert(verdict_in(r, key_errors, 3), "key byte %d: %s", i, attest_verdict_str(r));
 	}
 }
@@ -242,48 +243,48 @@ Test(attest_vectors, every_flipped_byte_is_rejected)
 Test(attest_record, signed_record_verifies_and_tampering_is_named)
 {
 	struct test_node n;
-	struct registry_peer p, t;
+	struct registry_record p, t;
 	char other_endpoint[] = "10.0.0.2:51820";
 	uint8_t other[20];
 
 	make_node(&n, 0x11);
-	cr_assert_eq(attest_sign_record(&n.id, n.secrets, 31337, n.app_id, "10.0.0.1:51820",
+	cr_assert_eq(registry_record_sign(&n.id, n.secrets, 31337, n.app_id, "10.0.0.1:51820",
 					REGISTRY_MODE_WIREGUARD, 1, &p), 0);
 	cr_assert_eq(memcmp(p.wg_public_key, n.id.wg_public_key, 32), 0);
-	cr_assert_eq(attest_verify_record(&p, 31337, n.app_id, n.root), ATTEST_VALID);
+	cr_assert_eq(registry_record_verify(&p, 31337, n.app_id, n.root), ATTEST_VALID);
 
 	/* Replayed on another chain or contract. */
-	cr_assert_eq(attest_verify_record(&p, 1, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
+	cr_assert_eq(registry_record_verify(&p, 1, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
 	memcpy(other, n.app_id, 20);
 	other[0] ^= 0x80;
-	cr_assert_eq(attest_verify_record(&p, 31337, other, n.root), ATTEST_WRONG_ROOT);
-	cr_assert_eq(attest_verify_record(&p, 31337, n.app_id, other), ATTEST_WRONG_ROOT);
+	cr_assert_eq(registry_record_verify(&p, 31337, other, n.root), ATTEST_WRONG_ROOT);
+	cr_assert_eq(registry_record_verify(&p, 31337, n.app_id, other), ATTEST_WRONG_ROOT);
 
 	/* Every signed field of the record. */
 	t = p;
 	t.nonce++;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
 	t = p;
 	t.wg_public_key[3] ^= 1;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
 	t = p;
 	t.instance_id[0] ^= 1;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
 	t = p;
 	t.mode = REGISTRY_MODE_TLS_GATEWAY;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
 	t = p;
 	t.mode = 7;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_MALFORMED);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_MALFORMED);
 	t = p;
 	t.endpoint = other_endpoint;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE);
 	t = p;
 	t.app_pubkey[10] ^= 1;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_MALFORMED);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_MALFORMED);
 	t = p;
 	t.node_signature[64] = 5;
-	cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root), ATTEST_MALFORMED);
+	cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root), ATTEST_MALFORMED);
 
 	/* Another node's valid chain under this record's node signature. */
 	{
@@ -293,35 +294,35 @@ Test(attest_record, signed_record_verifies_and_tampering_is_named)
 		t = p;
 		memcpy(t.node_pubkey, m.id.node_pubkey, 64);
 		memcpy(t.app_signature, m.id.chain.app_signature, 65);
-		cr_assert_eq(attest_verify_record(&t, 31337, n.app_id, n.root),
+		cr_assert_eq(registry_record_verify(&t, 31337, n.app_id, n.root),
 			     ATTEST_BAD_NODE_SIGNATURE);
 		attest_node_secrets_free(m.secrets);
 	}
-	registry_peer_clear(&p);
+	registry_record_clear(&p);
 	attest_node_secrets_free(n.secrets);
 }
 
 Test(attest_record, sign_rejects_bad_arguments)
 {
 	struct test_node n;
-	struct registry_peer p;
+	struct registry_record p;
 	uint8_t other[20];
 
 	make_node(&n, 0x11);
 	memset(other, 0x77, 20);
-	cr_assert_eq(attest_sign_record(&n.id, n.secrets, 1, other, "h:1", REGISTRY_MODE_WIREGUARD,
+	cr_assert_eq(registry_record_sign(&n.id, n.secrets, 1, other, "h:1", REGISTRY_MODE_WIREGUARD,
 					1, &p), -EINVAL);
-	cr_assert_eq(attest_sign_record(&n.id, n.secrets, 1, n.app_id, "h:1",
+	cr_assert_eq(registry_record_sign(&n.id, n.secrets, 1, n.app_id, "h:1",
 					REGISTRY_MODE_WIREGUARD, 0, &p), -EINVAL);
-	cr_assert_eq(attest_sign_record(&n.id, n.secrets, 1, n.app_id, "h:1", (enum registry_mode)2,
+	cr_assert_eq(registry_record_sign(&n.id, n.secrets, 1, n.app_id, "h:1", (enum registry_mode)2,
 					1, &p), -EINVAL);
 	/* TLS-gateway records carry no WireGuard key. */
-	cr_assert_eq(attest_sign_record(&n.id, n.secrets, 1, n.app_id, "https://x-443.example",
+	cr_assert_eq(registry_record_sign(&n.id, n.secrets, 1, n.app_id, "https://x-443.example",
 					REGISTRY_MODE_TLS_GATEWAY, 1, &p), 0);
 	for (int i = 0; i < 32; i++)
 		cr_assert_eq(p.wg_public_key[i], 0);
-	cr_assert_eq(attest_verify_record(&p, 1, n.app_id, n.root), ATTEST_VALID);
-	registry_peer_clear(&p);
+	cr_assert_eq(registry_record_verify(&p, 1, n.app_id, n.root), ATTEST_VALID);
+	registry_record_clear(&p);
 	attest_node_secrets_free(n.secrets);
 }
 
@@ -354,7 +355,7 @@ Test(attest_keys, wireguard_key_matches_wg_pubkey)
 	attest_wireguard_key_from_material(material, priv);
 	cr_assert_eq(priv[0] & 7, 0);
 	cr_assert_eq(priv[31] & 0xc0, 0x40);
-	cr_assert_eq(wg_key_public_from_private(pub, priv), 0);
+	cr_assert_eq(x25519_public_from_private(pub, priv), 0);
 	wg_key_to_base64(priv_b64, priv);
 	wg_key_to_base64(pub_b64, pub);
 	snprintf(cmd, sizeof(cmd), "echo '%s' | wg pubkey", priv_b64);

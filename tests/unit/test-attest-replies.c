@@ -17,7 +17,7 @@ static int parse_info(const char *text, struct attest_info *info, char *why)
 	return attest_parse_info_reply(text, strlen(text), info, why, 160);
 }
 
-static int parse_key(const char *text, uint8_t key[32], struct attest_signature_chain *c,
+static int parse_key(const char *text, uint8_t key[32], struct attest_kms_signatures *c,
 		     char *why)
 {
 	return attest_parse_key_reply(text, strlen(text), key, c, why, 160);
@@ -59,7 +59,7 @@ Test(attest_replies, info_field_errors_name_the_field)
 
 Test(attest_replies, key_with_and_without_kms_signature)
 {
-	struct attest_signature_chain c;
+	struct attest_kms_signatures c;
 	uint8_t key[32];
 	char why[160] = "";
 
@@ -76,7 +76,7 @@ Test(attest_replies, key_with_and_without_kms_signature)
 
 Test(attest_replies, key_errors_leave_no_key)
 {
-	struct attest_signature_chain c;
+	struct attest_kms_signatures c;
 	uint8_t key[32];
 	char why[160];
 

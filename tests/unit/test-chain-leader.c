@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Signed leader calls (chain/leader.c) against Foundry's cast: the EIP-712 digest, the
+/* Signed leader calls (registry/leader.c) against Foundry's cast: the EIP-712 digest, the
  * node key's signature and the calldata, for random actions, keys and fields. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "chain/chain.h"
+#include "registry/registry.h"
 #include "tests/unit/test-chain-helpers.h"
 
 static const char *const call_sigs[] = {

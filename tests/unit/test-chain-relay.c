@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "chain/chain.h"
+#include "registry/registry.h"
 #include "tests/unit/test-chain-helpers.h"
 
 #define CONTRACT "0x5fbdb2315678afecb367f032d93f642f64180aa3"

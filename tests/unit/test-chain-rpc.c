@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "chain/chain.h"
+#include "registry/registry.h"
 #include "tests/unit/test-chain-helpers.h"
 
 /* What the scripted server answers to one request body. status 0: never answer. */
@@ -693,7 +694,7 @@ Test(registry, malformed_entries_are_skipped_not_fatal)
 		{ 7, "[2001:db8::1]:51820", 19, 65, 1 },
 	};
 	struct registry_skip skips[8];
-	struct registry_peer *peers;
+	struct registry_record *peers;
 	size_t n, nskips;
 	struct buf b;
 
@@ -710,7 +711,7 @@ Test(registry, malformed_entries_are_skipped_not_fatal)
 	cr_assert(strstr(skips[0].reason, "app signature is 64 bytes"), "%s", skips[0].reason);
 	cr_assert(strstr(skips[1].reason, "NUL"), "%s", skips[1].reason);
 	cr_assert(strstr(skips[3].reason, "mode 7"), "%s", skips[3].reason);
-	registry_peers_free(peers, n);
+	registry_records_free(peers, n);
 
 	/*
 	 * Truncated anywhere: never a crash, never an entry read past the end, and never a
@@ -725,7 +726,7 @@ Test(registry, malformed_entries_are_skipped_not_fatal)
 			cr_assert_eq(r, -EBADMSG, "cut at %zu of %zu: %d", cut, b.len, r);
 			cr_assert_eq(n, 0);
 		}
-		registry_peers_free(peers, n);
+		registry_records_free(peers, n);
 	}
 	buf_free(&b);
 }
@@ -733,7 +734,7 @@ Test(registry, malformed_entries_are_skipped_not_fatal)
 Test(registry, token_id_above_64_bits_and_too_many_peers)
 {
 	const struct test_peer one = { 1, "10.0.0.1:1", 10, 65, 1 };
-	struct registry_peer *peers;
+	struct registry_record *peers;
 	struct buf b;
 	size_t n, nskips;
 	struct registry_skip skip;
@@ -764,7 +765,7 @@ Test(revert, describes_reasons)
 	buf_append(&b, sel, 4);
 	abi_enc_begin(&e, &b, 1);
 	abi_put_string(&e, "not owner\x1b[2J");
-	eth_describe_revert(b.data, b.len, out, sizeof(out));
+	eth_describe_revert(b.data, b.len, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "Error(\"not owner?[2J\")");
 
 	buf_reset(&b);
@@ -773,9 +774,9 @@ Test(revert, describes_reasons)
 	abi_enc_begin(&e, &b, 2);
 	abi_put_uint64(&e, 3);
 	abi_put_uint64(&e, 5);
-	eth_describe_revert(b.data, b.len, out, sizeof(out));
+	eth_describe_revert(b.data, b.len, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "StaleNonce(3, 5)");
-	eth_describe_revert(b.data, 4 + 32, out, sizeof(out));
+	eth_describe_revert(b.data, 4 + 32, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "StaleNonce(3, <missing>)");
 
 	buf_reset(&b);
@@ -783,12 +784,12 @@ Test(revert, describes_reasons)
 	buf_append(&b, sel, 4);
 	abi_enc_begin(&e, &b, 1);
 	abi_put_uint64(&e, 0x11);
-	eth_describe_revert(b.data, b.len, out, sizeof(out));
+	eth_describe_revert(b.data, b.len, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "Panic(0x11: arithmetic overflow)");
 
-	eth_describe_revert((const uint8_t *)"\xde\xad\xbe\xef", 4, out, sizeof(out));
+	eth_describe_revert((const uint8_t *)"\xde\xad\xbe\xef", 4, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "custom error 0xdeadbeef (0 bytes of arguments)");
-	eth_describe_revert(NULL, 0, out, sizeof(out));
+	eth_describe_revert(NULL, 0, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "no reason given");
 	buf_free(&b);
 }
@@ -801,8 +802,8 @@ Test(revert, describes_reasons)
 
 Test(revert, error_table_matches_the_contract_abi)
 {
-	const char *const *sigs;
-	size_t n = eth_known_errors(&sigs);
+	const char *const *sigs = registry_contract_errors.signatures;
+	size_t n = registry_contract_errors.n;
 	char cmd[1024], *count;
 
 	count = command_output("top=$(git rev-parse --show-toplevel) && "

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "common/common.h"
+#include "crypto/crypto.h"
 
 Test(hex, round_trip_and_prefix)
 {

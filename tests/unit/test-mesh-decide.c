@@ -14,6 +14,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 #include "tests/unit/test-node-helpers.h"
 
 #define CHAIN 31337
@@ -67,21 +68,21 @@ static void teardown(void)
 TestSuite(mesh_decide, .init = setup, .fini = teardown);
 
 /* Node i's signed record: token, endpoint, nonce, on chain_id. */
-static void record_on(struct registry_peer *r, int i, uint64_t token, const char *endpoint,
+static void record_on(struct registry_record *r, int i, uint64_t token, const char *endpoint,
 		      uint64_t nonce, uint64_t chain_id)
 {
-	cr_assert_eq(attest_sign_record(&nodes[i].id, nodes[i].secrets, chain_id, nodes[i].app_id,
+	cr_assert_eq(registry_record_sign(&nodes[i].id, nodes[i].secrets, chain_id, nodes[i].app_id,
 					endpoint, REGISTRY_MODE_WIREGUARD, nonce, r), 0);
 	r->token_id = token;
 }
 
-static void record(struct registry_peer *r, int i, uint64_t token, const char *endpoint, uint64_t nonce)
+static void record(struct registry_record *r, int i, uint64_t token, const char *endpoint, uint64_t nonce)
 {
 	record_on(r, i, token, endpoint, nonce, CHAIN);
 }
 
 /* Records of nodes 1..n (node i: token i, 10.9.0.i:51830, nonce 1). */
-static size_t registry_of(struct registry_peer *recs, int n)
+static size_t registry_of(struct registry_record *recs, int n)
 {
 	char ep[32];
 
@@ -92,13 +93,13 @@ static size_t registry_of(struct registry_peer *recs, int n)
 	return (size_t)n;
 }
 
-static void registry_free(struct registry_peer *recs, size_t n)
+static void registry_free(struct registry_record *recs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		registry_peer_clear(&recs[i]);
+		registry_record_clear(&recs[i]);
 }
 
-static void decide(const struct registry_peer *recs, size_t n, bool view, bool full, uint64_t now)
+static void decide(const struct registry_record *recs, size_t n, bool view, bool full, uint64_t now)
 {
 	struct mesh_input in = {
 		.now_ms = now, .have_view = view, .full = full, .recs = recs, .n_recs = n, .block = 7,
@@ -180,7 +181,7 @@ static void assert_device_holds(const int *tokens, size_t n)
 /* Converge: registry of nodes 1..n, device in step. */
 static void converge(int n, uint64_t now)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t nrecs = registry_of(recs, n);
 
 	decide(recs, nrecs, true, true, now);
@@ -196,7 +197,7 @@ static void converge(int n, uint64_t now)
 
 Test(mesh_decide, empty_device_gets_every_verified_peer_then_nothing_to_do)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 4);
 	const int want[] = { 2, 3, 4 };
 
@@ -256,7 +257,7 @@ Test(mesh_decide, drift_is_repaired_in_one_turn_without_the_rpc)
 
 Test(mesh_decide, roamed_endpoint_is_kept_until_the_registry_changes_it)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n;
 	struct wg_peer *p;
 
@@ -266,7 +267,7 @@ Test(mesh_decide, roamed_endpoint_is_kept_until_the_registry_changes_it)
 	n = registry_of(recs, 3);
 	decide(recs, n, true, true, 5000);
 	cr_assert_eq(plan.n_changes, 0, "roaming is respected");
-	registry_peer_clear(&recs[1]);
+	registry_record_clear(&recs[1]);
 	record(&recs[1], 2, 2, "10.9.0.22:51830", 2);
 	decide(recs, n, true, false, 6000);
 	cr_assert_eq(plan.n_changes, 1);
@@ -277,7 +278,7 @@ Test(mesh_decide, roamed_endpoint_is_kept_until_the_registry_changes_it)
 
 Test(mesh_decide, higher_token_adds_without_keepalive_then_sets_it)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n;
 
 	/* We are node 3 now: node 2 (lower) initiates, we add it quietly first. */
@@ -309,7 +310,7 @@ enum hidden_turns {
  * when mined, else stays. Turns without a view must log nothing. Returns the sends. */
 static int turns_hidden(int seconds, bool mined, uint64_t t0, enum hidden_turns how)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	uint64_t funded = 100;
 	int sends = 0;
@@ -371,7 +372,7 @@ Test(mesh_decide, hourly_cap_then_only_log)
 
 Test(mesh_decide, failed_send_still_spaces)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	int sends = 0;
 
@@ -410,17 +411,17 @@ Test(mesh_decide, unregistered_with_the_rpc_down_sends_nothing_more)
 
 Test(mesh_decide, replayed_older_record_keeps_the_newer_one)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	struct wg_peer *p;
 	union wg_endpoint want;
 
-	registry_peer_clear(&recs[1]);
+	registry_record_clear(&recs[1]);
 	record(&recs[1], 2, 2, "10.9.0.22:51830", 5);
 	decide(recs, n, true, true, 1000);
 	apply();
 	/* The RPC now serves node 2's nonce-4 record with its old endpoint. */
-	registry_peer_clear(&recs[1]);
+	registry_record_clear(&recs[1]);
 	record(&recs[1], 2, 2, "10.9.0.2:51830", 4);
 	decide(recs, n, true, false, 2000);
 	cr_assert(logged("older than the nonce 5"), "%s", (char *)logbuf.data);
@@ -435,7 +436,7 @@ Test(mesh_decide, replayed_older_record_keeps_the_newer_one)
 	decide(recs, n, true, true, 3000);
 	cr_assert_not(logged("older than"));
 	/* A newer record still wins. */
-	registry_peer_clear(&recs[1]);
+	registry_record_clear(&recs[1]);
 	record(&recs[1], 2, 2, "10.9.0.23:51830", 6);
 	decide(recs, n, true, false, 4000);
 	cr_assert_eq(plan.n_changes, 1);
@@ -466,7 +467,7 @@ Test(mesh_decide, empty_registry_needs_a_fresh_full_read)
 
 Test(mesh_decide, nothing_verifies_ours_included_needs_a_fresh_full_read)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	char ep[32];
 	const int want[] = { 2, 3 };
 
@@ -494,7 +495,7 @@ Test(mesh_decide, nothing_verifies_ours_included_needs_a_fresh_full_read)
 
 Test(mesh_decide, first_view_is_published_even_when_empty)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 1);  /* only our own record: no peers */
 
 	decide(recs, n, true, true, 1000);
@@ -509,7 +510,7 @@ Test(mesh_decide, first_view_is_published_even_when_empty)
 }
 /* ---- point 7: two providers; one's omission never removes a peer ------------------------ */
 
-static void decide2(const struct registry_peer *a, size_t na, const struct registry_peer *b, size_t nb,
+static void decide2(const struct registry_record *a, size_t na, const struct registry_record *b, size_t nb,
 		    bool full, uint64_t now)
 {
 	struct mesh_input in = {
@@ -525,7 +526,7 @@ static void decide2(const struct registry_peer *a, size_t na, const struct regis
 
 Test(mesh_decide, one_providers_omission_removes_nothing)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	const int want[] = { 2, 3 };
 
@@ -559,11 +560,11 @@ Test(mesh_decide, one_providers_omission_removes_nothing)
 
 Test(mesh_decide, of_two_providers_the_newer_verified_record_wins)
 {
-	struct registry_peer a[NODES], b[NODES];
+	struct registry_record a[NODES], b[NODES];
 	size_t n = registry_of(a, 3);
 
 	registry_of(b, 3);
-	registry_peer_clear(&b[1]);
+	registry_record_clear(&b[1]);
 	record(&b[1], 2, 2, "10.9.0.22:51830", 3);
 	decide2(a, n, b, n, true, 1000);
 	cr_assert_eq(st.peers[0].token, 2);
@@ -571,7 +572,7 @@ Test(mesh_decide, of_two_providers_the_newer_verified_record_wins)
 	cr_assert_str_eq(st.peers[0].endpoint, "10.9.0.22:51830");
 	cr_assert(strstr(st.disagreement, "token 2: nonce 1 at http://a, 3 at http://b"), "%s", st.disagreement);
 	/* A newer record that does not verify loses to the older one that does. */
-	registry_peer_clear(&b[2]);
+	registry_record_clear(&b[2]);
 	record(&b[2], 3, 3, "10.9.0.33:51830", 9);
 	b[2].node_signature[5] ^= 1;
 	decide2(a, n, b, n, false, 2000);
@@ -591,7 +592,7 @@ Test(mesh_decide, a_registration_never_mined_is_given_up_after_ten_minutes)
 
 Test(mesh_decide, nothing_verifying_under_an_unconfirmed_chain_id_refuses_the_view)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	struct mesh_input in = {
 		.now_ms = 1000, .have_view = true, .full = true, .recs = recs, .n_recs = n,
@@ -625,7 +626,7 @@ Test(mesh_decide, nothing_verifying_under_an_unconfirmed_chain_id_refuses_the_vi
 
 Test(mesh_decide, a_tls_node_among_wireguard_records_is_not_refused)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	struct mesh_input in = {
 		.now_ms = 1000, .have_view = true, .full = true, .recs = recs + 1, .n_recs = n - 1,
@@ -644,7 +645,7 @@ Test(mesh_decide, a_tls_node_among_wireguard_records_is_not_refused)
 
 Test(mesh_decide, an_rpc_that_flaps_our_record_does_not_reset_the_spacing)
 {
-	struct registry_peer recs[NODES];
+	struct registry_record recs[NODES];
 	size_t n = registry_of(recs, 3);
 	int sends = 0;
 
@@ -666,7 +667,7 @@ Test(mesh_decide, an_rpc_that_flaps_our_record_does_not_reset_the_spacing)
 
 Test(mesh_decide, a_record_under_another_kms_root_is_never_programmed)
 {
-	struct registry_peer recs[NODES + 1];
+	struct registry_record recs[NODES + 1];
 	size_t n = registry_of(recs, 3);
 	struct test_node forged;
 	const int want[] = { 2, 3 };
@@ -674,7 +675,7 @@ Test(mesh_decide, a_record_under_another_kms_root_is_never_programmed)
 	converge(3, 1000);
 	/* The attacker's own KMS root signs a node that claims token 2's overlay address. */
 	make_node_rooted(&forged, 0x77, 9);
-	cr_assert_eq(attest_sign_record(&forged.id, forged.secrets, CHAIN, forged.app_id, "10.9.0.66:51830",
+	cr_assert_eq(registry_record_sign(&forged.id, forged.secrets, CHAIN, forged.app_id, "10.9.0.66:51830",
 					REGISTRY_MODE_WIREGUARD, 1, &recs[n]), 0);
 	recs[n].token_id = 2;
 	decide(recs, n + 1, true, true, 5000);

@@ -51,7 +51,7 @@ static inline void make_node_rooted(struct test_node *n, uint8_t instance_byte, 
 	attest_key_path(path, sizeof(path), ATTEST_WG_KEY_PATH_PREFIX, n->id.instance_id);
 	cr_assert_eq(attest_derive_path_key(app_sk, path, material), 0);
 	attest_wireguard_key_from_material(material, n->secrets->wg_private_key);
-	cr_assert_eq(wg_key_public_from_private(n->id.wg_public_key, n->secrets->wg_private_key), 0);
+	cr_assert_eq(x25519_public_from_private(n->id.wg_public_key, n->secrets->wg_private_key), 0);
 }
 
 static inline void make_node(struct test_node *n, uint8_t instance_byte)

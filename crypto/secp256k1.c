@@ -8,8 +8,8 @@
 #include <secp256k1.h>
 #include <secp256k1_recovery.h>
 
-#include "chain/chain.h"
 #include "common/common.h"
+#include "crypto/crypto.h"
 
 /* n/2 (big-endian): a signature with s above this is the malleable twin of a low-s one. */
 static const uint8_t half_order[32] = {
@@ -113,6 +113,11 @@ int eth_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32]
 	secp256k1_ecdsa_recoverable_signature_serialize_compact(ctx, sig65, &recid, &sig);
 	sig65[64] = (uint8_t)recid;
 	return 0;
+}
+
+bool eth_signature_v_valid(const uint8_t sig[static 65])
+{
+	return sig[64] <= 1 || sig[64] == 27 || sig[64] == 28;
 }
 
 int eth_recover_pubkey(const uint8_t digest[static 32], const uint8_t sig65[static 65],

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/internal.h"
+#include "common/common.h"
+#include "registry/registry.h"
 
 #define RELAY_MAX_TOKENS 16
 

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/internal.h"
+#include "common/common.h"
+#include "registry/registry.h"
 
 #define SIG_REGISTER_PEER REGISTRY_REGISTER_SIG
 
@@ -20,7 +21,7 @@ enum peer_slot {
 	PEER_SLOTS
 };
 
-int registry_encode_register_call(const struct registry_peer *rec, struct buf *calldata)
+int registry_encode_register_call(const struct registry_record *rec, struct buf *calldata)
 {
 	struct abi_encoder call, reg;
 	uint8_t sel[4];
@@ -66,7 +67,7 @@ static int get_exact_bytes(const struct abi_tuple *t, size_t slot, uint8_t *out,
 	return 0;
 }
 
-static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char *why, size_t whylen)
+static int decode_peer(const struct abi_tuple *t, struct registry_record *p, char *why, size_t whylen)
 {
 	const uint8_t *ep;
 	uint64_t v;
@@ -118,19 +119,19 @@ static int decode_peer(const struct abi_tuple *t, struct registry_peer *p, char 
 	return p->endpoint ? 0 : -ENOMEM;
 }
 
-void registry_peers_free(struct registry_peer *peers, size_t n)
+void registry_records_free(struct registry_record *peers, size_t n)
 {
 	if (!peers)
 		return;
 	for (size_t i = 0; i < n; i++)
-		registry_peer_clear(&peers[i]);
+		registry_record_clear(&peers[i]);
 	free(peers);
 }
 
-int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer **out, size_t *n,
+int registry_decode_peers(const uint8_t *data, size_t len, struct registry_record **out, size_t *n,
 			  struct registry_skip *skips, size_t max_skips, size_t *nskips)
 {
-	struct registry_peer *peers = NULL;
+	struct registry_record *peers = NULL;
 	struct abi_tuple top, arr, entry;
 	size_t count, kept = 0, skipped = 0;
 	int r;
@@ -163,14 +164,14 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer 
 		 * forged, not that one record is bad: the whole read fails and nothing is removed.
 		 */
 		if (r == -ENOMEM || r == -EPROTO) {
-			registry_peer_clear(&peers[kept]);
-			registry_peers_free(peers, kept);
+			registry_record_clear(&peers[kept]);
+			registry_records_free(peers, kept);
 			if (nskips)
 				*nskips = 0;
 			return r == -ENOMEM ? r : -EBADMSG;
 		}
 		if (r < 0) {
-			registry_peer_clear(&peers[kept]);
+			registry_record_clear(&peers[kept]);
 			if (skips && skipped < max_skips) {
 				skips[skipped].index = i;
 				snprintf(skips[skipped].reason, sizeof(skips[skipped].reason), "%s", why);
@@ -218,7 +219,7 @@ static int call_view_any(struct eth_rpc *rpc, const uint8_t contract[static 20],
 
 		/* What a call to an address without code returns. */
 		hex_encode(hex, contract, 20);
-		rpc_set_error(rpc, "%s returned nothing: is 0x%s the cluster contract, on this chain?",
+		eth_rpc_set_error(rpc, "%s returned nothing: is 0x%s the cluster contract, on this chain?",
 			      sig, hex);
 		r = -ENOENT;
 	}
@@ -251,7 +252,7 @@ static int view_uint64(struct eth_rpc *rpc, const uint8_t contract[static 20], c
 		abi_tuple_init(&t, ret.data, ret.len);
 		r = abi_get_uint(&t, 0, bits, out);
 		if (r < 0)
-			rpc_set_error(rpc, "%s: malformed return data (%zu bytes)", sig, ret.len);
+			eth_rpc_set_error(rpc, "%s: malformed return data (%zu bytes)", sig, ret.len);
 	}
 	buf_free(&ret);
 	return r;
@@ -276,7 +277,7 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 	int r = view_uint64(rpc, contract, "instanceIsRegistered(address)", instance_id, 8, &v);
 
 	if (r == 0 && v > 1) {
-		rpc_set_error(rpc, "instanceIsRegistered: not a bool");
+		eth_rpc_set_error(rpc, "instanceIsRegistered: not a bool");
 		return -EBADMSG;
 	}
 	if (r == 0)
@@ -320,7 +321,7 @@ int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], ui
 			memcpy(out, p, len);
 			out[len] = '\0';
 		} else {
-			rpc_set_error(rpc, "labelOf(%llu): not a printable label of at most %zu bytes",
+			eth_rpc_set_error(rpc, "labelOf(%llu): not a printable label of at most %zu bytes",
 				      (unsigned long long)token, cap - 1);
 		}
 	}
@@ -340,7 +341,7 @@ int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20]
 		abi_tuple_init(&t, ret.data, ret.len);
 		r = abi_get_uint(&t, 0, 64, nonce);
 		if (r < 0)
-			rpc_set_error(rpc, "leaderActionNonce: malformed return data (%zu bytes)", ret.len);
+			eth_rpc_set_error(rpc, "leaderActionNonce: malformed return data (%zu bytes)", ret.len);
 	}
 	buf_free(&ret);
 	return r;
@@ -360,7 +361,7 @@ int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20]
 		    abi_get_uint(&t, 2, 64, &out->term) < 0 || abi_get_uint(&t, 3, 64, &out->expiry) < 0 ||
 		    abi_get_uint(&t, 4, 64, &out->votes) < 0 || abi_get_uint(&t, 5, 64, &out->required) < 0 ||
 		    out->token > REGISTRY_MAX_PEERS) {
-			rpc_set_error(rpc, "leaderState(): malformed return data (%zu bytes)", ret.len);
+			eth_rpc_set_error(rpc, "leaderState(): malformed return data (%zu bytes)", ret.len);
 			r = -EBADMSG;
 		}
 	}
@@ -381,7 +382,7 @@ int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		abi_tuple_init(&t, ret.data, ret.len);
 		r = abi_get_address(&t, 0, kms_root);
 		if (r < 0)
-			rpc_set_error(rpc, "kmsRoot(): malformed return data (%zu bytes)", ret.len);
+			eth_rpc_set_error(rpc, "kmsRoot(): malformed return data (%zu bytes)", ret.len);
 	}
 	buf_free(&ret);
 	return r;
@@ -418,7 +419,7 @@ int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20
 }
 
 int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
-			struct registry_peer **peers, size_t *n, struct registry_skip *skips,
+			struct registry_record **peers, size_t *n, struct registry_skip *skips,
 			size_t max_skips, size_t *nskips)
 {
 	struct buf ret;
@@ -429,7 +430,7 @@ int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], 
 	if (r == 0) {
 		r = registry_decode_peers(ret.data, ret.len, peers, n, skips, max_skips, nskips);
 		if (r < 0)
-			rpc_set_error(rpc, "getPeers() at %s: %s return data (%zu bytes)", tag,
+			eth_rpc_set_error(rpc, "getPeers() at %s: %s return data (%zu bytes)", tag,
 				      r == -E2BIG ? "more peers than the registry can hold in"
 						  : "malformed", ret.len);
 	}
@@ -438,7 +439,7 @@ int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], 
 }
 
 int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
-			       const uint8_t contract[static 20], const struct registry_peer *rec,
+			       const uint8_t contract[static 20], const struct registry_record *rec,
 			       const uint8_t tx_key[static 32], long timeout_ms, struct eth_receipt *rc)
 {
 	struct buf calldata;
@@ -447,7 +448,7 @@ int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
 	buf_init(&calldata, 0);
 	r = registry_encode_register_call(rec, &calldata);
 	if (r < 0)
-		rpc_set_error(rpc, "the record cannot be encoded (endpoint missing or too long)");
+		eth_rpc_set_error(rpc, "the record cannot be encoded (endpoint missing or too long)");
 	else
 		r = eth_send_transaction(rpc, tx_key, contract, calldata.data, calldata.len,
 					 &(struct eth_send_opts){ .chain_id = chain_id,

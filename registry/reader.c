@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/internal.h"
+#include "common/common.h"
+#include "registry/registry.h"
 
 #define READER_MAX_SKIPS 8
 
@@ -19,7 +20,7 @@ struct registry_reader {
 	uint64_t expected_chain_id;
 	bool synced;           /* peers hold getPeers() as of block `at` */
 	struct eth_block at;
-	struct registry_peer *peers;
+	struct registry_record *peers;
 	size_t npeers;
 	struct registry_skip skips[READER_MAX_SKIPS];
 	size_t nskips;
@@ -45,11 +46,11 @@ void registry_reader_free(struct registry_reader *r)
 {
 	if (!r)
 		return;
-	registry_peers_free(r->peers, r->npeers);
+	registry_records_free(r->peers, r->npeers);
 	free(r);
 }
 
-const struct registry_peer *registry_reader_peers(const struct registry_reader *r, size_t *n)
+const struct registry_record *registry_reader_peers(const struct registry_reader *r, size_t *n)
 {
 	*n = r->npeers;
 	return r->peers;
@@ -71,7 +72,7 @@ void registry_reader_get_stats(const struct registry_reader *r, struct registry_
 	*s = r->stats;
 }
 
-static bool peer_equal(const struct registry_peer *a, const struct registry_peer *b)
+static bool peer_equal(const struct registry_record *a, const struct registry_record *b)
 {
 	return a->token_id == b->token_id && a->mode == b->mode && a->nonce == b->nonce &&
 	       !memcmp(a->instance_id, b->instance_id, 20) &&
@@ -88,7 +89,7 @@ static bool peer_equal(const struct registry_peer *a, const struct registry_peer
 static int full_read(struct registry_reader *r, const struct eth_block *head, bool *changed)
 {
 	struct registry_skip skips[READER_MAX_SKIPS];
-	struct registry_peer *peers;
+	struct registry_record *peers;
 	char tag[ETH_BLOCK_TAG_MAX];
 	size_t n, nskips;
 	int err;
@@ -105,7 +106,7 @@ static int full_read(struct registry_reader *r, const struct eth_block *head, bo
 	*changed = !r->synced || n != r->npeers;
 	for (size_t i = 0; i < n && !*changed; i++)
 		*changed = !peer_equal(&peers[i], &r->peers[i]);
-	registry_peers_free(r->peers, r->npeers);
+	registry_records_free(r->peers, r->npeers);
 	r->peers = peers;
 	r->npeers = n;
 	r->at = *head;
@@ -131,18 +132,18 @@ static int initial_sync(struct registry_reader *r, bool *changed)
 	err = -EBADMSG;
 	if (c[0].error || c[0].result_type != JSON_STRING ||
 	    eth_parse_quantity(c[0].result, c[0].result_len, &chain_id) < 0) {
-		rpc_set_error(r->rpc, "eth_chainId: no usable answer");
+		eth_rpc_set_error(r->rpc, "eth_chainId: no usable answer");
 		goto out;
 	}
 	if (r->expected_chain_id && chain_id != r->expected_chain_id) {
-		rpc_set_error(r->rpc, "the RPC serves chain %llu, not the expected %llu",
+		eth_rpc_set_error(r->rpc, "the RPC serves chain %llu, not the expected %llu",
 			      (unsigned long long)chain_id, (unsigned long long)r->expected_chain_id);
 		err = -EXDEV;
 		goto out;
 	}
 	if (c[1].error || c[1].result_type != JSON_OBJECT ||
 	    eth_parse_block(c[1].result, c[1].result_len, &head) < 0) {
-		rpc_set_error(r->rpc, "eth_getBlockByNumber latest: no usable block");
+		eth_rpc_set_error(r->rpc, "eth_getBlockByNumber latest: no usable block");
 		goto out;
 	}
 	err = full_read(r, &head, changed);
@@ -204,7 +205,7 @@ int registry_reader_poll(struct registry_reader *r, bool *changed)
 		goto out;
 	if (c[0].error || c[0].result_type != JSON_OBJECT ||
 	    eth_parse_block(c[0].result, c[0].result_len, &head) < 0) {
-		rpc_set_error(r->rpc, "eth_getBlockByNumber latest: no usable block");
+		eth_rpc_set_error(r->rpc, "eth_getBlockByNumber latest: no usable block");
 		err = -EBADMSG;
 		goto out;
 	}

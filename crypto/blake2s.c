@@ -7,7 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "common.h"
+#include "common/common.h"
+#include "crypto/crypto.h"
 
 #define BLAKE2S_BLOCK 64
 

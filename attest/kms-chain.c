@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* dstack signature chains and registry records: the signed messages and their verification. */
+/* dstack's KMS signature chain (app key -> KMS root): the signed messages and their verification. */
 #include <errno.h>
 #include <string.h>
 
@@ -63,12 +63,6 @@ const char *attest_verdict_str(enum attest_verdict v)
 	return "unknown verdict";
 }
 
-/* v is the only byte whose range we can judge before recovery; 0/1 (dstack) or 27/28. */
-static bool signature_v_valid(const uint8_t sig[static 65])
-{
-	return sig[64] <= 1 || sig[64] == 27 || sig[64] == 28;
-}
-
 /* A 64-byte x||y is a key only if it is a point on the curve: round-trip it. */
 static bool pubkey_valid(const uint8_t pub[static 64])
 {
@@ -78,7 +72,7 @@ static bool pubkey_valid(const uint8_t pub[static 64])
 	return eth_decompress_pubkey(compressed, back) == 0 && !memcmp(back, pub, 64);
 }
 
-enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
+enum attest_verdict attest_verify_kms_chain(const struct attest_key_claim *chain,
 					const struct attest_expect *expect,
 					uint8_t *app_pub_out)
 {
@@ -86,7 +80,7 @@ enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
 
 	if (!chain->key_pub || !chain->purpose || !chain->app_id || !chain->sigs ||
 	    !pubkey_valid(chain->key_pub) || (chain->app_pub && !pubkey_valid(chain->app_pub)) ||
-	    !signature_v_valid(chain->sigs->app_signature))
+	    !eth_signature_v_valid(chain->sigs->app_signature))
 		return ATTEST_MALFORMED;
 	/* Claims first: they are cheap and say exactly what is wrong. */
 	if (strcmp(chain->purpose, expect->purpose))
@@ -104,7 +98,7 @@ enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
 
 	if (!chain->sigs->has_kms_signature)
 		return ATTEST_NO_KMS_SIGNATURE;
-	if (!signature_v_valid(chain->sigs->kms_signature))
+	if (!eth_signature_v_valid(chain->sigs->kms_signature))
 		return ATTEST_MALFORMED;
 	attest_kms_message_digest(chain->app_id, app_pub, digest);
 	if (eth_recover_pubkey(digest, chain->sigs->kms_signature, root_pub) < 0)
@@ -115,50 +109,13 @@ enum attest_verdict attest_verify_chain(const struct attest_chain *chain,
 	return ATTEST_VALID;
 }
 
-enum attest_verdict attest_verify_record(const struct registry_peer *p, uint64_t chain_id,
-					 const uint8_t contract[static 20],
-					 const uint8_t kms_root[static 20])
-{
-	struct attest_signature_chain sigs = { .has_kms_signature = true };
-	struct attest_chain chain = {
-		.key_pub = p->node_pubkey,
-		.purpose = ATTEST_NODE_KEY_PURPOSE,
-		.app_id = contract,
-		.app_pub = p->app_pubkey,
-		.sigs = &sigs,
-	};
-	struct attest_expect expect = {
-		.purpose = ATTEST_NODE_KEY_PURPOSE,
-		.app_id = contract,
-		.kms_root = kms_root,
-	};
-	uint8_t digest[32], signer[64];
-	enum attest_verdict v;
-
-	if (p->mode > REGISTRY_MODE_WIREGUARD)
-		return ATTEST_MALFORMED;
-	memcpy(sigs.app_signature, p->app_signature, 65);
-	memcpy(sigs.kms_signature, p->kms_signature, 65);
-	v = attest_verify_chain(&chain, &expect, NULL);
-	if (v != ATTEST_VALID)
-		return v;
-
-	if (!signature_v_valid(p->node_signature))
-		return ATTEST_MALFORMED;
-	registry_record_digest(chain_id, contract, p, digest);
-	if (eth_recover_pubkey(digest, p->node_signature, signer) < 0 ||
-	    memcmp(signer, p->node_pubkey, 64))
-		return ATTEST_BAD_NODE_SIGNATURE;
-	return ATTEST_VALID;
-}
-
 int attest_identity_kms_root(const struct attest_identity *id, uint8_t root[static 20])
 {
 	uint8_t digest[32], root_pub[64];
 
 	if (!id->chain.has_kms_signature)
 		return -ENOKEY;
-	if (!signature_v_valid(id->chain.kms_signature) || !pubkey_valid(id->app_pubkey))
+	if (!eth_signature_v_valid(id->chain.kms_signature) || !pubkey_valid(id->app_pubkey))
 		return -EBADMSG;
 	attest_kms_message_digest(id->app_id, id->app_pubkey, digest);
 	if (eth_recover_pubkey(digest, id->chain.kms_signature, root_pub) < 0)

@@ -4,8 +4,8 @@
 
 #include <nettle/sha3.h>
 
-#include "chain/chain.h"
 #include "common/common.h"
+#include "crypto/crypto.h"
 
 /* struct keccak256_ctx keeps its lanes in the layout nettle permutes. */
 _Static_assert(sizeof(((struct sha3_state *)0)->a) == sizeof(((struct keccak256_ctx *)0)->lanes),

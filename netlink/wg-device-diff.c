@@ -191,24 +191,6 @@ bool wg_key_is_zero(const uint8_t key[static WG_KEY_LEN])
 	return acc == 0;
 }
 
-int wg_key_generate_private(uint8_t key[static WG_KEY_LEN])
-{
-	if (getrandom(key, WG_KEY_LEN, 0) != WG_KEY_LEN)
-		return nl_fail(-EIO, "getrandom failed");
-	key[0] &= 248;
-	key[31] = (key[31] & 127) | 64;
-	return 0;
-}
-
-/* X25519 with the base point (nettle clamps the scalar as RFC 7748 says); nettle leaves
- * its scratch, derived from the private key, on the stack. */
-int wg_key_public_from_private(uint8_t pub[static WG_KEY_LEN], const uint8_t priv[static WG_KEY_LEN])
-{
-	curve25519_mul_g(pub, priv);
-	secret_wipe_stack();
-	return 0;
-}
-
 const struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const uint8_t key[static WG_KEY_LEN])
 {
 	for (size_t i = 0; dev && i < dev->n_peers; i++)

@@ -7,7 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "chain/internal.h"
+#include "common/common.h"
+#include "registry/registry.h"
 
 #define LEADER_ACTION_TYPE \
 	"LeaderAction(uint8 action,uint256 tokenId,uint256 target,bool noConfidence,uint256 nonce,uint256 deadline)"

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "chain/chain.h"
+#include "registry/registry.h"
 #include "tests/unit/test-chain-helpers.h"
 
 static void assert_keccak_hex(const void *data, size_t len, const char *want)
@@ -192,7 +193,7 @@ Test(secp256k1, address_matches_cast_wallet)
  */
 Test(registry, record_digest_matches_cast_abi_encode)
 {
-	struct registry_peer p = { 0 };
+	struct registry_record p = { 0 };
 	uint8_t contract[20], digest[32];
 	char *tag, *ephash, *enc, *want, *got, *c, *inst, *wg;
 
@@ -217,7 +218,7 @@ Test(registry, record_digest_matches_cast_abi_encode)
 	got = hex0x(digest, 32);
 	cr_assert_str_eq(got, want);
 	free(tag), free(ephash), free(enc), free(want), free(got), free(c), free(inst), free(wg);
-	registry_peer_clear(&p);
+	registry_record_clear(&p);
 	cr_assert_null(p.endpoint);
-	registry_peer_clear(NULL);
+	registry_record_clear(NULL);
 }

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * registry: the cluster contract's peer record (docs/registry.md), the project's central
+ * concept, in one place: the struct, the digest the node key signs, signing and
+ * verifying a record, its ABI codec, the contract's calls and custom errors, its signed
+ * leader calls, the relayer's request format, and a reorg-aware follower of the peer set.
+ * Built on chain/ (a plain Ethereum client) and attest/ (dstack's signature chain).
+ * Every fallible function returns 0 or a negative errno; for RPC failures
+ * eth_rpc_last_error() says what and where.
+ */
+#ifndef DSTACK_P2P_REGISTRY_H
+#define DSTACK_P2P_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest/attest.h"
+#include "chain/chain.h"
+
+struct buf;
+
+/* The custom errors of contracts/src/DstackClusterNFT.sol, for eth_rpc_config.errors and
+ * eth_describe_revert. */
+extern const struct eth_error_table registry_contract_errors;
+
+/* ---- relaying (dstack-p2p relayer) -------------------------------------------------------- */
+
+#define REGISTRY_REGISTER_SIG \
+	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
+
+/* A call to relay, as the agent posts it: {"to":"0x<20 bytes>","data":"0x<calldata>"}. */
+struct relay_request {
+	uint8_t to[20];
+	uint8_t *data;            /* malloc'd */
+	size_t len;
+	uint8_t selector[4];
+	/* What rate limits count on: registerPeer's instance id (left-padded), else the first
+	 * argument word (an election call's token id); has_subject false when there is none. */
+	uint8_t subject[32];
+	bool has_subject;
+};
+
+/*
+ * Parse a relay request body (JSON, at most 16 tokens). -EINVAL with why filled for
+ * anything else: not an object, a "value" member, a bad address, calldata that is not hex,
+ * shorter than a selector or longer than max_data bytes.
+ */
+int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
+			char *why, size_t why_len);
+void relay_request_clear(struct relay_request *r);
+
+/* Fixed-window limits: at most `limit` takes per key per window, in a table of slots. */
+struct relay_slot {
+	uint8_t key[32];
+	uint64_t window_start;
+	uint32_t count;
+	bool used;
+};
+
+struct relay_limiter {
+	struct relay_slot *slots;
+	size_t nslots;
+	uint32_t limit;
+	uint64_t window_ms;
+};
+
+/* -EINVAL for a zero size, limit or window; -ENOMEM. */
+int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
+void relay_limiter_free(struct relay_limiter *l);
+/* Count one for key at time now (ms); false when its window is already full. */
+bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now);
+
+/* ---- the registry record (docs/registry.md) ------------------------------------------- */
+
+enum registry_mode { REGISTRY_MODE_TLS_GATEWAY = 0, REGISTRY_MODE_WIREGUARD = 1 };
+
+/* Longest endpoint, in bytes: the contract's MAX_ENDPOINT_LENGTH. */
+#define REGISTRY_ENDPOINT_MAX 255
+
+struct registry_record {
+	uint64_t token_id;             /* uint256 on chain; larger values are a format error */
+	uint8_t instance_id[20];
+	uint8_t wg_public_key[32];
+	char *endpoint;                /* malloc'd, NUL-terminated, no inner NUL */
+	uint8_t mode;                  /* enum registry_mode */
+	uint64_t nonce;
+	uint8_t node_pubkey[64];
+	uint8_t app_pubkey[64];
+	uint8_t app_signature[65];
+	uint8_t kms_signature[65];
+	uint8_t node_signature[65];
+};
+
+/* Frees the endpoint and zeroes the record; accepts NULL. */
+void registry_record_clear(struct registry_record *p);
+void registry_records_free(struct registry_record *peers, size_t n);
+
+/* The contract's MAX_NODES_LIMIT: a getPeers() reply claiming more is malformed. */
+#define REGISTRY_MAX_PEERS 254
+
+/* An entry of getPeers() that was skipped, and why. */
+struct registry_skip {
+	size_t index;
+	char reason[96];
+};
+
+/*
+ * The digest the node key signs:
+ * keccak256(abi.encode(keccak256("dstack-p2p.PeerRecord.v1"), chainid, contract,
+ *                      instanceId, wgPublicKey, keccak256(bytes(endpoint)), mode, nonce))
+ * A NULL endpoint hashes as the empty string.
+ */
+void registry_record_digest(uint64_t chain_id, const uint8_t contract[static 20],
+			    const struct registry_record *p, uint8_t out[static 32]);
+
+/* Append registerPeer(PeerRegistration) calldata; -EINVAL without a valid endpoint. */
+int registry_encode_register_call(const struct registry_record *rec, struct buf *calldata);
+/*
+ * Decode getPeers() return data (Peer[]). Entries with wrong byte lengths, an unknown
+ * mode, a token id above 2^64 or an empty, over-long or NUL-holding endpoint are skipped;
+ * the first max_skips of them are described in skips. -EBADMSG when the array itself is
+ * malformed or any entry reaches outside the data (a truncated reply fails as a whole),
+ * -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_records_free.
+ */
+int registry_decode_peers(const uint8_t *data, size_t len, struct registry_record **peers, size_t *n,
+			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
+
+/*
+ * Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). -ENOENT
+ * when the call returns nothing, as calls to an address without code do.
+ */
+int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			struct registry_record **peers, size_t *n, struct registry_skip *skips,
+			size_t max_skips, size_t *nskips);
+int registry_nonce_of(struct eth_rpc *rpc, const uint8_t contract[static 20],
+		      const uint8_t instance_id[static 20], uint64_t *nonce);
+int registry_token_of_instance(struct eth_rpc *rpc, const uint8_t contract[static 20],
+			       const uint8_t instance_id[static 20], uint64_t *token);
+int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[static 20],
+				    const uint8_t instance_id[static 20], bool *registered);
+int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
+		      uint8_t kms_root[static 20]);
+/* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
+int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
+		      char *out, size_t cap);
+
+/* ---- signed leader calls (registry/leader.c, docs/contracts.md) ---------------------------- */
+
+enum registry_leader_action { REGISTRY_LEADER_ELECT = 0, REGISTRY_LEADER_HEARTBEAT = 1, REGISTRY_LEADER_VOTE = 2 };
+
+/* One LeaderAction as the contract's EIP-712 type has it, and its node-key signature. */
+struct registry_leader_call {
+	uint8_t action;                /* enum registry_leader_action */
+	uint64_t token;                /* the acting node's token */
+	uint64_t target;               /* vote: the leader voted on; else 0 */
+	bool no_confidence;            /* vote: true votes, false withdraws; else false */
+	uint64_t nonce;                /* leaderActionNonce(token) */
+	uint64_t deadline;             /* unix seconds (block time) */
+	uint8_t signature[65];         /* r || s || v, v in {27,28} */
+};
+
+/* The contract's domainSeparator() and leaderActionDigest(...). */
+void registry_leader_domain(uint64_t chain_id, const uint8_t contract[static 20], uint8_t out[static 32]);
+void registry_leader_digest(uint64_t chain_id, const uint8_t contract[static 20],
+			    const struct registry_leader_call *c, uint8_t out[static 32]);
+/* Fill c->signature with node_key's signature over the digest; -EINVAL for an unknown action. */
+int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 20],
+			      const uint8_t node_key[static 32], struct registry_leader_call *c);
+/* Their function signatures, by action (what a relayer allows besides registration). */
+extern const char *const registry_leader_call_sigs[3];
+/* electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata, appended. */
+int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata);
+/* leaderActionNonce(token). */
+int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce);
+
+/* leaderState(): who leads, in which term, until when, and the votes against it. */
+struct registry_leader {
+	uint64_t token;                /* 0: no leader */
+	uint8_t instance_id[20];
+	uint64_t term;
+	uint64_t expiry;               /* unix seconds (block time) the lease runs to */
+	uint64_t votes;                /* standing no-confidence votes in this term */
+	uint64_t required;             /* votes that replace the leader */
+};
+int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20], struct registry_leader *out);
+
+/*
+ * Is contract a dstack-p2p cluster of the record format we verify? It must have code
+ * (-ENOTTY: none, an EOA or a wrong address) and PEER_RECORD_TYPEHASH() must return
+ * keccak256("dstack-p2p.PeerRecord.v1") (-EPROTOTYPE: another contract or version).
+ * Other errors are the RPC's.
+ */
+int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20]);
+
+/*
+ * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the
+ * receipt. A revert (at estimation or mined) is -EPERM, its decoded reason (e.g.
+ * "StaleNonce(3, 5)") in eth_rpc_last_error.
+ */
+int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
+			       const uint8_t contract[static 20], const struct registry_record *rec,
+			       const uint8_t tx_key[static 32], long timeout_ms, struct eth_receipt *rc);
+
+/* ---- following the registry -------------------------------------------------------------- */
+
+struct registry_reader;
+
+struct registry_reader_stats {
+	uint64_t polls;
+	uint64_t full_reads;   /* getPeers() calls */
+	uint64_t reorgs;       /* times the block we had read at left the chain */
+};
+
+/*
+ * A follower of the registry at contract over rpc (borrowed: it must outlive the reader).
+ * expected_chain_id 0 accepts any chain; otherwise another chain is -EXDEV at first poll.
+ */
+int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
+			uint64_t expected_chain_id, struct registry_reader **out);
+void registry_reader_free(struct registry_reader *r);
+/*
+ * Bring the peer set up to the head of the chain. The first poll checks the chain id and
+ * reads getPeers(); after that an idle poll is one round trip, and a log from the
+ * contract or a reorg leads to one more, a getPeers() pinned to the new head.
+ * *changed tells whether the peer set differs from before. On error the previous set
+ * stays, and eth_rpc_last_error says why.
+ */
+int registry_reader_poll(struct registry_reader *r, bool *changed);
+/* The current peer set (valid until the next poll) and the block it was read at (NULL
+ * before the first successful poll). */
+const struct registry_record *registry_reader_peers(const struct registry_reader *r, size_t *n);
+const struct eth_block *registry_reader_block(const struct registry_reader *r);
+/* Entries of the last getPeers() that were malformed and left out. */
+const struct registry_skip *registry_reader_skipped(const struct registry_reader *r, size_t *n);
+void registry_reader_get_stats(const struct registry_reader *r, struct registry_reader_stats *s);
+
+/* ---- signing and verifying a record ------------------------------------------------------ */
+
+/*
+ * Fill a record ready for registerPeer: instance id, keys, chain, endpoint (strdup'd;
+ * registry_record_clear frees it), mode, nonce (stored nonce + 1), and the node's signature.
+ * The WireGuard key is zero in TLS-gateway mode. -EINVAL when contract is not the
+ * identity's app id (the chain would not verify), when the identity has no KMS signature
+ * (a local key provider: the contract could not check it), or on out-of-range arguments.
+ */
+int registry_record_sign(const struct attest_identity *id, const struct attest_node_secrets *s,
+			 uint64_t chain_id, const uint8_t contract[static 20], const char *endpoint,
+			 enum registry_mode mode, uint64_t nonce, struct registry_record *out);
+
+/*
+ * A registry record as read from the cluster contract at address contract (which is the
+ * app id): the KMS chain for ATTEST_NODE_KEY_PURPOSE, the carried public keys against the
+ * recovered ones, and the node signature over registry_record_digest.
+ */
+enum attest_verdict registry_record_verify(const struct registry_record *p, uint64_t chain_id,
+					   const uint8_t contract[static 20],
+					   const uint8_t kms_root[static 20]);
+
+/*
+ * Why a record read from the contract can be nobody's peer, or NULL: a token id outside
+ * 1..REGISTRY_MAX_PEERS, an empty endpoint or one holding a space, control or non-ASCII
+ * byte (it goes into logs and files), or a failed registry_record_verify (then why is
+ * filled and returned). What a node's own mode and transport rule out is mesh/'s call.
+ */
+const char *registry_record_problem(const struct registry_record *p, uint64_t chain_id,
+				    const uint8_t contract[static 20], const uint8_t kms_root[static 20],
+				    char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,79 @@
+#!/bin/bash
+# The module graph of docs/README.md, checked: every #include "x/..." of a module's files
+# and, when its objects are built (O, default build), every symbol its objects call must
+# come from the module itself or one it may depend on. An edge to a higher module fails.
+#
+#   common -> crypto -> {chain, attest} -> registry -> mesh -> netlink
+#   relay (gateway transport) and netlink are below mesh; api is on common only.
+#
+# Usage: scripts/module-graph.sh [--print]   (--print: the edges found, "a -> b")
+set -u
+cd "$(dirname "$0")/.."
+O=${O:-build}
+
+declare -A allowed=(
+	[common]=""
+	[crypto]="common"
+	[chain]="common crypto"
+	[attest]="common crypto"
+	[registry]="common crypto chain attest"
+	[netlink]="common crypto"
+	[relay]="common crypto"
+	[mesh]="common crypto chain attest registry netlink relay"
+	[api]="common"
+)
+modules="common crypto chain attest registry netlink relay mesh api"
+bad=0
+declare -A edges=()
+
+may_use() { # module target
+	[ "$1" = "$2" ] && return 0
+	case " ${allowed[$1]} " in *" $2 "*) return 0;; esac
+	return 1
+}
+
+edge() { # module target where
+	edges["$1 -> $2"]=1
+	if ! may_use "$1" "$2"; then
+		echo "module-graph: $1 -> $2 is a back edge ($3)" >&2
+		bad=1
+	fi
+}
+
+# Includes. The simulator (attest/sim) is a program of its own, like cli/.
+for m in $modules; do
+	while IFS=: read -r file inc; do
+		t=${inc%%/*}
+		[ -n "${allowed[$t]+x}" ] || continue
+		edge "$m" "$t" "$file includes $inc"
+	done < <(grep -Ho '^#include "[a-z_]*/[^"]*"' "$m"/*.c "$m"/*.h 2>/dev/null | sed 's/#include "\(.*\)"/\1/')
+done
+
+# Calls: each module's undefined symbols, resolved to the module that defines them.
+if ls "$O"/common/*.o >/dev/null 2>&1; then
+	declare -A owner=()
+	for m in $modules; do
+		for o in "$O/$m"/*.o; do
+			[ -f "${o}" ] && [ -f "$m/$(basename "${o%.o}").c" ] || continue
+			while read -r sym; do owner[$sym]=$m; done < <(nm -g --defined-only "$o" | awk '{print $3}')
+		done
+	done
+	for m in $modules; do
+		for o in "$O/$m"/*.o; do
+			[ -f "${o}" ] && [ -f "$m/$(basename "${o%.o}").c" ] || continue
+			while read -r sym; do
+				t=${owner[$sym]:-}
+				[ -n "$t" ] && edge "$m" "$t" "$(basename "$o") calls $sym"
+			done < <(nm -u "$o" | awk '{print $2}')
+		done
+	done
+fi
+
+if [ "${1:-}" = --print ]; then
+	for e in "${!edges[@]}"; do
+		a=${e% -> *} b=${e#* -> }
+		[ "$a" != "$b" ] && echo "$e"
+	done | sort
+fi
+[ "$bad" = 0 ] && echo "module-graph: no back edges (${#edges[@]} edges checked)"
+exit "$bad"
