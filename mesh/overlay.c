@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mesh: a peer's overlay address, connect string and endpoint (the diff is netlink's wg_device_diff). */
+/* mesh: the overlay network (10.0.1.<token>), a peer's connect string and its UDP endpoint (the
+ * diff of peers is netlink/wg-device-diff.c). */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
