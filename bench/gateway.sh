@@ -22,18 +22,18 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 run_iperf() {
 	local c1 c2 out mbps hz
 	hz=$(getconf CLK_TCK)
-	ip netns exec "$(h_ns 2)" iperf3 -s -1 -B "10.0.1.${H_TOKEN[2]}" >/dev/null 2>&1 &
+	ip netns exec "$(h_ns 2)" iperf3 -s -1 -B "$(h_addr 2)" >/dev/null 2>&1 &
 	H_OTHER_PIDS+=($!)
 	sleep 0.5
 	c1=$(( $(cpu_ticks "${H_PID_AGENT[1]}") + $(cpu_ticks "${H_PID_AGENT[2]}") ))
-	out=$(h_in 1 iperf3 -c "10.0.1.${H_TOKEN[2]}" -t "$SECONDS_RUN" -f m 2>&1) || { echo "0 0"; return; }
+	out=$(h_in 1 iperf3 -c "$(h_addr 2)" -t "$SECONDS_RUN" -f m 2>&1) || { echo "0 0"; return; }
 	c2=$(( $(cpu_ticks "${H_PID_AGENT[1]}") + $(cpu_ticks "${H_PID_AGENT[2]}") ))
 	mbps=$(echo "$out" | awk '/receiver/ { print $(NF-2) }')
 	echo "${mbps:-0} $(awk -v t=$((c2 - c1)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')"
 }
 # ping p50 / avg in ms, 100 pings
 run_ping() {
-	h_in 1 ping -c 100 -i 0.02 -W 1 "10.0.1.${H_TOKEN[2]}" 2>/dev/null |
+	h_in 1 ping -c 100 -i 0.02 -W 1 "$(h_addr 2)" 2>/dev/null |
 		sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
 		awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f\n", v[int((NR + 1) / 2)], s / NR; else print "0 0" }'
 }

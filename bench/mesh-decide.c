@@ -16,8 +16,9 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 
-#define N MESH_MAX_PEERS
+#define N REGISTRY_MAX_PEERS
 
 static uint64_t now_us(void)
 {
@@ -33,7 +34,7 @@ static struct mesh_state st;
 /* 254 peers in the state, and a device that holds exactly them. */
 static void setup(struct wg_device *dev, struct ip_prefix *ips)
 {
-	self.mode = MESH_MODE_WIREGUARD;
+	self.mode = REGISTRY_MODE_WIREGUARD;
 	self.listen_port = 51830;
 	self.keepalive = 10;
 	mesh_state_init(&st);
@@ -50,7 +51,7 @@ static void setup(struct wg_device *dev, struct ip_prefix *ips)
 		struct wg_peer *p = &dev->peers[i];
 
 		m->token = i + 1;
-		m->mode = MESH_MODE_WIREGUARD;
+		m->mode = REGISTRY_MODE_WIREGUARD;
 		memset(m->wg_key, 0, sizeof(m->wg_key));
 		m->wg_key[0] = (uint8_t)i;
 		m->wg_key[1] = 0x5a;

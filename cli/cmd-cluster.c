@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cluster-cmd.h"
+#include "mesh/mesh.h"
 #include "registry/registry.h"
 
 #define MAX_OPERANDS 4
@@ -332,8 +333,12 @@ static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a,
 		token = minted_token(c, &res);
 	if (c->o->json)
 		print_json_result(a->name, &res, token);
-	else if (token)
-		printf("minted token %" PRIu64 " (overlay address 10.0.1.%" PRIu64 ")\n", token, token);
+	else if (token) {
+		char addr[16];
+
+		mesh_overlay_addr_str((uint32_t)token, addr);
+		printf("minted token %" PRIu64 " (overlay address %s)\n", token, addr);
+	}
 	return CLI_EXIT_OK;
 }
 
@@ -483,7 +488,7 @@ static void opts_defaults(struct cluster_opts *o)
 }
 
 /* Connect, check the chain, and take the contract when the action needs one. */
-static int connect(struct cluster_ctx *c, const struct cluster_opts *o, bool need_contract)
+static int cluster_connect(struct cluster_ctx *c, const struct cluster_opts *o, bool need_contract)
 {
 	int r;
 
@@ -597,7 +602,7 @@ int cmd_cluster(int argc, char **argv)
 	buf_init(&p.calldata, 0);
 	status = check_operands(&p, a.n_operands - 1);
 	if (status == CLI_EXIT_OK)
-		status = connect(&c, &o, action_needs_contract(p.action));
+		status = cluster_connect(&c, &o, action_needs_contract(p.action));
 	if (status == CLI_EXIT_OK)
 		status = dispatch(&c, &p);
 	buf_free(&p.calldata);

@@ -585,7 +585,7 @@ static int fill_self(struct mesh_agent *a)
 
 	self->mode = a->cfg->mode;
 	memcpy(self->instance_id, a->id.instance_id, 20);
-	if (a->cfg->mode == MESH_MODE_WIREGUARD)
+	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD)
 		memcpy(self->wg_public_key, a->id.wg_public_key, 32);
 	self->listen_port = a->cfg->listen_port;
 	self->keepalive = a->cfg->keepalive;
@@ -674,7 +674,7 @@ static int agent_start(struct mesh_agent *a)
 		cluster_expect_chain_id(a->cluster, a->cfg->chain_id);
 	}
 
-	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
+	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD) {
 		r = lock_interface(a->cfg->ifname, &a->iface_lock);
 		if (r < 0) {
 			log_error("interface %s: %s", a->cfg->ifname, r == -EADDRINUSE ?

@@ -16,7 +16,7 @@ static void refresh_label(struct mesh_agent *a, uint64_t token, const char *inst
 	struct agent_label *l;
 	char text[sizeof(l->text)];
 
-	if (token < 1 || token > MESH_MAX_PEERS)
+	if (token < 1 || token > REGISTRY_MAX_PEERS)
 		return;
 	l = &a->labels[token];
 	if (!strcmp(l->instance_id, instance_hex))
@@ -43,7 +43,7 @@ void agent_refresh_labels(struct mesh_agent *a)
 
 const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex)
 {
-	if (token < 1 || token > MESH_MAX_PEERS || strcmp(a->labels[token].instance_id, instance_hex))
+	if (token < 1 || token > REGISTRY_MAX_PEERS || strcmp(a->labels[token].instance_id, instance_hex))
 		return "";
 	return a->labels[token].text;
 }
@@ -112,7 +112,7 @@ static const char *leader_connect(const struct mesh_agent *a, char addr[static 1
 
 	if (!a->leader_known || !a->leader.token)
 		return "";
-	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
+	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD) {
 		mesh_overlay_addr_str((uint32_t)a->leader.token, addr);
 		return addr;
 	}
@@ -142,7 +142,7 @@ int agent_on_change_env(const struct mesh_agent *a, const char *event, struct bu
 	} while (0)
 	r = 0;
 	ENTRY("DSTACK_P2P_EVENT=%s", event);
-	ENTRY("DSTACK_P2P_ADDRESS=%s", a->st.token && a->cfg->mode == MESH_MODE_WIREGUARD ? addr : "");
+	ENTRY("DSTACK_P2P_ADDRESS=%s", a->st.token && a->cfg->mode == REGISTRY_MODE_WIREGUARD ? addr : "");
 	ENTRY("DSTACK_P2P_TOKEN=%llu", (unsigned long long)a->st.token);
 	ENTRY("DSTACK_P2P_LABEL=%s", agent_label(a, a->st.token, a->instance_hex));
 	ENTRY("DSTACK_P2P_GENERATION=%llu", (unsigned long long)a->st.generation);
@@ -180,12 +180,12 @@ int agent_write_hosts_file(const struct mesh_agent *a)
 
 	buf_init(&out, 1 << 16);
 	/* tls mode has no overlay addresses: the file stays empty. */
-	for (size_t i = 0; a->cfg->mode == MESH_MODE_WIREGUARD && i <= a->st.n_peers && r == 0; i++) {
+	for (size_t i = 0; a->cfg->mode == REGISTRY_MODE_WIREGUARD && i <= a->st.n_peers && r == 0; i++) {
 		uint64_t token = i < a->st.n_peers ? a->st.peers[i].token : a->st.token;
 		const char *inst = i < a->st.n_peers ? a->st.peers[i].instance_id : a->instance_hex;
 		const char *label = agent_label(a, token, inst);
 
-		if (token < 1 || token > MESH_MAX_PEERS)
+		if (token < 1 || token > REGISTRY_MAX_PEERS)
 			continue;
 		mesh_overlay_addr_str((uint32_t)token, addr);
 		r = *label ? buf_printf(&out, "%s %s\n", addr, label)

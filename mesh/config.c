@@ -9,6 +9,7 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 const char *const mesh_config_names[] = {
 	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
@@ -19,17 +20,17 @@ const char *const mesh_config_names[] = {
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS", NULL,
 };
 
-const char *mesh_mode_name(enum mesh_mode mode)
+const char *mesh_mode_name(enum registry_mode mode)
 {
-	return mode == MESH_MODE_WIREGUARD ? "wireguard" : "tls";
+	return mode == REGISTRY_MODE_WIREGUARD ? "wireguard" : "tls";
 }
 
-int mesh_mode_parse(const char *s, enum mesh_mode *out)
+int mesh_mode_parse(const char *s, enum registry_mode *out)
 {
 	if (!strcmp(s, "wireguard") || !strcmp(s, "wg"))
-		*out = MESH_MODE_WIREGUARD;
+		*out = REGISTRY_MODE_WIREGUARD;
 	else if (!strcmp(s, "tls"))
-		*out = MESH_MODE_TLS;
+		*out = REGISTRY_MODE_TLS_GATEWAY;
 	else
 		return -EINVAL;
 	return 0;
@@ -56,7 +57,7 @@ int mesh_transport_parse(const char *s, enum mesh_transport *out)
 void mesh_config_init(struct mesh_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mode = MESH_MODE_WIREGUARD;
+	cfg->mode = REGISTRY_MODE_WIREGUARD;
 	snprintf(cfg->rpc_urls, sizeof(cfg->rpc_urls), "http://127.0.0.1:8545");
 	snprintf(cfg->ifname, sizeof(cfg->ifname), "%s", MESH_DEFAULT_IFNAME);
 	snprintf(cfg->control_path, sizeof(cfg->control_path), "%s", MESH_DEFAULT_CONTROL);
@@ -357,7 +358,7 @@ int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_le
 		snprintf(why, why_len, "no cluster contract: set CLUSTER_CONTRACT or --contract");
 		return -EINVAL;
 	}
-	if (cfg->mode == MESH_MODE_WIREGUARD && cfg->endpoint[0]) {
+	if (cfg->mode == REGISTRY_MODE_WIREGUARD && cfg->endpoint[0]) {
 		struct sockaddr_storage ss;
 
 		if (mesh_endpoint_parse(cfg->endpoint, &ss) < 0) {

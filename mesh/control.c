@@ -15,6 +15,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 /* What one control client may cost the agent's loop, request and reply together. */
 #define CONTROL_CLIENT_MS 1000
@@ -158,7 +159,7 @@ static int request_parse_json(const char *line, size_t len, struct control_reque
 	req->name[n] = '\0';
 	i = json_get(&j, 0, "target");
 	*why = "\"target\" is not a token id (1..254)";
-	if (i >= 0 && (json_int64(&j, i, &req->target) < 0 || req->target < 1 || req->target > MESH_MAX_PEERS))
+	if (i >= 0 && (json_int64(&j, i, &req->target) < 0 || req->target < 1 || req->target > REGISTRY_MAX_PEERS))
 		goto out;
 	i = json_get(&j, 0, "no_confidence");
 	*why = "\"no_confidence\" is not a boolean";

@@ -74,7 +74,7 @@ static const char *peer_record_problem(const struct mesh_self *self, const struc
 		return problem;
 	if (p->mode != (uint8_t)self->mode) {
 		snprintf(why, why_len, "registered in %s mode, we run %s",
-			 mesh_mode_name((enum mesh_mode)p->mode), mesh_mode_name(self->mode));
+			 mesh_mode_name((enum registry_mode)p->mode), mesh_mode_name(self->mode));
 		return why;
 	}
 	if (p->mode == REGISTRY_MODE_WIREGUARD) {
@@ -109,7 +109,7 @@ static void reject(struct mesh_rejected *rejected, size_t *n_rejected, uint64_t 
 	struct mesh_rejected *x;
 	va_list ap;
 
-	if (*n_rejected >= MESH_MAX_PEERS)
+	if (*n_rejected >= REGISTRY_MAX_PEERS)
 		return;
 	x = &rejected[(*n_rejected)++];
 	x->token = token;
@@ -158,7 +158,7 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 
 	*n_peers = *n_rejected = 0;
 	/* Two providers' views merged hold at most two records per token. */
-	for (size_t i = 0; i < n && i < 2 * MESH_MAX_PEERS; i++) {
+	for (size_t i = 0; i < n && i < 2 * REGISTRY_MAX_PEERS; i++) {
 		const struct registry_record *p = &recs[i];
 		char why[96];
 		const char *problem;
@@ -179,11 +179,11 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 		memcpy(m->wg_key, p->wg_public_key, 32);
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
 		eth_address_from_pubkey(p->node_pubkey, m->node_addr);
-		m->mode = (enum mesh_mode)p->mode;
+		m->mode = (enum registry_mode)p->mode;
 		m->nonce = p->nonce;
 	}
 	qsort(peers, *n_peers, sizeof(*peers), peer_by_token);
-	if (self->mode == MESH_MODE_WIREGUARD)
+	if (self->mode == REGISTRY_MODE_WIREGUARD)
 		drop_shared_keys(peers, n_peers, rejected, n_rejected);
 	return own;
 }
@@ -191,7 +191,7 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_record *own)
 {
 	static const uint8_t zero[32];
-	const uint8_t *want_key = self->mode == MESH_MODE_WIREGUARD ? self->wg_public_key : zero;
+	const uint8_t *want_key = self->mode == REGISTRY_MODE_WIREGUARD ? self->wg_public_key : zero;
 
 	return own && own->mode == (uint8_t)self->mode && !memcmp(own->wg_public_key, want_key, 32) &&
 	       own->endpoint && !strcmp(own->endpoint, self->endpoint) &&
@@ -468,7 +468,7 @@ static bool peers_equal(const struct mesh_peer *a, size_t na, const struct mesh_
  */
 static bool any_record_verifies(const struct mesh_self *self, const struct mesh_input *in)
 {
-	for (size_t i = 0; i < in->n_recs && i < 2 * MESH_MAX_PEERS; i++)
+	for (size_t i = 0; i < in->n_recs && i < 2 * REGISTRY_MAX_PEERS; i++)
 		if (registry_record_verify(&in->recs[i], self->chain_id, self->contract, self->kms_root) ==
 		    ATTEST_VALID)
 			return true;
@@ -494,8 +494,8 @@ static bool view_suspicious(const struct mesh_state *st, const struct mesh_self 
 static int decide_view(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
 		       struct mesh_plan *plan)
 {
-	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
-	struct mesh_peer *peers = calloc(2 * MESH_MAX_PEERS, sizeof(*peers));
+	struct mesh_rejected *rejected = calloc(REGISTRY_MAX_PEERS, sizeof(*rejected));
+	struct mesh_peer *peers = calloc(2 * REGISTRY_MAX_PEERS, sizeof(*peers));
 	struct registry_record *merged = NULL;
 	struct mesh_input view = *in;
 	const struct registry_record *own;
@@ -565,9 +565,13 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		st->registered_nonce = own->nonce;
 		/* reg_last_ms stays: an RPC that flaps our record must not reset the spacing. */
 		st->reg_pending = false;
-		if (!was_registered)
-			say(plan, MESH_PLAN_INFO, "registered: token %llu, 10.0.1.%llu, endpoint %s",
-			    (unsigned long long)st->token, (unsigned long long)st->token, self->endpoint);
+		if (!was_registered) {
+			char addr[16];
+
+			mesh_overlay_addr_str((uint32_t)st->token, addr);
+			say(plan, MESH_PLAN_INFO, "registered: token %llu, %s, endpoint %s",
+			    (unsigned long long)st->token, addr, self->endpoint);
+		}
 	} else {
 		st->registered = false;
 		if (was_registered)
@@ -600,7 +604,7 @@ out:
 static const struct mesh_applied *applied_by_key(const struct mesh_state *st, const uint8_t key[static 32])
 {
 	for (size_t i = 0; i < st->n_applied; i++)
-		if (!memcmp(st->applied[i].key, key, MESH_KEY_LEN))
+		if (!memcmp(st->applied[i].key, key, WG_KEY_LEN))
 			return &st->applied[i];
 	return NULL;
 }
@@ -608,7 +612,7 @@ static const struct mesh_applied *applied_by_key(const struct mesh_state *st, co
 /* The UDP part of an endpoint field ("host:port[,https://gateway]"); AF_UNSPEC if none. */
 static void endpoint_from_string(union wg_endpoint *out, const char *endpoint)
 {
-	char udp[MESH_ENDPOINT_MAX], gw[256];
+	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
 	struct sockaddr_storage ss;
 	uint16_t port;
 
@@ -655,7 +659,7 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 		union wg_endpoint ep;
 
 		memset(p, 0, sizeof(*p));
-		memcpy(p->public_key, m->wg_key, MESH_KEY_LEN);
+		memcpy(p->public_key, m->wg_key, WG_KEY_LEN);
 		/* The path transport.c chose (UDP or the relay's socket), else the record's UDP part. */
 		if (paths && paths[m->token].addr.sa_family != AF_UNSPEC)
 			ep = paths[m->token];
@@ -690,16 +694,17 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 static void log_change(struct mesh_plan *plan, const struct mesh_state *st, const struct wg_peer *c)
 {
 	const struct mesh_peer *m = NULL;
-	char key[WG_KEY_B64_LEN];
+	char key[WG_KEY_B64_LEN], addr[16];
 
 	for (size_t i = 0; i < st->n_peers && !m; i++)
-		if (!memcmp(st->peers[i].wg_key, c->public_key, MESH_KEY_LEN))
+		if (!memcmp(st->peers[i].wg_key, c->public_key, WG_KEY_LEN))
 			m = &st->peers[i];
 	wg_key_to_base64(key, c->public_key);
+	mesh_overlay_addr_str(m ? m->token : 0, addr);
 	if (c->flags & WG_PEER_REMOVE)
 		say(plan, MESH_PLAN_INFO, "peer %s: removed", key);
 	else
-		say(plan, MESH_PLAN_INFO, "peer 10.0.1.%u (%s): %s%s%s%s%s", m ? m->token : 0, key,
+		say(plan, MESH_PLAN_INFO, "peer %s (%s): %s%s%s%s%s", addr, key,
 		    c->flags & WG_PEER_UPDATE_ONLY ? "updated" : "added",
 		    (c->flags & WG_PEER_HAS_ENDPOINT) && m ? ", endpoint " : "",
 		    (c->flags & WG_PEER_HAS_ENDPOINT) && m ? m->endpoint : "",
@@ -713,11 +718,11 @@ static void plan_applied(const struct mesh_state *st, const struct wg_device *wa
 	struct mesh_applied *next = plan->applied;
 	size_t n = 0;
 
-	for (size_t i = 0; i < want->n_peers && n < MESH_MAX_PEERS; i++) {
+	for (size_t i = 0; i < want->n_peers && n < REGISTRY_MAX_PEERS; i++) {
 		const struct wg_peer *p = &want->peers[i];
 		const struct mesh_applied *prev = applied_by_key(st, p->public_key);
 
-		memcpy(next[n].key, p->public_key, MESH_KEY_LEN);
+		memcpy(next[n].key, p->public_key, WG_KEY_LEN);
 		if (p->flags & WG_PEER_HAS_ENDPOINT)
 			next[n].endpoint = p->endpoint;
 		else if (prev)
@@ -789,11 +794,11 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 		 * ours is still missing; only the registration's timing can have moved on. */
 		decide_registration(st, self, in, plan);
 	/* Before a first view, what the device holds (peers adopted from our last run) stays. */
-	if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev && st->applied_view)
+	if (r == 0 && self->mode == REGISTRY_MODE_WIREGUARD && in->dev && st->applied_view)
 		r = decide_device(st, self, in->path_endpoints, in->dev, plan);
-	else if (r == 0 && self->mode == MESH_MODE_WIREGUARD && in->dev)
+	else if (r == 0 && self->mode == REGISTRY_MODE_WIREGUARD && in->dev)
 		plan->set_listen_port = in->dev->listen_port != self->listen_port;
-	if (self->mode == MESH_MODE_WIREGUARD && st->token >= 1 && st->token <= MESH_MAX_PEERS)
+	if (self->mode == REGISTRY_MODE_WIREGUARD && st->token >= 1 && st->token <= REGISTRY_MAX_PEERS)
 		plan->address_token = st->token;
 	return r;
 }

@@ -158,11 +158,11 @@ struct mesh_rejected {
 
 /* Who we are and what we trust: set at start, never from the RPC alone. */
 struct mesh_self {
-	enum mesh_mode mode;
+	enum registry_mode mode;
 	uint8_t contract[20];
 	uint8_t instance_id[20];
 	uint8_t wg_public_key[32];          /* zero in tls mode */
-	char endpoint[MESH_ENDPOINT_MAX];   /* what we register */
+	char endpoint[REGISTRY_ENDPOINT_MAX + 1];   /* what we register */
 	uint64_t chain_id;                  /* records are verified against this */
 	uint8_t kms_root[20];               /* recovered from our own GetKey reply */
 	uint16_t listen_port;
@@ -204,7 +204,7 @@ struct mesh_seen {
 
 /* The endpoint we last set for a peer: one the device learned by roaming is kept. */
 struct mesh_applied {
-	uint8_t key[MESH_KEY_LEN];
+	uint8_t key[WG_KEY_LEN];
 	union wg_endpoint endpoint;
 };
 
@@ -215,11 +215,11 @@ struct mesh_state {
 	struct mesh_peer *peers;
 	size_t n_peers;
 	uint64_t generation;
-	struct mesh_rejected rejected[MESH_MAX_PEERS];
+	struct mesh_rejected rejected[REGISTRY_MAX_PEERS];
 	size_t n_rejected;
 	struct mesh_seen seen[MESH_SEEN_MAX];
 	size_t n_seen;
-	struct mesh_applied applied[MESH_MAX_PEERS];
+	struct mesh_applied applied[REGISTRY_MAX_PEERS];
 	size_t n_applied;
 	bool applied_view;                  /* a registry view was applied since start */
 	bool recheck;                       /* a suspicious view waits for a fresh full re-read */
@@ -342,7 +342,7 @@ struct mesh_agent {
 	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
 
 	/* what apps are told besides the list (mesh/apps.c) */
-	struct agent_label labels[MESH_MAX_PEERS + 1];  /* by token */
+	struct agent_label labels[REGISTRY_MAX_PEERS + 1];  /* by token */
 	struct mesh_peer *published;        /* the list as last published ... */
 	size_t n_published;
 	struct mesh_peer *before;           /* ... and the one before: added/removed */

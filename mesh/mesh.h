@@ -21,18 +21,15 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#define MESH_MAX_PEERS 254            /* token ids 1..254, the contract's limit */
-#define MESH_ENDPOINT_MAX 256         /* 255 bytes on chain + NUL */
-#define MESH_KEY_LEN 32
+#include "netlink/netlink.h"
+#include "registry/registry.h"
+
 #define MESH_DEFAULT_IFNAME "dp2p0"   /* dstack owns wg0 / dstack-wg0 */
 #define MESH_DEFAULT_PORT 51830       /* dstack's gateway uses 9182 */
 #define MESH_DEFAULT_KEEPALIVE 10     /* seconds; also bounds how long a restart can blind us */
 #define MESH_DEFAULT_CONTROL "/run/dstack-p2p/control.sock"
 #define MESH_DEFAULT_REGISTER_MAX_PER_HOUR 20
 #define MESH_MAX_REGISTER_PER_HOUR 64
-
-/* The on-chain mode numbers (docs/registry.md). */
-enum mesh_mode { MESH_MODE_TLS = 0, MESH_MODE_WIREGUARD = 1 };
 
 /* How WireGuard datagrams reach a peer (docs/transport.md). */
 enum mesh_transport { MESH_TRANSPORT_AUTO, MESH_TRANSPORT_UDP, MESH_TRANSPORT_GATEWAY };
@@ -42,16 +39,16 @@ enum mesh_transport { MESH_TRANSPORT_AUTO, MESH_TRANSPORT_UDP, MESH_TRANSPORT_GA
 const char *mesh_transport_name(enum mesh_transport t);
 int mesh_transport_parse(const char *s, enum mesh_transport *out);
 
-const char *mesh_mode_name(enum mesh_mode mode);
-int mesh_mode_parse(const char *s, enum mesh_mode *out);
+const char *mesh_mode_name(enum registry_mode mode);
+int mesh_mode_parse(const char *s, enum registry_mode *out);
 
 /* ---- configuration: flags > environment > config file > defaults -------------- */
 
 struct mesh_config {
 	char contract[43];              /* CLUSTER_CONTRACT, 0x + 40 hex */
-	enum mesh_mode mode;            /* P2P_MODE */
+	enum registry_mode mode;            /* P2P_MODE */
 	char rpc_urls[1024];            /* ETH_RPC_URL, comma-separated failover list */
-	char endpoint[MESH_ENDPOINT_MAX]; /* P2P_ENDPOINT host:port; empty = guess */
+	char endpoint[REGISTRY_ENDPOINT_MAX + 1]; /* P2P_ENDPOINT host:port; empty = guess */
 	char ifname[IFNAMSIZ];          /* P2P_INTERFACE */
 	uint16_t listen_port;           /* P2P_LISTEN_PORT */
 	uint16_t keepalive;             /* P2P_KEEPALIVE seconds, 0 = off */
@@ -100,12 +97,20 @@ extern const char *const mesh_config_names[];
 struct mesh_peer {
 	uint32_t token;                 /* 1..254; overlay address 10.0.1.<token> */
 	char instance_id[41];           /* lowercase hex, no 0x */
-	uint8_t wg_key[MESH_KEY_LEN];   /* zero in tls mode */
-	char endpoint[MESH_ENDPOINT_MAX];
-	enum mesh_mode mode;
+	uint8_t wg_key[WG_KEY_LEN];   /* zero in tls mode */
+	char endpoint[REGISTRY_ENDPOINT_MAX + 1];
+	enum registry_mode mode;
 	uint64_t nonce;
 	uint8_t node_addr[20];          /* keccak(node key)[12:]: who may open its gateway stream */
 };
+
+/*
+ * The overlay network, defined here only: node <token> is 10.0.1.<token> in 10.0.1.0/24.
+ * C code uses these and the functions below; the harness scripts use netns-harness/lib.sh's
+ * H_OVERLAY_NET and h_addr. Tests and docs spell the addresses out, as an observer would.
+ */
+#define MESH_OVERLAY_NET 0x0a000100u    /* 10.0.1.0, host byte order */
+#define MESH_OVERLAY_PREFIX_LEN 24
 
 /* 10.0.1.<token> in network byte order; 0 for a token outside 1..254. */
 uint32_t mesh_overlay_addr(uint32_t token);
@@ -126,7 +131,7 @@ int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out);
  * udp and gw_host get "" for a part that is absent; *gw_port the TLS port (443).
  * -EINVAL for anything else (two of a kind, an empty part, a path, a bad character).
  */
-int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX], char gw_host[static 256],
+int mesh_endpoint_split(const char *endpoint, char udp[static REGISTRY_ENDPOINT_MAX + 1], char gw_host[static 256],
 			uint16_t *gw_port);
 
 /* The path a peer's datagrams take, and the choice in auto mode. */

@@ -9,22 +9,24 @@
 #include <arpa/inet.h>
 
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 uint32_t mesh_overlay_addr(uint32_t token)
 {
-	if (token < 1 || token > MESH_MAX_PEERS)
+	if (token < 1 || token > REGISTRY_MAX_PEERS)
 		return 0;
-	return htonl(0x0a000100u | token);
+	return htonl(MESH_OVERLAY_NET | token);
 }
 
 void mesh_overlay_addr_str(uint32_t token, char out[static 16])
 {
-	snprintf(out, 16, "10.0.1.%u", token);
+	snprintf(out, 16, "%u.%u.%u.%u", MESH_OVERLAY_NET >> 24, (MESH_OVERLAY_NET >> 16) & 0xff,
+		 (MESH_OVERLAY_NET >> 8) & 0xff, token);
 }
 
 const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[static 16])
 {
-	if (p->mode == MESH_MODE_TLS)
+	if (p->mode == REGISTRY_MODE_TLS_GATEWAY)
 		return p->endpoint;
 	mesh_overlay_addr_str(p->token, addr_buf);
 	return addr_buf;
@@ -32,7 +34,7 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
 
 int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out)
 {
-	char host[MESH_ENDPOINT_MAX];
+	char host[REGISTRY_ENDPOINT_MAX + 1];
 	const char *colon, *port, *h = endpoint;
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
 	size_t hlen;

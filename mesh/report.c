@@ -9,6 +9,7 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 
 /* The peers with their token, label and address: "members" of the peers document. */
 static int members_json(const struct mesh_agent *a, struct buf *out)
@@ -25,7 +26,7 @@ static int members_json(const struct mesh_agent *a, struct buf *out)
 			r = json_append_string(out, agent_label(a, p->token, p->instance_id));
 		if (r == 0)
 			r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"connect\":", p->instance_id,
-				       p->mode == MESH_MODE_TLS ? "" : addr);
+				       p->mode == REGISTRY_MODE_TLS_GATEWAY ? "" : addr);
 		if (r == 0)
 			r = json_append_string(out, mesh_peer_connect_string(p, addr));
 		if (r == 0)
@@ -87,10 +88,10 @@ static int status_peer(struct mesh_agent *a, struct buf *out, const struct mesh_
 	mesh_overlay_addr_str(p->token, addr);
 	wg_key_to_base64(key, p->wg_key);
 	r = buf_printf(out, "%s{\"token\":%u,\"instance_id\":\"%s\",\"address\":\"%s\",\"endpoint\":",
-		       first ? "" : ",", p->token, p->instance_id, p->mode == MESH_MODE_TLS ? "" : addr);
+		       first ? "" : ",", p->token, p->instance_id, p->mode == REGISTRY_MODE_TLS_GATEWAY ? "" : addr);
 	if (r == 0)
 		r = json_append_string(out, p->endpoint);
-	if (r == 0 && p->mode == MESH_MODE_WIREGUARD)
+	if (r == 0 && p->mode == REGISTRY_MODE_WIREGUARD)
 		r = buf_printf(out, ",\"public_key\":\"%s\",\"configured\":%s,\"last_handshake\":%lld,"
 				    "\"rx_bytes\":%llu,\"tx_bytes\":%llu",
 			       key, h ? "true" : "false", h ? (long long)h->last_handshake.tv_sec : 0LL,
@@ -110,7 +111,7 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 	uint64_t now = now_ms();
 	int r;
 
-	if (a->cfg->mode == MESH_MODE_WIREGUARD) {
+	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD) {
 		wg_key_to_base64(key, a->id.wg_public_key);
 		agent_wg_dump(a, &dev);  /* live counters; status works without them */
 	}
@@ -128,8 +129,8 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 		r = buf_printf(out, ",\"interface\":\"%s\",\"public_key\":\"%s\",\"listen_port\":%u,"
 				    "\"backend\":\"%s\",\"block\":%llu,\"last_sync_ms_ago\":%lld,"
 				    "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,",
-			       a->cfg->mode == MESH_MODE_WIREGUARD ? a->cfg->ifname : "", key,
-			       a->cfg->mode == MESH_MODE_WIREGUARD ? a->cfg->listen_port : 0,
+			       a->cfg->mode == REGISTRY_MODE_WIREGUARD ? a->cfg->ifname : "", key,
+			       a->cfg->mode == REGISTRY_MODE_WIREGUARD ? a->cfg->listen_port : 0,
 			       !a->wg ? "none" : wg_backend_kind(a->wg) == WG_BACKEND_KERNEL ? "kernel" : "userspace",
 			       (unsigned long long)a->block,
 			       a->last_sync_ms ? (long long)(now - a->last_sync_ms) : -1LL,

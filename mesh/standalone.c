@@ -16,14 +16,14 @@
 int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len)
 {
 	struct mesh_agent a = { .cfg = cfg, .control = { .fd = -1 }, .iface_lock = -1 };
-	struct mesh_rejected *rejected = calloc(MESH_MAX_PEERS, sizeof(*rejected));
+	struct mesh_rejected *rejected = calloc(REGISTRY_MAX_PEERS, sizeof(*rejected));
 	const struct registry_record *recs, *own;
 	uint8_t own_root[20];
 	bool changed, have_id = false;
 	size_t n;
 	int r;
 
-	a.st.peers = calloc(MESH_MAX_PEERS, sizeof(*a.st.peers));
+	a.st.peers = calloc(REGISTRY_MAX_PEERS, sizeof(*a.st.peers));
 	if (!a.st.peers || !rejected) {
 		r = -ENOMEM;
 		goto out;
@@ -68,7 +68,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	a.chain_ready = true;
 	a.block = cluster_block(a.cluster);
 	a.last_sync_ms = now_ms();
-	if (cfg->mode == MESH_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0) < 0)
+	if (cfg->mode == REGISTRY_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0) < 0)
 		a.wg = NULL;  /* no interface: the report says backend "none" */
 
 	recs = cluster_peers(a.cluster, &n);

@@ -68,7 +68,7 @@ static int parse_gateway(const char *s, size_t len, char gw_host[static 256], ui
 	return 0;
 }
 
-int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX], char gw_host[static 256],
+int mesh_endpoint_split(const char *endpoint, char udp[static REGISTRY_ENDPOINT_MAX + 1], char gw_host[static 256],
 			uint16_t *gw_port)
 {
 	const char *p = endpoint;
@@ -76,7 +76,7 @@ int mesh_endpoint_split(const char *endpoint, char udp[static MESH_ENDPOINT_MAX]
 
 	udp[0] = gw_host[0] = '\0';
 	*gw_port = 0;
-	if (strlen(endpoint) >= MESH_ENDPOINT_MAX)
+	if (strlen(endpoint) >= (REGISTRY_ENDPOINT_MAX + 1))
 		return -EINVAL;
 	while (parts < 2) {
 		size_t len = strcspn(p, ",");
@@ -177,7 +177,7 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
 				   const uint8_t instance[static 20], char *why, size_t why_len)
 {
-	char udp[MESH_ENDPOINT_MAX], gw[256], inst[41];
+	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256], inst[41];
 	struct sockaddr_storage ss;
 	uint16_t port;
 
@@ -207,7 +207,7 @@ const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const ch
 struct transport_peer {
 	bool known;
 	bool relayed;                   /* handed to the relay */
-	char udp[MESH_ENDPOINT_MAX];
+	char udp[REGISTRY_ENDPOINT_MAX + 1];
 	char gw_host[256];
 	uint16_t gw_port;
 	uint8_t node_addr[20];
@@ -218,8 +218,8 @@ struct transport_peer {
 
 struct agent_transport {
 	struct relay *relay;
-	struct transport_peer peers[MESH_MAX_PEERS + 1];
-	union wg_endpoint endpoints[MESH_MAX_PEERS + 1];  /* for mesh_input.path_endpoints */
+	struct transport_peer peers[REGISTRY_MAX_PEERS + 1];
+	union wg_endpoint endpoints[REGISTRY_MAX_PEERS + 1];  /* for mesh_input.path_endpoints */
 };
 
 static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
@@ -232,7 +232,7 @@ static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_
 int agent_transport_open(struct mesh_agent *a)
 {
 	const struct mesh_config *cfg = a->cfg;
-	char udp[MESH_ENDPOINT_MAX] = "", gw[MESH_ENDPOINT_MAX] = "";
+	char udp[REGISTRY_ENDPOINT_MAX + 1] = "", gw[REGISTRY_ENDPOINT_MAX + 1] = "";
 	int r;
 
 	a->transport = calloc(1, sizeof(*a->transport));
@@ -347,9 +347,13 @@ static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
 	snprintf(rp.host, sizeof(rp.host), "%s", tp->gw_host);
 	r = relay_peer_set(a->transport->relay, &rp, NULL);
 	if (r < 0) {
-		if (!tp->warned)
-			log_warn("peer 10.0.1.%u: gateway path %s:%u: %s", p->token, tp->gw_host, tp->gw_port,
+		if (!tp->warned) {
+			char addr[16];
+
+			mesh_overlay_addr_str(p->token, addr);
+			log_warn("peer %s: gateway path %s:%u: %s", addr, tp->gw_host, tp->gw_port,
 				 r == -EADDRNOTAVAIL ? "the name does not resolve" : errstr(r));
+		}
 		tp->warned = true;
 		return;
 	}
@@ -360,16 +364,16 @@ static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
 void agent_transport_sync(struct mesh_agent *a)
 {
 	struct agent_transport *t = a->transport;
-	bool seen[MESH_MAX_PEERS + 1] = { false };
+	bool seen[REGISTRY_MAX_PEERS + 1] = { false };
 
-	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD || !a->chain_ready)
+	if (!t || a->cfg->mode != REGISTRY_MODE_WIREGUARD || !a->chain_ready)
 		return;
 	if (a->self.gateway && !t->relay && a->cfg->transport != MESH_TRANSPORT_UDP && relay_open(a) < 0)
 		a->self.gateway = false;
 	for (size_t i = 0; i < a->st.n_peers; i++) {
 		const struct mesh_peer *p = &a->st.peers[i];
 		struct transport_peer *tp = &t->peers[p->token];
-		char udp[MESH_ENDPOINT_MAX], gw[256];
+		char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
 		uint16_t port;
 
 		seen[p->token] = true;
@@ -388,7 +392,7 @@ void agent_transport_sync(struct mesh_agent *a)
 		if (t->relay && gw[0])
 			relay_sync_peer(a, p);
 	}
-	for (uint32_t tok = 1; tok <= MESH_MAX_PEERS; tok++) {
+	for (uint32_t tok = 1; tok <= REGISTRY_MAX_PEERS; tok++) {
 		struct transport_peer *tp = &t->peers[tok];
 
 		if (seen[tok] || !tp->known)
@@ -424,7 +428,7 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 	struct agent_transport *t = a->transport;
 	struct timespec ts;
 
-	if (!t || a->cfg->mode != MESH_MODE_WIREGUARD)
+	if (!t || a->cfg->mode != REGISTRY_MODE_WIREGUARD)
 		return NULL;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(t->endpoints, 0, sizeof(t->endpoints));
@@ -447,8 +451,12 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms,
 				       /* the peer's keepalives arrive every P2P_KEEPALIVE s: two missed, and the bound */
 				       a->cfg->keepalive ? a->cfg->fallback_ms + 2000u * a->cfg->keepalive : 0);
-		if (now != before && before != MESH_PATH_NONE)
-			log_info("peer 10.0.1.%u: %s path -> %s", p->token, mesh_path_name(before), mesh_path_name(now));
+		if (now != before && before != MESH_PATH_NONE) {
+			char addr[16];
+
+			mesh_overlay_addr_str(p->token, addr);
+			log_info("peer %s: %s path -> %s", addr, mesh_path_name(before), mesh_path_name(now));
+		}
 		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
 		if (now == MESH_PATH_GATEWAY && t->relay) {
 			relay_loop_endpoint(t->relay, p->token, &t->endpoints[p->token].in);
@@ -469,7 +477,7 @@ int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, cons
 	struct relay_stats st;
 	int r;
 
-	if (!a->transport || p->mode != MESH_MODE_WIREGUARD)
+	if (!a->transport || p->mode != REGISTRY_MODE_WIREGUARD)
 		return 0;
 	tp = &a->transport->peers[p->token];
 	r = buf_printf(out, ",\"path\":\"%s\",\"path_wanted\":\"%s\"",

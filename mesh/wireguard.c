@@ -10,6 +10,7 @@
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
 #include "netlink/netlink.h"
+#include "registry/registry.h"
 
 int agent_wg_dump(struct mesh_agent *a, struct wg_device **dev)
 {
@@ -71,23 +72,25 @@ int agent_wg_open(struct mesh_agent *a)
 
 int agent_wg_set_address(struct mesh_agent *a, uint64_t token)
 {
-	struct ip_prefix addr = { .family = AF_INET, .len = 24 };
+	struct ip_prefix addr = { .family = AF_INET, .len = MESH_OVERLAY_PREFIX_LEN };
+	char text[16];
 	int r;
 
 	/* (uint32_t) below must not turn token 2^32 + 5 into 5. */
-	if (token < 1 || token > MESH_MAX_PEERS)
+	if (token < 1 || token > REGISTRY_MAX_PEERS)
 		return -ERANGE;
 	if (a->addr_token && a->addr_token != token) {
 		addr.ip4.s_addr = mesh_overlay_addr((uint32_t)a->addr_token);
 		r = rtnl_addr_del(a->cfg->ifname, &addr);
+		mesh_overlay_addr_str((uint32_t)a->addr_token, text);
 		if (r < 0)
-			log_warn("removing our old address 10.0.1.%llu: %s", (unsigned long long)a->addr_token,
-				 netlink_strerror(r));
+			log_warn("removing our old address %s: %s", text, netlink_strerror(r));
 	}
 	addr.ip4.s_addr = mesh_overlay_addr((uint32_t)token);
 	r = rtnl_addr_add(a->cfg->ifname, &addr);
 	if (r < 0) {
-		log_error("adding 10.0.1.%llu/24 to %s: %s", (unsigned long long)token, a->cfg->ifname,
+		mesh_overlay_addr_str((uint32_t)token, text);
+		log_error("adding %s/%d to %s: %s", text, MESH_OVERLAY_PREFIX_LEN, a->cfg->ifname,
 			  netlink_strerror(r));
 		return r;
 	}

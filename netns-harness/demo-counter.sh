@@ -115,7 +115,7 @@ r_topology_ok() {
 	[ "$(r_cli "$p" ROLE | head -1)" = '1) "master"' ] || return 1
 	for i in "$@"; do
 		info=$(r_cli "$i" INFO replication | tr -d '\r')
-		grep -qx "master_host:10.0.1.${H_TOKEN[$p]}" <<<"$info" && grep -qx "master_link_status:up" <<<"$info" || return 1
+		grep -qx "master_host:$(h_addr $p)" <<<"$info" && grep -qx "master_link_status:up" <<<"$info" || return 1
 	done
 }
 r_wait_topology() { # timeout primary replicas...
@@ -131,17 +131,17 @@ r_wait_topology() { # timeout primary replicas...
 r_write_read() {
 	local p=$1 key=$2 val i t got
 	shift 2
-	val="written-on-10.0.1.${H_TOKEN[$p]}-$RANDOM"
+	val="written-on-$(h_addr $p)-$RANDOM"
 	[ "$(r_cli "$p" SET "$key" "$val")" = OK ] || h_die "redis: SET $key on the primary node $p: $(r_cli "$p" SET "$key" "$val")"
 	echo "  redis-cli -h 127.0.0.1 SET $key $val   (node $p, the primary)"
 	for i in "$@"; do
 		for t in $(seq 1 50); do
-			got=$(r_cli "$p" -h "10.0.1.${H_TOKEN[$i]}" GET "$key")
+			got=$(r_cli "$p" -h "$(h_addr $i)" GET "$key")
 			[ "$got" = "\"$val\"" ] && break
 			sleep 0.1
 		done
-		[ "$got" = "\"$val\"" ] || h_die "redis: node $i (10.0.1.${H_TOKEN[$i]}) answers GET $key with $got"
-		echo "  redis-cli -h 10.0.1.${H_TOKEN[$i]} GET $key -> $got"
+		[ "$got" = "\"$val\"" ] || h_die "redis: node $i ($(h_addr $i)) answers GET $key with $got"
+		echo "  redis-cli -h $(h_addr $i) GET $key -> $got"
 	done
 }
 # r_round title primary key nodes...: the nodes other than primary follow it; a write on it
@@ -159,7 +159,7 @@ r_round() {
 r_show() {
 	local i
 	for i in "${nodes[@]}"; do
-		printf '  node %s (10.0.1.%s): %s\n' "$i" "${H_TOKEN[$i]}" \
+		printf '  node %s (%s): %s\n' "$i" "$(h_addr $i)" \
 			"$(r_cli "$i" INFO replication | tr -d '\r' | grep -E '^(role|master_host|master_link_status|connected_slaves):' | tr '\n' ' ')"
 	done
 }
@@ -192,7 +192,7 @@ for t in $(seq 1 300); do
 	sleep 0.2
 done
 [ -n "$leader" ] || h_die "no counter became the serving leader (counter logs in $H_RUN)"
-h_log "leader on chain: token $tok (node $leader, 10.0.1.$tok), term $term; it serves writes ($(( $(now_ms) - t_start )) ms after the counters started)"
+h_log "leader on chain: token $tok (node $leader, $H_OVERLAY_NET.$tok), term $term; it serves writes ($(( $(now_ms) - t_start )) ms after the counters started)"
 [ "$(h_cast call "$H_CONTRACT" "currentLeader()(address)" | tr A-F a-f)" = "0x${H_INSTANCE[$leader]}" ] ||
 	h_die "currentLeader() is not node $leader's instance"
 
@@ -216,7 +216,7 @@ show_status
 f=1; [ "$leader" != 1 ] || f=2          # a follower
 g=$(( f % N + 1 )); [ "$g" != "$leader" ] || g=$(( g % N + 1 ))  # another follower
 n=${#ACKED[@]}
-forged="{\"term\":$term,\"prev\":$n,\"prev_term\":$term,\"entries\":[[$term,\"forged\",\"10.0.1.${H_TOKEN[$f]}\"]],\"commit\":$((n + 1))}"
+forged="{\"term\":$term,\"prev\":$n,\"prev_term\":$term,\"entries\":[[$term,\"forged\",\"$(h_addr $f)\"]],\"commit\":$((n + 1))}"
 # expect i url code body: node i POSTs body to url; the answer must be HTTP code
 expect() {
 	local got
@@ -227,11 +227,11 @@ expect() {
 }
 echo
 echo "=== refused: appends forged by a follower, requests from outside the mesh, malformed bodies"
-expect "$f" "http://10.0.1.${H_TOKEN[$leader]}:$PORT/internal/append" 403 "$forged" "(a follower's append to the leader)"
-expect "$f" "http://10.0.1.${H_TOKEN[$g]}:$PORT/internal/append" 403 "$forged" "(a follower's append to another)"
-expect "$f" "http://10.0.1.${H_TOKEN[$g]}:$PORT/internal/prepare" 403 "{\"term\":$((term + 1))}" "(prepare of a term nobody leads)"
+expect "$f" "http://$(h_addr $leader):$PORT/internal/append" 403 "$forged" "(a follower's append to the leader)"
+expect "$f" "http://$(h_addr $g):$PORT/internal/append" 403 "$forged" "(a follower's append to another)"
+expect "$f" "http://$(h_addr $g):$PORT/internal/prepare" 403 "{\"term\":$((term + 1))}" "(prepare of a term nobody leads)"
 expect "$g" "http://127.0.0.1:$PORT/internal/prepare" 403 "{\"term\":$term}" "(not over the mesh)"
-expect "$f" "http://10.0.1.${H_TOKEN[$g]}:$PORT/internal/append" 400 '{"term":1,"entries":"x"}' "(malformed append)"
+expect "$f" "http://$(h_addr $g):$PORT/internal/append" 400 '{"term":1,"entries":"x"}' "(malformed append)"
 expect "$f" "http://127.0.0.1:$PORT/increment" 400 '{"id":"../../etc"}' "(an id out of [A-Za-z0-9._:-])"
 expect "$f" "http://127.0.0.1:$PORT/increment" 400 'not json' "(not JSON)"
 expect "$f" "http://127.0.0.1:$PORT/increment" 413 "{\"id\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}" "(a 5 kB body)"
@@ -247,9 +247,9 @@ want_tok=$(for i in "${nodes[@]}"; do echo "${H_TOKEN[$i]}"; done | sort -n | aw
 succ=${NODE_OF[$want_tok]}
 
 # ---- a follower loses sight of the leader for a while: it votes, then withdraws ----------
-probe=(OUTPUT -d "10.0.1.$old_tok" -p tcp --dport "$PORT" -j DROP)
+probe=(OUTPUT -d "$H_OVERLAY_NET.$old_tok" -p tcp --dport "$PORT" -j DROP)
 echo
-echo "=== node $f loses sight of the leader: its requests to 10.0.1.$old_tok:$PORT dropped in its namespace"
+echo "=== node $f loses sight of the leader: its requests to $H_OVERLAY_NET.$old_tok:$PORT dropped in its namespace"
 h_in "$f" iptables -I "${probe[@]}"
 wait_votes 1 || h_die "node $f's vote of no confidence did not land"
 [ "$tok" = "$old_tok" ] || h_die "one vote of $required moved the leadership"
@@ -265,7 +265,7 @@ h_log "the leader answers node $f again: its vote is withdrawn, 0 of $required o
 # requests to the leader, the probes, still pass): increments are acknowledged by the
 # leader and the other followers only. After the cut the new leader must take them from
 # the others' logs, or they are lost.
-rule=(INPUT -s "10.0.1.$old_tok" -p tcp --dport "$PORT" -j DROP)
+rule=(INPUT -s "$H_OVERLAY_NET.$old_tok" -p tcp --dport "$PORT" -j DROP)
 h_in "$succ" iptables -I "${rule[@]}"
 behind=$(c_get "$succ" /status | jq .log_length)
 echo
@@ -282,7 +282,7 @@ h_log "${#ACKED[@]} increments acknowledged; node $succ holds $behind of them"
 
 # ---- cut the leader off the mesh ---------------------------------------------------------
 echo
-echo "=== cutting the leader (node $old, 10.0.1.$old_tok) off the mesh: its WireGuard traffic dropped in its namespace"
+echo "=== cutting the leader (node $old, $H_OVERLAY_NET.$old_tok) off the mesh: its WireGuard traffic dropped in its namespace"
 t_cut=$(now_ms)
 h_in "$old" iptables -I INPUT -i "$(h_if "$old")" -j DROP
 h_in "$old" iptables -I OUTPUT -o "$(h_if "$old")" -j DROP
@@ -360,10 +360,10 @@ wait_all_agree 30 "${nodes[@]}" || h_die "the nodes do not agree after the rejoi
 if [ "$DB" != 0 ]; then
 	r_round "after the rejoin" "$new" demo:rejoined "${nodes[@]}"
 	for k in demo:before demo:after; do
-		[ "$(r_cli "$new" -h "10.0.1.${H_TOKEN[$old]}" GET $k)" = "$(r_cli "$new" GET $k)" ] ||
+		[ "$(r_cli "$new" -h "$(h_addr $old)" GET $k)" = "$(r_cli "$new" GET $k)" ] ||
 			h_die "redis: node $old does not hold $k"
 	done
-	echo "  node $old (10.0.1.${H_TOKEN[$old]}) also holds demo:before and demo:after"
+	echo "  node $old ($(h_addr $old)) also holds demo:before and demo:after"
 fi
 
 # ---- final checks: the contract, every node's API, the logs -------------------------------

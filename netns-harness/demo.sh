@@ -22,23 +22,23 @@ h_log "every node's WireGuard peers match the registry"
 
 for i in "${nodes[@]}"; do
 	echo
-	echo "=== node $i ($(h_ns "$i"), 10.0.1.${H_TOKEN[$i]}) — dstack-p2p status"
+	echo "=== node $i ($(h_ns "$i"), $(h_addr $i)) — dstack-p2p status"
 	DSTACK_P2P_CONTROL="$H_RUN/ctl$i.sock" "$H_BIN/dstack-p2p" status
 done
 
 echo
 echo "=== ping matrix (row pings column over the mesh; ms of one echo, or FAIL)"
 printf '%-10s' ""
-for j in "${nodes[@]}"; do printf '%-10s' "10.0.1.${H_TOKEN[$j]}"; done
+for j in "${nodes[@]}"; do printf '%-10s' "$(h_addr $j)"; done
 echo
 fails=0
 for i in "${nodes[@]}"; do
-	printf '%-10s' "10.0.1.${H_TOKEN[$i]}"
+	printf '%-10s' "$(h_addr $i)"
 	for j in "${nodes[@]}"; do
 		if [ "$i" = "$j" ]; then printf '%-10s' "-"; continue; fi
 		rtt=""
 		for try in 1 2 3; do
-			rtt=$(h_in "$i" ping -c 1 -W 1 "10.0.1.${H_TOKEN[$j]}" 2>/dev/null |
+			rtt=$(h_in "$i" ping -c 1 -W 1 "$(h_addr $j)" 2>/dev/null |
 				sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p') && [ -n "$rtt" ] && break
 		done
 		if [ -n "$rtt" ]; then printf '%-10s' "$rtt"; else printf '%-10s' "FAIL"; fails=$((fails + 1)); fi

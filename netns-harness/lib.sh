@@ -288,7 +288,7 @@ h_wg_pubkey() { h_in "$1" wg show "$(h_if "$1")" public-key; }
 h_node_matches() {
 	local i=$1 j want have
 	shift
-	want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s 10.0.1.%s/32\n' "${H_PUB[$j]}" "${H_TOKEN[$j]}"; done | sort)
+	want=$(for j in "$@"; do [ "$i" = "$j" ] || printf '%s %s.%s/32\n' "${H_PUB[$j]}" "$H_OVERLAY_NET" "${H_TOKEN[$j]}"; done | sort)
 	have=$(h_in "$i" wg show "$(h_if "$i")" allowed-ips | tr '\t' ' ' | sort)
 	[ "$want" = "$have" ]
 }
@@ -318,7 +318,10 @@ h_wait_mesh() { # timeout_s live...
 }
 
 # h_ping i j: one bounded ping from node i to node j's overlay address.
-h_ping() { h_in "$1" ping -c 1 -W 1 -q "10.0.1.${H_TOKEN[$2]}" >/dev/null 2>&1; }
+# The overlay address of node i: 10.0.1.<token> (the C side: MESH_OVERLAY_NET in mesh/mesh.h).
+H_OVERLAY_NET=10.0.1
+h_addr() { echo "$H_OVERLAY_NET.${H_TOKEN[$1]}"; }
+h_ping() { h_in "$1" ping -c 1 -W 1 -q "$(h_addr $2)" >/dev/null 2>&1; }
 
 # h_ping_all live...: every ordered pair, up to 3 tries each (first handshakes); prints the
 # number that answered.

@@ -38,7 +38,7 @@ static void setup(void)
 	for (int i = 1; i < NODES; i++)
 		make_node(&nodes[i], (uint8_t)i);
 	memset(&self, 0, sizeof(self));
-	self.mode = MESH_MODE_WIREGUARD;
+	self.mode = REGISTRY_MODE_WIREGUARD;
 	memcpy(self.contract, nodes[1].app_id, 20);
 	memcpy(self.instance_id, nodes[1].id.instance_id, 20);
 	memcpy(self.wg_public_key, nodes[1].id.wg_public_key, 32);
@@ -633,7 +633,7 @@ Test(mesh_decide, a_tls_node_among_wireguard_records_is_not_refused)
 		.chain_unconfirmed = true,
 	};
 
-	self.mode = MESH_MODE_TLS;
+	self.mode = REGISTRY_MODE_TLS_GATEWAY;
 	memset(self.wg_public_key, 0, 32);
 	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
 	cr_assert_not(plan.refuse_view, "their records verify: the chain id is right");

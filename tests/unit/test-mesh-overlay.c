@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 Test(mesh_overlay, token_to_address)
 {
@@ -76,7 +77,7 @@ Test(mesh_config, names_values_and_file)
 	fprintf(f, "# comment\n\nP2P_MODE = tls\nP2P_LISTEN_PORT=\"51999\"\nETH_RPC_URL=http://a,http://b\n");
 	fclose(f);
 	cr_assert_eq(mesh_config_load_file(&cfg, path, &line), 0);
-	cr_assert_eq(cfg.mode, MESH_MODE_TLS);
+	cr_assert_eq(cfg.mode, REGISTRY_MODE_TLS_GATEWAY);
 	cr_assert_eq(cfg.listen_port, 51999);
 	cr_assert_str_eq(cfg.rpc_urls, "http://a,http://b");
 
@@ -119,8 +120,8 @@ Test(mesh_config, pins_cap_and_nul_bytes)
 Test(mesh_publish, lines_json_and_atomic_file)
 {
 	struct mesh_peer peers[2] = {
-		{ .token = 2, .mode = MESH_MODE_WIREGUARD },
-		{ .token = 3, .mode = MESH_MODE_TLS, .endpoint = "https://ab-443.example.org" },
+		{ .token = 2, .mode = REGISTRY_MODE_WIREGUARD },
+		{ .token = 3, .mode = REGISTRY_MODE_TLS_GATEWAY, .endpoint = "https://ab-443.example.org" },
 	};
 	char path[] = "/tmp/test-mesh-peers-XXXXXX", text[128] = { 0 };
 	struct buf b;

@@ -6,12 +6,13 @@
 #include <criterion/criterion.h>
 
 #include "mesh/mesh.h"
+#include "registry/registry.h"
 
 #define GW "https://0123456789abcdef0123456789abcdef01234567-51831.gw.example.com"
 
 Test(mesh_endpoint_split, udp_gateway_or_both)
 {
-	char udp[MESH_ENDPOINT_MAX], gw[256];
+	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
 	uint16_t port;
 
 	cr_assert_eq(mesh_endpoint_split("10.0.0.1:51830", udp, gw, &port), 0);
@@ -37,7 +38,7 @@ Test(mesh_endpoint_split, refuses_the_malformed)
 		"https://host:0", "https://host:65536", "https://host:", "https://host:12a", "https://ho_st",
 		"http://host.example", "10.0.0.1:1/x",
 	};
-	char udp[MESH_ENDPOINT_MAX], gw[256];
+	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
 	uint16_t port;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
