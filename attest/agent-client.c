@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 #include "common/common.h"
 
 /* The SDKs' search order when neither an endpoint nor the env variable is given. */

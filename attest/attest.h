@@ -43,10 +43,6 @@ struct attest_client;
  */
 int attest_client_new(const char *endpoint, struct attest_client **out);
 void attest_client_free(struct attest_client *c);
-/* Whole-request timeout (default 10 s); bounds a hung agent. */
-void attest_client_set_timeout(struct attest_client *c, long timeout_ms);
-/* "unix:/var/run/dstack.sock" or the base URL, for messages. */
-const char *attest_client_endpoint(const struct attest_client *c);
 /*
  * After a failed call: one line saying what went wrong, e.g.
  * "guest agent at unix:/var/run/dstack.sock: GetKey: reply field 'key': 31 bytes, expected 32".
@@ -106,18 +102,6 @@ int attest_get_key(struct attest_client *c, const char *path, const char *purpos
 		   uint8_t key_out[static 32], struct attest_kms_signatures *chain);
 int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t len,
 		     struct attest_quote *q);
-
-/*
- * The reply parsers, exposed for tests and fuzzing. They accept any bytes, return
- * -EBADMSG with a reason in why (naming the field) when the reply is malformed, and
- * -ENOMEM; they never read past len.
- */
-int attest_parse_info_reply(const char *body, size_t len, struct attest_info *info,
-			    char *why, size_t why_len);
-int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 32],
-			   struct attest_kms_signatures *chain, char *why, size_t why_len);
-int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *q,
-			     char *why, size_t why_len);
 
 /* ---- the node's identity (docs/keys.md) --------------------------------------------------- */
 

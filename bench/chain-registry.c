@@ -17,7 +17,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
-#include "registry/registry.h"
+#include "registry/internal.h"
 
 #define PEERS 254
 #define DECODE_ROUNDS 200

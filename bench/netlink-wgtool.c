@@ -34,7 +34,7 @@
 
 #include "common/common.h"
 #include "crypto/crypto.h"
-#include "netlink/netlink.h"
+#include "netlink/internal.h"
 
 /* A fresh, clamped X25519 private key, as wg genkey makes it. */
 static int generate_private_key(uint8_t key[static WG_KEY_LEN])

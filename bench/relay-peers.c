@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 
 #include "chain/chain.h"
-#include "relay/relay.h"
+#include "relay/internal.h"
 
 #define PEERS 16
 #define DATAGRAMS 2000

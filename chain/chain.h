@@ -176,12 +176,6 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n);
 /* A single call; returns its transport error or c->error. */
 int eth_rpc_call(struct eth_rpc *rpc, const char *method, const char *params,
 		 struct eth_rpc_call *c);
-/*
- * Match a reply (one object or a batch array) to calls with ids first_id .. first_id+n-1.
- * -EINVAL/-EPROTO when text is not JSON-RPC; calls without a reply get error -EPROTO.
- */
-int eth_rpc_parse_reply(const char *text, size_t len, uint64_t first_id,
-			struct eth_rpc_call *calls, size_t n);
 
 /* ---- typed Ethereum methods ------------------------------------------------------------------ */
 

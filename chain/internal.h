@@ -21,4 +21,11 @@ const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc);
  * decoded revert when the error carries data, else the node's code and message. */
 void rpc_set_execution_error(struct eth_rpc *rpc, const char *method, const struct eth_rpc_call *c);
 
+/*
+ * Match a reply (one object or a batch array) to calls with ids first_id .. first_id+n-1.
+ * -EINVAL/-EPROTO when text is not JSON-RPC; calls without a reply get error -EPROTO.
+ */
+int eth_rpc_parse_reply(const char *text, size_t len, uint64_t first_id,
+			struct eth_rpc_call *calls, size_t n);
+
 #endif

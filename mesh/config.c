@@ -8,7 +8,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
-#include "mesh/mesh.h"
+#include "mesh/internal.h"
 #include "registry/registry.h"
 
 const char *const mesh_config_names[] = {

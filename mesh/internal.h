@@ -421,4 +421,22 @@ int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, c
 int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
 		       size_t len);
 
+/*
+ * One decision for one peer. observed: the path the device uses now (it roams to where
+ * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
+ * from the peer. In auto mode UDP comes first; UDP counts as working once, within
+ * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
+ * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
+ * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
+ * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
+ * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,
+ * falls back too. Returns the path to program; s is updated.
+ */
+enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
+				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
+				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
+
+/* The same from an open stream (the file parser itself; fuzzed). */
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line);
+
 #endif

@@ -82,8 +82,6 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 int mesh_config_load_env(struct mesh_config *cfg, const char **bad);
 /* NAME=VALUE lines, '#' comments. On error *line is the 1-based line number. */
 int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line);
-/* The same from an open stream (the file parser itself; fuzzed). */
-int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line);
 /* What an error of mesh_config_load_file at *line (0: opening the file) means. */
 const char *mesh_config_file_strerror(int err, int line);
 /* Whole-config checks; why gets a sentence for the user. */
@@ -150,21 +148,6 @@ struct mesh_path_state {
 	uint64_t last_rx;               /* rx bytes last seen, and when they last grew */
 	uint64_t rx_grew_ms;
 };
-
-/*
- * One decision for one peer. observed: the path the device uses now (it roams to where
- * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
- * from the peer. In auto mode UDP comes first; UDP counts as working once, within
- * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
- * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
- * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
- * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
- * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,
- * falls back too. Returns the path to program; s is updated.
- */
-enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
-				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
-				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
 /* ---- publishing ---------------------------------------------------------------------- */
 

@@ -21,11 +21,10 @@ int nl_check_ifname(const char *ifname);
 int nl_socket_open(int protocol, struct mnl_socket **out);
 
 /*
- * Send one request (NLM_F_ACK set by the caller) and wait for its ACK. An error ACK
- * becomes its negative errno, with the extended ACK message as detail.
+ * Send one request (NLM_F_ACK set by the caller) and wait for its ACK, handing every
+ * reply that is not the ACK/error/DONE to cb (may be NULL). An error ACK becomes its
+ * negative errno, with the extended ACK message as detail.
  */
-int nl_request_ack(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq);
-/* The same, handing every reply that is not the ACK/error/DONE to cb. */
 int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
 	       int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
 
@@ -67,5 +66,52 @@ int uapi_socket_path(char *out, size_t outlen, const char *dir, const char *ifna
 /* Limits on what we accept from dumps and replies (the kernel's own are lower). */
 #define WG_MAX_PEERS (1u << 20)
 #define WG_MAX_ALLOWEDIPS (1u << 22)
+
+/*
+ * Kernel: build SET messages up to bytes (512..1 MiB; default 32 KiB). Smaller means
+ * more messages; tests use it to put message boundaries everywhere.
+ */
+int wg_backend_set_message_size(struct wg_backend *b, size_t bytes);
+
+/* Netlink messages (kernel) or UAPI requests (userspace) sent so far. */
+uint64_t wg_backend_messages(const struct wg_backend *b);
+
+void wg_changes_free(struct wg_peer *changes, size_t n_changes);
+
+/* ---- kernel messages on buffers (for tests and tools) ------------------------- */
+
+/* Where the next SET message continues: peer index, allowed-IP index within it. */
+struct wg_set_cursor {
+	size_t peer;
+	size_t allowedip;
+	bool peer_started; /* the current peer's attributes went out already */
+	bool device_done;  /* the first message (device attributes) was built */
+};
+
+/*
+ * Build the next WG_CMD_SET_DEVICE message for dev into buf (buflen bytes). Device
+ * attributes (and REPLACE_PEERS) go in the first message only. A peer that does not
+ * fit moves whole to the next message; only a peer that alone overflows a message is
+ * split, continued with its public key (+REMOVE / UPDATE_ONLY) and the rest of its
+ * allowed IPs. Returns 1 when more messages follow, 0 when this is the last,
+ * -EMSGSIZE when buflen cannot hold a peer's key and one allowed IP.
+ */
+int wg_set_msg_build(void *buf, size_t buflen, uint16_t family_id, uint32_t seq,
+		     const struct wg_device *dev, struct wg_set_cursor *cursor);
+
+/*
+ * Merge one WG_CMD_GET_DEVICE dump message (a genetlink message, header included)
+ * into dev; a peer repeated from the previous message (its allowed IPs spilled over)
+ * is coalesced by public key. Bad attributes: -EBADMSG, detail set.
+ */
+int wg_dump_msg_parse(const void *msg, size_t len, struct wg_device *dev);
+
+/* Parse a UAPI `get=1` reply (text up to and including "errno=N") into dev. */
+int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev);
+
+int rtnl_link_set_mtu(const char *ifname, uint32_t mtu);
+
+/* A route to prefix through ifname (e.g. the overlay 10.0.1.0/24); idempotent. */
+int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix);
 
 #endif

@@ -155,13 +155,6 @@ int wg_backend_open_auto(struct wg_backend **out, const char *ifname, unsigned f
 int wg_backend_open_named(struct wg_backend **out, const char *kind, const char *ifname);
 void wg_backend_close(struct wg_backend *b);
 enum wg_backend_kind wg_backend_kind(const struct wg_backend *b);
-/*
- * Kernel: build SET messages up to bytes (512..1 MiB; default 32 KiB). Smaller means
- * more messages; tests use it to put message boundaries everywhere.
- */
-int wg_backend_set_message_size(struct wg_backend *b, size_t bytes);
-/* Netlink messages (kernel) or UAPI requests (userspace) sent so far. */
-uint64_t wg_backend_messages(const struct wg_backend *b);
 
 /* The whole configuration and state of ifname; free with wg_device_free. */
 int wg_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out);
@@ -189,38 +182,6 @@ int wg_apply_peers(struct wg_backend *b, const char *ifname, const struct wg_pee
  */
 int wg_device_diff(const struct wg_device *current, const struct wg_device *desired,
 		   struct wg_peer **changes, size_t *n_changes);
-void wg_changes_free(struct wg_peer *changes, size_t n_changes);
-
-/* ---- kernel messages on buffers (exposed for tests and tools) ------------------------- */
-
-/* Where the next SET message continues: peer index, allowed-IP index within it. */
-struct wg_set_cursor {
-	size_t peer;
-	size_t allowedip;
-	bool peer_started; /* the current peer's attributes went out already */
-	bool device_done;  /* the first message (device attributes) was built */
-};
-
-/*
- * Build the next WG_CMD_SET_DEVICE message for dev into buf (buflen bytes). Device
- * attributes (and REPLACE_PEERS) go in the first message only. A peer that does not
- * fit moves whole to the next message; only a peer that alone overflows a message is
- * split, continued with its public key (+REMOVE / UPDATE_ONLY) and the rest of its
- * allowed IPs. Returns 1 when more messages follow, 0 when this is the last,
- * -EMSGSIZE when buflen cannot hold a peer's key and one allowed IP.
- */
-int wg_set_msg_build(void *buf, size_t buflen, uint16_t family_id, uint32_t seq,
-		     const struct wg_device *dev, struct wg_set_cursor *cursor);
-
-/*
- * Merge one WG_CMD_GET_DEVICE dump message (a genetlink message, header included)
- * into dev; a peer repeated from the previous message (its allowed IPs spilled over)
- * is coalesced by public key. Bad attributes: -EBADMSG, detail set.
- */
-int wg_dump_msg_parse(const void *msg, size_t len, struct wg_device *dev);
-
-/* Parse a UAPI `get=1` reply (text up to and including "errno=N") into dev. */
-int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev);
 
 /* ---- rtnetlink: links, addresses, routes ---------------------------------------------- */
 
@@ -230,15 +191,11 @@ int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev);
  */
 int rtnl_link_ensure_wireguard(const char *ifname, bool *created);
 int rtnl_link_delete(const char *ifname);
-int rtnl_link_set_mtu(const char *ifname, uint32_t mtu);
 int rtnl_link_set_up(const char *ifname, bool up);
 /* 1 if ifname exists and is a kernel WireGuard link, 0 if it exists and is not. */
 int rtnl_link_is_wireguard(const char *ifname);
 /* Idempotent: an address that is already there (or already gone) is not an error. */
 int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr);
 int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr);
-/* A route to prefix through ifname (e.g. the overlay 10.0.1.0/24); idempotent. */
-int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix);
-int rtnl_route_del(const char *ifname, const struct ip_prefix *prefix);
 
 #endif

@@ -147,11 +147,6 @@ int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
 	return nl_fail(-EPROTO, "no acknowledgement for netlink request %u", seq);
 }
 
-int nl_request_ack(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq)
-{
-	return nl_request(nl, msg, len, seq, NULL, NULL);
-}
-
 /*
  * Growth by doubling where the capacity follows from the count alone (0, 8, 16, 32,
  * ...), so arrays in wg_device need no capacity field.

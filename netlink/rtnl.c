@@ -253,10 +253,3 @@ int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix)
 
 	return r == -EEXIST ? 0 : r;
 }
-
-int rtnl_route_del(const char *ifname, const struct ip_prefix *prefix)
-{
-	int r = route_request(ifname, prefix, RTM_DELROUTE, 0);
-
-	return r == -ESRCH ? 0 : r;
-}

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "registry/registry.h"
+#include "registry/internal.h"
 
 #define SIG_REGISTER_PEER REGISTRY_REGISTER_SIG
 

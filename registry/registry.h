@@ -116,15 +116,6 @@ void registry_record_digest(uint64_t chain_id, const uint8_t contract[static 20]
 
 /* Append registerPeer(PeerRegistration) calldata; -EINVAL without a valid endpoint. */
 int registry_encode_register_call(const struct registry_record *rec, struct buf *calldata);
-/*
- * Decode getPeers() return data (Peer[]). Entries with wrong byte lengths, an unknown
- * mode, a token id above 2^64 or an empty, over-long or NUL-holding endpoint are skipped;
- * the first max_skips of them are described in skips. -EBADMSG when the array itself is
- * malformed or any entry reaches outside the data (a truncated reply fails as a whole),
- * -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_records_free.
- */
-int registry_decode_peers(const uint8_t *data, size_t len, struct registry_record **peers, size_t *n,
-			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
 
 /*
  * Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). -ENOENT

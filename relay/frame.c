@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
-#include "relay/relay.h"
+#include "relay/internal.h"
 
 #define PROOF_TAG "dstack-p2p.relay.v1"
 

@@ -18,7 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "common/common.h"
-#include "relay/relay.h"
+#include "relay/internal.h"
 
 #define MAX_TOKEN 254
 #define IN_CAP (RELAY_MAX_DATAGRAM + 2)  /* a whole frame always fits once earlier ones moved out */

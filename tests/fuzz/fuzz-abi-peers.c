@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 #include "chain/chain.h"
-#include "registry/registry.h"
+#include "registry/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "mesh/mesh.h"
+#include "mesh/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 #include "common/common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "netlink/netlink.h"
+#include "netlink/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,7 +19,7 @@
 
 #include <criterion/criterion.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 #include "chain/chain.h"
 #include "common/common.h"
 #include "netlink/netlink.h"

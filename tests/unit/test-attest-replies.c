@@ -5,7 +5,7 @@
 
 #include <criterion/criterion.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 
 #define HEX20 "5bb4ff9a3837357f19dc176407a5709c62eb6c56"
 #define HEX32 "0101010101010101010101010101010101010101010101010101010101010101"

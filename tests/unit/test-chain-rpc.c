@@ -14,8 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "chain/chain.h"
-#include "registry/registry.h"
+#include "chain/internal.h"
+#include "registry/internal.h"
 #include "tests/unit/test-chain-helpers.h"
 
 /* What the scripted server answers to one request body. status 0: never answer. */

@@ -10,7 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "common/common.h"
-#include "mesh/mesh.h"
+#include "mesh/internal.h"
 #include "registry/registry.h"
 
 Test(mesh_overlay, token_to_address)

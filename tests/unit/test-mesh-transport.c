@@ -5,7 +5,7 @@
 
 #include <criterion/criterion.h>
 
-#include "mesh/mesh.h"
+#include "mesh/internal.h"
 #include "registry/registry.h"
 
 #define GW "https://0123456789abcdef0123456789abcdef01234567-51831.gw.example.com"

@@ -14,7 +14,7 @@
 
 #include <criterion/criterion.h>
 
-#include "netlink/netlink.h"
+#include "netlink/internal.h"
 
 #define FAMILY 0x1d
 

@@ -17,7 +17,7 @@
 #include <criterion/criterion.h>
 
 #include "chain/chain.h"
-#include "relay/relay.h"
+#include "relay/internal.h"
 
 Test(relay_frame, whole_partial_oversized_empty)
 {

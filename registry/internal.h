@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* registry/'s entry points for the unit tests and fuzz targets; not part of its interface. */
+#ifndef DSTACK_P2P_REGISTRY_INTERNAL_H
+#define DSTACK_P2P_REGISTRY_INTERNAL_H
+
+#include "registry/registry.h"
+
+/*
+ * Decode getPeers() return data (Peer[]). Entries with wrong byte lengths, an unknown
+ * mode, a token id above 2^64 or an empty, over-long or NUL-holding endpoint are skipped;
+ * the first max_skips of them are described in skips. -EBADMSG when the array itself is
+ * malformed or any entry reaches outside the data (a truncated reply fails as a whole),
+ * -E2BIG past REGISTRY_MAX_PEERS. Free *peers with registry_records_free.
+ */
+int registry_decode_peers(const uint8_t *data, size_t len, struct registry_record **peers, size_t *n,
+			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
+
+#endif
