@@ -52,7 +52,7 @@ endif
 PKGS := libmnl libcurl libsecp256k1 hogweed nettle libssl libcrypto
 
 WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
-	    -Wno-unused-parameter -Wvla
+	    -Wno-unused-parameter -Wvla -Wdeclaration-after-statement
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARNINGS) -fPIC -fvisibility=hidden -I. \
 	-D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' -DDSTACK_P2P_WEBDIR='"$(WEBDIR)"' \
@@ -168,6 +168,9 @@ endef
 export PC_FILE
 
 # ---- tests ------------------------------------------------------------------------
+
+# criterion's assertion macros declare after statements: the unit tests are exempt.
+$(UNIT_OBJS): override CFLAGS += -Wno-declaration-after-statement
 
 $(UNIT_TESTS): $(UNIT_OBJS) $(INTERNAL_LIB)
 	@mkdir -p $(@D)

@@ -54,7 +54,8 @@ static void copy_field(const struct json *j, int obj, const char *key, char *out
 int peers_doc_parse(const char *text, size_t len, struct peers_doc *d)
 {
 	struct json j;
-	int arr, r;
+	int arr, ver, reg, r;
+	int64_t v;
 
 	memset(d, 0, sizeof(*d));
 	r = json_parse(&j, text, len, 4096);
@@ -64,14 +65,12 @@ int peers_doc_parse(const char *text, size_t len, struct peers_doc *d)
 	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
 		goto out;
 	/* A document of another protocol version may mean anything: refuse it. */
-	int ver = json_get(&j, 0, "version");
-	int64_t v;
-
+	ver = json_get(&j, 0, "version");
 	if (ver >= 0 && (json_int64(&j, ver, &v) < 0 || v != 1)) {
 		r = -EPROTO;
 		goto out;
 	}
-	int reg = json_get(&j, 0, "registered");
+	reg = json_get(&j, 0, "registered");
 	if (reg < 0 || json_bool(&j, reg, &d->registered) < 0)
 		goto out;
 	copy_field(&j, 0, "contract", d->contract, sizeof(d->contract));
@@ -94,7 +93,7 @@ int peers_doc_parse(const char *text, size_t len, struct peers_doc *d)
 	}
 	r = 0;
 out:
-	json_free(&j);
+	json_clear(&j);
 	if (r < 0)
 		peers_doc_clear(d);
 	return r;
@@ -119,7 +118,7 @@ static int query_peers(struct dstack_p2p *p2p, struct peers_doc *d)
 	r = api_control_query(p2p->control_path, "peers", &b, 3000);
 	if (r == 0)
 		r = peers_doc_parse((const char *)b.data, b.len, d);
-	buf_free(&b);
+	buf_clear(&b);
 	if (r == 0) {
 		r = check_agent_matches(p2p, d);
 		if (r < 0)
@@ -173,6 +172,7 @@ int dstack_p2p_register(struct dstack_p2p *p2p, int timeout_ms)
 	int r;
 
 	for (;;) {
+		struct timespec ts = { .tv_nsec = 200 * 1000000L };
 		struct peers_doc d;
 
 		r = query_peers(p2p, &d);
@@ -187,7 +187,6 @@ int dstack_p2p_register(struct dstack_p2p *p2p, int timeout_ms)
 		if (r == -EXDEV || r == -EBADMSG || r == -EPROTO || now_ms() >= deadline)
 			return r;
 		/* The agent may still be starting or waiting for its transaction. */
-		struct timespec ts = { .tv_nsec = 200 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
 }
@@ -268,7 +267,7 @@ static void monitor_stream(struct dstack_p2p *p2p, int fd, struct peers_doc *las
 			line.len -= doc_len + 1;
 		}
 	}
-	buf_free(&line);
+	buf_clear(&line);
 }
 
 static void *monitor_thread(void *arg)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dstack-p2p: peers of a dstack TEE mesh, for apps. The seed's three calls in C:
+ * dstack-p2p: peers of a dstack TEE mesh, for apps. Three calls are all most apps need:
  *
  *	struct dstack_p2p *p2p;
  *	dstack_p2p_open(&p2p, "0x5fbd...0aa3", "wireguard");

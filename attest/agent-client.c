@@ -142,7 +142,7 @@ static int parse_object(struct json *j, const char *body, size_t len, char *why,
 		return -EBADMSG;
 	}
 	if (j->ntok < 1 || j->tok[0].type != JSON_OBJECT) {
-		json_free(j);
+		json_clear(j);
 		set_why(why, why_len, "reply is not a JSON object");
 		return -EBADMSG;
 	}
@@ -263,13 +263,13 @@ int attest_parse_info_reply(const char *body, size_t len, struct attest_info *in
 			goto out;
 	}
 out:
-	json_free(&j);
+	json_clear(&j);
 	if (r < 0)
-		attest_info_free(info);
+		attest_info_clear(info);
 	return r;
 }
 
-void attest_info_free(struct attest_info *info)
+void attest_info_clear(struct attest_info *info)
 {
 	if (!info)
 		return;
@@ -347,7 +347,7 @@ int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 
 		r = -EBADMSG;
 	}
 out:
-	json_free(&j);
+	json_clear(&j);
 	if (r < 0)
 		secret_wipe(key_out, 32);
 	return r;
@@ -404,13 +404,13 @@ int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *
 		goto out;
 	r = 0;
 out:
-	json_free(&j);
+	json_clear(&j);
 	if (r < 0)
-		attest_quote_free(q);
+		attest_quote_clear(q);
 	return r;
 }
 
-void attest_quote_free(struct attest_quote *q)
+void attest_quote_clear(struct attest_quote *q)
 {
 	if (!q)
 		return;
@@ -439,7 +439,7 @@ static void agent_error_text(const struct http_reply *reply, char *out, size_t o
 			text = decoded;
 			len = strlen(decoded);
 		}
-		json_free(&j);
+		json_clear(&j);
 	}
 	for (size_t n = 0; text && n < len && k + 1 < out_len && n < AGENT_ERROR_SHOWN; n++)
 		out[k++] = isprint((unsigned char)text[n]) ? text[n] : '?';
@@ -480,8 +480,8 @@ static int agent_call(struct attest_client *c, const char *method, const struct 
 	}
 	return 0;
 fail:
-	secret_wipe(reply->body.data, reply->body.cap);
-	http_reply_free(reply);
+	buf_wipe_clear(&reply->body);
+	http_reply_clear(reply);
 	return r;
 }
 
@@ -503,9 +503,9 @@ int attest_get_info(struct attest_client *c, struct attest_info *info)
 				    sizeof(why));
 	if (r == -EBADMSG)
 		set_error(c, "Info", "malformed reply: %s", why);
-	http_reply_free(&reply);
+	http_reply_clear(&reply);
 out:
-	buf_free(&body);
+	buf_clear(&body);
 	return r;
 }
 
@@ -534,10 +534,10 @@ int attest_get_key(struct attest_client *c, const char *path, const char *purpos
 				   why, sizeof(why));
 	if (r == -EBADMSG)
 		set_error(c, "GetKey", "malformed reply: %s", why);
-	secret_wipe(reply.body.data, reply.body.cap);
-	http_reply_free(&reply);
+	buf_wipe_clear(&reply.body);
+	http_reply_clear(&reply);
 out:
-	buf_free(&body);
+	buf_clear(&body);
 	return r;
 }
 
@@ -566,8 +566,8 @@ int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t
 				     sizeof(why));
 	if (r == -EBADMSG)
 		set_error(c, "GetQuote", "malformed reply: %s", why);
-	http_reply_free(&reply);
+	http_reply_clear(&reply);
 out:
-	buf_free(&body);
+	buf_clear(&body);
 	return r;
 }

@@ -68,7 +68,7 @@ struct attest_info {
 	char *cloud_product;
 };
 
-void attest_info_free(struct attest_info *info);  /* frees the strings; accepts NULL */
+void attest_info_clear(struct attest_info *info);  /* frees the strings; accepts NULL */
 
 /* signature_chain of a GetKey reply. kms_signature is absent with a local key provider. */
 struct attest_kms_signatures {
@@ -86,7 +86,7 @@ struct attest_quote {
 	char *vm_config;
 };
 
-void attest_quote_free(struct attest_quote *q);  /* accepts NULL */
+void attest_quote_clear(struct attest_quote *q);  /* accepts NULL */
 
 /*
  * The calls return 0, or: -ENOENT (no socket), -ECONNREFUSED, -ETIMEDOUT, -EIO (transport

@@ -51,7 +51,7 @@ int attest_load_identity(struct attest_client *c, struct attest_identity *id,
 		goto out;
 	memcpy(id->app_id, info.app_id, 20);
 	memcpy(id->instance_id, info.instance_id, 20);
-	attest_info_free(&info);
+	attest_info_clear(&info);
 
 	r = get_instance_key(c, ATTEST_NODE_KEY_PATH_PREFIX, ATTEST_NODE_KEY_PURPOSE,
 			     id->instance_id, keys->node_key, &id->chain);

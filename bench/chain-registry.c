@@ -84,7 +84,7 @@ static void mint_and_bind(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t 
 	abi_put_uint64(&e, token);
 	abi_put_address(&e, instance);
 	send_call(rpc, chain_id, owner_sk, contract, &b, "bindInstance");
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* A record as attest/ would build it from the guest agent, signed here with test keys. */
@@ -200,8 +200,8 @@ int main(int argc, char **argv)
 		registry_record_clear(&rec);
 	}
 	if (fill_only) {
-		buf_free(&ret);
-		buf_free(&calldata);
+		buf_clear(&ret);
+		buf_clear(&calldata);
 		eth_rpc_free(rpc);
 		return 0;
 	}
@@ -272,8 +272,8 @@ int main(int argc, char **argv)
 		       (double)(eth_rpc_round_trips(rpc) - rt0 - mine_rts) / IDLE_POLLS, st.full_reads);
 	}
 	registry_reader_free(reader);
-	buf_free(&ret);
-	buf_free(&calldata);
+	buf_clear(&ret);
+	buf_clear(&calldata);
 	eth_rpc_free(rpc);
 	return 0;
 }

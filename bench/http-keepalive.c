@@ -48,7 +48,7 @@ static double run(const char *url, const char *ca, unsigned n, bool kept)
 				reply.error[0] ? reply.error : errstr(r), reply.status);
 			exit(1);
 		}
-		http_reply_free(&reply);
+		http_reply_clear(&reply);
 	}
 	http_conn_free(conn);
 	return (cpu_ms() - start) / n;

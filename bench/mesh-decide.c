@@ -117,6 +117,6 @@ int main(int argc, char **argv)
 		wg_backend_close(b);
 	}
 	free(dev.peers);
-	mesh_state_free(&st);
+	mesh_state_clear(&st);
 	return 0;
 }

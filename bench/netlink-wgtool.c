@@ -174,9 +174,7 @@ static int conf_read(const char *path, struct conf *c)
 		if (r < 0)
 			fprintf(stderr, "%s:%d: %s\n", path, lineno, netlink_strerror(r));
 	}
-	if (line)
-		secret_wipe(line, linecap);
-	free(line);
+	wipe_free(line, linecap);
 	fclose(f);
 	return r;
 }
@@ -185,9 +183,7 @@ static void conf_free(struct conf *c)
 {
 	for (size_t i = 0; i < c->dev.n_peers; i++)
 		free(c->dev.peers[i].allowedips);
-	if (c->dev.peers)
-		secret_wipe(c->dev.peers, c->dev.n_peers * sizeof(*c->dev.peers));
-	free(c->dev.peers);
+	wipe_free(c->dev.peers, c->dev.n_peers * sizeof(*c->dev.peers));
 	secret_free(c->private_key, WG_KEY_LEN);
 }
 
@@ -242,10 +238,10 @@ static int gen_conf(unsigned long peers, unsigned long ips, uint64_t seed)
 		if (i % 3 == 0)
 			printf("PersistentKeepalive = 25\n");
 		for (unsigned long j = 0; j < ips; j++, n++) {
-			printf(j % 64 == 0 ? "AllowedIPs = " : ", ");
 			struct ip_prefix ip = { .family = AF_INET, .len = 32 };
 			char text[INET6_ADDRSTRLEN + 8];
 
+			printf(j % 64 == 0 ? "AllowedIPs = " : ", ");
 			/* Printed in canonical form, the way wg(8) prints the kernel's list. */
 			if (n % 4 == 3) {
 				ip.family = AF_INET6;

@@ -116,6 +116,8 @@ int main(void)
 	long rss[4];
 	uint8_t payload[SIZE], sk[PEERS][32];
 	uint64_t delivered = 0;
+	struct relay_peer peers[PEERS];
+	int big = 8 << 20;
 
 	memset(inst_b, 0xff, 20);
 	memcpy(cfg.instance_id, inst_b, 20);
@@ -126,12 +128,10 @@ int main(void)
 		return 1;
 	getsockname(wgfd, (struct sockaddr *)&wg, &wl);
 	cfg.wg_port = ntohs(wg.sin_port);
-	int big = 8 << 20;
 	setsockopt(wgfd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	memset(payload, 0xa5, sizeof(payload));
 
 	/* Keys and the resolver first: their one-time cost is not the relay's. */
-	struct relay_peer peers[PEERS];
 	for (int i = 0; i < PEERS; i++) {
 		uint8_t pub[64];
 
@@ -152,11 +152,10 @@ int main(void)
 		 * signing and recovery tables (the agent verifies every record with them).
 		 */
 		uint8_t d[32] = { 1 }, sig[65], pub[64];
+		struct relay_peer warm = peers[0];
 
 		eth_sign_digest(key_b, d, sig);
 		eth_recover_pubkey(d, sig, pub);
-		struct relay_peer warm = peers[0];
-
 		warm.token = 254;
 		relay_peer_set(r, &warm, NULL);
 		relay_peer_remove(r, 254);
@@ -178,6 +177,8 @@ int main(void)
 	}
 	rss[2] = rss_kb();
 	for (int n = 0; n < DATAGRAMS; n++) {
+		uint8_t sink[65536];
+
 		for (int i = 0; i < PEERS; i++) {
 			struct sockaddr_in loop;
 
@@ -186,7 +187,6 @@ int main(void)
 			sendto(wgfd, payload, sizeof(payload), MSG_DONTWAIT, (struct sockaddr *)&loop, sizeof(loop));
 		}
 		/* drain both ways so nothing waits in a kernel buffer forever */
-		uint8_t sink[65536];
 		while (recv(wgfd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 			delivered++;
 		for (int i = 0; i < PEERS; i++)

@@ -103,7 +103,7 @@ static int parse_object(struct json *j, const char *text, size_t len)
 	if (r < 0)
 		return r == -ENOMEM ? r : -EBADMSG;
 	if (j->ntok < 1 || j->tok[0].type != JSON_OBJECT) {
-		json_free(j);
+		json_clear(j);
 		return -EBADMSG;
 	}
 	return 0;
@@ -129,7 +129,7 @@ int eth_parse_block(const char *text, size_t len, struct eth_block *b)
 		goto out;
 	r = 0;
 out:
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }
 
@@ -232,7 +232,7 @@ int eth_parse_logs(const char *text, size_t len, struct eth_log **logs, size_t *
 	*count = base + (size_t)j.tok[0].size;
 	r = 0;
 out:
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }
 
@@ -395,7 +395,7 @@ int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 	r = buf_append(out, bytes, n);
 out:
 	free(bytes);
-	buf_free(&params);
+	buf_clear(&params);
 	eth_rpc_call_clear(&c);
 	return r;
 }
@@ -464,7 +464,7 @@ int eth_estimate_gas(struct eth_rpc *rpc, const uint8_t from[static 20], const u
 		r = -EBADMSG;
 	}
 out:
-	buf_free(&params);
+	buf_clear(&params);
 	eth_rpc_call_clear(&c);
 	return r;
 }
@@ -535,7 +535,7 @@ int eth_send_raw_transaction(struct eth_rpc *rpc, const void *raw, size_t len,
 	}
 out:
 	free(hex);
-	buf_free(&params);
+	buf_clear(&params);
 	eth_rpc_call_clear(&c);
 	return r;
 }
@@ -565,7 +565,7 @@ static int parse_receipt(const char *text, size_t len, struct eth_receipt *rc)
 	}
 	r = 0;
 out:
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }
 
@@ -680,6 +680,6 @@ int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth
 			break;
 		from = end + 1;
 	}
-	buf_free(&params);
+	buf_clear(&params);
 	return r;
 }

@@ -121,7 +121,7 @@ static int parse_keystore(const char *text, size_t len, struct keystore *ks)
 		goto out;
 	r = parse_kdf(&j, crypto, ks);
 out:
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }
 

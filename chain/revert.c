@@ -133,5 +133,5 @@ out:
 			memcpy(out, b.data, n);
 		out[n] = '\0';
 	}
-	buf_free(&b);
+	buf_clear(&b);
 }

@@ -98,7 +98,7 @@ static char *redacted_label(const char *url, enum rpc_transport t)
 	buf_init(&b, 0);
 	if (buf_printf(&b, "%.*s%.*s%s", (int)(scheme_end ? scheme_end + 3 - url : 0), url,
 		       (int)(rest - host), host, *rest && rest[1] ? "/..." : "") < 0) {
-		buf_free(&b);
+		buf_clear(&b);
 		return NULL;
 	}
 	return (char *)b.data;  /* buf keeps its bytes NUL-terminated; free() releases it */
@@ -354,7 +354,7 @@ out:
 	if (r < 0)
 		for (size_t k = 0; k < n; k++)
 			eth_rpc_call_clear(&calls[k]);
-	json_free(&j);
+	json_clear(&j);
 	free(seen);
 	return r;
 }
@@ -409,14 +409,14 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 			/* Rate limits and server trouble pass; other statuses are this endpoint's. */
 			*outcome = hr.status == 429 || hr.status >= 500 ? ATTEMPT_RETRY
 								       : ATTEMPT_NEXT_ENDPOINT;
-			http_reply_free(&hr);
+			http_reply_clear(&hr);
 			return -EREMOTEIO;
 		}
 		if (r == 0) {
-			buf_free(reply);
+			buf_clear(reply);
 			*reply = hr.body;
 		} else {
-			http_reply_free(&hr);
+			http_reply_clear(&hr);
 		}
 	}
 	if (r < 0) {
@@ -525,9 +525,9 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 	}
 	eth_rpc_set_error(rpc, "%s", why.len ? (const char *)why.data : "");
 out:
-	buf_free(&req);
-	buf_free(&reply);
-	buf_free(&why);
+	buf_clear(&req);
+	buf_clear(&reply);
+	buf_clear(&why);
 	return r;
 }
 

@@ -61,7 +61,7 @@ static int run_request(struct eth_rpc *rpc, const char *method, const uint8_t fr
 		r = -EPERM;
 	}
 out:
-	buf_free(&params);
+	buf_clear(&params);
 	return r;
 }
 
@@ -248,7 +248,7 @@ static int sign_and_send(struct eth_rpc *rpc, const uint8_t sk[static 32], struc
 	}
 	res->nonce = tx->nonce;
 	res->sent = r == 0;
-	buf_free(&raw);
+	buf_clear(&raw);
 	return r;
 }
 

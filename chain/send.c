@@ -29,7 +29,7 @@ static void explain_failed_tx(struct eth_rpc *rpc, const uint8_t to[static 20], 
 		eth_rpc_set_error(rpc, "transaction 0x%s reverted in block %llu (the replay did not)",
 			      hash, (unsigned long long)rc->block_number);
 	/* else eth_call left the decoded reason in last_error */
-	buf_free(&out);
+	buf_clear(&out);
 }
 
 int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
@@ -90,6 +90,6 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 		r = -EPERM;
 	}
 out:
-	buf_free(&raw);
+	buf_clear(&raw);
 	return r;
 }

@@ -70,7 +70,7 @@ int eth_tx_sign(const struct eth_tx *tx, const uint8_t sk[static 32], struct buf
 	keccak256(tx_hash, raw->data + start, raw->len - start);
 out:
 	secret_wipe(sig, sizeof(sig));
-	buf_free(&fields);
-	buf_free(&unsigned_tx);
+	buf_clear(&fields);
+	buf_clear(&unsigned_tx);
 	return r;
 }

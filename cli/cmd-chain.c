@@ -326,8 +326,8 @@ static int load_record(const char *path, struct registry_record *rec)
 out:
 	if (r < 0)
 		registry_record_clear(rec);
-	json_free(&j);
-	buf_free(&text);
+	json_clear(&j);
+	buf_clear(&text);
 	return r;
 }
 
@@ -422,7 +422,7 @@ static int do_peers(struct eth_rpc *rpc, const struct chain_opts *o)
 	if (o->json)
 		buf_printf(&out, "]\n");
 	fwrite(out.data, 1, out.len, stdout);
-	buf_free(&out);
+	buf_clear(&out);
 	registry_records_free(peers, n);
 	return 0;
 }
@@ -584,7 +584,7 @@ static int load_calldata(const struct chain_opts *o, struct buf *calldata)
 	}
 	if (r < 0)
 		cli_error("%s does not hold hex calldata", o->calldata);
-	buf_free(&text);
+	buf_clear(&text);
 	return r < 0 ? r : 0;
 }
 
@@ -599,7 +599,7 @@ static int do_calldata(const struct chain_opts *o)
 		print_hex(stdout, calldata.data, calldata.len);
 		printf("\n");
 	}
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	return r < 0 ? 1 : 0;
 }
 
@@ -638,7 +638,7 @@ static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
 	status = 0;
 out:
 	secret_free(key, 32);
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	return status;
 }
 

@@ -193,7 +193,7 @@ int cluster_register_app(struct cluster_ctx *c)
 	memcpy(w + 12, c->contract, 20);
 	r = cluster_calldata_word(&calldata, "registerApp(address)", w) < 0
 		? CLI_EXIT_FAILURE : cluster_transact(c, "register-app", kms, &calldata, 0, &res);
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	if (r == CLI_EXIT_OK && c->o->json) {
 		char hash[67];
 
@@ -243,8 +243,8 @@ static int load_initcode(const char *path, struct buf *code)
 	}
 	r = r < 0 ? -EINVAL : 0;
 out:
-	json_free(&j);
-	buf_free(&text);
+	json_clear(&j);
+	buf_clear(&text);
 	return r;
 }
 
@@ -284,7 +284,7 @@ static int configure(struct cluster_ctx *c, bool skip, const char *what, const c
 	r = buf_append(&calldata, sel, 4) < 0 || abi_enc_begin(&e, &calldata, two ? 2 : 1) < 0 ||
 		    abi_put_uint64(&e, a) < 0 || (two && abi_put_uint64(&e, b) < 0)
 		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	return r;
 }
 
@@ -298,7 +298,7 @@ static int configure_word(struct cluster_ctx *c, const char *what, const char *s
 	buf_init(&calldata, 0);
 	r = cluster_calldata_word(&calldata, sig, w) < 0
 		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	return r;
 }
 
@@ -395,7 +395,7 @@ int cluster_deploy(struct cluster_ctx *c)
 	secret_free(sk, 32);
 	buf_init(&code, 0);
 	if (find_initcode(c->o, &code) < 0) {
-		buf_free(&code);
+		buf_clear(&code);
 		return CLI_EXIT_USAGE;
 	}
 	/* constructor(address initialOwner, address kmsRoot): the deployer, who configures. */
@@ -403,7 +403,7 @@ int cluster_deploy(struct cluster_ctx *c)
 	r = abi_enc_begin(&e, &code, 2) < 0 || abi_put_address(&e, deployer) < 0 ||
 		    abi_put_address(&e, root) < 0
 		? CLI_EXIT_FAILURE : cluster_transact(c, "deploy", NULL, &code, 0, &res);
-	buf_free(&code);
+	buf_clear(&code);
 	if (r != CLI_EXIT_OK)
 		return r;
 	if (!res.receipt.has_contract_address) {

@@ -189,7 +189,7 @@ int cluster_describe_log(const struct eth_log *log, bool json, struct buf *out)
 		r = parse_decl(events[e], name, sizeof(name), &sig, params, &n);
 		if (r == 0 && (r = buf_terminate(&sig)) == 0)
 			abi_event_topic((const char *)sig.data, topic);
-		buf_free(&sig);
+		buf_clear(&sig);
 		if (r < 0)
 			return r;
 		if (memcmp(topic, log->topics[0], 32))

@@ -104,7 +104,7 @@ static int keep_event(struct dash *d, const struct eth_log *l)
 	struct dash_event *e = &d->recent[++d->seq % RECENT_EVENTS];
 	char hash[65];
 
-	buf_free(&e->json);
+	buf_clear(&e->json);
 	buf_init(&e->json, 8192);
 	e->id = d->seq;
 	hex_encode(hash, l->tx_hash, 32);
@@ -281,11 +281,11 @@ static int serve_file(const char *dir, const char *name, struct buf *out)
 		return reply_error(out, 500, "--web-dir too long");
 	r = cluster_read_file(path, &f, FILE_MAX);
 	if (r < 0) {
-		buf_free(&f);
+		buf_clear(&f);
 		return reply_error(out, 500, "the page's files are missing (see --web-dir)");
 	}
 	buf_append(out, f.data, f.len);
-	buf_free(&f);
+	buf_clear(&f);
 	return 200;
 }
 
@@ -344,7 +344,7 @@ static void dash_init(struct dash *d, struct cluster_ctx *c)
 static void dash_free(struct dash *d)
 {
 	for (size_t i = 0; i < RECENT_EVENTS; i++)
-		buf_free(&d->recent[i].json);
+		buf_clear(&d->recent[i].json);
 }
 
 int cluster_serve(struct cluster_ctx *c)

@@ -423,7 +423,7 @@ int cluster_status(struct cluster_ctx *c)
 		status_text(c, &s, &out);
 	fwrite(out.data, 1, out.len, stdout);
 	fflush(stdout);
-	buf_free(&out);
+	buf_clear(&out);
 	snapshot_free(&s);
 	if (!c->o->watch)
 		return CLI_EXIT_OK;
@@ -457,7 +457,7 @@ static void print_log(const struct cluster_ctx *c, const struct eth_log *l)
 	}
 	fwrite(b.data, 1, b.len, stdout);
 	fflush(stdout);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* Until --count events were printed (or forever): each round reads the new blocks' logs. */

@@ -65,8 +65,7 @@ static int key_from_file(const char *path, uint8_t sk[static 32])
 	r = hex_decode_exact(sk, 32, s, n) < 0 ? -EINVAL : 0;
 	if (r < 0)
 		cli_error("the key file %s does not hold a 32-byte hex key", path);
-	secret_wipe(text.data, text.cap);
-	buf_free(&text);
+	buf_wipe_clear(&text);
 	return r;
 }
 
@@ -87,8 +86,7 @@ static int read_password(const char *password_file, char *pw, size_t max, size_t
 		}
 		*len = strcspn((const char *)text.data, "\r\n");
 		memcpy(pw, text.data, *len);
-		secret_wipe(text.data, text.cap);
-		buf_free(&text);
+		buf_wipe_clear(&text);
 		return 0;
 	}
 	tty = fopen("/dev/tty", "r+e");
@@ -141,7 +139,7 @@ static int key_from_keystore(const struct cluster_key_opts *o, uint8_t sk[static
 		r = -EINVAL;
 out:
 	secret_free(pw, PASSWORD_MAX + 1);
-	buf_free(&text);
+	buf_clear(&text);
 	return r;
 }
 
@@ -257,8 +255,8 @@ void cluster_views_init(struct cluster_view *v, size_t n)
 void cluster_views_free(struct cluster_view *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++) {
-		buf_free(&v[i].data);
-		buf_free(&v[i].out);
+		buf_clear(&v[i].data);
+		buf_clear(&v[i].out);
 	}
 }
 

@@ -605,7 +605,7 @@ int cmd_cluster(int argc, char **argv)
 		status = cluster_connect(&c, &o, action_needs_contract(p.action));
 	if (status == CLI_EXIT_OK)
 		status = dispatch(&c, &p);
-	buf_free(&p.calldata);
+	buf_clear(&p.calldata);
 	eth_rpc_free(c.rpc);
 	return status;
 }

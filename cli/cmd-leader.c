@@ -116,7 +116,7 @@ static int show_reply(const char *action, const struct buf *reply, bool json_out
 		member(&j, err, "code", code, sizeof(code));
 		member(&j, err, "message", message, sizeof(message));
 		cli_error("%s: %s (%s)", action, message, code);
-		json_free(&j);
+		json_clear(&j);
 		return CLI_EXIT_FAILURE;
 	}
 	if (!json_out) {
@@ -125,7 +125,7 @@ static int show_reply(const char *action, const struct buf *reply, bool json_out
 			printf("%s: %s\n", action, *tx ? tx : "handed to the relayer");
 		print_leader(&j, json_get(&j, 0, "leader"));
 	}
-	json_free(&j);
+	json_clear(&j);
 	return CLI_EXIT_OK;
 }
 
@@ -167,10 +167,10 @@ int cmd_leader(int argc, char **argv)
 	r = api_control_query(control, line, &reply, strcmp(action, "show") ? 45000 : 5000);
 	if (r < 0) {
 		cli_error("asking the agent at %s: %s", control, errstr(r));
-		buf_free(&reply);
+		buf_clear(&reply);
 		return CLI_EXIT_FAILURE;
 	}
 	r = show_reply(action, &reply, json_out);
-	buf_free(&reply);
+	buf_clear(&reply);
 	return r;
 }

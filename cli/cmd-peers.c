@@ -51,24 +51,24 @@ int cmd_peers(int argc, char **argv)
 	r = api_control_query(api_control_path(control), "peers", &reply, 5000);
 	if (r < 0) {
 		cli_error("asking the agent at %s: %s", api_control_path(control), errstr(r));
-		buf_free(&reply);
+		buf_clear(&reply);
 		return CLI_EXIT_FAILURE;
 	}
 	if (json) {
 		fputs((const char *)reply.data, stdout);
-		buf_free(&reply);
+		buf_clear(&reply);
 		return CLI_EXIT_OK;
 	}
 	/* The one peers-document parser (api/), so the CLI and apps read it alike. */
 	r = peers_doc_parse((const char *)reply.data, reply.len, &d);
 	if (r < 0) {
 		cli_error("the agent's peers document: %s", dstack_p2p_strerror(r));
-		buf_free(&reply);
+		buf_clear(&reply);
 		return CLI_EXIT_FAILURE;
 	}
 	for (size_t i = 0; i < d.n; i++)
 		puts(d.peers[i]);
 	peers_doc_clear(&d);
-	buf_free(&reply);
+	buf_clear(&reply);
 	return CLI_EXIT_OK;
 }

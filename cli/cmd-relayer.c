@@ -409,8 +409,8 @@ int cmd_relayer(int argc, char **argv)
 	if (status == CLI_EXIT_OK)
 		status = serve(&rl, &o);
 	secret_free(rl.sk, 32);
-	relay_limiter_free(&rl.per_subject);
-	relay_limiter_free(&rl.total);
+	relay_limiter_clear(&rl.per_subject);
+	relay_limiter_clear(&rl.total);
 	eth_rpc_free(rl.rpc);
 	return status;
 }

@@ -139,7 +139,7 @@ static void print_json_string(const char *s)
 		fputs((const char *)b.data, stdout);
 	else
 		printf("null");
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void print_json(const struct wg_device *dev, const char *backend)

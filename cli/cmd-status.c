@@ -237,7 +237,7 @@ static int print_document(const struct buf *reply, bool standalone, bool as_json
 			cli_error("the agent's reply is not a status document");
 		else
 			cli_error("the agent's reply: %s", errstr(r));
-		buf_free(&doc);
+		buf_clear(&doc);
 		return CLI_EXIT_FAILURE;
 	}
 	if (as_json) {
@@ -246,9 +246,9 @@ static int print_document(const struct buf *reply, bool standalone, bool as_json
 		if (standalone)
 			printf("(no agent running: read from the kernel and the chain)\n");
 		print_status(&j, &health);
-		json_free(&j);
+		json_clear(&j);
 	}
-	buf_free(&doc);
+	buf_clear(&doc);
 	if (!health.healthy)
 		cli_error("not healthy: %s", health.problems);
 	return health.healthy ? CLI_EXIT_OK : CLI_EXIT_NEGATIVE;
@@ -295,6 +295,6 @@ int cmd_status(int argc, char **argv)
 	}
 	if (status == CLI_EXIT_OK)
 		status = print_document(&reply, standalone, as_json);
-	buf_free(&reply);
+	buf_clear(&reply);
 	return status;
 }

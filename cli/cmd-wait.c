@@ -62,7 +62,7 @@ static enum wait_state ask(const char *control, int *err)
 		s = W_AGENT_ERROR;
 	else
 		s = reply_says_registered(&reply) ? W_REGISTERED : W_NOT_REGISTERED;
-	buf_free(&reply);
+	buf_clear(&reply);
 	return s;
 }
 

@@ -195,7 +195,7 @@ int status_doc_normalize(const char *text, size_t len, bool standalone, struct b
 	if (r < 0)
 		return r == -EINVAL ? -EBADMSG : r;
 	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT) {
-		json_free(&j);
+		json_clear(&j);
 		return -EBADMSG;
 	}
 	i = json_get(&j, 0, "last_sync_ms_ago");
@@ -210,6 +210,6 @@ int status_doc_normalize(const char *text, size_t len, bool standalone, struct b
 		r = buf_printf(out, "}");
 	if (r == 0)
 		r = buf_terminate(out);
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }

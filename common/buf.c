@@ -100,11 +100,18 @@ void buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
-void buf_free(struct buf *b)
+void buf_clear(struct buf *b)
 {
 	if (!b)
 		return;
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+void buf_wipe_clear(struct buf *b)
+{
+	if (b && b->data)
+		explicit_bzero(b->data, b->cap);
+	buf_clear(b);
 }

@@ -57,6 +57,8 @@ void secret_free(void *p, size_t size);
 /* Constant-time comparison; 0 when equal. */
 int secret_cmp(const void *a, const void *b, size_t n);
 void secret_wipe(void *p, size_t n);
+/* Wipe n bytes at p, then free(p): for malloc'd memory that held secrets; accepts NULL. */
+void wipe_free(void *p, size_t n);
 /*
  * Overwrite the 4 KiB of stack below the caller's frame, where a function that just
  * returned left copies of a secret (nettle's X25519 scratch, compiler spills).
@@ -84,7 +86,10 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 /* Keeps the bytes NUL-terminated without counting the NUL (for text replies). */
 int buf_terminate(struct buf *b);
 void buf_reset(struct buf *b);
-void buf_free(struct buf *b);
+/* Frees the data of an embedded buffer and empties it; accepts NULL. */
+void buf_clear(struct buf *b);
+/* The same, after wiping data[0..cap): for a buffer that held key material. */
+void buf_wipe_clear(struct buf *b);
 
 /* ---- Unix sockets (unix.c) --------------------------------------------------------- */
 
@@ -120,7 +125,7 @@ struct json {
  * tokens) or -ENOMEM.
  */
 int json_parse(struct json *j, const char *text, size_t len, int max_tokens);
-void json_free(struct json *j);
+void json_clear(struct json *j);
 
 /* Index of the token after the whole value at index i (skips nested values). */
 int json_skip(const struct json *j, int i);
@@ -189,12 +194,12 @@ struct http_reply {
  * Returns 0 when an HTTP reply was received (any status: check reply->status),
  * -ETIMEDOUT, -ECONNREFUSED, -ENOENT (socket path missing), -EMSGSIZE (reply too
  * large) or -EIO for other transport failures; reply->error says more.
- * The caller frees reply->body with http_reply_free.
+ * The caller frees reply->body with http_reply_clear.
  */
 int http_post(const struct http_target *target, const char *path, const char *content_type,
 	      const void *body, size_t body_len, struct http_reply *reply);
 int http_get(const struct http_target *target, const char *path, struct http_reply *reply);
-void http_reply_free(struct http_reply *reply);
+void http_reply_clear(struct http_reply *reply);
 
 /* Call once at program start (curl_global_init); safe to call more than once. */
 int http_global_init(void);

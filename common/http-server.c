@@ -123,7 +123,7 @@ static void send_error(int fd, int status, const char *msg, uint64_t deadline)
 	if (!buf_printf(&body, "{\"error\":") && !json_append_string(&body, msg) &&
 	    !buf_printf(&body, "}"))
 		send_reply(fd, status, &body, deadline);
-	buf_free(&body);
+	buf_clear(&body);
 }
 
 /* Copy a header's value (trimmed) when the line names it. */
@@ -235,8 +235,7 @@ static void drain_before_close(int fd)
 static void connection_close(struct connection *c)
 {
 	/* Requests are not secret, but wipe anyway: cheap, and replies share the allocator. */
-	secret_wipe(c->in.data, c->in.cap);
-	buf_free(&c->in);
+	buf_wipe_clear(&c->in);
 	if (c->unread_input)
 		drain_before_close(c->fd);
 	close(c->fd);
@@ -276,7 +275,7 @@ static void streams_tick(const struct http_server *srv, struct connection *conns
 		buf_init(&out, 1 << 20);
 		alive = srv->stream_more(srv->ctx, &c->cursor, &out) == 0 &&
 			send_all(c->fd, out.data, out.len, now_ms() + STREAM_SEND_MS);
-		buf_free(&out);
+		buf_clear(&out);
 		if (!alive)
 			connection_close(c);
 	}
@@ -331,19 +330,18 @@ static bool connection_readable(const struct http_server *srv, struct connection
 		c->streaming = send_stream_head(c->fd, meta.type, &reply, c->deadline);
 		c->cursor = meta.cursor;
 		c->deadline = now_ms() + (uint64_t)srv->stream_ms;
-		buf_free(&reply);
-		buf_free(&c->in);
+		buf_clear(&reply);
+		buf_clear(&c->in);
 		return !c->streaming;
 	}
 	if (meta.stream) {
 		buf_reset(&reply);
 		send_error(c->fd, 503, "too many streams open", c->deadline);
-		buf_free(&reply);
+		buf_clear(&reply);
 		return true;
 	}
 	send_typed_reply(c->fd, r, meta.type, &reply, c->deadline);
-	secret_wipe(reply.data, reply.cap);  /* replies may carry keys (dstack-sim's GetKey) */
-	buf_free(&reply);
+	buf_wipe_clear(&reply);  /* replies may carry keys (dstack-sim's GetKey) */
 	return true;
 }
 
@@ -395,14 +393,13 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 	struct connection conns[MAX_CONNECTIONS];
 	struct pollfd pfds[MAX_LISTENERS + MAX_CONNECTIONS];
 	int slot_of[MAX_LISTENERS + MAX_CONNECTIONS];
+	uint64_t next_tick = 0;
 	int r = 0;
 
 	if (nfds > MAX_LISTENERS)
 		return -EINVAL;
 	for (int i = 0; i < MAX_CONNECTIONS; i++)
 		conns[i].fd = -1;
-
-	uint64_t next_tick = 0;
 
 	while (!*stop) {
 		uint64_t now = now_ms(), next = now + 60000;

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,18 +71,22 @@ static void libssh2_init_without_crypto(void)
 		init(0x0001);  /* LIBSSH2_INIT_NO_CRYPTO */
 }
 
-int http_global_init(void)
-{
-	static bool done;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_result;
 
-	if (done)
-		return 0;
+/* curl_global_init is not thread-safe: run once, whichever thread asks first. */
+static void global_init_once(void)
+{
 	libssh2_init_without_crypto();
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, curl_free_wiped, curl_realloc_wiped,
 				 curl_strdup, calloc) != CURLE_OK)
-		return -EIO;
-	done = true;
-	return 0;
+		global_result = -EIO;
+}
+
+int http_global_init(void)
+{
+	pthread_once(&global_once, global_init_once);
+	return global_result;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -312,8 +317,8 @@ int http_get(const struct http_target *target, const char *path, struct http_rep
 	return http_request(target, path, NULL, NULL, 0, false, reply);
 }
 
-void http_reply_free(struct http_reply *reply)
+void http_reply_clear(struct http_reply *reply)
 {
 	if (reply)
-		buf_free(&reply->body);
+		buf_clear(&reply->body);
 }

@@ -119,7 +119,7 @@ int json_parse(struct json *j, const char *text, size_t len, int max_tokens)
 	return 0;
 }
 
-void json_free(struct json *j)
+void json_clear(struct json *j)
 {
 	if (!j)
 		return;

@@ -36,6 +36,14 @@ void secret_wipe(void *p, size_t n)
 		explicit_bzero(p, n);
 }
 
+void wipe_free(void *p, size_t n)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, n);
+	free(p);
+}
+
 int secret_cmp(const void *a, const void *b, size_t n)
 {
 	const volatile uint8_t *x = a, *y = b;

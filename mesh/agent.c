@@ -81,7 +81,7 @@ static void print_relay_instructions(struct mesh_agent *a, const struct registry
 	fflush(stdout);
 out:
 	free(hex);
-	buf_free(&data);
+	buf_clear(&data);
 }
 
 static int send_registration(struct mesh_agent *a)
@@ -227,9 +227,9 @@ static void publish(struct mesh_agent *a, bool list_changed)
 	if (agent_peers_json(a, &doc) == 0)
 		control_broadcast(&a->control, (const char *)doc.data);
 out:
-	buf_free(&lines);
-	buf_free(&doc);
-	buf_free(&env);
+	buf_clear(&lines);
+	buf_clear(&doc);
+	buf_clear(&env);
 }
 
 static void publish_peers(struct mesh_agent *a)
@@ -742,8 +742,8 @@ void mesh_agent_free(struct mesh_agent *a)
 	cluster_close(a->cluster);
 	attest_node_secrets_free(a->secrets);
 	attest_client_free(a->attest);
-	mesh_state_free(&a->st);
-	buf_free(&a->log);
+	mesh_state_clear(&a->st);
+	buf_clear(&a->log);
 	free(a->published);
 	free(a->before);
 	free(a);

@@ -193,7 +193,7 @@ int agent_write_hosts_file(const struct mesh_agent *a)
 	}
 	if (r == 0)
 		r = mesh_write_file_atomic(a->cfg->hosts_file, out.data ? out.data : (const uint8_t *)"", out.len);
-	buf_free(&out);
+	buf_clear(&out);
 	return r;
 }
 

@@ -339,9 +339,9 @@ static int relay_calldata(struct cluster *c, const char *relayer_url, const stru
 		snprintf(c->error, sizeof(c->error), "HTTP %ld", reply.status);
 		r = -EREMOTEIO;
 	}
-	http_reply_free(&reply);
+	http_reply_clear(&reply);
 	free(hex);
-	buf_free(&body);
+	buf_clear(&body);
 	return r;
 }
 
@@ -356,7 +356,7 @@ int cluster_relay_registration(struct cluster *c, const char *relayer_url, const
 		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
 	else
 		r = relay_calldata(c, relayer_url, &data);
-	buf_free(&data);
+	buf_clear(&data);
 	return r;
 }
 
@@ -389,7 +389,7 @@ int cluster_send_leader_call(struct cluster *c, const struct registry_leader_cal
 	} else {
 		r = relay_calldata(c, relayer_url, &data);
 	}
-	buf_free(&data);
+	buf_clear(&data);
 	return r;
 }
 

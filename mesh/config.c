@@ -283,6 +283,7 @@ int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 	*line = 0;
 	while ((r = read_line(f, text, sizeof(text))) != 0) {
 		char *name, *value, *eq;
+		size_t n;
 
 		++*line;
 		if (r < 0)
@@ -297,7 +298,7 @@ int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 		name = trim(name);
 		value = trim(eq + 1);
 		/* Accept shell-style quoting, as in an env file. */
-		size_t n = strlen(value);
+		n = strlen(value);
 		if (n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n - 1] == value[0]) {
 			value[n - 1] = '\0';
 			value++;

@@ -168,7 +168,7 @@ static int request_parse_json(const char *line, size_t len, struct control_reque
 	r = 0;
 	*why = "";
 out:
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }
 
@@ -284,7 +284,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 			if (buf_append(&out, "\n", 1) == 0)
 				unix_send_all(fd, out.data, out.len, deadline);
 		}
-		buf_free(&out);
+		buf_clear(&out);
 		if (fd >= 0)
 			close(fd);
 	}

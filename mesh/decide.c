@@ -43,7 +43,7 @@ void mesh_state_init(struct mesh_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-void mesh_state_free(struct mesh_state *st)
+void mesh_state_clear(struct mesh_state *st)
 {
 	free(st->peers);
 	st->peers = NULL;
@@ -160,6 +160,7 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 	/* Two providers' views merged hold at most two records per token. */
 	for (size_t i = 0; i < n && i < 2 * REGISTRY_MAX_PEERS; i++) {
 		const struct registry_record *p = &recs[i];
+		struct mesh_peer *m;
 		char why[96];
 		const char *problem;
 
@@ -172,7 +173,7 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 			reject(rejected, n_rejected, p->token_id, p->nonce, p->instance_id, "%s", problem);
 			continue;
 		}
-		struct mesh_peer *m = &peers[(*n_peers)++];
+		m = &peers[(*n_peers)++];
 		memset(m, 0, sizeof(*m));
 		m->token = (uint32_t)p->token_id;
 		hex_encode(m->instance_id, p->instance_id, 20);

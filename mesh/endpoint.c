@@ -80,13 +80,14 @@ out:
 	return r;
 }
 
-/* base_domain from the gateway named in the host-shared config (FACTS.md). */
+/* base_domain from the gateway named in the host-shared config (docs/dstack-facts.md, networking in a CVM). */
 static int gateway_domain_from_host(char *domain, size_t len)
 {
 	struct http_target target = { .timeout_ms = 5000 };
 	struct http_reply reply = { 0 };
 	struct json j = { 0 }, g = { 0 };
-	char *text = NULL, *url = NULL;
+	char *text = NULL, *url = NULL, *d = NULL;
+	int64_t port = 443;
 	size_t n = 0;
 	FILE *f;
 	int r, i;
@@ -118,8 +119,6 @@ static int gateway_domain_from_host(char *domain, size_t len)
 		goto out;
 	}
 	i = json_get(&g, 0, "base_domain");
-	char *d = NULL;
-	int64_t port = 443;
 	if (i < 0 || json_strdup(&g, i, &d) < 0 || !*d || strlen(d) >= len) {
 		free(d);
 		r = -EBADMSG;
@@ -133,9 +132,9 @@ static int gateway_domain_from_host(char *domain, size_t len)
 	free(d);
 	r = r >= (int)len ? -ENAMETOOLONG : 0;
 out:
-	json_free(&g);
-	json_free(&j);
-	http_reply_free(&reply);
+	json_clear(&g);
+	json_clear(&j);
+	http_reply_clear(&reply);
 	free(url);
 	free(text);
 	return r;

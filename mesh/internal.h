@@ -260,7 +260,7 @@ struct mesh_plan {
 };
 
 void mesh_state_init(struct mesh_state *st);
-void mesh_state_free(struct mesh_state *st);
+void mesh_state_clear(struct mesh_state *st);
 void mesh_plan_clear(struct mesh_plan *plan);
 
 /*

@@ -24,6 +24,7 @@ int agent_wg_open(struct mesh_agent *a)
 {
 	const char *ifname = a->cfg->ifname;
 	struct wg_device *dev = NULL;
+	bool same_key, same_port;
 	int r;
 
 	r = wg_backend_open_auto(&a->wg, ifname, WG_AUTO_CREATE | WG_AUTO_START_USERSPACE);
@@ -41,9 +42,9 @@ int agent_wg_open(struct mesh_agent *a)
 	 * there, and setting them again would be a no-op at best. A different key would
 	 * force every peer to re-handshake, so we only set what differs.
 	 */
-	bool same_key = (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) &&
-			!memcmp(dev->public_key, a->id.wg_public_key, WG_KEY_LEN);
-	bool same_port = dev->listen_port == a->cfg->listen_port;
+	same_key = (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) &&
+		   !memcmp(dev->public_key, a->id.wg_public_key, WG_KEY_LEN);
+	same_port = dev->listen_port == a->cfg->listen_port;
 	log_info("%s interface %s (%s backend)", dev->n_peers || same_key ? "adopting" : "using", ifname,
 		 wg_backend_kind(a->wg) == WG_BACKEND_KERNEL ? "kernel" : "userspace");
 	wg_device_free(dev);

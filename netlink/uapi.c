@@ -351,9 +351,7 @@ static int uapi_get_device(struct wg_backend *b, const char *ifname, struct wg_d
 		*out = dev;
 		dev = NULL;
 	}
-	if (reply.data)
-		secret_wipe(reply.data, reply.cap); /* holds the private key */
-	buf_free(&reply);
+	buf_wipe_clear(&reply); /* holds the private key */
 	wg_device_free(dev);
 	return r;
 }
@@ -375,10 +373,8 @@ static int uapi_set_device(struct wg_backend *b, const struct wg_device *dev)
 		status = calloc(1, sizeof(*status));
 		r = status ? uapi_get_reply_parse((const char *)reply.data, reply.len, status) : -ENOMEM;
 	}
-	if (req.data)
-		secret_wipe(req.data, req.cap);
-	buf_free(&req);
-	buf_free(&reply);
+	buf_wipe_clear(&req);
+	buf_clear(&reply);
 	wg_device_free(status);
 	return r;
 }

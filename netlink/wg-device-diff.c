@@ -23,9 +23,7 @@ void wg_device_free(struct wg_device *dev)
 		return;
 	for (size_t i = 0; i < dev->n_peers; i++)
 		free(dev->peers[i].allowedips);
-	if (dev->peers)
-		secret_wipe(dev->peers, dev->n_peers * sizeof(*dev->peers)); /* preshared keys */
-	free(dev->peers);
+	wipe_free(dev->peers, dev->n_peers * sizeof(*dev->peers)); /* preshared keys */
 	free(dev);
 }
 
@@ -33,8 +31,7 @@ void wg_changes_free(struct wg_peer *changes, size_t n_changes)
 {
 	if (!changes)
 		return;
-	secret_wipe(changes, n_changes * sizeof(*changes));
-	free(changes);
+	wipe_free(changes, n_changes * sizeof(*changes));
 }
 
 /* ---- diff ------------------------------------------------------------------------------ */
@@ -195,9 +192,7 @@ int wg_device_diff(const struct wg_device *current, const struct wg_device *desi
 	out = NULL;
 	r = 0;
 out:
-	if (out)
-		secret_wipe(out, (nc + nw + 1) * sizeof(*out));
-	free(out);
+	wipe_free(out, (nc + nw + 1) * sizeof(*out));
 	free(cur);
 	free(want);
 	return r;

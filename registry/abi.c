@@ -223,7 +223,7 @@ static int call_view_any(struct eth_rpc *rpc, const uint8_t contract[static 20],
 			      sig, hex);
 		r = -ENOENT;
 	}
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	return r;
 }
 
@@ -254,7 +254,7 @@ static int view_uint64(struct eth_rpc *rpc, const uint8_t contract[static 20], c
 		if (r < 0)
 			eth_rpc_set_error(rpc, "%s: malformed return data (%zu bytes)", sig, ret.len);
 	}
-	buf_free(&ret);
+	buf_clear(&ret);
 	return r;
 }
 
@@ -325,7 +325,7 @@ int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], ui
 				      (unsigned long long)token, cap - 1);
 		}
 	}
-	buf_free(&ret);
+	buf_clear(&ret);
 	return r;
 }
 
@@ -343,7 +343,7 @@ int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20]
 		if (r < 0)
 			eth_rpc_set_error(rpc, "leaderActionNonce: malformed return data (%zu bytes)", ret.len);
 	}
-	buf_free(&ret);
+	buf_clear(&ret);
 	return r;
 }
 
@@ -365,7 +365,7 @@ int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20]
 			r = -EBADMSG;
 		}
 	}
-	buf_free(&ret);
+	buf_clear(&ret);
 	return r;
 }
 
@@ -384,7 +384,7 @@ int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		if (r < 0)
 			eth_rpc_set_error(rpc, "kmsRoot(): malformed return data (%zu bytes)", ret.len);
 	}
-	buf_free(&ret);
+	buf_clear(&ret);
 	return r;
 }
 
@@ -413,8 +413,8 @@ int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20
 	if ((r == -EREMOTEIO && strstr(eth_rpc_last_error(rpc), "revert")) ||
 	    (r == 0 && (ret.len != 32 || memcmp(ret.data, want, 32))))
 		r = -EPROTOTYPE;
-	buf_free(&ret);
-	buf_free(&calldata);
+	buf_clear(&ret);
+	buf_clear(&calldata);
 	return r;
 }
 
@@ -434,7 +434,7 @@ int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], 
 				      r == -E2BIG ? "more peers than the registry can hold in"
 						  : "malformed", ret.len);
 	}
-	buf_free(&ret);
+	buf_clear(&ret);
 	return r;
 }
 
@@ -453,6 +453,6 @@ int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
 		r = eth_send_transaction(rpc, tx_key, contract, calldata.data, calldata.len,
 					 &(struct eth_send_opts){ .chain_id = chain_id,
 								  .timeout_ms = timeout_ms }, rc);
-	buf_free(&calldata);
+	buf_clear(&calldata);
 	return r;
 }

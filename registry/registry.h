@@ -67,7 +67,7 @@ struct relay_limiter {
 
 /* -EINVAL for a zero size, limit or window; -ENOMEM. */
 int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
-void relay_limiter_free(struct relay_limiter *l);
+void relay_limiter_clear(struct relay_limiter *l);
 /* Count one for key at time now (ms); false when its window is already full. */
 bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now);
 

@@ -101,7 +101,7 @@ int relay_parse_request(const char *body, size_t len, size_t max_data, struct re
 out:
 	if (r < 0)
 		relay_request_clear(out);
-	json_free(&j);
+	json_clear(&j);
 	return r;
 }
 
@@ -121,7 +121,7 @@ int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, ui
 	return 0;
 }
 
-void relay_limiter_free(struct relay_limiter *l)
+void relay_limiter_clear(struct relay_limiter *l)
 {
 	free(l->slots);
 	memset(l, 0, sizeof(*l));

@@ -282,13 +282,14 @@ static int conn_flush(struct relay *r, struct conn *c)
 /* Queue one frame; false (and nothing queued) when the queue is full: the caller drops. */
 static bool conn_queue(struct conn *c, const void *payload, size_t len)
 {
+	int n;
+
 	if (RELAY_QUEUE_BYTES - c->out_len < len + 2 && c->out_off) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
 		c->out_off = 0;
 	}
-	int n = relay_frame_put(c->out + c->out_len, RELAY_QUEUE_BYTES - c->out_len, payload, len);
-
+	n = relay_frame_put(c->out + c->out_len, RELAY_QUEUE_BYTES - c->out_len, payload, len);
 	if (n < 0)
 		return false;
 	c->out_len += (size_t)n;

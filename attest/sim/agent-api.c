@@ -157,7 +157,7 @@ static int handle_info(const struct sim_agent *a, struct buf *out)
 		goto out;
 	r = 200;
 out:
-	buf_free(&tcb_info);
+	buf_clear(&tcb_info);
 	return r;
 }
 
@@ -272,7 +272,7 @@ int sim_handle_request(const struct sim_agent *agent, const char *path, const ch
 		return reply_error(out, 400, "Content-Type must be application/json "
 				   "(the agent parses other bodies as protobuf)");
 	if (body_len && (json_parse(&req, body, body_len, 64) < 0 || req.tok[0].type != JSON_OBJECT)) {
-		json_free(&req);
+		json_clear(&req);
 		return reply_error(out, 400, "request body is not a JSON object");
 	}
 	if (!strcmp(path, "/Info"))
@@ -287,7 +287,7 @@ int sim_handle_request(const struct sim_agent *agent, const char *path, const ch
 		status = reply_error(out, 400, "GetQuote needs a JSON body with report_data");
 	else
 		status = reply_error(out, 404, "no such method in dstack-sim (Info, GetKey, GetQuote)");
-	json_free(&req);
+	json_clear(&req);
 	if (status < 0)
 		status = reply_error(out, 500, "out of memory building the reply");
 	return status;

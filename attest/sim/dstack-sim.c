@@ -202,9 +202,8 @@ static int load_fixture(const char *path, struct sim_agent *a)
 bad_root:
 	fprintf(stderr, "dstack-sim: %s: the KMS signature does not recover kms_root_address\n", path);
 out:
-	json_free(&j);
-	secret_wipe(text, FIXTURE_MAX);
-	free(text);
+	json_clear(&j);
+	wipe_free(text, FIXTURE_MAX);
 	return r;
 }
 

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @title DstackSignatureChain: rebuilds and checks the messages of dstack's key signature chain.
-/// @notice dstack's GetKey returns a derived secp256k1 key plus two signatures (FACTS.md section 1):
+/// @notice dstack's GetKey returns a derived secp256k1 key plus two signatures (docs/dstack-facts.md, signature chain):
 ///         chain[0]: the app key signs keccak256(purpose ":" lowercase_hex(compressed derived pub));
 ///         chain[1]: the KMS root signs keccak256("dstack-kms-issued:" app_id[20] compressed_app_pub[33]).
 ///         Both are raw keccak digests (no EIP-191 prefix) and 65-byte r||s||v signatures with v 0/1.

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {ClusterFixture} from "./lib/ClusterFixture.sol";
 
 /// @title isAppAllowed called the way the dstack KMS calls it: raw ABI with selector 0x1e079198 and the
-///        AppBootInfo layout of FACTS.md, declared here independently of src/IAppAuth.sol so a drift
+///        AppBootInfo layout of docs/dstack-facts.md, declared here independently of src/IAppAuth.sol so a drift
 ///        in our interface file would fail this test.
 contract AppAuthRawCallTest is ClusterFixture {
     /// @dev dstack kms/auth-eth field order; do not reorder.

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (attest_parse_info_reply(text, size, &info, why, sizeof(why)) == 0) {
 		if (!info.app_name || !info.tcb_info || !info.cloud_product)
 			abort();
-		attest_info_free(&info);
+		attest_info_clear(&info);
 	} else if (!why[0]) {
 		abort();  /* every rejection says why */
 	}
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (attest_parse_quote_reply(text, size, &q, why, sizeof(why)) == 0) {
 		if (!q.quote || !q.quote_len || !q.event_log)
 			abort();
-		attest_quote_free(&q);
+		attest_quote_clear(&q);
 	} else if (!why[0]) {
 		abort();
 	}

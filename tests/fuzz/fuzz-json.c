@@ -34,6 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (j.tok[i].type == JSON_ARRAY)
 			(void)json_array_at(&j, i, j.tok[i].size - 1);
 	}
-	json_free(&j);
+	json_clear(&j);
 	return 0;
 }

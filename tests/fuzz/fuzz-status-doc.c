@@ -29,9 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			if (standalone && health.healthy)
 				abort();
-			json_free(&j);
+			json_clear(&j);
 		}
-		buf_free(&out);
+		buf_clear(&out);
 	}
 	return 0;
 }

@@ -123,7 +123,7 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 	cr_assert_str_eq(info.app_name, "attest-test");
 	cr_assert_not_null(strstr(info.key_provider_info, "SIMULATOR"), "says it is a simulator");
 	cr_assert_eq(info.tcb_info[0], '{', "tcb_info is a JSON document in a string");
-	attest_info_free(&info);
+	attest_info_clear(&info);
 
 	cr_assert_eq(attest_get_key(c, "some/path", "some-purpose", key, &sigs), 0, "%s",
 		     attest_client_error(c));
@@ -145,7 +145,7 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 	cr_assert_eq(q.quote[0], 4);
 	cr_assert_eq(q.quote[4], 0x81);
 	cr_assert_eq(memcmp(q.quote + 568, report, sizeof(report)), 0);
-	attest_quote_free(&q);
+	attest_quote_clear(&q);
 
 	/* 64 bytes with a 0x prefix are 64 bytes; one more is refused, and the reply says so. */
 	{
@@ -156,12 +156,12 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 		snprintf(body, sizeof(body), "{\"report_data\":\"0x%0128d\"}", 0);
 		cr_assert_eq(http_post(&t, "/GetQuote", NULL, body, strlen(body), &reply), 0);
 		cr_assert_eq(reply.status, 200, "%s", (const char *)reply.body.data);
-		http_reply_free(&reply);
+		http_reply_clear(&reply);
 		snprintf(body, sizeof(body), "{\"report_data\":\"0x%0130d\"}", 0);
 		cr_assert_eq(http_post(&t, "/GetQuote", NULL, body, strlen(body), &reply), 0);
 		cr_assert_eq(reply.status, 400);
 		cr_assert_not_null(strstr((const char *)reply.body.data, "longer than 64 bytes"));
-		http_reply_free(&reply);
+		http_reply_clear(&reply);
 	}
 	uint8_t too_long[ATTEST_REPORT_DATA_MAX + 1] = { 0 };
 	cr_assert_eq(attest_get_quote(c, too_long, sizeof(too_long), &q), -EMSGSIZE);
@@ -185,7 +185,7 @@ Test(attest_agent, fixture_simulator_serves_the_public_chain)
 	cr_assert_eq(attest_get_info(c, &info), 0, "%s", attest_client_error(c));
 	hex_to(app_id, 20, FIXTURE_APP_ID);
 	cr_assert_eq(memcmp(info.app_id, app_id, 20), 0);
-	attest_info_free(&info);
+	attest_info_clear(&info);
 
 	/* The fixture's own derived key, from the simulator's HKDF. */
 	cr_assert_eq(attest_get_key(c, "/test/path", "test-purpose", key, &sigs), 0);

@@ -83,7 +83,7 @@ static void load_vector(struct vector *v)
 		vector_hex(&j, e, "key", v->derived[k].key, 32);
 		vector_hex(&j, e, "pub_compressed", v->derived[k].pub33, 33);
 	}
-	json_free(&j);
+	json_clear(&j);
 }
 
 /* The fixture's chain for derived key k: what a GetKey reply would carry. */

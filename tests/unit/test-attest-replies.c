@@ -34,7 +34,7 @@ Test(attest_replies, info_with_only_the_ids)
 	cr_assert_eq(info.instance_id[19], 0x56);
 	cr_assert(!info.has_compose_hash);
 	cr_assert_str_eq(info.tcb_info, "");
-	attest_info_free(&info);
+	attest_info_clear(&info);
 }
 
 Test(attest_replies, info_field_errors_name_the_field)
@@ -107,7 +107,7 @@ Test(attest_replies, quote_report_data_is_bounded)
 	cr_assert_eq(q.quote_len, 2);
 	cr_assert_eq(q.report_data[1], 0xbb);
 	cr_assert_str_eq(q.event_log, "[]");
-	attest_quote_free(&q);
+	attest_quote_clear(&q);
 	cr_assert_eq(attest_parse_quote_reply(long_rd, strlen(long_rd), &q, why, sizeof(why)),
 		     -EBADMSG);
 	cr_assert_not_null(strstr(why, "report_data"));

@@ -37,7 +37,7 @@ Test(abi, spec_baz_and_bar)
 	assert_hex_eq(b.data, b.len, "0xcdcd77c0"
 		"0000000000000000000000000000000000000000000000000000000000000045"
 		"0000000000000000000000000000000000000000000000000000000000000001");
-	buf_free(&b);
+	buf_clear(&b);
 
 	/* bytes3[2] is static: two inline words. */
 	begin_call(&b, &e, "bar(bytes3[2])", 2);
@@ -48,7 +48,7 @@ Test(abi, spec_baz_and_bar)
 		"6162630000000000000000000000000000000000000000000000000000000000"
 		"6465660000000000000000000000000000000000000000000000000000000000");
 	cr_assert_eq(abi_put_uint64(&e, 1), -ENOSPC);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static const char spec_sam[] = "0xa5643bf2"
@@ -94,7 +94,7 @@ Test(abi, spec_sam_encode_and_decode)
 		cr_assert_eq(abi_get_uint64(&elems, i, &v), 0);
 		cr_assert_eq(v, i + 1);
 	}
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 Test(abi, spec_f_dynamic_and_static_mix)
@@ -121,7 +121,7 @@ Test(abi, spec_f_dynamic_and_static_mix)
 		"0000000000000000000000000000000000000000000000000000000000000789"
 		"000000000000000000000000000000000000000000000000000000000000000d"
 		"48656c6c6f2c20776f726c642100000000000000000000000000000000000000");
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static const char spec_g[] = "0x2289b18c"
@@ -186,7 +186,7 @@ Test(abi, spec_g_nested_arrays)
 	cr_assert_eq(abi_get_bytes(&names, 2, &p, &m), 0);
 	cr_assert_eq(m, 5);
 	cr_assert_eq(memcmp(p, "three", 5), 0);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* ---- hostile data ------------------------------------------------------------------------ */
@@ -459,7 +459,7 @@ Test(abi, random_values_match_cast, .timeout = 60)
 		cr_assert_eq(strcasecmp(strip_spaces(cast_json), (char *)json.data), 0,
 			     "cast %s\nours %s", cast_json, (char *)json.data);
 		free(want), free(hex), free(cast_json);
-		buf_free(&ours), buf_free(&args), buf_free(&json);
+		buf_clear(&ours), buf_clear(&args), buf_clear(&json);
 	}
 }
 

@@ -207,7 +207,7 @@ static void answer_reversed(const char *req, size_t n, struct answer *a, void *c
 		json_int64(&j, json_get(&j, json_array_at(&j, 0, e), "id"), &id);
 		ids[k++] = (int)id;
 	}
-	json_free(&j);
+	json_clear(&j);
 	a->status = 200;
 	strcpy(a->body, "[");
 	for (int i = k - 1; i >= 0; i--)
@@ -357,7 +357,7 @@ static void answer_no_batches(const char *req, size_t n, struct answer *a, void 
 	else if (json_int64(&j, json_get(&j, 0, "id"), &id) == 0)
 		snprintf(a->body, sizeof(a->body), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":\"0x%llx\"}",
 			 (long long)id, (long long)id);
-	json_free(&j);
+	json_clear(&j);
 }
 
 Test(rpc, provider_without_batches)
@@ -611,7 +611,7 @@ static void answer_range_limited(const char *req, size_t n, struct answer *a, vo
 	eth_parse_quantity(s, len, &from);
 	s = json_raw(&j, json_get(&j, filter, "toBlock"), &len);
 	eth_parse_quantity(s, len, &to);
-	json_free(&j);
+	json_clear(&j);
 	a->status = 200;
 	if (to - from + 1 > 3)
 		snprintf(a->body, sizeof(a->body), "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32600,"
@@ -728,7 +728,7 @@ Test(registry, malformed_entries_are_skipped_not_fatal)
 		}
 		registry_records_free(peers, n);
 	}
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 Test(registry, token_id_above_64_bits_and_too_many_peers)
@@ -749,7 +749,7 @@ Test(registry, token_id_above_64_bits_and_too_many_peers)
 	b.data[32 + 30] = 0x01;  /* count 0x101 = 257 */
 	b.data[32 + 31] = 0x01;
 	cr_assert_lt(registry_decode_peers(b.data, b.len, &peers, &n, NULL, 0, NULL), 0);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* Revert reasons: Error(string), Panic, a registry custom error, an unknown selector. */
@@ -791,7 +791,7 @@ Test(revert, describes_reasons)
 	cr_assert_str_eq(out, "custom error 0xdeadbeef (0 bytes of arguments)");
 	eth_describe_revert(NULL, 0, &registry_contract_errors, out, sizeof(out));
 	cr_assert_str_eq(out, "no reason given");
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /*

@@ -66,7 +66,7 @@ Test(rlp, wiki_examples)
 	cr_assert_eq(b.data[0], 0xb8);
 	cr_assert_eq(b.data[1], 0x38);
 	cr_assert_eq(memcmp(b.data + 2, lorem, 56), 0);
-	buf_free(&b), buf_free(&inner), buf_free(&l2);
+	buf_clear(&b), buf_clear(&inner), buf_clear(&l2);
 }
 
 /* A list over 255 bytes: 0xf9 and a two-byte length. */
@@ -81,7 +81,7 @@ Test(rlp, long_list_header)
 	cr_assert_eq(b.data[0], 0xf9);
 	cr_assert_eq(b.data[1], 0x01);
 	cr_assert_eq(b.data[2], 0x2c);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void mktx_case(uint64_t nonce, size_t data_len, uint64_t value, bool create)
@@ -118,7 +118,7 @@ static void mktx_case(uint64_t nonce, size_t data_len, uint64_t value, bool crea
 	got_hash = hex0x(hash, 32);
 	cr_assert_str_eq(got_hash, want_hash);
 	free(skhex), free(to), free(datahex), free(want), free(got), free(want_hash), free(got_hash);
-	buf_free(&raw);
+	buf_clear(&raw);
 }
 
 /* The same transaction fields signed by us and by `cast mktx` give the same bytes. */
@@ -143,5 +143,5 @@ Test(tx, rejects_bad_fields)
 	tx.max_fee_per_gas = 2;
 	tx.chain_id = 0;
 	cr_assert_eq(eth_tx_sign(&tx, sk, &raw, hash), -EINVAL);
-	buf_free(&raw);
+	buf_clear(&raw);
 }

@@ -40,7 +40,7 @@ Test(buf, limit_is_enforced)
 	cr_assert_eq(buf_append(&b, "9", 1), -EMSGSIZE);
 	cr_assert_eq(b.len, 8);
 	cr_assert_eq(b.data[8], '\0');
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 Test(json, lookups_and_escapes)
@@ -66,7 +66,7 @@ Test(json, lookups_and_escapes)
 	cr_assert_eq(json_bool(&j, json_get(&j, 0, "t"), &t), 0);
 	cr_assert(t);
 	cr_assert_eq(json_get(&j, 0, "missing"), -ENOENT);
-	json_free(&j);
+	json_clear(&j);
 }
 
 Test(json, rejects_garbage)
@@ -93,7 +93,7 @@ Test(json, rejects_misplaced_keys)
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
 		cr_assert_eq(json_parse(&j, good[i], strlen(good[i]), 0), 0, "refused: %s", good[i]);
 		cr_assert_eq(json_skip(&j, 0), j.ntok, "tree of %s", good[i]);
-		json_free(&j);
+		json_clear(&j);
 	}
 }
 
@@ -113,8 +113,8 @@ Test(json, large_flat_array_is_linear)
 	cr_assert_eq(json_parse(&j, (const char *)b.data, b.len, 1 << 20), 0);
 	cr_assert_lt(now_ms() - t, 2000, "parsing took %llu ms", (unsigned long long)(now_ms() - t));
 	cr_assert_eq(j.ntok, 300001);
-	json_free(&j);
-	buf_free(&b);
+	json_clear(&j);
+	buf_clear(&b);
 }
 
 Test(json, token_limit)
@@ -124,7 +124,7 @@ Test(json, token_limit)
 
 	cr_assert_eq(json_parse(&j, doc, strlen(doc), 4), -E2BIG);
 	cr_assert_eq(json_parse(&j, doc, strlen(doc), 11), 0);
-	json_free(&j);
+	json_clear(&j);
 }
 
 /* RFC 7693 Appendix B: BLAKE2s-256("abc"). */

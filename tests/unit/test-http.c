@@ -181,7 +181,7 @@ static void post_n(struct ka_server *s, struct http_conn *conn, unsigned n)
 			     "request %u: %s", i, reply.error);
 		cr_assert_eq(reply.status, 200);
 		cr_assert(strstr((const char *)reply.body.data, "\"0x10\""));
-		http_reply_free(&reply);
+		http_reply_clear(&reply);
 	}
 }
 
@@ -241,7 +241,7 @@ Test(http, dropped_connection_is_replaced)
 	post_n(&s, conn, 2);
 	r = http_post(&t, "/", NULL, request, strlen(request), &reply);
 	cr_assert(r == 0 || r == -EIO, "%d %s", r, reply.error);
-	http_reply_free(&reply);
+	http_reply_clear(&reply);
 	post_n(&s, conn, 5);
 	cr_assert_eq(s.accepted, 2, "%u connections", s.accepted);
 	http_conn_free(conn);

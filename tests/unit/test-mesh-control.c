@@ -100,7 +100,7 @@ Test(mesh_control, query_and_unknown_request)
 	buf_reset(&b);
 	cr_assert_eq(api_control_query(socket_path, "launch-missiles", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "unknown request"));
-	buf_free(&b);
+	buf_clear(&b);
 	cr_assert_eq(control_listen(&(struct control_server){ 0 }, socket_path), -EADDRINUSE,
 		     "a second agent must not steal a live socket");
 }
@@ -124,7 +124,7 @@ Test(mesh_control, versioned_requests_and_error_objects)
 	buf_reset(&b);
 	cr_assert_eq(api_control_query(socket_path, "peers please", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"code\":\"bad_request\""), "%s", (char *)b.data);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 Test(mesh_control, request_parse)
@@ -248,7 +248,7 @@ Test(mesh_control, a_dripping_client_cannot_hold_the_server)
 	/* 60 bytes at 150 ms would hold it 9 s; a client gets about a second. */
 	cr_assert_lt(now_ms() - start, 2500, "the next client waited %llu ms",
 		     (unsigned long long)(now_ms() - start));
-	buf_free(&b);
+	buf_clear(&b);
 	pthread_join(dripper, NULL);
 }
 

@@ -59,8 +59,8 @@ static void setup(void)
 static void teardown(void)
 {
 	mesh_plan_clear(&plan);
-	mesh_state_free(&st);
-	buf_free(&logbuf);
+	mesh_state_clear(&st);
+	buf_clear(&logbuf);
 	for (int i = 1; i < NODES; i++)
 		attest_node_secrets_free(nodes[i].secrets);
 }
@@ -602,7 +602,7 @@ Test(mesh_decide, nothing_verifying_under_an_unconfirmed_chain_id_refuses_the_vi
 
 	/* The device holds peers from our last run; the RPC names chain 1 at start. */
 	converge(3, 1);
-	mesh_state_free(&st);
+	mesh_state_clear(&st);
 	mesh_state_init(&st);
 	self.chain_id = 1;
 	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);

@@ -143,5 +143,5 @@ Test(mesh_publish, lines_json_and_atomic_file)
 	fclose(f);
 	cr_assert_str_eq(text, (char *)b.data);
 	unlink(path);
-	buf_free(&b);
+	buf_clear(&b);
 }

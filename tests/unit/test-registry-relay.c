@@ -109,7 +109,7 @@ Test(relay, limiter_windows)
 	cr_assert_not(relay_limiter_take(&l, c, 1003));
 	cr_assert(relay_limiter_take(&l, a, 1004), "a kept its slot and its count of 1");
 	cr_assert_not(relay_limiter_take(&l, a, 1005), "a kept its count");
-	relay_limiter_free(&l);
+	relay_limiter_clear(&l);
 	cr_assert_eq(relay_limiter_init(&l, 0, 1, 1), -EINVAL);
 	cr_assert_eq(relay_limiter_init(&l, 1, 0, 1), -EINVAL);
 }
