@@ -116,34 +116,22 @@ set_error(struct attest_client *c, const char *method, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void __attribute__((format(printf, 3, 4)))
-set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !why_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- reply parsers ---------------------------------------------------------------------- */
 
 /* The reply must be one JSON object (token 0); -EBADMSG with the reason otherwise. */
-static int parse_object(struct json *j, const char *body, size_t len, char *why, size_t why_len)
+static int parse_object(struct json *j, const char *body, size_t len, struct err_detail *why)
 {
 	int r = json_parse(j, body, len, AGENT_MAX_TOKENS);
 
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		set_why(why, why_len, r == -E2BIG ? "reply has too many JSON tokens" : "reply is not JSON");
+		err_detail_set(why, r == -E2BIG ? "reply has too many JSON tokens" : "reply is not JSON");
 		return -EBADMSG;
 	}
 	if (j->ntok < 1 || j->tok[0].type != JSON_OBJECT) {
 		json_clear(j);
-		set_why(why, why_len, "reply is not a JSON object");
+		err_detail_set(why, "reply is not a JSON object");
 		return -EBADMSG;
 	}
 	return 0;
@@ -155,7 +143,7 @@ static int parse_object(struct json *j, const char *body, size_t len, char *why,
  * be key material.
  */
 static int hex_field(const struct json *j, const char *name, uint8_t *out, size_t n,
-		     bool may_be_empty, bool *present, char *why, size_t why_len)
+		     bool may_be_empty, bool *present, struct err_detail *why)
 {
 	int i = json_get(j, 0, name);
 	const char *s;
@@ -167,11 +155,11 @@ static int hex_field(const struct json *j, const char *name, uint8_t *out, size_
 	if (i < 0 || json_is_null(j, i)) {
 		if (may_be_empty)
 			return 0;
-		set_why(why, why_len, "reply has no field '%s'", name);
+		err_detail_set(why, "reply has no field '%s'", name);
 		return -EBADMSG;
 	}
 	if (j->tok[i].type != JSON_STRING) {
-		set_why(why, why_len, "reply field '%s' is not a string", name);
+		err_detail_set(why, "reply field '%s' is not a string", name);
 		return -EBADMSG;
 	}
 	s = json_raw(j, i, &len);
@@ -182,12 +170,12 @@ static int hex_field(const struct json *j, const char *name, uint8_t *out, size_
 		len -= 2;
 	}
 	if (len != 2 * n) {
-		set_why(why, why_len, "reply field '%s': %zu hex digits, expected %zu", name, len,
+		err_detail_set(why, "reply field '%s': %zu hex digits, expected %zu", name, len,
 			2 * n);
 		return -EBADMSG;
 	}
 	if (hex_decode_exact(out, n, s, len) < 0) {
-		set_why(why, why_len, "reply field '%s' is not hex", name);
+		err_detail_set(why, "reply field '%s' is not hex", name);
 		return -EBADMSG;
 	}
 	if (present)
@@ -196,8 +184,7 @@ static int hex_field(const struct json *j, const char *name, uint8_t *out, size_
 }
 
 /* Optional string field: "" when absent or null. */
-static int string_field(const struct json *j, const char *name, char **out, char *why,
-			size_t why_len)
+static int string_field(const struct json *j, const char *name, char **out, struct err_detail *why)
 {
 	int i = json_get(j, 0, name), r;
 
@@ -209,14 +196,14 @@ static int string_field(const struct json *j, const char *name, char **out, char
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		set_why(why, why_len, "reply field '%s' is not a valid string", name);
+		err_detail_set(why, "reply field '%s' is not a valid string", name);
 		return -EBADMSG;
 	}
 	return 0;
 }
 
 int attest_parse_info_reply(const char *body, size_t len, struct attest_info *info,
-			    char *why, size_t why_len)
+			    struct err_detail *why)
 {
 	const struct {
 		const char *name;
@@ -235,30 +222,29 @@ int attest_parse_info_reply(const char *body, size_t len, struct attest_info *in
 	int i, r;
 
 	memset(info, 0, sizeof(*info));
-	r = parse_object(&j, body, len, why, why_len);
+	r = parse_object(&j, body, len, why);
 	if (r < 0)
 		return r;
 	i = json_get(&j, 0, "instance_id");
 	if (i >= 0 && json_raw(&j, i, &n) && n == 0) {
 		/* app-compose "no_instance_id": every CVM of the app would share our keys. */
-		set_why(why, why_len, "instance_id is empty (no_instance_id set in app-compose?); "
+		err_detail_set(why, "instance_id is empty (no_instance_id set in app-compose?); "
 			"dstack-p2p needs per-instance keys");
 		r = -EBADMSG;
 		goto out;
 	}
-	if ((r = hex_field(&j, "app_id", info->app_id, 20, false, NULL, why, why_len)) < 0 ||
-	    (r = hex_field(&j, "instance_id", info->instance_id, 20, false, NULL, why, why_len)) < 0 ||
-	    (r = hex_field(&j, "device_id", info->device_id, 32, true, &info->has_device_id, why,
-			   why_len)) < 0 ||
+	if ((r = hex_field(&j, "app_id", info->app_id, 20, false, NULL, why)) < 0 ||
+	    (r = hex_field(&j, "instance_id", info->instance_id, 20, false, NULL, why)) < 0 ||
+	    (r = hex_field(&j, "device_id", info->device_id, 32, true, &info->has_device_id, why)) < 0 ||
 	    (r = hex_field(&j, "mr_aggregated", info->mr_aggregated, 32, true,
-			   &info->has_mr_aggregated, why, why_len)) < 0 ||
+			   &info->has_mr_aggregated, why)) < 0 ||
 	    (r = hex_field(&j, "os_image_hash", info->os_image_hash, 32, true,
-			   &info->has_os_image_hash, why, why_len)) < 0 ||
+			   &info->has_os_image_hash, why)) < 0 ||
 	    (r = hex_field(&j, "compose_hash", info->compose_hash, 32, true,
-			   &info->has_compose_hash, why, why_len)) < 0)
+			   &info->has_compose_hash, why)) < 0)
 		goto out;
 	for (size_t k = 0; k < ARRAY_SIZE(strings); k++) {
-		r = string_field(&j, strings[k].name, strings[k].dst, why, why_len);
+		r = string_field(&j, strings[k].name, strings[k].dst, why);
 		if (r < 0)
 			goto out;
 	}
@@ -285,7 +271,7 @@ void attest_info_clear(struct attest_info *info)
 }
 
 static int signature_at(const struct json *j, int arr, int n, uint8_t out[static 65],
-			bool *present, char *why, size_t why_len)
+			bool *present, struct err_detail *why)
 {
 	int i = json_array_at(j, arr, n);
 	const char *s;
@@ -295,7 +281,7 @@ static int signature_at(const struct json *j, int arr, int n, uint8_t out[static
 	if (i < 0)
 		return 0;
 	if (j->tok[i].type != JSON_STRING) {
-		set_why(why, why_len, "signature_chain[%d] is not a string", n);
+		err_detail_set(why, "signature_chain[%d] is not a string", n);
 		return -EBADMSG;
 	}
 	s = json_raw(j, i, &len);
@@ -306,7 +292,7 @@ static int signature_at(const struct json *j, int arr, int n, uint8_t out[static
 		len -= 2;
 	}
 	if (len != 130 || hex_decode_exact(out, 65, s, len) < 0) {
-		set_why(why, why_len, "signature_chain[%d] is not 65 bytes of hex", n);
+		err_detail_set(why, "signature_chain[%d] is not 65 bytes of hex", n);
 		return -EBADMSG;
 	}
 	*present = true;
@@ -314,36 +300,34 @@ static int signature_at(const struct json *j, int arr, int n, uint8_t out[static
 }
 
 int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 32],
-			   struct attest_kms_signatures *chain, char *why, size_t why_len)
+			   struct attest_kms_signatures *chain, struct err_detail *why)
 {
 	bool has_app_signature;
 	struct json j;
 	int arr, r;
 
 	memset(chain, 0, sizeof(*chain));
-	r = parse_object(&j, body, len, why, why_len);
+	r = parse_object(&j, body, len, why);
 	if (r < 0)
 		return r;
-	r = hex_field(&j, "key", key_out, 32, false, NULL, why, why_len);
+	r = hex_field(&j, "key", key_out, 32, false, NULL, why);
 	if (r < 0)
 		goto out;
 	r = -EBADMSG;
 	arr = json_get(&j, 0, "signature_chain");
 	if (arr < 0 || j.tok[arr].type != JSON_ARRAY) {
-		set_why(why, why_len, "reply has no array 'signature_chain'");
+		err_detail_set(why, "reply has no array 'signature_chain'");
 		goto out;
 	}
 	if (j.tok[arr].size < 1 || j.tok[arr].size > 2) {
-		set_why(why, why_len, "signature_chain has %d entries, expected 2", j.tok[arr].size);
+		err_detail_set(why, "signature_chain has %d entries, expected 2", j.tok[arr].size);
 		goto out;
 	}
-	if ((r = signature_at(&j, arr, 0, chain->app_signature, &has_app_signature, why,
-			      why_len)) < 0 ||
-	    (r = signature_at(&j, arr, 1, chain->kms_signature, &chain->has_kms_signature, why,
-			      why_len)) < 0)
+	if ((r = signature_at(&j, arr, 0, chain->app_signature, &has_app_signature, why)) < 0 ||
+	    (r = signature_at(&j, arr, 1, chain->kms_signature, &chain->has_kms_signature, why)) < 0)
 		goto out;
 	if (!has_app_signature) {
-		set_why(why, why_len, "signature_chain[0] (the app signature) is empty");
+		err_detail_set(why, "signature_chain[0] (the app signature) is empty");
 		r = -EBADMSG;
 	}
 out:
@@ -353,8 +337,7 @@ out:
 	return r;
 }
 
-int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *q, char *why,
-			     size_t why_len)
+int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *q, struct err_detail *why)
 {
 	const char *s;
 	struct json j;
@@ -362,18 +345,18 @@ int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *
 	int i, r;
 
 	memset(q, 0, sizeof(*q));
-	r = parse_object(&j, body, len, why, why_len);
+	r = parse_object(&j, body, len, why);
 	if (r < 0)
 		return r;
 	r = -EBADMSG;
 	i = json_get(&j, 0, "quote");
 	if (i < 0 || j.tok[i].type != JSON_STRING) {
-		set_why(why, why_len, "reply has no string 'quote'");
+		err_detail_set(why, "reply has no string 'quote'");
 		goto out;
 	}
 	s = json_raw(&j, i, &n);
 	if (n == 0 || n % 2) {
-		set_why(why, why_len, "reply field 'quote' is empty or not hex");
+		err_detail_set(why, "reply field 'quote' is empty or not hex");
 		goto out;
 	}
 	q->quote = malloc(n / 2);
@@ -383,7 +366,7 @@ int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *
 	}
 	r = hex_decode(q->quote, n / 2, s, n);
 	if (r < 1) {
-		set_why(why, why_len, "reply field 'quote' is not hex");
+		err_detail_set(why, "reply field 'quote' is not hex");
 		r = -EBADMSG;
 		goto out;
 	}
@@ -394,13 +377,13 @@ int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *
 		s = json_raw(&j, i, &n);
 		r = hex_decode(q->report_data, sizeof(q->report_data), s, n);
 		if (r < 0) {
-			set_why(why, why_len, "reply field 'report_data' is not at most 64 bytes of hex");
+			err_detail_set(why, "reply field 'report_data' is not at most 64 bytes of hex");
 			r = -EBADMSG;
 			goto out;
 		}
 	}
-	if ((r = string_field(&j, "event_log", &q->event_log, why, why_len)) < 0 ||
-	    (r = string_field(&j, "vm_config", &q->vm_config, why, why_len)) < 0)
+	if ((r = string_field(&j, "event_log", &q->event_log, why)) < 0 ||
+	    (r = string_field(&j, "vm_config", &q->vm_config, why)) < 0)
 		goto out;
 	r = 0;
 out:
@@ -488,7 +471,7 @@ fail:
 int attest_get_info(struct attest_client *c, struct attest_info *info)
 {
 	struct http_reply reply;
-	char why[160];
+	struct err_detail why;
 	struct buf body;
 	int r;
 
@@ -499,10 +482,9 @@ int attest_get_info(struct attest_client *c, struct attest_info *info)
 	r = agent_call(c, "Info", &body, &reply);
 	if (r < 0)
 		goto out;
-	r = attest_parse_info_reply((const char *)reply.body.data, reply.body.len, info, why,
-				    sizeof(why));
+	r = attest_parse_info_reply((const char *)reply.body.data, reply.body.len, info, &why);
 	if (r == -EBADMSG)
-		set_error(c, "Info", "malformed reply: %s", why);
+		set_error(c, "Info", "malformed reply: %s", why.text);
 	http_reply_clear(&reply);
 out:
 	buf_clear(&body);
@@ -513,7 +495,7 @@ int attest_get_key(struct attest_client *c, const char *path, const char *purpos
 		   uint8_t key_out[static 32], struct attest_kms_signatures *chain)
 {
 	struct http_reply reply;
-	char why[160];
+	struct err_detail why;
 	struct buf body;
 	int r;
 
@@ -531,9 +513,9 @@ int attest_get_key(struct attest_client *c, const char *path, const char *purpos
 	if (r < 0)
 		goto out;
 	r = attest_parse_key_reply((const char *)reply.body.data, reply.body.len, key_out, chain,
-				   why, sizeof(why));
+				   &why);
 	if (r == -EBADMSG)
-		set_error(c, "GetKey", "malformed reply: %s", why);
+		set_error(c, "GetKey", "malformed reply: %s", why.text);
 	buf_wipe_clear(&reply.body);
 	http_reply_clear(&reply);
 out:
@@ -544,7 +526,8 @@ out:
 int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t len,
 		     struct attest_quote *q)
 {
-	char hex[2 * ATTEST_REPORT_DATA_MAX + 1], why[160];
+	char hex[2 * ATTEST_REPORT_DATA_MAX + 1];
+	struct err_detail why;
 	struct http_reply reply;
 	struct buf body;
 	int r;
@@ -562,10 +545,9 @@ int attest_get_quote(struct attest_client *c, const uint8_t *report_data, size_t
 	r = agent_call(c, "GetQuote", &body, &reply);
 	if (r < 0)
 		goto out;
-	r = attest_parse_quote_reply((const char *)reply.body.data, reply.body.len, q, why,
-				     sizeof(why));
+	r = attest_parse_quote_reply((const char *)reply.body.data, reply.body.len, q, &why);
 	if (r == -EBADMSG)
-		set_error(c, "GetQuote", "malformed reply: %s", why);
+		set_error(c, "GetQuote", "malformed reply: %s", why.text);
 	http_reply_clear(&reply);
 out:
 	buf_clear(&body);

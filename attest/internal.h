@@ -4,6 +4,7 @@
 #define DSTACK_P2P_ATTEST_INTERNAL_H
 
 #include "attest/attest.h"
+#include "common/common.h"
 
 /* Whole-request timeout (default 10 s); bounds a hung agent. */
 void attest_client_set_timeout(struct attest_client *c, long timeout_ms);
@@ -17,12 +18,12 @@ const char *attest_client_endpoint(const struct attest_client *c);
  * -ENOMEM; they never read past len.
  */
 int attest_parse_info_reply(const char *body, size_t len, struct attest_info *info,
-			    char *why, size_t why_len);
+			    struct err_detail *why);
 
 int attest_parse_key_reply(const char *body, size_t len, uint8_t key_out[static 32],
-			   struct attest_kms_signatures *chain, char *why, size_t why_len);
+			   struct attest_kms_signatures *chain, struct err_detail *why);
 
 int attest_parse_quote_reply(const char *body, size_t len, struct attest_quote *q,
-			     char *why, size_t why_len);
+			     struct err_detail *why);
 
 #endif

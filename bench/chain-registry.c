@@ -25,8 +25,8 @@
 
 static void die(const char *what, struct eth_rpc *rpc, int r)
 {
-	fprintf(stderr, "chain-registry: %s: %s\n", what, rpc && eth_rpc_last_error(rpc)[0]
-			? eth_rpc_last_error(rpc) : errstr(r));
+	fprintf(stderr, "chain-registry: %s: %s\n", what, rpc && eth_rpc_error(rpc)[0]
+			? eth_rpc_error(rpc) : errstr(r));
 	exit(1);
 }
 

@@ -5,7 +5,7 @@
  * JSON-RPC client (HTTP(S) and IPC; batches, retries, failover), and the cluster registry
  * (docs/registry.md): its record, its calls and a reorg-aware follower. docs/chain.md
  * explains the choices. Every fallible function returns 0 or a negative errno; for RPC
- * failures eth_rpc_last_error() says what and where.
+ * failures eth_rpc_error() says what and where.
  */
 #ifndef DSTACK_P2P_CHAIN_H
 #define DSTACK_P2P_CHAIN_H
@@ -139,8 +139,8 @@ struct eth_rpc;
 int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out);
 void eth_rpc_free(struct eth_rpc *rpc);
 /* What went wrong last, naming the endpoint or method ("" if nothing); for a log line. */
-const char *eth_rpc_last_error(const struct eth_rpc *rpc);
-/* Record what went wrong, for eth_rpc_last_error: layers above (registry/) name their
+const char *eth_rpc_error(const struct eth_rpc *rpc);
+/* Record what went wrong, for eth_rpc_error: layers above (registry/) name their
  * own failures of a call, such as malformed return data. */
 void eth_rpc_set_error(struct eth_rpc *rpc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The endpoint that answered last (tried first next time), as messages name it. */
@@ -170,7 +170,7 @@ void eth_rpc_call_clear(struct eth_rpc_call *c);
  * endpoint that refuses batches is remembered and sent the calls one by one.
  * Returns 0 when a reply arrived (then check each calls[i].error), -E2BIG for a reply
  * with more JSON values than we parse (2^20), or the error of the last endpoint tried;
- * eth_rpc_last_error says what and where.
+ * eth_rpc_error says what and where.
  */
 int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n);
 /* A single call; returns its transport error or c->error. */
@@ -233,7 +233,7 @@ int eth_get_block(struct eth_rpc *rpc, const char *tag, struct eth_block *block)
 int eth_parse_block(const char *json, size_t len, struct eth_block *block);
 /*
  * eth_call; the return data is appended to out. A JSON-RPC error, a revert included,
- * gives -EREMOTEIO, with the decoded revert reason in eth_rpc_last_error.
+ * gives -EREMOTEIO, with the decoded revert reason in eth_rpc_error.
  */
 int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data, size_t len,
 	     const char *tag, struct buf *out);
@@ -275,7 +275,7 @@ struct eth_send_opts {
  * Call contract `to` with data in a transaction signed by sk: estimate gas (a revert
  * there is -EPERM before anything is sent), take the pending nonce and suggested fees,
  * send, and wait for the receipt. A mined failure is -EPERM too, its reason recovered by
- * replaying the call on the block's state. The reason is in eth_rpc_last_error.
+ * replaying the call on the block's state. The reason is in eth_rpc_error.
  */
 int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 			 const uint8_t to[static 20], const void *data, size_t len,
@@ -324,7 +324,7 @@ struct eth_tx_result {
 /*
  * eth_call of the request as `from` would make it (value included) at "latest"; the
  * return data is appended to out (may be NULL). A revert is -EPERM, its decoded reason
- * (e.g. "ClusterFull(8)") in eth_rpc_last_error.
+ * (e.g. "ClusterFull(8)") in eth_rpc_error.
  */
 int eth_simulate(struct eth_rpc *rpc, const uint8_t from[static 20],
 		 const struct eth_tx_request *req, struct buf *out);
@@ -333,7 +333,7 @@ int eth_simulate(struct eth_rpc *rpc, const uint8_t from[static 20],
  * (simulated, estimated or mined; res->sent tells whether gas was spent); -EDQUOT: above
  * a cap, nothing sent; -ETIMEDOUT: sent (res->tx_hash) but no receipt in time. The nonce
  * is the larger of the pending and latest counts (and *nonce_hint); a node that says it
- * is taken gets the next one, at most 4 times. The reason is in eth_rpc_last_error.
+ * is taken gets the next one, at most 4 times. The reason is in eth_rpc_error.
  */
 int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
 		    const struct eth_tx_request *req, const struct eth_tx_caps *caps,

@@ -63,7 +63,7 @@ const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc)
 	return rpc->errors;
 }
 
-const char *eth_rpc_last_error(const struct eth_rpc *rpc)
+const char *eth_rpc_error(const struct eth_rpc *rpc)
 {
 	return rpc->last_error;
 }
@@ -257,7 +257,7 @@ static int fill_error(struct eth_rpc_call *c, const struct json *j, int err)
 	i = json_get(j, err, "message");
 	if (i >= 0 && j->tok[i].type == JSON_STRING && json_strdup(j, i, &c->message) == -ENOMEM)
 		return -ENOMEM;
-	/* The text goes into eth_rpc_last_error and from there into logs: nothing a terminal acts on. */
+	/* The text goes into eth_rpc_error and from there into logs: nothing a terminal acts on. */
 	for (char *m = c->message; m && *m; m++)
 		if ((unsigned char)*m < 0x20 || *m == 0x7f)
 			*m = '?';

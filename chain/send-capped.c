@@ -235,11 +235,11 @@ static int sign_and_send(struct eth_rpc *rpc, const uint8_t sk[static 32], struc
 		if (r < 0)
 			break;
 		r = eth_send_raw_transaction(rpc, raw.data, raw.len, sent_hash);
-		if (r == -EREMOTEIO && strcasestr(eth_rpc_last_error(rpc), "already known")) {
+		if (r == -EREMOTEIO && strcasestr(eth_rpc_error(rpc), "already known")) {
 			memcpy(sent_hash, res->tx_hash, 32);  /* this very transaction is in the pool */
 			r = 0;
 		}
-		if (r != -EREMOTEIO || !nonce_taken(eth_rpc_last_error(rpc)))
+		if (r != -EREMOTEIO || !nonce_taken(eth_rpc_error(rpc)))
 			break;
 	}
 	if (r == 0 && memcmp(res->tx_hash, sent_hash, 32)) {

@@ -60,7 +60,7 @@ int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
 
 int cluster_status(struct cluster_ctx *c);
 /* The document of `status --json`, read at one block, appended to out; -errno (the RPC's
- * words in eth_rpc_last_error), -ENOENT when the address is not a cluster contract. */
+ * words in eth_rpc_error), -ENOENT when the address is not a cluster contract. */
 int cluster_status_json(struct cluster_ctx *c, struct buf *out);
 /* `cluster serve`: the dashboard page and its JSON API; an exit status. */
 int cluster_serve(struct cluster_ctx *c);

@@ -221,7 +221,7 @@ int cmd_agent(int argc, char **argv)
 	const char *config_file = getenv("P2P_CONFIG");
 	struct mesh_config cfg;
 	struct cli_args a;
-	char why[256];
+	struct err_detail why;
 	int c, r;
 
 	build_opts();
@@ -247,8 +247,8 @@ int cmd_agent(int argc, char **argv)
 			log_set_level(LOG_DEBUG);
 		}
 	}
-	if (mesh_config_validate(&cfg, why, sizeof(why)) < 0) {
-		cli_error("%s", why);
+	if (mesh_config_validate(&cfg, &why) < 0) {
+		cli_error("%s", why.text);
 		return CLI_EXIT_USAGE;
 	}
 	log_set_timestamps(true);

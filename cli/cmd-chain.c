@@ -208,7 +208,7 @@ static int need_contract(struct chain_opts *o)
 
 static int fail(struct eth_rpc *rpc, const char *what, int r)
 {
-	const char *why = rpc ? eth_rpc_last_error(rpc) : "";
+	const char *why = rpc ? eth_rpc_error(rpc) : "";
 
 	cli_error("%s: %s", what, why[0] ? why : errstr(r));
 	return 1;
@@ -526,7 +526,7 @@ static int do_watch(struct eth_rpc *rpc, const struct chain_opts *o)
 			break;
 		}
 		if (r < 0) {
-			cli_error("poll: %s", eth_rpc_last_error(rpc));
+			cli_error("poll: %s", eth_rpc_error(rpc));
 			continue;
 		}
 		if (!changed)
@@ -675,7 +675,7 @@ int cmd_chain(int argc, char **argv)
 		if (r < 0 || served != o.expected_chain_id) {
 			if (r < 0)
 				cli_error("eth_chainId: %s",
-					  eth_rpc_last_error(rpc)[0] ? eth_rpc_last_error(rpc) : errstr(r));
+					  eth_rpc_error(rpc)[0] ? eth_rpc_error(rpc) : errstr(r));
 			else
 				cli_error("the RPC serves chain %" PRIu64 ", not the expected %" PRIu64
 					  " (--chain-id)", served, o.expected_chain_id);

@@ -78,7 +78,7 @@ static int read_kms(struct cluster_ctx *c, const uint8_t kms[static 20], struct 
 	if (r == 0)
 		r = cluster_views_run(c->rpc, kms, "latest", v, n);
 	if (r < 0) {
-		cli_error("reading the KMS: %s", eth_rpc_last_error(c->rpc));
+		cli_error("reading the KMS: %s", eth_rpc_error(c->rpc));
 		goto out;
 	}
 	abi_tuple_init(&t, v[K_INFO].out.data, v[K_INFO].out.len);

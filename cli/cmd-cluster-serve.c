@@ -142,7 +142,7 @@ static void dash_poll(struct dash *d)
 			d->next_block = f.to_block + 1;
 	}
 	if (r < 0)
-		snprintf(d->last_error, sizeof(d->last_error), "%s", eth_rpc_last_error(d->c->rpc));
+		snprintf(d->last_error, sizeof(d->last_error), "%s", eth_rpc_error(d->c->rpc));
 	else
 		d->last_error[0] = '\0';
 }
@@ -310,8 +310,8 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out,
 	case DASH_STATUS:
 		if (cluster_status_json(d->c, out) == 0)
 			return 200;
-		return reply_error(out, 502, eth_rpc_last_error(d->c->rpc)[0]
-				   ? eth_rpc_last_error(d->c->rpc) : "reading the cluster failed");
+		return reply_error(out, 502, eth_rpc_error(d->c->rpc)[0]
+				   ? eth_rpc_error(d->c->rpc) : "reading the cluster failed");
 	case DASH_LISTS:
 		dash_poll(d);
 		return api_lists(d, out);

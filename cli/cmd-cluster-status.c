@@ -411,8 +411,8 @@ int cluster_status(struct cluster_ctx *c)
 	r = take_snapshot(c, &s);
 	if (r < 0) {
 		if (r != -ENOENT)
-			cli_error("reading the cluster: %s", eth_rpc_last_error(c->rpc)[0]
-				  ? eth_rpc_last_error(c->rpc) : errstr(r));
+			cli_error("reading the cluster: %s", eth_rpc_error(c->rpc)[0]
+				  ? eth_rpc_error(c->rpc) : errstr(r));
 		snapshot_free(&s);
 		return CLI_EXIT_FAILURE;
 	}
@@ -489,7 +489,7 @@ int cluster_watch(struct cluster_ctx *c, uint64_t next)
 		}
 		eth_logs_free(logs, n);
 		if (r < 0)
-			cli_error("watch: %s", eth_rpc_last_error(c->rpc));
+			cli_error("watch: %s", eth_rpc_error(c->rpc));
 		sleep_ms(c->o->interval_ms);
 	}
 }

@@ -115,7 +115,7 @@ static void print_hex(FILE *f, const uint8_t *p, size_t n)
 int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
 			   const struct eth_tx_result *res)
 {
-	const char *why = eth_rpc_last_error(c->rpc);
+	const char *why = eth_rpc_error(c->rpc);
 	char hash[65];
 
 	if (!why[0])
@@ -509,7 +509,7 @@ static int cluster_connect(struct cluster_ctx *c, const struct cluster_opts *o, 
 		return cli_usage_error(&cmd, "bad --rpc '%s': %s", o->rpc, errstr(r));
 	r = eth_chain_id(c->rpc, &c->chain_id);
 	if (r < 0) {
-		cli_error("eth_chainId: %s", eth_rpc_last_error(c->rpc));
+		cli_error("eth_chainId: %s", eth_rpc_error(c->rpc));
 		return CLI_EXIT_FAILURE;
 	}
 	if (o->chain_id && o->chain_id != c->chain_id) {

@@ -177,7 +177,7 @@ static int send_request(struct relayer *rl, const struct relay_request *q, const
 								   : rl->max_cost;
 	caps.nonce_hint = &rl->nonce_hint;
 	r = eth_send_capped(rl->rpc, rl->sk, &req, &caps, &res);
-	why = eth_rpc_last_error(rl->rpc);
+	why = eth_rpc_error(rl->rpc);
 	if (!strncmp(why, "eth_call reverted: ", 19))
 		why += 19;
 	if (res.sent)
@@ -206,13 +206,13 @@ static int relay(struct relayer *rl, const struct http_request *req, struct buf 
 {
 	struct relay_request q;
 	const char *name;
-	char why[160], sel[9];
+	struct err_detail why;
+	char sel[9];
 	uint64_t now = now_ms();
 	int status;
 
-	if (relay_parse_request(req->body, req->content_length, rl->max_data, &q, why,
-				sizeof(why)) < 0)
-		return reply_error(rl, out, 400, "%s", why);
+	if (relay_parse_request(req->body, req->content_length, rl->max_data, &q, &why) < 0)
+		return reply_error(rl, out, 400, "%s", why.text);
 	hex_encode(sel, q.selector, 4);
 	if (memcmp(q.to, rl->contract, 20))
 		status = reply_error(rl, out, 403, "this relayer sends only to its cluster contract");
@@ -343,7 +343,7 @@ static int setup(struct relayer *rl, struct relayer_opts *o)
 	r = eth_chain_id(rl->rpc, &served);
 	if (r < 0 || (o->chain_id && served != o->chain_id)) {
 		cli_error(r < 0 ? "eth_chainId: %s" : "the RPC serves another chain than --chain-id%s",
-			  r < 0 ? eth_rpc_last_error(rl->rpc) : "");
+			  r < 0 ? eth_rpc_error(rl->rpc) : "");
 		return CLI_EXIT_FAILURE;
 	}
 	rl->caps.chain_id = served;

@@ -200,7 +200,7 @@ static void print_status(const struct json *j, const struct status_health *h)
 static int status_without_agent(const char *const overrides[4], struct buf *out)
 {
 	struct mesh_config cfg;
-	char why[512];
+	struct err_detail why;
 	int r;
 
 	mesh_config_init(&cfg);
@@ -214,9 +214,9 @@ static int status_without_agent(const char *const overrides[4], struct buf *out)
 			  "(--contract or CLUSTER_CONTRACT)");
 		return CLI_EXIT_USAGE;
 	}
-	r = mesh_status_standalone(&cfg, out, why, sizeof(why));
+	r = mesh_status_standalone(&cfg, out, &why);
 	if (r < 0) {
-		cli_error("no agent runs, and reading the chain failed: %s", why);
+		cli_error("no agent runs, and reading the chain failed: %s", why.text);
 		return CLI_EXIT_FAILURE;
 	}
 	return CLI_EXIT_OK;

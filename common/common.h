@@ -30,6 +30,20 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
+/* ---- errors ---------------------------------------------------------------- */
+
+/*
+ * How a failure carries its detail, one way per kind: a function returns a negative
+ * errno; a handle (eth_rpc, attest_client, cluster, ...) says what went wrong last through
+ * its <obj>_error(); a function without a handle (a parser, a validator) fills a
+ * struct err_detail the caller passes (may be NULL), one line for a log.
+ */
+struct err_detail {
+	char text[256];
+};
+
+void err_detail_set(struct err_detail *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- hex ------------------------------------------------------------------ */
 
 /* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated). */

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Clock and error-text helpers. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,4 +18,15 @@ uint64_t now_ms(void)
 const char *errstr(int negative_errno)
 {
 	return strerror(negative_errno < 0 ? -negative_errno : negative_errno);
+}
+
+void err_detail_set(struct err_detail *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
 }

@@ -32,7 +32,7 @@ struct cluster {
 
 static int fail(struct cluster *c, int r, const char *what)
 {
-	const char *detail = eth_rpc_last_error(c->rpc);
+	const char *detail = eth_rpc_error(c->rpc);
 
 	snprintf(c->error, sizeof(c->error), "%s: %s", what, *detail ? detail : errstr(r));
 	return r;
@@ -157,7 +157,7 @@ int cluster_cross_check(struct cluster *c)
 	if (r < 0) {
 		snprintf(c->disagreement, sizeof(c->disagreement), "providers disagree: %s cannot serve "
 			 "the registry at block %llu (%s)", c->second_label, (unsigned long long)at->number,
-			 eth_rpc_last_error(other));
+			 eth_rpc_error(other));
 		return r;
 	}
 	c->have_second = true;

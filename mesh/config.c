@@ -353,31 +353,31 @@ static int rpc_urls_check(const char *urls)
 	return r;
 }
 
-int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len)
+int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why)
 {
 	if (!cfg->contract[0]) {
-		snprintf(why, why_len, "no cluster contract: set CLUSTER_CONTRACT or --contract");
+		err_detail_set(why, "no cluster contract: set CLUSTER_CONTRACT or --contract");
 		return -EINVAL;
 	}
 	if (cfg->mode == REGISTRY_MODE_WIREGUARD && cfg->endpoint[0]) {
 		struct sockaddr_storage ss;
 
 		if (mesh_endpoint_parse(cfg->endpoint, &ss) < 0) {
-			snprintf(why, why_len, "endpoint '%s' is not host:port", cfg->endpoint);
+			err_detail_set(why, "endpoint '%s' is not host:port", cfg->endpoint);
 			return -EINVAL;
 		}
 	}
 	if (rpc_urls_check(cfg->rpc_urls) < 0) {
-		snprintf(why, why_len, "ETH_RPC_URL '%.200s' is not a comma-separated list of RPC URLs "
+		err_detail_set(why, "ETH_RPC_URL '%.200s' is not a comma-separated list of RPC URLs "
 			 "(http://, https://, http+unix://, ipc:// or a socket path)", cfg->rpc_urls);
 		return -EINVAL;
 	}
 	if (cfg->tx_key_file[0] && cfg->relayer_url[0]) {
-		snprintf(why, why_len, "give a funded key or a relayer URL, not both");
+		err_detail_set(why, "give a funded key or a relayer URL, not both");
 		return -EINVAL;
 	}
 	if (cfg->full_reread_ms < cfg->poll_ms) {
-		snprintf(why, why_len, "the full re-read interval is shorter than the poll interval");
+		err_detail_set(why, "the full re-read interval is shorter than the poll interval");
 		return -EINVAL;
 	}
 	return 0;

@@ -65,17 +65,17 @@ void mesh_plan_clear(struct mesh_plan *plan)
 
 /* Why a record cannot be a peer of ours, or NULL when it can. */
 static const char *peer_record_problem(const struct mesh_self *self, const struct registry_record *p,
-				       char *why, size_t why_len)
+				       struct err_detail *why)
 {
 	const char *problem = registry_record_problem(p, self->chain_id, self->contract, self->kms_root,
-						      why, why_len);
+						      why);
 
 	if (problem)
 		return problem;
 	if (p->mode != (uint8_t)self->mode) {
-		snprintf(why, why_len, "registered in %s mode, we run %s",
+		err_detail_set(why, "registered in %s mode, we run %s",
 			 mesh_mode_name((enum registry_mode)p->mode), mesh_mode_name(self->mode));
-		return why;
+		return why->text;
 	}
 	if (p->mode == REGISTRY_MODE_WIREGUARD) {
 		static const uint8_t zero[32];
@@ -84,8 +84,7 @@ static const char *peer_record_problem(const struct mesh_self *self, const struc
 			return "no WireGuard key";
 		if (!memcmp(p->wg_public_key, self->wg_public_key, 32))
 			return "uses our own WireGuard key";
-		return mesh_transport_problem(self->transport, self->gateway, p->endpoint, p->instance_id, why,
-					      why_len);
+		return mesh_transport_problem(self->transport, self->gateway, p->endpoint, p->instance_id, why);
 	} else if (strncmp(p->endpoint, "https://", 8)) {
 		return "gateway endpoint is not an https URL";
 	}
@@ -161,14 +160,14 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 	for (size_t i = 0; i < n && i < 2 * REGISTRY_MAX_PEERS; i++) {
 		const struct registry_record *p = &recs[i];
 		struct mesh_peer *m;
-		char why[96];
+		struct err_detail why;
 		const char *problem;
 
 		if (!memcmp(p->instance_id, self->instance_id, 20)) {
 			own = p;
 			continue;
 		}
-		problem = peer_record_problem(self, p, why, sizeof(why));
+		problem = peer_record_problem(self, p, &why);
 		if (problem) {
 			reject(rejected, n_rejected, p->token_id, p->nonce, p->instance_id, "%s", problem);
 			continue;

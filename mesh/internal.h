@@ -364,7 +364,7 @@ void agent_wg_close(struct mesh_agent *a);
 /* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
 /* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
 const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
-				   const uint8_t instance[static 20], char *why, size_t why_len);
+				   const uint8_t instance[static 20], struct err_detail *why);
 struct agent_transport;
 /* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
 int agent_transport_open(struct mesh_agent *a);

@@ -24,6 +24,8 @@
 #include "netlink/netlink.h"
 #include "registry/registry.h"
 
+struct err_detail;
+
 #define MESH_DEFAULT_IFNAME "dp2p0"   /* dstack owns wg0 / dstack-wg0 */
 #define MESH_DEFAULT_PORT 51830       /* dstack's gateway uses 9182 */
 #define MESH_DEFAULT_KEEPALIVE 10     /* seconds; also bounds how long a restart can blind us */
@@ -85,7 +87,7 @@ int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line);
 /* What an error of mesh_config_load_file at *line (0: opening the file) means. */
 const char *mesh_config_file_strerror(int err, int line);
 /* Whole-config checks; why gets a sentence for the user. */
-int mesh_config_validate(const struct mesh_config *cfg, char *why, size_t why_len);
+int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why);
 /* The names mesh_config_set accepts, NULL-terminated (for --help). */
 extern const char *const mesh_config_names[];
 
@@ -202,6 +204,6 @@ int mesh_agent_turn(struct mesh_agent *a);
  * interface, if any) and the chain; the same JSON as the agent's "status" reply.
  * why gets a sentence when it fails.
  */
-int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len);
+int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struct err_detail *why);
 
 #endif

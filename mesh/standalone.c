@@ -13,7 +13,7 @@
 #include "netlink/netlink.h"
 #include "registry/registry.h"
 
-int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char *why, size_t why_len)
+int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struct err_detail *why)
 {
 	struct mesh_agent a = { .cfg = cfg, .control = { .fd = -1 }, .iface_lock = -1 };
 	struct mesh_rejected *rejected = calloc(REGISTRY_MAX_PEERS, sizeof(*rejected));
@@ -30,7 +30,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	}
 	r = hex_decode_exact(a.self.contract, 20, cfg->contract, strlen(cfg->contract));
 	if (r < 0) {
-		snprintf(why, why_len, "no cluster contract (CLUSTER_CONTRACT or --contract)");
+		err_detail_set(why, "no cluster contract (CLUSTER_CONTRACT or --contract)");
 		goto out;
 	}
 	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
@@ -54,7 +54,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 
 		hex_encode(theirs, a.self.kms_root, 20);
 		hex_encode(ours, own_root, 20);
-		snprintf(why, why_len, "the RPC's kmsRoot() says 0x%s, but our own key was issued by the KMS "
+		err_detail_set(why, "the RPC's kmsRoot() says 0x%s, but our own key was issued by the KMS "
 			 "root 0x%s: not believing this RPC", theirs, ours);
 		r = -EPROTO;
 		goto out;
@@ -62,7 +62,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, char 
 	if (r == 0)
 		r = cluster_poll(a.cluster, true, &changed);
 	if (r < 0) {
-		snprintf(why, why_len, "%s", a.cluster ? cluster_error(a.cluster) : errstr(r));
+		err_detail_set(why, "%s", a.cluster ? cluster_error(a.cluster) : errstr(r));
 		goto out;
 	}
 	a.chain_ready = true;

@@ -175,19 +175,19 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
  * record check). gateway: we have a gateway name (so gateway-only peers are reachable).
  */
 const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
-				   const uint8_t instance[static 20], char *why, size_t why_len)
+				   const uint8_t instance[static 20], struct err_detail *why)
 {
 	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256], inst[41];
 	struct sockaddr_storage ss;
 	uint16_t port;
 
 	if (mesh_endpoint_split(endpoint, udp, gw, &port) < 0) {
-		snprintf(why, why_len, "endpoint '%.48s' is not host:port and/or https://gateway", endpoint);
-		return why;
+		err_detail_set(why, "endpoint '%.48s' is not host:port and/or https://gateway", endpoint);
+		return why->text;
 	}
 	if (udp[0] && mesh_endpoint_parse(udp, &ss) < 0) {
-		snprintf(why, why_len, "endpoint '%.64s' is not host:port", udp);
-		return why;
+		err_detail_set(why, "endpoint '%.64s' is not host:port", udp);
+		return why->text;
 	}
 	hex_encode(inst, instance, 20);
 	/* The gateway routes by instance id: a name of another instance would reach another node. */

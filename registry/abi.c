@@ -410,7 +410,7 @@ int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20
 		r = eth_call(rpc, contract, calldata.data, calldata.len, "latest", &ret);
 	keccak256(want, typehash_text, sizeof(typehash_text) - 1);
 	/* A revert (no such function) is an answer too: not a cluster. Other errors: the RPC's. */
-	if ((r == -EREMOTEIO && strstr(eth_rpc_last_error(rpc), "revert")) ||
+	if ((r == -EREMOTEIO && strstr(eth_rpc_error(rpc), "revert")) ||
 	    (r == 0 && (ret.len != 32 || memcmp(ret.data, want, 32))))
 		r = -EPROTOTYPE;
 	buf_clear(&ret);

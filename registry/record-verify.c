@@ -45,7 +45,7 @@ enum attest_verdict registry_record_verify(const struct registry_record *p, uint
 
 const char *registry_record_problem(const struct registry_record *p, uint64_t chain_id,
 				    const uint8_t contract[static 20], const uint8_t kms_root[static 20],
-				    char *why, size_t why_len)
+				    struct err_detail *why)
 {
 	enum attest_verdict v;
 
@@ -59,8 +59,8 @@ const char *registry_record_problem(const struct registry_record *p, uint64_t ch
 			return "endpoint holds a space, control or non-ASCII byte";
 	v = registry_record_verify(p, chain_id, contract, kms_root);
 	if (v != ATTEST_VALID) {
-		snprintf(why, why_len, "verification failed: %s", attest_verdict_str(v));
-		return why;
+		err_detail_set(why, "verification failed: %s", attest_verdict_str(v));
+		return why->text;
 	}
 	return NULL;
 }

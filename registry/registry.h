@@ -6,7 +6,7 @@
  * leader calls, the relayer's request format, and a reorg-aware follower of the peer set.
  * Built on chain/ (a plain Ethereum client) and attest/ (dstack's signature chain).
  * Every fallible function returns 0 or a negative errno; for RPC failures
- * eth_rpc_last_error() says what and where.
+ * eth_rpc_error() says what and where.
  */
 #ifndef DSTACK_P2P_REGISTRY_H
 #define DSTACK_P2P_REGISTRY_H
@@ -19,6 +19,7 @@
 #include "chain/chain.h"
 
 struct buf;
+struct err_detail;
 
 /* The custom errors of contracts/src/DstackClusterNFT.sol, for eth_rpc_config.errors and
  * eth_describe_revert. */
@@ -47,7 +48,7 @@ struct relay_request {
  * shorter than a selector or longer than max_data bytes.
  */
 int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
-			char *why, size_t why_len);
+			struct err_detail *why);
 void relay_request_clear(struct relay_request *r);
 
 /* Fixed-window limits: at most `limit` takes per key per window, in a table of slots. */
@@ -187,7 +188,7 @@ int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20
 /*
  * registerPeer(rec) in a transaction paid by tx_key, waiting up to timeout_ms for the
  * receipt. A revert (at estimation or mined) is -EPERM, its decoded reason (e.g.
- * "StaleNonce(3, 5)") in eth_rpc_last_error.
+ * "StaleNonce(3, 5)") in eth_rpc_error.
  */
 int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
 			       const uint8_t contract[static 20], const struct registry_record *rec,
@@ -215,7 +216,7 @@ void registry_reader_free(struct registry_reader *r);
  * reads getPeers(); after that an idle poll is one round trip, and a log from the
  * contract or a reorg leads to one more, a getPeers() pinned to the new head.
  * *changed tells whether the peer set differs from before. On error the previous set
- * stays, and eth_rpc_last_error says why.
+ * stays, and eth_rpc_error says why.
  */
 int registry_reader_poll(struct registry_reader *r, bool *changed);
 /* The current peer set (valid until the next poll) and the block it was read at (NULL
@@ -256,6 +257,6 @@ enum attest_verdict registry_record_verify(const struct registry_record *p, uint
  */
 const char *registry_record_problem(const struct registry_record *p, uint64_t chain_id,
 				    const uint8_t contract[static 20], const uint8_t kms_root[static 20],
-				    char *why, size_t why_len);
+				    struct err_detail *why);
 
 #endif

@@ -54,7 +54,7 @@ static int hex_field(const struct json *j, const char *key, const char **s, size
 }
 
 int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
-			char *why, size_t why_len)
+			struct err_detail *why)
 {
 	struct json j = { 0 };
 	const char *s;
@@ -64,34 +64,34 @@ int relay_parse_request(const char *body, size_t len, size_t max_data, struct re
 	memset(out, 0, sizeof(*out));
 	r = json_parse(&j, body, len, RELAY_MAX_TOKENS);
 	if (r < 0 || j.tok[0].type != JSON_OBJECT) {
-		snprintf(why, why_len, "the body is not a JSON object {\"to\":\"0x...\",\"data\":\"0x...\"}");
+		err_detail_set(why, "the body is not a JSON object {\"to\":\"0x...\",\"data\":\"0x...\"}");
 		r = -EINVAL;
 		goto out;
 	}
 	r = -EINVAL;
 	if (json_get(&j, 0, "value") >= 0) {
-		snprintf(why, why_len, "a relayed call carries no value");
+		err_detail_set(why, "a relayed call carries no value");
 		goto out;
 	}
 	if (hex_field(&j, "to", &s, &n) < 0 || hex_decode_exact(out->to, 20, s, n) < 0) {
-		snprintf(why, why_len, "\"to\" must be a 20-byte 0x address");
+		err_detail_set(why, "\"to\" must be a 20-byte 0x address");
 		goto out;
 	}
 	if (hex_field(&j, "data", &s, &n) < 0 || n < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) {
-		snprintf(why, why_len, "\"data\" must be 0x-hex calldata");
+		err_detail_set(why, "\"data\" must be 0x-hex calldata");
 		goto out;
 	}
 	r = eth_parse_data(s, n, max_data, &out->data, &out->len);
 	if (r == -EMSGSIZE)
-		snprintf(why, why_len, "\"data\" is longer than %zu bytes", max_data);
+		err_detail_set(why, "\"data\" is longer than %zu bytes", max_data);
 	else if (r < 0)
-		snprintf(why, why_len, "\"data\" is not hex");
+		err_detail_set(why, "\"data\" is not hex");
 	if (r < 0) {
 		r = -EINVAL;
 		goto out;
 	}
 	if (out->len < 4) {
-		snprintf(why, why_len, "\"data\" is shorter than a selector");
+		err_detail_set(why, "\"data\" is shorter than a selector");
 		r = -EINVAL;
 		goto out;
 	}

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mesh_config cfg;
-	char why[512];
+	struct err_detail why;
 	FILE *f;
 	int line;
 
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	mesh_config_init(&cfg);
 	if (mesh_config_load_stream(&cfg, f, &line) == 0)
-		mesh_config_validate(&cfg, why, sizeof(why));
+		mesh_config_validate(&cfg, &why);
 	fclose(f);
 	return 0;
 }

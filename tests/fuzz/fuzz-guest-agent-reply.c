@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct attest_info info;
 	struct attest_quote q;
 	uint8_t key[32];
-	char why[160];
+	struct err_detail why;
 	char *text;
 
 	/* A copy of exactly size bytes, no NUL: ASan catches any read past the reply. */
@@ -23,22 +23,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data, size);
 
-	if (attest_parse_info_reply(text, size, &info, why, sizeof(why)) == 0) {
+	if (attest_parse_info_reply(text, size, &info, &why) == 0) {
 		if (!info.app_name || !info.tcb_info || !info.cloud_product)
 			abort();
 		attest_info_clear(&info);
-	} else if (!why[0]) {
+	} else if (!why.text[0]) {
 		abort();  /* every rejection says why */
 	}
-	why[0] = '\0';
-	if (attest_parse_key_reply(text, size, key, &chain, why, sizeof(why)) < 0 && !why[0])
+	why.text[0] = '\0';
+	if (attest_parse_key_reply(text, size, key, &chain, &why) < 0 && !why.text[0])
 		abort();
-	why[0] = '\0';
-	if (attest_parse_quote_reply(text, size, &q, why, sizeof(why)) == 0) {
+	why.text[0] = '\0';
+	if (attest_parse_quote_reply(text, size, &q, &why) == 0) {
 		if (!q.quote || !q.quote_len || !q.event_log)
 			abort();
 		attest_quote_clear(&q);
-	} else if (!why[0]) {
+	} else if (!why.text[0]) {
 		abort();
 	}
 	free(text);

@@ -228,7 +228,7 @@ Test(rpc, reply_that_is_not_json)
 	server_start(&s, FAKE_HTTP, answer_text, "<html>bad gateway</html>");
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
-	cr_assert(strstr(eth_rpc_last_error(rpc), "not a JSON-RPC reply"), "%s", eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "not a JSON-RPC reply"), "%s", eth_rpc_error(rpc));
 	eth_rpc_free(rpc);
 	server_stop(&s);
 }
@@ -242,11 +242,11 @@ Test(rpc, messages_do_not_leak_url_paths)
 	uint64_t id;
 
 	cr_assert_lt(eth_chain_id(rpc, &id), 0);
-	cr_assert(strstr(eth_rpc_last_error(rpc), "http://127.0.0.1:1/..."), "%s", eth_rpc_last_error(rpc));
-	cr_assert(strstr(eth_rpc_last_error(rpc), "/nonexistent/dir/x.ipc"), "%s", eth_rpc_last_error(rpc));
-	cr_assert(strstr(eth_rpc_last_error(rpc), "; https://127.0.0.1:2:"), "%s", eth_rpc_last_error(rpc));
-	cr_assert_null(strstr(eth_rpc_last_error(rpc), "SECRETKEY"), "%s", eth_rpc_last_error(rpc));
-	cr_assert_null(strstr(eth_rpc_last_error(rpc), "PASSWORD"), "%s", eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "http://127.0.0.1:1/..."), "%s", eth_rpc_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "/nonexistent/dir/x.ipc"), "%s", eth_rpc_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "; https://127.0.0.1:2:"), "%s", eth_rpc_error(rpc));
+	cr_assert_null(strstr(eth_rpc_error(rpc), "SECRETKEY"), "%s", eth_rpc_error(rpc));
+	cr_assert_null(strstr(eth_rpc_error(rpc), "PASSWORD"), "%s", eth_rpc_error(rpc));
 	/* A block tag is checked before it goes into the request. */
 	cr_assert_eq(eth_get_block(rpc, "latest\",true]", &b), -EINVAL);
 	eth_rpc_free(rpc);
@@ -262,7 +262,7 @@ Test(rpc, json_rpc_error_and_wrong_id)
 		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32000,\"message\":\"header not found\"}}");
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
-	cr_assert(strstr(eth_rpc_last_error(rpc), "header not found"), "%s", eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "header not found"), "%s", eth_rpc_error(rpc));
 	/* The next request has id 2: a reply for id 1 is no reply to it. */
 	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
 	eth_rpc_free(rpc);
@@ -407,7 +407,7 @@ Test(rpc, batches_refused_by_one_endpoint_only)
 	for (int round = 0; round < 3; round++) {
 		if (round == 1)
 			server_stop(&a);  /* from now on b answers */
-		cr_assert_eq(eth_rpc_batch(rpc, c, 3), 0, "round %d: %s", round, eth_rpc_last_error(rpc));
+		cr_assert_eq(eth_rpc_batch(rpc, c, 3), 0, "round %d: %s", round, eth_rpc_error(rpc));
 		for (int i = 0; i < 3; i++) {
 			cr_assert_eq(c[i].error, 0, "round %d call %d: %d", round, i, c[i].error);
 			eth_rpc_call_clear(&c[i]);
@@ -432,7 +432,7 @@ Test(rpc, http_429_storm_is_bounded, .timeout = 20)
 	rpc = client(s.url, 2000, 2);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
 	cr_assert_eq(s.requests, 3, "one try and two retries, got %d", (int)s.requests);
-	cr_assert(strstr(eth_rpc_last_error(rpc), "HTTP 429"), "%s", eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "HTTP 429"), "%s", eth_rpc_error(rpc));
 	eth_rpc_free(rpc);
 	server_stop(&s);
 }
@@ -472,10 +472,10 @@ static void rpc_that_hangs(enum fake_transport t)
 	rpc = client(s.url, 300, 3);
 	t0 = now_ms();
 	r = eth_chain_id(rpc, &id);
-	cr_assert_eq(r, -ETIMEDOUT, "got %d (%s)", r, eth_rpc_last_error(rpc));
+	cr_assert_eq(r, -ETIMEDOUT, "got %d (%s)", r, eth_rpc_error(rpc));
 	/* A hung endpoint is not retried: one timeout, not four. */
 	cr_assert_lt(now_ms() - t0, 1500);
-	cr_assert(strstr(eth_rpc_last_error(rpc), "imed out"), "%s", eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "imed out"), "%s", eth_rpc_error(rpc));
 	eth_rpc_free(rpc);
 	server_stop(&s);
 }
@@ -513,7 +513,7 @@ static void rpc_that_hangs_is_cancelled(enum fake_transport t)
 	cr_assert_eq(pthread_create(&setter, NULL, set_abort_flag_later, NULL), 0);
 	t0 = now_ms();
 	r = eth_chain_id(rpc, &id);
-	cr_assert_eq(r, -ECANCELED, "got %d (%s)", r, eth_rpc_last_error(rpc));
+	cr_assert_eq(r, -ECANCELED, "got %d (%s)", r, eth_rpc_error(rpc));
 	cr_assert_lt(now_ms() - t0, 2000, "took %llu ms", (unsigned long long)(now_ms() - t0));
 	pthread_join(setter, NULL);
 	/* Already set: no request at all. */
@@ -535,7 +535,7 @@ Test(rpc, http_over_unix_socket_round_trip)
 
 	server_start(&s, FAKE_HTTP_UNIX, answer_text, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}");
 	rpc = client(s.url, 2000, -1);
-	cr_assert_eq(eth_chain_id(rpc, &id), 0, "%s", eth_rpc_last_error(rpc));
+	cr_assert_eq(eth_chain_id(rpc, &id), 0, "%s", eth_rpc_error(rpc));
 	cr_assert_eq(id, 42);
 	eth_rpc_free(rpc);
 	server_stop(&s);
@@ -587,8 +587,8 @@ Test(rpc, wrong_chain_id_is_refused)
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
 	cr_assert_eq(registry_reader_poll(reader, &changed), -EXDEV);
-	cr_assert(strstr(eth_rpc_last_error(rpc), "chain 1, not the expected 31337"), "%s",
-		  eth_rpc_last_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "chain 1, not the expected 31337"), "%s",
+		  eth_rpc_error(rpc));
 	registry_reader_free(reader);
 	eth_rpc_free(rpc);
 	server_stop(&s);
@@ -633,7 +633,7 @@ Test(rpc, get_logs_splits_on_range_limit, .timeout = 20)
 
 	server_start(&s, FAKE_HTTP, answer_range_limited, NULL);
 	rpc = client(s.url, 2000, -1);
-	cr_assert_eq(eth_get_logs(rpc, &f, &logs, &n), 0, "%s", eth_rpc_last_error(rpc));
+	cr_assert_eq(eth_get_logs(rpc, &f, &logs, &n), 0, "%s", eth_rpc_error(rpc));
 	/* 10000 -> ... -> 2 blocks a request: every request after the halvings succeeds. */
 	cr_assert_eq(n, 10);
 	for (size_t i = 0; i < n; i++)

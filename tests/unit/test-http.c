@@ -261,7 +261,7 @@ Test(http, rpc_client_polls_over_one_connection)
 	for (int i = 0; i < 30; i++) {
 		uint64_t block;
 
-		cr_assert_eq(eth_block_number(rpc, &block), 0, "%s", eth_rpc_last_error(rpc));
+		cr_assert_eq(eth_block_number(rpc, &block), 0, "%s", eth_rpc_error(rpc));
 		cr_assert_eq(block, 16);
 	}
 	cr_assert_eq(s.requests, 30);

@@ -47,12 +47,13 @@ Test(mesh_endpoint, parses_v4_v6_and_rejects_garbage)
 Test(mesh_config, names_values_and_file)
 {
 	struct mesh_config cfg;
-	char path[] = "/tmp/test-mesh-config-XXXXXX", why[128];
+	char path[] = "/tmp/test-mesh-config-XXXXXX";
+	struct err_detail why = { "" };
 	int fd, line;
 	FILE *f;
 
 	mesh_config_init(&cfg);
-	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), -EINVAL, "no contract");
+	cr_assert_eq(mesh_config_validate(&cfg, &why), -EINVAL, "no contract");
 	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x5FbDB2315678afecb367f032d93F642f64180aa3"), 0);
 	cr_assert_str_eq(cfg.contract, "0x5fbdb2315678afecb367f032d93f642f64180aa3");
 	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x1234"), -EINVAL);
@@ -64,12 +65,12 @@ Test(mesh_config, names_values_and_file)
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_LISTEN_PORT", "65536"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_MODE", "carrier-pigeon"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "NO_SUCH_THING", "1"), -ENOENT);
-	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mesh_config_validate(&cfg, &why), 0, "%s", why.text);
 	cr_assert_eq(mesh_config_set(&cfg, "ETH_RPC_URL", "notaurl"), 0);
-	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), -EINVAL, "a bad RPC URL is a mistake");
-	cr_assert(strstr(why, "notaurl"), "%s", why);
+	cr_assert_eq(mesh_config_validate(&cfg, &why), -EINVAL, "a bad RPC URL is a mistake");
+	cr_assert(strstr(why.text, "notaurl"), "%s", why.text);
 	cr_assert_eq(mesh_config_set(&cfg, "ETH_RPC_URL", "http://127.0.0.1:8545, /run/geth.ipc"), 0);
-	cr_assert_eq(mesh_config_validate(&cfg, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mesh_config_validate(&cfg, &why), 0, "%s", why.text);
 
 	fd = mkstemp(path);
 	cr_assert(fd >= 0);

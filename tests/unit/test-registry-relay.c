@@ -13,21 +13,21 @@
 	"0000000000000000000000000000000000000000000000000000000000000020" \
 	"000000000000000000000000c4b9eb534caf2cf9ef257f6f705be4597722bd7c"
 
-static int parse(const char *body, struct relay_request *q, char *why)
+static int parse(const char *body, struct relay_request *q, struct err_detail *why)
 {
-	return relay_parse_request(body, strlen(body), 4096, q, why, 160);
+	return relay_parse_request(body, strlen(body), 4096, q, why);
 }
 
 Test(relay, registration_names_its_instance)
 {
 	const char *body = "{\"to\":\"" CONTRACT "\",\"data\":\"" REGISTER_HEAD "\"}";
 	struct relay_request q;
-	char why[160];
+	struct err_detail why = { "" };
 	uint8_t sel[4];
 
 	abi_selector(REGISTRY_REGISTER_SIG, sel);
 	cr_assert_eq(memcmp(sel, "\x9f\x7f\x9e\x9e", 4), 0, "the selector in this test");
-	cr_assert_eq(parse(body, &q, why), 0, "%s", why);
+	cr_assert_eq(parse(body, &q, &why), 0, "%s", why.text);
 	cr_assert_eq(q.len, 68);
 	cr_assert(q.has_subject);
 	cr_assert_eq(q.subject[12], 0xc4);
@@ -42,13 +42,13 @@ Test(relay, other_calls_are_keyed_on_their_first_word)
 			   "0000000000000000000000000000000000000000000000000000000000000007\","
 			   "\"to\":\"" CONTRACT "\"}";
 	struct relay_request q;
-	char why[160];
+	struct err_detail why = { "" };
 
-	cr_assert_eq(parse(body, &q, why), 0, "%s", why);
+	cr_assert_eq(parse(body, &q, &why), 0, "%s", why.text);
 	cr_assert(q.has_subject);
 	cr_assert_eq(q.subject[31], 7);
 	relay_request_clear(&q);
-	cr_assert_eq(parse("{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"}", &q, why), 0);
+	cr_assert_eq(parse("{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"}", &q, &why), 0);
 	cr_assert_not(q.has_subject, "a call without arguments has no subject");
 	relay_request_clear(&q);
 }
@@ -68,12 +68,12 @@ Test(relay, refuses_what_is_not_a_call)
 		"{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"} trailing",
 	};
 	struct relay_request q;
-	char why[160];
+	struct err_detail why = { "" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		why[0] = '\0';
-		cr_assert_eq(parse(bad[i], &q, why), -EINVAL, "accepted: %s", bad[i]);
-		cr_assert(why[0], "no reason for: %s", bad[i]);
+		why.text[0] = '\0';
+		cr_assert_eq(parse(bad[i], &q, &why), -EINVAL, "accepted: %s", bad[i]);
+		cr_assert(why.text[0], "no reason for: %s", bad[i]);
 		cr_assert_null(q.data);
 	}
 }
@@ -82,13 +82,13 @@ Test(relay, calldata_is_bounded)
 {
 	char body[512];
 	struct relay_request q;
-	char why[160];
+	struct err_detail why = { "" };
 
 	snprintf(body, sizeof(body), "{\"to\":\"" CONTRACT "\",\"data\":\"0x%0200d\"}", 0);
-	cr_assert_eq(relay_parse_request(body, strlen(body), 100, &q, why, sizeof(why)), 0);
+	cr_assert_eq(relay_parse_request(body, strlen(body), 100, &q, &why), 0);
 	relay_request_clear(&q);
-	cr_assert_eq(relay_parse_request(body, strlen(body), 99, &q, why, sizeof(why)), -EINVAL);
-	cr_assert(strstr(why, "longer than 99 bytes"), "%s", why);
+	cr_assert_eq(relay_parse_request(body, strlen(body), 99, &q, &why), -EINVAL);
+	cr_assert(strstr(why.text, "longer than 99 bytes"), "%s", why.text);
 }
 
 Test(relay, limiter_windows)
