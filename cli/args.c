@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The one argument parser, help generator and error format of every subcommand (cli/args.h). */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/cli.h"
 
 /* Help columns: options longer than this put their text on the next line. */
 #define HELP_COLUMN 24
@@ -230,4 +232,18 @@ int cli_next(struct cli_args *a)
 			if (o->val == c)
 				a->opt_name = o->name;
 	return c;
+}
+
+void cli_serve_signals(void (*on_stop)(int), sigset_t *wait_mask)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigset_t block;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, wait_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }

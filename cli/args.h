@@ -61,6 +61,17 @@ struct cli_opt {
 	const char *help;   /* one line of --help; a '\n' continues on an indented line */
 };
 
+/* The rows of the options that chain, cluster and relayer share, in one wording (the
+ * keys are each command's own). */
+#define CLI_OPT_RPC(key) \
+	{ "rpc", key, "URLS", "comma-separated JSON-RPC endpoints (env ETH_RPC_URL):\n" \
+	  "http(s)://..., a path or ipc://PATH (raw IPC), http+unix://PATH" }
+#define CLI_OPT_CONTRACT(key) { "contract", key, "ADDR", "the cluster contract (env CLUSTER_CONTRACT)" }
+#define CLI_OPT_CHAIN_ID(key) { "chain-id", key, "N", "refuse an RPC that serves another chain" }
+#define CLI_OPT_KEY_FILE(key) { "key-file", key, "FILE", "the paying key, hex (env DSTACK_P2P_KEY_FILE)" }
+#define CLI_OPT_PASSWORD_FILE(key) \
+	{ "password-file", key, "FILE", "the keystore's password (else asked on the tty)" }
+
 struct cli_cmd {
 	const char *name;             /* "status": messages read "dstack-p2p status: ..." */
 	const char *synopsis;         /* the usage line after "Usage: dstack-p2p <name> " */

@@ -3,6 +3,7 @@
 #ifndef DSTACK_P2P_CLI_H
 #define DSTACK_P2P_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 struct mesh_config;
@@ -35,5 +36,12 @@ int cmd_leader(int argc, char **argv);
  * 0 or CLI_EXIT_USAGE. Shared by agent and status (which configures itself the same way).
  */
 int agent_config_load(struct mesh_config *cfg, const char *config_file);
+
+/*
+ * What a command that serves does before http_serve: SIGTERM and SIGINT blocked and
+ * routed to on_stop (wait_mask, for http_serve, lets them in while it waits), SIGPIPE
+ * ignored. Shared by relayer and cluster serve.
+ */
+void cli_serve_signals(void (*on_stop)(int), sigset_t *wait_mask);
 
 #endif

@@ -9,7 +9,6 @@ struct cluster_opts {
 	const char *rpc;
 	const char *contract_hex;
 	struct cluster_key_opts key;
-	bool key_from_cli;
 	uint64_t chain_id;
 	long timeout_ms;
 	bool json;

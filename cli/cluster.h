@@ -21,7 +21,12 @@ struct cluster_key_opts {
 	const char *key_file;       /* hex secret, 0x optional */
 	const char *keystore;       /* Web3 Secret Storage v3 JSON */
 	const char *password_file;  /* the keystore's password; else asked on the terminal */
+	bool from_cli;              /* a key was named on the command line */
 };
+
+/* --key-file or --keystore (keystore true) PATH: a key named on the command line replaces
+ * the one from the environment (both of its kinds), a later one an earlier one. */
+void cluster_key_opt_set(struct cluster_key_opts *o, bool keystore, const char *path);
 
 /* Load the paying key into locked memory (*sk: secret_free(*sk, 32)) and its address.
  * Prints what is wrong as "dstack-p2p <cmd>: ..."; -EINVAL for a configuration mistake. */

@@ -38,10 +38,9 @@ enum { O_RPC = 256, O_CONTRACT, O_CHAIN_ID, O_TIMEOUT, O_RANGE, O_BLOCK, O_RECOR
        O_CALLDATA, O_KEY_ENV, O_FROM, O_TO, O_INTERVAL, O_COUNT, O_JSON, O_GAS_LIMIT };
 
 static const struct cli_opt opts[] = {
-	{ "rpc", O_RPC, "URLS", "comma-separated endpoints (env ETH_RPC_URL): http(s)://...,\n"
-	  "a path or ipc://PATH (raw IPC), http+unix://PATH" },
-	{ "contract", O_CONTRACT, "ADDR", "the cluster contract (env CLUSTER_CONTRACT)" },
-	{ "chain-id", O_CHAIN_ID, "N", "refuse an RPC serving another chain" },
+	CLI_OPT_RPC(O_RPC),
+	CLI_OPT_CONTRACT(O_CONTRACT),
+	CLI_OPT_CHAIN_ID(O_CHAIN_ID),
 	{ "timeout", O_TIMEOUT, "MS", "per request (default 10000)" },
 	{ "max-log-range", O_RANGE, "N", "blocks per eth_getLogs request (default 10000)" },
 	{ "key-env", O_KEY_ENV, "NAME", "environment variable holding the paying key (ETH_PRIVATE_KEY)" },

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/cli.h"
 #include "cli/cluster-cmd.h"
 #include "cli/dash-request.h"
 #include "registry/registry.h"
@@ -349,8 +350,7 @@ static void dash_free(struct dash *d)
 
 int cluster_serve(struct cluster_ctx *c)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigset_t block, wait_mask;
+	sigset_t wait_mask;
 	struct dash d;
 	bool loopback;
 	int fd, r;
@@ -377,13 +377,7 @@ int cluster_serve(struct cluster_ctx *c)
 			  "loopback address", c->o->listen);
 	dash_init(&d, c);
 	d.loopback = loopback;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &wait_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_serve_signals(on_signal, &wait_mask);
 	fprintf(stderr, "dstack-p2p cluster: serving the dashboard of %s on http://%s/\n",
 		c->o->contract_hex, c->o->listen);
 	r = http_serve(&(struct http_server){ .max_header = 8192, .max_body = 0,

@@ -330,3 +330,11 @@ int cluster_views_run(struct eth_rpc *rpc, const uint8_t to[static 20], const ch
 	}
 	return 0;
 }
+
+void cluster_key_opt_set(struct cluster_key_opts *o, bool keystore, const char *path)
+{
+	if (!o->from_cli)
+		o->key_file = o->keystore = NULL;
+	o->from_cli = true;
+	*(keystore ? &o->keystore : &o->key_file) = path;
+}

@@ -27,13 +27,13 @@ enum {
 };
 
 static const struct cli_opt opts[] = {
-	{ "rpc", O_RPC, "URLS", "JSON-RPC endpoints, comma-separated (env ETH_RPC_URL)" },
-	{ "contract", O_CONTRACT, "ADDR", "the cluster contract (env CLUSTER_CONTRACT)" },
-	{ "key-file", O_KEY_FILE, "FILE", "the paying key, hex (env DSTACK_P2P_KEY_FILE)" },
+	CLI_OPT_RPC(O_RPC),
+	CLI_OPT_CONTRACT(O_CONTRACT),
+	CLI_OPT_KEY_FILE(O_KEY_FILE),
 	{ "keystore", O_KEYSTORE, "FILE", "the paying key as an encrypted keystore v3 JSON\n"
 					  "(env DSTACK_P2P_KEYSTORE)" },
-	{ "password-file", O_PASSWORD_FILE, "FILE", "the keystore's password (else asked on the tty)" },
-	{ "chain-id", O_CHAIN_ID, "N", "refuse an RPC that serves another chain" },
+	CLI_OPT_PASSWORD_FILE(O_PASSWORD_FILE),
+	CLI_OPT_CHAIN_ID(O_CHAIN_ID),
 	{ "timeout", O_TIMEOUT, "MS", "per RPC request (default 10000); receipts wait 6x" },
 	{ "json", O_JSON, NULL, "JSON output" },
 	{ "max-fee-per-gas", O_MAX_FEE, "WEI", "cap on the fee per gas (default 100gwei)" },
@@ -394,11 +394,7 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	case O_CONTRACT: o->contract_hex = v; return 0;
 	case O_KEY_FILE:
 	case O_KEYSTORE:
-		/* A key named on the command line replaces the one from the environment. */
-		if (!o->key_from_cli)
-			o->key.key_file = o->key.keystore = NULL;
-		o->key_from_cli = true;
-		*(c == O_KEY_FILE ? &o->key.key_file : &o->key.keystore) = v;
+		cluster_key_opt_set(&o->key, c == O_KEYSTORE, v);
 		return 0;
 	case O_PASSWORD_FILE: o->key.password_file = v; return 0;
 	case O_JSON: o->json = true; return 0;

@@ -35,12 +35,12 @@ enum {
 
 static const struct cli_opt opts[] = {
 	{ "listen", O_LISTEN, "HOST:PORT", "where to serve (default 127.0.0.1:8600; repeatable)" },
-	{ "rpc", O_RPC, "URLS", "JSON-RPC endpoints (env ETH_RPC_URL)" },
+	CLI_OPT_RPC(O_RPC),
 	{ "contract", O_CONTRACT, "ADDR", "the only contract it sends to (env CLUSTER_CONTRACT)" },
-	{ "key-file", O_KEY_FILE, "FILE", "the paying key, hex (env DSTACK_P2P_KEY_FILE)" },
+	CLI_OPT_KEY_FILE(O_KEY_FILE),
 	{ "keystore", O_KEYSTORE, "FILE", "the paying key as a keystore v3 JSON" },
-	{ "password-file", O_PASSWORD_FILE, "FILE", "the keystore's password" },
-	{ "chain-id", O_CHAIN_ID, "N", "refuse an RPC that serves another chain" },
+	CLI_OPT_PASSWORD_FILE(O_PASSWORD_FILE),
+	CLI_OPT_CHAIN_ID(O_CHAIN_ID),
 	{ "allow", O_ALLOW, "SIG", "a function it relays, e.g. 'castVote(uint256,uint256,bool)'\n"
 				   "(repeatable; default: registerPeer and the signed\n"
 				   "leader calls)" },
@@ -94,7 +94,6 @@ struct relayer_opts {
 	const char *rpc;
 	const char *contract_hex;
 	struct cluster_key_opts key;
-	bool key_from_cli;
 	uint64_t chain_id;
 	uint64_t per_instance, total, window_s, max_body;
 	long timeout_ms;
@@ -277,11 +276,7 @@ static int parse_option(struct cli_args *a, int c, struct relayer_opts *o, struc
 	case O_CONTRACT: o->contract_hex = a->value; return 0;
 	case O_KEY_FILE:
 	case O_KEYSTORE:
-		/* A key named on the command line replaces the one from the environment. */
-		if (!o->key_from_cli)
-			o->key.key_file = o->key.keystore = NULL;
-		o->key_from_cli = true;
-		*(c == O_KEY_FILE ? &o->key.key_file : &o->key.keystore) = a->value;
+		cluster_key_opt_set(&o->key, c == O_KEYSTORE, a->value);
 		return 0;
 	case O_PASSWORD_FILE: o->key.password_file = a->value; return 0;
 	case O_CHAIN_ID: return parse_count(a, UINT64_MAX, &o->chain_id);
@@ -353,8 +348,7 @@ static int setup(struct relayer *rl, struct relayer_opts *o)
 
 static int serve(struct relayer *rl, const struct relayer_opts *o)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigset_t block, wait_mask;
+	sigset_t wait_mask;
 	int fds[MAX_LISTEN], n = 0, r;
 	char from[41];
 
@@ -368,13 +362,7 @@ static int serve(struct relayer *rl, const struct relayer_opts *o)
 			return CLI_EXIT_FAILURE;
 		}
 	}
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &wait_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_serve_signals(on_signal, &wait_mask);
 	hex_encode(from, rl->from, 20);
 	log_info("relayer: serving for contract %s, paying from 0x%s, spending cap %" PRIu64 " wei",
 		 o->contract_hex, from, rl->spend_cap);

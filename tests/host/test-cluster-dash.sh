@@ -9,47 +9,19 @@
 # The server's own refusals too: non-loopback --listen, POST, a bad Last-Event-ID, a foreign
 # Host, huge heads. Screenshots go to build/dash-*.png (not committed). About 30 s.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${DSTACK_P2P_BIN:-$ROOT/build/dstack-p2p}
-CAST=$ROOT/node_modules/.bin/cast
-ANVIL=$ROOT/node_modules/.bin/anvil
-FORGE=$ROOT/node_modules/.bin/forge
-PY=/usr/bin/python3
-
-tmp=$(mktemp -d /tmp/cluster-dash.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/anvil-env.bash" cluster-dash
 fail() { echo "FAIL: $*" >&2; [ -f "$tmp/serve.log" ] && tail -5 "$tmp/serve.log" | sed 's/^/  serve: /' >&2; exit 1; }
-ok() { echo "ok: $*"; }
 
 [ -x "$BIN" ] || fail "build/dstack-p2p missing: run make"
 for t in /usr/bin/chromium /usr/bin/chromedriver; do
 	[ -x "$t" ] || fail "$t missing: run scripts/deps.sh"
 done
 $PY -c 'import selenium' 2>/dev/null || fail "python3-selenium missing: run scripts/deps.sh"
-art=$ROOT/contracts/out
-if [ ! -f "$art/DstackClusterNFT.sol/DstackClusterNFT.json" ]; then
-	(cd "$ROOT/contracts" && flock .forge.lock "$FORGE" build >/dev/null) || fail "forge build"
-fi
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-"$ANVIL" --host 127.0.0.1 --port "$port" --silent >"$tmp/anvil.log" 2>&1 &
-pids+=($!)
-export ETH_RPC_URL=http://127.0.0.1:$port
-for _ in $(seq 100); do "$CAST" chain-id >/dev/null 2>&1 && break; sleep 0.1; done
-"$CAST" chain-id >/dev/null 2>&1 || fail "anvil did not start"
+artifacts DstackClusterNFT
+anvil_start
 
 # anvil's dev account 0 is the operator; its key signs only the cast commands here: the
 # page's wallet is anvil's own unlocked account, the server holds no key at all.
-OWNER_SK=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
-addr() { "$CAST" wallet address --private-key "$1" | tr A-F a-f; }
-rand32() { echo "0x$(openssl rand -hex 32)"; }
 OWNER=$(addr $OWNER_SK)
 umask 077
 echo "$OWNER_SK" >"$tmp/owner.key"

@@ -7,44 +7,17 @@
 # action names its decoded error, exits non-zero and sends nothing (the payer's nonce stays);
 # fee caps hold against a hostile RPC; the relayer under bad input and a flood spends no gas.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${DSTACK_P2P_BIN:-$ROOT/build/dstack-p2p}
-CAST=$ROOT/node_modules/.bin/cast
-ANVIL=$ROOT/node_modules/.bin/anvil
-FORGE=$ROOT/node_modules/.bin/forge
-PY=/usr/bin/python3
-
-tmp=$(mktemp -d /tmp/cluster-ops.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/anvil-env.bash" cluster-ops
 fail() { echo "FAIL: $*" >&2; [ -f "$tmp/relayer.log" ] && tail -5 "$tmp/relayer.log" | sed 's/^/  relayer: /' >&2; exit 1; }
-ok() { echo "ok: $*"; }
 
 [ -x "$BIN" ] || fail "build/dstack-p2p missing: run make"
-art=$ROOT/contracts/out
-if [ ! -f "$art/MockDstackKms.sol/MockDstackKms.json" ] || [ ! -f "$art/DstackClusterNFT.sol/DstackClusterNFT.json" ]; then
-	(cd "$ROOT/contracts" && flock .forge.lock "$FORGE" build >/dev/null) || fail "forge build"
-fi
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-"$ANVIL" --host 127.0.0.1 --port "$port" --silent >"$tmp/anvil.log" 2>&1 &
-pids+=($!)
-export ETH_RPC_URL=http://127.0.0.1:$port
-for _ in $(seq 100); do "$CAST" chain-id >/dev/null 2>&1 && break; sleep 0.1; done
-"$CAST" chain-id >/dev/null 2>&1 || fail "anvil did not start"
+artifacts MockDstackKms DstackClusterNFT
+anvil_start
 
 # anvil's dev accounts: 0 operator, 1 token holder (through a keystore), 2 relayer, 3 new owner.
-OWNER_SK=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 HOLDER_SK=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 RELAYER_SK=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
 NEWOWNER_SK=0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6
-addr() { "$CAST" wallet address --private-key "$1" | tr A-F a-f; }
 OWNER=$(addr $OWNER_SK) HOLDER=$(addr $HOLDER_SK) RELAYER=$(addr $RELAYER_SK) NEWOWNER=$(addr $NEWOWNER_SK)
 umask 077
 echo "$OWNER_SK" >"$tmp/owner.key"
@@ -53,7 +26,6 @@ echo "$NEWOWNER_SK" >"$tmp/newowner.key"
 printf 'correct horse\n' >"$tmp/pw"
 "$CAST" wallet import holder --private-key "$HOLDER_SK" --keystore-dir "$tmp" --unsafe-password 'correct horse' >/dev/null
 HOLDER_KS=(--keystore "$tmp/holder" --password-file "$tmp/pw")
-rand32() { echo "0x$(openssl rand -hex 32)"; }
 KMS_SK=$(rand32) APP_SK=$(rand32) NODE_SK=$(rand32)
 KMS_ROOT=$(addr "$KMS_SK")
 INSTANCE=$(addr "$(rand32)") INSTANCE2=$(addr "$(rand32)")

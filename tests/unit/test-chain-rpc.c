@@ -17,6 +17,7 @@
 #include "chain/internal.h"
 #include "registry/internal.h"
 #include "tests/unit/test-chain-helpers.h"
+#include "tests/unit/test-loopback.h"
 
 /* What the scripted server answers to one request body. status 0: never answer. */
 struct answer {
@@ -139,16 +140,9 @@ static void server_start(struct fake_server *s, enum fake_transport t, answer_fn
 		cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		snprintf(s->url, sizeof(s->url), "%s%s", s->raw_ipc ? "" : "http+unix://", sa.sun_path);
 	} else {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t len = sizeof(sa);
-
-		s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-		cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&sa, &len), 0);
-		snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+		s->fd = loopback_listen(s->url, sizeof(s->url));
 	}
-	cr_assert_eq(listen(s->fd, 16), 0);
-	cr_assert_eq(pthread_create(&s->thread, NULL, serve, s), 0);
+	loopback_serve(s->fd, &s->thread, serve, s);
 }
 
 static void server_stop(struct fake_server *s)

@@ -19,6 +19,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "tests/unit/test-loopback.h"
 
 #define MAX_CLIENTS 8
 
@@ -141,20 +142,13 @@ static void *serve(void *arg)
 
 static void server_start(struct ka_server *s, unsigned close_every, unsigned drop_at)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		s->c[i].fd = -1;
 	s->close_every = close_every;
 	s->drop_at = drop_at;
-	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&sa, &len), 0);
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
-	cr_assert_eq(listen(s->fd, 16), 0);
-	cr_assert_eq(pthread_create(&s->thread, NULL, serve, s), 0);
+	s->fd = loopback_listen(s->url, sizeof(s->url));
+	loopback_serve(s->fd, &s->thread, serve, s);
 }
 
 static void server_stop(struct ka_server *s)
