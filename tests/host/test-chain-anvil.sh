@@ -4,25 +4,14 @@
 # revert, split eth_getLogs, and follow the registry across an evm_snapshot/evm_revert reorg.
 # Records are signed with cast (an independent signer); only our code sends and reads.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${DSTACK_P2P_BIN:-$ROOT/build/dstack-p2p}  # e.g. a SANITIZE=address,undefined build
-CAST=$ROOT/node_modules/.bin/cast
-ANVIL=$ROOT/node_modules/.bin/anvil
-
-tmp=$(mktemp -d /tmp/chain-anvil.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+# BIN may be e.g. a SANITIZE=address,undefined build (DSTACK_P2P_BIN).
+. "$(dirname "$0")/anvil-env.bash" chain-anvil
 fail() { echo "FAIL: $*" >&2; [ -f "$tmp/watch.log" ] && sed 's/^/  watch: /' "$tmp/watch.log" >&2; exit 1; }
 
 [ -x "$BIN" ] || fail "build/dstack-p2p missing: run make"
 
 # ---- anvil on a free loopback port and on an IPC socket in our temp dir
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 ipc=$tmp/anvil.ipc
 "$ANVIL" --host 127.0.0.1 --port "$port" --ipc "$ipc" --silent >"$tmp/anvil.log" 2>&1 &
 pids+=($!)
@@ -33,10 +22,8 @@ c() { local sub=$1; shift; "$CAST" "$sub" --rpc-url "$http" "$@"; }
 chain() { "$BIN" chain "$@"; }
 
 # anvil's well-known dev accounts 0 (cluster owner) and 1 (pays for the registration).
-OWNER_SK=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 PAYER_SK=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 OWNER=$("$CAST" wallet address --private-key $OWNER_SK)
-rand32() { echo "0x$(openssl rand -hex 32)"; }
 KMS_SK=$(rand32) APP_SK=$(rand32) NODE_SK=$(rand32)
 KMS=$("$CAST" wallet address --private-key "$KMS_SK")
 INSTANCE=$("$CAST" wallet address --private-key "$(rand32)")
