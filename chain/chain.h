@@ -482,6 +482,23 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_peer 
 			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
 
 /*
+ * Decode the return data of getPeerByToken / getPeer (abi.encode(Peer)). -EPROTO when an
+ * offset or length points outside data, -EBADMSG for a malformed field (why says which),
+ * -ENOMEM. Clear *p with registry_peer_clear (done on failure).
+ */
+int registry_decode_peer(const uint8_t *data, size_t len, struct registry_peer *p, char *why,
+			 size_t whylen);
+/*
+ * What a log of the registry contract means for getPeers(): 1 with *token set when it
+ * names a token whose record may have changed (PeerRegistered, PeerUpdated, PeerRemoved,
+ * InstanceBound, InstanceUnbound, Transfer: mint, transfer, burn), 0 for an event that
+ * changes no record (leader, policy, minting, ownership), -EBADMSG for a log not to be
+ * taken at its word: another address, an unknown event, the wrong number of topics, data
+ * of the wrong length or with a string outside it, a token outside 1..REGISTRY_MAX_PEERS.
+ */
+int registry_log_token(const struct eth_log *log, const uint8_t contract[static 20], uint64_t *token);
+
+/*
  * Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). -ENOENT
  * when the call returns nothing, as calls to an address without code do.
  */
@@ -565,6 +582,8 @@ struct registry_reader_stats {
 	uint64_t polls;
 	uint64_t full_reads;   /* getPeers() calls */
 	uint64_t reorgs;       /* times the block we had read at left the chain */
+	uint64_t patches;      /* changes taken from the logs, by the records they name */
+	uint64_t records_read; /* getPeerByToken calls */
 };
 
 /*
@@ -576,8 +595,11 @@ int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
 void registry_reader_free(struct registry_reader *r);
 /*
  * Bring the peer set up to the head of the chain. The first poll checks the chain id and
- * reads getPeers(); after that an idle poll is one round trip, and a log from the
- * contract or a reorg leads to one more, a getPeers() pinned to the new head.
+ * reads getPeers(); after that an idle poll is one round trip, and logs from the contract
+ * lead to one more: getPeerByToken of each token they name (a batch pinned to the new
+ * head; a revert TokenHasNoPeer or empty data removes it), or getPeers() at the new head
+ * to resync (a reorg of the block we read at, a gap wider than the log range, a log that
+ * does not decode or was removed, more than 64 tokens, a reply that proves nothing).
  * *changed tells whether the peer set differs from before. On error the previous set
  * stays, and eth_rpc_last_error says why.
  */
@@ -589,5 +611,19 @@ const struct eth_block *registry_reader_block(const struct registry_reader *r);
 /* Entries of the last getPeers() that were malformed and left out. */
 const struct registry_skip *registry_reader_skipped(const struct registry_reader *r, size_t *n);
 void registry_reader_get_stats(const struct registry_reader *r, struct registry_reader_stats *s);
+/*
+ * The next poll checks the chain id (expected_chain_id, 0: any) and reads getPeers() in
+ * full at the head, keeping the current set until that succeeds.
+ */
+void registry_reader_resync(struct registry_reader *r, uint64_t expected_chain_id);
+/*
+ * Replace the records of the named tokens (named[t]) in *peers (sorted by token) by the
+ * n_got records of got (taken over: do not clear them after success); a named token
+ * without one in got is removed. *changed when the set differs. 0 or -ENOMEM (nothing
+ * taken). For the reader and its tests.
+ */
+int registry_peers_patch(struct registry_peer **peers, size_t *npeers,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], struct registry_peer *got,
+			 size_t n_got, bool *changed);
 
 #endif

@@ -251,28 +251,24 @@ int cluster_poll(struct cluster *c, bool full, bool *changed)
 	int r;
 
 	*changed = false;
-	/*
-	 * The periodic full re-read is a fresh reader: its first poll reads getPeers() at
-	 * the head, whatever the log follower believed. The old set stays until it worked.
-	 */
-	if (full || !c->reader) {
-		struct registry_reader *fresh;
-
-		r = registry_reader_new(c->rpc, c->contract, c->chain_id, &fresh);
+	if (!c->reader) {
+		r = registry_reader_new(c->rpc, c->contract, c->chain_id, &c->reader);
 		if (r < 0)
 			return fail(c, r, "registry reader");
-		r = registry_reader_poll(fresh, changed);
-		if (r < 0) {
-			registry_reader_free(fresh);
-			return fail(c, r, "reading the registry (getPeers)");
-		}
-		registry_reader_free(c->reader);
-		c->reader = fresh;
-		*changed = true;
-		return 0;
 	}
+	/*
+	 * The periodic full re-read resyncs the follower: the chain id again and getPeers() at
+	 * the head, whatever the logs said. The old set stays until it worked; the decision
+	 * re-verifies only the records that differ from what it verified before.
+	 */
+	if (full)
+		registry_reader_resync(c->reader, c->chain_id);
 	r = registry_reader_poll(c->reader, changed);
-	return r < 0 ? fail(c, r, "following the registry") : 0;
+	if (r < 0)
+		return fail(c, r, full ? "reading the registry (getPeers)" : "following the registry");
+	if (full)
+		*changed = true;
+	return 0;
 }
 
 const struct registry_peer *cluster_peers(const struct cluster *c, size_t *n)
