@@ -27,37 +27,8 @@ pids+=($!)
 http=http://127.0.0.1:$port
 for _ in $(seq 100); do "$CAST" chain-id --rpc-url "$http" >/dev/null 2>&1 && break; sleep 0.1; done
 
-# The counting proxy: forwards each POST to anvil and keeps the byte totals in a file.
-cat >"$tmp/count-proxy.py" <<'PY'
-import http.server, os, sys, urllib.request
-upstream, counter = sys.argv[2], sys.argv[3]
-totals = [0, 0, 0]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a):
-        pass
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        if n < 0 or n > 64 << 20:
-            self.send_error(413)
-            return
-        body = self.rfile.read(n)
-        req = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            reply = r.read(64 << 20)
-        totals[0] += len(body); totals[1] += len(reply); totals[2] += 1
-        with open(counter + ".tmp", "w") as f:
-            f.write("%d %d %d\n" % tuple(totals))
-        os.replace(counter + ".tmp", counter)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
 pport=$(free_port)
-/usr/bin/python3 "$tmp/count-proxy.py" "$pport" "$http" "$tmp/counter" &
+/usr/bin/python3 "$ROOT/bench/rpc-count-proxy.py" 127.0.0.1 "$pport" "$http" "$tmp/counter" &
 pids+=($!)
 for _ in $(seq 100); do "$CAST" chain-id --rpc-url "http://127.0.0.1:$pport" >/dev/null 2>&1 && break; sleep 0.1; done
 
