@@ -5,6 +5,7 @@
  * the small views the agent needs.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,15 +260,17 @@ static const struct log_kind log_kinds[] = {
 };
 
 static uint8_t log_topics[ARRAY_SIZE(log_kinds)][32];
-static bool log_topics_ready;
+static pthread_once_t log_topics_once = PTHREAD_ONCE_INIT;
+
+static void log_topics_init(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
+		abi_event_topic(log_kinds[i].sig, log_topics[i]);
+}
 
 static const struct log_kind *log_kind_of(const uint8_t topic0[static 32])
 {
-	if (!log_topics_ready) {
-		for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
-			abi_event_topic(log_kinds[i].sig, log_topics[i]);
-		log_topics_ready = true;
-	}
+	pthread_once(&log_topics_once, log_topics_init);
 	for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
 		if (!memcmp(log_topics[i], topic0, 32))
 			return &log_kinds[i];
