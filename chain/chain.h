@@ -617,6 +617,25 @@ void registry_reader_get_stats(const struct registry_reader *r, struct registry_
  */
 void registry_reader_resync(struct registry_reader *r, uint64_t expected_chain_id);
 /*
+ * The tokens whose records the follower read one by one (patches) since the last call,
+ * into named[], and *from the block it held at that call: true when those patches are all
+ * that changed since then (no full read), so a copy of the set as of *from can be patched
+ * the same way. Resets what it reports either way. For the cross-check of another provider.
+ */
+bool registry_reader_take_named(struct registry_reader *r, bool named[static REGISTRY_MAX_PEERS + 1],
+				uint64_t *from);
+/*
+ * getPeerByToken of each named token (count of them) at tag, in one batch: 0 with the
+ * records that exist in *got (*n_got of them, sorted by token; free with
+ * registry_peers_free), a named token without one (reverts TokenHasNoPeer, or returns no
+ * data) left out. 1 when the replies prove nothing (another error, a record that does not
+ * decode or names another token, a reply too large): read getPeers() instead. Else the
+ * RPC's negative errno.
+ */
+int registry_read_tokens(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], size_t count,
+			 struct registry_peer **got, size_t *n_got);
+/*
  * Replace the records of the named tokens (named[t]) in *peers (sorted by token) by the
  * n_got records of got (taken over: do not clear them after success); a named token
  * without one in got is removed. *changed when the set differs. 0 or -ENOMEM (nothing

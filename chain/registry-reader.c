@@ -32,6 +32,11 @@ struct registry_reader {
 	struct registry_skip skips[READER_MAX_SKIPS];
 	size_t nskips;
 	struct registry_reader_stats stats;
+	/* since the last registry_reader_take_named: tokens read one by one, or a full read */
+	bool taken_named[REGISTRY_MAX_PEERS + 1];
+	size_t taken_count;
+	bool taken_full;
+	uint64_t taken_from;    /* the block they were read from */
 };
 
 int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
@@ -125,6 +130,7 @@ static int full_read(struct registry_reader *r, const struct eth_block *head, bo
 	r->at = *head;
 	r->synced = true;
 	r->resync = false;
+	r->taken_full = true;
 	return 0;
 }
 
@@ -210,7 +216,7 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 }
 
 /* getPeerByToken(token) at tag as JSON-RPC params (eth_call). */
-static int peer_call_params(const struct registry_reader *r, uint64_t token, const char *tag,
+static int peer_call_params(const uint8_t contract[static 20], uint64_t token, const char *tag,
 			    char *out, size_t cap)
 {
 	uint8_t data[36] = { 0 };
@@ -220,7 +226,7 @@ static int peer_call_params(const struct registry_reader *r, uint64_t token, con
 	abi_selector("getPeerByToken(uint256)", data);
 	for (int i = 0; i < 8; i++)
 		data[35 - i] = (uint8_t)(token >> (8 * i));
-	hex_encode(addr, r->contract, 20);
+	hex_encode(addr, contract, 20);
 	hex_encode(hex, data, 36);
 	n = snprintf(out, cap, "[{\"to\":\"0x%s\",\"data\":\"0x%s\"},\"%s\"]", addr, hex, tag);
 	return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
@@ -327,36 +333,34 @@ int registry_peers_patch(struct registry_peer **peers, size_t *npeers,
 	return 0;
 }
 
-/*
- * Read the named tokens' records at head in one batch and patch them into the set.
- * 1: the replies prove nothing (read in full instead); 0 or negative errno (the set as before).
- */
-static int read_named(struct registry_reader *r, const struct eth_block *head,
-		      const bool named[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
+int registry_read_tokens(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], size_t count,
+			 struct registry_peer **out, size_t *n_out)
 {
 	enum { PARAMS_MAX = 192 };
-	struct eth_rpc_call *c = calloc(count, sizeof(*c));
-	struct registry_peer *got = calloc(count, sizeof(*got));
-	char *params = malloc(count * PARAMS_MAX), tag[ETH_BLOCK_TAG_MAX];
-	uint64_t *tokens = calloc(count, sizeof(*tokens));
+	struct eth_rpc_call *c = calloc(count + 1, sizeof(*c));
+	struct registry_peer *got = calloc(count + 1, sizeof(*got));
+	char *params = malloc((count + 1) * PARAMS_MAX);
+	uint64_t *tokens = calloc(count + 1, sizeof(*tokens));
 	size_t n = 0, n_got = 0;
 	int err = -ENOMEM;
 
+	*out = NULL;
+	*n_out = 0;
 	if (!c || !got || !params || !tokens)
 		goto out;
-	eth_block_tag(tag, head->number);
 	for (uint64_t t = 1; t <= REGISTRY_MAX_PEERS && n < count; t++) {
 		if (!named[t])
 			continue;
 		tokens[n] = t;
 		c[n].method = "eth_call";
 		c[n].params = params + n * PARAMS_MAX;
-		err = peer_call_params(r, t, tag, params + n * PARAMS_MAX, PARAMS_MAX);
+		err = peer_call_params(contract, t, tag, params + n * PARAMS_MAX, PARAMS_MAX);
 		if (err < 0)
 			goto out;
 		n++;
 	}
-	err = eth_rpc_batch(r->rpc, c, n);
+	err = n ? eth_rpc_batch(rpc, c, n) : 0;
 	if (err == -E2BIG || err == -EMSGSIZE)
 		err = 1;
 	if (err != 0)
@@ -370,23 +374,75 @@ static int read_named(struct registry_reader *r, const struct eth_block *head,
 		}
 		n_got += (size_t)k;
 	}
-	r->stats.records_read += n;
-	err = registry_peers_patch(&r->peers, &r->npeers, named, got, n_got, changed);
-	if (err == 0) {
-		n_got = 0;  /* taken */
-		r->stats.patches++;
-		r->at = *head;
-	}
+	*out = got;
+	*n_out = n_got;
+	got = NULL;
+	n_got = 0;
 out:
-	for (size_t i = 0; c && i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		eth_rpc_call_clear(&c[i]);
-	for (size_t i = 0; got && i < n_got; i++)
+	for (size_t i = 0; i < n_got; i++)
 		registry_peer_clear(&got[i]);
 	free(c);
 	free(got);
 	free(params);
 	free(tokens);
 	return err;
+}
+
+/* The tokens named since the last registry_reader_take_named, for its caller. */
+static void note_named(struct registry_reader *r, const bool named[static REGISTRY_MAX_PEERS + 1])
+{
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (named[t] && !r->taken_named[t]) {
+			r->taken_named[t] = true;
+			r->taken_count++;
+		}
+}
+
+/*
+ * Read the named tokens' records at head in one batch and patch them into the set.
+ * 1: the replies prove nothing (read in full instead); 0 or negative errno (the set as before).
+ */
+static int read_named(struct registry_reader *r, const struct eth_block *head,
+		      const bool named[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
+{
+	struct registry_peer *got;
+	char tag[ETH_BLOCK_TAG_MAX];
+	size_t n_got;
+	int err;
+
+	eth_block_tag(tag, head->number);
+	err = registry_read_tokens(r->rpc, r->contract, tag, named, count, &got, &n_got);
+	if (err != 0)
+		return err;
+	r->stats.records_read += count;
+	err = registry_peers_patch(&r->peers, &r->npeers, named, got, n_got, changed);
+	if (err < 0) {
+		registry_peers_free(got, n_got);
+		return err;
+	}
+	free(got);  /* the records are the set's now */
+	r->stats.patches++;
+	r->at = *head;
+	note_named(r, named);
+	return 0;
+}
+
+bool registry_reader_take_named(struct registry_reader *r, bool named[static REGISTRY_MAX_PEERS + 1],
+				uint64_t *from)
+{
+	bool ok = !r->taken_full && r->synced && r->taken_count <= READER_MAX_CHANGED;
+
+	if (ok) {
+		memcpy(named, r->taken_named, sizeof(r->taken_named));
+		*from = r->taken_from;
+	}
+	memset(r->taken_named, 0, sizeof(r->taken_named));
+	r->taken_count = 0;
+	r->taken_full = false;
+	r->taken_from = r->at.number;
+	return ok;
 }
 
 /* Follow from `at` to head: read only what the logs name, or everything when they cannot say. */

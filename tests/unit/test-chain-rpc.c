@@ -1021,9 +1021,11 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	struct registry_reader_stats s;
 	struct registry_reader *reader;
 	const struct registry_peer *p;
+	bool named[REGISTRY_MAX_PEERS + 1];
 	struct fake_server srv;
 	struct eth_rpc *rpc;
 	uint8_t contract[20];
+	uint64_t from;
 	size_t n;
 	bool changed;
 
@@ -1038,6 +1040,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert_eq(s.full_reads, 1);
 	registry_reader_peers(reader, &n);
 	cr_assert_eq(n, 2);
+	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read: no patches to repeat");
 
 	/* Token 2 updated: one getPeerByToken, no getPeers(). */
 	cs.head = 11;
@@ -1052,6 +1055,9 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert_eq(s.full_reads, 1);
 	cr_assert_eq(s.records_read, 1);
 	cr_assert_eq(cs.get_peers, 1);
+	cr_assert(registry_reader_take_named(reader, named, &from));
+	cr_assert_eq(from, 10);
+	cr_assert(named[2] && !named[1] && !named[3]);
 
 	/* Token 1 removed: its read reverts TokenHasNoPeer; the log of block 11 is not read again. */
 	cs.head = 12;
@@ -1064,6 +1070,9 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert_eq(s.records_read, 2);
 	cr_assert_eq(s.full_reads, 1);
 	cr_assert_eq(registry_reader_block(reader)->number, 12);
+	cr_assert(registry_reader_take_named(reader, named, &from));
+	cr_assert_eq(from, 11);
+	cr_assert(named[1] && !named[2], "only what was read since the last take");
 
 	/* A mint names no record; nothing read. */
 	cs.head = 13;
@@ -1081,6 +1090,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	set_logs(&cs, (struct log_spec[]){ { "PeerMoved(uint256,address)", 2, 14, false } }, 1);
 	s = poll_once(reader, &changed);
 	cr_assert_eq(s.full_reads, 2, "an unknown event");
+	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read since");
 	cs.head = 15;
 	set_logs(&cs, (struct log_spec[]){ { REG, 3, 15, true } }, 1);
 	s = poll_once(reader, &changed);
