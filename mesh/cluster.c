@@ -26,6 +26,7 @@ struct cluster {
 	struct registry_record *second;   /* the other provider's records at our block */
 	size_t n_second;
 	bool have_second;
+	uint64_t second_block;          /* the block they are of */
 	const char *second_label;
 	char disagreement[512];         /* the last cross-check's finding; "" when they agreed */
 };
@@ -127,6 +128,51 @@ static struct eth_rpc *other_provider(const struct cluster *c)
 	return NULL;
 }
 
+static void drop_second(struct cluster *c)
+{
+	registry_records_free(c->second, c->n_second);
+	c->second = NULL;
+	c->n_second = 0;
+	c->have_second = false;
+}
+
+/*
+ * The other provider's records at our block (number `at`, tag): patched by the records of
+ * the tokens the follower read one by one since the last cross-check, when that is all
+ * that changed and the copy we hold is as of the block they were read from; else getPeers()
+ * in full. A change thus costs the other provider what it cost the follower's.
+ */
+static int read_second(struct cluster *c, struct eth_rpc *other, const char *tag, uint64_t at)
+{
+	bool named[REGISTRY_MAX_PEERS + 1] = { false };
+	struct registry_record *got;
+	size_t count = 0, n_got;
+	uint64_t from;
+	bool changed;
+	int r;
+
+	if (registry_reader_take_named(c->reader, named, &from) && c->have_second && from == c->second_block) {
+		for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+			count += named[t];
+		r = registry_read_tokens(other, c->contract, tag, named, count, &got, &n_got);
+		if (r == 0) {
+			r = registry_peers_patch(&c->second, &c->n_second, named, got, n_got, &changed);
+			if (r < 0)
+				registry_records_free(got, n_got);
+			else
+				free(got);
+		}
+		if (r <= 0) {
+			c->second_block = at;
+			return r;
+		}
+	}
+	drop_second(c);
+	r = registry_read_peers(other, c->contract, tag, &c->second, &c->n_second, NULL, 0, NULL);
+	c->second_block = at;
+	return r;
+}
+
 int cluster_cross_check(struct cluster *c)
 {
 	const struct eth_block *at = c->reader ? registry_reader_block(c->reader) : NULL;
@@ -135,13 +181,14 @@ int cluster_cross_check(struct cluster *c)
 	char tag[ETH_BLOCK_TAG_MAX], ours_hex[65], theirs_hex[65];
 	int r;
 
-	registry_records_free(c->second, c->n_second);
-	c->second = NULL;
-	c->n_second = 0;
-	c->have_second = false;
 	c->disagreement[0] = '\0';
-	if (!at || !other)
+	if (!at || !other) {
+		drop_second(c);
 		return 0;
+	}
+	/* Another provider than last time: what we hold of the last one's view is no use. */
+	if (c->second_label && strcmp(c->second_label, eth_rpc_current_label(other)))
+		c->have_second = false;
 	c->second_label = eth_rpc_current_label(other);
 	eth_block_tag(tag, at->number);
 	r = eth_get_block(other, tag, &theirs);
@@ -153,8 +200,9 @@ int cluster_cross_check(struct cluster *c)
 			 eth_rpc_current_label(c->rpc), theirs_hex, c->second_label);
 	}
 	if (r == 0)
-		r = registry_read_peers(other, c->contract, tag, &c->second, &c->n_second, NULL, 0, NULL);
+		r = read_second(c, other, tag, at->number);
 	if (r < 0) {
+		drop_second(c);
 		snprintf(c->disagreement, sizeof(c->disagreement), "providers disagree: %s cannot serve "
 			 "the registry at block %llu (%s)", c->second_label, (unsigned long long)at->number,
 			 eth_rpc_error(other));
@@ -252,28 +300,24 @@ int cluster_poll(struct cluster *c, bool full, bool *changed)
 	int r;
 
 	*changed = false;
-	/*
-	 * The periodic full re-read is a fresh reader: its first poll reads getPeers() at
-	 * the head, whatever the log follower believed. The old set stays until it worked.
-	 */
-	if (full || !c->reader) {
-		struct registry_reader *fresh;
-
-		r = registry_reader_new(c->rpc, c->contract, c->chain_id, &fresh);
+	if (!c->reader) {
+		r = registry_reader_new(c->rpc, c->contract, c->chain_id, &c->reader);
 		if (r < 0)
 			return fail(c, r, "registry reader");
-		r = registry_reader_poll(fresh, changed);
-		if (r < 0) {
-			registry_reader_free(fresh);
-			return fail(c, r, "reading the registry (getPeers)");
-		}
-		registry_reader_free(c->reader);
-		c->reader = fresh;
-		*changed = true;
-		return 0;
 	}
+	/*
+	 * The periodic full re-read resyncs the follower: the chain id again and getPeers() at
+	 * the head, whatever the logs said. The old set stays until it worked; the decision
+	 * re-verifies only the records that differ from what it verified before.
+	 */
+	if (full)
+		registry_reader_resync(c->reader, c->chain_id);
 	r = registry_reader_poll(c->reader, changed);
-	return r < 0 ? fail(c, r, "following the registry") : 0;
+	if (r < 0)
+		return fail(c, r, full ? "reading the registry (getPeers)" : "following the registry");
+	if (full)
+		*changed = true;
+	return 0;
 }
 
 const struct registry_record *cluster_peers(const struct cluster *c, size_t *n)

@@ -63,15 +63,102 @@ void mesh_plan_clear(struct mesh_plan *plan)
 
 /* ---- the registry, verified ---------------------------------------------------------------- */
 
-/* Why a record cannot be a peer of ours, or NULL when it can. */
-static const char *peer_record_problem(const struct mesh_self *self, const struct registry_record *p,
-				       struct err_detail *why)
+static void put_u64(struct keccak256_ctx *k, uint64_t v)
 {
-	const char *problem = registry_record_problem(p, self->chain_id, self->contract, self->kms_root,
-						      why);
+	uint8_t w[8];
+
+	for (int i = 0; i < 8; i++)
+		w[7 - i] = (uint8_t)(v >> (8 * i));
+	keccak256_update(k, w, 8);
+}
+
+/* What a verdict depends on: the whole record and what it is checked under. */
+static void verdict_key(const struct mesh_self *self, const struct registry_record *p, uint8_t out[static 32])
+{
+	static const char tag[] = "dstack-p2p.verdict.v1";
+	struct keccak256_ctx k;
+	size_t len = p->endpoint ? strlen(p->endpoint) : 0;
+
+	keccak256_init(&k);
+	keccak256_update(&k, tag, sizeof(tag) - 1);
+	put_u64(&k, self->chain_id);
+	keccak256_update(&k, self->contract, 20);
+	keccak256_update(&k, self->kms_root, 20);
+	put_u64(&k, p->token_id);
+	keccak256_update(&k, p->instance_id, 20);
+	keccak256_update(&k, p->wg_public_key, 32);
+	keccak256_update(&k, &p->mode, 1);
+	put_u64(&k, p->nonce);
+	keccak256_update(&k, p->node_pubkey, 64);
+	keccak256_update(&k, p->app_pubkey, 64);
+	keccak256_update(&k, p->app_signature, 65);
+	keccak256_update(&k, p->kms_signature, 65);
+	keccak256_update(&k, p->node_signature, 65);
+	put_u64(&k, p->endpoint ? len : UINT64_MAX);
+	keccak256_update(&k, p->endpoint ? p->endpoint : "", len);
+	keccak256_final(&k, out);
+}
+
+/*
+ * registry_record_verify, remembered in vc (NULL: none): the secp256k1 recoveries run once per
+ * distinct record, not once per view. The verdict is a function of what the key hashes.
+ */
+static enum attest_verdict verify(struct mesh_verify_cache *vc, const struct mesh_self *self,
+				  const struct registry_record *p)
+{
+	struct mesh_verified *ways;
+	uint8_t key[32];
+	enum attest_verdict v;
+
+	if (!vc || p->token_id < 1 || p->token_id > REGISTRY_MAX_PEERS)
+		return registry_record_verify(p, self->chain_id, self->contract, self->kms_root);
+	ways = vc->by_token[p->token_id];
+	verdict_key(self, p, key);
+	for (size_t i = 0; i < MESH_VERIFIED_WAYS; i++)
+		if (ways[i].used && !memcmp(ways[i].key, key, 32)) {
+			vc->hits++;
+			return (enum attest_verdict)ways[i].verdict;
+		}
+	vc->misses++;
+	v = registry_record_verify(p, self->chain_id, self->contract, self->kms_root);
+	/* The newest first; the oldest way goes. */
+	memmove(&ways[1], &ways[0], (MESH_VERIFIED_WAYS - 1) * sizeof(ways[0]));
+	memcpy(ways[0].key, key, 32);
+	ways[0].verdict = (uint8_t)v;
+	ways[0].used = true;
+	return v;
+}
+
+/* Forget the verdicts of tokens that have no record in the view applied (recs, recs2). */
+static void verified_keep(struct mesh_verify_cache *vc, const struct mesh_input *in)
+{
+	bool present[REGISTRY_MAX_PEERS + 1] = { false };
+
+	for (size_t i = 0; i < in->n_recs; i++)
+		if (in->recs[i].token_id >= 1 && in->recs[i].token_id <= REGISTRY_MAX_PEERS)
+			present[in->recs[i].token_id] = true;
+	for (size_t i = 0; in->recs2 && i < in->n_recs2; i++)
+		if (in->recs2[i].token_id >= 1 && in->recs2[i].token_id <= REGISTRY_MAX_PEERS)
+			present[in->recs2[i].token_id] = true;
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (!present[t])
+			memset(vc->by_token[t], 0, sizeof(vc->by_token[t]));
+}
+
+/* Why a record cannot be a peer of ours, or NULL when it can. */
+static const char *peer_record_problem(struct mesh_verify_cache *vc, const struct mesh_self *self,
+				       const struct registry_record *p, struct err_detail *why)
+{
+	const char *problem = registry_record_field_problem(p);
+	enum attest_verdict v;
 
 	if (problem)
 		return problem;
+	v = verify(vc, self, p);
+	if (v != ATTEST_VALID) {
+		err_detail_set(why, "verification failed: %s", attest_verdict_str(v));
+		return why->text;
+	}
 	if (p->mode != (uint8_t)self->mode) {
 		err_detail_set(why, "registered in %s mode, we run %s",
 			 mesh_mode_name((enum registry_mode)p->mode), mesh_mode_name(self->mode));
@@ -148,10 +235,10 @@ static void drop_shared_keys(struct mesh_peer *peers, size_t *n_peers, struct me
 	*n_peers = kept;
 }
 
-const struct registry_record *mesh_classify_records(const struct mesh_self *self,
-						  const struct registry_record *recs, size_t n,
-						  struct mesh_peer *peers, size_t *n_peers,
-						  struct mesh_rejected *rejected, size_t *n_rejected)
+static const struct registry_record *classify(struct mesh_verify_cache *vc, const struct mesh_self *self,
+					    const struct registry_record *recs, size_t n,
+					    struct mesh_peer *peers, size_t *n_peers,
+					    struct mesh_rejected *rejected, size_t *n_rejected)
 {
 	const struct registry_record *own = NULL;
 
@@ -167,7 +254,7 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 			own = p;
 			continue;
 		}
-		problem = peer_record_problem(self, p, &why);
+		problem = peer_record_problem(vc, self, p, &why);
 		if (problem) {
 			reject(rejected, n_rejected, p->token_id, p->nonce, p->instance_id, "%s", problem);
 			continue;
@@ -188,14 +275,27 @@ const struct registry_record *mesh_classify_records(const struct mesh_self *self
 	return own;
 }
 
-bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_record *own)
+const struct registry_record *mesh_classify_records(const struct mesh_self *self,
+						  const struct registry_record *recs, size_t n,
+						  struct mesh_peer *peers, size_t *n_peers,
+						  struct mesh_rejected *rejected, size_t *n_rejected)
+{
+	return classify(NULL, self, recs, n, peers, n_peers, rejected, n_rejected);
+}
+
+static bool own_record_valid(struct mesh_verify_cache *vc, const struct mesh_self *self,
+			     const struct registry_record *own)
 {
 	static const uint8_t zero[32];
 	const uint8_t *want_key = self->mode == REGISTRY_MODE_WIREGUARD ? self->wg_public_key : zero;
 
 	return own && own->mode == (uint8_t)self->mode && !memcmp(own->wg_public_key, want_key, 32) &&
-	       own->endpoint && !strcmp(own->endpoint, self->endpoint) &&
-	       registry_record_verify(own, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
+	       own->endpoint && !strcmp(own->endpoint, self->endpoint) && verify(vc, self, own) == ATTEST_VALID;
+}
+
+bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_record *own)
+{
+	return own_record_valid(NULL, self, own);
 }
 
 static bool was_rejected_before(const struct mesh_state *st, const struct mesh_rejected *x)
@@ -353,21 +453,16 @@ static const struct registry_record *by_token(const struct registry_record *recs
 	return NULL;
 }
 
-static bool record_verifies(const struct mesh_self *self, const struct registry_record *p)
-{
-	return registry_record_verify(p, self->chain_id, self->contract, self->kms_root) == ATTEST_VALID;
-}
-
 /* Of two records of one instance, the one that verifies, the newer if both do. */
-static const struct registry_record *prefer(const struct mesh_self *self, const struct registry_record *a,
-					  const struct registry_record *b)
+static const struct registry_record *prefer(struct mesh_verify_cache *vc, const struct mesh_self *self,
+					  const struct registry_record *a, const struct registry_record *b)
 {
 	bool va, vb;
 
 	if (a->nonce == b->nonce)
 		return a;
-	va = record_verifies(self, a);
-	vb = record_verifies(self, b);
+	va = verify(vc, self, a) == ATTEST_VALID;
+	vb = verify(vc, self, b) == ATTEST_VALID;
 	if (va != vb)
 		return va ? a : b;
 	return a->nonce >= b->nonce ? a : b;
@@ -397,8 +492,8 @@ static void note(char *text, size_t cap, const char *fmt, ...)
  * different instances on one token, the followed provider's. What differed goes to why.
  * out has room for n_recs + n_recs2 records (shallow copies, not to be cleared).
  */
-static size_t merge_views(const struct mesh_self *self, const struct mesh_input *in,
-			  struct registry_record *out, char *why, size_t why_len)
+static size_t merge_views(struct mesh_verify_cache *vc, const struct mesh_self *self,
+			  const struct mesh_input *in, struct registry_record *out, char *why, size_t why_len)
 {
 	const char *x = in->provider ? in->provider : "one provider";
 	const char *y = in->provider2 ? in->provider2 : "another";
@@ -415,7 +510,7 @@ static size_t merge_views(const struct mesh_self *self, const struct mesh_input 
 				note(why, why_len, "token %llu: nonce %llu at %s, %llu at %s",
 				     (unsigned long long)a->token_id, (unsigned long long)a->nonce, x,
 				     (unsigned long long)b->nonce, y);
-			out[n++] = *prefer(self, a, b);
+			out[n++] = *prefer(vc, self, a, b);
 		} else {
 			note(why, why_len, "token %llu: another instance at %s than at %s",
 			     (unsigned long long)a->token_id, y, x);
@@ -466,11 +561,11 @@ static bool peers_equal(const struct mesh_peer *a, size_t na, const struct mesh_
  * Does any record verify, whatever its mode (a tls-mode node in a cluster of WireGuard
  * nodes has no peers, yet their records vouch for the chain id and the KMS root)?
  */
-static bool any_record_verifies(const struct mesh_self *self, const struct mesh_input *in)
+static bool any_record_verifies(struct mesh_verify_cache *vc, const struct mesh_self *self,
+				const struct mesh_input *in)
 {
 	for (size_t i = 0; i < in->n_recs && i < 2 * REGISTRY_MAX_PEERS; i++)
-		if (registry_record_verify(&in->recs[i], self->chain_id, self->contract, self->kms_root) ==
-		    ATTEST_VALID)
+		if (verify(vc, self, &in->recs[i]) == ATTEST_VALID)
 			return true;
 	return false;
 }
@@ -481,14 +576,15 @@ static bool any_record_verifies(const struct mesh_self *self, const struct mesh_
  * lags, truncates or serves another chain. Believed only when a fresh full read a poll
  * later says the same (a follow step after a failed re-read does not count).
  */
-static bool view_suspicious(const struct mesh_state *st, const struct mesh_self *self,
+static bool view_suspicious(struct mesh_state *st, const struct mesh_self *self,
 			    const struct mesh_input *in, size_t n_valid, const struct registry_record *own)
 {
 	if (st->n_peers == 0 && st->applied_view)
 		return false;
 	if (in->n_recs == 0)
 		return true;
-	return n_valid == 0 && !mesh_own_record_valid(self, own) && !any_record_verifies(self, in);
+	return n_valid == 0 && !own_record_valid(&st->verified, self, own) &&
+	       !any_record_verifies(&st->verified, self, in);
 }
 
 static int decide_view(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
@@ -515,18 +611,18 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 			r = -ENOMEM;
 			goto out;
 		}
-		view.n_recs = merge_views(self, in, merged, why, sizeof(why));
+		view.n_recs = merge_views(&st->verified, self, in, merged, why, sizeof(why));
 		view.recs = merged;
 		report_disagreement(st, in, why, plan);
 		in = &view;
 	}
-	own = mesh_classify_records(self, in->recs, in->n_recs, peers, &n_peers, rejected, &n_rejected);
+	own = classify(&st->verified, self, in->recs, in->n_recs, peers, &n_peers, rejected, &n_rejected);
 	/*
 	 * Records, and not one verifies under a chain id nothing has confirmed yet: the chain
 	 * id is what is wrong (a lying RPC, a failover URL on another network), not every
 	 * record. That RPC is failed; nothing changes until one answers right.
 	 */
-	if (in->chain_unconfirmed && in->n_recs && !n_peers && !any_record_verifies(self, in)) {
+	if (in->chain_unconfirmed && in->n_recs && !n_peers && !any_record_verifies(&st->verified, self, in)) {
 		plan->refuse_view = true;
 		goto out;
 	}
@@ -540,6 +636,7 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 	}
 	st->recheck = false;
 	st->applied_view = true;
+	verified_keep(&st->verified, in);
 	refuse_rollbacks(st, peers, &n_peers, rejected, &n_rejected, plan);
 	for (size_t i = 0; i < n_rejected; i++)
 		if (!was_rejected_before(st, &rejected[i]))
@@ -549,7 +646,7 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 	st->n_rejected = n_rejected;
 
 	/* Our own record: registered only when it says what we would say now, and verifies. */
-	if (own && mesh_own_record_valid(self, own)) {
+	if (own && own_record_valid(&st->verified, self, own)) {
 		struct mesh_seen *s = seen_find(st, self->instance_id);
 
 		if (s && own->nonce < s->nonce) {

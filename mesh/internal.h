@@ -209,6 +209,24 @@ struct mesh_applied {
 };
 
 
+/*
+ * The verdict of a record as last verified (decide.c), by token: a record is verified again
+ * only when something the verdict depends on differs. Two ways per token, as two providers
+ * may serve two records for one token. Bounded (REGISTRY_MAX_PEERS + 1 tokens); the tokens
+ * that left the registry are dropped when a view is applied.
+ */
+struct mesh_verified {
+	uint8_t key[32];                    /* keccak of every field of the record, with the
+					       chain id, contract and KMS root it was checked under */
+	uint8_t verdict;                    /* enum attest_verdict */
+	bool used;
+};
+#define MESH_VERIFIED_WAYS 2
+struct mesh_verify_cache {
+	struct mesh_verified by_token[REGISTRY_MAX_PEERS + 1][MESH_VERIFIED_WAYS];
+	uint64_t hits, misses;              /* verifications saved and done (tests, bench) */
+};
+
 /* What the decision remembers between turns. Only mesh_decide and mesh_note_* change it. */
 struct mesh_state {
 	/* the verified peer list apps see (never includes this node), sorted by token */
@@ -223,6 +241,7 @@ struct mesh_state {
 	size_t n_applied;
 	bool applied_view;                  /* a registry view was applied since start */
 	bool recheck;                       /* a suspicious view waits for a fresh full re-read */
+	struct mesh_verify_cache verified;  /* verdicts of records seen before */
 
 	/* our registration */
 	uint64_t token;                     /* from our own record; 0 = unknown */

@@ -5,6 +5,7 @@
  * the small views the agent needs.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,132 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_recor
 	*out = peers;
 	*n = kept;
 	return 0;
+}
+
+int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record *p, char *why,
+			 size_t whylen)
+{
+	struct abi_tuple top, entry;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	abi_tuple_init(&top, data, len);
+	/* abi.encode(Peer): one head word, the offset of the (dynamic) tuple. */
+	if (abi_get_tuple(&top, 0, &entry) < 0) {
+		snprintf(why, whylen, "the record's offset points outside the reply");
+		return -EPROTO;
+	}
+	r = decode_peer(&entry, p, why, whylen);
+	if (r < 0)
+		registry_record_clear(p);
+	return r;
+}
+
+/* ---- the contract's logs ----------------------------------------------------------------- */
+
+/*
+ * Every event the contract emits (contracts/src/DstackClusterNFT.sol and what it inherits),
+ * with its topic count. token_topic: the topic naming a token whose record the event may
+ * change, or 0 for an event that leaves every record as it is. min_data: the least data
+ * the event carries (its head words); dyn_slot: a string whose bounds are checked, or -1.
+ */
+struct log_kind {
+	const char *sig;
+	uint8_t ntopics;
+	uint8_t token_topic;
+	uint16_t min_data;
+	uint16_t max_data;     /* 0: no upper bound but the reply's */
+	int8_t dyn_slot;
+};
+
+static const struct log_kind log_kinds[] = {
+	/* the records: registered, updated, removed (burn, transfer, re-bind) */
+	{ "PeerRegistered(uint256,address,bytes32,string,uint8,uint64)", 3, 1, 5 * 32, 0, 1 },
+	{ "PeerUpdated(uint256,address,bytes32,string,uint8,uint64)", 3, 1, 5 * 32, 0, 1 },
+	{ "PeerRemoved(uint256,address,uint8)", 3, 1, 32, 32, -1 },
+	/* what comes with a removal, or leads to one: read too, a record is cheap to read */
+	{ "InstanceBound(uint256,address)", 3, 1, 0, 0, -1 },
+	{ "InstanceUnbound(uint256,address)", 3, 1, 0, 0, -1 },
+	{ "Transfer(address,address,uint256)", 4, 3, 0, 0, -1 },
+	/* no record changes */
+	{ "NodeAccessMinted(uint256,address,string)", 3, 0, 0, 0, -1 },
+	{ "Approval(address,address,uint256)", 4, 0, 0, 0, -1 },
+	{ "ApprovalForAll(address,address,bool)", 3, 0, 0, 0, -1 },
+	{ "VoteCast(uint256,uint256,bool,uint256,uint256)", 3, 0, 0, 0, -1 },
+	{ "LeaderChanged(uint256,uint256,uint64,uint64,uint8)", 3, 0, 0, 0, -1 },
+	{ "LeaderHeartbeat(uint256,uint64)", 2, 0, 0, 0, -1 },
+	{ "LeaderLeaseSet(uint64)", 1, 0, 0, 0, -1 },
+	{ "ClusterConfigSet(uint256,uint8)", 1, 0, 0, 0, -1 },
+	{ "MintingPolicySet(uint256,bool)", 1, 0, 0, 0, -1 },
+	{ "BootPolicySet(uint8)", 1, 0, 0, 0, -1 },
+	{ "AllowAnyDeviceSet(bool)", 1, 0, 0, 0, -1 },
+	{ "RequireTcbUpToDateSet(bool)", 1, 0, 0, 0, -1 },
+	{ "ComposeHashAdded(bytes32)", 1, 0, 0, 0, -1 },
+	{ "ComposeHashRemoved(bytes32)", 1, 0, 0, 0, -1 },
+	{ "DeviceAdded(bytes32)", 1, 0, 0, 0, -1 },
+	{ "DeviceRemoved(bytes32)", 1, 0, 0, 0, -1 },
+	{ "Withdrawn(address,uint256)", 2, 0, 0, 0, -1 },
+	{ "OwnershipTransferStarted(address,address)", 3, 0, 0, 0, -1 },
+	{ "OwnershipTransferred(address,address)", 3, 0, 0, 0, -1 },
+};
+
+static uint8_t log_topics[ARRAY_SIZE(log_kinds)][32];
+static pthread_once_t log_topics_once = PTHREAD_ONCE_INIT;
+
+static void log_topics_init(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
+		abi_event_topic(log_kinds[i].sig, log_topics[i]);
+}
+
+static const struct log_kind *log_kind_of(const uint8_t topic0[static 32])
+{
+	pthread_once(&log_topics_once, log_topics_init);
+	for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
+		if (!memcmp(log_topics[i], topic0, 32))
+			return &log_kinds[i];
+	return NULL;
+}
+
+/* A uint256 topic holding a token id 1..REGISTRY_MAX_PEERS. */
+static int topic_token(const uint8_t word[static 32], uint64_t *token)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 24; i++)
+		if (word[i])
+			return -EBADMSG;
+	for (int i = 24; i < 32; i++)
+		v = v << 8 | word[i];
+	if (v < 1 || v > REGISTRY_MAX_PEERS)
+		return -EBADMSG;
+	*token = v;
+	return 0;
+}
+
+int registry_log_token(const struct eth_log *log, const uint8_t contract[static 20], uint64_t *token)
+{
+	const struct log_kind *k;
+	struct abi_tuple t;
+	const uint8_t *p;
+	size_t n;
+
+	*token = 0;
+	if (memcmp(log->address, contract, 20) || log->ntopics < 1 || log->ntopics > 4 ||
+	    (log->data_len && !log->data))
+		return -EBADMSG;
+	k = log_kind_of(log->topics[0]);
+	if (!k || log->ntopics != k->ntopics || log->data_len < k->min_data ||
+	    (k->max_data && log->data_len > k->max_data) || log->data_len % 32)
+		return -EBADMSG;
+	if (k->dyn_slot >= 0) {
+		abi_tuple_init(&t, log->data, log->data_len);
+		if (abi_get_bytes(&t, (size_t)k->dyn_slot, &p, &n) < 0)
+			return -EBADMSG;
+	}
+	if (!k->token_topic)
+		return 0;
+	return topic_token(log->topics[k->token_topic], token) < 0 ? -EBADMSG : 1;
 }
 
 /* ---- views ----------------------------------------------------------------------------- */

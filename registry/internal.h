@@ -15,4 +15,12 @@
 int registry_decode_peers(const uint8_t *data, size_t len, struct registry_record **peers, size_t *n,
 			  struct registry_skip *skips, size_t max_skips, size_t *nskips);
 
+/*
+ * Decode the return data of getPeerByToken / getPeer (abi.encode(Peer)). -EPROTO when an
+ * offset or length points outside data, -EBADMSG for a malformed field (why says which),
+ * -ENOMEM. Clear *p with registry_record_clear (done on failure).
+ */
+int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record *p, char *why,
+			 size_t whylen);
+
 #endif

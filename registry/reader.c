@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Following the registry: one batched round trip per idle poll (the head, the block we
- * last read at, and the contract's logs since then); any log or a reorg of the block we
- * read at triggers a full re-read of getPeers() pinned to the new head.
+ * last read at, and the contract's logs since then). The logs name the tokens whose
+ * records changed; only those are read (getPeerByToken, one batch pinned to the new head)
+ * and patched into the set. getPeers() in full only to resync: the first poll, a reorg of
+ * the block we read at, a gap wider than the provider's log range, a log we cannot take at
+ * its word, a removed log, more than READER_MAX_CHANGED tokens, or when asked.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,21 +13,31 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "registry/registry.h"
+#include "registry/internal.h"
 
 #define READER_MAX_SKIPS 8
+/* Named tokens above this: one getPeers() costs less than that many getPeerByToken. */
+#define READER_MAX_CHANGED 64
+/* One getPeerByToken reply: a Peer is about 1.2 KB at the longest endpoint. */
+#define READER_MAX_RECORD 8192
 
 struct registry_reader {
 	struct eth_rpc *rpc;  /* borrowed */
 	uint8_t contract[20];
 	uint64_t expected_chain_id;
 	bool synced;           /* peers hold getPeers() as of block `at` */
+	bool resync;           /* the next poll reads getPeers() in full (and the chain id) */
 	struct eth_block at;
 	struct registry_record *peers;
 	size_t npeers;
 	struct registry_skip skips[READER_MAX_SKIPS];
 	size_t nskips;
 	struct registry_reader_stats stats;
+	/* since the last registry_reader_take_named: tokens read one by one, or a full read */
+	bool taken_named[REGISTRY_MAX_PEERS + 1];
+	size_t taken_count;
+	bool taken_full;
+	uint64_t taken_from;    /* the block they were read from */
 };
 
 int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
@@ -72,6 +85,12 @@ void registry_reader_get_stats(const struct registry_reader *r, struct registry_
 	*s = r->stats;
 }
 
+void registry_reader_resync(struct registry_reader *r, uint64_t expected_chain_id)
+{
+	r->expected_chain_id = expected_chain_id;
+	r->resync = true;
+}
+
 static bool peer_equal(const struct registry_record *a, const struct registry_record *b)
 {
 	return a->token_id == b->token_id && a->mode == b->mode && a->nonce == b->nonce &&
@@ -111,6 +130,8 @@ static int full_read(struct registry_reader *r, const struct eth_block *head, bo
 	r->npeers = n;
 	r->at = *head;
 	r->synced = true;
+	r->resync = false;
+	r->taken_full = true;
 	return 0;
 }
 
@@ -153,23 +174,294 @@ out:
 	return err;
 }
 
-/* Whether the logs reply shows a change after the block we read at (or cannot tell). */
-static bool logs_show_change(const struct registry_reader *r, const struct eth_rpc_call *c)
+/*
+ * The tokens named by the logs of blocks at+1 .. head into named[], their count in
+ * *count. false when the reply cannot be taken at its word (a failed or malformed query,
+ * a removed log, a log that does not decode): then only a full read is safe. Logs past
+ * head are left for the next poll, which asks again from head.
+ */
+static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_call *c,
+			const struct eth_block *head, bool named[static REGISTRY_MAX_PEERS + 1],
+			size_t *count)
 {
 	struct eth_log *logs = NULL;
 	size_t n = 0;
-	bool change = false;
+	bool ok = true;
 
-	/* A failed or malformed logs query proves nothing: re-read to be safe. */
+	*count = 0;
 	if (c->error || c->result_type != JSON_ARRAY ||
 	    eth_parse_logs(c->result, c->result_len, &logs, &n) < 0) {
 		eth_logs_free(logs, n);
-		return true;
+		return false;
 	}
-	for (size_t i = 0; i < n && !change; i++)
-		change = logs[i].block_number > r->at.number || logs[i].removed;
+	for (size_t i = 0; i < n && ok; i++) {
+		uint64_t token;
+		int k;
+
+		if (logs[i].removed) {
+			ok = false;
+			break;
+		}
+		if (logs[i].block_number <= r->at.number || logs[i].block_number > head->number)
+			continue;
+		k = registry_log_token(&logs[i], r->contract, &token);
+		if (k < 0)
+			ok = false;
+		else if (k == 1 && !named[token]) {
+			named[token] = true;
+			(*count)++;
+		}
+	}
 	eth_logs_free(logs, n);
-	return change;
+	return ok;
+}
+
+/* getPeerByToken(token) at tag as JSON-RPC params (eth_call). */
+static int peer_call_params(const uint8_t contract[static 20], uint64_t token, const char *tag,
+			    char *out, size_t cap)
+{
+	uint8_t data[36] = { 0 };
+	char addr[41], hex[73];
+	int n;
+
+	abi_selector("getPeerByToken(uint256)", data);
+	for (int i = 0; i < 8; i++)
+		data[35 - i] = (uint8_t)(token >> (8 * i));
+	hex_encode(addr, contract, 20);
+	hex_encode(hex, data, 36);
+	n = snprintf(out, cap, "[{\"to\":\"0x%s\",\"data\":\"0x%s\"},\"%s\"]", addr, hex, tag);
+	return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
+}
+
+/* A revert with TokenHasNoPeer(token): the token has no record (any other error: unknown). */
+static bool reverted_no_peer(const struct eth_rpc_call *c, uint64_t token)
+{
+	uint8_t sel[4], *data = NULL;
+	size_t n = 0;
+	bool yes;
+
+	if (c->error != -EREMOTEIO || !c->data ||
+	    eth_parse_data(c->data, strlen(c->data), 36, &data, &n) < 0)
+		return false;
+	abi_selector("TokenHasNoPeer(uint256)", sel);
+	yes = n == 36 && !memcmp(data, sel, 4);
+	for (int i = 4; yes && i < 28; i++)
+		yes = data[i] == 0;
+	for (int i = 0; yes && i < 8; i++)
+		yes = data[35 - i] == (uint8_t)(token >> (8 * i));
+	free(data);
+	return yes;
+}
+
+/*
+ * One reply of getPeerByToken(token): 1 with *p filled (a record), 0 (no record: a
+ * TokenHasNoPeer revert or empty return data), -EBADMSG when it proves nothing (another
+ * error, a malformed or mismatched record): the caller falls back to a full read.
+ */
+static int peer_reply(const struct eth_rpc_call *c, uint64_t token, struct registry_record *p)
+{
+	uint8_t *data = NULL;
+	char why[96];
+	size_t n = 0;
+	int r;
+
+	if (c->error)
+		return reverted_no_peer(c, token) ? 0 : -EBADMSG;
+	if (c->result_type != JSON_STRING ||
+	    eth_parse_data(c->result, c->result_len, READER_MAX_RECORD, &data, &n) < 0)
+		return -EBADMSG;
+	r = n ? registry_decode_peer(data, n, p, why, sizeof(why)) : 0;
+	free(data);
+	if (r == 0 && n && p->token_id != token) {
+		registry_record_clear(p);
+		r = -EBADMSG;
+	}
+	if (r < 0)
+		return r == -ENOMEM ? r : -EBADMSG;
+	return n ? 1 : 0;
+}
+
+static int peer_by_token_id(const void *x, const void *y)
+{
+	const struct registry_record *a = x, *b = y;
+
+	return (a->token_id > b->token_id) - (a->token_id < b->token_id);
+}
+
+/*
+ * The set with the named tokens' records replaced by got[] (n_got records; a named token
+ * without one is removed). Takes the records of got; *changed when the set differs.
+ */
+int registry_peers_patch(struct registry_record **peers, size_t *npeers,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], struct registry_record *got,
+			 size_t n_got, bool *changed)
+{
+	struct registry_record *old = *peers, *next;
+	size_t n = 0, n_old = *npeers;
+
+	*changed = false;
+	next = calloc(n_old + n_got + 1, sizeof(*next));
+	if (!next)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_old; i++) {
+		uint64_t t = old[i].token_id;
+
+		if (t >= 1 && t <= REGISTRY_MAX_PEERS && named[t])
+			continue;
+		next[n++] = old[i];
+	}
+	memcpy(next + n, got, n_got * sizeof(*got));
+	n += n_got;
+	qsort(next, n, sizeof(*next), peer_by_token_id);
+	/* Changed unless every named token's record is as before (same records, same order). */
+	*changed = n != n_old;
+	for (size_t i = 0, j = 0; i < n && !*changed; i++, j++)
+		*changed = !peer_equal(&next[i], &old[j]);
+	/* The kept records moved to next: free only the replaced ones. */
+	for (size_t i = 0; i < n_old; i++) {
+		uint64_t t = old[i].token_id;
+
+		if (t >= 1 && t <= REGISTRY_MAX_PEERS && named[t])
+			registry_record_clear(&old[i]);
+	}
+	free(old);
+	if (!n) {
+		free(next);
+		next = NULL;
+	}
+	*peers = next;
+	*npeers = n;
+	return 0;
+}
+
+int registry_read_tokens(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], size_t count,
+			 struct registry_record **out, size_t *n_out)
+{
+	enum { PARAMS_MAX = 192 };
+	struct eth_rpc_call *c = calloc(count + 1, sizeof(*c));
+	struct registry_record *got = calloc(count + 1, sizeof(*got));
+	char *params = malloc((count + 1) * PARAMS_MAX);
+	uint64_t *tokens = calloc(count + 1, sizeof(*tokens));
+	size_t n = 0, n_got = 0;
+	int err = -ENOMEM;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!c || !got || !params || !tokens)
+		goto out;
+	for (uint64_t t = 1; t <= REGISTRY_MAX_PEERS && n < count; t++) {
+		if (!named[t])
+			continue;
+		tokens[n] = t;
+		c[n].method = "eth_call";
+		c[n].params = params + n * PARAMS_MAX;
+		err = peer_call_params(contract, t, tag, params + n * PARAMS_MAX, PARAMS_MAX);
+		if (err < 0)
+			goto out;
+		n++;
+	}
+	err = n ? eth_rpc_batch(rpc, c, n) : 0;
+	if (err == -E2BIG || err == -EMSGSIZE)
+		err = 1;
+	if (err != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		int k = peer_reply(&c[i], tokens[i], &got[n_got]);
+
+		if (k < 0) {
+			err = k == -ENOMEM ? k : 1;
+			goto out;
+		}
+		n_got += (size_t)k;
+	}
+	*out = got;
+	*n_out = n_got;
+	got = NULL;
+	n_got = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		eth_rpc_call_clear(&c[i]);
+	for (size_t i = 0; i < n_got; i++)
+		registry_record_clear(&got[i]);
+	free(c);
+	free(got);
+	free(params);
+	free(tokens);
+	return err;
+}
+
+/* The tokens named since the last registry_reader_take_named, for its caller. */
+static void note_named(struct registry_reader *r, const bool named[static REGISTRY_MAX_PEERS + 1])
+{
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (named[t] && !r->taken_named[t]) {
+			r->taken_named[t] = true;
+			r->taken_count++;
+		}
+}
+
+/*
+ * Read the named tokens' records at head in one batch and patch them into the set.
+ * 1: the replies prove nothing (read in full instead); 0 or negative errno (the set as before).
+ */
+static int read_named(struct registry_reader *r, const struct eth_block *head,
+		      const bool named[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
+{
+	struct registry_record *got;
+	char tag[ETH_BLOCK_TAG_MAX];
+	size_t n_got;
+	int err;
+
+	eth_block_tag(tag, head->number);
+	err = registry_read_tokens(r->rpc, r->contract, tag, named, count, &got, &n_got);
+	if (err != 0)
+		return err;
+	r->stats.records_read += count;
+	err = registry_peers_patch(&r->peers, &r->npeers, named, got, n_got, changed);
+	if (err < 0) {
+		registry_records_free(got, n_got);
+		return err;
+	}
+	free(got);  /* the records are the set's now */
+	r->stats.patches++;
+	r->at = *head;
+	note_named(r, named);
+	return 0;
+}
+
+bool registry_reader_take_named(struct registry_reader *r, bool named[static REGISTRY_MAX_PEERS + 1],
+				uint64_t *from)
+{
+	bool ok = !r->taken_full && r->synced && r->taken_count <= READER_MAX_CHANGED;
+
+	if (ok) {
+		memcpy(named, r->taken_named, sizeof(r->taken_named));
+		*from = r->taken_from;
+	}
+	memset(r->taken_named, 0, sizeof(r->taken_named));
+	r->taken_count = 0;
+	r->taken_full = false;
+	r->taken_from = r->at.number;
+	return ok;
+}
+
+/* Follow from `at` to head: read only what the logs name, or everything when they cannot say. */
+static int follow(struct registry_reader *r, const struct eth_rpc_call *logs,
+		  const struct eth_block *head, bool *changed)
+{
+	bool named[REGISTRY_MAX_PEERS + 1] = { false };
+	size_t count;
+	int err;
+
+	if (!logs_tokens(r, logs, head, named, &count) || count > READER_MAX_CHANGED)
+		return full_read(r, head, changed);
+	if (!count) {
+		r->at = *head;
+		return 0;
+	}
+	err = read_named(r, head, named, count, changed);
+	return err == 1 ? full_read(r, head, changed) : err;
 }
 
 int registry_reader_poll(struct registry_reader *r, bool *changed)
@@ -181,11 +473,11 @@ int registry_reader_poll(struct registry_reader *r, bool *changed)
 		{ .method = "eth_getLogs", .params = logs_params },
 	};
 	struct eth_block head, then;
-	bool reorg, need_read;
+	bool reorg;
 	int err;
 
 	*changed = false;
-	if (!r->synced)
+	if (!r->synced || r->resync)
 		return initial_sync(r, changed);
 	r->stats.polls++;
 	eth_block_tag(at_tag, r->at.number);
@@ -215,14 +507,12 @@ int registry_reader_poll(struct registry_reader *r, bool *changed)
 	reorg = head.number < r->at.number || c[1].error || c[1].result_type != JSON_OBJECT ||
 		eth_parse_block(c[1].result, c[1].result_len, &then) < 0 ||
 		memcmp(then.hash, r->at.hash, 32);
-	need_read = reorg || head.number - r->at.number > eth_rpc_max_log_range(r->rpc) ||
-		    logs_show_change(r, &c[2]);
 	if (reorg)
 		r->stats.reorgs++;
-	if (need_read)
+	if (reorg || head.number - r->at.number > eth_rpc_max_log_range(r->rpc))
 		err = full_read(r, &head, changed);
 	else
-		r->at = head;
+		err = follow(r, &c[2], &head, changed);
 out:
 	for (size_t i = 0; i < ARRAY_SIZE(c); i++)
 		eth_rpc_call_clear(&c[i]);

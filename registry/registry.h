@@ -119,6 +119,16 @@ void registry_record_digest(uint64_t chain_id, const uint8_t contract[static 20]
 int registry_encode_register_call(const struct registry_record *rec, struct buf *calldata);
 
 /*
+ * What a log of the registry contract means for getPeers(): 1 with *token set when it
+ * names a token whose record may have changed (PeerRegistered, PeerUpdated, PeerRemoved,
+ * InstanceBound, InstanceUnbound, Transfer: mint, transfer, burn), 0 for an event that
+ * changes no record (leader, policy, minting, ownership), -EBADMSG for a log not to be
+ * taken at its word: another address, an unknown event, the wrong number of topics, data
+ * of the wrong length or with a string outside it, a token outside 1..REGISTRY_MAX_PEERS.
+ */
+int registry_log_token(const struct eth_log *log, const uint8_t contract[static 20], uint64_t *token);
+
+/*
  * Views of the registry at "latest" (getPeers at tag, e.g. from eth_block_tag). -ENOENT
  * when the call returns nothing, as calls to an address without code do.
  */
@@ -202,6 +212,8 @@ struct registry_reader_stats {
 	uint64_t polls;
 	uint64_t full_reads;   /* getPeers() calls */
 	uint64_t reorgs;       /* times the block we had read at left the chain */
+	uint64_t patches;      /* changes taken from the logs, by the records they name */
+	uint64_t records_read; /* getPeerByToken calls */
 };
 
 /*
@@ -213,8 +225,11 @@ int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
 void registry_reader_free(struct registry_reader *r);
 /*
  * Bring the peer set up to the head of the chain. The first poll checks the chain id and
- * reads getPeers(); after that an idle poll is one round trip, and a log from the
- * contract or a reorg leads to one more, a getPeers() pinned to the new head.
+ * reads getPeers(); after that an idle poll is one round trip, and logs from the contract
+ * lead to one more: getPeerByToken of each token they name (a batch pinned to the new
+ * head; a revert TokenHasNoPeer or empty data removes it), or getPeers() at the new head
+ * to resync (a reorg of the block we read at, a gap wider than the log range, a log that
+ * does not decode or was removed, more than 64 tokens, a reply that proves nothing).
  * *changed tells whether the peer set differs from before. On error the previous set
  * stays, and eth_rpc_error says why.
  */
@@ -226,6 +241,39 @@ const struct eth_block *registry_reader_block(const struct registry_reader *r);
 /* Entries of the last getPeers() that were malformed and left out. */
 const struct registry_skip *registry_reader_skipped(const struct registry_reader *r, size_t *n);
 void registry_reader_get_stats(const struct registry_reader *r, struct registry_reader_stats *s);
+/*
+ * The next poll checks the chain id (expected_chain_id, 0: any) and reads getPeers() in
+ * full at the head, keeping the current set until that succeeds.
+ */
+void registry_reader_resync(struct registry_reader *r, uint64_t expected_chain_id);
+/*
+ * The tokens whose records the follower read one by one (patches) since the last call,
+ * into named[], and *from the block it held at that call: true when those patches are all
+ * that changed since then (no full read), so a copy of the set as of *from can be patched
+ * the same way. Resets what it reports either way. For the cross-check of another provider.
+ */
+bool registry_reader_take_named(struct registry_reader *r, bool named[static REGISTRY_MAX_PEERS + 1],
+				uint64_t *from);
+/*
+ * getPeerByToken of each named token (count of them) at tag, in one batch: 0 with the
+ * records that exist in *got (*n_got of them, sorted by token; free with
+ * registry_records_free), a named token without one (reverts TokenHasNoPeer, or returns no
+ * data) left out. 1 when the replies prove nothing (another error, a record that does not
+ * decode or names another token, a reply too large): read getPeers() instead. Else the
+ * RPC's negative errno.
+ */
+int registry_read_tokens(struct eth_rpc *rpc, const uint8_t contract[static 20], const char *tag,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], size_t count,
+			 struct registry_record **got, size_t *n_got);
+/*
+ * Replace the records of the named tokens (named[t]) in *peers (sorted by token) by the
+ * n_got records of got (taken over: do not clear them after success); a named token
+ * without one in got is removed. *changed when the set differs. 0 or -ENOMEM (nothing
+ * taken). For the reader and its tests.
+ */
+int registry_peers_patch(struct registry_record **peers, size_t *npeers,
+			 const bool named[static REGISTRY_MAX_PEERS + 1], struct registry_record *got,
+			 size_t n_got, bool *changed);
 
 /* ---- signing and verifying a record ------------------------------------------------------ */
 
@@ -250,13 +298,11 @@ enum attest_verdict registry_record_verify(const struct registry_record *p, uint
 					   const uint8_t kms_root[static 20]);
 
 /*
- * Why a record read from the contract can be nobody's peer, or NULL: a token id outside
- * 1..REGISTRY_MAX_PEERS, an empty endpoint or one holding a space, control or non-ASCII
- * byte (it goes into logs and files), or a failed registry_record_verify (then why is
- * filled and returned). What a node's own mode and transport rule out is mesh/'s call.
+ * Why a record read from the contract can be nobody's peer whatever it verifies to, or
+ * NULL: a token id outside 1..REGISTRY_MAX_PEERS, an empty endpoint or one holding a
+ * space, control or non-ASCII byte (it goes into logs and files). The signatures are
+ * registry_record_verify's; what a node's own mode and transport rule out is mesh/'s.
  */
-const char *registry_record_problem(const struct registry_record *p, uint64_t chain_id,
-				    const uint8_t contract[static 20], const uint8_t kms_root[static 20],
-				    struct err_detail *why);
+const char *registry_record_field_problem(const struct registry_record *p);
 
 #endif

@@ -22,7 +22,7 @@
 /* What the scripted server answers to one request body. status 0: never answer. */
 struct answer {
 	int status;
-	char body[4096];
+	char body[1 << 18];
 };
 
 typedef void (*answer_fn)(const char *request, size_t n, struct answer *a, void *ctx);
@@ -816,4 +816,310 @@ Test(revert, error_table_matches_the_contract_abi)
 		cr_assert_str_eq(sig, sigs[i]);
 		free(sig);
 	}
+}
+
+/* ---- the registry follower against a scripted chain ------------------------------------ */
+
+/*
+ * A chain the test moves by hand: its head, a fork (blocks from fork_at on have other
+ * hashes), the getPeers() reply, each token's getPeerByToken reply and the logs since the
+ * block we read at. Records and log data are encoded by cast in the test's thread.
+ */
+struct chain_script {
+	uint64_t head;
+	uint64_t fork_at;               /* 0: no fork */
+	const char *peers_hex;          /* getPeers() return data */
+	const char *by_token[8];        /* NULL: reverts TokenHasNoPeer; "error": another error */
+	char logs[1 << 17];
+	atomic_int get_peers, by_token_calls;
+};
+
+#define CONTRACT_HEX "c047120000000000000000000000000000000001"
+
+static void block_json(const struct chain_script *cs, uint64_t n, char *out, size_t cap)
+{
+	snprintf(out, cap, "{\"number\":\"0x%llx\",\"hash\":\"0x%02x%062llx\",\"parentHash\":\"0x%064x\","
+		 "\"timestamp\":\"0x1\"}", (unsigned long long)n, cs->fork_at && n >= cs->fork_at ? 0xf0 : 0xb0,
+		 (unsigned long long)n, 0);
+}
+
+static void answer_chain_call(struct chain_script *cs, const struct json *j, int obj, struct buf *out)
+{
+	char sel_peers[9], sel_token[9], block[256];
+	const char *method, *params;
+	size_t mlen, plen;
+	uint8_t sel[4];
+	int64_t id;
+
+	json_int64(j, json_get(j, obj, "id"), &id);
+	method = json_raw(j, json_get(j, obj, "method"), &mlen);
+	params = json_raw(j, json_get(j, obj, "params"), &plen);
+	abi_selector("getPeers()", sel);
+	hex_encode(sel_peers, sel, 4);
+	abi_selector("getPeerByToken(uint256)", sel);
+	hex_encode(sel_token, sel, 4);
+	buf_printf(out, "{\"jsonrpc\":\"2.0\",\"id\":%lld,", (long long)id);
+	if (!strncmp(method, "eth_chainId", mlen)) {
+		buf_printf(out, "\"result\":\"0x7a69\"}");
+	} else if (!strncmp(method, "eth_getBlockByNumber", mlen)) {
+		uint64_t n = memmem(params, plen, "latest", 6) ? cs->head : strtoull(params + 4, NULL, 16);
+
+		block_json(cs, n, block, sizeof(block));
+		buf_printf(out, "\"result\":%s}", block);
+	} else if (!strncmp(method, "eth_getLogs", mlen)) {
+		buf_printf(out, "\"result\":%s}", cs->logs[0] ? cs->logs : "[]");
+	} else if (memmem(params, plen, sel_peers, 8)) {
+		cs->get_peers++;
+		buf_printf(out, "\"result\":\"%s\"}", cs->peers_hex);
+	} else if (memmem(params, plen, sel_token, 8)) {
+		const char *data = memmem(params, plen, sel_token, 8);
+		unsigned t = (unsigned)strtoul(data + 8 + 56, NULL, 16);
+		const char *rec = t < 8 ? cs->by_token[t] : NULL;
+
+		cs->by_token_calls++;
+		if (rec && !strcmp(rec, "error"))
+			buf_printf(out, "\"error\":{\"code\":-32000,\"message\":\"header not found\"}}");
+		else if (rec)
+			buf_printf(out, "\"result\":\"%s\"}", rec);
+		else
+			buf_printf(out, "\"error\":{\"code\":3,\"message\":\"execution reverted\",\"data\":"
+				   "\"0x%s%064x\"}}", sel_token, t);
+		/* the revert's selector is TokenHasNoPeer's, patched below */
+	} else {
+		buf_printf(out, "\"error\":{\"code\":-32601,\"message\":\"no such method\"}}");
+	}
+}
+
+static void answer_chain(const char *req, size_t n, struct answer *a, void *ctx)
+{
+	struct chain_script *cs = ctx;
+	char sel_token[9], sel_none[9], *p;
+	struct json j;
+	struct buf out;
+	uint8_t sel[4];
+
+	buf_init(&out, 0);
+	a->status = 200;
+	if (json_parse(&j, req, n, 0) < 0) {
+		snprintf(a->body, sizeof(a->body), "garbage");
+		return;
+	}
+	if (j.tok[0].type == JSON_ARRAY) {
+		buf_printf(&out, "[");
+		for (int e = 0; e < j.tok[0].size; e++) {
+			if (e)
+				buf_printf(&out, ",");
+			answer_chain_call(cs, &j, json_array_at(&j, 0, e), &out);
+		}
+		buf_printf(&out, "]");
+	} else {
+		answer_chain_call(cs, &j, 0, &out);
+	}
+	json_clear(&j);
+	buf_terminate(&out);
+	/* A revert names TokenHasNoPeer(t), not the function's selector. */
+	abi_selector("getPeerByToken(uint256)", sel);
+	hex_encode(sel_token, sel, 4);
+	abi_selector("TokenHasNoPeer(uint256)", sel);
+	hex_encode(sel_none, sel, 4);
+	for (p = strstr((char *)out.data, "\"data\":\"0x"); p; p = strstr(p + 1, "\"data\":\"0x"))
+		if (!strncmp(p + 10, sel_token, 8))
+			memcpy(p + 10, sel_none, 8);
+	snprintf(a->body, sizeof(a->body), "%s", (char *)out.data);
+	buf_clear(&out);
+}
+
+#define PEER_T "(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)"
+#define K64 "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define S65 "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* cast's tuple text of token t's record at nonce. */
+static void peer_text(char *out, size_t cap, unsigned t, unsigned nonce)
+{
+	snprintf(out, cap, "(%u,0x%040x,0x%064x,10.0.0.%u:51820,1,%u," K64 "," K64 "," S65 "," S65 "," S65 ")",
+		 t, 0xa0 + t, t, t, nonce);
+}
+
+/* getPeers() data of tokens[] (nonces[]), and getPeerByToken data of one record. */
+static char *cast_peers(size_t n, const unsigned *tokens, const unsigned *nonces)
+{
+	char list[8192] = "", one[1024];
+
+	for (size_t i = 0; i < n; i++) {
+		peer_text(one, sizeof(one), tokens[i], nonces[i]);
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "," : "", one);
+	}
+	return cast_output("abi-encode 'f(" PEER_T "[])' '[%s]'", list);
+}
+
+static char *cast_peer_by_token(unsigned t, unsigned nonce)
+{
+	char one[1024];
+
+	peer_text(one, sizeof(one), t, nonce);
+	return cast_output("abi-encode 'f(" PEER_T ")' '%s'", one);
+}
+
+/* Logs JSON: each (event signature, token, block, removed); data encoded by cast. */
+struct log_spec {
+	const char *sig;
+	unsigned token;
+	uint64_t block;
+	bool removed;
+};
+
+static void set_logs(struct chain_script *cs, const struct log_spec *l, size_t n)
+{
+	char *peer_data = cast_output("abi-encode 'f(bytes32,string,uint8,uint64)' 0x%064x 10.0.0.9:51820 1 2", 9);
+	size_t len = 0;
+	char *topic = NULL;
+
+	len += (size_t)snprintf(cs->logs, sizeof(cs->logs), "[");
+	for (size_t i = 0; i < n; i++) {
+		if (!i || strcmp(l[i].sig, l[i - 1].sig)) {
+			free(topic);
+			topic = cast_output("keccak '%s'", l[i].sig);
+		}
+		const char *data = strstr(l[i].sig, "Peer") == l[i].sig && strstr(l[i].sig, "string") ? peer_data
+				   : strstr(l[i].sig, "PeerRemoved") ? "0x0000000000000000000000000000000000000000000000000000000000000001"
+				   : "0x";
+
+		len += (size_t)snprintf(cs->logs + len, sizeof(cs->logs) - len,
+			"%s{\"address\":\"0x" CONTRACT_HEX "\",\"topics\":[\"%s\",\"0x%064x\",\"0x%064x\"],"
+			"\"data\":\"%s\",\"blockNumber\":\"0x%llx\",\"blockHash\":\"0x%064x\","
+			"\"transactionHash\":\"0x%064x\",\"logIndex\":\"0x%zx\",\"removed\":%s}",
+			i ? "," : "", topic, l[i].token, 0xa0 + l[i].token, data, (unsigned long long)l[i].block,
+			1, 2, i, l[i].removed ? "true" : "false");
+		cr_assert_lt(len, sizeof(cs->logs));
+	}
+	free(topic);
+	snprintf(cs->logs + len, sizeof(cs->logs) - len, "]");
+	free(peer_data);
+}
+
+#define REG "PeerRegistered(uint256,address,bytes32,string,uint8,uint64)"
+#define UPD "PeerUpdated(uint256,address,bytes32,string,uint8,uint64)"
+
+/* One poll; the reader's stats after it. */
+static struct registry_reader_stats poll_once(struct registry_reader *r, bool *changed)
+{
+	struct registry_reader_stats s;
+
+	cr_assert_eq(registry_reader_poll(r, changed), 0);
+	registry_reader_get_stats(r, &s);
+	return s;
+}
+
+Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
+{
+	static struct chain_script cs;
+	struct registry_reader_stats s;
+	struct registry_reader *reader;
+	const struct registry_record *p;
+	bool named[REGISTRY_MAX_PEERS + 1];
+	struct fake_server srv;
+	struct eth_rpc *rpc;
+	uint8_t contract[20];
+	uint64_t from;
+	size_t n;
+	bool changed;
+
+	unhex(contract, 20, CONTRACT_HEX);
+	cs.head = 10;
+	cs.peers_hex = cast_peers(2, (unsigned[]){ 1, 2 }, (unsigned[]){ 1, 1 });
+	server_start(&srv, FAKE_HTTP, answer_chain, &cs);
+	rpc = client(srv.url, 2000, -1);
+	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
+	s = poll_once(reader, &changed);
+	cr_assert(changed);
+	cr_assert_eq(s.full_reads, 1);
+	registry_reader_peers(reader, &n);
+	cr_assert_eq(n, 2);
+	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read: no patches to repeat");
+
+	/* Token 2 updated: one getPeerByToken, no getPeers(). */
+	cs.head = 11;
+	cs.by_token[2] = cast_peer_by_token(2, 2);
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false } }, 1);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert(changed);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(p[1].token_id, 2);
+	cr_assert_eq(p[1].nonce, 2);
+	cr_assert_eq(s.full_reads, 1);
+	cr_assert_eq(s.records_read, 1);
+	cr_assert_eq(cs.get_peers, 1);
+	cr_assert(registry_reader_take_named(reader, named, &from));
+	cr_assert_eq(from, 10);
+	cr_assert(named[2] && !named[1] && !named[3]);
+
+	/* Token 1 removed: its read reverts TokenHasNoPeer; the log of block 11 is not read again. */
+	cs.head = 12;
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false }, { "PeerRemoved(uint256,address,uint8)", 1, 12, false } }, 2);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert(changed);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(p[0].token_id, 2);
+	cr_assert_eq(s.records_read, 2);
+	cr_assert_eq(s.full_reads, 1);
+	cr_assert_eq(registry_reader_block(reader)->number, 12);
+	cr_assert(registry_reader_take_named(reader, named, &from));
+	cr_assert_eq(from, 11);
+	cr_assert(named[1] && !named[2], "only what was read since the last take");
+
+	/* A mint names no record; nothing read. */
+	cs.head = 13;
+	set_logs(&cs, (struct log_spec[]){ { "NodeAccessMinted(uint256,address,string)", 3, 13, false } }, 1);
+	/* (its data is "0x": a NodeAccessMinted is not checked past its topics) */
+	s = poll_once(reader, &changed);
+	cr_assert_not(changed);
+	cr_assert_eq(s.records_read, 2);
+	cr_assert_eq(s.full_reads, 1);
+
+	/* Each of these costs one full read, and nothing else. */
+	free((char *)cs.peers_hex);
+	cs.peers_hex = cast_peers(1, (unsigned[]){ 2 }, (unsigned[]){ 2 });
+	cs.head = 14;
+	set_logs(&cs, (struct log_spec[]){ { "PeerMoved(uint256,address)", 2, 14, false } }, 1);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 2, "an unknown event");
+	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read since");
+	cs.head = 15;
+	set_logs(&cs, (struct log_spec[]){ { REG, 3, 15, true } }, 1);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 3, "a removed log");
+	cs.head = 16;
+	cs.by_token[3] = "error";
+	set_logs(&cs, (struct log_spec[]){ { REG, 3, 16, false } }, 1);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 4, "a read that proves nothing");
+	cs.head = 17;
+	cs.fork_at = 16;                       /* block 16, which we read at, is gone */
+	cs.logs[0] = '\0';
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 5, "a reorg");
+	cr_assert_eq(s.reorgs, 1);
+	cs.head = 18;
+	cs.by_token[3] = NULL;                 /* every read would answer: only the count decides */
+	{
+		static struct log_spec many[65];
+
+		for (unsigned i = 0; i < 65; i++)
+			many[i] = (struct log_spec){ "InstanceBound(uint256,address)", i + 1, 18, false };
+		set_logs(&cs, many, 65);
+	}
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 6, "65 tokens");
+	cr_assert_eq(s.records_read, 2, "no record read one by one in any of these");
+	p = registry_reader_peers(reader, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(p[0].nonce, 2);
+
+	registry_reader_free(reader);
+	eth_rpc_free(rpc);
+	server_stop(&srv);
+	free((char *)cs.peers_hex);
+	free((char *)cs.by_token[2]);
 }

@@ -686,3 +686,73 @@ Test(mesh_decide, a_record_under_another_kms_root_is_never_programmed)
 	registry_free(recs, n + 1);
 	attest_node_secrets_free(forged.secrets);
 }
+
+/* ---- the verified cache: a record is verified once, again only when it differs --------- */
+
+Test(mesh_decide, a_record_seen_before_is_not_verified_again)
+{
+	struct registry_record recs[NODES];
+	size_t n = registry_of(recs, 4);
+	const int want[] = { 2, 3, 4 };
+	uint64_t misses;
+
+	decide(recs, n, true, true, 1000);
+	apply();
+	assert_device_holds(want, 3);
+	misses = st.verified.misses;
+	cr_assert_eq(misses, 4, "ours and three peers verified once each");
+	/* The same view (a follow step, the periodic full re-read): nothing verified again. */
+	decide(recs, n, true, false, 2000);
+	decide(recs, n, true, true, 3000);
+	cr_assert_eq(st.verified.misses, misses);
+	cr_assert_geq(st.verified.hits, 8);
+	cr_assert_eq(plan.n_changes, 0);
+	/* Node 3 moves (a new nonce): that one record is verified. */
+	registry_record_clear(&recs[2]);
+	record(&recs[2], 3, 3, "10.9.0.33:51830", 2);
+	decide(recs, n, true, false, 4000);
+	cr_assert_eq(st.verified.misses, misses + 1);
+	cr_assert_str_eq(st.peers[1].endpoint, "10.9.0.33:51830");
+	registry_free(recs, n);
+}
+
+/* Same token and nonce, one byte of the signature changed: verified again, and refused. */
+Test(mesh_decide, the_cache_keys_on_every_byte_not_on_token_and_nonce)
+{
+	struct registry_record recs[NODES];
+	size_t n = registry_of(recs, 4);
+	const int want[] = { 2, 3 };
+	uint64_t misses;
+
+	decide(recs, n, true, true, 1000);
+	apply();
+	misses = st.verified.misses;
+	recs[3].node_signature[10] ^= 0x01;
+	decide(recs, n, true, false, 2000);
+	cr_assert_eq(st.verified.misses, misses + 1);
+	cr_assert(logged("dropping the record of token 4"), "%s", (char *)logbuf.data);
+	apply();
+	assert_device_holds(want, 2);
+	/* A verdict holds only under the KMS root it was reached under. */
+	misses = st.verified.misses;
+	self.kms_root[0] ^= 0x01;
+	decide(recs, n, true, true, 3000);
+	cr_assert_eq(st.verified.misses, misses + 4, "each record verified again");
+	cr_assert(plan.recheck, "nothing verifies under the other root");
+	self.kms_root[0] ^= 0x01;
+	registry_free(recs, n);
+}
+
+Test(mesh_decide, a_token_that_left_the_registry_is_forgotten)
+{
+	struct registry_record recs[NODES];
+	size_t n = registry_of(recs, 4);
+
+	decide(recs, n, true, true, 1000);
+	cr_assert(st.verified.by_token[4][0].used);
+	decide(recs, n - 1, true, false, 2000);
+	cr_assert_not(st.verified.by_token[4][0].used);
+	cr_assert_not(st.verified.by_token[4][1].used);
+	cr_assert(st.verified.by_token[3][0].used);
+	registry_free(recs, n);
+}
