@@ -193,20 +193,23 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_recor
 	return 0;
 }
 
-int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record *p, char *why,
-			 size_t whylen)
+int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record *p,
+			 struct err_detail *why)
 {
 	struct abi_tuple top, entry;
+	struct err_detail scratch;
 	int r;
 
+	if (!why)
+		why = &scratch;
 	memset(p, 0, sizeof(*p));
 	abi_tuple_init(&top, data, len);
 	/* abi.encode(Peer): one head word, the offset of the (dynamic) tuple. */
 	if (abi_get_tuple(&top, 0, &entry) < 0) {
-		snprintf(why, whylen, "the record's offset points outside the reply");
+		err_detail_set(why, "the record's offset points outside the reply");
 		return -EPROTO;
 	}
-	r = decode_peer(&entry, p, why, whylen);
+	r = decode_peer(&entry, p, why->text, sizeof(why->text));
 	if (r < 0)
 		registry_record_clear(p);
 	return r;

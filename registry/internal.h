@@ -17,10 +17,10 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_recor
 
 /*
  * Decode the return data of getPeerByToken / getPeer (abi.encode(Peer)). -EPROTO when an
- * offset or length points outside data, -EBADMSG for a malformed field (why says which),
+ * offset or length points outside data, -EBADMSG for a malformed field (why, may be NULL, says which),
  * -ENOMEM. Clear *p with registry_record_clear (done on failure).
  */
-int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record *p, char *why,
-			 size_t whylen);
+int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record *p,
+			 struct err_detail *why);
 
 #endif

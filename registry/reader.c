@@ -261,7 +261,6 @@ static bool reverted_no_peer(const struct eth_rpc_call *c, uint64_t token)
 static int peer_reply(const struct eth_rpc_call *c, uint64_t token, struct registry_record *p)
 {
 	uint8_t *data = NULL;
-	char why[96];
 	size_t n = 0;
 	int r;
 
@@ -270,7 +269,7 @@ static int peer_reply(const struct eth_rpc_call *c, uint64_t token, struct regis
 	if (c->result_type != JSON_STRING ||
 	    eth_parse_data(c->result, c->result_len, READER_MAX_RECORD, &data, &n) < 0)
 		return -EBADMSG;
-	r = n ? registry_decode_peer(data, n, p, why, sizeof(why)) : 0;
+	r = n ? registry_decode_peer(data, n, p, NULL) : 0;
 	free(data);
 	if (r == 0 && n && p->token_id != token) {
 		registry_record_clear(p);

@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct registry_record p;
 	struct eth_log *logs = NULL;
 	size_t n = 0;
-	char why[96];
+	struct err_detail why;
 	uint64_t token;
 
 	if (eth_parse_logs((const char *)data, size, &logs, &n) == 0)
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 	eth_logs_free(logs, n);
 	one_log(data, size);
-	if (registry_decode_peer(data, size, &p, why, sizeof(why)) == 0)
+	if (registry_decode_peer(data, size, &p, &why) == 0)
 		registry_record_clear(&p);
 	return 0;
 }

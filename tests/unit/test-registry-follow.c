@@ -186,13 +186,13 @@ static char *cast_peer(const char *endpoint, unsigned sig_len)
 Test(registry_record, one_record_decodes_and_a_malformed_one_says_why)
 {
 	struct registry_record p;
-	char why[96] = "";
+	struct err_detail why = { "" };
 	char *hex = cast_peer("10.0.0.9:51820", 65);
 	size_t n = (strlen(hex) - 2) / 2;
 	uint8_t *data = malloc(n);
 
 	unhex(data, n, hex);
-	cr_assert_eq(registry_decode_peer(data, n, &p, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(registry_decode_peer(data, n, &p, &why), 0, "%s", why.text);
 	cr_assert_eq(p.token_id, 9);
 	cr_assert_eq(p.nonce, 3);
 	cr_assert_eq(p.mode, REGISTRY_MODE_WIREGUARD);
@@ -202,8 +202,8 @@ Test(registry_record, one_record_decodes_and_a_malformed_one_says_why)
 	cr_assert_eq(p.node_signature[64], 0xbb);
 	registry_record_clear(&p);
 	/* cut short: offsets outside the data */
-	cr_assert_eq(registry_decode_peer(data, n / 2, &p, why, sizeof(why)), -EPROTO);
-	cr_assert_eq(registry_decode_peer(data, 0, &p, why, sizeof(why)), -EPROTO);
+	cr_assert_eq(registry_decode_peer(data, n / 2, &p, &why), -EPROTO);
+	cr_assert_eq(registry_decode_peer(data, 0, &p, &why), -EPROTO);
 	free(data);
 	free(hex);
 	/* a 66-byte node signature */
@@ -211,8 +211,8 @@ Test(registry_record, one_record_decodes_and_a_malformed_one_says_why)
 	n = (strlen(hex) - 2) / 2;
 	data = malloc(n);
 	unhex(data, n, hex);
-	cr_assert_eq(registry_decode_peer(data, n, &p, why, sizeof(why)), -EBADMSG);
-	cr_assert(strstr(why, "node signature"), "%s", why);
+	cr_assert_eq(registry_decode_peer(data, n, &p, &why), -EBADMSG);
+	cr_assert(strstr(why.text, "node signature"), "%s", why.text);
 	cr_assert_null(p.endpoint);
 	free(data);
 	free(hex);
