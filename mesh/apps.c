@@ -11,7 +11,7 @@
 #include "mesh/mesh.h"
 #include "registry/registry.h"
 
-static void refresh_label(struct mesh_agent *a, uint64_t token, const char *instance_hex)
+static void refresh_label(struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])
 {
 	struct agent_label *l;
 	char text[sizeof(l->text)];
@@ -19,7 +19,7 @@ static void refresh_label(struct mesh_agent *a, uint64_t token, const char *inst
 	if (token < 1 || token > REGISTRY_MAX_PEERS)
 		return;
 	l = &a->labels[token];
-	if (!strcmp(l->instance_id, instance_hex))
+	if (!memcmp(l->instance_id, instance_id, 20))
 		return;
 	/* Unknown on error: asked again at the next change. */
 	if (cluster_label_of(a->cluster, token, text, sizeof(text)) < 0) {
@@ -27,7 +27,7 @@ static void refresh_label(struct mesh_agent *a, uint64_t token, const char *inst
 			  cluster_error(a->cluster));
 		return;
 	}
-	snprintf(l->instance_id, sizeof(l->instance_id), "%s", instance_hex);
+	memcpy(l->instance_id, instance_id, 20);
 	memcpy(l->text, text, sizeof(l->text));
 }
 
@@ -36,14 +36,14 @@ void agent_refresh_labels(struct mesh_agent *a)
 	if (!a->cluster)
 		return;
 	if (a->st.token)
-		refresh_label(a, a->st.token, a->instance_hex);
+		refresh_label(a, a->st.token, a->id.instance_id);
 	for (size_t i = 0; i < a->st.n_peers; i++)
 		refresh_label(a, a->st.peers[i].token, a->st.peers[i].instance_id);
 }
 
-const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex)
+const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])
 {
-	if (token < 1 || token > REGISTRY_MAX_PEERS || strcmp(a->labels[token].instance_id, instance_hex))
+	if (token < 1 || token > REGISTRY_MAX_PEERS || memcmp(a->labels[token].instance_id, instance_id, 20))
 		return "";
 	return a->labels[token].text;
 }
@@ -108,17 +108,14 @@ int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
 /* The leader's name for apps: its overlay address (wireguard) or gateway URL (tls). */
 static const char *leader_connect(const struct mesh_agent *a, char addr[static 16])
 {
-	char inst[41];
-
 	if (!a->leader_known || !a->leader.token)
 		return "";
 	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD) {
 		mesh_overlay_addr_str((uint32_t)a->leader.token, addr);
 		return addr;
 	}
-	hex_encode(inst, a->leader.instance_id, 20);
 	for (size_t i = 0; i < a->st.n_peers; i++)
-		if (!strcmp(a->st.peers[i].instance_id, inst))
+		if (!memcmp(a->st.peers[i].instance_id, a->leader.instance_id, 20))
 			return a->st.peers[i].endpoint;
 	return "";  /* ourselves in tls mode: apps know their own URL */
 }
@@ -144,7 +141,7 @@ int agent_on_change_env(const struct mesh_agent *a, const char *event, struct bu
 	ENTRY("DSTACK_P2P_EVENT=%s", event);
 	ENTRY("DSTACK_P2P_ADDRESS=%s", a->st.token && a->cfg->mode == REGISTRY_MODE_WIREGUARD ? addr : "");
 	ENTRY("DSTACK_P2P_TOKEN=%llu", (unsigned long long)a->st.token);
-	ENTRY("DSTACK_P2P_LABEL=%s", agent_label(a, a->st.token, a->instance_hex));
+	ENTRY("DSTACK_P2P_LABEL=%s", agent_label(a, a->st.token, a->id.instance_id));
 	ENTRY("DSTACK_P2P_GENERATION=%llu", (unsigned long long)a->st.generation);
 	offsets[n++] = storage->len;
 	if (r == 0)
@@ -182,7 +179,7 @@ int agent_write_hosts_file(const struct mesh_agent *a)
 	/* tls mode has no overlay addresses: the file stays empty. */
 	for (size_t i = 0; a->cfg->mode == REGISTRY_MODE_WIREGUARD && i <= a->st.n_peers && r == 0; i++) {
 		uint64_t token = i < a->st.n_peers ? a->st.peers[i].token : a->st.token;
-		const char *inst = i < a->st.n_peers ? a->st.peers[i].instance_id : a->instance_hex;
+		const uint8_t *inst = i < a->st.n_peers ? a->st.peers[i].instance_id : a->id.instance_id;
 		const char *label = agent_label(a, token, inst);
 
 		if (token < 1 || token > REGISTRY_MAX_PEERS)
@@ -229,7 +226,7 @@ int agent_leader_json(const struct mesh_agent *a, struct buf *out)
 	mesh_overlay_addr_str((uint32_t)l->token, addr);
 	r = buf_printf(out, "{\"token\":%llu,\"label\":", (unsigned long long)l->token);
 	if (r == 0)
-		r = json_append_string(out, agent_label(a, l->token, inst));
+		r = json_append_string(out, agent_label(a, l->token, l->instance_id));
 	if (r == 0)
 		r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"term\":%llu,\"expiry\":%llu,"
 				    "\"lease_active\":%s,\"votes\":%llu,\"required\":%llu,\"self\":%s}",

@@ -223,10 +223,7 @@ static void drop_shared_keys(struct mesh_peer *peers, size_t *n_peers, struct me
 			if (!memcmp(peers[k].wg_key, peers[i].wg_key, sizeof(peers[i].wg_key)))
 				first = &peers[k];
 		if (first) {
-			uint8_t inst[20] = { 0 };
-
-			hex_decode_exact(inst, 20, peers[i].instance_id, 40);
-			reject(rejected, n_rejected, peers[i].token, peers[i].nonce, inst,
+			reject(rejected, n_rejected, peers[i].token, peers[i].nonce, peers[i].instance_id,
 			       "shares its WireGuard key with token %u", first->token);
 			continue;
 		}
@@ -262,7 +259,7 @@ static const struct registry_record *classify(struct mesh_verify_cache *vc, cons
 		m = &peers[(*n_peers)++];
 		memset(m, 0, sizeof(*m));
 		m->token = (uint32_t)p->token_id;
-		hex_encode(m->instance_id, p->instance_id, 20);
+		memcpy(m->instance_id, p->instance_id, 20);
 		memcpy(m->wg_key, p->wg_public_key, 32);
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
 		eth_address_from_pubkey(p->node_pubkey, m->node_addr);
@@ -333,10 +330,11 @@ static void seen_raise(struct mesh_state *st, const uint8_t instance_id[static 2
 	}
 }
 
-static const struct mesh_peer *current_peer_by_instance(const struct mesh_state *st, const char *hex)
+static const struct mesh_peer *current_peer_by_instance(const struct mesh_state *st,
+							const uint8_t instance_id[static 20])
 {
 	for (size_t i = 0; i < st->n_peers; i++)
-		if (!strcmp(st->peers[i].instance_id, hex))
+		if (!memcmp(st->peers[i].instance_id, instance_id, 20))
 			return &st->peers[i];
 	return NULL;
 }
@@ -351,11 +349,10 @@ static void refuse_rollbacks(struct mesh_state *st, struct mesh_peer *peers, siz
 	size_t kept = 0;
 
 	for (size_t i = 0; i < *n_peers; i++) {
-		uint8_t inst[20];
+		const uint8_t *inst = peers[i].instance_id;
 		struct mesh_seen *s;
 		const struct mesh_peer *cur;
 
-		hex_decode_exact(inst, 20, peers[i].instance_id, 40);
 		s = seen_find(st, inst);
 		if (!s || peers[i].nonce >= s->nonce) {
 			peers[kept++] = peers[i];
@@ -376,12 +373,8 @@ static void refuse_rollbacks(struct mesh_state *st, struct mesh_peer *peers, siz
 		       (unsigned long long)s->nonce);
 	}
 	*n_peers = kept;
-	for (size_t i = 0; i < kept; i++) {
-		uint8_t inst[20];
-
-		hex_decode_exact(inst, 20, peers[i].instance_id, 40);
-		seen_raise(st, inst, peers[i].nonce);
-	}
+	for (size_t i = 0; i < kept; i++)
+		seen_raise(st, peers[i].instance_id, peers[i].nonce);
 }
 
 /* ---- registration -------------------------------------------------------------------------- */

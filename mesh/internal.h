@@ -315,7 +315,7 @@ struct wg_backend;
 
 /* A token's label (labelOf), remembered for the instance it was read for. */
 struct agent_label {
-	char instance_id[41];               /* empty: not read */
+	uint8_t instance_id[20];            /* all zero: not read (the contract has no zero id) */
 	char text[65];
 };
 
@@ -403,7 +403,7 @@ int agent_status_json(struct mesh_agent *a, struct buf *out);
 /* Read the labels of our token and our peers' that are not known yet (RPC). */
 void agent_refresh_labels(struct mesh_agent *a);
 /* The label of a token held by instance (hex), "" when unknown. */
-const char *agent_label(const struct mesh_agent *a, uint64_t token, const char *instance_hex);
+const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20]);
 /* The list was just published: remember it, so added/removed name this change. */
 int agent_note_published(struct mesh_agent *a);
 /* Connect strings of the last change: in published and not in before (added) or the reverse. */

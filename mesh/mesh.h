@@ -96,7 +96,7 @@ extern const char *const mesh_config_names[];
 /* One verified registry record, reduced to what the mesh needs. */
 struct mesh_peer {
 	uint32_t token;                 /* 1..254; overlay address 10.0.1.<token> */
-	char instance_id[41];           /* lowercase hex, no 0x */
+	uint8_t instance_id[20];
 	uint8_t wg_key[WG_KEY_LEN];   /* zero in tls mode */
 	char endpoint[REGISTRY_ENDPOINT_MAX + 1];
 	enum registry_mode mode;

@@ -19,13 +19,15 @@ static int members_json(const struct mesh_agent *a, struct buf *out)
 
 	for (size_t i = 0; i < a->st.n_peers && r == 0; i++) {
 		const struct mesh_peer *p = &a->st.peers[i];
+		char inst[41];
 
+		hex_encode(inst, p->instance_id, 20);
 		mesh_overlay_addr_str(p->token, addr);
 		r = buf_printf(out, "%s{\"token\":%u,\"label\":", i ? "," : "", p->token);
 		if (r == 0)
 			r = json_append_string(out, agent_label(a, p->token, p->instance_id));
 		if (r == 0)
-			r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"connect\":", p->instance_id,
+			r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"connect\":", inst,
 				       p->mode == REGISTRY_MODE_TLS_GATEWAY ? "" : addr);
 		if (r == 0)
 			r = json_append_string(out, mesh_peer_connect_string(p, addr));
@@ -52,7 +54,7 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 		       mesh_mode_name(a->cfg->mode), (unsigned long long)a->st.token,
 		       a->st.token ? addr : "");
 	if (r == 0)
-		r = json_append_string(out, agent_label(a, a->st.token, a->instance_hex));
+		r = json_append_string(out, agent_label(a, a->st.token, a->id.instance_id));
 	if (r == 0)
 		r = buf_printf(out, ",\"instance_id\":\"%s\",\"generation\":%llu,\"peers\":", a->instance_hex,
 			       (unsigned long long)a->st.generation);
@@ -82,13 +84,14 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 static int status_peer(struct mesh_agent *a, struct buf *out, const struct mesh_peer *p, const struct wg_peer *h,
 		       bool first)
 {
-	char addr[16], key[WG_KEY_B64_LEN];
+	char addr[16], key[WG_KEY_B64_LEN], inst[41];
 	int r;
 
 	mesh_overlay_addr_str(p->token, addr);
 	wg_key_to_base64(key, p->wg_key);
+	hex_encode(inst, p->instance_id, 20);
 	r = buf_printf(out, "%s{\"token\":%u,\"instance_id\":\"%s\",\"address\":\"%s\",\"endpoint\":",
-		       first ? "" : ",", p->token, p->instance_id, p->mode == REGISTRY_MODE_TLS_GATEWAY ? "" : addr);
+		       first ? "" : ",", p->token, inst, p->mode == REGISTRY_MODE_TLS_GATEWAY ? "" : addr);
 	if (r == 0)
 		r = json_append_string(out, p->endpoint);
 	if (r == 0 && p->mode == REGISTRY_MODE_WIREGUARD)

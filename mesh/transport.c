@@ -340,8 +340,7 @@ static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
 
 	if (tp->relayed && !memcmp(p->node_addr, tp->node_addr, 20))
 		return;
-	if (hex_decode_exact(rp.instance_id, 20, p->instance_id, 40) < 0)
-		return;
+	memcpy(rp.instance_id, p->instance_id, 20);
 	memcpy(tp->node_addr, p->node_addr, 20);
 	memcpy(rp.node_addr, p->node_addr, 20);
 	snprintf(rp.host, sizeof(rp.host), "%s", tp->gw_host);

@@ -3,6 +3,7 @@
 #ifndef DSTACK_P2P_REGISTRY_INTERNAL_H
 #define DSTACK_P2P_REGISTRY_INTERNAL_H
 
+#include "common/common.h"
 #include "registry/registry.h"
 
 /*

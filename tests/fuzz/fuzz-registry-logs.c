@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chain/chain.h"
+#include "common/common.h"
 #include "registry/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
