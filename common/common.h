@@ -20,7 +20,6 @@
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 /* Prefix every line with an ISO-8601 timestamp (daemons) or not (CLI). */
 void log_set_timestamps(bool on);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -10,7 +10,6 @@ static enum log_level current_level = LOG_INFO;
 static bool with_timestamps;
 
 void log_set_level(enum log_level level) { current_level = level; }
-enum log_level log_get_level(void) { return current_level; }
 void log_set_timestamps(bool on) { with_timestamps = on; }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -36,11 +36,6 @@ int mesh_mode_parse(const char *s, enum registry_mode *out)
 	return 0;
 }
 
-const char *mesh_transport_name(enum mesh_transport t)
-{
-	return t == MESH_TRANSPORT_UDP ? "udp" : t == MESH_TRANSPORT_GATEWAY ? "gateway" : "auto";
-}
-
 int mesh_transport_parse(const char *s, enum mesh_transport *out)
 {
 	if (!strcmp(s, "udp"))

@@ -38,7 +38,6 @@ enum mesh_transport { MESH_TRANSPORT_AUTO, MESH_TRANSPORT_UDP, MESH_TRANSPORT_GA
 #define MESH_DEFAULT_RELAY_PORT 51831   /* TCP, what the gateway forwards to */
 #define MESH_DEFAULT_FALLBACK_MS 10000  /* no handshake over UDP that long: use the gateway */
 
-const char *mesh_transport_name(enum mesh_transport t);
 int mesh_transport_parse(const char *s, enum mesh_transport *out);
 
 const char *mesh_mode_name(enum registry_mode mode);
