@@ -3,7 +3,7 @@
  * mesh: new heads by push. An eth_subscribe("newHeads") over a WebSocket wakes the agent
  * for an immediate turn; the turn still reads and checks everything through the HTTP
  * RPC, so the socket is a trigger and never a source of truth: a lying server can cause
- * extra reads (at most one per PUSH_GAP_MS), nothing else. While it is up the registry is
+ * extra reads (a burst of PUSH_BURST, then one per PUSH_GAP_MS), nothing else. While it is up the registry is
  * read every P2P_PUSH_POLL_MS as a safety net; while it is down, every P2P_POLL_MS as
  * before, and it is re-dialled with backoff.
  */
@@ -15,7 +15,8 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 
-#define PUSH_GAP_MS 100                 /* at most one triggered turn per this */
+#define PUSH_GAP_MS 100                 /* triggered turns: one per this on average ... */
+#define PUSH_BURST 4                    /* ... after a burst of this many (mint, bind, register) */
 #define PUSH_CONNECT_MS 3000            /* TCP + TLS + Upgrade (the loop waits meanwhile) */
 #define PUSH_REPLY_MS 5000              /* eth_subscribe answered within this */
 #define PUSH_IDLE_PING_MS 30000         /* silence this long: a ping ... */
@@ -38,8 +39,9 @@ struct agent_push {
 	bool said_down;                     /* the fallback to polling was logged */
 	uint64_t last_rx_ms;
 	uint64_t ping_ms;                   /* an unanswered ping went out then; 0: none */
-	uint64_t last_trigger_ms;
-	bool pending;                       /* a head within the gap: a turn at its end */
+	unsigned credit;                    /* triggered turns allowed now (token bucket) */
+	uint64_t credit_ms;                 /* when the last credit was earned */
+	bool pending;                       /* a head without credit: a turn when one is earned */
 	uint64_t heads;                     /* notifications, in all */
 	uint64_t heads_at_read, block_at_read;  /* at the last safety-poll read */
 };
@@ -137,20 +139,37 @@ static void backoff(struct agent_push *p)
 	p->retry_ms = p->retry_ms >= PUSH_RETRY_MAX_MS / 2 ? PUSH_RETRY_MAX_MS : p->retry_ms * 2;
 }
 
-/* A head: a turn now, or at the end of the gap since the last triggered one. */
+/* A token bucket: PUSH_BURST turns at once, then one per PUSH_GAP_MS. */
+static bool take_credit(struct agent_push *p, uint64_t now)
+{
+	uint64_t earned = now > p->credit_ms ? (now - p->credit_ms) / PUSH_GAP_MS : 0;
+
+	if (earned) {
+		p->credit_ms += earned * PUSH_GAP_MS;
+		if (earned >= PUSH_BURST || p->credit + earned >= PUSH_BURST) {
+			p->credit = PUSH_BURST;
+			p->credit_ms = now;
+		} else {
+			p->credit += (unsigned)earned;
+		}
+	}
+	if (!p->credit)
+		return false;
+	p->credit--;
+	return true;
+}
+
+/* A head: a turn now, or when the bucket has a credit again (heads meanwhile fold into it). */
 static void trigger(struct mesh_agent *a, uint64_t now)
 {
 	struct agent_push *p = a->push;
-	uint64_t at;
 
 	p->heads++;
 	if (a->rpc_down)
 		return;  /* the RPC backs off; a head says nothing about the HTTP endpoint */
-	at = p->last_trigger_ms + PUSH_GAP_MS > now ? p->last_trigger_ms + PUSH_GAP_MS : now;
-	p->pending = at > now;
+	p->pending = !take_credit(p, now);
 	if (p->pending)
 		return;
-	p->last_trigger_ms = now;
 	a->next_rpc_ms = now;
 	a->next_turn_ms = now;
 }
@@ -283,9 +302,8 @@ void agent_push_tick(struct mesh_agent *a)
 		}
 		p->ping_ms = now;
 	}
-	if (p->pending && now >= p->last_trigger_ms + PUSH_GAP_MS) {
+	if (p->pending && take_credit(p, now)) {
 		p->pending = false;
-		p->last_trigger_ms = now;
 		if (!a->rpc_down) {
 			a->next_rpc_ms = now;
 			a->next_turn_ms = now;
@@ -327,7 +345,7 @@ uint64_t agent_push_deadline_ms(const struct mesh_agent *a)
 	if (p->state == PUSH_SUBSCRIBING)
 		return p->since_ms + PUSH_REPLY_MS;
 	t = p->ping_ms ? p->ping_ms + PUSH_PONG_MS : p->last_rx_ms + PUSH_IDLE_PING_MS;
-	if (p->pending && p->last_trigger_ms + PUSH_GAP_MS < t)
-		t = p->last_trigger_ms + PUSH_GAP_MS;
+	if (p->pending && p->credit_ms + PUSH_GAP_MS < t)
+		t = p->credit_ms + PUSH_GAP_MS;
 	return t;
 }
