@@ -181,11 +181,12 @@ static int on_json(struct mesh_agent *a, const char *text, size_t len)
 	struct json j;
 	int r, i, params;
 
-	if (json_parse(&j, text, len, 512) < 0)
-		return -EPROTO;
+	/* Not JSON, or not an object: not ours to act on, and only a trigger was at stake. */
+	if (json_parse(&j, text, len, 4096) < 0)
+		return 0;
 	r = 0;
 	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT) {
-		r = -EPROTO;
+		r = 0;
 	} else if (p->state == PUSH_SUBSCRIBING && (i = json_get(&j, 0, "id")) > 0 && json_eq(&j, i, "1")) {
 		int res = json_get(&j, 0, "result");
 		size_t n = 0;
@@ -224,7 +225,7 @@ static int on_message(void *ctx, int opcode, const uint8_t *data, size_t len)
 		return 0;
 	}
 	if (opcode != 1)
-		return -EPROTO;  /* JSON-RPC is text */
+		return 0;  /* JSON-RPC is text: anything else is ignored */
 	return on_json(a, (const char *)data, len);
 }
 
