@@ -491,6 +491,9 @@ int mesh_agent_turn(struct mesh_agent *a)
 	mesh_plan_clear(&plan);
 	wg_device_free(dev);
 	a->next_turn_ms = now_ms() + a->cfg->poll_ms;
+	/* push: a read due before the next device check (the RPC behind a head) brings it forward */
+	if (agent_push_active(a) && !a->rpc_down && a->next_rpc_ms < a->next_turn_ms)
+		a->next_turn_ms = a->next_rpc_ms;
 	return 0;
 }
 

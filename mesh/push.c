@@ -25,6 +25,8 @@
 #define PUSH_RETRY_MAX_MS 60000
 #define PUSH_REFUSED_MS 600000          /* the RPC refuses eth_subscribe: ask again this late */
 #define PUSH_SUB_ID_MAX 66
+#define PUSH_LAG_MS 150                 /* the HTTP RPC behind the head we were told of: again after this ... */
+#define PUSH_LAG_TRIES 3                /* ... this many times per head */
 
 enum push_state { PUSH_DOWN, PUSH_SUBSCRIBING, PUSH_ACTIVE };
 
@@ -43,6 +45,8 @@ struct agent_push {
 	uint64_t credit_ms;                 /* when the last credit was earned */
 	bool pending;                       /* a head without credit: a turn when one is earned */
 	uint64_t heads;                     /* notifications, in all */
+	uint64_t head_number;               /* the highest head notified (a claim, never trusted) */
+	unsigned lag_tries;                 /* reads since the last head that found the RPC behind it */
 	uint64_t heads_at_read, block_at_read;  /* at the last safety-poll read */
 };
 
@@ -209,6 +213,26 @@ static int on_json(struct mesh_agent *a, const char *text, size_t len)
 	} else if (p->state == PUSH_ACTIVE && json_eq(&j, json_get(&j, 0, "method"), "eth_subscription") &&
 		   (params = json_get(&j, 0, "params")) > 0 &&
 		   json_eq(&j, json_get(&j, params, "subscription"), p->sub_id)) {
+		int res = json_get(&j, params, "result"), num = json_get(&j, res, "number");
+		size_t n = 0;
+		const char *hex = num > 0 && j.tok[num].type == JSON_STRING ? json_raw(&j, num, &n) : NULL;
+		uint8_t be[8] = { 0 };
+
+		/* "0x" and at most 16 hex digits, or the number is left out (and not waited for) */
+		if (hex && n > 2 && n <= 18 && hex[0] == '0' && hex[1] == 'x') {
+			char digits[17] = "0000000000000000";
+
+			memcpy(digits + 16 - (n - 2), hex + 2, n - 2);
+			if (hex_decode(be, 8, digits, 16) == 8) {
+				uint64_t v = 0;
+
+				for (int k = 0; k < 8; k++)
+					v = v << 8 | be[k];
+				if (v > p->head_number)
+					p->head_number = v;
+			}
+		}
+		p->lag_tries = 0;
 		trigger(a, now_ms());
 	}
 	/* Anything else (another id, an unknown method) is not ours to act on. */
@@ -330,6 +354,16 @@ void agent_push_after_read(struct mesh_agent *a, uint64_t now)
 	}
 	p->heads_at_read = p->heads;
 	p->block_at_read = a->block;
+	/*
+	 * A provider may serve the WebSocket and HTTP from different nodes: a read that finds
+	 * the HTTP side behind the head we were told of is tried again shortly, a few times
+	 * per head (a lying head number costs those reads, no more).
+	 */
+	if (p->head_number > a->block && p->lag_tries < PUSH_LAG_TRIES) {
+		p->lag_tries++;
+		a->next_rpc_ms = now + PUSH_LAG_MS;
+		return;
+	}
 	a->next_rpc_ms = now + a->cfg->push_poll_ms;
 }
 
