@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # New heads by push (P2P_RPC_WS_URL): with the registry's safety poll set to 10 minutes,
 # a node that joins shows up in the other agents' `wg show dump` anyway, so only the
-# eth_subscribe notification over anvil's WebSocket can have brought it; then the
+# eth_subscribe notification over anvil's WebSocket can have brought it; drift is still
+# repaired every P2P_POLL_MS; then the
 # WebSocket path dies (the forwarder in front of it is killed, and another agent points at
 # a closed port) and the agents say they poll, and a further change still converges by
 # polling. No timing is asserted beyond generous bounds.
@@ -66,6 +67,16 @@ for i in 1 2; do
 done
 h_log "node 3 in nodes 1 and 2's wg show dump by push, $(( ($(date +%s%N) - t0) / 1000000 )) ms after its mint (printed, not asserted)"
 h_wait_mesh 60 1 2 3 || h_die "the mesh of 3 did not form"
+
+# Drift with push on and the registry read only every 10 min: the device check still runs
+# every P2P_POLL_MS, so a peer removed by hand is back (it costs no RPC read).
+added() { grep -c "peer 10.0.1.${H_TOKEN[3]} .*: added" "$H_RUN/agent1.log" || true; }
+n0=$(added)
+h_in 1 wg set "$(h_if 1)" peer "$(h_wg_pubkey 3)" remove
+for t in $(seq 1 300); do [ "$(added)" -gt "$n0" ] && break; sleep 0.1; done
+[ "$(added)" -gt "$n0" ] || h_die "node 1 did not add back the peer removed by hand with push on"
+wait_dump 1 3 30 || h_die "node 1: the peer removed by hand is not in wg show dump"
+h_log "node 1 put back a peer removed by hand, the registry's safety poll at ${LONG} ms"
 
 # The WebSocket path dies: nodes 1 and 2 fall back to polling, and say so.
 kids=$(pgrep -P "$FWD" || true)  # socat's per-connection children, by their parent's pid
