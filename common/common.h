@@ -287,7 +287,8 @@ typedef struct ssl_st SSL;
  * ca_file is NULL or empty; TLS 1.2 at least. 0, -ENOMEM, or -ENOENT (the CAs do not load).
  */
 int tls_client_ctx_new(const char *ca_file, SSL_CTX **out);
-/* A connection on fd that sends SNI host and checks the certificate names host: 0 or -ENOMEM. */
+/* A connection on fd that sends SNI host and checks the certificate names host (an IP
+ * literal: no SNI, the certificate's IP names): 0 or -ENOMEM. */
 int tls_client_new(SSL_CTX *ctx, int fd, const char *host, SSL **out);
 
 /* ---- WebSocket client (RFC 6455; ws.c) ------------------------------------------------ */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* TLS client set-up shared by the gateway relay and the RPC WebSocket: verified, with SNI. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -29,14 +30,24 @@ err:
 	return -ENOENT;
 }
 
+static bool is_ip_literal(const char *host)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
 int tls_client_new(SSL_CTX *ctx, int fd, const char *host, SSL **out)
 {
 	SSL *ssl = SSL_new(ctx);
+	bool ip = is_ip_literal(host);
 
 	*out = NULL;
 	if (!ssl)
 		return -ENOMEM;
-	if (!SSL_set_fd(ssl, fd) || !SSL_set_tlsext_host_name(ssl, host) || !SSL_set1_host(ssl, host)) {
+	/* An address is checked against the certificate's IP names, and sent no SNI (RFC 6066). */
+	if (!SSL_set_fd(ssl, fd) || (!ip && !SSL_set_tlsext_host_name(ssl, host)) ||
+	    (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1 : !SSL_set1_host(ssl, host))) {
 		SSL_free(ssl);
 		return -ENOMEM;
 	}

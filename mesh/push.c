@@ -283,8 +283,12 @@ static void dial(struct mesh_agent *a, uint64_t now)
 	if (r == 0)
 		r = ws_client_send(p->ws, 1, req, sizeof(req) - 1);
 	if (r < 0) {
+		char what[sizeof(p->url) + 64];
+
+		snprintf(what, sizeof(what), "%s%s", p->url, r == -EPERM ? " (its TLS certificate does not verify)" :
+			 r == -EACCES || r == -EPROTO ? " (not a WebSocket upgrade)" : "");
 		if (r != -ECANCELED)
-			push_down(a, p->url, r, p->retry_ms);
+			push_down(a, what, r, p->retry_ms);
 		backoff(p);
 		return;
 	}

@@ -6,7 +6,8 @@
 # repaired every P2P_POLL_MS; then the
 # WebSocket path dies (the forwarder in front of it is killed, and another agent points at
 # a closed port) and the agents say they poll, and a further change still converges by
-# polling. No timing is asserted beyond generous bounds.
+# polling; wss:// works through TLS with a trusted certificate and is refused without.
+# No timing is asserted beyond generous bounds.
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 
@@ -99,6 +100,31 @@ for i in 1 2 3; do
 done
 h_wait_mesh 60 1 2 3 4 || h_die "the mesh of 4 did not form by polling"
 h_log "node 4 joined by polling: every node's wg show dump lists it"
+
+# wss://: TLS in front of anvil's WebSocket (socat, a certificate for the hub's address),
+# trusted through OpenSSL's SSL_CERT_FILE: node 5 subscribes over TLS, checked by name.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=hub" \
+	-addext "subjectAltName=IP:$H_HUB_IP" -keyout "$H_RUN/ws.key" -out "$H_RUN/ws.pem" 2>/dev/null
+ip netns exec "${H_PREFIX}hub" socat OPENSSL-LISTEN:8547,bind="$H_HUB_IP",reuseaddr,fork,cert="$H_RUN/ws.pem",key="$H_RUN/ws.key",verify=0 \
+	TCP:"$H_HUB_IP":8545 >"$H_RUN/wss-fwd.log" 2>&1 &
+H_OTHER_PIDS+=($!)
+for t in $(seq 1 100); do
+	ip netns exec "${H_PREFIX}hub" ss -Hltn "sport = :8547" | grep -q LISTEN && break
+	sleep 0.05
+done
+h_node_add 5
+h_mint_bind 5
+SSL_CERT_FILE=$H_RUN/ws.pem h_agent_start 5 --rpc-ws "wss://$H_HUB_IP:8547/" --push-poll-ms $LONG
+wait_log 5 "push: subscribed to new heads at wss://" 30 || h_die "node 5 did not subscribe over wss ($H_RUN/agent5.log)"
+h_agent_wait_registered 5 60
+h_wait_mesh 60 1 2 3 4 5 || h_die "the mesh of 5 did not form"
+# The same server, not trusted (the system store): refused, and the agent polls.
+h_node_add 6
+h_mint_bind 6
+h_agent_start 6 --rpc-ws "wss://$H_HUB_IP:8547/"
+wait_log 6 "push: wss://$H_HUB_IP:8547/ (its TLS certificate does not verify): .*; polling the registry" 30 ||
+	h_die "node 6 did not refuse an untrusted certificate ($H_RUN/agent6.log)"
+h_log "wss: subscribed through TLS with the certificate trusted, refused without"
 
 # Configuration mistakes exit 2 with a message.
 rc=0
