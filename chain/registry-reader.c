@@ -5,7 +5,8 @@
  * records changed; only those are read (getPeerByToken, one batch pinned to the new head)
  * and patched into the set. getPeers() in full only to resync: the first poll, a reorg of
  * the block we read at, a gap wider than the provider's log range, a log we cannot take at
- * its word, a removed log, more than READER_MAX_CHANGED tokens, or when asked.
+ * its word, a removed log, more than READER_MAX_CHANGED tokens, a token read as having no
+ * record that no PeerRemoved log named, or when asked.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -175,15 +176,16 @@ out:
 
 /*
  * The tokens named by the logs of blocks at+1 .. head into named[], their count in
- * *count. false when the reply cannot be taken at its word (a failed or malformed query,
+ * *count, and those a PeerRemoved log named into removal[]. false when the reply cannot be taken at its word (a failed or malformed query,
  * a removed log, a log that does not decode): then only a full read is safe. Logs past
  * head are left for the next poll, which asks again from head.
  */
 static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_call *c,
 			const struct eth_block *head, bool named[static REGISTRY_MAX_PEERS + 1],
-			size_t *count)
+			bool removal[static REGISTRY_MAX_PEERS + 1], size_t *count)
 {
 	struct eth_log *logs = NULL;
+	uint8_t removed_topic[32];
 	size_t n = 0;
 	bool ok = true;
 
@@ -193,6 +195,8 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 		eth_logs_free(logs, n);
 		return false;
 	}
+	if (n)
+		abi_event_topic("PeerRemoved(uint256,address,uint8)", removed_topic);
 	for (size_t i = 0; i < n && ok; i++) {
 		uint64_t token;
 		int k;
@@ -204,12 +208,19 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 		if (logs[i].block_number <= r->at.number || logs[i].block_number > head->number)
 			continue;
 		k = registry_log_token(&logs[i], r->contract, &token);
-		if (k < 0)
+		if (k < 0) {
 			ok = false;
-		else if (k == 1 && !named[token]) {
+			break;
+		}
+		if (k == 0)
+			continue;
+		if (!named[token]) {
 			named[token] = true;
 			(*count)++;
 		}
+		/* The contract deletes a record only where it emits PeerRemoved (_removePeer). */
+		if (!memcmp(logs[i].topics[0], removed_topic, 32))
+			removal[token] = true;
 	}
 	eth_logs_free(logs, n);
 	return ok;
@@ -401,11 +412,33 @@ static void note_named(struct registry_reader *r, const bool named[static REGIST
 }
 
 /*
+ * Does every named token without a record in got[] have a PeerRemoved log? A record gone
+ * with no such log is what a lying RPC says to tear a live peer down (a TokenHasNoPeer
+ * revert or empty data costs it nothing): only a full read at the same block may say so.
+ */
+static bool removals_logged(const bool named[static REGISTRY_MAX_PEERS + 1],
+			    const bool removal[static REGISTRY_MAX_PEERS + 1],
+			    const struct registry_peer *got, size_t n_got)
+{
+	bool present[REGISTRY_MAX_PEERS + 1] = { false };
+
+	for (size_t i = 0; i < n_got; i++)
+		if (got[i].token_id >= 1 && got[i].token_id <= REGISTRY_MAX_PEERS)
+			present[got[i].token_id] = true;
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (named[t] && !present[t] && !removal[t])
+			return false;
+	return true;
+}
+
+/*
  * Read the named tokens' records at head in one batch and patch them into the set.
- * 1: the replies prove nothing (read in full instead); 0 or negative errno (the set as before).
+ * 1: the replies prove nothing, or name a removal no log named (read in full instead);
+ * 0 or negative errno (the set as before).
  */
 static int read_named(struct registry_reader *r, const struct eth_block *head,
-		      const bool named[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
+		      const bool named[static REGISTRY_MAX_PEERS + 1],
+		      const bool removal[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
 {
 	struct registry_peer *got;
 	char tag[ETH_BLOCK_TAG_MAX];
@@ -416,6 +449,10 @@ static int read_named(struct registry_reader *r, const struct eth_block *head,
 	err = registry_read_tokens(r->rpc, r->contract, tag, named, count, &got, &n_got);
 	if (err != 0)
 		return err;
+	if (!removals_logged(named, removal, got, n_got)) {
+		registry_peers_free(got, n_got);
+		return 1;
+	}
 	r->stats.records_read += count;
 	err = registry_peers_patch(&r->peers, &r->npeers, named, got, n_got, changed);
 	if (err < 0) {
@@ -449,17 +486,17 @@ bool registry_reader_take_named(struct registry_reader *r, bool named[static REG
 static int follow(struct registry_reader *r, const struct eth_rpc_call *logs,
 		  const struct eth_block *head, bool *changed)
 {
-	bool named[REGISTRY_MAX_PEERS + 1] = { false };
+	bool named[REGISTRY_MAX_PEERS + 1] = { false }, removal[REGISTRY_MAX_PEERS + 1] = { false };
 	size_t count;
 	int err;
 
-	if (!logs_tokens(r, logs, head, named, &count) || count > READER_MAX_CHANGED)
+	if (!logs_tokens(r, logs, head, named, removal, &count) || count > READER_MAX_CHANGED)
 		return full_read(r, head, changed);
 	if (!count) {
 		r->at = *head;
 		return 0;
 	}
-	err = read_named(r, head, named, count, changed);
+	err = read_named(r, head, named, removal, count, changed);
 	return err == 1 ? full_read(r, head, changed) : err;
 }
 

@@ -1128,3 +1128,71 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	free((char *)cs.peers_hex);
 	free((char *)cs.by_token[2]);
 }
+
+/*
+ * A token read as having no record (a TokenHasNoPeer revert, or no data) after a log that
+ * is not PeerRemoved: a lying RPC's way to tear down a live peer by token. Not believed:
+ * one full read at the same block decides. After a PeerRemoved log it is believed.
+ */
+Test(reader, a_removal_no_PeerRemoved_log_named_is_read_in_full, .timeout = 60)
+{
+	static struct chain_script cs;
+	struct registry_reader_stats s;
+	struct registry_reader *reader;
+	const struct registry_peer *p;
+	struct fake_server srv;
+	struct eth_rpc *rpc;
+	uint8_t contract[20];
+	size_t n;
+	bool changed;
+
+	unhex(contract, 20, CONTRACT_HEX);
+	cs.head = 10;
+	cs.peers_hex = cast_peers(2, (unsigned[]){ 1, 2 }, (unsigned[]){ 1, 1 });
+	server_start(&srv, FAKE_HTTP, answer_chain, &cs);
+	rpc = client(srv.url, 2000, -1);
+	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 1);
+
+	/* A PeerUpdated of token 2, and its read reverts TokenHasNoPeer: getPeers() keeps it. */
+	cs.head = 11;
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false } }, 1);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert_not(changed, "the full read agrees with the set");
+	cr_assert_eq(n, 2);
+	cr_assert_eq(p[1].token_id, 2);
+	cr_assert_eq(cs.by_token_calls, 1);
+	cr_assert_eq(s.records_read, 0, "a read that proved nothing is not counted");
+	cr_assert_eq(s.full_reads, 2);
+	cr_assert_eq(cs.get_peers, 2);
+	cr_assert_eq(registry_reader_block(reader)->number, 11);
+
+	/* No data at all for token 2 after an InstanceBound: the same. */
+	cs.head = 12;
+	cs.by_token[2] = "0x";
+	set_logs(&cs, (struct log_spec[]){ { "InstanceBound(uint256,address)", 2, 12, false } }, 1);
+	s = poll_once(reader, &changed);
+	registry_reader_peers(reader, &n);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(s.full_reads, 3);
+
+	/* A PeerRemoved of token 1 and its read reverts: believed, no full read. */
+	cs.head = 13;
+	cs.by_token[2] = NULL;
+	set_logs(&cs, (struct log_spec[]){ { "PeerRemoved(uint256,address,uint8)", 1, 13, false } }, 1);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert(changed);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(p[0].token_id, 2);
+	cr_assert_eq(s.full_reads, 3);
+	cr_assert_eq(s.records_read, 1);
+	cr_assert_eq(cs.by_token_calls, 3);
+
+	registry_reader_free(reader);
+	eth_rpc_free(rpc);
+	server_stop(&srv);
+	free((char *)cs.peers_hex);
+}
