@@ -184,7 +184,7 @@ def join_peer(t):
 
 def invented_log(token, block, index):
     """A PeerUpdated log of token that no transaction emitted (zero instance and key)."""
-    data = word(0) + word(5 * W) + word(1) + word(0) + word(8) + b"invented".ljust(W, b"\0")
+    data = word(0) + word(4 * W) + word(1) + word(0) + word(8) + b"invented".ljust(W, b"\0")
     return {"topics": [TOPIC_PEER_UPDATED, "0x" + word(token).hex(), "0x" + word(0).hex()],
             "data": "0x" + data.hex(), "blockNumber": hex(block), "logIndex": hex(index),
             "blockHash": "0x" + (b"\xbb" * W).hex(), "transactionHash": "0x" + word(0xfeed + index).hex(),
