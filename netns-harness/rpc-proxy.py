@@ -21,7 +21,8 @@ file and rename). Every key is optional; an empty object means pass-through:
   chain_id      "0x<hex>"      eth_chainId returns this
   on            "getPeers" | "getPeerByToken"  the record lies below (hide, replace, wg_key,
                                inject, truncate, corrupt_sigs) apply only to that read
-                               (default: both)
+                               (default: both; getPeer() and instanceIsRegistered() follow
+                               hide whatever "on" says)
   hide          ["0x<instance>", ...]  records left out of getPeers(), getPeerByToken()
                                       reverts TokenHasNoPeer(token), getPeer() reverts,
                                       instanceIsRegistered() is false
