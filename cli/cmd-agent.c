@@ -44,6 +44,8 @@ static const struct {
 	{ "on-change", "P2P_ON_CHANGE", "CMD", "run this shell command on change (peers on stdin)" },
 	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
 	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },
+	{ "rpc-ws", "P2P_RPC_WS_URL", "URL", "ws(s):// URL for new heads by push; auto: from --rpc; off (default)" },
+	{ "push-poll-ms", "P2P_PUSH_POLL_MS", "MS", "registry read interval while push works (default 10000)" },
 	{ "full-reread-ms", "P2P_FULL_REREAD_MS", "MS", "full registry re-read interval (default 60000)" },
 	{ "kms-root", "P2P_KMS_ROOT", "ADDR", "pin the KMS root (checked against our own key's)" },
 	{ "chain-id", "P2P_CHAIN_ID", "ID", "pin the chain id (default: learned, see docs)" },
@@ -141,13 +143,14 @@ static int run_agent(const struct mesh_config *cfg)
 	}
 	r = mesh_agent_new(cfg, &stop_signal, &a);
 	while (r == 0) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = mesh_agent_control_fd(a), .events = POLLIN },
 			{ .fd = stop_pipe[0], .events = POLLIN },
+			{ .fd = mesh_agent_push_fd(a), .events = POLLIN },  /* -1: ignored by poll */
 		};
 
-		if (poll(pfd, 3, stop_signal ? 0 : mesh_agent_timeout_ms(a)) < 0 && errno != EINTR) {
+		if (poll(pfd, 4, stop_signal ? 0 : mesh_agent_timeout_ms(a)) < 0 && errno != EINTR) {
 			r = -errno;
 			break;
 		}
@@ -155,6 +158,8 @@ static int run_agent(const struct mesh_config *cfg)
 			break;
 		if (pfd[1].revents & POLLIN)
 			mesh_agent_serve_control(a);
+		if (pfd[3].revents)
+			mesh_agent_serve_push(a);
 		r = mesh_agent_turn(a);
 	}
 	mesh_agent_free(a);

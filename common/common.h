@@ -287,6 +287,97 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
  */
 int http_listen(const char *spec, int *fd, bool *loopback);
 
+/* ---- TLS client (OpenSSL; tls.c) --------------------------------------------------- */
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+/*
+ * A client context that verifies the server against ca_file, or the system store when
+ * ca_file is NULL or empty; TLS 1.2 at least. 0, -ENOMEM, or -ENOENT (the CAs do not load).
+ */
+int tls_client_ctx_new(const char *ca_file, SSL_CTX **out);
+/* A connection on fd that sends SNI host and checks the certificate names host (an IP
+ * literal: no SNI, the certificate's IP names): 0 or -ENOMEM. */
+int tls_client_new(SSL_CTX *ctx, int fd, const char *host, SSL **out);
+
+/* ---- WebSocket client (RFC 6455; ws.c) ------------------------------------------------ */
+
+#define WS_MSG_MAX (64 * 1024)       /* a longer message from the server fails the connection */
+#define WS_SEND_MAX 4096              /* what we send in one frame */
+#define WS_ACCEPT_LEN 28              /* base64 of a SHA-1 */
+
+struct ws_url {
+	bool tls;                       /* wss:// */
+	char host[256];                 /* without the brackets of an IPv6 literal */
+	uint16_t port;                  /* 80 or 443 unless given */
+	char path[1024];                /* path and query, "/" at least */
+};
+/* ws:// or wss:// URLs only, no user:password@, no #fragment: 0 or -EINVAL. */
+int ws_url_parse(const char *url, struct ws_url *u);
+/* http://X -> ws://X, https://X -> wss://X: 0, -EINVAL (another scheme), -ENAMETOOLONG. */
+int ws_url_from_http(const char *http_url, char *out, size_t cap);
+/* The Sec-WebSocket-Accept a server must answer to key_b64. */
+void ws_accept_key(const char *key_b64, char out[static WS_ACCEPT_LEN + 1]);
+/*
+ * The server's reply to our Upgrade (resp[0..len), not NUL-terminated): the length of its
+ * head (> 0) when it is a valid 101 with the accept for key_b64; 0 when the head is not
+ * complete yet; -EMSGSIZE (head longer than 8 KiB), -EPROTO (not a 101 upgrade to
+ * websocket, or an extension or subprotocol we did not ask for), -EACCES (wrong accept).
+ */
+int ws_handshake_check(const char *resp, size_t len, const char *key_b64);
+
+struct ws_frame {
+	bool fin;
+	int opcode;
+	const uint8_t *payload;         /* inside the parsed buffer */
+	size_t len;
+};
+/*
+ * One server frame at p[0..n): its size (> 0), 0 when incomplete, -EPROTO (masked,
+ * reserved bits or opcode, a fragmented or long control frame, a non-minimal length),
+ * -EMSGSIZE (payload over max_payload).
+ */
+int ws_frame_parse(const uint8_t *p, size_t n, size_t max_payload, struct ws_frame *f);
+/* A masked client frame into out[cap]: its length, -EMSGSIZE, -EIO (no randomness). */
+int ws_frame_build(uint8_t *out, size_t cap, int opcode, const void *payload, size_t len);
+
+/*
+ * Called per whole message (opcode 1 text, 2 binary: fragments joined) and per control
+ * frame (8 close, 9 ping, 10 pong). A negative return stops the parse and is returned.
+ */
+typedef int (*ws_event_fn)(void *ctx, int opcode, const uint8_t *data, size_t len);
+struct ws_parser {
+	uint8_t in[WS_MSG_MAX + 14];    /* one frame at most, header included */
+	size_t in_len;
+	uint8_t msg[WS_MSG_MAX];        /* the message being joined */
+	size_t msg_len;
+	int msg_op;                     /* its opcode, -1 between messages */
+};
+void ws_parser_init(struct ws_parser *p);
+/* Bytes from the server, in any split: 0, or the first error of ws_frame_parse, of the
+ * message rules (-EPROTO, -EMSGSIZE over WS_MSG_MAX) or of cb. */
+int ws_parser_feed(struct ws_parser *p, const uint8_t *data, size_t n, ws_event_fn cb, void *ctx);
+
+/*
+ * A connected client: TCP, TLS for wss:// (system CAs, SNI, name checked), the Upgrade,
+ * all within timeout_ms (abort_flag, may be NULL, cuts it short: -ECANCELED). Then its
+ * socket is non-blocking: poll ws_client_fd for POLLIN and call ws_client_read, which
+ * reads what is there, answers pings, hands messages and pongs to cb, and returns 0
+ * (nothing more to read), -ECONNRESET (closed by the server), or another negative errno
+ * (the connection is unusable: free it). Errors of connect: -EINVAL (URL),
+ * -EHOSTUNREACH (name), -errno of connect, -ETIMEDOUT, -EPERM (certificate), -EPROTO,
+ * -EACCES, -EMSGSIZE (the handshake), -ENOMEM.
+ */
+struct ws_client;
+int ws_client_connect(struct ws_client **out, const char *url, int timeout_ms,
+		      const volatile sig_atomic_t *abort_flag);
+int ws_client_fd(const struct ws_client *c);
+int ws_client_read(struct ws_client *c, ws_event_fn cb, void *ctx);
+/* One frame (len <= WS_SEND_MAX), out within 2 s: 0 or negative errno. */
+int ws_client_send(struct ws_client *c, int opcode, const void *data, size_t len);
+/* Sends a close frame if it can without waiting; accepts NULL. */
+void ws_client_free(struct ws_client *c);
+
 /* ---- misc ------------------------------------------------------------------------ */
 
 /* Monotonic clock in milliseconds. */

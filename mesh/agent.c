@@ -437,6 +437,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 	bool rpc_turn;
 	int r = 0, rpc = 0;
 
+	agent_push_tick(a);
+	in.now_ms = now_ms();
 	if (in.now_ms < a->next_turn_ms)
 		return 0;
 	rpc_turn = in.now_ms >= a->next_rpc_ms;
@@ -477,6 +479,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 	}
 	if (rpc_turn)
 		note_rpc(a, rpc);
+	if (rpc_turn && rpc == 0)
+		agent_push_after_read(a, in.now_ms);  /* push works: the next read is the safety poll */
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);
@@ -488,14 +492,19 @@ int mesh_agent_turn(struct mesh_agent *a)
 	mesh_plan_clear(&plan);
 	wg_device_free(dev);
 	a->next_turn_ms = now_ms() + a->cfg->poll_ms;
+	/* push: a read due before the next device check (the RPC behind a head) brings it forward */
+	if (agent_push_active(a) && !a->rpc_down && a->next_rpc_ms < a->next_turn_ms)
+		a->next_turn_ms = a->next_rpc_ms;
 	return 0;
 }
 
 int mesh_agent_timeout_ms(const struct mesh_agent *a)
 {
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), next = a->next_turn_ms, push = agent_push_deadline_ms(a);
 
-	return a->next_turn_ms > now ? (int)(a->next_turn_ms - now) : 0;
+	if (push < next)
+		next = push;
+	return next > now ? (int)(next - now) : 0;
 }
 
 void mesh_agent_refresh(struct mesh_agent *a)
@@ -673,6 +682,12 @@ static int agent_start(struct mesh_agent *a)
 		a->chain_confirmed = true;
 		cluster_expect_chain_id(a->cluster, a->cfg->chain_id);
 	}
+	r = agent_push_open(a);
+	if (r < 0) {
+		log_error("P2P_RPC_WS_URL '%s': %s", a->cfg->ws_url, r == -EINVAL ?
+			  "auto needs an http:// or https:// URL in ETH_RPC_URL to derive ws(s):// from" : errstr(r));
+		return r == -ENOMEM ? r : -EBADR;
+	}
 
 	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD) {
 		r = lock_interface(a->cfg->ifname, &a->iface_lock);
@@ -739,6 +754,7 @@ void mesh_agent_free(struct mesh_agent *a)
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
 	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */
+	agent_push_close(a);
 	cluster_close(a->cluster);
 	attest_node_secrets_free(a->secrets);
 	attest_client_free(a->attest);
@@ -757,4 +773,14 @@ int mesh_agent_control_fd(const struct mesh_agent *a)
 void mesh_agent_serve_control(struct mesh_agent *a)
 {
 	control_accept(&a->control, control_reply, a);
+}
+
+int mesh_agent_push_fd(const struct mesh_agent *a)
+{
+	return agent_push_fd(a);
+}
+
+void mesh_agent_serve_push(struct mesh_agent *a)
+{
+	agent_push_serve(a);
 }

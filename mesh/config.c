@@ -17,7 +17,8 @@ const char *const mesh_config_names[] = {
 	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_HOSTS_FILE", "P2P_ON_CHANGE",
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
 	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
-	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS", NULL,
+	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
+	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", NULL,
 };
 
 const char *mesh_mode_name(enum registry_mode mode)
@@ -61,6 +62,7 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->gateway_port = 443;
 	cfg->poll_ms = 1000;
 	cfg->full_reread_ms = 60000;
+	cfg->push_poll_ms = 10000;
 	cfg->transport = MESH_TRANSPORT_AUTO;
 	cfg->relay_port = MESH_DEFAULT_RELAY_PORT;
 	cfg->fallback_ms = MESH_DEFAULT_FALLBACK_MS;
@@ -190,6 +192,17 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return *value ? set_string(cfg->control_path, sizeof(cfg->control_path), value) : -EINVAL;
 	if (!strcmp(name, "P2P_POLL_MS"))
 		return set_ms(&cfg->poll_ms, value, 50, 3600000);
+	if (!strcmp(name, "P2P_RPC_WS_URL")) {
+		struct ws_url u;
+
+		if (!strcmp(value, "off") || !strcmp(value, "none"))
+			value = "";
+		if (*value && strcmp(value, "auto") && ws_url_parse(value, &u) < 0)
+			return -EINVAL;
+		return set_string(cfg->ws_url, sizeof(cfg->ws_url), value);
+	}
+	if (!strcmp(name, "P2P_PUSH_POLL_MS"))
+		return set_ms(&cfg->push_poll_ms, value, 50, 3600000);
 	if (!strcmp(name, "P2P_FULL_REREAD_MS"))
 		return set_ms(&cfg->full_reread_ms, value, 100, 86400000);
 	if (!strcmp(name, "P2P_REMOVE_ON_EXIT"))
@@ -369,6 +382,15 @@ int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why)
 	}
 	if (cfg->tx_key_file[0] && cfg->relayer_url[0]) {
 		err_detail_set(why, "give a funded key or a relayer URL, not both");
+		return -EINVAL;
+	}
+	if (!strcmp(cfg->ws_url, "auto") && !strstr(cfg->rpc_urls, "http://") && !strstr(cfg->rpc_urls, "https://")) {
+		err_detail_set(why, "P2P_RPC_WS_URL=auto derives ws(s):// from an http(s):// ETH_RPC_URL, "
+			 "and '%.200s' has none: give the WebSocket URL itself", cfg->rpc_urls);
+		return -EINVAL;
+	}
+	if (cfg->push_poll_ms < cfg->poll_ms) {
+		err_detail_set(why, "the safety poll with push (P2P_PUSH_POLL_MS) is shorter than the poll interval");
 		return -EINVAL;
 	}
 	if (cfg->full_reread_ms < cfg->poll_ms) {

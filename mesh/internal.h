@@ -359,6 +359,7 @@ struct mesh_agent {
 
 	struct control_server control;
 	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
+	struct agent_push *push;            /* push.c: new heads by eth_subscribe; NULL: off */
 
 	/* what apps are told besides the list (mesh/apps.c) */
 	struct agent_label labels[REGISTRY_MAX_PEERS + 1];  /* by token */
@@ -370,6 +371,24 @@ struct mesh_agent {
 	bool leader_known;                  /* leaderState() read at least once */
 	uint64_t leader_block;              /* the block it was read at */
 };
+
+/*
+ * push.c: new heads over a WebSocket wake the agent for a turn (a trigger only; the turn
+ * reads through the HTTP RPC). agent_push_open: 0 (also when P2P_RPC_WS_URL is off),
+ * -EINVAL (auto without an http(s) RPC URL), -ENAMETOOLONG, -ENOMEM.
+ */
+struct agent_push;
+int agent_push_open(struct mesh_agent *a);
+void agent_push_close(struct mesh_agent *a);
+bool agent_push_active(const struct mesh_agent *a);
+int agent_push_fd(const struct mesh_agent *a);
+/* The socket is readable: notifications set next_turn_ms/next_rpc_ms (bounded rate). */
+void agent_push_serve(struct mesh_agent *a);
+/* Dial, ping, time out, release a deferred turn: whatever is due now. */
+void agent_push_tick(struct mesh_agent *a);
+/* After a successful registry read at now: the next read is the safety poll. */
+void agent_push_after_read(struct mesh_agent *a, uint64_t now);
+uint64_t agent_push_deadline_ms(const struct mesh_agent *a);
 
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
 int agent_wg_open(struct mesh_agent *a);

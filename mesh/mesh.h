@@ -62,6 +62,8 @@ struct mesh_config {
 	char on_change[1024];           /* P2P_ON_CHANGE: sh -c command, peers on stdin */
 	char control_path[PATH_MAX];    /* DSTACK_P2P_CONTROL */
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */
+	char ws_url[1024];              /* P2P_RPC_WS_URL: ws(s):// for new heads, "auto", "" off */
+	unsigned push_poll_ms;          /* P2P_PUSH_POLL_MS: registry read interval while push works */
 	unsigned full_reread_ms;        /* P2P_FULL_REREAD_MS: periodic full getPeers() */
 	bool remove_on_exit;            /* P2P_REMOVE_ON_EXIT */
 	enum mesh_transport transport;  /* P2P_TRANSPORT: udp, gateway or auto */
@@ -188,6 +190,10 @@ void mesh_agent_free(struct mesh_agent *a);
 int mesh_agent_control_fd(const struct mesh_agent *a);
 /* Serve the control clients waiting in accept. */
 void mesh_agent_serve_control(struct mesh_agent *a);
+/* The RPC WebSocket (P2P_RPC_WS_URL) for the command's poll; -1 while there is none. */
+int mesh_agent_push_fd(const struct mesh_agent *a);
+/* Read what it brought: a new head makes the next turn due now (bounded rate). */
+void mesh_agent_serve_push(struct mesh_agent *a);
 /* A full registry re-read and device check at the next turn (SIGHUP). */
 void mesh_agent_refresh(struct mesh_agent *a);
 /* Milliseconds until the next turn is due (0: now). */

@@ -4,9 +4,13 @@
 
 Sits between one agent and anvil and does, as its control file says at the moment of
 each request, one or more of: pass through, lie about kmsRoot(), hide records from
-getPeers(), inject records, serve an older record recorded earlier (replay), truncate
-or corrupt the ABI data of getPeers(), answer with another chain id, lag (pin every read
-to an old block), or fail (HTTP 500, time out, garbage, fuzzed replies).
+getPeers() and getPeerByToken() (a TokenHasNoPeer revert for a live token), inject
+records, serve an older record recorded earlier (replay), forge a record's WireGuard key,
+truncate or corrupt the ABI data of getPeers() and getPeerByToken(), invent contract logs
+(eth_getLogs), answer with another chain id, lag (pin every read to an old block), or
+fail (HTTP 500, time out, garbage, fuzzed replies). The record lies apply to both reads
+of records (the whole set, getPeers(); one token's, getPeerByToken(), which an agent
+following the logs uses) unless "on" names one.
 
   rpc-proxy.py --listen HOST:PORT --upstream URL --control FILE --log FILE [--records DIR]
 
@@ -15,16 +19,27 @@ file and rename). Every key is optional; an empty object means pass-through:
 
   kms_root      "0x<40 hex>"   kmsRoot() returns this address
   chain_id      "0x<hex>"      eth_chainId returns this
-  hide          ["0x<instance>", ...]  records left out of getPeers(), getPeer() reverts,
+  on            "getPeers" | "getPeerByToken"  the record lies below (hide, replace, wg_key,
+                               inject, truncate, corrupt_sigs) apply only to that read
+                               (default: both; getPeer() and instanceIsRegistered() follow
+                               hide whatever "on" says)
+  hide          ["0x<instance>", ...]  records left out of getPeers(), getPeerByToken()
+                                      reverts TokenHasNoPeer(token), getPeer() reverts,
                                       instanceIsRegistered() is false
   hide_every    N              hide only in every Nth getPeers() reply (2: shown, hidden,
                                shown, ...: a flapping RPC)
-  inject        ["<hex of a Peer tuple, without the leading 0x20 word>", ...]
+  inject        ["<hex of a Peer tuple, without the leading 0x20 word>", ...]  added to
+                               getPeers(); getPeerByToken(t) answers the first one of token t
   replace       {"0x<instance>": "<hex of a Peer tuple>"}  served instead of the real one
+  wg_key        {"0x<instance>": "<64 hex>"}  the record as it is but with this WireGuard
+                               key (a forged key: its node signature no longer matches)
+  invent_logs   [token, ...]   every eth_getLogs reply also has a PeerUpdated log of each
+                               token, made up, at the current head
+  invent_removed true          the invented logs say "removed": true (a reorg that was not)
   lag_block     N              eth_blockNumber says N; calls, logs and blocks at "latest"
                                (or above N) are read at N
-  truncate      N              the next N getPeers() replies lose their second half
-  corrupt_sigs  N              the next N getPeers() replies have every nodeSignature flipped
+  truncate      N              the next N record replies lose their second half
+  corrupt_sigs  N              the next N record replies have every nodeSignature flipped
   fail          "http500" | "timeout" | "garbage" | "close" | "fuzz"
   fail_count    N              only the next N requests fail (default: every one)
   fail_methods  ["eth_call", ...]  only these methods fail (default: all)
@@ -32,8 +47,9 @@ file and rename). Every key is optional; an empty object means pass-through:
   seed          N              the fuzzer's seed (default 1)
 
 One-shot counters (truncate, corrupt_sigs, fail_count) restart when the file changes.
-Every request is logged as "<unix time> <method> <what was done>". Every getPeers() record
-seen is kept as DIR/<instance>-<nonce>.hex (the tuple, for a later "replace").
+Every request is logged as "<unix time> <method> <what was done>" (an eth_call of
+getPeers() as "getPeers ...", of getPeerByToken() as "getPeerByToken <token> ...", so a
+test counts the reads per eth_getLogs, i.e. per poll). Every record seen is kept as DIR/<instance>-<nonce>.hex (the tuple, for a later "replace").
 Bounded everywhere: request and reply sizes, records per reply, the fuzzer's edits.
 """
 import argparse
@@ -52,6 +68,11 @@ SEL_GET_PEERS = "cd559561"       # getPeers()
 SEL_KMS_ROOT = "afc38307"        # kmsRoot()
 SEL_GET_PEER = "e7b6dd16"        # getPeer(address)
 SEL_IS_REGISTERED = "5d14504c"   # instanceIsRegistered(address)
+SEL_GET_PEER_BY_TOKEN = "fa7584d2"  # getPeerByToken(uint256)
+ERR_TOKEN_HAS_NO_PEER = "c9b1ff04"  # TokenHasNoPeer(uint256)
+# keccak256("PeerUpdated(uint256,address,bytes32,string,uint8,uint64)")
+TOPIC_PEER_UPDATED = "0x493b4797bb7afc6e0afe6cb701628251052cbb984b35b737cf571e1c1cba1e7e"
+MAX_INVENTED = 64
 MAX_BODY = 1 << 20
 MAX_REPLY = 16 << 20
 MAX_RECORDS = 1024
@@ -139,6 +160,38 @@ def join_peers(tuples):
     return head + offs + body
 
 
+def tuple_token(t):
+    return int.from_bytes(t[0:W], "big")
+
+
+def tuple_with_wg_key(t, key_hex):
+    """The 3rd field (wgPublicKey, bytes32) replaced: a forged WireGuard key."""
+    key = from_hex(key_hex)
+    if len(key) != W:
+        return t
+    return t[:2 * W] + key + t[3 * W:]
+
+
+def split_peer(data):
+    """getPeerByToken() return data (abi.encode(Peer)) -> the tuple body, or None."""
+    if len(data) < 12 * W or int.from_bytes(data[0:W], "big") != W:
+        return None
+    return data[W:]
+
+
+def join_peer(t):
+    return word(W) + t
+
+
+def invented_log(token, block, index):
+    """A PeerUpdated log of token that no transaction emitted (zero instance and key)."""
+    data = word(0) + word(4 * W) + word(1) + word(0) + word(8) + b"invented".ljust(W, b"\0")
+    return {"topics": [TOPIC_PEER_UPDATED, "0x" + word(token).hex(), "0x" + word(0).hex()],
+            "data": "0x" + data.hex(), "blockNumber": hex(block), "logIndex": hex(index),
+            "blockHash": "0x" + (b"\xbb" * W).hex(), "transactionHash": "0x" + word(0xfeed + index).hex(),
+            "transactionIndex": "0x0", "removed": False}
+
+
 def tuple_instance(t):
     return "0x" + t[W + 12:2 * W].hex()
 
@@ -217,6 +270,8 @@ class Proxy:
         if m == "eth_chainId" and isinstance(cfg.get("chain_id"), str):
             reply["result"] = cfg["chain_id"]
             return reply, "chain-id lie " + cfg["chain_id"]
+        if m == "eth_getLogs" and isinstance(cfg.get("invent_logs"), list):
+            return self.invent_logs(call, reply, cfg)
         if m != "eth_call":
             return reply, "lag" if isinstance(cfg.get("lag_block"), int) else "pass"
         p = call.get("params") or [{}]
@@ -232,11 +287,43 @@ class Proxy:
                          "error": {"code": 3, "message": "execution reverted"}}, "getPeer hidden")
             reply["result"] = "0x" + "00" * 32
             return reply, "instanceIsRegistered hidden"
+        on = cfg.get("on")
         if sel == SEL_GET_PEERS and isinstance(reply.get("result"), str):
-            return self.rewrite_peers(reply, cfg, hide)
+            return self.rewrite_peers(reply, cfg, hide if on in (None, "getPeers") else None)
+        if sel == SEL_GET_PEER_BY_TOKEN and len(arg) >= 64:
+            return self.rewrite_peer_by_token(call, reply, cfg, int(arg[:64], 16),
+                                              hide if on in (None, "getPeerByToken") else None)
         return reply, "pass"
 
+    def lie_records(self, tuples, cfg, hide, did):
+        """The record lies of cfg on a list of tuples (every read of records shares these)."""
+        kept = [t for t in tuples if tuple_instance(t) not in hide]
+        if len(kept) != len(tuples):
+            did.append("hid %d" % (len(tuples) - len(kept)))
+        repl = {k.lower(): v for k, v in (cfg.get("replace") or {}).items()}
+        keys = {k.lower(): v for k, v in (cfg.get("wg_key") or {}).items() if isinstance(v, str)}
+        for i, t in enumerate(kept):
+            if tuple_instance(t) in repl:
+                kept[i] = from_hex(repl[tuple_instance(t)])
+                did.append("replaced %s nonce %d->%d" % (tuple_instance(t), tuple_nonce(t),
+                                                         tuple_nonce(kept[i])))
+            if tuple_instance(t) in keys:
+                kept[i] = tuple_with_wg_key(kept[i], keys[tuple_instance(t)])
+                did.append("forged wg key of " + tuple_instance(t))
+        if self.control.take("corrupt_sigs"):
+            kept = [flip_node_signature(t) for t in kept]
+            did.append("corrupted %d node signatures" % len(kept))
+        return kept
+
+    def truncated(self, out, did):
+        if self.control.take("truncate"):
+            did.append("truncated to %d of %d bytes" % (len(out) // 2, len(out)))
+            return out[:len(out) // 2]
+        return out
+
     def rewrite_peers(self, reply, cfg, hide):
+        if hide is None:
+            return reply, "getPeers pass (lies on getPeerByToken only)"
         raw = from_hex(reply["result"])
         tuples = split_peers(raw)
         if tuples is None:
@@ -246,27 +333,60 @@ class Proxy:
         every = cfg.get("hide_every")
         if isinstance(every, int) and every > 1 and self.control.bump("getpeers") % every:
             hide = []
-        kept = [t for t in tuples if tuple_instance(t) not in hide]
-        if len(kept) != len(tuples):
-            did.append("hid %d" % (len(tuples) - len(kept)))
-        repl = {k.lower(): v for k, v in (cfg.get("replace") or {}).items()}
-        for i, t in enumerate(kept):
-            if tuple_instance(t) in repl:
-                kept[i] = from_hex(repl[tuple_instance(t)])
-                did.append("replaced %s nonce %d->%d" % (tuple_instance(t), tuple_nonce(t),
-                                                         tuple_nonce(kept[i])))
+        kept = self.lie_records(tuples, cfg, hide, did)
         for h in (cfg.get("inject") or [])[:16]:
             kept.append(from_hex(h))
             did.append("injected " + tuple_instance(kept[-1]))
-        if self.control.take("corrupt_sigs"):
-            kept = [flip_node_signature(t) for t in kept]
-            did.append("corrupted %d node signatures" % len(kept))
-        out = join_peers(kept)
-        if self.control.take("truncate"):
-            out = out[:len(out) // 2]
-            did.append("truncated to %d of %d bytes" % (len(out), 2 * len(out)))
-        reply["result"] = "0x" + out.hex()
+        reply["result"] = "0x" + self.truncated(join_peers(kept), did).hex()
         return reply, ("getPeers " + ", ".join(did)) if did else "getPeers pass"
+
+    def rewrite_peer_by_token(self, call, reply, cfg, token, hide):
+        """One token's record: the same lies as getPeers(), a hidden one a TokenHasNoPeer revert."""
+        what = "getPeerByToken %d " % token
+        if hide is None:
+            return reply, what + "pass (lies on getPeers only)"
+        t = split_peer(from_hex(reply["result"])) if isinstance(reply.get("result"), str) else None
+        forged = [from_hex(h) for h in (cfg.get("inject") or [])[:16]]
+        forged = [f for f in forged if len(f) >= 11 * W and tuple_token(f) == token]
+        did = []
+        if forged:
+            kept = forged[:1]
+            did.append("injected " + tuple_instance(kept[0]))
+        elif t is None:
+            return reply, what + ("error passed" if "error" in reply else "undecodable, passed")
+        else:
+            self.keep_records([t])
+            kept = self.lie_records([t], cfg, hide, did)
+        if not kept:
+            return ({"jsonrpc": "2.0", "id": call.get("id"),
+                     "error": {"code": 3, "message": "execution reverted",
+                               "data": "0x" + ERR_TOKEN_HAS_NO_PEER + word(token).hex()}},
+                    what + "hid 1 (TokenHasNoPeer)")
+        reply.pop("error", None)
+        reply["result"] = "0x" + self.truncated(join_peer(kept[0]), did).hex()
+        return reply, what + (", ".join(did) if did else "pass")
+
+    def invent_logs(self, call, reply, cfg):
+        """eth_getLogs: made-up PeerUpdated logs of the tokens named, at the current head."""
+        if not isinstance(reply.get("result"), list):
+            return reply, "getLogs error passed"
+        head = self.forward({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+        try:
+            block = int(head["result"], 16)
+        except (KeyError, TypeError, ValueError):
+            return reply, "getLogs pass (no head)"
+        p = call.get("params") or [{}]
+        addr = (p[0] or {}).get("address") if isinstance(p[0], dict) else None
+        removed = cfg.get("invent_removed") is True
+        n = 0
+        for tok in cfg["invent_logs"][:MAX_INVENTED]:
+            if isinstance(tok, int) and 0 < tok < 1 << 64 and isinstance(addr, str):
+                log = invented_log(tok, block, 1000 + n)
+                log["address"] = addr
+                log["removed"] = removed
+                reply["result"].append(log)
+                n += 1
+        return reply, "getLogs invented %d%s logs at block %d" % (n, " removed" if removed else "", block)
 
     def keep_records(self, tuples):
         if not self.records:

@@ -5,7 +5,8 @@
  * records changed; only those are read (getPeerByToken, one batch pinned to the new head)
  * and patched into the set. getPeers() in full only to resync: the first poll, a reorg of
  * the block we read at, a gap wider than the provider's log range, a log we cannot take at
- * its word, a removed log, more than READER_MAX_CHANGED tokens, or when asked.
+ * its word, a removed log, more than READER_MAX_CHANGED tokens, a record read by token
+ * that is not what the logs said (below), or when asked.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -175,16 +176,71 @@ out:
 }
 
 /*
+ * What the logs of the range say a named token's record is after them: its last record
+ * event (the contract writes a record only where it emits PeerRegistered or PeerUpdated
+ * with the record's fields, and deletes one only where it emits PeerRemoved). NONE: no
+ * record event, the record is as it was (a mint, a bind, an unbind of a token without one).
+ */
+enum logged_kind { LOGGED_NONE, LOGGED_SET, LOGGED_REMOVED };
+
+struct logged {
+	uint8_t kind;             /* enum logged_kind */
+	uint8_t instance[20];
+	uint8_t wg_key[32];
+	uint8_t mode[32];         /* the ABI words, as logged */
+	uint8_t nonce[32];
+	uint8_t endpoint_hash[32];
+};
+
+struct log_topics {
+	uint8_t registered[32], updated[32], removed[32];
+};
+
+static void log_topics_of(struct log_topics *t)
+{
+	abi_event_topic("PeerRegistered(uint256,address,bytes32,string,uint8,uint64)", t->registered);
+	abi_event_topic("PeerUpdated(uint256,address,bytes32,string,uint8,uint64)", t->updated);
+	abi_event_topic("PeerRemoved(uint256,address,uint8)", t->removed);
+}
+
+/* Note what a log that registry_log_token decoded (so its data is whole) says of *l. */
+static void note_logged(const struct log_topics *t, const struct eth_log *log, struct logged *l)
+{
+	struct abi_tuple tu;
+	const uint8_t *ep;
+	size_t n;
+
+	if (!memcmp(log->topics[0], t->removed, 32)) {
+		l->kind = LOGGED_REMOVED;
+		return;
+	}
+	if (memcmp(log->topics[0], t->registered, 32) && memcmp(log->topics[0], t->updated, 32))
+		return;
+	/* data: wgPublicKey, endpoint (offset), mode, nonce; topics: token, instance */
+	abi_tuple_init(&tu, log->data, log->data_len);
+	if (abi_get_bytes(&tu, 1, &ep, &n) < 0)
+		return;  /* (not reached: registry_log_token checked it) */
+	l->kind = LOGGED_SET;
+	memcpy(l->instance, log->topics[2] + 12, 20);
+	memcpy(l->wg_key, log->data, 32);
+	memcpy(l->mode, log->data + 64, 32);
+	memcpy(l->nonce, log->data + 96, 32);
+	keccak256(l->endpoint_hash, ep, n);
+}
+
+/*
  * The tokens named by the logs of blocks at+1 .. head into named[], their count in
- * *count. false when the reply cannot be taken at its word (a failed or malformed query,
- * a removed log, a log that does not decode): then only a full read is safe. Logs past
- * head are left for the next poll, which asks again from head.
+ * *count, and what the logs say of each into logged[]. false when the reply cannot be
+ * taken at its word (a failed or malformed query, a removed log, a log that does not
+ * decode): then only a full read is safe. Logs past head are left for the next poll,
+ * which asks again from head.
  */
 static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_call *c,
 			const struct eth_block *head, bool named[static REGISTRY_MAX_PEERS + 1],
-			size_t *count)
+			struct logged logged[static REGISTRY_MAX_PEERS + 1], size_t *count)
 {
 	struct eth_log *logs = NULL;
+	struct log_topics topics;
 	size_t n = 0;
 	bool ok = true;
 
@@ -194,6 +250,8 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 		eth_logs_free(logs, n);
 		return false;
 	}
+	if (n)
+		log_topics_of(&topics);
 	for (size_t i = 0; i < n && ok; i++) {
 		uint64_t token;
 		int k;
@@ -207,9 +265,12 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 		k = registry_log_token(&logs[i], r->contract, &token);
 		if (k < 0)
 			ok = false;
-		else if (k == 1 && !named[token]) {
-			named[token] = true;
-			(*count)++;
+		else if (k == 1) {
+			if (!named[token]) {
+				named[token] = true;
+				(*count)++;
+			}
+			note_logged(&topics, &logs[i], &logged[token]);
 		}
 	}
 	eth_logs_free(logs, n);
@@ -400,12 +461,68 @@ static void note_named(struct registry_reader *r, const bool named[static REGIST
 		}
 }
 
+static void word_of_u64(uint8_t out[static 32], uint64_t v)
+{
+	memset(out, 0, 32);
+	for (int i = 0; i < 8; i++)
+		out[31 - i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Is rec (NULL: none) what the logs said of its token, or as before (old) when they said nothing? */
+static bool read_as_logged(const struct logged *l, const struct registry_record *rec,
+			   const struct registry_record *old)
+{
+	uint8_t w[32], h[32];
+
+	if (l->kind == LOGGED_REMOVED)
+		return !rec;
+	if (l->kind == LOGGED_NONE)
+		return rec && old ? peer_equal(rec, old) : !rec && !old;
+	if (!rec || memcmp(rec->instance_id, l->instance, 20) || memcmp(rec->wg_public_key, l->wg_key, 32))
+		return false;
+	word_of_u64(w, rec->mode);
+	if (memcmp(w, l->mode, 32))
+		return false;
+	word_of_u64(w, rec->nonce);
+	keccak256(h, rec->endpoint, strlen(rec->endpoint));
+	return !memcmp(w, l->nonce, 32) && !memcmp(h, l->endpoint_hash, 32);
+}
+
+/*
+ * Is every record read by token (got[], sorted by token) what the logs said? A record gone
+ * with no PeerRemoved, or other than the PeerRegistered / PeerUpdated that named it, is
+ * what a lying RPC answers to tear a live peer down by token (a TokenHasNoPeer revert, a
+ * forged key or endpoint that fails verification): only a full read at the same block may
+ * say so. (A lie in the logs and the reads together is one in getPeers(): decide.c's.)
+ */
+static bool reads_as_logged(const struct registry_reader *r,
+			    const bool named[static REGISTRY_MAX_PEERS + 1],
+			    const struct logged logged[static REGISTRY_MAX_PEERS + 1],
+			    const struct registry_record *got, size_t n_got)
+{
+	const struct registry_record *now[REGISTRY_MAX_PEERS + 1] = { NULL };
+	const struct registry_record *old[REGISTRY_MAX_PEERS + 1] = { NULL };
+
+	for (size_t i = 0; i < n_got; i++)
+		if (got[i].token_id >= 1 && got[i].token_id <= REGISTRY_MAX_PEERS)
+			now[got[i].token_id] = &got[i];
+	for (size_t i = 0; i < r->npeers; i++)
+		if (r->peers[i].token_id >= 1 && r->peers[i].token_id <= REGISTRY_MAX_PEERS)
+			old[r->peers[i].token_id] = &r->peers[i];
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (named[t] && !read_as_logged(&logged[t], now[t], old[t]))
+			return false;
+	return true;
+}
+
 /*
  * Read the named tokens' records at head in one batch and patch them into the set.
- * 1: the replies prove nothing (read in full instead); 0 or negative errno (the set as before).
+ * 1: the replies prove nothing, or are not what the logs said (read in full instead);
+ * 0 or negative errno (the set as before).
  */
 static int read_named(struct registry_reader *r, const struct eth_block *head,
-		      const bool named[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
+		      const bool named[static REGISTRY_MAX_PEERS + 1],
+		      const struct logged logged[static REGISTRY_MAX_PEERS + 1], size_t count, bool *changed)
 {
 	struct registry_record *got;
 	char tag[ETH_BLOCK_TAG_MAX];
@@ -416,6 +533,10 @@ static int read_named(struct registry_reader *r, const struct eth_block *head,
 	err = registry_read_tokens(r->rpc, r->contract, tag, named, count, &got, &n_got);
 	if (err != 0)
 		return err;
+	if (!reads_as_logged(r, named, logged, got, n_got)) {
+		registry_records_free(got, n_got);
+		return 1;
+	}
 	r->stats.records_read += count;
 	err = registry_peers_patch(&r->peers, &r->npeers, named, got, n_got, changed);
 	if (err < 0) {
@@ -450,17 +571,24 @@ static int follow(struct registry_reader *r, const struct eth_rpc_call *logs,
 		  const struct eth_block *head, bool *changed)
 {
 	bool named[REGISTRY_MAX_PEERS + 1] = { false };
+	struct logged *logged = calloc(REGISTRY_MAX_PEERS + 1, sizeof(*logged));
 	size_t count;
 	int err;
 
-	if (!logs_tokens(r, logs, head, named, &count) || count > READER_MAX_CHANGED)
-		return full_read(r, head, changed);
-	if (!count) {
+	if (!logged)
+		return -ENOMEM;
+	if (!logs_tokens(r, logs, head, named, logged, &count) || count > READER_MAX_CHANGED)
+		err = full_read(r, head, changed);
+	else if (!count) {
 		r->at = *head;
-		return 0;
+		err = 0;
+	} else {
+		err = read_named(r, head, named, logged, count, changed);
+		if (err == 1)
+			err = full_read(r, head, changed);
 	}
-	err = read_named(r, head, named, count, changed);
-	return err == 1 ? full_read(r, head, changed) : err;
+	free(logged);
+	return err;
 }
 
 int registry_reader_poll(struct registry_reader *r, bool *changed)

@@ -229,7 +229,9 @@ void registry_reader_free(struct registry_reader *r);
  * lead to one more: getPeerByToken of each token they name (a batch pinned to the new
  * head; a revert TokenHasNoPeer or empty data removes it), or getPeers() at the new head
  * to resync (a reorg of the block we read at, a gap wider than the log range, a log that
- * does not decode or was removed, more than 64 tokens, a reply that proves nothing).
+ * does not decode or was removed, more than 64 tokens, a reply that proves nothing, a
+ * record read other than the logs said: gone without a PeerRemoved, other fields than
+ * its last PeerRegistered / PeerUpdated, changed without either).
  * *changed tells whether the peer set differs from before. On error the previous set
  * stays, and eth_rpc_error says why.
  */

@@ -513,9 +513,7 @@ static void conn_connected(struct relay *r, struct conn *c)
 		conn_fail(r, c, "connecting to the gateway", -err);
 		return;
 	}
-	c->ssl = SSL_new(r->tls);
-	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd) ||
-	    !SSL_set_tlsext_host_name(c->ssl, c->peer->info.host) || !SSL_set1_host(c->ssl, c->peer->info.host)) {
+	if (tls_client_new(r->tls, c->fd, c->peer->info.host, &c->ssl) < 0) {
 		conn_fail(r, c, "TLS set-up", -ENOMEM);
 		return;
 	}
@@ -920,19 +918,7 @@ uint64_t relay_refused_unknown(struct relay *r)
 
 static int tls_open(struct relay *r)
 {
-	r->tls = SSL_CTX_new(TLS_client_method());
-	if (!r->tls)
-		return -ENOMEM;
-	SSL_CTX_set_min_proto_version(r->tls, TLS1_2_VERSION);
-	SSL_CTX_set_verify(r->tls, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(r->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (r->cfg.ca_file && r->cfg.ca_file[0]) {
-		if (SSL_CTX_load_verify_locations(r->tls, r->cfg.ca_file, NULL) != 1)
-			return -ENOENT;
-	} else if (SSL_CTX_set_default_verify_paths(r->tls) != 1) {
-		return -ENOENT;
-	}
-	return 0;
+	return tls_client_ctx_new(r->cfg.ca_file, &r->tls);
 }
 
 static int listen_open(struct relay *r)

@@ -960,17 +960,21 @@ static char *cast_peer_by_token(unsigned t, unsigned nonce)
 	return cast_output("abi-encode 'f(" PEER_T ")' '%s'", one);
 }
 
-/* Logs JSON: each (event signature, token, block, removed); data encoded by cast. */
+/*
+ * Logs JSON: each (event signature, token, block, removed, nonce); data encoded by cast. A
+ * PeerRegistered / PeerUpdated log carries the fields of peer_text(token, nonce).
+ */
 struct log_spec {
 	const char *sig;
 	unsigned token;
 	uint64_t block;
 	bool removed;
+	unsigned nonce;
 };
 
 static void set_logs(struct chain_script *cs, const struct log_spec *l, size_t n)
 {
-	char *peer_data = cast_output("abi-encode 'f(bytes32,string,uint8,uint64)' 0x%064x 10.0.0.9:51820 1 2", 9);
+	char *peer_data = NULL;
 	size_t len = 0;
 	char *topic = NULL;
 
@@ -980,7 +984,15 @@ static void set_logs(struct chain_script *cs, const struct log_spec *l, size_t n
 			free(topic);
 			topic = cast_output("keccak '%s'", l[i].sig);
 		}
-		const char *data = strstr(l[i].sig, "Peer") == l[i].sig && strstr(l[i].sig, "string") ? peer_data
+		bool peer = strstr(l[i].sig, "Peer") == l[i].sig && strstr(l[i].sig, "string");
+
+		if (peer && (!peer_data || strcmp(l[i].sig, l[i - 1].sig) || l[i].token != l[i - 1].token ||
+			     l[i].nonce != l[i - 1].nonce)) {
+			free(peer_data);
+			peer_data = cast_output("abi-encode 'f(bytes32,string,uint8,uint64)' 0x%064x 10.0.0.%u:51820 1 %u",
+						l[i].token, l[i].token, l[i].nonce);
+		}
+		const char *data = peer ? peer_data
 				   : strstr(l[i].sig, "PeerRemoved") ? "0x0000000000000000000000000000000000000000000000000000000000000001"
 				   : "0x";
 
@@ -1040,7 +1052,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	/* Token 2 updated: one getPeerByToken, no getPeers(). */
 	cs.head = 11;
 	cs.by_token[2] = cast_peer_by_token(2, 2);
-	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false } }, 1);
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false, 2 } }, 1);
 	s = poll_once(reader, &changed);
 	p = registry_reader_peers(reader, &n);
 	cr_assert(changed);
@@ -1056,7 +1068,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 
 	/* Token 1 removed: its read reverts TokenHasNoPeer; the log of block 11 is not read again. */
 	cs.head = 12;
-	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false }, { "PeerRemoved(uint256,address,uint8)", 1, 12, false } }, 2);
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false, 2 }, { "PeerRemoved(uint256,address,uint8)", 1, 12, false, 0 } }, 2);
 	s = poll_once(reader, &changed);
 	p = registry_reader_peers(reader, &n);
 	cr_assert(changed);
@@ -1071,7 +1083,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 
 	/* A mint names no record; nothing read. */
 	cs.head = 13;
-	set_logs(&cs, (struct log_spec[]){ { "NodeAccessMinted(uint256,address,string)", 3, 13, false } }, 1);
+	set_logs(&cs, (struct log_spec[]){ { "NodeAccessMinted(uint256,address,string)", 3, 13, false, 0 } }, 1);
 	/* (its data is "0x": a NodeAccessMinted is not checked past its topics) */
 	s = poll_once(reader, &changed);
 	cr_assert_not(changed);
@@ -1082,17 +1094,17 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	free((char *)cs.peers_hex);
 	cs.peers_hex = cast_peers(1, (unsigned[]){ 2 }, (unsigned[]){ 2 });
 	cs.head = 14;
-	set_logs(&cs, (struct log_spec[]){ { "PeerMoved(uint256,address)", 2, 14, false } }, 1);
+	set_logs(&cs, (struct log_spec[]){ { "PeerMoved(uint256,address)", 2, 14, false, 0 } }, 1);
 	s = poll_once(reader, &changed);
 	cr_assert_eq(s.full_reads, 2, "an unknown event");
 	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read since");
 	cs.head = 15;
-	set_logs(&cs, (struct log_spec[]){ { REG, 3, 15, true } }, 1);
+	set_logs(&cs, (struct log_spec[]){ { REG, 3, 15, true, 0 } }, 1);
 	s = poll_once(reader, &changed);
 	cr_assert_eq(s.full_reads, 3, "a removed log");
 	cs.head = 16;
 	cs.by_token[3] = "error";
-	set_logs(&cs, (struct log_spec[]){ { REG, 3, 16, false } }, 1);
+	set_logs(&cs, (struct log_spec[]){ { REG, 3, 16, false, 0 } }, 1);
 	s = poll_once(reader, &changed);
 	cr_assert_eq(s.full_reads, 4, "a read that proves nothing");
 	cs.head = 17;
@@ -1107,7 +1119,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 		static struct log_spec many[65];
 
 		for (unsigned i = 0; i < 65; i++)
-			many[i] = (struct log_spec){ "InstanceBound(uint256,address)", i + 1, 18, false };
+			many[i] = (struct log_spec){ "InstanceBound(uint256,address)", i + 1, 18, false, 0 };
 		set_logs(&cs, many, 65);
 	}
 	s = poll_once(reader, &changed);
@@ -1122,4 +1134,103 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	server_stop(&srv);
 	free((char *)cs.peers_hex);
 	free((char *)cs.by_token[2]);
+}
+
+/*
+ * A record read by token other than the logs said: none (a TokenHasNoPeer revert, or no
+ * data) without a PeerRemoved, other fields than the PeerUpdated that named it, a change
+ * after a log that changes no record, one after a PeerRemoved. A lying RPC's ways to tear
+ * a live peer down by token; not believed: one full read at the same block decides. What
+ * the logs said is believed without one.
+ */
+Test(reader, a_record_read_by_token_other_than_its_logs_say_is_read_in_full, .timeout = 60)
+{
+	static struct chain_script cs;
+	struct registry_reader_stats s;
+	struct registry_reader *reader;
+	const struct registry_record *p;
+	struct fake_server srv;
+	struct eth_rpc *rpc;
+	uint8_t contract[20];
+	size_t n;
+	bool changed;
+
+	unhex(contract, 20, CONTRACT_HEX);
+	cs.head = 10;
+	cs.peers_hex = cast_peers(2, (unsigned[]){ 1, 2 }, (unsigned[]){ 1, 1 });
+	server_start(&srv, FAKE_HTTP, answer_chain, &cs);
+	rpc = client(srv.url, 2000, -1);
+	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 1);
+
+	/* A PeerUpdated of token 2, and its read reverts TokenHasNoPeer: getPeers() keeps it. */
+	cs.head = 11;
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 11, false, 0 } }, 1);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert_not(changed, "the full read agrees with the set");
+	cr_assert_eq(n, 2);
+	cr_assert_eq(p[1].token_id, 2);
+	cr_assert_eq(cs.by_token_calls, 1);
+	cr_assert_eq(s.records_read, 0, "a read that proved nothing is not counted");
+	cr_assert_eq(s.full_reads, 2);
+	cr_assert_eq(cs.get_peers, 2);
+	cr_assert_eq(registry_reader_block(reader)->number, 11);
+
+	/* No data at all for token 2 after an InstanceBound: the same. */
+	cs.head = 12;
+	cs.by_token[2] = "0x";
+	set_logs(&cs, (struct log_spec[]){ { "InstanceBound(uint256,address)", 2, 12, false, 0 } }, 1);
+	s = poll_once(reader, &changed);
+	registry_reader_peers(reader, &n);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(s.full_reads, 3);
+
+	/* A record other than the PeerUpdated that named it (nonce 5 read, 3 logged): in full. */
+	cs.head = 14;
+	cs.by_token[2] = cast_peer_by_token(2, 5);
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 14, false, 3 } }, 1);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert_eq(s.full_reads, 4);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(p[1].nonce, 1, "getPeers() decides");
+	/* A changed record after a log that changes none (InstanceBound): in full. */
+	cs.head = 15;
+	set_logs(&cs, (struct log_spec[]){ { "InstanceBound(uint256,address)", 2, 15, false, 0 } }, 1);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 5);
+	/* A record where the last log of its token is PeerRemoved: in full. */
+	cs.head = 16;
+	set_logs(&cs, (struct log_spec[]){ { UPD, 2, 16, false, 5 }, { "PeerRemoved(uint256,address,uint8)", 2, 16, false, 0 } }, 2);
+	s = poll_once(reader, &changed);
+	cr_assert_eq(s.full_reads, 6);
+	/* What the logs said: believed, no full read (the set takes nonce 5). */
+	cs.head = 17;
+	set_logs(&cs, (struct log_spec[]){ { "PeerRemoved(uint256,address,uint8)", 2, 17, false, 0 }, { REG, 2, 17, false, 5 } }, 2);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert_eq(s.full_reads, 6);
+	cr_assert(changed);
+	cr_assert_eq(p[1].nonce, 5);
+	free((char *)cs.by_token[2]);
+
+	/* A PeerRemoved of token 1 and its read reverts: believed, no full read. */
+	cs.head = 18;
+	cs.by_token[2] = NULL;
+	set_logs(&cs, (struct log_spec[]){ { "PeerRemoved(uint256,address,uint8)", 1, 18, false, 0 } }, 1);
+	s = poll_once(reader, &changed);
+	p = registry_reader_peers(reader, &n);
+	cr_assert(changed);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(p[0].token_id, 2);
+	cr_assert_eq(s.full_reads, 6);
+	cr_assert_eq(s.records_read, 2);
+	cr_assert_eq(cs.by_token_calls, 7);
+
+	registry_reader_free(reader);
+	eth_rpc_free(rpc);
+	server_stop(&srv);
+	free((char *)cs.peers_hex);
 }

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Zero trust under a lying or failing RPC (issue 10): one scenario per numbered point,
-# as functions zt_1 .. zt_9 over one harness run (netns-harness/lib.sh). Node 1's agent
+# as functions zt_1 .. zt_12 (10 to 12: the reads by token, issue 12) over one harness run (netns-harness/lib.sh). Node 1's agent
 # reads the chain through netns-harness/rpc-proxy.py ("a", and "b" for point 7) in the hub
 # namespace; nodes 2 and 3 read anvil directly. Every scenario starts and ends with the
 # whole 3-node mesh and asserts only on what wg, ping and cast observe (plus the agent's
@@ -8,8 +8,9 @@
 # repair, registration transactions, ping loss) are printed as "FIGURE ..." lines, never
 # asserted. Source after lib.sh; zt_setup first; then zt_run N... .
 
-# Every scenario (1b and 5b: the lie of 1 and 5 while the agent starts).
-ZT_ALL="1 1b 2 3 4 5 5b 6 7 8 9"
+# Every scenario (1b and 5b: the lie of 1 and 5 while the agent starts; 10 to 12: lies
+# in what the agent reads by token after a log, getPeerByToken and eth_getLogs).
+ZT_ALL="1 1b 2 3 4 5 5b 6 7 8 9 10 11 12"
 
 ZT_SIG_PEER='(uint256,address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes)'
 
@@ -478,6 +479,138 @@ zt_9() {
 	[ "$ZT_RC" = 2 ] || h_die "9: a config file with NUL: exit $ZT_RC, not 2"
 	grep -qi 'nul' <<<"$ZT_OUT" || h_die "9: the message does not say the config file has a NUL byte"
 	zt_pass "9: 17th watcher gets an error document; a bad RPC URL and a NUL in the config file are named"
+}
+
+# ---- 10 to 12: the incremental reads (a log names tokens, getPeerByToken reads them) -----
+# The agent reads by token only when a new block brings logs; anvil mines only on a
+# transaction, so zt_mine_start mines a block every 0.3 s while a lie holds (bounded).
+zt_mine_start() { # seconds
+	local end=$(( $(date +%s%N) + $1 * 1000000000 ))
+	( for t in $(seq 1 $(( $1 * 4 ))); do
+		[ "$(date +%s%N)" -lt "$end" ] || break
+		h_cast rpc evm_mine >/dev/null 2>&1 || true
+		sleep 0.3
+	done ) &
+	ZT_MINE_PID=$!
+}
+zt_loss_zero() { # name: the last watch's pings lost nothing
+	local j loss
+	for j in 2 3; do
+		loss=$(grep -o '[0-9.]*% packet loss' "$ZT_WATCH/ping$j" | cut -d% -f1)
+		[ "${loss:-x}" = 0 ] || h_die "$1: ping node 1 -> node $j lost ${loss:-?} % during the lie ($ZT_WATCH/ping$j)"
+	done
+}
+# zt_fault_mined NAME SECONDS JSON PATTERN [forged_key...]: zt_fault with blocks mined
+# during the watch (the logs of each new block are what the lie rides on), no SIGHUP.
+zt_fault_mined() {
+	local name=$1 secs=$2 json=$3 pattern=$4 lies
+	shift 4
+	h_proxy_set a "$json"
+	lies=$(zt_proxy_count a "$pattern")
+	zt_watch_start "$secs"
+	zt_mine_start "$secs"
+	zt_proxy_wait a "$pattern" "$lies" "$secs" || h_die "$name: proxy a never logged '$pattern'"
+	wait "$ZT_MINE_PID" || true
+	zt_watch_end "$name" "$@"
+}
+zt_b64hex() { echo "$1" | base64 -d | od -An -tx1 | tr -d ' \n'; }
+
+zt_10() {
+	local fpub t0
+	fpub=$(wg genkey | wg pubkey)
+	# 10a: a log names node 2 (invented, every block) and getPeerByToken(2) answers node 2's
+	# record with a forged WireGuard key; getPeers() stays honest.
+	zt_fault_mined "10a forged key by token" 6 \
+		"{\"on\": \"getPeerByToken\", \"invent_logs\": [${H_TOKEN[2]}], \"wg_key\": {\"0x${H_INSTANCE[2]}\": \"$(zt_b64hex "$fpub")\"}}" \
+		"getPeerByToken ${H_TOKEN[2]} forged wg key" "$fpub"
+	zt_loss_zero "10a"
+	zt_figure "10a: getPeerByToken answers with the forged key: $(zt_proxy_count a "getPeerByToken ${H_TOKEN[2]} forged wg key"); forged key in wg show dump: 0 samples"
+	# 10b: the same through a fully forged record (another instance, signed under an
+	# attacker's KMS root) for node 2's token.
+	zt_fault_mined "10b forged record by token" 6 \
+		"{\"on\": \"getPeerByToken\", \"invent_logs\": [${H_TOKEN[2]}], \"inject\": [\"$(cat "$H_RUN/forged.hex")\"]}" \
+		"getPeerByToken ${H_TOKEN[2]} injected" "$ZT_FORGED_PUB"
+	zt_loss_zero "10b"
+	zt_agent_alive 1
+	t0=$(date +%s%N)
+	h_proxy_set a '{}'
+	zt_repaired "10 forged by token" "$t0" 1 2 3
+	zt_pass "10: a forged key or record served only by getPeerByToken is never programmed; no ping lost"
+}
+
+# ---- 11: getPeerByToken says a live token has no record (TokenHasNoPeer) ----------------
+zt_11() {
+	local t0 key2 port
+	h_cache_keys 1 2 3
+	key2=${H_PUB[2]}
+	# 11a: honest logs. Node 2 really changes its record (a new port: a PeerUpdated log),
+	# and node 1's getPeerByToken(2) answers TokenHasNoPeer; getPeers() is honest.
+	port=$(( 51832 + RANDOM % 100 ))
+	h_proxy_set a "{\"on\": \"getPeerByToken\", \"hide\": [\"0x${H_INSTANCE[2]}\"]}"
+	local lies
+	lies=$(zt_proxy_count a "TokenHasNoPeer")
+	zt_watch_start 8
+	zt_restart_agent 2 --endpoint "$H_SUBNET.2:$port" --listen-port "$port"
+	zt_proxy_wait a "TokenHasNoPeer" "$lies" 20 || h_die "11a: node 1 never read node 2's change by token"
+	zt_watch_end "11a live token read as removed (honest logs)"
+	for t in $(seq 1 150); do
+		h_in 1 wg show "$(h_if 1)" endpoints | grep -qx "$key2	$H_SUBNET.2:$port" && break
+		sleep 0.1
+	done
+	h_in 1 wg show "$(h_if 1)" endpoints | grep -qx "$key2	$H_SUBNET.2:$port" ||
+		h_die "11a: node 1 did not follow node 2's new endpoint (the honest getPeers() has it)"
+	# 11b: invented logs name node 2 every block and every read by token says it has none.
+	zt_fault_mined "11b live token read as removed (invented logs)" 8 \
+		"{\"on\": \"getPeerByToken\", \"invent_logs\": [${H_TOKEN[2]}], \"hide\": [\"0x${H_INSTANCE[2]}\"]}" \
+		"TokenHasNoPeer"
+	zt_loss_zero "11b"
+	zt_figure "11: TokenHasNoPeer lies told: $(zt_proxy_count a TokenHasNoPeer)"
+	zt_agent_alive 1
+	t0=$(date +%s%N)
+	h_proxy_set a '{}'
+	zt_repaired "11 removal by token" "$t0" 1 2 3
+	zt_pass "11: a live token read as removed by getPeerByToken (after a real or an invented log) is never torn down"
+}
+
+# ---- 12: invented logs: the reads they cost stay bounded per poll -------------------------
+# zt_12_cost NAME FROM_LINE: per poll (the proxy's lines from one eth_getLogs to the next),
+# the most getPeerByToken and getPeers reads, and their mean in the first and second half.
+zt_12_cost() {
+	tail -n +"$2" "$H_RUN/proxy-a.log" | awk '
+		$2 == "eth_getLogs" { if (n) { bt[n] = b; fp[n] = f } n++; b = f = 0; next }
+		$2 == "eth_call" && $3 == "getPeerByToken" { b++ }
+		$2 == "eth_call" && $3 == "getPeers" { f++ }
+		END {
+			if (n) { bt[n] = b; fp[n] = f }
+			for (i = 1; i <= n; i++) {
+				if (bt[i] > mb) mb = bt[i]; if (fp[i] > mf) mf = fp[i]
+				if (i <= n / 2) { b1 += bt[i]; f1 += fp[i]; h1++ } else { b2 += bt[i]; f2 += fp[i]; h2++ }
+			}
+			printf "%d %d %d %.2f %.2f %.2f %.2f\n", n, mb, mf, h1 ? b1 / h1 : 0, h2 ? b2 / h2 : 0, h1 ? f1 / h1 : 0, h2 ? f2 / h2 : 0
+		}'
+}
+zt_12() {
+	local toks from c polls mb mf t0 extra
+	toks="${H_TOKEN[1]}, ${H_TOKEN[2]}, ${H_TOKEN[3]}"
+	# A token with no record at all: its read by token reverts, honestly.
+	extra=250
+	for mode in "" ', "invent_removed": true'; do
+		from=$(( $(wc -l <"$H_RUN/proxy-a.log") + 1 ))
+		zt_fault_mined "12 invented logs{$mode}" 10 "{\"invent_logs\": [$toks, $extra]$mode}" "getLogs invented"
+		zt_loss_zero "12 invented logs{$mode}"
+		read -r polls mb mf b1 b2 f1 f2 <<<"$(zt_12_cost "12" "$from")"
+		zt_figure "12 invented logs{$mode}: $polls polls; per poll at most $mb getPeerByToken and $mf getPeers; mean getPeerByToken $b1 then $b2, getPeers $f1 then $f2 (first, second half)"
+		[ "$polls" -ge 4 ] || h_die "12: only $polls polls during the lie"
+		# Each poll reads each named token at most once (4 of them), and getPeers() at
+		# most twice (a resync, and the periodic full re-read).
+		[ "$mb" -le 4 ] || h_die "12: $mb getPeerByToken reads in one poll for 4 named tokens"
+		[ "$mf" -le 2 ] || h_die "12: $mf getPeers reads in one poll"
+	done
+	zt_agent_alive 1
+	t0=$(date +%s%N)
+	h_proxy_set a '{}'
+	zt_repaired "12 invented logs" "$t0" 1 2 3
+	zt_pass "12: invented and removed logs every block cost a bounded number of reads per poll; no peer lost, no ping lost"
 }
 
 # Each scenario runs in a subshell, so one that fails (h_die) does not stop the others:
