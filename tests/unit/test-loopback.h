@@ -5,13 +5,14 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
 #include <criterion/criterion.h>
 
-/* A TCP listener on 127.0.0.1 at a free port; its URL "http://127.0.0.1:PORT" into url. */
-static inline int loopback_listen(char *url, size_t cap)
+/* A TCP socket bound to 127.0.0.1 at a free port (*port), not yet listening. */
+static inline int loopback_bind(uint16_t *port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
@@ -20,7 +21,17 @@ static inline int loopback_listen(char *url, size_t cap)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	snprintf(url, cap, "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* The same, with its URL "http://127.0.0.1:PORT" into url. */
+static inline int loopback_listen(char *url, size_t cap)
+{
+	uint16_t port;
+	int fd = loopback_bind(&port);
+
+	snprintf(url, cap, "http://127.0.0.1:%u", port);
 	return fd;
 }
 

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "common/common.h"
+#include "tests/unit/test-loopback.h"
 
 Test(ws, url_parse)
 {
@@ -314,16 +315,8 @@ out:
 
 static void server_start(struct server *s, pthread_t *t)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sin);
-
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(s->lfd, 0);
-	cr_assert_eq(bind(s->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	cr_assert_eq(listen(s->lfd, 1), 0);
-	cr_assert_eq(getsockname(s->lfd, (struct sockaddr *)&sin, &sl), 0);
-	s->port = ntohs(sin.sin_port);
-	cr_assert_eq(pthread_create(t, NULL, serve, s), 0);
+	s->lfd = loopback_bind(&s->port);
+	loopback_serve(s->lfd, t, serve, s);
 }
 
 Test(ws, client_loopback)
