@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct relay_limiter limiter;
 	struct http_request req;
 	struct relay_request q;
-	char why[160];
+	struct err_detail why = { "" };
 	int r;
 
 	if (!limiter.slots && relay_limiter_init(&limiter, 8, 2, 1000) < 0)
@@ -39,12 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	/* Also every input as a bare body, whatever its head said. */
-	if (relay_parse_request((const char *)data, size, 4096, &q, why, sizeof(why)) == 0) {
+	if (relay_parse_request((const char *)data, size, 4096, &q, &why) == 0) {
 		if (q.len < 4 || q.len > 4096 || memcmp(q.selector, q.data, 4))
 			abort();
 		relay_limiter_take(&limiter, q.subject, size);
 		relay_request_clear(&q);
-	} else if (!why[0] || !memchr(why, '\0', sizeof(why))) {
+	} else if (!why.text[0] || !memchr(why.text, '\0', sizeof(why.text))) {
 		abort();
 	}
 	return 0;
