@@ -62,7 +62,7 @@ static void print_relay_instructions(struct mesh_agent *a, const struct registry
 	struct buf data;
 
 	buf_init(&data, 1 << 16);
-	if (cluster_registration_calldata(rec, &data) < 0)
+	if (registry_encode_register_call(rec, &data) < 0)
 		goto out;
 	keccak256(digest, data.data, data.len);
 	if (!memcmp(digest, a->printed_calldata, sizeof(digest)))

@@ -339,11 +339,6 @@ uint64_t cluster_block(const struct cluster *c)
 	return b ? b->number : 0;
 }
 
-int cluster_registration_calldata(const struct registry_record *rec, struct buf *out)
-{
-	return registry_encode_register_call(rec, out);
-}
-
 int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
 			      const uint8_t tx_key[static 32])
 {

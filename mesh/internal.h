@@ -115,8 +115,6 @@ int cluster_cross_check(struct cluster *c);
 const struct registry_record *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
 /* The last cross-check's finding at the block level; "" when the providers agreed. */
 const char *cluster_disagreement(const struct cluster *c);
-/* The registerPeer(...) calldata for a signed record. */
-int cluster_registration_calldata(const struct registry_record *rec, struct buf *out);
 /*
  * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) and wait (bounded) for
  * its receipt; a revert comes back as -EPERM with the reason in cluster_error().
@@ -207,7 +205,6 @@ struct mesh_applied {
 	uint8_t key[WG_KEY_LEN];
 	union wg_endpoint endpoint;
 };
-
 
 /*
  * The verdict of a record as last verified (decide.c), by token: a record is verified again
