@@ -152,48 +152,67 @@ done
 ping_all_retry 6 1 2 3 || h_die "after the burn: the others lost each other"
 pass "burn: node 4 gone from every wg show, its streams refused, 6/6 remaining pairs ping"
 
-# --- mixed mesh, auto. Out of make check until a known defect is fixed: under load a UDP
-# probe towards a peer whose UDP is blocked can count the peer's packets that came through
-# the relay as UDP working, so 1-3 flips between udp and gateway (about 1 run in 4 failed
-# here). GW_TEST_AUTO=1 runs it.
-if [ "${GW_TEST_AUTO:-0}" != 1 ]; then
-	h_log "auto scenarios skipped (GW_TEST_AUTO=1 runs them; see the comment above)"
-else
-	# --- mixed mesh, auto: UDP where it passes (1-2, 2-3), the gateway where it does not (1-3)
-	for i in 1 2 3; do kill "${H_PID_AGENT[$i]}"; done
-	for i in 1 2 3; do wait "${H_PID_AGENT[$i]}" 2>/dev/null || true; done
-	h_gw_unblock_udp 1 2 3
-	h_gw_block_udp 1 3
-	for i in 1 2 3; do h_agent_start "$i" $(h_gw_agent_flags auto) --fallback-ms 3000; done
-	for i in 1 2 3; do
-		for t in $(seq 1 100); do
-			h_cast call "$H_CONTRACT" "$getpeer" "0x${H_INSTANCE[$i]}" |
-				grep -q "\"$H_SUBNET.$i:51830,https://${H_INSTANCE[$i]}-$H_RELAY_PORT.$H_GW_DOMAIN\"" && break
-			sleep 0.2
-		done
-	done
-	h_wait_mesh 30 1 2 3 || h_die "auto: mesh did not converge"
-	ep() { h_in "$1" wg show "$(h_if "$1")" endpoints | grep "^${H_PUB[$2]}" | cut -f2; }
-	for t in $(seq 1 150); do
-		[ "$(ep 1 2)" = "$H_SUBNET.2:51830" ] && [ "$(ep 1 3)" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] &&
-			[ "$(ep 3 1)" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] && [ "$(ep 3 2)" = "$H_SUBNET.2:51830" ] && break
+# --- mixed mesh, auto: UDP where it passes (1-2, 2-3), the gateway where it does not (1-3)
+for i in 1 2 3; do kill "${H_PID_AGENT[$i]}"; done
+for i in 1 2 3; do wait "${H_PID_AGENT[$i]}" 2>/dev/null || true; done
+h_gw_unblock_udp 1 2 3
+h_gw_block_udp 1 3
+for i in 1 2 3; do echo "--- auto" >>"$H_RUN/agent$i.log"; done
+for i in 1 2 3; do h_agent_start "$i" $(h_gw_agent_flags auto) --fallback-ms 3000; done
+for i in 1 2 3; do
+	for t in $(seq 1 100); do
+		h_cast call "$H_CONTRACT" "$getpeer" "0x${H_INSTANCE[$i]}" |
+			grep -q "\"$H_SUBNET.$i:51830,https://${H_INSTANCE[$i]}-$H_RELAY_PORT.$H_GW_DOMAIN\"" && break
 		sleep 0.2
 	done
-	h_log "auto: node 1 -> 2 via $(ep 1 2), 1 -> 3 via $(ep 1 3), 3 -> 1 via $(ep 3 1)"
-	[ "$(ep 1 2)" = "$H_SUBNET.2:51830" ] || h_die "auto: 1-2 is not on UDP"
-	[ "$(ep 1 3)" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] || h_die "auto: 1-3 did not fall back to the gateway"
-	[ "$(ep 3 1)" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] || h_die "auto: 3-1 did not fall back to the gateway"
-	ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers"
-	pass "mixed mesh (auto): 1-2 and 2-3 over UDP, 1-3 through the gateway, 6/6 pairs ping"
+done
+h_wait_mesh 30 1 2 3 || h_die "auto: mesh did not converge"
+ep() { h_in "$1" wg show "$(h_if "$1")" endpoints | grep "^${H_PUB[$2]}" | cut -f2; }
+# one reading of all four (a probe of 1-3 may start between two readings)
+for t in $(seq 1 150); do
+	e12=$(ep 1 2) e13=$(ep 1 3) e31=$(ep 3 1) e32=$(ep 3 2)
+	[ "$e12" = "$H_SUBNET.2:51830" ] && [ "$e13" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] &&
+		[ "$e31" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] && [ "$e32" = "$H_SUBNET.2:51830" ] && break
+	sleep 0.2
+done
+h_log "auto: node 1 -> 2 via $e12, 1 -> 3 via $e13, 3 -> 1 via $e31, 3 -> 2 via $e32"
+[ "$e12" = "$H_SUBNET.2:51830" ] && [ "$e32" = "$H_SUBNET.2:51830" ] || h_die "auto: 1-2 or 3-2 is not on UDP"
+[ "$e13" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] && [ "$e31" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] ||
+	h_die "auto: 1-3 did not fall back to the gateway"
+ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers"
+pass "mixed mesh (auto): 1-2 and 2-3 over UDP, 1-3 through the gateway, 6/6 pairs ping"
 
-	h_gw_unblock_udp 1 3
-	# the next probe comes 9 s (3 fallback bounds) after a fall-back, doubling after each failed one
-	for t in $(seq 1 600); do
-		[ "$(ep 1 3)" = "$H_SUBNET.3:51830" ] && [ "$(ep 3 1)" = "$H_SUBNET.1:51830" ] && break
-		sleep 0.2
-	done
-	[ "$(ep 1 3)" = "$H_SUBNET.3:51830" ] && [ "$(ep 3 1)" = "$H_SUBNET.1:51830" ] ||
-		h_die "auto: 1-3 stayed on $(ep 1 3) / $(ep 3 1) after UDP opened"
-	ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers after going back to UDP"
-	pass "auto: once UDP passes between 1 and 3 again, a probe moves them back to UDP"
-fi
+# Both 1 and 3 probe UDP towards each other (twice each) while it is dropped: no probe may
+# be confirmed by the packets that came through the relay meanwhile (the old flip).
+since_auto() { sed -n '/^--- auto/,$p' "$H_RUN/agent$1.log" | grep -c "peer 10.0.1.${H_TOKEN[$2]}: $3" || true; }
+for t in $(seq 1 450); do
+	[ "$(since_auto 1 3 'gateway path -> udp')" -ge 2 ] && [ "$(since_auto 3 1 'gateway path -> udp')" -ge 2 ] && break
+	sleep 0.2
+done
+h_log "auto: probes while 1-3 is blocked: node 1 $(since_auto 1 3 'gateway path -> udp'), node 3 $(since_auto 3 1 'gateway path -> udp')"
+[ "$(since_auto 1 3 'gateway path -> udp')" -ge 2 ] && [ "$(since_auto 3 1 'gateway path -> udp')" -ge 2 ] ||
+	h_die "auto: 1 and 3 did not probe UDP twice each"
+[ "$(since_auto 1 3 'udp path confirmed')" = 0 ] && [ "$(since_auto 3 1 'udp path confirmed')" = 0 ] ||
+	h_die "auto: a probe into the blocked 1-3 was taken for working UDP"
+[ "$(since_auto 1 2 'udp path confirmed')" -ge 1 ] && [ "$(since_auto 3 2 'udp path confirmed')" -ge 1 ] ||
+	h_die "auto: 1-2 or 3-2 never confirmed UDP"
+ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers after the probes"
+pass "auto: UDP probes into the blocked 1-3 all failed (none taken for UDP by relayed packets)"
+
+h_gw_unblock_udp 1 3
+# the next probe comes 9 s (3 fallback bounds) after a fall-back, doubling after each failed one
+for t in $(seq 1 600); do
+	e13=$(ep 1 3) e31=$(ep 3 1)
+	[ "$e13" = "$H_SUBNET.3:51830" ] && [ "$e31" = "$H_SUBNET.1:51830" ] && break
+	sleep 0.2
+done
+[ "$e13" = "$H_SUBNET.3:51830" ] && [ "$e31" = "$H_SUBNET.1:51830" ] ||
+	h_die "auto: 1-3 stayed on $e13 / $e31 after UDP opened"
+for t in $(seq 1 100); do
+	[ $(( $(since_auto 1 3 'udp path confirmed') + $(since_auto 3 1 'udp path confirmed') )) -ge 1 ] && break
+	sleep 0.2
+done
+[ $(( $(since_auto 1 3 'udp path confirmed') + $(since_auto 3 1 'udp path confirmed') )) -ge 1 ] ||
+	h_die "auto: 1-3 on UDP but no side confirmed it"
+ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers after going back to UDP"
+pass "auto: once UDP passes between 1 and 3 again, a probe moves them back to UDP"
