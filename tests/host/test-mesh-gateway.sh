@@ -5,7 +5,8 @@
 # nftables dropping every UDP packet between the nodes, so only the gateway path works:
 #   3 nodes join and ping each other, a 4th joins; an agent is SIGKILLed and restarted;
 #   the gateway restarts; the gateway's idle limit is cut to 2 s (streams are cut and
-#   come back); a burned node's streams are refused. Then a mixed mesh in auto mode:
+#   come back); a reader that stops reading is cut and dialled again, without holding up
+#   the other streams; a burned node's streams are refused. Then a mixed mesh in auto mode:
 #   UDP between 1-2 and 2-3, the gateway between 1-3, and back to UDP once 1-3 is open.
 # Expectations come from wg show, ping, cast and ss; the gap across the restart is printed.
 set -euo pipefail
@@ -138,6 +139,52 @@ h_log "2 s idle cut: node 1's most reconnected stream came back $reconnects time
 h_gw_conf
 h_gw_reload
 pass "short gateway limits: streams cut and re-dialled, 12/12 pairs ping"
+
+# --- a reader that stops reading (dstack cuts it after 5 s): node 2's agent is stopped, so
+# its relay reads nothing, while node 1 floods it. nginx has one timeout for idle and stalled
+# streams: 8 s here, above the 5 s keepalives, so only the flooded stream stalls that long.
+# Node 1's other streams keep going; the gateway cuts 1-2; once node 2 reads again, 1-2 is
+# dialled again and pings resume.
+relay_connects() { # i j: connects of node i's stream to node j (status --json)
+	DSTACK_P2P_CONTROL="$H_RUN/ctl$1.sock" "$H_BIN/dstack-p2p" status --json | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(sum(p.get("relay", {}).get("connects", 0) for p in s["peers"] if p["token"] == int(sys.argv[1])))' "${H_TOKEN[$2]}"
+}
+cut12() { # streams between nodes 1 and 2 that nginx cut for their timeout
+	grep 'timed out' "$H_RUN/gw/error.log" | grep -cE "client: $H_SUBNET\.1,.*upstream: \"$H_SUBNET\.2:|client: $H_SUBNET\.2,.*upstream: \"$H_SUBNET\.1:" || true
+}
+H_GW_IDLE=8s h_gw_conf
+h_gw_reload
+ping_all_retry 12 1 2 3 4 || h_die "before the stall: not every pair answers"
+c12=$(relay_connects 1 2) c21=$(relay_connects 2 1) cut=$(cut12)
+kill -STOP "${H_PID_AGENT[2]}"
+ip netns exec "$(h_ns 1)" ping -q -s 1200 -i 0.002 -w 60 "10.0.1.${H_TOKEN[2]}" >/dev/null 2>&1 &
+flood=$!
+sleep 1
+others=$(h_in 1 ping -c 10 -i 0.2 -W 1 "10.0.1.${H_TOKEN[3]}" 2>/dev/null | grep -c 'bytes from' || true)
+for t in $(seq 1 200); do
+	[ "$(cut12)" -gt "$cut" ] && break
+	sleep 0.2
+done
+kill "$flood" 2>/dev/null || true
+wait "$flood" 2>/dev/null || true
+kill -CONT "${H_PID_AGENT[2]}"
+h_log "stalled reader: node 1 -> 3 answered $others/10 pings while 1 flooded the stopped node 2;" \
+	"the gateway cut 1-2 $(( $(cut12) - cut )) times"
+[ "$others" -ge 8 ] || h_die "a stalled peer held up node 1's other streams ($others/10 pings to node 3)"
+[ "$(cut12)" -gt "$cut" ] ||
+	h_die "the gateway never cut the stalled stream 1-2 (its cuts: $(grep 'timed out' "$H_RUN/gw/error.log" | tail -2))"
+ping_all_retry 12 1 2 3 4 || h_die "after the stalled reader: not every pair answers"
+for t in $(seq 1 100); do
+	[ $(( $(relay_connects 1 2) + $(relay_connects 2 1) )) -gt $(( c12 + c21 )) ] && break
+	sleep 0.2
+done
+h_log "stalled reader: stream 1-2 connects $c12/$c21 before, $(relay_connects 1 2)/$(relay_connects 2 1) after"
+[ $(( $(relay_connects 1 2) + $(relay_connects 2 1) )) -gt $(( c12 + c21 )) ] || h_die "stream 1-2 was not dialled again"
+h_gw_conf
+h_gw_reload
+pass "stalled reader: the gateway cut it, node 1's other peers were not held up, 1-2 dialled again, 12/12 pairs ping"
 
 # --- burn node 4: gone from every device, and its streams are refused by every relay
 h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[4]}" >/dev/null
