@@ -457,5 +457,13 @@ int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, c
 /* The same for another port of ours (the relay's). */
 int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
 		       size_t len);
+/*
+ * The gateway's domain ("base_domain", or "base_domain:external_port" when that is not
+ * 443) from the first of gateway_urls[] in the host-shared config at sys_config (dstack:
+ * /dstack/.host-shared/.sys-config.json) and that gateway's GET /prpc/Info. -errno of
+ * fopen, -ENOENT (no gateway_urls[0]), -EBADMSG (Info not 200 or no base_domain), a
+ * JSON or HTTP error, -ENAMETOOLONG.
+ */
+int agent_gateway_domain_discover(const char *sys_config, char *domain, size_t len);
 
 #endif

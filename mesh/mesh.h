@@ -139,7 +139,7 @@ const char *mesh_path_name(enum mesh_path p);
 struct mesh_path_state {
 	enum mesh_path want;            /* what we program into WireGuard */
 	uint64_t since_ms;              /* when want was last set */
-	uint64_t rx_at_since;           /* the device's rx bytes from the peer then */
+	uint64_t rx_at_since;           /* on UDP: rx bytes at the first dump with our UDP endpoint */
 	bool confirmed;                 /* UDP carried the peer's packets since */
 	uint64_t probe_ms;              /* on the gateway: when to try UDP again */
 	unsigned probe_wait_ms;         /* doubles after each failed probe */
@@ -152,8 +152,9 @@ struct mesh_path_state {
  * One decision for one peer. observed: the path the device uses now (it roams to where
  * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
  * from the peer. In auto mode UDP comes first; UDP counts as working once, within
- * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
- * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
+ * fallback_ms, the peer's packets arrived over it (rx grew since a dump that showed our
+ * UDP endpoint, and the device still has it: relayed packets roam it to the relay) with
+ * a fresh session; otherwise the peer moves to the gateway and a UDP
  * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
  * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
  * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,
