@@ -80,8 +80,8 @@ out:
 	return r;
 }
 
-/* base_domain from the gateway named in the host-shared config (docs/dstack-facts.md, networking in a CVM). */
-static int gateway_domain_from_host(char *domain, size_t len)
+/* docs/dstack-facts.md, networking in a CVM: the gateway's RPC URLs, then its Info. */
+int agent_gateway_domain_discover(const char *sys_config, char *domain, size_t len)
 {
 	struct http_target target = { .timeout_ms = 5000 };
 	struct http_reply reply = { 0 };
@@ -92,7 +92,7 @@ static int gateway_domain_from_host(char *domain, size_t len)
 	FILE *f;
 	int r, i;
 
-	f = fopen(SYS_CONFIG_PATH, "re");
+	f = fopen(sys_config, "re");
 	if (!f)
 		return -errno;
 	text = calloc(1, 1 << 16);
@@ -158,7 +158,7 @@ int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, 
 	if (cfg->gateway_domain[0]) {
 		snprintf(domain, sizeof(domain), "%s", cfg->gateway_domain);
 	} else {
-		r = gateway_domain_from_host(domain, sizeof(domain));
+		r = agent_gateway_domain_discover(SYS_CONFIG_PATH, domain, sizeof(domain));
 		if (r < 0)
 			return r;
 	}

@@ -455,13 +455,22 @@ int agent_gateway_url(const struct mesh_config *cfg, const char *instance_hex, c
 /* The same for another port of ours (the relay's). */
 int agent_gateway_name(const struct mesh_config *cfg, const char *instance_hex, uint16_t port, char *out,
 		       size_t len);
+/*
+ * The gateway's domain ("base_domain", or "base_domain:external_port" when that is not
+ * 443) from the first of gateway_urls[] in the host-shared config at sys_config (dstack:
+ * /dstack/.host-shared/.sys-config.json) and that gateway's GET /prpc/Info. -errno of
+ * fopen, -ENOENT (no gateway_urls[0]), -EBADMSG (Info not 200 or no base_domain), a
+ * JSON or HTTP error, -ENAMETOOLONG.
+ */
+int agent_gateway_domain_discover(const char *sys_config, char *domain, size_t len);
 
 /*
  * One decision for one peer. observed: the path the device uses now (it roams to where
  * the peer's packets come from); last_handshake in unix seconds (0 = never), rx_bytes
  * from the peer. In auto mode UDP comes first; UDP counts as working once, within
- * fallback_ms, the peer's packets arrived over it (rx grew, the device still sends
- * over UDP) with a fresh session; otherwise the peer moves to the gateway and a UDP
+ * fallback_ms, the peer's packets arrived over it (rx grew since a dump that showed our
+ * UDP endpoint, and the device still has it: relayed packets roam it to the relay) with
+ * a fresh session; otherwise the peer moves to the gateway and a UDP
  * probe follows later (3 bounds, doubling to 10 min, spread by seed). A UDP path whose
  * session goes stale (180 s), that hears nothing from the peer for silence_ms (its
  * keepalives stopped arriving; 0 = not checked), or that the peer left for the gateway,

@@ -143,7 +143,7 @@ const char *mesh_path_name(enum mesh_path p);
 struct mesh_path_state {
 	enum mesh_path want;            /* what we program into WireGuard */
 	uint64_t since_ms;              /* when want was last set */
-	uint64_t rx_at_since;           /* the device's rx bytes from the peer then */
+	uint64_t rx_at_since;           /* on UDP: rx bytes at the first dump with our UDP endpoint */
 	bool confirmed;                 /* UDP carried the peer's packets since */
 	uint64_t probe_ms;              /* on the gateway: when to try UDP again */
 	unsigned probe_wait_ms;         /* doubles after each failed probe */

@@ -21,6 +21,7 @@
 #define SESSION_STALE_S 180        /* WireGuard's REJECT_AFTER_TIME: no handshake that long = dead path */
 #define PROBE_FIRST_FALLBACKS 3    /* first UDP probe 3 fallback bounds after falling back */
 #define PROBE_MAX_MS 600000
+#define RX_UNREAD UINT64_MAX       /* rx_at_since: not yet read with the UDP endpoint on the device */
 
 /* ---- the pure parts ---------------------------------------------------------------------- */
 
@@ -101,19 +102,19 @@ int mesh_endpoint_split(const char *endpoint, char udp[static REGISTRY_ENDPOINT_
 	return -EINVAL;  /* a third part */
 }
 
-static void path_set(struct mesh_path_state *s, enum mesh_path want, uint64_t rx_bytes, uint64_t now_ms)
+static void path_set(struct mesh_path_state *s, enum mesh_path want, uint64_t now_ms)
 {
 	if (s->want != want) {
 		s->want = want;
 		s->since_ms = now_ms;
-		s->rx_at_since = rx_bytes;
+		s->rx_at_since = RX_UNREAD;
 		s->confirmed = false;
 	}
 }
 
-static void fall_back(struct mesh_path_state *s, uint64_t rx_bytes, uint64_t now_ms, unsigned fallback_ms)
+static void fall_back(struct mesh_path_state *s, uint64_t now_ms, unsigned fallback_ms)
 {
-	path_set(s, MESH_PATH_GATEWAY, rx_bytes, now_ms);
+	path_set(s, MESH_PATH_GATEWAY, now_ms);
 	s->probe_wait_ms = s->probe_wait_ms ? s->probe_wait_ms * 2 : PROBE_FIRST_FALLBACKS * fallback_ms;
 	if (s->probe_wait_ms > PROBE_MAX_MS)
 		s->probe_wait_ms = PROBE_MAX_MS;
@@ -133,16 +134,16 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 	}
 
 	if (t == MESH_TRANSPORT_UDP || !has_gw) {
-		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, rx_bytes, now_ms);
+		path_set(s, has_udp ? MESH_PATH_UDP : MESH_PATH_NONE, now_ms);
 		return s->want;
 	}
 	if (t == MESH_TRANSPORT_GATEWAY || !has_udp) {
-		path_set(s, MESH_PATH_GATEWAY, rx_bytes, now_ms);
+		path_set(s, MESH_PATH_GATEWAY, now_ms);
 		return s->want;
 	}
 	switch (s->want) {
 	case MESH_PATH_NONE:
-		path_set(s, MESH_PATH_UDP, rx_bytes, now_ms);
+		path_set(s, MESH_PATH_UDP, now_ms);
 		break;
 	case MESH_PATH_UDP:
 		/*
@@ -152,19 +153,30 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 		if (s->confirmed) {
 			if (observed == MESH_PATH_GATEWAY || !fresh ||
 			    (silence_ms && now_ms - s->rx_grew_ms >= silence_ms))
-				fall_back(s, rx_bytes, now_ms, fallback_ms);
+				fall_back(s, now_ms, fallback_ms);
 			break;
 		}
-		if (observed == MESH_PATH_UDP && fresh && rx_bytes > s->rx_at_since) {
+		/*
+		 * Only the endpoint tells which path the peer's packets took: WireGuard roams it
+		 * to each authenticated packet's source, the relay's loopback socket for relayed
+		 * ones. rx bytes and handshakes move over the relay too. So rx counts from the
+		 * first dump showing our UDP endpoint in place, never from the dump before we
+		 * wrote it (relayed packets in between would count, their roam undone by our
+		 * write); from there, still UDP with rx grown means they came over UDP, as
+		 * nothing writes UDP back during a probe. rx gone down: a re-created peer.
+		 */
+		if (observed == MESH_PATH_UDP && (s->rx_at_since == RX_UNREAD || rx_bytes < s->rx_at_since))
+			s->rx_at_since = rx_bytes;
+		else if (observed == MESH_PATH_UDP && fresh && rx_bytes > s->rx_at_since)
 			s->confirmed = true;  /* the peer's packets came over UDP */
+		if (s->confirmed)
 			s->probe_wait_ms = 0;
-		} else if (now_ms - s->since_ms >= fallback_ms) {
-			fall_back(s, rx_bytes, now_ms, fallback_ms);
-		}
+		else if (now_ms - s->since_ms >= fallback_ms)
+			fall_back(s, now_ms, fallback_ms);
 		break;
 	case MESH_PATH_GATEWAY:
 		if (now_ms >= s->probe_ms)
-			path_set(s, MESH_PATH_UDP, rx_bytes, now_ms);
+			path_set(s, MESH_PATH_UDP, now_ms);
 		break;
 	}
 	return s->want;
@@ -436,6 +448,8 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 		struct transport_peer *tp = &t->peers[p->token];
 		const struct wg_peer *h = device_peer(dev, p->wg_key);
 		enum mesh_path before = tp->path.want, now;
+		bool confirmed = tp->path.confirmed;
+		char addr[16];
 		struct sockaddr_storage ss;
 
 		if (!tp->known)
@@ -450,12 +464,11 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms,
 				       /* the peer's keepalives arrive every P2P_KEEPALIVE s: two missed, and the bound */
 				       a->cfg->keepalive ? a->cfg->fallback_ms + 2000u * a->cfg->keepalive : 0);
-		if (now != before && before != MESH_PATH_NONE) {
-			char addr[16];
-
-			mesh_overlay_addr_str(p->token, addr);
+		mesh_overlay_addr_str(p->token, addr);
+		if (now != before && before != MESH_PATH_NONE)
 			log_info("peer %s: %s path -> %s", addr, mesh_path_name(before), mesh_path_name(now));
-		}
+		if (tp->path.confirmed && !confirmed && a->cfg->transport == MESH_TRANSPORT_AUTO)
+			log_info("peer %s: udp path confirmed (its packets arrive over UDP)", addr);
 		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
 		if (now == MESH_PATH_GATEWAY && t->relay) {
 			relay_loop_endpoint(t->relay, p->token, &t->endpoints[p->token].in);

@@ -35,7 +35,7 @@ h_gw_conf() {
 	cat >"$d/nginx.conf" <<CONF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 pid $d/nginx.pid;
-error_log $d/error.log warn;
+error_log $d/error.log info;  # info: a stream cut by proxy_timeout is logged at info
 worker_processes 1;
 worker_shutdown_timeout 1s;
 events { worker_connections 4096; }

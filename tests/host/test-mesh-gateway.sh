@@ -5,7 +5,8 @@
 # nftables dropping every UDP packet between the nodes, so only the gateway path works:
 #   3 nodes join and ping each other, a 4th joins; an agent is SIGKILLed and restarted;
 #   the gateway restarts; the gateway's idle limit is cut to 2 s (streams are cut and
-#   come back); a burned node's streams are refused. Then a mixed mesh in auto mode:
+#   come back); a reader that stops reading is cut and dialled again, without holding up
+#   the other streams; a burned node's streams are refused. Then a mixed mesh in auto mode:
 #   UDP between 1-2 and 2-3, the gateway between 1-3, and back to UDP once 1-3 is open.
 # Expectations come from wg show, ping, cast and ss; the gap across the restart is printed.
 set -euo pipefail
@@ -139,6 +140,59 @@ h_gw_conf
 h_gw_reload
 pass "short gateway limits: streams cut and re-dialled, 12/12 pairs ping"
 
+# --- a reader that stops reading (dstack cuts it after 5 s): node 2's agent is stopped, so
+# its relay reads nothing, while node 1 floods it. nginx has one timeout for idle and stalled
+# streams: 8 s here, above the 5 s keepalives, so only the flooded stream stalls that long.
+# Node 1's other streams keep going; the gateway cuts 1-2; once node 2 reads again, 1-2 is
+# dialled again and pings resume.
+relay_connects() { # i j: connects of node i's stream to node j (status --json)
+	DSTACK_P2P_CONTROL="$H_RUN/ctl$1.sock" "$H_BIN/dstack-p2p" status --json | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(sum(p.get("relay", {}).get("connects", 0) for p in s["peers"] if p["token"] == int(sys.argv[1])))' "${H_TOKEN[$2]}"
+}
+cut12() { # streams between nodes 1 and 2 that nginx cut for their timeout
+	grep 'timed out' "$H_RUN/gw/error.log" | grep -cE "client: $H_SUBNET\.1,.*upstream: \"$H_SUBNET\.2:|client: $H_SUBNET\.2,.*upstream: \"$H_SUBNET\.1:" || true
+}
+# The kernel here lets a socket's buffers grow to 32 MiB, and nginx's timer restarts on every
+# read it gets: a flood took from 30 s to over a minute to fill them. The gateway's own are
+# capped (its namespace, until the streams the reload cuts are dialled again) to fill at once.
+gw_bufs=$(ip netns exec "${H_PREFIX}gw" sysctl -n net.ipv4.tcp_rmem net.ipv4.tcp_wmem | tr '\t' ' ')
+ip netns exec "${H_PREFIX}gw" sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536" net.ipv4.tcp_wmem="4096 16384 65536"
+H_GW_IDLE=8s h_gw_conf
+h_gw_reload
+ping_all_retry 12 1 2 3 4 || h_die "before the stall: not every pair answers"
+c12=$(relay_connects 1 2) c21=$(relay_connects 2 1) cut=$(cut12)
+kill -STOP "${H_PID_AGENT[2]}"
+ip netns exec "$(h_ns 1)" ping -q -s 1200 -i 0.001 -w 60 "10.0.1.${H_TOKEN[2]}" >/dev/null 2>&1 &
+flood=$!
+sleep 1
+others=$(h_in 1 ping -c 10 -i 0.2 -W 1 "10.0.1.${H_TOKEN[3]}" 2>/dev/null | grep -c 'bytes from' || true)
+for t in $(seq 1 200); do
+	[ "$(cut12)" -gt "$cut" ] && break
+	sleep 0.2
+done
+kill "$flood" 2>/dev/null || true
+wait "$flood" 2>/dev/null || true
+kill -CONT "${H_PID_AGENT[2]}"
+h_log "stalled reader: node 1 -> 3 answered $others/10 pings while 1 flooded the stopped node 2;" \
+	"the gateway cut 1-2 $(( $(cut12) - cut )) times"
+[ "$others" -ge 8 ] || h_die "a stalled peer held up node 1's other streams ($others/10 pings to node 3)"
+[ "$(cut12)" -gt "$cut" ] ||
+	h_die "the gateway never cut the stalled stream 1-2 (its cuts: $(grep 'timed out' "$H_RUN/gw/error.log" | tail -2))"
+ping_all_retry 12 1 2 3 4 || h_die "after the stalled reader: not every pair answers"
+for t in $(seq 1 100); do
+	[ $(( $(relay_connects 1 2) + $(relay_connects 2 1) )) -gt $(( c12 + c21 )) ] && break
+	sleep 0.2
+done
+h_log "stalled reader: stream 1-2 connects $c12/$c21 before, $(relay_connects 1 2)/$(relay_connects 2 1) after"
+[ $(( $(relay_connects 1 2) + $(relay_connects 2 1) )) -gt $(( c12 + c21 )) ] || h_die "stream 1-2 was not dialled again"
+ip netns exec "${H_PREFIX}gw" sysctl -qw net.ipv4.tcp_rmem="$(echo "$gw_bufs" | sed -n 1p)" \
+	net.ipv4.tcp_wmem="$(echo "$gw_bufs" | sed -n 2p)"
+h_gw_conf
+h_gw_reload
+pass "stalled reader: the gateway cut it, node 1's other peers were not held up, 1-2 dialled again, 12/12 pairs ping"
+
 # --- burn node 4: gone from every device, and its streams are refused by every relay
 h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[4]}" >/dev/null
 h_wait_mesh 30 1 2 3 || h_die "the burned node was not removed everywhere"
@@ -152,48 +206,67 @@ done
 ping_all_retry 6 1 2 3 || h_die "after the burn: the others lost each other"
 pass "burn: node 4 gone from every wg show, its streams refused, 6/6 remaining pairs ping"
 
-# --- mixed mesh, auto. Out of make check until a known defect is fixed: under load a UDP
-# probe towards a peer whose UDP is blocked can count the peer's packets that came through
-# the relay as UDP working, so 1-3 flips between udp and gateway (about 1 run in 4 failed
-# here). GW_TEST_AUTO=1 runs it.
-if [ "${GW_TEST_AUTO:-0}" != 1 ]; then
-	h_log "auto scenarios skipped (GW_TEST_AUTO=1 runs them; see the comment above)"
-else
-	# --- mixed mesh, auto: UDP where it passes (1-2, 2-3), the gateway where it does not (1-3)
-	for i in 1 2 3; do kill "${H_PID_AGENT[$i]}"; done
-	for i in 1 2 3; do wait "${H_PID_AGENT[$i]}" 2>/dev/null || true; done
-	h_gw_unblock_udp 1 2 3
-	h_gw_block_udp 1 3
-	for i in 1 2 3; do h_agent_start "$i" $(h_gw_agent_flags auto) --fallback-ms 3000; done
-	for i in 1 2 3; do
-		for t in $(seq 1 100); do
-			h_cast call "$H_CONTRACT" "$getpeer" "0x${H_INSTANCE[$i]}" |
-				grep -q "\"$H_SUBNET.$i:51830,https://${H_INSTANCE[$i]}-$H_RELAY_PORT.$H_GW_DOMAIN\"" && break
-			sleep 0.2
-		done
-	done
-	h_wait_mesh 30 1 2 3 || h_die "auto: mesh did not converge"
-	ep() { h_in "$1" wg show "$(h_if "$1")" endpoints | grep "^${H_PUB[$2]}" | cut -f2; }
-	for t in $(seq 1 150); do
-		[ "$(ep 1 2)" = "$H_SUBNET.2:51830" ] && [ "$(ep 1 3)" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] &&
-			[ "$(ep 3 1)" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] && [ "$(ep 3 2)" = "$H_SUBNET.2:51830" ] && break
+# --- mixed mesh, auto: UDP where it passes (1-2, 2-3), the gateway where it does not (1-3)
+for i in 1 2 3; do kill "${H_PID_AGENT[$i]}"; done
+for i in 1 2 3; do wait "${H_PID_AGENT[$i]}" 2>/dev/null || true; done
+h_gw_unblock_udp 1 2 3
+h_gw_block_udp 1 3
+for i in 1 2 3; do echo "--- auto" >>"$H_RUN/agent$i.log"; done
+for i in 1 2 3; do h_agent_start "$i" $(h_gw_agent_flags auto) --fallback-ms 3000; done
+for i in 1 2 3; do
+	for t in $(seq 1 100); do
+		h_cast call "$H_CONTRACT" "$getpeer" "0x${H_INSTANCE[$i]}" |
+			grep -q "\"$H_SUBNET.$i:51830,https://${H_INSTANCE[$i]}-$H_RELAY_PORT.$H_GW_DOMAIN\"" && break
 		sleep 0.2
 	done
-	h_log "auto: node 1 -> 2 via $(ep 1 2), 1 -> 3 via $(ep 1 3), 3 -> 1 via $(ep 3 1)"
-	[ "$(ep 1 2)" = "$H_SUBNET.2:51830" ] || h_die "auto: 1-2 is not on UDP"
-	[ "$(ep 1 3)" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] || h_die "auto: 1-3 did not fall back to the gateway"
-	[ "$(ep 3 1)" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] || h_die "auto: 3-1 did not fall back to the gateway"
-	ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers"
-	pass "mixed mesh (auto): 1-2 and 2-3 over UDP, 1-3 through the gateway, 6/6 pairs ping"
+done
+h_wait_mesh 30 1 2 3 || h_die "auto: mesh did not converge"
+ep() { h_in "$1" wg show "$(h_if "$1")" endpoints | grep "^${H_PUB[$2]}" | cut -f2; }
+# one reading of all four (a probe of 1-3 may start between two readings)
+for t in $(seq 1 150); do
+	e12=$(ep 1 2) e13=$(ep 1 3) e31=$(ep 3 1) e32=$(ep 3 2)
+	[ "$e12" = "$H_SUBNET.2:51830" ] && [ "$e13" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] &&
+		[ "$e31" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] && [ "$e32" = "$H_SUBNET.2:51830" ] && break
+	sleep 0.2
+done
+h_log "auto: node 1 -> 2 via $e12, 1 -> 3 via $e13, 3 -> 1 via $e31, 3 -> 2 via $e32"
+[ "$e12" = "$H_SUBNET.2:51830" ] && [ "$e32" = "$H_SUBNET.2:51830" ] || h_die "auto: 1-2 or 3-2 is not on UDP"
+[ "$e13" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] && [ "$e31" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] ||
+	h_die "auto: 1-3 did not fall back to the gateway"
+ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers"
+pass "mixed mesh (auto): 1-2 and 2-3 over UDP, 1-3 through the gateway, 6/6 pairs ping"
 
-	h_gw_unblock_udp 1 3
-	# the next probe comes 9 s (3 fallback bounds) after a fall-back, doubling after each failed one
-	for t in $(seq 1 600); do
-		[ "$(ep 1 3)" = "$H_SUBNET.3:51830" ] && [ "$(ep 3 1)" = "$H_SUBNET.1:51830" ] && break
-		sleep 0.2
-	done
-	[ "$(ep 1 3)" = "$H_SUBNET.3:51830" ] && [ "$(ep 3 1)" = "$H_SUBNET.1:51830" ] ||
-		h_die "auto: 1-3 stayed on $(ep 1 3) / $(ep 3 1) after UDP opened"
-	ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers after going back to UDP"
-	pass "auto: once UDP passes between 1 and 3 again, a probe moves them back to UDP"
-fi
+# Both 1 and 3 probe UDP towards each other (twice each) while it is dropped: no probe may
+# be confirmed by the packets that came through the relay meanwhile (the old flip).
+since_auto() { sed -n '/^--- auto/,$p' "$H_RUN/agent$1.log" | grep -c "peer 10.0.1.${H_TOKEN[$2]}: $3" || true; }
+for t in $(seq 1 450); do
+	[ "$(since_auto 1 3 'gateway path -> udp')" -ge 2 ] && [ "$(since_auto 3 1 'gateway path -> udp')" -ge 2 ] && break
+	sleep 0.2
+done
+h_log "auto: probes while 1-3 is blocked: node 1 $(since_auto 1 3 'gateway path -> udp'), node 3 $(since_auto 3 1 'gateway path -> udp')"
+[ "$(since_auto 1 3 'gateway path -> udp')" -ge 2 ] && [ "$(since_auto 3 1 'gateway path -> udp')" -ge 2 ] ||
+	h_die "auto: 1 and 3 did not probe UDP twice each"
+[ "$(since_auto 1 3 'udp path confirmed')" = 0 ] && [ "$(since_auto 3 1 'udp path confirmed')" = 0 ] ||
+	h_die "auto: a probe into the blocked 1-3 was taken for working UDP"
+[ "$(since_auto 1 2 'udp path confirmed')" -ge 1 ] && [ "$(since_auto 3 2 'udp path confirmed')" -ge 1 ] ||
+	h_die "auto: 1-2 or 3-2 never confirmed UDP"
+ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers after the probes"
+pass "auto: UDP probes into the blocked 1-3 all failed (none taken for UDP by relayed packets)"
+
+h_gw_unblock_udp 1 3
+# the next probe comes 9 s (3 fallback bounds) after a fall-back, doubling after each failed one
+for t in $(seq 1 600); do
+	e13=$(ep 1 3) e31=$(ep 3 1)
+	[ "$e13" = "$H_SUBNET.3:51830" ] && [ "$e31" = "$H_SUBNET.1:51830" ] && break
+	sleep 0.2
+done
+[ "$e13" = "$H_SUBNET.3:51830" ] && [ "$e31" = "$H_SUBNET.1:51830" ] ||
+	h_die "auto: 1-3 stayed on $e13 / $e31 after UDP opened"
+for t in $(seq 1 100); do
+	[ $(( $(since_auto 1 3 'udp path confirmed') + $(since_auto 3 1 'udp path confirmed') )) -ge 1 ] && break
+	sleep 0.2
+done
+[ $(( $(since_auto 1 3 'udp path confirmed') + $(since_auto 3 1 'udp path confirmed') )) -ge 1 ] ||
+	h_die "auto: 1-3 on UDP but no side confirmed it"
+ping_all_retry 6 1 2 3 || h_die "auto: not every pair answers after going back to UDP"
+pass "auto: once UDP passes between 1 and 3 again, a probe moves them back to UDP"

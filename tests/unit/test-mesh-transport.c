@@ -97,6 +97,7 @@ Test(mesh_path_decide, auto_falls_back_probes_and_stays_where_it_works)
 	cr_assert_eq(s.probe_ms, 121000 + 120000);
 	/* This probe holds: the peer's packets arrive over UDP; UDP stays, the back-off resets. */
 	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, 900, 241000), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 900, 241300), P_UDP);
 	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 1000, 242000), P_UDP);
 	cr_assert(s.confirmed);
 	cr_assert_eq(s.probe_wait_ms, 0);
@@ -121,6 +122,7 @@ Test(mesh_path_decide, auto_follows_a_peer_that_left_udp)
 	const int64_t hs = 1000000 - 5;
 
 	cr_assert_eq(decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 0), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, 0, 0, 300), P_UDP);
 	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, 100, 500), P_UDP);
 	cr_assert(s.confirmed);
 	/* The peer fell back (its packets now come through the relay): we go there too. */
@@ -133,6 +135,7 @@ Test(mesh_path_decide, auto_leaves_a_udp_path_that_went_silent)
 	const int64_t hs = 1000000 - 5;
 
 	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 1000000, 1, 10000, 30000), P_UDP);
+	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, 0, 0, 1000000, 300, 10000, 30000), P_UDP);
 	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100, 1000000, 500, 10000, 30000), P_UDP);
 	cr_assert(s.confirmed);
 	/* keepalives keep arriving: stays */
@@ -143,4 +146,87 @@ Test(mesh_path_decide, auto_leaves_a_udp_path_that_went_silent)
 		     P_UDP);
 	cr_assert_eq(mesh_path_decide(&s, AUTO, true, true, P_UDP, hs, 100 + 96000, 1000000, 126000, 10000, 30000),
 		     P_GW);
+}
+
+/* A new peer fell back to the gateway and its first UDP probe starts: its time. */
+static uint64_t probe_started(struct mesh_path_state *s, int64_t hs, uint64_t rx)
+{
+	uint64_t t;
+
+	*s = (struct mesh_path_state){ 0 };
+	cr_assert_eq(decide(s, AUTO, true, true, MESH_PATH_NONE, 0, 0, 0), P_UDP);
+	cr_assert_eq(decide(s, AUTO, true, true, P_GW, 0, 0, 10000), P_GW);
+	t = s->probe_ms;
+	cr_assert_eq(decide(s, AUTO, true, true, P_GW, hs, rx, t), P_UDP);
+	return t;
+}
+
+/*
+ * A probe towards a peer whose UDP is dropped, as the agent saw it when the pair flipped:
+ * the dump of the turn that chose UDP still shows the relay's endpoint; relayed packets
+ * (a fresh session, the peer's keepalive) arrive before our UDP endpoint is written, so
+ * the next dump shows our UDP endpoint with rx grown. Nothing of that came over UDP.
+ */
+Test(mesh_path_decide, relayed_packets_never_confirm_a_probe)
+{
+	struct mesh_path_state s;
+	const int64_t hs = 1000000 - 5;
+	uint64_t rx = 5000, t;
+
+	t = probe_started(&s, hs, rx);
+	rx += 148;  /* relayed, before our write: the write undid its roam */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 300), P_UDP);
+	cr_assert(!s.confirmed);
+	/* Quiet turns: our endpoint stays, rx stays. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 600), P_UDP);
+	cr_assert(!s.confirmed);
+	/* The peer's next packet comes through the relay: the device roams there. */
+	rx += 32;
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, rx, t + 900), P_UDP);
+	for (uint64_t ms = t + 1200; ms < t + 10000; ms += 300) {
+		rx += 32;
+		cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, rx, ms), P_UDP);
+		cr_assert(!s.confirmed);
+	}
+	/* The bound: back to the gateway, the next probe later, and no flip on the way. */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, rx, t + 10000), P_GW);
+	cr_assert(!s.confirmed);
+	cr_assert_eq(s.probe_wait_ms, 60000);
+	/* The same without a roam at all (the peer quiet after the write): no evidence either. */
+	t = s.probe_ms;
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, rx, t), P_UDP);
+	rx += 148;
+	for (uint64_t ms = t + 300; ms < t + 10000; ms += 300)
+		cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, ms), P_UDP);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 10000), P_GW);
+	cr_assert(!s.confirmed);
+}
+
+/* The same probe where UDP passes: the peer's reply arrives with our UDP endpoint in place. */
+Test(mesh_path_decide, a_probe_over_working_udp_switches_to_it)
+{
+	struct mesh_path_state s;
+	const int64_t hs = 1000000 - 5;
+	uint64_t rx = 5000, t;
+
+	t = probe_started(&s, hs, rx);
+	rx += 148;  /* relayed before the write, as above */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 300), P_UDP);
+	cr_assert(!s.confirmed);
+	rx += 92;  /* the ICMP reply to the nudge, over UDP: the endpoint stays ours */
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 600), P_UDP);
+	cr_assert(s.confirmed);
+	cr_assert_eq(s.probe_wait_ms, 0);
+	for (uint64_t ms = t + 900; ms < t + 60000; ms += 300) {
+		rx += 32;
+		cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, ms), P_UDP);
+	}
+	/* A relayed packet first, then the reply over UDP (the device roamed back): also UDP. */
+	t = probe_started(&s, hs, rx);
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 300), P_UDP);
+	rx += 32;
+	cr_assert_eq(decide(&s, AUTO, true, true, P_GW, hs, rx, t + 600), P_UDP);
+	rx += 92;
+	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 900), P_UDP);
+	cr_assert(s.confirmed);
 }
