@@ -76,6 +76,43 @@ static bool has_connect_string(const struct mesh_peer *list, size_t n, const cha
 	return false;
 }
 
+/*
+ * A list's connect strings for lookups: the overlay addresses of wireguard entries as one
+ * flag per token, so that a change costs O(N), not N formatted strings per entry.
+ */
+struct connect_set {
+	bool token[MESH_MAX_PEERS + 1];
+	bool rest;  /* some entry's string is not an overlay address of token 1..254 */
+};
+
+static bool overlay_entry(const struct mesh_peer *p)
+{
+	return p->mode != MESH_MODE_TLS && p->token >= 1 && p->token <= MESH_MAX_PEERS;
+}
+
+static void connect_set_fill(struct connect_set *set, const struct mesh_peer *list, size_t n)
+{
+	memset(set, 0, sizeof(*set));
+	for (size_t i = 0; i < n; i++) {
+		if (overlay_entry(&list[i]))
+			set->token[list[i].token] = true;
+		else
+			set->rest = true;
+	}
+}
+
+/* Is p's connect string s one of list's? As has_connect_string, by token where it can. */
+static bool connect_set_has(const struct connect_set *set, const struct mesh_peer *list, size_t n,
+			    const struct mesh_peer *p, const char *s)
+{
+	if (overlay_entry(p) && set->token[p->token])
+		return true;
+	/* A tls endpoint may spell an overlay address; any other string only matches the rest. */
+	if (!overlay_entry(p) || set->rest)
+		return has_connect_string(list, n, s);
+	return false;
+}
+
 /* The last change's entries, as a JSON array or space-separated words. */
 static int change_list(const struct mesh_agent *a, bool added, bool json, struct buf *out)
 {
@@ -83,14 +120,16 @@ static int change_list(const struct mesh_agent *a, bool added, bool json, struct
 	const struct mesh_peer *other = added ? a->before : a->published;
 	size_t n_from = added ? a->n_published : a->n_before;
 	size_t n_other = added ? a->n_before : a->n_published;
+	struct connect_set set;
 	bool first = true;
 	char addr[16];
 	int r = json ? buf_printf(out, "[") : 0;
 
+	connect_set_fill(&set, other, n_other);
 	for (size_t i = 0; i < n_from && r == 0; i++) {
 		const char *s = mesh_peer_connect_string(&from[i], addr);
 
-		if (has_connect_string(other, n_other, s))
+		if (connect_set_has(&set, other, n_other, &from[i], s))
 			continue;
 		r = buf_printf(out, "%s", first ? "" : json ? "," : " ");
 		if (r == 0)

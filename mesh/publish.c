@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,48 +83,127 @@ err:
 	return r;
 }
 
+/* NAME=VALUE's name matches entry's (both up to '='). */
+static bool same_name(const char *entry, const char *name_value)
+{
+	size_t n = strcspn(name_value, "=");
+
+	return !strncmp(entry, name_value, n) && entry[n] == '=';
+}
+
+/*
+ * The command's environment: ours, with each override replacing the entry of its name in
+ * place and the others appended in order (what setenv and putenv do in a forked child).
+ */
+static char **spawn_env(const char *const *over, size_t n_over)
+{
+	size_t n = 0, k = 0;
+	bool *used;
+	char **envp;
+
+	while (environ && environ[n])
+		n++;
+	envp = calloc(n + n_over + 1, sizeof(*envp));
+	used = calloc(n_over + 1, sizeof(*used));
+	if (!envp || !used) {
+		free(envp);
+		free(used);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *e = environ[i];
+
+		/* the last override of a name wins, as the last putenv does */
+		for (size_t j = 0; j < n_over; j++)
+			if (same_name(environ[i], over[j])) {
+				e = over[j];
+				used[j] = true;
+			}
+		envp[k++] = (char *)e;
+	}
+	for (size_t j = 0; j < n_over; j++) {
+		bool later = false;
+
+		for (size_t l = j + 1; l < n_over && !later; l++)
+			later = same_name(over[l], over[j]);
+		if (!used[j] && !later)
+			envp[k++] = (char *)over[j];
+	}
+	free(used);
+	return envp;
+}
+
+/*
+ * posix_spawn (a vfork-like clone in glibc), not fork: a fork copies the agent's page
+ * tables and every page the agent writes afterwards faults once (copy on write), which
+ * was most of the CPU of a change at 16-254 peers (docs/memory.md).
+ */
 int mesh_run_on_change(const char *command, const char *peer_lines, const char *const *env)
 {
-	int pipefd[2];
+	const char **over;
+	char *const argv[] = { "sh", "-c", (char *)command, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, pipe_only;
+	size_t n_over = 0, n_env = 0;
+	char *flat, **envp = NULL;
+	int pipefd[2], r;
 	pid_t pid;
 
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		int r = -errno;
-
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return r;
+	/* A space-separated copy too, for commands that prefer an argument. */
+	while (env && env[n_env])
+		n_env++;
+	flat = malloc(strlen("DSTACK_P2P_PEERS=") + strlen(peer_lines) + 1);
+	over = calloc(n_env + 1, sizeof(*over));
+	if (!flat || !over) {
+		r = -ENOMEM;
+		goto out;
 	}
-	if (pid == 0) {
-		/* A space-separated copy too, for commands that prefer an argument. */
-		char *flat = strdup(peer_lines);
-		sigset_t none;
-
-		for (char *c = flat; c && *c; c++)
-			if (*c == '\n')
-				*c = ' ';
-		if (flat)
-			setenv("DSTACK_P2P_PEERS", flat, 1);
-		for (size_t i = 0; env && env[i]; i++)
-			putenv((char *)env[i]);  /* the child's copy of the parent's memory */
-		/* The command gets the signals the agent blocks for its signalfd. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(pipefd[0], STDIN_FILENO);
-		signal(SIGPIPE, SIG_DFL);
-		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-		_exit(127);
+	strcpy(flat, "DSTACK_P2P_PEERS=");
+	strcat(flat, peer_lines);
+	for (char *c = flat; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	over[n_over++] = flat;
+	for (size_t i = 0; i < n_env; i++)
+		over[n_over++] = env[i];
+	envp = spawn_env(over, n_over);
+	if (!envp) {
+		r = -ENOMEM;
+		goto out;
 	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* The command gets the signals the agent blocks for its signalfd, and SIGPIPE's default. */
+	sigemptyset(&none);
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &pipe_only);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[0], STDIN_FILENO);
+	r = -posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	close(pipefd[0]);
+	if (r < 0) {
+		close(pipefd[1]);
+		goto out;
+	}
 	/* The list is small (<= 254 lines); a command that ignores stdin must not block us. */
 	fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
 	if (write(pipefd[1], peer_lines, strlen(peer_lines)) < 0 && errno != EAGAIN && errno != EPIPE)
 		log_debug("on-change: writing the peer list: %s", strerror(errno));
 	close(pipefd[1]);
-	return 0;
+out:
+	free(envp);
+	free(over);
+	free(flat);
+	return r;
 }
 
 void mesh_reap_children(void)

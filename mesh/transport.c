@@ -296,8 +296,43 @@ void agent_transport_close(struct mesh_agent *a)
 	a->transport = NULL;
 }
 
-static const struct wg_peer *device_peer(const struct wg_device *dev, const uint8_t key[static 32])
+static int cmp_peer_key(const void *x, const void *y)
 {
+	const struct wg_peer *const *p = x, *const *q = y;
+
+	return memcmp((*p)->public_key, (*q)->public_key, 32);
+}
+
+static int cmp_key_peer(const void *key, const void *y)
+{
+	const struct wg_peer *const *q = y;
+
+	return memcmp(key, (*q)->public_key, 32);
+}
+
+/* The device's peers sorted by public key (the kernel holds each key once); NULL: none, or no memory. */
+static const struct wg_peer **device_index(const struct wg_device *dev)
+{
+	const struct wg_peer **index;
+
+	if (!dev || !dev->n_peers || !(index = malloc(dev->n_peers * sizeof(*index))))
+		return NULL;
+	for (size_t i = 0; i < dev->n_peers; i++)
+		index[i] = &dev->peers[i];
+	qsort(index, dev->n_peers, sizeof(*index), cmp_peer_key);
+	return index;
+}
+
+/* A binary search of the index, not a scan per registry peer (O(N log N) a turn, not O(N^2)). */
+static const struct wg_peer *device_peer(const struct wg_device *dev, const struct wg_peer **index,
+					 const uint8_t key[static 32])
+{
+	const struct wg_peer **hit;
+
+	if (index) {
+		hit = bsearch(key, index, dev->n_peers, sizeof(*index), cmp_key_peer);
+		return hit ? *hit : NULL;
+	}
 	for (size_t i = 0; dev && i < dev->n_peers; i++)
 		if (!memcmp(dev->peers[i].public_key, key, 32))
 			return &dev->peers[i];
@@ -437,16 +472,18 @@ static void nudge(uint32_t token)
 const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev)
 {
 	struct agent_transport *t = a->transport;
+	const struct wg_peer **index;
 	struct timespec ts;
 
 	if (!t || a->cfg->mode != REGISTRY_MODE_WIREGUARD)
 		return NULL;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(t->endpoints, 0, sizeof(t->endpoints));
+	index = device_index(dev);
 	for (size_t i = 0; i < a->st.n_peers; i++) {
 		const struct mesh_peer *p = &a->st.peers[i];
 		struct transport_peer *tp = &t->peers[p->token];
-		const struct wg_peer *h = device_peer(dev, p->wg_key);
+		const struct wg_peer *h = device_peer(dev, index, p->wg_key);
 		enum mesh_path before = tp->path.want, now;
 		bool confirmed = tp->path.confirmed;
 		char addr[16];
@@ -479,6 +516,7 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 				memcpy(&t->endpoints[p->token].in6, &ss, sizeof(struct sockaddr_in6));
 		}
 	}
+	free(index);
 	return t->endpoints;
 }
 

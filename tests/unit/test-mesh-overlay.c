@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/wait.h>
 
 #include <criterion/criterion.h>
 
@@ -145,4 +146,33 @@ Test(mesh_publish, lines_json_and_atomic_file)
 	cr_assert_str_eq(text, (char *)b.data);
 	unlink(path);
 	buf_clear(&b);
+}
+
+/* The on-change command: sh -c, the list on stdin and in $DSTACK_P2P_PEERS, the overrides
+ * replacing inherited variables of the same name (once each), the others inherited. */
+Test(mesh_publish, on_change_command_environment_and_stdin)
+{
+	char path[] = "/tmp/test-mesh-onchange-XXXXXX", cmd[256], text[1024] = { 0 };
+	const char *env[] = { "DSTACK_P2P_EVENT=peers", "DSTACK_P2P_ADDED=10.0.1.3", NULL };
+	size_t n;
+	int fd, status;
+	FILE *f;
+
+	fd = mkstemp(path);
+	close(fd);
+	setenv("DSTACK_P2P_EVENT", "stale", 1);
+	setenv("TEST_ON_CHANGE_KEPT", "kept", 1);
+	snprintf(cmd, sizeof(cmd),
+		 "{ cat; echo \"$DSTACK_P2P_PEERS|$DSTACK_P2P_EVENT|$DSTACK_P2P_ADDED|$TEST_ON_CHANGE_KEPT\"; "
+		 "env | grep -c '^DSTACK_P2P_EVENT='; } >%s", path);
+	cr_assert_eq(mesh_run_on_change(cmd, "10.0.1.2\n10.0.1.3\n", env), 0);
+	cr_assert_gt(waitpid(-1, &status, 0), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	f = fopen(path, "r");
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	cr_assert_str_eq(text, "10.0.1.2\n10.0.1.3\n10.0.1.2 10.0.1.3 |peers|10.0.1.3|kept\n1\n",
+			 "got: %s", text);
+	unlink(path);
 }
