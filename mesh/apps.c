@@ -81,13 +81,13 @@ static bool has_connect_string(const struct mesh_peer *list, size_t n, const cha
  * flag per token, so that a change costs O(N), not N formatted strings per entry.
  */
 struct connect_set {
-	bool token[MESH_MAX_PEERS + 1];
+	bool token[REGISTRY_MAX_PEERS + 1];
 	bool rest;  /* some entry's string is not an overlay address of token 1..254 */
 };
 
 static bool overlay_entry(const struct mesh_peer *p)
 {
-	return p->mode != MESH_MODE_TLS && p->token >= 1 && p->token <= MESH_MAX_PEERS;
+	return p->mode != REGISTRY_MODE_TLS_GATEWAY && p->token >= 1 && p->token <= REGISTRY_MAX_PEERS;
 }
 
 static void connect_set_fill(struct connect_set *set, const struct mesh_peer *list, size_t n)
