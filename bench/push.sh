@@ -5,7 +5,9 @@
 #   push and poll (P2P_POLL_MS 1000): a synthetic registry entry is added (mint, bind,
 #   registerPeer), and build/bench/converge-watch times each node's device listing it
 #   (UAPI get=1, what `wg show dump` asks) from its block's head; p50 and max over
-#   BENCH_PUSH_CHANGES changes x N nodes;
+#   BENCH_PUSH_CHANGES changes x N nodes; push-nohook is push with no on-change command
+#   (the harness's agents each start `cat >file` per change: 16 shells on 2 cores are part
+#   of what push-at-N=16 measures, the agent's own latency is the no-hook figure);
 # - idle CPU over 30 s beside 253 registry entries (instant mining: no blocks while idle):
 #   a registered agent and an unregistered one (bound, waiting for an operator), each
 #   with push and with poll.
@@ -52,11 +54,15 @@ restart() {
 	for i in "$@"; do
 		before[$i]=$(subscribed "$i")
 		h_kill "${H_PID_AGENT[$i]}"
-		if [ "$mode" = push ]; then h_agent_start "$i" --rpc-ws auto "${EXTRA[@]}"; else h_agent_start "$i" "${EXTRA[@]}"; fi
+		case $mode in
+		push) h_agent_start "$i" --rpc-ws auto "${EXTRA[@]}" ;;
+		push-nohook) h_agent_start "$i" --rpc-ws auto --on-change "" "${EXTRA[@]}" ;;
+		*) h_agent_start "$i" "${EXTRA[@]}" ;;
+		esac
 	done
 	for i in "$@"; do
 		h_agent_wait_registered "$i" 60
-		[ "$mode" = push ] || continue
+		[ "$mode" != poll ] || continue
 		for t in $(seq 1 100); do [ "$(subscribed "$i")" -gt "${before[$i]}" ] && break; sleep 0.1; done
 		[ "$(subscribed "$i")" -gt "${before[$i]}" ] || h_die "node $i did not subscribe ($H_RUN/agent$i.log)"
 	done
@@ -99,7 +105,7 @@ for n in $NS; do
 	entries=$((entries + n - n_up))
 	n_up=$n
 	for i in $(seq 1 "$n"); do wait_peers "$i" $((entries - 1)); done
-	for mode in poll push; do
+	for mode in poll push push-nohook; do
 		restart "$mode" $(seq 1 "$n")
 		: >"$H_RUN/lat"
 		for k in $(seq 1 "$CHANGES"); do one_change "$n"; done
