@@ -11,6 +11,7 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "bench/agent.sh: needs root (network namespaces); skipped"; exit 0; }
 H_POLL_MS=${H_POLL_MS:-1000}
 . "$(dirname "$0")/../netns-harness/lib.sh"
+. "$(dirname "$0")/cpu.bash"
 FILL=$H_ROOT/build/bench/chain-registry
 [ -x "$FILL" ] || { echo "agent: $FILL missing (make bench builds it)"; exit 1; }
 
@@ -42,18 +43,6 @@ wait_peers() { # node n: its device holds n peers (bounded)
 fill() { # n: registry entries in all
 	OWNER_KEY=$H_OPERATOR_KEY KMS_KEY=$H_KMS_KEY "$FILL" --fill "$1" "$H_RUN/anvil.ipc" "$H_CONTRACT" \
 		2>/dev/null || h_die "filling the registry to $1"
-}
-# CPU of the given agents' processes over the same 20 s, in % of one core.
-idle_cpu() {
-	local hz secs=20 pid before=() i=0
-	hz=$(getconf CLK_TCK)
-	for pid in "$@"; do before+=("$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"); done
-	sleep "$secs"
-	for pid in "$@"; do
-		awk -v t0="${before[$i]}" -v hz="$hz" -v s="$secs" '{ printf "%.2f%%\n", 100 * ($14 + $15 - t0) / hz / s }' \
-			"/proc/$pid/stat"
-		i=$((i + 1))
-	done
 }
 
 # The floor under any libcurl-based agent: a process that only loads and initialises
@@ -112,7 +101,7 @@ h_agent_start 2 --tx-key-file ""
 wait_peers 2 253
 sleep 5
 lines0=$(wc -l <"$H_RUN/agent2.log")
-cpu=($(idle_cpu "$pid" "${H_PID_AGENT[2]}"))
+cpu=($(bench_idle_cpu 20 "$pid" "${H_PID_AGENT[2]}"))
 echo "agent: idle CPU beside 253 registry entries over 20 s, poll ${H_POLL_MS} ms: registered" \
 	"agent ${cpu[0]}, unregistered agent (waiting for a relayed registration) ${cpu[1]}, which" \
 	"logged $(( $(wc -l <"$H_RUN/agent2.log") - lines0 )) lines meanwhile"

@@ -27,6 +27,7 @@ BLOCK_TIME=$2
 [ "$BLOCK_TIME" = 0 ] || export H_ANVIL_ARGS="--block-time $BLOCK_TIME"
 H_POLL_MS=1000
 . "$(dirname "$0")/../netns-harness/lib.sh"
+. "$(dirname "$0")/cpu.bash"
 FILL=$H_ROOT/build/bench/chain-registry
 WATCH=$H_ROOT/build/bench/converge-watch
 for t in "$FILL" "$WATCH"; do [ -x "$t" ] || { echo "push: $t missing (make bench builds it)"; exit 1; }; done
@@ -115,17 +116,6 @@ done
 
 # Idle CPU beside 253 registry entries (instant mining only: with blocks, push reads per block).
 [ "$BLOCK_TIME" = 0 ] && [ "${BENCH_PUSH_IDLE:-1}" = 1 ] || exit 0
-idle_cpu() { # pids...: % of one core each over the same 30 s
-	local hz secs=30 pid before=() i=0
-	hz=$(getconf CLK_TCK)
-	for pid in "$@"; do before+=("$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"); done
-	sleep "$secs"
-	for pid in "$@"; do
-		awk -v t0="${before[$i]}" -v hz="$hz" -v s="$secs" '{ printf "%.2f%%\n", 100 * ($14 + $15 - t0) / hz / s }' \
-			"/proc/$pid/stat"
-		i=$((i + 1))
-	done
-}
 for i in $(seq $((n_up + 1)) 2); do h_node_add "$i"; h_mint_bind "$i"; h_agent_start "$i"; done
 for i in $(seq $((n_up + 1)) 2); do h_agent_wait_registered "$i" 120; done
 [ "$n_up" -ge 2 ] || n_up=2
@@ -142,12 +132,12 @@ h_agent_start "$u" --tx-key-file "" --rpc-ws auto
 for i in 1 2; do wait_peers "$i" 252; done
 wait_peers "$u" 253
 sleep 5
-cpu=($(idle_cpu "${H_PID_AGENT[1]}" "${H_PID_AGENT[2]}" "${H_PID_AGENT[$u]}"))
+cpu=($(bench_idle_cpu 30 "${H_PID_AGENT[1]}" "${H_PID_AGENT[2]}" "${H_PID_AGENT[$u]}"))
 h_kill "${H_PID_AGENT[$u]}"
 h_agent_start "$u" --tx-key-file ""
 wait_peers "$u" 253
 sleep 5
-cpu+=($(idle_cpu "${H_PID_AGENT[$u]}"))
+cpu+=($(bench_idle_cpu 30 "${H_PID_AGENT[$u]}"))
 echo "push: idle CPU beside 253 registry entries over 30 s (device check every ${H_POLL_MS} ms;" \
 	"with push a registry read every 10 s): registered push ${cpu[0]}, registered poll ${cpu[1]};" \
 	"unregistered push ${cpu[2]}, unregistered poll ${cpu[3]} (the last one measured alone)"
