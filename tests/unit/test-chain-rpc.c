@@ -1022,6 +1022,27 @@ static struct registry_reader_stats poll_once(struct registry_reader *r, bool *c
 	return s;
 }
 
+/*
+ * A reader on a scripted chain at block 10 holding tokens 1 and 2, after its first
+ * poll (a full read); *s and *changed are that poll's.
+ */
+static struct registry_reader *synced_reader(struct chain_script *cs, struct fake_server *srv,
+					     struct eth_rpc **rpc, struct registry_reader_stats *s,
+					     bool *changed)
+{
+	struct registry_reader *reader;
+	uint8_t contract[20];
+
+	unhex(contract, 20, CONTRACT_HEX);
+	cs->head = 10;
+	cs->peers_hex = cast_peers(2, (unsigned[]){ 1, 2 }, (unsigned[]){ 1, 1 });
+	server_start(srv, FAKE_HTTP, answer_chain, cs);
+	*rpc = client(srv->url, 2000, -1);
+	cr_assert_eq(registry_reader_new(*rpc, contract, 31337, &reader), 0);
+	*s = poll_once(reader, changed);
+	return reader;
+}
+
 Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 {
 	static struct chain_script cs;
@@ -1031,18 +1052,11 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	bool named[REGISTRY_MAX_PEERS + 1];
 	struct fake_server srv;
 	struct eth_rpc *rpc;
-	uint8_t contract[20];
 	uint64_t from;
 	size_t n;
 	bool changed;
 
-	unhex(contract, 20, CONTRACT_HEX);
-	cs.head = 10;
-	cs.peers_hex = cast_peers(2, (unsigned[]){ 1, 2 }, (unsigned[]){ 1, 1 });
-	server_start(&srv, FAKE_HTTP, answer_chain, &cs);
-	rpc = client(srv.url, 2000, -1);
-	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
-	s = poll_once(reader, &changed);
+	reader = synced_reader(&cs, &srv, &rpc, &s, &changed);
 	cr_assert(changed);
 	cr_assert_eq(s.full_reads, 1);
 	registry_reader_peers(reader, &n);
@@ -1151,17 +1165,10 @@ Test(reader, a_record_read_by_token_other_than_its_logs_say_is_read_in_full, .ti
 	const struct registry_record *p;
 	struct fake_server srv;
 	struct eth_rpc *rpc;
-	uint8_t contract[20];
 	size_t n;
 	bool changed;
 
-	unhex(contract, 20, CONTRACT_HEX);
-	cs.head = 10;
-	cs.peers_hex = cast_peers(2, (unsigned[]){ 1, 2 }, (unsigned[]){ 1, 1 });
-	server_start(&srv, FAKE_HTTP, answer_chain, &cs);
-	rpc = client(srv.url, 2000, -1);
-	cr_assert_eq(registry_reader_new(rpc, contract, 31337, &reader), 0);
-	s = poll_once(reader, &changed);
+	reader = synced_reader(&cs, &srv, &rpc, &s, &changed);
 	cr_assert_eq(s.full_reads, 1);
 
 	/* A PeerUpdated of token 2, and its read reverts TokenHasNoPeer: getPeers() keeps it. */
