@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cluster.h"
+#include "registry/registry.h"
 
 /*
  * Each event as declared, '!' marking an indexed parameter. Types are the few the contracts
@@ -16,22 +17,22 @@ static const char *const events[] = {
 	"InstanceBound(uint256 !tokenId,address !instanceId)",
 	"InstanceUnbound(uint256 !tokenId,address !instanceId)",
 	"PeerRegistered(uint256 !tokenId,address !instanceId,bytes32 wgPublicKey,string endpoint,"
-	"uint8 mode,uint64 nonce)",
+	"uint8 mode:r,uint64 nonce)",
 	"PeerUpdated(uint256 !tokenId,address !instanceId,bytes32 wgPublicKey,string endpoint,"
-	"uint8 mode,uint64 nonce)",
-	"PeerRemoved(uint256 !tokenId,address !instanceId,uint8 reason)",
-	"ClusterConfigSet(uint256 maxNodes,uint8 networkModes)",
-	"MintingPolicySet(uint256 price,bool publicMinting)",
-	"BootPolicySet(uint8 policy)",
+	"uint8 mode:r,uint64 nonce)",
+	"PeerRemoved(uint256 !tokenId,address !instanceId,uint8 reason:R)",
+	"ClusterConfigSet(uint256 maxNodes,uint8 networkModes:m)",
+	"MintingPolicySet(uint256 price:e,bool publicMinting)",
+	"BootPolicySet(uint8 policy:p)",
 	"AllowAnyDeviceSet(bool allowAny)",
 	"RequireTcbUpToDateSet(bool required)",
-	"LeaderLeaseSet(uint64 leaseSeconds)",
-	"Withdrawn(address !to,uint256 amount)",
+	"LeaderLeaseSet(uint64 leaseSeconds:s)",
+	"Withdrawn(address !to,uint256 amount:e)",
 	"VoteCast(uint256 !voterTokenId,uint256 !targetTokenId,bool noConfidence,uint256 votes,"
 	"uint256 required)",
-	"LeaderChanged(uint256 !previousTokenId,uint256 !newTokenId,uint64 term,uint64 expiry,"
-	"uint8 cause)",
-	"LeaderHeartbeat(uint256 !tokenId,uint64 expiry)",
+	"LeaderChanged(uint256 !previousTokenId,uint256 !newTokenId,uint64 term,uint64 expiry:t,"
+	"uint8 cause:C)",
+	"LeaderHeartbeat(uint256 !tokenId,uint64 expiry:t)",
 	"ComposeHashAdded(bytes32 composeHash)",
 	"ComposeHashRemoved(bytes32 composeHash)",
 	"DeviceAdded(bytes32 deviceId)",
@@ -50,6 +51,7 @@ struct param {
 	char type[16];
 	char name[32];
 	bool indexed;
+	char unit;      /* how the text form words it: see put_worded; 0 as its type reads */
 };
 
 /* Split a declaration into its name, canonical signature and parameters. */
@@ -77,12 +79,15 @@ static int parse_decl(const char *decl, char *name, size_t name_len, struct buf 
 		p += tl + 1;
 		q->indexed = *p == '!';
 		p += q->indexed;
-		nl = strcspn(p, ",)");
+		nl = strcspn(p, ":,)");
 		if (nl >= sizeof(q->name))
 			return -EINVAL;
 		memcpy(q->name, p, nl);
 		q->name[nl] = '\0';
-		p += nl + (p[nl] == ',');
+		p += nl;
+		q->unit = *p == ':' ? p[1] : 0;
+		p += *p == ':' ? 2 : 0;
+		p += *p == ',';
 		if ((r = buf_printf(sig, "%s%s", *n ? "," : "", q->type)) < 0)
 			return r;
 	}
@@ -121,6 +126,55 @@ static void put_word(struct buf *out, const char *type, const uint8_t w[static 3
 		buf_printf(out, json ? "\"%s\"" : "%s", dec);
 	} else {
 		put_hex(out, w, 32, json);
+	}
+}
+
+/*
+ * One word as an operator reads it (text form only; JSON keeps the chain's numbers): unit
+ * e wei in ETH, t a Unix time in ISO 8601 UTC, s seconds, p boot policy, m network-mode
+ * mask, r a record's mode, R why a record was removed, C why the leader changed.
+ */
+/* The name of enum value v of unit (p, m, r, R, C), or NULL. */
+static const char *enum_word(char unit, uint64_t v)
+{
+	static const char *const boot[] = { "strict", "permissive", NULL };
+	static const char *const modes[] = { "none", "tls", "wireguard", "both", NULL };
+	static const char *const record_modes[] = { "tls", "wireguard", NULL };
+	static const char *const removed[] = { "burned", "transferred", "rebound", NULL };
+	static const char *const causes[] = { "elected", "no-confidence", "left", NULL };
+	const char *const *names = unit == 'p' ? boot : unit == 'm' ? modes
+		: unit == 'r' ? record_modes : unit == 'R' ? removed : unit == 'C' ? causes : NULL;
+
+	for (uint64_t i = 0; names && names[i]; i++)
+		if (i == v)
+			return names[i];
+	return NULL;
+}
+
+static void put_worded(struct buf *out, const char *type, char unit, const uint8_t w[static 32])
+{
+	char s[REGISTRY_ETHER_STR_MAX];
+	const char *word;
+	uint64_t v = 0;
+	bool small = true;
+
+	for (int i = 0; i < 24; i++)
+		small = small && !w[i];
+	for (int i = 24; i < 32; i++)
+		v = (v << 8) | w[i];
+	word = small ? enum_word(unit, v) : NULL;
+	if (word) {
+		buf_printf(out, "%s", word);
+	} else if (unit == 'e') {
+		registry_ether_str(w, s);
+		buf_printf(out, "%s", s);
+	} else if (unit == 't' && small) {
+		registry_time_str(v, s);
+		buf_printf(out, "%s", s);
+	} else if (unit == 's' && small) {
+		buf_printf(out, "%" PRIu64 " s", v);
+	} else {
+		put_word(out, type, w, false);
 	}
 }
 
@@ -165,7 +219,10 @@ static int describe(const struct eth_log *log, const char *name, const struct pa
 		} else if (!strcmp(params[i].type, "string")) {
 			r = put_string(out, &data, slot++, json);
 		} else if ((r = abi_get_word(&data, slot++, &w)) == 0) {
-			put_word(out, params[i].type, w, json);
+			if (json || !params[i].unit)
+				put_word(out, params[i].type, w, json);
+			else
+				put_worded(out, params[i].type, params[i].unit, w);
 		}
 	}
 	if (r < 0)

@@ -51,7 +51,7 @@ ok "serve refuses a non-loopback address without --allow-remote, and a bad --lis
 
 web=$(free_port)
 # No --web-dir: a binary built in a checkout serves that checkout's web/.
-cl serve --listen 127.0.0.1:$web >"$tmp/serve.log" 2>&1 &
+"$BIN" cluster serve --listen 127.0.0.1:$web >"$tmp/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do $PY - "$web" <<'PY' 2>/dev/null && break; sleep 0.1; done
 import socket, sys

@@ -102,7 +102,7 @@ cl allow-device "$DEVICE2" >/dev/null && cl allow-compose "$COMPOSE2" >/dev/null
 ok "allow-compose / remove-compose / allow-device / remove-device"
 
 # ---- watch from here on, by event name
-cl status --watch --json --count 12 --interval 100 >"$tmp/watch.log" 2>&1 &
+"$BIN" cluster status --watch --json --count 12 --interval 100 >"$tmp/watch.log" 2>&1 &
 watch_pid=$!
 pids+=($watch_pid)
 for _ in $(seq 100); do [ -s "$tmp/watch.log" ] && break; sleep 0.1; done
@@ -347,6 +347,20 @@ refused "OwnableUnauthorizedAccount(account=$HOLDER)" "$HOLDER" cl accept-owners
 cl accept-ownership --key-file "$tmp/newowner.key" >/dev/null && [ "$(call 'owner()(address)' | lower)" = "$NEWOWNER" ] || fail "accept-ownership"
 refused "OwnableUnauthorizedAccount(account=$OWNER)" "$OWNER" cl set-lease 300
 ok "ownership moved in two steps"
+
+# ---- the text form words enums, amounts and times (JSON keeps the numbers)
+watch_all() { rc=0; timeout 8 "$BIN" cluster status --watch --from-block 0 --count 1000 --interval 100 "$@" || rc=$?; [ $rc = 124 ]; }
+watch_all >"$tmp/watch.txt" 2>&1 & w1=$!
+watch_all --json >"$tmp/watch-all.json" 2>&1 & w2=$!
+wait $w1 || fail "status --watch from block 0: $(tail -2 "$tmp/watch.txt")"
+wait $w2 || fail "status --watch --json from block 0: $(tail -2 "$tmp/watch-all.json")"
+expiry=$(grep '^{"block"' "$tmp/watch-all.json" | jq -r 'select(.log.event == "LeaderChanged") | .log.args.expiry' | head -1)
+for want in "BootPolicySet(policy=permissive)" "MintingPolicySet(price=0.01 ETH, publicMinting=true)" \
+	"ClusterConfigSet(maxNodes=5, networkModes=wireguard)" "amount=0.01 ETH)" "reason=rebound)" \
+	"LeaderLeaseSet(leaseSeconds=400 s)" "expiry=$(date -u -d "@$expiry" +%Y-%m-%dT%H:%M:%SZ), cause=elected)"; do
+	grep -qF "$want" "$tmp/watch.txt" || fail "status --watch text lacks '$want': $(grep -o '[A-Z][A-Za-z]*(.*' "$tmp/watch.txt" | head -40)"
+done
+ok "status --watch text: BootPolicySet(policy=permissive), prices in ETH, reason and cause by name, ISO expiry"
 
 # ---- the watcher saw the events by name
 for _ in $(seq 100); do kill -0 $watch_pid 2>/dev/null || break; sleep 0.1; done

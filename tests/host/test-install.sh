@@ -75,7 +75,7 @@ ok "installed binary in $tmp: deploy-kms, deploy and register-app from $P/share/
 
 # ---- serve: the installed page by default; no page, no start
 web=$(free_port)
-ib cluster serve --contract "$CONTRACT" --listen 127.0.0.1:$web >"$tmp/serve.log" 2>&1 &
+env -u DSTACK_P2P_ARTIFACT PATH=/usr/bin:/bin "$inst/bin/dstack-p2p" cluster serve --contract "$CONTRACT" --listen 127.0.0.1:$web >"$tmp/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$web/" >"$tmp/index.html" 2>/dev/null && break; sleep 0.1; done
 grep -q '<script src="app.js">' "$tmp/index.html" || fail "the installed serve gave no page: $(cat "$tmp/serve.log")"
