@@ -129,53 +129,12 @@ static void put_word(struct buf *out, const char *type, const uint8_t w[static 3
 	}
 }
 
-/*
- * One word as an operator reads it (text form only; JSON keeps the chain's numbers): unit
- * e wei in ETH, t a Unix time in ISO 8601 UTC, s seconds, p boot policy, m network-mode
- * mask, r a record's mode, R why a record was removed, C why the leader changed.
- */
-/* The name of enum value v of unit (p, m, r, R, C), or NULL. */
-static const char *enum_word(char unit, uint64_t v)
-{
-	static const char *const boot[] = { "strict", "permissive", NULL };
-	static const char *const modes[] = { "none", "tls", "wireguard", "both", NULL };
-	static const char *const record_modes[] = { "tls", "wireguard", NULL };
-	static const char *const removed[] = { "burned", "transferred", "rebound", NULL };
-	static const char *const causes[] = { "elected", "no-confidence", "left", NULL };
-	const char *const *names = unit == 'p' ? boot : unit == 'm' ? modes
-		: unit == 'r' ? record_modes : unit == 'R' ? removed : unit == 'C' ? causes : NULL;
-
-	for (uint64_t i = 0; names && names[i]; i++)
-		if (i == v)
-			return names[i];
-	return NULL;
-}
-
+/* One word as an operator reads it (text form only; JSON keeps the chain's numbers), in
+ * the unit its declaration names (registry_put_worded), else as its type reads. */
 static void put_worded(struct buf *out, const char *type, char unit, const uint8_t w[static 32])
 {
-	char s[REGISTRY_ETHER_STR_MAX];
-	const char *word;
-	uint64_t v = 0;
-	bool small = true;
-
-	for (int i = 0; i < 24; i++)
-		small = small && !w[i];
-	for (int i = 24; i < 32; i++)
-		v = (v << 8) | w[i];
-	word = small ? enum_word(unit, v) : NULL;
-	if (word) {
-		buf_printf(out, "%s", word);
-	} else if (unit == 'e') {
-		registry_ether_str(w, s);
-		buf_printf(out, "%s", s);
-	} else if (unit == 't' && small) {
-		registry_time_str(v, s);
-		buf_printf(out, "%s", s);
-	} else if (unit == 's' && small) {
-		buf_printf(out, "%" PRIu64 " s", v);
-	} else {
+	if (registry_put_worded(out, unit, w) == -ENOENT)
 		put_word(out, type, w, false);
-	}
 }
 
 /* A string argument from the data, printable bytes only in text form. */

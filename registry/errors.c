@@ -159,17 +159,42 @@ static uint64_t word_low64(const uint8_t w[static 32], bool *fits)
 	return v;
 }
 
+int registry_put_worded(struct buf *b, char unit, const uint8_t w[static 32])
+{
+	static const char *const modes[] = { "none", "tls", "wireguard", "both", NULL };
+	static const char *const record_modes[] = { "tls", "wireguard", NULL };
+	static const char *const policies[] = { "strict", "permissive", NULL };
+	static const char *const removed[] = { "burned", "transferred", "rebound", NULL };
+	static const char *const causes[] = { "elected", "no-confidence", "left", NULL };
+	const char *const *names = unit == 'm' ? modes : unit == 'r' ? record_modes
+		: unit == 'p' ? policies : unit == 'R' ? removed : unit == 'C' ? causes : NULL;
+	char s[REGISTRY_ETHER_STR_MAX];
+	bool fits;
+	uint64_t v = word_low64(w, &fits);
+
+	if (unit == 'e') {
+		registry_ether_str(w, s);
+		return buf_printf(b, "%s", s);
+	}
+	if (!fits)
+		return -ENOENT;
+	if (unit == 't') {
+		registry_time_str(v, s);
+		return buf_printf(b, "%s", s);
+	}
+	if (unit == 's')
+		return buf_printf(b, "%llu s", (unsigned long long)v);
+	for (uint64_t i = 0; names && names[i]; i++)
+		if (i == v)
+			return buf_printf(b, "%s", names[i]);
+	return -ENOENT;
+}
+
 /* One field's value in its unit; type is the signature's ("address", "uint256", ...). */
 static void put_field(struct buf *b, char unit, const char *type, size_t tlen,
 		      const uint8_t w[static 32])
 {
-	static const char *const modes[] = { "none", "tls", "wireguard", "both" };
-	static const char *const record_modes[] = { "tls", "wireguard" };
-	static const char *const policies[] = { "strict", "permissive" };
-	char s[REGISTRY_ETHER_STR_MAX > ETH_U256_DEC_MAX ? REGISTRY_ETHER_STR_MAX : ETH_U256_DEC_MAX];
-	char hex[65];
-	bool fits;
-	uint64_t v = word_low64(w, &fits);
+	char dec[ETH_U256_DEC_MAX], hex[65];
 
 	if (tlen == 7 && !memcmp(type, "address", 7)) {
 		hex_encode(hex, w + 12, 20);
@@ -177,23 +202,9 @@ static void put_field(struct buf *b, char unit, const char *type, size_t tlen,
 	} else if (tlen == 7 && !memcmp(type, "bytes32", 7)) {
 		hex_encode(hex, w, 32);
 		buf_printf(b, "0x%s", hex);
-	} else if (unit == 'e') {
-		registry_ether_str(w, s);
-		buf_printf(b, "%s", s);
-	} else if (unit == 't' && fits) {
-		registry_time_str(v, s);
-		buf_printf(b, "%s", s);
-	} else if (unit == 's' && fits) {
-		buf_printf(b, "%llu s", (unsigned long long)v);
-	} else if (unit == 'm' && fits && v < 4) {
-		buf_printf(b, "%s", modes[v]);
-	} else if (unit == 'r' && fits && v < 2) {
-		buf_printf(b, "%s", record_modes[v]);
-	} else if (unit == 'p' && fits && v < 2) {
-		buf_printf(b, "%s", policies[v]);
-	} else {
-		eth_u256_to_dec(w, s);
-		buf_printf(b, "%s", s);
+	} else if (registry_put_worded(b, unit, w) == -ENOENT) {
+		eth_u256_to_dec(w, dec);
+		buf_printf(b, "%s", dec);
 	}
 }
 
