@@ -56,6 +56,7 @@ struct snapshot {
 	struct registry_record *peers;
 	size_t npeers;
 	struct cluster_lists *lists;          /* NULL: not read (the dashboard's document) */
+	bool lists_failed;                    /* status asked, the RPC could not say */
 };
 
 static uint64_t word_u64(const uint8_t w[static 32])
@@ -355,6 +356,8 @@ static void status_json(struct cluster_ctx *c, const struct snapshot *s, struct 
 		buf_printf(b, ",\"allowed\":{\"fromBlock\":%" PRIu64 ",", s->lists->from_block);
 		cluster_lists_json(s->lists, b);
 		buf_printf(b, "}");
+	} else if (s->lists_failed) {
+		buf_printf(b, ",\"allowed\":null");
 	}
 	buf_printf(b, "}\n");
 }
@@ -393,6 +396,8 @@ static void put_list_text(struct buf *b, const char *what, const struct cluster_
 
 static void put_lists_text(const struct snapshot *s, struct buf *b)
 {
+	if (s->lists_failed)
+		buf_printf(b, "compose   ? (the RPC could not say: see the warning)\n");
 	if (!s->lists)
 		return;
 	put_list_text(b, "compose", &s->lists->compose, NULL);
@@ -457,13 +462,30 @@ int cluster_status_json(struct cluster_ctx *c, struct buf *out)
 	return r;
 }
 
-/* The allowed lists at the snapshot's block, for `status` (the dashboard keeps its own). */
+/*
+ * The allowed lists at the snapshot's block, for `status` (the dashboard keeps its own). An
+ * RPC that serves no past state (a pruned node) cannot say: the rest of the status is still
+ * worth printing, with a warning and the lists unknown.
+ */
 static int read_allowed(struct cluster_ctx *c, struct snapshot *s)
 {
+	int r;
+
 	s->lists = malloc(sizeof(*s->lists));
 	if (!s->lists)
 		return -ENOMEM;
-	return cluster_read_lists(c, s->block.number, s->tag, s->lists);
+	r = cluster_read_lists(c, s->block.number, s->tag, s->lists);
+	if (r < 0 && r != -ENOMEM) {
+		cli_error("warning: the allowed compose hashes and devices are unknown: %s (they are "
+			  "read from the contract's events since its creation block, found with "
+			  "eth_getCode at past blocks)", eth_rpc_error(c->rpc)[0]
+			  ? eth_rpc_error(c->rpc) : errstr(r));
+		free(s->lists);
+		s->lists = NULL;
+		s->lists_failed = true;
+		return 0;
+	}
+	return r;
 }
 
 int cluster_status(struct cluster_ctx *c)

@@ -141,12 +141,15 @@ refused 'above the cap' "$OWNER" cl set-lease 400 --max-fee-per-gas 1wei
 refused 'above the cap of 1000 wei' "$OWNER" cl set-lease 400 --max-cost 1000wei
 hostile_port=$(free_port)
 $PY - "$hostile_port" "$port" >"$tmp/hostile.log" 2>&1 <<'PY' &
-# Forwards to anvil but suggests a tip of 1 ether per gas and a gas price of 10 ether.
+# Forwards to anvil but suggests a tip of 1 ether per gas and a gas price of 10 ether, and
+# serves no past state (eth_getCode at a block number fails, as on a pruned node).
 import http.server, json, sys, urllib.request
 up = "http://127.0.0.1:%s" % sys.argv[2]
 def fix(req, rep):
     if req.get("method") == "eth_maxPriorityFeePerGas": rep["result"] = hex(10**18)
     if req.get("method") == "eth_gasPrice": rep["result"] = hex(10**19)
+    if req.get("method") == "eth_getCode" and str(req["params"][1]).startswith("0x"):
+        rep.pop("result", None); rep["error"] = {"code": -32000, "message": "missing trie node"}
     return rep
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
@@ -170,6 +173,11 @@ max_fee=$(( $("$CAST" tx "$tx" --json | jq -r .maxFeePerGas) ))
 [ "$max_fee" -le 5000000000 ] || fail "signed max fee $max_fee above the cap"
 [ "$(call 'leaderLease()(uint64)')" = 400 ] || fail "set-lease per cast"
 ok "fee caps: a 1 ether/gas tip suggested by the RPC was signed as at most 5 gwei (paid $price wei/gas)"
+cl status --rpc "http://127.0.0.1:$hostile_port" --json >"$tmp/out" 2>"$tmp/err" || fail "status on a pruned RPC: $(cat "$tmp/err")"
+[ "$(jq -c .allowed "$tmp/out")" = null ] && [ "$(jq -r .policy.maxNodes "$tmp/out")" = 3 ] &&
+	grep -q 'warning: the allowed compose hashes and devices are unknown: .*missing trie node' "$tmp/err" ||
+	fail "status on a pruned RPC: $(cat "$tmp/err") $(jq -c .allowed "$tmp/out")"
+ok "status on an RPC without past state: the rest, \"allowed\": null and a warning"
 
 # ---- a registration through the relayer (the agent's POST {"to","data"})
 pub64() { "$CAST" wallet public-key --private-key "$1" | sed 's/^0x//'; }
