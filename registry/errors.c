@@ -317,12 +317,15 @@ int registry_explain_compact(const char *text, struct buf *out)
 	for (const char *p = text; (p = strchr(p, '(')) != NULL; p++) {
 		for (size_t i = 0; i < ARRAY_SIZE(signatures); i++) {
 			size_t name_len = strcspn(signatures[i], "(");
-			const char *at = p - name_len, *close;
+			const char *at, *close;
 			uint8_t words[4 * 32];
 			size_t n;
 
-			if ((size_t)(p - text) < name_len || memcmp(at, signatures[i], name_len) ||
-			    inside_word(text, at) || compact_args(p, words, 4, &n, &close) < 0)
+			if ((size_t)(p - text) < name_len)
+				continue;
+			at = p - name_len;
+			if (memcmp(at, signatures[i], name_len) || inside_word(text, at) ||
+			    compact_args(p, words, 4, &n, &close) < 0)
 				continue;
 			if (buf_append(out, text, (size_t)(at - text)) < 0 ||
 			    describe_doc(i, words, 32 * n, out) < 0)
