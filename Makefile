@@ -9,7 +9,9 @@
 #   make demo-db    the same with Redis primary/replica following the contract's leader
 #   make bench      benchmarks; figures are printed, never asserted
 #   make image      the agent's OCI image (build/image/dstack-p2p.oci.tar), no docker needed
-#   make install    PREFIX=/usr/local DESTDIR= (the agent/CLI, library, header, man pages)
+#   make install    PREFIX=/usr/local DESTDIR= (the agent/CLI, library, header, man pages,
+#                   the dashboard's page and the contract artifacts `cluster deploy` sends)
+#   make contracts  the contract artifacts (forge build; forge is node_modules/.bin/forge)
 #   make install-sim  the guest-agent simulator, for development and tests only
 #
 # Variables: V=1 (show commands), SANITIZE=address,undefined, CC, CFLAGS, PKG_CONFIG.
@@ -21,8 +23,12 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/dstack-p2p
-# The files of the `dstack-p2p cluster serve` page (web/).
-WEBDIR ?= $(PREFIX)/share/dstack-p2p/web
+# What the CLI reads at run time: the `cluster serve` page (web/) and the artifacts of the
+# contracts `cluster deploy` and `cluster deploy-kms` send (contracts/out/). A binary built in
+# a checkout prefers the checkout's own.
+DATADIR ?= $(PREFIX)/share/dstack-p2p
+WEBDIR ?= $(DATADIR)/web
+CONTRACTSDIR ?= $(DATADIR)/contracts
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PKG_CONFIG ?= pkg-config
 CC ?= cc
@@ -56,6 +62,7 @@ WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wfo
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARNINGS) -fPIC -fvisibility=hidden -I. \
 	-D_GNU_SOURCE -DDSTACK_P2P_VERSION='"$(VERSION)"' -DDSTACK_P2P_WEBDIR='"$(WEBDIR)"' \
+	-DDSTACK_P2P_CONTRACTSDIR='"$(CONTRACTSDIR)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # Debian's libcurl flavours share one API. The GnuTLS one (libcurl3-gnutls) keeps OpenSSL
 # out of the agent's resident pages (libssh2 still maps it, see common/http.c): a process
@@ -141,22 +148,26 @@ $(O)/version.stamp: FORCE
 	@mkdir -p $(@D)
 	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
 $(O)/cli/dstack-p2p.o $(O)/attest/sim/dstack-sim.o: $(O)/version.stamp
-# And `cluster serve`'s default --web-dir when WEBDIR (or PREFIX) changes.
+# And those that name the installed data (the page, the contract artifacts) when WEBDIR,
+# CONTRACTSDIR (or PREFIX) change.
 $(O)/webdir.stamp: FORCE
 	@mkdir -p $(@D)
-	@echo '$(WEBDIR)' | cmp -s - $@ || echo '$(WEBDIR)' >$@
-$(O)/cli/cmd-cluster.o: $(O)/webdir.stamp
+	@echo '$(WEBDIR) $(CONTRACTSDIR)' | cmp -s - $@ || echo '$(WEBDIR) $(CONTRACTSDIR)' >$@
+$(O)/cli/cmd-cluster.o $(O)/cli/cmd-cluster-serve.o $(O)/cli/cmd-cluster-deploy.o: $(O)/webdir.stamp
 FORCE:
 
 $(O)/dstack-sim: $(SIM_OBJS) $(INTERNAL_LIB)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(INTERNAL_LIB) $(LDLIBS)
 
-# The pkg-config file is written at install time so it names the PREFIX installed to.
+# The pkg-config file is written at install time so it names the PREFIX installed to;
+# libdir and includedir under PREFIX are written ${prefix}-relative, so a tool that moves
+# the tree (pkg-config --define-prefix, a relocated SDK) moves them too.
+pc_dir = $(if $(filter $(PREFIX)/%,$(1)),$${prefix}/$(patsubst $(PREFIX)/%,%,$(1)),$(1))
 define PC_FILE
 prefix=$(PREFIX)
-libdir=$(LIBDIR)
-includedir=$(INCLUDEDIR)
+libdir=$(call pc_dir,$(LIBDIR))
+includedir=$(call pc_dir,$(INCLUDEDIR))
 
 Name: dstack-p2p
 Description: peers of a dstack TEE WireGuard mesh, for apps
@@ -244,6 +255,20 @@ print-version:
 image: deps-image
 	$(Q)scripts/image.sh
 
+# ---- contracts ----------------------------------------------------------------------
+
+# What `cluster deploy` and `cluster deploy-kms` send, built by forge from node_modules
+# (make deps-image installs it; solc-js, no network). One forge run makes both.
+FORGE ?= node_modules/.bin/forge
+CONTRACT_NAMES := DstackClusterNFT LocalDstackKms
+CONTRACT_ARTIFACTS := $(foreach n,$(CONTRACT_NAMES),contracts/out/$(n).sol/$(n).json)
+contracts: $(CONTRACT_ARTIFACTS)
+$(CONTRACT_ARTIFACTS) &: $(wildcard contracts/src/*.sol) contracts/foundry.toml
+	@[ -x $(FORGE) ] || { echo "make contracts: $(FORGE) missing: run make deps-image (npm ci) first" >&2; exit 1; }
+	$(quiet) FORGE contracts/out
+	$(Q)cd contracts && flock .forge.lock ../$(FORGE) build $(if $(V),,--quiet)
+	$(Q)touch $(CONTRACT_ARTIFACTS)
+
 # ---- install ----------------------------------------------------------------------
 
 # Man pages point at the docs where they are installed ($(DOCDIR)), and name the
@@ -253,7 +278,7 @@ install_man = for m in $(1); do \
 	chmod 0644 $(DESTDIR)$(MANDIR)/man1/$${m\#\#*/} || exit 1; done
 NO_SIM_PAGE := -e 's|^\.BR dstack-sim (1)\(.*\)$$|.BR dstack-sim " (make install-sim)\1"|'
 
-install: $(O)/dstack-p2p $(STATIC_LIB) $(SHARED_LIB)
+install: $(O)/dstack-p2p $(STATIC_LIB) $(SHARED_LIB) $(CONTRACT_ARTIFACTS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(O)/dstack-p2p $(DESTDIR)$(BINDIR)/
@@ -266,6 +291,8 @@ install: $(O)/dstack-p2p $(STATIC_LIB) $(SHARED_LIB)
 	$(call install_man,$(PROD_MAN_PAGES),$(NO_SIM_PAGE))
 	install -d $(DESTDIR)$(WEBDIR)
 	install -m 0644 web/index.html web/app.js web/style.css $(DESTDIR)$(WEBDIR)/
+	install -d $(DESTDIR)$(CONTRACTSDIR)
+	install -m 0644 $(CONTRACT_ARTIFACTS) $(DESTDIR)$(CONTRACTSDIR)/
 
 # The guest-agent simulator: for development and tests, never on a production machine.
 install-sim: $(O)/dstack-sim install
@@ -278,12 +305,13 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libdstack-p2p.so.$(SOVERSION)
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/dstack-p2p.pc $(DESTDIR)$(INCLUDEDIR)/dstack-p2p.h
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES)))
-	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(WEBDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(WEBDIR) $(DESTDIR)$(CONTRACTSDIR)
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps deps-image check check-host demo demo-counter demo-db bench image print-version install install-sim uninstall clean FORCE
+.PHONY: all tests fuzz deps deps-image check check-host demo demo-counter demo-db bench image print-version contracts install install-sim uninstall clean FORCE
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)

@@ -110,6 +110,9 @@ int eth_tx_sign(const struct eth_tx *tx, const uint8_t sk[static 32], struct buf
 struct eth_error_table {
 	const char *const *signatures;
 	size_t n;
+	/* Optional: a fuller wording of error signatures[i] with its argument words (field
+	 * names, units, a hint) appended to out; non-zero to fall back to "Name(1, 0x..)". */
+	int (*describe)(size_t i, const uint8_t *args, size_t len, struct buf *out);
 };
 
 /* ---- JSON-RPC client ------------------------------------------------------------------------ */

@@ -118,6 +118,9 @@ void eth_describe_revert(const uint8_t *data, size_t len, const struct eth_error
 
 		abi_selector(known->signatures[i], sel);
 		if (!memcmp(sel, data, 4)) {
+			if (known->describe && known->describe(i, data + 4, len - 4, &b) == 0)
+				goto out;
+			buf_reset(&b);
 			describe_custom(known->signatures[i], data + 4, len - 4, &b);
 			goto out;
 		}

@@ -23,6 +23,7 @@ struct cluster_opts {
 	/* deploy, kms-info, register-app */
 	const char *kms_hex;
 	const char *kms_root_hex;
+	const char *kms_root_key_file;   /* deploy-kms */
 	const char *owner_hex;
 	const char *artifact;
 	uint64_t max_nodes;
@@ -69,6 +70,35 @@ int cluster_watch(struct cluster_ctx *c, uint64_t from_block);
 int cluster_deploy(struct cluster_ctx *c);
 int cluster_kms_info(struct cluster_ctx *c);
 int cluster_register_app(struct cluster_ctx *c);
+/* deploy-kms: a stand-in dstack KMS contract for a local cluster (anvil, dstack-sim). */
+int cluster_deploy_kms(struct cluster_ctx *c);
+
+/* ---- the allowed compose hashes and devices (cli/cmd-cluster-lists.c) ---- */
+
+#define CLUSTER_LIST_MAX 64       /* per list: more are reported (overflow), not kept */
+
+struct cluster_hash_list {
+	uint8_t h[CLUSTER_LIST_MAX][32];
+	size_t n;
+	bool overflow;
+};
+
+struct cluster_lists {
+	struct cluster_hash_list compose, devices;
+	uint64_t from_block;              /* the events were read from here (the creation) */
+	uint8_t topic[4][32];             /* ComposeHashAdded, -Removed, DeviceAdded, -Removed */
+};
+
+void cluster_lists_init(struct cluster_lists *l);
+/* One log of the cluster contract: an add or remove of either list changes it. */
+void cluster_lists_fold(struct cluster_lists *l, const struct eth_log *log);
+/* Both lists as they stand at block (tag its tag): folded from the events since the
+ * contract's creation, each entry confirmed with the contract's getter at tag. -errno (the
+ * RPC's words in eth_rpc_error); the RPC must serve eth_getCode at past blocks. */
+int cluster_read_lists(struct cluster_ctx *c, uint64_t block, const char *tag,
+		       struct cluster_lists *l);
+/* "composeHashes":[..],"composeHashesComplete":..,"devices":[..],"devicesComplete":.. */
+void cluster_lists_json(const struct cluster_lists *l, struct buf *out);
 
 /* Mode words: "tls" 1, "wireguard" 2, "both" 3, or the mask as a number. */
 int cluster_parse_modes(const char *s);

@@ -42,6 +42,16 @@ int cluster_parse_bytes32(const char *s, uint8_t out[static 32]);
 /* Read up to max bytes of a file into b (NUL-terminated). */
 int cluster_read_file(const char *path, struct buf *b, size_t max);
 
+/*
+ * Where the files of a data folder are (probe: one file it must hold): in_checkout (relative
+ * to the checkout's top) when this binary was built in a checkout; else in_share under
+ * bin/../share/dstack-p2p/ beside this binary (an installed tree, also under a DESTDIR or a
+ * moved prefix); else installed (the path make install was given, compiled in). The folder
+ * is written to out (installed when none holds probe); -ENOENT, -ENAMETOOLONG.
+ */
+int cluster_find_data(const char *installed, const char *in_share, const char *in_checkout,
+		      const char *probe, char *out, size_t max);
+
 /* One eth_call of a batch: calldata in, return data or failure out. */
 struct cluster_view {
 	struct buf data;

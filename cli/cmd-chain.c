@@ -661,7 +661,7 @@ int cmd_chain(int argc, char **argv)
 	}
 	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o.rpc, .timeout_ms = o.timeout_ms,
 						  .max_log_range = o.max_log_range,
-						  .errors = &registry_contract_errors }, &rpc);
+						  .errors = &registry_contract_errors_explained }, &rpc);
 	if (r < 0) {
 		cli_error("bad --rpc '%s': %s", o.rpc, errstr(r));
 		return CLI_EXIT_USAGE;

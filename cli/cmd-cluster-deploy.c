@@ -16,11 +16,6 @@
 #define ARTIFACT_MAX (8 << 20)
 #define INITCODE_MAX (64 << 10)
 
-static const char *const artifact_paths[] = {
-	"contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json",
-	"/usr/local/share/dstack-p2p/DstackClusterNFT.json",
-	"/usr/share/dstack-p2p/DstackClusterNFT.json",
-};
 
 /* ---- the KMS ----------------------------------------------------------------------------- */
 
@@ -248,22 +243,39 @@ out:
 	return r;
 }
 
-static int find_initcode(const struct cluster_opts *o, struct buf *code)
+/*
+ * The init code of contract `name`: --artifact FILE for the cluster (env DSTACK_P2P_ARTIFACT),
+ * else forge's output in the checkout this binary was built in, else the copy `make install`
+ * put in DSTACK_P2P_CONTRACTSDIR.
+ */
+static int find_initcode(const struct cluster_opts *o, const char *name, struct buf *code)
 {
+	char file[128], in_checkout[128], dir[4096];
 	int r;
 
-	if (o->artifact) {
+	if (o->artifact && !strcmp(name, "DstackClusterNFT")) {
 		r = load_initcode(o->artifact, code);
 		if (r < 0)
 			cli_error("--artifact %s: %s (want forge's DstackClusterNFT.json with "
 				  "bytecode.object)", o->artifact, errstr(r));
 		return r;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(artifact_paths); i++)
-		if (load_initcode(artifact_paths[i], code) == 0)
-			return 0;
-	cli_error("no contract artifact: build it (cd contracts && forge build) and give "
-		  "--artifact contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json");
+	snprintf(file, sizeof(file), "%s.json", name);
+	snprintf(in_checkout, sizeof(in_checkout), "contracts/out/%s.sol", name);
+	r = cluster_find_data(DSTACK_P2P_CONTRACTSDIR, "contracts", in_checkout, file, dir,
+			      sizeof(dir));
+	if (r == 0) {
+		char path[sizeof(dir) + sizeof(file) + 1];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+		r = load_initcode(path, code);
+		if (r < 0)
+			cli_error("%s: %s (want forge's artifact with bytecode.object)", path, errstr(r));
+		return r;
+	}
+	cli_error("no %s artifact: not in " DSTACK_P2P_CONTRACTSDIR " (make install puts it "
+		  "there) nor, for a binary built in a checkout, in its %s/ (make contracts "
+		  "builds it); or give --artifact FILE", file, in_checkout);
 	return -ENOENT;
 }
 
@@ -394,7 +406,7 @@ int cluster_deploy(struct cluster_ctx *c)
 		return CLI_EXIT_USAGE;
 	secret_free(sk, 32);
 	buf_init(&code, 0);
-	if (find_initcode(c->o, &code) < 0) {
+	if (find_initcode(c->o, "DstackClusterNFT", &code) < 0) {
 		buf_clear(&code);
 		return CLI_EXIT_USAGE;
 	}
@@ -428,4 +440,67 @@ int cluster_deploy(struct cluster_ctx *c)
 		cli_error("deploy: the contract is at %s but its configuration stopped here", addr);
 	print_next_steps(c, addr, offer);
 	return r;
+}
+
+/* ---- a stand-in KMS for a local cluster ------------------------------------------------- */
+
+/*
+ * deploy-kms --kms-root-key-file FILE: contracts/src/LocalDstackKms.sol with the compressed
+ * public key of FILE's secret as kmsInfo().k256Pubkey, so kms-info, deploy --kms and
+ * register-app work as against dstack's KMS; dstack-sim signs with the same FILE. Only the
+ * public key leaves this function; the secret is wiped at once.
+ */
+int cluster_deploy_kms(struct cluster_ctx *c)
+{
+	const struct cluster_key_opts root_key = { .key_file = c->o->kms_root_key_file };
+	struct eth_tx_result res;
+	struct abi_encoder e = { 0 };
+	struct buf code;
+	uint8_t *sk, root[20], pub[64], pub33[33];
+	char addr[43], root_hex[43];
+	int r;
+
+	if (!c->o->kms_root_key_file) {
+		cli_error("deploy-kms needs --kms-root-key-file FILE: the stand-in KMS root's secret "
+			  "(hex, as dstack-sim --kms-root-key-file reads it)");
+		return CLI_EXIT_USAGE;
+	}
+	if (cluster_load_key(&root_key, &sk, root) < 0)
+		return CLI_EXIT_USAGE;
+	r = eth_pubkey_from_secret(sk, pub);
+	secret_free(sk, 32);
+	if (r < 0) {
+		cli_error("--kms-root-key-file: not a valid secp256k1 secret");
+		return CLI_EXIT_USAGE;
+	}
+	eth_compress_pubkey(pub, pub33);
+	buf_init(&code, 0);
+	if (find_initcode(c->o, "LocalDstackKms", &code) < 0) {
+		buf_clear(&code);
+		return CLI_EXIT_USAGE;
+	}
+	/* constructor(bytes k256Pubkey, string gatewayAppId) */
+	r = abi_enc_begin(&e, &code, 2) < 0 || abi_put_bytes(&e, pub33, 33) < 0 ||
+		    abi_put_string(&e, "local") < 0 || abi_enc_end(&e) < 0
+		? CLI_EXIT_FAILURE : cluster_transact(c, "deploy-kms", NULL, &code, 0, &res);
+	buf_clear(&code);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if (!res.receipt.has_contract_address) {
+		cli_error("deploy-kms: the receipt names no contract address");
+		return CLI_EXIT_FAILURE;
+	}
+	hex_str(addr, res.receipt.contract_address, 20);
+	hex_str(root_hex, root, 20);
+	if (c->o->json) {
+		printf("{\"action\":\"deploy-kms\",\"kms\":\"%s\",\"kmsRoot\":\"%s\",\"chainId\":%"
+		       PRIu64 "}\n", addr, root_hex, c->chain_id);
+		return CLI_EXIT_OK;
+	}
+	printf("\nA stand-in dstack KMS (LocalDstackKms) deployed at %s, root %s\n\nNext steps:\n"
+	       "  dstack-p2p cluster deploy --kms %s [policy options]\n"
+	       "  dstack-p2p cluster register-app --kms %s\n"
+	       "  dstack-sim --kms-root-key-file %s --app-id <CLUSTER_CONTRACT> ...\n",
+	       addr, root_hex, addr, addr, c->o->kms_root_key_file);
+	return CLI_EXIT_OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cluster.h"
+#include "registry/registry.h"
 
 /*
  * Each event as declared, '!' marking an indexed parameter. Types are the few the contracts
@@ -16,22 +17,22 @@ static const char *const events[] = {
 	"InstanceBound(uint256 !tokenId,address !instanceId)",
 	"InstanceUnbound(uint256 !tokenId,address !instanceId)",
 	"PeerRegistered(uint256 !tokenId,address !instanceId,bytes32 wgPublicKey,string endpoint,"
-	"uint8 mode,uint64 nonce)",
+	"uint8 mode:r,uint64 nonce)",
 	"PeerUpdated(uint256 !tokenId,address !instanceId,bytes32 wgPublicKey,string endpoint,"
-	"uint8 mode,uint64 nonce)",
-	"PeerRemoved(uint256 !tokenId,address !instanceId,uint8 reason)",
-	"ClusterConfigSet(uint256 maxNodes,uint8 networkModes)",
-	"MintingPolicySet(uint256 price,bool publicMinting)",
-	"BootPolicySet(uint8 policy)",
+	"uint8 mode:r,uint64 nonce)",
+	"PeerRemoved(uint256 !tokenId,address !instanceId,uint8 reason:R)",
+	"ClusterConfigSet(uint256 maxNodes,uint8 networkModes:m)",
+	"MintingPolicySet(uint256 price:e,bool publicMinting)",
+	"BootPolicySet(uint8 policy:p)",
 	"AllowAnyDeviceSet(bool allowAny)",
 	"RequireTcbUpToDateSet(bool required)",
-	"LeaderLeaseSet(uint64 leaseSeconds)",
-	"Withdrawn(address !to,uint256 amount)",
+	"LeaderLeaseSet(uint64 leaseSeconds:s)",
+	"Withdrawn(address !to,uint256 amount:e)",
 	"VoteCast(uint256 !voterTokenId,uint256 !targetTokenId,bool noConfidence,uint256 votes,"
 	"uint256 required)",
-	"LeaderChanged(uint256 !previousTokenId,uint256 !newTokenId,uint64 term,uint64 expiry,"
-	"uint8 cause)",
-	"LeaderHeartbeat(uint256 !tokenId,uint64 expiry)",
+	"LeaderChanged(uint256 !previousTokenId,uint256 !newTokenId,uint64 term,uint64 expiry:t,"
+	"uint8 cause:C)",
+	"LeaderHeartbeat(uint256 !tokenId,uint64 expiry:t)",
 	"ComposeHashAdded(bytes32 composeHash)",
 	"ComposeHashRemoved(bytes32 composeHash)",
 	"DeviceAdded(bytes32 deviceId)",
@@ -50,6 +51,7 @@ struct param {
 	char type[16];
 	char name[32];
 	bool indexed;
+	char unit;      /* how the text form words it: see put_worded; 0 as its type reads */
 };
 
 /* Split a declaration into its name, canonical signature and parameters. */
@@ -77,12 +79,15 @@ static int parse_decl(const char *decl, char *name, size_t name_len, struct buf 
 		p += tl + 1;
 		q->indexed = *p == '!';
 		p += q->indexed;
-		nl = strcspn(p, ",)");
+		nl = strcspn(p, ":,)");
 		if (nl >= sizeof(q->name))
 			return -EINVAL;
 		memcpy(q->name, p, nl);
 		q->name[nl] = '\0';
-		p += nl + (p[nl] == ',');
+		p += nl;
+		q->unit = *p == ':' ? p[1] : 0;
+		p += *p == ':' ? 2 : 0;
+		p += *p == ',';
 		if ((r = buf_printf(sig, "%s%s", *n ? "," : "", q->type)) < 0)
 			return r;
 	}
@@ -122,6 +127,14 @@ static void put_word(struct buf *out, const char *type, const uint8_t w[static 3
 	} else {
 		put_hex(out, w, 32, json);
 	}
+}
+
+/* One word as an operator reads it (text form only; JSON keeps the chain's numbers), in
+ * the unit its declaration names (registry_put_worded), else as its type reads. */
+static void put_worded(struct buf *out, const char *type, char unit, const uint8_t w[static 32])
+{
+	if (registry_put_worded(out, unit, w) == -ENOENT)
+		put_word(out, type, w, false);
 }
 
 /* A string argument from the data, printable bytes only in text form. */
@@ -165,7 +178,10 @@ static int describe(const struct eth_log *log, const char *name, const struct pa
 		} else if (!strcmp(params[i].type, "string")) {
 			r = put_string(out, &data, slot++, json);
 		} else if ((r = abi_get_word(&data, slot++, &w)) == 0) {
-			put_word(out, params[i].type, w, json);
+			if (json || !params[i].unit)
+				put_word(out, params[i].type, w, json);
+			else
+				put_worded(out, params[i].type, params[i].unit, w);
 		}
 	}
 	if (r < 0)

@@ -20,7 +20,6 @@
 #include "registry/registry.h"
 
 #define RECENT_EVENTS 100         /* kept for a page that connects, oldest dropped first */
-#define LIST_MAX 64               /* compose hashes, devices: more are reported, not kept */
 #define LOG_RANGE 5000            /* blocks per eth_getLogs */
 #define LOG_RANGES_PER_POLL 4     /* a long backlog is read over several polls */
 #define POLL_EVERY_MS 250         /* the chain is asked at most this often, whoever asks */
@@ -35,23 +34,16 @@ struct dash_event {
 	struct buf json;
 };
 
-struct hash_list {
-	uint8_t h[LIST_MAX][32];
-	size_t n;
-	bool overflow;
-};
-
 struct dash {
 	struct cluster_ctx *c;
 	uint64_t next_block;
 	uint64_t polled_at;
 	uint64_t seq;                        /* id of the newest event */
 	struct dash_event recent[RECENT_EVENTS];
-	struct hash_list compose, devices;
-	uint8_t topic_compose_add[32], topic_compose_remove[32];
-	uint8_t topic_device_add[32], topic_device_remove[32];
+	struct cluster_lists lists;
 	char last_error[160];                /* the last poll's failure, "" when it worked */
 	bool loopback;                       /* listening on loopback: check Host */
+	char web_dir[4096];                  /* where the page's files are */
 	uint64_t pinged_at;
 };
 
@@ -64,40 +56,6 @@ static void on_signal(int sig)
 }
 
 /* ---- following the events -------------------------------------------------------------- */
-
-static void list_set(struct hash_list *l, const uint8_t h[static 32], bool present)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		if (memcmp(l->h[i], h, 32))
-			continue;
-		if (!present) {
-			memmove(l->h[i], l->h[i + 1], (l->n - i - 1) * 32);
-			l->n--;
-		}
-		return;
-	}
-	if (!present)
-		return;
-	if (l->n == LIST_MAX) {
-		l->overflow = true;
-		return;
-	}
-	memcpy(l->h[l->n++], h, 32);
-}
-
-static void fold_lists(struct dash *d, const struct eth_log *l)
-{
-	if (!l->ntopics || l->data_len < 32)
-		return;
-	if (!memcmp(l->topics[0], d->topic_compose_add, 32))
-		list_set(&d->compose, l->data, true);
-	else if (!memcmp(l->topics[0], d->topic_compose_remove, 32))
-		list_set(&d->compose, l->data, false);
-	else if (!memcmp(l->topics[0], d->topic_device_add, 32))
-		list_set(&d->devices, l->data, true);
-	else if (!memcmp(l->topics[0], d->topic_device_remove, 32))
-		list_set(&d->devices, l->data, false);
-}
 
 /* Keep one event as {"id":..,"block":..,"tx":..,"log":{"event":..,"args":{..}}}. */
 static int keep_event(struct dash *d, const struct eth_log *l)
@@ -135,7 +93,7 @@ static void dash_poll(struct dash *d)
 		for (size_t i = 0; r == 0 && i < n; i++) {
 			if (logs[i].removed)
 				continue;
-			fold_lists(d, &logs[i]);
+			cluster_lists_fold(&d->lists, &logs[i]);
 			r = keep_event(d, &logs[i]);
 		}
 		eth_logs_free(logs, n);
@@ -159,24 +117,10 @@ static int reply_error(struct buf *out, int status, const char *msg)
 	return status;
 }
 
-static void put_list(struct buf *out, const char *key, const struct hash_list *l)
-{
-	char hex[65];
-
-	buf_printf(out, "\"%s\":[", key);
-	for (size_t i = 0; i < l->n; i++) {
-		hex_encode(hex, l->h[i], 32);
-		buf_printf(out, "%s\"0x%s\"", i ? "," : "", hex);
-	}
-	buf_printf(out, "],\"%sComplete\":%s", key, l->overflow ? "false" : "true");
-}
-
 static int api_lists(struct dash *d, struct buf *out)
 {
 	buf_printf(out, "{");
-	put_list(out, "composeHashes", &d->compose);
-	buf_printf(out, ",");
-	put_list(out, "devices", &d->devices);
+	cluster_lists_json(&d->lists, out);
 	buf_printf(out, ",\"scannedBelow\":%" PRIu64 ",\"error\":", d->next_block);
 	if (d->last_error[0])
 		json_append_string(out, d->last_error);
@@ -185,7 +129,8 @@ static int api_lists(struct dash *d, struct buf *out)
 	return buf_printf(out, "}") < 0 ? 500 : 200;
 }
 
-/* The selectors of the actions the page offers, and every error the CLI decodes by name. */
+/* The selectors of the actions the page offers, and every error the CLI decodes by name with
+ * its fields ("sent:e price:e", units as registry_error_doc says) and hint. */
 static int api_abi(struct buf *out)
 {
 	static const char *const actions[] = {
@@ -211,9 +156,17 @@ static int api_abi(struct buf *out)
 	}
 	buf_printf(out, "},\"errors\":{");
 	for (size_t i = 0; i < nerr; i++) {
+		const char *fields = "", *hint = "";
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(errors[i], "("), errors[i]);
+		registry_error_doc(name, &fields, &hint);
 		abi_selector(errors[i], sel);
 		hex_encode(hex, sel, 4);
-		buf_printf(out, "%s\"0x%s\":\"%s\"", i ? "," : "", hex, errors[i]);
+		buf_printf(out, "%s\"0x%s\":{\"signature\":\"%s\",\"fields\":\"%s\",\"hint\":",
+			   i ? "," : "", hex, errors[i], fields);
+		json_append_string(out, hint);
+		buf_printf(out, "}");
 	}
 	return buf_printf(out, "}}") < 0 ? 500 : 200;
 }
@@ -304,7 +257,7 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out,
 	meta->type = t.type;
 	switch (t.route) {
 	case DASH_FILE:
-		status = serve_file(d->c->o->web_dir, t.file, out);
+		status = serve_file(d->web_dir, t.file, out);
 		if (status != 200)
 			meta->type = "application/json";
 		return status;
@@ -336,10 +289,7 @@ static void dash_init(struct dash *d, struct cluster_ctx *c)
 	d->next_block = c->o->have_from_block ? c->o->from_block : 0;
 	for (size_t i = 0; i < RECENT_EVENTS; i++)
 		buf_init(&d->recent[i].json, 8192);
-	abi_event_topic("ComposeHashAdded(bytes32)", d->topic_compose_add);
-	abi_event_topic("ComposeHashRemoved(bytes32)", d->topic_compose_remove);
-	abi_event_topic("DeviceAdded(bytes32)", d->topic_device_add);
-	abi_event_topic("DeviceRemoved(bytes32)", d->topic_device_remove);
+	cluster_lists_init(&d->lists);
 }
 
 static void dash_free(struct dash *d)
@@ -348,13 +298,48 @@ static void dash_free(struct dash *d)
 		buf_clear(&d->recent[i].json);
 }
 
+/*
+ * The page's folder: --web-dir, else web/ of the checkout this binary was built in, else
+ * the installed one. Every file of the page must be there, or serve does not start: a page
+ * that answers 500 to every request is worse than a clear error. An exit status.
+ */
+static int find_page(const struct cluster_opts *o, char *dir, size_t max)
+{
+	static const char *const files[] = { "index.html", "app.js", "style.css" };
+	char path[4200];
+	int r = 0;
+
+	if (o->web_dir)
+		r = (size_t)snprintf(dir, max, "%s", o->web_dir) < max ? 0 : -ENAMETOOLONG;
+	else
+		cluster_find_data(DSTACK_P2P_WEBDIR, "web", "web", "index.html", dir, max);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (access(path, R_OK) < 0) {
+			cli_error("the dashboard's page is missing: %s: %s. Give --web-dir DIR (web/ of "
+				  "a checkout, or share/dstack-p2p/web where make install put it)", path,
+				  errstr(-errno));
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (r < 0) {
+		cli_error("--web-dir: %s", errstr(r));
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
 int cluster_serve(struct cluster_ctx *c)
 {
 	sigset_t wait_mask;
 	struct dash d;
+	char web_dir[sizeof(d.web_dir)];
 	bool loopback;
 	int fd, r;
 
+	r = find_page(c->o, web_dir, sizeof(web_dir));
+	if (r != CLI_EXIT_OK)
+		return r;
 	r = http_listen(c->o->listen, &fd, &loopback);
 	if (r == -EINVAL) {
 		cli_error("--listen '%s' is not HOST:PORT", c->o->listen);
@@ -377,9 +362,10 @@ int cluster_serve(struct cluster_ctx *c)
 			  "loopback address", c->o->listen);
 	dash_init(&d, c);
 	d.loopback = loopback;
+	memcpy(d.web_dir, web_dir, sizeof(d.web_dir));
 	cli_serve_signals(on_signal, &wait_mask);
-	fprintf(stderr, "dstack-p2p cluster: serving the dashboard of %s on http://%s/\n",
-		c->o->contract_hex, c->o->listen);
+	fprintf(stderr, "dstack-p2p cluster: serving the dashboard of %s on http://%s/ (page "
+		"from %s)\n", c->o->contract_hex, c->o->listen, d.web_dir);
 	r = http_serve(&(struct http_server){ .max_header = 8192, .max_body = 0,
 					      .deadline_ms = 5000, .typed_handler = handle,
 					      .stream_more = stream_more,

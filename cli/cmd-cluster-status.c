@@ -14,6 +14,7 @@
 #include "attest/attest.h"
 #include "cli/args.h"
 #include "cli/cluster-cmd.h"
+#include "mesh/mesh.h"
 #include "registry/registry.h"
 
 enum global {
@@ -54,6 +55,8 @@ struct snapshot {
 	size_t nrows;
 	struct registry_record *peers;
 	size_t npeers;
+	struct cluster_lists *lists;          /* NULL: not read (the dashboard's document) */
+	bool lists_failed;                    /* status asked, the RPC could not say */
 };
 
 static uint64_t word_u64(const uint8_t w[static 32])
@@ -222,6 +225,7 @@ static int take_snapshot(struct cluster_ctx *c, struct snapshot *s)
 
 static void snapshot_free(struct snapshot *s)
 {
+	free(s->lists);
 	free(s->rows);
 	registry_records_free(s->peers, s->npeers);
 }
@@ -290,6 +294,25 @@ static void put_row_json(struct buf *b, const struct token_row *row)
 	buf_printf(b, "}");
 }
 
+/* The leader's label and overlay address (10.0.1.t), null without a leader. */
+static void put_leader_names(const struct snapshot *s, struct buf *b)
+{
+	uint64_t leader = word_u64(s->g[G_LEADER_TOKEN]);
+	const char *label = NULL;
+	char addr[16];
+
+	if (!leader || leader > REGISTRY_MAX_PEERS) {
+		buf_printf(b, ",\"label\":null,\"overlayAddress\":null");
+		return;
+	}
+	for (size_t i = 0; i < s->nrows; i++)
+		if (s->rows[i].id == leader)
+			label = s->rows[i].label;  /* printable, no quote or backslash (row_from_views) */
+	buf_printf(b, label ? ",\"label\":\"%s\"" : ",\"label\":null", label);
+	mesh_overlay_addr_str((uint32_t)leader, addr);
+	buf_printf(b, ",\"overlayAddress\":\"%s\"", addr);
+}
+
 static void status_json(struct cluster_ctx *c, const struct snapshot *s, struct buf *b)
 {
 	char dec[ETH_U256_DEC_MAX];
@@ -311,6 +334,7 @@ static void status_json(struct cluster_ctx *c, const struct snapshot *s, struct 
 	put_global_json(b, s, "mintPrice", G_MINT_PRICE, 'w');
 	buf_printf(b, "},\"leader\":{\"tokenId\"");
 	buf_printf(b, ":%" PRIu64, word_u64(s->g[G_LEADER_TOKEN]));
+	put_leader_names(s, b);
 	put_global_json(b, s, "instanceId", G_LEADER, 'a');
 	put_global_json(b, s, "term", G_TERM, 'u');
 	put_global_json(b, s, "expiry", G_EXPIRY, 'u');
@@ -327,7 +351,15 @@ static void status_json(struct cluster_ctx *c, const struct snapshot *s, struct 
 			buf_printf(b, ",");
 		put_row_json(b, &s->rows[i]);
 	}
-	buf_printf(b, "]}\n");
+	buf_printf(b, "]");
+	if (s->lists) {
+		buf_printf(b, ",\"allowed\":{\"fromBlock\":%" PRIu64 ",", s->lists->from_block);
+		cluster_lists_json(s->lists, b);
+		buf_printf(b, "}");
+	} else if (s->lists_failed) {
+		buf_printf(b, ",\"allowed\":null");
+	}
+	buf_printf(b, "}\n");
 }
 
 static void put_row_text(struct buf *b, const struct token_row *row)
@@ -347,9 +379,35 @@ static void put_row_text(struct buf *b, const struct token_row *row)
 		buf_printf(b, "  no   %-9s %5" PRIu64 "  %-18s %s\n", "-", row->stored_nonce, "-", "-");
 }
 
+/* Every allowed compose hash and device in full: an operator rolling a new app version
+ * checks the list here before removing the old hash. */
+static void put_list_text(struct buf *b, const char *what, const struct cluster_hash_list *l,
+			  const char *note)
+{
+	char hex[65];
+
+	buf_printf(b, "%-9s %zu allowed%s%s%s\n", what, l->n, l->overflow ? " (more than listed)" : "",
+		   note ? ", " : "", note ? note : "");
+	for (size_t i = 0; i < l->n; i++) {
+		hex_encode(hex, l->h[i], 32);
+		buf_printf(b, "          0x%s\n", hex);
+	}
+}
+
+static void put_lists_text(const struct snapshot *s, struct buf *b)
+{
+	if (s->lists_failed)
+		buf_printf(b, "compose   ? (the RPC could not say: see the warning)\n");
+	if (!s->lists)
+		return;
+	put_list_text(b, "compose", &s->lists->compose, NULL);
+	put_list_text(b, "devices", &s->lists->devices,
+		      s->g[G_ANY_DEVICE][31] ? "not enforced: any device may boot" : "enforced");
+}
+
 static void status_text(struct cluster_ctx *c, const struct snapshot *s, struct buf *b)
 {
-	char dec[ETH_U256_DEC_MAX];
+	char eth[REGISTRY_ETHER_STR_MAX], when[REGISTRY_TIME_STR_MAX];
 	uint64_t expiry = word_u64(s->g[G_EXPIRY]), leader = word_u64(s->g[G_LEADER_TOKEN]);
 
 	buf_printf(b, "cluster   ");
@@ -363,28 +421,30 @@ static void status_text(struct cluster_ctx *c, const struct snapshot *s, struct 
 	}
 	buf_printf(b, "\nkms root  ");
 	put_addr(b, s->g[G_KMS_ROOT] + 12, false);
-	eth_u256_to_dec(s->g[G_MINT_PRICE], dec);
+	registry_ether_str(s->g[G_MINT_PRICE], eth);
 	buf_printf(b, "\npolicy    boot %s, tcb %s, devices %s, modes %s, max nodes %" PRIu64
-		   ", minting %s (price %s wei)\n",
+		   ", minting %s (price %s)\n",
 		   s->g[G_BOOT][31] ? "permissive" : "strict",
 		   !s->have[G_TCB] ? "?" : s->g[G_TCB][31] ? "up-to-date required" : "any",
 		   s->g[G_ANY_DEVICE][31] ? "any" : "allow list", mode_name(word_u64(s->g[G_MODES])),
 		   word_u64(s->g[G_MAX_NODES]), s->g[G_PUBLIC_MINTING][31] ? "public" : "owner-only",
-		   dec);
+		   eth);
 	if (leader) {
 		buf_printf(b, "leader    token %" PRIu64 " (instance ", leader);
 		put_addr(b, s->g[G_LEADER] + 12, false);
-		buf_printf(b, "), term %" PRIu64 ", lease %s at %" PRIu64, word_u64(s->g[G_TERM]),
-			   expiry < s->block.timestamp ? "expired" : "until", expiry);
+		registry_time_str(expiry, when);
+		buf_printf(b, "), term %" PRIu64 ", lease %s %s", word_u64(s->g[G_TERM]),
+			   expiry < s->block.timestamp ? "expired at" : "until", when);
 	} else {
 		buf_printf(b, "leader    none, term %" PRIu64, word_u64(s->g[G_TERM]));
 	}
 	buf_printf(b, " (lease %" PRIu64 " s); no-confidence votes %" PRIu64 " of %" PRIu64
 		   " required\n", word_u64(s->g[G_LEASE]), word_u64(s->g[G_VOTES]),
 		   word_u64(s->g[G_REQUIRED]));
-	eth_u256_to_dec(s->balance, dec);
-	buf_printf(b, "tokens    %" PRIu64 " live, %" PRIu64 " registered; balance %s wei\n\n",
-		   word_u64(s->g[G_SUPPLY]), word_u64(s->g[G_PEER_COUNT]), dec);
+	put_lists_text(s, b);
+	registry_ether_str(s->balance, eth);
+	buf_printf(b, "tokens    %" PRIu64 " live, %" PRIu64 " registered; balance %s\n\n",
+		   word_u64(s->g[G_SUPPLY]), word_u64(s->g[G_PEER_COUNT]), eth);
 	buf_printf(b, "%5s  %-12s %-42s  %-42s  %-4s %-9s %5s  %-18s %s\n", "TOKEN", "LABEL", "HOLDER",
 		   "INSTANCE", "REG", "MODE", "NONCE", "VERIFICATION", "ENDPOINT");
 	for (size_t i = 0; i < s->nrows; i++)
@@ -402,6 +462,32 @@ int cluster_status_json(struct cluster_ctx *c, struct buf *out)
 	return r;
 }
 
+/*
+ * The allowed lists at the snapshot's block, for `status` (the dashboard keeps its own). An
+ * RPC that serves no past state (a pruned node) cannot say: the rest of the status is still
+ * worth printing, with a warning and the lists unknown.
+ */
+static int read_allowed(struct cluster_ctx *c, struct snapshot *s)
+{
+	int r;
+
+	s->lists = malloc(sizeof(*s->lists));
+	if (!s->lists)
+		return -ENOMEM;
+	r = cluster_read_lists(c, s->block.number, s->tag, s->lists);
+	if (r < 0 && r != -ENOMEM) {
+		cli_error("warning: the allowed compose hashes and devices are unknown: %s (they are "
+			  "read from the contract's events since its creation block, found with "
+			  "eth_getCode at past blocks)", eth_rpc_error(c->rpc)[0]
+			  ? eth_rpc_error(c->rpc) : errstr(r));
+		free(s->lists);
+		s->lists = NULL;
+		s->lists_failed = true;
+		return 0;
+	}
+	return r;
+}
+
 int cluster_status(struct cluster_ctx *c)
 {
 	struct snapshot s;
@@ -409,6 +495,8 @@ int cluster_status(struct cluster_ctx *c)
 	int r;
 
 	r = take_snapshot(c, &s);
+	if (r == 0)
+		r = read_allowed(c, &s);
 	if (r < 0) {
 		if (r != -ENOENT)
 			cli_error("reading the cluster: %s", eth_rpc_error(c->rpc)[0]

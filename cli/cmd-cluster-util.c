@@ -338,3 +338,50 @@ void cluster_key_opt_set(struct cluster_key_opts *o, bool keystore, const char *
 	o->from_cli = true;
 	*(keystore ? &o->keystore : &o->key_file) = path;
 }
+
+/* The folder of the running binary: "/usr/bin" for /usr/bin/dstack-p2p, a checkout's
+ * "build" for build/dstack-p2p. -errno when /proc does not say. */
+static int exe_dir(char *out, size_t max)
+{
+	ssize_t n = readlink("/proc/self/exe", out, max - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= max - 1)
+		return -ENAMETOOLONG;
+	out[n] = '\0';
+	slash = strrchr(out, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	return 0;
+}
+
+static bool readable(const char *dir, const char *file)
+{
+	char path[4096];
+
+	return (size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) < sizeof(path) &&
+	       access(path, R_OK) == 0;
+}
+
+int cluster_find_data(const char *installed, const char *in_share, const char *in_checkout,
+		      const char *probe, char *out, size_t max)
+{
+	char dir[4096];
+
+	/* A binary in a checkout (build/dstack-p2p) uses that checkout's files, even where an
+	 * older release is installed; then an installed tree where it lies (a DESTDIR, a moved
+	 * prefix: bin/../share/dstack-p2p); then where make install was told to put them. */
+	if (exe_dir(dir, sizeof(dir)) == 0) {
+		if ((size_t)snprintf(out, max, "%s/../%s", dir, in_checkout) < max && readable(out, probe))
+			return 0;
+		if ((size_t)snprintf(out, max, "%s/../share/dstack-p2p/%s", dir, in_share) < max &&
+		    readable(out, probe))
+			return 0;
+	}
+	if ((size_t)snprintf(out, max, "%s", installed) >= max)
+		return -ENAMETOOLONG;
+	return readable(out, probe) ? 0 : -ENOENT;
+}

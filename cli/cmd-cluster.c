@@ -23,7 +23,7 @@ enum {
 	O_JSON, O_MAX_FEE, O_MAX_TIP, O_MAX_COST, O_GAS_LIMIT, O_VALUE, O_WATCH, O_INTERVAL,
 	O_COUNT, O_FROM_BLOCK, O_KMS, O_KMS_ROOT, O_OWNER, O_ARTIFACT, O_MAX_NODES, O_MODES,
 	O_BOOT_POLICY, O_TCB_POLICY, O_ANY_DEVICE, O_COMPOSE_HASH, O_MINT_PRICE, O_PUBLIC_MINTING,
-	O_LISTEN, O_WEB_DIR, O_ALLOW_REMOTE,
+	O_LISTEN, O_WEB_DIR, O_ALLOW_REMOTE, O_KMS_ROOT_KEY_FILE,
 };
 
 static const struct cli_opt opts[] = {
@@ -48,6 +48,8 @@ static const struct cli_opt opts[] = {
 	{ "from-block", O_FROM_BLOCK, "N", "--watch: start at block N (default: the next one)" },
 	{ "kms", O_KMS, "ADDR", "the dstack KMS contract (kms-info, register-app, deploy)" },
 	{ "kms-root", O_KMS_ROOT, "ADDR", "deploy: the KMS root key's address (else read from --kms)" },
+	{ "kms-root-key-file", O_KMS_ROOT_KEY_FILE, "FILE", "deploy-kms: the stand-in KMS root's secret\n"
+							  "(hex; dstack-sim reads the same file)" },
 	{ "owner", O_OWNER, "ADDR", "deploy: offer the ownership to ADDR (it accepts)" },
 	{ "artifact", O_ARTIFACT, "FILE", "deploy: forge's DstackClusterNFT.json (env\n"
 					  "DSTACK_P2P_ARTIFACT)" },
@@ -60,7 +62,8 @@ static const struct cli_opt opts[] = {
 	{ "mint-price", O_MINT_PRICE, "WEI", "deploy: price of a public mint" },
 	{ "public-minting", O_PUBLIC_MINTING, NULL, "deploy: anyone may mint at --mint-price" },
 	{ "listen", O_LISTEN, "HOST:PORT", "serve: where (default 127.0.0.1:8080, loopback only)" },
-	{ "web-dir", O_WEB_DIR, "DIR", "serve: the page's files (default " DSTACK_P2P_WEBDIR ")" },
+	{ "web-dir", O_WEB_DIR, "DIR", "serve: the page's files (default: web/ of the checkout\n"
+				       "this binary was built in, else " DSTACK_P2P_WEBDIR ")" },
 	{ "allow-remote", O_ALLOW_REMOTE, NULL, "serve: allow a --listen address that is not\n"
 					       "loopback (plain HTTP, no login: see the man page)" },
 	{ 0 },
@@ -72,15 +75,19 @@ static const struct cli_cmd cmd = {
 	.about =
 		"Run a cluster from the operator's side: deploy it, mint and bind node tokens, set\n"
 		"its policies, and see it whole. Actions that send a transaction are simulated\n"
-		"first: a revert is refused with the contract's error by name (ClusterFull(8))\n"
-		"and nothing is sent; then sent under the fee caps and followed to the receipt.\n"
+		"first: a revert is refused with the contract's error by name, fields and a hint\n"
+		"(ClusterFull(maxNodes=8): ...) and nothing is sent; then sent under the fee caps\n"
+		"and followed to the receipt.\n"
 		"The paying key comes from --key-file or --keystore, never the command line.\n\n"
 		"Actions:\n"
-		"  status [--json] [--watch]     every token, the policies, the leader, the balance\n"
+		"  status [--json] [--watch]     every token, the policies and allowed lists, the\n"
+		"                                leader, the balance\n"
 		"  serve [--listen HOST:PORT]    a web page of the cluster, live, with wallet actions\n"
 		"  deploy --kms-root ADDR|--kms ADDR [policy options]\n"
 		"  kms-info --kms ADDR           the KMS root address and settings of a dstack KMS\n"
 		"  register-app --kms ADDR       register the cluster as an app with that KMS\n"
+		"  deploy-kms --kms-root-key-file FILE\n"
+		"                                a stand-in dstack KMS for a local cluster (anvil)\n"
 		"  mint TO LABEL                 mint the next token to TO\n"
 		"  bind TOKEN INSTANCE           bind a dstack instance id to a token\n"
 		"  unbind TOKEN | burn TOKEN\n"
@@ -401,6 +408,7 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	case O_WATCH: o->watch = true; return 0;
 	case O_KMS: o->kms_hex = v; return 0;
 	case O_KMS_ROOT: o->kms_root_hex = v; return 0;
+	case O_KMS_ROOT_KEY_FILE: o->kms_root_key_file = v; return 0;
 	case O_OWNER: o->owner_hex = v; return 0;
 	case O_ARTIFACT: o->artifact = v; return 0;
 	case O_COMPOSE_HASH: o->compose_hash = v; return 0;
@@ -479,7 +487,6 @@ static void opts_defaults(struct cluster_opts *o)
 	o->caps.max_cost = CLUSTER_DEFAULT_MAX_COST;
 	o->interval_ms = 1000;
 	o->listen = "127.0.0.1:8080";
-	o->web_dir = DSTACK_P2P_WEBDIR;
 	o->modes = o->boot_policy = o->tcb_up_to_date = o->any_device = -1;
 }
 
@@ -499,7 +506,7 @@ static int cluster_connect(struct cluster_ctx *c, const struct cluster_opts *o, 
 		c->have_contract = true;
 	}
 	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms,
-						  .errors = &registry_contract_errors },
+						  .errors = &registry_contract_errors_explained },
 			&c->rpc);
 	if (r < 0)
 		return cli_usage_error(&cmd, "bad --rpc '%s': %s", o->rpc, errstr(r));
@@ -526,7 +533,8 @@ struct plan {
 
 static int check_operands(struct plan *p, int nargs)
 {
-	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app", "serve" };
+	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app", "serve",
+					    "deploy-kms" };
 	uint64_t token;
 	uint8_t to[20];
 	int r;
@@ -567,12 +575,14 @@ static int dispatch(struct cluster_ctx *c, struct plan *p)
 		return cluster_deploy(c);
 	if (!strcmp(p->action, "kms-info"))
 		return cluster_kms_info(c);
+	if (!strcmp(p->action, "deploy-kms"))
+		return cluster_deploy_kms(c);
 	return cluster_register_app(c);
 }
 
 static bool action_needs_contract(const char *action)
 {
-	return strcmp(action, "deploy") && strcmp(action, "kms-info");
+	return strcmp(action, "deploy") && strcmp(action, "kms-info") && strcmp(action, "deploy-kms");
 }
 
 int cmd_cluster(int argc, char **argv)

@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "registry/registry.h"
 
 enum { O_TARGET = 256, O_WITHDRAW, O_JSON, O_CONTROL };
 
@@ -58,7 +59,7 @@ static int64_t number(const struct json *j, int obj, const char *key)
 
 static void print_leader(const struct json *j, int l)
 {
-	char label[80], addr[32];
+	char label[80], addr[32], when[REGISTRY_TIME_STR_MAX];
 	time_t expiry;
 	bool active = false, self = false;
 	int i;
@@ -74,10 +75,25 @@ static void print_leader(const struct json *j, int l)
 		json_bool(j, i, &active);
 	if ((i = json_get(j, l, "self")) >= 0)
 		json_bool(j, i, &self);
-	printf("leader: token %lld%s%s%s %s%s, term %lld, lease %s until %lld, no-confidence votes %lld of %lld\n",
+	registry_time_str(expiry > 0 ? (uint64_t)expiry : 0, when);
+	printf("leader: token %lld%s%s%s %s%s, term %lld, lease %s %s %s, no-confidence votes %lld of %lld\n",
 	       (long long)number(j, l, "token"), *label ? " (" : "", label, *label ? ")" : "", addr,
 	       self ? " (this node)" : "", (long long)number(j, l, "term"), active ? "active" : "expired",
-	       (long long)expiry, (long long)number(j, l, "votes"), (long long)number(j, l, "required"));
+	       active ? "until" : "at", when, (long long)number(j, l, "votes"),
+	       (long long)number(j, l, "required"));
+}
+
+/* A refusal as the operator reads it: a contract error the agent names in its compact form
+ * ("LeaderStillActive(2, 1764520000)") with field names, times in ISO 8601 and a hint. */
+static void explain_and_report(const char *action, const char *message, const char *code)
+{
+	struct buf b;
+
+	buf_init(&b, 4096);
+	if (registry_explain_compact(message, &b) == 0 && buf_terminate(&b) == 0)
+		message = (const char *)b.data;
+	cli_error("%s: %s (%s)", action, message, code);
+	buf_clear(&b);
 }
 
 /* The request line for an action; name is "show" for the plain leader request. */
@@ -115,7 +131,7 @@ static int show_reply(const char *action, const struct buf *reply, bool json_out
 	if (err >= 0) {
 		member(&j, err, "code", code, sizeof(code));
 		member(&j, err, "message", message, sizeof(message));
-		cli_error("%s: %s (%s)", action, message, code);
+		explain_and_report(action, message, code);
 		json_clear(&j);
 		return CLI_EXIT_FAILURE;
 	}

@@ -24,6 +24,33 @@ struct err_detail;
 /* The custom errors of contracts/src/DstackClusterNFT.sol, for eth_rpc_config.errors and
  * eth_describe_revert. */
 extern const struct eth_error_table registry_contract_errors;
+/* The same errors as an operator reads them: field names, units and a hint,
+ * "WrongMintPayment(sent=0 ETH, price=0.01 ETH): a public mint pays exactly the price: ...".
+ * For the operator's tools; the agent and the relayer log the compact form above. */
+extern const struct eth_error_table registry_contract_errors_explained;
+/* The wording of error `name`: its fields as "name:unit name:unit" (units as
+ * registry_put_worded takes them; -: as the type reads) and its hint; -ENOENT when it is
+ * not one of the contract's errors. */
+int registry_error_doc(const char *name, const char **fields, const char **hint);
+
+/* text with the first contract error in the compact form ("... LeaderStillActive(2,
+ * 1764520000) ...", as the agent reports it) in the operator's wording, appended to out;
+ * -ENOENT when text holds none (out unchanged), -EINVAL, -ENOMEM. */
+int registry_explain_compact(const char *text, struct buf *out);
+
+/* A word in an operator's unit, appended to b: e wei in ETH, t a Unix time in ISO 8601 UTC,
+ * s seconds, m network-mode mask (tls, wireguard, both), r a record's mode, p boot policy,
+ * R why a record was removed (burned, transferred, rebound), C why the leader changed
+ * (elected, no-confidence, left). -ENOENT when the unit is none of these or the value is
+ * not one of its names (b unchanged); -ENOMEM. */
+int registry_put_worded(struct buf *b, char unit, const uint8_t w[static 32]);
+
+/* An amount of wei in ETH, "0.01 ETH", every significant digit kept. */
+#define REGISTRY_ETHER_STR_MAX 96
+void registry_ether_str(const uint8_t wei[static 32], char out[static REGISTRY_ETHER_STR_MAX]);
+/* A Unix time as ISO 8601 UTC, "2026-12-07T16:30:00Z" (the number when out of range). */
+#define REGISTRY_TIME_STR_MAX 32
+void registry_time_str(uint64_t unix_time, char out[static REGISTRY_TIME_STR_MAX]);
 
 /* ---- relaying (dstack-p2p relayer) -------------------------------------------------------- */
 

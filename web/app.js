@@ -21,6 +21,59 @@ function short(addr) {
   return addr ? addr.slice(0, 8) + '…' + addr.slice(-6) : '–';
 }
 
+// Amounts, times and enums as an operator reads them: the chain's numbers stay in the
+// server's documents; the page words them.
+const WEI_PER_ETH = 10n ** 18n;
+
+function weiToEth(wei) {
+  const w = BigInt(wei), whole = w / WEI_PER_ETH, frac = w % WEI_PER_ETH;
+  if (!frac) return whole.toString();
+  return whole + '.' + frac.toString().padStart(18, '0').replace(/0+$/, '');
+}
+
+function ethToWei(text) {
+  const m = /^([0-9]+)(?:\.([0-9]{1,18}))?$/.exec(text);
+  if (!m) throw new Error(`'${text}' is not an amount of ETH (0.01)`);
+  return BigInt(m[1]) * WEI_PER_ETH + BigInt((m[2] || '').padEnd(18, '0'));
+}
+
+function isoTime(unix) {
+  const ms = Number(unix) * 1000;
+  return Number.isSafeInteger(ms) && ms < 253402300800000
+    ? new Date(ms).toISOString().replace('.000Z', 'Z') : String(unix);
+}
+
+const MODES = ['none', 'tls', 'wireguard', 'both'];
+const RECORD_MODES = ['tls', 'wireguard'];
+const BOOT = ['strict', 'permissive'];
+const REMOVED = ['burned', 'transferred', 'rebound'];
+const CAUSES = ['elected', 'no-confidence', 'left'];
+const word = (names, v) => names[Number(v)] || String(v);
+
+// The arguments of events that are not plain numbers: event -> argument -> wording.
+const EVENT_ARGS = {
+  BootPolicySet: { policy: (v) => word(BOOT, v) },
+  ClusterConfigSet: { networkModes: (v) => word(MODES, v) },
+  MintingPolicySet: { price: (v) => weiToEth(v) + ' ETH' },
+  Withdrawn: { amount: (v) => weiToEth(v) + ' ETH' },
+  PeerRemoved: { reason: (v) => word(REMOVED, v) },
+  PeerRegistered: { mode: (v) => word(RECORD_MODES, v) },
+  PeerUpdated: { mode: (v) => word(RECORD_MODES, v) },
+  LeaderChanged: { expiry: isoTime, cause: (v) => word(CAUSES, v) },
+  LeaderHeartbeat: { expiry: isoTime },
+  LeaderLeaseSet: { leaseSeconds: (v) => v + ' s' },
+};
+
+// An error's field (units as the server's table gives them) as the CLI prints it.
+const ERROR_UNITS = {
+  e: (w) => weiToEth(BigInt('0x' + w)) + ' ETH',
+  t: (w) => isoTime(BigInt('0x' + w)),
+  s: (w) => BigInt('0x' + w) + ' s',
+  m: (w) => word(MODES, BigInt('0x' + w)),
+  r: (w) => word(RECORD_MODES, BigInt('0x' + w)),
+  p: (w) => word(BOOT, BigInt('0x' + w)),
+};
+
 function addrCell(addr) {
   if (!addr) return '–';
   return el('code', { title: addr }, short(addr));
@@ -125,7 +178,8 @@ function renderPolicy(s) {
   const p = s.policy, l = state.lists;
   $('p-max').textContent = String(p.maxNodes);
   $('p-modes').textContent = modesText(p.networkModes);
-  $('p-minting').textContent = p.publicMinting ? `public, price ${p.mintPrice} wei` : 'owner only';
+  $('p-minting').textContent = p.publicMinting ? `public, price ${weiToEth(p.mintPrice)} ETH`
+    : `owner only (price ${weiToEth(p.mintPrice)} ETH when public)`;
   $('p-boot').textContent = p.bootPolicy;
   $('p-tcb').textContent = p.requireTcbUpToDate ? 'up-to-date required' : 'any';
   $('p-devices').textContent = p.allowAnyDevice ? 'any device'
@@ -137,7 +191,10 @@ function renderPolicy(s) {
 
 function renderLeader(s) {
   const L = s.leader;
-  $('leader-token').textContent = L.tokenId ? `token ${L.tokenId} (${short(L.instanceId)})` : 'none';
+  $('leader-token').textContent = L.tokenId
+    ? `token ${L.tokenId}` + (L.label ? ` "${L.label}"` : '') : 'none';
+  $('leader-address').textContent = L.tokenId && L.overlayAddress ? L.overlayAddress : '–';
+  $('leader-instance').replaceChildren(L.tokenId ? addrCell(L.instanceId) : '–');
   $('leader-term').textContent = String(L.term);
   $('leader-votes').textContent = `${L.votes} of ${L.requiredVotes} required`;
   tickLease();
@@ -149,8 +206,27 @@ function tickLease() {
   if (!s) return;
   if (!s.leader.tokenId) { $('leader-lease').textContent = `${s.leader.lease} s when elected`; return; }
   const now = s.timestamp + (Date.now() - state.fetchedAt) / 1000;
-  const left = Math.round(s.leader.expiry - now);
-  $('leader-lease').textContent = left > 0 ? `${left} s left (of ${s.leader.lease} s)` : 'expired';
+  const left = Math.round(s.leader.expiry - now), until = isoTime(s.leader.expiry);
+  $('leader-lease').textContent = left > 0 ? `${left} s left (of ${s.leader.lease} s), until ${until}`
+    : `expired at ${until}`;
+}
+
+// The manage forms start from the cluster's current policy, not from defaults; a form the
+// operator has started to edit is left alone until it is sent.
+const POLICY_FORMS = {
+  'set-config': (p) => ({ maxNodes: p.maxNodes, modes: p.networkModes }),
+  'set-minting': (p) => ({ price: weiToEth(p.mintPrice), public: p.publicMinting ? 1 : 0 }),
+  'set-boot-policy': (p) => ({ policy: BOOT.indexOf(p.bootPolicy) }),
+  'set-tcb-policy': (p) => ({ policy: p.requireTcbUpToDate ? 1 : 0 }),
+  'set-any-device': (p) => ({ any: p.allowAnyDevice ? 1 : 0 }),
+};
+
+function fillForms(p) {
+  for (const [action, values] of Object.entries(POLICY_FORMS)) {
+    const f = document.querySelector(`form[data-action="${action}"]`);
+    if (!f || f.dataset.edited) continue;
+    for (const [name, v] of Object.entries(values(p))) f.elements[name].value = String(v);
+  }
 }
 
 function render() {
@@ -162,6 +238,7 @@ function render() {
   renderRing(s);
   renderPolicy(s);
   renderLeader(s);
+  fillForms(s.policy);
 }
 
 // ---- data --------------------------------------------------------------------------------
@@ -193,7 +270,9 @@ async function refresh() {
 function eventText(ev) {
   const log = ev.log;
   if (!log.event) return `unknown event ${log.topic0}`;
-  const args = Object.entries(log.args).map(([k, v]) => `${k}=${typeof v === 'string' && v.length > 20 ? short(v) : v}`);
+  const words = EVENT_ARGS[log.event] || {};
+  const args = Object.entries(log.args).map(([k, v]) => `${k}=${words[k] ? words[k](v)
+    : typeof v === 'string' && v.length > 20 ? short(v) : v}`);
   return `${log.event}(${args.join(', ')})`;
 }
 
@@ -297,17 +376,24 @@ function wordArg(type, w) {
 function decodeRevert(hex) {
   if (!hex || hex.length < 10) return hex === '0x' ? 'no reason given' : 'reverted (no data)';
   const sel = hex.slice(0, 10).toLowerCase(), body = hex.slice(10);
-  const word = (i) => body.slice(64 * i, 64 * (i + 1));
+  const argWord = (i) => body.slice(64 * i, 64 * (i + 1));
   if (sel === '0x08c379a0') {
-    const len = Number(BigInt('0x' + word(1)));
+    const len = Number(BigInt('0x' + argWord(1)));
     const bytes = body.slice(128, 128 + 2 * len).match(/../g) || [];
     return new TextDecoder().decode(new Uint8Array(bytes.map((b) => parseInt(b, 16))));
   }
-  if (sel === '0x4e487b71') return `Panic(0x${BigInt('0x' + word(0)).toString(16)})`;
-  const sig = state.abi.errors[sel];
-  if (!sig) return `unknown error ${sel}`;
-  const args = typesOf(sig).map((t, i) => word(i).length === 64 ? wordArg(t, word(i)) : '<missing>');
-  return `${sig.slice(0, sig.indexOf('('))}(${args.join(', ')})`;
+  if (sel === '0x4e487b71') return `Panic(0x${BigInt('0x' + argWord(0)).toString(16)})`;
+  const e = state.abi.errors[sel];
+  if (!e) return `unknown error ${sel}`;
+  const sig = e.signature, fields = e.fields ? e.fields.split(' ') : [];
+  const args = typesOf(sig).map((t, i) => {
+    const [name, unit] = (fields[i] || '').split(':');
+    const w = argWord(i);
+    const v = w.length !== 64 ? '<missing>'
+      : ERROR_UNITS[unit] && t !== 'address' && t !== 'bytes32' ? ERROR_UNITS[unit](w) : wordArg(t, w);
+    return name ? `${name}=${v}` : v;
+  });
+  return `${sig.slice(0, sig.indexOf('('))}(${args.join(', ')})` + (e.hint ? ': ' + e.hint : '');
 }
 
 // ---- the wallet ------------------------------------------------------------------------------
@@ -372,7 +458,7 @@ function formValues(action, f) {
     case 'bind': return [v('token'), v('instance')];
     case 'unbind': case 'burn': return [v('token')];
     case 'set-config': return [v('maxNodes'), v('modes')];
-    case 'set-minting': return [v('price'), v('public')];
+    case 'set-minting': return [ethToWei(v('price')).toString(), v('public')];
     case 'set-boot-policy': case 'set-tcb-policy': return [v('policy')];
     case 'set-any-device': return [v('any')];
     default: return [v('hash')];
@@ -381,6 +467,9 @@ function formValues(action, f) {
 
 function wireForms() {
   for (const f of document.querySelectorAll('form[data-action]')) {
+    const edited = () => { f.dataset.edited = '1'; };
+    f.addEventListener('input', edited);
+    f.addEventListener('change', edited);
     f.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const action = (ev.submitter && ev.submitter.dataset.action) || f.dataset.action;
@@ -392,6 +481,8 @@ function wireForms() {
         say(`${action}: ${e.message || e}`, 'error');
       } finally {
         buttons.forEach((b) => { b.disabled = false; });
+        delete f.dataset.edited;  // sent (or refused): show the chain's value again
+        if (state.status) fillForms(state.status.policy);
       }
     });
   }

@@ -275,11 +275,13 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
         returns (bool isAllowed, string memory reason)
     {
         if (bootInfo.appId != address(this)) return (false, "App id is not this cluster contract");
-        if (!allowedComposeHashes[bootInfo.composeHash]) return (false, "Compose hash not allowed");
-        if (!allowAnyDevice && !allowedDeviceIds[bootInfo.deviceId]) return (false, "Device not allowed");
+        // TCB before the lists, as DstackApp checks it: a boot refused for several reasons
+        // gets the reason DstackApp would give (the verdict does not depend on the order).
         if (requireTcbUpToDate && keccak256(bytes(bootInfo.tcbStatus)) != TCB_UP_TO_DATE) {
             return (false, "TCB status is not up to date");
         }
+        if (!allowedComposeHashes[bootInfo.composeHash]) return (false, "Compose hash not allowed");
+        if (!allowAnyDevice && !allowedDeviceIds[bootInfo.deviceId]) return (false, "Device not allowed");
         if (bootPolicy == BOOT_STRICT && _tokenOfInstance[bootInfo.instanceId] == 0) {
             return (false, "Instance not bound to a live node token");
         }

@@ -261,6 +261,48 @@ contract DstackClusterNFTTest is ClusterFixture {
         _allowed(b, true, "");
     }
 
+    /// Every combination of the five conditions a boot can fail (app id, TCB, compose hash,
+    /// device, binding) under both boot policies: refused exactly when one fails, and the
+    /// reason is the first failing one in DstackApp's order (TCB before the lists).
+    function test_isAppAllowed_reasonOrder() public {
+        vm.prank(admin);
+        cluster.setAllowAnyDevice(false);
+        bytes32 goodCompose = keccak256("compose");
+        bytes32 goodDevice = keccak256("device");
+        vm.startPrank(admin);
+        cluster.addComposeHash(goodCompose);
+        cluster.addDevice(goodDevice);
+        vm.stopPrank();
+        _mintBind(alice, inst1);
+        string[5] memory why = [
+            "App id is not this cluster contract",
+            "TCB status is not up to date",
+            "Compose hash not allowed",
+            "Device not allowed",
+            "Instance not bound to a live node token"
+        ];
+        for (uint8 policy = 0; policy < 2; ++policy) {
+            vm.prank(admin);
+            cluster.setBootPolicy(policy);
+            for (uint256 bad = 0; bad < 32; ++bad) {
+                IAppAuth.AppBootInfo memory b = _boot(bad & 16 != 0 ? inst2 : inst1);
+                if (bad & 1 != 0) b.appId = address(0xBEEF);
+                if (bad & 2 != 0) b.tcbStatus = "OutOfDate";
+                if (bad & 4 != 0) b.composeHash = keccak256("other compose");
+                if (bad & 8 != 0) b.deviceId = keccak256("other device");
+                uint256 fails = policy == 1 ? bad & 15 : bad;
+                string memory want = "";
+                for (uint256 k = 0; k < 5; ++k) {
+                    if (fails & (1 << k) != 0) {
+                        want = why[k];
+                        break;
+                    }
+                }
+                _allowed(b, fails == 0, want);
+            }
+        }
+    }
+
     // ------------------------------------------------------------ minting
 
     function test_mint_ownerTakesLowestFreeIds() public {

@@ -68,6 +68,12 @@ def register(token, instance, endpoint):
     assert cast("call", CONTRACT, "instanceIsRegistered(address)(bool)", instance) == "true"
 
 
+def ether(wei):
+    """wei in ETH as cast to-unit says it, without trailing zeros ("0.02")."""
+    v = cast("to-unit", str(wei), "ether")
+    return v.rstrip("0").rstrip(".") if "." in v else v
+
+
 def page_tokens(d):
     return [int(r.get_attribute("data-token"))
             for r in d.find_elements(By.CSS_SELECTOR, "#token-rows tr")]
@@ -156,6 +162,32 @@ def run(d):
     wait_for("the compose hash list", lambda: d.find_element(By.ID, "p-compose").text not in ("…", "none"))
     ok("policy: max nodes as maxNodes() returns, the deploy's compose hash listed from its event")
 
+    # The manage forms start from the cluster's policy as cast reads it, not from defaults.
+    price_wei = int(cast("call", CONTRACT, "mintPrice()(uint256)").split()[0])
+    want_forms = {
+        ("set-config", "maxNodes"): cast("call", CONTRACT, "maxNodes()(uint256)"),
+        ("set-config", "modes"): cast("call", CONTRACT, "networkModes()(uint8)"),
+        ("set-minting", "price"): ether(price_wei),
+        ("set-minting", "public"): "1" if cast("call", CONTRACT, "publicMinting()(bool)") == "true" else "0",
+        ("set-boot-policy", "policy"): cast("call", CONTRACT, "bootPolicy()(uint8)"),
+        ("set-tcb-policy", "policy"): "1" if cast("call", CONTRACT, "requireTcbUpToDate()(bool)") == "true" else "0",
+        ("set-any-device", "any"): "1" if cast("call", CONTRACT, "allowAnyDevice()(bool)") == "true" else "0",
+    }
+    field = lambda a, n: d.find_element(By.CSS_SELECTOR, f'form[data-action="{a}"] [name="{n}"]').get_property("value")
+    wait_for("the forms show the cluster's policy", lambda: all(
+        field(a, n) == v for (a, n), v in want_forms.items()),
+        lambda: {f"{a}.{n}": (field(a, n), v) for (a, n), v in want_forms.items()})
+    ok("the manage forms show the cluster's policy per cast: " +
+       ", ".join(f"{a} {n}={v}" for (a, n), v in want_forms.items()))
+    eth = ether(price_wei)
+    assert d.find_element(By.ID, "p-minting").text == f"public, price {eth} ETH", d.find_element(By.ID, "p-minting").text
+    events = lambda: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#event-log li")]
+    wait_for("the deploy's policy events in words", lambda: any(
+        f"MintingPolicySet(price={eth} ETH, publicMinting=true)" in t for t in events()) and any(
+        "BootPolicySet(policy=permissive)" in t for t in events()) and any(
+        "ClusterConfigSet(maxNodes=3, networkModes=wireguard)" in t for t in events()), events)
+    ok(f"price {eth} ETH; events name the policy (permissive), the modes (wireguard) and the price in ETH")
+
 
     # A mint and a burn made with cast appear without a reload.
     marker = d.execute_script("window.__notReloaded = 1; return 1")
@@ -221,6 +253,18 @@ def run(d):
             cast("call", CONTRACT, "nonceOf(address)(uint64)", inst)
     ok(f"records of tokens {sorted(instances)} registered and verified, token {leader} marked leader "
        f"on the ring, the vote 2 -> 1 drawn, {votes} of 2 votes ({took:.2f} s)")
+    label = cast("call", CONTRACT, "labelOf(uint256)(string)", leader).strip('"')
+    overlay = ".".join(str(b) for b in bytes.fromhex(cast("call", CONTRACT, "overlayAddressOf(uint256)(bytes4)", leader)[2:]))
+    expiry = int(cast("call", CONTRACT, "leadershipExpiry()(uint64)").split()[0])
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry))
+    wait_for("the leader card's label, overlay address and lease end", lambda:
+             d.find_element(By.ID, "leader-token").text == f'token {leader} "{label}"' and
+             d.find_element(By.ID, "leader-address").text == overlay and
+             iso in d.find_element(By.ID, "leader-lease").text,
+             lambda: [d.find_element(By.ID, i).text for i in ("leader-token", "leader-address", "leader-lease")])
+    wait_for("LeaderChanged with its cause and expiry in words", lambda: any(
+        "LeaderChanged(" in t and "cause=elected" in t and f"expiry={iso}" in t for t in events()), events)
+    ok(f"leader card: token {leader} \"{label}\", {overlay}, lease until {iso}; the event says cause=elected, expiry={iso}")
     laptop = screenshot(d, 1280, "dash-laptop.png")
     phone = screenshot(d, 390, "dash-phone.png")
     screenshot(d, 390, "dash-phone-top.png", 844)
@@ -228,15 +272,18 @@ def run(d):
     ok(f"screenshots {laptop}, {phone} and {docs} (the top, for docs/)")
     d.set_window_size(1280, 1000)
 
-    # A policy from the page: boot policy permissive, read back with cast and on the page.
+    # A policy from the page: boot policy strict (it was permissive), read back with cast, on
+    # the page, in its form and as an event by name.
     form = d.find_element(By.CSS_SELECTOR, 'form[data-action="set-boot-policy"]')
-    form.find_element(By.CSS_SELECTOR, 'option[value="1"]').click()
+    form.find_element(By.CSS_SELECTOR, 'option[value="0"]').click()
     form.find_element(By.TAG_NAME, "button").click()
     took = wait_for("the policy's receipt", lambda: outcome().startswith("set-boot-policy: transaction")
                     and "mined" in outcome(), outcome)
-    assert cast("call", CONTRACT, "bootPolicy()(uint8)") == "1"
-    wait_for("the policy on the page", lambda: d.find_element(By.ID, "p-boot").text == "permissive")
-    ok(f"set-boot-policy permissive from the page: bootPolicy() = 1 per cast ({took:.2f} s)")
+    assert cast("call", CONTRACT, "bootPolicy()(uint8)") == "0"
+    wait_for("the policy on the page", lambda: d.find_element(By.ID, "p-boot").text == "strict"
+             and field("set-boot-policy", "policy") == "0" and any(
+                 "BootPolicySet(policy=strict)" in t for t in events()), events)
+    ok(f"set-boot-policy strict from the page: bootPolicy() = 0 per cast, BootPolicySet(policy=strict) ({took:.2f} s)")
 
     # Full: a mint from the page reverts in simulation and sends nothing.
     live = len(cast_tokens())
@@ -248,7 +295,8 @@ def run(d):
     form.find_element(By.TAG_NAME, "button").click()
     wait_for("the refusal", lambda: "refused" in outcome(), outcome)
     text = d.find_element(By.ID, "outcome").text
-    assert f"ClusterFull({live})" in text and "nothing sent" in text, text
+    assert f"ClusterFull(maxNodes={live}): every token the cluster allows is live" in text \
+        and "nothing sent" in text, text
     time.sleep(1)
     assert cast("nonce", OWNER) == nonce, "the refused mint sent a transaction"
     assert len(cast_tokens()) == live

@@ -115,7 +115,7 @@ wait_watch ' peers 1 '
 if ETH_PRIVATE_KEY=$PAYER_SK chain send-registration --record "$tmp/rec1.json" 2>"$tmp/err" >/dev/null; then
 	fail "a stale nonce was accepted"
 fi
-grep -q 'StaleNonce(1, 1)' "$tmp/err" || fail "revert not decoded: $(cat "$tmp/err")"
+grep -q 'StaleNonce(nonce=1, storedNonce=1)' "$tmp/err" || fail "revert not decoded: $(cat "$tmp/err")"
 
 # The same, sent without estimation: now the transaction is mined, fails, and the reason
 # comes from replaying it on its block.
@@ -123,7 +123,7 @@ if ETH_PRIVATE_KEY=$PAYER_SK chain send-registration --gas-limit 900000 --record
 	2>"$tmp/err" >/dev/null; then
 	fail "a stale nonce was accepted on chain"
 fi
-grep -q 'StaleNonce(1, 1)' "$tmp/err" || fail "mined revert not explained: $(cat "$tmp/err")"
+grep -q 'StaleNonce(nonce=1, storedNonce=1)' "$tmp/err" || fail "mined revert not explained: $(cat "$tmp/err")"
 failed_tx=$(c block latest --json | jq -r '.transactions[0]')
 [ "$(c receipt --json "$failed_tx" | jq -r .status)" = 0x0 ] || fail "the stale registration was not mined as a failure"
 

@@ -5,7 +5,9 @@
 # appear on the open page without a reload, a bind made from the page through a test
 # EIP-1193 wallet (an unlocked anvil dev account) lands on chain, registered and verified
 # records, the leader and a vote of no confidence show as cast reads them, a boot policy set
-# from the page lands, a reverting mint shows ClusterFull(3) and sends nothing (nonce kept).
+# from the page lands, a reverting mint shows ClusterFull(maxNodes=3) with its hint and sends
+# nothing (nonce kept). The manage forms show the cluster's policy (cast's values), amounts in
+# ETH, enums by name and times in ISO 8601 in the events, the leader's label and overlay address.
 # The server's own refusals too: non-loopback --listen, POST, a bad Last-Event-ID, a foreign
 # Host, huge heads. Screenshots go to build/dash-*.png (not committed). About 30 s.
 set -euo pipefail
@@ -28,14 +30,16 @@ echo "$OWNER_SK" >"$tmp/owner.key"
 cl() { "$BIN" cluster "$@"; }
 
 KMS_SK=$(rand32)
-cl deploy --key-file "$tmp/owner.key" --kms-root "$(addr "$KMS_SK")" --max-nodes 3 \
+# Every policy away from its default, so the page's forms show the cluster's, not defaults.
+cl deploy --key-file "$tmp/owner.key" --kms-root "$(addr "$KMS_SK")" --max-nodes 3 --modes wireguard \
+	--boot-policy permissive --tcb-policy any --any-device no --mint-price 0.02ether --public-minting \
 	--compose-hash "$(rand32)" --artifact "$art/DstackClusterNFT.sol/DstackClusterNFT.json" \
 	--json >"$tmp/deploy.json" 2>"$tmp/err" || fail "deploy: $(cat "$tmp/err")"
 CONTRACT=$(jq -r .contract "$tmp/deploy.json" | tail -1)
 export CLUSTER_CONTRACT=$CONTRACT DSTACK_P2P_KEY_FILE=$tmp/owner.key
 cl mint "$OWNER" alpha >/dev/null || fail "mint alpha"
 cl mint "$OWNER" beta >/dev/null || fail "mint beta"
-ok "cluster $CONTRACT deployed with tokens 1 and 2 (max 3)"
+ok "cluster $CONTRACT deployed with tokens 1 and 2 (max 3, wireguard, permissive, tcb any, device list, public at 0.02 ETH)"
 
 # ---- the server's refusals
 rc=0; cl serve --listen 0.0.0.0:0 2>"$tmp/err" || rc=$?
@@ -46,12 +50,15 @@ rc=0; cl serve --listen nonsense 2>"$tmp/err" || rc=$?
 ok "serve refuses a non-loopback address without --allow-remote, and a bad --listen (exit 2)"
 
 web=$(free_port)
-cl serve --listen 127.0.0.1:$web --web-dir "$ROOT/web" >"$tmp/serve.log" 2>&1 &
+# No --web-dir: a binary built in a checkout serves that checkout's web/.
+"$BIN" cluster serve --listen 127.0.0.1:$web >"$tmp/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do $PY - "$web" <<'PY' 2>/dev/null && break; sleep 0.1; done
 import socket, sys
 socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
 PY
+grep -q "(page from $(dirname "$BIN")/../web)" "$tmp/serve.log" || fail "serve did not take the checkout's page: $(cat "$tmp/serve.log")"
+ok "serve without --web-dir serves the checkout's web/"
 
 export BIN
 # status --json and /api/status are the same document (one source of truth): same tokens.

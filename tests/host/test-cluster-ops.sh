@@ -11,7 +11,7 @@ set -euo pipefail
 fail() { echo "FAIL: $*" >&2; [ -f "$tmp/relayer.log" ] && tail -5 "$tmp/relayer.log" | sed 's/^/  relayer: /' >&2; exit 1; }
 
 [ -x "$BIN" ] || fail "build/dstack-p2p missing: run make"
-artifacts MockDstackKms DstackClusterNFT
+artifacts LocalDstackKms DstackClusterNFT
 anvil_start
 
 # anvil's dev accounts: 0 operator, 1 token holder (through a keystore), 2 relayer, 3 new owner.
@@ -52,7 +52,7 @@ refused() {
 # ---- a stand-in KMS with dstack's kmsInfo()/registerApp(address), its root key compressed
 kms_pub=$("$CAST" wallet public-key --private-key "$KMS_SK" | sed 's/^0x//')
 case ${kms_pub: -1} in [02468ace]) kms_k256=0x02${kms_pub:0:64} ;; *) kms_k256=0x03${kms_pub:0:64} ;; esac
-kms_code=$(jq -r .bytecode.object "$art/MockDstackKms.sol/MockDstackKms.json")
+kms_code=$(jq -r .bytecode.object "$art/LocalDstackKms.sol/LocalDstackKms.json")
 kms_args=$("$CAST" abi-encode 'c(bytes,string)' "$kms_k256" "gateway-app-1")
 KMS=$("$CAST" send --private-key $OWNER_SK --create "$kms_code${kms_args#0x}" --json | jq -r .contractAddress | lower)
 [ -n "$KMS" ] && [ "$KMS" != null ] || fail "deploying the stand-in KMS"
@@ -61,11 +61,22 @@ cl kms-info --kms "$KMS" --json >"$tmp/kms.json" || fail "kms-info"
 [ "$(jq -r .kmsRoot "$tmp/kms.json")" = "$KMS_ROOT" ] || fail "kms-info root $(jq -r .kmsRoot "$tmp/kms.json") != $KMS_ROOT"
 [ "$(jq -r .gatewayAppId "$tmp/kms.json")" = gateway-app-1 ] || fail "kms-info gateway app id"
 ok "kms-info reads the KMS root $KMS_ROOT from the KMS contract"
+# deploy-kms: the same stand-in from the CLI, its root from a key file as dstack-sim reads it
+echo "${KMS_SK#0x}" >"$tmp/kms-root.key"
+cl deploy-kms --key-file "$tmp/owner.key" --kms-root-key-file "$tmp/kms-root.key" --json >"$tmp/lkms.json" ||
+	fail "deploy-kms"
+LKMS=$(jq -r .kms "$tmp/lkms.json")
+[ "$("$CAST" call "$LKMS" 'kmsInfo()(bytes,bytes,bytes,bytes)' | head -1)" = "$kms_k256" ] ||
+	fail "deploy-kms: kmsInfo().k256Pubkey per cast is not the key file's compressed key"
+[ "$(jq -r .kmsRoot "$tmp/lkms.json")" = "$KMS_ROOT" ] || fail "deploy-kms names root $(jq -r .kmsRoot "$tmp/lkms.json")"
+rc=0; cl deploy-kms --key-file "$tmp/owner.key" 2>"$tmp/err" || rc=$?
+[ $rc = 2 ] && grep -q 'needs --kms-root-key-file' "$tmp/err" || fail "deploy-kms without a root key: exit $rc"
+ok "deploy-kms: a stand-in KMS at $LKMS whose kmsInfo() holds the key file's root (per cast)"
 cl kms-info 2>"$tmp/err" && fail "kms-info without --kms"; grep -q 'needs --kms' "$tmp/err" || fail "kms-info usage"
 rc=0; cl kms-info --kms 0x1234 2>/dev/null || rc=$?; [ $rc = 2 ] || fail "a bad --kms exits $rc, not 2"
 
 # ---- deploy under that KMS (root read from it), strict boot, at most 3 nodes
-COMPOSE=$(rand32) DEVICE=$(rand32)
+COMPOSE=$(rand32) DEVICE=$(rand32) DEVICE2=$(rand32) COMPOSE2=$(rand32)
 cl deploy --key-file "$tmp/owner.key" --kms "$KMS" --max-nodes 3 --compose-hash "$COMPOSE" \
 	--json >"$tmp/deploy.json" 2>"$tmp/err" || fail "deploy: $(cat "$tmp/err")"
 CONTRACT=$(jq -r .contract "$tmp/deploy.json" | tail -1)
@@ -86,10 +97,12 @@ cl allow-device "$DEVICE" >/dev/null && [ "$(call 'allowedDeviceIds(bytes32)(boo
 cl remove-device "$DEVICE" >/dev/null && [ "$(call 'allowedDeviceIds(bytes32)(bool)' "$DEVICE")" = false ] || fail "remove-device"
 cl remove-compose "$COMPOSE" >/dev/null && [ "$(call 'allowedComposeHashes(bytes32)(bool)' "$COMPOSE")" = false ] || fail "remove-compose"
 cl allow-compose "$COMPOSE" >/dev/null && [ "$(call 'allowedComposeHashes(bytes32)(bool)' "$COMPOSE")" = true ] || fail "allow-compose"
+cl allow-device "$DEVICE2" >/dev/null && cl allow-compose "$COMPOSE2" >/dev/null && cl remove-compose "$COMPOSE2" >/dev/null ||
+	fail "a second device and a compose hash added and removed"
 ok "allow-compose / remove-compose / allow-device / remove-device"
 
 # ---- watch from here on, by event name
-cl status --watch --json --count 12 --interval 100 >"$tmp/watch.log" 2>&1 &
+"$BIN" cluster status --watch --json --count 12 --interval 100 >"$tmp/watch.log" 2>&1 &
 watch_pid=$!
 pids+=($watch_pid)
 for _ in $(seq 100); do [ -s "$tmp/watch.log" ] && break; sleep 0.1; done
@@ -105,18 +118,18 @@ labels=$( (call 'labelOf(uint256)(string)' 1; call 'labelOf(uint256)(string)' 2)
 [ "$labels" = node-anode-b ] || fail "minted labels per cast: $labels"
 ok "two mints at once both landed (tokens 1 and 2)"
 cl mint "$HOLDER" node-c >/dev/null || fail "third mint"
-refused 'ClusterFull(3)' "$OWNER" cl mint "$HOLDER" node-d
+refused 'ClusterFull(maxNodes=3): every token the cluster allows is live' "$OWNER" cl mint "$HOLDER" node-d
 
 cl bind 1 "$INSTANCE" "${HOLDER_KS[@]}" >/dev/null || fail "bind with the holder's keystore"
 [ "$(call 'instanceOfToken(uint256)(address)' 1 | lower)" = "$INSTANCE" ] || fail "bind per cast"
 ok "bind: token 1 -> $INSTANCE (key from an encrypted keystore)"
-refused "NotTokenOwner(2, $OWNER)" "$OWNER" cl bind 2 "$INSTANCE2"
-refused "InstanceAlreadyBound($INSTANCE, 1)" "$HOLDER" cl bind 2 "$INSTANCE" "${HOLDER_KS[@]}"
-refused 'TokenNotBound(2)' "$HOLDER" cl unbind 2 "${HOLDER_KS[@]}"
-refused 'ERC721NonexistentToken(9)' "$OWNER" cl burn 9
-refused 'InvalidLeaderLease(0)' "$OWNER" cl set-lease 0
-refused "OwnableUnauthorizedAccount($HOLDER)" "$HOLDER" cl set-boot-policy permissive "${HOLDER_KS[@]}"
-refused 'MaxNodesBelowLiveTokens(2, 3)' "$OWNER" cl set-config 2 both
+refused "NotTokenOwner(tokenId=2, caller=$OWNER): only the token's holder" "$OWNER" cl bind 2 "$INSTANCE2"
+refused "InstanceAlreadyBound(instanceId=$INSTANCE, tokenId=1)" "$HOLDER" cl bind 2 "$INSTANCE" "${HOLDER_KS[@]}"
+refused 'TokenNotBound(tokenId=2)' "$HOLDER" cl unbind 2 "${HOLDER_KS[@]}"
+refused 'ERC721NonexistentToken(tokenId=9): no such token' "$OWNER" cl burn 9
+refused 'InvalidLeaderLease(leaseSeconds=0 s)' "$OWNER" cl set-lease 0
+refused "OwnableUnauthorizedAccount(account=$HOLDER): only the contract's owner" "$HOLDER" cl set-boot-policy permissive "${HOLDER_KS[@]}"
+refused 'MaxNodesBelowLiveTokens(maxNodes=2, liveTokens=3)' "$OWNER" cl set-config 2 both
 rc=0; cl bind 1 "$INSTANCE2" --keystore "$tmp/holder" --password-file "$tmp/owner.key" 2>"$tmp/err" || rc=$?
 [ $rc = 2 ] && grep -q 'does not open with this password' "$tmp/err" || fail "a wrong keystore password exits $rc: $(cat "$tmp/err")"
 rc=0; cl set-boot-policy lax 2>"$tmp/err" || rc=$?
@@ -128,12 +141,15 @@ refused 'above the cap' "$OWNER" cl set-lease 400 --max-fee-per-gas 1wei
 refused 'above the cap of 1000 wei' "$OWNER" cl set-lease 400 --max-cost 1000wei
 hostile_port=$(free_port)
 $PY - "$hostile_port" "$port" >"$tmp/hostile.log" 2>&1 <<'PY' &
-# Forwards to anvil but suggests a tip of 1 ether per gas and a gas price of 10 ether.
+# Forwards to anvil but suggests a tip of 1 ether per gas and a gas price of 10 ether, and
+# serves no past state (eth_getCode at a block number fails, as on a pruned node).
 import http.server, json, sys, urllib.request
 up = "http://127.0.0.1:%s" % sys.argv[2]
 def fix(req, rep):
     if req.get("method") == "eth_maxPriorityFeePerGas": rep["result"] = hex(10**18)
     if req.get("method") == "eth_gasPrice": rep["result"] = hex(10**19)
+    if req.get("method") == "eth_getCode" and str(req["params"][1]).startswith("0x"):
+        rep.pop("result", None); rep["error"] = {"code": -32000, "message": "missing trie node"}
     return rep
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
@@ -157,6 +173,11 @@ max_fee=$(( $("$CAST" tx "$tx" --json | jq -r .maxFeePerGas) ))
 [ "$max_fee" -le 5000000000 ] || fail "signed max fee $max_fee above the cap"
 [ "$(call 'leaderLease()(uint64)')" = 400 ] || fail "set-lease per cast"
 ok "fee caps: a 1 ether/gas tip suggested by the RPC was signed as at most 5 gwei (paid $price wei/gas)"
+cl status --rpc "http://127.0.0.1:$hostile_port" --json >"$tmp/out" 2>"$tmp/err" || fail "status on a pruned RPC: $(cat "$tmp/err")"
+[ "$(jq -c .allowed "$tmp/out")" = null ] && [ "$(jq -r .policy.maxNodes "$tmp/out")" = 3 ] &&
+	grep -q 'warning: the allowed compose hashes and devices are unknown: .*missing trie node' "$tmp/err" ||
+	fail "status on a pruned RPC: $(cat "$tmp/err") $(jq -c .allowed "$tmp/out")"
+ok "status on an RPC without past state: the rest, \"allowed\": null and a warning"
 
 # ---- a registration through the relayer (the agent's POST {"to","data"})
 pub64() { "$CAST" wallet public-key --private-key "$1" | sed 's/^0x//'; }
@@ -284,9 +305,27 @@ check "$(S '.tokens[0].nonce')" "$(call 'nonceOf(address)(uint64)' "$INSTANCE")"
 check "$(S '.tokens[0].endpoint')" 203.0.113.10:51820 endpoint
 check "$(S '.tokens[0].mode')" wireguard mode
 check "$(S '.tokens[0].verification')" valid verification
+# The allowed lists: every hash cast says is allowed is listed, and nothing else of the ones used.
+for h in "$COMPOSE" "$COMPOSE2"; do
+	listed=$(S "[.allowed.composeHashes[] | select(. == \"$(echo "$h" | lower)\")] | length")
+	[ "$listed" = 1 ] && want=true || want=false
+	check "$want" "$(call 'allowedComposeHashes(bytes32)(bool)' "$h")" "compose hash $h listed"
+done
+for h in "$DEVICE" "$DEVICE2"; do
+	listed=$(S "[.allowed.devices[] | select(. == \"$(echo "$h" | lower)\")] | length")
+	[ "$listed" = 1 ] && want=true || want=false
+	check "$want" "$(call 'allowedDeviceIds(bytes32)(bool)' "$h")" "device $h listed"
+done
+check "$(S '.allowed.composeHashes | length'),$(S '.allowed.devices | length')" 1,1 "list lengths"
 cl status >"$tmp/status.txt" || fail "status (text)"
+grep -A1 '^compose   1 allowed$' "$tmp/status.txt" | grep -qx "          $(echo "$COMPOSE" | lower)" ||
+	fail "status text lists no compose hash: $(cat "$tmp/status.txt")"
+grep -A1 '^devices   1 allowed, not enforced' "$tmp/status.txt" | grep -qx "          $(echo "$DEVICE2" | lower)" ||
+	fail "status text lists no device: $(cat "$tmp/status.txt")"
+grep -q "lease until $(date -u -d "@$(S .leader.expiry)" +%Y-%m-%dT%H:%M:%SZ)" "$tmp/status.txt" ||
+	fail "status text: no ISO lease expiry: $(grep leader "$tmp/status.txt")"
 grep -Eq "^ +1  node-[ab] .* yes  wireguard +1  valid +203.0.113.10:51820" "$tmp/status.txt" || fail "status text row: $(cat "$tmp/status.txt")"
-ok "status --json agrees with cast call on $(S '.tokens | length') tokens, policy, leader, balance; the record verifies"
+ok "status --json agrees with cast call on $(S '.tokens | length') tokens, policy, leader, balance, the allowed compose hashes and devices; the record verifies"
 
 # ---- policies, public minting and withdraw
 cl set-boot-policy permissive >/dev/null && [ "$(call 'bootPolicy()(uint8)')" = 1 ] || fail "set-boot-policy"
@@ -295,7 +334,7 @@ cl set-tcb-policy up-to-date >/dev/null && [ "$(call 'requireTcbUpToDate()(bool)
 cl set-any-device no >/dev/null && [ "$(call 'allowAnyDevice()(bool)')" = false ] || fail "set-any-device"
 cl set-config 5 wireguard >/dev/null && [ "$(call 'networkModes()(uint8)')" = 2 ] && [ "$(call 'maxNodes()(uint256)')" = 5 ] || fail "set-config"
 cl set-minting 0.01ether public >/dev/null && [ "$(call 'publicMinting()(bool)')" = true ] || fail "set-minting"
-refused 'WrongMintPayment(0, 10000000000000000)' "$HOLDER" cl mint "$HOLDER" paid "${HOLDER_KS[@]}"
+refused 'WrongMintPayment(sent=0 ETH, price=0.01 ETH): a public mint pays exactly the price' "$HOLDER" cl mint "$HOLDER" paid "${HOLDER_KS[@]}"
 cl mint "$HOLDER" paid --value 0.01ether "${HOLDER_KS[@]}" >/dev/null || fail "a paid public mint"
 [ "$("$CAST" balance "$CONTRACT")" = 10000000000000000 ] || fail "contract balance after a paid mint"
 cl withdraw "$TREASURY" >/dev/null && [ "$("$CAST" balance "$TREASURY")" = 10000000000000000 ] || fail "withdraw"
@@ -312,10 +351,24 @@ ok "transfer, unbind (the record went with it), burn"
 # ---- two-step ownership
 cl transfer-ownership "$NEWOWNER" >/dev/null && [ "$(call 'pendingOwner()(address)' | lower)" = "$NEWOWNER" ] || fail "transfer-ownership"
 [ "$(call 'owner()(address)' | lower)" = "$OWNER" ] || fail "owner changed before acceptance"
-refused "OwnableUnauthorizedAccount($HOLDER)" "$HOLDER" cl accept-ownership "${HOLDER_KS[@]}"
+refused "OwnableUnauthorizedAccount(account=$HOLDER)" "$HOLDER" cl accept-ownership "${HOLDER_KS[@]}"
 cl accept-ownership --key-file "$tmp/newowner.key" >/dev/null && [ "$(call 'owner()(address)' | lower)" = "$NEWOWNER" ] || fail "accept-ownership"
-refused "OwnableUnauthorizedAccount($OWNER)" "$OWNER" cl set-lease 300
+refused "OwnableUnauthorizedAccount(account=$OWNER)" "$OWNER" cl set-lease 300
 ok "ownership moved in two steps"
+
+# ---- the text form words enums, amounts and times (JSON keeps the numbers)
+watch_all() { rc=0; timeout 8 "$BIN" cluster status --watch --from-block 0 --count 1000 --interval 100 "$@" || rc=$?; [ $rc = 124 ]; }
+watch_all >"$tmp/watch.txt" 2>&1 & w1=$!
+watch_all --json >"$tmp/watch-all.json" 2>&1 & w2=$!
+wait $w1 || fail "status --watch from block 0: $(tail -2 "$tmp/watch.txt")"
+wait $w2 || fail "status --watch --json from block 0: $(tail -2 "$tmp/watch-all.json")"
+expiry=$(grep '^{"block"' "$tmp/watch-all.json" | jq -r 'select(.log.event == "LeaderChanged") | .log.args.expiry' | head -1)
+for want in "BootPolicySet(policy=permissive)" "MintingPolicySet(price=0.01 ETH, publicMinting=true)" \
+	"ClusterConfigSet(maxNodes=5, networkModes=wireguard)" "amount=0.01 ETH)" "reason=rebound)" \
+	"LeaderLeaseSet(leaseSeconds=400 s)" "expiry=$(date -u -d "@$expiry" +%Y-%m-%dT%H:%M:%SZ), cause=elected)"; do
+	grep -qF "$want" "$tmp/watch.txt" || fail "status --watch text lacks '$want': $(grep -o '[A-Z][A-Za-z]*(.*' "$tmp/watch.txt" | head -40)"
+done
+ok "status --watch text: BootPolicySet(policy=permissive), prices in ETH, reason and cause by name, ISO expiry"
 
 # ---- the watcher saw the events by name
 for _ in $(seq 100); do kill -0 $watch_pid 2>/dev/null || break; sleep 0.1; done

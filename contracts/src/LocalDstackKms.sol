@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title A stand-in for dstack's KMS contract in tests: the same kmsInfo() getter, gatewayAppId(),
-///        registeredApps(address) and registerApp(address) as the real one exposes to operators.
-/// @dev Only what `dstack-p2p cluster kms-info` and `register-app` use; no boot checks.
-contract MockDstackKms {
+/// @title A stand-in for dstack's KMS contract, for a local cluster (anvil and dstack-sim) and the
+///        tests: the same kmsInfo() getter, gatewayAppId(), registeredApps(address) and
+///        registerApp(address) as the real one exposes to operators. `dstack-p2p cluster
+///        deploy-kms` deploys it; `make install` ships its artifact.
+/// @dev Only what `dstack-p2p cluster kms-info` and `register-app` use; no boot checks, no
+///      keys: the root's secret stays with whoever runs dstack-sim.
+contract LocalDstackKms {
     struct KmsInfo {
         bytes k256Pubkey;
         bytes caPubkey;
