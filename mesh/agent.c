@@ -399,7 +399,8 @@ static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint6
 		agent_wg_set_address(a, plan->address_token);
 	if (plan->send_registration)
 		register_now(a, now);
-	if (plan->publish)
+	/* A label may change with the list as it was (a burn and a mint with a new label). */
+	if (plan->publish || agent_labels_changed(a))
 		publish_peers(a);
 	if (plan->recheck)
 		a->next_full_read_ms = 0;

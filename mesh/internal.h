@@ -99,6 +99,8 @@ int cluster_poll(struct cluster *c, bool full, bool *changed);
 /* Every live record, valid until the next poll; the block it was read at. */
 const struct registry_record *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
+/* registry_reader_token_version of the follower (0 before its first read). */
+uint64_t cluster_token_version(const struct cluster *c, uint64_t token);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
 /* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
@@ -310,9 +312,14 @@ bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_r
 
 struct wg_backend;
 
-/* A token's label (labelOf), remembered for the instance it was read for. */
+/*
+ * A token's label (labelOf), remembered for the instance and the follower's version of the
+ * token it was read at: a burn and a mint with a new label (same instance) change the version.
+ */
 struct agent_label {
 	uint8_t instance_id[20];            /* all zero: not read (the contract has no zero id) */
+	uint64_t version;                   /* cluster_token_version when read */
+	bool failed;                        /* that read failed: text is the last known one, or "" */
 	char text[65];
 };
 
@@ -416,8 +423,14 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out);
 int agent_status_json(struct mesh_agent *a, struct buf *out);
 
 /* apps.c: labels, the last change and the leader, for the documents apps read. */
-/* Read the labels of our token and our peers' that are not known yet (RPC). */
+/* Read the labels of our token and our peers' that are not known yet or changed (RPC). */
 void agent_refresh_labels(struct mesh_agent *a);
+/*
+ * After the first publication: read again the labels of the tokens (ours and our peers')
+ * the follower saw change since they were read; true when one of them reads differently.
+ * Costs nothing while no token changes.
+ */
+bool agent_labels_changed(struct mesh_agent *a);
 /* The label of a token held by instance (hex), "" when unknown. */
 const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20]);
 /* The list was just published: remember it, so added/removed name this change. */

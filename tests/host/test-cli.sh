@@ -154,6 +154,29 @@ fi
 for c in version agent peers status identity chain; do check_stderr_form "$c"; done
 pass "no arguments: version 0, agent 2, peers 1, status 2, identity 1, chain 2, show 0"
 
+# --- the agent without root: it says what it needs before anything fails for want of it
+# (a guest-agent socket only root may open, as in a CVM; no CAP_NET_ADMIN for WireGuard).
+if [ "$(id -u)" = 0 ]; then
+	chmod 711 "$T"  # uid 65534 may pass through, not list
+	mkdir -m 755 "$T/np"
+	: >"$T/np/empty.conf"
+	chmod 644 "$T/np/empty.conf"
+	$PY -c 'import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o600)' "$T/np/dstack.sock"
+	rc=0
+	env -i PATH="$PATH" P2P_CONFIG="$T/np/empty.conf" DSTACK_SIMULATOR_ENDPOINT="unix:$T/np/dstack.sock" \
+		DSTACK_P2P_CONTROL="$T/np/control.sock" CLUSTER_CONTRACT=0x5fbdb2315678afecb367f032d93f642f64180aa3 \
+		ETH_RPC_URL=http://127.0.0.1:9 P2P_INTERFACE=np0 \
+		setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+		timeout 20 "$P2P" agent >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = 1 ] || fail "agent as uid 65534: exit $rc, not 1"
+	grep -q "cannot open the guest agent's socket: guest agent at unix:$T/np/dstack.sock: connect: permission denied" "$T/err" ||
+		fail "agent as uid 65534 does not name the guest agent's socket it may not open"
+	grep -q 'the agent needs root or CAP_NET_ADMIN to set up the WireGuard interface np0' "$T/err" ||
+		fail "agent as uid 65534 does not say it needs root or CAP_NET_ADMIN"
+	grep -qiE 'localhost port 80|kernel has no WireGuard' "$T/err" && fail "agent as uid 65534: misleading errors"
+	pass "agent as uid 65534: exit 1 saying it needs root or CAP_NET_ADMIN and naming the socket it may not open"
+fi
+
 # --opt=value and --opt value are the same
 for form in "--backend=bogus" "--backend bogus"; do
 	# shellcheck disable=SC2086

@@ -1052,7 +1052,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	bool named[REGISTRY_MAX_PEERS + 1];
 	struct fake_server srv;
 	struct eth_rpc *rpc;
-	uint64_t from;
+	uint64_t from, v1, v2;
 	size_t n;
 	bool changed;
 
@@ -1062,6 +1062,12 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	registry_reader_peers(reader, &n);
 	cr_assert_eq(n, 2);
 	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read: no patches to repeat");
+	v1 = registry_reader_token_version(reader, 1);
+	v2 = registry_reader_token_version(reader, 2);
+	cr_assert(v1 && v2, "the first read gives each token it finds a version");
+	cr_assert_eq(registry_reader_token_version(reader, 3), 0);
+	cr_assert_eq(registry_reader_token_version(reader, 0), 0);
+	cr_assert_eq(registry_reader_token_version(reader, REGISTRY_MAX_PEERS + 1), 0);
 
 	/* Token 2 updated: one getPeerByToken, no getPeers(). */
 	cs.head = 11;
@@ -1079,6 +1085,9 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert(registry_reader_take_named(reader, named, &from));
 	cr_assert_eq(from, 10);
 	cr_assert(named[2] && !named[1] && !named[3]);
+	cr_assert_neq(registry_reader_token_version(reader, 2), v2, "a log named token 2");
+	cr_assert_eq(registry_reader_token_version(reader, 1), v1);
+	v2 = registry_reader_token_version(reader, 2);
 
 	/* Token 1 removed: its read reverts TokenHasNoPeer; the log of block 11 is not read again. */
 	cs.head = 12;
@@ -1094,6 +1103,9 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert(registry_reader_take_named(reader, named, &from));
 	cr_assert_eq(from, 11);
 	cr_assert(named[1] && !named[2], "only what was read since the last take");
+	cr_assert_neq(registry_reader_token_version(reader, 1), v1, "a log named token 1");
+	cr_assert_eq(registry_reader_token_version(reader, 2), v2);
+	v1 = registry_reader_token_version(reader, 1);
 
 	/* A mint names no record; nothing read. */
 	cs.head = 13;
@@ -1111,6 +1123,8 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	set_logs(&cs, (struct log_spec[]){ { "PeerMoved(uint256,address)", 2, 14, false, 0 } }, 1);
 	s = poll_once(reader, &changed);
 	cr_assert_eq(s.full_reads, 2, "an unknown event");
+	cr_assert_eq(registry_reader_token_version(reader, 2), v2, "a full read finding token 2 as it was");
+	cr_assert_eq(registry_reader_token_version(reader, 1), v1, "gone before and after");
 	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read since");
 	cs.head = 15;
 	set_logs(&cs, (struct log_spec[]){ { REG, 3, 15, true, 0 } }, 1);
