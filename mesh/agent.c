@@ -410,6 +410,7 @@ static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint6
 static void note_rpc(struct mesh_agent *a, int r)
 {
 	if (r < 0) {
+		snprintf(a->rpc_error, sizeof(a->rpc_error), "%s", cluster_error(a->cluster));
 		a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : a->cfg->poll_ms;
 		if (a->backoff_ms > BACKOFF_MAX_MS)
 			a->backoff_ms = BACKOFF_MAX_MS;
@@ -422,6 +423,7 @@ static void note_rpc(struct mesh_agent *a, int r)
 	if (a->rpc_down)
 		log_info("registry reachable again");
 	a->rpc_down = false;
+	a->rpc_error[0] = '\0';
 	a->backoff_ms = 0;
 }
 

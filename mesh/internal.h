@@ -356,6 +356,7 @@ struct mesh_agent {
 	uint64_t next_full_read_ms;
 	unsigned backoff_ms;                /* 0 while the RPC answers */
 	bool rpc_down;
+	char rpc_error[256];                /* while rpc_down: what the last failure said */
 	uint64_t next_turn_ms;              /* every poll: the device is checked */
 	uint64_t next_rpc_ms;               /* the RPC, later while backing off */
 	const volatile sig_atomic_t *abort_flag;

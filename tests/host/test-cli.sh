@@ -13,11 +13,13 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/test-cli.XXXXXX)
 FAKE_PID=
 WAIT_PID=
+BG_PIDS=()
 
 cleanup() {
 	# Under set -e the last command of a failing && list would end the trap (and the
 	# script) with the killed stand-in's status, 143, after every check passed.
 	if [ -n "$WAIT_PID" ]; then kill "$WAIT_PID" 2>/dev/null || true; fi
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	if [ -n "$FAKE_PID" ]; then
 		kill "$FAKE_PID" 2>/dev/null || true
 		wait "$FAKE_PID" 2>/dev/null || true
@@ -275,4 +277,36 @@ WAIT_PID=
 [ "$(wc -l <"$T/wait.err")" = 1 ] && grep -qx 'dstack-p2p wait: waiting for the registration: the agent runs; this instance is not registered yet' "$T/wait.err" ||
 	fail "wait said more than once what it waits for: $(cat "$T/wait.err")"
 pass "wait: one line while the agent runs unregistered, exit 0 once registered"
+# --- a real agent whose RPC URL is a web server, not a node (HTTP 501 to a POST, as
+# python's http.server answers): status and wait say why, with the hint.
+cat >"$T/web.py" <<'PY'
+import http.server, os, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+class S(socketserver.UnixStreamServer):
+    def get_request(self):
+        c, _ = self.socket.accept()
+        return c, ("local", 0)
+S(sys.argv[1], H).serve_forever()
+PY
+$PY "$T/web.py" "$T/web.sock" & BG_PIDS+=($!)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/kms.key"
+"$O/dstack-sim" --kms-root-key-file "$T/kms.key" --app-id "${C#0x}" --instance-id "$I1" \
+	--socket "$T/sim.sock" >"$T/sim.log" 2>&1 & BG_PIDS+=($!)
+for _ in $(seq 100); do [ -S "$T/sim.sock" ] && [ -S "$T/web.sock" ] && break; sleep 0.05; done
+env -i PATH="$PATH" P2P_CONFIG="$T/empty.conf" DSTACK_SIMULATOR_ENDPOINT="unix:$T/sim.sock" \
+	DSTACK_P2P_CONTROL="$T/real.sock" CLUSTER_CONTRACT=$C P2P_MODE=tls DSTACK_GATEWAY_DOMAIN=example.com \
+	ETH_RPC_URL="http+unix://$T/web.sock" P2P_POLL_MS=200 "$P2P" agent >"$T/agent.log" 2>&1 & BG_PIDS+=($!)
+export EXTRA_ENV="DSTACK_P2P_CONTROL=$T/real.sock"
+for _ in $(seq 100); do grep -q 'registry unreachable' "$T/agent.log" && break; sleep 0.1; done
+HINT="$T/web.sock: HTTP 501 (not a JSON-RPC endpoint?)"
+run status
+[ "$rc" = 3 ] && grep -qF "dstack-p2p status: not healthy: not registered; registry not read yet: checking the contract: $HINT" "$T/err" ||
+	fail "status with an RPC URL that is not a node: exit $rc"
+run status --json
+json_check "d['rpc_ok'] is False and d['rpc_error'].endswith('$HINT') and d['problems'][1].endswith('$HINT')"
+run wait --timeout 1
+[ "$rc" = 1 ] && grep -qxF "dstack-p2p wait: not registered after 1 s: the agent runs; this instance is not registered yet: its RPC fails: checking the contract: $HINT" "$T/err" ||
+	fail "wait with an RPC URL that is not a node: exit $rc"
+pass "the RPC fails (a web server, HTTP 501): status and wait say why, '(not a JSON-RPC endpoint?)'"
 echo "test-cli: all passed"

@@ -223,6 +223,34 @@ Test(rpc, reply_that_is_not_json)
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
 	cr_assert(strstr(eth_rpc_error(rpc), "not a JSON-RPC reply"), "%s", eth_rpc_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "(not a JSON-RPC endpoint?)"), "%s", eth_rpc_error(rpc));
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+/* What a web server that is not a node answers a JSON POST with: the message says so. */
+Test(rpc, statuses_of_a_web_server_hint_at_the_url, .timeout = 20)
+{
+	static const int not_node[] = { 404, 405, 413, 415, 501 };
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+	int status;
+
+	for (size_t i = 0; i < ARRAY_SIZE(not_node); i++) {
+		status = not_node[i];
+		server_start(&s, FAKE_HTTP, answer_status, &status);
+		rpc = client(s.url, 2000, 0);
+		cr_assert_lt(eth_chain_id(rpc, &id), 0);
+		cr_assert(strstr(eth_rpc_error(rpc), "(not a JSON-RPC endpoint?)"), "%d: %s", status, eth_rpc_error(rpc));
+		eth_rpc_free(rpc);
+		server_stop(&s);
+	}
+	status = 429;  /* a node's rate limit: no hint */
+	server_start(&s, FAKE_HTTP, answer_status, &status);
+	rpc = client(s.url, 2000, 0);
+	cr_assert_lt(eth_chain_id(rpc, &id), 0);
+	cr_assert_null(strstr(eth_rpc_error(rpc), "JSON-RPC endpoint"), "%s", eth_rpc_error(rpc));
 	eth_rpc_free(rpc);
 	server_stop(&s);
 }
