@@ -196,17 +196,27 @@ class DStackP2PSDK:
     Args:
         contract: the cluster contract (0x + 40 hex digits); None accepts whichever the
             agent serves. Every reply is checked against it.
-        mode: ``"wireguard"`` or ``"tls"``; None accepts the agent's.
+        mode: ``"wireguard"`` (also ``"wg"``, as the C API and P2P_MODE take it) or
+            ``"tls"``; None accepts the agent's.
         endpoint: the agent's control socket; None: $DSTACK_P2P_CONTROL, then
             /run/dstack-p2p/control.sock.
         timeout: seconds one request may take.
+        nft_contract_address: the specification's name for ``contract``
+            (``DStackP2PSDK(nft_contract_address=..., mode=...)``); give one of the two.
 
     Nothing is contacted until a method is awaited. Raises ValueError for a malformed
-    contract or an unknown mode.
+    contract or an unknown mode, TypeError for both contract and nft_contract_address.
     """
 
     def __init__(self, contract: Optional[str] = None, mode: Optional[str] = None,
-                 endpoint: Optional[str] = None, timeout: float = 5.0) -> None:
+                 endpoint: Optional[str] = None, timeout: float = 5.0, *,
+                 nft_contract_address: Optional[str] = None) -> None:
+        if nft_contract_address is not None:
+            if contract is not None:
+                raise TypeError("give the cluster contract once: contract or nft_contract_address")
+            contract = nft_contract_address
+        if mode == "wg":
+            mode = "wireguard"
         if contract is not None and not _CONTRACT_RE.match(contract):
             raise ValueError(f"contract {contract!r} is not 0x and 40 hex digits")
         if mode is not None and mode not in MODES:
