@@ -174,7 +174,10 @@ h_node_add() {
 	ip -n "$ns" addr add "$H_SUBNET.$i/24" dev eth0
 	ip -n "$ns" link set eth0 up
 	if [ "${H_WG:-1}" = 1 ]; then  # H_WG=0: tls mode, no WireGuard at all
-		ip netns exec "$ns" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
+		# WG_PROCESS_FOREGROUND=1 (what wireguard-go sets for its own daemonized child):
+		# without it every run's log starts with the 9-line "Running wireguard-go is not
+		# required" box, which is wrong here (no kernel WireGuard) and only noise.
+		ip netns exec "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
 		H_PID_WG[$i]=$!
 	fi
 	H_INSTANCE[$i]=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
