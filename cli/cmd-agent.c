@@ -248,14 +248,15 @@ static void build_opts(void)
 int agent_config_load(struct mesh_config *cfg, const char *config_file)
 {
 	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE, *bad = NULL;
+	struct err_detail why;
 	int r, line;
 
 	if (config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) {
-		r = mesh_config_load_file(cfg, path, &line);
+		r = mesh_config_load_file(cfg, path, &line, &why);
 		if (r < 0 && line)
-			cli_error("%s:%d: %s", path, line, mesh_config_file_strerror(r, line));
+			cli_error("%s:%d: %s", path, line, why.text);
 		else if (r < 0)
-			cli_error("%s: %s", path, errstr(r));
+			cli_error("%s: %s", path, why.text);
 		if (r < 0)
 			return CLI_EXIT_USAGE;
 	}

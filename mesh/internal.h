@@ -495,6 +495,6 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
 /* The same from an open stream (the file parser itself; fuzzed). */
-int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line);
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line, struct err_detail *why);
 
 #endif
