@@ -83,36 +83,29 @@ Test(mesh_config, names_values_and_file)
 	cr_assert_eq(cfg.listen_port, 51999);
 	cr_assert_str_eq(cfg.rpc_urls, "http://a,http://b");
 
-	f = fopen(path, "w");
-	fprintf(f, "P2P_MODE=tls\nP2P_POLL_MS=abc\n");
-	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), -EINVAL);
-	cr_assert_eq(line, 2);
-	cr_assert_str_eq(why.text, "bad value for P2P_POLL_MS: 'abc' (see dstack-p2p-agent(1))");
-
-	/* A typo names the key and the one meant; one without a near name says where to look. */
-	f = fopen(path, "w");
-	fprintf(f, "P2P_MODE=tls\n\nP2P_POL_MS=500\n");
-	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), -ENOENT);
-	cr_assert_eq(line, 3);
-	cr_assert_str_eq(why.text, "unknown option 'P2P_POL_MS' (did you mean P2P_POLL_MS?)");
-	f = fopen(path, "w");
-	fprintf(f, "p2p_keepalive=5\nCOLOUR=blue\n");
-	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), -ENOENT);
-	cr_assert_eq(line, 1);
-	cr_assert_str_eq(why.text, "unknown option 'p2p_keepalive' (did you mean P2P_KEEPALIVE?)");
-	f = fopen(path, "w");
-	fprintf(f, "COLOUR=blue\n");
-	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), -ENOENT);
-	cr_assert_str_eq(why.text, "unknown option 'COLOUR' (see dstack-p2p-agent(1))");
-	f = fopen(path, "w");
-	fprintf(f, "P2P_MODE tls\n");
-	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), -EINVAL);
-	cr_assert_str_eq(why.text, "'P2P_MODE tls' is not NAME=VALUE");
+	/* Each mistake names the line and the key; a typo also the name meant. */
+	static const struct {
+		const char *text;
+		int err, line;
+		const char *why;
+	} bad[] = {
+		{ "P2P_MODE=tls\nP2P_POLL_MS=abc\n", -EINVAL, 2,
+		  "bad value for P2P_POLL_MS: 'abc' (see dstack-p2p-agent(1))" },
+		{ "P2P_MODE=tls\n\nP2P_POL_MS=500\n", -ENOENT, 3,
+		  "unknown option 'P2P_POL_MS' (did you mean P2P_POLL_MS?)" },
+		{ "p2p_keepalive=5\nCOLOUR=blue\n", -ENOENT, 1,
+		  "unknown option 'p2p_keepalive' (did you mean P2P_KEEPALIVE?)" },
+		{ "COLOUR=blue\n", -ENOENT, 1, "unknown option 'COLOUR' (see dstack-p2p-agent(1))" },
+		{ "P2P_MODE tls\n", -EINVAL, 1, "'P2P_MODE tls' is not NAME=VALUE" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		f = fopen(path, "w");
+		fputs(bad[i].text, f);
+		fclose(f);
+		cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), bad[i].err, "%s", bad[i].text);
+		cr_assert_eq(line, bad[i].line, "%s", bad[i].text);
+		cr_assert_str_eq(why.text, bad[i].why);
+	}
 	unlink(path);
 }
 
