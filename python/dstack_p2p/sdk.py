@@ -71,7 +71,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Leader:
-    """The cluster's leader as the contract says (seed 003's election)."""
+    """The cluster's leader as the contract's election says."""
 
     token: int
     label: str
@@ -277,7 +277,7 @@ class DStackP2PSDK:
             raise ClusterMismatchError(f"the local agent runs {d.mode} mode, not {self.mode}")
         return d
 
-    # ---- the seed's interface --------------------------------------------------------
+    # ---- the three calls apps need ---------------------------------------------------
 
     async def document(self) -> PeersDocument:
         """The whole peers document: this node's token, address and label, the peers, the leader."""
@@ -402,7 +402,7 @@ class DStackP2PSDK:
         if task in done:
             task.result()  # re-raise the callback's exception
 
-    # ---- leader election as a service (seed 003) --------------------------------------
+    # ---- leader election as a service ------------------------------------------------
 
     async def elect(self) -> Dict[str, Any]:
         """Ask the agent to take the leadership for this node (the lease must be free or expired).

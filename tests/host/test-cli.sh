@@ -179,6 +179,24 @@ if [ "$(id -u)" = 0 ]; then
 	pass "agent as uid 65534: exit 1 saying it needs root or CAP_NET_ADMIN and naming the socket it may not open"
 fi
 
+# --- a demo's node count: the message names how it was started (make, or the script)
+demo_n() { # DESC WANT ENV... -- SCRIPT N
+	local desc=$1 want=$2
+	shift 2
+	rc=0
+	env -i PATH="$PATH" "$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = 2 ] && grep -qxF "$want" "$T/err" || fail "$desc: exit $rc, not 2 with '$want'"
+}
+demo_n "make demo N=1" "make demo N=1: N is the number of nodes, 2 to 200 (e.g. make demo N=2)" \
+	MAKELEVEL=1 bash netns-harness/demo.sh 1
+demo_n "demo.sh x" "netns-harness/demo.sh x: N is the number of nodes, 2 to 200 (e.g. make demo N=2)" \
+	bash netns-harness/demo.sh x
+demo_n "make demo-counter N=2" "make demo-counter N=2: N is the number of nodes, 3 to 9 (e.g. make demo-counter N=3)" \
+	MAKELEVEL=1 bash netns-harness/demo-counter.sh 2
+demo_n "make demo-db N=10" "make demo-db N=10: N is the number of nodes, 3 to 9 (e.g. make demo-db N=3)" \
+	MAKELEVEL=1 DB=1 bash netns-harness/demo-counter.sh 10
+pass "make demo N=1 / demo-counter N=2 / demo-db N=10: exit 2 naming the make command"
+
 # --opt=value and --opt value are the same
 for form in "--backend=bogus" "--backend bogus"; do
 	# shellcheck disable=SC2086
