@@ -196,6 +196,19 @@ demo_n "make demo-counter N=2" "make demo-counter N=2: N is the number of nodes,
 demo_n "make demo-db N=10" "make demo-db N=10: N is the number of nodes, 3 to 9 (e.g. make demo-db N=3)" \
 	MAKELEVEL=1 DB=1 bash netns-harness/demo-counter.sh 10
 pass "make demo N=1 / demo-counter N=2 / demo-db N=10: exit 2 naming the make command"
+# A cold demo says it compiles the contract: h_contract_compiled is false without the
+# artifact or with a source newer than it (forge would compile), true otherwise.
+mkdir -p "$T/root/contracts/src" "$T/root/contracts/script" "$T/root/contracts/out/DstackClusterNFT.sol"
+compiled() { (H_ROOT=$T/root; . netns-harness/lib.sh; H_ROOT=$T/root; h_contract_compiled); }
+touch -d '2 minutes ago' "$T/root/contracts/src/DstackClusterNFT.sol"
+! compiled || fail "no artifact: said compiled"
+touch -d '1 minute ago' "$T/root/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json"
+compiled || fail "an artifact newer than the sources: said not compiled"
+touch "$T/root/contracts/src/DstackClusterNFT.sol"
+! compiled || fail "a source newer than the artifact: said compiled"
+grep -q 'h_contract_compiled; then' netns-harness/lib.sh && grep -q 'h_log "compiling the cluster contract' netns-harness/lib.sh ||
+	fail "h_deploy does not say it compiles"
+pass "a cold demo says it compiles the contract (artifact missing or older than a source)"
 
 # --opt=value and --opt value are the same
 for form in "--backend=bogus" "--backend bogus"; do
