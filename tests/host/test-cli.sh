@@ -210,6 +210,19 @@ grep -q 'h_contract_compiled; then' netns-harness/lib.sh && grep -q 'h_log "comp
 	fail "h_deploy does not say it compiles"
 pass "a cold demo says it compiles the contract (artifact missing or older than a source)"
 
+# --- one health check everywhere: the image, the compose examples and the docs agree
+hc='"dstack-p2p", "wait", "--timeout", "5"'
+grep -qF "CMD [$hc]" Dockerfile || fail "the Dockerfile's HEALTHCHECK is not wait --timeout 5"
+for f in examples/compose/self-hosted.yml examples/compose/phala.yml; do
+	grep -qF "test: [\"CMD\", $hc]" "$f" || fail "$f: healthcheck is not wait --timeout 5"
+done
+grep -qF 'CMD ["dstack-p2p", "wait", "\-\-timeout", "5"]' docs/man/dstack-p2p.1 || fail "dstack-p2p(1): health check example"
+grep -qF 'Its health check is `dstack-p2p wait --timeout 5`' docs/deploy.md || fail "docs/deploy.md: health check"
+grep -qF '`wait --timeout 5` is also the container health check' docs/agent.md || fail "docs/agent.md: health check"
+! grep -rnE 'HEALTHCHECK.*"status"|test: \["CMD", "dstack-p2p", "status"' docs README.md examples Dockerfile ||
+	fail "a document still gives status as the container health check"
+pass "one health check (wait --timeout 5) in the image, the compose examples and the docs"
+
 # --opt=value and --opt value are the same
 for form in "--backend=bogus" "--backend bogus"; do
 	# shellcheck disable=SC2086
