@@ -14,10 +14,12 @@ pass() { echo "ok: $*"; }
 [ "$(id -u)" = 0 ] || fail "run as root (unshare -n: a namespace without network)"
 offline() { unshare -n env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY "$@"; }
 
-# Build from a copy: pip must not need to write into the checkout either.
+# Build from a copy (pip must not need to write into the checkout either), with exactly
+# the documented command: python3 -m venv V && V/bin/pip install ./python
+cp -r python "$T/python"
 cp -r python "$T/src"
 $PY -m venv "$T/venv"
-offline "$T/venv/bin/pip" install --no-cache-dir --disable-pip-version-check "$T/src" >"$T/pip.log" 2>&1 ||
+(cd "$T" && offline "$T/venv/bin/pip" install ./python) >"$T/pip.log" 2>&1 ||
 	{ cat "$T/pip.log"; fail "pip install ./python in a fresh venv without network"; }
 "$T/venv/bin/pip" show dstack-p2p >"$T/show" && grep -qx "Version: 0.1.0" "$T/show" || fail "pip show: not dstack-p2p 0.1.0"
 pass "pip install ./python: a fresh venv, no network"
