@@ -42,7 +42,7 @@ print(d.label if d.token == t else next((m.label for m in ms if m.token == t), "
 }
 want() { [ "$1" = 3 ] && echo "$2 $2 $2 $2" || echo "$2 $2 $2"; }
 for i in 1 2 3; do
-	for t in $(seq 1 50); do [ "$(label_seen "$i")" = "$(want "$i" node-3)" ] && break; sleep 0.2; done
+	for _ in $(seq 1 50); do [ "$(label_seen "$i")" = "$(want "$i" node-3)" ] && break; sleep 0.2; done
 	[ "$(label_seen "$i")" = "$(want "$i" node-3)" ] || h_die "node $i: before the re-mint: $(label_seen "$i")"
 done
 pass "every node names token $T3 node-3 in its hosts file, peers document and SDK"
@@ -57,7 +57,7 @@ h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "mintNodeAccess(addres
 h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "bindInstance(uint256,address)" \
 	"$T3" "0x${H_INSTANCE[3]}" >/dev/null
 # Node 3 registers again by itself (a higher nonce); from then on one poll is enough.
-for t in $(seq 1 300); do
+for _ in $(seq 1 300); do
 	[ "$(h_cast call "$H_CONTRACT" "nonceOf(address)(uint64)" "0x${H_INSTANCE[3]}")" -gt "$nonce" ] && break
 	sleep 0.1
 done
@@ -75,7 +75,7 @@ hosts_new || h_die "token $T3 in the hosts files $bound_ms ms after node 3's new
 	"$(for i in 1 2 3; do echo "node $i: $(label_seen "$i")"; done)"
 h_log "every hosts file names the new label $(( ($(date +%s%N) - t0) / 1000000 )) ms after node 3's new record (poll $H_POLL_MS ms)"
 for i in 1 2 3; do  # a few tries: a reader (python, the CLI) may fail once on a loaded machine
-	for t in 1 2 3 4 5; do [ "$(label_seen "$i")" = "$(want "$i" node-3b)" ] && break; sleep 0.2; done
+	for _ in 1 2 3 4 5; do [ "$(label_seen "$i")" = "$(want "$i" node-3b)" ] && break; sleep 0.2; done
 	[ "$(label_seen "$i")" = "$(want "$i" node-3b)" ] ||
 		h_die "node $i: token $T3 labelled (hosts doc sdk [env]) '$(label_seen "$i")'"
 done
