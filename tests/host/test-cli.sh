@@ -199,7 +199,9 @@ pass "make demo N=1 / demo-counter N=2 / demo-db N=10: exit 2 naming the make co
 # A cold demo says it compiles the contract: h_contract_compiled is false without the
 # artifact or with a source newer than it (forge would compile), true otherwise.
 mkdir -p "$T/root/contracts/src" "$T/root/contracts/script" "$T/root/contracts/out/DstackClusterNFT.sol"
-compiled() { (H_ROOT=$T/root; . netns-harness/lib.sh; H_ROOT=$T/root; h_contract_compiled); }
+# (lib.sh sets H_ROOT to this checkout; the check reads it, so it is set again after.)
+# shellcheck disable=SC2034
+compiled() { (. netns-harness/lib.sh; H_ROOT=$T/root; h_contract_compiled); }
 touch -d '2 minutes ago' "$T/root/contracts/src/DstackClusterNFT.sol"
 ! compiled || fail "no artifact: said compiled"
 touch -d '1 minute ago' "$T/root/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json"
