@@ -5,7 +5,7 @@
 #   make            build the library, the agent/CLI and the guest-agent simulator
 #   make check      install what is missing, build, run every test suite
 #   make demo       a local multi-node mesh on anvil and the simulator (N=3)
-#   make demo-counter  seed 003's counter through a leader failover (N=3; N=5 works)
+#   make demo-counter  a replicated counter through a leader failover (N=3; N=5 works)
 #   make demo-db    the same with Redis primary/replica following the contract's leader
 #   make bench      benchmarks; figures are printed, never asserted
 #   make image      the agent's OCI image (build/image/dstack-p2p.oci.tar), no docker needed

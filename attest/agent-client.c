@@ -2,6 +2,7 @@
 /* The dstack guest agent client: endpoint resolution, Info/GetKey/GetQuote, reply parsers. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,14 +39,23 @@ static bool is_url(const char *s)
 	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
+/* A socket path as dstack-sim prints it ("unix:/run/x.sock", also "unix:///run/x.sock"): the path. */
+static const char *strip_unix_scheme(const char *s)
+{
+	if (strncmp(s, "unix:", 5))
+		return s;
+	s += 5;
+	return !strncmp(s, "///", 3) ? s + 2 : s;
+}
+
 static const char *resolve_endpoint(const char *explicit_endpoint)
 {
 	const char *env = getenv(ATTEST_AGENT_ENV);
 
 	if (explicit_endpoint && *explicit_endpoint)
-		return explicit_endpoint;
+		return strip_unix_scheme(explicit_endpoint);
 	if (env && *env)
-		return env;
+		return strip_unix_scheme(env);
 	for (size_t i = 0; i < ARRAY_SIZE(standard_sockets); i++)
 		if (access(standard_sockets[i], F_OK) == 0)
 			return standard_sockets[i];
@@ -114,6 +124,28 @@ set_error(struct attest_client *c, const char *method, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->error + n, sizeof(c->error) - n, fmt, ap);
 	va_end(ap);
+}
+
+/* May this process connect to the socket (write permission, with the effective ids)? */
+static bool socket_denied(const struct attest_client *c)
+{
+	return c->target.unix_socket && faccessat(AT_FDCWD, c->target.unix_socket, W_OK, AT_EACCESS) < 0 &&
+	       errno == EACCES;
+}
+
+static void set_denied(struct attest_client *c, const char *method)
+{
+	set_error(c, method, "permission denied on the socket: the agent runs as root (or as a "
+		  "user the socket's owner lets write to it)");
+}
+
+int attest_client_check_access(struct attest_client *c)
+{
+	c->error[0] = '\0';
+	if (!socket_denied(c))
+		return 0;
+	set_denied(c, "connect");
+	return -EACCES;
 }
 
 /* ---- reply parsers ---------------------------------------------------------------------- */
@@ -446,7 +478,9 @@ static int agent_call(struct attest_client *c, const char *method, const struct 
 	snprintf(path, sizeof(path), "/%s", method);
 	r = http_post(&c->target, path, "application/json", body->data, body->len, reply);
 	if (r < 0) {
-		if (r == -ENOENT && c->target.unix_socket)
+		if (socket_denied(c))
+			set_denied(c, method);
+		else if (r == -ENOENT && c->target.unix_socket)
 			set_error(c, method, "no such socket (not in a dstack CVM? set %s to a "
 				  "simulator's socket or URL)", ATTEST_AGENT_ENV);
 		else if (r == -ETIMEDOUT)

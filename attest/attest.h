@@ -39,9 +39,16 @@ struct attest_client;
  * NULL, else $DSTACK_SIMULATOR_ENDPOINT, else the first of /var/run/dstack.sock,
  * /run/dstack.sock, /var/run/dstack/dstack.sock, /run/dstack/dstack.sock that exists
  * (the first one when none does, so the error names it). A value starting with http://
- * or https:// is a base URL, anything else a unix socket path. -ENOMEM only.
+ * or https:// is a base URL, anything else a unix socket path, with or without the
+ * "unix:" dstack-sim prints before it. -ENOMEM only.
  */
 int attest_client_new(const char *endpoint, struct attest_client **out);
+/*
+ * Before any call: -EACCES when this process may not connect to the agent's socket (no
+ * write permission), attest_client_error saying so; else 0 (a URL, or a socket it may
+ * open or that does not exist: the first call says what is wrong then).
+ */
+int attest_client_check_access(struct attest_client *c);
 void attest_client_free(struct attest_client *c);
 /*
  * After a failed call: one line saying what went wrong, e.g.

@@ -379,6 +379,26 @@ static int build_request(const struct eth_rpc_call *calls, size_t n, uint64_t fi
 
 enum attempt_outcome { ATTEMPT_OK, ATTEMPT_RETRY, ATTEMPT_NEXT_ENDPOINT };
 
+/*
+ * Statuses a JSON-RPC node does not send to a small POST of JSON but other web servers
+ * do (no such path, no POST, body refused, method not implemented): the URL is likely
+ * not a node.
+ */
+static bool not_a_node_status(long status)
+{
+	return status == 404 || status == 405 || status == 413 || status == 415 || status == 501;
+}
+
+/* A reply that does not even start as JSON: an HTML page or plain text, not a node's. */
+static bool not_json(const struct buf *reply)
+{
+	size_t i = 0;
+
+	while (i < reply->len && strchr(" \t\r\n", reply->data[i]))
+		i++;
+	return i == reply->len || (reply->data[i] != '{' && reply->data[i] != '[');
+}
+
 /* One exchange with one endpoint; on failure says whether to retry it or move on. */
 static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const struct buf *req,
 		    struct buf *reply, enum attempt_outcome *outcome)
@@ -405,7 +425,8 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		r = http_post(&t, ep->transport == RPC_HTTP ? "" : "/", NULL, req->data, req->len, &hr);
 		snprintf(err, sizeof(err), "%s", hr.error);
 		if (r == 0 && hr.status != 200) {
-			eth_rpc_set_error(rpc, "%s: HTTP %ld", ep->label, hr.status);
+			eth_rpc_set_error(rpc, "%s: HTTP %ld%s", ep->label, hr.status,
+					  not_a_node_status(hr.status) ? " (not a JSON-RPC endpoint?)" : "");
 			/* Rate limits and server trouble pass; other statuses are this endpoint's. */
 			*outcome = hr.status == 429 || hr.status >= 500 ? ATTEMPT_RETRY
 								       : ATTEMPT_NEXT_ENDPOINT;
@@ -510,8 +531,9 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 						      rpc->ep[idx].label, reply.len);
 					goto out;
 				}
-				eth_rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)",
-					      rpc->ep[idx].label, errstr(r));
+				eth_rpc_set_error(rpc, "%s: reply is not a JSON-RPC reply to our request (%s)%s",
+					      rpc->ep[idx].label, errstr(r),
+					      not_json(&reply) ? " (not a JSON-RPC endpoint?)" : "");
 				r = -EPROTO;
 				break;
 			}

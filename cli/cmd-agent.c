@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "attest/attest.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
@@ -167,6 +169,49 @@ static int run_agent(const struct mesh_config *cfg)
 	return r;
 }
 
+/* CAP_NET_ADMIN in the effective set (root has it), from /proc/self/status. */
+static bool has_net_admin(void)
+{
+	unsigned long long eff;
+	char line[256];
+	bool ok = geteuid() == 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return ok;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			ok = eff & (1ULL << CAP_NET_ADMIN);
+			break;
+		}
+	fclose(f);
+	return ok;
+}
+
+/*
+ * What the agent cannot do without privileges, said before anything fails for want of
+ * them (the guest agent's socket, then the interface): -EPERM after logging each.
+ */
+static int check_privileges(const struct mesh_config *cfg)
+{
+	struct attest_client *c;
+	int r = 0;
+
+	if (attest_client_new(NULL, &c) == 0) {
+		if (attest_client_check_access(c) == -EACCES) {
+			log_error("cannot open the guest agent's socket: %s", attest_client_error(c));
+			r = -EPERM;
+		}
+		attest_client_free(c);
+	}
+	if (cfg->mode == REGISTRY_MODE_WIREGUARD && !has_net_admin()) {
+		log_error("the agent needs root or CAP_NET_ADMIN to set up the WireGuard interface %s "
+			  "and its address (uid %u has neither)", cfg->ifname, (unsigned)geteuid());
+		r = -EPERM;
+	}
+	return r;
+}
+
 enum { O_FLAG = 256, O_REMOVE_ON_EXIT = O_FLAG + 64, O_CONFIG };
 
 /* The option table: the flags above (key O_FLAG + index), then the agent's own. */
@@ -203,14 +248,15 @@ static void build_opts(void)
 int agent_config_load(struct mesh_config *cfg, const char *config_file)
 {
 	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE, *bad = NULL;
+	struct err_detail why;
 	int r, line;
 
 	if (config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) {
-		r = mesh_config_load_file(cfg, path, &line);
+		r = mesh_config_load_file(cfg, path, &line, &why);
 		if (r < 0 && line)
-			cli_error("%s:%d: %s", path, line, mesh_config_file_strerror(r, line));
+			cli_error("%s:%d: %s", path, line, why.text);
 		else if (r < 0)
-			cli_error("%s: %s", path, errstr(r));
+			cli_error("%s: %s", path, why.text);
 		if (r < 0)
 			return CLI_EXIT_USAGE;
 	}
@@ -257,6 +303,8 @@ int cmd_agent(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	log_set_timestamps(true);
-	r = run_agent(&cfg);
+	r = check_privileges(&cfg);
+	if (r == 0)
+		r = run_agent(&cfg);
 	return r == -EBADR ? CLI_EXIT_USAGE : r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

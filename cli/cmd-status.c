@@ -46,7 +46,7 @@ static const struct cli_cmd cmd = {
 		 "or $P2P_CONFIG); the flags marked 'without an agent' are ignored when one answers.\n"
 		 "Fields not known yet are shown as unknown (null in JSON).",
 	.opts = opts,
-	.footer = "Exit status (usable as a HEALTHCHECK):\n"
+	.footer = "Exit status (for monitoring; the container health check is wait --timeout 5):\n"
 		  "  0  healthy: the agent answers, this node is registered, the RPC works,\n"
 		  "     no record was rejected\n"
 		  "  1  no status: the agent failed to answer, or without one the chain could not\n"

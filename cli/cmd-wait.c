@@ -34,7 +34,7 @@ static const struct cli_cmd cmd = {
 };
 
 /* What the agent's peers document says; the states wait reports. */
-enum wait_state { W_NONE, W_NO_AGENT, W_AGENT_ERROR, W_NOT_REGISTERED, W_REGISTERED };
+enum wait_state { W_NONE, W_NO_AGENT, W_AGENT_ERROR, W_NOT_REGISTERED, W_RPC_FAILING, W_REGISTERED };
 
 /* The peers document says registered: true (the one parser, api/). */
 static bool reply_says_registered(const struct buf *reply)
@@ -49,7 +49,32 @@ static bool reply_says_registered(const struct buf *reply)
 	return registered;
 }
 
-static enum wait_state ask(const char *control, int *err)
+/*
+ * The agent's status document says its RPC fails: true with rpc_error (or "" when it gives
+ * none) in out. An agent that does not answer status says nothing.
+ */
+static bool rpc_failing(const char *control, char *out, size_t cap)
+{
+	struct buf reply;
+	struct json j;
+	char *err = NULL;
+	bool failing = false;
+	int i;
+
+	buf_init(&reply, 1 << 20);
+	if (api_control_query(control, "status", &reply, 2000) == 0 &&
+	    json_parse(&j, (const char *)reply.data, reply.len, 1 << 14) == 0) {
+		failing = j.ntok > 0 && j.tok[0].type == JSON_OBJECT && json_eq(&j, json_get(&j, 0, "rpc_ok"), "false");
+		i = failing ? json_get(&j, 0, "rpc_error") : -1;
+		snprintf(out, cap, "%s", i >= 0 && json_strdup(&j, i, &err) == 0 ? err : "");
+		free(err);
+		json_clear(&j);
+	}
+	buf_clear(&reply);
+	return failing;
+}
+
+static enum wait_state ask(const char *control, int *err, char *rpc_error, size_t cap)
 {
 	struct buf reply;
 	enum wait_state s;
@@ -60,16 +85,22 @@ static enum wait_state ask(const char *control, int *err)
 		s = W_NO_AGENT;
 	else if (*err < 0)
 		s = W_AGENT_ERROR;
+	else if (reply_says_registered(&reply))
+		s = W_REGISTERED;
 	else
-		s = reply_says_registered(&reply) ? W_REGISTERED : W_NOT_REGISTERED;
+		s = rpc_failing(control, rpc_error, cap) ? W_RPC_FAILING : W_NOT_REGISTERED;
 	buf_clear(&reply);
 	return s;
 }
 
 /* Why we are still waiting, in words; buf holds the text. */
-static const char *why(enum wait_state s, int err, const char *control, char *buf, size_t len)
+static const char *why(enum wait_state s, int err, const char *control, const char *rpc_error, char *buf,
+		       size_t len)
 {
-	if (s == W_NO_AGENT)
+	if (s == W_RPC_FAILING)
+		snprintf(buf, len, "the agent runs; this instance is not registered yet: its RPC fails: %s",
+			 *rpc_error ? rpc_error : "(the agent gives no reason)");
+	else if (s == W_NO_AGENT)
 		snprintf(buf, len, "no agent listens on %s yet (%s)", control, errstr(err));
 	else if (s == W_AGENT_ERROR)
 		snprintf(buf, len, "the agent at %s does not answer: %s", control, errstr(err));
@@ -94,7 +125,7 @@ int cmd_wait(int argc, char **argv)
 	long timeout_s = DEFAULT_TIMEOUT_S;
 	struct cli_args a;
 	uint64_t deadline;
-	char text[512];
+	char text[1024], rpc_error[512] = "";
 	int c, err;
 
 	cli_args_init(&a, &cmd, argc, argv);
@@ -112,7 +143,7 @@ int cmd_wait(int argc, char **argv)
 	control = api_control_path(control);
 	deadline = now_ms() + (uint64_t)timeout_s * 1000;
 	for (;;) {
-		s = ask(control, &err);
+		s = ask(control, &err, rpc_error, sizeof(rpc_error));
 		if (s == W_REGISTERED) {
 			printf("registered\n");
 			return CLI_EXIT_OK;
@@ -120,11 +151,11 @@ int cmd_wait(int argc, char **argv)
 		if (now_ms() >= deadline)
 			break;
 		if (s != said) {
-			cli_error("waiting for the registration: %s", why(s, err, control, text, sizeof(text)));
+			cli_error("waiting for the registration: %s", why(s, err, control, rpc_error, text, sizeof(text)));
 			said = s;
 		}
 		nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000000L }, NULL);
 	}
-	cli_error("not registered after %ld s: %s", timeout_s, why(s, err, control, text, sizeof(text)));
+	cli_error("not registered after %ld s: %s", timeout_s, why(s, err, control, rpc_error, text, sizeof(text)));
 	return CLI_EXIT_FAILURE;
 }

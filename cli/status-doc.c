@@ -2,6 +2,7 @@
 /* The status document rewritten for output: 0x ids, unknown fields as null, health (status-doc.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/status-doc.h"
@@ -146,6 +147,29 @@ static void add_problem(struct status_health *h, const char *what)
 	h->healthy = false;
 }
 
+/*
+ * what, and why when the agent says why its RPC fails ("RPC failing: <rpc_error>"), with
+ * the list's separator and anything unprintable taken out of the agent's text.
+ */
+static void add_rpc_problem(struct status_health *h, const struct json *j, const char *what)
+{
+	int i = json_get(j, 0, "rpc_error");
+	char text[200], *err = NULL;
+
+	if (i >= 0 && j->tok[i].type == JSON_STRING && json_strdup(j, i, &err) == 0 && *err) {
+		snprintf(text, sizeof(text), "%s: %s", what, err);
+		for (char *p = text + strlen(what); *p; p++)
+			if (*p == ';')
+				*p = ',';
+			else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
+	} else {
+		snprintf(text, sizeof(text), "%s", what);
+	}
+	free(err);
+	add_problem(h, text);
+}
+
 static void judge(const struct json *j, bool standalone, bool never_read, struct status_health *h)
 {
 	int rejected = json_get(j, 0, "rejected");
@@ -158,9 +182,9 @@ static void judge(const struct json *j, bool standalone, bool never_read, struct
 	if (!json_eq(j, json_get(j, 0, "registered"), "true"))
 		add_problem(h, "not registered");
 	if (never_read)
-		add_problem(h, "registry not read yet");
+		add_rpc_problem(h, j, "registry not read yet");
 	else if (!json_eq(j, json_get(j, 0, "rpc_ok"), "true"))
-		add_problem(h, "RPC failing");
+		add_rpc_problem(h, j, "RPC failing");
 	if (rejected >= 0 && j->tok[rejected].type == JSON_ARRAY && j->tok[rejected].size > 0) {
 		snprintf(text, sizeof(text), "%d record%s rejected", j->tok[rejected].size,
 			 j->tok[rejected].size == 1 ? "" : "s");
@@ -175,8 +199,12 @@ static int put_problems(struct buf *out, const char *problems)
 
 	for (const char *p = problems; r == 0 && *p;) {
 		size_t n = strcspn(p, ";");
+		char one[sizeof(((struct status_health *)0)->problems)];
 
-		r = buf_printf(out, "%s\"%.*s\"", p == problems ? "" : ",", (int)n, p);
+		snprintf(one, sizeof(one), "%.*s", (int)n, p);
+		r = buf_printf(out, "%s", p == problems ? "" : ",");
+		if (r == 0)
+			r = json_append_string(out, one);
 		p += n;
 		p += strspn(p, "; ");
 	}

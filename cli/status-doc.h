@@ -10,7 +10,7 @@
 
 struct status_health {
 	bool healthy;
-	char problems[256];   /* "not registered; RPC failing; 2 records rejected" ("" when healthy) */
+	char problems[512];   /* "not registered; RPC failing: <why>; 2 records rejected" ("" when healthy) */
 };
 
 /*

@@ -399,7 +399,8 @@ static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint6
 		agent_wg_set_address(a, plan->address_token);
 	if (plan->send_registration)
 		register_now(a, now);
-	if (plan->publish)
+	/* A label may change with the list as it was (a burn and a mint with a new label). */
+	if (plan->publish || agent_labels_changed(a))
 		publish_peers(a);
 	if (plan->recheck)
 		a->next_full_read_ms = 0;
@@ -409,6 +410,7 @@ static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint6
 static void note_rpc(struct mesh_agent *a, int r)
 {
 	if (r < 0) {
+		snprintf(a->rpc_error, sizeof(a->rpc_error), "%s", cluster_error(a->cluster));
 		a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : a->cfg->poll_ms;
 		if (a->backoff_ms > BACKOFF_MAX_MS)
 			a->backoff_ms = BACKOFF_MAX_MS;
@@ -421,6 +423,7 @@ static void note_rpc(struct mesh_agent *a, int r)
 	if (a->rpc_down)
 		log_info("registry reachable again");
 	a->rpc_down = false;
+	a->rpc_error[0] = '\0';
 	a->backoff_ms = 0;
 }
 

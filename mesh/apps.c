@@ -11,34 +11,70 @@
 #include "mesh/mesh.h"
 #include "registry/registry.h"
 
-static void refresh_label(struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])
+/* Is token's label, as remembered, of another instance or of an older version of the token? */
+static bool label_stale(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])
+{
+	const struct agent_label *l;
+
+	if (token < 1 || token > REGISTRY_MAX_PEERS)
+		return false;
+	l = &a->labels[token];
+	return memcmp(l->instance_id, instance_id, 20) || l->version != cluster_token_version(a->cluster, token);
+}
+
+/* Read token's label again if stale (or, with retry, if the last read failed): true when its text changed. */
+static bool refresh_label(struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20], bool retry)
 {
 	struct agent_label *l;
 	char text[sizeof(l->text)];
+	uint64_t version;
+	bool changed;
 
 	if (token < 1 || token > REGISTRY_MAX_PEERS)
-		return;
+		return false;
 	l = &a->labels[token];
-	if (!memcmp(l->instance_id, instance_id, 20))
-		return;
-	/* Unknown on error: asked again at the next change. */
+	if (!(retry && l->failed) && !label_stale(a, token, instance_id))
+		return false;
+	version = cluster_token_version(a->cluster, token);
 	if (cluster_label_of(a->cluster, token, text, sizeof(text)) < 0) {
 		log_debug("reading the label of token %llu: %s", (unsigned long long)token,
 			  cluster_error(a->cluster));
-		return;
+		/* Unknown for another instance; asked again at the next publication, not every turn. */
+		text[0] = '\0';
+		if (!memcmp(l->instance_id, instance_id, 20))
+			memcpy(text, l->text, sizeof(text));
+		l->failed = true;
+	} else {
+		l->failed = false;
 	}
+	changed = strcmp(l->text, text) != 0;
 	memcpy(l->instance_id, instance_id, 20);
+	l->version = version;
 	memcpy(l->text, text, sizeof(l->text));
+	return changed;
+}
+
+static bool refresh_labels(struct mesh_agent *a, bool retry)
+{
+	bool changed = false;
+
+	if (!a->cluster)
+		return false;
+	if (a->st.token)
+		changed |= refresh_label(a, a->st.token, a->id.instance_id, retry);
+	for (size_t i = 0; i < a->st.n_peers; i++)
+		changed |= refresh_label(a, a->st.peers[i].token, a->st.peers[i].instance_id, retry);
+	return changed;
 }
 
 void agent_refresh_labels(struct mesh_agent *a)
 {
-	if (!a->cluster)
-		return;
-	if (a->st.token)
-		refresh_label(a, a->st.token, a->id.instance_id);
-	for (size_t i = 0; i < a->st.n_peers; i++)
-		refresh_label(a, a->st.peers[i].token, a->st.peers[i].instance_id);
+	refresh_labels(a, true);
+}
+
+bool agent_labels_changed(struct mesh_agent *a)
+{
+	return a->st.generation && refresh_labels(a, false);
 }
 
 const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])

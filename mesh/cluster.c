@@ -339,6 +339,11 @@ uint64_t cluster_block(const struct cluster *c)
 	return b ? b->number : 0;
 }
 
+uint64_t cluster_token_version(const struct cluster *c, uint64_t token)
+{
+	return c->reader ? registry_reader_token_version(c->reader, token) : 0;
+}
+
 int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
 			      const uint8_t tx_key[static 32])
 {

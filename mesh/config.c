@@ -283,7 +283,59 @@ static int read_line(FILE *f, char *text, size_t cap)
 	return c == EOF && n == 0 ? 0 : 1;
 }
 
-int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
+/* Edits (insert, delete, replace) from a to b, stopping past 2: typos only. */
+static unsigned near_miss(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned d[64][64];
+
+	if (la > lb + 2 || lb > la + 2 || la >= 64 || lb >= 64)
+		return 3;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (size_t k = 0; k <= lb; k++)
+		d[0][k] = (unsigned)k;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t k = 1; k <= lb; k++) {
+			unsigned sub = d[i - 1][k - 1] + (toupper((unsigned char)a[i - 1]) != b[k - 1]);
+			unsigned del = d[i - 1][k] + 1, ins = d[i][k - 1] + 1;
+
+			d[i][k] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+/* The known name name is a typo of (at most 2 edits, case aside), or NULL. */
+static const char *closest_name(const char *name)
+{
+	const char *best = NULL;
+	unsigned best_d = 3;
+
+	for (size_t i = 0; mesh_config_names[i]; i++) {
+		unsigned d = near_miss(name, mesh_config_names[i]);
+
+		if (d < best_d) {
+			best_d = d;
+			best = mesh_config_names[i];
+		}
+	}
+	return best;
+}
+
+/* What is wrong with line NAME=VALUE (set failed with r), naming the key. */
+static void explain_set(struct err_detail *why, int r, const char *name, const char *value)
+{
+	const char *near = r == -ENOENT ? closest_name(name) : NULL;
+
+	if (r == -ENOENT && near)
+		err_detail_set(why, "unknown option '%.64s' (did you mean %s?)", name, near);
+	else if (r == -ENOENT)
+		err_detail_set(why, "unknown option '%.64s' (see dstack-p2p-agent(1))", name);
+	else
+		err_detail_set(why, "bad value for %.64s: '%.80s' (see dstack-p2p-agent(1))", name, value);
+}
+
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line, struct err_detail *why)
 {
 	char text[2048];
 	int r;
@@ -294,14 +346,20 @@ int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 		size_t n;
 
 		++*line;
+		if (r == -EMSGSIZE)
+			err_detail_set(why, "line longer than %zu bytes", sizeof(text) - 2);
+		else if (r < 0)
+			err_detail_set(why, "holds a NUL byte (is this a text file?)");
 		if (r < 0)
 			return r;
 		name = trim(text);
 		if (!*name || *name == '#')
 			continue;
 		eq = strchr(name, '=');
-		if (!eq)
+		if (!eq) {
+			err_detail_set(why, "'%.64s' is not NAME=VALUE", name);
 			return -EINVAL;
+		}
 		*eq = '\0';
 		name = trim(name);
 		value = trim(eq + 1);
@@ -312,40 +370,31 @@ int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line)
 			value++;
 		}
 		r = mesh_config_set(cfg, name, value);
-		if (r < 0)
+		if (r < 0) {
+			explain_set(why, r, name, value);
 			return r;
+		}
 	}
-	return ferror(f) ? -EIO : 0;
+	if (ferror(f)) {
+		err_detail_set(why, "%s", errstr(-EIO));
+		return -EIO;
+	}
+	return 0;
 }
 
-const char *mesh_config_file_strerror(int err, int line)
-{
-	if (!line)
-		return errstr(err);
-	switch (err) {
-	case -ENOENT:
-		return "unknown option";
-	case -EINVAL:
-		return "not NAME=VALUE, or a bad value";
-	case -EMSGSIZE:
-		return "line longer than 2046 bytes";
-	case -EILSEQ:
-		return "holds a NUL byte (is this a text file?)";
-	default:
-		return errstr(err);
-	}
-}
-
-int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line)
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line, struct err_detail *why)
 {
 	FILE *f;
 	int r;
 
 	*line = 0;
 	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	r = mesh_config_load_stream(cfg, f, line);
+	if (!f) {
+		r = -errno;
+		err_detail_set(why, "%s", errstr(r));
+		return r;
+	}
+	r = mesh_config_load_stream(cfg, f, line, why);
 	fclose(f);
 	return r;
 }

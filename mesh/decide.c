@@ -781,18 +781,38 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 	return 0;
 }
 
-static void log_change(struct mesh_plan *plan, const struct mesh_state *st, const struct wg_peer *c)
+/* The first IPv4 allowed IP the device gives the peer with key (a removed peer's address), or NULL. */
+static const char *device_peer_addr(const struct wg_device *dev, const uint8_t key[static WG_KEY_LEN],
+				    char out[static INET_ADDRSTRLEN])
+{
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+
+		if (memcmp(p->public_key, key, WG_KEY_LEN))
+			continue;
+		for (size_t k = 0; k < p->n_allowedips; k++)
+			if (p->allowedips[k].family == AF_INET)
+				return inet_ntop(AF_INET, &p->allowedips[k].ip4, out, INET_ADDRSTRLEN);
+		return NULL;
+	}
+	return NULL;
+}
+
+static void log_change(struct mesh_plan *plan, const struct mesh_state *st, const struct wg_device *dev,
+		       const struct wg_peer *c)
 {
 	const struct mesh_peer *m = NULL;
-	char key[WG_KEY_B64_LEN], addr[16];
+	char key[WG_KEY_B64_LEN], addr[16], was[INET_ADDRSTRLEN];
 
 	for (size_t i = 0; i < st->n_peers && !m; i++)
 		if (!memcmp(st->peers[i].wg_key, c->public_key, WG_KEY_LEN))
 			m = &st->peers[i];
 	wg_key_to_base64(key, c->public_key);
 	mesh_overlay_addr_str(m ? m->token : 0, addr);
-	if (c->flags & WG_PEER_REMOVE)
-		say(plan, MESH_PLAN_INFO, "peer %s: removed", key);
+	if ((c->flags & WG_PEER_REMOVE) && device_peer_addr(dev, c->public_key, was))
+		say(plan, MESH_PLAN_INFO, "peer %s (%s): removed", was, key);
+	else if (c->flags & WG_PEER_REMOVE)
+		say(plan, MESH_PLAN_INFO, "peer %s: removed (no address on the interface)", key);
 	else
 		say(plan, MESH_PLAN_INFO, "peer %s (%s): %s%s%s%s%s", addr, key,
 		    c->flags & WG_PEER_UPDATE_ONLY ? "updated" : "added",
@@ -863,7 +883,7 @@ static int decide_device(struct mesh_state *st, const struct mesh_self *self, co
 	plan->ips = ips;
 	ips = NULL;
 	for (size_t i = 0; i < plan->n_changes; i++)
-		log_change(plan, st, &plan->changes[i]);
+		log_change(plan, st, dev, &plan->changes[i]);
 	plan_applied(st, &want, plan);
 out:
 	free(want.peers);

@@ -99,6 +99,8 @@ int cluster_poll(struct cluster *c, bool full, bool *changed);
 /* Every live record, valid until the next poll; the block it was read at. */
 const struct registry_record *cluster_peers(const struct cluster *c, size_t *n);
 uint64_t cluster_block(const struct cluster *c);
+/* registry_reader_token_version of the follower (0 before its first read). */
+uint64_t cluster_token_version(const struct cluster *c, uint64_t token);
 /* Entries of getPeers() too malformed to decode, with the reason. */
 const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
 /* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
@@ -310,9 +312,14 @@ bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_r
 
 struct wg_backend;
 
-/* A token's label (labelOf), remembered for the instance it was read for. */
+/*
+ * A token's label (labelOf), remembered for the instance and the follower's version of the
+ * token it was read at: a burn and a mint with a new label (same instance) change the version.
+ */
 struct agent_label {
 	uint8_t instance_id[20];            /* all zero: not read (the contract has no zero id) */
+	uint64_t version;                   /* cluster_token_version when read */
+	bool failed;                        /* that read failed: text is the last known one, or "" */
 	char text[65];
 };
 
@@ -349,6 +356,7 @@ struct mesh_agent {
 	uint64_t next_full_read_ms;
 	unsigned backoff_ms;                /* 0 while the RPC answers */
 	bool rpc_down;
+	char rpc_error[256];                /* while rpc_down: what the last failure said */
 	uint64_t next_turn_ms;              /* every poll: the device is checked */
 	uint64_t next_rpc_ms;               /* the RPC, later while backing off */
 	const volatile sig_atomic_t *abort_flag;
@@ -416,8 +424,14 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out);
 int agent_status_json(struct mesh_agent *a, struct buf *out);
 
 /* apps.c: labels, the last change and the leader, for the documents apps read. */
-/* Read the labels of our token and our peers' that are not known yet (RPC). */
+/* Read the labels of our token and our peers' that are not known yet or changed (RPC). */
 void agent_refresh_labels(struct mesh_agent *a);
+/*
+ * After the first publication: read again the labels of the tokens (ours and our peers')
+ * the follower saw change since they were read; true when one of them reads differently.
+ * Costs nothing while no token changes.
+ */
+bool agent_labels_changed(struct mesh_agent *a);
 /* The label of a token held by instance (hex), "" when unknown. */
 const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20]);
 /* The list was just published: remember it, so added/removed name this change. */
@@ -481,6 +495,6 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
 /* The same from an open stream (the file parser itself; fuzzed). */
-int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line);
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line, struct err_detail *why);
 
 #endif

@@ -83,10 +83,14 @@ void mesh_config_init(struct mesh_config *cfg);
 int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value);
 /* Every known option present in the environment. On error *bad names the variable. */
 int mesh_config_load_env(struct mesh_config *cfg, const char **bad);
-/* NAME=VALUE lines, '#' comments. On error *line is the 1-based line number. */
-int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line);
-/* What an error of mesh_config_load_file at *line (0: opening the file) means. */
-const char *mesh_config_file_strerror(int err, int line);
+/*
+ * NAME=VALUE lines, '#' comments. On error *line is the 1-based line number (0: opening
+ * the file failed) and why says what is wrong, naming the key: "unknown option
+ * 'P2P_POL_MS' (did you mean P2P_POLL_MS?)", "bad value for P2P_POLL_MS: 'abc' (...)".
+ * -ENOENT unknown name, -EINVAL bad value or not NAME=VALUE, -EMSGSIZE a line over 2046
+ * bytes, -EILSEQ a NUL byte, -EIO, or fopen's errno.
+ */
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line, struct err_detail *why);
 /* Whole-config checks; why gets a sentence for the user. */
 int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why);
 /* The names mesh_config_set accepts, NULL-terminated (for --help). */

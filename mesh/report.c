@@ -140,6 +140,13 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 			       a->backoff_ms ? "false" : "true",
 			       (unsigned long long)(a->cluster ? cluster_rpc_calls(a->cluster) : 0),
 			       (unsigned long long)a->st.generation);
+	/* Why the RPC fails, for status and wait to say. */
+	if (r == 0)
+		r = buf_printf(out, "\"rpc_error\":");
+	if (r == 0)
+		r = a->backoff_ms && a->rpc_error[0] ? json_append_string(out, a->rpc_error) : buf_printf(out, "null");
+	if (r == 0)
+		r = buf_printf(out, ",");
 	if (r == 0 && a->cluster && cluster_providers(a->cluster) >= 2) {
 		r = buf_printf(out, "\"rpc_providers\":%zu,\"rpc_conflicts\":%llu,\"rpc_conflict\":",
 			       cluster_providers(a->cluster), (unsigned long long)a->st.disagreements);

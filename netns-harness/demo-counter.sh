@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# make demo-counter [N=3]: seed 003's distributed counter (examples/counter/counter.py),
+# make demo-counter [N=3]: a distributed counter (examples/counter/counter.py),
 # one per node of an N-node netns mesh, through a leader failover:
 #   increments through every node; the leader cut off the mesh (its overlay traffic
 #   dropped in its own namespace); the followers' votes of no confidence and the new
@@ -15,11 +15,12 @@
 # H_KEEP=1 keeps the scratch directory (counter<i>.log, agent<i>.log, redis<i>.log).
 set -euo pipefail
 N=${1:-3}
-[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 3 ] && [ "$N" -le 9 ] || { echo "usage: $0 N (3..9)" >&2; exit 2; }
+DB=${DB:-0}
+DEMO=demo-counter; [ "$DB" = 0 ] || DEMO=demo-db  # its make target: what it is called here
 . "$(dirname "$0")/lib.sh"
+h_check_n "$DEMO" 3 9 "$N"
 PORT=8080
 PY=/usr/bin/python3
-DB=${DB:-0}
 [ "$DB" = 0 ] || command -v redis-server >/dev/null || { echo "DB=1 needs redis-server (scripts/deps.sh)" >&2; exit 2; }
 
 h_init ctr
@@ -95,13 +96,19 @@ wait_all_agree() {
 	done
 }
 
+STATUS_ROW='  %-6s %-11s %-10s %-5s %-8s %-5s %s\n'
 show_status() {
-	local i
-	printf '  %-6s %-10s %-10s %-5s %-8s %-9s %s\n' node address role term counter log leader
+	local i row address role term value log leader
+	printf "$STATUS_ROW" node address role term counter log leader
 	for i in "${nodes[@]}"; do
-		c_get "$i" /status 2>/dev/null | jq -r --arg n "$i" \
-			'"  \($n|.[0:6])     \(.address)   \(.role)   \(.term)     \(.value)        \(.log_length)        \(.leader.address // "-")"' ||
-			echo "  $i      (no answer)"
+		if row=$(c_get "$i" /status 2>/dev/null | jq -r \
+			'[.address, .role, .term, .value, .log_length, (.leader.address // "-")] | map(tostring) | @tsv') &&
+			[ -n "$row" ]; then
+			IFS=$'\t' read -r address role term value log leader <<<"$row"
+			printf "$STATUS_ROW" "$i" "$address" "$role" "$term" "$value" "$log" "$leader"
+		else
+			printf '  %-6s %s\n' "$i" "(no answer)"
+		fi
 	done
 }
 
@@ -408,4 +415,4 @@ printf '  %-48s %8s\n' "increments counted twice" "$dup"
 printf '  %-48s %8s\n' "leader heartbeats on chain (lease $LEASE s)" "$beats"
 printf '  %-48s %8s\n' "writes acknowledged by the cut-off leader" 0
 [ "$DB" = 0 ] || printf '  %-48s %8s ms\n' "cut -> Redis on the new primary, read back" $((t_db - t_cut))
-h_log "demo-counter: PASS"
+h_log "$DEMO: PASS"

@@ -5,8 +5,8 @@
 # then cleans up (also on Ctrl-C). H_KEEP=1 keeps the scratch directory with the logs.
 set -euo pipefail
 N=${1:-3}
-[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 2 ] && [ "$N" -le 200 ] || { echo "usage: $0 N (2..200)" >&2; exit 2; }
 . "$(dirname "$0")/lib.sh"
+h_check_n demo 2 200 "$N"
 
 h_init dpd
 h_deploy
@@ -28,20 +28,21 @@ done
 
 echo
 echo "=== ping matrix (row pings column over the mesh; ms of one echo, or FAIL)"
-printf '%-10s' ""
-for j in "${nodes[@]}"; do printf '%-10s' "$(h_addr $j)"; done
+W=12  # column width: 10.0.1.254 and two spaces
+printf '%-*s' $W ""
+for j in "${nodes[@]}"; do printf '%-*s' $W "$(h_addr $j)"; done
 echo
 fails=0
 for i in "${nodes[@]}"; do
-	printf '%-10s' "$(h_addr $i)"
+	printf '%-*s' $W "$(h_addr $i)"
 	for j in "${nodes[@]}"; do
-		if [ "$i" = "$j" ]; then printf '%-10s' "-"; continue; fi
+		if [ "$i" = "$j" ]; then printf '%-*s' $W "-"; continue; fi
 		rtt=""
 		for try in 1 2 3; do
 			rtt=$(h_in "$i" ping -c 1 -W 1 "$(h_addr $j)" 2>/dev/null |
 				sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p') && [ -n "$rtt" ] && break
 		done
-		if [ -n "$rtt" ]; then printf '%-10s' "$rtt"; else printf '%-10s' "FAIL"; fails=$((fails + 1)); fi
+		if [ -n "$rtt" ]; then printf '%-*s' $W "$rtt"; else printf '%-*s' $W "FAIL"; fails=$((fails + 1)); fi
 	done
 	echo
 done

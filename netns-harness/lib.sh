@@ -24,6 +24,17 @@ H_KEEPALIVE=${H_KEEPALIVE:-5}
 # anvil's first well-known dev account: the cluster operator (deploys, mints, binds).
 H_OPERATOR_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
+# h_check_n TARGET MIN MAX N: N (a demo's node count) is a whole number from MIN to MAX, or
+# exit 2 saying so the way the demo was started: `make TARGET N=...` from make (which
+# sets MAKELEVEL), else the script's own command line.
+h_check_n() {
+	local target=$1 min=$2 max=$3 n=$4 how
+	[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge "$min" ] && [ "$n" -le "$max" ] && return 0
+	if [ -n "${MAKELEVEL:-}" ]; then how="make $target N=$n"; else how="$0 $n"; fi
+	echo "$how: N is the number of nodes, $min to $max (e.g. make $target N=$min)" >&2
+	exit 2
+}
+
 h_log() { printf '[%6s ms] %s\n' "$(( ($(date +%s%N) - H_T0) / 1000000 ))" "$*"; }
 h_die() { h_log "FAIL: $*"; exit 1; }
 
@@ -135,6 +146,13 @@ h_hub_up() {
 	h_log "hub ${H_PREFIX}hub: anvil on $H_RPC"
 }
 
+# h_contract_compiled: forge's artifact exists and no contract source is newer (forge
+# would compile nothing).
+h_contract_compiled() {
+	local art=$H_ROOT/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json
+	[ -f "$art" ] && [ -z "$(find "$H_ROOT/contracts/src" "$H_ROOT/contracts/script" -name '*.sol' -newer "$art" 2>/dev/null | head -1)" ]
+}
+
 # h_deploy: the cluster contract, with a fresh KMS root key for this run.
 h_deploy() {
 	local kms_addr bytecode args
@@ -144,6 +162,10 @@ h_deploy() {
 	H_OPERATOR=$("$H_CAST" wallet address --private-key "$H_OPERATOR_KEY")
 	H_MINTED_TOPIC=$("$H_CAST" keccak "NodeAccessMinted(uint256,address,string)")
 	H_CONTRACT=
+	# A cold checkout compiles the contract first (solc, 20-60 s on 2 cores): say so.
+	if ! h_contract_compiled; then
+		h_log "compiling the cluster contract (solc; the first run only, 20-60 s)"
+	fi
 	if [ -x "$H_ROOT/contracts/deploy.sh" ]; then
 		H_CONTRACT=$(KMS_ROOT_ADDRESS=$kms_addr PRIVATE_KEY=$H_OPERATOR_KEY RPC_URL=$H_RUN/anvil.ipc \
 			QUIET=1 "$H_ROOT/contracts/deploy.sh" 2>"$H_RUN/deploy.log" | tail -1) || true
@@ -174,7 +196,10 @@ h_node_add() {
 	ip -n "$ns" addr add "$H_SUBNET.$i/24" dev eth0
 	ip -n "$ns" link set eth0 up
 	if [ "${H_WG:-1}" = 1 ]; then  # H_WG=0: tls mode, no WireGuard at all
-		ip netns exec "$ns" wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
+		# WG_PROCESS_FOREGROUND=1 (what wireguard-go sets for its own daemonized child):
+		# without it every run's log starts with the 9-line "Running wireguard-go is not
+		# required" box, which is wrong here (no kernel WireGuard) and only noise.
+		ip netns exec "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$(h_if "$i")" >"$H_RUN/wg$i.log" 2>&1 &
 		H_PID_WG[$i]=$!
 	fi
 	H_INSTANCE[$i]=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -39,6 +39,9 @@ struct registry_reader {
 	size_t taken_count;
 	bool taken_full;
 	uint64_t taken_from;    /* the block they were read from */
+	/* registry_reader_token_version: by token, the value of seq when a read last saw it change */
+	uint64_t seq;
+	uint64_t version[REGISTRY_MAX_PEERS + 1];
 };
 
 int registry_reader_new(struct eth_rpc *rpc, const uint8_t contract[static 20],
@@ -86,6 +89,11 @@ void registry_reader_get_stats(const struct registry_reader *r, struct registry_
 	*s = r->stats;
 }
 
+uint64_t registry_reader_token_version(const struct registry_reader *r, uint64_t token)
+{
+	return token >= 1 && token <= REGISTRY_MAX_PEERS ? r->version[token] : 0;
+}
+
 void registry_reader_resync(struct registry_reader *r, uint64_t expected_chain_id)
 {
 	r->expected_chain_id = expected_chain_id;
@@ -103,6 +111,23 @@ static bool peer_equal(const struct registry_record *a, const struct registry_re
 	       !memcmp(a->kms_signature, b->kms_signature, 65) &&
 	       !memcmp(a->node_signature, b->node_signature, 65) &&
 	       !strcmp(a->endpoint, b->endpoint);
+}
+
+/* A new version for each token whose record a full read finds other than before (or new, or gone). */
+static void note_versions(struct registry_reader *r, const struct registry_record *peers, size_t n)
+{
+	const struct registry_record *was[REGISTRY_MAX_PEERS + 1] = { NULL }, *is[REGISTRY_MAX_PEERS + 1] = { NULL };
+
+	for (size_t i = 0; i < r->npeers; i++)
+		if (r->peers[i].token_id >= 1 && r->peers[i].token_id <= REGISTRY_MAX_PEERS)
+			was[r->peers[i].token_id] = &r->peers[i];
+	for (size_t i = 0; i < n; i++)
+		if (peers[i].token_id >= 1 && peers[i].token_id <= REGISTRY_MAX_PEERS)
+			is[peers[i].token_id] = &peers[i];
+	r->seq++;
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (!was[t] != !is[t] || (was[t] && !peer_equal(was[t], is[t])))
+			r->version[t] = r->seq;
 }
 
 /* getPeers() at exactly block `head`; the peer set and `at` change only on success. */
@@ -126,6 +151,7 @@ static int full_read(struct registry_reader *r, const struct eth_block *head, bo
 	*changed = !r->synced || n != r->npeers;
 	for (size_t i = 0; i < n && !*changed; i++)
 		*changed = !peer_equal(&peers[i], &r->peers[i]);
+	note_versions(r, peers, n);
 	registry_records_free(r->peers, r->npeers);
 	r->peers = peers;
 	r->npeers = n;
@@ -451,9 +477,16 @@ out:
 	return err;
 }
 
-/* The tokens named since the last registry_reader_take_named, for its caller. */
+/*
+ * The tokens named since the last registry_reader_take_named, for its caller, and a new
+ * version of each: a log named it (a mint or burn may leave its record as it was).
+ */
 static void note_named(struct registry_reader *r, const bool named[static REGISTRY_MAX_PEERS + 1])
 {
+	r->seq++;
+	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
+		if (named[t])
+			r->version[t] = r->seq;
 	for (size_t t = 1; t <= REGISTRY_MAX_PEERS; t++)
 		if (named[t] && !r->taken_named[t]) {
 			r->taken_named[t] = true;

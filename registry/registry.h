@@ -271,6 +271,14 @@ const struct eth_block *registry_reader_block(const struct registry_reader *r);
 const struct registry_skip *registry_reader_skipped(const struct registry_reader *r, size_t *n);
 void registry_reader_get_stats(const struct registry_reader *r, struct registry_reader_stats *s);
 /*
+ * A number that changes whenever a poll sees something happen to token: a log of the
+ * contract named it (a record event, a bind, a mint, a transfer, a burn) or a full read
+ * found its record new, gone or other than before. 0 before any; 0 outside
+ * 1..REGISTRY_MAX_PEERS. What the chain holds of a token besides its record (its label)
+ * is worth reading again when this changes.
+ */
+uint64_t registry_reader_token_version(const struct registry_reader *r, uint64_t token);
+/*
  * The next poll checks the chain id (expected_chain_id, 0: any) and reads getPeers() in
  * full at the head, keeping the current set until that succeeds.
  */

@@ -10,7 +10,7 @@ PACKAGES="
   libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libssl-dev libjsmn-dev libsecp256k1-dev
   nettle-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables
-  python3 python3-yaml python3-pytest python3-pip python3-setuptools
+  python3 python3-yaml python3-pytest python3-pip python3-setuptools python3-venv
   nginx libnginx-mod-stream nftables openssl iperf3 redis-server redis-tools
   qemu-system-x86 busybox-static cpio kmod
 "

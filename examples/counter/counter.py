@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Seed 003's distributed counter: one per node, on the dstack-p2p SDK, standard library only.
+"""A distributed counter: one per node, on the dstack-p2p SDK, standard library only.
 
 An app that only uses what an app gets: its peers' 10.0.1.x addresses and the contract's
 leader through the node's agent (the SDK), and no keys. README.md next to this file
@@ -626,7 +626,7 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description="Seed 003's distributed counter on dstack-p2p (one per node).")
+    p = argparse.ArgumentParser(description="A distributed counter on dstack-p2p (one per node).")
     p.add_argument("--port", type=int, default=8080, help="HTTP port, the same on every node (8080)")
     p.add_argument("--listen", default="0.0.0.0", help="address to listen on (0.0.0.0)")
     p.add_argument("--control", default=None, help="the agent's control socket ($DSTACK_P2P_CONTROL)")

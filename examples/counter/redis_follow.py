@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Point this node's Redis at the contract's leader: an off-the-shelf Redis primary/replica
-over the mesh, configured only from what the node's agent publishes (seed 003's database
-pathway; no change to Redis, no client library).
+over the mesh, configured only from what the node's agent publishes (no change to Redis,
+no client library).
 
 - This node is the leader: ``REPLICAOF NO ONE`` (it is the primary).
 - Another node is the leader: ``REPLICAOF 10.0.1.<leader> <port>`` (a replica of it).

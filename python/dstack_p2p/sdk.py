@@ -71,7 +71,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Leader:
-    """The cluster's leader as the contract says (seed 003's election)."""
+    """The cluster's leader as the contract's election says."""
 
     token: int
     label: str
@@ -196,17 +196,27 @@ class DStackP2PSDK:
     Args:
         contract: the cluster contract (0x + 40 hex digits); None accepts whichever the
             agent serves. Every reply is checked against it.
-        mode: ``"wireguard"`` or ``"tls"``; None accepts the agent's.
+        mode: ``"wireguard"`` (also ``"wg"``, as the C API and P2P_MODE take it) or
+            ``"tls"``; None accepts the agent's.
         endpoint: the agent's control socket; None: $DSTACK_P2P_CONTROL, then
             /run/dstack-p2p/control.sock.
         timeout: seconds one request may take.
+        nft_contract_address: the specification's name for ``contract``
+            (``DStackP2PSDK(nft_contract_address=..., mode=...)``); give one of the two.
 
     Nothing is contacted until a method is awaited. Raises ValueError for a malformed
-    contract or an unknown mode.
+    contract or an unknown mode, TypeError for both contract and nft_contract_address.
     """
 
     def __init__(self, contract: Optional[str] = None, mode: Optional[str] = None,
-                 endpoint: Optional[str] = None, timeout: float = 5.0) -> None:
+                 endpoint: Optional[str] = None, timeout: float = 5.0, *,
+                 nft_contract_address: Optional[str] = None) -> None:
+        if nft_contract_address is not None:
+            if contract is not None:
+                raise TypeError("give the cluster contract once: contract or nft_contract_address")
+            contract = nft_contract_address
+        if mode == "wg":
+            mode = "wireguard"
         if contract is not None and not _CONTRACT_RE.match(contract):
             raise ValueError(f"contract {contract!r} is not 0x and 40 hex digits")
         if mode is not None and mode not in MODES:
@@ -267,7 +277,7 @@ class DStackP2PSDK:
             raise ClusterMismatchError(f"the local agent runs {d.mode} mode, not {self.mode}")
         return d
 
-    # ---- the seed's interface --------------------------------------------------------
+    # ---- the three calls apps need ---------------------------------------------------
 
     async def document(self) -> PeersDocument:
         """The whole peers document: this node's token, address and label, the peers, the leader."""
@@ -392,7 +402,7 @@ class DStackP2PSDK:
         if task in done:
             task.result()  # re-raise the callback's exception
 
-    # ---- leader election as a service (seed 003) --------------------------------------
+    # ---- leader election as a service ------------------------------------------------
 
     async def elect(self) -> Dict[str, Any]:
         """Ask the agent to take the leadership for this node (the lease must be free or expired).

@@ -15,8 +15,9 @@ class DStackP2PClient:
     """
 
     def __init__(self, contract: Optional[str] = None, mode: Optional[str] = None,
-                 endpoint: Optional[str] = None, timeout: float = 5.0) -> None:
-        self.sdk = DStackP2PSDK(contract, mode, endpoint, timeout)
+                 endpoint: Optional[str] = None, timeout: float = 5.0, *,
+                 nft_contract_address: Optional[str] = None) -> None:
+        self.sdk = DStackP2PSDK(contract, mode, endpoint, timeout, nft_contract_address=nft_contract_address)
 
     def register(self, timeout: float = 60.0) -> bool:
         """See DStackP2PSDK.register."""

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Seed 000's Kafka snippet: keep bootstrap.servers in a client properties file current.
+"""Kafka: keep bootstrap.servers in a client properties file current.
 
 On every change the peers become host:9092 entries of bootstrap.servers in --out
 (other lines of the file are kept), written atomically. --once prints the line and exits.

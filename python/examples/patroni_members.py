@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Seed 000's Patroni snippet: keep a Patroni/PostgreSQL member list in step with the mesh.
+"""Patroni: keep a Patroni/PostgreSQL member list in step with the mesh.
 
 On every change the peers become postgres:// URLs, written atomically to a JSON file that
 a Patroni callback or a config template reads; --reload-cmd runs after each write (e.g.

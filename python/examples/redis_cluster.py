@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Seed 000's Redis snippet: CLUSTER MEET every peer when the mesh changes.
+"""Redis Cluster: CLUSTER MEET every peer when the mesh changes.
 
 Sends CLUSTER MEET <peer> 6379 to the local Redis (--redis HOST:PORT, RESP over TCP,
 standard library only) for each peer added; without --apply it prints the commands.

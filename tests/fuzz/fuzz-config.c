@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f)
 		abort();
 	mesh_config_init(&cfg);
-	if (mesh_config_load_stream(&cfg, f, &line) == 0)
+	if (mesh_config_load_stream(&cfg, f, &line, &why) == 0)
 		mesh_config_validate(&cfg, &why);
 	fclose(f);
 	return 0;

@@ -13,11 +13,13 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/test-cli.XXXXXX)
 FAKE_PID=
 WAIT_PID=
+BG_PIDS=()
 
 cleanup() {
 	# Under set -e the last command of a failing && list would end the trap (and the
 	# script) with the killed stand-in's status, 143, after every check passed.
 	if [ -n "$WAIT_PID" ]; then kill "$WAIT_PID" 2>/dev/null || true; fi
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	if [ -n "$FAKE_PID" ]; then
 		kill "$FAKE_PID" 2>/dev/null || true
 		wait "$FAKE_PID" 2>/dev/null || true
@@ -154,6 +156,75 @@ fi
 for c in version agent peers status identity chain; do check_stderr_form "$c"; done
 pass "no arguments: version 0, agent 2, peers 1, status 2, identity 1, chain 2, show 0"
 
+# --- the agent without root: it says what it needs before anything fails for want of it
+# (a guest-agent socket only root may open, as in a CVM; no CAP_NET_ADMIN for WireGuard).
+if [ "$(id -u)" = 0 ]; then
+	chmod 711 "$T"  # uid 65534 may pass through, not list
+	mkdir -m 755 "$T/np"
+	: >"$T/np/empty.conf"
+	chmod 644 "$T/np/empty.conf"
+	$PY -c 'import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o600)' "$T/np/dstack.sock"
+	rc=0
+	env -i PATH="$PATH" P2P_CONFIG="$T/np/empty.conf" DSTACK_SIMULATOR_ENDPOINT="unix:$T/np/dstack.sock" \
+		DSTACK_P2P_CONTROL="$T/np/control.sock" CLUSTER_CONTRACT=0x5fbdb2315678afecb367f032d93f642f64180aa3 \
+		ETH_RPC_URL=http://127.0.0.1:9 P2P_INTERFACE=np0 \
+		setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+		timeout 20 "$P2P" agent >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = 1 ] || fail "agent as uid 65534: exit $rc, not 1"
+	grep -q "cannot open the guest agent's socket: guest agent at unix:$T/np/dstack.sock: connect: permission denied" "$T/err" ||
+		fail "agent as uid 65534 does not name the guest agent's socket it may not open"
+	grep -q 'the agent needs root or CAP_NET_ADMIN to set up the WireGuard interface np0' "$T/err" ||
+		fail "agent as uid 65534 does not say it needs root or CAP_NET_ADMIN"
+	grep -qiE 'localhost port 80|kernel has no WireGuard' "$T/err" && fail "agent as uid 65534: misleading errors"
+	pass "agent as uid 65534: exit 1 saying it needs root or CAP_NET_ADMIN and naming the socket it may not open"
+fi
+
+# --- a demo's node count: the message names how it was started (make, or the script)
+demo_n() { # DESC WANT ENV... -- SCRIPT N
+	local desc=$1 want=$2
+	shift 2
+	rc=0
+	env -i PATH="$PATH" "$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = 2 ] && grep -qxF "$want" "$T/err" || fail "$desc: exit $rc, not 2 with '$want'"
+}
+demo_n "make demo N=1" "make demo N=1: N is the number of nodes, 2 to 200 (e.g. make demo N=2)" \
+	MAKELEVEL=1 bash netns-harness/demo.sh 1
+demo_n "demo.sh x" "netns-harness/demo.sh x: N is the number of nodes, 2 to 200 (e.g. make demo N=2)" \
+	bash netns-harness/demo.sh x
+demo_n "make demo-counter N=2" "make demo-counter N=2: N is the number of nodes, 3 to 9 (e.g. make demo-counter N=3)" \
+	MAKELEVEL=1 bash netns-harness/demo-counter.sh 2
+demo_n "make demo-db N=10" "make demo-db N=10: N is the number of nodes, 3 to 9 (e.g. make demo-db N=3)" \
+	MAKELEVEL=1 DB=1 bash netns-harness/demo-counter.sh 10
+pass "make demo N=1 / demo-counter N=2 / demo-db N=10: exit 2 naming the make command"
+# A cold demo says it compiles the contract: h_contract_compiled is false without the
+# artifact or with a source newer than it (forge would compile), true otherwise.
+mkdir -p "$T/root/contracts/src" "$T/root/contracts/script" "$T/root/contracts/out/DstackClusterNFT.sol"
+# (lib.sh sets H_ROOT to this checkout; the check reads it, so it is set again after.)
+# shellcheck disable=SC2034
+compiled() { (. netns-harness/lib.sh; H_ROOT=$T/root; h_contract_compiled); }
+touch -d '2 minutes ago' "$T/root/contracts/src/DstackClusterNFT.sol"
+! compiled || fail "no artifact: said compiled"
+touch -d '1 minute ago' "$T/root/contracts/out/DstackClusterNFT.sol/DstackClusterNFT.json"
+compiled || fail "an artifact newer than the sources: said not compiled"
+touch "$T/root/contracts/src/DstackClusterNFT.sol"
+! compiled || fail "a source newer than the artifact: said compiled"
+grep -q 'h_contract_compiled; then' netns-harness/lib.sh && grep -q 'h_log "compiling the cluster contract' netns-harness/lib.sh ||
+	fail "h_deploy does not say it compiles"
+pass "a cold demo says it compiles the contract (artifact missing or older than a source)"
+
+# --- one health check everywhere: the image, the compose examples and the docs agree
+hc='"dstack-p2p", "wait", "--timeout", "5"'
+grep -qF "CMD [$hc]" Dockerfile || fail "the Dockerfile's HEALTHCHECK is not wait --timeout 5"
+for f in examples/compose/self-hosted.yml examples/compose/phala.yml; do
+	grep -qF "test: [\"CMD\", $hc]" "$f" || fail "$f: healthcheck is not wait --timeout 5"
+done
+grep -qF 'CMD ["dstack-p2p", "wait", "\-\-timeout", "5"]' docs/man/dstack-p2p.1 || fail "dstack-p2p(1): health check example"
+grep -qF 'Its health check is `dstack-p2p wait --timeout 5`' docs/deploy.md || fail "docs/deploy.md: health check"
+grep -qF '`wait --timeout 5` is also the container health check' docs/agent.md || fail "docs/agent.md: health check"
+! grep -rnE 'HEALTHCHECK.*"status"|test: \["CMD", "dstack-p2p", "status"' docs README.md examples Dockerfile ||
+	fail "a document still gives status as the container health check"
+pass "one health check (wait --timeout 5) in the image, the compose examples and the docs"
+
 # --opt=value and --opt value are the same
 for form in "--backend=bogus" "--backend bogus"; do
 	# shellcheck disable=SC2086
@@ -252,4 +323,36 @@ WAIT_PID=
 [ "$(wc -l <"$T/wait.err")" = 1 ] && grep -qx 'dstack-p2p wait: waiting for the registration: the agent runs; this instance is not registered yet' "$T/wait.err" ||
 	fail "wait said more than once what it waits for: $(cat "$T/wait.err")"
 pass "wait: one line while the agent runs unregistered, exit 0 once registered"
+# --- a real agent whose RPC URL is a web server, not a node (HTTP 501 to a POST, as
+# python's http.server answers): status and wait say why, with the hint.
+cat >"$T/web.py" <<'PY'
+import http.server, os, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+class S(socketserver.UnixStreamServer):
+    def get_request(self):
+        c, _ = self.socket.accept()
+        return c, ("local", 0)
+S(sys.argv[1], H).serve_forever()
+PY
+$PY "$T/web.py" "$T/web.sock" & BG_PIDS+=($!)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/kms.key"
+"$O/dstack-sim" --kms-root-key-file "$T/kms.key" --app-id "${C#0x}" --instance-id "$I1" \
+	--socket "$T/sim.sock" >"$T/sim.log" 2>&1 & BG_PIDS+=($!)
+for _ in $(seq 100); do [ -S "$T/sim.sock" ] && [ -S "$T/web.sock" ] && break; sleep 0.05; done
+env -i PATH="$PATH" P2P_CONFIG="$T/empty.conf" DSTACK_SIMULATOR_ENDPOINT="unix:$T/sim.sock" \
+	DSTACK_P2P_CONTROL="$T/real.sock" CLUSTER_CONTRACT=$C P2P_MODE=tls DSTACK_GATEWAY_DOMAIN=example.com \
+	ETH_RPC_URL="http+unix://$T/web.sock" P2P_POLL_MS=200 "$P2P" agent >"$T/agent.log" 2>&1 & BG_PIDS+=($!)
+export EXTRA_ENV="DSTACK_P2P_CONTROL=$T/real.sock"
+for _ in $(seq 100); do grep -q 'registry unreachable' "$T/agent.log" && break; sleep 0.1; done
+HINT="$T/web.sock: HTTP 501 (not a JSON-RPC endpoint?)"
+run status
+[ "$rc" = 3 ] && grep -qF "dstack-p2p status: not healthy: not registered; registry not read yet: checking the contract: $HINT" "$T/err" ||
+	fail "status with an RPC URL that is not a node: exit $rc"
+run status --json
+json_check "d['rpc_ok'] is False and d['rpc_error'].endswith('$HINT') and d['problems'][1].endswith('$HINT')"
+run wait --timeout 1
+[ "$rc" = 1 ] && grep -qxF "dstack-p2p wait: not registered after 1 s: the agent runs; this instance is not registered yet: its RPC fails: checking the contract: $HINT" "$T/err" ||
+	fail "wait with an RPC URL that is not a node: exit $rc"
+pass "the RPC fails (a web server, HTTP 501): status and wait say why, '(not a JSON-RPC endpoint?)'"
 echo "test-cli: all passed"

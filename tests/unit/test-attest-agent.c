@@ -433,5 +433,13 @@ Test(attest_agent_broken, endpoint_resolution_follows_the_sdks)
 	cr_assert_eq(attest_client_new(NULL, &c), 0);
 	cr_assert_str_eq(attest_client_endpoint(c), "unix:/run/sim.sock");
 	attest_client_free(c);
+	/* As dstack-sim prints it: the scheme is not part of the path. */
+	setenv(ATTEST_AGENT_ENV, "unix:/run/sim.sock", 1);
+	cr_assert_eq(attest_client_new(NULL, &c), 0);
+	cr_assert_str_eq(attest_client_endpoint(c), "unix:/run/sim.sock");
+	attest_client_free(c);
+	cr_assert_eq(attest_client_new("unix:///run/x.sock", &c), 0);
+	cr_assert_str_eq(attest_client_endpoint(c), "unix:/run/x.sock");
+	attest_client_free(c);
 	unsetenv(ATTEST_AGENT_ENV);
 }

@@ -223,6 +223,34 @@ Test(rpc, reply_that_is_not_json)
 	rpc = client(s.url, 2000, -1);
 	cr_assert_eq(eth_chain_id(rpc, &id), -EPROTO);
 	cr_assert(strstr(eth_rpc_error(rpc), "not a JSON-RPC reply"), "%s", eth_rpc_error(rpc));
+	cr_assert(strstr(eth_rpc_error(rpc), "(not a JSON-RPC endpoint?)"), "%s", eth_rpc_error(rpc));
+	eth_rpc_free(rpc);
+	server_stop(&s);
+}
+
+/* What a web server that is not a node answers a JSON POST with: the message says so. */
+Test(rpc, statuses_of_a_web_server_hint_at_the_url, .timeout = 20)
+{
+	static const int not_node[] = { 404, 405, 413, 415, 501 };
+	struct fake_server s;
+	struct eth_rpc *rpc;
+	uint64_t id;
+	int status;
+
+	for (size_t i = 0; i < ARRAY_SIZE(not_node); i++) {
+		status = not_node[i];
+		server_start(&s, FAKE_HTTP, answer_status, &status);
+		rpc = client(s.url, 2000, 0);
+		cr_assert_lt(eth_chain_id(rpc, &id), 0);
+		cr_assert(strstr(eth_rpc_error(rpc), "(not a JSON-RPC endpoint?)"), "%d: %s", status, eth_rpc_error(rpc));
+		eth_rpc_free(rpc);
+		server_stop(&s);
+	}
+	status = 429;  /* a node's rate limit: no hint */
+	server_start(&s, FAKE_HTTP, answer_status, &status);
+	rpc = client(s.url, 2000, 0);
+	cr_assert_lt(eth_chain_id(rpc, &id), 0);
+	cr_assert_null(strstr(eth_rpc_error(rpc), "JSON-RPC endpoint"), "%s", eth_rpc_error(rpc));
 	eth_rpc_free(rpc);
 	server_stop(&s);
 }
@@ -1052,7 +1080,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	bool named[REGISTRY_MAX_PEERS + 1];
 	struct fake_server srv;
 	struct eth_rpc *rpc;
-	uint64_t from;
+	uint64_t from, v1, v2;
 	size_t n;
 	bool changed;
 
@@ -1062,6 +1090,12 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	registry_reader_peers(reader, &n);
 	cr_assert_eq(n, 2);
 	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read: no patches to repeat");
+	v1 = registry_reader_token_version(reader, 1);
+	v2 = registry_reader_token_version(reader, 2);
+	cr_assert(v1 && v2, "the first read gives each token it finds a version");
+	cr_assert_eq(registry_reader_token_version(reader, 3), 0);
+	cr_assert_eq(registry_reader_token_version(reader, 0), 0);
+	cr_assert_eq(registry_reader_token_version(reader, REGISTRY_MAX_PEERS + 1), 0);
 
 	/* Token 2 updated: one getPeerByToken, no getPeers(). */
 	cs.head = 11;
@@ -1079,6 +1113,9 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert(registry_reader_take_named(reader, named, &from));
 	cr_assert_eq(from, 10);
 	cr_assert(named[2] && !named[1] && !named[3]);
+	cr_assert_neq(registry_reader_token_version(reader, 2), v2, "a log named token 2");
+	cr_assert_eq(registry_reader_token_version(reader, 1), v1);
+	v2 = registry_reader_token_version(reader, 2);
 
 	/* Token 1 removed: its read reverts TokenHasNoPeer; the log of block 11 is not read again. */
 	cs.head = 12;
@@ -1094,6 +1131,9 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert(registry_reader_take_named(reader, named, &from));
 	cr_assert_eq(from, 11);
 	cr_assert(named[1] && !named[2], "only what was read since the last take");
+	cr_assert_neq(registry_reader_token_version(reader, 1), v1, "a log named token 1");
+	cr_assert_eq(registry_reader_token_version(reader, 2), v2);
+	v1 = registry_reader_token_version(reader, 1);
 
 	/* A mint names no record; nothing read. */
 	cs.head = 13;
@@ -1111,6 +1151,8 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	set_logs(&cs, (struct log_spec[]){ { "PeerMoved(uint256,address)", 2, 14, false, 0 } }, 1);
 	s = poll_once(reader, &changed);
 	cr_assert_eq(s.full_reads, 2, "an unknown event");
+	cr_assert_eq(registry_reader_token_version(reader, 2), v2, "a full read finding token 2 as it was");
+	cr_assert_eq(registry_reader_token_version(reader, 1), v1, "gone before and after");
 	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read since");
 	cs.head = 15;
 	set_logs(&cs, (struct log_spec[]){ { REG, 3, 15, true, 0 } }, 1);

@@ -756,3 +756,20 @@ Test(mesh_decide, a_token_that_left_the_registry_is_forgotten)
 	cr_assert(st.verified.by_token[3][0].used);
 	registry_free(recs, n);
 }
+
+/* A peer that leaves is logged by the overlay address the device gave it, not its key only. */
+Test(mesh_decide, a_removed_peer_is_logged_with_its_address)
+{
+	struct registry_record recs[NODES];
+	size_t n = registry_of(recs, 4);
+	char key[WG_KEY_B64_LEN], line[128];
+
+	decide(recs, n, true, true, 1000);
+	apply();
+	decide(recs, n - 1, true, false, 2000);
+	cr_assert_eq(plan.n_changes, 1);
+	wg_key_to_base64(key, nodes[4].id.wg_public_key);
+	snprintf(line, sizeof(line), "peer 10.0.1.4 (%s): removed", key);
+	cr_assert(logged(line), "%s", (char *)logbuf.data);
+	registry_free(recs, n);
+}

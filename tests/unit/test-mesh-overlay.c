@@ -78,16 +78,34 @@ Test(mesh_config, names_values_and_file)
 	f = fdopen(fd, "w");
 	fprintf(f, "# comment\n\nP2P_MODE = tls\nP2P_LISTEN_PORT=\"51999\"\nETH_RPC_URL=http://a,http://b\n");
 	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line), 0);
+	cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), 0);
 	cr_assert_eq(cfg.mode, REGISTRY_MODE_TLS_GATEWAY);
 	cr_assert_eq(cfg.listen_port, 51999);
 	cr_assert_str_eq(cfg.rpc_urls, "http://a,http://b");
 
-	f = fopen(path, "w");
-	fprintf(f, "P2P_MODE=tls\nP2P_POLL_MS=abc\n");
-	fclose(f);
-	cr_assert_eq(mesh_config_load_file(&cfg, path, &line), -EINVAL);
-	cr_assert_eq(line, 2);
+	/* Each mistake names the line and the key; a typo also the name meant. */
+	static const struct {
+		const char *text;
+		int err, line;
+		const char *why;
+	} bad[] = {
+		{ "P2P_MODE=tls\nP2P_POLL_MS=abc\n", -EINVAL, 2,
+		  "bad value for P2P_POLL_MS: 'abc' (see dstack-p2p-agent(1))" },
+		{ "P2P_MODE=tls\n\nP2P_POL_MS=500\n", -ENOENT, 3,
+		  "unknown option 'P2P_POL_MS' (did you mean P2P_POLL_MS?)" },
+		{ "p2p_keepalive=5\nCOLOUR=blue\n", -ENOENT, 1,
+		  "unknown option 'p2p_keepalive' (did you mean P2P_KEEPALIVE?)" },
+		{ "COLOUR=blue\n", -ENOENT, 1, "unknown option 'COLOUR' (see dstack-p2p-agent(1))" },
+		{ "P2P_MODE tls\n", -EINVAL, 1, "'P2P_MODE tls' is not NAME=VALUE" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		f = fopen(path, "w");
+		fputs(bad[i].text, f);
+		fclose(f);
+		cr_assert_eq(mesh_config_load_file(&cfg, path, &line, &why), bad[i].err, "%s", bad[i].text);
+		cr_assert_eq(line, bad[i].line, "%s", bad[i].text);
+		cr_assert_str_eq(why.text, bad[i].why);
+	}
 	unlink(path);
 }
 
@@ -97,6 +115,7 @@ Test(mesh_config, pins_cap_and_nul_bytes)
 	static const char text[] = "P2P_CHAIN_ID=31337\nP2P_KMS_ROOT=0x7621a4656e313188b0cfa33fDcFea64d0ae48E6f\n"
 				   "P2P_MODE=tls\0\nP2P_POLL_MS=100\n";
 	struct mesh_config cfg;
+	struct err_detail why;
 	int line;
 	FILE *f;
 
@@ -111,10 +130,10 @@ Test(mesh_config, pins_cap_and_nul_bytes)
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_KMS_ROOT", "0x1234"), -EINVAL);
 	f = fmemopen((void *)text, sizeof(text) - 1, "r");
 	cr_assert_not_null(f);
-	cr_assert_eq(mesh_config_load_stream(&cfg, f, &line), -EILSEQ);
+	cr_assert_eq(mesh_config_load_stream(&cfg, f, &line, &why), -EILSEQ);
 	fclose(f);
 	cr_assert_eq(line, 3, "the line with the NUL byte");
-	cr_assert(strstr(mesh_config_file_strerror(-EILSEQ, line), "NUL"));
+	cr_assert(strstr(why.text, "NUL"));
 	cr_assert_eq(cfg.chain_id, 31337);
 	cr_assert_str_eq(cfg.kms_root, "0x7621a4656e313188b0cfa33fdcfea64d0ae48e6f");
 }
