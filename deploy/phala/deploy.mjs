@@ -180,7 +180,7 @@ function modPow(b, e) {
   for (b %= P; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
   return r;
 }
-function compressedToAddress(hex, keccak256) {
+export function compressedToAddress(hex, keccak256) {
   const b = Buffer.from(hex.replace(/^0x/, ""), "hex");
   if (b.length !== 33 || (b[0] !== 2 && b[0] !== 3)) return null;
   const x = BigInt(`0x${b.subarray(1).toString("hex")}`);

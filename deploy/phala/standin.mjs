@@ -18,8 +18,8 @@
 //   POST  /cvms/<id>/stop, start
 //
 // CVM states: provisioned -> starting -> running, stopped. The instance id is made at the
-// first boot and kept. Every boot asks the app contract on the chain, as dstack's KMS does,
-// `isAppAllowed(AppBootInfo)` (cast call); a refused boot keeps the CVM in "starting" with
+// first boot and kept. Every boot asks the chain, as dstack's KMS does (cast call): the app
+// registered with the KMS contract, then the app contract's `isAppAllowed(AppBootInfo)`; a refused boot keeps the CVM in "starting" with
 // boot_error set and is retried (the boot loop the seed's pause avoids). An allowed boot
 // runs `HOOK boot NAME INSTANCE_ID APP_ID COMPOSE_HASH` with the CVM's decrypted env in the
 // hook's environment (what ${...} in the compose file resolves to); stop runs `HOOK stop
@@ -30,7 +30,10 @@
 // --env-signer-key-file (the env key signed by another key than the KMS root).
 //
 //   node standin.mjs --listen 127.0.0.1:0 --ready-file F --kms-key-file F --rpc RPC
-//                    --cast PATH --hook CMD [--log F] [--boot-retry-ms N] [faults]
+//                    --cast PATH --hook CMD [--kms-contract ADDR] [--log F] [--boot-retry-ms N]
+//                    [faults]
+// --kms-contract: the KMS contract provisioning names (kms_info.kms_contract_address); boots
+// then also need registeredApps(app) on it, as DstackKms.isAppAllowed checks first.
 import { execFile, spawnSync } from "node:child_process";
 import { createDecipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, randomUUID } from "node:crypto";
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
@@ -44,7 +47,7 @@ const { values: opt } = parseArgs({
     listen: { type: "string", default: "127.0.0.1:0" }, "ready-file": { type: "string" },
     "kms-key-file": { type: "string" }, "env-signer-key-file": { type: "string" },
     rpc: { type: "string" }, cast: { type: "string", default: "cast" }, hook: { type: "string" },
-    log: { type: "string" }, "boot-retry-ms": { type: "string", default: "1000" },
+    log: { type: "string" }, "kms-contract": { type: "string" }, "boot-retry-ms": { type: "string", default: "1000" },
     "fail-once": { type: "string", multiple: true, default: [] }, "manifest-extra": { type: "string" },
   },
   strict: true,
@@ -90,7 +93,7 @@ function provision(body) {
   provisions.set(hash, { manifest, bytes, body, hash });
   return { app_id: null, app_env_encrypt_pubkey: null, compose_hash: hash,
     kms_info: { id: KMS_ID, slug: "standin", url: "http://kms.standin", version: "v0.5.11", chain_id: 31337,
-      kms_contract_address: null, gateway_app_id: null },
+      kms_contract_address: opt["kms-contract"] ?? null, gateway_app_id: null },
     fmspc: null, device_id: null, os_image_hash: null, instance_type: body.instance_type ?? "tdx.small",
     node_id: body.teepod_id ?? 1, kms_id: KMS_ID };
 }
@@ -145,18 +148,28 @@ function commit(body) {
   return vmReply(c);
 }
 
-function castAllowed(c) {
-  const zero = `0x${"00".repeat(32)}`;
-  const info = `(0x${c.app_id},0x${c.compose_hash},0x${c.instance},${zero},${zero},${zero},${zero},UpToDate,[])`;
+function castCall(to, sig, ...args) {
   return new Promise((resolve) => {
-    execFile(opt.cast, ["call", "--rpc-url", opt.rpc, `0x${c.app_id}`,
-      "isAppAllowed((address,bytes32,address,bytes32,bytes32,bytes32,bytes32,string,string[]))(bool,string)", info],
-    { timeout: 20000 }, (err, stdout, stderr) => {
-      if (err) return resolve({ ok: false, reason: `the KMS could not ask the app contract: ${stderr.trim() || err.message}` });
-      const [ok, reason] = stdout.trim().split("\n");
-      resolve({ ok: ok === "true", reason: (reason ?? "").replace(/^"|"$/g, "") });
+    execFile(opt.cast, ["call", "--rpc-url", opt.rpc, to, sig, ...args], { timeout: 20000 }, (err, stdout, stderr) => {
+      resolve(err ? { err: stderr.trim() || err.message } : { out: stdout.trim().split("\n") });
     });
   });
+}
+
+// What dstack's KMS asks before it hands out the app's keys: the app is registered with the
+// KMS contract (with --kms-contract), then the app contract's own isAppAllowed(AppBootInfo).
+async function castAllowed(c) {
+  if (opt["kms-contract"]) {
+    const r = await castCall(opt["kms-contract"], "registeredApps(address)(bool)", `0x${c.app_id}`);
+    if (r.err) return { ok: false, reason: `the KMS could not read its app registry: ${r.err}` };
+    if (r.out[0] !== "true") return { ok: false, reason: "App not registered with the KMS" };
+  }
+  const zero = `0x${"00".repeat(32)}`;
+  const info = `(0x${c.app_id},0x${c.compose_hash},0x${c.instance},${zero},${zero},${zero},${zero},UpToDate,[])`;
+  const r = await castCall(`0x${c.app_id}`,
+    "isAppAllowed((address,bytes32,address,bytes32,bytes32,bytes32,bytes32,string,string[]))(bool,string)", info);
+  if (r.err) return { ok: false, reason: `the KMS could not ask the app contract: ${r.err}` };
+  return { ok: r.out[0] === "true", reason: (r.out[1] ?? "").replace(/^"|"$/g, "") };
 }
 
 function runHook(args, env) {

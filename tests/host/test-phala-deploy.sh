@@ -20,8 +20,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -d node_modules/@phala/cloud ] && [ -d node_modules/viem ] || { echo "test-phala-deploy: @phala/cloud or viem missing (make deps)" >&2; exit 1; }
-[ -n "${PHD_NO_UNIT:-}" ] || node --test deploy/phala/ 2>&1 | tail -9 | grep -E '^# (pass|fail)'
-[ -n "${PHD_NO_UNIT:-}" ] || node --test deploy/phala/ >/dev/null 2>&1 || { echo "test-phala-deploy: FAIL: node --test deploy/phala/" >&2; exit 1; }
+unit=$(mktemp /tmp/dstack-p2p-phala-unit.XXXXXX)
+node --test deploy/phala/ >"$unit" 2>&1 || { cat "$unit"; rm -f "$unit"; echo "test-phala-deploy: FAIL: node --test deploy/phala/" >&2; exit 1; }
+echo "test-phala-deploy: node --test deploy/phala/: $(grep -E '^# (pass|fail) ' "$unit" | tr '\n' ' ')"
+rm -f "$unit"
 
 . netns-harness/lib.sh
 . netns-harness/gateway.sh
@@ -34,10 +36,27 @@ cleanup() {
 H_CLEANUP_HOOK=cleanup
 h_init phd
 export H_RUN H_PREFIX H_BIN
-h_deploy
+cl() { "$H_BIN/dstack-p2p" cluster "$@" --rpc "$H_RUN/anvil.ipc" --key-file "$H_RUN/operator.key"; }
+
+# ---- the cluster, as docs/deploy.md section 2: a KMS contract (a stand-in with dstack's
+# kmsInfo/registerApp; its root key signs the guest agents' keys and the env key), then
+# `cluster deploy --kms` reading the root from it. The app is registered by deploy.mjs.
+(umask 077 && echo "$H_OPERATOR_KEY" >"$H_RUN/operator.key")
+H_KMS_KEY=0x$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+(umask 077 && echo "${H_KMS_KEY#0x}" >"$H_RUN/kms.key")
+H_OPERATOR=$("$H_CAST" wallet address --private-key "$H_OPERATOR_KEY" | tr A-F a-f)
+art=$H_ROOT/contracts/out/MockDstackKms.sol/MockDstackKms.json
+[ -f "$art" ] || (cd "$H_ROOT/contracts" && flock .forge.lock "$H_FORGE" build >/dev/null) || h_die "forge build"
+pub=$("$H_CAST" wallet public-key --private-key "$H_KMS_KEY" | sed 's/^0x//')
+case ${pub: -1} in [02468ace]) k256=0x02${pub:0:64} ;; *) k256=0x03${pub:0:64} ;; esac
+KMS=$(h_cast send --private-key "$H_OPERATOR_KEY" --json --create \
+	"$(jq -r .bytecode.object "$art")$("$H_CAST" abi-encode 'c(bytes,string)' "$k256" gateway-app | sed 's/^0x//')" |
+	jq -r .contractAddress | tr A-F a-f)
+H_CONTRACT=$(cl deploy --kms "$KMS" --json | jq -r 'select(.contract) | .contract' | tail -1 | tr A-F a-f)
+[[ "$H_CONTRACT" =~ ^0x[0-9a-f]{40}$ ]] || h_die "cluster deploy: '$H_CONTRACT'"
+h_log "KMS contract $KMS, cluster contract $H_CONTRACT (KMS root $("$H_CAST" wallet address --private-key "$H_KMS_KEY"))"
 h_gw_up
 h_relayer_start
-(umask 077 && echo "$H_OPERATOR_KEY" >"$H_RUN/operator.key")
 for i in 1 2; do
 	h_node_add "$i"
 	h_kill "${H_PID_SIM[$i]}"  # the CVM's guest agent starts at boot, with the platform's instance id
@@ -53,7 +72,7 @@ standin() {
 	shift
 	rm -f "$H_RUN/standin-$name.addr"
 	hub node deploy/phala/standin.mjs --listen 127.0.0.1:0 --ready-file "$H_RUN/standin-$name.addr" \
-		--kms-key-file "$H_RUN/kms.key" --rpc "$H_RUN/anvil.ipc" --cast "$H_CAST" \
+		--kms-key-file "$H_RUN/kms.key" --kms-contract "$KMS" --rpc "$H_RUN/anvil.ipc" --cast "$H_CAST" \
 		--hook "$H_ROOT/netns-harness/phala-cvm.sh" --log "$H_RUN/standin-$name.log" --boot-retry-ms 500 \
 		"$@" >"$H_RUN/standin-$name.err" 2>&1 &
 	H_OTHER_PIDS+=($!)
@@ -85,7 +104,8 @@ our_hash=$(grep -o "(0x[0-9a-f]*," "$H_RUN/mm.err" | tr -d '(,')
 [ "$(sha256sum <"$H_RUN/mismatch.app-compose.json" | cut -c1-64)" = "${our_hash#0x}" ] || h_die "the written app-compose.json does not hash to $our_hash"
 [ "$(count mismatch 'GET .*/pubkey/')" = 0 ] && [ "$(count mismatch 'POST /api/v1/cvms$')" = 0 ] || h_die "mismatch: the env key was fetched or a CVM committed"
 [ "$(allowed "$api_hash")" = false ] && [ "$(allowed "$our_hash")" = false ] || h_die "mismatch: a hash was allow-listed"
-pass "compose-hash mismatch (API $api_hash, ours $our_hash): exit 1, nothing allow-listed, no env key fetched, no commit"
+[ "$(h_cast call "$KMS" 'registeredApps(address)(bool)' "$H_CONTRACT")" = false ] || h_die "mismatch: the app was registered"
+pass "compose-hash mismatch (API $api_hash, ours $our_hash): exit 1, nothing registered or allow-listed, no env key fetched, no commit"
 
 # ---- 3. the env key signed by another key than the cluster's KMS root: stop before sealing
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$H_RUN/evil.key"
@@ -95,7 +115,8 @@ rc=0; deploy 1 badsig >"$H_RUN/bs.out" 2>"$H_RUN/bs.err" || rc=$?
 [ "$rc" = 1 ] || h_die "bad KMS signature: exit $rc, not 1: $(cat "$H_RUN/bs.err")"
 grep -qF "is signed by $evil, not by the cluster's KMS root" "$H_RUN/bs.err" || h_die "bad signature: $(cat "$H_RUN/bs.err")"
 [ "$(count badsig 'GET .*/pubkey/')" = 1 ] && [ "$(count badsig 'POST /api/v1/cvms$')" = 0 ] || h_die "bad signature: a CVM was committed"
-pass "env key signed by $evil (not the KMS root): exit 1 before anything was sealed or committed"
+[ "$(h_cast call "$KMS" 'registeredApps(address)(bool)' "$H_CONTRACT")" = true ] || h_die "the app is not registered with the KMS"
+pass "env key signed by $evil (not the KMS root): exit 1 before anything was sealed or committed (the app registered with the KMS and the hash allowed before that)"
 
 # ---- 4. strict boot, with a failure injected at the stop
 standin main --fail-once 'POST /cvms/[^/]+/stop$'
@@ -128,8 +149,7 @@ grep -q "instance id  $INST1" "$H_RUN/d1b.out" && grep -q 'record .*wireguard ht
 pass "strict: failure at the stop, then resumed: 1 provision, 1 commit, 2 stops (1 failed), 1 start, 1 token bound to $INST1, record valid"
 
 # ---- 5. permissive boot: the CVM boots before its token exists and is bound while running
-"$H_BIN/dstack-p2p" cluster set-boot-policy permissive --rpc "$H_RUN/anvil.ipc" --contract "$H_CONTRACT" \
-	--key-file "$H_RUN/operator.key" >/dev/null || h_die "set-boot-policy permissive"
+cl set-boot-policy permissive --contract "$H_CONTRACT" >/dev/null || h_die "set-boot-policy permissive"
 stops=$(count main 'POST .*/stop$')
 deploy 2 node2 >"$H_RUN/d2.out" 2>"$H_RUN/d2.err" || h_die "permissive deploy: $(cat "$H_RUN/d2.err")"
 grep -q '^boot policy: permissive' "$H_RUN/d2.out" || h_die "node 2 was not deployed permissive"
