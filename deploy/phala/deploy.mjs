@@ -455,8 +455,13 @@ class Deployment {
       return;
     }
     const t = Math.min(600, Math.max(10, o.timeout));
-    const r = await cloud.watchCvmState(client, { uuid: S.cvm.vm_uuid, target, timeout: t, maxRetries: 1, retryDelay: 0 },
-      { onEvent: (e) => { if (e.type === "state") this.print(`  cvm: ${e.data.status}${e.data.boot_error ? ` (${e.data.boot_error})` : ""}`); } })
+    let last = "";
+    const onEvent = (e) => {  // progress: each change of state or boot error, once
+      const line = `  cvm: ${e.data?.status}${e.data?.boot_error ? ` (${e.data.boot_error})` : ""}`;
+      if (e.type === "state" && line !== last) this.print(line);
+      last = e.type === "state" ? line : last;
+    };
+    const r = await cloud.watchCvmState(client, { uuid: S.cvm.vm_uuid, target, timeout: t, maxRetries: 1, retryDelay: 0 }, { onEvent })
       .catch((e) => { throw new StepError(`waiting until the CVM is ${target}: ${e.message}`); });
     if (r?.status !== target) throw new StepError(`waiting until the CVM is ${target}: it is ${r?.status}`);
   }

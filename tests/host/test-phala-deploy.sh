@@ -71,7 +71,8 @@ standin() {
 	local name=$1 t
 	shift
 	rm -f "$H_RUN/standin-$name.addr"
-	hub node deploy/phala/standin.mjs --listen 127.0.0.1:0 --ready-file "$H_RUN/standin-$name.addr" \
+	# Not through hub(): $! must be the stand-in itself for the cleanup to reach it.
+	ip netns exec "${H_PREFIX}hub" node deploy/phala/standin.mjs --listen 127.0.0.1:0 --ready-file "$H_RUN/standin-$name.addr" \
 		--kms-key-file "$H_RUN/kms.key" --kms-contract "$KMS" --rpc "$H_RUN/anvil.ipc" --cast "$H_CAST" \
 		--hook "$H_ROOT/netns-harness/phala-cvm.sh" --log "$H_RUN/standin-$name.log" --boot-retry-ms 500 \
 		"$@" >"$H_RUN/standin-$name.err" 2>&1 &
