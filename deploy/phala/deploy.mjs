@@ -323,10 +323,33 @@ class Deployment {
     }
   }
 
+  // The CVM of this name, if the API has one (ours: same app id), else null.
+  async findCvm() {
+    const { o } = this;
+    const found = await this.cloud.getCvmInfo(this.client, { name: o.name }).catch((e) => {
+      if (e?.status === 404) return null;
+      throw apiError("look up the CVM", e);
+    });
+    if (found && String(found.app_id).replace(/^(0x|app_)/, "").toLowerCase() !== o.appId)
+      throw new StepError(`a CVM named ${o.name} exists with app id ${found.app_id}, not 0x${o.appId}`);
+    return found;
+  }
+
   async provision(S) {
     const { o, cloud, client } = this;
     if (S.provision) {
       this.print(`provision: done (compose hash 0x${S.provision.compose_hash} from the API)`);
+      return;
+    }
+    // Without a state file: a CVM committed before is found by name, with its compose hash.
+    const found = await this.findCvm();
+    if (found?.compose_hash) {
+      S.cvm = { id: found.id, vm_uuid: found.vm_uuid };
+      S.provision = { compose_hash: found.compose_hash.replace(/^0x/, "").toLowerCase(), kms_id: null,
+        kms_contract: found.kms_info?.dstack_kms_address ?? null };
+      if (found.instance_id) S.instance = `0x${found.instance_id.replace(/^0x/, "").toLowerCase()}`;
+      saveState(o, S);
+      this.print(`provision: the API already has ${o.name} (${found.vm_uuid}), compose hash 0x${S.provision.compose_hash}`);
       return;
     }
     const p = await api("provision", () => cloud.provisionCvm(client, {
@@ -399,15 +422,10 @@ class Deployment {
     const { o, cloud, client } = this;
     if (!S.cvm) {
       // A commit that went through before a crash: the API knows the CVM by name.
-      const found = await cloud.getCvmInfo(client, { name: o.name }).catch((e) => {
-        if (e?.status === 404) return null;
-        throw apiError("look up the CVM", e);
-      });
-      if (found && String(found.app_id).replace(/^(0x|app_)/, "").toLowerCase() === o.appId) {
+      const found = await this.findCvm();
+      if (found) {
         S.cvm = { id: found.id, vm_uuid: found.vm_uuid };
         this.print(`commit: the API already has ${o.name} (${found.vm_uuid})`);
-      } else if (found) {
-        throw new StepError(`commit: a CVM named ${o.name} exists with app id ${found.app_id}, not 0x${o.appId}`);
       } else {
         const envs = [
           { key: "CLUSTER_CONTRACT", value: o.contract.toLowerCase() },
@@ -549,7 +567,7 @@ export async function deploy(o, print = console.log) {
   const hash = d.composeHash(S);
   await d.allowList(S, hash);
   if (o.provisionOnly) return S;
-  if (!S.provision.kms_id) throw new StepError("provision: the reply names no KMS; give --kms-id");
+  if (!S.cvm && !S.provision.kms_id) throw new StepError("provision: the reply names no KMS; give --kms-id");
   const pub = S.cvm ? null : await d.envKey(S);
   await d.commit(S, pub);
   await d.instanceId(S);

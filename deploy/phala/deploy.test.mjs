@@ -122,7 +122,7 @@ test("--dry-run prints every request (API, RPC, dstack-p2p cluster) and sends no
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(r0.requests, []);
   const api = r.stdout.split("\n").filter((l) => /^(GET|POST|PATCH) http\S*\/api\/v1/.test(l)).map((l) => l.replace(`${r0.url}/api/v1`, ""));
-  assert.deepEqual(api, ["POST /cvms/provision", `GET /kms/<kms id>/pubkey/${APP_ID}`, "GET /cvms/node-one", "POST /cvms",
+  assert.deepEqual(api, ["GET /cvms/node-one", "POST /cvms/provision", `GET /kms/<kms id>/pubkey/${APP_ID}`, "GET /cvms/node-one", "POST /cvms",
     "PATCH /cvms/00000000000040008000000000000000/instance-id", "POST /cvms/00000000000040008000000000000000/stop",
     "POST /cvms/00000000000040008000000000000000/start"]);
   assert.ok(r.stdout.split("\n").filter((l) => l.includes(" eth_call ")).length >= 3, "chain reads are printed");

@@ -245,7 +245,8 @@ const state = (c) => Object.fromEntries(Object.entries({ id: c.vm_uuid, instance
 
 const info = (c) => ({ id: c.vm_uuid, name: c.name, app_id: c.app_id, vm_uuid: c.vm_uuid, instance_id: c.known_instance,
   resource: { instance_type: "tdx.small", vcpu: 1, memory_in_gb: 2, disk_in_gb: 20 }, node_info: null, os: null,
-  kms_type: "ethereum", kms_info: null, status: c.status, progress: null, compose_hash: c.compose_hash,
+  kms_type: "ethereum", kms_info: { chain_id: 31337, dstack_kms_address: opt["kms-contract"] ?? null,
+    dstack_app_address: `0x${c.app_id}`, deployer_address: c.deployer }, status: c.status, progress: null, compose_hash: c.compose_hash,
   gateway: { base_domain: null, cname: null }, services: [], endpoints: [], listed: false,
   compose_file: c.manifest });
 

@@ -15,7 +15,7 @@
 #      one commit, one token) and ends with the node's record on chain, valid
 #   5. permissive boot, node 2: no stop; bound while running; registered
 #   6. the two nodes ping each other through the gateway stand-in (UDP between them dropped)
-#   7. running deploy.mjs again changes nothing
+#   7. running deploy.mjs again changes nothing, also without its state file
 # Assertions read the stand-in's request log, cast, wg show, ping and the guest agent's Info.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -184,4 +184,9 @@ nonce=$(h_cast nonce "$H_OPERATOR")
 deploy 1 node1 >"$H_RUN/d1c.out" 2>&1 || h_die "third run: $(cat "$H_RUN/d1c.out")"
 new=$(tail -n +"$((before + 1))" "$H_RUN/standin-main.log" | grep -cE '^(POST|PATCH) .*/(provision|cvms|stop|start)$' || true)
 [ "$new" = 0 ] && [ "$(h_cast nonce "$H_OPERATOR")" = "$nonce" ] || h_die "a third run sent $new API writes or a transaction"
-pass "a third run finds every step done: no API write, no transaction"
+# The state file lost: the API knows the CVM by name and its instance id, the chain the token.
+deploy 1 node1-lost >"$H_RUN/d1d.out" 2>&1 || h_die "run without the state file: $(cat "$H_RUN/d1d.out")"
+grep -q '^provision: the API already has p2p-node-1' "$H_RUN/d1d.out" || h_die "the CVM was not found by name: $(cat "$H_RUN/d1d.out")"
+new=$(tail -n +"$((before + 1))" "$H_RUN/standin-main.log" | grep -cE '^(POST|PATCH) .*/(provision|cvms|stop|start)$' || true)
+[ "$new" = 0 ] && [ "$(h_cast nonce "$H_OPERATOR")" = "$nonce" ] || h_die "without its state file: $new API writes or a transaction"
+pass "a third run finds every step done: no API write, no transaction; also without its state file (the CVM found by name)"
