@@ -474,13 +474,21 @@ class Deployment {
     }
     const t = Math.min(600, Math.max(10, o.timeout));
     let last = "";
+    let failed = null;
+    const abort = new AbortController();
     const onEvent = (e) => {  // progress: each change of state or boot error, once
       const line = `  cvm: ${e.data?.status}${e.data?.boot_error ? ` (${e.data.boot_error})` : ""}`;
       if (e.type === "state" && line !== last) this.print(line);
       last = e.type === "state" ? line : last;
+      // A CVM that stopped with a boot error while we wait for it to run will not run.
+      if (e.type === "state" && target === "running" && e.data?.status === "stopped" && e.data?.boot_error) {
+        failed = e.data.boot_error;
+        abort.abort();
+      }
     };
-    const r = await cloud.watchCvmState(client, { uuid: S.cvm.vm_uuid, target, timeout: t, maxRetries: 1, retryDelay: 0 }, { onEvent })
-      .catch((e) => { throw new StepError(`waiting until the CVM is ${target}: ${e.message}`); });
+    const r = await cloud.watchCvmState(client, { uuid: S.cvm.vm_uuid, target, timeout: t, maxRetries: 1, retryDelay: 0 },
+      { onEvent, signal: abort.signal })
+      .catch((e) => { throw new StepError(`waiting until the CVM is ${target}: ${failed ? `it stopped: ${failed}` : e.message}`); });
     if (r?.status !== target) throw new StepError(`waiting until the CVM is ${target}: it is ${r?.status}`);
   }
 

@@ -4,9 +4,10 @@
 # a stand-in that models the platform (CVM states, the instance id made at first boot, each
 # boot asking the cluster contract's isAppAllowed on anvil as dstack's KMS does, the compose
 # hash over app-compose.json, the env key signed by the KMS root). A "running" CVM is a
-# harness namespace with the guest-agent simulator and the agent (build/dstack-p2p, run as
-# examples/compose/phala.yml configures it: gateway transport, a relayer pays), started by
-# netns-harness/phala-cvm.sh when the stand-in boots it.
+# harness namespace with the guest-agent simulator and the agent (the container image's, in
+# podman; build/dstack-p2p with PHALA_AGENT=build), configured as examples/compose/phala.yml
+# configures it (gateway transport, a relayer pays), started by netns-harness/phala-cvm.sh
+# when the stand-in boots it.
 #   1. the unit tests of deploy.mjs (node --test deploy/phala/)
 #   2. a compose-hash mismatch stops before anything is allow-listed, sealed or committed
 #   3. an env key signed by another key than the cluster's KMS root stops before sealing
@@ -25,6 +26,19 @@ node --test deploy/phala/ >"$unit" 2>&1 || { cat "$unit"; rm -f "$unit"; echo "t
 echo "test-phala-deploy: node --test deploy/phala/: $(grep -E '^# (pass|fail) ' "$unit" | tr '\n' ' ')"
 rm -f "$unit"
 
+# The agent runs from the container image (make image, as in test-image.sh); PHALA_AGENT=build
+# runs build/dstack-p2p instead (no mmdebstrap or podman needed).
+if [ "${PHALA_AGENT:-image}" = image ]; then
+	for tool in mmdebstrap podman runc; do
+		command -v "$tool" >/dev/null || { echo "test-phala-deploy: $tool missing (scripts/deps.sh image; or PHALA_AGENT=build)" >&2; exit 1; }
+	done
+	ilog=$(mktemp /tmp/dstack-p2p-phala-image.XXXXXX)
+	scripts/image.sh >"$ilog" 2>&1 || { tail -20 "$ilog"; rm -f "$ilog"; exit 1; }
+	digest=$(sed -n 's/^image: digest sha256:\([0-9a-f]\{64\}\).*/\1/p' "$ilog")
+	rm -f "$ilog"
+	[ -n "$digest" ] || { echo "test-phala-deploy: scripts/image.sh printed no digest" >&2; exit 1; }
+fi
+
 . netns-harness/lib.sh
 . netns-harness/gateway.sh
 pass() { h_log "PASS: $*"; }
@@ -36,6 +50,12 @@ cleanup() {
 H_CLEANUP_HOOK=cleanup
 h_init phd
 export H_RUN H_PREFIX H_BIN
+if [ -n "${digest:-}" ]; then
+	h_image_load "${O:-build}/image/dstack-p2p.oci.tar"
+	export H_IMAGE H_MNT_PID=$$
+	H_CONTAINERS+=("${H_PREFIX}a1" "${H_PREFIX}a2")  # what phala-cvm.sh names them; h_cleanup removes them
+	h_log "the agents run from image $H_IMAGE (digest sha256:$digest)"
+fi
 cl() { "$H_BIN/dstack-p2p" cluster "$@" --rpc "$H_RUN/anvil.ipc" --key-file "$H_RUN/operator.key"; }
 
 # ---- the cluster, as docs/deploy.md section 2: a KMS contract (a stand-in with dstack's
@@ -62,8 +82,8 @@ for i in 1 2; do
 	h_kill "${H_PID_SIM[$i]}"  # the CVM's guest agent starts at boot, with the platform's instance id
 done
 h_gw_block_udp 1 2
-# The image, pinned by digest (the stand-in pulls nothing; the agent comes from the build).
-IMG=registry.example/dstack-p2p@sha256:$(sha256sum "$H_BIN/dstack-p2p" | cut -c1-64)
+# The image, pinned by digest (the stand-in pulls nothing: the hook runs the loaded image).
+IMG=registry.example/dstack-p2p@sha256:${digest:-$(sha256sum "$H_BIN/dstack-p2p" | cut -c1-64)}
 hub() { ip netns exec "${H_PREFIX}hub" "$@"; }
 
 # standin NAME [faults...]: a stand-in in the hub namespace on its loopback; sets PREFIX.
@@ -168,15 +188,29 @@ for i in 1 2; do
 	[ "$(allowed "$hash")" = true ] || h_die "node $i booted compose hash $hash, not on the allow-list"
 done
 h_wait_mesh 60 1 2 || h_die "the two nodes do not list each other: $(h_in 1 wg show "$(h_if 1)" allowed-ips)"
-for i in 1 2; do
-	j=$((3 - i))
-	[ "$(h_in "$i" wg show "$(h_if "$i")" endpoints | cut -f2)" = "127.0.1.${H_TOKEN[$j]}:$H_RELAY_PORT" ] ||
-		h_die "node $i reaches $j elsewhere than through its relay: $(h_in "$i" wg show "$(h_if "$i")" endpoints)"
-done
 ok=0
 for t in $(seq 1 20); do ok=$(h_ping_all 1 2); [ "$ok" = 2 ] && break; done
 [ "$ok" = 2 ] || h_die "$ok of 2 pings through the gateway"
-pass "nodes 1 and 2 ping each other through the gateway stand-in (UDP between them dropped by nftables)"
+# Each reaches the other through its relay's loopback socket (the gateway path), not UDP.
+for i in 1 2; do
+	j=$((3 - i))
+	for t in $(seq 1 50); do
+		[ "$(h_in "$i" wg show "$(h_if "$i")" endpoints | cut -f2)" = "127.0.1.${H_TOKEN[$j]}:$H_RELAY_PORT" ] && break
+		sleep 0.2
+	done
+	[ "$(h_in "$i" wg show "$(h_if "$i")" endpoints | cut -f2)" = "127.0.1.${H_TOKEN[$j]}:$H_RELAY_PORT" ] ||
+		h_die "node $i reaches $j elsewhere than through its relay: $(h_in "$i" wg show "$(h_if "$i")" endpoints)"
+done
+agents="build/dstack-p2p"
+if [ -n "${H_IMAGE:-}" ]; then  # the agents are the image's, each in its node's namespace
+	for i in 1 2; do
+		cpid=$(h_podman inspect -f '{{.State.Pid}}' "${H_PREFIX}a$i")
+		[ "$(ip netns identify "$cpid")" = "$(h_ns "$i")" ] && [ "$(readlink /proc/"$cpid"/exe)" = /usr/bin/dstack-p2p ] ||
+			h_die "node $i's agent is not the image's in $(h_ns "$i")"
+	done
+	agents="the image's agents (podman)"
+fi
+pass "nodes 1 and 2 ping each other through the gateway stand-in (UDP between them dropped by nftables), $agents"
 
 # ---- 7. again: every step is found done, nothing is sent
 before=$(wc -l <"$H_RUN/standin-main.log")
