@@ -64,7 +64,7 @@ async function standIn(t, ...extra) {
       body: body && JSON.stringify(body) });
     return { status: r.status, body: await r.json() };
   };
-  return { call, kmsRoot: privateKeyToAddress(kmsKey).toLowerCase() };
+  return { call, base, kmsRoot: privateKeyToAddress(kmsKey).toLowerCase() };
 }
 
 test("the compose hash: sha256 of app-compose.json with sorted keys, as getComposeHash and docs/deploy.md", () => {
@@ -110,6 +110,44 @@ test("the stand-in: app-compose.json hashed by its own rule, env key signed by t
   assert.equal(ok.body.instance_id, null, "no instance id before the first boot");
   const st = (await s.call("GET", `/cvms/${ok.body.vm_uuid.replace(/-/g, "")}/state`)).body;
   assert.match(st.status, /^(provisioned|starting)$/);
+});
+
+// A JSON-RPC endpoint whose every eth_call answers `word` (one 32-byte word).
+async function fakeRpc(word) {
+  const calls = [];
+  const server = createServer((req, res) => {
+    let data = "";
+    req.on("data", (c) => { data += c; });
+    req.on("end", () => {
+      const q = JSON.parse(data);
+      calls.push(q.method);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ jsonrpc: "2.0", id: q.id, result: `0x${word.padStart(64, "0")}` }));
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { server, calls, url: `http://127.0.0.1:${server.address().port}` };
+}
+
+test("--provision-only: provision, the hash checked, the allow-list read; no key: the command printed", async (t) => {
+  const s = await standIn(t, "--log", join(tmpdir(), `phala-po-${process.pid}.log`));
+  const log = join(tmpdir(), `phala-po-${process.pid}.log`);
+  t.after(() => rmSync(log, { force: true }));
+  const dir = mkdtempSync(join(tmpdir(), "phala-po-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const env = { PHALA_CLOUD_API_KEY: API_KEY, PHALA_CLOUD_API_PREFIX: s.base };
+  for (const [word, want] of [["0", /cluster allow-compose 0x[0-9a-f]{64} --contract/], ["1", /is allowed by/]]) {
+    const rpc = await fakeRpc(word);
+    t.after(() => rpc.server.close());
+    const r = await run([...ARGS, "--provision-only", "--operator-rpc", rpc.url, "--state", join(dir, `s${word}.json`)], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, want);
+    assert.deepEqual(rpc.calls, ["eth_call"]);
+    const hash = JSON.parse(readFileSync(join(dir, `s${word}.json`), "utf8")).provision.compose_hash;
+    assert.equal(sha256(readFileSync(join(dir, `s${word}.app-compose.json`), "utf8")), hash);
+  }
+  const sent = readFileSync(log, "utf8").split("\n").filter((l) => /^(POST|PATCH) /.test(l));
+  assert.deepEqual(sent, ["POST /api/v1/cvms/provision", "POST /api/v1/cvms/provision"], "no commit");
 });
 
 test("--dry-run prints every request (API, RPC, dstack-p2p cluster) and sends none", async (t) => {
