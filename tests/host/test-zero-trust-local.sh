@@ -15,10 +15,15 @@
 #            the hash; "status" p99 < 100 ms; the action is followed to "confirmed"
 #   relay    through the relayer: its refusal's reason and its transaction's hash reach the
 #            agent's reply (issue 28 point 9)
+#   ws       a hostile WebSocket endpoint: confirm-then-close (at most 6 dials in 20 s, the
+#            back-off is not reset), a stalling Upgrade (status p99 < 100 ms: the dial runs
+#            off the loop), a flood of invented heads (distrusted; the burn below is seen
+#            by the flooded node within a poll)
 #   burn     node 1's token burned: its device has no peer within 2 s (wg show dump), the
 #            peers file is empty and the peers document says "revoked" with no peers, the
 #            interface stays, no transaction
 # ZTL_SCENARIOS="fee local" runs a subset. About 2 min on an idle 2-core machine.
+# Fixed ports only inside the run's own hub namespace (proxy 8601, relayer 8600, ws 8700).
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 
@@ -205,9 +210,55 @@ ztl_relay() {
 	ztl_pass "relay: the relayer's reason reaches the agent's reply; a relayed action carries its hash"
 }
 
+# ---- ws: a hostile WebSocket endpoint cannot slow the agent ----------------------------
+ztl_ws_mode() { echo "$1" >"$H_RUN/ws.mode"; }
+ztl_ws_count() { wc -l <"$H_RUN/ws.log"; }
+ztl_ws() {
+	local c0 n p50 p99 max t0
+	ztl_ws_mode close
+	: >"$H_RUN/ws.log"
+	ip netns exec "${H_PREFIX}hub" /usr/bin/python3 "$H_ROOT/netns-harness/ws-hostile.py" \
+		--listen "$H_HUB_IP:8700" --control "$H_RUN/ws.mode" --log "$H_RUN/ws.log" >"$H_RUN/ws.err" 2>&1 &
+	H_OTHER_PIDS+=($!)
+	for t in $(seq 1 50); do
+		ip netns exec "${H_PREFIX}hub" ss -Hltn "sport = :8700" | grep -q LISTEN && break
+		sleep 0.1
+	done
+	# close: each subscription is confirmed, then the socket closes. The back-off grows.
+	c0=$(ztl_ws_count)
+	ztl_restart 1 "" --rpc-ws "ws://$H_HUB_IP:8700" --push-poll-ms 10000
+	sleep 20
+	n=$(( $(ztl_ws_count) - c0 ))
+	ztl_figure "ws: confirm-then-close endpoint: $n dials in 20 s"
+	[ "$n" -le 6 ] || h_die "ws: $n dials in 20 s to an endpoint that closes each subscription (the back-off was reset)"
+	# stall: the endpoint accepts and never answers the Upgrade; status stays fast.
+	ztl_ws_mode stall
+	ztl_restart 1 "" --rpc-ws "ws://$H_HUB_IP:8700" --push-poll-ms 10000
+	h_agent_wait_registered 1 30  # (its first turns read the registry in full)
+	read -r p50 p99 max <<<"$(/usr/bin/python3 "$CLIENT" latency "$H_RUN/ctl1.sock" 150 0.08)"
+	ztl_figure "ws: stalling endpoint ($(( $(ztl_ws_count) - c0 - n )) dials): status p50 $p50 ms, p99 $p99 ms, max $max ms"
+	python3 -c "import sys; sys.exit(0 if $p99 < 100 else 1)" || h_die "ws: status p99 $p99 ms while dialling a stalling endpoint (bound 100 ms)"
+	ztl_restart 1 ""
+	h_agent_wait_registered 1 30
+	# flood: invented heads, 200 a second, that the HTTP RPC never shows: node 2 stops
+	# trusting the socket (and polls), so the burn that follows is seen within a poll.
+	ztl_ws_mode flood
+	t0=$(date +%s%N)
+	ztl_restart 2 "" --rpc-ws "ws://$H_HUB_IP:8700" --push-poll-ms 10000
+	for t in $(seq 1 150); do
+		grep -q "heads that the HTTP RPC never shows" "$H_RUN/agent2.log" && break
+		sleep 0.1
+	done
+	grep -q "heads that the HTTP RPC never shows" "$H_RUN/agent2.log" ||
+		h_die "ws: node 2 still trusts a socket that floods it with heads no block shows"
+	ztl_figure "ws: flood of invented heads distrusted after $(ztl_ms "$t0") ms"
+	ZTL_FLOODED=2
+	ztl_pass "ws: the back-off holds ($n dials in 20 s), a stalling dial does not slow status (p99 $p99 ms), invented heads are distrusted"
+}
+
 # ---- burn: a burned node leaves cleanly -----------------------------------------------
 ztl_burn() {
-	local n0 t0 ms dev
+	local n0 t0 ms ms2 dev
 	dev=$(h_if 1)
 	h_wait_mesh 30 1 2 || h_die "burn: mesh not whole before the burn"
 	[ -n "$(h_in 1 wg show "$dev" peers)" ] || h_die "burn: node 1 has no peer to drop"
@@ -215,7 +266,9 @@ ztl_burn() {
 	h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "burn(uint256)" "${H_TOKEN[1]}" >/dev/null ||
 		h_die "burn: the operator could not burn token ${H_TOKEN[1]}"
 	t0=$(date +%s%N)  # the burn is mined (cast send waited for its receipt)
+	ms2=
 	while [ "$(ztl_ms "$t0")" -lt 10000 ]; do
+		[ -n "$ms2" ] || [ -n "$(h_in 2 wg show "$(h_if 2)" peers)" ] || ms2=$(ztl_ms "$t0")
 		[ -z "$(h_in 1 wg show "$dev" dump | tail -n +2)" ] && break
 		sleep 0.05
 	done
@@ -228,8 +281,13 @@ ztl_burn() {
 	ztl_ask 1 peers | grep -q '"registered":false,.*"reason":"revoked".*"peers":\[\]' ||
 		h_die "burn: the peers document does not say revoked with no peers: $(ztl_ask 1 peers)"
 	h_in 1 ip link show "$dev" >/dev/null || h_die "burn: node 1's interface is gone"
-	# Node 2 drops node 1 too; node 1 sends nothing (no registration, no action).
+	# Node 2 drops node 1 too (within a poll, even while a hostile WebSocket floods it with
+	# heads: scenario ws); node 1 sends nothing (no registration, no action).
 	h_wait_mesh 10 2 || h_die "burn: node 2 still lists node 1"
+	ms2=${ms2:-$(ztl_ms "$t0")}
+	ztl_figure "burn: node 2 dropped node 1 within $ms2 ms${ZTL_FLOODED:+ (node 2 under a flood of invented heads)}"
+	[ -z "${ZTL_FLOODED:-}" ] || [ "$ms2" -le 3000 ] ||
+		h_die "burn: node 2 under a head flood saw the burn after $ms2 ms (bound: a poll, checked at 3000 ms)"
 	ztl_ask 1 leader.elect | grep -q '"code":"not_registered"' || h_die "burn: a burned node still takes actions"
 	sleep 3
 	[ "$(ztl_nonce 1)" = "$n0" ] || h_die "burn: the burned node sent $(( $(ztl_nonce 1) - n0 )) transaction(s)"
@@ -250,5 +308,5 @@ ztl_run() {
 
 h_init ztl
 ztl_setup
-ztl_run ${ZTL_SCENARIOS:-fee local slow relay burn}
+ztl_run ${ZTL_SCENARIOS:-fee local slow relay ws burn}
 h_log "all zero-trust (local) scenarios passed"
