@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #define BACKOFF_MAX_MS 30000
 #define TX_RETRY_MS 15000  /* a registration not seen on chain by then is sent again */
+#define AGENT_MMAP_THRESHOLD (256 << 10)
 
 
 /* ---- registration ----------------------------------------------------------------------- */
@@ -539,6 +541,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 	log_plan(&a->log);
 	mesh_plan_clear(&plan);
 	wg_device_free(dev);
+	if (rpc_turn)
+		malloc_trim(AGENT_MMAP_THRESHOLD);  /* what a large read left at the heap's top */
 	a->next_turn_ms = now_ms() + a->cfg->poll_ms;
 	/* push: a read due before the next device check (the RPC behind a head) brings it forward */
 	if (agent_push_active(a) && !a->rpc_down && a->next_rpc_ms < a->next_turn_ms)
@@ -787,6 +791,12 @@ int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *a
 		return -ENOMEM;
 	a->cfg = cfg;
 	a->abort_flag = abort_flag;
+	/*
+	 * A fixed mmap threshold: an RPC reply of megabytes (an oversized or hostile one) is
+	 * mapped and unmapped, not left in the heap; glibc's sliding threshold would otherwise
+	 * rise after the first such free and keep the next ones for good.
+	 */
+	mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_THRESHOLD);
 	a->control.fd = -1;
 	a->iface_lock = -1;
 	mesh_state_init(&a->st);

@@ -47,7 +47,8 @@ file and rename). Every key is optional; an empty object means pass-through:
   seed          N              the fuzzer's seed (default 1)
   priority_fee  "0x<hex>"      eth_maxPriorityFeePerGas answers this (wei; a lying fee
                                suggestion: the agent's caps must hold)
-  oversize      N              every eth_blockNumber reply carries N bytes of padding (at
+  oversize      N              every eth_blockNumber and eth_getBlockByNumber reply carries
+                               N bytes of padding (at
                                most 12 MiB) in an extra member: replies the agent reads
                                and drops (its buffers must shrink again afterwards)
 
@@ -275,7 +276,8 @@ class Proxy:
         if m == "eth_maxPriorityFeePerGas" and isinstance(cfg.get("priority_fee"), str):
             reply["result"] = cfg["priority_fee"]
             return reply, "priority-fee lie " + cfg["priority_fee"]
-        if m == "eth_blockNumber" and isinstance(cfg.get("oversize"), int) and cfg["oversize"] > 0:
+        if m in ("eth_blockNumber", "eth_getBlockByNumber") and isinstance(cfg.get("oversize"), int) \
+                and cfg["oversize"] > 0:
             reply["padding"] = "0" * min(cfg["oversize"], 12 << 20)
             return reply, "oversize %d" % min(cfg["oversize"], 12 << 20)
         if m == "eth_chainId" and isinstance(cfg.get("chain_id"), str):

@@ -370,6 +370,8 @@ class DStackP2PSDK:
                     if "error" in doc:
                         break  # e.g. busy: try again later
                     yield self._check_cluster(parse_peers_document(doc))
+            except AgentUnavailableError:
+                raise  # a silent or dripping agent (an OSError too): said, not retried
             except OSError:
                 pass
             finally:

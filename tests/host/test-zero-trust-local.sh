@@ -15,10 +15,13 @@
 #            the hash; "status" p99 < 100 ms; the action is followed to "confirmed"
 #   relay    through the relayer: its refusal's reason and its transaction's hash reach the
 #            agent's reply (issue 28 point 9)
+#   keyfile  a funded key file of mode 644/640/604, or owned by another user: the agent
+#            exits 2 naming what is wrong
 #   ws       a hostile WebSocket endpoint: confirm-then-close (at most 6 dials in 20 s, the
 #            back-off is not reset), a stalling Upgrade (status p99 < 100 ms: the dial runs
 #            off the loop), a flood of invented heads (distrusted; the burn below is seen
 #            by the flooded node within a poll)
+#   rss      8 MB RPC replies for a while: node 1's VmRSS back within 2 MB of its baseline
 #   burn     node 1's token burned: its device has no peer within 2 s (wg show dump), the
 #            peers file is empty and the peers document says "revoked" with no peers, the
 #            interface stays, no transaction
@@ -210,6 +213,35 @@ ztl_relay() {
 	ztl_pass "relay: the relayer's reason reaches the agent's reply; a relayed action carries its hash"
 }
 
+# ---- keyfile: the funded key's file must be ours and private ---------------------------
+ztl_keyfile() {
+	local out rc
+	kill "${H_PID_AGENT[2]}" 2>/dev/null || true
+	wait "${H_PID_AGENT[2]}" 2>/dev/null || true
+	for mode in 644 640 604; do
+		chmod "$mode" "$H_RUN/txkey2"
+		out=$(timeout 20 ip netns exec "$(h_ns 2)" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim2.sock" \
+			CLUSTER_CONTRACT="$H_CONTRACT" ETH_RPC_URL="$H_RPC" P2P_INTERFACE="$(h_if 2)" \
+			P2P_ENDPOINT="$H_SUBNET.2:51830" P2P_TX_KEY_FILE="$H_RUN/txkey2" \
+			DSTACK_P2P_CONTROL="$H_RUN/ctl-key2.sock" "$H_BIN/dstack-p2p" agent 2>&1) && rc=0 || rc=$?
+		[ "$rc" = 2 ] || h_die "keyfile: a funded key file of mode $mode: exit $rc, not 2"
+		grep -q "0600 or 0400" <<<"$out" || h_die "keyfile: mode $mode: the message does not say what is wrong: $(tail -1 <<<"$out")"
+	done
+	chmod 600 "$H_RUN/txkey2"
+	chown 65534 "$H_RUN/txkey2"
+	out=$(timeout 20 ip netns exec "$(h_ns 2)" env DSTACK_SIMULATOR_ENDPOINT="$H_RUN/sim2.sock" \
+		CLUSTER_CONTRACT="$H_CONTRACT" ETH_RPC_URL="$H_RPC" P2P_INTERFACE="$(h_if 2)" \
+		P2P_ENDPOINT="$H_SUBNET.2:51830" P2P_TX_KEY_FILE="$H_RUN/txkey2" \
+		DSTACK_P2P_CONTROL="$H_RUN/ctl-key2.sock" "$H_BIN/dstack-p2p" agent 2>&1) && rc=0 || rc=$?
+	chown 0 "$H_RUN/txkey2"
+	[ "$rc" = 2 ] && grep -q "not owned by the user" <<<"$out" ||
+		h_die "keyfile: a key file owned by another user: exit $rc: $(tail -1 <<<"$out")"
+	ztl_figure "keyfile: $(tail -1 <<<"$out" | cut -c1-160)"
+	h_agent_start 2
+	h_agent_wait_registered 2 30
+	ztl_pass "keyfile: a funded key file readable by others, or not ours, stops the agent with a clear error"
+}
+
 # ---- ws: a hostile WebSocket endpoint cannot slow the agent ----------------------------
 ztl_ws_mode() { echo "$1" >"$H_RUN/ws.mode"; }
 ztl_ws_count() { wc -l <"$H_RUN/ws.log"; }
@@ -254,6 +286,30 @@ ztl_ws() {
 	ztl_figure "ws: flood of invented heads distrusted after $(ztl_ms "$t0") ms"
 	ZTL_FLOODED=2
 	ztl_pass "ws: the back-off holds ($n dials in 20 s), a stalling dial does not slow status (p99 $p99 ms), invented heads are distrusted"
+}
+
+# ---- rss: oversized RPC replies do not stay in the agent's memory -------------------------
+ztl_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+ztl_rss() {
+	local pid base peak after n0
+	pid=${H_PID_AGENT[1]}
+	sleep 2
+	base=$(ztl_rss_kb "$pid")
+	n0=$(grep -c "oversize" "$H_RUN/proxy-a.log" || true)
+	h_proxy_set a '{"oversize": 8000000}'
+	for t in $(seq 1 150); do
+		[ "$(( $(grep -c "oversize" "$H_RUN/proxy-a.log" || true) - n0 ))" -ge 6 ] && break
+		sleep 0.1
+	done
+	peak=$(ztl_rss_kb "$pid")
+	[ "$(( $(grep -c "oversize" "$H_RUN/proxy-a.log" || true) - n0 ))" -ge 6 ] ||
+		h_die "rss: the agent read fewer than 6 oversized replies"
+	h_proxy_set a '{}'
+	sleep 3
+	after=$(ztl_rss_kb "$pid")
+	ztl_figure "rss: node 1's agent VmRSS $base kB at rest, $peak kB during 8 MB replies, $after kB 3 s after"
+	[ "$after" -le $(( base + 2048 )) ] || h_die "rss: VmRSS $after kB after the oversized replies, baseline $base kB (bound +2048 kB)"
+	ztl_pass "rss: after oversized replies the agent's RSS is back within 2 MB of its baseline"
 }
 
 # ---- burn: a burned node leaves cleanly -----------------------------------------------
@@ -308,5 +364,5 @@ ztl_run() {
 
 h_init ztl
 ztl_setup
-ztl_run ${ZTL_SCENARIOS:-fee local slow relay ws burn}
+ztl_run ${ZTL_SCENARIOS:-fee local slow relay keyfile ws rss burn}
 h_log "all zero-trust (local) scenarios passed"

@@ -5,7 +5,8 @@
   ztl-client.py ask SOCKET REQUEST             one request, the reply on stdout
   ztl-client.py repeat SOCKET N GAP REQUEST... N rounds of the requests, GAP s apart;
                                                prints one line per reply's outcome
-                                               ("sent <state>", or the error code)
+                                               ("sent <state>", or the error code); at
+                                               most 40 s
   ztl-client.py latency SOCKET N GAP           N "status" requests GAP s apart (for at
                                                most 40 s); prints "p50 p99 max" in ms, as
                                                this client timed them (connect to the last
@@ -51,7 +52,10 @@ def main():
         print(ask(path, sys.argv[3]))
     elif mode == "repeat":
         n, gap = int(sys.argv[3]), float(sys.argv[4])
+        end = time.monotonic() + 40.0
         for _ in range(min(n, 1000)):
+            if time.monotonic() > end:
+                break
             for req in sys.argv[5:]:
                 try:
                     print(outcome(ask(path, req)), flush=True)
