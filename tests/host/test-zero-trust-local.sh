@@ -80,7 +80,7 @@ ztl_setup() {
 # ---- fee: a lying fee suggestion costs at most the cap ---------------------------------
 ztl_fee() {
 	local n0 b0 b1 cost lies cap=10000000000000000
-	h_proxy_set a '{"priority_fee": "0x7888f0bf4da9800"}'  # 139,000 gwei
+	h_proxy_set a '{"priority_fee": "0x7e6b759fb000"}'  # 139,000 gwei
 	lies=$(grep -c "priority-fee lie" "$H_RUN/proxy-a.log" || true)
 	n0=$(ztl_nonce 1)
 	b0=$(ztl_balance 1)
