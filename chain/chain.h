@@ -277,7 +277,9 @@ struct eth_send_opts {
 
 /*
  * eth_send_capped under the default caps (ETH_DEFAULT_*), waiting for the receipt: for
- * tools that set no caps of their own. -EDQUOT: a cap would be exceeded, nothing sent.
+ * tools that set no caps of their own. With opts->gas_limit nothing is simulated or
+ * estimated (a revert is mined and then explained). -EDQUOT: a cap would be exceeded,
+ * nothing sent.
  */
 int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 			 const uint8_t to[static 20], const void *data, size_t len,
@@ -312,6 +314,8 @@ struct eth_tx_caps {
 	long timeout_ms;              /* for the receipt; 0: 60 s */
 	bool no_wait;                 /* return once sent (res->sent): the caller follows the
 				       * receipt (eth_get_receipt) */
+	bool no_simulation;           /* with gas_limit: send as is, a revert is mined (tests
+				       * and tools that mean to send one); the caps still hold */
 	uint64_t *nonce_hint;         /* NULL, or the next nonce this process expects (updated) */
 };
 

@@ -299,7 +299,7 @@ int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
 	if (!tx.chain_id && (r = eth_chain_id(rpc, &tx.chain_id)) < 0)
 		return r;
 	/* The simulation names a revert before anything is signed or paid. */
-	if ((r = eth_simulate(rpc, from, req, NULL)) < 0)
+	if (!(caps->no_simulation && tx.gas_limit) && (r = eth_simulate(rpc, from, req, NULL)) < 0)
 		return r;
 	if (!tx.gas_limit) {
 		if ((r = estimate(rpc, from, req, &gas)) < 0)
@@ -351,7 +351,7 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 {
 	struct eth_tx_request req = { .to = to, .data = data, .len = len };
 	struct eth_tx_caps caps = { .chain_id = opts->chain_id, .gas_limit = opts->gas_limit,
-				    .timeout_ms = opts->timeout_ms,
+				    .timeout_ms = opts->timeout_ms, .no_simulation = true,
 				    .max_fee_per_gas = ETH_DEFAULT_MAX_FEE_PER_GAS,
 				    .max_cost = ETH_DEFAULT_MAX_COST };
 	struct eth_tx_result res;
