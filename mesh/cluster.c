@@ -396,43 +396,34 @@ int cluster_receipt(struct cluster *c, const uint8_t tx_hash[static 32], struct 
 	return r < 0 && r != -ENOENT ? fail(c, r, "eth_getTransactionReceipt") : r;
 }
 
-/* The relayer's {"error": "..."} as c->error, or "HTTP <status>" when it sent none. */
-static void relayer_refusal(struct cluster *c, const struct http_reply *reply)
-{
-	struct json j;
-	const char *msg;
-	size_t n = 0;
-	int i = -1;
-
-	if (reply->body.len && json_parse(&j, (const char *)reply->body.data, reply->body.len, 64) == 0) {
-		i = json_get(&j, 0, "error");
-		if (i >= 0 && j.tok[i].type == JSON_STRING) {
-			msg = json_raw(&j, i, &n);
-			snprintf(c->error, sizeof(c->error), "the relayer refused (HTTP %ld): %.*s", reply->status,
-				 (int)(n < 400 ? n : 400), msg);
-		}
-		json_clear(&j);
-	}
-	if (!n)
-		snprintf(c->error, sizeof(c->error), "the relayer answered HTTP %ld", reply->status);
-}
-
-/* {"txHash":"0x<64 hex>", ...} of a relayer's reply: 0, or -ENOENT without one. */
-static int relayer_tx_hash(const struct http_reply *reply, uint8_t tx_hash[static 32])
+int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t cap, uint8_t tx_hash[static 32])
 {
 	struct json j;
 	const char *s;
 	size_t n;
-	int i, r = -ENOENT;
+	int i, r = 0;
 
-	if (!reply->body.len || json_parse(&j, (const char *)reply->body.data, reply->body.len, 64) < 0)
-		return -ENOENT;
+	if (cap)
+		reason[0] = '\0';
+	if (!len || json_parse(&j, body, len, 64) < 0)
+		return 0;
+	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
+		goto out;
+	i = json_get(&j, 0, "error");
+	if (i >= 0 && j.tok[i].type == JSON_STRING && cap) {
+		s = json_raw(&j, i, &n);
+		n = n < cap - 1 ? n : cap - 1;
+		for (size_t k = 0; k < n; k++)  /* for a log line: no control bytes */
+			reason[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+		reason[n] = '\0';
+	}
 	i = json_get(&j, 0, "txHash");
 	if (i >= 0 && j.tok[i].type == JSON_STRING) {
 		s = json_raw(&j, i, &n);
 		if (n == 66 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hex_decode_exact(tx_hash, 32, s + 2, 64) >= 0)
-			r = 0;
+			r = 1;
 	}
+out:
 	json_clear(&j);
 	return r;
 }
@@ -445,6 +436,7 @@ static int relay_calldata(struct cluster *c, const char *relayer_url, const stru
 {
 	struct http_target target = { .base_url = relayer_url, .timeout_ms = 5000 };
 	struct http_reply reply = { 0 };
+	uint8_t scratch[32];
 	struct buf body;
 	char contract[41];
 	char *hex;
@@ -462,10 +454,17 @@ static int relay_calldata(struct cluster *c, const char *relayer_url, const stru
 	if (r < 0) {
 		snprintf(c->error, sizeof(c->error), "%s", reply.error[0] ? reply.error : errstr(r));
 	} else if (reply.status < 200 || reply.status > 299) {
-		relayer_refusal(c, &reply);
+		char why[400];
+
+		mesh_relayer_reply_parse((const char *)reply.body.data, reply.body.len, why, sizeof(why), scratch);
+		if (why[0])
+			snprintf(c->error, sizeof(c->error), "the relayer refused (HTTP %ld): %s", reply.status, why);
+		else
+			snprintf(c->error, sizeof(c->error), "the relayer answered HTTP %ld", reply.status);
 		r = reply.status == 403 || reply.status == 422 ? -EPERM : -EREMOTEIO;
-	} else if (tx_hash) {
-		r = relayer_tx_hash(&reply, tx_hash) == 0;
+	} else {
+		r = mesh_relayer_reply_parse((const char *)reply.body.data, reply.body.len, NULL, 0,
+					     tx_hash ? tx_hash : scratch);
 	}
 	http_reply_clear(&reply);
 	free(hex);

@@ -146,6 +146,12 @@ int cluster_send_leader_call(struct cluster *c, const struct registry_leader_cal
 /* labelOf(token) and leaderState() (registry/abi.c). */
 int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
 int cluster_leader_state(struct cluster *c, struct registry_leader *out);
+/*
+ * A relayer's reply body (outside input; fuzzed): its "error" string into reason (cap
+ * bytes, control bytes replaced; "" without one; reason may be NULL with cap 0) and 1
+ * with its "txHash" (0x and 64 hex) in tx_hash, else 0.
+ */
+int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t cap, uint8_t tx_hash[static 32]);
 /* Hand the calldata to a relayer (POST {"to","data"} to url). */
 int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 			       const struct registry_record *rec);

@@ -198,16 +198,21 @@ ztl_relay() {
 	sleep 2.1  # past the action spacing of the restart's first turn
 	# Not the leader: the relayer's simulation refuses; its reason must come back.
 	out=$(ztl_ask "$k" leader.heartbeat)
-	grep -q '"code":"refused"' <<<"$out" && grep -q 'NotCurrentLeader' <<<"$out" ||
+	grep -q '"code":"refused"' <<<"$out" && grep -q 'NotCurrentLeader\|NoLeader' <<<"$out" ||
 		h_die "relay: the relayer's refusal did not reach the reply: $out"
 	grep -q 'HTTP 422"' <<<"$out" && h_die "relay: the reply says only the HTTP status: $out"
 	ztl_figure "relay: refused heartbeat: $(grep -o '"message":"[^"]*"' <<<"$out")"
 	sleep 2.1
-	# A vote the relayer sends: the reply names its transaction.
-	out=$(ztl_ask "$k" "{\"version\":1,\"request\":\"leader.vote\",\"target\":$leader}")
+	# A vote (an election when there is no leader) the relayer sends: the reply names its
+	# transaction.
+	if [ "$leader" = 0 ]; then
+		out=$(ztl_ask "$k" leader.elect)
+	else
+		out=$(ztl_ask "$k" "{\"version\":1,\"request\":\"leader.vote\",\"target\":$leader}")
+	fi
 	grep -q '"tx":"0x[0-9a-f]\{64\}","state":"pending","relayed":true' <<<"$out" ||
-		h_die "relay: the relayed vote's reply does not carry its transaction: $out"
-	ztl_figure "relay: relayed vote: $(grep -o '"tx":"0x[0-9a-f]*"' <<<"$out")"
+		h_die "relay: the relayed action's reply does not carry its transaction: $out"
+	ztl_figure "relay: relayed action: $(grep -o '"action":"[a-z]*","tx":"0x[0-9a-f]*"' <<<"$out")"
 	ztl_restart "$k" ""
 	h_agent_wait_registered "$k" 30
 	ztl_pass "relay: the relayer's reason reaches the agent's reply; a relayed action carries its hash"
