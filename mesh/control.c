@@ -291,6 +291,9 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 			}
 		} else {
 			answer(&req, why, reply, ctx, &out);
+			/* A leader action's RPC calls (or relayer request) took time: the client's
+			 * second for the reply starts now. */
+			deadline = now_ms() + CONTROL_CLIENT_MS;
 			if (buf_append(&out, "\n", 1) == 0)
 				unix_send_all(fd, out.data, out.len, deadline);
 		}
