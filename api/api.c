@@ -215,6 +215,87 @@ void dstack_p2p_free_peers(char **peers, size_t n)
 	free(peers);
 }
 
+/* A leader action's error code as -errno (dstack_p2p_strerror explains each). */
+static int action_error(const char *code, size_t n)
+{
+	static const struct { const char *code; int err; } map[] = {
+		{ "forbidden", -EACCES }, { "rate_limited", -EAGAIN }, { "over_cap", -EDQUOT },
+		{ "refused", -EPERM }, { "not_registered", -ENOLINK }, { "no_sender", -ENOKEY },
+		{ "chain", -EIO },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strlen(map[i].code) == n && !memcmp(map[i].code, code, n))
+			return map[i].err;
+	return -EBADMSG;
+}
+
+int api_action_reply(const char *text, size_t len, char tx[static 67])
+{
+	struct json j;
+	const char *s;
+	size_t n;
+	int i, r = -EBADMSG;
+
+	if (json_parse(&j, text, len, 512) < 0)
+		return -EBADMSG;
+	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
+		goto out;
+	i = json_get(&j, 0, "error");
+	if (i >= 0) {
+		i = j.tok[i].type == JSON_OBJECT ? json_get(&j, i, "code") : -1;
+		if (i >= 0 && j.tok[i].type == JSON_STRING) {
+			s = json_raw(&j, i, &n);
+			r = action_error(s, n);
+		}
+		goto out;
+	}
+	i = json_get(&j, 0, "tx");
+	if (i < 0)
+		goto out;
+	tx[0] = '\0';
+	r = 0;
+	if (j.tok[i].type == JSON_STRING) {
+		s = json_raw(&j, i, &n);
+		if (n != 66) {
+			r = -EBADMSG;
+			goto out;
+		}
+		memcpy(tx, s, n);
+		tx[n] = '\0';
+	}
+out:
+	json_clear(&j);
+	return r;
+}
+
+int dstack_p2p_leader_action(struct dstack_p2p *p2p, const char *action, int target, int withdraw,
+			     char tx[static 67])
+{
+	char req[160];
+	struct buf b;
+	int r;
+
+	tx[0] = '\0';
+	if (!action || (strcmp(action, "elect") && strcmp(action, "heartbeat") && strcmp(action, "vote")) ||
+	    target < 0 || target > API_MAX_PEERS)
+		return -EINVAL;
+	if (!strcmp(action, "vote") && target)
+		snprintf(req, sizeof(req), "{\"version\":1,\"request\":\"leader.vote\",\"target\":%d,"
+			 "\"no_confidence\":%s}", target, withdraw ? "false" : "true");
+	else if (!strcmp(action, "vote"))
+		snprintf(req, sizeof(req), "{\"version\":1,\"request\":\"leader.vote\",\"no_confidence\":%s}",
+			 withdraw ? "false" : "true");
+	else
+		snprintf(req, sizeof(req), "{\"version\":1,\"request\":\"leader.%s\"}", action);
+	buf_init(&b, 1 << 20);
+	r = api_control_query(p2p->control_path, req, &b, 15000);
+	if (r == 0)
+		r = api_action_reply((const char *)b.data, b.len, tx);
+	buf_clear(&b);
+	return r;
+}
+
 static bool same_list(char **a, size_t na, char **b, size_t nb)
 {
 	if (na != nb)
@@ -355,6 +436,23 @@ const char *dstack_p2p_strerror(int err)
 		return "the agent's reply was malformed";
 	case -EPROTO:
 		return "the agent speaks another version of the control protocol";
+	case -EACCES:
+		return "the agent takes leader actions only from root, its own user, or the uid or gid "
+		       "its operator allows (P2P_CONTROL_ACTION_UID, P2P_CONTROL_ACTION_GID)";
+	case -EAGAIN:
+		return "the agent's leader actions are spaced and capped per hour (P2P_ACTION_SPACING_MS, "
+		       "P2P_ACTION_MAX_PER_HOUR); try again later";
+	case -EDQUOT:
+		return "the transaction would exceed one of the agent's caps (P2P_TX_MAX_FEE_PER_GAS, "
+		       "P2P_TX_MAX_GAS, P2P_TX_MAX_COST); nothing was sent";
+	case -EPERM:
+		return "the contract (or the relayer) refused the leader action";
+	case -ENOLINK:
+		return "this node is not registered yet, so it cannot act";
+	case -ENOKEY:
+		return "the agent has no funded key or relayer to send the action";
+	case -EIO:
+		return "the agent could not reach the chain or the relayer";
 	default:
 		return errstr(err);
 	}

@@ -66,6 +66,21 @@ typedef void (*dstack_p2p_peers_fn)(const char *const *peers, size_t n, void *us
  */
 DSTACK_P2P_API int dstack_p2p_monitor_peers(struct dstack_p2p *p2p, dstack_p2p_peers_fn fn, void *user);
 
+/*
+ * Ask the agent for a leader action: "elect", "heartbeat" or "vote" (target: the
+ * leader's token, 0: the current leader; withdraw non-zero takes a standing vote back).
+ * The agent signs it with the node key and sends it without waiting for it to be mined:
+ * on 0, tx holds the transaction's hash ("0x" and 64 hex digits; "" when a relayer named
+ * none), and the agent's "leader" reply follows its state (docs/control-protocol.md).
+ * -EACCES: this process's user may not ask for actions (only root, the agent's user and
+ * whom its operator allows); -EAGAIN: rate-limited, try later; -EDQUOT: above one of the
+ * agent's transaction caps, nothing sent; -EPERM: the contract or the relayer refused;
+ * -ENOLINK: this node is not registered; -ENOKEY: no funded key or relayer; -EIO: the
+ * chain or relayer failed; -EINVAL: a bad action or target; as above for the socket.
+ */
+DSTACK_P2P_API int dstack_p2p_leader_action(struct dstack_p2p *p2p, const char *action, int target, int withdraw,
+					    char tx[67]);
+
 /* A sentence for an error returned above. */
 DSTACK_P2P_API const char *dstack_p2p_strerror(int err);
 

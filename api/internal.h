@@ -41,6 +41,14 @@ struct peers_doc {
  * d is empty; on success free it with peers_doc_clear.
  */
 int peers_doc_parse(const char *text, size_t len, struct peers_doc *d);
+
+/*
+ * The agent's reply to a leader action (not necessarily NUL-terminated): 0 with the
+ * transaction's hash in tx ("" for none), the error object's code as -errno (-EACCES
+ * forbidden, -EAGAIN rate_limited, -EDQUOT over_cap, -EPERM refused, -ENOLINK
+ * not_registered, -ENOKEY no_sender, -EIO chain), -EBADMSG for anything else.
+ */
+int api_action_reply(const char *text, size_t len, char tx[static 67]);
 void peers_doc_clear(struct peers_doc *d);
 
 #endif

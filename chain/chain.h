@@ -268,6 +268,10 @@ int eth_get_logs(struct eth_rpc *rpc, const struct eth_log_filter *f, struct eth
 int eth_parse_logs(const char *json, size_t len, struct eth_log **logs, size_t *n);
 void eth_logs_free(struct eth_log *logs, size_t n);
 
+/* The caps eth_send_transaction sends under (the CLI and the agent default to them too). */
+#define ETH_DEFAULT_MAX_FEE_PER_GAS 100000000000ull   /* 100 gwei */
+#define ETH_DEFAULT_MAX_COST 50000000000000000ull     /* 0.05 ether per transaction */
+
 struct eth_send_opts {
 	uint64_t chain_id;    /* signed into the transaction; 0: ask the node */
 	uint64_t gas_limit;   /* 0: estimate (+25%); else skip the estimate, send as is */
@@ -275,10 +279,10 @@ struct eth_send_opts {
 };
 
 /*
- * Call contract `to` with data in a transaction signed by sk: estimate gas (a revert
- * there is -EPERM before anything is sent), take the pending nonce and suggested fees,
- * send, and wait for the receipt. A mined failure is -EPERM too, its reason recovered by
- * replaying the call on the block's state. The reason is in eth_rpc_error.
+ * eth_send_capped under the default caps (ETH_DEFAULT_*), waiting for the receipt: for
+ * tools that set no caps of their own. With opts->gas_limit nothing is simulated or
+ * estimated (a revert is mined and then explained). -EDQUOT: a cap would be exceeded,
+ * nothing sent.
  */
 int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 			 const uint8_t to[static 20], const void *data, size_t len,
@@ -291,7 +295,7 @@ int eth_send_transaction(struct eth_rpc *rpc, const uint8_t sk[static 32],
 void eth_describe_revert(const uint8_t *data, size_t len, const struct eth_error_table *known,
 			 char *out, size_t outlen);
 
-/* ---- transactions under caps (operator tools, relayer) ---------------------------------- */
+/* ---- transactions under caps: the one sender (agent, relayer, operator tools) ------------- */
 
 /* A call (to set) or a contract creation (to NULL, data = init code). */
 struct eth_tx_request {
@@ -309,7 +313,12 @@ struct eth_tx_caps {
 	uint64_t max_cost;            /* wei: gas limit x max fee + value above this is refused;
 				       * 0: no cap */
 	uint64_t gas_limit;           /* 0: estimate (+25%) */
+	uint64_t max_gas;             /* a gas limit above this is refused; 0: no cap */
 	long timeout_ms;              /* for the receipt; 0: 60 s */
+	bool no_wait;                 /* return once sent (res->sent): the caller follows the
+				       * receipt (eth_get_receipt) */
+	bool no_simulation;           /* with gas_limit: send as is, a revert is mined (tests
+				       * and tools that mean to send one); the caps still hold */
 	uint64_t *nonce_hint;         /* NULL, or the next nonce this process expects (updated) */
 };
 
@@ -332,9 +341,10 @@ struct eth_tx_result {
 int eth_simulate(struct eth_rpc *rpc, const uint8_t from[static 20],
 		 const struct eth_tx_request *req, struct buf *out);
 /*
- * Simulate, estimate, price under caps, send and wait for the receipt. -EPERM: reverted
- * (simulated, estimated or mined; res->sent tells whether gas was spent); -EDQUOT: above
- * a cap, nothing sent; -ETIMEDOUT: sent (res->tx_hash) but no receipt in time. The nonce
+ * Simulate, estimate, price under caps, send and (unless no_wait) wait for the receipt.
+ * -EPERM: reverted (simulated, estimated or mined; res->sent tells whether gas was
+ * spent); -EDQUOT: above a cap, nothing sent, the message names the cap (max_fee_per_gas,
+ * max_gas, max_cost); -ETIMEDOUT: sent (res->tx_hash) but no receipt in time. The nonce
  * is the larger of the pending and latest counts (and *nonce_hint); a node that says it
  * is taken gets the next one, at most 4 times. The reason is in eth_rpc_error.
  */

@@ -116,7 +116,7 @@ static int request_line(const char *action, long target, bool withdraw, char *ou
 
 static int show_reply(const char *action, const struct buf *reply, bool json_out)
 {
-	char code[64], message[512], tx[80];
+	char code[64], message[512], tx[80], state[16];
 	struct json j;
 	int err;
 
@@ -137,8 +137,10 @@ static int show_reply(const char *action, const struct buf *reply, bool json_out
 	}
 	if (!json_out) {
 		member(&j, 0, "tx", tx, sizeof(tx));
+		member(&j, 0, "state", state, sizeof(state));
 		if (strcmp(action, "show"))
-			printf("%s: %s\n", action, *tx ? tx : "handed to the relayer");
+			printf("%s: %s%s%s%s\n", action, *tx ? tx : "handed to the relayer", *state ? " (" : "", state,
+			       *state ? ")" : "");
 		print_leader(&j, json_get(&j, 0, "leader"));
 	}
 	json_clear(&j);
@@ -179,8 +181,8 @@ int cmd_leader(int argc, char **argv)
 		return cli_usage_error(&cmd, "unknown action '%s' (show, elect, heartbeat or vote)", action);
 	control = api_control_path(control);
 	buf_init(&reply, 1 << 20);
-	/* An action answers after its transaction's receipt: allow for a slow chain. */
-	r = api_control_query(control, line, &reply, strcmp(action, "show") ? 45000 : 5000);
+	/* An action answers once sent (its RPC calls, or one relayer request of at most 5 s). */
+	r = api_control_query(control, line, &reply, strcmp(action, "show") ? 15000 : 5000);
 	if (r < 0) {
 		cli_error("asking the agent at %s: %s", control, errstr(r));
 		buf_clear(&reply);

@@ -8,11 +8,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 
 #define BACKOFF_MAX_MS 30000
 #define TX_RETRY_MS 15000  /* a registration not seen on chain by then is sent again */
+#define AGENT_MMAP_THRESHOLD (256 << 10)
 
 
 /* ---- registration ----------------------------------------------------------------------- */
@@ -33,14 +36,20 @@
 int agent_read_tx_key(const char *path, uint8_t *key)
 {
 	char text[80] = { 0 };
-	ssize_t n;
+	struct stat st;
+	ssize_t n = 0;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	n = read(fd, text, sizeof(text) - 1);
-	r = n < 0 ? -errno : 0;
+	/* A key others can read, or that someone else owns (and may swap), is not used. */
+	r = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL
+		: st.st_mode & 077 ? -EACCES : st.st_uid != geteuid() ? -EPERM : 0;
+	if (r == 0)
+		n = read(fd, text, sizeof(text) - 1);
+	if (r == 0 && n < 0)
+		r = -errno;
 	close(fd);
 	if (r == 0) {
 		size_t len = strcspn(text, " \t\r\n");
@@ -49,6 +58,20 @@ int agent_read_tx_key(const char *path, uint8_t *key)
 	}
 	secret_wipe(text, sizeof(text));
 	return r;
+}
+
+const char *agent_tx_key_error(int err)
+{
+	switch (err) {
+	case -EACCES:
+		return "the file is readable or writable by its group or others (make it mode 0600 or 0400)";
+	case -EPERM:
+		return "the file is not owned by the user the agent runs as (chown it to that user)";
+	case -EINVAL:
+		return "not a regular file holding one 32-byte hex key";
+	default:
+		return errstr(err);
+	}
 }
 
 /*
@@ -88,7 +111,8 @@ static int send_registration(struct mesh_agent *a)
 {
 	struct registry_record rec = { 0 };
 	uint64_t stored_nonce;
-	uint8_t *tx_key = NULL;
+	uint8_t *tx_key = NULL, tx_hash[32];
+	char hex[65];
 	int r;
 
 	r = cluster_nonce_of(a->cluster, a->id.instance_id, &stored_nonce);
@@ -106,14 +130,18 @@ static int send_registration(struct mesh_agent *a)
 		tx_key = secret_alloc(32);
 		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
 		if (r < 0) {
-			log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
+			log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, agent_tx_key_error(r));
 			goto out;
 		}
 		log_info("registering: endpoint %s, nonce %llu", a->self.endpoint,
 			 (unsigned long long)rec.nonce);
-		r = cluster_send_registration(a->cluster, &rec, tx_key);
-		if (r < 0)
+		r = cluster_send_registration(a->cluster, &rec, tx_key, tx_hash);
+		if (r < 0) {
 			log_error("registration transaction: %s", cluster_error(a->cluster));
+		} else {
+			hex_encode(hex, tx_hash, 32);
+			log_info("registration transaction 0x%s sent; the registry will show it", hex);
+		}
 	} else if (a->cfg->relayer_url[0]) {
 		r = cluster_relay_registration(a->cluster, a->cfg->relayer_url, &rec);
 		if (r < 0)
@@ -368,6 +396,7 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		r = cluster_poll(a->cluster, *full, &changed);
 	if (r < 0)
 		return r;
+	agent_follow_actions(a);  /* a decided action makes the leadership be read again below */
 	a->block = cluster_block(a->cluster);
 	a->last_sync_ms = now_ms();
 	/* Before the first list is out, that first publication carries the leader. */
@@ -384,6 +413,26 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 	 * registered or not; mesh_decide retries a missing registration without them. */
 	*have_view = changed || *full || a->st.recheck;
 	return 0;
+}
+
+/*
+ * Has this node been revoked? Asked only when the view holds no record of ours:
+ * tokenOfInstance() names no token, and we were registered (this run, or before: our
+ * stored registration nonce is not 0). An RPC that merely hides our record (zero trust,
+ * scenario 2) still answers our token here, so that is not taken for a revocation; a node
+ * not bound yet has never registered.
+ */
+static bool revoked_now(struct mesh_agent *a, const struct registry_record *recs, size_t n)
+{
+	uint64_t token = 0, nonce = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(recs[i].instance_id, a->id.instance_id, 20))
+			return false;
+	if (cluster_token_of_instance(a->cluster, a->id.instance_id, &token) < 0 || token)
+		return false;
+	return a->st.registered || a->st.revoked ||
+	       (cluster_nonce_of(a->cluster, a->id.instance_id, &nonce) == 0 && nonce > 0);
 }
 
 /* Apply a plan: device, address, registration, publishing. */
@@ -460,6 +509,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 	if (in.have_view) {
 		in.recs = cluster_peers(a->cluster, &n);
 		in.n_recs = n;
+		in.revoked = revoked_now(a, in.recs, n);
 		in.block = a->block;
 		in.provider = cluster_primary_label(a->cluster);
 		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
@@ -494,6 +544,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 	log_plan(&a->log);
 	mesh_plan_clear(&plan);
 	wg_device_free(dev);
+	if (rpc_turn)
+		malloc_trim(AGENT_MMAP_THRESHOLD);  /* what a large read left at the heap's top */
 	a->next_turn_ms = now_ms() + a->cfg->poll_ms;
 	/* push: a read due before the next device check (the RPC behind a head) brings it forward */
 	if (agent_push_active(a) && !a->rpc_down && a->next_rpc_ms < a->next_turn_ms)
@@ -528,6 +580,7 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 	if (!strcmp(req->name, "status"))
 		return agent_status_json(a, out);
 	if (!strncmp(req->name, "leader.", 7)) {
+		/* Sent, not mined: a change seen already is published now, else by a later turn. */
 		int r = agent_leader_act(a, req, out);
 
 		if (r > 0)
@@ -539,6 +592,10 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 
 		if (r == 0)
 			r = agent_leader_json(a, out);
+		if (r == 0)
+			r = buf_printf(out, ",\"actions\":");
+		if (r == 0)
+			r = agent_actions_json(a, out);
 		return r == 0 ? buf_printf(out, "}") : r;
 	}
 	return -ENOENT;
@@ -667,7 +724,7 @@ static int agent_start(struct mesh_agent *a)
 	log_info("instance 0x%s of cluster %s, %s mode", a->instance_hex, a->cfg->contract,
 		 mesh_mode_name(a->cfg->mode));
 	if (a->cfg->tx_key_file[0] && (r = load_funded_address(a)) < 0) {
-		log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, errstr(r));
+		log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, agent_tx_key_error(r));
 		return -EBADR;
 	}
 
@@ -681,6 +738,10 @@ static int agent_start(struct mesh_agent *a)
 			log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
 		return r == -EINVAL || r == -E2BIG ? -EBADR : r;
 	}
+	cluster_set_tx_caps(a->cluster, &(struct eth_tx_caps){
+		.max_fee_per_gas = a->cfg->tx_max_fee_per_gas,
+		.max_priority_fee_per_gas = a->cfg->tx_max_priority_fee_per_gas,
+		.max_gas = a->cfg->tx_max_gas, .max_cost = a->cfg->tx_max_cost });
 	if (a->cfg->chain_id) {
 		a->chain_confirmed = true;
 		cluster_expect_chain_id(a->cluster, a->cfg->chain_id);
@@ -733,6 +794,12 @@ int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *a
 		return -ENOMEM;
 	a->cfg = cfg;
 	a->abort_flag = abort_flag;
+	/*
+	 * A fixed mmap threshold: an RPC reply of megabytes (an oversized or hostile one) is
+	 * mapped and unmapped, not left in the heap; glibc's sliding threshold would otherwise
+	 * rise after the first such free and keep the next ones for good.
+	 */
+	mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_THRESHOLD);
 	a->control.fd = -1;
 	a->iface_lock = -1;
 	mesh_state_init(&a->st);

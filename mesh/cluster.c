@@ -29,6 +29,9 @@ struct cluster {
 	uint64_t second_block;          /* the block they are of */
 	const char *second_label;
 	char disagreement[512];         /* the last cross-check's finding; "" when they agreed */
+
+	struct eth_tx_caps caps;        /* every transaction the agent pays for (the funded key) */
+	uint64_t nonce_hint;            /* the funded key's next nonce as far as we sent */
 };
 
 static int fail(struct cluster *c, int r, const char *what)
@@ -86,6 +89,8 @@ int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contr
 		return r;
 	}
 	memcpy(c->contract, contract, 20);
+	c->caps.max_fee_per_gas = ETH_DEFAULT_MAX_FEE_PER_GAS;
+	c->caps.max_cost = ETH_DEFAULT_MAX_COST;
 	r = open_providers(c, rpc_urls, &cfg);
 	if (r < 0) {
 		cluster_close(c);
@@ -344,25 +349,99 @@ uint64_t cluster_token_version(const struct cluster *c, uint64_t token)
 	return c->reader ? registry_reader_token_version(c->reader, token) : 0;
 }
 
-int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
-			      const uint8_t tx_key[static 32])
+void cluster_set_tx_caps(struct cluster *c, const struct eth_tx_caps *caps)
 {
-	struct eth_receipt rc;
-	int r;
-
-	/*
-	 * Waits for the receipt, bounded: the loop (control socket included) pauses meanwhile,
-	 * tunnels do not. A registration that is mined later is seen by the follower anyway.
-	 */
-	r = registry_send_registration(c->rpc, c->chain_id, c->contract, rec, tx_key, 15000, &rc);
-	return r < 0 ? fail(c, r, "registerPeer") : 0;
+	c->caps = *caps;
+	c->caps.nonce_hint = NULL;
+	c->caps.no_wait = true;
 }
 
-/* POST {"to": the contract, "data": calldata} to the relayer. */
-static int relay_calldata(struct cluster *c, const char *relayer_url, const struct buf *data)
+/*
+ * Send calldata to the contract, paid by tx_key, under the caps; no receipt wait (the
+ * loop follows it). -EDQUOT names the cap in cluster_error.
+ */
+static int send_capped(struct cluster *c, const struct buf *data, const uint8_t tx_key[static 32],
+		       const char *what, uint8_t tx_hash[static 32])
 {
-	struct http_target target = { .base_url = relayer_url, .timeout_ms = 15000 };
+	struct eth_tx_request req = { .to = c->contract, .data = data->data, .len = data->len };
+	struct eth_tx_caps caps = c->caps;
+	struct eth_tx_result res;
+	int r;
+
+	caps.chain_id = c->chain_id;
+	caps.nonce_hint = &c->nonce_hint;
+	r = eth_send_capped(c->rpc, tx_key, &req, &caps, &res);
+	if (r < 0)
+		return fail(c, r, what);
+	memcpy(tx_hash, res.tx_hash, 32);
+	return 0;
+}
+
+int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
+			      const uint8_t tx_key[static 32], uint8_t tx_hash[static 32])
+{
+	struct buf data;
+	int r;
+
+	/* No receipt wait: the decision sees the record, or the funded key's nonce, later. */
+	buf_init(&data, 1 << 16);
+	r = registry_encode_register_call(rec, &data);
+	if (r < 0)
+		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
+	else
+		r = send_capped(c, &data, tx_key, "registerPeer", tx_hash);
+	buf_clear(&data);
+	return r;
+}
+
+int cluster_receipt(struct cluster *c, const uint8_t tx_hash[static 32], struct eth_receipt *rc)
+{
+	int r = eth_get_receipt(c->rpc, tx_hash, rc);
+
+	return r < 0 && r != -ENOENT ? fail(c, r, "eth_getTransactionReceipt") : r;
+}
+
+int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t cap, uint8_t tx_hash[static 32])
+{
+	struct json j;
+	const char *s;
+	size_t n;
+	int i, r = 0;
+
+	if (cap)
+		reason[0] = '\0';
+	if (!len || json_parse(&j, body, len, 64) < 0)
+		return 0;
+	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
+		goto out;
+	i = json_get(&j, 0, "error");
+	if (i >= 0 && j.tok[i].type == JSON_STRING && cap) {
+		s = json_raw(&j, i, &n);
+		n = n < cap - 1 ? n : cap - 1;
+		for (size_t k = 0; k < n; k++)  /* for a log line: no control bytes */
+			reason[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+		reason[n] = '\0';
+	}
+	i = json_get(&j, 0, "txHash");
+	if (i >= 0 && j.tok[i].type == JSON_STRING) {
+		s = json_raw(&j, i, &n);
+		if (n == 66 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hex_decode_exact(tx_hash, 32, s + 2, 64) >= 0)
+			r = 1;
+	}
+out:
+	json_clear(&j);
+	return r;
+}
+
+/*
+ * POST {"to": the contract, "data": calldata} to the relayer; a refusal's reason in
+ * c->error; the hash it sent (tx_hash may be NULL): 1 with it, 0 without.
+ */
+static int relay_calldata(struct cluster *c, const char *relayer_url, const struct buf *data, uint8_t *tx_hash)
+{
+	struct http_target target = { .base_url = relayer_url, .timeout_ms = 5000 };
 	struct http_reply reply = { 0 };
+	uint8_t scratch[32];
 	struct buf body;
 	char contract[41];
 	char *hex;
@@ -380,8 +459,17 @@ static int relay_calldata(struct cluster *c, const char *relayer_url, const stru
 	if (r < 0) {
 		snprintf(c->error, sizeof(c->error), "%s", reply.error[0] ? reply.error : errstr(r));
 	} else if (reply.status < 200 || reply.status > 299) {
-		snprintf(c->error, sizeof(c->error), "HTTP %ld", reply.status);
-		r = -EREMOTEIO;
+		char why[400];
+
+		mesh_relayer_reply_parse((const char *)reply.body.data, reply.body.len, why, sizeof(why), scratch);
+		if (why[0])
+			snprintf(c->error, sizeof(c->error), "the relayer refused (HTTP %ld): %s", reply.status, why);
+		else
+			snprintf(c->error, sizeof(c->error), "the relayer answered HTTP %ld", reply.status);
+		r = reply.status == 403 || reply.status == 422 ? -EPERM : -EREMOTEIO;
+	} else {
+		r = mesh_relayer_reply_parse((const char *)reply.body.data, reply.body.len, NULL, 0,
+					     tx_hash ? tx_hash : scratch);
 	}
 	http_reply_clear(&reply);
 	free(hex);
@@ -399,9 +487,9 @@ int cluster_relay_registration(struct cluster *c, const char *relayer_url, const
 	if (r < 0)
 		snprintf(c->error, sizeof(c->error), "encoding registerPeer: %s", errstr(r));
 	else
-		r = relay_calldata(c, relayer_url, &data);
+		r = relay_calldata(c, relayer_url, &data, NULL);
 	buf_clear(&data);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce)
@@ -414,25 +502,17 @@ int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce)
 int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
 			     const char *relayer_url, uint8_t tx_hash[static 32])
 {
-	struct eth_receipt rc;
 	struct buf data;
 	int r;
 
 	buf_init(&data, 1 << 12);
 	r = registry_encode_leader_call(call, &data);
-	if (r < 0) {
+	if (r < 0)
 		snprintf(c->error, sizeof(c->error), "encoding the leader call: %s", errstr(r));
-	} else if (tx_key) {
-		/* Bounded like a registration: the loop pauses, the tunnels do not. */
-		r = eth_send_transaction(c->rpc, tx_key, c->contract, data.data, data.len,
-					 &(struct eth_send_opts){ .chain_id = c->chain_id, .timeout_ms = 15000 }, &rc);
-		if (r < 0)
-			fail(c, r, "the leader call");
-		else
-			memcpy(tx_hash, rc.tx_hash, 32);
-	} else {
-		r = relay_calldata(c, relayer_url, &data);
-	}
+	else if (tx_key)
+		r = (r = send_capped(c, &data, tx_key, "the leader call", tx_hash)) < 0 ? r : 1;
+	else
+		r = relay_calldata(c, relayer_url, &data, tx_hash);
 	buf_clear(&data);
 	return r;
 }

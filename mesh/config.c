@@ -18,7 +18,9 @@ const char *const mesh_config_names[] = {
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
 	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
-	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", NULL,
+	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", "P2P_CONTROL_ACTION_UID", "P2P_CONTROL_ACTION_GID",
+	"P2P_ACTION_SPACING_MS", "P2P_ACTION_MAX_PER_HOUR", "P2P_TX_MAX_FEE_PER_GAS",
+	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", NULL,
 };
 
 const char *mesh_mode_name(enum registry_mode mode)
@@ -67,6 +69,14 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->relay_port = MESH_DEFAULT_RELAY_PORT;
 	cfg->fallback_ms = MESH_DEFAULT_FALLBACK_MS;
 	cfg->register_max_per_hour = MESH_DEFAULT_REGISTER_MAX_PER_HOUR;
+	cfg->action_uid = MESH_ID_NONE;
+	cfg->action_gid = MESH_ID_NONE;
+	cfg->action_spacing_ms = MESH_DEFAULT_ACTION_SPACING_MS;
+	cfg->action_max_per_hour = MESH_DEFAULT_ACTION_MAX_PER_HOUR;
+	cfg->tx_max_fee_per_gas = MESH_DEFAULT_TX_MAX_FEE_PER_GAS;
+	cfg->tx_max_priority_fee_per_gas = MESH_DEFAULT_TX_MAX_PRIORITY_FEE_PER_GAS;
+	cfg->tx_max_gas = MESH_DEFAULT_TX_MAX_GAS;
+	cfg->tx_max_cost = MESH_DEFAULT_TX_MAX_COST;
 }
 
 static int set_string(char *dst, size_t cap, const char *value)
@@ -132,6 +142,57 @@ static int parse_bool(const char *value, bool *out)
 		*out = false;
 	else
 		return -EINVAL;
+	return 0;
+}
+
+/* A uid or gid (decimal, below 2^31), or "" / "none" for none. */
+static int set_id(long *dst, const char *value)
+{
+	unsigned long u;
+
+	if (!*value || !strcmp(value, "none")) {
+		*dst = MESH_ID_NONE;
+		return 0;
+	}
+	if (parse_range(value, 0, 0x7fffffffUL, &u) < 0)
+		return -EINVAL;
+	*dst = (long)u;
+	return 0;
+}
+
+/* An amount of wei: digits with an optional fraction and unit (wei, gwei, ether), non-zero. */
+static int set_wei(uint64_t *dst, const char *value)
+{
+	static const struct { const char *name; int exp; } units[] = {
+		{ "", 0 }, { "wei", 0 }, { "gwei", 9 }, { "ether", 18 }, { "eth", 18 },
+	};
+	uint64_t v = 0;
+	const char *p = value;
+	int frac = -1, exp = -1;
+
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p) || (*p == '.' && frac < 0); p++) {
+		if (*p == '.') {
+			frac = 0;
+			continue;
+		}
+		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
+			return -EINVAL;
+		if (frac >= 0)
+			frac++;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+		if (!strcmp(p, units[i].name))
+			exp = units[i].exp;
+	if (exp < 0 || (frac > exp))
+		return -EINVAL;
+	for (int i = frac > 0 ? frac : 0; i < exp; i++)
+		if (__builtin_mul_overflow(v, 10, &v))
+			return -EINVAL;
+	if (!v)
+		return -EINVAL;
+	*dst = v;
 	return 0;
 }
 
@@ -236,6 +297,22 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 	}
 	if (!strcmp(name, "P2P_REGISTER_MAX_PER_HOUR"))
 		return set_ms(&cfg->register_max_per_hour, value, 1, MESH_MAX_REGISTER_PER_HOUR);
+	if (!strcmp(name, "P2P_CONTROL_ACTION_UID"))
+		return set_id(&cfg->action_uid, value);
+	if (!strcmp(name, "P2P_CONTROL_ACTION_GID"))
+		return set_id(&cfg->action_gid, value);
+	if (!strcmp(name, "P2P_ACTION_SPACING_MS"))
+		return set_ms(&cfg->action_spacing_ms, value, 0, 3600000);
+	if (!strcmp(name, "P2P_ACTION_MAX_PER_HOUR"))
+		return set_ms(&cfg->action_max_per_hour, value, 0, MESH_MAX_ACTION_PER_HOUR);
+	if (!strcmp(name, "P2P_TX_MAX_FEE_PER_GAS"))
+		return set_wei(&cfg->tx_max_fee_per_gas, value);
+	if (!strcmp(name, "P2P_TX_MAX_PRIORITY_FEE_PER_GAS"))
+		return set_wei(&cfg->tx_max_priority_fee_per_gas, value);
+	if (!strcmp(name, "P2P_TX_MAX_GAS"))
+		return set_wei(&cfg->tx_max_gas, value);
+	if (!strcmp(name, "P2P_TX_MAX_COST"))
+		return set_wei(&cfg->tx_max_cost, value);
 	return -ENOENT;
 }
 

@@ -208,6 +208,17 @@ static size_t read_request(int fd, char *req, size_t cap, uint64_t deadline)
 	return strcspn(req, "\r\n");
 }
 
+/* Who is on the other end (actions are only for the users the operator allows). */
+static void peer_cred(int fd, struct control_request *req)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	req->cred_known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred);
+	req->uid = req->cred_known ? (long)cred.uid : MESH_ID_NONE;
+	req->gid = req->cred_known ? (long)cred.gid : MESH_ID_NONE;
+}
+
 /* The reply to one request into out: a document, or an error object. */
 static void answer(const struct control_request *req, const char *why, control_reply_fn reply, void *ctx,
 		   struct buf *out)
@@ -258,6 +269,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		len = read_request(fd, line, sizeof(line), deadline);
 		if (control_request_parse(line, len, &req, &why) < 0 && !*why)
 			why = "malformed request";
+		peer_cred(fd, &req);
 
 		buf_init(&out, 1 << 20);
 		if (!*why && req.version == CONTROL_VERSION && !strcmp(req.name, "watch")) {
@@ -279,7 +291,8 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 			}
 		} else {
 			answer(&req, why, reply, ctx, &out);
-			/* A leader call waits for its receipt: the client's second starts now. */
+			/* A leader action's RPC calls (or relayer request) took time: the client's
+			 * second for the reply starts now. */
 			deadline = now_ms() + CONTROL_CLIENT_MS;
 			if (buf_append(&out, "\n", 1) == 0)
 				unix_send_all(fd, out.data, out.len, deadline);

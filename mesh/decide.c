@@ -638,8 +638,21 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 	memcpy(st->rejected, rejected, n_rejected * sizeof(*rejected));
 	st->n_rejected = n_rejected;
 
-	/* Our own record: registered only when it says what we would say now, and verifies. */
-	if (own && own_record_valid(&st->verified, self, own)) {
+	/*
+	 * Revoked (our token burned, or our instance unbound, and no record of ours): the node
+	 * leaves. No peers on the device or in the list, no registration; the interface stays.
+	 */
+	if (in->revoked && !own) {
+		if (!st->revoked)
+			say(plan, MESH_PLAN_WARN, "our instance is bound to no token any more (burned or "
+			    "unbound): leaving the mesh, removing %zu peer%s, sending nothing", st->n_peers,
+			    st->n_peers == 1 ? "" : "s");
+		st->revoked = true;
+		st->registered = false;
+		st->token = 0;
+		st->reg_pending = false;
+		n_peers = 0;
+	} else if (own && own_record_valid(&st->verified, self, own)) {
 		struct mesh_seen *s = seen_find(st, self->instance_id);
 
 		if (s && own->nonce < s->nonce) {
@@ -651,6 +664,7 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		}
 		seen_raise(st, self->instance_id, own->nonce);
 		st->registered = true;
+		st->revoked = false;
 		st->token = own->token_id;
 		st->registered_nonce = own->nonce;
 		/* reg_last_ms stays: an RPC that flaps our record must not reset the spacing. */
@@ -664,6 +678,7 @@ static int decide_view(struct mesh_state *st, const struct mesh_self *self, cons
 		}
 	} else {
 		st->registered = false;
+		st->revoked = false;
 		if (was_registered)
 			say(plan, MESH_PLAN_WARN, "our registry record is gone or stale; registering again");
 		/* re-read: a re-bind may have moved us to another token */
@@ -899,7 +914,7 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 	mesh_plan_clear(plan);
 	if (in->have_view)
 		r = decide_view(st, self, in, plan);
-	else if (in->registry_read && !st->registered && st->applied_view && !st->recheck)
+	else if (in->registry_read && !st->registered && !st->revoked && st->applied_view && !st->recheck)
 		/* The registry is as it was at the last view: its records verify as they did and
 		 * ours is still missing; only the registration's timing can have moved on. */
 		decide_registration(st, self, in, plan);

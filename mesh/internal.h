@@ -34,6 +34,9 @@ struct control_request {
 	char name[32];           /* "peers", "status", "watch", "leader", "leader.elect", ... */
 	int64_t target;          /* leader.vote: the leader's token; 0: the current leader */
 	bool no_confidence;      /* leader.vote: true (default) votes, false withdraws */
+	/* who asks (SO_PEERCRED; set by control_accept, not the parser) */
+	bool cred_known;
+	long uid, gid;
 };
 
 /*
@@ -117,18 +120,27 @@ int cluster_cross_check(struct cluster *c);
 const struct registry_record *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
 /* The last cross-check's finding at the block level; "" when the providers agreed. */
 const char *cluster_disagreement(const struct cluster *c);
+/* The caps every transaction the agent pays for is sent under (no receipt wait). */
+struct eth_tx_caps;
+void cluster_set_tx_caps(struct cluster *c, const struct eth_tx_caps *caps);
 /*
- * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) and wait (bounded) for
- * its receipt; a revert comes back as -EPERM with the reason in cluster_error().
+ * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) under the caps, without
+ * waiting for the receipt: the hash into tx_hash. -EPERM: the simulation reverts, -EDQUOT:
+ * above a cap (cluster_error names it), nothing sent either way.
  */
 int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
-			      const uint8_t tx_key[static 32]);
+			      const uint8_t tx_key[static 32], uint8_t tx_hash[static 32]);
+/* eth_getTransactionReceipt: 0, -ENOENT while not mined, other -errno (cluster_error). */
+struct eth_receipt;
+int cluster_receipt(struct cluster *c, const uint8_t tx_hash[static 32], struct eth_receipt *rc);
 /* leaderActionNonce(token): the nonce the token's next signed leader call carries. */
 int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
 /*
- * Send a signed leader call paid by tx_key (locked memory; waits for the receipt, bounded:
- * a revert is -EPERM with the reason in cluster_error) or, with tx_key NULL, hand it to
- * the relayer (tx_hash then stays unset).
+ * Send a signed leader call paid by tx_key (locked memory, under the caps, no receipt
+ * wait) or, with tx_key NULL, hand it to the relayer. 1 with tx_hash set (sent, or the
+ * relayer named its transaction), 0 relayed without a hash; -EPERM refused (reverts in
+ * simulation, or the relayer refused: its reason in cluster_error), -EDQUOT above a cap,
+ * other -errno.
  */
 struct registry_leader_call;
 int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
@@ -136,6 +148,12 @@ int cluster_send_leader_call(struct cluster *c, const struct registry_leader_cal
 /* labelOf(token) and leaderState() (registry/abi.c). */
 int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
 int cluster_leader_state(struct cluster *c, struct registry_leader *out);
+/*
+ * A relayer's reply body (outside input; fuzzed): its "error" string into reason (cap
+ * bytes, control bytes replaced; "" without one; reason may be NULL with cap 0) and 1
+ * with its "txHash" (0x and 64 hex) in tx_hash, else 0.
+ */
+int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t cap, uint8_t tx_hash[static 32]);
 /* Hand the calldata to a relayer (POST {"to","data"} to url). */
 int cluster_relay_registration(struct cluster *c, const char *relayer_url,
 			       const struct registry_record *rec);
@@ -192,6 +210,8 @@ struct mesh_input {
 	const struct wg_device *dev;        /* the device now; NULL: not read (tls mode, error) */
 	bool funded_nonce_known;            /* the funded key's nonce on chain ("latest") */
 	uint64_t funded_nonce;
+	bool revoked;                       /* with the view: our instance is bound to no token
+					       (burned or unbound): leave, send nothing */
 };
 
 /* The highest verified nonce of an instance, for the agent's lifetime (no rollback). */
@@ -252,6 +272,7 @@ struct mesh_state {
 	bool reg_pending;                   /* a sent tx not yet mined, by the funded key's nonce */
 	uint64_t reg_funded_nonce;          /* the funded key's nonce before that send */
 	bool reg_capped_said;
+	bool revoked;                       /* our token was burned (or unbound): no peers, no sends */
 
 	/* several providers: what they disagreed on last, for the log (once) and status */
 	char disagreement[512];
@@ -323,6 +344,22 @@ struct agent_label {
 	char text[65];
 };
 
+/* A leader action the agent sent, followed to its receipt on later turns (apps.c). */
+enum agent_action_state { AGENT_ACTION_PENDING, AGENT_ACTION_CONFIRMED, AGENT_ACTION_REVERTED,
+			  AGENT_ACTION_UNKNOWN };
+struct agent_action {
+	char name[16];                      /* "elect", "heartbeat", "vote" */
+	uint8_t tx[32];
+	bool has_tx;                        /* a relayer may not name its transaction */
+	bool relayed;
+	enum agent_action_state state;
+	uint64_t sent_ms;
+	uint64_t block;                     /* mined in (confirmed, reverted) */
+};
+#define AGENT_ACTIONS_KEPT 8
+/* A pending action's receipt is looked for this long, then its state is "unknown". */
+#define AGENT_ACTION_FOLLOW_MS 180000
+
 struct mesh_agent {
 	const struct mesh_config *cfg;
 	struct mesh_self self;
@@ -375,6 +412,11 @@ struct mesh_agent {
 	struct registry_leader leader;
 	bool leader_known;                  /* leaderState() read at least once */
 	uint64_t leader_block;              /* the block it was read at */
+	/* leader actions: the last ones sent (ring), and when actions were asked (the caps) */
+	struct agent_action actions[AGENT_ACTIONS_KEPT];
+	size_t n_actions;
+	uint64_t action_ms[MESH_MAX_ACTION_PER_HOUR];
+	size_t n_action_ms;
 };
 
 /*
@@ -443,12 +485,18 @@ int agent_follow_leader(struct mesh_agent *a);
 /* {"token":..,"label":..,...} or null. */
 int agent_leader_json(const struct mesh_agent *a, struct buf *out);
 /*
- * leader.elect / leader.heartbeat / leader.vote: sign with the node key, send through the
- * funded key or the relayer, reply (docs/control-protocol.md). 1 when a call was sent
- * (the leadership may have changed), 0 when out holds an error object, -ENOENT for
- * another request, other negative errno.
+ * leader.elect / leader.heartbeat / leader.vote: only for allowed callers (req's
+ * credentials), spaced and capped per hour; sign with the node key, send through the
+ * funded key (no receipt wait) or the relayer, reply "pending" with the hash
+ * (docs/control-protocol.md). 1 when sent and the leadership read right after differs,
+ * 0 when sent without a visible change or out holds an error object, -ENOENT for another
+ * request, other negative errno.
  */
 int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out);
+/* The pending actions' receipts (one RPC call each, on RPC turns): 1 when one was decided. */
+int agent_follow_actions(struct mesh_agent *a);
+/* "actions":[...] of the leader document: the last actions sent and their state. */
+int agent_actions_json(const struct mesh_agent *a, struct buf *out);
 /* The variables the on-change command gets besides DSTACK_P2P_PEERS. */
 #define AGENT_ENV_MAX 12
 /*
@@ -460,8 +508,13 @@ int agent_on_change_env(const struct mesh_agent *a, const char *event, struct bu
 			const char *envv[static AGENT_ENV_MAX + 1]);
 /* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
 int agent_write_hosts_file(const struct mesh_agent *a);
-/* agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory). */
+/*
+ * agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory).
+ * The file must be mode 0600 or 0400 (no group or other bits) and owned by our
+ * effective uid: -EACCES (mode) or -EPERM (owner) else; agent_tx_key_error says which.
+ */
 int agent_read_tx_key(const char *path, uint8_t *key);
+const char *agent_tx_key_error(int err);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);

@@ -32,6 +32,17 @@ struct err_detail;
 #define MESH_DEFAULT_CONTROL "/run/dstack-p2p/control.sock"
 #define MESH_DEFAULT_REGISTER_MAX_PER_HOUR 20
 #define MESH_MAX_REGISTER_PER_HOUR 64
+/* Leader actions (control socket): at most this many an hour, this far apart, by default. */
+#define MESH_DEFAULT_ACTION_MAX_PER_HOUR 120
+#define MESH_MAX_ACTION_PER_HOUR 240
+#define MESH_DEFAULT_ACTION_SPACING_MS 2000
+/* The agent's transactions: caps the RPC's fee suggestion cannot raise (docs/agent.md). */
+#define MESH_DEFAULT_TX_MAX_FEE_PER_GAS 100000000000ull        /* 100 gwei */
+#define MESH_DEFAULT_TX_MAX_PRIORITY_FEE_PER_GAS 10000000000ull /* 10 gwei */
+#define MESH_DEFAULT_TX_MAX_GAS 2000000ull
+#define MESH_DEFAULT_TX_MAX_COST 50000000000000000ull           /* 0.05 ether */
+/* No uid or gid allowed beyond root and the agent's own user. */
+#define MESH_ID_NONE (-1)
 
 /* How WireGuard datagrams reach a peer (docs/transport.md). */
 enum mesh_transport { MESH_TRANSPORT_AUTO, MESH_TRANSPORT_UDP, MESH_TRANSPORT_GATEWAY };
@@ -73,6 +84,16 @@ struct mesh_config {
 	char kms_root[43];              /* P2P_KMS_ROOT: pin; must match our own key's KMS root */
 	uint64_t chain_id;              /* P2P_CHAIN_ID: pin; 0 = learn it (see docs/agent.md) */
 	unsigned register_max_per_hour; /* P2P_REGISTER_MAX_PER_HOUR: registrations, then only log */
+	/* who may ask for actions (leader.*) on the control socket besides root and our own uid */
+	long action_uid;                /* P2P_CONTROL_ACTION_UID; MESH_ID_NONE: nobody else */
+	long action_gid;                /* P2P_CONTROL_ACTION_GID: a caller's primary group */
+	unsigned action_spacing_ms;     /* P2P_ACTION_SPACING_MS: between two actions */
+	unsigned action_max_per_hour;   /* P2P_ACTION_MAX_PER_HOUR */
+	/* caps on every transaction the agent pays for (P2P_TX_KEY_FILE) */
+	uint64_t tx_max_fee_per_gas;    /* P2P_TX_MAX_FEE_PER_GAS (wei; units: gwei, ether) */
+	uint64_t tx_max_priority_fee_per_gas; /* P2P_TX_MAX_PRIORITY_FEE_PER_GAS */
+	uint64_t tx_max_gas;            /* P2P_TX_MAX_GAS: gas limit */
+	uint64_t tx_max_cost;           /* P2P_TX_MAX_COST: gas limit x max fee, wei */
 };
 
 void mesh_config_init(struct mesh_config *cfg);

@@ -8,6 +8,9 @@
  * before, and it is re-dialled with backoff.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,10 @@
 
 #define PUSH_GAP_MS 100                 /* triggered turns: one per this on average ... */
 #define PUSH_BURST 4                    /* ... after a burst of this many (mint, bind, register) */
-#define PUSH_CONNECT_MS 3000            /* TCP + TLS + Upgrade (the loop waits meanwhile) */
+#define PUSH_CONNECT_MS 3000            /* TCP + TLS + Upgrade, on a helper thread */
+#define PUSH_DIAL_CHECK_MS 20           /* while it dials, the loop looks this often */
+#define PUSH_STABLE_MS 60000            /* a subscription up this long resets the back-off */
+#define PUSH_HOLLOW_MAX 3               /* reads after heads the HTTP RPC never showed: then down */
 #define PUSH_REPLY_MS 5000              /* eth_subscribe answered within this */
 #define PUSH_IDLE_PING_MS 30000         /* silence this long: a ping ... */
 #define PUSH_PONG_MS 10000              /* ... answered within this, or the socket is dead */
@@ -30,9 +36,24 @@
 
 enum push_state { PUSH_DOWN, PUSH_SUBSCRIBING, PUSH_ACTIVE };
 
+/*
+ * A dial in progress on its own thread (DNS, TCP, TLS and the Upgrade may each take up to
+ * PUSH_CONNECT_MS, and a hostile server can make them): the loop keeps serving and
+ * collects the result when done is set. cancel cuts it short (the agent stops).
+ */
+struct push_dial {
+	pthread_t thread;
+	char url[1024];
+	volatile sig_atomic_t cancel;
+	atomic_bool done;
+	int result;
+	struct ws_client *ws;
+};
+
 struct agent_push {
 	char url[1024];
 	struct ws_client *ws;
+	struct push_dial *dial;             /* non-NULL while a dial runs */
 	enum push_state state;
 	char sub_id[PUSH_SUB_ID_MAX + 1];
 	uint64_t since_ms;                  /* of the state */
@@ -48,6 +69,7 @@ struct agent_push {
 	uint64_t head_number;               /* the highest head notified (a claim, never trusted) */
 	unsigned lag_tries;                 /* reads since the last head that found the RPC behind it */
 	uint64_t heads_at_read, block_at_read;  /* at the last safety-poll read */
+	unsigned hollow;                    /* reads in a row after heads that brought no block */
 };
 
 /* P2P_RPC_WS_URL: "" (off), "auto" (from the first http(s) RPC URL), or ws(s)://. */
@@ -94,10 +116,23 @@ int agent_push_open(struct mesh_agent *a)
 	return 0;
 }
 
+/* Wait for the dial thread (bounded by PUSH_CONNECT_MS) and drop what it made. */
+static void dial_abandon(struct agent_push *p)
+{
+	if (!p->dial)
+		return;
+	p->dial->cancel = 1;
+	pthread_join(p->dial->thread, NULL);
+	ws_client_free(p->dial->ws);
+	free(p->dial);
+	p->dial = NULL;
+}
+
 void agent_push_close(struct mesh_agent *a)
 {
 	if (!a->push)
 		return;
+	dial_abandon(a->push);
 	ws_client_free(a->push->ws);
 	free(a->push);
 	a->push = NULL;
@@ -203,7 +238,7 @@ static int on_json(struct mesh_agent *a, const char *text, size_t len)
 			p->sub_id[n] = '\0';
 			p->state = PUSH_ACTIVE;
 			p->since_ms = now_ms();
-			p->retry_ms = PUSH_RETRY_MIN_MS;
+			p->hollow = 0;
 			p->heads_at_read = p->heads;
 			p->block_at_read = a->block;
 			log_info("push: subscribed to new heads at %s; the registry is read on each head, "
@@ -274,12 +309,50 @@ void agent_push_serve(struct mesh_agent *a)
 	}
 }
 
-static void dial(struct mesh_agent *a, uint64_t now)
+static void *dial_thread(void *arg)
+{
+	struct push_dial *d = arg;
+
+	d->result = ws_client_connect(&d->ws, d->url, PUSH_CONNECT_MS, &d->cancel);
+	atomic_store(&d->done, true);
+	return NULL;
+}
+
+/* Start a dial on a helper thread, signals blocked there (they are the loop's). */
+static int dial_start(struct agent_push *p)
+{
+	struct push_dial *d = calloc(1, sizeof(*d));
+	sigset_t all, old;
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	snprintf(d->url, sizeof(d->url), "%s", p->url);
+	atomic_init(&d->done, false);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&d->thread, NULL, dial_thread, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	p->dial = d;
+	return 0;
+}
+
+/* The dial thread finished: subscribe on the new socket, or go down and back off. */
+static void dial_finish(struct mesh_agent *a, uint64_t now)
 {
 	static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"newHeads\"]}";
 	struct agent_push *p = a->push;
-	int r = ws_client_connect(&p->ws, p->url, PUSH_CONNECT_MS, a->abort_flag);
+	int r;
 
+	pthread_join(p->dial->thread, NULL);
+	r = p->dial->result;
+	p->ws = p->dial->ws;
+	free(p->dial);
+	p->dial = NULL;
 	if (r == 0)
 		r = ws_client_send(p->ws, 1, req, sizeof(req) - 1);
 	if (r < 0) {
@@ -287,8 +360,7 @@ static void dial(struct mesh_agent *a, uint64_t now)
 
 		snprintf(what, sizeof(what), "%s%s", p->url, r == -EPERM ? " (its TLS certificate does not verify)" :
 			 r == -EACCES || r == -EPROTO ? " (not a WebSocket upgrade)" : "");
-		if (r != -ECANCELED)
-			push_down(a, what, r, p->retry_ms);
+		push_down(a, what, r, p->retry_ms);
 		backoff(p);
 		return;
 	}
@@ -300,6 +372,19 @@ static void dial(struct mesh_agent *a, uint64_t now)
 	agent_push_serve(a);
 }
 
+static void dial(struct mesh_agent *a, uint64_t now)
+{
+	struct agent_push *p = a->push;
+	int r = dial_start(p);
+
+	if (r < 0) {
+		push_down(a, "starting the WebSocket dial", r, p->retry_ms);
+		backoff(p);
+		return;
+	}
+	p->next_connect_ms = now + PUSH_CONNECT_MS;  /* not before this one is done */
+}
+
 void agent_push_tick(struct mesh_agent *a)
 {
 	struct agent_push *p = a->push;
@@ -308,11 +393,19 @@ void agent_push_tick(struct mesh_agent *a)
 	if (!p)
 		return;
 	now = now_ms();
+	if (p->dial) {
+		if (atomic_load(&p->dial->done))
+			dial_finish(a, now);
+		return;
+	}
 	if (p->state == PUSH_DOWN) {
 		if (now >= p->next_connect_ms)
 			dial(a, now);
 		return;
 	}
+	/* A subscription that stays up earns a short back-off again; one that dies soon does not. */
+	if (p->state == PUSH_ACTIVE && p->retry_ms > PUSH_RETRY_MIN_MS && now >= p->since_ms + PUSH_STABLE_MS)
+		p->retry_ms = PUSH_RETRY_MIN_MS;
 	if (p->state == PUSH_SUBSCRIBING && now >= p->since_ms + PUSH_REPLY_MS) {
 		push_down(a, "no answer to eth_subscribe", -ETIMEDOUT, p->retry_ms);
 		backoff(p);
@@ -356,6 +449,20 @@ void agent_push_after_read(struct mesh_agent *a, uint64_t now)
 		backoff(p);
 		return;
 	}
+	/*
+	 * Heads that the HTTP RPC never shows (no new block since the read before them) count
+	 * against the socket, PUSH_HOLLOW_MAX reads in a row: a flood of invented heads must
+	 * not pass for a working subscription. (The lag reads between heads do not count.)
+	 */
+	if (p->heads > p->heads_at_read && a->block <= p->block_at_read && p->block_at_read)
+		p->hollow++;
+	else if (a->block > p->block_at_read)
+		p->hollow = 0;
+	if (p->hollow >= PUSH_HOLLOW_MAX) {
+		push_down(a, "heads that the HTTP RPC never shows", -EPROTO, p->retry_ms);
+		backoff(p);
+		return;
+	}
 	p->heads_at_read = p->heads;
 	p->block_at_read = a->block;
 	/*
@@ -379,6 +486,8 @@ uint64_t agent_push_deadline_ms(const struct mesh_agent *a)
 
 	if (!p)
 		return UINT64_MAX;
+	if (p->dial)
+		return now_ms() + PUSH_DIAL_CHECK_MS;
 	if (p->state == PUSH_DOWN)
 		return p->next_connect_ms;
 	if (p->state == PUSH_SUBSCRIBING)

@@ -55,6 +55,8 @@ int agent_peers_json(const struct mesh_agent *a, struct buf *out)
 		       a->st.token ? addr : "");
 	if (r == 0)
 		r = json_append_string(out, agent_label(a, a->st.token, a->id.instance_id));
+	if (r == 0 && a->st.revoked)
+		r = buf_printf(out, ",\"reason\":\"revoked\"");
 	if (r == 0)
 		r = buf_printf(out, ",\"instance_id\":\"%s\",\"generation\":%llu,\"peers\":", a->instance_hex,
 			       (unsigned long long)a->st.generation);

@@ -45,6 +45,12 @@ file and rename). Every key is optional; an empty object means pass-through:
   fail_methods  ["eth_call", ...]  only these methods fail (default: all)
   timeout_s     S              how long "timeout" holds a request (default 5, at most 30)
   seed          N              the fuzzer's seed (default 1)
+  priority_fee  "0x<hex>"      eth_maxPriorityFeePerGas answers this (wei; a lying fee
+                               suggestion: the agent's caps must hold)
+  oversize      N              every eth_blockNumber and eth_getBlockByNumber reply carries
+                               N bytes of padding (at
+                               most 12 MiB) in an extra member: replies the agent reads
+                               and drops (its buffers must shrink again afterwards)
 
 One-shot counters (truncate, corrupt_sigs, fail_count) restart when the file changes.
 Every request is logged as "<unix time> <method> <what was done>" (an eth_call of
@@ -267,6 +273,13 @@ class Proxy:
         m = call.get("method")
         if not isinstance(reply, dict):
             return reply, "pass"
+        if m == "eth_maxPriorityFeePerGas" and isinstance(cfg.get("priority_fee"), str):
+            reply["result"] = cfg["priority_fee"]
+            return reply, "priority-fee lie " + cfg["priority_fee"]
+        if m in ("eth_blockNumber", "eth_getBlockByNumber") and isinstance(cfg.get("oversize"), int) \
+                and cfg["oversize"] > 0:
+            reply["padding"] = "0" * min(cfg["oversize"], 12 << 20)
+            return reply, "oversize %d" % min(cfg["oversize"], 12 << 20)
         if m == "eth_chainId" and isinstance(cfg.get("chain_id"), str):
             reply["result"] = cfg["chain_id"]
             return reply, "chain-id lie " + cfg["chain_id"]

@@ -8,15 +8,17 @@
 
 DStackP2PClient is the same without asyncio. Standard library only.
 """
-from .sdk import (DEFAULT_ENDPOINT, ENDPOINT_ENV, PROTOCOL_VERSION, AgentError,
+from .sdk import (DEFAULT_ENDPOINT, ENDPOINT_ENV, PROTOCOL_VERSION, ActionForbiddenError, AgentError,
                   AgentUnavailableError, ClusterMismatchError, DStackP2PError, DStackP2PSDK,
-                  Leader, Member, PeersDocument, ProtocolError, resolve_endpoint)
+                  Leader, Member, OverCapError, PeersDocument, ProtocolError, RateLimitedError,
+                  resolve_endpoint)
 from .files import write_atomically
 from .sync import DStackP2PClient
 
 __all__ = [
     "DStackP2PSDK", "DStackP2PClient", "PeersDocument", "Member", "Leader",
     "DStackP2PError", "AgentUnavailableError", "AgentError", "ProtocolError",
-    "ClusterMismatchError", "resolve_endpoint", "PROTOCOL_VERSION", "ENDPOINT_ENV",
+    "ClusterMismatchError", "ActionForbiddenError", "RateLimitedError", "OverCapError",
+    "resolve_endpoint", "PROTOCOL_VERSION", "ENDPOINT_ENV",
     "DEFAULT_ENDPOINT", "write_atomically",
 ]

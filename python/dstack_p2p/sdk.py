@@ -23,8 +23,13 @@ DEFAULT_ENDPOINT = "/run/dstack-p2p/control.sock"
 #: Longest reply line accepted; the agent's own bound is the same.
 MAX_REPLY_BYTES = 1 << 20
 MODES = ("wireguard", "tls")
-#: Seconds a leader call may take: the agent answers after the transaction's receipt.
-ACTION_TIMEOUT = 30.0
+#: Seconds a leader call may take: the agent answers once the transaction is sent (its
+#: RPC calls, or one relayer request of at most 5 s), not mined.
+ACTION_TIMEOUT = 15.0
+#: Seconds watch() waits for the first document of a connection, and for the rest of a
+#: line once its first byte arrived (a silent or dripping agent is not waited for forever).
+WATCH_FIRST_TIMEOUT = 10.0
+WATCH_READ_TIMEOUT = 5.0
 
 _CONTRACT_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _REQUEST_RE = re.compile(r"^[a-z0-9._-]{1,31}$")
@@ -52,6 +57,25 @@ class AgentError(DStackP2PError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ActionForbiddenError(AgentError):
+    """The agent takes leader actions only from the users its operator allows
+    (root, its own user, P2P_CONTROL_ACTION_UID / P2P_CONTROL_ACTION_GID): code ``forbidden``."""
+
+
+class RateLimitedError(AgentError):
+    """Leader actions are spaced and capped per hour (P2P_ACTION_SPACING_MS,
+    P2P_ACTION_MAX_PER_HOUR): code ``rate_limited``; the message says when to try again."""
+
+
+class OverCapError(AgentError):
+    """The transaction would exceed one of the agent's caps (named in the message:
+    max_fee_per_gas, max_gas, max_cost): code ``over_cap``; nothing was sent."""
+
+
+_AGENT_ERRORS = {"forbidden": ActionForbiddenError, "rate_limited": RateLimitedError,
+                 "over_cap": OverCapError}
 
 
 class ClusterMismatchError(DStackP2PError):
@@ -139,7 +163,8 @@ def _check_version(doc: Dict[str, Any]) -> None:
     if err is not None:
         if not isinstance(err, dict):
             raise ProtocolError("the agent's reply: 'error' is not an object")
-        raise AgentError(str(err.get("code", "unknown")), str(err.get("message", "")))
+        code = str(err.get("code", "unknown"))
+        raise _AGENT_ERRORS.get(code, AgentError)(code, str(err.get("message", "")))
 
 
 def parse_leader(value: Any) -> Optional[Leader]:
@@ -179,6 +204,8 @@ def _decode_line(line: bytes) -> Dict[str, Any]:
         doc = json.loads(line)
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(f"the agent's reply is not JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError("the agent's reply is nested too deeply to be a control document") from None
     if not isinstance(doc, dict):
         raise ProtocolError("the agent's reply is not a JSON object")
     return doc
@@ -324,11 +351,15 @@ class DStackP2PSDK:
         """The cluster's current leader, or None when there is none."""
         return parse_leader((await self.request("leader")).get("leader"))
 
-    async def watch(self, reconnect_delay: float = 1.0) -> AsyncIterator[PeersDocument]:
+    async def watch(self, reconnect_delay: float = 1.0, first_timeout: float = WATCH_FIRST_TIMEOUT,
+                    read_timeout: float = WATCH_READ_TIMEOUT) -> AsyncIterator[PeersDocument]:
         """Every peers document the agent streams: the current one, then one per change.
 
         Reconnects (every ``reconnect_delay`` s) when the agent restarts; after a
         reconnection the current document comes first again. Runs until cancelled.
+        Raises AgentUnavailableError when a connection's first document does not come
+        within ``first_timeout`` s or a line, once begun, does not end within
+        ``read_timeout`` s; ProtocolError for a document that does not parse.
         """
         while True:
             try:
@@ -338,20 +369,44 @@ class DStackP2PSDK:
                 continue
             try:
                 writer.write(self._request_line("watch", {}))
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), self.timeout)
+                first = True
                 while True:
-                    line = await reader.readline()
+                    line = await self._watch_line(reader, first, first_timeout, read_timeout)
                     if not line.endswith(b"\n"):
                         break  # the agent went away
+                    first = False
                     doc = _decode_line(line)
                     if "error" in doc:
                         break  # e.g. busy: try again later
                     yield self._check_cluster(parse_peers_document(doc))
-            except (OSError, ValueError):
+            except AgentUnavailableError:
+                raise  # a silent or dripping agent (an OSError too): said, not retried
+            except OSError:
                 pass
             finally:
                 writer.close()
             await asyncio.sleep(reconnect_delay)
+
+    async def _watch_line(self, reader: asyncio.StreamReader, first: bool, first_timeout: float,
+                          read_timeout: float) -> bytes:
+        """One line of the watch stream: the first within first_timeout; later ones may
+        wait for a change as long as it takes, then must end within read_timeout."""
+        try:
+            if first:
+                return await asyncio.wait_for(reader.readline(), first_timeout)
+            head = await reader.read(1)
+            if not head:
+                return b""
+            if head == b"\n":
+                return head
+            return head + await asyncio.wait_for(reader.readline(), read_timeout)
+        except asyncio.TimeoutError:
+            raise AgentUnavailableError(
+                f"the agent on {self.endpoint} sent no {'first ' if first else ''}document in time "
+                f"(watch: {first_timeout if first else read_timeout} s)") from None
+        except ValueError:  # longer than the limit
+            raise ProtocolError(f"the agent's reply is longer than {MAX_REPLY_BYTES} bytes") from None
 
     async def monitor(self, callback: DocumentCallback, stop: Optional[asyncio.Event] = None,
                       reconnect_delay: float = 1.0) -> None:
@@ -408,9 +463,12 @@ class DStackP2PSDK:
         """Ask the agent to take the leadership for this node (the lease must be free or expired).
 
         The agent signs with the node key and sends through its funded key or relayer;
-        returns the agent's reply: ``{"action", "tx", "relayed", "leader"}``. Raises
-        AgentError with code ``refused`` (the contract reverted, the reason in the
-        message), ``not_registered``, ``no_sender`` or ``chain``.
+        returns the agent's reply once the transaction is sent, not mined:
+        ``{"action", "tx", "state": "pending", "relayed", "leader"}``;
+        action_state(tx) follows it. Raises ActionForbiddenError (this user may not
+        act), RateLimitedError, OverCapError, or AgentError with code ``refused`` (the
+        contract reverts or the relayer refused, the reason in the message),
+        ``not_registered``, ``no_sender`` or ``chain``.
         """
         return await self.request("leader.elect", timeout=max(self.timeout, ACTION_TIMEOUT))
 
@@ -427,3 +485,20 @@ class DStackP2PSDK:
         if target is not None:
             fields["target"] = int(target)
         return await self.request("leader.vote", timeout=max(self.timeout, ACTION_TIMEOUT), **fields)
+
+    async def actions(self) -> List[Dict[str, Any]]:
+        """The agent's last leader actions, newest first: ``{"action", "tx", "state",
+        "relayed"[, "block"]}`` with state ``pending``, ``confirmed``, ``reverted`` or
+        ``unknown`` (docs/control-protocol.md)."""
+        items = _get(await self.request("leader"), "actions", list, [])
+        if not all(isinstance(x, dict) for x in items):
+            raise ProtocolError("the agent's reply: an action is not an object")
+        return list(items)
+
+    async def action_state(self, tx: str) -> Optional[str]:
+        """The state of the action sent as transaction ``tx``, or None if the agent no
+        longer lists it."""
+        for x in await self.actions():
+            if isinstance(x.get("tx"), str) and x["tx"].lower() == tx.lower():
+                return str(x.get("state"))
+        return None

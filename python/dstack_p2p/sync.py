@@ -55,6 +55,10 @@ class DStackP2PClient:
         """See DStackP2PSDK.vote_no_confidence."""
         return asyncio.run(self.sdk.vote_no_confidence(target, withdraw))
 
+    def actions(self) -> List[Dict[str, Any]]:
+        """See DStackP2PSDK.actions."""
+        return asyncio.run(self.sdk.actions())
+
     def monitor_peers(self, callback: Callable[[List[str]], Any],
                       stop: Optional[threading.Event] = None, reconnect_delay: float = 1.0) -> None:
         """Block, calling ``callback(peers)`` now and on every change, until ``stop`` is set

@@ -219,6 +219,40 @@ Test(mesh_decide, empty_device_gets_every_verified_peer_then_nothing_to_do)
 	registry_free(recs, n);
 }
 
+/* Our token burned: the view lacks our record and the loop found us bound to no token. */
+Test(mesh_decide, a_revoked_node_leaves_in_one_turn_and_sends_nothing)
+{
+	struct registry_record recs[NODES];
+	size_t n;
+
+	converge(3, 1000);
+	n = registry_of(recs, 3);
+	struct mesh_input in = { .now_ms = 5000, .have_view = true, .recs = recs + 1, .n_recs = n - 1,
+				 .block = 8, .dev = &dev, .revoked = true, .registry_read = true };
+
+	buf_reset(&logbuf);
+	cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+	buf_terminate(&logbuf);
+	cr_assert(st.revoked);
+	cr_assert_not(st.registered);
+	cr_assert_eq(st.n_peers, 0);
+	cr_assert(plan.publish, "the empty list is published");
+	cr_assert_not(plan.send_registration);
+	cr_assert_eq(plan.address_token, 0);
+	cr_assert(logged("leaving the mesh"));
+	apply();
+	assert_device_holds(NULL, 0);
+	/* Later turns, with or without a view: nothing comes back, nothing is sent. */
+	for (uint64_t t = 6000; t < 60000; t += 1000) {
+		in.now_ms = t;
+		in.have_view = t % 2000 == 0;
+		cr_assert_eq(mesh_decide(&st, &self, &in, &plan), 0);
+		cr_assert_not(plan.send_registration);
+		cr_assert_eq(plan.n_changes, 0);
+	}
+	registry_free(recs, n);
+}
+
 Test(mesh_decide, drift_is_repaired_in_one_turn_without_the_rpc)
 {
 	const int want[] = { 2, 3, 4 };

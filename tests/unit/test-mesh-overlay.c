@@ -195,3 +195,37 @@ Test(mesh_publish, on_change_command_environment_and_stdin)
 			 "got: %s", text);
 	unlink(path);
 }
+
+Test(mesh_config, transaction_caps_and_who_may_act)
+{
+	struct mesh_config cfg;
+
+	mesh_config_init(&cfg);
+	cr_assert_eq(cfg.tx_max_fee_per_gas, 100000000000ull);
+	cr_assert_eq(cfg.tx_max_cost, 50000000000000000ull);
+	cr_assert_eq(cfg.action_uid, MESH_ID_NONE);
+	cr_assert_eq(cfg.action_spacing_ms, 2000);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_FEE_PER_GAS", "1.5gwei"), 0);
+	cr_assert_eq(cfg.tx_max_fee_per_gas, 1500000000ull);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "0.01ether"), 0);
+	cr_assert_eq(cfg.tx_max_cost, 10000000000000000ull);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_GAS", "300000"), 0);
+	cr_assert_eq(cfg.tx_max_gas, 300000);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "12wei"), 0);
+	cr_assert_eq(cfg.tx_max_priority_fee_per_gas, 12);
+	/* zero, a fraction finer than a wei, junk, overflow */
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "0"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "1.5wei"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "1gwe"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "1.2.3gwei"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "100ether"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_TX_MAX_COST", "-1"), -EINVAL);
+	cr_assert_eq(cfg.tx_max_cost, 10000000000000000ull, "a bad value changes nothing");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CONTROL_ACTION_UID", "1000"), 0);
+	cr_assert_eq(cfg.action_uid, 1000);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CONTROL_ACTION_UID", "none"), 0);
+	cr_assert_eq(cfg.action_uid, MESH_ID_NONE);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_CONTROL_ACTION_GID", "-5"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_ACTION_MAX_PER_HOUR", "241"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_ACTION_SPACING_MS", "0"), 0);
+}

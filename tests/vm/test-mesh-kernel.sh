@@ -44,7 +44,7 @@ for i in 1 2 3; do
 	dstack-sim --kms-root-key-file "$T/kms.key" --app-id "$CONTRACT" --instance-id "$(var INSTANCE $i)" \
 		--socket "$T/sim$i.sock" >"$T/sim$i.log" 2>&1 &
 	pids="$pids $!"
-	var TXKEY $i >"$T/txkey$i"
+	(umask 077 && var TXKEY $i >"$T/txkey$i")  # the agent refuses a key file others can read
 done
 n=0
 while [ ! -S "$T/anvil.ipc" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
