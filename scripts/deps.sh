@@ -20,7 +20,7 @@ TEST_PACKAGES="
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables
   python3 python3-yaml python3-pytest python3-pip python3-setuptools
   nginx libnginx-mod-stream nftables openssl iperf3 redis-server redis-tools
-  qemu-system-x86 busybox-static cpio kmod
+  qemu-system-x86 busybox-static cpio kmod libcap2-bin
 "
 # Only tests/host/test-cluster-dash.sh needs these: the dashboard in a real browser, headless
 # chromium driven through chromedriver by python3-selenium (Debian's; no browser download).
