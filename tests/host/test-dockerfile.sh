@@ -87,9 +87,9 @@ log "cache ready in $(( $(date +%s) - t0 )) s"
 source netns-harness/lib.sh
 source tests/host/image-mesh.bash
 h_init dkf
-# h_cleanup exits with the status it was called with: keep the test's.
-dkf_cleanup() { local rc=$?; rm -rf "$tmp"; return "$rc"; }
-trap 'dkf_cleanup; h_cleanup' EXIT
+# h_init's trap (h_cleanup, which keeps the test's exit status) removes the scratch too.
+dkf_cleanup() { rm -rf "$tmp"; }
+H_CLEANUP_HOOK=dkf_cleanup
 h_deploy
 h_image_load "$tmp/image.tar"
 h_log "the Dockerfile's image $H_IMAGE loaded"
