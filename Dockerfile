@@ -14,15 +14,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 	libsecp256k1-dev libssl-dev nettle-dev \
 	&& rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Makefile VERSION ./
-COPY common common
-COPY chain chain
-COPY attest attest
-COPY netlink netlink
-COPY relay relay
-COPY mesh mesh
-COPY api api
-COPY cli cli
+# The whole context: .dockerignore keeps out everything but the sources, the Makefile,
+# VERSION and the package list, so the Makefile's MODULES is the only list of modules.
+COPY . .
 # Without git in the build context the version is VERSION alone; to say the commit:
 #   docker build --build-arg DSTACK_P2P_VERSION="$(make -s print-version)" .
 ARG DSTACK_P2P_VERSION=

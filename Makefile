@@ -251,8 +251,10 @@ bench: deps all $(BENCH_BINS) $(BENCH_PRELOADS)
 print-version:
 	@echo '$(VERSION)'
 
-# The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh).
-image: deps-image
+# The container image: mmdebstrap + a deterministic OCI archive (scripts/image.sh); it
+# installs only what building it needs, not the test toolchain.
+image:
+	$(Q)scripts/deps.sh image-build
 	$(Q)scripts/image.sh
 
 # ---- contracts ----------------------------------------------------------------------

@@ -17,7 +17,7 @@
 enum { O_TIMEOUT = 256, O_CONTROL };
 
 static const struct cli_opt opts[] = {
-	{ "timeout", O_TIMEOUT, "SECONDS", "give up after SECONDS, 0 to 86400 (default 300)" },
+	{ "timeout", O_TIMEOUT, "SECONDS", "give up after SECONDS, 0 to 86400, or never (default 300)" },
 	{ "control", O_CONTROL, "PATH", "the agent's control socket (env DSTACK_P2P_CONTROL)" },
 	{ 0 },
 };
@@ -28,10 +28,15 @@ static const struct cli_cmd cmd = {
 	.about = "Exit 0 once the local agent reports this instance registered in the cluster.\n"
 		 "Says on standard error what it waits for (no agent yet, or the registration),\n"
 		 "once each time that changes. For docker-compose:\n"
-		 "  depends_on: { p2p-wait: { condition: service_completed_successfully } }",
+		 "  depends_on: { p2p-wait: { condition: service_completed_successfully } }\n"
+		 "A gate that compose does not restart takes --timeout never: a deadline would\n"
+		 "leave an app whose node is bound later never started.",
 	.opts = opts,
 	.footer = "Exit status: 0 registered, 1 the timeout passed first, 2 usage.",
 };
+
+/* --timeout never: no deadline (the startup gate of the compose files). */
+#define TIMEOUT_NEVER (-1L)
 
 /* What the agent's peers document says; the states wait reports. */
 enum wait_state { W_NONE, W_NO_AGENT, W_AGENT_ERROR, W_NOT_REGISTERED, W_RPC_FAILING, W_REGISTERED };
@@ -109,10 +114,15 @@ static const char *why(enum wait_state s, int err, const char *control, const ch
 	return buf;
 }
 
+/* Whole seconds, 0 to 86400, or "never" (TIMEOUT_NEVER); -EINVAL otherwise. */
 static int parse_timeout(const char *s, long *out)
 {
 	char *end;
 
+	if (strcmp(s, "never") == 0) {
+		*out = TIMEOUT_NEVER;
+		return 0;
+	}
 	errno = 0;
 	*out = strtol(s, &end, 10);
 	return errno || end == s || *end || *out < 0 || *out > 86400 ? -EINVAL : 0;
@@ -133,7 +143,7 @@ int cmd_wait(int argc, char **argv)
 		switch (c) {
 		case O_TIMEOUT:
 			if (parse_timeout(a.value, &timeout_s) < 0)
-				return cli_bad_value(&a, "want whole seconds, 0 to 86400");
+				return cli_bad_value(&a, "want whole seconds, 0 to 86400, or never");
 			break;
 		case O_CONTROL: control = a.value; break;
 		}
@@ -141,7 +151,7 @@ int cmd_wait(int argc, char **argv)
 	if (c == CLI_STOP)
 		return a.status;
 	control = api_control_path(control);
-	deadline = now_ms() + (uint64_t)timeout_s * 1000;
+	deadline = timeout_s == TIMEOUT_NEVER ? UINT64_MAX : now_ms() + (uint64_t)timeout_s * 1000;
 	for (;;) {
 		s = ask(control, &err, rpc_error, sizeof(rpc_error));
 		if (s == W_REGISTERED) {

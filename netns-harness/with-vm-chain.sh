@@ -7,6 +7,8 @@
 # and bound to three instance ids chosen here, and a funded key per node; anvil's state
 # is dumped to a file. The VM gets anvil (EXTRA_BINS, with its libraries), the state and
 # an env file (EXTRA_FILES) under /opt/mesh; tests/vm/test-mesh-kernel.sh loads them.
+# It also gets make image's layer at /opt/image/layer.tar.gz and capsh, for
+# tests/vm/test-image-kernel.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 O=${O:-build}
@@ -43,5 +45,14 @@ rm -f "$out/anvil-state.json" "$out/mesh.env"
 anvil=$(sed -n 's/^ANVIL=//p' "$out/mesh.env")
 export EXTRA_BINS="${EXTRA_BINS:+$EXTRA_BINS }$anvil"
 export EXTRA_FILES="${EXTRA_FILES:+$EXTRA_FILES }$out/anvil-state.json:/opt/mesh/anvil-state.json $out/mesh.env:/opt/mesh/mesh.env"
+# tests/vm/test-image-kernel.sh runs the image's root filesystem (make image's one
+# layer) as a container with CAP_NET_ADMIN alone, dropped to by capsh.
+scripts/image.sh >&2
+arc=$O/image/dstack-p2p.oci.tar
+manifest=$(tar -xOf "$arc" index.json | jq -r '.manifests[0].digest' | cut -c8-)
+layer=$(tar -xOf "$arc" "blobs/sha256/$manifest" | jq -r '.layers[0].digest' | cut -c8-)
+tar -xOf "$arc" "blobs/sha256/$layer" >"$out/image-layer.tar.gz"
+export EXTRA_BINS="$EXTRA_BINS $(command -v capsh)"
+export EXTRA_FILES="$EXTRA_FILES $out/image-layer.tar.gz:/opt/image/layer.tar.gz"
 echo "with-vm-chain: contract $(sed -n 's/^CONTRACT=//p' "$out/mesh.env"), 3 tokens bound; state $(du -h "$out/anvil-state.json" | cut -f1)" >&2
 exec "$@"

@@ -1,32 +1,47 @@
 #!/bin/sh
-# Idempotent setup: install what the build, the tests and the demo need, and nothing
-# that is already there (`deps.sh image` adds the container image's tools). Debian packages without recommends; the Solidity toolchain
-# (Foundry, solc-js, OpenZeppelin) from npm, pinned by package-lock.json.
+# Idempotent setup: install what is missing of what a target needs, and nothing that is
+# already there. Debian packages without recommends; the Solidity toolchain (Foundry,
+# solc-js, OpenZeppelin) from npm, pinned by package-lock.json.
+#   deps.sh              the build, the tests and the demo
+#   deps.sh image        that, and the container tools of the image tests (podman, runc)
+#   deps.sh image-build  only what `make image` needs: the agent's build and mmdebstrap
+#   deps.sh --list ...   print the Debian packages of those targets and install nothing
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="
-  make gcc clang libclang-rt-14-dev pkg-config git ca-certificates
+# Compiling the agent (also the Dockerfile's build stage).
+BUILD_PACKAGES="
+  make gcc libc6-dev pkg-config git ca-certificates
   libmnl-dev libcurl4-openssl-dev libcurl3-gnutls libssl-dev libjsmn-dev libsecp256k1-dev
-  nettle-dev libcriterion-dev
+  nettle-dev
+"
+TEST_PACKAGES="
+  clang libclang-rt-14-dev libcriterion-dev
   iproute2 iputils-ping procps psmisc wireguard-tools wireguard-go socat curl jq iptables
   python3 python3-yaml python3-pytest python3-pip python3-setuptools python3-venv
   nginx libnginx-mod-stream nftables openssl iperf3 redis-server redis-tools
-  qemu-system-x86 busybox-static cpio kmod
+  qemu-system-x86 busybox-static cpio kmod libcap2-bin
 "
 # Only tests/host/test-cluster-dash.sh needs these: the dashboard in a real browser, headless
 # chromium driven through chromedriver by python3-selenium (Debian's; no browser download).
-PACKAGES="$PACKAGES chromium chromium-driver python3-selenium"
-# `deps.sh image`: also what the container image needs (make image, tests/image/).
+TEST_PACKAGES="$TEST_PACKAGES chromium chromium-driver python3-selenium"
+PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES"
+npm=1 list=
 for arg in "$@"; do
 	case $arg in
+	--list) list=1 ;;
 	image) PACKAGES="$PACKAGES mmdebstrap podman runc" ;;
-	*) echo "deps: unknown target '$arg' (known: image)" >&2; exit 2 ;;
+	image-build) PACKAGES="$BUILD_PACKAGES mmdebstrap"; npm= ;;
+	*) echo "deps: unknown target '$arg' (known: image, image-build)" >&2; exit 2 ;;
 	esac
 done
 # Node.js may come from elsewhere than Debian (e.g. a NodeSource build); only a machine
 # without npm gets Debian's.
-command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
+[ -z "$npm" ] || command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
+if [ -n "$list" ]; then
+	echo $PACKAGES | tr ' ' '\n'
+	exit 0
+fi
 
 missing=""
 for p in $PACKAGES; do
@@ -45,6 +60,7 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+[ -n "$npm" ] || exit 0
 # npm ci only when the lock file changed since the last install. The lock holds every
 # platform's optional Foundry binary, so npm ci accepts it and never rewrites it.
 stamp=node_modules/.dstack-p2p-lock

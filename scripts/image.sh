@@ -82,6 +82,13 @@ ls "$rootfs/var/cache/apt/archives" | grep '\.deb$' | LC_ALL=C sort |
 	find usr/bin -mindepth 1 -delete
 	find bin -mindepth 1 ! -name dash -delete
 	ln -s dash bin/sh
+	# No other program (dpkg's start-stop-daemon in /sbin), no package manager's
+	# configuration, and nothing of the build machine: mmdebstrap copies its hostname
+	# and resolver into the tree (the runtime mounts its own), which made the digest
+	# differ from one build machine to the next.
+	rm -rf sbin etc/dpkg etc/alternatives etc/cron.daily etc/logrotate.d usr/share/dpkg \
+		usr/lib/dpkg usr/libexec usr/lib/mime usr/share/polkit-1 usr/share/debianutils \
+		lib/systemd etc/apt etc/fstab etc/rmt etc/hostname etc/resolv.conf etc/hosts etc/mtab
 	# The CA bundle, as update-ca-certificates makes it from the default set.
 	mkdir -p etc/ssl/certs
 	find usr/share/ca-certificates -name '*.crt' | LC_ALL=C sort | xargs cat >etc/ssl/certs/ca-certificates.crt
@@ -116,6 +123,11 @@ for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu; do
 	done
 	find "$rootfs/$dir" -maxdepth 1 -xtype l -delete
 done
+# Nothing executable but the agent, /bin/sh and the loader the kernel starts them with:
+# libraries and plugins are mapped, never executed, and need no x bit.
+loader=$(in_rootfs /lib64/ld-linux-x86-64.so.2)
+find "$rootfs" -type f -perm /7111 ! -path "$rootfs/usr/bin/dstack-p2p" ! -path "$rootfs/bin/dash" \
+	! -path "$rootfs$loader" -exec chmod a-x,u-s,g-s,-t {} +
 # The binary's libraries must all be in the image (an extract that missed one would
 # only show when the container starts).
 missing=$(chroot "$rootfs" /lib64/ld-linux-x86-64.so.2 --list /usr/bin/dstack-p2p | grep 'not found' || true)

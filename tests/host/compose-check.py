@@ -3,8 +3,9 @@
 `docker compose config` would refuse (undeclared volumes, unknown services in depends_on
 or network_mode, bare $ that compose would interpolate), then what the agent needs:
 NET_ADMIN, the guest agent's socket, only environment names the agent reads (taken from
-the C source, not a list kept here), a startup gate sharing the control socket's volume,
-and the ports of the transport it runs.
+the C source, not a list kept here), a startup gate with no deadline sharing the control
+socket's volume, agent and app on host networking (an agent restart never strands the
+app), and the ports of the transport it runs.
 
 Usage: /usr/bin/python3 compose-check.py SOURCE_ROOT FILE...   (exit 1 on a problem)
 Debian's python3 and python3-yaml only.
@@ -201,11 +202,26 @@ def check(root, path, known, problems):
             bad("gate '%s' does not mount volume '%s' at %s" % (g, volume, control_dir))
         if str(gate.get("restart", "no")) not in ("no", "on-failure"):
             bad("gate '%s' restarts after it succeeds: it never completes" % g)
+        cmd = command_of(gate)
+        if "--timeout" not in cmd or cmd[cmd.index("--timeout") + 1:][:1] != ["never"]:
+            bad("gate '%s' has a deadline (want --timeout never): compose never runs it "
+                "again, so a node bound later never starts its app" % g)
     gated = [n for n, s in services.items()
              if isinstance(s.get("depends_on"), dict)
              and any((s["depends_on"].get(g) or {}).get("condition") == GATE_CONDITION for g in gates)]
     if not gated:
         bad("no service waits for the gate with condition %s" % GATE_CONDITION)
+    # The layout that survives an agent restart: agent and app on the CVM's namespace.
+    # A restarted container gets a new namespace; one that joined it stays in the old.
+    for n, s in services.items():
+        if str(s.get("network_mode", "")) == "service:" + agents[0]:
+            bad("service '%s' joins the agent's network namespace: a restarted agent gets a "
+                "new one and strands '%s' (docker/compose#6626); use network_mode: host" % (n, n))
+    if agent.get("network_mode") != "host":
+        bad("agent not on network_mode: host (the CVM's namespace, which outlives it)")
+    for n in gated:
+        if services[n].get("network_mode") != "host":
+            bad("app '%s' not on network_mode: host: it does not see the WireGuard interface" % n)
     peers = env.get("P2P_PEERS_FILE")
     if peers:
         pdir = os.path.dirname(peers)

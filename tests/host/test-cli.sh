@@ -250,7 +250,12 @@ RUN_TIMEOUT=3 run wait
 run wait --timeout 1
 [ "$rc" = 1 ] && grep -q "^dstack-p2p wait: not registered after 1 s: no agent listens on $T/no-agent.sock" "$T/err" ||
 	fail "wait --timeout 1: exit $rc"
-pass "wait without an agent: one line saying so, exit 1 at its timeout"
+# The startup gate of the compose files: no deadline at all.
+RUN_TIMEOUT=3 run wait --timeout never
+[ "$rc" = 124 ] || fail "wait --timeout never ended ($rc)"
+run wait --timeout 90000
+usage_error wait "want whole seconds, 0 to 86400, or never"
+pass "wait without an agent: one line saying so, exit 1 at its timeout, none with --timeout never"
 
 # --- a stand-in agent
 mkdir -p "$T/docs"

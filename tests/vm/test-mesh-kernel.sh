@@ -13,42 +13,8 @@ if [ ! -f "$M/mesh.env" ]; then
 	exit 0
 fi
 . "$M/mesh.env"
-mkdir -p "$T"
-fail() {
-	echo "FAIL: $*"
-	for f in "$T"/agent*.log; do [ -f "$f" ] && { echo "--- $f"; tail -12 "$f"; }; done
-	exit 1
-}
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; }
-trap cleanup EXIT
-t0=$(cut -d' ' -f1 /proc/uptime)
-elapsed() { awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f s", b - a }'; }
-var() { eval "echo \$$1_$2"; }
-
-"$ANVIL" --load-state "$M/anvil-state.json" --ipc "$T/anvil.ipc" --port 0 --silent >"$T/anvil.log" 2>&1 &
-pids="$pids $!"
-echo "$KMS_KEY" >"$T/kms.key"
-
-# The underlay: a bridge in a hub namespace, one veth per node namespace.
-$IP netns add hub
-$IP -n hub link add br0 type bridge
-$IP -n hub link set br0 up
-for i in 1 2 3; do
-	$IP netns add n$i
-	$IP link add v$i netns hub type veth peer name eth0 netns n$i
-	$IP -n hub link set v$i master br0 up
-	$IP -n n$i link set lo up
-	$IP -n n$i addr add 192.168.77.$i/24 dev eth0
-	$IP -n n$i link set eth0 up
-	dstack-sim --kms-root-key-file "$T/kms.key" --app-id "$CONTRACT" --instance-id "$(var INSTANCE $i)" \
-		--socket "$T/sim$i.sock" >"$T/sim$i.log" 2>&1 &
-	pids="$pids $!"
-	(umask 077 && var TXKEY $i >"$T/txkey$i")  # the agent refuses a key file others can read
-done
-n=0
-while [ ! -S "$T/anvil.ipc" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-[ -S "$T/anvil.ipc" ] || fail "anvil did not start: $(tail -3 "$T/anvil.log")"
+. "${REPO:-.}/netns-harness/vm/lib-mesh.sh"
+mesh_chain_up "" 1 2 3
 echo "anvil up from the prepared state after $(elapsed)"
 
 start_agent() {
