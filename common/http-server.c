@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -376,11 +377,27 @@ static void peer_text(const struct sockaddr_storage *ss, char out[static HTTP_PE
 	snprintf(out, HTTP_PEER_MAX, "%s", host);
 }
 
+/* Is c the better one to evict than best: silent before dripping, then the older. */
+static bool worse(const struct connection *c, const struct connection *best)
+{
+	return !best || c->in.len < best->in.len ||
+	       (c->in.len == best->in.len && c->accepted < best->accepted);
+}
+
+/* Waiting with nothing new to read: a request that has arrived unread is not evicted. */
+static bool evictable(const struct connection *c)
+{
+	int pending = 0;
+
+	return !c->streaming && (ioctl(c->fd, FIONREAD, &pending) < 0 || pending == 0);
+}
+
 /*
  * The connection to give up for a newcomer from peer: when peer already holds its share,
- * its own oldest waiting connection; when the table is full, the oldest waiting one of the
- * address holding most. Streams are never evicted (max_streams bounds them). NULL: there is
- * room, or nothing to evict (then *refuse says whether the newcomer must be turned away).
+ * its own waiting connection with the least received (the oldest of those); when the
+ * table is full, the same among the connections of the address holding most. Streams and
+ * connections whose request bytes wait to be read are never evicted. NULL: there is room,
+ * or nothing to evict (then *refuse says whether the newcomer must be turned away).
  */
 static struct connection *eviction_victim(const struct http_server *srv, struct connection *conns,
 					  const char *peer, bool *refuse)
@@ -398,13 +415,13 @@ static struct connection *eviction_victim(const struct http_server *srv, struct 
 		open++;
 		if (!strcmp(c->peer, peer))
 			mine++;
-		if (c->streaming)
+		if (!evictable(c))
 			continue;
-		if (!strcmp(c->peer, peer) && (!own || c->accepted < own->accepted))
+		if (!strcmp(c->peer, peer) && worse(c, own))
 			own = c;
 		for (int j = 0; j < MAX_CONNECTIONS; j++)
 			same += conns[j].fd >= 0 && !strcmp(conns[j].peer, c->peer);
-		if (!any || same > most || (same == most && c->accepted < any->accepted)) {
+		if (!any || same > most || (same == most && worse(c, any))) {
 			any = c;
 			most = same;
 		}
