@@ -523,10 +523,11 @@ static void follow_receipts(void *ctx)
 {
 	struct relayer *rl = ctx;
 	uint64_t now = now_ms();
+	size_t base = rl->next_receipt;
 
 	for (size_t looked = 0, i = 0; i < MAX_TRACKED && looked < RECEIPTS_PER_TICK && rl->npending;
 	     i++) {
-		struct tracked_tx *t = &rl->txs[(rl->next_receipt + i) % MAX_TRACKED];
+		struct tracked_tx *t = &rl->txs[(base + i) % MAX_TRACKED];
 		struct eth_receipt rc;
 		char hash[65];
 		int r;
@@ -551,7 +552,7 @@ static void follow_receipts(void *ctx)
 			log_info("relayer: %s 0x%s %s in block %" PRIu64 " (gas %" PRIu64 ")", t->name,
 				 hash, tx_state_names[t->state], t->block, t->gas_used);
 		}
-		rl->next_receipt = (rl->next_receipt + i + 1) % MAX_TRACKED;
+		rl->next_receipt = (base + i + 1) % MAX_TRACKED;  /* the next round starts after it */
 	}
 }
 

@@ -537,7 +537,8 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 			break;
 		}
 		for (int k = 0; k < n; k++) {
-			if (!pfds[k].revents)
+			/* Skip a slot whose connection an accept of this round replaced. */
+			if (!pfds[k].revents || (slot_of[k] >= 0 && conns[slot_of[k]].fd != pfds[k].fd))
 				continue;
 			if (slot_of[k] < 0)
 				accept_one(srv, pfds[k].fd, conns);
