@@ -271,7 +271,7 @@ struct http_server {
 	long stream_ms;
 	int max_streams;
 	/* Connections one client address may hold (0: 8); its next one replaces its oldest
-	 * waiting one. */
+	 * waiting one. Unix-socket clients have no address: only the table bounds them. */
 	int max_per_address;
 	/* Called every tick_ms (when set) between requests: work that must not wait for one. */
 	void (*tick)(void *ctx);

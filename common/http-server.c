@@ -427,7 +427,8 @@ static struct connection *eviction_victim(const struct http_server *srv, struct 
 		}
 	}
 	*refuse = false;
-	if (mine >= per_address) {
+	/* Unix-socket clients share one name ("unix"): only the table bounds them. */
+	if (mine >= per_address && strcmp(peer, "unix")) {
 		*refuse = !own;
 		return own;
 	}
