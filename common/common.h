@@ -270,8 +270,9 @@ struct http_server {
 	long stream_tick_ms;
 	long stream_ms;
 	int max_streams;
-	/* Connections one client address may hold (0: 8); its next one replaces its oldest
-	 * waiting one. Unix-socket clients have no address: only the table bounds them. */
+	/* Connections waiting for their request one client address may hold (0: 8); its next
+	 * one replaces its oldest. Streams do not count (max_streams bounds them); unix-socket
+	 * clients have no address: only the table bounds them. */
 	int max_per_address;
 	/* Called every tick_ms (when set) between requests: work that must not wait for one. */
 	void (*tick)(void *ctx);

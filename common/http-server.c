@@ -393,11 +393,13 @@ static bool evictable(const struct connection *c)
 }
 
 /*
- * The connection to give up for a newcomer from peer: when peer already holds its share,
+ * The connection to give up for a newcomer from peer: when peer already holds its share
+ * (of connections waiting for their request; streams do not count),
  * its own waiting connection with the least received (the oldest of those); when the
  * table is full, the same among the connections of the address holding most. Streams and
- * connections whose request bytes wait to be read are never evicted. NULL: there is room,
- * or nothing to evict (then *refuse says whether the newcomer must be turned away).
+ * connections whose request bytes wait to be read are never evicted (a share of such is
+ * let be). NULL: there is room, or nothing to evict (then *refuse says whether the
+ * newcomer must be turned away).
  */
 static struct connection *eviction_victim(const struct http_server *srv, struct connection *conns,
 					  const char *peer, bool *refuse)
@@ -413,7 +415,8 @@ static struct connection *eviction_victim(const struct http_server *srv, struct 
 		if (c->fd < 0)
 			continue;
 		open++;
-		if (!strcmp(c->peer, peer))
+		/* Streams are bounded by max_streams: a page open in several tabs is not idle. */
+		if (!strcmp(c->peer, peer) && !c->streaming)
 			mine++;
 		if (!evictable(c))
 			continue;
@@ -428,10 +431,8 @@ static struct connection *eviction_victim(const struct http_server *srv, struct 
 	}
 	*refuse = false;
 	/* Unix-socket clients share one name ("unix"): only the table bounds them. */
-	if (mine >= per_address && strcmp(peer, "unix")) {
-		*refuse = !own;
+	if (mine >= per_address && own && strcmp(peer, "unix"))
 		return own;
-	}
 	if (open < MAX_CONNECTIONS)
 		return NULL;
 	*refuse = !any;
