@@ -67,6 +67,13 @@ int hex_decode_exact(uint8_t *out, size_t n, const char *in, size_t len);
  */
 void *secret_alloc(size_t size);
 void secret_free(void *p, size_t size);
+/*
+ * Whether a file may hold a secret key: a regular file owned by the running (effective)
+ * user that nobody else may read or write (mode 0600 or 0400). 0, or -ENOENT / -errno of
+ * stat, -EINVAL (not a regular file), -EPERM (another owner, or group/other bits set); why
+ * names the file and says what to change.
+ */
+int key_file_check(const char *path, struct err_detail *why);
 /* Constant-time comparison; 0 when equal. */
 int secret_cmp(const void *a, const void *b, size_t n);
 void secret_wipe(void *p, size_t n);
@@ -263,6 +270,13 @@ struct http_server {
 	long stream_tick_ms;
 	long stream_ms;
 	int max_streams;
+	/* Connections waiting for their request one client address may hold (0: 8); its next
+	 * one replaces its oldest. Streams do not count (max_streams bounds them); unix-socket
+	 * clients have no address: only the table bounds them. */
+	int max_per_address;
+	/* Called every tick_ms (when set) between requests: work that must not wait for one. */
+	void (*tick)(void *ctx);
+	long tick_ms;
 	void *ctx;
 };
 
@@ -276,7 +290,9 @@ int http_parse_head(const uint8_t *data, size_t len, size_t max_header, size_t m
 /*
  * Serve HTTP/1.1 on the listening sockets until *stop (signals blocked by the caller are
  * let through by ppoll with wait_mask). One request per connection, Connection: close; at
- * most 32 connections, each with a deadline. Returns 0 or a poll error.
+ * most 32 connections, each with a deadline (2 s for the head, deadline_ms in all); an
+ * address beyond max_per_address, or anyone when all 32 are taken, evicts the oldest
+ * connection still waiting for its request. Returns 0 or a poll error.
  */
 int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 	       const sigset_t *wait_mask, volatile sig_atomic_t *stop);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* A small HTTP/1.1 server over poll: bounded requests, one per connection (dstack-sim, relayer). */
+/*
+ * A small HTTP/1.1 server over poll: bounded requests, one per connection (dstack-sim,
+ * relayer, cluster serve). Idle clients cannot hold it: a short deadline for the request
+ * head, a per-address share of the table, and a full table evicts the oldest waiting
+ * connection of the address holding most.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,12 +25,18 @@
 #define MAX_CONNECTIONS 32
 /* A client has this long to send its request and take the reply, unless configured. */
 #define REQUEST_DEADLINE_MS 5000
+/* And this long for the request's head (line and headers): a slow head is a held slot. */
+#define HEAD_DEADLINE_MS 2000
+/* Connections one address may hold; a new one beyond that replaces its oldest waiting one. */
+#define PER_ADDRESS_DEFAULT 8
 /* And at least this long to take the reply once the handler is done. */
 #define REPLY_DEADLINE_MS 2000
 
 struct connection {
 	int fd;                /* -1: free slot */
 	uint64_t deadline;
+	uint64_t accepted;     /* ms: the oldest waiting connection is the one evicted */
+	bool head_done;        /* the head is in: the request's full deadline applies */
 	struct buf in;
 	bool unread_input;     /* answered before the whole request was read */
 	bool streaming;        /* answered, held open: stream_more writes to it */
@@ -310,6 +322,12 @@ static bool connection_readable(const struct http_server *srv, struct connection
 		c->unread_input = true;
 		return true;
 	}
+	if (!c->head_done) {
+		/* The head made it in time: the body gets what is left of the full deadline. */
+		c->head_done = true;
+		c->deadline = c->accepted + (uint64_t)(srv->deadline_ms > 0 ? srv->deadline_ms
+										: REQUEST_DEADLINE_MS);
+	}
 	if (c->in.len < req.header_len + req.content_length)
 		return false;
 	if (strcmp(req.method, "POST") && strcmp(req.method, "GET")) {
@@ -323,7 +341,7 @@ static bool connection_readable(const struct http_server *srv, struct connection
 		r = srv->typed_handler(srv->ctx, &req, &reply, &meta);
 	else
 		r = srv->handler(srv->ctx, &req, &reply);
-	/* A handler may take long (the relayer waits for a receipt): the reply gets its own time. */
+	/* A handler may take a while (RPC round trips): the reply gets its own time. */
 	if (c->deadline < now_ms() + REPLY_DEADLINE_MS)
 		c->deadline = now_ms() + REPLY_DEADLINE_MS;
 	if (meta.stream && srv->stream_more && open_streams < srv->max_streams) {
@@ -359,31 +377,103 @@ static void peer_text(const struct sockaddr_storage *ss, char out[static HTTP_PE
 	snprintf(out, HTTP_PEER_MAX, "%s", host);
 }
 
+/* Is c the better one to evict than best: silent before dripping, then the older. */
+static bool worse(const struct connection *c, const struct connection *best)
+{
+	return !best || c->in.len < best->in.len ||
+	       (c->in.len == best->in.len && c->accepted < best->accepted);
+}
+
+/* Waiting with nothing new to read: a request that has arrived unread is not evicted. */
+static bool evictable(const struct connection *c)
+{
+	int pending = 0;
+
+	return !c->streaming && (ioctl(c->fd, FIONREAD, &pending) < 0 || pending == 0);
+}
+
+/*
+ * The connection to give up for a newcomer from peer: when peer already holds its share
+ * (of connections waiting for their request; streams do not count),
+ * its own waiting connection with the least received (the oldest of those); when the
+ * table is full, the same among the connections of the address holding most. Streams and
+ * connections whose request bytes wait to be read are never evicted (a share of such is
+ * let be). NULL: there is room, or nothing to evict (then *refuse says whether the
+ * newcomer must be turned away).
+ */
+static struct connection *eviction_victim(const struct http_server *srv, struct connection *conns,
+					  const char *peer, bool *refuse)
+{
+	int per_address = srv->max_per_address > 0 ? srv->max_per_address : PER_ADDRESS_DEFAULT;
+	int mine = 0, open = 0, most = 0;
+	struct connection *own = NULL, *any = NULL;
+
+	for (int i = 0; i < MAX_CONNECTIONS; i++) {
+		struct connection *c = &conns[i];
+		int same = 0;
+
+		if (c->fd < 0)
+			continue;
+		open++;
+		/* Streams are bounded by max_streams: a page open in several tabs is not idle. */
+		if (!strcmp(c->peer, peer) && !c->streaming)
+			mine++;
+		if (!evictable(c))
+			continue;
+		if (!strcmp(c->peer, peer) && worse(c, own))
+			own = c;
+		for (int j = 0; j < MAX_CONNECTIONS; j++)
+			same += conns[j].fd >= 0 && !strcmp(conns[j].peer, c->peer);
+		if (!any || same > most || (same == most && worse(c, any))) {
+			any = c;
+			most = same;
+		}
+	}
+	*refuse = false;
+	/* Unix-socket clients share one name ("unix"): only the table bounds them. */
+	if (mine >= per_address && own && strcmp(peer, "unix"))
+		return own;
+	if (open < MAX_CONNECTIONS)
+		return NULL;
+	*refuse = !any;
+	return any;
+}
+
 static void accept_one(const struct http_server *srv, int listen_fd, struct connection *conns)
 {
 	struct sockaddr_storage ss = { 0 };
 	socklen_t sl = sizeof(ss);
 	int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	char peer[HTTP_PEER_MAX];
+	struct connection *victim;
+	bool refuse;
+	uint64_t now = now_ms(), full;
 
 	if (fd < 0)
 		return;
+	peer_text(&ss, peer);
+	victim = eviction_victim(srv, conns, peer, &refuse);
+	if (refuse) {
+		close(fd);
+		return;
+	}
+	if (victim)
+		connection_close(victim);
+	full = (uint64_t)(srv->deadline_ms > 0 ? srv->deadline_ms : REQUEST_DEADLINE_MS);
 	for (int i = 0; i < MAX_CONNECTIONS; i++) {
 		if (conns[i].fd < 0) {
 			conns[i].fd = fd;
-			conns[i].deadline = now_ms() + (uint64_t)(srv->deadline_ms > 0 ? srv->deadline_ms
-										 : REQUEST_DEADLINE_MS);
+			conns[i].accepted = now;
+			conns[i].deadline = now + (full < HEAD_DEADLINE_MS ? full : HEAD_DEADLINE_MS);
+			conns[i].head_done = false;
 			conns[i].unread_input = false;
 			conns[i].streaming = false;
 			conns[i].cursor = 0;
-			peer_text(&ss, conns[i].peer);
+			memcpy(conns[i].peer, peer, sizeof(peer));
 			buf_init(&conns[i].in, srv->max_header + srv->max_body);
 			return;
 		}
 	}
-	/*
-	 * Listeners are not polled while the table is full, but two listeners ready in the
-	 * same round can take the last slot between them: the second client is turned away.
-	 */
 	close(fd);
 }
 
@@ -393,7 +483,7 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 	struct connection conns[MAX_CONNECTIONS];
 	struct pollfd pfds[MAX_LISTENERS + MAX_CONNECTIONS];
 	int slot_of[MAX_LISTENERS + MAX_CONNECTIONS];
-	uint64_t next_tick = 0;
+	uint64_t next_tick = 0, next_user_tick = 0;
 	int r = 0;
 
 	if (nfds > MAX_LISTENERS)
@@ -403,7 +493,7 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 
 	while (!*stop) {
 		uint64_t now = now_ms(), next = now + 60000;
-		int n = 0, open = 0, streams = count_streams(conns);
+		int n = 0, streams = count_streams(conns);
 		struct timespec ts;
 
 		if (streams && now >= next_tick) {
@@ -412,6 +502,16 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 		}
 		if (streams && next_tick < next)
 			next = next_tick;
+		if (srv->tick && srv->tick_ms > 0) {
+			if (now >= next_user_tick) {
+				srv->tick(srv->ctx);
+				now = now_ms();
+				next_user_tick = now + (uint64_t)srv->tick_ms;
+				next = now + 60000;
+			}
+			if (next_user_tick < next)
+				next = next_user_tick;
+		}
 
 		for (int i = 0; i < MAX_CONNECTIONS; i++) {
 			if (conns[i].fd < 0)
@@ -424,9 +524,9 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 				next = conns[i].deadline;
 			pfds[n] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
 			slot_of[n++] = i;
-			open++;
 		}
-		for (int i = 0; i < nfds && open < MAX_CONNECTIONS; i++) {
+		/* Listeners stay polled when the table is full: a newcomer evicts a waiting one. */
+		for (int i = 0; i < nfds; i++) {
 			pfds[n] = (struct pollfd){ .fd = listen_fds[i], .events = POLLIN };
 			slot_of[n++] = -1;
 		}
@@ -439,7 +539,8 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
 			break;
 		}
 		for (int k = 0; k < n; k++) {
-			if (!pfds[k].revents)
+			/* Skip a slot whose connection an accept of this round replaced. */
+			if (!pfds[k].revents || (slot_of[k] >= 0 && conns[slot_of[k]].fd != pfds[k].fd))
 				continue;
 			if (slot_of[k] < 0)
 				accept_one(srv, pfds[k].fd, conns);

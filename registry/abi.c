@@ -68,7 +68,12 @@ static int get_exact_bytes(const struct abi_tuple *t, size_t slot, uint8_t *out,
 	return 0;
 }
 
-static int decode_peer(const struct abi_tuple *t, struct registry_record *p, char *why, size_t whylen)
+/*
+ * A Peer (getPeers, getPeerByToken: token id first) or, with base 1, a
+ * PeerRegistration (registerPeer's argument: the same fields without the token id).
+ */
+static int decode_fields(const struct abi_tuple *t, size_t base, struct registry_record *p,
+			 char *why, size_t whylen)
 {
 	const uint8_t *ep;
 	uint64_t v;
@@ -76,18 +81,17 @@ static int decode_peer(const struct abi_tuple *t, struct registry_record *p, cha
 	int r;
 
 	memset(p, 0, sizeof(*p));
-	if (t->len < PEER_SLOTS * 32) {
+	if (t->len < (PEER_SLOTS - base) * 32) {
 		snprintf(why, whylen, "the entry ends inside its head");
 		return -EPROTO;
 	}
-	r = abi_get_uint64(t, PEER_TOKEN_ID, &p->token_id);
-	if (r < 0) {
+	if (!base && (r = abi_get_uint64(t, PEER_TOKEN_ID, &p->token_id)) < 0) {
 		snprintf(why, whylen, "token id %s", r == -ERANGE ? "above 2^64" : "missing");
 		return -EBADMSG;
 	}
-	if (abi_get_address(t, PEER_INSTANCE_ID, p->instance_id) < 0 ||
-	    abi_get_fixed_bytes(t, PEER_WG_KEY, 32, p->wg_public_key) < 0 ||
-	    abi_get_uint(t, PEER_MODE, 8, &v) < 0 || abi_get_uint64(t, PEER_NONCE, &p->nonce) < 0) {
+	if (abi_get_address(t, PEER_INSTANCE_ID - base, p->instance_id) < 0 ||
+	    abi_get_fixed_bytes(t, PEER_WG_KEY - base, 32, p->wg_public_key) < 0 ||
+	    abi_get_uint(t, PEER_MODE - base, 8, &v) < 0 || abi_get_uint64(t, PEER_NONCE - base, &p->nonce) < 0) {
 		snprintf(why, whylen, "a fixed-size field is malformed");
 		return -EBADMSG;
 	}
@@ -96,7 +100,7 @@ static int decode_peer(const struct abi_tuple *t, struct registry_record *p, cha
 		return -EBADMSG;
 	}
 	p->mode = (uint8_t)v;
-	if (abi_get_bytes(t, PEER_ENDPOINT, &ep, &n) < 0) {
+	if (abi_get_bytes(t, PEER_ENDPOINT - base, &ep, &n) < 0) {
 		snprintf(why, whylen, "endpoint: offset or length outside the reply");
 		return -EPROTO;
 	}
@@ -110,11 +114,11 @@ static int decode_peer(const struct abi_tuple *t, struct registry_record *p, cha
 			snprintf(why, whylen, "endpoint holds a NUL byte");
 		return -EBADMSG;
 	}
-	if ((r = get_exact_bytes(t, PEER_NODE_PUBKEY, p->node_pubkey, 64, "node key", why, whylen)) < 0 ||
-	    (r = get_exact_bytes(t, PEER_APP_PUBKEY, p->app_pubkey, 64, "app key", why, whylen)) < 0 ||
-	    (r = get_exact_bytes(t, PEER_APP_SIG, p->app_signature, 65, "app signature", why, whylen)) < 0 ||
-	    (r = get_exact_bytes(t, PEER_KMS_SIG, p->kms_signature, 65, "KMS signature", why, whylen)) < 0 ||
-	    (r = get_exact_bytes(t, PEER_NODE_SIG, p->node_signature, 65, "node signature", why, whylen)) < 0)
+	if ((r = get_exact_bytes(t, PEER_NODE_PUBKEY - base, p->node_pubkey, 64, "node key", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_APP_PUBKEY - base, p->app_pubkey, 64, "app key", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_APP_SIG - base, p->app_signature, 65, "app signature", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_KMS_SIG - base, p->kms_signature, 65, "KMS signature", why, whylen)) < 0 ||
+	    (r = get_exact_bytes(t, PEER_NODE_SIG - base, p->node_signature, 65, "node signature", why, whylen)) < 0)
 		return r;
 	p->endpoint = strndup((const char *)ep, n);
 	return p->endpoint ? 0 : -ENOMEM;
@@ -157,7 +161,7 @@ int registry_decode_peers(const uint8_t *data, size_t len, struct registry_recor
 
 		r = abi_get_tuple(&arr, i, &entry);
 		if (r == 0)
-			r = decode_peer(&entry, &peers[kept], why, sizeof(why));
+			r = decode_fields(&entry, 0, &peers[kept], why, sizeof(why));
 		else
 			r = -EPROTO;
 		/*
@@ -209,7 +213,31 @@ int registry_decode_peer(const uint8_t *data, size_t len, struct registry_record
 		err_detail_set(why, "the record's offset points outside the reply");
 		return -EPROTO;
 	}
-	r = decode_peer(&entry, p, why->text, sizeof(why->text));
+	r = decode_fields(&entry, 0, p, why->text, sizeof(why->text));
+	if (r < 0)
+		registry_record_clear(p);
+	return r;
+}
+
+int registry_decode_register_call(const uint8_t *data, size_t len, struct registry_record *p,
+				  struct err_detail *why)
+{
+	struct abi_tuple args, reg;
+	uint8_t sel[4];
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	abi_selector(SIG_REGISTER_PEER, sel);
+	if (len < 4 || memcmp(data, sel, 4)) {
+		err_detail_set(why, "not a registerPeer call");
+		return -EINVAL;
+	}
+	abi_tuple_init(&args, data + 4, len - 4);
+	if (abi_get_tuple(&args, 0, &reg) < 0) {
+		err_detail_set(why, "the record's offset points outside the calldata");
+		return -EPROTO;
+	}
+	r = decode_fields(&reg, 1, p, why->text, sizeof(why->text));
 	if (r < 0)
 		registry_record_clear(p);
 	return r;

@@ -99,3 +99,48 @@ int registry_encode_leader_call(const struct registry_leader_call *c, struct buf
 		return r;
 	return abi_enc_end(&e);
 }
+
+int registry_decode_leader_call(const uint8_t *data, size_t len, struct registry_leader_call *c)
+{
+	struct abi_tuple args;
+	const uint8_t *sig;
+	uint8_t sel[4];
+	size_t n, slot = 0;
+	int action = -1;
+
+	memset(c, 0, sizeof(*c));
+	for (int i = REGISTRY_LEADER_ELECT; len >= 4 && i <= REGISTRY_LEADER_VOTE; i++) {
+		abi_selector(registry_leader_call_sigs[i], sel);
+		if (!memcmp(data, sel, 4))
+			action = i;
+	}
+	if (action < 0)
+		return -EINVAL;
+	c->action = (uint8_t)action;
+	abi_tuple_init(&args, data + 4, len - 4);
+	if (abi_get_uint64(&args, slot++, &c->token) < 0)
+		return -EBADMSG;
+	if (action == REGISTRY_LEADER_VOTE &&
+	    (abi_get_uint64(&args, slot++, &c->target) < 0 ||
+	     abi_get_bool(&args, slot++, &c->no_confidence) < 0))
+		return -EBADMSG;
+	if (abi_get_uint64(&args, slot++, &c->deadline) < 0 ||
+	    abi_get_bytes(&args, slot, &sig, &n) < 0 || n != 65)
+		return -EBADMSG;
+	memcpy(c->signature, sig, 65);
+	return 0;
+}
+
+int registry_leader_call_signer(uint64_t chain_id, const uint8_t contract[static 20],
+				const struct registry_leader_call *c, uint8_t signer[static 20])
+{
+	uint8_t digest[32], pub[64];
+
+	if (!eth_signature_v_valid(c->signature))
+		return -EBADMSG;
+	registry_leader_digest(chain_id, contract, c, digest);
+	if (eth_recover_pubkey(digest, c->signature, pub) < 0)
+		return -EBADMSG;
+	eth_address_from_pubkey(pub, signer);
+	return 0;
+}

@@ -78,11 +78,16 @@ int relay_parse_request(const char *body, size_t len, size_t max_data, struct re
 			struct err_detail *why);
 void relay_request_clear(struct relay_request *r);
 
-/* Fixed-window limits: at most `limit` takes per key per window, in a table of slots. */
+/*
+ * Sliding-window limits: a take is refused when this window's takes plus the last window's,
+ * weighted by how much of it the window ending now still covers, reach `limit`. So no
+ * boundary lets 2 x limit through in one window's time. A table of slots, one per key.
+ */
 struct relay_slot {
 	uint8_t key[32];
 	uint64_t window_start;
 	uint32_t count;
+	uint32_t prev;            /* takes in the window before window_start */
 	bool used;
 };
 
@@ -200,6 +205,16 @@ int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 2
 extern const char *const registry_leader_call_sigs[3];
 /* electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata, appended. */
 int registry_encode_leader_call(const struct registry_leader_call *c, struct buf *calldata);
+/*
+ * The leader call in electLeaderSigned / leaderHeartbeatSigned / castVoteSigned calldata
+ * (selector first), its nonce left 0 (the contract supplies it). -EINVAL: another
+ * function; -EBADMSG: arguments that do not decode, a value above 2^64, a signature that is
+ * not 65 bytes.
+ */
+int registry_decode_leader_call(const uint8_t *data, size_t len, struct registry_leader_call *c);
+/* The address whose key signed c (with c->nonce); -EBADMSG for a signature that recovers none. */
+int registry_leader_call_signer(uint64_t chain_id, const uint8_t contract[static 20],
+				const struct registry_leader_call *c, uint8_t signer[static 20]);
 /* leaderActionNonce(token). */
 int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token, uint64_t *nonce);
 
@@ -230,6 +245,14 @@ int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20
 int registry_send_registration(struct eth_rpc *rpc, uint64_t chain_id,
 			       const uint8_t contract[static 20], const struct registry_record *rec,
 			       const uint8_t tx_key[static 32], long timeout_ms, struct eth_receipt *rc);
+
+/*
+ * The record in registerPeer calldata (selector first; token id 0): -EINVAL for another
+ * function, -EPROTO for an offset or length outside the data, -EBADMSG for a malformed field
+ * (why says which), -ENOMEM. Clear *p with registry_record_clear (done on failure).
+ */
+int registry_decode_register_call(const uint8_t *data, size_t len, struct registry_record *p,
+				  struct err_detail *why);
 
 /* ---- following the registry -------------------------------------------------------------- */
 

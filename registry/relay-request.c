@@ -2,7 +2,7 @@
 /*
  * What a relayer accepts: a request body {"to":"0x..","data":"0x.."} as the agent sends it,
  * the subject a request is rate-limited on (the instance of a registration, the token of an
- * election call), and fixed-window rate limits kept in a bounded table.
+ * election call), and sliding-window rate limits kept in a bounded table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -105,7 +105,7 @@ out:
 	return r;
 }
 
-/* ---- fixed-window rate limits ---------------------------------------------------------- */
+/* ---- sliding-window rate limits ------------------------------------------------------- */
 
 int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms)
 {
@@ -127,10 +127,34 @@ void relay_limiter_clear(struct relay_limiter *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* Move s's window up to now: the last full window's count becomes prev. */
+static void slot_advance(const struct relay_limiter *l, struct relay_slot *s, uint64_t now)
+{
+	uint64_t windows;
+
+	if (now < s->window_start || now - s->window_start < l->window_ms)
+		return;
+	windows = (now - s->window_start) / l->window_ms;
+	s->prev = windows == 1 ? s->count : 0;
+	s->count = 0;
+	s->window_start += windows * l->window_ms;
+}
+
+/* What counts against the limit at now: this window's takes, and last window's weighted by
+ * the part of it the sliding window still covers. */
+static uint64_t slot_weight(const struct relay_limiter *l, const struct relay_slot *s, uint64_t now)
+{
+	uint64_t into = now > s->window_start ? now - s->window_start : 0;
+
+	/* Rounded up: a fraction of a take still counts. */
+	return s->count + ((uint64_t)s->prev * (l->window_ms - into) + l->window_ms - 1) / l->window_ms;
+}
+
 /*
- * The subject's slot, or the one to reuse: a free slot, else the one whose window started
- * longest ago. Evicting a subject in its window forgets its count, so the table is sized
- * for the subjects one window sees; the total limit still holds whatever the churn.
+ * The subject's slot, or the one to reuse: a free slot, else one with nothing in the last
+ * two windows, else the one whose window started longest ago. Evicting a subject forgets
+ * its count, so the table is sized for the subjects two windows see; the total limit still
+ * holds whatever the churn.
  */
 static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[static 32],
 				   uint64_t now)
@@ -142,7 +166,9 @@ static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[st
 
 		if (s->used && !memcmp(s->key, key, 32))
 			return s;
-		if (!s->used || now - s->window_start >= l->window_ms) {
+		if (s->used)
+			slot_advance(l, s, now);
+		if (!s->used || !slot_weight(l, s, now)) {
 			oldest = s;
 			oldest->used = false;
 			continue;
@@ -157,13 +183,15 @@ bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], u
 {
 	struct relay_slot *s = slot_for(l, key, now);
 
-	if (!s->used || memcmp(s->key, key, 32) || now - s->window_start >= l->window_ms) {
+	if (!s->used || memcmp(s->key, key, 32)) {
 		memcpy(s->key, key, 32);
 		s->used = true;
 		s->window_start = now;
 		s->count = 0;
+		s->prev = 0;
 	}
-	if (s->count >= l->limit)
+	slot_advance(l, s, now);
+	if (slot_weight(l, s, now) >= l->limit)
 		return false;
 	s->count++;
 	return true;

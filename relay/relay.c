@@ -322,10 +322,27 @@ static struct peer *peer_by_instance(struct relay *r, const uint8_t id[static 20
 	return NULL;
 }
 
-/* The other side's challenge: who it claims to be; answer with our proof. */
-static int on_challenge(struct relay *r, struct conn *c, const uint8_t *p, size_t len)
+/* Our proof for the other side's challenge: bound to its nonce and our own fresh one. */
+static int send_proof(struct relay *r, struct conn *c)
 {
 	uint8_t digest[32], proof[RELAY_PROOF_LEN];
+
+	relay_proof_digest(digest, r->cfg.chain_id, r->cfg.contract, r->cfg.instance_id, c->their_id,
+			   c->their_nonce, c->my_nonce);
+	if (r->cfg.sign(r->cfg.sign_ctx, digest, proof) < 0)
+		return -EIO;
+	conn_queue(c, proof, sizeof(proof));
+	return conn_flush(r, c);
+}
+
+/*
+ * The other side's challenge: who it claims to be. On a stream we dialled (to the peer's
+ * own gateway address) we answer with our proof at once; on a stream we accepted, from
+ * anyone who can reach the gateway, only after its proof checked out (on_proof), so a
+ * stranger who names a peer gets no signature at all (docs/transport.md).
+ */
+static int on_challenge(struct relay *r, struct conn *c, const uint8_t *p, size_t len)
+{
 	struct peer *peer;
 
 	if (relay_challenge_parse(p, len, c->their_id, c->their_nonce) < 0)
@@ -335,12 +352,7 @@ static int on_challenge(struct relay *r, struct conn *c, const uint8_t *p, size_
 	if (!peer || memcmp(peer->info.instance_id, c->their_id, 20) || peer->dialer != c->dialed)
 		return -EACCES;
 	c->got_challenge = true;
-	relay_proof_digest(digest, r->cfg.chain_id, r->cfg.contract, r->cfg.instance_id, c->their_id,
-			   c->their_nonce, c->my_nonce);
-	if (r->cfg.sign(r->cfg.sign_ctx, digest, proof) < 0)
-		return -EIO;
-	conn_queue(c, proof, sizeof(proof));
-	return conn_flush(r, c);
+	return c->dialed ? send_proof(r, c) : 0;
 }
 
 /* The other side's proof: the node key of the record it claimed. Then the stream is the peer's. */
@@ -359,6 +371,8 @@ static int on_proof(struct relay *r, struct conn *c, const uint8_t *p, size_t le
 		peer->st.refused++;
 		return err;
 	}
+	if (!c->dialed && (err = send_proof(r, c)) < 0)
+		return err;
 	if (!c->dialed) {
 		/* A proven newcomer replaces the old stream: the peer restarted or lost it. */
 		if (peer->conn && peer->conn != c)

@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for what the relayer reads from anyone on the network: an HTTP request
  * head (common/http-server.c) and its {"to","data"} body (registry/relay-request.c), then the rate
- * limiter keyed on what the body names.
+ * limiter keyed on what the body names, and the calldata as the relayer checks it before
+ * counting: a registration's record, a signed leader call and its signer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,30 @@
 #include "registry/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The decoders the relayer runs on calldata from anyone (selector included). */
+static void check_calldata(const uint8_t *data, size_t len)
+{
+	static const uint8_t contract[20] = { 0x5f };
+	struct registry_record rec;
+	struct registry_leader_call call;
+	struct err_detail why = { "" };
+	uint8_t signer[20];
+
+	if (registry_decode_register_call(data, len, &rec, &why) == 0) {
+		if (!rec.endpoint || strlen(rec.endpoint) > REGISTRY_ENDPOINT_MAX || rec.token_id)
+			abort();
+		registry_record_verify(&rec, 1, contract, contract);
+		registry_record_clear(&rec);
+	} else if (!memchr(why.text, '\0', sizeof(why.text))) {
+		abort();
+	}
+	if (registry_decode_leader_call(data, len, &call) == 0) {
+		if (call.action > REGISTRY_LEADER_VOTE || call.nonce)
+			abort();
+		registry_leader_call_signer(1, contract, &call, signer);
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (q.len < 4 || q.len > 4096 || memcmp(q.selector, q.data, 4))
 			abort();
 		relay_limiter_take(&limiter, q.subject, size);
+		check_calldata(q.data, q.len);
 		relay_request_clear(&q);
 	} else if (!why.text[0] || !memchr(why.text, '\0', sizeof(why.text))) {
 		abort();

@@ -230,7 +230,7 @@ for _ in $(seq 100); do [ "$(http GET "$R/health")" = 200 ] && break; sleep 0.1;
 health | jq -e ".address == \"$RELAYER\"" >/dev/null || fail "relayer health"
 post() { printf '%s' "$1" >"$tmp/req"; http POST "$R/relay" "$tmp/req"; }
 code=$(post "{\"to\":\"$CONTRACT\",\"data\":\"$REG1\"}")
-[ "$code" = 200 ] || fail "relayed registration: HTTP $code $(cat "$tmp/body")"
+case $code in 200|202) ;; *) fail "relayed registration: HTTP $code $(cat "$tmp/body")" ;; esac  # 202: sent, receipt pending
 [ "$("$CAST" receipt "$(jq -r .txHash "$tmp/body")" --json | jq -r .status)" = 0x1 ] || fail "relayed tx receipt per cast"
 [ "$(call 'instanceIsRegistered(address)(bool)' "$INSTANCE")" = true ] || fail "registered per cast"
 ok "relayer: registration sent ($(jq -r .txHash "$tmp/body" | cut -c1-18)..), registered per cast"
@@ -256,16 +256,17 @@ head -c 200000 /dev/zero | tr '\0' 'a' >"$tmp/huge"
 code=$(http POST "$R/relay" "$tmp/huge")
 [ "$code" = 413 ] || fail "a 200 kB body: HTTP $code"
 ok "relayer 413: a 200 kB body"
-# The flood: the same stale registration again and again. Instance limit (3 per window: the
-# good one, the stale one, one more), then 429s; other instances meet the total limit.
+# The flood: the same stale registration again and again is refused before any limit (the
+# relayer knows the stored nonce); a registration that does not verify takes no slot either
+# (tests/host/test-relayer-attack.sh has the limits under junk).
 codes=""
 for _ in $(seq 6); do codes="$codes $(post "{\"to\":\"$CONTRACT\",\"data\":\"$REG1\"}")"; done
-[ "$codes" = " 422 429 429 429 429 429" ] || fail "per-instance flood answered:$codes"
+[ "$codes" = " 422 422 422 422 422 422" ] || fail "per-instance flood answered:$codes"
 fake=$("$CAST" calldata 'registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))' \
 	"($OTHER,0x$(printf '%064x' 1),x,1,1,0x,0x,0x,0x,0x)")
 codes=""
 for _ in $(seq 8); do codes="$codes $(post "{\"to\":\"$CONTRACT\",\"data\":\"$fake\"}")"; done
-echo "$codes" | grep -q 429 || fail "the total limit never answered 429:$codes"
+[ "$codes" = " 400 400 400 400 400 400 400 400" ] || fail "malformed registrations answered:$codes"
 [ "$("$CAST" balance "$RELAYER")" = "$bal_before" ] || fail "rejected requests cost the relayer gas"
 [ "$(nonce_of "$RELAYER")" = "$nonce_before" ] || fail "rejected requests sent transactions"
 health | jq -e '.sent == 1 and .refused >= 20' >/dev/null || fail "relayer counters $(health)"

@@ -91,7 +91,7 @@ Test(relay, calldata_is_bounded)
 	cr_assert(strstr(why.text, "longer than 99 bytes"), "%s", why.text);
 }
 
-Test(relay, limiter_windows)
+Test(relay, limiter_slides)
 {
 	struct relay_limiter l;
 	uint8_t a[32] = { 1 }, b[32] = { 2 }, c[32] = { 3 };
@@ -102,16 +102,86 @@ Test(relay, limiter_windows)
 	cr_assert_not(relay_limiter_take(&l, a, 20), "a third in the window");
 	cr_assert(relay_limiter_take(&l, b, 30), "another key has its own count");
 	cr_assert_not(relay_limiter_take(&l, a, 999));
-	cr_assert(relay_limiter_take(&l, a, 1000), "a new window");
-	/* Full table: a third key takes the slot whose window started longest ago (b's). */
-	cr_assert(relay_limiter_take(&l, c, 1001));
-	cr_assert(relay_limiter_take(&l, c, 1002));
-	cr_assert_not(relay_limiter_take(&l, c, 1003));
-	cr_assert(relay_limiter_take(&l, a, 1004), "a kept its slot and its count of 1");
-	cr_assert_not(relay_limiter_take(&l, a, 1005), "a kept its count");
+	cr_assert_not(relay_limiter_take(&l, a, 1000), "no burst at the window's edge");
+	cr_assert(relay_limiter_take(&l, a, 1500), "half of the last window has slid out");
+	cr_assert_not(relay_limiter_take(&l, a, 1501));
+	cr_assert(relay_limiter_take(&l, a, 2000), "the last window held one");
+	cr_assert_not(relay_limiter_take(&l, a, 2001));
+	cr_assert(relay_limiter_take(&l, a, 5000), "two windows later nothing counts");
+	cr_assert(relay_limiter_take(&l, a, 5001));
+	cr_assert_not(relay_limiter_take(&l, a, 5002));
+	/* Full table: b's slot, idle for two windows, is taken by c; a keeps its count. */
+	cr_assert(relay_limiter_take(&l, c, 5003));
+	cr_assert(relay_limiter_take(&l, c, 5004));
+	cr_assert_not(relay_limiter_take(&l, c, 5005));
+	cr_assert_not(relay_limiter_take(&l, a, 5006), "a kept its slot and its count");
+	/* Both slots busy: a new key evicts the one whose window started longest ago. */
+	cr_assert(relay_limiter_take(&l, b, 5007));
+	cr_assert_not(relay_limiter_take(&l, c, 5008), "c kept its slot and its count");
 	relay_limiter_clear(&l);
 	cr_assert_eq(relay_limiter_init(&l, 0, 1, 1), -EINVAL);
 	cr_assert_eq(relay_limiter_init(&l, 1, 0, 1), -EINVAL);
+}
+
+Test(relay, registration_calldata_round_trip)
+{
+	struct registry_record rec = { .mode = REGISTRY_MODE_WIREGUARD, .nonce = 7 }, got;
+	struct err_detail why = { "" };
+	struct buf data;
+
+	rec.endpoint = "203.0.113.5:51820";
+	memset(rec.instance_id, 0xc4, 20);
+	memset(rec.node_pubkey, 0x11, 64);
+	memset(rec.kms_signature, 0x22, 65);
+	buf_init(&data, 1 << 16);
+	cr_assert_eq(registry_encode_register_call(&rec, &data), 0);
+	cr_assert_eq(registry_decode_register_call(data.data, data.len, &got, &why), 0, "%s", why.text);
+	cr_assert_str_eq(got.endpoint, rec.endpoint);
+	cr_assert_eq(got.nonce, 7);
+	cr_assert_eq(got.token_id, 0);
+	cr_assert_eq(memcmp(got.instance_id, rec.instance_id, 20), 0);
+	cr_assert_eq(memcmp(got.node_pubkey, rec.node_pubkey, 64), 0);
+	cr_assert_eq(memcmp(got.kms_signature, rec.kms_signature, 65), 0);
+	registry_record_clear(&got);
+	/* Cut anywhere: an error, never a read outside the data. */
+	for (size_t n = 0; n + 31 < data.len; n += 7)  /* the last 31: padding */
+		cr_assert_lt(registry_decode_register_call(data.data, n, &got, &why), 0, "cut at %zu", n);
+	((uint8_t *)data.data)[0] ^= 1;
+	cr_assert_eq(registry_decode_register_call(data.data, data.len, &got, &why), -EINVAL);
+	buf_clear(&data);
+}
+
+Test(relay, leader_calldata_round_trip_and_signer)
+{
+	static const uint8_t contract[20] = { 0x5f, 0xbd };
+	uint8_t sk[32] = { 0 }, pub[64], addr[20], signer[20];
+	struct registry_leader_call c = { .action = REGISTRY_LEADER_VOTE, .token = 3, .target = 5,
+					  .no_confidence = true, .nonce = 4, .deadline = 1800000000 },
+				    got;
+	struct buf data;
+
+	sk[31] = 9;
+	cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
+	eth_address_from_pubkey(pub, addr);
+	cr_assert_eq(registry_sign_leader_call(31337, contract, sk, &c), 0);
+	buf_init(&data, 1 << 12);
+	cr_assert_eq(registry_encode_leader_call(&c, &data), 0);
+	cr_assert_eq(registry_decode_leader_call(data.data, data.len, &got), 0);
+	cr_assert_eq(got.action, REGISTRY_LEADER_VOTE);
+	cr_assert_eq(got.token, 3);
+	cr_assert_eq(got.target, 5);
+	cr_assert(got.no_confidence);
+	cr_assert_eq(got.deadline, 1800000000);
+	cr_assert_eq(got.nonce, 0, "the nonce is not in the calldata");
+	got.nonce = 4;
+	cr_assert_eq(registry_leader_call_signer(31337, contract, &got, signer), 0);
+	cr_assert_eq(memcmp(signer, addr, 20), 0, "signed by the node key");
+	got.nonce = 5;
+	cr_assert_eq(registry_leader_call_signer(31337, contract, &got, signer), 0);
+	cr_assert_neq(memcmp(signer, addr, 20), 0, "another nonce recovers someone else");
+	for (size_t n = 0; n + 31 < data.len; n += 5)
+		cr_assert_lt(registry_decode_leader_call(data.data, n, &got), 0, "cut at %zu", n);
+	buf_clear(&data);
 }
 
 Test(u256, decimal)

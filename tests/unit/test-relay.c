@@ -171,8 +171,13 @@ static void write_frame(int fd, const void *p, size_t len)
 	cr_assert_eq(write(fd, buf, len + 2), (ssize_t)len + 2);
 }
 
-/* Connect as peer A (signing with sk) and run the hello; the stream fd. */
-static int hello_as_a(uint16_t port, const uint8_t sk[static 32], uint8_t *replay_proof)
+/*
+ * Connect as peer A (signing with sk, or sending replay_proof) and run the hello; the
+ * stream fd. B, the listening side, signs only after A's proof checked out: with
+ * expect_proof its proof is read and checked, else none must come (the stream closes).
+ */
+static int hello_as_a(uint16_t port, const uint8_t sk[static 32], uint8_t *replay_proof,
+		      bool expect_proof)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -186,18 +191,22 @@ static int hello_as_a(uint16_t port, const uint8_t sk[static 32], uint8_t *repla
 	memset(na, 0x77, sizeof(na));
 	relay_challenge_encode(frame, inst_a, na);
 	write_frame(fd, frame, RELAY_CHALLENGE_LEN);
-	/* B answers our challenge with its proof. */
+	if (replay_proof) {
+		write_frame(fd, replay_proof, RELAY_PROOF_LEN);
+	} else {
+		relay_proof_digest(digest, CHAIN_ID, contract, inst_a, inst_b, nb, na);
+		cr_assert_eq(eth_sign_digest(sk, digest, proof), 0);
+		write_frame(fd, proof, sizeof(proof));
+	}
+	if (!expect_proof) {
+		cr_assert_eq(read_frame(fd, frame, sizeof(frame)), -1, "B signed for an unproven stream");
+		return fd;
+	}
+	/* Then B answers our challenge with its proof. */
 	cr_assert_eq(read_frame(fd, frame, sizeof(frame)), RELAY_PROOF_LEN);
 	relay_proof_digest(digest, CHAIN_ID, contract, inst_b, inst_a, na, nb);
 	addr_of(key_b, addr_b);
 	cr_assert_eq(relay_proof_check(frame, RELAY_PROOF_LEN, digest, addr_b), 0);
-	if (replay_proof) {
-		write_frame(fd, replay_proof, RELAY_PROOF_LEN);
-		return fd;
-	}
-	relay_proof_digest(digest, CHAIN_ID, contract, inst_a, inst_b, nb, na);
-	cr_assert_eq(eth_sign_digest(sk, digest, proof), 0);
-	write_frame(fd, proof, sizeof(proof));
 	return fd;
 }
 
@@ -255,7 +264,7 @@ Test(relay_listen, proven_peer_relays_both_ways_and_impostors_do_not_disturb_it)
 	cr_assert_eq(relay_start(r), 0);
 
 	/* A proves itself: a frame from the stream reaches "WireGuard" from A's loopback socket. */
-	s1 = hello_as_a(cfg.listen_port, key_a, NULL);
+	s1 = hello_as_a(cfg.listen_port, key_a, NULL, true);
 	wait_state(r, 1, RELAY_UP, 0);
 	write_frame(s1, "datagram-1", 10);
 	cr_assert_eq(recv_udp(wgfd, buf, sizeof(buf), &from), 10);
@@ -268,8 +277,7 @@ Test(relay_listen, proven_peer_relays_both_ways_and_impostors_do_not_disturb_it)
 	cr_assert_eq(memcmp(buf, "reply-1", 7), 0);
 
 	/* Someone without A's key claims to be A: closed, and A's stream still works. */
-	s2 = hello_as_a(cfg.listen_port, key_evil, NULL);
-	cr_assert_eq(read_frame(s2, buf, sizeof(buf)), -1);
+	s2 = hello_as_a(cfg.listen_port, key_evil, NULL, false);
 	wait_state(r, 1, RELAY_UP, 1);
 	/* A proof recorded from an earlier stream is useless on a new one (fresh nonce). */
 	{
@@ -279,12 +287,26 @@ Test(relay_listen, proven_peer_relays_both_ways_and_impostors_do_not_disturb_it)
 		relay_proof_digest(digest, CHAIN_ID, contract, inst_a, inst_b, nb_old, nb_old);
 		cr_assert_eq(eth_sign_digest(key_a, digest, stolen), 0);
 	}
-	s3 = hello_as_a(cfg.listen_port, key_a, stolen);
-	cr_assert_eq(read_frame(s3, buf, sizeof(buf)), -1);
+	s3 = hello_as_a(cfg.listen_port, key_a, stolen, false);
 	wait_state(r, 1, RELAY_UP, 2);
 	write_frame(s1, "datagram-2", 10);
 	cr_assert_eq(recv_udp(wgfd, buf, sizeof(buf), &from), 10);
 	cr_assert_eq(memcmp(buf, "datagram-2", 10), 0);
+
+	/* A stranger who names A and sends no proof gets no signature: nothing, then closed. */
+	{
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(cfg.listen_port),
+					   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		uint8_t na[32] = { 0x55 };
+		int g = socket(AF_INET, SOCK_STREAM, 0);
+
+		cr_assert_eq(connect(g, (struct sockaddr *)&sin, sizeof(sin)), 0);
+		cr_assert_eq(read_frame(g, buf, sizeof(buf)), RELAY_CHALLENGE_LEN);
+		relay_challenge_encode(buf, inst_a, na);
+		write_frame(g, buf, RELAY_CHALLENGE_LEN);
+		cr_assert_eq(read_frame(g, buf, sizeof(buf)), -2, "a proof for a stranger");
+		close(g);
+	}
 
 	/* Garbage instead of a challenge: closed without a word. */
 	{
