@@ -74,6 +74,13 @@ void secret_free(void *p, size_t size);
  * names the file and says what to change.
  */
 int key_file_check(const char *path, struct err_detail *why);
+/*
+ * The 32-byte key a file holds as hex (an optional 0x, trailing white space), into key
+ * (locked memory of the caller's), after key_file_check's rule applied to the opened
+ * file itself. 0, or key_file_check's errors, -errno of open/read, -EINVAL (not one hex
+ * key); why says which. The text read is wiped.
+ */
+int key_file_read32(const char *path, uint8_t key[static 32], struct err_detail *why);
 /* Constant-time comparison; 0 when equal. */
 int secret_cmp(const void *a, const void *b, size_t n);
 void secret_wipe(void *p, size_t n);

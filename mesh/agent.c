@@ -32,48 +32,6 @@
 
 /* ---- registration ----------------------------------------------------------------------- */
 
-/* The funded key that pays for our registration: hex in a file, into locked memory. */
-int agent_read_tx_key(const char *path, uint8_t *key)
-{
-	char text[80] = { 0 };
-	struct stat st;
-	ssize_t n = 0;
-	int fd, r;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	/* A key others can read, or that someone else owns (and may swap), is not used. */
-	r = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL
-		: st.st_mode & 077 ? -EACCES : st.st_uid != geteuid() ? -EPERM : 0;
-	if (r == 0)
-		n = read(fd, text, sizeof(text) - 1);
-	if (r == 0 && n < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0) {
-		size_t len = strcspn(text, " \t\r\n");
-
-		r = hex_decode_exact(key, 32, text, len) < 0 ? -EINVAL : 0;
-	}
-	secret_wipe(text, sizeof(text));
-	return r;
-}
-
-const char *agent_tx_key_error(int err)
-{
-	switch (err) {
-	case -EACCES:
-		return "the file is readable or writable by its group or others (make it mode 0600 or 0400)";
-	case -EPERM:
-		return "the file is not owned by the user the agent runs as (chown it to that user)";
-	case -EINVAL:
-		return "not a regular file holding one 32-byte hex key";
-	default:
-		return errstr(err);
-	}
-}
-
 /*
  * No key and no relayer: say exactly how an operator can send our registration, once
  * for each distinct record (a new nonce or endpoint prints again).
@@ -111,6 +69,7 @@ static int send_registration(struct mesh_agent *a)
 {
 	struct registry_record rec = { 0 };
 	uint64_t stored_nonce;
+	struct err_detail why = { "" };
 	uint8_t *tx_key = NULL, tx_hash[32];
 	char hex[65];
 	int r;
@@ -128,9 +87,9 @@ static int send_registration(struct mesh_agent *a)
 	}
 	if (a->cfg->tx_key_file[0]) {
 		tx_key = secret_alloc(32);
-		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		r = tx_key ? key_file_read32(a->cfg->tx_key_file, tx_key, &why) : -ENOMEM;
 		if (r < 0) {
-			log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, agent_tx_key_error(r));
+			log_error("reading the funded key: %s", why.text[0] ? why.text : errstr(r));
 			goto out;
 		}
 		log_info("registering: endpoint %s, nonce %llu", a->self.endpoint,
@@ -630,14 +589,14 @@ static int lock_interface(const char *ifname, int *fd_out)
 }
 
 /* The funded key's address (for its nonce on chain); the key itself is wiped at once. */
-static int load_funded_address(struct mesh_agent *a)
+static int load_funded_address(struct mesh_agent *a, struct err_detail *why)
 {
 	uint8_t *key = secret_alloc(32), pub[64];
 	int r;
 
 	if (!key)
 		return -ENOMEM;
-	r = agent_read_tx_key(a->cfg->tx_key_file, key);
+	r = key_file_read32(a->cfg->tx_key_file, key, why);
 	if (r == 0)
 		r = eth_pubkey_from_secret(key, pub);
 	if (r == 0) {
@@ -691,6 +650,7 @@ static int kms_root_from_identity(struct mesh_agent *a)
 
 static int agent_start(struct mesh_agent *a)
 {
+	struct err_detail why = { "" };
 	int r;
 
 	r = hex_decode_exact(a->self.contract, 20, a->cfg->contract, strlen(a->cfg->contract));
@@ -723,8 +683,8 @@ static int agent_start(struct mesh_agent *a)
 		return r;
 	log_info("instance 0x%s of cluster %s, %s mode", a->instance_hex, a->cfg->contract,
 		 mesh_mode_name(a->cfg->mode));
-	if (a->cfg->tx_key_file[0] && (r = load_funded_address(a)) < 0) {
-		log_error("reading the funded key from %s: %s", a->cfg->tx_key_file, agent_tx_key_error(r));
+	if (a->cfg->tx_key_file[0] && (r = load_funded_address(a, &why)) < 0) {
+		log_error("reading the funded key: %s", why.text[0] ? why.text : errstr(r));
 		return -EBADR;
 	}
 

@@ -530,6 +530,7 @@ static int leader_reply(struct mesh_agent *a, const struct agent_action *x, stru
 int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out)
 {
 	struct registry_leader_call c = { 0 };
+	struct err_detail why = { "" };
 	uint8_t tx_hash[32], *tx_key = NULL;
 	char msg[700];
 	int r, changed;
@@ -562,10 +563,9 @@ int agent_leader_act(struct mesh_agent *a, const struct control_request *req, st
 		return r;
 	if (a->cfg->tx_key_file[0]) {
 		tx_key = secret_alloc(32);
-		r = tx_key ? agent_read_tx_key(a->cfg->tx_key_file, tx_key) : -ENOMEM;
+		r = tx_key ? key_file_read32(a->cfg->tx_key_file, tx_key, &why) : -ENOMEM;
 		if (r < 0) {
-			snprintf(msg, sizeof(msg), "reading the funded key from %.200s: %s", a->cfg->tx_key_file,
-				 agent_tx_key_error(r));
+			snprintf(msg, sizeof(msg), "reading the funded key: %s", why.text[0] ? why.text : errstr(r));
 			control_error(out, "no_sender", msg);
 			r = 0;
 			goto out;

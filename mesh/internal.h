@@ -508,13 +508,6 @@ int agent_on_change_env(const struct mesh_agent *a, const char *event, struct bu
 			const char *envv[static AGENT_ENV_MAX + 1]);
 /* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
 int agent_write_hosts_file(const struct mesh_agent *a);
-/*
- * agent.c: the funded key in P2P_TX_KEY_FILE (hex) into key (32 bytes, locked memory).
- * The file must be mode 0600 or 0400 (no group or other bits) and owned by our
- * effective uid: -EACCES (mode) or -EPERM (owner) else; agent_tx_key_error says which.
- */
-int agent_read_tx_key(const char *path, uint8_t *key);
-const char *agent_tx_key_error(int err);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);
