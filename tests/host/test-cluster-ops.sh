@@ -137,8 +137,8 @@ rc=0; cl set-boot-policy lax 2>"$tmp/err" || rc=$?
 rc=0; cl mint 0xnothex x 2>/dev/null || rc=$?; [ $rc = 2 ] || fail "a bad address exits $rc"
 
 # ---- fee caps: a cap below the base fee, a cost cap below the gas, and a hostile RPC
-refused 'above the cap' "$OWNER" cl set-lease 400 --max-fee-per-gas 1wei
-refused 'above the cap of 1000 wei' "$OWNER" cl set-lease 400 --max-cost 1000wei
+refused 'above the fee cap (max_fee_per_gas)' "$OWNER" cl set-lease 400 --max-fee-per-gas 1wei
+refused 'above the cost cap (max_cost) of 1000 wei' "$OWNER" cl set-lease 400 --max-cost 1000wei
 hostile_port=$(free_port)
 $PY - "$hostile_port" "$port" >"$tmp/hostile.log" 2>&1 <<'PY' &
 # Forwards to anvil but suggests a tip of 1 ether per gas and a gas price of 10 ether, and

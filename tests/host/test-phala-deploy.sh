@@ -58,20 +58,15 @@ if [ -n "${digest:-}" ]; then
 fi
 cl() { "$H_BIN/dstack-p2p" cluster "$@" --rpc "$H_RUN/anvil.ipc" --key-file "$H_RUN/operator.key"; }
 
-# ---- the cluster, as docs/deploy.md section 2: a KMS contract (a stand-in with dstack's
-# kmsInfo/registerApp; its root key signs the guest agents' keys and the env key), then
+# ---- the cluster, as docs/deploy.md section 2: a KMS contract (`cluster deploy-kms`, a
+# stand-in with dstack's kmsInfo/registerApp; its root key signs the guest agents' keys and the env key), then
 # `cluster deploy --kms` reading the root from it. The app is registered by deploy.mjs.
 (umask 077 && echo "$H_OPERATOR_KEY" >"$H_RUN/operator.key")
 H_KMS_KEY=0x$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && echo "${H_KMS_KEY#0x}" >"$H_RUN/kms.key")
 H_OPERATOR=$("$H_CAST" wallet address --private-key "$H_OPERATOR_KEY" | tr A-F a-f)
-art=$H_ROOT/contracts/out/MockDstackKms.sol/MockDstackKms.json
-[ -f "$art" ] || (cd "$H_ROOT/contracts" && flock .forge.lock "$H_FORGE" build >/dev/null) || h_die "forge build"
-pub=$("$H_CAST" wallet public-key --private-key "$H_KMS_KEY" | sed 's/^0x//')
-case ${pub: -1} in [02468ace]) k256=0x02${pub:0:64} ;; *) k256=0x03${pub:0:64} ;; esac
-KMS=$(h_cast send --private-key "$H_OPERATOR_KEY" --json --create \
-	"$(jq -r .bytecode.object "$art")$("$H_CAST" abi-encode 'c(bytes,string)' "$k256" gateway-app | sed 's/^0x//')" |
-	jq -r .contractAddress | tr A-F a-f)
+KMS=$(cl deploy-kms --kms-root-key-file "$H_RUN/kms.key" --json | jq -r .kms | tr A-F a-f)
+[[ "$KMS" =~ ^0x[0-9a-f]{40}$ ]] || h_die "cluster deploy-kms: '$KMS'"
 H_CONTRACT=$(cl deploy --kms "$KMS" --json | jq -r 'select(.contract) | .contract' | tail -1 | tr A-F a-f)
 [[ "$H_CONTRACT" =~ ^0x[0-9a-f]{40}$ ]] || h_die "cluster deploy: '$H_CONTRACT'"
 h_log "KMS contract $KMS, cluster contract $H_CONTRACT (KMS root $("$H_CAST" wallet address --private-key "$H_KMS_KEY"))"
