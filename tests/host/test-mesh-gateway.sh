@@ -9,6 +9,8 @@
 #   the other streams; a burned node's streams are refused. Then a mixed mesh in auto mode:
 #   UDP between 1-2 and 2-3, the gateway between 1-3, and back to UDP once 1-3 is open.
 # Expectations come from wg show, ping, cast and ss; the gap across the restart is printed.
+# check-lock: gateway  (tests/check.sh: never beside another gateway scenario; two at
+# once, plain and sanitized, both failed the stalled-reader step, twice: cause not found)
 set -euo pipefail
 . "$(dirname "$0")/../../netns-harness/lib.sh"
 . "$(dirname "$0")/../../netns-harness/gateway.sh"
