@@ -20,7 +20,7 @@
 # log is printed whole (up to 300 lines). Each is bounded by TEST_TIMEOUT. Scripts whose
 # header says "# check-lock: NAME" never run at the same time as another script with
 # that NAME (a resource they cannot share). The longest (by the last run's times, in
-# $O/check/host-times) start first.
+# $O/check/host-times, or tests/host/times.txt) start first.
 set -u
 cd "$(dirname "$0")/.."
 O=${O:-build}
@@ -105,12 +105,14 @@ suite_fuzz() {
 
 # ---- host scripts, several at once --------------------------------------------------
 
-# The order: longest first by the last run's times ($CHECK_DIR/host-times), unknown
-# scripts before them all, so that a long script does not start last.
+# The order: longest first by the last run's times ($CHECK_DIR/host-times; in a fresh
+# tree tests/host/times.txt, measured), unknown scripts before them all, so that a long
+# script does not start last.
 host_order() {
-	local t secs
+	local t secs times=$CHECK_DIR/host-times
+	[ -s "$times" ] || times=tests/host/times.txt
 	for t in "$@"; do
-		secs=$(awk -v n="$(job_name "$t")" '$1 == n { print $2 }' "$CHECK_DIR/host-times" 2>/dev/null | tail -1)
+		secs=$(awk -v n="$(job_name "$t")" '$1 == n { print $2 }' "$times" 2>/dev/null | tail -1)
 		echo "${secs:-99999} $t"
 	done | sort -k1,1nr -k2 | cut -d' ' -f2-
 }
@@ -126,7 +128,7 @@ host_one() {
 	lock=$(sed -n '1,30s/^# check-lock: *\([A-Za-z0-9_-]*\).*/\1/p' "$t" | head -1)
 	if [ "$job" != "$t" ]; then
 		keep=$(mktemp -d "${TMPDIR:-/tmp}/dstack-p2p-asan.XXXXXX")
-		env=(H_BIN="$PWD/$O/asan" H_KEEP=1 TMPDIR="$keep")
+		env=(H_BIN="$(cd "$O/asan" && pwd)" H_KEEP=1 TMPDIR="$keep")
 	fi
 	t0=$(date +%s%N)
 	env "${env[@]}" ${lock:+flock "$dir/.lock-$lock"} timeout -k 30 "${TEST_TIMEOUT:-600}" bash "$t" \
@@ -248,8 +250,8 @@ in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 # A script that rebuilds the tree while others run it is a defect: said at the end.
 tree_stamp() { stat -c '%n %Y' "$O/dstack-p2p" "$O/dstack-sim" "$O/libdstack-p2p-internal.a" 2>/dev/null; }
 
-# All of it in one function, read whole before it runs: editing this file while a check
-# runs cannot change what the running one does.
+# All of it in one function, read whole before it runs, and the exit on the same line as
+# its call: editing this file while a check runs cannot change what the running one does.
 main() {
 	local suites=${*:-$ALL_SUITES} passed=0 failed=0 results=() s rc secs cpu t_start tree_before host_lane
 	t_start=$(date +%s)
@@ -287,5 +289,4 @@ main() {
 	[ "$failed" -eq 0 ]
 }
 
-main "$@"
-exit
+main "$@"; exit $?
