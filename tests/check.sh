@@ -200,7 +200,8 @@ suite_script_dir() {
 suite_host() { run_suite host suite_script_dir tests/host; }
 # The Python SDK against a live harness mesh, with Debian's python3 and pytest (stdlib SDK).
 suite_python() {
-	run_suite python sh -c 'cd tests/python && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -v -p no:cacheprovider' || return 1
+	SDK_HARNESS_LOG=$(cd "$CHECK_DIR" && pwd)/python-harness.log \
+		run_suite python sh -c 'cd tests/python && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -v -p no:cacheprovider' || return 1
 	grep -Eq '^=+ [1-9][0-9]* passed' "$O/check-python.log" && ! grep -Eq '[0-9]+ (failed|error)' "$O/check-python.log"
 }
 suite_vm() {
