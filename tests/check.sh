@@ -12,8 +12,8 @@
 #   env: O=build  CHECK_SERIAL=1 (one suite at a time)  FUZZ_SECONDS=10 (each target)
 #        HOST_JOBS=4 (host scripts at once)  TEST_TIMEOUT=600 (each host script, s)
 #        HOST_TESTS=GLOB (only tests/host/GLOB.sh)
-#        ASAN_HOST="test-mesh-scenarios" (host scripts run a second time with the
-#        sanitized agent, $O/asan; empty: none)
+#        ASAN_HOST="test-mesh-scenarios test-mesh-gateway" (host scripts run a second
+#        time with the sanitized agent and simulator, $O/asan; empty: none)
 #
 # Host scripts in parallel: each one's output goes to $O/check/host/NAME.log, a
 # PASS/FAIL line with its wall and CPU time is printed when it ends, and a failed one's
@@ -159,7 +159,7 @@ suite_script_dir() {
 	for t in "$dir"/${HOST_TESTS:-*}.sh; do
 		[ -f "$t" ] || continue
 		list+=("$t")
-		! in_list "$(basename "$t" .sh)" "${ASAN_HOST-test-mesh-scenarios}" || list+=("asan:$t")
+		! in_list "$(basename "$t" .sh)" "${ASAN_HOST-test-mesh-scenarios test-mesh-gateway}" || list+=("asan:$t")
 	done
 	[ ${#list[@]} -gt 0 ] || { echo "$dir: no scripts"; return 1; }
 	echo "$dir: ${#list[@]} runs, $jobs at a time; logs in $logdir/"
