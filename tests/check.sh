@@ -257,6 +257,10 @@ main() {
 	local suites=${*:-$ALL_SUITES} passed=0 failed=0 results=() s rc secs cpu t_start tree_before host_lane
 	t_start=$(date +%s)
 	mkdir -p "$CHECK_DIR"
+	# The version too is fixed for the whole check: a commit made meanwhile would change it
+	# (git describe) and a script's make would relink the agent under the others.
+	VERSION=$(make -s O="$O" print-version) || return 1
+	export VERSION
 	# Up to date already when make check called us; built here when run directly.
 	make -s O="$O" check-build || { echo "check: the build failed"; return 1; }
 	# Compiled once before any suite runs forge (contracts/deploy.sh takes the same lock).
