@@ -221,20 +221,36 @@ deps:
 # Every suite prints its own runner's summary; tests/check.sh adds one line per suite
 # and fails when a suite fails or silently ran nothing.
 check: deps-image
-	$(Q)$(MAKE) all tests fuzz
-	$(Q)tests/check.sh $(CHECK_SUITES)
+	$(Q)$(MAKE) check-build
+	$(Q)O=$(O) PREFIX=$(CHECK_PREFIX) tests/check.sh $(CHECK_SUITES)
+
+# Everything the suites run, built once before any starts, so that no test script builds
+# (scripts that call make find it up to date, and never build at the same time as the
+# others run it): the plain tree with the VM's and test-netlink-uapi's helpers, the fuzz
+# targets, and the unit tests, agent and simulator again with the sanitizers in
+# $(ASAN_O) (suite asan). Built for PREFIX=/usr, the prefix the install tests use: any
+# other would make their `make install PREFIX=/usr` relink the agent under the feet of
+# the scripts running beside them (the web folder is compiled in). Both builds use every
+# core unless make was given -j.
+ASAN_O := $(O)/asan
+CHECK_PREFIX := /usr
+CHECK_BINS := all tests fuzz $(O)/bench/netlink-wgtool $(O)/bench/wg-call-window.so
+CHECK_J = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
+check-build:
+	$(Q)$(MAKE) $(CHECK_J) PREFIX=$(CHECK_PREFIX) $(CHECK_BINS)
+	$(Q)$(MAKE) $(CHECK_J) PREFIX=$(CHECK_PREFIX) O=$(ASAN_O) SANITIZE=address,undefined all tests
 
 # The host suite runs the agent from its container image (tests/host/test-image.sh).
 deps-image:
 	$(Q)scripts/deps.sh image
 
 check-host: deps-image
-	$(Q)$(MAKE) all tests fuzz
-	$(Q)tests/check.sh host
+	$(Q)$(MAKE) check-build
+	$(Q)O=$(O) PREFIX=$(CHECK_PREFIX) tests/check.sh host
 
 check-%: deps
-	$(Q)$(MAKE) all tests fuzz
-	$(Q)tests/check.sh $*
+	$(Q)$(MAKE) check-build
+	$(Q)O=$(O) PREFIX=$(CHECK_PREFIX) tests/check.sh $*
 
 demo: deps all
 	$(Q)netns-harness/demo.sh $(if $(N),$(N),3)
@@ -313,7 +329,7 @@ uninstall:
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests fuzz deps deps-image check check-host demo demo-counter demo-db bench image print-version contracts install install-sim uninstall clean FORCE
+.PHONY: all tests fuzz deps deps-image check check-build check-host demo demo-counter demo-db bench image print-version contracts install install-sim uninstall clean FORCE
 .DELETE_ON_ERROR:
 # Keep the fuzz build objects: they are intermediates of a pattern chain.
 .SECONDARY: $(FUZZ_LIB_OBJS)

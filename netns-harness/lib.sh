@@ -48,7 +48,7 @@ h_init() {
 		H_PREFIX=${role:0:4}$(printf '%04x' $((RANDOM ^ ($$ & 0xffff))))
 		ip netns list | grep -q "^${H_PREFIX}hub\b" || break
 	done
-	H_RUN=$(mktemp -d "/tmp/dstack-p2p-$H_PREFIX.XXXXXX")
+	H_RUN=$(mktemp -d "${TMPDIR:-/tmp}/dstack-p2p-$H_PREFIX.XXXXXX")
 	export H_RUN H_PREFIX  # marks our processes (h_ours)
 	H_T0=$(date +%s%N)
 	H_NODES=()

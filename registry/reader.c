@@ -396,7 +396,8 @@ int registry_peers_patch(struct registry_record **peers, size_t *npeers,
 			continue;
 		next[n++] = old[i];
 	}
-	memcpy(next + n, got, n_got * sizeof(*got));
+	if (n_got) /* got may be NULL when there is nothing: memcpy(_, NULL, 0) is undefined */
+		memcpy(next + n, got, n_got * sizeof(*got));
 	n += n_got;
 	qsort(next, n, sizeof(*next), peer_by_token_id);
 	/* Changed unless every named token's record is as before (same records, same order). */

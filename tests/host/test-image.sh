@@ -11,6 +11,7 @@
 # agent cleanly (exit 0: it handles SIGTERM as PID 1).
 # Needs scripts/deps.sh image (mmdebstrap, podman, runc); the image is rebuilt only when
 # its inputs change (scripts/image.sh).
+# check-lock: image  (tests/check.sh: one script at a time builds $O/image)
 set -eu
 cd "$(dirname "$0")/../.."
 for tool in mmdebstrap podman runc; do

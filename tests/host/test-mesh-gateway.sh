@@ -161,6 +161,14 @@ gw_bufs=$(ip netns exec "${H_PREFIX}gw" sysctl -n net.ipv4.tcp_rmem net.ipv4.tcp
 ip netns exec "${H_PREFIX}gw" sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536" net.ipv4.tcp_wmem="4096 16384 65536"
 H_GW_IDLE=8s h_gw_conf
 h_gw_reload
+# The old worker carries the old streams for worker_shutdown_timeout (1 s): wait (bounded)
+# until it is gone. Otherwise the pings below may pass over its stream 1-2, which it then
+# cuts just after node 2 stops; when node 2 is the side that dials (the lower instance id),
+# nothing dials 1-2 again, the flood goes nowhere and nginx has nothing to cut.
+for t in $(seq 1 50); do
+	[ "$(ip netns pids "${H_PREFIX}gw" | wc -l)" -le 2 ] && break  # the master and one worker
+	sleep 0.1
+done
 ping_all_retry 12 1 2 3 4 || h_die "before the stall: not every pair answers"
 c12=$(relay_connects 1 2) c21=$(relay_connects 2 1) cut=$(cut12)
 kill -STOP "${H_PID_AGENT[2]}"

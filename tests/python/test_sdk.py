@@ -52,7 +52,14 @@ def test_register_and_get_peers_match_the_devices(mesh):
 
 
 def test_document_names_this_node_and_labels_from_the_contract(mesh):
-    d: PeersDocument = asyncio.run(DStackP2PSDK(endpoint=mesh.control(2)).document())
+    sdk = DStackP2PSDK(endpoint=mesh.control(2))
+
+    def labelled() -> bool:  # labels are read from the contract after the first sync
+        doc = asyncio.run(sdk.document())
+        return doc.label != "" and all(m.label for m in doc.members)
+
+    wait_until(labelled)
+    d: PeersDocument = asyncio.run(sdk.document())
     assert d.token == mesh.tokens[2]
     assert d.address == addr(mesh.tokens[2])
     assert d.label == json.loads(mesh.call("labelOf(uint256)(string)", str(mesh.tokens[2])))

@@ -132,13 +132,17 @@ Test(mesh_control, request_parse)
 	struct control_request req;
 	const char *why;
 	const char *vote = "{\"version\":1,\"request\":\"leader.vote\",\"target\":3,\"no_confidence\":false}";
+	/* Lengths from strlen: hand-counted ones read past the literals (ASan, make check). */
+	const char *bad_target = "{\"version\":1,\"request\":\"x\",\"target\":255}";
+	const char *bad_name = "{\"version\":1,\"request\":\"A B\"}";
 
 	cr_assert_eq(control_request_parse(vote, strlen(vote), &req, &why), 0);
 	cr_assert_str_eq(req.name, "leader.vote");
 	cr_assert_eq(req.target, 3);
 	cr_assert_eq(req.no_confidence, false);
-	cr_assert_eq(control_request_parse("{\"version\":1,\"request\":\"x\",\"target\":255}", 43, &req, &why), -EINVAL);
-	cr_assert_eq(control_request_parse("{\"version\":1,\"request\":\"A B\"}", 31, &req, &why), -EINVAL);
+	cr_assert_eq(control_request_parse(bad_target, strlen(bad_target), &req, &why), -EINVAL);
+	cr_assert(strstr(why, "\"target\""), "%s", why);
+	cr_assert_eq(control_request_parse(bad_name, strlen(bad_name), &req, &why), -EINVAL);
 	cr_assert_eq(control_request_parse("status", 6, &req, &why), 0);
 	cr_assert_eq(req.version, 1u);
 	cr_assert_eq(control_request_parse("", 0, &req, &why), -EINVAL);

@@ -67,8 +67,10 @@ zt_watch_start() {
 		sleep 0.2
 	done ) >"$ZT_WATCH/dump" 2>&1 &
 	ZT_WATCH_PIDS=($!)
+	# A count, and 2 s more than it takes to send them: with -w SECONDS alone, a reply
+	# still on its way at the deadline (the last ping, on a loaded machine) counts as lost.
 	for j in 2 3; do
-		h_in 1 ping -i 0.2 -w "$ZT_WATCH_S" -W 1 "10.0.1.${H_TOKEN[$j]}" >"$ZT_WATCH/ping$j" 2>&1 &
+		h_in 1 ping -i 0.2 -c $(( ZT_WATCH_S * 5 )) -w $(( ZT_WATCH_S + 2 )) -W 1 "10.0.1.${H_TOKEN[$j]}" >"$ZT_WATCH/ping$j" 2>&1 &
 		ZT_WATCH_PIDS+=($!)
 	done
 }
