@@ -37,6 +37,10 @@ command -v mmdebstrap >/dev/null || die "mmdebstrap missing (scripts/deps.sh ima
 # in the image; paths are relative and the binary stripped, so it does not depend on
 # where the tree is checked out.
 mkdir -p "$out"
+# One build of $out at a time: the host scripts and the VM suite, running side by side in
+# make check, each ask for the image; the later ones wait and find the archive made.
+exec 9>"$out.lock"
+flock -w 1800 9 || die "$out.lock stayed taken for 30 min"
 make -s O="$out/obj" CFLAGS="-O2 -ffile-prefix-map=$root/=" "$out/obj/dstack-p2p" >&2
 strip --strip-all -o "$out/dstack-p2p" "$out/obj/dstack-p2p"
 version=$("$out/dstack-p2p" version | sed 's/^dstack-p2p //')
