@@ -127,7 +127,7 @@ chmod 600 "$tmp/relayer.key"
 if [ "$(id -u)" = 0 ]; then
 	chown 65534 "$tmp/relayer.key"
 	rc=0; "$BIN" relayer --listen "127.0.0.1:$(free_port)" --key-file "$tmp/relayer.key" >"$tmp/out" 2>&1 || rc=$?
-	[ "$rc" = 2 ] && grep -q "owned by uid 65534" "$tmp/out" || fail "another user's key file: exit $rc, $(cat "$tmp/out")"
+	[ "$rc" = 2 ] && grep -q "not owned by the user running this (uid 0; its owner is uid 65534)" "$tmp/out" || fail "another user's key file: exit $rc, $(cat "$tmp/out")"
 	ok "another user's key file: exit 2, $(head -1 "$tmp/out")"
 fi
 echo "PASS: the relayer verifies before it counts"
