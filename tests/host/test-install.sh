@@ -7,13 +7,14 @@
 # the release; the .pc file's paths are ${prefix}-relative. The installed binary, run outside
 # the checkout, deploys a stand-in KMS and a cluster on anvil from the installed artifacts
 # (read back with cast) and serves the installed page; serve refuses to start without its page.
-# `make install-sim` adds the simulator and its page. The default PREFIX, so the checkout's
-# build is not rebuilt for another one (other host tests run it meanwhile).
+# `make install-sim` adds the simulator and its page. The PREFIX the tree was built for
+# (make check exports PREFIX=/usr; the default is /usr/local), so the checkout's build is
+# not rebuilt for another one while other host tests run it.
 set -eu
 . "$(dirname "$0")/anvil-env.bash" dstack-p2p-install
 cd "$ROOT"
 fail() { echo "test-install: FAIL: $*"; exit 1; }
-P=/usr/local
+P=${PREFIX:-/usr/local}
 inst=$tmp/root$P
 make -s install DESTDIR="$tmp/root" >"$tmp/make.log" 2>&1 || { cat "$tmp/make.log"; fail "make install"; }
 [ "$(ls "$inst/bin")" = dstack-p2p ] || fail "bin holds: $(ls "$inst/bin" | tr '\n' ' ')"
