@@ -42,6 +42,11 @@ struct err_detail {
 };
 
 void err_detail_set(struct err_detail *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * The line to log for failure r: errstr(r), and ": " and e's detail when e (may be
+ * NULL) holds one, rewritten into e->text (so call it once per failure).
+ */
+const char *err_detail_str(struct err_detail *e, int r);
 
 /* ---- hex ------------------------------------------------------------------ */
 
