@@ -47,6 +47,8 @@ void err_detail_set(struct err_detail *e, const char *fmt, ...) __attribute__((f
  * NULL) holds one, rewritten into e->text (so call it once per failure).
  */
 const char *err_detail_str(struct err_detail *e, int r);
+/* Put the formatted text before e's detail (e may be NULL): "agent.conf:3: " + detail. */
+void err_detail_prefix(struct err_detail *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- hex ------------------------------------------------------------------ */
 
