@@ -6,7 +6,8 @@
  *
  * The pure parts (configuration, the desired-vs-current peer diff, the published
  * peer list) are usable on their own and unit-tested; the mesh_agent_* calls tie them to
- * the chain, attest and netlink modules.
+ * registry/ (the contract and its records, over chain/), attest/ (the node's identity),
+ * netlink/ (the WireGuard device) and relay/ (the gateway transport).
  */
 #ifndef DSTACK_P2P_MESH_H
 #define DSTACK_P2P_MESH_H

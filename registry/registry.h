@@ -6,7 +6,8 @@
  * leader calls, the relayer's request format, and a reorg-aware follower of the peer set.
  * Built on chain/ (a plain Ethereum client) and attest/ (dstack's signature chain).
  * Every fallible function returns 0 or a negative errno; for RPC failures
- * eth_rpc_error() says what and where.
+ * eth_rpc_error() says what and where, and a check that has more to say fills the
+ * caller's struct err_detail.
  */
 #ifndef DSTACK_P2P_REGISTRY_H
 #define DSTACK_P2P_REGISTRY_H
