@@ -57,7 +57,7 @@ static void setup(struct wg_device *dev, struct ip_prefix *ips)
 		m->wg_key[1] = 0x5a;
 		snprintf(m->endpoint, sizeof(m->endpoint), "10.%u.%u.1:51830", i / 200, i % 200);
 		memcpy(p->public_key, m->wg_key, 32);
-		wg_endpoint_parse(&p->endpoint, m->endpoint);
+		wg_endpoint_parse(&p->endpoint, m->endpoint, NULL);
 		p->persistent_keepalive = 10;
 		ips[i] = (struct ip_prefix){ .family = AF_INET, .len = 32 };
 		ips[i].ip4.s_addr = mesh_overlay_addr(m->token);
@@ -97,17 +97,18 @@ int main(int argc, char **argv)
 
 	if (argc > 2) {
 		struct wg_backend *b = NULL;
-		int r = wg_backend_open_named(&b, "auto", argv[2]);
+		struct err_detail why = { "" };
+		int r = wg_backend_open_named(&b, "auto", argv[2], &why);
 
 		if (r < 0) {
-			fprintf(stderr, "mesh-decide: %s: %s\n", argv[2], netlink_strerror(r));
+			fprintf(stderr, "mesh-decide: %s: %s\n", argv[2], err_detail_str(&why, r));
 			return 1;
 		}
 		t0 = now_us();
 		for (int i = 0; i < 100; i++) {
 			struct wg_device *d = NULL;
 
-			if (wg_get_device(b, argv[2], &d) == 0 && i == 0)
+			if (wg_get_device(b, argv[2], &d, NULL) == 0 && i == 0)
 				printf("mesh: dump of %s (%s backend): %zu peers", argv[2],
 				       wg_backend_kind(b) == WG_BACKEND_KERNEL ? "kernel" : "userspace", d->n_peers);
 			wg_device_free(d);

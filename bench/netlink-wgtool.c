@@ -36,6 +36,9 @@
 #include "crypto/crypto.h"
 #include "netlink/internal.h"
 
+/* What the last failing netlink call said: the one command this tool runs logs it. */
+static struct err_detail why;
+
 /* A fresh, clamped X25519 private key, as wg genkey makes it. */
 static int generate_private_key(uint8_t key[static WG_KEY_LEN])
 {
@@ -77,7 +80,7 @@ static int add_allowedips(struct wg_peer *peer, size_t *cap, char *list)
 			peer->allowedips = p;
 			*cap = ncap;
 		}
-		r = ip_prefix_parse(&peer->allowedips[peer->n_allowedips], trim(tok));
+		r = ip_prefix_parse(&peer->allowedips[peer->n_allowedips], trim(tok), &why);
 		if (r < 0)
 			return r;
 		peer->n_allowedips++;
@@ -143,7 +146,7 @@ static int conf_read(const char *path, struct conf *c)
 		key = trim(s);
 		value = trim(eq + 1);
 		if (!peer && !strcasecmp(key, "PrivateKey")) {
-			r = wg_key_from_base64(c->private_key, value);
+			r = wg_key_from_base64(c->private_key, value, &why);
 			c->dev.private_key = c->private_key;
 			c->dev.flags |= WG_DEVICE_HAS_PRIVATE_KEY;
 		} else if (!peer && !strcasecmp(key, "ListenPort")) {
@@ -153,12 +156,12 @@ static int conf_read(const char *path, struct conf *c)
 			c->dev.fwmark = (uint32_t)strtoul(value, NULL, 0);
 			c->dev.flags |= WG_DEVICE_HAS_FWMARK;
 		} else if (peer && !strcasecmp(key, "PublicKey")) {
-			r = wg_key_from_base64(peer->public_key, value);
+			r = wg_key_from_base64(peer->public_key, value, &why);
 		} else if (peer && !strcasecmp(key, "PresharedKey")) {
-			r = wg_key_from_base64(peer->preshared_key, value);
+			r = wg_key_from_base64(peer->preshared_key, value, &why);
 			peer->flags |= WG_PEER_HAS_PRESHARED_KEY;
 		} else if (peer && !strcasecmp(key, "Endpoint")) {
-			r = wg_endpoint_parse(&peer->endpoint, value);
+			r = wg_endpoint_parse(&peer->endpoint, value, &why);
 			peer->flags |= WG_PEER_HAS_ENDPOINT;
 		} else if (peer && !strcasecmp(key, "PersistentKeepalive")) {
 			peer->persistent_keepalive =
@@ -172,7 +175,7 @@ static int conf_read(const char *path, struct conf *c)
 			r = -EINVAL;
 		}
 		if (r < 0)
-			fprintf(stderr, "%s:%d: %s\n", path, lineno, netlink_strerror(r));
+			fprintf(stderr, "%s:%d: %s\n", path, lineno, err_detail_str(&why, r));
 	}
 	wipe_free(line, linecap);
 	fclose(f);
@@ -289,7 +292,7 @@ static int read_keys(const char *path, struct wg_peer **out, size_t *n)
 		}
 		memset(&(*out)[*n], 0, sizeof(**out));
 		(*out)[*n].flags = WG_PEER_REMOVE;
-		r = wg_key_from_base64((*out)[(*n)++].public_key, s);
+		r = wg_key_from_base64((*out)[(*n)++].public_key, s, &why);
 	}
 	fclose(f);
 	return r;
@@ -310,7 +313,7 @@ static int wg_command(const char *backend, size_t msg_size, const char *cmd, int
 	if (argc < 2 && strcmp(cmd, "dump") && strcmp(cmd, "up"))
 		return -EINVAL;
 	if (!strcmp(cmd, "up")) {
-		r = wg_backend_open_auto(&b, ifname, WG_AUTO_CREATE | WG_AUTO_START_USERSPACE);
+		r = wg_backend_open_auto(&b, ifname, WG_AUTO_CREATE | WG_AUTO_START_USERSPACE, &why);
 		if (r == 0)
 			printf("%s\n", wg_backend_kind(b) == WG_BACKEND_KERNEL ? "kernel" : "userspace");
 		wg_backend_close(b);
@@ -322,42 +325,42 @@ static int wg_command(const char *backend, size_t msg_size, const char *cmd, int
 			goto out;
 		snprintf(c.dev.name, sizeof(c.dev.name), "%s", ifname);
 	}
-	r = wg_backend_open_named(&b, backend, ifname);
+	r = wg_backend_open_named(&b, backend, ifname, &why);
 	if (r == 0 && msg_size)
-		r = wg_backend_set_message_size(b, msg_size);
+		r = wg_backend_set_message_size(b, msg_size, &why);
 	if (r < 0)
 		goto out;
 	t0 = now_ms();
 	msgs0 = wg_backend_messages(b);
 	if (!strcmp(cmd, "setconf")) {
 		c.dev.flags |= WG_DEVICE_REPLACE_PEERS;
-		r = wg_set_device(b, &c.dev);
+		r = wg_set_device(b, &c.dev, &why);
 	} else if (!strcmp(cmd, "addconf")) {
-		r = wg_set_device(b, &c.dev);
+		r = wg_set_device(b, &c.dev, &why);
 	} else if (!strcmp(cmd, "syncconf")) {
-		r = wg_get_device(b, ifname, &cur);
+		r = wg_get_device(b, ifname, &cur, &why);
 		if (r == 0)
 			r = wg_device_diff(cur, &c.dev, &changes, &n_changes);
 		if (r == 0)
-			r = wg_apply_peers(b, ifname, changes, n_changes);
+			r = wg_apply_peers(b, ifname, changes, n_changes, &why);
 		if (verbose)
 			fprintf(stderr, "changes=%zu ", n_changes);
 	} else if (!strcmp(cmd, "dump")) {
-		r = wg_get_device(b, ifname, &cur);
+		r = wg_get_device(b, ifname, &cur, &why);
 		if (r == 0)
 			wg_device_print_dump(stdout, cur);
 	} else if (!strcmp(cmd, "remove")) {
 		r = read_keys(argv[1], &changes, &n_changes);
 		if (r == 0)
-			r = wg_apply_peers(b, ifname, changes, n_changes);
+			r = wg_apply_peers(b, ifname, changes, n_changes, &why);
 	} else if (!strcmp(cmd, "endpoint") && argc >= 3) {
 		struct wg_peer p = { .flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_ENDPOINT };
 
-		r = wg_key_from_base64(p.public_key, argv[1]);
+		r = wg_key_from_base64(p.public_key, argv[1], &why);
 		if (r == 0)
-			r = wg_endpoint_parse(&p.endpoint, argv[2]);
+			r = wg_endpoint_parse(&p.endpoint, argv[2], &why);
 		if (r == 0)
-			r = wg_apply_peers(b, ifname, &p, 1);
+			r = wg_apply_peers(b, ifname, &p, 1, &why);
 	} else {
 		r = -EINVAL;
 	}
@@ -378,24 +381,24 @@ static int link_command(const char *cmd, int argc, char **argv)
 	int r;
 
 	if (!strcmp(cmd, "link-add"))
-		return rtnl_link_ensure_wireguard(argv[0], NULL);
+		return rtnl_link_ensure_wireguard(argv[0], NULL, &why);
 	if (!strcmp(cmd, "link-del"))
-		return rtnl_link_delete(argv[0]);
+		return rtnl_link_delete(argv[0], &why);
 	if (!strcmp(cmd, "link-up") || !strcmp(cmd, "link-down"))
-		return rtnl_link_set_up(argv[0], !strcmp(cmd, "link-up"));
+		return rtnl_link_set_up(argv[0], !strcmp(cmd, "link-up"), &why);
 	if (argc < 2)
 		return -EINVAL;
 	if (!strcmp(cmd, "link-mtu"))
-		return rtnl_link_set_mtu(argv[0], (uint32_t)strtoul(argv[1], NULL, 10));
-	r = ip_prefix_parse(&p, argv[1]);
+		return rtnl_link_set_mtu(argv[0], (uint32_t)strtoul(argv[1], NULL, 10), &why);
+	r = ip_prefix_parse(&p, argv[1], &why);
 	if (r < 0)
 		return r;
 	if (!strcmp(cmd, "addr-add"))
-		return rtnl_addr_add(argv[0], &p);
+		return rtnl_addr_add(argv[0], &p, &why);
 	if (!strcmp(cmd, "addr-del"))
-		return rtnl_addr_del(argv[0], &p);
+		return rtnl_addr_del(argv[0], &p, &why);
 	if (!strcmp(cmd, "route-add"))
-		return rtnl_route_add(argv[0], &p);
+		return rtnl_route_add(argv[0], &p, &why);
 	return -EINVAL;
 }
 
@@ -410,7 +413,7 @@ static int key_command(const char *cmd)
 	if (!strcmp(cmd, "genkey")) {
 		r = generate_private_key(key);
 	} else {
-		r = fgets(line, sizeof(line), stdin) ? wg_key_from_base64(key, trim(line)) : -EINVAL;
+		r = fgets(line, sizeof(line), stdin) ? wg_key_from_base64(key, trim(line), &why) : -EINVAL;
 		if (r == 0)
 			r = x25519_public_from_private(pub, key);
 		if (r == 0)
@@ -480,10 +483,10 @@ int main(int argc, char **argv)
 		r = link_command(cmd, argc - i, argv + i);
 	else
 		r = wg_command(backend, msg_size, cmd, argc - i, argv + i, verbose);
-	if (r == -EINVAL && !netlink_error_detail()[0])
+	if (r == -EINVAL && !why.text[0])
 		goto usage;
 	if (r < 0) {
-		fprintf(stderr, "netlink-wgtool %s: %s\n", cmd, netlink_strerror(r));
+		fprintf(stderr, "netlink-wgtool %s: %s\n", cmd, err_detail_str(&why, r));
 		return 1;
 	}
 	return 0;

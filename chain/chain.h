@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * chain: everything the agent needs from Ethereum, in C: Keccak-256, secp256k1 keys and
- * recoverable signatures, the Solidity ABI, RLP and signed EIP-1559 transactions, a
- * JSON-RPC client (HTTP(S) and IPC; batches, retries, failover), and the cluster registry
- * (docs/registry.md): its record, its calls and a reorg-aware follower. docs/chain.md
- * explains the choices. Every fallible function returns 0 or a negative errno; for RPC
- * failures eth_rpc_error() says what and where.
+ * chain: a plain Ethereum client in C that knows nothing of the cluster: the Solidity
+ * ABI, RLP and signed EIP-1559 transactions, a JSON-RPC client (HTTP(S) and IPC; batches,
+ * retries, failover), typed Ethereum methods, revert reasons decoded against a table of
+ * custom errors, the one sender of transactions under fee and cost caps, and Web3 keystore
+ * decryption. Keccak-256 and secp256k1 are crypto/'s; the cluster registry built on this
+ * client is registry/ (docs/registry.md). docs/chain.md explains the choices. Every
+ * fallible function returns 0 or a negative errno; for RPC failures eth_rpc_error() says
+ * what and where.
  */
 #ifndef DSTACK_P2P_CHAIN_H
 #define DSTACK_P2P_CHAIN_H

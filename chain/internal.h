@@ -7,12 +7,12 @@
 #include "common/common.h"
 
 /*
- * One request/reply over a raw unix stream socket (geth/anvil IPC). err gets the why.
- * abort_flag (may be NULL) as in struct http_target: -ECANCELED once it is set.
+ * One request/reply over a raw unix stream socket (geth/anvil IPC); a failure says what
+ * in why (may be NULL). abort_flag (may be NULL) as in struct http_target: -ECANCELED
+ * once it is set.
  */
 int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long timeout_ms,
-		     const volatile sig_atomic_t *abort_flag, struct buf *reply, char *err,
-		     size_t errlen);
+		     const volatile sig_atomic_t *abort_flag, struct buf *reply, struct err_detail *why);
 
 /* The custom errors the client was configured with (NULL: none). */
 const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc);

@@ -87,8 +87,7 @@ static int wait_fd(int fd, short events, uint64_t deadline, const volatile sig_a
 }
 
 int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long timeout_ms,
-		     const volatile sig_atomic_t *abort_flag, struct buf *reply, char *err,
-		     size_t errlen)
+		     const volatile sig_atomic_t *abort_flag, struct buf *reply, struct err_detail *why)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_end_scanner scan = { 0 };
@@ -97,7 +96,7 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path too long");
+		err_detail_set(why, "socket path too long");
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -106,7 +105,7 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
 		r = -errno;
-		snprintf(err, errlen, "connect: %s", strerror(errno));
+		err_detail_set(why, "connect: %s", strerror(errno));
 		goto out;
 	}
 	while (sent < req_len) {
@@ -141,13 +140,13 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 		}
 		if (n == 0) {
 			r = -ECONNRESET;
-			snprintf(err, errlen, "connection closed before a complete reply");
+			err_detail_set(why, "connection closed before a complete reply");
 			goto out;
 		}
 		end = json_end_feed(&scan, chunk, (size_t)n);
 		r = buf_append(reply, chunk, end ? end : (size_t)n);
 		if (r < 0) {
-			snprintf(err, errlen, "reply larger than %zu bytes", reply->max);
+			err_detail_set(why, "reply larger than %zu bytes", reply->max);
 			goto out;
 		}
 		if (end) {
@@ -156,7 +155,7 @@ int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long tim
 		}
 	}
 io_error:
-	snprintf(err, errlen, "%s", r == -ETIMEDOUT ? "timed out" : r == -ECANCELED ? "cancelled" : strerror(-r));
+	err_detail_set(why, "%s", r == -ETIMEDOUT ? "timed out" : r == -ECANCELED ? "cancelled" : strerror(-r));
 out:
 	close(fd);
 	return r;

@@ -403,14 +403,14 @@ static bool not_json(const struct buf *reply)
 static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const struct buf *req,
 		    struct buf *reply, enum attempt_outcome *outcome)
 {
-	char err[256] = "";
+	struct err_detail err = { "" };
 	int r;
 
 	rpc->round_trips++;
 	buf_reset(reply);
 	if (ep->transport == RPC_IPC) {
 		r = rpc_ipc_exchange(ep->target, (const char *)req->data, req->len, rpc->timeout_ms,
-				     rpc->abort_flag, reply, err, sizeof(err));
+				     rpc->abort_flag, reply, &err);
 	} else {
 		struct http_target t = {
 			.base_url = ep->transport == RPC_HTTP ? ep->target : NULL,
@@ -423,7 +423,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		struct http_reply hr;
 
 		r = http_post(&t, ep->transport == RPC_HTTP ? "" : "/", NULL, req->data, req->len, &hr);
-		snprintf(err, sizeof(err), "%s", hr.error);
+		err_detail_set(&err, "%s", hr.error);
 		if (r == 0 && hr.status != 200) {
 			eth_rpc_set_error(rpc, "%s: HTTP %ld%s", ep->label, hr.status,
 					  not_a_node_status(hr.status) ? " (not a JSON-RPC endpoint?)" : "");
@@ -441,7 +441,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		}
 	}
 	if (r < 0) {
-		eth_rpc_set_error(rpc, "%s: %s", ep->label, err[0] ? err : errstr(r));
+		eth_rpc_set_error(rpc, "%s: %s", ep->label, err.text[0] ? err.text : errstr(r));
 		/* A hung endpoint already cost a whole timeout: do not wait for it again. */
 		*outcome = r == -ETIMEDOUT || r == -EMSGSIZE ? ATTEMPT_NEXT_ENDPOINT : ATTEMPT_RETRY;
 		return r;

@@ -2,7 +2,8 @@
 /*
  * What `dstack-p2p cluster` and `dstack-p2p relayer` share: the paying key (a key file or
  * an encrypted keystore, never the command line), amounts in wei with units, the fee caps,
- * contract calls pinned to one block, and the events of the cluster contract by name.
+ * contract calls pinned to one block, the events of the cluster contract by name, and the
+ * parsers (amounts, addresses, words) and data-file lookups both use.
  */
 #ifndef DSTACK_P2P_CLI_CLUSTER_H
 #define DSTACK_P2P_CLI_CLUSTER_H

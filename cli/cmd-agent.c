@@ -247,21 +247,16 @@ static void build_opts(void)
 
 int agent_config_load(struct mesh_config *cfg, const char *config_file)
 {
-	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE, *bad = NULL;
+	const char *path = config_file ? config_file : DEFAULT_CONFIG_FILE;
 	struct err_detail why;
-	int r, line;
 
-	if (config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) {
-		r = mesh_config_load_file(cfg, path, &line, &why);
-		if (r < 0 && line)
-			cli_error("%s:%d: %s", path, line, why.text);
-		else if (r < 0)
-			cli_error("%s: %s", path, why.text);
-		if (r < 0)
-			return CLI_EXIT_USAGE;
+	if ((config_file || access(DEFAULT_CONFIG_FILE, R_OK) == 0) &&
+	    mesh_config_load_file(cfg, path, &why) < 0) {
+		cli_error("%s", why.text);
+		return CLI_EXIT_USAGE;
 	}
-	if (mesh_config_load_env(cfg, &bad) < 0) {
-		cli_error("bad value in the environment variable %s", bad);
+	if (mesh_config_load_env(cfg, &why) < 0) {
+		cli_error("%s", why.text);
 		return CLI_EXIT_USAGE;
 	}
 	return CLI_EXIT_OK;

@@ -129,7 +129,7 @@ struct relayer {
 	uint8_t allowed[MAX_ALLOWED][4];
 	char allowed_names[MAX_ALLOWED][96];
 	size_t nallowed;
-	struct relay_limiter per_subject, total;
+	struct relayer_limiter per_subject, total;
 	size_t max_data;
 	struct eth_tx_caps caps;
 	uint64_t max_cost;
@@ -325,7 +325,7 @@ static int fetch_token(struct relayer *rl, uint64_t token, struct known_token *k
  * nonce against what the contract holds (read once per instance, then followed). 0 with
  * *nonce set, or the status of the reply written to out.
  */
-static int verify_registration(struct relayer *rl, const struct relay_request *q, uint64_t *nonce,
+static int verify_registration(struct relayer *rl, const struct relayer_request *q, uint64_t *nonce,
 			       struct buf *out)
 {
 	struct registry_record rec;
@@ -387,7 +387,7 @@ static bool leader_signed(struct relayer *rl, struct registry_leader_call *c, co
  * record and nonce are read once and again at most every TOKEN_REFRESH_MS per token, so
  * junk naming tokens costs at most that many reads. 0 with *nonce set, or the status.
  */
-static int verify_leader_call(struct relayer *rl, const struct relay_request *q, uint64_t *nonce,
+static int verify_leader_call(struct relayer *rl, const struct relayer_request *q, uint64_t *nonce,
 			      struct buf *out)
 {
 	struct registry_leader_call c;
@@ -479,7 +479,7 @@ static uint64_t charged(uint64_t gas_used, uint64_t max_fee_per_gas)
  * mined it at once (dev chains), else 202 {"txHash","status":"pending"}; the tick follows
  * it. Until then its worst cost counts against the spending cap.
  */
-static int send_request(struct relayer *rl, const struct relay_request *q, const uint8_t subject[static 32],
+static int send_request(struct relayer *rl, const struct relayer_request *q, const uint8_t subject[static 32],
 			enum relay_kind kind, uint64_t nonce, const char *name, struct buf *out)
 {
 	struct eth_tx_request req = { .to = q->to, .data = q->data, .len = q->len };
@@ -578,7 +578,7 @@ static enum relay_kind kind_of(const uint8_t sel[static 4])
  * (a subject that verified is one the node signed for); then the simulation; only a request
  * that passes it takes a slot of the cluster-wide limit and is sent.
  */
-static int relay_checked(struct relayer *rl, const struct relay_request *q, const char *name,
+static int relay_checked(struct relayer *rl, const struct relayer_request *q, const char *name,
 			 struct buf *out)
 {
 	struct eth_tx_request req = { .to = q->to, .data = q->data, .len = q->len };
@@ -596,7 +596,7 @@ static int relay_checked(struct relayer *rl, const struct relay_request *q, cons
 		return status;
 	}
 	now = now_ms();
-	if (q->has_subject && !relay_limiter_take(&rl->per_subject, q->subject, now))
+	if (q->has_subject && !relayer_limiter_take(&rl->per_subject, q->subject, now))
 		return reply_error(rl, out, 429, "too many requests for this %s; try later",
 				   kind == RELAY_REGISTRATION ? "instance" : "token");
 	if (rl->spent >= rl->spend_cap)
@@ -611,20 +611,20 @@ static int relay_checked(struct relayer *rl, const struct relay_request *q, cons
 		return reply_error(rl, out, 422, "%s reverts: %s", name, why);
 	if (r < 0)
 		return reply_error(rl, out, 502, "the chain: %s", why[0] ? why : errstr(r));
-	if (!relay_limiter_take(&rl->total, (const uint8_t[32]){ 0 }, now_ms()))
+	if (!relayer_limiter_take(&rl->total, (const uint8_t[32]){ 0 }, now_ms()))
 		return reply_error(rl, out, 429, "too many transactions in all; try later");
 	return send_request(rl, q, q->subject, kind, nonce, name, out);
 }
 
 static int relay(struct relayer *rl, const struct http_request *req, struct buf *out)
 {
-	struct relay_request q;
+	struct relayer_request q;
 	const char *name = NULL;
 	struct err_detail why;
 	char sel[9] = "-";
 	int status;
 
-	if (relay_parse_request(req->body, req->content_length, rl->max_data, &q, &why) < 0) {
+	if (relayer_parse_request(req->body, req->content_length, rl->max_data, &q, &why) < 0) {
 		status = reply_error(rl, out, 400, "%s", why.text);
 	} else {
 		hex_encode(sel, q.selector, 4);
@@ -637,7 +637,7 @@ static int relay(struct relayer *rl, const struct http_request *req, struct buf 
 	}
 	log_info("relayer: %s %s %s%s -> %d %.*s", req->peer, req->path, name ? name : "unknown function 0x",
 		 name ? "" : sel, status, (int)(out->len < 200 ? out->len : 200), (const char *)out->data);
-	relay_request_clear(&q);
+	relayer_request_clear(&q);
 	return status;
 }
 
@@ -737,9 +737,9 @@ static int setup(struct relayer *rl, struct relayer_opts *o)
 		for (size_t i = 0; i < ARRAY_SIZE(registry_leader_call_sigs); i++)
 			add_allowed(rl, registry_leader_call_sigs[i]);
 	}
-	if (relay_limiter_init(&rl->per_subject, SUBJECT_SLOTS, (uint32_t)o->per_instance,
-			       o->window_s * 1000) < 0 ||
-	    relay_limiter_init(&rl->total, 1, (uint32_t)o->total, o->window_s * 1000) < 0)
+	if (relayer_limiter_init(&rl->per_subject, SUBJECT_SLOTS, (uint32_t)o->per_instance,
+				 o->window_s * 1000) < 0 ||
+	    relayer_limiter_init(&rl->total, 1, (uint32_t)o->total, o->window_s * 1000) < 0)
 		return CLI_EXIT_FAILURE;
 	rl->max_data = o->max_body;
 	if (o->key.key_file && key_file_check(o->key.key_file, &why) < 0) {
@@ -822,8 +822,8 @@ int cmd_relayer(int argc, char **argv)
 	if (status == CLI_EXIT_OK)
 		status = serve(&rl, &o);
 	secret_free(rl.sk, 32);
-	relay_limiter_clear(&rl.per_subject);
-	relay_limiter_clear(&rl.total);
+	relayer_limiter_clear(&rl.per_subject);
+	relayer_limiter_clear(&rl.total);
 	eth_rpc_free(rl.rpc);
 	return status;
 }

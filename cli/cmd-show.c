@@ -181,14 +181,15 @@ static int show_one(const char *ifname, const char *kind, enum show_format forma
 {
 	struct wg_backend *b = NULL;
 	struct wg_device *dev = NULL;
+	struct err_detail why = { "" };
 	const char *name;
 	int r;
 
-	r = wg_backend_open_named(&b, kind, ifname);
+	r = wg_backend_open_named(&b, kind, ifname, &why);
 	if (r == 0)
-		r = wg_get_device(b, ifname, &dev);
+		r = wg_get_device(b, ifname, &dev, &why);
 	if (r < 0) {
-		cli_error("%s: %s", ifname, netlink_strerror(r));
+		cli_error("%s: %s", ifname, err_detail_str(&why, r));
 		goto out;
 	}
 	name = wg_backend_kind(b) == WG_BACKEND_KERNEL ? "kernel" : "userspace";
@@ -214,11 +215,11 @@ static bool is_wireguard(const char *ifname)
 	struct wg_device *dev = NULL;
 	bool yes;
 
-	if (rtnl_link_is_wireguard(ifname) == 1)
+	if (rtnl_link_is_wireguard(ifname, NULL) == 1)
 		return true;
-	if (wg_backend_open_uapi(&b, NULL) < 0)
+	if (wg_backend_open_uapi(&b, NULL, NULL) < 0)
 		return false;
-	yes = wg_get_device(b, ifname, &dev) == 0;
+	yes = wg_get_device(b, ifname, &dev, NULL) == 0;
 	wg_device_free(dev);
 	wg_backend_close(b);
 	return yes;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * common: the small pieces every module needs: logging, hex, secrets in locked
- * memory, bounded byte buffers, a JSON reader over jsmn and an HTTP client over
- * libcurl (TCP or unix socket). Libraries stay quiet; callers log once, with context.
+ * common: the small pieces every module needs: logging, the one way to carry an error's
+ * detail (struct err_detail), hex, secrets in locked memory and key files, bounded byte
+ * buffers, unix sockets, a JSON reader over jsmn, an HTTP client over libcurl (TCP or
+ * unix socket), a small HTTP server, a TLS client and a WebSocket client. Libraries stay
+ * quiet; callers log once, with context.
  */
 #ifndef DSTACK_P2P_COMMON_H
 #define DSTACK_P2P_COMMON_H
@@ -34,14 +36,23 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /*
  * How a failure carries its detail, one way per kind: a function returns a negative
  * errno; a handle (eth_rpc, attest_client, cluster, ...) says what went wrong last through
- * its <obj>_error(); a function without a handle (a parser, a validator) fills a
- * struct err_detail the caller passes (may be NULL), one line for a log.
+ * its <obj>_error(); any other function with more to say than its errno (a parser, a
+ * validator, netlink's calls, the config loaders) fills a struct err_detail the caller
+ * passes (may be NULL), one line for a log. No error state is kept per thread or
+ * globally, and no out-parameter carries a description.
  */
 struct err_detail {
 	char text[256];
 };
 
 void err_detail_set(struct err_detail *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * The line to log for failure r: errstr(r), and ": " and e's detail when e (may be
+ * NULL) holds one, rewritten into e->text (so call it once per failure).
+ */
+const char *err_detail_str(struct err_detail *e, int r);
+/* Put the formatted text before e's detail (e may be NULL): "agent.conf:3: " + detail. */
+void err_detail_prefix(struct err_detail *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- hex ------------------------------------------------------------------ */
 

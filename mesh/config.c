@@ -316,7 +316,7 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 	return -ENOENT;
 }
 
-int mesh_config_load_env(struct mesh_config *cfg, const char **bad)
+int mesh_config_load_env(struct mesh_config *cfg, struct err_detail *why)
 {
 	for (const char *const *name = mesh_config_names; *name; name++) {
 		const char *value = getenv(*name);
@@ -324,7 +324,7 @@ int mesh_config_load_env(struct mesh_config *cfg, const char **bad)
 		if (!value)
 			continue;
 		if (mesh_config_set(cfg, *name, value) < 0) {
-			*bad = *name;
+			err_detail_set(why, "bad value in the environment variable %s", *name);
 			return -EINVAL;
 		}
 	}
@@ -412,12 +412,12 @@ static void explain_set(struct err_detail *why, int r, const char *name, const c
 		err_detail_set(why, "bad value for %.64s: '%.80s' (see dstack-p2p-agent(1))", name, value);
 }
 
-int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line, struct err_detail *why)
+/* The lines of f, until the first that is wrong (*line its number). */
+static int load_lines(struct mesh_config *cfg, FILE *f, int *line, struct err_detail *why)
 {
 	char text[2048];
 	int r;
 
-	*line = 0;
 	while ((r = read_line(f, text, sizeof(text))) != 0) {
 		char *name, *value, *eq;
 		size_t n;
@@ -459,19 +459,27 @@ int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line, struct 
 	return 0;
 }
 
-int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line, struct err_detail *why)
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, const char *name, struct err_detail *why)
+{
+	int line = 0, r = load_lines(cfg, f, &line, why);
+
+	if (r < 0)
+		err_detail_prefix(why, "%s:%d: ", name, line);
+	return r;
+}
+
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, struct err_detail *why)
 {
 	FILE *f;
 	int r;
 
-	*line = 0;
 	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;
-		err_detail_set(why, "%s", errstr(r));
+		err_detail_set(why, "%s: %s", path, errstr(r));
 		return r;
 	}
-	r = mesh_config_load_stream(cfg, f, line, why);
+	r = mesh_config_load_stream(cfg, f, path, why);
 	fclose(f);
 	return r;
 }

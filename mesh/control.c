@@ -128,7 +128,8 @@ static bool request_name_ok(const char *s, size_t len)
 	return true;
 }
 
-static int request_parse_json(const char *line, size_t len, struct control_request *req, const char **why)
+/* The fields of a JSON request into req; *what names the first one wrong. */
+static int request_parse_json(const char *line, size_t len, struct control_request *req, const char **what)
 {
 	struct json j;
 	int64_t v;
@@ -137,19 +138,19 @@ static int request_parse_json(const char *line, size_t len, struct control_reque
 	int i, r = -EINVAL;
 
 	if (json_parse(&j, line, len, 32) < 0) {
-		*why = "the request is not one JSON object of at most 32 tokens";
+		*what = "the request is not one JSON object of at most 32 tokens";
 		return -EINVAL;
 	}
-	*why = "the request is not a JSON object";
+	*what = "the request is not a JSON object";
 	if (j.ntok < 1 || j.tok[0].type != JSON_OBJECT)
 		goto out;
 	i = json_get(&j, 0, "version");
-	*why = "\"version\" is missing or not a positive integer";
+	*what = "\"version\" is missing or not a positive integer";
 	if (i < 0 || json_int64(&j, i, &v) < 0 || v < 1 || v > 1000000)
 		goto out;
 	req->version = (unsigned)v;
 	i = json_get(&j, 0, "request");
-	*why = "\"request\" is missing or not a request name";
+	*what = "\"request\" is missing or not a request name";
 	if (i < 0 || j.tok[i].type != JSON_STRING)
 		goto out;
 	s = json_raw(&j, i, &n);
@@ -158,31 +159,38 @@ static int request_parse_json(const char *line, size_t len, struct control_reque
 	memcpy(req->name, s, n);
 	req->name[n] = '\0';
 	i = json_get(&j, 0, "target");
-	*why = "\"target\" is not a token id (1..254)";
+	*what = "\"target\" is not a token id (1..254)";
 	if (i >= 0 && (json_int64(&j, i, &req->target) < 0 || req->target < 1 || req->target > REGISTRY_MAX_PEERS))
 		goto out;
 	i = json_get(&j, 0, "no_confidence");
-	*why = "\"no_confidence\" is not a boolean";
+	*what = "\"no_confidence\" is not a boolean";
 	if (i >= 0 && json_bool(&j, i, &req->no_confidence) < 0)
 		goto out;
 	r = 0;
-	*why = "";
+	*what = "";
 out:
 	json_clear(&j);
 	return r;
 }
 
-int control_request_parse(const char *line, size_t len, struct control_request *req, const char **why)
+int control_request_parse(const char *line, size_t len, struct control_request *req, struct err_detail *why)
 {
+	const char *what = "";
+	int r;
+
 	memset(req, 0, sizeof(*req));
 	req->version = CONTROL_VERSION;
 	req->no_confidence = true;
-	*why = "";
-	if (len && line[0] == '{')
-		return request_parse_json(line, len, req, why);
+	err_detail_set(why, "%s", "");
+	if (len && line[0] == '{') {
+		r = request_parse_json(line, len, req, &what);
+		if (r < 0)
+			err_detail_set(why, "%s", what);
+		return r;
+	}
 	/* A bare word: the shell-friendly form of {"version":1,"request":WORD}. */
 	if (!request_name_ok(line, len)) {
-		*why = "a request is one word (peers, status, watch, ...) or a JSON object";
+		err_detail_set(why, "a request is one word (peers, status, watch, ...) or a JSON object");
 		return -EINVAL;
 	}
 	memcpy(req->name, line, len);
@@ -253,7 +261,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		struct control_request req;
 		uint64_t deadline;
 		char line[CONTROL_REQUEST_MAX + 1];
-		const char *why;
+		struct err_detail why;
 		struct buf out;
 		size_t len;
 		int fd;
@@ -267,12 +275,12 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		len = read_request(fd, line, sizeof(line), deadline);
-		if (control_request_parse(line, len, &req, &why) < 0 && !*why)
-			why = "malformed request";
+		if (control_request_parse(line, len, &req, &why) < 0 && !why.text[0])
+			err_detail_set(&why, "malformed request");
 		peer_cred(fd, &req);
 
 		buf_init(&out, 1 << 20);
-		if (!*why && req.version == CONTROL_VERSION && !strcmp(req.name, "watch")) {
+		if (!why.text[0] && req.version == CONTROL_VERSION && !strcmp(req.name, "watch")) {
 			struct control_request peers = req;
 			size_t i;
 
@@ -290,7 +298,7 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 				fd = -1;
 			}
 		} else {
-			answer(&req, why, reply, ctx, &out);
+			answer(&req, why.text, reply, ctx, &out);
 			/* A leader action's RPC calls (or relayer request) took time: the client's
 			 * second for the reply starts now. */
 			deadline = now_ms() + CONTROL_CLIENT_MS;

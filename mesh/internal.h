@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct buf;
+struct err_detail;
 
 /* The control socket's limits (docs/agent.md): watchers, and clients waiting in accept. */
 #define CONTROL_MAX_WATCHERS 16
@@ -41,9 +42,10 @@ struct control_request {
 
 /*
  * A request line (no newline): a bare word or a JSON object with "version" and
- * "request". -EINVAL with *why a sentence for the client. The version is not checked.
+ * "request". -EINVAL with why (may be NULL) a sentence for the client, emptied on
+ * success. The version is not checked.
  */
-int control_request_parse(const char *line, size_t len, struct control_request *req, const char **why);
+int control_request_parse(const char *line, size_t len, struct control_request *req, struct err_detail *why);
 /* Replace out with {"version":1,"error":{"code":code,"message":message}}. */
 int control_error(struct buf *out, const char *code, const char *message);
 
@@ -540,7 +542,7 @@ enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t
 				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
 				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
 
-/* The same from an open stream (the file parser itself; fuzzed). */
-int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, int *line, struct err_detail *why);
+/* The same from an open stream, called name in the detail (the file parser itself; fuzzed). */
+int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, const char *name, struct err_detail *why);
 
 #endif

@@ -6,7 +6,8 @@
  *
  * The pure parts (configuration, the desired-vs-current peer diff, the published
  * peer list) are usable on their own and unit-tested; the mesh_agent_* calls tie them to
- * the chain, attest and netlink modules.
+ * registry/ (the contract and its records, over chain/), attest/ (the node's identity),
+ * netlink/ (the WireGuard device) and relay/ (the gateway transport).
  */
 #ifndef DSTACK_P2P_MESH_H
 #define DSTACK_P2P_MESH_H
@@ -102,16 +103,19 @@ void mesh_config_init(struct mesh_config *cfg);
  * -ENOENT for an unknown name, -EINVAL for a bad value (the caller names the source).
  */
 int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value);
-/* Every known option present in the environment. On error *bad names the variable. */
-int mesh_config_load_env(struct mesh_config *cfg, const char **bad);
 /*
- * NAME=VALUE lines, '#' comments. On error *line is the 1-based line number (0: opening
- * the file failed) and why says what is wrong, naming the key: "unknown option
- * 'P2P_POL_MS' (did you mean P2P_POLL_MS?)", "bad value for P2P_POLL_MS: 'abc' (...)".
- * -ENOENT unknown name, -EINVAL bad value or not NAME=VALUE, -EMSGSIZE a line over 2046
- * bytes, -EILSEQ a NUL byte, -EIO, or fopen's errno.
+ * Every known option present in the environment. -EINVAL, why (may be NULL) naming the
+ * variable: "bad value in the environment variable P2P_POLL_MS".
  */
-int mesh_config_load_file(struct mesh_config *cfg, const char *path, int *line, struct err_detail *why);
+int mesh_config_load_env(struct mesh_config *cfg, struct err_detail *why);
+/*
+ * NAME=VALUE lines, '#' comments. On error why (may be NULL) says where and what, naming
+ * the key: "agent.conf:3: unknown option 'P2P_POL_MS' (did you mean P2P_POLL_MS?)",
+ * "agent.conf:2: bad value for P2P_POLL_MS: 'abc' (...)", "agent.conf: No such file or
+ * directory". -ENOENT unknown name, -EINVAL bad value or not NAME=VALUE, -EMSGSIZE a line
+ * over 2046 bytes, -EILSEQ a NUL byte, -EIO, or fopen's errno.
+ */
+int mesh_config_load_file(struct mesh_config *cfg, const char *path, struct err_detail *why);
 /* Whole-config checks; why gets a sentence for the user. */
 int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why);
 /* The names mesh_config_set accepts, NULL-terminated (for --help). */

@@ -68,7 +68,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 	a.chain_ready = true;
 	a.block = cluster_block(a.cluster);
 	a.last_sync_ms = now_ms();
-	if (cfg->mode == REGISTRY_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0) < 0)
+	if (cfg->mode == REGISTRY_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0, NULL) < 0)
 		a.wg = NULL;  /* no interface: the report says backend "none" */
 
 	recs = cluster_peers(a.cluster, &n);

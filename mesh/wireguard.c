@@ -17,24 +17,25 @@ int agent_wg_dump(struct mesh_agent *a, struct wg_device **dev)
 	*dev = NULL;
 	if (!a->wg)
 		return -ENODEV;
-	return wg_get_device(a->wg, a->cfg->ifname, dev);
+	return wg_get_device(a->wg, a->cfg->ifname, dev, NULL);
 }
 
 int agent_wg_open(struct mesh_agent *a)
 {
 	const char *ifname = a->cfg->ifname;
 	struct wg_device *dev = NULL;
+	struct err_detail why = { "" };
 	bool same_key, same_port;
 	int r;
 
-	r = wg_backend_open_auto(&a->wg, ifname, WG_AUTO_CREATE | WG_AUTO_START_USERSPACE);
+	r = wg_backend_open_auto(&a->wg, ifname, WG_AUTO_CREATE | WG_AUTO_START_USERSPACE, &why);
 	if (r < 0) {
-		log_error("WireGuard interface %s: %s", ifname, netlink_strerror(r));
+		log_error("WireGuard interface %s: %s", ifname, err_detail_str(&why, r));
 		return r;
 	}
-	r = wg_get_device(a->wg, ifname, &dev);
+	r = wg_get_device(a->wg, ifname, &dev, &why);
 	if (r < 0) {
-		log_error("reading WireGuard interface %s: %s", ifname, netlink_strerror(r));
+		log_error("reading WireGuard interface %s: %s", ifname, err_detail_str(&why, r));
 		return r;
 	}
 	/*
@@ -56,15 +57,15 @@ int agent_wg_open(struct mesh_agent *a)
 		};
 
 		snprintf(set.name, sizeof(set.name), "%s", ifname);
-		r = wg_set_device(a->wg, &set);
+		r = wg_set_device(a->wg, &set, &why);
 		if (r < 0) {
-			log_error("setting the key and port of %s: %s", ifname, netlink_strerror(r));
+			log_error("setting the key and port of %s: %s", ifname, err_detail_str(&why, r));
 			return r;
 		}
 	}
-	r = rtnl_link_set_up(ifname, true);
+	r = rtnl_link_set_up(ifname, true, &why);
 	if (r < 0) {
-		log_error("bringing %s up: %s", ifname, netlink_strerror(r));
+		log_error("bringing %s up: %s", ifname, err_detail_str(&why, r));
 		return r;
 	}
 	a->iface_ready = true;
@@ -74,6 +75,7 @@ int agent_wg_open(struct mesh_agent *a)
 int agent_wg_set_address(struct mesh_agent *a, uint64_t token)
 {
 	struct ip_prefix addr = { .family = AF_INET, .len = MESH_OVERLAY_PREFIX_LEN };
+	struct err_detail why = { "" };
 	char text[16];
 	int r;
 
@@ -82,17 +84,17 @@ int agent_wg_set_address(struct mesh_agent *a, uint64_t token)
 		return -ERANGE;
 	if (a->addr_token && a->addr_token != token) {
 		addr.ip4.s_addr = mesh_overlay_addr((uint32_t)a->addr_token);
-		r = rtnl_addr_del(a->cfg->ifname, &addr);
+		r = rtnl_addr_del(a->cfg->ifname, &addr, &why);
 		mesh_overlay_addr_str((uint32_t)a->addr_token, text);
 		if (r < 0)
-			log_warn("removing our old address %s: %s", text, netlink_strerror(r));
+			log_warn("removing our old address %s: %s", text, err_detail_str(&why, r));
 	}
 	addr.ip4.s_addr = mesh_overlay_addr((uint32_t)token);
-	r = rtnl_addr_add(a->cfg->ifname, &addr);
+	r = rtnl_addr_add(a->cfg->ifname, &addr, &why);
 	if (r < 0) {
 		mesh_overlay_addr_str((uint32_t)token, text);
 		log_error("adding %s/%d to %s: %s", text, MESH_OVERLAY_PREFIX_LEN, a->cfg->ifname,
-			  netlink_strerror(r));
+			  err_detail_str(&why, r));
 		return r;
 	}
 	a->addr_token = token;
@@ -101,6 +103,7 @@ int agent_wg_set_address(struct mesh_agent *a, uint64_t token)
 
 int agent_wg_apply(struct mesh_agent *a, const struct mesh_plan *plan)
 {
+	struct err_detail why = { "" };
 	int r;
 
 	if (!a->wg)
@@ -109,27 +112,28 @@ int agent_wg_apply(struct mesh_agent *a, const struct mesh_plan *plan)
 		struct wg_device set = { .flags = WG_DEVICE_HAS_LISTEN_PORT, .listen_port = a->cfg->listen_port };
 
 		snprintf(set.name, sizeof(set.name), "%s", a->cfg->ifname);
-		r = wg_set_device(a->wg, &set);
+		r = wg_set_device(a->wg, &set, &why);
 		if (r < 0)
 			log_error("restoring the listen port %u of %s: %s", a->cfg->listen_port, a->cfg->ifname,
-				  netlink_strerror(r));
+				  err_detail_str(&why, r));
 	}
 	if (!plan->n_changes)
 		return 0;
-	r = wg_apply_peers(a->wg, a->cfg->ifname, plan->changes, plan->n_changes);
+	r = wg_apply_peers(a->wg, a->cfg->ifname, plan->changes, plan->n_changes, &why);
 	if (r < 0)
 		log_error("programming %zu peer change%s on %s: %s", plan->n_changes,
-			  plan->n_changes == 1 ? "" : "s", a->cfg->ifname, netlink_strerror(r));
+			  plan->n_changes == 1 ? "" : "s", a->cfg->ifname, err_detail_str(&why, r));
 	return r;
 }
 
 void agent_wg_close(struct mesh_agent *a)
 {
 	if (a->cfg->remove_on_exit) {
-		int r = rtnl_link_delete(a->cfg->ifname);
+		struct err_detail why = { "" };
+		int r = rtnl_link_delete(a->cfg->ifname, &why);
 
 		if (r < 0)
-			log_warn("removing %s: %s", a->cfg->ifname, netlink_strerror(r));
+			log_warn("removing %s: %s", a->cfg->ifname, err_detail_str(&why, r));
 		else
 			log_info("removed %s", a->cfg->ifname);
 	}

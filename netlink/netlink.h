@@ -3,8 +3,9 @@
  * netlink: program WireGuard interfaces. Kernel WireGuard over generic netlink
  * (libmnl), wireguard-go over its UAPI socket, both behind one wg_backend; links,
  * addresses and routes over rtnetlink. Every function returns 0 or a negative errno;
- * netlink_strerror() adds the detail (the kernel's extended ACK message, or what
- * exactly was wrong) for the last failure in this thread.
+ * a function that can fail takes a struct err_detail (common/common.h; may be NULL)
+ * last, and on failure writes into it what exactly was wrong (the kernel's extended
+ * ACK message, the bad line of a reply): err_detail_str(why, r) is the line to log.
  */
 #ifndef DSTACK_P2P_NETLINK_H
 #define DSTACK_P2P_NETLINK_H
@@ -21,16 +22,7 @@
 #define WG_KEY_LEN 32
 #define WG_KEY_B64_LEN 45 /* 44 characters + NUL */
 
-/* ---- errors --------------------------------------------------------------------- */
-
-/*
- * errstr(r) plus, when the last failing call in this thread left one, its detail:
- * "Operation not supported: kernel has no WireGuard; start wireguard-go or use
- * --backend uapi". The string lives until the next netlink call in this thread.
- */
-const char *netlink_strerror(int r);
-/* Just the detail ("" when none). */
-const char *netlink_error_detail(void);
+struct err_detail;
 
 /* ---- addresses, keys ------------------------------------------------------------- */
 
@@ -45,7 +37,7 @@ struct ip_prefix {
 };
 
 /* "10.0.1.2/24", "fd00::1/64"; a bare address means a host prefix (/32, /128). */
-int ip_prefix_parse(struct ip_prefix *out, const char *text);
+int ip_prefix_parse(struct ip_prefix *out, const char *text, struct err_detail *why);
 /* Into out (INET6_ADDRSTRLEN + 4 bytes is always enough). */
 int ip_prefix_format(char *out, size_t outlen, const struct ip_prefix *p);
 
@@ -57,14 +49,14 @@ union wg_endpoint {
 };
 
 /* "192.0.2.1:51820", "[2001:db8::1]:51820" (numeric only: no DNS in the agent). */
-int wg_endpoint_parse(union wg_endpoint *out, const char *text);
+int wg_endpoint_parse(union wg_endpoint *out, const char *text, struct err_detail *why);
 int wg_endpoint_format(char *out, size_t outlen, const union wg_endpoint *ep);
 /* Same family, address and port (AF_UNSPEC equals AF_UNSPEC). */
 bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b);
 
 /* WireGuard's base64 form of a 32-byte key (44 characters). */
 void wg_key_to_base64(char out[static WG_KEY_B64_LEN], const uint8_t key[static WG_KEY_LEN]);
-int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64);
+int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64, struct err_detail *why);
 bool wg_key_is_zero(const uint8_t key[static WG_KEY_LEN]);
 
 /* ---- devices and peers ------------------------------------------------------------- */
@@ -136,9 +128,9 @@ enum wg_backend_kind { WG_BACKEND_KERNEL, WG_BACKEND_UAPI };
 struct wg_backend;
 
 /* Kernel WireGuard over generic netlink; -EOPNOTSUPP when the kernel has none. */
-int wg_backend_open_kernel(struct wg_backend **out);
+int wg_backend_open_kernel(struct wg_backend **out, struct err_detail *why);
 /* wireguard-go and friends: sockets in socket_dir (NULL: /var/run/wireguard). */
-int wg_backend_open_uapi(struct wg_backend **out, const char *socket_dir);
+int wg_backend_open_uapi(struct wg_backend **out, const char *socket_dir, struct err_detail *why);
 
 enum wg_auto_flags {
 	WG_AUTO_CREATE = 1u << 0,          /* create a kernel link if it is absent */
@@ -150,28 +142,29 @@ enum wg_auto_flags {
  * wireguard-go started for it (WG_AUTO_START_USERSPACE, waits up to 5 s for its
  * socket). -EOPNOTSUPP when none of these is possible.
  */
-int wg_backend_open_auto(struct wg_backend **out, const char *ifname, unsigned flags);
+int wg_backend_open_auto(struct wg_backend **out, const char *ifname, unsigned flags, struct err_detail *why);
 /* By a --backend style name: "kernel", "uapi" or "auto" (open_auto without flags). */
-int wg_backend_open_named(struct wg_backend **out, const char *kind, const char *ifname);
+int wg_backend_open_named(struct wg_backend **out, const char *kind, const char *ifname,
+			  struct err_detail *why);
 void wg_backend_close(struct wg_backend *b);
 enum wg_backend_kind wg_backend_kind(const struct wg_backend *b);
 
 /* The whole configuration and state of ifname; free with wg_device_free. */
-int wg_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out);
+int wg_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out, struct err_detail *why);
 /*
  * Apply dev as a change: device fields by dev->flags, peers by their flags. Without
  * WG_DEVICE_REPLACE_PEERS, peers not listed are left alone (sessions kept).
  * Kernel: as few messages as fit (each is applied on its own; a failure midway
  * leaves the earlier ones applied).
  */
-int wg_set_device(struct wg_backend *b, const struct wg_device *dev);
+int wg_set_device(struct wg_backend *b, const struct wg_device *dev, struct err_detail *why);
 /*
  * The incremental entry point for the mesh controller: add, change (by flags) or
  * remove (WG_PEER_REMOVE) exactly the listed peers; nothing else is touched and
  * REPLACE_PEERS is never used.
  */
 int wg_apply_peers(struct wg_backend *b, const char *ifname, const struct wg_peer *changes,
-		   size_t n);
+		   size_t n, struct err_detail *why);
 
 /*
  * The change set that turns current's peers into desired's (what `wg syncconf` does,
@@ -189,13 +182,13 @@ int wg_device_diff(const struct wg_device *current, const struct wg_device *desi
  * Create a "wireguard" link named ifname, or adopt it if it already exists
  * (*created says which; may be NULL). -EOPNOTSUPP: the kernel has no WireGuard.
  */
-int rtnl_link_ensure_wireguard(const char *ifname, bool *created);
-int rtnl_link_delete(const char *ifname);
-int rtnl_link_set_up(const char *ifname, bool up);
+int rtnl_link_ensure_wireguard(const char *ifname, bool *created, struct err_detail *why);
+int rtnl_link_delete(const char *ifname, struct err_detail *why);
+int rtnl_link_set_up(const char *ifname, bool up, struct err_detail *why);
 /* 1 if ifname exists and is a kernel WireGuard link, 0 if it exists and is not. */
-int rtnl_link_is_wireguard(const char *ifname);
+int rtnl_link_is_wireguard(const char *ifname, struct err_detail *why);
 /* Idempotent: an address that is already there (or already gone) is not an error. */
-int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr);
-int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr);
+int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr, struct err_detail *why);
+int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr, struct err_detail *why);
 
 #endif

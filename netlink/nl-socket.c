@@ -10,84 +10,75 @@
 #include "common/common.h"
 #include "netlink/internal.h"
 
-/* Per thread, so concurrent callers each see the reason for their own failure. */
-static __thread char error_detail[256];
-static __thread char error_text[320];
-
-int nl_fail(int r, const char *fmt, ...)
+int nl_fail(struct err_detail *why, int r, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (!why)
+		return r;
 	va_start(ap, fmt);
-	vsnprintf(error_detail, sizeof(error_detail), fmt, ap);
+	vsnprintf(why->text, sizeof(why->text), fmt, ap);
 	va_end(ap);
 	return r;
 }
 
-void nl_clear_error(void)
+void nl_clear_error(struct err_detail *why)
 {
-	error_detail[0] = '\0';
+	if (why)
+		why->text[0] = '\0';
 }
 
-const char *netlink_error_detail(void)
+bool nl_has_detail(const struct err_detail *why)
 {
-	return error_detail;
+	return why && why->text[0];
 }
 
-const char *netlink_strerror(int r)
-{
-	if (!error_detail[0])
-		return errstr(r);
-	snprintf(error_text, sizeof(error_text), "%s: %s", errstr(r), error_detail);
-	return error_text;
-}
-
-int nl_check_ifname(const char *ifname)
+int nl_check_ifname(const char *ifname, struct err_detail *why)
 {
 	if (!ifname || !ifname[0])
-		return nl_fail(-EINVAL, "no interface name given");
+		return nl_fail(why, -EINVAL, "no interface name given");
 	if (strlen(ifname) >= IFNAMSIZ)
-		return nl_fail(-ENAMETOOLONG, "interface name '%.40s%s' is longer than %d characters",
+		return nl_fail(why, -ENAMETOOLONG, "interface name '%.40s%s' is longer than %d characters",
 			       ifname, strlen(ifname) > 40 ? "..." : "", IFNAMSIZ - 1);
 	if (strchr(ifname, '/') || !strcmp(ifname, ".") || !strcmp(ifname, ".."))
-		return nl_fail(-EINVAL, "'%s' is not a valid interface name", ifname);
+		return nl_fail(why, -EINVAL, "'%s' is not a valid interface name", ifname);
 	return 0;
 }
 
-int nl_socket_open(int protocol, struct mnl_socket **out)
+int nl_socket_open(int protocol, struct mnl_socket **out, struct err_detail *why)
 {
 	struct mnl_socket *nl;
 	int one = 1, r;
 
 	nl = mnl_socket_open2(protocol, SOCK_CLOEXEC);
 	if (!nl)
-		return nl_fail(-errno, "opening a netlink socket");
+		return nl_fail(why, -errno, "opening a netlink socket");
 	/* Both are best effort: old kernels answer without the extras. */
 	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
 	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		r = -errno;
 		mnl_socket_close(nl);
-		return nl_fail(r, "binding a netlink socket");
+		return nl_fail(why, r, "binding a netlink socket");
 	}
 	*out = nl;
 	return 0;
 }
 
-int nl_error_msg_parse(const struct nlmsghdr *nlh)
+int nl_error_msg_parse(const struct nlmsghdr *nlh, struct err_detail *why)
 {
 	const struct nlmsgerr *err = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
 	size_t off;
 
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*err)))
-		return nl_fail(-EBADMSG, "truncated netlink error message");
+		return nl_fail(why, -EBADMSG, "truncated netlink error message");
 	if (err->error == 0)
 		return 0;
 	if (err->error > 0 || err->error < -4095)
-		return nl_fail(-EBADMSG, "netlink error message with errno %d", err->error);
+		return nl_fail(why, -EBADMSG, "netlink error message with errno %d", err->error);
 
-	nl_clear_error();
+	nl_clear_error(why);
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
 		return err->error;
 	/* The TLVs follow the echoed request, which NETLINK_CAP_ACK trims to its header. */
@@ -101,20 +92,20 @@ int nl_error_msg_parse(const struct nlmsghdr *nlh)
 			continue;
 		if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0)
 			break;
-		return nl_fail(err->error, "kernel says: %s", mnl_attr_get_str(attr));
+		return nl_fail(why, err->error, "kernel says: %s", mnl_attr_get_str(attr));
 	}
 	return err->error;
 }
 
 int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
-	       int (*cb)(const struct nlmsghdr *nlh, void *data), void *data)
+	       int (*cb)(const struct nlmsghdr *nlh, void *data), void *data, struct err_detail *why)
 {
 	uint8_t buf[16384];
 	uint32_t portid = mnl_socket_get_portid(nl);
 	int r = 0;
 
 	if (mnl_socket_sendto(nl, msg, len) < 0)
-		return nl_fail(-errno, "sending a netlink request");
+		return nl_fail(why, -errno, "sending a netlink request");
 	/*
 	 * Bounded: replies that are not ours cannot keep us here forever, nor can
 	 * datagrams that hold no whole message (each counts too).
@@ -124,7 +115,7 @@ int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
 		int left;
 
 		if (n < 0)
-			return nl_fail(-errno, "receiving a netlink reply");
+			return nl_fail(why, -errno, "receiving a netlink reply");
 		if (!mnl_nlmsg_ok((const void *)buf, (int)n))
 			replies++;
 		left = (int)n;
@@ -134,7 +125,7 @@ int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
 			if (nlh->nlmsg_seq != seq || (nlh->nlmsg_pid && nlh->nlmsg_pid != portid))
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				int err = nl_error_msg_parse(nlh);
+				int err = nl_error_msg_parse(nlh, why);
 
 				return r < 0 ? r : err;
 			}
@@ -144,20 +135,20 @@ int nl_request(struct mnl_socket *nl, void *msg, size_t len, uint32_t seq,
 				r = cb(nlh, data);
 		}
 	}
-	return nl_fail(-EPROTO, "no acknowledgement for netlink request %u", seq);
+	return nl_fail(why, -EPROTO, "no acknowledgement for netlink request %u", seq);
 }
 
 /*
  * Growth by doubling where the capacity follows from the count alone (0, 8, 16, 32,
  * ...), so arrays in wg_device need no capacity field.
  */
-int nl_array_reserve_next(void **array, size_t n, size_t elem, size_t max)
+int nl_array_reserve_next(void **array, size_t n, size_t elem, size_t max, struct err_detail *why)
 {
 	size_t ncap;
 	void *p;
 
 	if (n >= max)
-		return nl_fail(-E2BIG, "more than %zu entries", max);
+		return nl_fail(why, -E2BIG, "more than %zu entries", max);
 	if (n != 0 && (n < 8 || (n & (n - 1))))
 		return 0; /* room left: n is not at a capacity boundary */
 	ncap = n < 8 ? 8 : n * 2;

@@ -10,33 +10,34 @@
 #include "netlink/internal.h"
 
 /* One short-lived socket per call: these run a handful of times per interface. */
-static int rtnl_transact(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *, void *), void *data)
+static int rtnl_transact(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *, void *), void *data,
+			 struct err_detail *why)
 {
 	struct mnl_socket *nl;
 	int r;
 
-	r = nl_socket_open(NETLINK_ROUTE, &nl);
+	r = nl_socket_open(NETLINK_ROUTE, &nl, why);
 	if (r < 0)
 		return r;
 	nlh->nlmsg_seq = (uint32_t)time(NULL);
-	nl_clear_error();
-	r = nl_request(nl, nlh, nlh->nlmsg_len, nlh->nlmsg_seq, cb, data);
+	nl_clear_error(why);
+	r = nl_request(nl, nlh, nlh->nlmsg_len, nlh->nlmsg_seq, cb, data, why);
 	mnl_socket_close(nl);
-	if (r == -EPERM && !netlink_error_detail()[0])
-		r = nl_fail(r, "changing network configuration needs CAP_NET_ADMIN");
+	if (r == -EPERM && !nl_has_detail(why))
+		r = nl_fail(why, r, "changing network configuration needs CAP_NET_ADMIN");
 	return r;
 }
 
-static int ifindex_of(const char *ifname, int *ifindex)
+static int ifindex_of(const char *ifname, int *ifindex, struct err_detail *why)
 {
 	unsigned idx;
-	int r = nl_check_ifname(ifname);
+	int r = nl_check_ifname(ifname, why);
 
 	if (r < 0)
 		return r;
 	idx = if_nametoindex(ifname);
 	if (!idx)
-		return nl_fail(-ENODEV, "no interface '%s'", ifname);
+		return nl_fail(why, -ENODEV, "no interface '%s'", ifname);
 	*ifindex = (int)idx;
 	return 0;
 }
@@ -78,26 +79,26 @@ static int link_kind_cb(const struct nlmsghdr *nlh, void *data)
 	return 0;
 }
 
-int rtnl_link_is_wireguard(const char *ifname)
+int rtnl_link_is_wireguard(const char *ifname, struct err_detail *why)
 {
 	uint8_t buf[256];
 	struct link_kind lk = { "" };
 	struct nlmsghdr *nlh;
-	int r = nl_check_ifname(ifname);
+	int r = nl_check_ifname(ifname, why);
 
 	if (r < 0)
 		return r;
 	nlh = put_link_header(buf, RTM_GETLINK, 0, 0);
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
-	r = rtnl_transact(nlh, link_kind_cb, &lk);
+	r = rtnl_transact(nlh, link_kind_cb, &lk, why);
 	if (r == -ENODEV)
-		return nl_fail(r, "no interface '%s'", ifname);
+		return nl_fail(why, r, "no interface '%s'", ifname);
 	if (r < 0)
 		return r;
 	return !strcmp(lk.kind, "wireguard");
 }
 
-int rtnl_link_ensure_wireguard(const char *ifname, bool *created)
+int rtnl_link_ensure_wireguard(const char *ifname, bool *created, struct err_detail *why)
 {
 	uint8_t buf[256];
 	struct nlmsghdr *nlh;
@@ -106,11 +107,11 @@ int rtnl_link_ensure_wireguard(const char *ifname, bool *created)
 
 	if (created)
 		*created = false;
-	r = rtnl_link_is_wireguard(ifname);
+	r = rtnl_link_is_wireguard(ifname, why);
 	if (r == 1)
 		return 0;
 	if (r == 0)
-		return nl_fail(-EEXIST, "'%s' exists and is not a WireGuard interface", ifname);
+		return nl_fail(why, -EEXIST, "'%s' exists and is not a WireGuard interface", ifname);
 	if (r != -ENODEV)
 		return r;
 
@@ -119,47 +120,47 @@ int rtnl_link_ensure_wireguard(const char *ifname, bool *created)
 	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "wireguard");
 	mnl_attr_nest_end(nlh, info);
-	r = rtnl_transact(nlh, NULL, NULL);
+	r = rtnl_transact(nlh, NULL, NULL, why);
 	if (r == -EEXIST)
-		return rtnl_link_is_wireguard(ifname) == 1 ? 0 : r; /* created meanwhile */
+		return rtnl_link_is_wireguard(ifname, why) == 1 ? 0 : r; /* created meanwhile */
 	if (r == -EOPNOTSUPP)
-		return nl_fail(r, "kernel has no WireGuard; start wireguard-go or use --backend uapi");
+		return nl_fail(why, r, "kernel has no WireGuard; start wireguard-go or use --backend uapi");
 	if (r == 0 && created)
 		*created = true;
 	return r;
 }
 
-int rtnl_link_delete(const char *ifname)
+int rtnl_link_delete(const char *ifname, struct err_detail *why)
 {
 	uint8_t buf[256];
-	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex, why);
 
 	if (r < 0)
 		return r;
-	return rtnl_transact(put_link_header(buf, RTM_DELLINK, 0, ifindex), NULL, NULL);
+	return rtnl_transact(put_link_header(buf, RTM_DELLINK, 0, ifindex), NULL, NULL, why);
 }
 
-int rtnl_link_set_mtu(const char *ifname, uint32_t mtu)
+int rtnl_link_set_mtu(const char *ifname, uint32_t mtu, struct err_detail *why)
 {
 	uint8_t buf[256];
 	struct nlmsghdr *nlh;
-	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex, why);
 
 	if (r < 0)
 		return r;
 	if (mtu < 576 || mtu > 65535)
-		return nl_fail(-EINVAL, "MTU %u is outside 576..65535", mtu);
+		return nl_fail(why, -EINVAL, "MTU %u is outside 576..65535", mtu);
 	nlh = put_link_header(buf, RTM_NEWLINK, 0, ifindex);
 	mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
-	return rtnl_transact(nlh, NULL, NULL);
+	return rtnl_transact(nlh, NULL, NULL, why);
 }
 
-int rtnl_link_set_up(const char *ifname, bool up)
+int rtnl_link_set_up(const char *ifname, bool up, struct err_detail *why)
 {
 	uint8_t buf[256];
 	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifi;
-	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex, why);
 
 	if (r < 0)
 		return r;
@@ -167,7 +168,7 @@ int rtnl_link_set_up(const char *ifname, bool up)
 	ifi = mnl_nlmsg_get_payload(nlh);
 	ifi->ifi_change = IFF_UP;
 	ifi->ifi_flags = up ? IFF_UP : 0;
-	return rtnl_transact(nlh, NULL, NULL);
+	return rtnl_transact(nlh, NULL, NULL, why);
 }
 
 static size_t prefix_bytes(const struct ip_prefix *p)
@@ -175,21 +176,22 @@ static size_t prefix_bytes(const struct ip_prefix *p)
 	return p->family == AF_INET ? 4 : 16;
 }
 
-static int check_prefix(const struct ip_prefix *p)
+static int check_prefix(const struct ip_prefix *p, struct err_detail *why)
 {
 	if ((p->family != AF_INET && p->family != AF_INET6) || p->len > prefix_bytes(p) * 8)
-		return nl_fail(-EINVAL, "not an IPv4 or IPv6 prefix");
+		return nl_fail(why, -EINVAL, "not an IPv4 or IPv6 prefix");
 	return 0;
 }
 
-static int addr_request(const char *ifname, const struct ip_prefix *addr, uint16_t type, uint16_t flags)
+static int addr_request(const char *ifname, const struct ip_prefix *addr, uint16_t type, uint16_t flags,
+			struct err_detail *why)
 {
 	uint8_t buf[256];
 	struct nlmsghdr *nlh;
 	struct ifaddrmsg *ifa;
-	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex, why);
 
-	if (r < 0 || (r = check_prefix(addr)) < 0)
+	if (r < 0 || (r = check_prefix(addr, why)) < 0)
 		return r;
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = type;
@@ -202,31 +204,32 @@ static int addr_request(const char *ifname, const struct ip_prefix *addr, uint16
 	ifa->ifa_flags = addr->family == AF_INET6 ? IFA_F_NODAD : 0;
 	mnl_attr_put(nlh, IFA_LOCAL, prefix_bytes(addr), &addr->ip6);
 	mnl_attr_put(nlh, IFA_ADDRESS, prefix_bytes(addr), &addr->ip6);
-	return rtnl_transact(nlh, NULL, NULL);
+	return rtnl_transact(nlh, NULL, NULL, why);
 }
 
-int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr)
+int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr, struct err_detail *why)
 {
-	int r = addr_request(ifname, addr, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+	int r = addr_request(ifname, addr, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, why);
 
 	return r == -EEXIST ? 0 : r;
 }
 
-int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr)
+int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr, struct err_detail *why)
 {
-	int r = addr_request(ifname, addr, RTM_DELADDR, 0);
+	int r = addr_request(ifname, addr, RTM_DELADDR, 0, why);
 
 	return r == -EADDRNOTAVAIL ? 0 : r;
 }
 
-static int route_request(const char *ifname, const struct ip_prefix *prefix, uint16_t type, uint16_t flags)
+static int route_request(const char *ifname, const struct ip_prefix *prefix, uint16_t type, uint16_t flags,
+			 struct err_detail *why)
 {
 	uint8_t buf[256], dst[16] = { 0 };
 	struct nlmsghdr *nlh;
 	struct rtmsg *rtm;
-	int ifindex = 0, r = ifindex_of(ifname, &ifindex);
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex, why);
 
-	if (r < 0 || (r = check_prefix(prefix)) < 0)
+	if (r < 0 || (r = check_prefix(prefix, why)) < 0)
 		return r;
 	/* The kernel wants the network address: clear the host bits. */
 	memcpy(dst, &prefix->ip6, prefix_bytes(prefix));
@@ -244,12 +247,12 @@ static int route_request(const char *ifname, const struct ip_prefix *prefix, uin
 	rtm->rtm_type = RTN_UNICAST;
 	mnl_attr_put(nlh, RTA_DST, prefix_bytes(prefix), dst);
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
-	return rtnl_transact(nlh, NULL, NULL);
+	return rtnl_transact(nlh, NULL, NULL, why);
 }
 
-int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix)
+int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix, struct err_detail *why)
 {
-	int r = route_request(ifname, prefix, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+	int r = route_request(ifname, prefix, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, why);
 
 	return r == -EEXIST ? 0 : r;
 }

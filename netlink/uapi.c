@@ -23,23 +23,23 @@
 #define UAPI_MAX_REQUEST (256u << 20)
 #define UAPI_MAX_LINE 256
 
-int uapi_socket_path(char *out, size_t outlen, const char *dir, const char *ifname)
+int uapi_socket_path(char *out, size_t outlen, const char *dir, const char *ifname, struct err_detail *why)
 {
-	int n, r = nl_check_ifname(ifname);
+	int n, r = nl_check_ifname(ifname, why);
 
 	if (r < 0)
 		return r;
 	n = snprintf(out, outlen, "%s/%s.sock", dir ? dir : UAPI_DEFAULT_DIR, ifname);
 	if (n < 0 || (size_t)n >= outlen)
-		return nl_fail(-ENAMETOOLONG, "UAPI socket path for '%s' is too long", ifname);
+		return nl_fail(why, -ENAMETOOLONG, "UAPI socket path for '%s' is too long", ifname);
 	return 0;
 }
 
 /* ---- parsing a get=1 reply -------------------------------------------------------------- */
 
-static int bad_line(const char *line, const char *why)
+static int bad_line(struct err_detail *why, const char *line, const char *what)
 {
-	return nl_fail(-EBADMSG, "UAPI reply line '%.48s': %s", line, why);
+	return nl_fail(why, -EBADMSG, "UAPI reply line '%.48s': %s", line, what);
 }
 
 static int parse_u64(const char *value, uint64_t max, uint64_t *out)
@@ -60,7 +60,8 @@ static int parse_hex_key(uint8_t key[static WG_KEY_LEN], const char *value)
 	return hex_decode_exact(key, WG_KEY_LEN, value, strlen(value)) < 0 ? -EINVAL : 0;
 }
 
-static int device_line(struct wg_device *dev, const char *line, const char *key, const char *value)
+static int device_line(struct wg_device *dev, const char *line, const char *key, const char *value,
+		       struct err_detail *why)
 {
 	uint64_t v;
 
@@ -70,7 +71,7 @@ static int device_line(struct wg_device *dev, const char *line, const char *key,
 
 		/* Only the public key is kept; the private one is wiped right here. */
 		if (parse_hex_key(priv, value) < 0)
-			r = bad_line("private_key=...", "not 64 hex digits");
+			r = bad_line(why, "private_key=...", "not 64 hex digits");
 		else if (!wg_key_is_zero(priv)) {
 			r = x25519_public_from_private(dev->public_key, priv);
 			dev->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
@@ -80,65 +81,66 @@ static int device_line(struct wg_device *dev, const char *line, const char *key,
 	}
 	if (!strcmp(key, "listen_port")) {
 		if (parse_u64(value, UINT16_MAX, &v) < 0)
-			return bad_line(line, "not a port");
+			return bad_line(why, line, "not a port");
 		dev->listen_port = (uint16_t)v;
 		dev->flags |= WG_DEVICE_HAS_LISTEN_PORT;
 	} else if (!strcmp(key, "fwmark")) {
 		if (parse_u64(value, UINT32_MAX, &v) < 0)
-			return bad_line(line, "not a 32-bit mark");
+			return bad_line(why, line, "not a 32-bit mark");
 		dev->fwmark = (uint32_t)v;
 		dev->flags |= WG_DEVICE_HAS_FWMARK;
 	}
 	return 0;
 }
 
-static int peer_line(struct wg_peer *peer, const char *line, const char *key, const char *value)
+static int peer_line(struct wg_peer *peer, const char *line, const char *key, const char *value,
+		     struct err_detail *why)
 {
 	uint64_t v;
 	int r;
 
 	if (!strcmp(key, "preshared_key")) {
 		if (parse_hex_key(peer->preshared_key, value) < 0)
-			return bad_line("preshared_key=...", "not 64 hex digits");
+			return bad_line(why, "preshared_key=...", "not 64 hex digits");
 		if (!wg_key_is_zero(peer->preshared_key))
 			peer->flags |= WG_PEER_HAS_PRESHARED_KEY;
 	} else if (!strcmp(key, "endpoint")) {
-		if (wg_endpoint_parse(&peer->endpoint, value) < 0)
-			return bad_line(line, "not an endpoint");
+		if (wg_endpoint_parse(&peer->endpoint, value, why) < 0)
+			return bad_line(why, line, "not an endpoint");
 		peer->flags |= WG_PEER_HAS_ENDPOINT;
 	} else if (!strcmp(key, "persistent_keepalive_interval")) {
 		if (parse_u64(value, UINT16_MAX, &v) < 0)
-			return bad_line(line, "not an interval");
+			return bad_line(why, line, "not an interval");
 		peer->persistent_keepalive = (uint16_t)v;
 		peer->flags |= WG_PEER_HAS_KEEPALIVE;
 	} else if (!strcmp(key, "last_handshake_time_sec")) {
 		if (parse_u64(value, INT64_MAX, &v) < 0)
-			return bad_line(line, "not a time");
+			return bad_line(why, line, "not a time");
 		peer->last_handshake.tv_sec = (time_t)v;
 	} else if (!strcmp(key, "last_handshake_time_nsec")) {
 		if (parse_u64(value, 999999999, &v) < 0)
-			return bad_line(line, "not nanoseconds");
+			return bad_line(why, line, "not nanoseconds");
 		peer->last_handshake.tv_nsec = (long)v;
 	} else if (!strcmp(key, "rx_bytes") || !strcmp(key, "tx_bytes")) {
 		if (parse_u64(value, UINT64_MAX, &v) < 0)
-			return bad_line(line, "not a byte count");
+			return bad_line(why, line, "not a byte count");
 		if (key[0] == 'r')
 			peer->rx_bytes = v;
 		else
 			peer->tx_bytes = v;
 	} else if (!strcmp(key, "allowed_ip")) {
 		r = nl_array_reserve_next((void **)&peer->allowedips, peer->n_allowedips,
-					  sizeof(*peer->allowedips), WG_MAX_ALLOWEDIPS);
+					  sizeof(*peer->allowedips), WG_MAX_ALLOWEDIPS, why);
 		if (r < 0)
 			return r;
-		if (ip_prefix_parse(&peer->allowedips[peer->n_allowedips], value) < 0)
-			return bad_line(line, "not an IP prefix");
+		if (ip_prefix_parse(&peer->allowedips[peer->n_allowedips], value, why) < 0)
+			return bad_line(why, line, "not an IP prefix");
 		peer->n_allowedips++;
 	}
 	return 0;
 }
 
-int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev)
+int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev, struct err_detail *why)
 {
 	struct wg_peer *peer = NULL;
 	size_t pos = 0;
@@ -151,7 +153,8 @@ int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev)
 		uint64_t errnum;
 
 		if (n >= sizeof(line))
-			return nl_fail(-EBADMSG, "UAPI reply line longer than %d bytes", UAPI_MAX_LINE - 1);
+			return nl_fail(why, -EBADMSG, "UAPI reply line longer than %d bytes",
+				       UAPI_MAX_LINE - 1);
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
 		pos += n + 1;
@@ -159,37 +162,39 @@ int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev)
 			break; /* the blank line ends the reply */
 		if (memchr(line, '\0', n)) {
 			secret_wipe(line, sizeof(line)); /* it may be the private key's line */
-			return nl_fail(-EBADMSG, "UAPI reply holds a NUL byte");
+			return nl_fail(why, -EBADMSG, "UAPI reply holds a NUL byte");
 		}
 		eq = strchr(line, '=');
 		if (!eq)
-			return bad_line(line, "no '='");
+			return bad_line(why, line, "no '='");
 		*eq = '\0';
 		if (!strcmp(line, "errno")) {
 			*eq = '=';
 			if (parse_u64(eq + 1, 4095, &errnum) < 0)
-				return bad_line(line, "not an errno");
+				return bad_line(why, line, "not an errno");
 			if (errnum)
-				return nl_fail(-EIO, "userspace WireGuard answered errno=%" PRIu64, errnum);
+				return nl_fail(why, -EIO, "userspace WireGuard answered errno=%" PRIu64,
+					       errnum);
 			return 0;
 		}
 		if (!strcmp(line, "public_key")) {
 			r = nl_array_reserve_next((void **)&dev->peers, dev->n_peers, sizeof(*dev->peers),
-						  WG_MAX_PEERS);
+						  WG_MAX_PEERS, why);
 			if (r < 0)
 				return r;
 			peer = &dev->peers[dev->n_peers++];
 			memset(peer, 0, sizeof(*peer));
 			if (parse_hex_key(peer->public_key, eq + 1) < 0)
-				return bad_line("public_key=...", "not 64 hex digits");
+				return bad_line(why, "public_key=...", "not 64 hex digits");
 			continue;
 		}
-		r = peer ? peer_line(peer, line, line, eq + 1) : device_line(dev, line, line, eq + 1);
+		r = peer ? peer_line(peer, line, line, eq + 1, why)
+			 : device_line(dev, line, line, eq + 1, why);
 		secret_wipe(line, sizeof(line));
 		if (r < 0)
 			return r;
 	}
-	return nl_fail(-EBADMSG, "UAPI reply without errno=");
+	return nl_fail(why, -EBADMSG, "UAPI reply without errno=");
 }
 
 /* ---- building a set=1 request ---------------------------------------------------------- */
@@ -256,40 +261,40 @@ static int build_set_request(struct buf *req, const struct wg_device *dev)
 
 /* ---- the socket ------------------------------------------------------------------------ */
 
-static int uapi_connect(const struct wg_backend *b, const char *ifname)
+static int uapi_connect(const struct wg_backend *b, const char *ifname, struct err_detail *why)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct timeval timeout = { .tv_sec = 30 };
 	int fd, r;
 
-	r = uapi_socket_path(addr.sun_path, sizeof(addr.sun_path), b->socket_dir, ifname);
+	r = uapi_socket_path(addr.sun_path, sizeof(addr.sun_path), b->socket_dir, ifname, why);
 	if (r < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return nl_fail(-errno, "creating a unix socket");
+		return nl_fail(why, -errno, "creating a unix socket");
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		r = -errno;
 		close(fd);
 		if (r == -ENOENT || r == -ECONNREFUSED)
-			return nl_fail(-ENODEV, "no userspace WireGuard serves '%s' (%s: %s)", ifname,
+			return nl_fail(why, -ENODEV, "no userspace WireGuard serves '%s' (%s: %s)", ifname,
 				       addr.sun_path, errstr(r));
-		return nl_fail(r, "connecting to %s", addr.sun_path);
+		return nl_fail(why, r, "connecting to %s", addr.sun_path);
 	}
 	return fd;
 }
 
 /* Send req and read the whole reply (up to the blank line after errno=N). */
 static int uapi_exchange(struct wg_backend *b, const char *ifname, const struct buf *req,
-			 struct buf *reply)
+			 struct buf *reply, struct err_detail *why)
 {
 	uint8_t chunk[16384];
 	size_t sent = 0;
 	int fd, r = 0;
 
-	fd = uapi_connect(b, ifname);
+	fd = uapi_connect(b, ifname, why);
 	if (fd < 0)
 		return fd;
 	b->messages++;
@@ -299,7 +304,7 @@ static int uapi_exchange(struct wg_backend *b, const char *ifname, const struct 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			r = nl_fail(-errno, "writing to the UAPI socket of '%s'", ifname);
+			r = nl_fail(why, -errno, "writing to the UAPI socket of '%s'", ifname);
 			goto out;
 		}
 		sent += (size_t)n;
@@ -310,14 +315,14 @@ static int uapi_exchange(struct wg_backend *b, const char *ifname, const struct 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = nl_fail(-errno, "reading the UAPI reply of '%s'", ifname);
+			r = nl_fail(why, -errno, "reading the UAPI reply of '%s'", ifname);
 			goto out;
 		}
 		if (n == 0)
 			break;
 		r = buf_append(reply, chunk, (size_t)n);
 		if (r < 0) {
-			nl_fail(r, "UAPI reply of '%s' larger than %u bytes", ifname, UAPI_MAX_REPLY);
+			nl_fail(why, r, "UAPI reply of '%s' larger than %u bytes", ifname, UAPI_MAX_REPLY);
 			goto out;
 		}
 		if (reply->len >= 2 && !memcmp(reply->data + reply->len - 2, "\n\n", 2))
@@ -329,7 +334,8 @@ out:
 	return r;
 }
 
-static int uapi_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out)
+static int uapi_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out,
+			   struct err_detail *why)
 {
 	static const char get[] = "get=1\n\n";
 	struct buf req = { .data = (uint8_t *)get, .len = sizeof(get) - 1 };
@@ -342,10 +348,10 @@ static int uapi_get_device(struct wg_backend *b, const char *ifname, struct wg_d
 	if (!dev)
 		return -ENOMEM;
 	buf_init(&reply, UAPI_MAX_REPLY);
-	nl_clear_error();
-	r = uapi_exchange(b, ifname, &req, &reply);
+	nl_clear_error(why);
+	r = uapi_exchange(b, ifname, &req, &reply, why);
 	if (r == 0)
-		r = uapi_get_reply_parse((const char *)reply.data, reply.len, dev);
+		r = uapi_get_reply_parse((const char *)reply.data, reply.len, dev, why);
 	if (r == 0) {
 		snprintf(dev->name, sizeof(dev->name), "%s", ifname);
 		*out = dev;
@@ -356,7 +362,7 @@ static int uapi_get_device(struct wg_backend *b, const char *ifname, struct wg_d
 	return r;
 }
 
-static int uapi_set_device(struct wg_backend *b, const struct wg_device *dev)
+static int uapi_set_device(struct wg_backend *b, const struct wg_device *dev, struct err_detail *why)
 {
 	struct buf req, reply;
 	struct wg_device *status = NULL;
@@ -364,14 +370,14 @@ static int uapi_set_device(struct wg_backend *b, const struct wg_device *dev)
 
 	buf_init(&req, UAPI_MAX_REQUEST);
 	buf_init(&reply, 4096);
-	nl_clear_error();
+	nl_clear_error(why);
 	r = build_set_request(&req, dev);
 	if (r == 0)
-		r = uapi_exchange(b, dev->name, &req, &reply);
+		r = uapi_exchange(b, dev->name, &req, &reply, why);
 	if (r == 0) {
 		/* The reply of a set is just errno=N; the get parser reads exactly that. */
 		status = calloc(1, sizeof(*status));
-		r = status ? uapi_get_reply_parse((const char *)reply.data, reply.len, status) : -ENOMEM;
+		r = status ? uapi_get_reply_parse((const char *)reply.data, reply.len, status, why) : -ENOMEM;
 	}
 	buf_wipe_clear(&req);
 	buf_clear(&reply);
@@ -390,12 +396,12 @@ static const struct wg_backend_ops uapi_ops = {
 	.close = uapi_close,
 };
 
-int uapi_open(struct wg_backend *b, const char *socket_dir)
+int uapi_open(struct wg_backend *b, const char *socket_dir, struct err_detail *why)
 {
 	int n = snprintf(b->socket_dir, sizeof(b->socket_dir), "%s", socket_dir ? socket_dir : UAPI_DEFAULT_DIR);
 
 	if (n < 0 || (size_t)n >= sizeof(b->socket_dir) - IFNAMSIZ - 6)
-		return nl_fail(-ENAMETOOLONG, "UAPI socket directory '%.64s' is too long", socket_dir);
+		return nl_fail(why, -ENAMETOOLONG, "UAPI socket directory '%.64s' is too long", socket_dir);
 	b->kind = WG_BACKEND_UAPI;
 	b->ops = &uapi_ops;
 	return 0;

@@ -27,7 +27,8 @@ typedef int (*msg_cb)(const struct nlmsghdr *nlh, void *data);
  * Send one request and read until its ACK, error or end of dump, handing every other
  * reply of ours to cb. The receive buffer may hold a private key: wiped after use.
  */
-static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb, void *data)
+static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb, void *data,
+			 struct err_detail *why)
 {
 	const struct nlmsghdr *req = msg;
 	uint32_t seq = req->nlmsg_seq, portid = mnl_socket_get_portid(b->nl);
@@ -35,22 +36,23 @@ static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb,
 	int r = 0;
 
 	if (mnl_socket_sendto(b->nl, msg, len) < 0)
-		return nl_fail(-errno, "sending a WireGuard netlink request");
+		return nl_fail(why, -errno, "sending a WireGuard netlink request");
 	b->messages++;
 	for (unsigned parts = 0; parts < WG_MAX_DUMP_PARTS; parts++) {
 		ssize_t n = mnl_socket_recvfrom(b->nl, buf, WG_RECV_SIZE);
 		int left;
 
 		if (n < 0)
-			return nl_fail(-errno, errno == EAGAIN ? "no netlink reply from the kernel in 30 s"
-							      : "receiving a WireGuard netlink reply");
+			return nl_fail(why, -errno,
+				       errno == EAGAIN ? "no netlink reply from the kernel in 30 s"
+						       : "receiving a WireGuard netlink reply");
 		left = (int)n;
 		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, left);
 		     nlh = mnl_nlmsg_next(nlh, &left)) {
 			if (nlh->nlmsg_seq != seq || (nlh->nlmsg_pid && nlh->nlmsg_pid != portid))
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				r = r < 0 ? r : nl_error_msg_parse(nlh);
+				r = r < 0 ? r : nl_error_msg_parse(nlh, why);
 				goto wipe_out;
 			}
 			if (nlh->nlmsg_type == NLMSG_DONE) {
@@ -62,7 +64,7 @@ static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb,
 					err = -EBADMSG;
 				/* A dump interrupted in its last part is flagged on DONE. */
 				if (!err && (nlh->nlmsg_flags & NLM_F_DUMP_INTR))
-					err = nl_fail(-EINTR, "the device changed during the dump");
+					err = nl_fail(why, -EINTR, "the device changed during the dump");
 				r = r < 0 ? r : err;
 				goto wipe_out;
 			}
@@ -72,33 +74,40 @@ static int genl_transact(struct wg_backend *b, void *msg, size_t len, msg_cb cb,
 		}
 		secret_wipe(buf, (size_t)n);
 	}
-	return nl_fail(-EPROTO, "WireGuard netlink reply without an end");
+	return nl_fail(why, -EPROTO, "WireGuard netlink reply without an end");
 wipe_out:
 	secret_wipe(buf, WG_RECV_SIZE);
 	return r;
 }
 
+/* What a callback fills, and where it puts the detail of a bad reply. */
+struct family_id_reply {
+	uint16_t id;
+	struct err_detail *why;
+};
+
 static int family_id_cb(const struct nlmsghdr *nlh, void *data)
 {
+	struct family_id_reply *reply = data;
 	const struct nlattr *attr;
 
 	mnl_attr_for_each(attr, nlh, sizeof(struct genlmsghdr)) {
 		if (mnl_attr_get_type(attr) != CTRL_ATTR_FAMILY_ID)
 			continue;
 		if (mnl_attr_validate(attr, MNL_TYPE_U16) < 0)
-			return nl_fail(-EBADMSG, "genetlink family id is not a u16");
-		*(uint16_t *)data = mnl_attr_get_u16(attr);
+			return nl_fail(reply->why, -EBADMSG, "genetlink family id is not a u16");
+		reply->id = mnl_attr_get_u16(attr);
 	}
 	return 0;
 }
 
 /* The "wireguard" family id, resolved once per socket. */
-static int resolve_family(struct wg_backend *b)
+static int resolve_family(struct wg_backend *b, struct err_detail *why)
 {
 	uint8_t buf[256];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct genlmsghdr *genl;
-	uint16_t id = 0;
+	struct family_id_reply reply = { .why = why };
 	int r;
 
 	nlh->nlmsg_type = GENL_ID_CTRL;
@@ -108,40 +117,49 @@ static int resolve_family(struct wg_backend *b)
 	genl->cmd = CTRL_CMD_GETFAMILY;
 	genl->version = 1;
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, WG_GENL_NAME);
-	r = genl_transact(b, buf, nlh->nlmsg_len, family_id_cb, &id);
+	r = genl_transact(b, buf, nlh->nlmsg_len, family_id_cb, &reply, why);
 	if (r == -ENOENT)
-		return nl_fail(-EOPNOTSUPP,
+		return nl_fail(why, -EOPNOTSUPP,
 			       "kernel has no WireGuard; start wireguard-go or use --backend uapi");
 	if (r < 0)
 		return r;
-	if (!id)
-		return nl_fail(-EPROTO, "no id in the genetlink family reply");
-	b->family_id = id;
+	if (!reply.id)
+		return nl_fail(why, -EPROTO, "no id in the genetlink family reply");
+	b->family_id = reply.id;
 	return 0;
 }
 
 /* Errors the kernel reports without an extended ACK, made specific. */
-static int explain(int r, const char *ifname)
+static int explain(int r, const char *ifname, struct err_detail *why)
 {
-	if (netlink_error_detail()[0])
+	if (nl_has_detail(why))
 		return r;
 	switch (r) {
 	case -ENODEV:
-		return nl_fail(r, "no interface '%s'", ifname);
+		return nl_fail(why, r, "no interface '%s'", ifname);
 	case -EOPNOTSUPP:
-		return nl_fail(r, "'%s' is not a kernel WireGuard interface", ifname);
+		return nl_fail(why, r, "'%s' is not a kernel WireGuard interface", ifname);
 	case -EPERM:
-		return nl_fail(r, "configuring '%s' needs CAP_NET_ADMIN", ifname);
+		return nl_fail(why, r, "configuring '%s' needs CAP_NET_ADMIN", ifname);
 	}
 	return r;
 }
 
+/* The device a dump fills, part by part, and where a bad part's detail goes. */
+struct dump_parts {
+	struct wg_device *dev;
+	struct err_detail *why;
+};
+
 static int dump_part_cb(const struct nlmsghdr *nlh, void *data)
 {
-	return wg_dump_msg_parse(nlh, nlh->nlmsg_len, data);
+	struct dump_parts *parts = data;
+
+	return wg_dump_msg_parse(nlh, nlh->nlmsg_len, parts->dev, parts->why);
 }
 
-static int genl_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out)
+static int genl_get_device(struct wg_backend *b, const char *ifname, struct wg_device **out,
+			   struct err_detail *why)
 {
 	uint8_t buf[128];
 	int r = -EINTR;
@@ -164,18 +182,19 @@ static int genl_get_device(struct wg_backend *b, const char *ifname, struct wg_d
 		dev = calloc(1, sizeof(*dev));
 		if (!dev)
 			return -ENOMEM;
-		nl_clear_error();
-		r = genl_transact(b, buf, nlh->nlmsg_len, dump_part_cb, dev);
+		nl_clear_error(why);
+		r = genl_transact(b, buf, nlh->nlmsg_len, dump_part_cb, &(struct dump_parts){ dev, why },
+				  why);
 		if (r == 0) {
 			*out = dev;
 			return 0;
 		}
 		wg_device_free(dev);
 	}
-	return explain(r, ifname);
+	return explain(r, ifname, why);
 }
 
-static int genl_set_device(struct wg_backend *b, const struct wg_device *dev)
+static int genl_set_device(struct wg_backend *b, const struct wg_device *dev, struct err_detail *why)
 {
 	struct wg_set_cursor cursor = { 0 };
 	uint8_t *buf;
@@ -186,16 +205,16 @@ static int genl_set_device(struct wg_backend *b, const struct wg_device *dev)
 	if (!buf)
 		return -ENOMEM;
 	do {
-		more = wg_set_msg_build(buf, b->msg_size, b->family_id, ++b->seq, dev, &cursor);
+		more = wg_set_msg_build(buf, b->msg_size, b->family_id, ++b->seq, dev, &cursor, why);
 		if (more < 0) {
 			r = more;
 			goto out;
 		}
-		nl_clear_error();
-		r = genl_transact(b, buf, ((struct nlmsghdr *)buf)->nlmsg_len, NULL, NULL);
+		nl_clear_error(why);
+		r = genl_transact(b, buf, ((struct nlmsghdr *)buf)->nlmsg_len, NULL, NULL, why);
 		secret_wipe(buf, ((struct nlmsghdr *)buf)->nlmsg_len);
 		if (r < 0) {
-			r = explain(r, dev->name);
+			r = explain(r, dev->name, why);
 			goto out;
 		}
 	} while (more);
@@ -219,17 +238,17 @@ static const struct wg_backend_ops genl_ops = {
 	.close = genl_close,
 };
 
-int wg_backend_set_message_size(struct wg_backend *b, size_t bytes)
+int wg_backend_set_message_size(struct wg_backend *b, size_t bytes, struct err_detail *why)
 {
 	if (b->kind != WG_BACKEND_KERNEL)
-		return nl_fail(-EOPNOTSUPP, "only the kernel backend splits messages");
+		return nl_fail(why, -EOPNOTSUPP, "only the kernel backend splits messages");
 	if (bytes < 512 || bytes > 1024 * 1024)
-		return nl_fail(-EINVAL, "message size %zu is outside 512..1048576", bytes);
+		return nl_fail(why, -EINVAL, "message size %zu is outside 512..1048576", bytes);
 	b->msg_size = bytes;
 	return 0;
 }
 
-int wg_genl_open(struct wg_backend *b)
+int wg_genl_open(struct wg_backend *b, struct err_detail *why)
 {
 	struct timeval timeout = { .tv_sec = 30 };
 	int r;
@@ -240,14 +259,14 @@ int wg_genl_open(struct wg_backend *b)
 	b->recv_buf = secret_alloc(WG_RECV_SIZE);
 	if (!b->recv_buf)
 		return -ENOMEM;
-	r = nl_socket_open(NETLINK_GENERIC, &b->nl);
+	r = nl_socket_open(NETLINK_GENERIC, &b->nl, why);
 	if (r < 0) {
 		genl_close(b);
 		return r;
 	}
 	/* The kernel always answers; the timeout only keeps a wedged system from hanging us. */
 	setsockopt(mnl_socket_get_fd(b->nl), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-	r = resolve_family(b);
+	r = resolve_family(b, why);
 	if (r < 0)
 		genl_close(b);
 	return r;

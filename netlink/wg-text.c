@@ -9,7 +9,7 @@
 #include "common/common.h"
 #include "netlink/internal.h"
 
-int ip_prefix_parse(struct ip_prefix *out, const char *text)
+int ip_prefix_parse(struct ip_prefix *out, const char *text, struct err_detail *why)
 {
 	char addr[INET6_ADDRSTRLEN];
 	const char *slash = strchr(text, '/');
@@ -19,7 +19,7 @@ int ip_prefix_parse(struct ip_prefix *out, const char *text)
 
 	memset(out, 0, sizeof(*out));
 	if (alen == 0 || alen >= sizeof(addr))
-		return nl_fail(-EINVAL, "'%.64s' is not an IP prefix", text);
+		return nl_fail(why, -EINVAL, "'%.64s' is not an IP prefix", text);
 	memcpy(addr, text, alen);
 	addr[alen] = '\0';
 	if (inet_pton(AF_INET, addr, &out->ip4) == 1)
@@ -27,7 +27,7 @@ int ip_prefix_parse(struct ip_prefix *out, const char *text)
 	else if (inet_pton(AF_INET6, addr, &out->ip6) == 1)
 		out->family = AF_INET6;
 	else
-		return nl_fail(-EINVAL, "'%s' is not an IPv4 or IPv6 address", addr);
+		return nl_fail(why, -EINVAL, "'%s' is not an IPv4 or IPv6 address", addr);
 	len = out->family == AF_INET ? 32 : 128;
 	if (slash) {
 		unsigned long max = len;
@@ -35,7 +35,7 @@ int ip_prefix_parse(struct ip_prefix *out, const char *text)
 		errno = 0;
 		len = strtoul(slash + 1, &end, 10);
 		if (!slash[1] || *end || errno || len > max || slash[1] == '-' || slash[1] == '+')
-			return nl_fail(-EINVAL, "'%.64s' has a bad prefix length", text);
+			return nl_fail(why, -EINVAL, "'%.64s' has a bad prefix length", text);
 	}
 	out->len = (uint8_t)len;
 	return 0;
@@ -52,7 +52,7 @@ int ip_prefix_format(char *out, size_t outlen, const struct ip_prefix *p)
 	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
 }
 
-int wg_endpoint_parse(union wg_endpoint *out, const char *text)
+int wg_endpoint_parse(union wg_endpoint *out, const char *text, struct err_detail *why)
 {
 	char host[INET6_ADDRSTRLEN];
 	const char *colon, *hstart = text, *hend;
@@ -64,22 +64,22 @@ int wg_endpoint_parse(union wg_endpoint *out, const char *text)
 		hstart = text + 1;
 		hend = strchr(hstart, ']');
 		if (!hend || hend[1] != ':')
-			return nl_fail(-EINVAL, "'%.64s' is not [IPv6]:port", text);
+			return nl_fail(why, -EINVAL, "'%.64s' is not [IPv6]:port", text);
 		colon = hend + 1;
 	} else {
 		colon = strrchr(text, ':');
 		if (!colon)
-			return nl_fail(-EINVAL, "endpoint '%.64s' has no port", text);
+			return nl_fail(why, -EINVAL, "endpoint '%.64s' has no port", text);
 		hend = colon;
 	}
 	if (hend == hstart || (size_t)(hend - hstart) >= sizeof(host))
-		return nl_fail(-EINVAL, "'%.64s' is not an endpoint", text);
+		return nl_fail(why, -EINVAL, "'%.64s' is not an endpoint", text);
 	memcpy(host, hstart, (size_t)(hend - hstart));
 	host[hend - hstart] = '\0';
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (!colon[1] || *end || errno || port > 65535 || colon[1] == '-' || colon[1] == '+')
-		return nl_fail(-EINVAL, "endpoint '%.64s' has a bad port", text);
+		return nl_fail(why, -EINVAL, "endpoint '%.64s' has a bad port", text);
 
 	if (text[0] != '[' && inet_pton(AF_INET, host, &out->in.sin_addr) == 1) {
 		out->in.sin_family = AF_INET;
@@ -91,7 +91,7 @@ int wg_endpoint_parse(union wg_endpoint *out, const char *text)
 		out->in6.sin6_port = htons((uint16_t)port);
 		return 0;
 	}
-	return nl_fail(-EINVAL, "endpoint '%.64s' is not a numeric address", text);
+	return nl_fail(why, -EINVAL, "endpoint '%.64s' is not a numeric address", text);
 }
 
 int wg_endpoint_format(char *out, size_t outlen, const union wg_endpoint *ep)
@@ -144,7 +144,7 @@ static int base64_value(char c)
 	return p ? (int)(p - base64_alphabet) : -1;
 }
 
-int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64)
+int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64, struct err_detail *why)
 {
 	uint8_t tmp[WG_KEY_LEN + 1];
 	size_t o = 0;
@@ -152,7 +152,7 @@ int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64)
 
 	/* 32 bytes are exactly 44 characters, the last one '=' and canonical. */
 	if (strlen(b64) != WG_KEY_B64_LEN - 1 || b64[43] != '=')
-		return nl_fail(-EINVAL, "a key is 44 base64 characters ending in '='");
+		return nl_fail(why, -EINVAL, "a key is 44 base64 characters ending in '='");
 	for (size_t i = 0; i < 44; i += 4) {
 		int v[4];
 		uint32_t w;
@@ -160,7 +160,7 @@ int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64)
 		for (int k = 0; k < 4; k++)
 			v[k] = (i + k == 43) ? 0 : base64_value(b64[i + k]);
 		if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0) {
-			r = nl_fail(-EINVAL, "a key holds a character that is not base64");
+			r = nl_fail(why, -EINVAL, "a key holds a character that is not base64");
 			goto out;
 		}
 		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
@@ -170,7 +170,7 @@ int wg_key_from_base64(uint8_t key[static WG_KEY_LEN], const char *b64)
 			tmp[o++] = (uint8_t)w;
 	}
 	if (tmp[WG_KEY_LEN] != 0) {
-		r = nl_fail(-EINVAL, "a key's base64 is not canonical");
+		r = nl_fail(why, -EINVAL, "a key's base64 is not canonical");
 		goto out;
 	}
 	memcpy(key, tmp, WG_KEY_LEN);

@@ -6,7 +6,8 @@
  * leader calls, the relayer's request format, and a reorg-aware follower of the peer set.
  * Built on chain/ (a plain Ethereum client) and attest/ (dstack's signature chain).
  * Every fallible function returns 0 or a negative errno; for RPC failures
- * eth_rpc_error() says what and where.
+ * eth_rpc_error() says what and where, and a check that has more to say fills the
+ * caller's struct err_detail.
  */
 #ifndef DSTACK_P2P_REGISTRY_H
 #define DSTACK_P2P_REGISTRY_H
@@ -58,7 +59,7 @@ void registry_time_str(uint64_t unix_time, char out[static REGISTRY_TIME_STR_MAX
 	"registerPeer((address,bytes32,string,uint8,uint64,bytes,bytes,bytes,bytes,bytes))"
 
 /* A call to relay, as the agent posts it: {"to":"0x<20 bytes>","data":"0x<calldata>"}. */
-struct relay_request {
+struct relayer_request {
 	uint8_t to[20];
 	uint8_t *data;            /* malloc'd */
 	size_t len;
@@ -74,16 +75,16 @@ struct relay_request {
  * anything else: not an object, a "value" member, a bad address, calldata that is not hex,
  * shorter than a selector or longer than max_data bytes.
  */
-int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
-			struct err_detail *why);
-void relay_request_clear(struct relay_request *r);
+int relayer_parse_request(const char *body, size_t len, size_t max_data, struct relayer_request *out,
+			  struct err_detail *why);
+void relayer_request_clear(struct relayer_request *r);
 
 /*
  * Sliding-window limits: a take is refused when this window's takes plus the last window's,
  * weighted by how much of it the window ending now still covers, reach `limit`. So no
  * boundary lets 2 x limit through in one window's time. A table of slots, one per key.
  */
-struct relay_slot {
+struct relayer_slot {
 	uint8_t key[32];
 	uint64_t window_start;
 	uint32_t count;
@@ -91,18 +92,18 @@ struct relay_slot {
 	bool used;
 };
 
-struct relay_limiter {
-	struct relay_slot *slots;
+struct relayer_limiter {
+	struct relayer_slot *slots;
 	size_t nslots;
 	uint32_t limit;
 	uint64_t window_ms;
 };
 
 /* -EINVAL for a zero size, limit or window; -ENOMEM. */
-int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
-void relay_limiter_clear(struct relay_limiter *l);
+int relayer_limiter_init(struct relayer_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms);
+void relayer_limiter_clear(struct relayer_limiter *l);
 /* Count one for key at time now (ms); false when its window is already full. */
-bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now);
+bool relayer_limiter_take(struct relayer_limiter *l, const uint8_t key[static 32], uint64_t now);
 
 /* ---- the registry record (docs/registry.md) ------------------------------------------- */
 

@@ -14,7 +14,7 @@
 
 #define RELAY_MAX_TOKENS 16
 
-void relay_request_clear(struct relay_request *r)
+void relayer_request_clear(struct relayer_request *r)
 {
 	free(r->data);
 	memset(r, 0, sizeof(*r));
@@ -22,7 +22,7 @@ void relay_request_clear(struct relay_request *r)
 
 /* The subject: registerPeer's record names its instance (first member of the tuple); any
  * other call is keyed on its first argument word (the token of an election call). */
-static void find_subject(struct relay_request *r)
+static void find_subject(struct relayer_request *r)
 {
 	static uint8_t register_sel[4];
 	struct abi_tuple args, rec;
@@ -53,8 +53,8 @@ static int hex_field(const struct json *j, const char *key, const char **s, size
 	return 0;
 }
 
-int relay_parse_request(const char *body, size_t len, size_t max_data, struct relay_request *out,
-			struct err_detail *why)
+int relayer_parse_request(const char *body, size_t len, size_t max_data, struct relayer_request *out,
+			  struct err_detail *why)
 {
 	struct json j = { 0 };
 	const char *s;
@@ -100,14 +100,14 @@ int relay_parse_request(const char *body, size_t len, size_t max_data, struct re
 	r = 0;
 out:
 	if (r < 0)
-		relay_request_clear(out);
+		relayer_request_clear(out);
 	json_clear(&j);
 	return r;
 }
 
 /* ---- sliding-window rate limits ------------------------------------------------------- */
 
-int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms)
+int relayer_limiter_init(struct relayer_limiter *l, size_t slots, uint32_t limit, uint64_t window_ms)
 {
 	memset(l, 0, sizeof(*l));
 	if (!slots || !limit || !window_ms)
@@ -121,14 +121,14 @@ int relay_limiter_init(struct relay_limiter *l, size_t slots, uint32_t limit, ui
 	return 0;
 }
 
-void relay_limiter_clear(struct relay_limiter *l)
+void relayer_limiter_clear(struct relayer_limiter *l)
 {
 	free(l->slots);
 	memset(l, 0, sizeof(*l));
 }
 
 /* Move s's window up to now: the last full window's count becomes prev. */
-static void slot_advance(const struct relay_limiter *l, struct relay_slot *s, uint64_t now)
+static void slot_advance(const struct relayer_limiter *l, struct relayer_slot *s, uint64_t now)
 {
 	uint64_t windows;
 
@@ -142,7 +142,7 @@ static void slot_advance(const struct relay_limiter *l, struct relay_slot *s, ui
 
 /* What counts against the limit at now: this window's takes, and last window's weighted by
  * the part of it the sliding window still covers. */
-static uint64_t slot_weight(const struct relay_limiter *l, const struct relay_slot *s, uint64_t now)
+static uint64_t slot_weight(const struct relayer_limiter *l, const struct relayer_slot *s, uint64_t now)
 {
 	uint64_t into = now > s->window_start ? now - s->window_start : 0;
 
@@ -156,13 +156,13 @@ static uint64_t slot_weight(const struct relay_limiter *l, const struct relay_sl
  * its count, so the table is sized for the subjects two windows see; the total limit still
  * holds whatever the churn.
  */
-static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[static 32],
-				   uint64_t now)
+static struct relayer_slot *slot_for(struct relayer_limiter *l, const uint8_t key[static 32],
+				     uint64_t now)
 {
-	struct relay_slot *oldest = &l->slots[0];
+	struct relayer_slot *oldest = &l->slots[0];
 
 	for (size_t i = 0; i < l->nslots; i++) {
-		struct relay_slot *s = &l->slots[i];
+		struct relayer_slot *s = &l->slots[i];
 
 		if (s->used && !memcmp(s->key, key, 32))
 			return s;
@@ -179,9 +179,9 @@ static struct relay_slot *slot_for(struct relay_limiter *l, const uint8_t key[st
 	return oldest;
 }
 
-bool relay_limiter_take(struct relay_limiter *l, const uint8_t key[static 32], uint64_t now)
+bool relayer_limiter_take(struct relayer_limiter *l, const uint8_t key[static 32], uint64_t now)
 {
-	struct relay_slot *s = slot_for(l, key, now);
+	struct relayer_slot *s = slot_for(l, key, now);
 
 	if (!s->used || memcmp(s->key, key, 32)) {
 		memcpy(s->key, key, 32);

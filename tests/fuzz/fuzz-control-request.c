@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct control_request req;
-	const char *why;
+	struct err_detail why;
 	char line[CONTROL_REQUEST_MAX + 1];
 
 	if (size > CONTROL_REQUEST_MAX)
@@ -25,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (n == 0 || n >= sizeof(req.name) || strspn(req.name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
 			abort();
-		if (req.target < 0 || req.target > 254 || *why)
+		if (req.target < 0 || req.target > 254 || why.text[0])
 			abort();
-	} else if (!why || !*why) {
+	} else if (!why.text[0]) {
 		abort();  /* every refusal says why */
 	}
 	return 0;

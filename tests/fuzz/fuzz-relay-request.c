@@ -40,13 +40,13 @@ static void check_calldata(const uint8_t *data, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct relay_limiter limiter;
+	static struct relayer_limiter limiter;
 	struct http_request req;
-	struct relay_request q;
+	struct relayer_request q;
 	struct err_detail why = { "" };
 	int r;
 
-	if (!limiter.slots && relay_limiter_init(&limiter, 8, 2, 1000) < 0)
+	if (!limiter.slots && relayer_limiter_init(&limiter, 8, 2, 1000) < 0)
 		abort();
 	r = http_parse_head(data, size, 8192, 17000, &req);
 	if (r == 0) {
@@ -64,12 +64,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	/* Also every input as a bare body, whatever its head said. */
-	if (relay_parse_request((const char *)data, size, 4096, &q, &why) == 0) {
+	if (relayer_parse_request((const char *)data, size, 4096, &q, &why) == 0) {
 		if (q.len < 4 || q.len > 4096 || memcmp(q.selector, q.data, 4))
 			abort();
-		relay_limiter_take(&limiter, q.subject, size);
+		relayer_limiter_take(&limiter, q.subject, size);
 		check_calldata(q.data, q.len);
-		relay_request_clear(&q);
+		relayer_request_clear(&q);
 	} else if (!why.text[0] || !memchr(why.text, '\0', sizeof(why.text))) {
 		abort();
 	}

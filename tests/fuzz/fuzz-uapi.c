@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!dev)
 		abort();
-	uapi_get_reply_parse((const char *)data, size, dev);
+	uapi_get_reply_parse((const char *)data, size, dev, NULL);
 	wg_device_free(dev);
 	return 0;
 }

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* An aligned copy, as a receive buffer would be. */
 	memcpy(copy, data, size);
 	for (const struct nlmsghdr *nlh = copy; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
-		if (wg_dump_msg_parse(nlh, (size_t)left, dev) < 0)
+		if (wg_dump_msg_parse(nlh, (size_t)left, dev, NULL) < 0)
 			break;
 	if (devnull)
 		wg_device_print_dump(devnull, dev);

@@ -130,7 +130,7 @@ Test(mesh_control, versioned_requests_and_error_objects)
 Test(mesh_control, request_parse)
 {
 	struct control_request req;
-	const char *why;
+	struct err_detail why;
 	const char *vote = "{\"version\":1,\"request\":\"leader.vote\",\"target\":3,\"no_confidence\":false}";
 	/* Lengths from strlen: hand-counted ones read past the literals (ASan, make check). */
 	const char *bad_target = "{\"version\":1,\"request\":\"x\",\"target\":255}";
@@ -141,7 +141,7 @@ Test(mesh_control, request_parse)
 	cr_assert_eq(req.target, 3);
 	cr_assert_eq(req.no_confidence, false);
 	cr_assert_eq(control_request_parse(bad_target, strlen(bad_target), &req, &why), -EINVAL);
-	cr_assert(strstr(why, "\"target\""), "%s", why);
+	cr_assert(strstr(why.text, "\"target\""), "%s", why.text);
 	cr_assert_eq(control_request_parse(bad_name, strlen(bad_name), &req, &why), -EINVAL);
 	cr_assert_eq(control_request_parse("status", 6, &req, &why), 0);
 	cr_assert_eq(req.version, 1u);

@@ -297,7 +297,7 @@ Test(mesh_decide, roamed_endpoint_is_kept_until_the_registry_changes_it)
 
 	converge(3, 1000);
 	p = dev_find(nodes[2].id.wg_public_key);
-	cr_assert_eq(wg_endpoint_parse(&p->endpoint, "203.0.113.9:4000"), 0);  /* NAT */
+	cr_assert_eq(wg_endpoint_parse(&p->endpoint, "203.0.113.9:4000", NULL), 0);  /* NAT */
 	n = registry_of(recs, 3);
 	decide(recs, n, true, true, 5000);
 	cr_assert_eq(plan.n_changes, 0, "roaming is respected");
@@ -464,7 +464,7 @@ Test(mesh_decide, replayed_older_record_keeps_the_newer_one)
 	cr_assert_eq(st.peers[0].nonce, 5);
 	cr_assert_str_eq(st.peers[0].endpoint, "10.9.0.22:51830");
 	p = dev_find(nodes[2].id.wg_public_key);
-	wg_endpoint_parse(&want, "10.9.0.22:51830");
+	wg_endpoint_parse(&want, "10.9.0.22:51830", NULL);
 	cr_assert_eq(p->endpoint.in.sin_addr.s_addr, want.in.sin_addr.s_addr);
 	/* Warned once. */
 	decide(recs, n, true, true, 3000);

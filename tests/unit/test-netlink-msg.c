@@ -16,6 +16,9 @@
 
 #include "netlink/internal.h"
 
+/* The detail of the last failure (each test runs in its own process). */
+static struct err_detail why;
+
 #define FAMILY 0x1d
 
 /* What one SET message says, read back by a walker written for these tests. */
@@ -113,7 +116,7 @@ static size_t build_all(const struct wg_device *dev, size_t buflen, struct seen_
 
 	do {
 		cr_assert_lt(n, max, "too many messages");
-		more = wg_set_msg_build(buf, buflen, FAMILY, (uint32_t)n + 1, dev, &cur);
+		more = wg_set_msg_build(buf, buflen, FAMILY, (uint32_t)n + 1, dev, &cur, &why);
 		cr_assert_geq(more, 0, "build failed: %d", more);
 		walk_set_msg(buf, &msgs[n]);
 		cr_assert_leq(msgs[n].len, buflen);
@@ -233,7 +236,7 @@ Test(netlink_set, buffer_too_small_is_an_error_not_a_loop)
 	struct wg_set_cursor cur = { 0 };
 	uint8_t buf[80];
 
-	cr_assert_eq(wg_set_msg_build(buf, sizeof(buf), FAMILY, 1, dev, &cur), -EMSGSIZE);
+	cr_assert_eq(wg_set_msg_build(buf, sizeof(buf), FAMILY, 1, dev, &cur, &why), -EMSGSIZE);
 	wg_device_free(dev);
 }
 
@@ -318,9 +321,9 @@ Test(netlink_dump, multi_part_with_repeated_peer_is_coalesced)
 	dump_peer(nlh, 3, true, 5000, 0);
 	mnl_attr_nest_end(nlh, peers);
 
-	cr_assert_eq(wg_dump_msg_parse(part1, sizeof(part1), dev), 0);
-	cr_assert_eq(wg_dump_msg_parse(part2, sizeof(part2), dev), 0);
-	cr_assert_eq(wg_dump_msg_parse(part3, sizeof(part3), dev), 0);
+	cr_assert_eq(wg_dump_msg_parse(part1, sizeof(part1), dev, &why), 0);
+	cr_assert_eq(wg_dump_msg_parse(part2, sizeof(part2), dev, &why), 0);
+	cr_assert_eq(wg_dump_msg_parse(part3, sizeof(part3), dev, &why), 0);
 	cr_assert_str_eq(dev->name, "wg0");
 	cr_assert_eq(dev->ifindex, 7);
 	cr_assert_eq(dev->listen_port, 51820);
@@ -353,8 +356,8 @@ Test(netlink_dump, hostile_attributes_are_rejected)
 	mnl_attr_put(nlh, WGPEER_A_PUBLIC_KEY, sizeof(short_key), short_key);
 	mnl_attr_nest_end(nlh, peer);
 	mnl_attr_nest_end(nlh, peers);
-	cr_assert_eq(wg_dump_msg_parse(buf, sizeof(buf), dev), -EBADMSG);
-	cr_assert(strstr(netlink_error_detail(), "public key"), "%s", netlink_error_detail());
+	cr_assert_eq(wg_dump_msg_parse(buf, sizeof(buf), dev, &why), -EBADMSG);
+	cr_assert(strstr(why.text, "public key"), "%s", why.text);
 
 	nlh = dump_header(buf, 0);
 	peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
@@ -362,13 +365,13 @@ Test(netlink_dump, hostile_attributes_are_rejected)
 	mnl_attr_put_u16(nlh, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, 1);
 	mnl_attr_nest_end(nlh, peer);
 	mnl_attr_nest_end(nlh, peers);
-	cr_assert_eq(wg_dump_msg_parse(buf, sizeof(buf), dev), -EBADMSG, "a peer without a key");
+	cr_assert_eq(wg_dump_msg_parse(buf, sizeof(buf), dev, &why), -EBADMSG, "a peer without a key");
 
 	nlh = dump_header(buf, NLM_F_DUMP_INTR);
-	cr_assert_eq(wg_dump_msg_parse(buf, sizeof(buf), dev), -EINTR);
+	cr_assert_eq(wg_dump_msg_parse(buf, sizeof(buf), dev, &why), -EINTR);
 
 	nlh = dump_header(buf, 0);
-	cr_assert_eq(wg_dump_msg_parse(buf, 10, dev), -EBADMSG, "truncated");
+	cr_assert_eq(wg_dump_msg_parse(buf, 10, dev, &why), -EBADMSG, "truncated");
 	wg_device_free(dev);
 }
 
@@ -394,7 +397,7 @@ Test(netlink_uapi, get_reply_is_parsed)
 	struct wg_device *dev = calloc(1, sizeof(*dev));
 	char b64[WG_KEY_B64_LEN];
 
-	cr_assert_eq(uapi_get_reply_parse(reply, sizeof(reply) - 1, dev), 0, "%s", netlink_error_detail());
+	cr_assert_eq(uapi_get_reply_parse(reply, sizeof(reply) - 1, dev, &why), 0, "%s", why.text);
 	/* RFC 7748 6.1: Alice's public key, derived from her private key. */
 	wg_key_to_base64(b64, dev->public_key);
 	cr_assert_str_eq(b64, "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=");
@@ -423,8 +426,10 @@ Test(netlink_uapi, bad_replies_are_errors)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct wg_device *dev = calloc(1, sizeof(*dev));
 
-		cr_assert_lt(uapi_get_reply_parse(bad[i], strlen(bad[i]), dev), 0, "reply %zu accepted", i);
-		cr_assert_neq(netlink_error_detail()[0], '\0', "reply %zu: no detail", i);
+		why.text[0] = '\0';
+		cr_assert_lt(uapi_get_reply_parse(bad[i], strlen(bad[i]), dev, &why), 0, "reply %zu accepted",
+			     i);
+		cr_assert_neq(why.text[0], '\0', "reply %zu: no detail", i);
 		wg_device_free(dev);
 	}
 }
@@ -440,30 +445,30 @@ Test(netlink_types, keys_prefixes_endpoints)
 		key[i] = (uint8_t)(i * 37 + 1);
 	wg_key_to_base64(b64, key);
 	cr_assert_eq(strlen(b64), 44);
-	cr_assert_eq(wg_key_from_base64(back, b64), 0);
+	cr_assert_eq(wg_key_from_base64(back, b64, &why), 0);
 	cr_assert_eq(memcmp(key, back, WG_KEY_LEN), 0);
-	cr_assert_eq(wg_key_from_base64(back, "AAAA"), -EINVAL, "wrong length");
+	cr_assert_eq(wg_key_from_base64(back, "AAAA", &why), -EINVAL, "wrong length");
 	b64[42] = 'B'; /* non-canonical last digit */
-	cr_assert_eq(wg_key_from_base64(back, b64), -EINVAL);
+	cr_assert_eq(wg_key_from_base64(back, b64, &why), -EINVAL);
 
-	cr_assert_eq(ip_prefix_parse(&p, "10.0.1.2/24"), 0);
+	cr_assert_eq(ip_prefix_parse(&p, "10.0.1.2/24", &why), 0);
 	cr_assert_eq(p.family, AF_INET);
 	cr_assert_eq(p.len, 24);
 	cr_assert_eq(ip_prefix_format(text, sizeof(text), &p), 0);
 	cr_assert_str_eq(text, "10.0.1.2/24");
-	cr_assert_eq(ip_prefix_parse(&p, "fd00::1"), 0);
+	cr_assert_eq(ip_prefix_parse(&p, "fd00::1", &why), 0);
 	cr_assert_eq(p.len, 128);
-	cr_assert_eq(ip_prefix_parse(&p, "10.0.0.1/33"), -EINVAL);
-	cr_assert_eq(ip_prefix_parse(&p, "10.0.0.1/"), -EINVAL);
-	cr_assert_eq(ip_prefix_parse(&p, "host/8"), -EINVAL);
+	cr_assert_eq(ip_prefix_parse(&p, "10.0.0.1/33", &why), -EINVAL);
+	cr_assert_eq(ip_prefix_parse(&p, "10.0.0.1/", &why), -EINVAL);
+	cr_assert_eq(ip_prefix_parse(&p, "host/8", &why), -EINVAL);
 
-	cr_assert_eq(wg_endpoint_parse(&ep, "[2001:db8::1]:51820"), 0);
+	cr_assert_eq(wg_endpoint_parse(&ep, "[2001:db8::1]:51820", &why), 0);
 	cr_assert_eq(wg_endpoint_format(text, sizeof(text), &ep), 0);
 	cr_assert_str_eq(text, "[2001:db8::1]:51820");
-	cr_assert_eq(wg_endpoint_parse(&ep, "192.0.2.1:1"), 0);
+	cr_assert_eq(wg_endpoint_parse(&ep, "192.0.2.1:1", &why), 0);
 	cr_assert_eq(ep.addr.sa_family, AF_INET);
-	cr_assert_eq(wg_endpoint_parse(&ep, "192.0.2.1:65536"), -EINVAL);
-	cr_assert_eq(wg_endpoint_parse(&ep, "example.com:1"), -EINVAL, "no DNS");
+	cr_assert_eq(wg_endpoint_parse(&ep, "192.0.2.1:65536", &why), -EINVAL);
+	cr_assert_eq(wg_endpoint_parse(&ep, "example.com:1", &why), -EINVAL, "no DNS");
 }
 
 Test(netlink_diff, only_what_changed)

@@ -13,15 +13,15 @@
 	"0000000000000000000000000000000000000000000000000000000000000020" \
 	"000000000000000000000000c4b9eb534caf2cf9ef257f6f705be4597722bd7c"
 
-static int parse(const char *body, struct relay_request *q, struct err_detail *why)
+static int parse(const char *body, struct relayer_request *q, struct err_detail *why)
 {
-	return relay_parse_request(body, strlen(body), 4096, q, why);
+	return relayer_parse_request(body, strlen(body), 4096, q, why);
 }
 
 Test(relay, registration_names_its_instance)
 {
 	const char *body = "{\"to\":\"" CONTRACT "\",\"data\":\"" REGISTER_HEAD "\"}";
-	struct relay_request q;
+	struct relayer_request q;
 	struct err_detail why = { "" };
 	uint8_t sel[4];
 
@@ -33,7 +33,7 @@ Test(relay, registration_names_its_instance)
 	cr_assert_eq(q.subject[12], 0xc4);
 	cr_assert_eq(q.subject[31], 0x7c);
 	cr_assert_eq(q.to[0], 0x5f);
-	relay_request_clear(&q);
+	relayer_request_clear(&q);
 }
 
 Test(relay, other_calls_are_keyed_on_their_first_word)
@@ -41,16 +41,16 @@ Test(relay, other_calls_are_keyed_on_their_first_word)
 	const char *body = "{\"data\":\"0x12345678" /* castVote(7, ...) */
 			   "0000000000000000000000000000000000000000000000000000000000000007\","
 			   "\"to\":\"" CONTRACT "\"}";
-	struct relay_request q;
+	struct relayer_request q;
 	struct err_detail why = { "" };
 
 	cr_assert_eq(parse(body, &q, &why), 0, "%s", why.text);
 	cr_assert(q.has_subject);
 	cr_assert_eq(q.subject[31], 7);
-	relay_request_clear(&q);
+	relayer_request_clear(&q);
 	cr_assert_eq(parse("{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"}", &q, &why), 0);
 	cr_assert_not(q.has_subject, "a call without arguments has no subject");
-	relay_request_clear(&q);
+	relayer_request_clear(&q);
 }
 
 Test(relay, refuses_what_is_not_a_call)
@@ -67,7 +67,7 @@ Test(relay, refuses_what_is_not_a_call)
 		"\"e\":5,\"f\":6,\"g\":7}",
 		"{\"to\":\"" CONTRACT "\",\"data\":\"0x12345678\"} trailing",
 	};
-	struct relay_request q;
+	struct relayer_request q;
 	struct err_detail why = { "" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -81,46 +81,46 @@ Test(relay, refuses_what_is_not_a_call)
 Test(relay, calldata_is_bounded)
 {
 	char body[512];
-	struct relay_request q;
+	struct relayer_request q;
 	struct err_detail why = { "" };
 
 	snprintf(body, sizeof(body), "{\"to\":\"" CONTRACT "\",\"data\":\"0x%0200d\"}", 0);
-	cr_assert_eq(relay_parse_request(body, strlen(body), 100, &q, &why), 0);
-	relay_request_clear(&q);
-	cr_assert_eq(relay_parse_request(body, strlen(body), 99, &q, &why), -EINVAL);
+	cr_assert_eq(relayer_parse_request(body, strlen(body), 100, &q, &why), 0);
+	relayer_request_clear(&q);
+	cr_assert_eq(relayer_parse_request(body, strlen(body), 99, &q, &why), -EINVAL);
 	cr_assert(strstr(why.text, "longer than 99 bytes"), "%s", why.text);
 }
 
 Test(relay, limiter_slides)
 {
-	struct relay_limiter l;
+	struct relayer_limiter l;
 	uint8_t a[32] = { 1 }, b[32] = { 2 }, c[32] = { 3 };
 
-	cr_assert_eq(relay_limiter_init(&l, 2, 2, 1000), 0);
-	cr_assert(relay_limiter_take(&l, a, 0));
-	cr_assert(relay_limiter_take(&l, a, 10));
-	cr_assert_not(relay_limiter_take(&l, a, 20), "a third in the window");
-	cr_assert(relay_limiter_take(&l, b, 30), "another key has its own count");
-	cr_assert_not(relay_limiter_take(&l, a, 999));
-	cr_assert_not(relay_limiter_take(&l, a, 1000), "no burst at the window's edge");
-	cr_assert(relay_limiter_take(&l, a, 1500), "half of the last window has slid out");
-	cr_assert_not(relay_limiter_take(&l, a, 1501));
-	cr_assert(relay_limiter_take(&l, a, 2000), "the last window held one");
-	cr_assert_not(relay_limiter_take(&l, a, 2001));
-	cr_assert(relay_limiter_take(&l, a, 5000), "two windows later nothing counts");
-	cr_assert(relay_limiter_take(&l, a, 5001));
-	cr_assert_not(relay_limiter_take(&l, a, 5002));
+	cr_assert_eq(relayer_limiter_init(&l, 2, 2, 1000), 0);
+	cr_assert(relayer_limiter_take(&l, a, 0));
+	cr_assert(relayer_limiter_take(&l, a, 10));
+	cr_assert_not(relayer_limiter_take(&l, a, 20), "a third in the window");
+	cr_assert(relayer_limiter_take(&l, b, 30), "another key has its own count");
+	cr_assert_not(relayer_limiter_take(&l, a, 999));
+	cr_assert_not(relayer_limiter_take(&l, a, 1000), "no burst at the window's edge");
+	cr_assert(relayer_limiter_take(&l, a, 1500), "half of the last window has slid out");
+	cr_assert_not(relayer_limiter_take(&l, a, 1501));
+	cr_assert(relayer_limiter_take(&l, a, 2000), "the last window held one");
+	cr_assert_not(relayer_limiter_take(&l, a, 2001));
+	cr_assert(relayer_limiter_take(&l, a, 5000), "two windows later nothing counts");
+	cr_assert(relayer_limiter_take(&l, a, 5001));
+	cr_assert_not(relayer_limiter_take(&l, a, 5002));
 	/* Full table: b's slot, idle for two windows, is taken by c; a keeps its count. */
-	cr_assert(relay_limiter_take(&l, c, 5003));
-	cr_assert(relay_limiter_take(&l, c, 5004));
-	cr_assert_not(relay_limiter_take(&l, c, 5005));
-	cr_assert_not(relay_limiter_take(&l, a, 5006), "a kept its slot and its count");
+	cr_assert(relayer_limiter_take(&l, c, 5003));
+	cr_assert(relayer_limiter_take(&l, c, 5004));
+	cr_assert_not(relayer_limiter_take(&l, c, 5005));
+	cr_assert_not(relayer_limiter_take(&l, a, 5006), "a kept its slot and its count");
 	/* Both slots busy: a new key evicts the one whose window started longest ago. */
-	cr_assert(relay_limiter_take(&l, b, 5007));
-	cr_assert_not(relay_limiter_take(&l, c, 5008), "c kept its slot and its count");
-	relay_limiter_clear(&l);
-	cr_assert_eq(relay_limiter_init(&l, 0, 1, 1), -EINVAL);
-	cr_assert_eq(relay_limiter_init(&l, 1, 0, 1), -EINVAL);
+	cr_assert(relayer_limiter_take(&l, b, 5007));
+	cr_assert_not(relayer_limiter_take(&l, c, 5008), "c kept its slot and its count");
+	relayer_limiter_clear(&l);
+	cr_assert_eq(relayer_limiter_init(&l, 0, 1, 1), -EINVAL);
+	cr_assert_eq(relayer_limiter_init(&l, 1, 0, 1), -EINVAL);
 }
 
 Test(relay, registration_calldata_round_trip)
