@@ -450,14 +450,6 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 	return 0;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* Some providers refuse batches; then each call costs its own round trip. */
 static int calls_one_by_one(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 {

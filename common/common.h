@@ -45,6 +45,9 @@ void err_detail_set(struct err_detail *e, const char *fmt, ...) __attribute__((f
 
 /* ---- hex ------------------------------------------------------------------ */
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(char c);
+
 /* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
 void hex_encode(char *out, const uint8_t *in, size_t n);
 
@@ -431,6 +434,8 @@ void ws_client_free(struct ws_client *c);
 
 /* Monotonic clock in milliseconds. */
 uint64_t now_ms(void);
+/* Sleep ms milliseconds, the whole of them (resumed after a signal's handler). */
+void sleep_ms(long ms);
 /* strerror for negative errno values. */
 const char *errstr(int negative_errno);
 
