@@ -98,7 +98,7 @@ MAN_PAGES := $(wildcard docs/man/*.[1-8])
 # tests link. The app library, libdstack-p2p, is the C API and the control socket's
 # client only: libc and pthreads, exporting only dstack_p2p_* (docs/api.md).
 INTERNAL_LIB := $(O)/libdstack-p2p-internal.a
-APP_SRCS := $(wildcard api/*.c) common/buf.c common/json.c common/unix.c common/util.c
+APP_SRCS := $(wildcard api/*.c) common/buf.c common/hex.c common/json.c common/unix.c common/util.c
 APP_OBJS := $(APP_SRCS:%.c=$(O)/%.o)
 APP_LDLIBS := -lpthread
 STATIC_LIB := $(O)/libdstack-p2p.a

@@ -129,12 +129,13 @@ static void fill(const char *cmd, unsigned n)
 
 static void open_follower(struct follower *f, const char *url, const uint8_t contract[static 20], bool cached)
 {
+	struct rpc_url_list rpc;
 	int r;
 
 	memset(f, 0, sizeof(*f));
 	mesh_state_init(&f->st);
 	f->cached = cached;
-	if ((r = cluster_open(&f->c, url, contract, NULL)) < 0)
+	if ((r = rpc_url_list_parse(url, &rpc)) < 0 || (r = cluster_open(&f->c, &rpc, contract, NULL)) < 0)
 		die("cluster_open", r);
 	cluster_expect_chain_id(f->c, self.chain_id);
 }

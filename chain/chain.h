@@ -126,8 +126,31 @@ struct eth_error_table {
  * the failover order. Transport errors, HTTP 429 and 5xx are retried with doubling
  * backoff; a timeout moves on to the next endpoint at once.
  */
+#define RPC_URLS_MAX 8
+
+enum rpc_transport { RPC_HTTP, RPC_HTTP_UNIX, RPC_IPC };
+
+struct rpc_url {
+	enum rpc_transport transport;
+	char target[1024];         /* the URL (RPC_HTTP) or the socket's path */
+};
+
+/* The list taken apart once: by the configuration that holds it, or by eth_rpc_new. */
+struct rpc_url_list {
+	size_t n;
+	struct rpc_url url[RPC_URLS_MAX];
+};
+
+/*
+ * Parse the comma-separated list (blanks around an entry and empty entries skipped) into
+ * out; no connection is made. 0, or -EINVAL (an unknown scheme, an empty target, no
+ * entry), -E2BIG (more than RPC_URLS_MAX), -ENAMETOOLONG (an entry of 1024 bytes or more).
+ */
+int rpc_url_list_parse(const char *urls, struct rpc_url_list *out);
+
 struct eth_rpc_config {
-	const char *urls;
+	const char *urls;          /* parsed here, unless list is given */
+	const struct rpc_url_list *list;
 	long timeout_ms;           /* per exchange; 0: 10 s */
 	int retries;               /* per endpoint; 0: 2, negative: none; at most 10 */
 	long backoff_ms;           /* first backoff; 0: 200 ms; doubling up to 5 s */

@@ -23,9 +23,7 @@ int eth_parse_quantity(const char *s, size_t len, uint64_t *out)
 	if (len - i > 16)
 		return -ERANGE;
 	for (; i < len; i++) {
-		char c = s[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		int d = hex_digit(s[i]);
 
 		if (d < 0)
 			return -EINVAL;

@@ -12,7 +12,6 @@
 
 #include "chain/internal.h"
 
-#define RPC_MAX_ENDPOINTS 8
 #define RPC_DEFAULT_TIMEOUT_MS 10000
 #define RPC_DEFAULT_RETRIES 2
 #define RPC_DEFAULT_BACKOFF_MS 200
@@ -23,8 +22,6 @@
 /* JSON tokens per reply (16 bytes each): room for tens of thousands of logs. */
 #define RPC_MAX_TOKENS (1 << 20)
 
-enum rpc_transport { RPC_HTTP, RPC_HTTP_UNIX, RPC_IPC };
-
 struct rpc_endpoint {
 	enum rpc_transport transport;
 	char *label;  /* for messages: the URL without its path, which often holds an API key */
@@ -34,7 +31,7 @@ struct rpc_endpoint {
 };
 
 struct eth_rpc {
-	struct rpc_endpoint ep[RPC_MAX_ENDPOINTS];
+	struct rpc_endpoint ep[RPC_URLS_MAX];
 	size_t nep;
 	size_t current;          /* the endpoint that answered last: tried first */
 	long timeout_ms;
@@ -104,7 +101,7 @@ static char *redacted_label(const char *url, enum rpc_transport t)
 	return (char *)b.data;  /* buf keeps its bytes NUL-terminated; free() releases it */
 }
 
-static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
+static int url_parse(struct rpc_url *u, const char *spec, size_t n)
 {
 	static const struct { const char *prefix; enum rpc_transport t; bool keep; } kinds[] = {
 		{ "http://", RPC_HTTP, true },
@@ -119,28 +116,96 @@ static int endpoint_parse(struct rpc_endpoint *ep, const char *spec, size_t n)
 
 		if (n < plen || strncmp(spec, kinds[i].prefix, plen))
 			continue;
-		ep->transport = kinds[i].t;
-		ep->target = kinds[i].keep ? strndup(spec, n) : strndup(spec + plen, n - plen);
-		if (!ep->target)
-			return -ENOMEM;
-		ep->label = redacted_label(ep->target, ep->transport);
-		if (!ep->label)
-			return -ENOMEM;
-		if (ep->transport != RPC_IPC && http_conn_new(&ep->conn) < 0)
-			return -ENOMEM;
-		return ep->target[0] ? 0 : -EINVAL;
+		if (!kinds[i].keep) {
+			spec += plen;
+			n -= plen;
+		}
+		if (n >= sizeof(u->target))
+			return -ENAMETOOLONG;
+		u->transport = kinds[i].t;
+		memcpy(u->target, spec, n);
+		u->target[n] = '\0';
+		return n ? 0 : -EINVAL;
 	}
 	return -EINVAL;
+}
+
+int rpc_url_list_parse(const char *urls, struct rpc_url_list *out)
+{
+	const char *p;
+	int r;
+
+	out->n = 0;
+	for (p = urls; *p;) {
+		size_t n = strcspn(p, ",");
+		size_t lead = strspn(p, " \t");
+
+		if (n > lead) {
+			size_t len = n - lead;
+
+			while (len && (p[lead + len - 1] == ' ' || p[lead + len - 1] == '\t'))
+				len--;
+			if (out->n == RPC_URLS_MAX) {
+				out->n = 0;
+				return -E2BIG;
+			}
+			r = url_parse(&out->url[out->n++], p + lead, len);
+			if (r < 0) {
+				out->n = 0;
+				return r;
+			}
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return out->n ? 0 : -EINVAL;
+}
+
+static int endpoint_open(struct rpc_endpoint *ep, const struct rpc_url *u)
+{
+	ep->transport = u->transport;
+	ep->target = strdup(u->target);
+	if (!ep->target)
+		return -ENOMEM;
+	ep->label = redacted_label(ep->target, ep->transport);
+	if (!ep->label)
+		return -ENOMEM;
+	if (ep->transport != RPC_IPC && http_conn_new(&ep->conn) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int endpoints_open(struct eth_rpc *rpc, const struct eth_rpc_config *cfg)
+{
+	struct rpc_url_list *own = NULL;
+	const struct rpc_url_list *list = cfg->list;
+	int r = 0;
+
+	if (!list) {
+		if (!cfg->urls)
+			return -EINVAL;
+		own = malloc(sizeof(*own));
+		if (!own)
+			return -ENOMEM;
+		r = rpc_url_list_parse(cfg->urls, own);
+		list = own;
+	}
+	for (size_t i = 0; r == 0 && i < list->n; i++)
+		r = endpoint_open(&rpc->ep[rpc->nep++], &list->url[i]);
+	if (r == 0 && !rpc->nep)
+		r = -EINVAL;
+	free(own);
+	return r;
 }
 
 int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out)
 {
 	struct eth_rpc *rpc;
-	const char *p;
 	int r;
 
 	*out = NULL;
-	if (!cfg->urls || !cfg->urls[0])
+	if (!cfg->list && (!cfg->urls || !cfg->urls[0]))
 		return -EINVAL;
 	rpc = calloc(1, sizeof(*rpc));
 	if (!rpc)
@@ -158,36 +223,13 @@ int eth_rpc_new(const struct eth_rpc_config *cfg, struct eth_rpc **out)
 	rpc->abort_flag = cfg->abort_flag;
 	rpc->errors = cfg->errors;
 	rpc->next_id = 1;
-	for (p = cfg->urls; *p;) {
-		size_t n = strcspn(p, ",");
-		size_t lead = strspn(p, " \t");
-
-		if (n > lead) {
-			size_t len = n - lead;
-
-			while (len && (p[lead + len - 1] == ' ' || p[lead + len - 1] == '\t'))
-				len--;
-			if (rpc->nep == RPC_MAX_ENDPOINTS) {
-				r = -E2BIG;
-				goto err;
-			}
-			r = endpoint_parse(&rpc->ep[rpc->nep++], p + lead, len);
-			if (r < 0)
-				goto err;
-		}
-		p += n;
-		if (*p == ',')
-			p++;
-	}
-	if (!rpc->nep) {
-		r = -EINVAL;
-		goto err;
+	r = endpoints_open(rpc, cfg);
+	if (r < 0) {
+		eth_rpc_free(rpc);
+		return r;
 	}
 	*out = rpc;
 	return 0;
-err:
-	eth_rpc_free(rpc);
-	return r;
 }
 
 const char *eth_rpc_current_label(const struct eth_rpc *rpc)
@@ -448,14 +490,6 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 	}
 	*outcome = ATTEMPT_OK;
 	return 0;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* Some providers refuse batches; then each call costs its own round trip. */

@@ -3,10 +3,12 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "common/common.h"
 
 /* Help columns: options longer than this put their text on the next line. */
 #define HELP_COLUMN 24
@@ -246,4 +248,15 @@ void cli_serve_signals(void (*on_stop)(int), sigset_t *wait_mask)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+void cli_print_hex(FILE *f, const uint8_t *p, size_t n)
+{
+	char *s = malloc(2 * n + 1);
+
+	if (!s)
+		return;
+	hex_encode(s, p, n);
+	fprintf(f, "0x%s", s);
+	free(s);
 }

@@ -5,6 +5,8 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 struct mesh_config;
 
@@ -43,5 +45,8 @@ int agent_config_load(struct mesh_config *cfg, const char *config_file);
  * ignored. Shared by relayer and cluster serve.
  */
 void cli_serve_signals(void (*on_stop)(int), sigset_t *wait_mask);
+
+/* "0x" and the lowercase hex of p[0..n) to f (nothing when out of memory). */
+void cli_print_hex(FILE *f, const uint8_t *p, size_t n);
 
 #endif

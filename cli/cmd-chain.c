@@ -213,17 +213,6 @@ static int fail(struct eth_rpc *rpc, const char *what, int r)
 	return 1;
 }
 
-static void print_hex(FILE *f, const uint8_t *p, size_t n)
-{
-	char *s = malloc(2 * n + 1);
-
-	if (!s)
-		return;
-	hex_encode(s, p, n);
-	fprintf(f, "0x%s", s);
-	free(s);
-}
-
 /* ---- records as JSON ----------------------------------------------------------------- */
 
 /* The byte fields of a record, by their Solidity names (docs/registry.md). */
@@ -366,17 +355,17 @@ static int do_block(struct eth_rpc *rpc, const char *tag, bool json)
 		return fail(rpc, "eth_getBlockByNumber", r);
 	if (json) {
 		printf("{\"number\":%" PRIu64 ",\"hash\":\"", b.number);
-		print_hex(stdout, b.hash, 32);
+		cli_print_hex(stdout, b.hash, 32);
 		printf("\",\"parentHash\":\"");
-		print_hex(stdout, b.parent_hash, 32);
+		cli_print_hex(stdout, b.parent_hash, 32);
 		printf("\",\"timestamp\":%" PRIu64 ",\"baseFeePerGas\":%" PRIu64 "}\n", b.timestamp,
 		       b.base_fee_per_gas);
 		return 0;
 	}
 	printf("number      %" PRIu64 "\nhash        ", b.number);
-	print_hex(stdout, b.hash, 32);
+	cli_print_hex(stdout, b.hash, 32);
 	printf("\nparent      ");
-	print_hex(stdout, b.parent_hash, 32);
+	cli_print_hex(stdout, b.parent_hash, 32);
 	printf("\ntimestamp   %" PRIu64 "\nbase fee    %" PRIu64 "\n", b.timestamp, b.base_fee_per_gas);
 	return 0;
 }
@@ -459,7 +448,7 @@ static int do_kms_root(struct eth_rpc *rpc, const struct chain_opts *o)
 
 	if (r < 0)
 		return fail(rpc, "reading the KMS root", r);
-	print_hex(stdout, root, 20);
+	cli_print_hex(stdout, root, 20);
 	printf("\n");
 	return 0;
 }
@@ -486,18 +475,11 @@ static int do_logs(struct eth_rpc *rpc, const struct chain_opts *o)
 	for (size_t i = 0; i < n; i++) {
 		printf("%" PRIu64 " %" PRIu64 " ", logs[i].block_number, logs[i].log_index);
 		if (logs[i].ntopics)
-			print_hex(stdout, logs[i].topics[0], 32);
+			cli_print_hex(stdout, logs[i].topics[0], 32);
 		printf(" %zu\n", logs[i].data_len);
 	}
 	eth_logs_free(logs, n);
 	return 0;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* One line per change: "block N 0xhash peers K reorgs R full-reads F". */
@@ -536,7 +518,7 @@ static int do_watch(struct eth_rpc *rpc, const struct chain_opts *o)
 		registry_reader_get_stats(reader, &st);
 		at = registry_reader_block(reader);
 		printf("block %" PRIu64 " ", at->number);
-		print_hex(stdout, at->hash, 32);
+		cli_print_hex(stdout, at->hash, 32);
 		printf(" peers %zu reorgs %" PRIu64 " full-reads %" PRIu64 " round-trips %" PRIu64 "\n",
 		       n, st.reorgs, st.full_reads, eth_rpc_round_trips(rpc));
 	}
@@ -595,7 +577,7 @@ static int do_calldata(const struct chain_opts *o)
 	buf_init(&calldata, 0);
 	r = load_calldata(o, &calldata);
 	if (r == 0) {
-		print_hex(stdout, calldata.data, calldata.len);
+		cli_print_hex(stdout, calldata.data, calldata.len);
 		printf("\n");
 	}
 	buf_clear(&calldata);
@@ -632,7 +614,7 @@ static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
 		goto out;
 	}
 	printf("transaction ");
-	print_hex(stdout, rc.tx_hash, 32);
+	cli_print_hex(stdout, rc.tx_hash, 32);
 	printf(" mined in block %" PRIu64 ", gas used %" PRIu64 "\n", rc.block_number, rc.gas_used);
 	status = 0;
 out:

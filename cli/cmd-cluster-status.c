@@ -520,13 +520,6 @@ int cluster_status(struct cluster_ctx *c)
 
 /* ---- --watch ---------------------------------------------------------------------------- */
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static void print_log(const struct cluster_ctx *c, const struct eth_log *l)
 {
 	char hash[65];

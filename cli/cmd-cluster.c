@@ -111,14 +111,6 @@ static const struct cli_cmd cmd = {
 
 /* ---- transactions ------------------------------------------------------------------------ */
 
-static void print_hex(FILE *f, const uint8_t *p, size_t n)
-{
-	char hex[65];
-
-	hex_encode(hex, p, n > 32 ? 32 : n);
-	fprintf(f, "0x%s", hex);
-}
-
 int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
 			   const struct eth_tx_result *res)
 {
@@ -162,7 +154,7 @@ int cluster_transact(struct cluster_ctx *c, const char *what, const uint8_t *to,
 		return cluster_report_failure(c, what, r, res);
 	if (!c->o->json) {
 		printf("%s: transaction ", what);
-		print_hex(stdout, res->tx_hash, 32);
+		cli_print_hex(stdout, res->tx_hash, 32);
 		printf(" mined in block %" PRIu64 ", gas used %" PRIu64 "\n",
 		       res->receipt.block_number, res->receipt.gas_used);
 	}

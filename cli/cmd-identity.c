@@ -29,7 +29,7 @@ static const struct cli_cmd cmd = {
 		  "to --kms-root.",
 };
 
-static void print_hex(bool json, const char *name, const uint8_t *p, size_t n, bool last)
+static void print_hex_field(bool json, const char *name, const uint8_t *p, size_t n, bool last)
 {
 	char hex[2 * 64 + 1];
 
@@ -92,11 +92,11 @@ int cmd_identity(int argc, char **argv)
 	wg_key_to_base64(wg_b64, id.wg_public_key);
 	if (json)
 		printf("{\n");
-	print_hex(json, "instance_id", id.instance_id, 20, false);
-	print_hex(json, "app_id", id.app_id, 20, false);
-	print_hex(json, "node_address", id.node_address, 20, false);
-	print_hex(json, "node_public_key", id.node_pubkey, 64, false);
-	print_hex(json, "app_public_key", id.app_pubkey, 64, false);
+	print_hex_field(json, "instance_id", id.instance_id, 20, false);
+	print_hex_field(json, "app_id", id.app_id, 20, false);
+	print_hex_field(json, "node_address", id.node_address, 20, false);
+	print_hex_field(json, "node_public_key", id.node_pubkey, 64, false);
+	print_hex_field(json, "app_public_key", id.app_pubkey, 64, false);
 	if (json) {
 		printf("  \"wireguard_public_key\": \"%s\",\n", wg_b64);
 		printf("  \"kms_signature\": %s", id.chain.has_kms_signature ? "true" : "false");

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "cli/dash-request.h"
+#include "common/common.h"
 
 static const struct {
 	const char *path;
@@ -40,23 +41,19 @@ static int parse_event_id(const char *s, uint64_t *out)
 /* "localhost", "127.0.0.1", "[::1]", each with an optional ":port". */
 static bool host_is_loopback(const char *host)
 {
-	size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
-	const char *port = host + n;
+	struct hostport hp;
+	size_t n;
 
-	if (host[0] == '[' && host[n - 1] != ']')
+	if (hostport_split(host, strlen(host), HOSTPORT_PORT_OPTIONAL | HOSTPORT_PORT_ZERO, &hp) < 0)
 		return false;
-	if (*port == ':')
-		port += 1 + strspn(port + 1, "0123456789");
-	if (*port)
-		return false;
-	if ((n == 9 && !strncasecmp(host, "localhost", 9)) || (n == 5 && !strncmp(host, "[::1]", 5)))
+	if (hp.bracketed)
+		return !strcmp(hp.host, "::1");
+	n = strlen(hp.host);
+	if (!strcasecmp(hp.host, "localhost"))
 		return true;
-	if (n < 7 || strncmp(host, "127.", 4))
+	if (n < 7 || strncmp(hp.host, "127.", 4))
 		return false;
-	for (size_t i = 4; i < n; i++)
-		if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
-			return false;
-	return true;
+	return strspn(hp.host + 4, ".0123456789") == n - 4;
 }
 
 int dash_route_request(const struct http_request *req, bool loopback_only, struct dash_target *t)

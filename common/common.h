@@ -56,6 +56,9 @@ void err_detail_prefix(struct err_detail *e, const char *fmt, ...) __attribute__
 
 /* ---- hex ------------------------------------------------------------------ */
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(char c);
+
 /* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
 void hex_encode(char *out, const uint8_t *in, size_t n);
 
@@ -68,6 +71,32 @@ int hex_decode(uint8_t *out, size_t outlen, const char *in, size_t len);
 
 /* Like hex_decode, but the decoded length must be exactly n bytes. */
 int hex_decode_exact(uint8_t *out, size_t n, const char *in, size_t len);
+
+/* ---- host:port (hostport.c) ------------------------------------------------------ */
+
+enum hostport_flags {
+	HOSTPORT_PORT_OPTIONAL = 1 << 0,  /* "host" alone: out->port keeps the caller's default */
+	HOSTPORT_PORT_ZERO = 1 << 1,      /* port 0 is a port (a listener's "pick one") */
+	HOSTPORT_HOST_EMPTY = 1 << 2,     /* ":port" (a listener's wildcard address) */
+	HOSTPORT_LAST_COLON = 1 << 3,     /* an unbracketed host may hold colons ("fd00::1:80") */
+};
+
+struct hostport {
+	char host[256];   /* without the brackets */
+	uint16_t port;    /* set only when a port is given */
+	bool bracketed;
+};
+
+/*
+ * Split s[0..len) into host and port: "host:port" or "[host]:port"; flags widen what is
+ * accepted. An unbracketed host ends at its first colon (or its last with
+ * HOSTPORT_LAST_COLON). No DNS and no check of the host's characters: what the host may
+ * be is the caller's rule. 0, or -EINVAL (a '[' without its ']', something other than
+ * ':' after the ']', a NUL byte in the host), -ENOENT (no port, and one is required),
+ * -EDESTADDRREQ (empty host), -ENAMETOOLONG (host of 256 bytes or more), -ERANGE (port
+ * empty, not 1 to 5 digits, above 65535, or 0 without HOSTPORT_PORT_ZERO).
+ */
+int hostport_split(const char *s, size_t len, unsigned flags, struct hostport *out);
 
 /* ---- secrets -------------------------------------------------------------- */
 
@@ -416,6 +445,8 @@ void ws_client_free(struct ws_client *c);
 
 /* Monotonic clock in milliseconds. */
 uint64_t now_ms(void);
+/* Sleep ms milliseconds, the whole of them (resumed after a signal's handler). */
+void sleep_ms(long ms);
 /* strerror for negative errno values. */
 const char *errstr(int negative_errno);
 

@@ -16,7 +16,7 @@ void hex_encode(char *out, const uint8_t *in, size_t n)
 	out[2 * n] = '\0';
 }
 
-static int hex_value(char c)
+int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -38,7 +38,7 @@ int hex_decode(uint8_t *out, size_t outlen, const char *in, size_t len)
 	if (len / 2 > outlen)
 		return -EMSGSIZE;
 	for (size_t i = 0; i < len / 2; i++) {
-		int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+		int hi = hex_digit(in[2 * i]), lo = hex_digit(in[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -567,20 +567,16 @@ static bool addr_is_loopback(const struct sockaddr *sa)
 int http_listen(const char *spec, int *fd, bool *loopback)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	size_t hl;
+	struct hostport hp;
+	char port[6];
 	int one = 1, r;
 
-	if (!colon || (hl = (size_t)(colon - spec)) >= sizeof(host) || !colon[1])
+	if (hostport_split(spec, strlen(spec), HOSTPORT_PORT_ZERO | HOSTPORT_HOST_EMPTY | HOSTPORT_LAST_COLON,
+			   &hp) < 0)
 		return -EINVAL;
-	memcpy(host, spec, hl);
-	host[hl] = '\0';
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai))
+	snprintf(port, sizeof(port), "%u", hp.port);
+	hints.ai_flags |= AI_NUMERICSERV;
+	if (getaddrinfo(hp.host[0] ? hp.host : NULL, port, &hints, &ai))
 		return -EINVAL;
 	if (loopback)
 		*loopback = addr_is_loopback(ai->ai_addr);

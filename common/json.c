@@ -223,17 +223,11 @@ static int hex4(const char *s, unsigned *out)
 	unsigned v = 0;
 
 	for (int k = 0; k < 4; k++) {
-		char c = s[k];
+		int d = hex_digit(s[k]);
 
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (unsigned)(c - 'A' + 10);
-		else
+		if (d < 0)
 			return -EINVAL;
+		v = v << 4 | (unsigned)d;
 	}
 	*out = v;
 	return 0;

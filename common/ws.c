@@ -34,7 +34,8 @@ enum { WS_OP_CONT = 0, WS_OP_TEXT = 1, WS_OP_BINARY = 2, WS_OP_CLOSE = 8, WS_OP_
 
 int ws_url_parse(const char *url, struct ws_url *u)
 {
-	const char *p, *host, *host_end, *port = NULL, *path;
+	struct hostport hp;
+	const char *p, *path;
 	size_t n;
 
 	memset(u, 0, sizeof(*u));
@@ -53,42 +54,15 @@ int ws_url_parse(const char *url, struct ws_url *u)
 		return -EINVAL;
 	if (memchr(p, '@', (size_t)(path - p)))
 		return -EINVAL;  /* no credentials in the authority: they would go out in the clear */
-	host = p;
-	if (*p == '[') {
-		host_end = memchr(p, ']', (size_t)(path - p));
-		if (!host_end)
-			return -EINVAL;
-		host++;
-		port = host_end + 1 < path && host_end[1] == ':' ? host_end + 2 : NULL;
-		if (!port && host_end + 1 != path)
-			return -EINVAL;
-	} else {
-		host_end = memchr(p, ':', (size_t)(path - p));
-		if (host_end)
-			port = host_end + 1;
-		else
-			host_end = path;
-	}
-	n = (size_t)(host_end - host);
-	if (!n || n >= sizeof(u->host))
+	hp.port = u->port;
+	if (hostport_split(p, (size_t)(path - p), HOSTPORT_PORT_OPTIONAL, &hp) < 0)
 		return -EINVAL;
-	memcpy(u->host, host, n);
+	u->port = hp.port;
+	n = strlen(hp.host);
+	memcpy(u->host, hp.host, n + 1);
 	for (size_t i = 0; i < n; i++)
 		if (!isgraph((unsigned char)u->host[i]))
 			return -EINVAL;
-	if (port) {
-		unsigned long v = 0;
-
-		if (port == path)
-			return -EINVAL;
-		for (const char *q = port; q < path; q++) {
-			if (!isdigit((unsigned char)*q) || (v = v * 10 + (unsigned long)(*q - '0')) > 65535)
-				return -EINVAL;
-		}
-		if (!v)
-			return -EINVAL;
-		u->port = (uint16_t)v;
-	}
 	n = strlen(path);
 	if (n + 2 > sizeof(u->path) || strchr(path, '#'))
 		return -EINVAL;

@@ -653,9 +653,9 @@ static int agent_start(struct mesh_agent *a)
 	struct err_detail why = { "" };
 	int r;
 
-	r = hex_decode_exact(a->self.contract, 20, a->cfg->contract, strlen(a->cfg->contract));
-	if (r < 0)
+	if (!a->cfg->contract[0])
 		return -EINVAL;
+	memcpy(a->self.contract, a->cfg->contract_addr, 20);
 	r = attest_client_new(NULL, &a->attest);
 	if (r < 0)
 		return r;
@@ -688,7 +688,8 @@ static int agent_start(struct mesh_agent *a)
 		return -EBADR;
 	}
 
-	r = cluster_open(&a->cluster, a->cfg->rpc_urls, a->self.contract, a->abort_flag);
+	r = a->cfg->rpc_error < 0 ? a->cfg->rpc_error
+	    : cluster_open(&a->cluster, &a->cfg->rpc, a->self.contract, a->abort_flag);
 	if (r < 0) {
 		if (r == -EINVAL || r == -E2BIG)
 			log_error("ETH_RPC_URL '%s' is not a comma-separated list of RPC URLs (http://, "

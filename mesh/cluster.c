@@ -43,40 +43,31 @@ static int fail(struct cluster *c, int r, const char *what)
 }
 
 /* One RPC client per URL of the list (only when it has two or more). */
-static int open_providers(struct cluster *c, const char *rpc_urls, const struct eth_rpc_config *base)
+static int open_providers(struct cluster *c, const struct rpc_url_list *rpc, const struct eth_rpc_config *base)
 {
-	char urls[1024], *save = NULL;
 	size_t n = 0;
 
-	if (!strchr(rpc_urls, ',') || strlen(rpc_urls) >= sizeof(urls))
+	if (rpc->n < 2)
 		return 0;
-	snprintf(urls, sizeof(urls), "%s", rpc_urls);
-	for (char *u = strtok_r(urls, ",", &save); u && n < CLUSTER_MAX_PROVIDERS; u = strtok_r(NULL, ",", &save)) {
+	for (; n < rpc->n && n < CLUSTER_MAX_PROVIDERS; n++) {
+		struct rpc_url_list one_url = { .n = 1, .url = { rpc->url[n] } };
 		struct eth_rpc_config one = *base;
 		int r;
 
-		u += strspn(u, " \t");
-		if (!*u)
-			continue;
-		one.urls = u;
+		one.list = &one_url;
 		r = eth_rpc_new(&one, &c->providers[n]);
 		if (r < 0)
 			return r;
-		n++;
-	}
-	c->n_providers = n >= 2 ? n : 0;
-	if (n < 2) {
-		for (size_t i = 0; i < n; i++)
-			eth_rpc_free(c->providers[i]);
+		c->n_providers = n + 1;  /* so cluster_close frees those opened */
 	}
 	return 0;
 }
 
-int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20],
+int cluster_open(struct cluster **out, const struct rpc_url_list *rpc, const uint8_t contract[static 20],
 		 const volatile sig_atomic_t *abort_flag)
 {
 	/* Short timeouts: a hung RPC must not stall the loop (the control socket, signals). */
-	struct eth_rpc_config cfg = { .urls = rpc_urls, .timeout_ms = 3000, .retries = 1,
+	struct eth_rpc_config cfg = { .list = rpc, .timeout_ms = 3000, .retries = 1,
 				      .abort_flag = abort_flag, .errors = &registry_contract_errors };
 	struct cluster *c = calloc(1, sizeof(*c));
 	int r;
@@ -91,7 +82,7 @@ int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contr
 	memcpy(c->contract, contract, 20);
 	c->caps.max_fee_per_gas = ETH_DEFAULT_MAX_FEE_PER_GAS;
 	c->caps.max_cost = ETH_DEFAULT_MAX_COST;
-	r = open_providers(c, rpc_urls, &cfg);
+	r = open_providers(c, rpc, &cfg);
 	if (r < 0) {
 		cluster_close(c);
 		return r;

@@ -52,11 +52,13 @@ int mesh_transport_parse(const char *s, enum mesh_transport *out)
 	return 0;
 }
 
+static int set_rpc_urls(struct mesh_config *cfg, const char *value);
+
 void mesh_config_init(struct mesh_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mode = REGISTRY_MODE_WIREGUARD;
-	snprintf(cfg->rpc_urls, sizeof(cfg->rpc_urls), "http://127.0.0.1:8545");
+	set_rpc_urls(cfg, "http://127.0.0.1:8545");
 	snprintf(cfg->ifname, sizeof(cfg->ifname), "%s", MESH_DEFAULT_IFNAME);
 	snprintf(cfg->control_path, sizeof(cfg->control_path), "%s", MESH_DEFAULT_CONTROL);
 	cfg->listen_port = MESH_DEFAULT_PORT;
@@ -196,15 +198,18 @@ static int set_wei(uint64_t *dst, const char *value)
 	return 0;
 }
 
-static int parse_contract(const char *value, char out[static 43])
+/* An address as "0x" + 40 lowercase hex into out and, when raw is not NULL, its bytes. */
+static int parse_contract(const char *value, char out[static 43], uint8_t *raw)
 {
-	uint8_t raw[20];
+	uint8_t addr[20];
 
-	if (strlen(value) != 42 || hex_decode_exact(raw, sizeof(raw), value, 42) < 0)
+	if (strlen(value) != 42 || hex_decode_exact(addr, sizeof(addr), value, 42) < 0)
 		return -EINVAL;
 	out[0] = '0';
 	out[1] = 'x';
-	hex_encode(out + 2, raw, sizeof(raw));
+	hex_encode(out + 2, addr, sizeof(addr));
+	if (raw)
+		memcpy(raw, addr, sizeof(addr));
 	return 0;
 }
 
@@ -219,14 +224,28 @@ static int parse_ifname(const char *value, char out[static IFNAMSIZ])
 	return set_string(out, IFNAMSIZ, value);
 }
 
+/* The list is taken apart here, once; a list that does not parse is refused by validate. */
+static int set_rpc_urls(struct mesh_config *cfg, const char *value)
+{
+	int r;
+
+	if (!*value)
+		return -EINVAL;
+	r = set_string(cfg->rpc_urls, sizeof(cfg->rpc_urls), value);
+	if (r < 0)
+		return r;
+	cfg->rpc_error = rpc_url_list_parse(cfg->rpc_urls, &cfg->rpc);
+	return 0;
+}
+
 int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value)
 {
 	if (!strcmp(name, "CLUSTER_CONTRACT"))
-		return parse_contract(value, cfg->contract);
+		return parse_contract(value, cfg->contract, cfg->contract_addr);
 	if (!strcmp(name, "P2P_MODE"))
 		return mesh_mode_parse(value, &cfg->mode);
 	if (!strcmp(name, "ETH_RPC_URL"))
-		return *value ? set_string(cfg->rpc_urls, sizeof(cfg->rpc_urls), value) : -EINVAL;
+		return set_rpc_urls(cfg, value);
 	if (!strcmp(name, "P2P_ENDPOINT"))
 		return set_string(cfg->endpoint, sizeof(cfg->endpoint), value);
 	if (!strcmp(name, "P2P_INTERFACE"))
@@ -277,7 +296,7 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 	if (!strcmp(name, "P2P_FALLBACK_MS"))
 		return set_ms(&cfg->fallback_ms, value, 1000, 600000);
 	if (!strcmp(name, "P2P_KMS_ROOT"))
-		return *value ? parse_contract(value, cfg->kms_root) : (cfg->kms_root[0] = '\0', 0);
+		return *value ? parse_contract(value, cfg->kms_root, NULL) : (cfg->kms_root[0] = '\0', 0);
 	if (!strcmp(name, "P2P_CHAIN_ID")) {
 		unsigned long long id;
 		char *end;
@@ -484,17 +503,6 @@ int mesh_config_load_file(struct mesh_config *cfg, const char *path, struct err_
 	return r;
 }
 
-/* The RPC URL list parses as the RPC client will parse it. */
-static int rpc_urls_check(const char *urls)
-{
-	struct eth_rpc_config rc = { .urls = urls };
-	struct eth_rpc *rpc = NULL;
-	int r = eth_rpc_new(&rc, &rpc);
-
-	eth_rpc_free(rpc);
-	return r;
-}
-
 int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why)
 {
 	if (!cfg->contract[0]) {
@@ -509,7 +517,7 @@ int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why)
 			return -EINVAL;
 		}
 	}
-	if (rpc_urls_check(cfg->rpc_urls) < 0) {
+	if (cfg->rpc_error < 0) {
 		err_detail_set(why, "ETH_RPC_URL '%.200s' is not a comma-separated list of RPC URLs "
 			 "(http://, https://, http+unix://, ipc:// or a socket path)", cfg->rpc_urls);
 		return -EINVAL;

@@ -14,25 +14,18 @@
 
 #define SYS_CONFIG_PATH "/dstack/.host-shared/.sys-config.json"
 
-/* Host part of "http://host:port/path" or "https://[v6]:port". */
-static int url_host(const char *url, char *host, size_t len)
+/* Host of the first http(s) RPC URL: "http://host:port/path" or "https://[v6]:port". */
+static int rpc_host(const struct rpc_url_list *list, struct hostport *hp)
 {
-	const char *p = strstr(url, "://"), *end;
+	for (size_t i = 0; i < list->n; i++) {
+		const char *p = strstr(list->url[i].target, "://");
 
-	if (!p)
-		return -EINVAL;
-	p += 3;
-	if (*p == '[') {
-		p++;
-		end = strchr(p, ']');
-	} else {
-		end = p + strcspn(p, ":/,");
+		if (list->url[i].transport != RPC_HTTP || !p)
+			continue;
+		p += 3;
+		return hostport_split(p, strcspn(p, "/?#"), HOSTPORT_PORT_OPTIONAL, hp);
 	}
-	if (!end || end == p || (size_t)(end - p) >= len)
-		return -EINVAL;
-	memcpy(host, p, (size_t)(end - p));
-	host[end - p] = '\0';
-	return 0;
+	return -EINVAL;
 }
 
 /*
@@ -44,13 +37,14 @@ int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len)
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
 	struct sockaddr_storage local;
 	socklen_t slen = sizeof(local);
-	char host[256], ip[INET6_ADDRSTRLEN];
+	struct hostport hp;
+	char ip[INET6_ADDRSTRLEN];
 	int fd = -1, r;
 
-	r = url_host(cfg->rpc_urls, host, sizeof(host));
+	r = rpc_host(&cfg->rpc, &hp);
 	if (r < 0)
 		return -EADDRNOTAVAIL;
-	if (getaddrinfo(host, "9", &hints, &res) || !res)
+	if (getaddrinfo(hp.host, "9", &hints, &res) || !res)
 		return -EHOSTUNREACH;
 	fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0 ||

@@ -65,12 +65,13 @@ void control_broadcast(struct control_server *s, const char *line);
 /* ---- the cluster contract, as the agent sees it through chain/ (mesh/cluster.c) ---- */
 
 struct cluster;
+struct rpc_url_list;
 struct registry_record;
 struct registry_leader;
 
-/* A view of contract over the RPC URLs (comma-separated failover list). */
+/* A view of contract over the RPC URLs (the failover list, parsed). */
 /* abort_flag (may be NULL): RPC calls give up once it is set (the agent is stopping). */
-int cluster_open(struct cluster **out, const char *rpc_urls, const uint8_t contract[static 20],
+int cluster_open(struct cluster **out, const struct rpc_url_list *rpc, const uint8_t contract[static 20],
 		 const volatile sig_atomic_t *abort_flag);
 void cluster_close(struct cluster *c);
 /* One line about the last failure ("eth_call getPeers() at http://...: timed out"). */

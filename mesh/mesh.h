@@ -58,9 +58,12 @@ int mesh_mode_parse(const char *s, enum registry_mode *out);
 /* ---- configuration: flags > environment > config file > defaults -------------- */
 
 struct mesh_config {
-	char contract[43];              /* CLUSTER_CONTRACT, 0x + 40 hex */
+	char contract[43];              /* CLUSTER_CONTRACT, 0x + 40 hex; "" until set */
+	uint8_t contract_addr[20];      /* the same, decoded once when set */
 	enum registry_mode mode;            /* P2P_MODE */
 	char rpc_urls[1024];            /* ETH_RPC_URL, comma-separated failover list */
+	struct rpc_url_list rpc;        /* rpc_urls taken apart when set, or rpc_error */
+	int rpc_error;                  /* rpc_url_list_parse's, for mesh_config_validate */
 	char endpoint[REGISTRY_ENDPOINT_MAX + 1]; /* P2P_ENDPOINT host:port; empty = guess */
 	char ifname[IFNAMSIZ];          /* P2P_INTERFACE */
 	uint16_t listen_port;           /* P2P_LISTEN_PORT */

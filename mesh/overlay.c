@@ -8,6 +8,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "common/common.h"
 #include "mesh/mesh.h"
 #include "registry/registry.h"
 
@@ -34,38 +35,21 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
 
 int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out)
 {
-	char host[REGISTRY_ENDPOINT_MAX + 1];
-	const char *colon, *port, *h = endpoint;
+	struct hostport hp;
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
-	size_t hlen;
+	char port[6];
 	int r;
 
-	if (endpoint[0] == '[') {
-		colon = strstr(endpoint, "]:");
-		if (!colon)
-			return -EINVAL;
-		h = endpoint + 1;
-		hlen = (size_t)(colon - h);
-		port = colon + 2;
-	} else {
-		colon = strrchr(endpoint, ':');
-		if (!colon || strchr(endpoint, ':') != colon)
-			return -EINVAL;
-		hlen = (size_t)(colon - endpoint);
-		port = colon + 1;
-	}
-	if (!hlen || hlen >= sizeof(host) || !*port || strspn(port, "0123456789") != strlen(port) ||
-	    strlen(port) > 5 || atoi(port) < 1 || atoi(port) > 65535)
+	if (hostport_split(endpoint, strlen(endpoint), 0, &hp) < 0)
 		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
+	snprintf(port, sizeof(port), "%u", hp.port);
 
 	/* Numeric first: never block the loop on DNS for the common case. */
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	r = getaddrinfo(host, port, &hints, &res);
+	r = getaddrinfo(hp.host, port, &hints, &res);
 	if (r == EAI_NONAME) {
 		hints.ai_flags = AI_NUMERICSERV;
-		r = getaddrinfo(host, port, &hints, &res);
+		r = getaddrinfo(hp.host, port, &hints, &res);
 	}
 	if (r || !res)
 		return -EINVAL;

@@ -75,22 +75,11 @@ struct agent_push {
 /* P2P_RPC_WS_URL: "" (off), "auto" (from the first http(s) RPC URL), or ws(s)://. */
 static int resolve_url(const struct mesh_config *cfg, char *out, size_t cap)
 {
-	char first[1024];
-	const char *p = cfg->rpc_urls;
-
 	if (strcmp(cfg->ws_url, "auto"))
 		return snprintf(out, cap, "%s", cfg->ws_url) < (int)cap ? 0 : -ENAMETOOLONG;
-	while (*p) {
-		size_t n = strcspn(p, ",");
-
-		if (n < sizeof(first)) {
-			memcpy(first, p, n);
-			first[n] = '\0';
-			if (ws_url_from_http(first, out, cap) == 0)
-				return 0;
-		}
-		p += n + (p[n] == ',');
-	}
+	for (size_t i = 0; i < cfg->rpc.n; i++)
+		if (cfg->rpc.url[i].transport == RPC_HTTP && ws_url_from_http(cfg->rpc.url[i].target, out, cap) == 0)
+			return 0;
 	return -EINVAL;
 }
 

@@ -28,11 +28,12 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 		r = -ENOMEM;
 		goto out;
 	}
-	r = hex_decode_exact(a.self.contract, 20, cfg->contract, strlen(cfg->contract));
-	if (r < 0) {
+	if (!cfg->contract[0]) {
+		r = -EINVAL;
 		err_detail_set(why, "no cluster contract (CLUSTER_CONTRACT or --contract)");
 		goto out;
 	}
+	memcpy(a.self.contract, cfg->contract_addr, 20);
 	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
 	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0) {
 		/* Then the KMS root is ours, not the RPC's (which must agree). */
@@ -42,7 +43,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 		memcpy(a.self.wg_public_key, a.id.wg_public_key, 32);
 	}
 	a.self.mode = cfg->mode;
-	r = cluster_open(&a.cluster, cfg->rpc_urls, a.self.contract, NULL);
+	r = cfg->rpc_error < 0 ? cfg->rpc_error : cluster_open(&a.cluster, &cfg->rpc, a.self.contract, NULL);
 	if (r == 0)
 		r = cluster_chain_id(a.cluster, &a.self.chain_id);
 	if (r == 0) {

@@ -33,39 +33,23 @@ const char *mesh_path_name(enum mesh_path p)
 /* "https://<host>[:port]" with a DNS name of lowercase letters, digits, '-' and '.'. */
 static int parse_gateway(const char *s, size_t len, char gw_host[static 256], uint16_t *gw_port)
 {
-	const char *host = s + 8, *end = s + len, *colon;
+	struct hostport hp = { .port = 443 };
 	size_t hlen;
 
-	if (len < 9 || strncmp(s, "https://", 8))
+	if (len < 9 || strncmp(s, "https://", 8) ||
+	    hostport_split(s + 8, len - 8, HOSTPORT_PORT_OPTIONAL, &hp) < 0 || hp.bracketed)
 		return -EINVAL;
-	colon = memchr(host, ':', (size_t)(end - host));
-	hlen = (size_t)((colon ? colon : end) - host);
-	if (!hlen || hlen > 253)
+	hlen = strlen(hp.host);
+	if (hlen > 253)
 		return -EINVAL;
 	for (size_t i = 0; i < hlen; i++) {
-		char c = host[i];
+		char c = hp.host[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
 			return -EINVAL;
 	}
-	*gw_port = 443;
-	if (colon) {
-		unsigned long port = 0;
-		size_t plen = (size_t)(end - colon - 1);
-
-		if (!plen || plen > 5)
-			return -EINVAL;
-		for (size_t i = 0; i < plen; i++) {
-			if (colon[1 + i] < '0' || colon[1 + i] > '9')
-				return -EINVAL;
-			port = port * 10 + (unsigned long)(colon[1 + i] - '0');
-		}
-		if (port < 1 || port > 65535)
-			return -EINVAL;
-		*gw_port = (uint16_t)port;
-	}
-	memcpy(gw_host, host, hlen);
-	gw_host[hlen] = '\0';
+	*gw_port = hp.port;
+	memcpy(gw_host, hp.host, hlen + 1);
 	return 0;
 }
 

@@ -54,41 +54,28 @@ int ip_prefix_format(char *out, size_t outlen, const struct ip_prefix *p)
 
 int wg_endpoint_parse(union wg_endpoint *out, const char *text, struct err_detail *why)
 {
-	char host[INET6_ADDRSTRLEN];
-	const char *colon, *hstart = text, *hend;
-	unsigned long port;
-	char *end;
+	struct hostport hp = { .port = 0 };
+	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (text[0] == '[') {
-		hstart = text + 1;
-		hend = strchr(hstart, ']');
-		if (!hend || hend[1] != ':')
-			return nl_fail(why, -EINVAL, "'%.64s' is not [IPv6]:port", text);
-		colon = hend + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon)
-			return nl_fail(why, -EINVAL, "endpoint '%.64s' has no port", text);
-		hend = colon;
-	}
-	if (hend == hstart || (size_t)(hend - hstart) >= sizeof(host))
+	r = hostport_split(text, strlen(text), HOSTPORT_PORT_ZERO | HOSTPORT_LAST_COLON, &hp);
+	if (r == -EINVAL || (r == -ENOENT && text[0] == '['))
+		return nl_fail(why, -EINVAL, "'%.64s' is not [IPv6]:port", text);
+	if (r == -ENOENT)
+		return nl_fail(why, -EINVAL, "endpoint '%.64s' has no port", text);
+	if (r == -EDESTADDRREQ || r == -ENAMETOOLONG || (!r && strlen(hp.host) >= INET6_ADDRSTRLEN))
 		return nl_fail(why, -EINVAL, "'%.64s' is not an endpoint", text);
-	memcpy(host, hstart, (size_t)(hend - hstart));
-	host[hend - hstart] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || port > 65535 || colon[1] == '-' || colon[1] == '+')
+	if (r < 0)
 		return nl_fail(why, -EINVAL, "endpoint '%.64s' has a bad port", text);
 
-	if (text[0] != '[' && inet_pton(AF_INET, host, &out->in.sin_addr) == 1) {
+	if (!hp.bracketed && inet_pton(AF_INET, hp.host, &out->in.sin_addr) == 1) {
 		out->in.sin_family = AF_INET;
-		out->in.sin_port = htons((uint16_t)port);
+		out->in.sin_port = htons(hp.port);
 		return 0;
 	}
-	if (inet_pton(AF_INET6, host, &out->in6.sin6_addr) == 1) {
+	if (inet_pton(AF_INET6, hp.host, &out->in6.sin6_addr) == 1) {
 		out->in6.sin6_family = AF_INET6;
-		out->in6.sin6_port = htons((uint16_t)port);
+		out->in6.sin6_port = htons(hp.port);
 		return 0;
 	}
 	return nl_fail(why, -EINVAL, "endpoint '%.64s' is not a numeric address", text);

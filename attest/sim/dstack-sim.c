@@ -287,24 +287,17 @@ static int listen_tcp(const char *spec, unsigned *port_out)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	char *end;
-	unsigned long port;
+	struct hostport hp;
 	int fd, one = 1;
 
-	if (!colon || (size_t)(colon - spec) >= sizeof(host))
-		goto bad;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+	if (hostport_split(spec, strlen(spec), HOSTPORT_PORT_ZERO | HOSTPORT_LAST_COLON, &hp) < 0 ||
+	    hp.bracketed || inet_pton(AF_INET, hp.host, &sa.sin_addr) != 1)
 		goto bad;
 	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
 		fprintf(stderr, "dstack-sim: --listen %s: only loopback addresses (127.0.0.0/8)\n", spec);
 		return -EINVAL;
 	}
-	sa.sin_port = htons((uint16_t)port);
+	sa.sin_port = htons(hp.port);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;

@@ -1283,3 +1283,27 @@ Test(reader, a_record_read_by_token_other_than_its_logs_say_is_read_in_full, .ti
 	server_stop(&srv);
 	free((char *)cs.peers_hex);
 }
+
+Test(rpc, url_list_taken_apart_once)
+{
+	struct rpc_url_list l;
+	char many[256] = "";
+
+	cr_assert_eq(rpc_url_list_parse(" http://a:8545/x , ,ipc:///run/geth.ipc,/tmp/s,http+unix:///run/h.sock", &l), 0);
+	cr_assert_eq(l.n, 4);
+	cr_assert_eq(l.url[0].transport, RPC_HTTP);
+	cr_assert_str_eq(l.url[0].target, "http://a:8545/x");
+	cr_assert_eq(l.url[1].transport, RPC_IPC);
+	cr_assert_str_eq(l.url[1].target, "/run/geth.ipc");
+	cr_assert_eq(l.url[2].transport, RPC_IPC);
+	cr_assert_str_eq(l.url[2].target, "/tmp/s");
+	cr_assert_eq(l.url[3].transport, RPC_HTTP_UNIX);
+	cr_assert_str_eq(l.url[3].target, "/run/h.sock");
+	cr_assert_eq(rpc_url_list_parse("ftp://a", &l), -EINVAL);
+	cr_assert_eq(l.n, 0);
+	cr_assert_eq(rpc_url_list_parse("ipc://", &l), -EINVAL);
+	cr_assert_eq(rpc_url_list_parse(" , ", &l), -EINVAL);
+	for (int i = 0; i < RPC_URLS_MAX + 1; i++)
+		strcat(many, "http://h,");
+	cr_assert_eq(rpc_url_list_parse(many, &l), -E2BIG);
+}

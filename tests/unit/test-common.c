@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of common/: hex, bounded buffers, the JSON reader. */
+/* Unit tests of common/: hex, host:port, bounded buffers, the JSON reader. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,4 +188,87 @@ Test(blake2s, matches_python_hashlib)
 			}
 	cr_assert_eq(pclose(f), 0);
 	cr_assert_eq(checked, 144);
+}
+
+/* ---- host:port ---------------------------------------------------------------------------- */
+
+static int split(const char *s, unsigned flags, struct hostport *hp)
+{
+	return hostport_split(s, strlen(s), flags, hp);
+}
+
+Test(hostport, brackets_and_bare)
+{
+	struct hostport hp;
+
+	cr_assert_eq(split("10.0.0.1:51820", 0, &hp), 0);
+	cr_assert_str_eq(hp.host, "10.0.0.1");
+	cr_assert_eq(hp.port, 51820);
+	cr_assert(!hp.bracketed);
+	cr_assert_eq(split("[fd00::1]:443", 0, &hp), 0);
+	cr_assert_str_eq(hp.host, "fd00::1");
+	cr_assert_eq(hp.port, 443);
+	cr_assert(hp.bracketed);
+	cr_assert_eq(split("[fd00::1]443", 0, &hp), -EINVAL);
+	cr_assert_eq(split("[fd00::1:443", 0, &hp), -EINVAL);
+	cr_assert_eq(split("fd00::1:443", 0, &hp), -ERANGE, "first colon without LAST_COLON");
+	cr_assert_eq(split("fd00::1:443", HOSTPORT_LAST_COLON, &hp), 0);
+	cr_assert_str_eq(hp.host, "fd00::1");
+	cr_assert_eq(hp.port, 443);
+	/* Only len bytes are read: the rest of a URL is not the port's. */
+	cr_assert_eq(hostport_split("h.example:8443/path", 14, 0, &hp), 0);
+	cr_assert_str_eq(hp.host, "h.example");
+	cr_assert_eq(hp.port, 8443);
+}
+
+Test(hostport, missing_port)
+{
+	struct hostport hp = { .port = 443 };
+
+	cr_assert_eq(split("h.example", 0, &hp), -ENOENT);
+	cr_assert_eq(split("[::1]", 0, &hp), -ENOENT);
+	cr_assert_eq(split("h.example", HOSTPORT_PORT_OPTIONAL, &hp), 0);
+	cr_assert_eq(hp.port, 443, "the caller's default stays");
+	cr_assert_eq(split("[::1]", HOSTPORT_PORT_OPTIONAL, &hp), 0);
+	cr_assert_str_eq(hp.host, "::1");
+	cr_assert_eq(split("h.example:", HOSTPORT_PORT_OPTIONAL, &hp), -ERANGE, "a colon wants a port");
+}
+
+Test(hostport, port_range)
+{
+	struct hostport hp;
+
+	cr_assert_eq(split("h:0", 0, &hp), -ERANGE);
+	cr_assert_eq(split("h:0", HOSTPORT_PORT_ZERO, &hp), 0);
+	cr_assert_eq(hp.port, 0);
+	cr_assert_eq(split("h:1", 0, &hp), 0);
+	cr_assert_eq(split("h:65535", 0, &hp), 0);
+	cr_assert_eq(hp.port, 65535);
+	cr_assert_eq(split("h:65536", 0, &hp), -ERANGE);
+	cr_assert_eq(split("h:99999", 0, &hp), -ERANGE);
+	cr_assert_eq(split("h:000080", 0, &hp), -ERANGE, "6 digits");
+	cr_assert_eq(split("h:+80", 0, &hp), -ERANGE);
+	cr_assert_eq(split("h:-1", 0, &hp), -ERANGE);
+	cr_assert_eq(split("h: 80", 0, &hp), -ERANGE);
+	cr_assert_eq(split("h:8x", 0, &hp), -ERANGE);
+}
+
+Test(hostport, host_empty_and_overlong)
+{
+	struct hostport hp;
+	char big[300];
+
+	cr_assert_eq(split(":80", 0, &hp), -EDESTADDRREQ);
+	cr_assert_eq(split("[]:80", 0, &hp), -EDESTADDRREQ);
+	cr_assert_eq(split(":80", HOSTPORT_HOST_EMPTY, &hp), 0);
+	cr_assert_str_eq(hp.host, "");
+	cr_assert_eq(split("", 0, &hp), -ENOENT);
+	cr_assert_eq(split("", HOSTPORT_PORT_OPTIONAL, &hp), -EDESTADDRREQ);
+	memset(big, 'a', 255);
+	strcpy(big + 255, ":1");
+	cr_assert_eq(split(big, 0, &hp), 0, "255 bytes fit");
+	memset(big, 'a', 256);
+	strcpy(big + 256, ":1");
+	cr_assert_eq(split(big, 0, &hp), -ENAMETOOLONG);
+	cr_assert_eq(hostport_split("a\0b:1", 5, 0, &hp), -EINVAL, "a NUL in the host");
 }

@@ -58,6 +58,9 @@ Test(mesh_config, names_values_and_file)
 	cr_assert_eq(mesh_config_validate(&cfg, &why), -EINVAL, "no contract");
 	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x5FbDB2315678afecb367f032d93F642f64180aa3"), 0);
 	cr_assert_str_eq(cfg.contract, "0x5fbdb2315678afecb367f032d93f642f64180aa3");
+	cr_assert_eq(cfg.contract_addr[0], 0x5f, "decoded once, when set");
+	cr_assert_eq(cfg.contract_addr[19], 0xa3);
+	cr_assert_eq(cfg.rpc.n, 1, "the default RPC URL, taken apart");
 	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x1234"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_INTERFACE", "wg0"), -EINVAL, "dstack's interface");
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_INTERFACE", "dstack-wg0"), -EINVAL);
