@@ -377,11 +377,15 @@ static void peer_text(const struct sockaddr_storage *ss, char out[static HTTP_PE
 	snprintf(out, HTTP_PEER_MAX, "%s", host);
 }
 
-/* Is c the better one to evict than best: silent before dripping, then the older. */
+/*
+ * Is c the better one to evict than best: the older. Not "the one that sent least": a
+ * client that drips a byte now and then would outrank a newcomer that has not sent its
+ * request yet, and every head has its 2 s deadline anyway (a dashboard probe was evicted
+ * that way in test-relayer-idle-conns.sh).
+ */
 static bool worse(const struct connection *c, const struct connection *best)
 {
-	return !best || c->in.len < best->in.len ||
-	       (c->in.len == best->in.len && c->accepted < best->accepted);
+	return !best || c->accepted < best->accepted;
 }
 
 /* Waiting with nothing new to read: a request that has arrived unread is not evicted. */
@@ -395,8 +399,8 @@ static bool evictable(const struct connection *c)
 /*
  * The connection to give up for a newcomer from peer: when peer already holds its share
  * (of connections waiting for their request; streams do not count),
- * its own waiting connection with the least received (the oldest of those); when the
- * table is full, the same among the connections of the address holding most. Streams and
+ * its own oldest waiting connection; when the table is full, the oldest waiting one of
+ * the address holding most. Streams and
  * connections whose request bytes wait to be read are never evicted (a share of such is
  * let be). NULL: there is room, or nothing to evict (then *refuse says whether the
  * newcomer must be turned away).

@@ -57,7 +57,10 @@ offline "$T/venv2/bin/pip" install --no-cache-dir --disable-pip-version-check -e
 [ "$(cd "$T" && "$T/venv2/bin/python" -c 'import dstack_p2p; print(dstack_p2p.__file__)')" = "$T/src/dstack_p2p/__init__.py" ] ||
 	fail "the editable install does not import the tree"
 (cd "$T/src" && offline "$PY" -c 'import sys; sys.path.insert(0, "_build"); import backend; print(backend.build_sdist(sys.argv[1]))' "$T") >"$T/sdist.name"
-tar -tzf "$T/$(cat "$T/sdist.name")" | grep -qx 'dstack-p2p-0.1.0/dstack_p2p/sdk.py' || fail "the sdist lacks the package"
+# Listed to a file first: under pipefail, grep -q ending the pipe early kills tar with
+# SIGPIPE and the check failed on a good sdist.
+tar -tzf "$T/$(cat "$T/sdist.name")" >"$T/sdist.list" || fail "the sdist is not a tar.gz"
+grep -qx 'dstack-p2p-0.1.0/dstack_p2p/sdk.py' "$T/sdist.list" || fail "the sdist lacks the package"
 offline "$T/venv2/bin/pip" install --no-cache-dir --disable-pip-version-check --force-reinstall "$T/$(cat "$T/sdist.name")" \
 	>"$T/pip3.log" 2>&1 || { cat "$T/pip3.log"; fail "pip install of the sdist without network"; }
 pass "pip install -e ./python and the sdist, no network"
