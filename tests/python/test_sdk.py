@@ -253,10 +253,21 @@ def test_on_change_environment_and_hosts_file(mesh):
     in its environment; the hosts file names every node by its token's label."""
     from dstack_p2p import AgentError  # noqa: F401
 
-    def env(gen: int, event: str) -> dict:
+    def read_env(gen: int, event: str) -> dict:
         path = mesh.run / f"env1.{gen}-{event}"
-        assert wait_until(path.exists), f"no on-change run for generation {gen} ({event})"
-        return dict(line.split("=", 1) for line in path.read_text().splitlines())
+        try:
+            return dict(line.split("=", 1) for line in path.read_text().splitlines())
+        except (FileNotFoundError, ValueError):  # not there yet, or being written
+            return {}
+
+    def env(gen: int, event: str, **want: str) -> dict:
+        """The on-change environment of that run; with want, of the run that saw those
+        values (a later run of the same generation and event rewrites the file: two
+        leader changes while the list stays the same)."""
+        assert wait_until(lambda: read_env(gen, event) and
+                          all(read_env(gen, event).get(k) == v for k, v in want.items())), \
+            f"no on-change run for generation {gen} ({event}) with {want}: {read_env(gen, event)}"
+        return read_env(gen, event)
 
     s1 = DStackP2PSDK(mesh.contract, "wireguard", endpoint=mesh.control(1))
     before = asyncio.run(s1.document())
@@ -298,7 +309,7 @@ def test_on_change_environment_and_hosts_file(mesh):
     else:
         return
     now = int(mesh.call("currentLeaderTokenId()(uint256)").split()[0])
-    changed = env(3, "leader")
+    changed = env(3, "leader", DSTACK_P2P_LEADER_TOKEN=str(now))
     assert changed["DSTACK_P2P_LEADER_TOKEN"] == str(now) and changed["DSTACK_P2P_LEADER"] == addr(now)
     assert changed["DSTACK_P2P_IS_LEADER"] == str(int(now == t1))
     assert changed["DSTACK_P2P_ADDED"] == "" and changed["DSTACK_P2P_REMOVED"] == addr(t5)
