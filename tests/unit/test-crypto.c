@@ -68,7 +68,7 @@ Test(keccak, incremental_equals_one_shot)
 }
 
 /*
- * The public dstack simulator fixture (/work/shared/vectors/dstack-simulator-chain.json):
+ * The public dstack simulator fixture (shared/vectors/dstack-simulator-chain.json beside the checkout):
  * the app key, its compressed key and address, the KMS signature over the 71-byte message
  * and the KMS root it recovers to.
  */
