@@ -189,8 +189,14 @@ def test_leader_elect_heartbeat_and_vote_move_the_leader_on_chain(mesh):
     reply = asyncio.run(s1.elect())
     assert reply["tx"].startswith("0x") and reply["relayed"] is False
     assert on_chain() == inst[1]
-    lead = asyncio.run(s1.leader())
-    assert lead is not None and lead.token == mesh.tokens[1] and lead.is_self and lead.label == "node-1"
+
+    # The action is answered once sent (state "pending"): the agent learns the new leader
+    # at its next read of the chain, not before it answers.
+    def node_1_sees_itself_lead() -> bool:
+        lead = asyncio.run(s1.leader())
+        return lead is not None and lead.token == mesh.tokens[1] and lead.is_self and lead.label == "node-1"
+
+    assert wait_until(node_1_sees_itself_lead), asyncio.run(s1.leader())
     def other_sees_node_1_lead() -> bool:
         # One read per try: the other node's agent learns the leader at its next block.
         seen = asyncio.run(sdk[other].leader())
