@@ -230,8 +230,10 @@ for i in 1 2 3; do
 done
 h_wait_mesh 30 1 2 3 || h_die "auto: mesh did not converge"
 ep() { h_in "$1" wg show "$(h_if "$1")" endpoints | grep "^${H_PUB[$2]}" | cut -f2; }
-# one reading of all four (a probe of 1-3 may start between two readings)
-for t in $(seq 1 150); do
+# one reading of all four (a probe of 1-3 may start between two readings; each side probes
+# on its own back-off, and a probe holds the UDP endpoint up to 3 s: on a loaded machine
+# 30 s of readings once found node 3 mid-probe of 1-3 at every one, hence 90 s)
+for t in $(seq 1 450); do
 	e12=$(ep 1 2) e13=$(ep 1 3) e31=$(ep 3 1) e32=$(ep 3 2)
 	[ "$e12" = "$H_SUBNET.2:51830" ] && [ "$e13" = "127.0.1.${H_TOKEN[3]}:$H_RELAY_PORT" ] &&
 		[ "$e31" = "127.0.1.${H_TOKEN[1]}:$H_RELAY_PORT" ] && [ "$e32" = "$H_SUBNET.2:51830" ] && break
