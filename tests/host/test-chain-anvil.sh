@@ -76,7 +76,8 @@ want=$("$CAST" calldata 'registerPeer((address,bytes32,string,uint8,uint64,bytes
 
 # ---- follow the registry from before the registration
 snapshot=$(c rpc evm_snapshot | tr -d '"')
-chain watch --interval 100 --count 600 >"$tmp/watch.log" 2>&1 &
+# "$BIN" itself, not the chain function: then $! is the watcher and the cleanup stops it
+"$BIN" chain watch --interval 100 --count 600 >"$tmp/watch.log" 2>&1 &
 pids+=($!)
 wait_watch() { # regex: bounded wait for a watcher line
 	for _ in $(seq 100); do grep -Eq "$1" "$tmp/watch.log" && return 0; sleep 0.1; done
