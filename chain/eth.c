@@ -362,12 +362,26 @@ static int tx_object(struct buf *b, const uint8_t *from, const uint8_t *to, cons
 	return r;
 }
 
+int eth_call_result(struct eth_rpc *rpc, const struct eth_rpc_call *c, struct buf *out)
+{
+	uint8_t *bytes = NULL;
+	size_t n;
+	int r;
+
+	if (c->result_type != JSON_STRING ||
+	    eth_parse_data(c->result, c->result_len, c->result_len, &bytes, &n) < 0) {
+		eth_rpc_set_error(rpc, "eth_call: result is not hex data");
+		return -EBADMSG;
+	}
+	r = out ? buf_append(out, bytes, n) : 0;
+	free(bytes);
+	return r;
+}
+
 int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data, size_t len,
 	     const char *tag, struct buf *out)
 {
 	struct eth_rpc_call c = { 0 };
-	uint8_t *bytes = NULL;
-	size_t n;
 	struct buf params;
 	int r;
 
@@ -384,15 +398,8 @@ int eth_call(struct eth_rpc *rpc, const uint8_t to[static 20], const void *data,
 		rpc_set_execution_error(rpc, "eth_call", &c);
 	if (r < 0)
 		goto out;
-	if (c.result_type != JSON_STRING ||
-	    eth_parse_data(c.result, c.result_len, c.result_len, &bytes, &n) < 0) {
-		eth_rpc_set_error(rpc, "eth_call: result is not hex data");
-		r = -EBADMSG;
-		goto out;
-	}
-	r = buf_append(out, bytes, n);
+	r = eth_call_result(rpc, &c, out);
 out:
-	free(bytes);
 	buf_clear(&params);
 	eth_rpc_call_clear(&c);
 	return r;

@@ -20,6 +20,11 @@ const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc);
 /* A JSON-RPC error of a call that runs code (eth_call, eth_estimateGas, sending): the
  * decoded revert when the error carries data, else the node's code and message. */
 void rpc_set_execution_error(struct eth_rpc *rpc, const char *method, const struct eth_rpc_call *c);
+/*
+ * An eth_call reply's result as bytes, appended to out (NULL: only checked). 0, -EBADMSG
+ * (not hex data; the RPC's error says so) or -ENOMEM.
+ */
+int eth_call_result(struct eth_rpc *rpc, const struct eth_rpc_call *c, struct buf *out);
 
 /*
  * Match a reply (one object or a batch array) to calls with ids first_id .. first_id+n-1.

@@ -69,21 +69,10 @@ int eth_simulate(struct eth_rpc *rpc, const uint8_t from[static 20],
 		 const struct eth_tx_request *req, struct buf *out)
 {
 	struct eth_rpc_call c = { 0 };
-	uint8_t *bytes = NULL;
-	size_t n;
 	int r = run_request(rpc, "eth_call", from, req, true, &c);
 
-	if (r < 0)
-		goto out;
-	if (c.result_type != JSON_STRING ||
-	    eth_parse_data(c.result, c.result_len, c.result_len, &bytes, &n) < 0) {
-		eth_rpc_set_error(rpc, "eth_call: result is not hex data");
-		r = -EBADMSG;
-		goto out;
-	}
-	r = out ? buf_append(out, bytes, n) : 0;
-out:
-	free(bytes);
+	if (r == 0)
+		r = eth_call_result(rpc, &c, out);
 	eth_rpc_call_clear(&c);
 	return r;
 }
