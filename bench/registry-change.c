@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Cost of one registry change to one agent, by registry size: the agent's own read and
- * decision (mesh/cluster.c's cluster_poll, then mesh_decide) in process, against a real
+ * decision (registry/handle.c's registry_handle_poll, then mesh_decide) in process, against a real
  * registry on anvil. Two followers see the same change: the incremental one (the logs'
  * tokens read by getPeerByToken, verdicts cached) and the full one (getPeers() and every
  * record verified: what each change cost before, and what the periodic re-read costs
@@ -38,7 +38,7 @@ struct cost {
 };
 
 struct follower {
-	struct cluster *c;
+	struct registry_handle *c;
 	struct mesh_state st;
 	bool cached;          /* false: a fresh state (no verdicts) every decision */
 };
@@ -92,14 +92,14 @@ static struct cost turn(struct follower *f, bool full, uint64_t now)
 		mesh_state_init(&f->st);
 	}
 	misses = f->st.verified.misses;
-	r = cluster_poll(f->c, full, &changed);
+	r = registry_handle_poll(f->c, full, &changed);
 	if (r < 0) {
-		fprintf(stderr, "registry-change: %s\n", cluster_error(f->c));
-		die("cluster_poll", r);
+		fprintf(stderr, "registry-change: %s\n", registry_handle_error(f->c));
+		die("registry_handle_poll", r);
 	}
 	in.have_view = changed || full;
-	in.recs = cluster_peers(f->c, &in.n_recs);
-	in.block = cluster_block(f->c);
+	in.recs = registry_handle_peers(f->c, &in.n_recs);
+	in.block = registry_handle_block(f->c);
 	if (in.have_view && (r = mesh_decide(&f->st, &self, &in, &plan)) < 0)
 		die("mesh_decide", r);
 	k.cpu_ms = cpu_ms() - t0;
@@ -135,9 +135,10 @@ static void open_follower(struct follower *f, const char *url, const uint8_t con
 	memset(f, 0, sizeof(*f));
 	mesh_state_init(&f->st);
 	f->cached = cached;
-	if ((r = rpc_url_list_parse(url, &rpc)) < 0 || (r = cluster_open(&f->c, &rpc, contract, NULL)) < 0)
-		die("cluster_open", r);
-	cluster_expect_chain_id(f->c, self.chain_id);
+	if ((r = rpc_url_list_parse(url, &rpc)) < 0 ||
+	    (r = registry_handle_open(&f->c, &rpc, contract, NULL)) < 0)
+		die("registry_handle_open", r);
+	registry_handle_expect_chain_id(f->c, self.chain_id);
 }
 
 static void print_row(unsigned size, const char *what, struct cost *k)
@@ -203,8 +204,8 @@ int main(int argc, char **argv)
 		if (system(gas) != 0)
 			fprintf(stderr, "registry-change: no gas estimate\n");
 	}
-	cluster_close(incr.c);
-	cluster_close(full.c);
+	registry_handle_close(incr.c);
+	registry_handle_close(full.c);
 	mesh_state_clear(&incr.st);
 	mesh_state_clear(&full.st);
 	return 0;

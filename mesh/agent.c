@@ -74,9 +74,9 @@ static int send_registration(struct mesh_agent *a)
 	char hex[65];
 	int r;
 
-	r = cluster_nonce_of(a->cluster, a->id.instance_id, &stored_nonce);
+	r = registry_handle_nonce_of(a->reg, a->id.instance_id, &stored_nonce);
 	if (r < 0) {
-		log_warn("reading our registration nonce: %s", cluster_error(a->cluster));
+		log_warn("reading our registration nonce: %s", registry_handle_error(a->reg));
 		return r;
 	}
 	r = registry_record_sign(&a->id, a->secrets, a->self.chain_id, a->self.contract, a->self.endpoint,
@@ -94,25 +94,25 @@ static int send_registration(struct mesh_agent *a)
 		}
 		log_info("registering: endpoint %s, nonce %llu", a->self.endpoint,
 			 (unsigned long long)rec.nonce);
-		r = cluster_send_registration(a->cluster, &rec, tx_key, tx_hash);
+		r = mesh_sender_register(a->sender, &rec, tx_key, NULL, tx_hash);
 		if (r < 0) {
-			log_error("registration transaction: %s", cluster_error(a->cluster));
+			log_error("registration transaction: %s", mesh_sender_error(a->sender));
 		} else {
 			hex_encode(hex, tx_hash, 32);
 			log_info("registration transaction 0x%s sent; the registry will show it", hex);
 		}
 	} else if (a->cfg->relayer_url[0]) {
-		r = cluster_relay_registration(a->cluster, a->cfg->relayer_url, &rec);
+		r = mesh_sender_register(a->sender, &rec, NULL, a->cfg->relayer_url, tx_hash);
 		if (r < 0)
 			log_error("handing the registration to the relayer %s: %s", a->cfg->relayer_url,
-				  cluster_error(a->cluster));
+				  mesh_sender_error(a->sender));
 	} else {
 		print_relay_instructions(a, &rec);
 	}
 out:
 	secret_free(tx_key, 32);
 	registry_record_clear(&rec);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* The address of the funded key, and its nonce on chain ("latest"): mined or pending. */
@@ -120,7 +120,7 @@ static int funded_nonce(struct mesh_agent *a, uint64_t *nonce)
 {
 	if (!a->has_funded_address)
 		return -ENOENT;
-	return cluster_tx_count(a->cluster, a->funded_address, nonce);
+	return mesh_sender_tx_count(a->sender, a->funded_address, nonce);
 }
 
 /*
@@ -133,7 +133,7 @@ static void register_now(struct mesh_agent *a, uint64_t now)
 	bool known, sent;
 	int r;
 
-	r = cluster_token_of_instance(a->cluster, a->id.instance_id, &token);
+	r = registry_handle_token_of_instance(a->reg, a->id.instance_id, &token);
 	if (r < 0 || !token) {
 		if (r == 0 && !a->said_unbound)
 			log_info("instance 0x%s is not bound to a cluster token yet; waiting for the "
@@ -236,7 +236,7 @@ static void log_skipped(struct mesh_agent *a)
 	const struct registry_skip *skips;
 	size_t n;
 
-	skips = cluster_skipped(a->cluster, &n);
+	skips = registry_handle_skipped(a->reg, &n);
 	for (size_t i = 0; i < n; i++)
 		log_warn("dropping getPeers() entry %zu: %s", skips[i].index, skips[i].reason);
 }
@@ -244,7 +244,7 @@ static void log_skipped(struct mesh_agent *a)
 /* At the first answer: is the contract a cluster at all? A mistake exits 2, not an outage. */
 static int contract_check(struct mesh_agent *a)
 {
-	int r = cluster_check_contract(a->cluster);
+	int r = registry_handle_check_contract(a->reg);
 
 	if (r == -ENOTTY)
 		log_error("CLUSTER_CONTRACT %s has no code on this chain (an account, not a contract, or "
@@ -267,20 +267,22 @@ static int chain_id_check(struct mesh_agent *a)
 	uint64_t id;
 	int r;
 
-	r = cluster_chain_id(a->cluster, &id);
+	r = registry_handle_chain_id(a->reg, &id);
 	if (r < 0)
 		return r;
 	if (a->chain_confirmed && id != a->self.chain_id) {
-		cluster_distrust(a->cluster, "serves chain %llu, the cluster is on chain %llu%s; not using "
-				 "its answers", (unsigned long long)id, (unsigned long long)a->self.chain_id,
-				 a->cfg->chain_id ? " (P2P_CHAIN_ID)" : "");
+		registry_handle_distrust(a->reg,
+					 "serves chain %llu, the cluster is on chain %llu%s; not using "
+					 "its answers",
+					 (unsigned long long)id, (unsigned long long)a->self.chain_id,
+					 a->cfg->chain_id ? " (P2P_CHAIN_ID)" : "");
 		return -EPROTO;
 	}
 	if (a->chain_ready && id != a->self.chain_id)
 		log_warn("the RPC now serves chain %llu, not %llu", (unsigned long long)id,
 			 (unsigned long long)a->self.chain_id);
 	a->self.chain_id = id;
-	cluster_expect_chain_id(a->cluster, id);
+	registry_handle_expect_chain_id(a->reg, id);
 	return 0;
 }
 
@@ -292,7 +294,7 @@ static int kms_root_check(struct mesh_agent *a)
 {
 	uint8_t root[20];
 	char theirs[41], ours[41];
-	int r = cluster_kms_root(a->cluster, root);
+	int r = registry_handle_kms_root(a->reg, root);
 
 	if (r < 0)
 		return r;
@@ -300,8 +302,10 @@ static int kms_root_check(struct mesh_agent *a)
 		return 0;
 	hex_encode(theirs, root, 20);
 	hex_encode(ours, a->self.kms_root, 20);
-	cluster_distrust(a->cluster, "kmsRoot() says 0x%s, but our own key was issued by the KMS root "
-			 "0x%s; not using its answers", theirs, ours);
+	registry_handle_distrust(a->reg,
+				 "kmsRoot() says 0x%s, but our own key was issued by the KMS root "
+				 "0x%s; not using its answers",
+				 theirs, ours);
 	return -EPROTO;
 }
 
@@ -345,18 +349,18 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 	if (!*full && !a->chain_confirmed) {
 		uint64_t id;
 
-		r = cluster_chain_id(a->cluster, &id);
+		r = registry_handle_chain_id(a->reg, &id);
 		if (r < 0)
 			return r;
 		*full = id != a->self.chain_id;
 	}
 	r = chain_check(a, *full);
 	if (r == 0)
-		r = cluster_poll(a->cluster, *full, &changed);
+		r = registry_handle_poll(a->reg, *full, &changed);
 	if (r < 0)
 		return r;
 	agent_follow_actions(a);  /* a decided action makes the leadership be read again below */
-	a->block = cluster_block(a->cluster);
+	a->block = registry_handle_block(a->reg);
 	a->last_sync_ms = now_ms();
 	/* Before the first list is out, that first publication carries the leader. */
 	if (agent_follow_leader(a) > 0 && a->st.generation > 0)
@@ -366,8 +370,8 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 	if (changed)
 		log_skipped(a);
 	/* Several providers: what the follower read is checked against another one. */
-	if ((changed || *full) && cluster_providers(a->cluster) >= 2)
-		cluster_cross_check(a->cluster);
+	if ((changed || *full) && registry_handle_stats(a->reg).providers >= 2)
+		registry_handle_cross_check(a->reg);
 	/* Unchanged: the last decision on the records still holds (verification is not free),
 	 * registered or not; mesh_decide retries a missing registration without them. */
 	*have_view = changed || *full || a->st.recheck;
@@ -388,10 +392,10 @@ static bool revoked_now(struct mesh_agent *a, const struct registry_record *recs
 	for (size_t i = 0; i < n; i++)
 		if (!memcmp(recs[i].instance_id, a->id.instance_id, 20))
 			return false;
-	if (cluster_token_of_instance(a->cluster, a->id.instance_id, &token) < 0 || token)
+	if (registry_handle_token_of_instance(a->reg, a->id.instance_id, &token) < 0 || token)
 		return false;
 	return a->st.registered || a->st.revoked ||
-	       (cluster_nonce_of(a->cluster, a->id.instance_id, &nonce) == 0 && nonce > 0);
+	       (registry_handle_nonce_of(a->reg, a->id.instance_id, &nonce) == 0 && nonce > 0);
 }
 
 /* Apply a plan: device, address, registration, publishing. */
@@ -418,12 +422,13 @@ static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint6
 static void note_rpc(struct mesh_agent *a, int r)
 {
 	if (r < 0) {
-		snprintf(a->rpc_error, sizeof(a->rpc_error), "%s", cluster_error(a->cluster));
+		snprintf(a->rpc_error, sizeof(a->rpc_error), "%s", registry_handle_error(a->reg));
 		a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : a->cfg->poll_ms;
 		if (a->backoff_ms > BACKOFF_MAX_MS)
 			a->backoff_ms = BACKOFF_MAX_MS;
 		if (!a->rpc_down)
-			log_warn("registry unreachable, keeping the current peers: %s", cluster_error(a->cluster));
+			log_warn("registry unreachable, keeping the current peers: %s",
+				 registry_handle_error(a->reg));
 		a->rpc_down = true;
 		a->next_rpc_ms = now_ms() + a->backoff_ms;
 		return;
@@ -466,13 +471,13 @@ int mesh_agent_turn(struct mesh_agent *a)
 	if (in.registry_read && !a->st.registered && a->st.reg_pending)
 		in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
 	if (in.have_view) {
-		in.recs = cluster_peers(a->cluster, &n);
+		in.recs = registry_handle_peers(a->reg, &n);
 		in.n_recs = n;
 		in.revoked = revoked_now(a, in.recs, n);
 		in.block = a->block;
-		in.provider = cluster_primary_label(a->cluster);
-		in.recs2 = cluster_second_view(a->cluster, &in.n_recs2, &in.provider2);
-		in.block_disagreement = cluster_disagreement(a->cluster);
+		in.provider = registry_handle_primary_label(a->reg);
+		in.recs2 = registry_handle_second_view(a->reg, &in.n_recs2, &in.provider2);
+		in.block_disagreement = registry_handle_disagreement(a->reg);
 	}
 	if (a->wg && agent_wg_dump(a, &dev) == 0)
 		in.dev = dev;
@@ -480,9 +485,10 @@ int mesh_agent_turn(struct mesh_agent *a)
 	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
 	if (r == 0 && plan.refuse_view) {
-		cluster_distrust(a->cluster, "serves chain %llu, under which no record of the registry "
-				 "verifies (not even ours); not using its answers",
-				 (unsigned long long)a->self.chain_id);
+		registry_handle_distrust(a->reg,
+					 "serves chain %llu, under which no record of the registry "
+					 "verifies (not even ours); not using its answers",
+					 (unsigned long long)a->self.chain_id);
 		rpc = -EPROTO;
 	} else if (in.have_view && (a->st.registered || a->st.n_peers) && !a->chain_confirmed) {
 		/* Records verify under it: the cluster's chain, kept from now on. */
@@ -688,8 +694,9 @@ static int agent_start(struct mesh_agent *a)
 		return -EBADR;
 	}
 
-	r = a->cfg->rpc_error < 0 ? a->cfg->rpc_error
-	    : cluster_open(&a->cluster, &a->cfg->rpc, a->self.contract, a->abort_flag);
+	r = a->cfg->rpc_error < 0
+		    ? a->cfg->rpc_error
+		    : registry_handle_open(&a->reg, &a->cfg->rpc, a->self.contract, a->abort_flag);
 	if (r < 0) {
 		if (r == -EINVAL || r == -E2BIG)
 			log_error("ETH_RPC_URL '%s' is not a comma-separated list of RPC URLs (http://, "
@@ -699,13 +706,17 @@ static int agent_start(struct mesh_agent *a)
 			log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
 		return r == -EINVAL || r == -E2BIG ? -EBADR : r;
 	}
-	cluster_set_tx_caps(a->cluster, &(struct eth_tx_caps){
-		.max_fee_per_gas = a->cfg->tx_max_fee_per_gas,
-		.max_priority_fee_per_gas = a->cfg->tx_max_priority_fee_per_gas,
-		.max_gas = a->cfg->tx_max_gas, .max_cost = a->cfg->tx_max_cost });
+	r = mesh_sender_open(
+		&a->sender, a->reg,
+		&(struct eth_tx_caps){ .max_fee_per_gas = a->cfg->tx_max_fee_per_gas,
+				       .max_priority_fee_per_gas = a->cfg->tx_max_priority_fee_per_gas,
+				       .max_gas = a->cfg->tx_max_gas,
+				       .max_cost = a->cfg->tx_max_cost });
+	if (r < 0)
+		return r;
 	if (a->cfg->chain_id) {
 		a->chain_confirmed = true;
-		cluster_expect_chain_id(a->cluster, a->cfg->chain_id);
+		registry_handle_expect_chain_id(a->reg, a->cfg->chain_id);
 	}
 	r = agent_push_open(a);
 	if (r < 0) {
@@ -786,7 +797,8 @@ void mesh_agent_free(struct mesh_agent *a)
 		close(a->iface_lock);
 	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */
 	agent_push_close(a);
-	cluster_close(a->cluster);
+	mesh_sender_close(a->sender);
+	registry_handle_close(a->reg);
 	attest_node_secrets_free(a->secrets);
 	attest_client_free(a->attest);
 	mesh_state_clear(&a->st);

@@ -21,7 +21,8 @@ static bool label_stale(const struct mesh_agent *a, uint64_t token, const uint8_
 	if (token < 1 || token > REGISTRY_MAX_PEERS)
 		return false;
 	l = &a->labels[token];
-	return memcmp(l->instance_id, instance_id, 20) || l->version != cluster_token_version(a->cluster, token);
+	return memcmp(l->instance_id, instance_id, 20) ||
+	       l->version != registry_handle_token_version(a->reg, token);
 }
 
 /* Read token's label again if stale (or, with retry, if the last read failed): true when its text changed. */
@@ -37,10 +38,10 @@ static bool refresh_label(struct mesh_agent *a, uint64_t token, const uint8_t in
 	l = &a->labels[token];
 	if (!(retry && l->failed) && !label_stale(a, token, instance_id))
 		return false;
-	version = cluster_token_version(a->cluster, token);
-	if (cluster_label_of(a->cluster, token, text, sizeof(text)) < 0) {
+	version = registry_handle_token_version(a->reg, token);
+	if (registry_handle_label_of(a->reg, token, text, sizeof(text)) < 0) {
 		log_debug("reading the label of token %llu: %s", (unsigned long long)token,
-			  cluster_error(a->cluster));
+			  registry_handle_error(a->reg));
 		/* Unknown for another instance; asked again at the next publication, not every turn. */
 		text[0] = '\0';
 		if (!memcmp(l->instance_id, instance_id, 20))
@@ -60,7 +61,7 @@ static bool refresh_labels(struct mesh_agent *a, bool retry)
 {
 	bool changed = false;
 
-	if (!a->cluster)
+	if (!a->reg)
 		return false;
 	if (a->st.token)
 		changed |= refresh_label(a, a->st.token, a->id.instance_id, retry);
@@ -274,14 +275,14 @@ int agent_write_hosts_file(const struct mesh_agent *a)
 int agent_follow_leader(struct mesh_agent *a)
 {
 	struct registry_leader l;
-	uint64_t block = cluster_block(a->cluster);
+	uint64_t block = registry_handle_block(a->reg);
 	bool changed;
 	int r;
 
 	/* The leadership changes only with a transaction: nothing to read on an idle chain. */
 	if (a->leader_known && block == a->leader_block)
 		return 0;
-	r = cluster_leader_state(a->cluster, &l);
+	r = registry_handle_leader_state(a->reg, &l);
 	if (r < 0)
 		return r;
 	changed = !a->leader_known || memcmp(&l, &a->leader, sizeof(l));
@@ -346,16 +347,16 @@ static int prepare_call(struct mesh_agent *a, const struct control_request *req,
 		if (!c->target) {
 			struct registry_leader l;
 
-			if (cluster_leader_state(a->cluster, &l) < 0)
+			if (registry_handle_leader_state(a->reg, &l) < 0)
 				goto chain;
 			c->target = l.token;
 		}
 	}
-	if (cluster_leader_nonce(a->cluster, c->token, &c->nonce) < 0)
+	if (registry_handle_leader_nonce(a->reg, c->token, &c->nonce) < 0)
 		goto chain;
 	return 0;
 chain:
-	snprintf(msg, sizeof(msg), "reading the contract: %s", cluster_error(a->cluster));
+	snprintf(msg, sizeof(msg), "reading the contract: %s", registry_handle_error(a->reg));
 	control_error(out, "chain", msg);
 	return -EIO;
 }
@@ -405,7 +406,7 @@ int agent_follow_actions(struct mesh_agent *a)
 	uint64_t now = now_ms();
 	int decided = 0;
 
-	for (size_t i = 0; i < n && a->cluster; i++) {
+	for (size_t i = 0; i < n && a->sender; i++) {
 		struct agent_action *x = &a->actions[i];
 		struct eth_receipt rc;
 		char hex[65];
@@ -414,7 +415,7 @@ int agent_follow_actions(struct mesh_agent *a)
 		if (x->state != AGENT_ACTION_PENDING || !x->has_tx)
 			continue;
 		hex_encode(hex, x->tx, 32);
-		r = cluster_receipt(a->cluster, x->tx, &rc);
+		r = mesh_sender_receipt(a->sender, x->tx, &rc);
 		if (r == -ENOENT && now > x->sent_ms + AGENT_ACTION_FOLLOW_MS) {
 			x->state = AGENT_ACTION_UNKNOWN;
 			log_warn("leader.%s: transaction 0x%s not mined after %d s; no longer followed", x->name, hex,
@@ -545,7 +546,7 @@ int agent_leader_act(struct mesh_agent *a, const struct control_request *req, st
 		control_error(out, "forbidden", msg);
 		return 0;
 	}
-	if (!a->st.registered || !a->st.token || !a->chain_ready || !a->cluster) {
+	if (!a->st.registered || !a->st.token || !a->chain_ready || !a->reg) {
 		control_error(out, "not_registered", "this node has no registered record yet, so it cannot act");
 		return 0;
 	}
@@ -573,9 +574,9 @@ int agent_leader_act(struct mesh_agent *a, const struct control_request *req, st
 	}
 	log_info("%s: signed for token %llu (nonce %llu), sending %s", req->name, (unsigned long long)c.token,
 		 (unsigned long long)c.nonce, tx_key ? "with the funded key" : "to the relayer");
-	r = cluster_send_leader_call(a->cluster, &c, tx_key, a->cfg->relayer_url, tx_hash);
+	r = mesh_sender_leader_call(a->sender, &c, tx_key, a->cfg->relayer_url, tx_hash);
 	if (r < 0) {
-		snprintf(msg, sizeof(msg), "%s", cluster_error(a->cluster));
+		snprintf(msg, sizeof(msg), "%s", mesh_sender_error(a->sender));
 		log_warn("%s: %s", req->name, msg);
 		control_error(out, r == -EPERM ? "refused" : r == -EDQUOT ? "over_cap" : "chain", msg);
 		r = 0;

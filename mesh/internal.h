@@ -62,104 +62,58 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 /* Send one line to every watcher, dropping those that cannot keep up. */
 void control_broadcast(struct control_server *s, const char *line);
 
-/* ---- the cluster contract, as the agent sees it through chain/ (mesh/cluster.c) ---- */
+/* ---- the transaction sender (sender.c) ------------------------------------------------ */
 
-struct cluster;
-struct rpc_url_list;
 struct registry_record;
-struct registry_leader;
-
-/* A view of contract over the RPC URLs (the failover list, parsed). */
-/* abort_flag (may be NULL): RPC calls give up once it is set (the agent is stopping). */
-int cluster_open(struct cluster **out, const struct rpc_url_list *rpc, const uint8_t contract[static 20],
-		 const volatile sig_atomic_t *abort_flag);
-void cluster_close(struct cluster *c);
-/* One line about the last failure ("eth_call getPeers() at http://...: timed out"). */
-const char *cluster_error(const struct cluster *c);
-/* JSON-RPC requests sent so far (the benchmark's "RPC calls per idle poll"). */
-uint64_t cluster_rpc_calls(const struct cluster *c);
-
-int cluster_chain_id(struct cluster *c, uint64_t *chain_id);
-/* The chain id the registry reader insists on (0: any). */
-void cluster_expect_chain_id(struct cluster *c, uint64_t chain_id);
-/* -ENOTTY: no code at the contract address; -EPROTOTYPE: not a dstack-p2p cluster. */
-int cluster_check_contract(struct cluster *c);
-/*
- * The endpoint that answered last gave a provably wrong answer: cluster_error() says
- * what (fmt), naming it, and the next endpoint of the list is tried first.
- */
-void cluster_distrust(struct cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int cluster_kms_root(struct cluster *c, uint8_t kms_root[static 20]);
-int cluster_token_of_instance(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *token);
-/* The stored registration nonce of an instance (kept across removals). */
-int cluster_nonce_of(struct cluster *c, const uint8_t instance_id[static 20], uint64_t *nonce);
-/* The nonce of address at "latest": transactions of it mined so far. */
-int cluster_tx_count(struct cluster *c, const uint8_t address[static 20], uint64_t *nonce);
-/*
- * Bring the view of the registry up to the chain's head: one round trip when idle, a
- * getPeers() when the contract logged something or a reorg happened; full = start over
- * with a fresh getPeers(). *changed when the peer set may differ. On error the last good
- * set stays.
- */
-int cluster_poll(struct cluster *c, bool full, bool *changed);
-/* Every live record, valid until the next poll; the block it was read at. */
-const struct registry_record *cluster_peers(const struct cluster *c, size_t *n);
-uint64_t cluster_block(const struct cluster *c);
-/* registry_reader_token_version of the follower (0 before its first read). */
-uint64_t cluster_token_version(const struct cluster *c, uint64_t token);
-/* Entries of getPeers() too malformed to decode, with the reason. */
-const struct registry_skip *cluster_skipped(const struct cluster *c, size_t *n);
-/* The URLs read on their own for cross-checks: 0 with a single URL, else 2 or more. */
-size_t cluster_providers(const struct cluster *c);
-/* The provider the follower reads from, as messages name it. */
-const char *cluster_primary_label(const struct cluster *c);
-/*
- * Read the registry from another provider at the follower's block: its block hash is
- * compared (cluster_disagreement says what differed) and its records kept for
- * cluster_second_view. -errno when it cannot serve that block (also a disagreement).
- */
-int cluster_cross_check(struct cluster *c);
-/* The other provider's records from the last cross-check, or NULL; label names it. */
-const struct registry_record *cluster_second_view(const struct cluster *c, size_t *n, const char **label);
-/* The last cross-check's finding at the block level; "" when the providers agreed. */
-const char *cluster_disagreement(const struct cluster *c);
-/* The caps every transaction the agent pays for is sent under (no receipt wait). */
+struct registry_leader_call;
+struct registry_handle;
 struct eth_tx_caps;
-void cluster_set_tx_caps(struct cluster *c, const struct eth_tx_caps *caps);
+struct eth_receipt;
+
+/*
+ * What the agent sends to the contract over reg's providers (borrowed: it outlives the
+ * sender): registrations and signed leader calls, paid by a funded key under caps (no
+ * receipt wait) or handed to a relayer. What went wrong last: mesh_sender_error().
+ */
+struct mesh_sender;
+int mesh_sender_open(struct mesh_sender **out, struct registry_handle *reg, const struct eth_tx_caps *caps);
+void mesh_sender_close(struct mesh_sender *s);
+const char *mesh_sender_error(const struct mesh_sender *s);
+struct mesh_sender_stats {
+	uint64_t sent;    /* transactions paid by the funded key */
+	uint64_t relayed; /* calls a relayer took */
+	uint64_t failed;  /* refused, above a cap, or not sent */
+};
+const struct mesh_sender_stats *mesh_sender_stats(const struct mesh_sender *s);
+/* The nonce of address at "latest": transactions of it mined so far. */
+int mesh_sender_tx_count(struct mesh_sender *s, const uint8_t address[static 20], uint64_t *nonce);
 /*
  * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) under the caps, without
- * waiting for the receipt: the hash into tx_hash. -EPERM: the simulation reverts, -EDQUOT:
- * above a cap (cluster_error names it), nothing sent either way.
+ * waiting for the receipt, or with tx_key NULL hand its calldata to the relayer (POST
+ * {"to","data"} to relayer_url). 1 with tx_hash set, 0 relayed without a hash; -EPERM: the
+ * simulation reverts or the relayer refused, -EDQUOT: above a cap (mesh_sender_error names
+ * it), nothing sent either way; other -errno.
  */
-int cluster_send_registration(struct cluster *c, const struct registry_record *rec,
-			      const uint8_t tx_key[static 32], uint8_t tx_hash[static 32]);
-/* eth_getTransactionReceipt: 0, -ENOENT while not mined, other -errno (cluster_error). */
-struct eth_receipt;
-int cluster_receipt(struct cluster *c, const uint8_t tx_hash[static 32], struct eth_receipt *rc);
-/* leaderActionNonce(token): the nonce the token's next signed leader call carries. */
-int cluster_leader_nonce(struct cluster *c, uint64_t token, uint64_t *nonce);
+int mesh_sender_register(struct mesh_sender *s, const struct registry_record *rec, const uint8_t *tx_key,
+			 const char *relayer_url, uint8_t tx_hash[static 32]);
+/* eth_getTransactionReceipt: 0, -ENOENT while not mined, other -errno (mesh_sender_error). */
+int mesh_sender_receipt(struct mesh_sender *s, const uint8_t tx_hash[static 32], struct eth_receipt *rc);
 /*
  * Send a signed leader call paid by tx_key (locked memory, under the caps, no receipt
  * wait) or, with tx_key NULL, hand it to the relayer. 1 with tx_hash set (sent, or the
  * relayer named its transaction), 0 relayed without a hash; -EPERM refused (reverts in
- * simulation, or the relayer refused: its reason in cluster_error), -EDQUOT above a cap,
- * other -errno.
+ * simulation, or the relayer refused: its reason in mesh_sender_error), -EDQUOT above a
+ * cap, other -errno.
  */
-struct registry_leader_call;
-int cluster_send_leader_call(struct cluster *c, const struct registry_leader_call *call, const uint8_t *tx_key,
-			     const char *relayer_url, uint8_t tx_hash[static 32]);
-/* labelOf(token) and leaderState() (registry/abi.c). */
-int cluster_label_of(struct cluster *c, uint64_t token, char *out, size_t cap);
-int cluster_leader_state(struct cluster *c, struct registry_leader *out);
+int mesh_sender_leader_call(struct mesh_sender *s, const struct registry_leader_call *call,
+			    const uint8_t *tx_key, const char *relayer_url, uint8_t tx_hash[static 32]);
 /*
  * A relayer's reply body (outside input; fuzzed): its "error" string into reason (cap
  * bytes, control bytes replaced; "" without one; reason may be NULL with cap 0) and 1
  * with its "txHash" (0x and 64 hex) in tx_hash, else 0.
  */
-int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t cap, uint8_t tx_hash[static 32]);
-/* Hand the calldata to a relayer (POST {"to","data"} to url). */
-int cluster_relay_registration(struct cluster *c, const char *relayer_url,
-			       const struct registry_record *rec);
+int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t cap,
+			     uint8_t tx_hash[static 32]);
 
 /* ---- the decision (decide.c): pure, no sockets, no clock, no logging ------------- */
 
@@ -342,7 +296,7 @@ struct wg_backend;
  */
 struct agent_label {
 	uint8_t instance_id[20];            /* all zero: not read (the contract has no zero id) */
-	uint64_t version;                   /* cluster_token_version when read */
+	uint64_t version;                   /* registry_handle_token_version when read */
 	bool failed;                        /* that read failed: text is the last known one, or "" */
 	char text[65];
 };
@@ -378,7 +332,8 @@ struct mesh_agent {
 	int iface_lock;                     /* held for the agent's life: one agent per interface */
 
 	/* chain */
-	struct cluster *cluster;
+	struct registry_handle *reg;        /* the registry: providers, contract, follower */
+	struct mesh_sender *sender;         /* registrations and leader calls */
 	bool chain_ready;                   /* contract, chain id and KMS root checked */
 	bool chain_confirmed;               /* the chain id is pinned or our record verified under it */
 	uint64_t block;                     /* latest block the registry was seen at */

@@ -131,16 +131,19 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 	if (r == 0)
 		r = json_append_string(out, a->self.endpoint);
 	if (r == 0)
-		r = buf_printf(out, ",\"interface\":\"%s\",\"public_key\":\"%s\",\"listen_port\":%u,"
-				    "\"backend\":\"%s\",\"block\":%llu,\"last_sync_ms_ago\":%lld,"
-				    "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,",
+		r = buf_printf(out,
+			       ",\"interface\":\"%s\",\"public_key\":\"%s\",\"listen_port\":%u,"
+			       "\"backend\":\"%s\",\"block\":%llu,\"last_sync_ms_ago\":%lld,"
+			       "\"rpc_ok\":%s,\"rpc_calls\":%llu,\"generation\":%llu,",
 			       a->cfg->mode == REGISTRY_MODE_WIREGUARD ? a->cfg->ifname : "", key,
 			       a->cfg->mode == REGISTRY_MODE_WIREGUARD ? a->cfg->listen_port : 0,
-			       !a->wg ? "none" : wg_backend_kind(a->wg) == WG_BACKEND_KERNEL ? "kernel" : "userspace",
+			       !a->wg                                        ? "none"
+			       : wg_backend_kind(a->wg) == WG_BACKEND_KERNEL ? "kernel"
+									     : "userspace",
 			       (unsigned long long)a->block,
 			       a->last_sync_ms ? (long long)(now - a->last_sync_ms) : -1LL,
 			       a->backoff_ms ? "false" : "true",
-			       (unsigned long long)(a->cluster ? cluster_rpc_calls(a->cluster) : 0),
+			       (unsigned long long)(a->reg ? registry_handle_stats(a->reg).rpc_calls : 0),
 			       (unsigned long long)a->st.generation);
 	/* Why the RPC fails, for status and wait to say. */
 	if (r == 0)
@@ -149,9 +152,10 @@ int agent_status_json(struct mesh_agent *a, struct buf *out)
 		r = a->backoff_ms && a->rpc_error[0] ? json_append_string(out, a->rpc_error) : buf_printf(out, "null");
 	if (r == 0)
 		r = buf_printf(out, ",");
-	if (r == 0 && a->cluster && cluster_providers(a->cluster) >= 2) {
+	if (r == 0 && a->reg && registry_handle_stats(a->reg).providers >= 2) {
 		r = buf_printf(out, "\"rpc_providers\":%zu,\"rpc_conflicts\":%llu,\"rpc_conflict\":",
-			       cluster_providers(a->cluster), (unsigned long long)a->st.disagreements);
+			       registry_handle_stats(a->reg).providers,
+			       (unsigned long long)a->st.disagreements);
 		if (r == 0)
 			r = json_append_string(out, a->st.disagreement);
 		if (r == 0)

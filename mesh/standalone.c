@@ -43,12 +43,13 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 		memcpy(a.self.wg_public_key, a.id.wg_public_key, 32);
 	}
 	a.self.mode = cfg->mode;
-	r = cfg->rpc_error < 0 ? cfg->rpc_error : cluster_open(&a.cluster, &cfg->rpc, a.self.contract, NULL);
+	r = cfg->rpc_error < 0 ? cfg->rpc_error
+			       : registry_handle_open(&a.reg, &cfg->rpc, a.self.contract, NULL);
 	if (r == 0)
-		r = cluster_chain_id(a.cluster, &a.self.chain_id);
+		r = registry_handle_chain_id(a.reg, &a.self.chain_id);
 	if (r == 0) {
-		cluster_expect_chain_id(a.cluster, a.self.chain_id);
-		r = cluster_kms_root(a.cluster, a.self.kms_root);
+		registry_handle_expect_chain_id(a.reg, a.self.chain_id);
+		r = registry_handle_kms_root(a.reg, a.self.kms_root);
 	}
 	if (r == 0 && have_id && memcmp(own_root, a.self.kms_root, 20)) {
 		char theirs[41], ours[41];
@@ -61,18 +62,18 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 		goto out;
 	}
 	if (r == 0)
-		r = cluster_poll(a.cluster, true, &changed);
+		r = registry_handle_poll(a.reg, true, &changed);
 	if (r < 0) {
-		err_detail_set(why, "%s", a.cluster ? cluster_error(a.cluster) : errstr(r));
+		err_detail_set(why, "%s", a.reg ? registry_handle_error(a.reg) : errstr(r));
 		goto out;
 	}
 	a.chain_ready = true;
-	a.block = cluster_block(a.cluster);
+	a.block = registry_handle_block(a.reg);
 	a.last_sync_ms = now_ms();
 	if (cfg->mode == REGISTRY_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0, NULL) < 0)
 		a.wg = NULL;  /* no interface: the report says backend "none" */
 
-	recs = cluster_peers(a.cluster, &n);
+	recs = registry_handle_peers(a.reg, &n);
 	own = mesh_classify_records(&a.self, recs, n, a.st.peers, &a.st.n_peers, rejected, &a.st.n_rejected);
 	memcpy(a.st.rejected, rejected, a.st.n_rejected * sizeof(*rejected));
 	if (own) {
@@ -84,7 +85,7 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 out:
 	if (a.wg)
 		wg_backend_close(a.wg);
-	cluster_close(a.cluster);
+	registry_handle_close(a.reg);
 	attest_client_free(a.attest);
 	free(a.st.peers);
 	free(rejected);

@@ -366,4 +366,84 @@ enum attest_verdict registry_record_verify(const struct registry_record *p, uint
  */
 const char *registry_record_field_problem(const struct registry_record *p);
 
+/* ---- the handle: the registry as one node reads it (registry/handle.c) ------------------- */
+
+/*
+ * One node's view of the registry: the RPC providers (ETH_RPC_URL's failover list, and
+ * with two or more URLs each on its own for cross-checks), the contract, the chain id it
+ * insists on, and the follower of the peer set. What went wrong last is
+ * registry_handle_error(): one line naming the call and the provider ("eth_call getPeers()
+ * at http://...: timed out"). Every fallible function returns 0 or a negative errno.
+ */
+struct registry_handle;
+
+/* Over the parsed URL list rpc (copied); abort_flag (may be NULL): RPC calls give up once it
+ * is set (the agent is stopping). -ENOMEM, or eth_rpc_new's error. */
+int registry_handle_open(struct registry_handle **out, const struct rpc_url_list *rpc,
+			 const uint8_t contract[static 20], const volatile sig_atomic_t *abort_flag);
+void registry_handle_close(struct registry_handle *h);
+const char *registry_handle_error(const struct registry_handle *h);
+
+/* What the handle counts, for status and metrics. */
+struct registry_handle_stats {
+	uint64_t rpc_calls; /* JSON-RPC requests sent so far (the bench's calls per idle poll) */
+	size_t providers;   /* URLs read on their own for cross-checks: 0 with one URL, else >= 2 */
+	bool cross_checked; /* the last cross-check read a second provider's view */
+};
+struct registry_handle_stats registry_handle_stats(const struct registry_handle *h);
+
+/* For the transaction sender, which sends over the same providers. */
+struct eth_rpc *registry_handle_rpc(struct registry_handle *h);
+const uint8_t *registry_handle_contract(const struct registry_handle *h);
+/* The chain id the follower insists on (0: any), as set by registry_handle_expect_chain_id. */
+uint64_t registry_handle_expected_chain_id(const struct registry_handle *h);
+
+/* eth_chainId of the provider answering now. */
+int registry_handle_chain_id(struct registry_handle *h, uint64_t *chain_id);
+void registry_handle_expect_chain_id(struct registry_handle *h, uint64_t chain_id);
+/* -ENOTTY: no code at the contract address; -EPROTOTYPE: not a dstack-p2p cluster. */
+int registry_handle_check_contract(struct registry_handle *h);
+/* The provider that answered last gave a provably wrong answer: registry_handle_error()
+ * says what (fmt), naming it, and the next provider of the list is tried first. */
+void registry_handle_distrust(struct registry_handle *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* kmsRoot(), tokenOfInstance(), nonceOf() (the stored registration nonce, kept across
+ * removals), labelOf(), leaderState(), leaderActionNonce(): as registry_*() above. */
+int registry_handle_kms_root(struct registry_handle *h, uint8_t kms_root[static 20]);
+int registry_handle_token_of_instance(struct registry_handle *h, const uint8_t instance_id[static 20],
+				      uint64_t *token);
+int registry_handle_nonce_of(struct registry_handle *h, const uint8_t instance_id[static 20],
+			     uint64_t *nonce);
+int registry_handle_label_of(struct registry_handle *h, uint64_t token, char *out, size_t cap);
+int registry_handle_leader_state(struct registry_handle *h, struct registry_leader *out);
+int registry_handle_leader_nonce(struct registry_handle *h, uint64_t token, uint64_t *nonce);
+
+/*
+ * Bring the view of the registry up to the chain's head: one round trip when idle, a
+ * getPeers() when the contract logged something or a reorg happened; full = start over
+ * with a fresh getPeers(). *changed when the peer set may differ. On error the last good
+ * set stays.
+ */
+int registry_handle_poll(struct registry_handle *h, bool full, bool *changed);
+/* Every live record, valid until the next poll; the block it was read at (0: none yet). */
+const struct registry_record *registry_handle_peers(const struct registry_handle *h, size_t *n);
+uint64_t registry_handle_block(const struct registry_handle *h);
+/* registry_reader_token_version of the follower (0 before its first read). */
+uint64_t registry_handle_token_version(const struct registry_handle *h, uint64_t token);
+/* Entries of getPeers() too malformed to decode, with the reason. */
+const struct registry_skip *registry_handle_skipped(const struct registry_handle *h, size_t *n);
+/* The provider the follower reads from, as messages name it. */
+const char *registry_handle_primary_label(const struct registry_handle *h);
+/*
+ * Read the registry from another provider at the follower's block: its block hash is
+ * compared (registry_handle_disagreement says what differed) and its records kept for
+ * registry_handle_second_view. -errno when it cannot serve that block (a disagreement too).
+ */
+int registry_handle_cross_check(struct registry_handle *h);
+/* The other provider's records from the last cross-check, or NULL; label names it. */
+const struct registry_record *registry_handle_second_view(const struct registry_handle *h, size_t *n,
+							  const char **label);
+/* The last cross-check's finding at the block level; "" when the providers agreed. */
+const char *registry_handle_disagreement(const struct registry_handle *h);
+
 #endif
