@@ -181,7 +181,8 @@ static void log_plan(struct buf *log)
 static void publish(struct mesh_agent *a, bool list_changed)
 {
 	struct buf lines, doc, env;
-	const char *envv[AGENT_ENV_MAX + 1];
+	const char *envv[MESH_ENV_MAX + 1];
+	struct mesh_snapshot snap;
 	int r;
 
 	buf_init(&lines, 1 << 16);
@@ -192,7 +193,8 @@ static void publish(struct mesh_agent *a, bool list_changed)
 		if (agent_note_published(a) < 0)
 			goto out;
 	}
-	if (mesh_peers_format_lines(a->st.peers, a->st.n_peers, &lines) < 0)
+	agent_snapshot(a, &snap);
+	if (mesh_peers_format_lines(snap.peers, snap.n_peers, &lines) < 0)
 		goto out;
 	if (list_changed && a->cfg->peers_file[0]) {
 		r = mesh_write_file_atomic(a->cfg->peers_file, lines.data, lines.len);
@@ -200,18 +202,18 @@ static void publish(struct mesh_agent *a, bool list_changed)
 			log_warn("writing the peers file %s: %s", a->cfg->peers_file, errstr(r));
 	}
 	if (list_changed && a->cfg->hosts_file[0]) {
-		r = agent_write_hosts_file(a);
+		r = mesh_snapshot_write_hosts(&snap, a->cfg->hosts_file);
 		if (r < 0)
 			log_warn("writing the hosts file %s: %s", a->cfg->hosts_file, errstr(r));
 	}
 	if (a->cfg->on_change[0]) {
-		r = agent_on_change_env(a, list_changed ? "peers" : "leader", &env, envv);
+		r = mesh_snapshot_env(&snap, list_changed ? "peers" : "leader", &env, envv);
 		if (r == 0)
 			r = mesh_run_on_change(a->cfg->on_change, (const char *)lines.data, envv);
 		if (r < 0)
 			log_warn("running the on-change command: %s", errstr(r));
 	}
-	if (agent_peers_json(a, &doc) == 0)
+	if (mesh_snapshot_peers_json(&snap, &doc) == 0)
 		control_broadcast(&a->control, (const char *)doc.data);
 out:
 	buf_clear(&lines);
@@ -536,14 +538,29 @@ void mesh_agent_refresh(struct mesh_agent *a)
 
 /* ---- the control socket -------------------------------------------------------------------- */
 
+/* The status document: the snapshot with the device's live counters (status works without them). */
+static int status_json(struct mesh_agent *a, const struct mesh_snapshot *snap, struct buf *out)
+{
+	struct wg_device *dev = NULL;
+	int r;
+
+	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD)
+		agent_wg_dump(a, &dev);
+	r = mesh_snapshot_status_json(snap, dev, out);
+	wg_device_free(dev);
+	return r;
+}
+
 static int control_reply(void *ctx, const struct control_request *req, struct buf *out)
 {
 	struct mesh_agent *a = ctx;
+	struct mesh_snapshot snap;
 
-	if (!strcmp(req->name, "peers"))
-		return agent_peers_json(a, out);
-	if (!strcmp(req->name, "status"))
-		return agent_status_json(a, out);
+	if (!strcmp(req->name, "peers") || !strcmp(req->name, "status")) {
+		agent_snapshot(a, &snap);
+		return req->name[0] == 'p' ? mesh_snapshot_peers_json(&snap, out)
+					   : status_json(a, &snap, out);
+	}
 	if (!strncmp(req->name, "leader.", 7)) {
 		/* Sent, not mined: a change seen already is published now, else by a later turn. */
 		int r = agent_leader_act(a, req, out);
@@ -555,8 +572,9 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 	if (!strcmp(req->name, "leader")) {
 		int r = buf_printf(out, "{\"version\":%d,\"leader\":", CONTROL_VERSION);
 
+		agent_snapshot(a, &snap);
 		if (r == 0)
-			r = agent_leader_json(a, out);
+			r = mesh_snapshot_leader_json(&snap, out);
 		if (r == 0)
 			r = buf_printf(out, ",\"actions\":");
 		if (r == 0)

@@ -80,11 +80,41 @@ bool agent_labels_changed(struct mesh_agent *a)
 	return a->st.generation && refresh_labels(a, false);
 }
 
-const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])
+static int path_status(void *ctx, const struct mesh_peer *p, const struct wg_peer *h, struct buf *out)
 {
-	if (token < 1 || token > REGISTRY_MAX_PEERS || memcmp(a->labels[token].instance_id, instance_id, 20))
-		return "";
-	return a->labels[token].text;
+	return agent_transport_status(ctx, p, h, out);
+}
+
+void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s)
+{
+	uint64_t now = now_ms();
+
+	mesh_snapshot_init(s, a->cfg, &a->id, a->wg);
+	s->chain_id = a->self.chain_id;
+	s->endpoint = a->self.endpoint;
+	s->token = a->st.token;
+	s->registered = a->st.registered;
+	s->revoked = a->st.revoked;
+	s->peers = a->st.peers;
+	s->n_peers = a->st.n_peers;
+	s->generation = a->st.generation;
+	s->labels = a->labels;
+	s->rejected = a->st.rejected;
+	s->n_rejected = a->st.n_rejected;
+	s->published = a->published;
+	s->n_published = a->n_published;
+	s->before = a->before;
+	s->n_before = a->n_before;
+	s->leader = a->leader_known ? &a->leader : NULL;
+	s->block = a->block;
+	s->last_sync_ms_ago = a->last_sync_ms ? (int64_t)(now - a->last_sync_ms) : -1;
+	s->rpc_ok = !a->backoff_ms;
+	s->rpc_error = a->rpc_error;
+	s->rpc = a->reg ? registry_handle_stats(a->reg) : (struct registry_handle_stats){ 0 };
+	s->conflicts = a->st.disagreements;
+	s->conflict = a->st.disagreement;
+	s->path_status = path_status;
+	s->path_ctx = a;
 }
 
 int agent_note_published(struct mesh_agent *a)
@@ -105,173 +135,6 @@ int agent_note_published(struct mesh_agent *a)
 	return 0;
 }
 
-static bool has_connect_string(const struct mesh_peer *list, size_t n, const char *s)
-{
-	char addr[16];
-
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(mesh_peer_connect_string(&list[i], addr), s))
-			return true;
-	return false;
-}
-
-/*
- * A list's connect strings for lookups: the overlay addresses of wireguard entries as one
- * flag per token, so that a change costs O(N), not N formatted strings per entry.
- */
-struct connect_set {
-	bool token[REGISTRY_MAX_PEERS + 1];
-	bool rest;  /* some entry's string is not an overlay address of token 1..254 */
-};
-
-static bool overlay_entry(const struct mesh_peer *p)
-{
-	return p->mode != REGISTRY_MODE_TLS_GATEWAY && p->token >= 1 && p->token <= REGISTRY_MAX_PEERS;
-}
-
-static void connect_set_fill(struct connect_set *set, const struct mesh_peer *list, size_t n)
-{
-	memset(set, 0, sizeof(*set));
-	for (size_t i = 0; i < n; i++) {
-		if (overlay_entry(&list[i]))
-			set->token[list[i].token] = true;
-		else
-			set->rest = true;
-	}
-}
-
-/* Is p's connect string s one of list's? As has_connect_string, by token where it can. */
-static bool connect_set_has(const struct connect_set *set, const struct mesh_peer *list, size_t n,
-			    const struct mesh_peer *p, const char *s)
-{
-	if (overlay_entry(p) && set->token[p->token])
-		return true;
-	/* A tls endpoint may spell an overlay address; any other string only matches the rest. */
-	if (!overlay_entry(p) || set->rest)
-		return has_connect_string(list, n, s);
-	return false;
-}
-
-/* The last change's entries, as a JSON array or space-separated words. */
-static int change_list(const struct mesh_agent *a, bool added, bool json, struct buf *out)
-{
-	const struct mesh_peer *from = added ? a->published : a->before;
-	const struct mesh_peer *other = added ? a->before : a->published;
-	size_t n_from = added ? a->n_published : a->n_before;
-	size_t n_other = added ? a->n_before : a->n_published;
-	struct connect_set set;
-	bool first = true;
-	char addr[16];
-	int r = json ? buf_printf(out, "[") : 0;
-
-	connect_set_fill(&set, other, n_other);
-	for (size_t i = 0; i < n_from && r == 0; i++) {
-		const char *s = mesh_peer_connect_string(&from[i], addr);
-
-		if (connect_set_has(&set, other, n_other, &from[i], s))
-			continue;
-		r = buf_printf(out, "%s", first ? "" : json ? "," : " ");
-		if (r == 0)
-			r = json ? json_append_string(out, s) : buf_printf(out, "%s", s);
-		first = false;
-	}
-	return r == 0 && json ? buf_printf(out, "]") : r;
-}
-
-int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out)
-{
-	return change_list(a, added, true, out);
-}
-
-/* The leader's name for apps: its overlay address (wireguard) or gateway URL (tls). */
-static const char *leader_connect(const struct mesh_agent *a, char addr[static 16])
-{
-	if (!a->leader_known || !a->leader.token)
-		return "";
-	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD) {
-		mesh_overlay_addr_str((uint32_t)a->leader.token, addr);
-		return addr;
-	}
-	for (size_t i = 0; i < a->st.n_peers; i++)
-		if (!memcmp(a->st.peers[i].instance_id, a->leader.instance_id, 20))
-			return a->st.peers[i].endpoint;
-	return "";  /* ourselves in tls mode: apps know their own URL */
-}
-
-int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
-			const char *envv[static AGENT_ENV_MAX + 1])
-{
-	size_t offsets[AGENT_ENV_MAX], n = 0;
-	char addr[16], leader[16];
-	bool is_leader = a->leader_known && a->leader.token && a->leader.token == a->st.token;
-	int r;
-
-	mesh_overlay_addr_str((uint32_t)a->st.token, addr);
-#define ENTRY(...) \
-	do { \
-		offsets[n++] = storage->len; \
-		if (r == 0) \
-			r = buf_printf(storage, __VA_ARGS__); \
-		if (r == 0) \
-			r = buf_append(storage, "", 1); \
-	} while (0)
-	r = 0;
-	ENTRY("DSTACK_P2P_EVENT=%s", event);
-	ENTRY("DSTACK_P2P_ADDRESS=%s", a->st.token && a->cfg->mode == REGISTRY_MODE_WIREGUARD ? addr : "");
-	ENTRY("DSTACK_P2P_TOKEN=%llu", (unsigned long long)a->st.token);
-	ENTRY("DSTACK_P2P_LABEL=%s", agent_label(a, a->st.token, a->id.instance_id));
-	ENTRY("DSTACK_P2P_GENERATION=%llu", (unsigned long long)a->st.generation);
-	offsets[n++] = storage->len;
-	if (r == 0)
-		r = buf_printf(storage, "DSTACK_P2P_ADDED=");
-	if (r == 0)
-		r = change_list(a, true, false, storage);
-	if (r == 0)
-		r = buf_append(storage, "", 1);
-	offsets[n++] = storage->len;
-	if (r == 0)
-		r = buf_printf(storage, "DSTACK_P2P_REMOVED=");
-	if (r == 0)
-		r = change_list(a, false, false, storage);
-	if (r == 0)
-		r = buf_append(storage, "", 1);
-	ENTRY("DSTACK_P2P_LEADER=%s", leader_connect(a, leader));
-	ENTRY("DSTACK_P2P_LEADER_TOKEN=%llu", a->leader_known ? (unsigned long long)a->leader.token : 0ULL);
-	ENTRY("DSTACK_P2P_IS_LEADER=%d", is_leader);
-#undef ENTRY
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++)
-		envv[i] = (const char *)storage->data + offsets[i];
-	envv[n] = NULL;
-	return 0;
-}
-
-int agent_write_hosts_file(const struct mesh_agent *a)
-{
-	struct buf out;
-	char addr[16];
-	int r = 0;
-
-	buf_init(&out, 1 << 16);
-	/* tls mode has no overlay addresses: the file stays empty. */
-	for (size_t i = 0; a->cfg->mode == REGISTRY_MODE_WIREGUARD && i <= a->st.n_peers && r == 0; i++) {
-		uint64_t token = i < a->st.n_peers ? a->st.peers[i].token : a->st.token;
-		const uint8_t *inst = i < a->st.n_peers ? a->st.peers[i].instance_id : a->id.instance_id;
-		const char *label = agent_label(a, token, inst);
-
-		if (token < 1 || token > REGISTRY_MAX_PEERS)
-			continue;
-		mesh_overlay_addr_str((uint32_t)token, addr);
-		r = *label ? buf_printf(&out, "%s %s\n", addr, label)
-			   : buf_printf(&out, "%s token-%llu\n", addr, (unsigned long long)token);
-	}
-	if (r == 0)
-		r = mesh_write_file_atomic(a->cfg->hosts_file, out.data ? out.data : (const uint8_t *)"", out.len);
-	buf_clear(&out);
-	return r;
-}
-
 int agent_follow_leader(struct mesh_agent *a)
 {
 	struct registry_leader l;
@@ -290,29 +153,6 @@ int agent_follow_leader(struct mesh_agent *a)
 	a->leader_known = true;
 	a->leader_block = block;
 	return changed;
-}
-
-int agent_leader_json(const struct mesh_agent *a, struct buf *out)
-{
-	const struct registry_leader *l = &a->leader;
-	char inst[41], addr[16];
-	int r;
-
-	if (!a->leader_known || !l->token)
-		return buf_printf(out, "null");
-	hex_encode(inst, l->instance_id, 20);
-	mesh_overlay_addr_str((uint32_t)l->token, addr);
-	r = buf_printf(out, "{\"token\":%llu,\"label\":", (unsigned long long)l->token);
-	if (r == 0)
-		r = json_append_string(out, agent_label(a, l->token, l->instance_id));
-	if (r == 0)
-		r = buf_printf(out, ",\"instance_id\":\"%s\",\"address\":\"%s\",\"term\":%llu,\"expiry\":%llu,"
-				    "\"lease_active\":%s,\"votes\":%llu,\"required\":%llu,\"self\":%s}",
-			       inst, addr, (unsigned long long)l->term, (unsigned long long)l->expiry,
-			       (uint64_t)time(NULL) <= l->expiry ? "true" : "false",
-			       (unsigned long long)l->votes, (unsigned long long)l->required,
-			       l->token == a->st.token ? "true" : "false");
-	return r;
 }
 
 /* ---- leader election as a service: sign with the node key, send, reply ---------------- */
@@ -523,8 +363,12 @@ static int leader_reply(struct mesh_agent *a, const struct agent_action *x, stru
 	if (r == 0)
 		r = buf_printf(out, "\"state\":\"%s\",\"relayed\":%s,\"leader\":", action_state_names[x->state],
 			       x->relayed ? "true" : "false");
-	if (r == 0)
-		r = agent_leader_json(a, out);
+	if (r == 0) {
+		struct mesh_snapshot snap;
+
+		agent_snapshot(a, &snap);
+		r = mesh_snapshot_leader_json(&snap, out);
+	}
 	return r == 0 ? buf_printf(out, "}") : r;
 }
 

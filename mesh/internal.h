@@ -290,6 +290,8 @@ bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_r
 
 struct wg_backend;
 
+/* ---- the snapshot: what the agent publishes, as of now (report.c renders it) ---------- */
+
 /*
  * A token's label (labelOf), remembered for the instance and the follower's version of the
  * token it was read at: a burn and a mint with a new label (same instance) change the version.
@@ -300,6 +302,80 @@ struct agent_label {
 	bool failed;                        /* that read failed: text is the last known one, or "" */
 	char text[65];
 };
+
+/*
+ * Everything the documents, files and the on-change command say, in one place: built by
+ * the agent from its state (agent_snapshot, apps.c) or by `status` without an agent from
+ * the kernel and the chain (standalone.c), and rendered by the same code. It borrows: the
+ * pointers are valid until the state changes (the next turn or control request).
+ */
+struct mesh_snapshot {
+	/* who we are */
+	enum registry_mode mode;
+	const char *contract; /* as configured, 0x and 40 hex */
+	char instance_hex[41];
+	uint8_t instance_id[20];
+	uint8_t app_id[20];
+	uint8_t wg_public_key[32]; /* zero in tls mode */
+	uint64_t chain_id;
+	const char *endpoint; /* what we register */
+	const char *ifname;   /* "" in tls mode */
+	uint16_t listen_port; /* 0 in tls mode */
+	const char *backend;  /* "kernel", "userspace" or "none" */
+	uint64_t token;       /* 0: unknown */
+	bool registered;      /* our record is on chain, matches and verifies */
+	bool revoked;
+	/* the verified peers (never this node), sorted by token, and their labels */
+	const struct mesh_peer *peers;
+	size_t n_peers;
+	uint64_t generation;
+	const struct agent_label *labels; /* by token, REGISTRY_MAX_PEERS + 1; NULL: none read */
+	const struct mesh_rejected *rejected;
+	size_t n_rejected;
+	/* the last change: the list as last published, and the one before */
+	const struct mesh_peer *published, *before;
+	size_t n_published, n_before;
+	const struct registry_leader *leader; /* NULL: leaderState() not read yet */
+	/* health */
+	uint64_t block;           /* the registry was last seen at */
+	int64_t last_sync_ms_ago; /* -1: never */
+	bool rpc_ok;
+	const char *rpc_error; /* while !rpc_ok: what the last failure said */
+	struct registry_handle_stats rpc;
+	uint64_t conflicts;   /* cross-checked views that disagreed */
+	const char *conflict; /* the last disagreement */
+	/* the transport's part of a peer's status entry (",\"path\":..."), or NULL */
+	int (*path_status)(void *ctx, const struct mesh_peer *p, const struct wg_peer *h, struct buf *out);
+	void *path_ctx;
+};
+
+/* What the configuration, our identity (NULL: unknown) and the WireGuard backend (NULL:
+ * none) say; every other field zero, no peers, no leader, the RPC answering. */
+struct wg_backend;
+void mesh_snapshot_init(struct mesh_snapshot *s, const struct mesh_config *cfg,
+			const struct attest_identity *id, struct wg_backend *wg);
+/* The label of a token held by instance, "" when unknown. */
+const char *mesh_snapshot_label(const struct mesh_snapshot *s, uint64_t token,
+				const uint8_t instance_id[static 20]);
+/* The peers document and the status document (dev: the device now, for live counters; may
+ * be NULL) of docs/control-protocol.md, terminated. 0 or -ENOMEM. */
+int mesh_snapshot_peers_json(const struct mesh_snapshot *s, struct buf *out);
+int mesh_snapshot_status_json(const struct mesh_snapshot *s, const struct wg_device *dev, struct buf *out);
+/* {"token":..,"label":..,...} or null. */
+int mesh_snapshot_leader_json(const struct mesh_snapshot *s, struct buf *out);
+/* The variables the on-change command gets besides DSTACK_P2P_PEERS. */
+#define MESH_ENV_MAX 12
+/*
+ * DSTACK_P2P_EVENT=event, _ADDRESS, _TOKEN, _LABEL, _GENERATION, _ADDED, _REMOVED,
+ * _LEADER, _LEADER_TOKEN, _IS_LEADER as NAME=VALUE strings in storage, pointed to by
+ * envv (NULL-terminated, at most MESH_ENV_MAX). 0 or -ENOMEM/-EMSGSIZE.
+ */
+int mesh_snapshot_env(const struct mesh_snapshot *s, const char *event, struct buf *storage,
+		      const char *envv[static MESH_ENV_MAX + 1]);
+/* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
+int mesh_snapshot_write_hosts(const struct mesh_snapshot *s, const char *path);
+
+/* ---- the agent ---- */
 
 /* A leader action the agent sent, followed to its receipt on later turns (apps.c). */
 enum agent_action_state { AGENT_ACTION_PENDING, AGENT_ACTION_CONFIRMED, AGENT_ACTION_REVERTED,
@@ -419,11 +495,9 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
 			   struct buf *out);
 
-/* report.c: the control socket's JSON documents. */
-int agent_peers_json(const struct mesh_agent *a, struct buf *out);
-int agent_status_json(struct mesh_agent *a, struct buf *out);
-
 /* apps.c: labels, the last change and the leader, for the documents apps read. */
+/* The snapshot of the agent's state now (see struct mesh_snapshot). */
+void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s);
 /* Read the labels of our token and our peers' that are not known yet or changed (RPC). */
 void agent_refresh_labels(struct mesh_agent *a);
 /*
@@ -432,16 +506,10 @@ void agent_refresh_labels(struct mesh_agent *a);
  * Costs nothing while no token changes.
  */
 bool agent_labels_changed(struct mesh_agent *a);
-/* The label of a token held by instance (hex), "" when unknown. */
-const char *agent_label(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20]);
 /* The list was just published: remember it, so added/removed name this change. */
 int agent_note_published(struct mesh_agent *a);
-/* Connect strings of the last change: in published and not in before (added) or the reverse. */
-int agent_change_json(const struct mesh_agent *a, bool added, struct buf *out);
 /* Read leaderState() when the chain moved; 1 when the leadership changed, 0, negative errno. */
 int agent_follow_leader(struct mesh_agent *a);
-/* {"token":..,"label":..,...} or null. */
-int agent_leader_json(const struct mesh_agent *a, struct buf *out);
 /*
  * leader.elect / leader.heartbeat / leader.vote: only for allowed callers (req's
  * credentials), spaced and capped per hour; sign with the node key, send through the
@@ -455,17 +523,6 @@ int agent_leader_act(struct mesh_agent *a, const struct control_request *req, st
 int agent_follow_actions(struct mesh_agent *a);
 /* "actions":[...] of the leader document: the last actions sent and their state. */
 int agent_actions_json(const struct mesh_agent *a, struct buf *out);
-/* The variables the on-change command gets besides DSTACK_P2P_PEERS. */
-#define AGENT_ENV_MAX 12
-/*
- * DSTACK_P2P_EVENT=event, _ADDRESS, _TOKEN, _LABEL, _GENERATION, _ADDED, _REMOVED,
- * _LEADER, _LEADER_TOKEN, _IS_LEADER as NAME=VALUE strings in storage, pointed to by
- * envv (NULL-terminated, at most AGENT_ENV_MAX). 0 or -ENOMEM/-EMSGSIZE.
- */
-int agent_on_change_env(const struct mesh_agent *a, const char *event, struct buf *storage,
-			const char *envv[static AGENT_ENV_MAX + 1]);
-/* P2P_HOSTS_FILE: "10.0.1.<t> <label>" for this node and each peer (wireguard mode), atomically. */
-int agent_write_hosts_file(const struct mesh_agent *a);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);

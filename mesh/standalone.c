@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mesh: `status` without a running agent: the same report, read from the kernel and the chain. */
+/* mesh: `status` without a running agent: the same snapshot, read from the kernel and the chain. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +13,103 @@
 #include "netlink/netlink.h"
 #include "registry/registry.h"
 
-int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struct err_detail *why)
+/* What status reads: our identity (if the guest agent answers), the registry, the device. */
+struct standalone {
+	struct mesh_self self;
+	struct attest_identity id;
+	bool loaded;          /* the guest agent gave us our identity */
+	bool have_id;         /* ...and own_root */
+	uint8_t own_root[20]; /* with have_id: the KMS root of our own key */
+	struct registry_handle *reg;
+	struct wg_backend *wg;
+	struct wg_device *dev;
+	struct mesh_peer *peers;
+	struct mesh_rejected *rejected;
+	size_t n_peers, n_rejected;
+};
+
+/* Our identity from the guest agent, if there is one: without it no record is ours. */
+static void load_identity(struct standalone *st)
 {
-	struct mesh_agent a = { .cfg = cfg, .control = { .fd = -1 }, .iface_lock = -1 };
-	struct mesh_rejected *rejected = calloc(REGISTRY_MAX_PEERS, sizeof(*rejected));
-	const struct registry_record *recs, *own;
-	uint8_t own_root[20];
-	bool changed, have_id = false;
-	size_t n;
+	struct attest_client *attest = NULL;
+
+	if (attest_client_new(NULL, &attest) == 0 && attest_load_identity(attest, &st->id, NULL) == 0) {
+		st->loaded = true;
+		/* Then the KMS root is ours, not the RPC's (which must agree). */
+		st->have_id = attest_identity_kms_root(&st->id, st->own_root) == 0;
+		memcpy(st->self.instance_id, st->id.instance_id, 20);
+		memcpy(st->self.wg_public_key, st->id.wg_public_key, 32);
+	}
+	attest_client_free(attest);
+}
+
+/* The chain id and KMS root from the RPC (checked against our own), then the registry. */
+static int read_chain(struct standalone *st, const struct mesh_config *cfg, struct err_detail *why)
+{
+	bool changed;
 	int r;
 
-	a.st.peers = calloc(REGISTRY_MAX_PEERS, sizeof(*a.st.peers));
-	if (!a.st.peers || !rejected) {
+	r = cfg->rpc_error < 0 ? cfg->rpc_error
+			       : registry_handle_open(&st->reg, &cfg->rpc, st->self.contract, NULL);
+	if (r == 0)
+		r = registry_handle_chain_id(st->reg, &st->self.chain_id);
+	if (r == 0) {
+		registry_handle_expect_chain_id(st->reg, st->self.chain_id);
+		r = registry_handle_kms_root(st->reg, st->self.kms_root);
+	}
+	if (r == 0 && st->have_id && memcmp(st->own_root, st->self.kms_root, 20)) {
+		char theirs[41], ours[41];
+
+		hex_encode(theirs, st->self.kms_root, 20);
+		hex_encode(ours, st->own_root, 20);
+		err_detail_set(why,
+			       "the RPC's kmsRoot() says 0x%s, but our own key was issued by the KMS "
+			       "root 0x%s: not believing this RPC",
+			       theirs, ours);
+		return -EPROTO;
+	}
+	if (r == 0)
+		r = registry_handle_poll(st->reg, true, &changed);
+	if (r < 0)
+		err_detail_set(why, "%s", st->reg ? registry_handle_error(st->reg) : errstr(r));
+	return r;
+}
+
+/* The snapshot of what was read, "registered" decided as the agent decides it. */
+static void fill_snapshot(struct standalone *st, const struct mesh_config *cfg, struct mesh_snapshot *s)
+{
+	const struct registry_record *recs, *own;
+	size_t n;
+
+	recs = registry_handle_peers(st->reg, &n);
+	own = mesh_classify_records(&st->self, recs, n, st->peers, &st->n_peers, st->rejected,
+				    &st->n_rejected);
+	if (own)
+		snprintf(st->self.endpoint, sizeof(st->self.endpoint), "%s",
+			 own->endpoint ? own->endpoint : "");
+	mesh_snapshot_init(s, cfg, st->loaded ? &st->id : NULL, st->wg);
+	s->chain_id = st->self.chain_id;
+	s->endpoint = st->self.endpoint;
+	s->token = own ? own->token_id : 0;
+	s->registered = mesh_own_record_valid(&st->self, own);
+	s->peers = st->peers;
+	s->n_peers = st->n_peers;
+	s->rejected = st->rejected;
+	s->n_rejected = st->n_rejected;
+	s->block = registry_handle_block(st->reg);
+	s->last_sync_ms_ago = 0; /* read just now */
+	s->rpc = registry_handle_stats(st->reg);
+}
+
+int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struct err_detail *why)
+{
+	struct standalone st = { .self.mode = cfg->mode };
+	struct mesh_snapshot snap;
+	int r;
+
+	st.peers = calloc(REGISTRY_MAX_PEERS, sizeof(*st.peers));
+	st.rejected = calloc(REGISTRY_MAX_PEERS, sizeof(*st.rejected));
+	if (!st.peers || !st.rejected) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -33,61 +118,22 @@ int mesh_status_standalone(const struct mesh_config *cfg, struct buf *out, struc
 		err_detail_set(why, "no cluster contract (CLUSTER_CONTRACT or --contract)");
 		goto out;
 	}
-	memcpy(a.self.contract, cfg->contract_addr, 20);
-	/* Without the guest agent we cannot tell which record is ours: all are peers then. */
-	if (attest_client_new(NULL, &a.attest) == 0 && attest_load_identity(a.attest, &a.id, NULL) == 0) {
-		/* Then the KMS root is ours, not the RPC's (which must agree). */
-		have_id = attest_identity_kms_root(&a.id, own_root) == 0;
-		hex_encode(a.instance_hex, a.id.instance_id, 20);
-		memcpy(a.self.instance_id, a.id.instance_id, 20);
-		memcpy(a.self.wg_public_key, a.id.wg_public_key, 32);
-	}
-	a.self.mode = cfg->mode;
-	r = cfg->rpc_error < 0 ? cfg->rpc_error
-			       : registry_handle_open(&a.reg, &cfg->rpc, a.self.contract, NULL);
-	if (r == 0)
-		r = registry_handle_chain_id(a.reg, &a.self.chain_id);
-	if (r == 0) {
-		registry_handle_expect_chain_id(a.reg, a.self.chain_id);
-		r = registry_handle_kms_root(a.reg, a.self.kms_root);
-	}
-	if (r == 0 && have_id && memcmp(own_root, a.self.kms_root, 20)) {
-		char theirs[41], ours[41];
-
-		hex_encode(theirs, a.self.kms_root, 20);
-		hex_encode(ours, own_root, 20);
-		err_detail_set(why, "the RPC's kmsRoot() says 0x%s, but our own key was issued by the KMS "
-			 "root 0x%s: not believing this RPC", theirs, ours);
-		r = -EPROTO;
+	memcpy(st.self.contract, cfg->contract_addr, 20);
+	load_identity(&st);
+	r = read_chain(&st, cfg, why);
+	if (r < 0)
 		goto out;
-	}
-	if (r == 0)
-		r = registry_handle_poll(a.reg, true, &changed);
-	if (r < 0) {
-		err_detail_set(why, "%s", a.reg ? registry_handle_error(a.reg) : errstr(r));
-		goto out;
-	}
-	a.chain_ready = true;
-	a.block = registry_handle_block(a.reg);
-	a.last_sync_ms = now_ms();
-	if (cfg->mode == REGISTRY_MODE_WIREGUARD && wg_backend_open_auto(&a.wg, cfg->ifname, 0, NULL) < 0)
-		a.wg = NULL;  /* no interface: the report says backend "none" */
-
-	recs = registry_handle_peers(a.reg, &n);
-	own = mesh_classify_records(&a.self, recs, n, a.st.peers, &a.st.n_peers, rejected, &a.st.n_rejected);
-	memcpy(a.st.rejected, rejected, a.st.n_rejected * sizeof(*rejected));
-	if (own) {
-		a.st.token = own->token_id;
-		a.st.registered = registry_record_verify(own, a.self.chain_id, a.self.contract, a.self.kms_root) == ATTEST_VALID;
-		snprintf(a.self.endpoint, sizeof(a.self.endpoint), "%s", own->endpoint ? own->endpoint : "");
-	}
-	r = agent_status_json(&a, out);
+	/* No interface: the report says backend "none". */
+	if (cfg->mode == REGISTRY_MODE_WIREGUARD && wg_backend_open_auto(&st.wg, cfg->ifname, 0, NULL) == 0)
+		wg_get_device(st.wg, cfg->ifname, &st.dev, NULL); /* live counters, if it answers */
+	fill_snapshot(&st, cfg, &snap);
+	r = mesh_snapshot_status_json(&snap, st.dev, out);
 out:
-	if (a.wg)
-		wg_backend_close(a.wg);
-	registry_handle_close(a.reg);
-	attest_client_free(a.attest);
-	free(a.st.peers);
-	free(rejected);
+	wg_device_free(st.dev);
+	if (st.wg)
+		wg_backend_close(st.wg);
+	registry_handle_close(st.reg);
+	free(st.peers);
+	free(st.rejected);
 	return r;
 }
