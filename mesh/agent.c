@@ -34,43 +34,28 @@
 
 /*
  * No key and no relayer: say exactly how an operator can send our registration, once
- * for each distinct record (a new nonce or endpoint prints again).
+ * for each distinct record (a new nonce or endpoint prints again), on stdout.
  */
 static void print_relay_instructions(struct mesh_agent *a, const struct registry_record *rec)
 {
-	char contract[41], *hex = NULL;
-	uint8_t digest[32];
-	struct buf data;
+	struct buf text;
 
-	buf_init(&data, 1 << 16);
-	if (registry_encode_register_call(rec, &data) < 0)
-		goto out;
-	keccak256(digest, data.data, data.len);
-	if (!memcmp(digest, a->printed_calldata, sizeof(digest)))
-		goto out;
-	hex = malloc(2 * data.len + 1);
-	if (!hex)
-		goto out;
-	memcpy(a->printed_calldata, digest, sizeof(digest));
-	hex_encode(hex, data.data, data.len);
-	hex_encode(contract, a->self.contract, 20);
-	log_info("no funded key (P2P_TX_KEY_FILE) and no relayer (P2P_RELAYER_URL): "
-		 "relay this registration from any funded account:");
-	printf("registration calldata: 0x%s\n", hex);
-	printf("send it with: cast send 0x%s 0x%s --rpc-url <RPC> --private-key <FUNDED_KEY>\n",
-	       contract, hex);
-	fflush(stdout);
-out:
-	free(hex);
-	buf_clear(&data);
+	buf_init(&text, 1 << 17);
+	if (mesh_sender_manual(a->sender, rec, &text) > 0 && buf_terminate(&text) == 0) {
+		log_info("no funded key (P2P_TX_KEY_FILE) and no relayer (P2P_RELAYER_URL): "
+			 "relay this registration from any funded account:");
+		fputs((const char *)text.data, stdout);
+		fflush(stdout);
+	}
+	buf_clear(&text);
 }
 
+/* Our record signed with the next nonce, sent, relayed or printed for an operator. */
 static int send_registration(struct mesh_agent *a)
 {
 	struct registry_record rec = { 0 };
 	uint64_t stored_nonce;
-	struct err_detail why = { "" };
-	uint8_t *tx_key = NULL, tx_hash[32];
+	uint8_t tx_hash[32];
 	char hex[65];
 	int r;
 
@@ -80,47 +65,34 @@ static int send_registration(struct mesh_agent *a)
 		return r;
 	}
 	r = registry_record_sign(&a->id, a->secrets, a->self.chain_id, a->self.contract, a->self.endpoint,
-			       (enum registry_mode)a->cfg->mode, stored_nonce + 1, &rec);
+				 (enum registry_mode)a->cfg->mode, stored_nonce + 1, &rec);
 	if (r < 0) {
 		log_error("signing our registry record: %s", errstr(r));
 		return r;
 	}
-	if (a->cfg->tx_key_file[0]) {
-		tx_key = secret_alloc(32);
-		r = tx_key ? key_file_read32(a->cfg->tx_key_file, tx_key, &why) : -ENOMEM;
-		if (r < 0) {
-			log_error("reading the funded key: %s", why.text[0] ? why.text : errstr(r));
-			goto out;
-		}
+	if (!mesh_sender_configured(a->sender)) {
+		print_relay_instructions(a, &rec);
+	} else if ((r = mesh_sender_hold_key(a->sender)) < 0) {
+		log_error("%s", mesh_sender_error(a->sender));
+	} else if (mesh_sender_pays(a->sender)) {
 		log_info("registering: endpoint %s, nonce %llu", a->self.endpoint,
 			 (unsigned long long)rec.nonce);
-		r = mesh_sender_register(a->sender, &rec, tx_key, NULL, tx_hash);
+		r = mesh_sender_register(a->sender, &rec, tx_hash);
 		if (r < 0) {
 			log_error("registration transaction: %s", mesh_sender_error(a->sender));
 		} else {
 			hex_encode(hex, tx_hash, 32);
 			log_info("registration transaction 0x%s sent; the registry will show it", hex);
 		}
-	} else if (a->cfg->relayer_url[0]) {
-		r = mesh_sender_register(a->sender, &rec, NULL, a->cfg->relayer_url, tx_hash);
+	} else {
+		r = mesh_sender_register(a->sender, &rec, tx_hash);
 		if (r < 0)
 			log_error("handing the registration to the relayer %s: %s", a->cfg->relayer_url,
 				  mesh_sender_error(a->sender));
-	} else {
-		print_relay_instructions(a, &rec);
 	}
-out:
-	secret_free(tx_key, 32);
+	mesh_sender_release_key(a->sender);
 	registry_record_clear(&rec);
 	return r < 0 ? r : 0;
-}
-
-/* The address of the funded key, and its nonce on chain ("latest"): mined or pending. */
-static int funded_nonce(struct mesh_agent *a, uint64_t *nonce)
-{
-	if (!a->has_funded_address)
-		return -ENOENT;
-	return mesh_sender_tx_count(a->sender, a->funded_address, nonce);
 }
 
 /*
@@ -147,9 +119,9 @@ static void register_now(struct mesh_agent *a, uint64_t now)
 		log_info("instance 0x%s holds token %llu", a->instance_hex, (unsigned long long)token);
 	a->said_unbound = false;
 	a->said_token = token;
-	known = funded_nonce(a, &fnonce) == 0;
+	known = mesh_sender_funded_nonce(a->sender, &fnonce) == 0;
 	r = send_registration(a);
-	sent = r == 0 && (a->cfg->tx_key_file[0] || a->cfg->relayer_url[0]);
+	sent = r == 0 && mesh_sender_configured(a->sender);
 	mesh_note_registration(&a->st, now, sent, known, fnonce);
 }
 
@@ -361,7 +333,9 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		r = registry_handle_poll(a->reg, *full, &changed);
 	if (r < 0)
 		return r;
-	agent_follow_actions(a);  /* a decided action makes the leadership be read again below */
+	/* A decided action makes the leadership be read again below. */
+	if (mesh_sender_follow_actions(a->sender) > 0)
+		a->leader_known = false;
 	a->block = registry_handle_block(a->reg);
 	a->last_sync_ms = now_ms();
 	/* Before the first list is out, that first publication carries the leader. */
@@ -471,7 +445,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 	/* Asked whenever the registry answered, not only with a view: without one a pending
 	 * registration is still decided on (mesh_decide). */
 	if (in.registry_read && !a->st.registered && a->st.reg_pending)
-		in.funded_nonce_known = funded_nonce(a, &in.funded_nonce) == 0;
+		in.funded_nonce_known = mesh_sender_funded_nonce(a->sender, &in.funded_nonce) == 0;
 	if (in.have_view) {
 		in.recs = registry_handle_peers(a->reg, &n);
 		in.n_recs = n;
@@ -578,7 +552,7 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 		if (r == 0)
 			r = buf_printf(out, ",\"actions\":");
 		if (r == 0)
-			r = agent_actions_json(a, out);
+			r = mesh_sender_actions_json(a->sender, out);
 		return r == 0 ? buf_printf(out, "}") : r;
 	}
 	return -ENOENT;
@@ -613,24 +587,6 @@ static int lock_interface(const char *ifname, int *fd_out)
 }
 
 /* The funded key's address (for its nonce on chain); the key itself is wiped at once. */
-static int load_funded_address(struct mesh_agent *a, struct err_detail *why)
-{
-	uint8_t *key = secret_alloc(32), pub[64];
-	int r;
-
-	if (!key)
-		return -ENOMEM;
-	r = key_file_read32(a->cfg->tx_key_file, key, why);
-	if (r == 0)
-		r = eth_pubkey_from_secret(key, pub);
-	if (r == 0) {
-		eth_address_from_pubkey(pub, a->funded_address);
-		a->has_funded_address = true;
-	}
-	secret_free(key, 32);
-	return r;
-}
-
 static int fill_self(struct mesh_agent *a)
 {
 	struct mesh_self *self = &a->self;
@@ -707,10 +663,6 @@ static int agent_start(struct mesh_agent *a)
 		return r;
 	log_info("instance 0x%s of cluster %s, %s mode", a->instance_hex, a->cfg->contract,
 		 mesh_mode_name(a->cfg->mode));
-	if (a->cfg->tx_key_file[0] && (r = load_funded_address(a, &why)) < 0) {
-		log_error("reading the funded key: %s", why.text[0] ? why.text : errstr(r));
-		return -EBADR;
-	}
 
 	r = a->cfg->rpc_error < 0
 		    ? a->cfg->rpc_error
@@ -724,14 +676,11 @@ static int agent_start(struct mesh_agent *a)
 			log_error("RPC URL list '%s': %s", a->cfg->rpc_urls, errstr(r));
 		return r == -EINVAL || r == -E2BIG ? -EBADR : r;
 	}
-	r = mesh_sender_open(
-		&a->sender, a->reg,
-		&(struct eth_tx_caps){ .max_fee_per_gas = a->cfg->tx_max_fee_per_gas,
-				       .max_priority_fee_per_gas = a->cfg->tx_max_priority_fee_per_gas,
-				       .max_gas = a->cfg->tx_max_gas,
-				       .max_cost = a->cfg->tx_max_cost });
-	if (r < 0)
-		return r;
+	r = mesh_sender_open(&a->sender, a->reg, a->cfg, &why);
+	if (r < 0) {
+		log_error("reading the funded key: %s", why.text[0] ? why.text : errstr(r));
+		return r == -ENOMEM ? r : -EBADR;
+	}
 	if (a->cfg->chain_id) {
 		a->chain_confirmed = true;
 		registry_handle_expect_chain_id(a->reg, a->cfg->chain_id);

@@ -201,83 +201,6 @@ chain:
 	return -EIO;
 }
 
-static const char *const action_state_names[] = {
-	[AGENT_ACTION_PENDING] = "pending", [AGENT_ACTION_CONFIRMED] = "confirmed",
-	[AGENT_ACTION_REVERTED] = "reverted", [AGENT_ACTION_UNKNOWN] = "unknown",
-};
-
-/* {"action":..,"tx":..,"state":..,"relayed":..[,"block":..]} */
-static int action_json(const struct agent_action *x, struct buf *out)
-{
-	char hex[65];
-	int r;
-
-	hex_encode(hex, x->tx, 32);
-	r = buf_printf(out, "{\"action\":\"%s\",", x->name);
-	if (r == 0)
-		r = x->has_tx ? buf_printf(out, "\"tx\":\"0x%s\",", hex) : buf_printf(out, "\"tx\":null,");
-	if (r == 0)
-		r = buf_printf(out, "\"state\":\"%s\",\"relayed\":%s", action_state_names[x->state],
-			       x->relayed ? "true" : "false");
-	if (r == 0 && (x->state == AGENT_ACTION_CONFIRMED || x->state == AGENT_ACTION_REVERTED))
-		r = buf_printf(out, ",\"block\":%llu", (unsigned long long)x->block);
-	return r == 0 ? buf_printf(out, "}") : r;
-}
-
-int agent_actions_json(const struct mesh_agent *a, struct buf *out)
-{
-	size_t n = a->n_actions < AGENT_ACTIONS_KEPT ? a->n_actions : AGENT_ACTIONS_KEPT;
-	int r = buf_printf(out, "[");
-
-	/* newest first */
-	for (size_t i = 0; i < n && r == 0; i++) {
-		const struct agent_action *x = &a->actions[(a->n_actions - 1 - i) % AGENT_ACTIONS_KEPT];
-
-		r = i ? buf_printf(out, ",") : 0;
-		if (r == 0)
-			r = action_json(x, out);
-	}
-	return r == 0 ? buf_printf(out, "]") : r;
-}
-
-int agent_follow_actions(struct mesh_agent *a)
-{
-	size_t n = a->n_actions < AGENT_ACTIONS_KEPT ? a->n_actions : AGENT_ACTIONS_KEPT;
-	uint64_t now = now_ms();
-	int decided = 0;
-
-	for (size_t i = 0; i < n && a->sender; i++) {
-		struct agent_action *x = &a->actions[i];
-		struct eth_receipt rc;
-		char hex[65];
-		int r;
-
-		if (x->state != AGENT_ACTION_PENDING || !x->has_tx)
-			continue;
-		hex_encode(hex, x->tx, 32);
-		r = mesh_sender_receipt(a->sender, x->tx, &rc);
-		if (r == -ENOENT && now > x->sent_ms + AGENT_ACTION_FOLLOW_MS) {
-			x->state = AGENT_ACTION_UNKNOWN;
-			log_warn("leader.%s: transaction 0x%s not mined after %d s; no longer followed", x->name, hex,
-				 AGENT_ACTION_FOLLOW_MS / 1000);
-		}
-		if (r < 0)
-			continue;
-		x->state = rc.success ? AGENT_ACTION_CONFIRMED : AGENT_ACTION_REVERTED;
-		x->block = rc.block_number;
-		if (rc.success)
-			log_info("leader.%s: transaction 0x%s confirmed in block %llu", x->name, hex,
-				 (unsigned long long)rc.block_number);
-		else
-			log_warn("leader.%s: transaction 0x%s reverted in block %llu", x->name, hex,
-				 (unsigned long long)rc.block_number);
-		decided = 1;
-	}
-	if (decided)
-		a->leader_known = false;  /* read the leadership again at this turn */
-	return decided;
-}
-
 /* May this caller make the node sign and pay? Root, our own user, or whom the operator names. */
 static bool caller_allowed(const struct mesh_agent *a, const struct control_request *req)
 {
@@ -286,56 +209,6 @@ static bool caller_allowed(const struct mesh_agent *a, const struct control_requ
 	return req->uid == 0 || req->uid == (long)geteuid() ||
 	       (a->cfg->action_uid != MESH_ID_NONE && req->uid == a->cfg->action_uid) ||
 	       (a->cfg->action_gid != MESH_ID_NONE && req->gid == a->cfg->action_gid);
-}
-
-/* Actions in the hour before now. */
-static unsigned actions_in_last_hour(const struct mesh_agent *a, uint64_t now)
-{
-	size_t n = a->n_action_ms < MESH_MAX_ACTION_PER_HOUR ? a->n_action_ms : MESH_MAX_ACTION_PER_HOUR;
-	unsigned count = 0;
-
-	for (size_t i = 0; i < n; i++)
-		count += a->action_ms[i] + 3600000 > now;
-	return count;
-}
-
-/* The spacing and the hourly cap: 0 and the action counted, or an error in out. */
-static int take_action_slot(struct mesh_agent *a, struct buf *out)
-{
-	uint64_t now = now_ms(), last = a->n_action_ms ? a->action_ms[(a->n_action_ms - 1) % MESH_MAX_ACTION_PER_HOUR] : 0;
-	char msg[300];
-
-	if (a->n_action_ms && now < last + a->cfg->action_spacing_ms) {
-		snprintf(msg, sizeof(msg), "one action per %u ms (P2P_ACTION_SPACING_MS); try again in %llu ms",
-			 a->cfg->action_spacing_ms, (unsigned long long)(last + a->cfg->action_spacing_ms - now));
-		control_error(out, "rate_limited", msg);
-		return -EAGAIN;
-	}
-	if (actions_in_last_hour(a, now) >= a->cfg->action_max_per_hour) {
-		snprintf(msg, sizeof(msg), "%u actions in the last hour, the most P2P_ACTION_MAX_PER_HOUR allows; "
-			 "try again later", a->cfg->action_max_per_hour);
-		control_error(out, "rate_limited", msg);
-		return -EAGAIN;
-	}
-	a->action_ms[a->n_action_ms % MESH_MAX_ACTION_PER_HOUR] = now;
-	a->n_action_ms++;
-	return 0;
-}
-
-/* Remember a sent action; the reply shows it (pending). */
-static struct agent_action *note_action(struct mesh_agent *a, const char *name, const uint8_t *tx, bool relayed)
-{
-	struct agent_action *x = &a->actions[a->n_actions++ % AGENT_ACTIONS_KEPT];
-
-	memset(x, 0, sizeof(*x));
-	snprintf(x->name, sizeof(x->name), "%s", name);
-	x->has_tx = tx != NULL;
-	if (tx)
-		memcpy(x->tx, tx, 32);
-	x->relayed = relayed;
-	x->state = tx ? AGENT_ACTION_PENDING : AGENT_ACTION_UNKNOWN;
-	x->sent_ms = now_ms();
-	return x;
 }
 
 /* 1 when the leadership read now differs from what we held (an instantly mined action). */
@@ -361,8 +234,8 @@ static int leader_reply(struct mesh_agent *a, const struct agent_action *x, stru
 	if (r == 0)
 		r = x->has_tx ? buf_printf(out, "\"tx\":\"0x%s\",", hex) : buf_printf(out, "\"tx\":null,");
 	if (r == 0)
-		r = buf_printf(out, "\"state\":\"%s\",\"relayed\":%s,\"leader\":", action_state_names[x->state],
-			       x->relayed ? "true" : "false");
+		r = buf_printf(out, "\"state\":\"%s\",\"relayed\":%s,\"leader\":",
+			       mesh_action_state_name(x->state), x->relayed ? "true" : "false");
 	if (r == 0) {
 		struct mesh_snapshot snap;
 
@@ -375,9 +248,9 @@ static int leader_reply(struct mesh_agent *a, const struct agent_action *x, stru
 int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out)
 {
 	struct registry_leader_call c = { 0 };
-	struct err_detail why = { "" };
-	uint8_t tx_hash[32], *tx_key = NULL;
+	uint8_t tx_hash[32];
 	char msg[700];
+	bool pays = mesh_sender_pays(a->sender);
 	int r, changed;
 
 	if (parse_action(req->name, &c.action) < 0)
@@ -394,31 +267,27 @@ int agent_leader_act(struct mesh_agent *a, const struct control_request *req, st
 		control_error(out, "not_registered", "this node has no registered record yet, so it cannot act");
 		return 0;
 	}
-	if (!a->cfg->tx_key_file[0] && !a->cfg->relayer_url[0]) {
+	if (!mesh_sender_configured(a->sender)) {
 		control_error(out, "no_sender", "neither a funded key (P2P_TX_KEY_FILE) nor a relayer "
 			      "(P2P_RELAYER_URL) is configured to send the signed call");
 		return 0;
 	}
-	if (take_action_slot(a, out) < 0)
+	if (mesh_sender_take_action_slot(a->sender, msg, sizeof(msg)) < 0) {
+		control_error(out, "rate_limited", msg);
 		return 0;
+	}
 	if (prepare_call(a, req, &c, out) < 0)
 		return 0;
 	r = registry_sign_leader_call(a->self.chain_id, a->self.contract, a->secrets->node_key, &c);
 	if (r < 0)
 		return r;
-	if (a->cfg->tx_key_file[0]) {
-		tx_key = secret_alloc(32);
-		r = tx_key ? key_file_read32(a->cfg->tx_key_file, tx_key, &why) : -ENOMEM;
-		if (r < 0) {
-			snprintf(msg, sizeof(msg), "reading the funded key: %s", why.text[0] ? why.text : errstr(r));
-			control_error(out, "no_sender", msg);
-			r = 0;
-			goto out;
-		}
+	if (mesh_sender_hold_key(a->sender) < 0) {
+		control_error(out, "no_sender", mesh_sender_error(a->sender));
+		return 0;
 	}
 	log_info("%s: signed for token %llu (nonce %llu), sending %s", req->name, (unsigned long long)c.token,
-		 (unsigned long long)c.nonce, tx_key ? "with the funded key" : "to the relayer");
-	r = mesh_sender_leader_call(a->sender, &c, tx_key, a->cfg->relayer_url, tx_hash);
+		 (unsigned long long)c.nonce, pays ? "with the funded key" : "to the relayer");
+	r = mesh_sender_leader_call(a->sender, &c, tx_hash);
 	if (r < 0) {
 		snprintf(msg, sizeof(msg), "%s", mesh_sender_error(a->sender));
 		log_warn("%s: %s", req->name, msg);
@@ -427,13 +296,14 @@ int agent_leader_act(struct mesh_agent *a, const struct control_request *req, st
 		goto out;
 	}
 	/*
-	 * Sent: the receipt is followed on later turns (agent_follow_actions), not waited for.
+	 * Sent: the receipt is followed on later turns (mesh_sender_follow_actions), not waited for.
 	 * One leaderState() read now: a chain that mines at once shows the outcome already.
 	 */
 	changed = reread_leader(a);
-	r = leader_reply(a, note_action(a, req->name + 7, r > 0 ? tx_hash : NULL, !tx_key), out);
+	r = leader_reply(a, mesh_sender_note_action(a->sender, req->name + 7, r > 0 ? tx_hash : NULL, !pays),
+			 out);
 	r = r < 0 ? r : changed;
 out:
-	secret_free(tx_key, 32);
+	mesh_sender_release_key(a->sender);
 	return r;
 }

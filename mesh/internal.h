@@ -67,16 +67,21 @@ void control_broadcast(struct control_server *s, const char *line);
 struct registry_record;
 struct registry_leader_call;
 struct registry_handle;
+struct mesh_config;
 struct eth_tx_caps;
 struct eth_receipt;
 
 /*
  * What the agent sends to the contract over reg's providers (borrowed: it outlives the
- * sender): registrations and signed leader calls, paid by a funded key under caps (no
- * receipt wait) or handed to a relayer. What went wrong last: mesh_sender_error().
+ * sender): registrations and signed leader calls, paid by the funded key of cfg
+ * (P2P_TX_KEY_FILE, under its caps, no receipt wait) or handed to its relayer
+ * (P2P_RELAYER_URL); the leader actions sent, followed to their receipts across turns,
+ * under the spacing and hourly cap. What went wrong last: mesh_sender_error().
  */
 struct mesh_sender;
-int mesh_sender_open(struct mesh_sender **out, struct registry_handle *reg, const struct eth_tx_caps *caps);
+/* -ENOMEM, or the funded key's file does not read (why says how). */
+int mesh_sender_open(struct mesh_sender **out, struct registry_handle *reg, const struct mesh_config *cfg,
+		     struct err_detail *why);
 void mesh_sender_close(struct mesh_sender *s);
 const char *mesh_sender_error(const struct mesh_sender *s);
 struct mesh_sender_stats {
@@ -85,28 +90,68 @@ struct mesh_sender_stats {
 	uint64_t failed;  /* refused, above a cap, or not sent */
 };
 const struct mesh_sender_stats *mesh_sender_stats(const struct mesh_sender *s);
-/* The nonce of address at "latest": transactions of it mined so far. */
-int mesh_sender_tx_count(struct mesh_sender *s, const uint8_t address[static 20], uint64_t *nonce);
+/* The funded key's nonce at "latest" (its transactions mined so far); -ENOENT: no funded key. */
+int mesh_sender_funded_nonce(struct mesh_sender *s, uint64_t *nonce);
+/* A funded key or a relayer is configured; the funded key is (it pays, the relayer does not). */
+bool mesh_sender_configured(const struct mesh_sender *s);
+bool mesh_sender_pays(const struct mesh_sender *s);
 /*
- * Send registerPeer(rec) paid by tx_key (32 bytes, locked memory) under the caps, without
- * waiting for the receipt, or with tx_key NULL hand its calldata to the relayer (POST
- * {"to","data"} to relayer_url). 1 with tx_hash set, 0 relayed without a hash; -EPERM: the
- * simulation reverts or the relayer refused, -EDQUOT: above a cap (mesh_sender_error names
- * it), nothing sent either way; other -errno.
+ * Read the funded key (when configured) into locked memory for the sends that follow, until
+ * mesh_sender_release_key wipes it; the relayer is used without it. -errno (mesh_sender_error:
+ * "reading the funded key: ...").
  */
-int mesh_sender_register(struct mesh_sender *s, const struct registry_record *rec, const uint8_t *tx_key,
-			 const char *relayer_url, uint8_t tx_hash[static 32]);
+int mesh_sender_hold_key(struct mesh_sender *s);
+void mesh_sender_release_key(struct mesh_sender *s);
+/*
+ * Send registerPeer(rec) paid by the key held, under the caps, without waiting for the
+ * receipt, or without a key hand its calldata to the relayer (POST {"to","data"}). 1 with
+ * tx_hash set, 0 relayed without a hash; -EPERM: the simulation reverts or the relayer
+ * refused, -EDQUOT: above a cap (mesh_sender_error names it), nothing sent either way;
+ * other -errno.
+ */
+int mesh_sender_register(struct mesh_sender *s, const struct registry_record *rec,
+			 uint8_t tx_hash[static 32]);
+/*
+ * Neither key nor relayer: what an operator runs to send rec ("registration calldata:
+ * 0x...\nsend it with: cast send ...\n") appended to out, 1; 0 when it was given for this
+ * very record already (a new nonce or endpoint gives it again); -ENOMEM.
+ */
+int mesh_sender_manual(struct mesh_sender *s, const struct registry_record *rec, struct buf *out);
 /* eth_getTransactionReceipt: 0, -ENOENT while not mined, other -errno (mesh_sender_error). */
 int mesh_sender_receipt(struct mesh_sender *s, const uint8_t tx_hash[static 32], struct eth_receipt *rc);
-/*
- * Send a signed leader call paid by tx_key (locked memory, under the caps, no receipt
- * wait) or, with tx_key NULL, hand it to the relayer. 1 with tx_hash set (sent, or the
- * relayer named its transaction), 0 relayed without a hash; -EPERM refused (reverts in
- * simulation, or the relayer refused: its reason in mesh_sender_error), -EDQUOT above a
- * cap, other -errno.
- */
+/* The same for a signed leader call (1 with tx_hash, 0 relayed without a hash). */
 int mesh_sender_leader_call(struct mesh_sender *s, const struct registry_leader_call *call,
-			    const uint8_t *tx_key, const char *relayer_url, uint8_t tx_hash[static 32]);
+			    uint8_t tx_hash[static 32]);
+/* A leader action the agent sent, followed to its receipt on later turns (sender.c). */
+enum agent_action_state {
+	AGENT_ACTION_PENDING,
+	AGENT_ACTION_CONFIRMED,
+	AGENT_ACTION_REVERTED,
+	AGENT_ACTION_UNKNOWN
+};
+struct agent_action {
+	char name[16]; /* "elect", "heartbeat", "vote" */
+	uint8_t tx[32];
+	bool has_tx; /* a relayer may not name its transaction */
+	bool relayed;
+	enum agent_action_state state;
+	uint64_t sent_ms;
+	uint64_t block; /* mined in (confirmed, reverted) */
+};
+#define AGENT_ACTIONS_KEPT 8
+/* A pending action's receipt is looked for this long, then its state is "unknown". */
+#define AGENT_ACTION_FOLLOW_MS 180000
+/* The spacing (P2P_ACTION_SPACING_MS) and hourly cap (P2P_ACTION_MAX_PER_HOUR): 0 and the
+ * action counted, or -EAGAIN with why in msg (cap bytes) for the client. */
+int mesh_sender_take_action_slot(struct mesh_sender *s, char *msg, size_t cap);
+/* Remember a sent action (tx NULL: a relayer that named none); the reply shows it. */
+const struct agent_action *mesh_sender_note_action(struct mesh_sender *s, const char *name, const uint8_t *tx,
+						   bool relayed);
+/* The pending actions' receipts (one RPC call each): 1 when one was decided (mined or given up). */
+int mesh_sender_follow_actions(struct mesh_sender *s);
+/* "actions":[...] of the leader document: the last actions sent, newest first, and their state. */
+int mesh_sender_actions_json(const struct mesh_sender *s, struct buf *out);
+const char *mesh_action_state_name(enum agent_action_state state);
 /*
  * A relayer's reply body (outside input; fuzzed): its "error" string into reason (cap
  * bytes, control bytes replaced; "" without one; reason may be NULL with cap 0) and 1
@@ -377,22 +422,6 @@ int mesh_snapshot_write_hosts(const struct mesh_snapshot *s, const char *path);
 
 /* ---- the agent ---- */
 
-/* A leader action the agent sent, followed to its receipt on later turns (apps.c). */
-enum agent_action_state { AGENT_ACTION_PENDING, AGENT_ACTION_CONFIRMED, AGENT_ACTION_REVERTED,
-			  AGENT_ACTION_UNKNOWN };
-struct agent_action {
-	char name[16];                      /* "elect", "heartbeat", "vote" */
-	uint8_t tx[32];
-	bool has_tx;                        /* a relayer may not name its transaction */
-	bool relayed;
-	enum agent_action_state state;
-	uint64_t sent_ms;
-	uint64_t block;                     /* mined in (confirmed, reverted) */
-};
-#define AGENT_ACTIONS_KEPT 8
-/* A pending action's receipt is looked for this long, then its state is "unknown". */
-#define AGENT_ACTION_FOLLOW_MS 180000
-
 struct mesh_agent {
 	const struct mesh_config *cfg;
 	struct mesh_self self;
@@ -403,8 +432,6 @@ struct mesh_agent {
 	struct attest_identity id;
 	struct attest_node_secrets *secrets;
 	char instance_hex[41];
-	uint8_t funded_address[20];         /* of the key in P2P_TX_KEY_FILE */
-	bool has_funded_address;
 	int iface_lock;                     /* held for the agent's life: one agent per interface */
 
 	/* chain */
@@ -415,7 +442,6 @@ struct mesh_agent {
 	uint64_t block;                     /* latest block the registry was seen at */
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
 	uint64_t said_token;                /* the token "holds token" last named */
-	uint8_t printed_calldata[32];       /* keccak of the registration last printed for relaying */
 
 	/* WireGuard */
 	struct wg_backend *wg;
@@ -446,11 +472,6 @@ struct mesh_agent {
 	struct registry_leader leader;
 	bool leader_known;                  /* leaderState() read at least once */
 	uint64_t leader_block;              /* the block it was read at */
-	/* leader actions: the last ones sent (ring), and when actions were asked (the caps) */
-	struct agent_action actions[AGENT_ACTIONS_KEPT];
-	size_t n_actions;
-	uint64_t action_ms[MESH_MAX_ACTION_PER_HOUR];
-	size_t n_action_ms;
 };
 
 /*
@@ -519,10 +540,6 @@ int agent_follow_leader(struct mesh_agent *a);
  * request, other negative errno.
  */
 int agent_leader_act(struct mesh_agent *a, const struct control_request *req, struct buf *out);
-/* The pending actions' receipts (one RPC call each, on RPC turns): 1 when one was decided. */
-int agent_follow_actions(struct mesh_agent *a);
-/* "actions":[...] of the leader document: the last actions sent and their state. */
-int agent_actions_json(const struct mesh_agent *a, struct buf *out);
 
 /* endpoint.c: what this node registers. */
 int agent_guess_endpoint(const struct mesh_config *cfg, char *out, size_t len);
