@@ -262,6 +262,7 @@ static const struct registry_record *classify(struct mesh_verify_cache *vc, cons
 		memcpy(m->instance_id, p->instance_id, 20);
 		memcpy(m->wg_key, p->wg_public_key, 32);
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
+		mesh_endpoint_udp(m->endpoint, false, &m->udp); /* a name stays AF_UNSPEC */
 		eth_address_from_pubkey(p->node_pubkey, m->node_addr);
 		m->mode = (enum registry_mode)p->mode;
 		m->nonce = p->nonce;
@@ -714,22 +715,6 @@ static const struct mesh_applied *applied_by_key(const struct mesh_state *st, co
 	return NULL;
 }
 
-/* The UDP part of an endpoint field ("host:port[,https://gateway]"); AF_UNSPEC if none. */
-static void endpoint_from_string(union wg_endpoint *out, const char *endpoint)
-{
-	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
-	struct sockaddr_storage ss;
-	uint16_t port;
-
-	memset(out, 0, sizeof(*out));
-	if (mesh_endpoint_split(endpoint, udp, gw, &port) < 0 || !udp[0] || mesh_endpoint_parse(udp, &ss) < 0)
-		return;
-	if (ss.ss_family == AF_INET)
-		memcpy(&out->in, &ss, sizeof(out->in));
-	else if (ss.ss_family == AF_INET6)
-		memcpy(&out->in6, &ss, sizeof(out->in6));
-}
-
 /*
  * Endpoint policy: a new peer gets the registered endpoint; an existing peer gets it
  * again only when the registry's endpoint changed since we last set it (or we have no
@@ -765,15 +750,19 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 
 		memset(p, 0, sizeof(*p));
 		memcpy(p->public_key, m->wg_key, WG_KEY_LEN);
-		/* The path transport.c chose (UDP or the relay's socket), else the record's UDP part. */
-		if (paths && paths[m->token].addr.sa_family != AF_UNSPEC)
-			ep = paths[m->token];
-		else
-			endpoint_from_string(&ep, m->endpoint);
+		/*
+		 * The path transport.c chose (UDP or the relay's socket; a name it resolved), else
+		 * the record's numeric UDP part parsed when it was accepted: no DNS here.
+		 */
+		ep = paths && paths[m->token].addr.sa_family != AF_UNSPEC ? paths[m->token] : m->udp;
 		if (endpoint_wanted(st, have, m->wg_key, &ep)) {
 			p->endpoint = ep;
 			p->flags |= WG_PEER_HAS_ENDPOINT;
 		}
+		/*
+		 * A per-peer pre-shared key goes into p->preshared_key here (locked, from the
+		 * peer's entry); wg_device_diff already counts a differing key as a peer change.
+		 */
 		ips[i] = (struct ip_prefix){ .family = AF_INET, .len = 32 };
 		ips[i].ip4.s_addr = mesh_overlay_addr(m->token);
 		p->allowedips = &ips[i];

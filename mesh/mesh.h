@@ -135,6 +135,8 @@ struct mesh_peer {
 	enum registry_mode mode;
 	uint64_t nonce;
 	uint8_t node_addr[20];          /* keccak(node key)[12:]: who may open its gateway stream */
+	union wg_endpoint udp;          /* endpoint's UDP part when numeric, parsed once when the record
+					 * was accepted; AF_UNSPEC: none, or a name (the transport's) */
 };
 
 /*
@@ -157,6 +159,14 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
  * otherwise. -EINVAL names nothing; the caller logs the endpoint.
  */
 int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out);
+
+/*
+ * The UDP part of an endpoint field (see mesh_endpoint_split) as a socket address: numeric
+ * only, or with dns a name looked up too (it may block: the transport does it, on change).
+ * 0 (AF_UNSPEC when the field has no UDP part), -EAGAIN (a name, and !dns), -EINVAL (not an
+ * endpoint field, or a name that does not resolve).
+ */
+int mesh_endpoint_udp(const char *field, bool dns, union wg_endpoint *out);
 
 /*
  * A wireguard-mode endpoint field: a UDP "host:port", a gateway name

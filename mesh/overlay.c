@@ -33,7 +33,8 @@ const char *mesh_peer_connect_string(const struct mesh_peer *p, char addr_buf[st
 	return addr_buf;
 }
 
-int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out)
+/* endpoint's address: numeric, or with dns a name looked up (it may block). */
+static int endpoint_lookup(const char *endpoint, bool dns, struct sockaddr_storage *out)
 {
 	struct hostport hp;
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
@@ -47,6 +48,8 @@ int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out)
 	/* Numeric first: never block the loop on DNS for the common case. */
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
 	r = getaddrinfo(hp.host, port, &hints, &res);
+	if (r == EAI_NONAME && !dns)
+		return -EAGAIN;
 	if (r == EAI_NONAME) {
 		hints.ai_flags = AI_NUMERICSERV;
 		r = getaddrinfo(hp.host, port, &hints, &res);
@@ -56,5 +59,32 @@ int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out)
 	memset(out, 0, sizeof(*out));
 	memcpy(out, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
+	return 0;
+}
+
+int mesh_endpoint_parse(const char *endpoint, struct sockaddr_storage *out)
+{
+	return endpoint_lookup(endpoint, true, out);
+}
+
+int mesh_endpoint_udp(const char *field, bool dns, union wg_endpoint *out)
+{
+	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
+	struct sockaddr_storage ss;
+	uint16_t port;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (mesh_endpoint_split(field, udp, gw, &port) < 0)
+		return -EINVAL;
+	if (!udp[0])
+		return 0;
+	r = endpoint_lookup(udp, dns, &ss);
+	if (r < 0)
+		return r;
+	if (ss.ss_family == AF_INET)
+		memcpy(&out->in, &ss, sizeof(out->in));
+	else if (ss.ss_family == AF_INET6)
+		memcpy(&out->in6, &ss, sizeof(out->in6));
 	return 0;
 }

@@ -174,14 +174,14 @@ const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const ch
 				   const uint8_t instance[static 20], struct err_detail *why)
 {
 	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256], inst[41];
-	struct sockaddr_storage ss;
+	struct hostport hp;
 	uint16_t port;
 
 	if (mesh_endpoint_split(endpoint, udp, gw, &port) < 0) {
 		err_detail_set(why, "endpoint '%.48s' is not host:port and/or https://gateway", endpoint);
 		return why->text;
 	}
-	if (udp[0] && mesh_endpoint_parse(udp, &ss) < 0) {
+	if (udp[0] && hostport_split(udp, strlen(udp), 0, &hp) < 0) {
 		err_detail_set(why, "endpoint '%.64s' is not host:port", udp);
 		return why->text;
 	}
@@ -204,6 +204,8 @@ struct transport_peer {
 	bool known;
 	bool relayed;                   /* handed to the relay */
 	char udp[REGISTRY_ENDPOINT_MAX + 1];
+	union wg_endpoint udp_ep; /* udp resolved when it changed (a name once, not per turn) */
+	uint64_t udp_retry_ms;    /* it did not resolve: when to look it up again */
 	char gw_host[256];
 	uint16_t gw_port;
 	uint8_t node_addr[20];
@@ -391,6 +393,23 @@ static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
 	tp->warned = false;
 }
 
+/* A name that does not resolve is looked up again this long after. */
+#define UDP_RETRY_MS 30000
+
+/*
+ * The peer's UDP endpoint resolved: at a change (now 0), then only while it does not
+ * resolve, every UDP_RETRY_MS. The decision never resolves; a name reaches it from here.
+ */
+static void resolve_udp(struct transport_peer *tp, const struct mesh_peer *p, uint64_t now)
+{
+	if (now && (!tp->udp[0] || tp->udp_ep.addr.sa_family != AF_UNSPEC || now < tp->udp_retry_ms))
+		return;
+	if (p->udp.addr.sa_family != AF_UNSPEC)
+		tp->udp_ep = p->udp;
+	else if (mesh_endpoint_udp(p->endpoint, true, &tp->udp_ep) < 0)
+		tp->udp_retry_ms = (now ? now : now_ms()) + UDP_RETRY_MS;
+}
+
 void agent_transport_sync(struct mesh_agent *a)
 {
 	struct agent_transport *t = a->transport;
@@ -413,8 +432,11 @@ void agent_transport_sync(struct mesh_agent *a)
 			relay_peer_remove(t->relay, p->token);
 			tp->relayed = false;
 		}
-		if (!tp->known || strcmp(udp, tp->udp))
+		if (!tp->known || strcmp(udp, tp->udp)) {
 			tp->path = (struct mesh_path_state){ 0 };  /* a new peer, or a new address */
+			tp->udp_retry_ms = 0;
+			resolve_udp(tp, p, 0);
+		}
 		tp->known = true;
 		snprintf(tp->udp, sizeof(tp->udp), "%s", udp);
 		snprintf(tp->gw_host, sizeof(tp->gw_host), "%s", gw);
@@ -471,10 +493,10 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 		enum mesh_path before = tp->path.want, now;
 		bool confirmed = tp->path.confirmed;
 		char addr[16];
-		struct sockaddr_storage ss;
 
 		if (!tp->known)
 			continue;
+		resolve_udp(tp, p, now_ms());
 		if (tp->nudge)
 			nudge(p->token);  /* last turn's probe endpoint has been applied since */
 		tp->nudge = false;
@@ -493,11 +515,8 @@ const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const s
 		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
 		if (now == MESH_PATH_GATEWAY && t->relay) {
 			relay_loop_endpoint(t->relay, p->token, &t->endpoints[p->token].in);
-		} else if (now == MESH_PATH_UDP && mesh_endpoint_parse(tp->udp, &ss) == 0) {
-			if (ss.ss_family == AF_INET)
-				memcpy(&t->endpoints[p->token].in, &ss, sizeof(struct sockaddr_in));
-			else if (ss.ss_family == AF_INET6)
-				memcpy(&t->endpoints[p->token].in6, &ss, sizeof(struct sockaddr_in6));
+		} else if (now == MESH_PATH_UDP) {
+			t->endpoints[p->token] = tp->udp_ep;
 		}
 	}
 	free(index);

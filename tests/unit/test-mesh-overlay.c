@@ -45,6 +45,25 @@ Test(mesh_endpoint, parses_v4_v6_and_rejects_garbage)
 	cr_assert_eq(mesh_endpoint_parse("1.2.3.4:8x", &ss), -EINVAL);
 }
 
+/* The decision's parse: numbers only, a name left to the transport (no DNS lookup). */
+Test(mesh_endpoint, udp_part_numeric_unless_dns)
+{
+	union wg_endpoint ep;
+
+	cr_assert_eq(mesh_endpoint_udp("192.168.77.3:51830,https://x-1.example.org", false, &ep), 0);
+	cr_assert_eq(ep.addr.sa_family, AF_INET);
+	cr_assert_eq(ntohs(ep.in.sin_port), 51830);
+	cr_assert_eq(mesh_endpoint_udp("[fd00::1]:51830", false, &ep), 0);
+	cr_assert_eq(ep.addr.sa_family, AF_INET6);
+	cr_assert_eq(mesh_endpoint_udp("localhost:51830", false, &ep), -EAGAIN);
+	cr_assert_eq(ep.addr.sa_family, AF_UNSPEC);
+	cr_assert_eq(mesh_endpoint_udp("localhost:51830", true, &ep), 0);
+	cr_assert_neq(ep.addr.sa_family, AF_UNSPEC);
+	cr_assert_eq(mesh_endpoint_udp("https://x-1.example.org", false, &ep), 0);
+	cr_assert_eq(ep.addr.sa_family, AF_UNSPEC);
+	cr_assert_eq(mesh_endpoint_udp("not an endpoint", true, &ep), -EINVAL);
+}
+
 Test(mesh_config, names_values_and_file)
 {
 	struct mesh_config cfg;
