@@ -145,23 +145,24 @@ static int run_agent(const struct mesh_config *cfg)
 	}
 	r = mesh_agent_new(cfg, &stop_signal, &a);
 	while (r == 0) {
-		struct pollfd pfd[4] = {
+		struct mesh_agent_source src[MESH_AGENT_SOURCES_MAX];
+		struct pollfd pfd[2 + MESH_AGENT_SOURCES_MAX] = {
 			{ .fd = sfd, .events = POLLIN },
-			{ .fd = mesh_agent_control_fd(a), .events = POLLIN },
 			{ .fd = stop_pipe[0], .events = POLLIN },
-			{ .fd = mesh_agent_push_fd(a), .events = POLLIN },  /* -1: ignored by poll */
 		};
+		size_t n = mesh_agent_sources(a, src);
 
-		if (poll(pfd, 4, stop_signal ? 0 : mesh_agent_timeout_ms(a)) < 0 && errno != EINTR) {
+		for (size_t i = 0; i < n; i++)
+			pfd[2 + i] = (struct pollfd){ .fd = src[i].fd, .events = POLLIN }; /* -1: ignored */
+		if (poll(pfd, 2 + n, stop_signal ? 0 : mesh_agent_timeout_ms(a)) < 0 && errno != EINTR) {
 			r = -errno;
 			break;
 		}
 		if (!handle_signals(a, cfg, sfd))
 			break;
-		if (pfd[1].revents & POLLIN)
-			mesh_agent_serve_control(a);
-		if (pfd[3].revents)
-			mesh_agent_serve_push(a);
+		for (size_t i = 0; i < n; i++)
+			if (pfd[2 + i].revents)
+				src[i].serve(src[i].ctx);
 		r = mesh_agent_turn(a);
 	}
 	mesh_agent_free(a);

@@ -558,6 +558,38 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 	return -ENOENT;
 }
 
+int agent_add_source(struct mesh_agent *a, int (*fd)(void *ctx), void (*serve)(void *ctx), void *ctx)
+{
+	if (a->n_sources == MESH_AGENT_SOURCES_MAX)
+		return -ENOSPC;
+	a->sources[a->n_sources++] = (struct agent_source){ .fd = fd, .serve = serve, .ctx = ctx };
+	return 0;
+}
+
+static int control_fd(void *ctx)
+{
+	const struct mesh_agent *a = ctx;
+
+	return a->control.fd;
+}
+
+static void serve_control(void *ctx)
+{
+	struct mesh_agent *a = ctx;
+
+	control_accept(&a->control, control_reply, a);
+}
+
+static int push_fd(void *ctx)
+{
+	return agent_push_fd(ctx);
+}
+
+static void serve_push(void *ctx)
+{
+	agent_push_serve(ctx);
+}
+
 /* ---- start and stop ------------------------------------------------------------------------ */
 
 /*
@@ -719,6 +751,9 @@ static int agent_start(struct mesh_agent *a)
 			  r == -EADDRINUSE ? "another agent is running" : errstr(r));
 		return r;
 	}
+	/* The loop's sources: a DNS server or a metrics listener is one more line here. */
+	agent_add_source(a, control_fd, serve_control, a);
+	agent_add_source(a, push_fd, serve_push, a);
 	return 0;
 }
 
@@ -775,22 +810,12 @@ void mesh_agent_free(struct mesh_agent *a)
 	free(a);
 }
 
-int mesh_agent_control_fd(const struct mesh_agent *a)
+size_t mesh_agent_sources(const struct mesh_agent *a,
+			  struct mesh_agent_source out[static MESH_AGENT_SOURCES_MAX])
 {
-	return a->control.fd;
-}
-
-void mesh_agent_serve_control(struct mesh_agent *a)
-{
-	control_accept(&a->control, control_reply, a);
-}
-
-int mesh_agent_push_fd(const struct mesh_agent *a)
-{
-	return agent_push_fd(a);
-}
-
-void mesh_agent_serve_push(struct mesh_agent *a)
-{
-	agent_push_serve(a);
+	for (size_t i = 0; i < a->n_sources; i++)
+		out[i] = (struct mesh_agent_source){ .fd = a->sources[i].fd(a->sources[i].ctx),
+						     .serve = a->sources[i].serve,
+						     .ctx = a->sources[i].ctx };
+	return a->n_sources;
 }

@@ -275,8 +275,10 @@ void control_accept(struct control_server *s, control_reply_fn reply, void *ctx)
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		len = read_request(fd, line, sizeof(line), deadline);
+		s->stats.requests++;
 		if (control_request_parse(line, len, &req, &why) < 0 && !why.text[0])
 			err_detail_set(&why, "malformed request");
+		s->stats.malformed += why.text[0] != '\0';
 		peer_cred(fd, &req);
 
 		buf_init(&out, 1 << 20);
@@ -325,6 +327,17 @@ void control_broadcast(struct control_server *s, const char *line)
 		if (unix_send_all(fd, line, len, deadline) < 0 || unix_send_all(fd, "\n", 1, deadline) < 0) {
 			close(fd);
 			s->watchers[i] = -1;
+			s->stats.watchers_dropped++;
 		}
 	}
+}
+
+struct control_stats control_stats(const struct control_server *s)
+{
+	struct control_stats st = s->stats;
+
+	st.watchers = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(s->watchers); i++)
+		st.watchers += s->watchers[i] >= 0;
+	return st;
 }

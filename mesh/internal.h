@@ -17,8 +17,17 @@ struct err_detail;
 #define CONTROL_MAX_WATCHERS_STR "16"
 #define CONTROL_BACKLOG 16
 
+/* What the control server counts, for metrics. */
+struct control_stats {
+	uint64_t requests;         /* connections served (a request line read or not) */
+	uint64_t malformed;        /* of them, not a request (answered with an error) */
+	uint64_t watchers_dropped; /* watchers that stopped reading */
+	size_t watchers;           /* watching now */
+};
+
 /* The listening control socket and the "watch" clients it streams peer lists to. */
 struct control_server {
+	struct control_stats stats;
 	int fd;
 	int watchers[CONTROL_MAX_WATCHERS];
 	char path[PATH_MAX];
@@ -61,6 +70,7 @@ void control_close(struct control_server *s);
 void control_accept(struct control_server *s, control_reply_fn reply, void *ctx);
 /* Send one line to every watcher, dropping those that cannot keep up. */
 void control_broadcast(struct control_server *s, const char *line);
+struct control_stats control_stats(const struct control_server *s);
 
 /* ---- the transaction sender (sender.c) ------------------------------------------------ */
 
@@ -460,6 +470,12 @@ struct mesh_agent {
 	struct buf log;                     /* the plan's log lines, printed each turn */
 
 	struct control_server control;
+	struct agent_source {         /* what the command's poll watches (agent_add_source) */
+		int (*fd)(void *ctx); /* -1: none now */
+		void (*serve)(void *ctx);
+		void *ctx;
+	} sources[MESH_AGENT_SOURCES_MAX];
+	size_t n_sources;
 	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
 	struct agent_push *push;            /* push.c: new heads by eth_subscribe; NULL: off */
 
@@ -491,6 +507,12 @@ void agent_push_tick(struct mesh_agent *a);
 /* After a successful registry read at now: the next read is the safety poll. */
 void agent_push_after_read(struct mesh_agent *a, uint64_t now);
 uint64_t agent_push_deadline_ms(const struct mesh_agent *a);
+
+/*
+ * One more source for the command's poll (mesh_agent_sources): fd(ctx) gives its fd now,
+ * serve(ctx) runs when it is ready. 0 or -ENOSPC past MESH_AGENT_SOURCES_MAX.
+ */
+int agent_add_source(struct mesh_agent *a, int (*fd)(void *ctx), void (*serve)(void *ctx), void *ctx);
 
 /* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
 int agent_wg_open(struct mesh_agent *a);

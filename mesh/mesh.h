@@ -228,14 +228,20 @@ struct mesh_agent;
 int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
 		   struct mesh_agent **out);
 void mesh_agent_free(struct mesh_agent *a);
-/* The control socket, for the command's poll. */
-int mesh_agent_control_fd(const struct mesh_agent *a);
-/* Serve the control clients waiting in accept. */
-void mesh_agent_serve_control(struct mesh_agent *a);
-/* The RPC WebSocket (P2P_RPC_WS_URL) for the command's poll; -1 while there is none. */
-int mesh_agent_push_fd(const struct mesh_agent *a);
-/* Read what it brought: a new head makes the next turn due now (bounded rate). */
-void mesh_agent_serve_push(struct mesh_agent *a);
+/*
+ * What the agent reads besides the command's signals and the turn's timer, for the
+ * command's poll: the control socket (its clients waiting in accept are served) and the
+ * RPC WebSocket of P2P_RPC_WS_URL (a new head makes the next turn due now, bounded rate).
+ * fd is -1 while a source has none (poll ignores it); serve when poll saw it ready.
+ */
+#define MESH_AGENT_SOURCES_MAX 8
+struct mesh_agent_source {
+	int fd;
+	void (*serve)(void *ctx);
+	void *ctx;
+};
+size_t mesh_agent_sources(const struct mesh_agent *a,
+			  struct mesh_agent_source out[static MESH_AGENT_SOURCES_MAX]);
 /* A full registry re-read and device check at the next turn (SIGHUP). */
 void mesh_agent_refresh(struct mesh_agent *a);
 /* Milliseconds until the next turn is due (0: now). */

@@ -125,6 +125,10 @@ Test(mesh_control, versioned_requests_and_error_objects)
 	cr_assert_eq(api_control_query(socket_path, "peers please", &b, 2000), 0);
 	cr_assert(strstr((char *)b.data, "\"code\":\"bad_request\""), "%s", (char *)b.data);
 	buf_clear(&b);
+	/* The server counts what it served (each reply is sent after the count): the metrics' source. */
+	cr_assert_eq(control_stats(&server).requests, 4);
+	cr_assert_eq(control_stats(&server).malformed, 2);
+	cr_assert_eq(control_stats(&server).watchers, 0);
 }
 
 Test(mesh_control, request_parse)
