@@ -5,6 +5,7 @@
 #
 #   common -> crypto -> {chain, attest} -> registry -> mesh -> netlink
 #   relay (gateway transport) and netlink are below mesh; api is on common only.
+# Inside mesh/, the decision (decide.c) does no I/O: no socket header, no call into one.
 #
 # Usage: scripts/module-graph.sh [--print]   (--print: the edges found, "a -> b")
 set -u
@@ -67,6 +68,26 @@ if ls "$O"/common/*.o >/dev/null 2>&1; then
 			done < <(nm -u "$o" | awk '{print $2}')
 		done
 	done
+fi
+
+# Inside mesh/: the decision (decide.c) is pure. It includes no socket or resolver header
+# and calls nothing that opens a socket, resolves a name, or is a component's I/O (the
+# registry handle, the sender, the transport's paths, the control server, the agent).
+DECIDE_O=${DECIDE_O:-$O/mesh/decide.o}
+if grep -Hn '^#include <\(sys/socket\|sys/un\|netdb\|poll\)\.h>' mesh/decide.c >&2; then
+	echo "module-graph: mesh/decide.c includes a socket or resolver header (the decision does no I/O)" >&2
+	bad=1
+fi
+if [ -f "$DECIDE_O" ]; then
+	while read -r sym; do
+		case $sym in
+		socket | connect | bind | send* | recv* | getaddrinfo | gethostbyname* | poll | mesh_endpoint_parse | \
+			registry_handle_* | registry_read* | eth_rpc_* | http_* | mesh_sender_* | agent_* | control_*)
+			echo "module-graph: mesh/decide.c calls $sym (the decision does no I/O)" >&2
+			bad=1
+			;;
+		esac
+	done < <(nm -u "$DECIDE_O" | awk '{print $2}')
 fi
 
 if [ "${1:-}" = --print ]; then
