@@ -377,14 +377,14 @@ static bool revoked_now(struct mesh_agent *a, const struct registry_record *recs
 /* Apply a plan: device, address, registration, publishing. */
 static void apply_plan(struct mesh_agent *a, const struct mesh_plan *plan, uint64_t now)
 {
-	if (a->wg && (plan->n_changes || plan->set_listen_port)) {
-		if (agent_wg_apply(a, plan) == 0)
+	if (a->device && (plan->n_changes || plan->set_listen_port)) {
+		if (mesh_device_apply(a->device, plan) == 0)
 			mesh_note_applied(&a->st, plan);
-	} else if (a->wg) {
+	} else if (a->device) {
 		mesh_note_applied(&a->st, plan);
 	}
-	if (a->wg && plan->address_token && plan->address_token != a->addr_token)
-		agent_wg_set_address(a, plan->address_token);
+	if (a->device && plan->address_token && plan->address_token != mesh_device_address_token(a->device))
+		mesh_device_set_address(a->device, plan->address_token);
 	if (plan->send_registration)
 		register_now(a, now);
 	/* A label may change with the list as it was (a burn and a mint with a new label). */
@@ -455,7 +455,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 		in.recs2 = registry_handle_second_view(a->reg, &in.n_recs2, &in.provider2);
 		in.block_disagreement = registry_handle_disagreement(a->reg);
 	}
-	if (a->wg && agent_wg_dump(a, &dev) == 0)
+	if (a->device && mesh_device_dump(a->device, &dev) == 0)
 		in.dev = dev;
 	in.path_endpoints = agent_transport_endpoints(a, dev);
 	in.chain_unconfirmed = !a->chain_confirmed;
@@ -519,7 +519,7 @@ static int status_json(struct mesh_agent *a, const struct mesh_snapshot *snap, s
 	int r;
 
 	if (a->cfg->mode == REGISTRY_MODE_WIREGUARD)
-		agent_wg_dump(a, &dev);
+		mesh_device_dump(a->device, &dev);
 	r = mesh_snapshot_status_json(snap, dev, out);
 	wg_device_free(dev);
 	return r;
@@ -733,7 +733,8 @@ static int agent_start(struct mesh_agent *a)
 		}
 		r = agent_transport_open(a);  /* our UDP endpoint and/or gateway name */
 		if (r == 0)
-			r = agent_wg_open(a);
+			r = mesh_device_open(&a->device, a->cfg, a->id.wg_public_key,
+					     a->secrets->wg_private_key);
 		if (r < 0)
 			return r;
 	} else {
@@ -793,8 +794,7 @@ void mesh_agent_free(struct mesh_agent *a)
 	if (!a)
 		return;
 	control_close(&a->control);
-	if (a->wg)
-		agent_wg_close(a);
+	mesh_device_close(a->device);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
 	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */

@@ -89,7 +89,7 @@ void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s)
 {
 	uint64_t now = now_ms();
 
-	mesh_snapshot_init(s, a->cfg, &a->id, a->wg);
+	mesh_snapshot_init(s, a->cfg, &a->id, mesh_device_backend(a->device));
 	s->chain_id = a->self.chain_id;
 	s->endpoint = a->self.endpoint;
 	s->token = a->st.token;

@@ -453,10 +453,7 @@ struct mesh_agent {
 	bool said_unbound;                  /* "not bound yet" logged once until it changes */
 	uint64_t said_token;                /* the token "holds token" last named */
 
-	/* WireGuard */
-	struct wg_backend *wg;
-	bool iface_ready;
-	uint64_t addr_token;                /* token whose 10.0.1.t is on the interface */
+	struct mesh_device *device; /* wireguard mode: the interface (wireguard.c) */
 
 	/* health */
 	uint64_t last_sync_ms;              /* last successful registry read */
@@ -514,14 +511,34 @@ uint64_t agent_push_deadline_ms(const struct mesh_agent *a);
  */
 int agent_add_source(struct mesh_agent *a, int (*fd)(void *ctx), void (*serve)(void *ctx), void *ctx);
 
-/* wireguard.c: interface set-up (create or adopt) and the apply-only-the-difference step. */
-int agent_wg_open(struct mesh_agent *a);
-int agent_wg_set_address(struct mesh_agent *a, uint64_t token);
-/* Apply a plan's device part (peer changes, listen port); 0 or negative errno. */
-int agent_wg_apply(struct mesh_agent *a, const struct mesh_plan *plan);
-/* The device as it is now (wg_device_free it); -ENODEV without an interface. */
-int agent_wg_dump(struct mesh_agent *a, struct wg_device **dev);
-void agent_wg_close(struct mesh_agent *a);
+/*
+ * wireguard.c: the device. The WireGuard interface cfg->ifname, created or adopted (key
+ * and port set only where they differ), its overlay address, and a plan's peer changes
+ * applied (only the differences: netlink's wg_device_diff made them). The desired peer's
+ * pre-shared key (when set) and the interface MTU go through here too.
+ */
+struct mesh_device;
+struct mesh_device_stats {
+	uint64_t applies;  /* plans with peer changes applied */
+	uint64_t changes;  /* peer changes in them */
+	uint64_t failures; /* applies the kernel or wireguard-go refused */
+};
+/* public_key/private_key: ours (the private one locked, used during the call only). 0 or
+ * -errno, logged; on failure nothing is held (remove_on_exit removes what was created). */
+int mesh_device_open(struct mesh_device **out, const struct mesh_config *cfg,
+		     const uint8_t public_key[static WG_KEY_LEN],
+		     const uint8_t private_key[static WG_KEY_LEN]);
+void mesh_device_close(struct mesh_device *d);
+/* 10.0.1.token/24 on the interface (the old one of another token removed). */
+int mesh_device_set_address(struct mesh_device *d, uint64_t token);
+uint64_t mesh_device_address_token(const struct mesh_device *d);
+/* Apply a plan's device part (peer changes, listen port); 0 or negative errno, logged. */
+int mesh_device_apply(struct mesh_device *d, const struct mesh_plan *plan);
+/* The device as it is now (wg_device_free it); -ENODEV without a device (d NULL). */
+int mesh_device_dump(struct mesh_device *d, struct wg_device **dev);
+/* The backend (kernel or userspace) for status; NULL without a device. */
+struct wg_backend *mesh_device_backend(const struct mesh_device *d);
+struct mesh_device_stats mesh_device_stats(const struct mesh_device *d);
 
 /* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
 /* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
