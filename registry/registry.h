@@ -336,11 +336,32 @@ int registry_peers_patch(struct registry_record **peers, size_t *npeers,
 			 const bool named[static REGISTRY_MAX_PEERS + 1], struct registry_record *got,
 			 size_t n_got, bool *changed);
 
+/* ---- what a node supports: feature bits in its record's nonce (docs/registry.md) --------- */
+
+/*
+ * A record's nonce is era (bits 40..63) || features (bits 32..39) || counter (bits 0..31).
+ * The nonce is signed and only ever has to grow, so the deployed contract and agents that
+ * know no features accept such records as they are; records of those agents (nonces below
+ * 2^32) advertise no feature.
+ */
+#define REGISTRY_FEATURE_PSK_V1 0x01u /* pairwise pre-shared keys, docs/keys.md schedule v1 */
+
+/* The feature bits a nonce carries. */
+uint8_t registry_nonce_features(uint64_t nonce);
+
+/*
+ * The smallest nonce above stored that carries exactly features: stored + 1 when that one
+ * does, else the first nonce of the next feature block (the next era when the features
+ * shrink). -EOVERFLOW when no larger nonce is left.
+ */
+int registry_nonce_next(uint64_t stored, uint8_t features, uint64_t *next);
+
 /* ---- signing and verifying a record ------------------------------------------------------ */
 
 /*
  * Fill a record ready for registerPeer: instance id, keys, chain, endpoint (strdup'd;
- * registry_record_clear frees it), mode, nonce (stored nonce + 1), and the node's signature.
+ * registry_record_clear frees it), mode, nonce (registry_nonce_next of the stored nonce and
+ * the node's features), and the node's signature.
  * The WireGuard key is zero in TLS-gateway mode. -EINVAL when contract is not the
  * identity's app id (the chain would not verify), when the identity has no KMS signature
  * (a local key provider: the contract could not check it), or on out-of-range arguments.
