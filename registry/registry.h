@@ -155,7 +155,7 @@ int registry_encode_register_call(const struct registry_record *rec, struct buf 
  * What a log of the registry contract means for getPeers(): 1 with *token set when it
  * names a token whose record may have changed (PeerRegistered, PeerUpdated, PeerRemoved,
  * InstanceBound, InstanceUnbound, Transfer: mint, transfer, burn), 0 for an event that
- * changes no record (leader, policy, minting, ownership), -EBADMSG for a log not to be
+ * changes no record (leader, policy, PSK epoch, minting, ownership), -EBADMSG for a log not to be
  * taken at its word: another address, an unknown event, the wrong number of topics, data
  * of the wrong length or with a string outside it, a token outside 1..REGISTRY_MAX_PEERS.
  */
@@ -176,6 +176,16 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 				    const uint8_t instance_id[static 20], bool *registered);
 int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      uint8_t kms_root[static 20]);
+/*
+ * pskEpoch(): the cluster's pairwise-PSK epoch length in seconds (docs/keys.md). -EBADMSG
+ * outside the contract's 30 s .. 30 days (a bad RPC reply never reaches a division); the
+ * call's error for a contract deployed before pskEpoch existed, whose members then use
+ * REGISTRY_PSK_EPOCH_DEFAULT.
+ */
+#define REGISTRY_PSK_EPOCH_DEFAULT 3600
+#define REGISTRY_PSK_EPOCH_MIN 30
+#define REGISTRY_PSK_EPOCH_MAX (30 * 86400)
+int registry_psk_epoch(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t *seconds);
 /* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
 int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
 		      char *out, size_t cap);
