@@ -20,6 +20,9 @@
 #define ATTEST_NODE_KEY_PURPOSE     "dstack-p2p:node"
 #define ATTEST_WG_KEY_PATH_PREFIX   "dstack-p2p/wireguard/"
 #define ATTEST_WG_KEY_PURPOSE       "dstack-p2p:wireguard"
+/* The one path WITHOUT an instance id: the cluster secret is the same on every member. */
+#define ATTEST_CLUSTER_PSK_PATH "dstack-p2p/cluster-psk/v1"
+#define ATTEST_CLUSTER_PSK_PURPOSE "dstack-p2p:cluster-psk"
 
 /* Where the SDKs look for the agent, in order, after an explicit setting and the env. */
 #define ATTEST_AGENT_ENV "DSTACK_SIMULATOR_ENDPOINT"
@@ -153,6 +156,39 @@ int attest_key_path(char *out, size_t out_len, const char *prefix,
 void attest_wireguard_key_from_material(const uint8_t material[static 32],
 					uint8_t wg_private[static 32]);
 /* Its public key: crypto's x25519_public_from_private. */
+
+/* ---- the cluster secret and pairwise pre-shared keys (docs/keys.md) ---------------------- */
+
+/*
+ * GetKey(ATTEST_CLUSTER_PSK_PATH): known to exactly the instances the KMS admits as
+ * this app (the cluster contract), and to no one else. Never logged, never sent.
+ */
+struct attest_cluster_secret {
+	uint8_t key[32];
+};
+
+/* Allocated with secret_alloc (locked, not dumped); free wipes it and accepts NULL. */
+struct attest_cluster_secret *attest_cluster_secret_new(void);
+void attest_cluster_secret_free(struct attest_cluster_secret *s);
+
+/* GetKey for the cluster secret into s (from attest_cluster_secret_new); attest_get_key's errors. */
+int attest_load_cluster_secret(struct attest_client *c, struct attest_cluster_secret *s);
+
+/*
+ * The PSK epoch at unix_seconds: floor(unix_seconds / epoch_seconds). -EINVAL for a
+ * negative time or an epoch length of 0.
+ */
+int attest_psk_epoch(int64_t unix_seconds, uint64_t epoch_seconds, uint64_t *epoch);
+
+/*
+ * The WireGuard pre-shared key of the pair (key_a, key_b) in epoch:
+ * HKDF-SHA256(salt "dstack-p2p wireguard psk v1", ikm secret,
+ *             info min(a, b) || max(a, b) || epoch as 8 bytes big-endian), 32 bytes.
+ * The same whichever end computes it. psk should be locked memory. -EINVAL when the two
+ * public keys are equal (a node has no pair with itself).
+ */
+int attest_pair_psk(const struct attest_cluster_secret *s, const uint8_t key_a[static 32],
+		    const uint8_t key_b[static 32], uint64_t epoch, uint8_t psk[static 32]);
 
 /* ---- dstack's key schedule, KMS and agent side (the simulator and tests use it) ---------- */
 

@@ -277,6 +277,7 @@ static const struct log_kind log_kinds[] = {
 	{ "LeaderChanged(uint256,uint256,uint64,uint64,uint8)", 3, 0, 0, 0, -1 },
 	{ "LeaderHeartbeat(uint256,uint64)", 2, 0, 0, 0, -1 },
 	{ "LeaderLeaseSet(uint64)", 1, 0, 0, 0, -1 },
+	{ "PskEpochSet(uint64)", 1, 0, 0, 0, -1 },
 	{ "ClusterConfigSet(uint256,uint8)", 1, 0, 0, 0, -1 },
 	{ "MintingPolicySet(uint256,bool)", 1, 0, 0, 0, -1 },
 	{ "BootPolicySet(uint8)", 1, 0, 0, 0, -1 },
@@ -426,6 +427,21 @@ int registry_token_of_instance(struct eth_rpc *rpc, const uint8_t contract[stati
 			       const uint8_t instance_id[static 20], uint64_t *token)
 {
 	return view_uint64(rpc, contract, "tokenOfInstance(address)", instance_id, 64, token);
+}
+
+int registry_psk_epoch(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t *seconds)
+{
+	uint64_t v;
+	int r = view_uint64(rpc, contract, "pskEpoch()", NULL, 64, &v);
+
+	if (r == 0 && (v < REGISTRY_PSK_EPOCH_MIN || v > REGISTRY_PSK_EPOCH_MAX)) {
+		eth_rpc_set_error(rpc, "pskEpoch(): %llu s is outside 30 s .. 30 days",
+				  (unsigned long long)v);
+		return -EBADMSG;
+	}
+	if (r == 0)
+		*seconds = v;
+	return r;
 }
 
 int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[static 20],

@@ -18,6 +18,35 @@ void registry_record_clear(struct registry_record *p)
 	memset(p, 0, sizeof(*p));
 }
 
+#define NONCE_FEATURE_SHIFT 32
+#define NONCE_ERA_SHIFT 40
+
+uint8_t registry_nonce_features(uint64_t nonce)
+{
+	return (uint8_t)(nonce >> NONCE_FEATURE_SHIFT);
+}
+
+int registry_nonce_next(uint64_t stored, uint8_t features, uint64_t *next)
+{
+	uint64_t era = stored >> NONCE_ERA_SHIFT, block = (uint64_t)features << NONCE_FEATURE_SHIFT;
+
+	if (stored == UINT64_MAX)
+		return -EOVERFLOW;
+	if (registry_nonce_features(stored + 1) == features) {
+		*next = stored + 1;
+		return 0;
+	}
+	/* The features' block in this era, if it lies ahead; else in the next era. */
+	if ((era << NONCE_ERA_SHIFT | block) > stored) {
+		*next = era << NONCE_ERA_SHIFT | block;
+		return 0;
+	}
+	if (era + 1 >= (1ull << (64 - NONCE_ERA_SHIFT)))
+		return -EOVERFLOW;
+	*next = (era + 1) << NONCE_ERA_SHIFT | block;
+	return 0;
+}
+
 /* One abi.encode word: a big-endian integer or an address, left-padded with zeros. */
 static void word_uint64(uint8_t w[static 32], uint64_t v)
 {

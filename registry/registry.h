@@ -155,7 +155,7 @@ int registry_encode_register_call(const struct registry_record *rec, struct buf 
  * What a log of the registry contract means for getPeers(): 1 with *token set when it
  * names a token whose record may have changed (PeerRegistered, PeerUpdated, PeerRemoved,
  * InstanceBound, InstanceUnbound, Transfer: mint, transfer, burn), 0 for an event that
- * changes no record (leader, policy, minting, ownership), -EBADMSG for a log not to be
+ * changes no record (leader, policy, PSK epoch, minting, ownership), -EBADMSG for a log not to be
  * taken at its word: another address, an unknown event, the wrong number of topics, data
  * of the wrong length or with a string outside it, a token outside 1..REGISTRY_MAX_PEERS.
  */
@@ -176,6 +176,16 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 				    const uint8_t instance_id[static 20], bool *registered);
 int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      uint8_t kms_root[static 20]);
+/*
+ * pskEpoch(): the cluster's pairwise-PSK epoch length in seconds (docs/keys.md). -EBADMSG
+ * outside the contract's 30 s .. 30 days (a bad RPC reply never reaches a division); the
+ * call's error for a contract deployed before pskEpoch existed, whose members then use
+ * REGISTRY_PSK_EPOCH_DEFAULT.
+ */
+#define REGISTRY_PSK_EPOCH_DEFAULT 3600
+#define REGISTRY_PSK_EPOCH_MIN 30
+#define REGISTRY_PSK_EPOCH_MAX (30 * 86400)
+int registry_psk_epoch(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t *seconds);
 /* labelOf(token) into out (cap bytes, NUL-terminated); -EBADMSG for a label that does not fit or is not printable ASCII. */
 int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t token,
 		      char *out, size_t cap);
@@ -336,11 +346,32 @@ int registry_peers_patch(struct registry_record **peers, size_t *npeers,
 			 const bool named[static REGISTRY_MAX_PEERS + 1], struct registry_record *got,
 			 size_t n_got, bool *changed);
 
+/* ---- what a node supports: feature bits in its record's nonce (docs/registry.md) --------- */
+
+/*
+ * A record's nonce is era (bits 40..63) || features (bits 32..39) || counter (bits 0..31).
+ * The nonce is signed and only ever has to grow, so the deployed contract and agents that
+ * know no features accept such records as they are; records of those agents (nonces below
+ * 2^32) advertise no feature.
+ */
+#define REGISTRY_FEATURE_PSK_V1 0x01u /* pairwise pre-shared keys, docs/keys.md schedule v1 */
+
+/* The feature bits a nonce carries. */
+uint8_t registry_nonce_features(uint64_t nonce);
+
+/*
+ * The smallest nonce above stored that carries exactly features: stored + 1 when that one
+ * does, else the first nonce of the next feature block (the next era when the features
+ * shrink). -EOVERFLOW when no larger nonce is left.
+ */
+int registry_nonce_next(uint64_t stored, uint8_t features, uint64_t *next);
+
 /* ---- signing and verifying a record ------------------------------------------------------ */
 
 /*
  * Fill a record ready for registerPeer: instance id, keys, chain, endpoint (strdup'd;
- * registry_record_clear frees it), mode, nonce (stored nonce + 1), and the node's signature.
+ * registry_record_clear frees it), mode, nonce (registry_nonce_next of the stored nonce and
+ * the node's features), and the node's signature.
  * The WireGuard key is zero in TLS-gateway mode. -EINVAL when contract is not the
  * identity's app id (the chain would not verify), when the identity has no KMS signature
  * (a local key provider: the contract could not check it), or on out-of-range arguments.

@@ -62,6 +62,7 @@ const EVENT_ARGS = {
   LeaderChanged: { expiry: isoTime, cause: (v) => word(CAUSES, v) },
   LeaderHeartbeat: { expiry: isoTime },
   LeaderLeaseSet: { leaseSeconds: (v) => v + ' s' },
+  PskEpochSet: { epochSeconds: (v) => v + ' s' },
 };
 
 // An error's field (units as the server's table gives them) as the CLI prints it.

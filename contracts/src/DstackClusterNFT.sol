@@ -163,6 +163,9 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
     /// @notice Incremented at every change of leader; votes of earlier terms no longer count.
     uint64 public leaderTerm;
     uint64 public leaderLease = 300;
+    /// @notice Length in seconds of a pairwise-PSK epoch (docs/keys.md): every member uses the
+    ///         PSKs of epoch floor(unix time / pskEpoch) and so rotates them at its multiples.
+    uint64 public pskEpoch = 3600;
     /// @notice Standing no-confidence votes against the current leader in the current term.
     uint256 public noConfidenceVotes;
     mapping(uint256 => Vote) private _votes;
@@ -197,6 +200,7 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
     event AllowAnyDeviceSet(bool allowAny);
     event RequireTcbUpToDateSet(bool required);
     event LeaderLeaseSet(uint64 leaseSeconds);
+    event PskEpochSet(uint64 epochSeconds);
     event Withdrawn(address indexed to, uint256 amount);
 
     event VoteCast(
@@ -221,6 +225,7 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
     error InvalidNetworkModes(uint8 networkModes);
     error UnknownBootPolicy(uint8 policy);
     error InvalidLeaderLease(uint64 leaseSeconds);
+    error InvalidPskEpoch(uint64 epochSeconds);
     error WithdrawFailed(address to, uint256 amount);
     error NotTokenOwner(uint256 tokenId, address caller);
     error NotTokenOwnerOrAdmin(uint256 tokenId, address caller);
@@ -622,6 +627,15 @@ contract DstackClusterNFT is ERC721, Ownable2Step, IAppAuth, IAppAuthBasicManage
         if (leaseSeconds == 0 || leaseSeconds > 30 days) revert InvalidLeaderLease(leaseSeconds);
         leaderLease = leaseSeconds;
         emit LeaderLeaseSet(leaseSeconds);
+    }
+
+    /// @notice Length of a pairwise-PSK epoch, 30 seconds to 30 days. Members pick the change up
+    ///         at their next chain read; until they all have, pairs may disagree on the PSK and
+    ///         a handshake between them is retried (docs/keys.md, rotation).
+    function setPskEpoch(uint64 epochSeconds) external onlyOwner {
+        if (epochSeconds < 30 || epochSeconds > 30 days) revert InvalidPskEpoch(epochSeconds);
+        pskEpoch = epochSeconds;
+        emit PskEpochSet(epochSeconds);
     }
 
     // ------------------------------------- leader election as a service (signed)

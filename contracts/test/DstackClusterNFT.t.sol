@@ -408,6 +408,24 @@ contract DstackClusterNFTTest is ClusterFixture {
         vm.stopPrank();
     }
 
+    /// @dev The pairwise-PSK epoch: an hour by default, 30 s to 30 days, the owner's to set.
+    function test_pskEpoch() public {
+        assertEq(uint256(cluster.pskEpoch()), 3600, "default");
+        vm.startPrank(admin);
+        vm.expectRevert(abi.encodeWithSelector(DstackClusterNFT.InvalidPskEpoch.selector, uint64(29)));
+        cluster.setPskEpoch(29);
+        vm.expectRevert(abi.encodeWithSelector(DstackClusterNFT.InvalidPskEpoch.selector, uint64(30 days + 1)));
+        cluster.setPskEpoch(30 days + 1);
+        vm.expectEmit(address(cluster));
+        emit DstackClusterNFT.PskEpochSet(30);
+        cluster.setPskEpoch(30);
+        vm.stopPrank();
+        assertEq(uint256(cluster.pskEpoch()), 30, "set");
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
+        cluster.setPskEpoch(60);
+    }
+
     function test_mint_fullClusterOf254() public {
         for (uint256 i = 1; i <= 254; ++i) {
             assertEq(_mint(alice), i, "sequential ids");

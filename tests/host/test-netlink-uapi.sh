@@ -84,14 +84,18 @@ grep -q 'changes=100 ' "$T/sync" || fail "syncconf: $(cat "$T/sync")"
 assert_dumps_agree "${P}n1" "wu${id}1" "after remove and syncconf" uapi
 echo "UAPI: 200 peers set, half removed, restored by a 100-change diff; dumps agree"
 
-# The 3-node userspace mesh, configured through our code only.
+# The 3-node userspace mesh, configured through our code only, a PSK per pair (wg genpsk).
+umask 077
+for i in $(seq 1 $N); do
+	for j in $(seq $((i + 1)) $N); do wg genpsk >"$T/psk$i-$j"; cp "$T/psk$i-$j" "$T/psk$j-$i"; done
+done
 for i in $(seq 1 $N); do
 	{
 		printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\n' "$(cat "$T/key$i")"
 		for j in $(seq 1 $N); do
 			[ "$i" = "$j" ] && continue
-			printf '[Peer]\nPublicKey = %s\nEndpoint = 192.168.77.%s:51820\nAllowedIPs = 10.0.1.%s/32\n' \
-				"$(cat "$T/pub$j")" "$j" "$j"
+			printf '[Peer]\nPublicKey = %s\nPresharedKey = %s\nEndpoint = 192.168.77.%s:51820\nAllowedIPs = 10.0.1.%s/32\n' \
+				"$(cat "$T/pub$j")" "$(cat "$T/psk$i-$j")" "$j" "$j"
 		done
 	} >"$T/wg$i.conf"
 	n "$i" "$WGTOOL" setconf "wu$id$i" "$T/wg$i.conf"
@@ -115,3 +119,35 @@ if [ -s "$T/show.json" ]; then
 	grep -q "$(cat "$T/key1")" "$T/show.json" && fail "dstack-p2p show printed a private key"
 fi
 echo "userspace mesh: $ok pings answered; dumps agree with wg"
+
+# Each pair's PSK went in with the peer (wg shows it with preshared-keys, hides it in show).
+for i in $(seq 1 $N); do
+	for j in $(seq 1 $N); do
+		[ "$i" = "$j" ] && continue
+		got=$(n "$i" wg show "wu$id$i" preshared-keys | awk -v k="$(cat "$T/pub$j")" '$1 == k { print $2 }')
+		[ "$got" = "$(cat "$T/psk$i-$j")" ] || fail "node $i, peer $j: preshared key '$got'"
+	done
+	hidden=$(n "$i" wg show "wu$id$i" | grep -c 'preshared key: (hidden)' || true)
+	[ "$hidden" -eq $((N - 1)) ] || fail "node $i: 'preshared key: (hidden)' $hidden times"
+done
+n 1 wg show "wu${id}1" | grep -qF "$(cat "$T/psk1-2")" && fail "wg show printed a PSK"
+echo "PSKs: wg show preshared-keys has each pair's key on both ends; wg show hides them"
+
+# A PSK change alone is a change of that peer in the diff, one peer changed. Made on node 1
+# only (node 2 keeps the old key), it leaves the established session in place: WireGuard
+# uses the PSK in the next handshake only, which the rotation of docs/keys.md relies on.
+hs_before=$(n 1 wg show "wu${id}1" latest-handshakes | awk -v k="$(cat "$T/pub2")" '$1 == k { print $2 }')
+wg genpsk >"$T/psk-new"
+sed "/^PublicKey = $(sed 's/[/+]/\\&/g' "$T/pub2")\$/{n;s|^PresharedKey = .*|PresharedKey = $(cat "$T/psk-new")|}" \
+	"$T/wg1.conf" >"$T/wg1-new.conf"
+cmp -s "$T/wg1.conf" "$T/wg1-new.conf" && fail "test bug: the new configuration has the old PSK"
+n 1 "$WGTOOL" -v syncconf "wu${id}1" "$T/wg1-new.conf" 2>"$T/sync"
+grep -q 'changes=1 ' "$T/sync" || fail "PSK change: $(cat "$T/sync")"
+got=$(n 1 wg show "wu${id}1" preshared-keys | awk -v k="$(cat "$T/pub2")" '$1 == k { print $2 }')
+[ "$got" = "$(cat "$T/psk-new")" ] || fail "PSK change not applied: '$got'"
+n 1 ping -c 5 -i 0.2 -W 2 -q 10.0.1.2 >/dev/null || fail "a one-sided PSK change dropped the session"
+hs_after=$(n 1 wg show "wu${id}1" latest-handshakes | awk -v k="$(cat "$T/pub2")" '$1 == k { print $2 }')
+[ "$hs_before" = "$hs_after" ] || fail "a PSK change forced a handshake ($hs_before -> $hs_after)"
+n 1 "$WGTOOL" -v syncconf "wu${id}1" "$T/wg1-new.conf" 2>"$T/sync"
+grep -q 'changes=0 ' "$T/sync" || fail "the same PSK read back as a change: $(cat "$T/sync")"
+echo "PSK change: one change in the diff, none once applied; the session carries on (handshake $hs_after)"

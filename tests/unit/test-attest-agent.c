@@ -44,8 +44,8 @@ static const char *build_dir(void)
 	return o && *o ? o : "build";
 }
 
-/* Start dstack-sim and wait (bounded) for its ready file. */
-static void sim_start(struct sim *s, const char *instance, bool fixture)
+/* Start dstack-sim (app_id: own KMS root; NULL: the fixture) and wait (bounded) until ready. */
+static void sim_start_app(struct sim *s, const char *instance, const char *app_id)
 {
 	char bin[256];
 	struct stat st;
@@ -62,18 +62,23 @@ static void sim_start(struct sim *s, const char *instance, bool fixture)
 
 		dup2(devnull, 1);
 		dup2(devnull, 2);
-		if (fixture)
+		if (!app_id)
 			execl(bin, bin, "--socket", s->socket, "--ready-file", s->ready, "--fixture",
 			      FIXTURE, "--instance-id", instance, (char *)NULL);
 		else
-			execl(bin, bin, "--socket", s->socket, "--ready-file", s->ready,
-			      "--kms-root-key", KMS_ROOT_KEY, "--app-id", APP_ID, "--instance-id",
-			      instance, "--app-name", "attest-test", (char *)NULL);
+			execl(bin, bin, "--socket", s->socket, "--ready-file", s->ready, "--kms-root-key",
+			      KMS_ROOT_KEY, "--app-id", app_id, "--instance-id", instance, "--app-name",
+			      "attest-test", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 500 && stat(s->ready, &st) < 0; i++)
 		usleep(10000);
 	cr_assert_eq(stat(s->ready, &st), 0, "dstack-sim did not become ready (built? %s)", bin);
+}
+
+static void sim_start(struct sim *s, const char *instance, bool fixture)
+{
+	sim_start_app(s, instance, fixture ? NULL : APP_ID);
 }
 
 static void sim_stop(struct sim *s)
@@ -267,6 +272,63 @@ Test(attest_agent, identity_is_deterministic_per_instance_and_matches_cast)
 	attest_node_secrets_free(sa);
 	attest_node_secrets_free(sa2);
 	attest_node_secrets_free(sb);
+}
+
+/* The cluster secret of an instance of app_id, from a fresh simulator, as hex. */
+static void cluster_secret_of(const char *instance, const char *app_id, char hex[65])
+{
+	struct attest_cluster_secret *secret = attest_cluster_secret_new();
+	struct attest_client *c;
+	struct sim s;
+
+	cr_assert_not_null(secret);
+	sim_start_app(&s, instance, app_id);
+	cr_assert_eq(attest_client_new(s.socket, &c), 0);
+	cr_assert_eq(attest_load_cluster_secret(c, secret), 0, "%s", attest_client_error(c));
+	attest_client_free(c);
+	sim_stop(&s);
+	hex_encode(hex, secret->key, 32);
+	attest_cluster_secret_free(secret);
+}
+
+/*
+ * dstack-sim derives as the real KMS does (docs/keys.md, written again here in Python):
+ * app_sk = HKDF(salt "RATLS", root, app_id || "app-key"), key = HKDF(salt "RATLS", app_sk,
+ * path). So the cluster secret is one per app: the same on every instance, another for
+ * another app id.
+ */
+Test(attest_agent, cluster_secret_is_per_app_as_the_kms_derives_it)
+{
+	static const char other_app[] = "00000000000000000000000000000000c0ffee02";
+	char a[65], b[65], other[65], cmd[2048], *want;
+	FILE *f;
+
+	cluster_secret_of(INSTANCE_A, APP_ID, a);
+	cluster_secret_of(INSTANCE_B, APP_ID, b);
+	cluster_secret_of(INSTANCE_A, other_app, other);
+	cr_assert_str_eq(a, b, "two instances of one app");
+	cr_assert_str_neq(a, other, "another app id");
+
+	const char *apps[] = { APP_ID, other_app }, *got[] = { a, other };
+	for (int i = 0; i < 2; i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "/usr/bin/python3 -c 'import hmac,hashlib,sys\n"
+			 "def hkdf(ikm, info):\n"
+			 "    prk = hmac.new(b\"RATLS\", ikm, hashlib.sha256).digest()\n"
+			 "    return hmac.new(prk, info + bytes([1]), hashlib.sha256).digest()\n"
+			 "app_sk = hkdf(bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]) + "
+			 "b\"app-key\")\n"
+			 "print(hkdf(app_sk, sys.argv[3].encode()).hex())' %s %s %s",
+			 KMS_ROOT_KEY, apps[i], ATTEST_CLUSTER_PSK_PATH);
+		f = popen(cmd, "r");
+		cr_assert_not_null(f);
+		want = calloc(1, 80);
+		cr_assert_not_null(fgets(want, 80, f), "python printed nothing");
+		cr_assert_eq(pclose(f), 0);
+		want[strcspn(want, "\n")] = '\0';
+		cr_assert_str_eq(got[i], want, "app %s: GetKey differs from the documented HKDF", apps[i]);
+		free(want);
+	}
 }
 
 /* ---- broken agents ----------------------------------------------------------------------- */

@@ -326,6 +326,68 @@ Test(attest_record, sign_rejects_bad_arguments)
 	attest_node_secrets_free(n.secrets);
 }
 
+/* Feature bits ride in the signed nonce: docs/registry.md's layout, every transition. */
+Test(attest_record, nonce_features_layout_and_transitions)
+{
+	const uint64_t psk = REGISTRY_FEATURE_PSK_V1;
+	uint64_t next;
+
+	cr_assert_eq(registry_nonce_features(1), 0, "an agent of today: stored + 1, no feature");
+	cr_assert_eq(registry_nonce_features(0xffffffffull), 0);
+	cr_assert_eq(registry_nonce_features(psk << 32 | 7), REGISTRY_FEATURE_PSK_V1);
+	cr_assert_eq(registry_nonce_features(5ull << 40 | psk << 32 | 7), REGISTRY_FEATURE_PSK_V1);
+
+	cr_assert_eq(registry_nonce_next(0, 0, &next), 0);
+	cr_assert_eq(next, 1, "first registration without features");
+	cr_assert_eq(registry_nonce_next(41, 0, &next), 0);
+	cr_assert_eq(next, 42, "what agents without features send");
+	cr_assert_eq(registry_nonce_next(0, REGISTRY_FEATURE_PSK_V1, &next), 0);
+	cr_assert_eq(next, psk << 32, "first registration with PSKs");
+	cr_assert_eq(registry_nonce_next(41, REGISTRY_FEATURE_PSK_V1, &next), 0);
+	cr_assert_eq(next, psk << 32, "an upgraded agent");
+	cr_assert_eq(registry_nonce_next(psk << 32 | 9, REGISTRY_FEATURE_PSK_V1, &next), 0);
+	cr_assert_eq(next, psk << 32 | 10, "updates keep the features");
+	cr_assert_eq(registry_nonce_next(psk << 32 | 9, 0, &next), 0);
+	cr_assert_eq(next, 1ull << 40, "P2P_PSK=off: the next era, no feature");
+	cr_assert_eq(registry_nonce_next(1ull << 40 | 3, REGISTRY_FEATURE_PSK_V1, &next), 0);
+	cr_assert_eq(next, 1ull << 40 | psk << 32, "on again, same era");
+	cr_assert_eq(registry_nonce_next(psk << 32 | 0xffffffffull, REGISTRY_FEATURE_PSK_V1, &next), 0);
+	cr_assert_eq(next, 1ull << 40 | psk << 32, "the counter's end moves to the next era");
+	cr_assert_eq(registry_nonce_next(UINT64_MAX, 0, &next), -EOVERFLOW);
+	cr_assert_eq(registry_nonce_next(0xffffffull << 40 | psk << 32, 0, &next), -EOVERFLOW);
+	/* Every step grows the nonce and lands on the features asked for. */
+	uint64_t n = 0;
+	for (int i = 0; i < 64; i++) {
+		uint8_t f = (uint8_t)((i * 37) % 3);
+
+		cr_assert_eq(registry_nonce_next(n, f, &next), 0);
+		cr_assert_gt(next, n);
+		cr_assert_eq(registry_nonce_features(next), f);
+		n = next;
+	}
+}
+
+/* A record that advertises PSKs verifies; the bits are signed: flipping one breaks it. */
+Test(attest_record, features_are_signed)
+{
+	struct test_node n;
+	struct registry_record p;
+	uint64_t nonce;
+
+	make_node(&n, 0x13);
+	cr_assert_eq(registry_nonce_next(3, REGISTRY_FEATURE_PSK_V1, &nonce), 0);
+	cr_assert_eq(registry_record_sign(&n.id, n.secrets, 1, n.app_id, "h:1", REGISTRY_MODE_WIREGUARD,
+					  nonce, &p),
+		     0);
+	cr_assert_eq(registry_record_verify(&p, 1, n.app_id, n.root), ATTEST_VALID);
+	cr_assert_eq(registry_nonce_features(p.nonce), REGISTRY_FEATURE_PSK_V1);
+	p.nonce ^= (uint64_t)REGISTRY_FEATURE_PSK_V1 << 32;
+	cr_assert_eq(registry_record_verify(&p, 1, n.app_id, n.root), ATTEST_BAD_NODE_SIGNATURE,
+		     "a feature bit stripped by the RPC");
+	registry_record_clear(&p);
+	attest_node_secrets_free(n.secrets);
+}
+
 Test(attest_keys, instance_ids_separate_keys)
 {
 	struct test_node a, b, a2;

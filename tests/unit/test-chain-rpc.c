@@ -1307,3 +1307,48 @@ Test(rpc, url_list_taken_apart_once)
 		strcat(many, "http://h,");
 	cr_assert_eq(rpc_url_list_parse(many, &l), -E2BIG);
 }
+
+/* pskEpoch(): the contract's value; out of range (a lying RPC) or a revert is an error. */
+Test(rpc, psk_epoch_is_read_and_bounded)
+{
+	static const struct {
+		const char *reply;
+		int r;
+		uint64_t seconds;
+	} cases[] = {
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x"
+		  "000000000000000000000000000000000000000000000000000000000000001e\"}",
+		  0, 30 },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x"
+		  "0000000000000000000000000000000000000000000000000000000000000e10\"}",
+		  0, 3600 },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x"
+		  "0000000000000000000000000000000000000000000000000000000000000000\"}",
+		  -EBADMSG, 0 },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x"
+		  "0000000000000000000000000000000000000000000000000000000000278d01\"}",
+		  -EBADMSG, 0 },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":3,\"message\":\"execution reverted\"}}",
+		  -1, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t contract[20] = { 1 };
+		struct fake_server s;
+		struct eth_rpc *rpc;
+		uint64_t seconds = 0;
+		int r;
+
+		server_start(&s, FAKE_HTTP, answer_text, (void *)cases[i].reply);
+		rpc = client(s.url, 2000, -1);
+		r = registry_psk_epoch(rpc, contract, &seconds);
+		if (cases[i].r == -1)
+			cr_assert_lt(r, 0, "a revert (a contract without pskEpoch) is an error");
+		else
+			cr_assert_eq(r, cases[i].r, "case %zu: %d (%s)", i, r, eth_rpc_error(rpc));
+		if (r == 0)
+			cr_assert_eq(seconds, cases[i].seconds);
+		eth_rpc_free(rpc);
+		server_stop(&s);
+	}
+}

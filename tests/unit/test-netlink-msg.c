@@ -26,6 +26,7 @@ struct seen_peer {
 	uint8_t key0; /* first byte of the public key: our test keys are 1, 2, 3, ... */
 	uint32_t flags;
 	bool has_endpoint, has_psk, has_keepalive;
+	uint8_t psk[WG_KEY_LEN];
 	size_t n_ips;
 	uint32_t ips[4096]; /* IPv4 host part of each allowed IP, in order */
 };
@@ -63,7 +64,11 @@ static void walk_set_msg(const void *buf, struct seen_msg *m)
 					case WGPEER_A_PUBLIC_KEY: p->key0 = ((const uint8_t *)mnl_attr_get_payload(pa))[0]; break;
 					case WGPEER_A_FLAGS: p->flags = mnl_attr_get_u32(pa); break;
 					case WGPEER_A_ENDPOINT: p->has_endpoint = true; break;
-					case WGPEER_A_PRESHARED_KEY: p->has_psk = true; break;
+					case WGPEER_A_PRESHARED_KEY:
+						p->has_psk = true;
+						cr_assert_eq(mnl_attr_get_payload_len(pa), WG_KEY_LEN);
+						memcpy(p->psk, mnl_attr_get_payload(pa), WG_KEY_LEN);
+						break;
 					case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL: p->has_keepalive = true; break;
 					case WGPEER_A_ALLOWEDIPS:
 						mnl_attr_for_each_nested(ip, pa) {
@@ -216,6 +221,58 @@ Test(netlink_set, peer_that_alone_overflows_is_continued)
 	wg_device_free(dev);
 }
 
+/* Each peer's PSK in the message that carries the peer's first fragment, at every split. */
+Test(netlink_set, psk_goes_with_its_peer_at_every_split)
+{
+	static struct seen_msg msgs[64];
+	struct wg_device *dev = make_device(
+		40, 3, WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_ENDPOINT);
+
+	for (size_t i = 0; i < 40; i++) {
+		dev->peers[i].endpoint.in.sin_family = AF_INET;
+		memset(dev->peers[i].preshared_key, (int)(0x80 + i), WG_KEY_LEN);
+	}
+	dev->peers[7].flags &= ~WG_PEER_HAS_PRESHARED_KEY; /* one peer without: none is sent */
+	for (size_t buflen = 256; buflen <= 4096; buflen += 97) {
+		size_t n = build_all(dev, buflen, msgs, 64), seen = 0;
+
+		for (size_t m = 0; m < n; m++) {
+			for (size_t k = 0; k < msgs[m].n_peers; k++) {
+				struct seen_peer *p = &msgs[m].peers[k];
+				bool first = !(m > 0 && k == 0 && msgs[m - 1].n_peers &&
+					       msgs[m - 1].peers[msgs[m - 1].n_peers - 1].key0 == p->key0);
+				uint8_t want[WG_KEY_LEN];
+
+				if (!first || p->key0 == 8) {
+					cr_assert(!p->has_psk, "peer %d, %zu-byte messages", p->key0, buflen);
+					continue;
+				}
+				memset(want, 0x80 + p->key0 - 1, WG_KEY_LEN);
+				cr_assert(p->has_psk && p->has_endpoint, "peer %d, %zu-byte messages",
+					  p->key0, buflen);
+				cr_assert_eq(memcmp(p->psk, want, WG_KEY_LEN), 0, "peer %d's own PSK",
+					     p->key0);
+				seen++;
+			}
+		}
+		cr_assert_eq(seen, 39, "%zu-byte messages: %zu PSKs sent", buflen, seen);
+	}
+	wg_device_free(dev);
+}
+
+/* An all-zero PSK with the flag is sent as it is: the kernel then clears the peer's PSK. */
+Test(netlink_set, zero_psk_is_sent_to_remove_it)
+{
+	static struct seen_msg msgs[2];
+	struct wg_device *dev = make_device(1, 1, WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PRESHARED_KEY);
+	static const uint8_t zero[WG_KEY_LEN];
+
+	cr_assert_eq(build_all(dev, 4096, msgs, 2), 1);
+	cr_assert(msgs[0].peers[0].has_psk);
+	cr_assert_eq(memcmp(msgs[0].peers[0].psk, zero, WG_KEY_LEN), 0);
+	wg_device_free(dev);
+}
+
 Test(netlink_set, removed_peers_carry_only_key_and_flag)
 {
 	static struct seen_msg msgs[4];
@@ -255,6 +312,9 @@ static struct nlmsghdr *dump_header(void *buf, uint16_t flags)
 	return nlh;
 }
 
+/* The first byte of the PSK dump_peer gives each peer (0: none, as the kernel dumps it). */
+static uint8_t dump_psk0;
+
 /* A peer as the kernel dumps it; attributes only on its first appearance. */
 static void dump_peer(struct nlmsghdr *nlh, uint8_t key0, bool first, uint32_t ip_from, size_t n_ips)
 {
@@ -265,7 +325,7 @@ static void dump_peer(struct nlmsghdr *nlh, uint8_t key0, bool first, uint32_t i
 	if (first) {
 		struct sockaddr_in6 ep = { .sin6_family = AF_INET6, .sin6_port = htons(51820) };
 		int64_t ts[2] = { 1700000000, 5 };
-		uint8_t psk[WG_KEY_LEN] = { 0 };
+		uint8_t psk[WG_KEY_LEN] = { dump_psk0 };
 
 		mnl_attr_put(nlh, WGPEER_A_PRESHARED_KEY, WG_KEY_LEN, psk);
 		mnl_attr_put(nlh, WGPEER_A_LAST_HANDSHAKE_TIME, sizeof(ts), ts);
@@ -496,6 +556,64 @@ Test(netlink_diff, only_what_changed)
 		case 3: cr_assert_eq(changes[i].flags, WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_UPDATE_ONLY); break;
 		case 5: case 9: cr_assert(changes[i].flags & WG_PEER_REPLACE_ALLOWEDIPS); break;
 		default: cr_assert_fail("unexpected change for peer %d", changes[i].public_key[0]);
+		}
+	}
+	wg_changes_free(changes, n);
+	wg_device_free(cur);
+	wg_device_free(want);
+}
+
+/* A dumped PSK is kept (to compare with the wanted one) and a change of it is a change. */
+Test(netlink_diff, psk_read_back_compared_and_changed)
+{
+	static uint8_t part[65536];
+	struct wg_device *cur = calloc(1, sizeof(*cur)), *want = make_device(5, 1, WG_PEER_HAS_PRESHARED_KEY);
+	static const uint8_t zero[WG_KEY_LEN];
+	struct nlmsghdr *nlh;
+	struct nlattr *peers;
+	struct wg_peer *changes;
+	size_t n;
+
+	/* The device as the kernel dumps it: peers 1 to 4, each with PSK 0x55..., one IP. */
+	dump_psk0 = 0x55;
+	nlh = dump_header(part, 0);
+	peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
+	for (uint8_t k = 1; k <= 4; k++)
+		dump_peer(nlh, k, true, (uint32_t)k * 10000, 1);
+	mnl_attr_nest_end(nlh, peers);
+	cr_assert_eq(wg_dump_msg_parse(part, sizeof(part), cur, &why), 0);
+	cr_assert(cur->peers[0].flags & WG_PEER_HAS_PRESHARED_KEY, "a non-zero PSK is read back");
+	cr_assert_eq(cur->peers[0].preshared_key[0], 0x55);
+
+	/* Wanted: peer 1 the same PSK, 2 another, 3 none, 4 the same; 5 is new, with a PSK. */
+	for (size_t i = 0; i < 5; i++) {
+		want->peers[i].preshared_key[0] = 0x55;
+		want->peers[i].persistent_keepalive = 25; /* as dumped */
+	}
+	want->peers[1].preshared_key[31] = 1;
+	want->peers[2].flags &= ~WG_PEER_HAS_PRESHARED_KEY;
+	memset(want->peers[2].preshared_key, 0, WG_KEY_LEN);
+	want->peers[4].preshared_key[0] = 0x66;
+	cr_assert_eq(wg_device_diff(cur, want, &changes, &n), 0);
+	cr_assert_eq(n, 3, "PSK changed, PSK removed, peer added: got %zu", n);
+	for (size_t i = 0; i < n; i++) {
+		const struct wg_peer *c = &changes[i];
+
+		switch (c->public_key[0]) {
+		case 2:
+			cr_assert_eq(c->flags, WG_PEER_HAS_PRESHARED_KEY | WG_PEER_UPDATE_ONLY);
+			cr_assert_eq(memcmp(c->preshared_key, want->peers[1].preshared_key, WG_KEY_LEN), 0);
+			break;
+		case 3:
+			cr_assert_eq(c->flags, WG_PEER_HAS_PRESHARED_KEY | WG_PEER_UPDATE_ONLY);
+			cr_assert_eq(memcmp(c->preshared_key, zero, WG_KEY_LEN), 0, "zero: remove the PSK");
+			break;
+		case 5:
+			cr_assert(c->flags & WG_PEER_HAS_PRESHARED_KEY);
+			cr_assert_eq(c->preshared_key[0], 0x66);
+			break;
+		default:
+			cr_assert_fail("unexpected change for peer %d", c->public_key[0]);
 		}
 	}
 	wg_changes_free(changes, n);

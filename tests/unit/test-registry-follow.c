@@ -102,6 +102,7 @@ Test(registry_log, events_that_change_no_record_name_nothing)
 {
 	char *label = cast_output("abi-encode 'f(string)' bench");
 	char *lead = cast_output("abi-encode 'f(uint64,uint64,uint8)' 3 99 0");
+	char *epoch = cast_output("abi-encode 'f(uint64)' 30");
 	struct eth_log log;
 	uint64_t token = 99;
 
@@ -112,8 +113,12 @@ Test(registry_log, events_that_change_no_record_name_nothing)
 	make_log(&log, "LeaderChanged(uint256,uint256,uint64,uint64,uint8)", 2, (uint64_t[]){ 1, 2 }, lead);
 	cr_assert_eq(registry_log_token(&log, contract, &token), 0);
 	free_log(&log);
+	make_log(&log, "PskEpochSet(uint64)", 0, NULL, epoch);
+	cr_assert_eq(registry_log_token(&log, contract, &token), 0, "a new PSK epoch changes no record");
+	free_log(&log);
 	free(label);
 	free(lead);
+	free(epoch);
 }
 
 /* A lying log costs at most a full read: each of these is refused, none names a token. */

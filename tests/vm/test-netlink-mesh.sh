@@ -81,3 +81,40 @@ if in_ns nlmesh1 ping -c 1 -W 1 10.0.1.3 >/dev/null 2>&1; then fail "revoked nod
 in_ns nlmesh1 "$WGTOOL" addconf wg0 "$T/wg1.conf"
 in_ns nlmesh1 ping -c 2 -i 0.3 -W 3 10.0.1.3 >/dev/null || fail "node 3 not reachable after re-adding it"
 echo "revocation: one message, other session untouched, revoked peer cut off, re-add restores it"
+
+# Pre-shared keys (docs/keys.md, rotation): a PSK set on one end only leaves the running
+# session alone (no new handshake: the PSK enters the next one); a fresh handshake with
+# the same PSK on both ends completes, with different PSKs it never does.
+with_psk() { # conf peer-public-key psk: the conf with that peer's PresharedKey set
+	awk -v k="$2" -v p="$3" '{ print } $0 == "PublicKey = " k { print "PresharedKey = " p }' "$1"
+}
+hs_of() { in_ns "$1" wg show wg0 latest-handshakes | awk -v k="$2" '$1 == k { print $2 }'; }
+"$WGTOOL" genkey >"$T/psk-a"
+"$WGTOOL" genkey >"$T/psk-b"
+with_psk "$T/wg1.conf" "$(cat "$T/pub2")" "$(cat "$T/psk-a")" >"$T/wg1-psk.conf"
+with_psk "$T/wg2.conf" "$(cat "$T/pub1")" "$(cat "$T/psk-a")" >"$T/wg2-psk.conf"
+with_psk "$T/wg2.conf" "$(cat "$T/pub1")" "$(cat "$T/psk-b")" >"$T/wg2-other.conf"
+hs_before=$(hs_of nlmesh1 "$(cat "$T/pub2")")
+in_ns nlmesh1 "$WGTOOL" -v syncconf wg0 "$T/wg1-psk.conf" 2>"$T/stats"
+grep -q 'changes=1 ' "$T/stats" || fail "a PSK change is not one change: $(cat "$T/stats")"
+[ "$(in_ns nlmesh1 wg show wg0 preshared-keys | awk -v k="$(cat "$T/pub2")" '$1 == k { print $2 }')" = \
+	"$(cat "$T/psk-a")" ] || fail "the kernel does not report the PSK we set"
+in_ns nlmesh1 ping -c 3 -i 0.3 -W 2 10.0.1.2 >/dev/null || fail "a one-sided PSK change dropped the session"
+[ "$(hs_of nlmesh1 "$(cat "$T/pub2")")" = "$hs_before" ] || fail "a PSK change forced a handshake"
+echo "PSK: one-sided change is one message, the kernel reports it, the session carries on"
+
+# A fresh handshake (node 1 forgets the peer and learns it again) with matching PSKs...
+in_ns nlmesh2 "$WGTOOL" syncconf wg0 "$T/wg2-psk.conf"
+cat "$T/pub2" >"$T/revoke-2"
+in_ns nlmesh1 "$WGTOOL" remove wg0 "$T/revoke-2"
+in_ns nlmesh1 "$WGTOOL" syncconf wg0 "$T/wg1-psk.conf"
+in_ns nlmesh1 ping -c 2 -i 0.3 -W 3 10.0.1.2 >/dev/null || fail "no handshake with matching PSKs"
+[ "$(hs_of nlmesh1 "$(cat "$T/pub2")")" != 0 ] || fail "matching PSKs: no handshake"
+in_ns nlmesh2 wg show wg0 | grep -q 'preshared key: (hidden)' || fail "wg show does not say (hidden)"
+# ... and with different ones: never.
+in_ns nlmesh2 "$WGTOOL" syncconf wg0 "$T/wg2-other.conf"
+in_ns nlmesh1 "$WGTOOL" remove wg0 "$T/revoke-2"
+in_ns nlmesh1 "$WGTOOL" syncconf wg0 "$T/wg1-psk.conf"
+if in_ns nlmesh1 ping -c 3 -i 0.5 -W 2 10.0.1.2 >/dev/null 2>&1; then fail "different PSKs, yet node 2 answers"; fi
+[ "$(hs_of nlmesh1 "$(cat "$T/pub2")")" = 0 ] || fail "different PSKs, yet a handshake completed"
+echo "PSK: a fresh handshake completes with the same PSK on both ends and never with different ones"
