@@ -121,6 +121,7 @@ struct dns_server_config {
 	unsigned budget;         /* queries and connection events per dns_server_serve; 0: 64 */
 	unsigned max_tcp;        /* TCP connections at once (the oldest is closed for a new one); 0: 16 */
 	unsigned tcp_timeout_ms; /* a TCP connection's whole life; 0: 5000 */
+	bool freebind;           /* bind before the address is on an interface (IP_FREEBIND) */
 };
 
 struct dns_server_stats {

@@ -72,13 +72,15 @@ static int watch(int ep, int fd, uint32_t events, uint64_t tag, int op)
 	return epoll_ctl(ep, op, fd, &ev) < 0 ? -errno : 0;
 }
 
-static int bound_socket(int type, const struct sockaddr_storage *ss, socklen_t sl, int *out)
+static int bound_socket(int type, const struct sockaddr_storage *ss, socklen_t sl, bool freebind, int *out)
 {
 	int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 
 	if (fd < 0)
 		return -errno;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (freebind)
+		(void)setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || (type == SOCK_STREAM && listen(fd, 16) < 0)) {
 		int r = -errno;
 
@@ -111,7 +113,7 @@ static int sockets_open(struct dns_server *s, struct err_detail *why)
 		err_detail_set(why, "DNS listen address '%s' is not a numeric address:port", s->cfg.listen);
 		return -EINVAL;
 	}
-	r = bound_socket(SOCK_DGRAM, &ss, sl, &s->udp);
+	r = bound_socket(SOCK_DGRAM, &ss, sl, s->cfg.freebind, &s->udp);
 	if (!r) { /* TCP on the port UDP got (port 0: the one the kernel picked) */
 		struct sockaddr_storage got;
 		socklen_t gl = sizeof(got);
@@ -122,7 +124,7 @@ static int sockets_open(struct dns_server *s, struct err_detail *why)
 		((struct sockaddr_in *)&ss)->sin_port = htons(s->port); /* same offset in sin6 */
 	}
 	if (!r)
-		r = bound_socket(SOCK_STREAM, &ss, sl, &s->tcp);
+		r = bound_socket(SOCK_STREAM, &ss, sl, s->cfg.freebind, &s->tcp);
 	if (r < 0)
 		err_detail_set(why, "DNS on %s: %s", s->cfg.listen, errstr(r));
 	return r;

@@ -520,6 +520,14 @@ Test(dns, server_refuses_a_bad_listen_address)
 
 	cr_assert_eq(dns_server_open(&srv, &cfg, &why), -EINVAL);
 	cr_assert(strstr(why.text, "localhost:53"), "%s", why.text);
+	/* An address not (yet) on an interface: refused, unless freebind (the agent's overlay
+	 * address before its interface has it). Nothing is sent. */
+	cfg.listen = "192.0.2.1:0";
+	cr_assert_eq(dns_server_open(&srv, &cfg, &why), -EADDRNOTAVAIL);
+	cfg.freebind = true;
+	cr_assert_eq(dns_server_open(&srv, &cfg, &why), 0, "%s", why.text);
+	dns_server_free(srv);
+	cfg.freebind = false;
 	cfg.listen = "[::1]:0";
 	if (dns_server_open(&srv, &cfg, NULL) == 0) /* where IPv6 is up */
 		dns_server_free(srv);
