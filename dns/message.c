@@ -225,7 +225,7 @@ static int put_rr_head(struct writer *w, uint16_t name_off, uint16_t type, uint3
 static const uint8_t hostmaster[] = { 10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r' };
 
 /* The zone's SOA, its owner the zone's suffix of the question's name at apex_off. */
-static int put_soa(struct writer *w, const struct dns_zone *z, uint16_t apex_off)
+static int put_soa_parts(struct writer *w, const struct dns_zone *z, uint16_t apex_off)
 {
 	int r = put_rr_head(w, apex_off, DNS_TYPE_SOA, z->ttl, 2 + sizeof(hostmaster) + 2 + 20);
 
@@ -245,6 +245,17 @@ static int put_soa(struct writer *w, const struct dns_zone *z, uint16_t apex_off
 		r = put32(w, 86400); /* expire */
 	if (!r)
 		r = put32(w, z->ttl); /* minimum: the negative TTL */
+	return r;
+}
+
+/* The SOA whole, or nothing written (-ENOBUFS). */
+static int put_soa(struct writer *w, const struct dns_zone *z, uint16_t apex_off)
+{
+	size_t mark = w->len;
+	int r = put_soa_parts(w, z, apex_off);
+
+	if (r < 0)
+		w->len = mark;
 	return r;
 }
 
@@ -309,15 +320,37 @@ static size_t lookup(const struct dns_table *t, const char *text, bool hit[stati
 	memset(hit, 0, DNS_TABLE_MAX * sizeof(bool));
 	for (size_t i = 0; i < t->n; i++) {
 		snprintf(num, sizeof(num), "%u", t->e[i].token);
-		if (!strcmp(num, text))
-			n += hit[i] = true;
+		if (!strcmp(num, text)) {
+			hit[i] = true;
+			n++;
+		}
 	}
 	if (n)
 		return n;
 	for (size_t i = 0; i < t->n; i++)
-		if (t->e[i].label[0] && label_eq(t->e[i].label, text))
-			n += hit[i] = true;
+		if (t->e[i].label[0] && label_eq(t->e[i].label, text)) {
+			hit[i] = true;
+			n++;
+		}
 	return n;
+}
+
+/*
+ * Whether the relative name is an empty non-terminal: the tail of a dotted label (front
+ * of web.front). It exists without data (NODATA, not NXDOMAIN: RFC 8020 lets a resolver
+ * take NXDOMAIN as "nothing below", and one that minimises its queries asks it first).
+ */
+static bool empty_non_terminal(const struct dns_table *t, const char *text)
+{
+	size_t n = strlen(text);
+
+	for (size_t i = 0; i < t->n; i++) {
+		size_t l = strlen(t->e[i].label);
+
+		if (l > n && t->e[i].label[l - n - 1] == '.' && label_eq(t->e[i].label + l - n, text))
+			return true;
+	}
+	return false;
 }
 
 /* A records for the entries marked; those that do not fit set TC. The count written. */
@@ -352,7 +385,7 @@ static void answer_in_zone(struct writer *w, const struct dns_zone *z, const str
 			   const struct dns_query *q, size_t zoff, struct counts *c)
 {
 	uint16_t apex = (uint16_t)(HDR + zoff);
-	bool hit[DNS_TABLE_MAX], truncated = false;
+	bool hit[DNS_TABLE_MAX], truncated = false, named;
 	char text[DNS_NAME_MAX];
 
 	c->flags |= FLAG_AA;
@@ -364,8 +397,10 @@ static void answer_in_zone(struct writer *w, const struct dns_zone *z, const str
 		c->ns += !put_soa(w, z, apex);
 		return;
 	}
-	if (!relative_text(q, zoff, text) || !lookup(t, text, hit)) {
-		c->rcode = DNS_RCODE_NXDOMAIN;
+	named = relative_text(q, zoff, text);
+	if (!named || !lookup(t, text, hit)) {
+		if (!named || !empty_non_terminal(t, text))
+			c->rcode = DNS_RCODE_NXDOMAIN;
 		c->ns += !put_soa(w, z, apex);
 		return;
 	}

@@ -59,7 +59,8 @@ mkdir -p "/etc/netns/$C"
 printf 'nameserver 10.0.1.1\noptions timeout:1 attempts:1\n' >"/etc/netns/$C/resolv.conf"
 
 ip netns exec "$S" "$SERVE" -a 10.0.1.0/24 -b 16 10.0.1.1:53 \
-	1=10.0.1.1=node-1 2=10.0.1.2=web 3=10.0.1.3=Db-Main 7=10.0.1.7 >"$T/ready" 2>"$T/serve.log" &
+	1=10.0.1.1=node-1 2=10.0.1.2=web 3=10.0.1.3=Db-Main 7=10.0.1.7 9=10.0.1.9=api.front \
+	>"$T/ready" 2>"$T/serve.log" &
 pid=$!
 for _ in $(seq 1 50); do [ -s "$T/ready" ] && break; sleep 0.1; done
 grep -q '^ready 53$' "$T/ready" || fail "dns-serve did not start: $(cat "$T/serve.log")"
@@ -89,9 +90,11 @@ grep -q 'status: NXDOMAIN' "$T/nx.txt" || fail "nobody: $(cat "$T/nx.txt")"
 grep -Eq '^p2p\.internal\.\s+5\s+IN\s+SOA\s+p2p\.internal\. hostmaster\.p2p\.internal\. ' "$T/nx.txt" ||
 	fail "NXDOMAIN without the zone's SOA: $(cat "$T/nx.txt")"
 [ "$(status x.node-1.p2p.internal A)" = NXDOMAIN ] || fail "a name below a label"
+[ "$(q +short api.front.p2p.internal A)" = 10.0.1.9 ] || fail "a dotted label"
+[ "$(status front.p2p.internal A)" = NOERROR ] || fail "the empty non-terminal of a dotted label"
 [ "$(status example.com A)" = REFUSED ] || fail "outside the zone"
 [ "$(status p2p.internal SOA)" = NOERROR ] || fail "the apex's SOA"
-pass "NODATA, NXDOMAIN with SOA, REFUSED outside the zone"
+pass "NODATA, NXDOMAIN with SOA, REFUSED outside the zone, a dotted label and its empty non-terminal"
 
 # TCP, and EDNS with a cookie (dig's default) and without.
 q +tcp node-1.p2p.internal A >"$T/tcp.txt"
@@ -104,6 +107,7 @@ pass "TCP; EDNS with and without, BADVERS"
 out=$(c getent hosts web.p2p.internal) || fail "getent hosts web.p2p.internal failed"
 [ "$(echo "$out" | awk '{print $1}')" = 10.0.1.2 ] || fail "getent: $out"
 c getent hosts nobody.p2p.internal >/dev/null && fail "getent found nobody.p2p.internal"
+[ "$(c getent hosts api.front.p2p.internal | awk '{print $1}')" = 10.0.1.9 ] || fail "getent api.front"
 pass "getent hosts through resolv.conf: $out"
 
 # Malformed input: garbage, truncated and oversized datagrams, bad TCP frames.

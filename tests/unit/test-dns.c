@@ -192,6 +192,18 @@ Test(dns, nxdomain_with_soa)
 	cr_assert_eq(v.rcode, DNS_RCODE_NXDOMAIN);
 }
 
+Test(dns, empty_non_terminal_is_nodata)
+{
+	struct dns_reply_view v;
+
+	ask_name("FRONT.p2p.internal", DNS_TYPE_A, &v); /* of the label Web.Front */
+	cr_assert_eq(v.rcode, DNS_RCODE_NOERROR);
+	cr_assert_eq(v.an, 0);
+	cr_assert(v.soa);
+	ask_name("ront.p2p.internal", DNS_TYPE_A, &v); /* not on a label boundary */
+	cr_assert_eq(v.rcode, DNS_RCODE_NXDOMAIN);
+}
+
 Test(dns, apex)
 {
 	struct dns_reply_view v;
