@@ -77,7 +77,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # Each module is one folder with one header that is its whole interface.
-MODULES := common crypto chain attest registry netlink relay mesh api
+MODULES := common crypto chain attest registry netlink relay dns mesh api
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)
@@ -234,7 +234,7 @@ check: deps-image
 # core unless make was given -j.
 ASAN_O := $(O)/asan
 CHECK_PREFIX := /usr
-CHECK_BINS := all tests fuzz $(O)/bench/netlink-wgtool $(O)/bench/wg-call-window.so
+CHECK_BINS := all tests fuzz $(O)/bench/netlink-wgtool $(O)/bench/dns-serve $(O)/bench/wg-call-window.so
 CHECK_J = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
 check-build:
 	$(Q)$(MAKE) $(CHECK_J) PREFIX=$(CHECK_PREFIX) $(CHECK_BINS)

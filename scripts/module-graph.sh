@@ -4,7 +4,8 @@
 # come from the module itself or one it may depend on. An edge to a higher module fails.
 #
 #   common -> crypto -> {chain, attest} -> registry -> mesh -> netlink
-#   relay (gateway transport) and netlink are below mesh; api is on common only.
+#   relay (gateway transport), netlink and dns (the peer-name responder) are below mesh;
+#   api is on common only.
 # Inside mesh/, the decision (decide.c) does no I/O: no socket header, no call into one.
 #
 # Usage: scripts/module-graph.sh [--print]   (--print: the edges found, "a -> b")
@@ -20,10 +21,11 @@ declare -A allowed=(
 	[registry]="common crypto chain attest"
 	[netlink]="common crypto"
 	[relay]="common crypto"
-	[mesh]="common crypto chain attest registry netlink relay"
+	[dns]="common"
+	[mesh]="common crypto chain attest registry netlink relay dns"
 	[api]="common"
 )
-modules="common crypto chain attest registry netlink relay mesh api"
+modules="common crypto chain attest registry netlink relay dns mesh api"
 bad=0
 declare -A edges=()
 
