@@ -2,9 +2,9 @@
 /*
  * common: the small pieces every module needs: logging, the one way to carry an error's
  * detail (struct err_detail), hex, secrets in locked memory and key files, bounded byte
- * buffers, unix sockets, a JSON reader over jsmn, an HTTP client over libcurl (TCP or
- * unix socket), a small HTTP server, a TLS client and a WebSocket client. Libraries stay
- * quiet; callers log once, with context.
+ * buffers, unix sockets, a JSON reader over jsmn, a writer of Prometheus's text
+ * exposition, an HTTP client over libcurl (TCP or unix socket), a small HTTP server, a TLS
+ * client and a WebSocket client. Libraries stay quiet; callers log once, with context.
  */
 #ifndef DSTACK_P2P_COMMON_H
 #define DSTACK_P2P_COMMON_H
@@ -216,6 +216,44 @@ bool json_is_null(const struct json *j, int i);
 
 /* Append s as a JSON string literal (quoted, escaped). */
 int json_append_string(struct buf *b, const char *s);
+
+/* ---- Prometheus text exposition, format 0.0.4 (prom.c) --------------------------------- */
+
+/*
+ * A writer of what a Prometheus server scrapes: a family's HELP and TYPE lines, then its
+ * samples, one a line, "name{label=\"value\",...} value". Label values are escaped (\\,
+ * \", \n); their other control bytes and bytes that are not UTF-8 become '?', so any value
+ * stays inside its quotes and its line. Each call writes its lines whole or, on failure,
+ * nothing (b as it was). The caller keeps a family's samples together, after its
+ * prom_family.
+ */
+#define PROM_NAME_MAX 128  /* bytes of a metric or label name */
+#define PROM_VALUE_MAX 256 /* bytes of a label value */
+#define PROM_LABELS_MAX 8  /* labels of one sample */
+
+enum prom_type { PROM_COUNTER, PROM_GAUGE };
+
+struct prom_label {
+	const char *name;  /* [a-zA-Z_][a-zA-Z0-9_]*, not beginning with "__" */
+	const char *value; /* any bytes up to the NUL, at most PROM_VALUE_MAX of them */
+};
+
+/* [a-zA-Z_:][a-zA-Z0-9_:]*, 1 to PROM_NAME_MAX bytes. */
+bool prom_metric_name_valid(const char *name);
+bool prom_label_name_valid(const char *name);
+/*
+ * "# HELP name help" (help escaped) and "# TYPE name counter|gauge". 0, -EINVAL (a name
+ * that is not valid, a counter's not ending in _total), -EMSGSIZE (past b's limit), -ENOMEM.
+ */
+int prom_family(struct buf *b, const char *name, enum prom_type type, const char *help);
+/*
+ * One sample of name with n labels (at most PROM_LABELS_MAX): value as a float ("NaN",
+ * "+Inf", "-Inf" included) or as an unsigned integer. 0, -EINVAL (a name not valid, too
+ * many labels, a value longer than PROM_VALUE_MAX), -EMSGSIZE, -ENOMEM.
+ */
+int prom_sample(struct buf *b, const char *name, const struct prom_label *labels, size_t n, double value);
+int prom_sample_u64(struct buf *b, const char *name, const struct prom_label *labels, size_t n,
+		    uint64_t value);
 
 /* ---- HTTP (libcurl) ------------------------------------------------------------ */
 
