@@ -3,8 +3,9 @@
  * common: the small pieces every module needs: logging, the one way to carry an error's
  * detail (struct err_detail), hex, secrets in locked memory and key files, bounded byte
  * buffers, unix sockets, a JSON reader over jsmn, a writer of Prometheus's text
- * exposition, an HTTP client over libcurl (TCP or unix socket), a small HTTP server, a TLS
- * client and a WebSocket client. Libraries stay quiet; callers log once, with context.
+ * exposition, an HTTP client over libcurl (TCP or unix socket), a small HTTP server, one
+ * HTTP page served from a caller's loop, a TLS client and a WebSocket client. Libraries
+ * stay quiet; callers log once, with context.
  */
 #ifndef DSTACK_P2P_COMMON_H
 #define DSTACK_P2P_COMMON_H
@@ -387,6 +388,65 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
  * -EINVAL for a spec that does not parse or resolve, else -errno of socket/bind/listen.
  */
 int http_listen(const char *spec, int *fd, bool *loopback);
+
+/* ---- one page over HTTP, served from the caller's loop (http-page.c) ------------------- */
+
+/*
+ * A listening socket's clients get one page (GET or HEAD of path, a query ignored): 404
+ * for another path, 405 for another method, 413 for a request with a body, 431 for a head
+ * above HTTP_PAGE_REQUEST_MAX, 500 when render fails. Each connection has
+ * HTTP_PAGE_DEADLINE_MS from accept for its request and the whole reply; at most
+ * HTTP_PAGE_CONNS at once, a new one replacing the oldest. Every socket is non-blocking
+ * and in an epoll set whose fd (http_page_fd) the caller polls for input among its own;
+ * http_page_dispatch then does what is ready, without waiting. Used by one thread.
+ */
+#define HTTP_PAGE_CONNS 8
+#define HTTP_PAGE_REQUEST_MAX 2048
+#define HTTP_PAGE_REPLY_MAX (4u << 20)
+#define HTTP_PAGE_DEADLINE_MS 2000
+
+/* The page's body, appended to body (bounded): 0, or -errno (the client gets a 500). */
+typedef int (*http_page_fn)(void *ctx, struct buf *body);
+
+struct http_page_conn {
+	int fd;            /* -1: free */
+	uint64_t deadline; /* now_ms clock; also its age: the oldest is replaced first */
+	size_t in_len;
+	uint8_t in[HTTP_PAGE_REQUEST_MAX];
+	struct buf out; /* the reply, once the head is in */
+	size_t out_off;
+};
+
+struct http_page_stats {
+	uint64_t served;  /* pages sent (200) */
+	uint64_t refused; /* other answers (4xx, 500) */
+	uint64_t evicted; /* connections replaced by a newer one */
+	uint64_t expired; /* connections past their deadline */
+};
+
+struct http_page {
+	int epfd, listen_fd;
+	const char *path;         /* "/metrics" (borrowed) */
+	const char *content_type; /* of the page (borrowed) */
+	http_page_fn render;
+	void *ctx;
+	struct http_page_conn conn[HTTP_PAGE_CONNS];
+	struct http_page_stats stats;
+};
+
+/* Serve on listen_fd (non-blocking; owned from now on, closed by http_page_close): 0 or
+ * -errno of epoll. */
+int http_page_open(struct http_page *p, int listen_fd, const char *path, const char *content_type,
+		   http_page_fn render, void *ctx);
+/* The fd to poll for input: readable when a client or the listener has something. */
+int http_page_fd(const struct http_page *p);
+/* Accept, read, answer and send what is ready now, then http_page_expire. */
+void http_page_dispatch(struct http_page *p, uint64_t now);
+/* Close the connections past their deadline (call it now and then even when idle). */
+void http_page_expire(struct http_page *p, uint64_t now);
+/* Closes every connection and the listener; again after that, or after a failed open, it
+ * does nothing. */
+void http_page_close(struct http_page *p);
 
 /* ---- TLS client (OpenSSL; tls.c) --------------------------------------------------- */
 
