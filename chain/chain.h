@@ -179,6 +179,31 @@ void eth_rpc_distrust_current(struct eth_rpc *rpc);
 uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc);
 uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc);
 
+/* What went wrong with an exchange or a call, by kind (docs/metrics.md). */
+enum eth_rpc_fault {
+	ETH_RPC_TIMEOUT,       /* no reply in time */
+	ETH_RPC_HTTP_STATUS,   /* an HTTP status other than 200 */
+	ETH_RPC_JSONRPC_ERROR, /* a call answered with a JSON-RPC error (reverts included) */
+	ETH_RPC_MALFORMED,     /* a reply that is not a JSON-RPC reply to the request, or too large */
+	ETH_RPC_CONNECTION,    /* no connection, or it broke */
+	ETH_RPC_FAULTS
+};
+
+/* Counters since eth_rpc_new, for metrics: the RPC's and the capped sender's. */
+struct eth_rpc_stats {
+	uint64_t calls;                  /* JSON-RPC calls sent (a batch of n: n) */
+	uint64_t errors[ETH_RPC_FAULTS]; /* failed exchanges (each retry counts) and calls */
+	uint64_t tx_sent;                /* transactions eth_send_capped had accepted */
+	uint64_t tx_gas_limit;           /* their gas limits, summed */
+	uint64_t tx_mined;               /* receipts eth_send_capped waited for ... */
+	uint64_t tx_reverted;            /* ... of them reverted */
+	uint64_t tx_gas_used;            /* the gas those receipts used */
+};
+
+void eth_rpc_get_stats(const struct eth_rpc *rpc, struct eth_rpc_stats *out);
+/* "timeout", "http_status", "jsonrpc_error", "malformed", "connection": a metric's label. */
+const char *eth_rpc_fault_name(enum eth_rpc_fault kind);
+
 /* One call of a batch: method and params (a JSON array, NULL for []) in, the reply out. */
 struct eth_rpc_call {
 	const char *method;

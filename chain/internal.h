@@ -14,6 +14,9 @@
 int rpc_ipc_exchange(const char *path, const char *req, size_t req_len, long timeout_ms,
 		     const volatile sig_atomic_t *abort_flag, struct buf *reply, struct err_detail *why);
 
+/* The sender's counters in the client's stats (send.c counts, rpc.c keeps them). */
+struct eth_rpc_stats *rpc_stats(struct eth_rpc *rpc);
+
 /* The custom errors the client was configured with (NULL: none). */
 const struct eth_error_table *rpc_error_table(const struct eth_rpc *rpc);
 

@@ -43,6 +43,7 @@ struct eth_rpc {
 	const struct eth_error_table *errors;
 	uint64_t next_id;
 	uint64_t round_trips;
+	struct eth_rpc_stats stats;
 	char last_error[512];
 };
 
@@ -73,6 +74,48 @@ uint64_t eth_rpc_round_trips(const struct eth_rpc *rpc)
 uint64_t eth_rpc_max_log_range(const struct eth_rpc *rpc)
 {
 	return rpc->max_log_range;
+}
+
+void eth_rpc_get_stats(const struct eth_rpc *rpc, struct eth_rpc_stats *out)
+{
+	*out = rpc->stats;
+}
+
+struct eth_rpc_stats *rpc_stats(struct eth_rpc *rpc)
+{
+	return &rpc->stats;
+}
+
+const char *eth_rpc_fault_name(enum eth_rpc_fault kind)
+{
+	static const char *const names[ETH_RPC_FAULTS] = {
+		[ETH_RPC_TIMEOUT] = "timeout",
+		[ETH_RPC_HTTP_STATUS] = "http_status",
+		[ETH_RPC_JSONRPC_ERROR] = "jsonrpc_error",
+		[ETH_RPC_MALFORMED] = "malformed",
+		[ETH_RPC_CONNECTION] = "connection",
+	};
+
+	return (unsigned)kind < ETH_RPC_FAULTS ? names[kind] : "unknown";
+}
+
+/* A transport failure of one exchange, by kind; a caller stopping is none. */
+static void count_transport_fault(struct eth_rpc *rpc, int r)
+{
+	if (r == -ECANCELED)
+		return;
+	rpc->stats.errors[r == -ETIMEDOUT  ? ETH_RPC_TIMEOUT
+			  : r == -EMSGSIZE ? ETH_RPC_MALFORMED
+					   : ETH_RPC_CONNECTION]++;
+}
+
+/* The calls of a batch that came back with an error, by kind. */
+static void count_call_faults(struct eth_rpc *rpc, const struct eth_rpc_call *calls, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (calls[k].error)
+			rpc->stats.errors[calls[k].error == -EREMOTEIO ? ETH_RPC_JSONRPC_ERROR
+								       : ETH_RPC_MALFORMED]++;
 }
 
 /*
@@ -467,6 +510,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		r = http_post(&t, ep->transport == RPC_HTTP ? "" : "/", NULL, req->data, req->len, &hr);
 		err_detail_set(&err, "%s", hr.error);
 		if (r == 0 && hr.status != 200) {
+			rpc->stats.errors[ETH_RPC_HTTP_STATUS]++;
 			eth_rpc_set_error(rpc, "%s: HTTP %ld%s", ep->label, hr.status,
 					  not_a_node_status(hr.status) ? " (not a JSON-RPC endpoint?)" : "");
 			/* Rate limits and server trouble pass; other statuses are this endpoint's. */
@@ -483,6 +527,7 @@ static int exchange(struct eth_rpc *rpc, const struct rpc_endpoint *ep, const st
 		}
 	}
 	if (r < 0) {
+		count_transport_fault(rpc, r);
 		eth_rpc_set_error(rpc, "%s: %s", ep->label, err.text[0] ? err.text : errstr(r));
 		/* A hung endpoint already cost a whole timeout: do not wait for it again. */
 		*outcome = r == -ETIMEDOUT || r == -EMSGSIZE ? ATTEMPT_NEXT_ENDPOINT : ATTEMPT_RETRY;
@@ -525,6 +570,7 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 	if (n > 1 && rpc->ep[rpc->current].no_batches)
 		return calls_one_by_one(rpc, calls, n);
 	rpc->next_id += n;
+	rpc->stats.calls += n;
 	rpc->last_error[0] = '\0';
 	buf_init(&req, 0);
 	buf_init(&reply, rpc->max_reply);
@@ -557,8 +603,11 @@ int eth_rpc_batch(struct eth_rpc *rpc, struct eth_rpc_call *calls, size_t n)
 				if (r == 0) {
 					rpc->current = idx;
 					rpc->last_error[0] = '\0';  /* earlier attempts are history now */
+					count_call_faults(rpc, calls, n);
 					goto out;
 				}
+				if (r != -ENOMEM)
+					rpc->stats.errors[ETH_RPC_MALFORMED]++;
 				if (r == -E2BIG || r == -ENOMEM) {
 					/* Well-formed but too big for us: another endpoint says the same. */
 					eth_rpc_set_error(rpc, "%s: reply of %zu bytes has too many JSON values",

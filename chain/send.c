@@ -243,6 +243,10 @@ static int sign_and_send(struct eth_rpc *rpc, const uint8_t sk[static 32], struc
 	}
 	res->nonce = tx->nonce;
 	res->sent = r == 0;
+	if (res->sent) {
+		rpc_stats(rpc)->tx_sent++;
+		rpc_stats(rpc)->tx_gas_limit += tx->gas_limit;
+	}
 	buf_clear(&raw);
 	return r;
 }
@@ -327,7 +331,10 @@ int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
 	if (r < 0)
 		return r;
 	res->mined = true;
+	rpc_stats(rpc)->tx_mined++;
+	rpc_stats(rpc)->tx_gas_used += res->receipt.gas_used;
 	if (!res->receipt.success) {
+		rpc_stats(rpc)->tx_reverted++;
 		explain_failure(rpc, from, req, &res->receipt);
 		return -EPERM;
 	}

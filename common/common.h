@@ -2,9 +2,10 @@
 /*
  * common: the small pieces every module needs: logging, the one way to carry an error's
  * detail (struct err_detail), hex, secrets in locked memory and key files, bounded byte
- * buffers, unix sockets, a JSON reader over jsmn, an HTTP client over libcurl (TCP or
- * unix socket), a small HTTP server, a TLS client and a WebSocket client. Libraries stay
- * quiet; callers log once, with context.
+ * buffers, unix sockets, a JSON reader over jsmn, a writer of Prometheus's text
+ * exposition, an HTTP client over libcurl (TCP or unix socket), a small HTTP server, one
+ * HTTP page served from a caller's loop, a TLS client and a WebSocket client. Libraries
+ * stay quiet; callers log once, with context.
  */
 #ifndef DSTACK_P2P_COMMON_H
 #define DSTACK_P2P_COMMON_H
@@ -217,6 +218,44 @@ bool json_is_null(const struct json *j, int i);
 /* Append s as a JSON string literal (quoted, escaped). */
 int json_append_string(struct buf *b, const char *s);
 
+/* ---- Prometheus text exposition, format 0.0.4 (prom.c) --------------------------------- */
+
+/*
+ * A writer of what a Prometheus server scrapes: a family's HELP and TYPE lines, then its
+ * samples, one a line, "name{label=\"value\",...} value". Label values are escaped (\\,
+ * \", \n); their other control bytes and bytes that are not UTF-8 become '?', so any value
+ * stays inside its quotes and its line. Each call writes its lines whole or, on failure,
+ * nothing (b as it was). The caller keeps a family's samples together, after its
+ * prom_family.
+ */
+#define PROM_NAME_MAX 128  /* bytes of a metric or label name */
+#define PROM_VALUE_MAX 256 /* bytes of a label value */
+#define PROM_LABELS_MAX 8  /* labels of one sample */
+
+enum prom_type { PROM_COUNTER, PROM_GAUGE };
+
+struct prom_label {
+	const char *name;  /* [a-zA-Z_][a-zA-Z0-9_]*, not beginning with "__" */
+	const char *value; /* any bytes up to the NUL, at most PROM_VALUE_MAX of them */
+};
+
+/* [a-zA-Z_:][a-zA-Z0-9_:]*, 1 to PROM_NAME_MAX bytes. */
+bool prom_metric_name_valid(const char *name);
+bool prom_label_name_valid(const char *name);
+/*
+ * "# HELP name help" (help escaped) and "# TYPE name counter|gauge". 0, -EINVAL (a name
+ * that is not valid, a counter's not ending in _total), -EMSGSIZE (past b's limit), -ENOMEM.
+ */
+int prom_family(struct buf *b, const char *name, enum prom_type type, const char *help);
+/*
+ * One sample of name with n labels (at most PROM_LABELS_MAX): value as a float ("NaN",
+ * "+Inf", "-Inf" included) or as an unsigned integer. 0, -EINVAL (a name not valid, too
+ * many labels, a value longer than PROM_VALUE_MAX), -EMSGSIZE, -ENOMEM.
+ */
+int prom_sample(struct buf *b, const char *name, const struct prom_label *labels, size_t n, double value);
+int prom_sample_u64(struct buf *b, const char *name, const struct prom_label *labels, size_t n,
+		    uint64_t value);
+
 /* ---- HTTP (libcurl) ------------------------------------------------------------ */
 
 /*
@@ -349,6 +388,65 @@ int http_serve(const struct http_server *srv, const int *listen_fds, int nfds,
  * -EINVAL for a spec that does not parse or resolve, else -errno of socket/bind/listen.
  */
 int http_listen(const char *spec, int *fd, bool *loopback);
+
+/* ---- one page over HTTP, served from the caller's loop (http-page.c) ------------------- */
+
+/*
+ * A listening socket's clients get one page (GET or HEAD of path, a query ignored): 404
+ * for another path, 405 for another method, 413 for a request with a body, 431 for a head
+ * above HTTP_PAGE_REQUEST_MAX, 500 when render fails. Each connection has
+ * HTTP_PAGE_DEADLINE_MS from accept for its request and the whole reply; at most
+ * HTTP_PAGE_CONNS at once, a new one replacing the oldest. Every socket is non-blocking
+ * and in an epoll set whose fd (http_page_fd) the caller polls for input among its own;
+ * http_page_dispatch then does what is ready, without waiting. Used by one thread.
+ */
+#define HTTP_PAGE_CONNS 8
+#define HTTP_PAGE_REQUEST_MAX 2048
+#define HTTP_PAGE_REPLY_MAX (4u << 20)
+#define HTTP_PAGE_DEADLINE_MS 2000
+
+/* The page's body, appended to body (bounded): 0, or -errno (the client gets a 500). */
+typedef int (*http_page_fn)(void *ctx, struct buf *body);
+
+struct http_page_conn {
+	int fd;            /* -1: free */
+	uint64_t deadline; /* now_ms clock; also its age: the oldest is replaced first */
+	size_t in_len;
+	uint8_t in[HTTP_PAGE_REQUEST_MAX];
+	struct buf out; /* the reply, once the head is in */
+	size_t out_off;
+};
+
+struct http_page_stats {
+	uint64_t served;  /* pages sent (200) */
+	uint64_t refused; /* other answers (4xx, 500) */
+	uint64_t evicted; /* connections replaced by a newer one */
+	uint64_t expired; /* connections past their deadline */
+};
+
+struct http_page {
+	int epfd, listen_fd;
+	const char *path;         /* "/metrics" (borrowed) */
+	const char *content_type; /* of the page (borrowed) */
+	http_page_fn render;
+	void *ctx;
+	struct http_page_conn conn[HTTP_PAGE_CONNS];
+	struct http_page_stats stats;
+};
+
+/* Serve on listen_fd (non-blocking; owned from now on, closed by http_page_close): 0 or
+ * -errno of epoll. */
+int http_page_open(struct http_page *p, int listen_fd, const char *path, const char *content_type,
+		   http_page_fn render, void *ctx);
+/* The fd to poll for input: readable when a client or the listener has something. */
+int http_page_fd(const struct http_page *p);
+/* Accept, read, answer and send what is ready now, then http_page_expire. */
+void http_page_dispatch(struct http_page *p, uint64_t now);
+/* Close the connections past their deadline (call it now and then even when idle). */
+void http_page_expire(struct http_page *p, uint64_t now);
+/* Closes every connection and the listener; again after that, or after a failed open, it
+ * does nothing. */
+void http_page_close(struct http_page *p);
 
 /* ---- TLS client (OpenSSL; tls.c) --------------------------------------------------- */
 

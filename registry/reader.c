@@ -194,6 +194,7 @@ static int initial_sync(struct registry_reader *r, bool *changed)
 		eth_rpc_set_error(r->rpc, "eth_getBlockByNumber latest: no usable block");
 		goto out;
 	}
+	r->stats.head = head.number;
 	err = full_read(r, &head, changed);
 out:
 	eth_rpc_call_clear(&c[0]);
@@ -650,8 +651,10 @@ int registry_reader_poll(struct registry_reader *r, bool *changed)
 	if (err == -E2BIG || err == -EMSGSIZE) {
 		/* Too many logs to take in: something happened, so read it all at the head. */
 		err = eth_get_block(r->rpc, "latest", &head);
-		if (err == 0)
+		if (err == 0) {
+			r->stats.head = head.number;
 			err = full_read(r, &head, changed);
+		}
 		goto out;
 	}
 	if (err < 0)
@@ -662,6 +665,7 @@ int registry_reader_poll(struct registry_reader *r, bool *changed)
 		err = -EBADMSG;
 		goto out;
 	}
+	r->stats.head = head.number;
 	if (!memcmp(head.hash, r->at.hash, 32))
 		goto out;  /* no new block: idle */
 	/* The block we read at must still be on the chain, or what we read may be gone. */

@@ -275,6 +275,8 @@ struct registry_reader_stats {
 	uint64_t reorgs;       /* times the block we had read at left the chain */
 	uint64_t patches;      /* changes taken from the logs, by the records they name */
 	uint64_t records_read; /* getPeerByToken calls */
+	uint64_t head;         /* the latest block a poll saw at the head (the set may be older:
+				* registry_reader_block; the difference is the follower's lag) */
 };
 
 /*

@@ -567,6 +567,8 @@ static void dial(struct relay *r, struct peer *p)
 	struct conn *c;
 
 	p->next_dial_ms = 0;
+	if (p->st.dials++)
+		p->st.redials++;
 	if (fd < 0) {
 		peer_error(p, "socket", -errno);
 		p->next_dial_ms = now_ms() + BACKOFF_FAST_MS;
@@ -658,8 +660,13 @@ static void on_udp(struct relay *r, struct peer *p)
 			/* Only the local WireGuard's port speaks here; anything else is not relayed. */
 			if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC || r->from[i].sin_port != r->wg_addr.sin_port)
 				continue;
-			if (!c || c->state != C_UP || !conn_queue(c, r->slots[i] + 2, len)) {
+			if (!c || c->state != C_UP) {
 				p->st.drops++;
+				continue;
+			}
+			if (!conn_queue(c, r->slots[i] + 2, len)) {
+				p->st.drops++;
+				p->st.queue_drops++;
 				continue;
 			}
 			p->st.tx_bytes += len;

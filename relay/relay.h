@@ -71,6 +71,9 @@ struct relay_stats {
 	uint64_t tx_bytes, rx_bytes;    /* datagram bytes, both directions */
 	uint64_t tx_packets, rx_packets;
 	uint64_t drops;                 /* datagrams dropped: no stream, or its queue full */
+	uint64_t queue_drops;           /* of those, towards the peer with its stream's queue full */
+	uint64_t dials;                 /* streams we dialled (dialer only) ... */
+	uint64_t redials;               /* ... after the first: the one before broke or never came up */
 	uint64_t connects;              /* streams that came up */
 	uint64_t refused;               /* streams closed for a bad or missing proof */
 	char error[96];                 /* why the last stream failed; "" once one is up */

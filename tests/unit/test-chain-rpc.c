@@ -1087,6 +1087,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	reader = synced_reader(&cs, &srv, &rpc, &s, &changed);
 	cr_assert(changed);
 	cr_assert_eq(s.full_reads, 1);
+	cr_assert_eq(s.head, 10);
 	registry_reader_peers(reader, &n);
 	cr_assert_eq(n, 2);
 	cr_assert_not(registry_reader_take_named(reader, named, &from), "a full read: no patches to repeat");
@@ -1109,6 +1110,7 @@ Test(reader, a_change_is_read_by_the_tokens_its_logs_name, .timeout = 60)
 	cr_assert_eq(p[1].nonce, 2);
 	cr_assert_eq(s.full_reads, 1);
 	cr_assert_eq(s.records_read, 1);
+	cr_assert_eq(s.head, 11);
 	cr_assert_eq(cs.get_peers, 1);
 	cr_assert(registry_reader_take_named(reader, named, &from));
 	cr_assert_eq(from, 10);
@@ -1351,4 +1353,46 @@ Test(rpc, psk_epoch_is_read_and_bounded)
 		eth_rpc_free(rpc);
 		server_stop(&s);
 	}
+}
+
+/* The counters metrics read: calls, and each failure under its kind. */
+Test(rpc, stats_count_calls_and_errors_by_kind, .timeout = 20)
+{
+	int status = 503;
+	struct fake_server bad, err, junk, hang;
+	struct eth_rpc_stats st;
+	struct eth_rpc *rpc;
+	char urls[400];
+	uint64_t id;
+
+	server_start(&bad, FAKE_HTTP, answer_status, &status);
+	server_start(&err, FAKE_HTTP, answer_text,
+		     "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32000,\"message\":\"no\"}}");
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:1, %s, %s", bad.url, err.url);
+	rpc = client(urls, 2000, 1);
+	cr_assert_eq(eth_chain_id(rpc, &id), -EREMOTEIO);
+	eth_rpc_get_stats(rpc, &st);
+	cr_assert_eq(st.calls, 1);
+	cr_assert_eq(st.errors[ETH_RPC_CONNECTION], 2, "a try and a retry, got %llu",
+		     (unsigned long long)st.errors[ETH_RPC_CONNECTION]);
+	cr_assert_eq(st.errors[ETH_RPC_HTTP_STATUS], 2);
+	cr_assert_eq(st.errors[ETH_RPC_JSONRPC_ERROR], 1);
+	cr_assert_eq(st.errors[ETH_RPC_MALFORMED] + st.errors[ETH_RPC_TIMEOUT], 0);
+	eth_rpc_free(rpc);
+
+	server_start(&junk, FAKE_HTTP, answer_text, "<html>bad gateway</html>");
+	server_start(&hang, FAKE_IPC, answer_hang, NULL);
+	snprintf(urls, sizeof(urls), "%s, %s", junk.url, hang.url);
+	rpc = client(urls, 300, -1);
+	cr_assert_lt(eth_chain_id(rpc, &id), 0);
+	eth_rpc_get_stats(rpc, &st);
+	cr_assert_eq(st.calls, 1);
+	cr_assert_eq(st.errors[ETH_RPC_MALFORMED], 1);
+	cr_assert_eq(st.errors[ETH_RPC_TIMEOUT], 1);
+	cr_assert_str_eq(eth_rpc_fault_name(ETH_RPC_JSONRPC_ERROR), "jsonrpc_error");
+	eth_rpc_free(rpc);
+	server_stop(&bad);
+	server_stop(&err);
+	server_stop(&junk);
+	server_stop(&hang);
 }
