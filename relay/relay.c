@@ -30,7 +30,7 @@
 #define FAST_WINDOW_MS 30000
 #define REDIAL_AFTER_CLOSE_MS 20   /* a stream that was up and closed (gateway cap, restart) */
 #define UDP_SOCKET_BYTES (1 << 20) /* each loopback socket, each way (docs/transport.md, socket sizes) */
-#define STREAM_SNDBUF (4 << 20)     /* a stream's send buffer (the kernel doubles it for its overhead) */
+#define STREAM_SNDBUF (4 << 20)    /* a stream's send buffer (the kernel doubles it for its overhead) */
 #define STREAM_NOTSENT_LOWAT (128 << 10) /* bytes written but not yet sent, at most */
 
 enum ev_kind { EV_WAKE, EV_LISTEN, EV_UDP, EV_CONN };
