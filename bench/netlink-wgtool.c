@@ -17,6 +17,7 @@
  *     genkey | pubkey      like wg genkey / wg pubkey
  *     timed PROG ARGS...   run PROG, print "ms=T" (wall clock, 0.01 ms) on stderr
  *     link-add IF | link-del IF | link-up IF | link-down IF | link-mtu IF MTU
+ *     link-get-mtu IF | route-mtu ADDR[:PORT] (prints the MTU; [v6]:port for IPv6)
  *     addr-add IF PREFIX | addr-del IF PREFIX | route-add IF PREFIX
  *   -v prints "messages=N ms=T" for the operation on stderr.
  */
@@ -375,6 +376,28 @@ out:
 	return r;
 }
 
+/* Prints the MTU of a link, or of the route towards an address ("ADDR" or "ADDR:PORT"). */
+static int mtu_command(const char *cmd, const char *arg)
+{
+	union wg_endpoint ep;
+	char text[INET6_ADDRSTRLEN + 8];
+	uint32_t mtu = 0;
+	int r;
+
+	if (!strcmp(cmd, "link-get-mtu")) {
+		r = rtnl_link_mtu(arg, &mtu, &why);
+	} else {
+		/* A bare address gets a port so that wg_endpoint_parse reads it. */
+		snprintf(text, sizeof(text), strchr(arg, ':') ? "%s" : "%s:1", arg);
+		r = wg_endpoint_parse(&ep, text, &why);
+		if (r == 0)
+			r = rtnl_route_mtu(&ep, &mtu, &why);
+	}
+	if (r == 0)
+		printf("%u\n", mtu);
+	return r;
+}
+
 static int link_command(const char *cmd, int argc, char **argv)
 {
 	struct ip_prefix p;
@@ -386,6 +409,8 @@ static int link_command(const char *cmd, int argc, char **argv)
 		return rtnl_link_delete(argv[0], &why);
 	if (!strcmp(cmd, "link-up") || !strcmp(cmd, "link-down"))
 		return rtnl_link_set_up(argv[0], !strcmp(cmd, "link-up"), &why);
+	if (!strcmp(cmd, "link-get-mtu") || !strcmp(cmd, "route-mtu"))
+		return mtu_command(cmd, argv[0]);
 	if (argc < 2)
 		return -EINVAL;
 	if (!strcmp(cmd, "link-mtu"))

@@ -114,7 +114,20 @@ int wg_dump_msg_parse(const void *msg, size_t len, struct wg_device *dev, struct
 /* Parse a UAPI `get=1` reply (text up to and including "errno=N") into dev. */
 int uapi_get_reply_parse(const char *text, size_t len, struct wg_device *dev, struct err_detail *why);
 
-int rtnl_link_set_mtu(const char *ifname, uint32_t mtu, struct err_detail *why);
+/* What rtnl_route_mtu reads from RTM_NEWROUTE and RTM_NEWLINK replies (0: absent). */
+struct rtnl_mtu_reply {
+	uint32_t route_mtu; /* RTA_METRICS / RTAX_MTU */
+	uint32_t oif;       /* RTA_OIF */
+	uint32_t link_mtu;  /* IFLA_MTU */
+	struct err_detail *why;
+};
+
+/*
+ * Merge one reply message (len bytes available) into out: a route's output device and
+ * MTU metric, a link's MTU; other message types are skipped. -EBADMSG with detail for a
+ * truncated message or an attribute of the wrong size.
+ */
+int rtnl_mtu_msg_parse(const void *msg, size_t len, struct rtnl_mtu_reply *out, struct err_detail *why);
 
 /* A route to prefix through ifname (e.g. the overlay 10.0.1.0/24); idempotent. */
 int rtnl_route_add(const char *ifname, const struct ip_prefix *prefix, struct err_detail *why);

@@ -191,4 +191,15 @@ int rtnl_link_is_wireguard(const char *ifname, struct err_detail *why);
 int rtnl_addr_add(const char *ifname, const struct ip_prefix *addr, struct err_detail *why);
 int rtnl_addr_del(const char *ifname, const struct ip_prefix *addr, struct err_detail *why);
 
+/*
+ * MTU. rtnl_link_set_mtu: 576..65535 (-EINVAL outside), for a kernel WireGuard link and
+ * a wireguard-go TUN alike (both are links). rtnl_link_mtu: ifname's MTU now.
+ * rtnl_route_mtu: the MTU towards dst's address (its port is ignored), as the kernel
+ * routes it now: the route's own MTU (`ip route ... mtu N`, or a path MTU the kernel
+ * learned) when it has one, else the output device's MTU. -ENETUNREACH: no route.
+ */
+int rtnl_link_set_mtu(const char *ifname, uint32_t mtu, struct err_detail *why);
+int rtnl_link_mtu(const char *ifname, uint32_t *mtu, struct err_detail *why);
+int rtnl_route_mtu(const union wg_endpoint *dst, uint32_t *mtu, struct err_detail *why);
+
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <time.h>
 
@@ -153,6 +154,133 @@ int rtnl_link_set_mtu(const char *ifname, uint32_t mtu, struct err_detail *why)
 	nlh = put_link_header(buf, RTM_NEWLINK, 0, ifindex);
 	mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
 	return rtnl_transact(nlh, NULL, NULL, why);
+}
+
+/* An attribute of a reply: the expected size, or -EBADMSG naming it. */
+static int attr_u32(const struct nlattr *attr, const char *what, uint32_t *out, struct err_detail *why)
+{
+	if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+		return nl_fail(why, -EBADMSG, "rtnetlink reply: %s is not a 32-bit value", what);
+	*out = mnl_attr_get_u32(attr);
+	return 0;
+}
+
+static int route_metrics_parse(const struct nlattr *metrics, struct rtnl_mtu_reply *out,
+			       struct err_detail *why)
+{
+	const struct nlattr *m;
+	int r;
+
+	mnl_attr_for_each_nested(m, metrics) {
+		if (mnl_attr_get_type(m) != RTAX_MTU)
+			continue;
+		r = attr_u32(m, "RTAX_MTU", &out->route_mtu, why);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int rtnl_mtu_msg_parse(const void *msg, size_t len, struct rtnl_mtu_reply *out, struct err_detail *why)
+{
+	const struct nlmsghdr *nlh = msg;
+	const struct nlattr *attr;
+	bool route;
+	size_t hdr;
+	int r;
+
+	if (len < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len)
+		return nl_fail(why, -EBADMSG, "rtnetlink reply: truncated message");
+	if (nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	route = nlh->nlmsg_type == RTM_NEWROUTE;
+	hdr = route ? sizeof(struct rtmsg) : sizeof(struct ifinfomsg);
+	if (mnl_nlmsg_get_payload_len(nlh) < hdr)
+		return nl_fail(why, -EBADMSG, "rtnetlink reply: truncated %s header",
+			       route ? "route" : "link");
+	mnl_attr_for_each(attr, nlh, hdr) {
+		uint16_t type = mnl_attr_get_type(attr);
+
+		if (route && type == RTA_OIF)
+			r = attr_u32(attr, "RTA_OIF", &out->oif, why);
+		else if (route && type == RTA_METRICS)
+			r = mnl_attr_validate(attr, MNL_TYPE_NESTED) < 0
+				    ? nl_fail(why, -EBADMSG, "rtnetlink reply: RTA_METRICS is not nested")
+				    : route_metrics_parse(attr, out, why);
+		else if (!route && type == IFLA_MTU)
+			r = attr_u32(attr, "IFLA_MTU", &out->link_mtu, why);
+		else
+			r = 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int mtu_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct rtnl_mtu_reply *out = data;
+
+	return rtnl_mtu_msg_parse(nlh, nlh->nlmsg_len, out, out->why);
+}
+
+int rtnl_route_mtu(const union wg_endpoint *dst, uint32_t *mtu, struct err_detail *why)
+{
+	uint8_t buf[256];
+	struct rtnl_mtu_reply reply = { .why = why };
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+	int r;
+
+	if (dst->addr.sa_family != AF_INET && dst->addr.sa_family != AF_INET6)
+		return nl_fail(why, -EINVAL, "the route MTU needs an IPv4 or IPv6 address");
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = (uint8_t)dst->addr.sa_family;
+	if (dst->addr.sa_family == AF_INET) {
+		rtm->rtm_dst_len = 32;
+		mnl_attr_put(nlh, RTA_DST, 4, &dst->in.sin_addr);
+	} else {
+		rtm->rtm_dst_len = 128;
+		mnl_attr_put(nlh, RTA_DST, 16, &dst->in6.sin6_addr);
+	}
+	r = rtnl_transact(nlh, mtu_cb, &reply, why);
+	if (r == -ENETUNREACH || r == -EHOSTUNREACH)
+		return nl_fail(why, r, "no route to the endpoint");
+	if (r < 0)
+		return r;
+	if (reply.route_mtu) {
+		*mtu = reply.route_mtu;
+		return 0;
+	}
+	if (!reply.oif)
+		return nl_fail(why, -EBADMSG, "rtnetlink reply: the route names no output device");
+	r = rtnl_transact(put_link_header(buf, RTM_GETLINK, 0, (int)reply.oif), mtu_cb, &reply, why);
+	if (r < 0)
+		return r;
+	if (!reply.link_mtu)
+		return nl_fail(why, -EBADMSG, "rtnetlink reply: the output device has no MTU");
+	*mtu = reply.link_mtu;
+	return 0;
+}
+
+int rtnl_link_mtu(const char *ifname, uint32_t *mtu, struct err_detail *why)
+{
+	uint8_t buf[256];
+	struct rtnl_mtu_reply reply = { .why = why };
+	int ifindex = 0, r = ifindex_of(ifname, &ifindex, why);
+
+	if (r < 0)
+		return r;
+	r = rtnl_transact(put_link_header(buf, RTM_GETLINK, 0, ifindex), mtu_cb, &reply, why);
+	if (r < 0)
+		return r;
+	if (!reply.link_mtu)
+		return nl_fail(why, -EBADMSG, "rtnetlink reply: '%s' has no MTU", ifname);
+	*mtu = reply.link_mtu;
+	return 0;
 }
 
 int rtnl_link_set_up(const char *ifname, bool up, struct err_detail *why)

@@ -29,6 +29,9 @@
 #define BACKOFF_SLOW_MS 15000
 #define FAST_WINDOW_MS 30000
 #define REDIAL_AFTER_CLOSE_MS 20   /* a stream that was up and closed (gateway cap, restart) */
+#define UDP_SOCKET_BYTES (1 << 20) /* each loopback socket, each way (docs/transport.md, socket sizes) */
+#define STREAM_SNDBUF (4 << 20)    /* a stream's send buffer (the kernel doubles it for its overhead) */
+#define STREAM_NOTSENT_LOWAT (128 << 10) /* bytes written but not yet sent, at most */
 
 enum ev_kind { EV_WAKE, EV_LISTEN, EV_UDP, EV_CONN };
 
@@ -125,6 +128,46 @@ static int ep_mod(struct relay *r, struct conn *c, bool out)
 		return 0;
 	c->want_out = out;
 	return epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &e) < 0 ? -errno : 0;
+}
+
+/* ---- socket set-up ------------------------------------------------------------------------ */
+
+/*
+ * A peer's loopback UDP socket holds what WireGuard sends while the loop is busy with
+ * other peers: 1 MiB each way (about 450 full-size datagrams), not the kernel's 208 KiB
+ * default, which a burst from a fast WireGuard overruns in under 100 datagrams. FORCE
+ * passes net.core.rmem_max/wmem_max with CAP_NET_ADMIN (the agent has it); without it
+ * the plain option takes what the limit allows.
+ */
+static void udp_size_buffers(int fd)
+{
+	int bytes = UDP_SOCKET_BYTES;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
+/*
+ * A stream, dialled or accepted. No Nagle delay: each flush is a batch of whole frames
+ * already, and a lone handshake or ping must not wait for an ACK. The send buffer is
+ * fixed, not autotuned: autotuning starts at tcp_wmem's 16 KiB and grows only with the
+ * congestion window, so one burst from WireGuard (wireguard-go hands over 64 KiB at once)
+ * overflows it and our queue while the stream is young, and every frame that does not
+ * fit is a loss for the TCP inside. 4 MiB holds 300 Mbit/s x 80 ms in flight.
+ * TCP_NOTSENT_LOWAT bounds what waits unsent in the kernel to 128 KiB (3.5 ms at
+ * 300 Mbit/s), so a stream the path cannot carry still drops early instead of queueing
+ * seconds of traffic in front of every ping. Figures: docs/transport.md, socket sizes.
+ */
+static void stream_set_options(int fd)
+{
+	int one = 1, sndbuf = STREAM_SNDBUF, lowat = STREAM_NOTSENT_LOWAT;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
 /* ---- streams ------------------------------------------------------------------------------ */
@@ -563,7 +606,7 @@ static void conn_event(struct relay *r, struct conn *c, uint32_t events)
 
 static void dial(struct relay *r, struct peer *p)
 {
-	int fd = socket(p->gw.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	int fd = socket(p->gw.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct conn *c;
 
 	p->next_dial_ms = 0;
@@ -574,7 +617,7 @@ static void dial(struct relay *r, struct peer *p)
 		p->next_dial_ms = now_ms() + BACKOFF_FAST_MS;
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	stream_set_options(fd);
 	if (connect(fd, (struct sockaddr *)&p->gw, p->gw_len) < 0 && errno != EINPROGRESS) {
 		peer_error(p, "connecting to the gateway", -errno);
 		close(fd);
@@ -618,12 +661,12 @@ static void limit_pending(struct relay *r)
 static void on_accept(struct relay *r)
 {
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(r->listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+		int fd = accept4(r->listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
 		if (fd < 0)
 			return;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		stream_set_options(fd);
 		c = conn_new(r, fd, false);
 		if (!c) {
 			close(fd);
@@ -817,6 +860,7 @@ static int udp_open(struct relay *r, struct peer *p, uint32_t token)
 		return -errno;
 	/* A restarted agent binds the same address at once: WireGuard's endpoint stays valid. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	udp_size_buffers(fd);
 	relay_loop_endpoint(r, token, &sin);
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
 		int err = -errno;

@@ -1,9 +1,10 @@
 #!/bin/bash
 # netlink/ against wireguard-go (the host kernel has no WireGuard): automatic backend
 # choice (starts wireguard-go), the same set/dump/diff API over UAPI checked against
-# wg(8), a 3-node userspace mesh that pings over 10.0.1.x, and the errors of a kernel
-# without WireGuard and of an unprivileged caller. Only namespaces this test creates
-# are touched; names carry a per-run id (/var/run/wireguard is shared by all).
+# wg(8), a 3-node userspace mesh that pings over 10.0.1.x, the MTU calls (route MTU, TUN
+# MTU, read back by ip(8)), and the errors of a kernel without WireGuard and of an
+# unprivileged caller. Only namespaces this test creates are touched; names carry a
+# per-run id (/var/run/wireguard is shared by all).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 O=${O:-build}
@@ -151,3 +152,26 @@ hs_after=$(n 1 wg show "wu${id}1" latest-handshakes | awk -v k="$(cat "$T/pub2")
 n 1 "$WGTOOL" -v syncconf "wu${id}1" "$T/wg1-new.conf" 2>"$T/sync"
 grep -q 'changes=0 ' "$T/sync" || fail "the same PSK read back as a change: $(cat "$T/sync")"
 echo "PSK change: one change in the diff, none once applied; the session carries on (handshake $hs_after)"
+
+# MTU over rtnetlink, read back by ip(8): the route MTU towards an address (the output
+# device's MTU, a route's own `mtu`, a smaller link) and the TUN's MTU set like a link's.
+mtu_of() { n "$1" ip -o link show "$2" | sed -n 's/.* mtu \([0-9]*\) .*/\1/p'; }
+[ "$(n 1 "$WGTOOL" route-mtu 192.168.77.2)" = "$(mtu_of 1 eth0)" ] || fail "route MTU is not eth0's ($(mtu_of 1 eth0))"
+n 1 ip route add 192.168.77.2/32 dev eth0 mtu 1380
+n 1 ip route get 192.168.77.2 | grep -q 'mtu 1380' || fail "ip route get does not show the route's mtu"
+[ "$(n 1 "$WGTOOL" route-mtu 192.168.77.2:51820)" = 1380 ] || fail "route MTU: not the route's 1380"
+[ "$(n 1 "$WGTOOL" route-mtu 192.168.77.3)" = 1500 ] || fail "route MTU towards .3 is not 1500"
+n 1 ip link set eth0 mtu 1300
+[ "$(n 1 "$WGTOOL" route-mtu 192.168.77.3)" = 1300 ] || fail "route MTU does not follow eth0's 1300"
+n 1 ip link set eth0 mtu 1500
+n 1 ip route del 192.168.77.2/32 dev eth0
+[ "$(n 1 "$WGTOOL" route-mtu 192.168.77.2)" = 1500 ] || fail "route MTU not back to 1500"
+expect_error "no route to the endpoint" n 1 "$WGTOOL" route-mtu 203.0.113.9
+n 1 "$WGTOOL" link-mtu "wu${id}1" 1380
+[ "$(mtu_of 1 "wu${id}1")" = 1380 ] || fail "TUN MTU is $(mtu_of 1 "wu${id}1"), not 1380"
+[ "$(n 1 "$WGTOOL" link-get-mtu "wu${id}1")" = 1380 ] || fail "link-get-mtu disagrees with ip link"
+n 1 ping -c 1 -W 3 -q -M do -s 1352 10.0.1.2 >/dev/null || fail "1380-byte ping over the TUN"
+n 1 ping -c 1 -W 1 -q -M do -s 1353 10.0.1.2 >/dev/null 2>&1 && fail "a 1381-byte ping passed a 1380 MTU"
+expect_error "outside 576..65535" n 1 "$WGTOOL" link-mtu "wu${id}1" 100
+n 1 "$WGTOOL" link-mtu "wu${id}1" 1420
+echo "MTU: route MTU read as ip(8) sets it (device, route mtu, smaller link); TUN MTU set and enforced"

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/wireguard.h>
 #include <stdlib.h>
 #include <string.h>
@@ -619,4 +620,83 @@ Test(netlink_diff, psk_read_back_compared_and_changed)
 	wg_changes_free(changes, n);
 	wg_device_free(cur);
 	wg_device_free(want);
+}
+
+/* ---- rtnetlink MTU replies ------------------------------------------------------------------- */
+
+static struct nlmsghdr *route_reply(void *buf, uint32_t oif, uint32_t metric_mtu)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	struct nlattr *metrics;
+	uint32_t dst = htonl(0xc0a84d02);
+
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 32;
+	mnl_attr_put(nlh, RTA_DST, 4, &dst);
+	mnl_attr_put_u32(nlh, RTA_OIF, oif);
+	metrics = mnl_attr_nest_start(nlh, RTA_METRICS);
+	mnl_attr_put_u32(nlh, RTAX_ADVMSS, 1300);
+	if (metric_mtu)
+		mnl_attr_put_u32(nlh, RTAX_MTU, metric_mtu);
+	mnl_attr_nest_end(nlh, metrics);
+	return nlh;
+}
+
+Test(netlink_rtnl, route_and_link_mtu_replies)
+{
+	static uint8_t buf[512];
+	struct rtnl_mtu_reply reply = { 0 };
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+
+	route_reply(buf, 7, 1340);
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, sizeof(buf), &reply, &why), 0, "%s", why.text);
+	cr_assert_eq(reply.oif, 7);
+	cr_assert_eq(reply.route_mtu, 1340, "the route's MTU metric, not its advmss");
+
+	memset(&reply, 0, sizeof(reply));
+	route_reply(buf, 3, 0);
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, sizeof(buf), &reply, &why), 0);
+	cr_assert_eq(reply.route_mtu, 0, "no MTU metric: the device's MTU counts");
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = 3;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, "eth0");
+	mnl_attr_put_u32(nlh, IFLA_MTU, 1500);
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, sizeof(buf), &reply, &why), 0);
+	cr_assert_eq(reply.link_mtu, 1500);
+}
+
+Test(netlink_rtnl, hostile_mtu_replies_are_rejected)
+{
+	static uint8_t buf[512];
+	struct rtnl_mtu_reply reply = { 0 };
+	struct nlmsghdr *nlh;
+	struct nlattr *metrics;
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
+	metrics = mnl_attr_nest_start(nlh, RTA_METRICS);
+	mnl_attr_put_u16(nlh, RTAX_MTU, 1400);
+	mnl_attr_nest_end(nlh, metrics);
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, sizeof(buf), &reply, &why), -EBADMSG);
+	cr_assert(strstr(why.text, "RTAX_MTU"), "%s", why.text);
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct rtmsg));
+	mnl_attr_put_u16(nlh, RTA_OIF, 2);
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, sizeof(buf), &reply, &why), -EBADMSG, "a short RTA_OIF");
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_len = sizeof(*nlh) + 4; /* shorter than struct ifinfomsg */
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, sizeof(buf), &reply, &why), -EBADMSG, "a truncated link header");
+	cr_assert_eq(rtnl_mtu_msg_parse(buf, 8, &reply, &why), -EBADMSG, "a truncated message");
 }
