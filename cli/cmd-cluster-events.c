@@ -8,91 +8,10 @@
 #include "cli/cluster.h"
 #include "registry/registry.h"
 
-/*
- * Each event as declared, '!' marking an indexed parameter. Types are the few the contracts
- * use: uintN, address, bytes32, bool, string.
- */
-static const char *const events[] = {
-	"NodeAccessMinted(uint256 !tokenId,address !to,string label)",
-	"InstanceBound(uint256 !tokenId,address !instanceId)",
-	"InstanceUnbound(uint256 !tokenId,address !instanceId)",
-	"PeerRegistered(uint256 !tokenId,address !instanceId,bytes32 wgPublicKey,string endpoint,"
-	"uint8 mode:r,uint64 nonce)",
-	"PeerUpdated(uint256 !tokenId,address !instanceId,bytes32 wgPublicKey,string endpoint,"
-	"uint8 mode:r,uint64 nonce)",
-	"PeerRemoved(uint256 !tokenId,address !instanceId,uint8 reason:R)",
-	"ClusterConfigSet(uint256 maxNodes,uint8 networkModes:m)",
-	"MintingPolicySet(uint256 price:e,bool publicMinting)",
-	"BootPolicySet(uint8 policy:p)",
-	"AllowAnyDeviceSet(bool allowAny)",
-	"RequireTcbUpToDateSet(bool required)",
-	"LeaderLeaseSet(uint64 leaseSeconds:s)",
-	"Withdrawn(address !to,uint256 amount:e)",
-	"VoteCast(uint256 !voterTokenId,uint256 !targetTokenId,bool noConfidence,uint256 votes,"
-	"uint256 required)",
-	"LeaderChanged(uint256 !previousTokenId,uint256 !newTokenId,uint64 term,uint64 expiry:t,"
-	"uint8 cause:C)",
-	"LeaderHeartbeat(uint256 !tokenId,uint64 expiry:t)",
-	"ComposeHashAdded(bytes32 composeHash)",
-	"ComposeHashRemoved(bytes32 composeHash)",
-	"DeviceAdded(bytes32 deviceId)",
-	"DeviceRemoved(bytes32 deviceId)",
-	"Transfer(address !from,address !to,uint256 !tokenId)",
-	"Approval(address !owner,address !approved,uint256 !tokenId)",
-	"ApprovalForAll(address !owner,address !operator,bool approved)",
-	"OwnershipTransferred(address !previousOwner,address !newOwner)",
-	"OwnershipTransferStarted(address !previousOwner,address !newOwner)",
+/* Events of other contracts the operator's tools read: the KMS's registration of the app. */
+static const char *const kms_events[] = {
 	"AppRegistered(address appId)",
 };
-
-#define MAX_PARAMS 8
-
-struct param {
-	char type[16];
-	char name[32];
-	bool indexed;
-	char unit;      /* how the text form words it: see put_worded; 0 as its type reads */
-};
-
-/* Split a declaration into its name, canonical signature and parameters. */
-static int parse_decl(const char *decl, char *name, size_t name_len, struct buf *sig,
-		      struct param *params, size_t *n)
-{
-	const char *open = strchr(decl, '('), *p;
-	int r;
-
-	*n = 0;
-	if (!open || (size_t)(open - decl) >= name_len)
-		return -EINVAL;
-	memcpy(name, decl, (size_t)(open - decl));
-	name[open - decl] = '\0';
-	if ((r = buf_append(sig, decl, (size_t)(open - decl + 1))) < 0)
-		return r;
-	for (p = open + 1; *p && *p != ')' && *n < MAX_PARAMS; (*n)++) {
-		struct param *q = &params[*n];
-		size_t tl = strcspn(p, " "), nl;
-
-		if (tl >= sizeof(q->type))
-			return -EINVAL;
-		memcpy(q->type, p, tl);
-		q->type[tl] = '\0';
-		p += tl + 1;
-		q->indexed = *p == '!';
-		p += q->indexed;
-		nl = strcspn(p, ":,)");
-		if (nl >= sizeof(q->name))
-			return -EINVAL;
-		memcpy(q->name, p, nl);
-		q->name[nl] = '\0';
-		p += nl;
-		q->unit = *p == ':' ? p[1] : 0;
-		p += *p == ':' ? 2 : 0;
-		p += *p == ',';
-		if ((r = buf_printf(sig, "%s%s", *n ? "," : "", q->type)) < 0)
-			return r;
-	}
-	return buf_printf(sig, ")");
-}
 
 static void put_hex(struct buf *out, const uint8_t *p, size_t n, bool json)
 {
@@ -157,15 +76,16 @@ static int put_string(struct buf *out, const struct abi_tuple *data, size_t slot
 	return buf_printf(out, "\"%s\"", s);
 }
 
-static int describe(const struct eth_log *log, const char *name, const struct param *params,
-		    size_t n, bool json, struct buf *out)
+static int describe(const struct eth_log *log, const struct registry_event *e, bool json, struct buf *out)
 {
+	const struct registry_event_param *params = e->params;
+	size_t n = e->nparams;
 	struct abi_tuple data;
 	size_t topic = 1, slot = 0;
 	int r = 0;
 
 	abi_tuple_init(&data, log->data, log->data_len);
-	buf_printf(out, json ? "{\"event\":\"%s\",\"args\":{" : "%s(", name);
+	buf_printf(out, json ? "{\"event\":\"%s\",\"args\":{" : "%s(", e->name);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		const uint8_t *w;
 
@@ -189,33 +109,27 @@ static int describe(const struct eth_log *log, const char *name, const struct pa
 	return buf_printf(out, json ? "}}" : ")");
 }
 
+/* The event of the cluster contract or the KMS whose topic0 log has, or NULL. */
+static const struct registry_event *event_of(const struct eth_log *log, struct registry_event *scratch)
+{
+	const struct registry_event *e = registry_event_by_topic(log->topics[0]);
+
+	for (size_t i = 0; !e && i < ARRAY_SIZE(kms_events); i++)
+		if (registry_event_parse(kms_events[i], 0, scratch) == 0 &&
+		    !memcmp(scratch->topic0, log->topics[0], 32))
+			e = scratch;
+	return e;
+}
+
 int cluster_describe_log(const struct eth_log *log, bool json, struct buf *out)
 {
+	struct registry_event scratch;
+	const struct registry_event *e = log->ntopics ? event_of(log, &scratch) : NULL;
 	size_t mark = out->len;
 
-	for (size_t e = 0; log->ntopics && e < ARRAY_SIZE(events); e++) {
-		struct param params[MAX_PARAMS];
-		char name[40];
-		uint8_t topic[32];
-		struct buf sig;
-		size_t n;
-		int r;
-
-		buf_init(&sig, 512);
-		r = parse_decl(events[e], name, sizeof(name), &sig, params, &n);
-		if (r == 0 && (r = buf_terminate(&sig)) == 0)
-			abi_event_topic((const char *)sig.data, topic);
-		buf_clear(&sig);
-		if (r < 0)
-			return r;
-		if (memcmp(topic, log->topics[0], 32))
-			continue;
-		r = describe(log, name, params, n, json, out);
-		if (r == 0)
-			return 0;
-		out->len = mark;  /* malformed for its event: say so below */
-		break;
-	}
+	if (e && describe(log, e, json, out) == 0)
+		return 0;
+	out->len = mark; /* unknown, or malformed for its event: say so below */
 	if (json) {
 		buf_printf(out, "{\"event\":null,\"topic0\":");
 		put_hex(out, log->ntopics ? log->topics[0] : (const uint8_t[32]){ 0 }, 32, true);
