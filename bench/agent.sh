@@ -59,7 +59,7 @@ fill() { # n: registry entries in all
 
 # The floor under any libcurl-based agent: a process that only loads and initialises
 # Debian's libcurl, each flavour, with and without libssh2's crypto start-up
-# (common/http.c skips it).
+# (net/http.c skips it).
 floor() {
 	local src=$H_RUN/floor.c
 	cat >"$src" <<'C'

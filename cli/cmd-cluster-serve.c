@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "cli/cluster-cmd.h"
 #include "cli/dash-request.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 #define RECENT_EVENTS 100         /* kept for a page that connects, oldest dropped first */

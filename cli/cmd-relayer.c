@@ -19,6 +19,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cluster.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 #define MAX_ALLOWED 16

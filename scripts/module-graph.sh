@@ -4,7 +4,8 @@
 # come from the module itself or one it may depend on. An edge to a higher module fails.
 #
 #   common -> crypto -> {chain, attest} -> registry -> mesh -> netlink
-#   relay (gateway transport) and netlink are below mesh; api is on common only.
+#   net (HTTP client and server, TLS, WebSocket) is on common only, below chain, attest,
+#   relay and mesh; relay (gateway transport) and netlink are below mesh; api is on common only.
 #
 # Usage: scripts/module-graph.sh [--print]   (--print: the edges found, "a -> b")
 set -u
@@ -13,16 +14,17 @@ O=${O:-build}
 
 declare -A allowed=(
 	[common]=""
+	[net]="common"
 	[crypto]="common"
-	[chain]="common crypto"
-	[attest]="common crypto"
-	[registry]="common crypto chain attest"
+	[chain]="common net crypto"
+	[attest]="common net crypto"
+	[registry]="common net crypto chain attest"
 	[netlink]="common crypto"
-	[relay]="common crypto"
-	[mesh]="common crypto chain attest registry netlink relay"
+	[relay]="common net crypto"
+	[mesh]="common net crypto chain attest registry netlink relay"
 	[api]="common"
 )
-modules="common crypto chain attest registry netlink relay mesh api"
+modules="common net crypto chain attest registry netlink relay mesh api"
 bad=0
 declare -A edges=()
 

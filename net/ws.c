@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_HEAD_MAX 8192            /* the server's handshake reply */
