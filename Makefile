@@ -77,7 +77,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # Each module is one folder with one header that is its whole interface.
-MODULES := common net crypto chain attest registry netlink relay mesh api
+MODULES := common net crypto chain attest registry ops netlink relay mesh api
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)

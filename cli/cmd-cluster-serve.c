@@ -41,7 +41,7 @@ struct dash {
 	uint64_t polled_at;
 	uint64_t seq;                        /* id of the newest event */
 	struct dash_event recent[RECENT_EVENTS];
-	struct cluster_lists lists;
+	struct ops_lists lists;
 	char last_error[160];                /* the last poll's failure, "" when it worked */
 	bool loopback;                       /* listening on loopback: check Host */
 	char web_dir[4096];                  /* where the page's files are */
@@ -70,7 +70,7 @@ static int keep_event(struct dash *d, const struct eth_log *l)
 	hex_encode(hash, l->tx_hash, 32);
 	buf_printf(&e->json, "{\"id\":%" PRIu64 ",\"block\":%" PRIu64 ",\"tx\":\"0x%s\",\"log\":",
 		   e->id, l->block_number, hash);
-	cluster_describe_log(l, true, &e->json);
+	ops_describe_log(l, true, &e->json);
 	return buf_printf(&e->json, "}");
 }
 
@@ -94,7 +94,7 @@ static void dash_poll(struct dash *d)
 		for (size_t i = 0; r == 0 && i < n; i++) {
 			if (logs[i].removed)
 				continue;
-			cluster_lists_fold(&d->lists, &logs[i]);
+			ops_lists_fold(&d->lists, &logs[i]);
 			r = keep_event(d, &logs[i]);
 		}
 		eth_logs_free(logs, n);
@@ -121,7 +121,7 @@ static int reply_error(struct buf *out, int status, const char *msg)
 static int api_lists(struct dash *d, struct buf *out)
 {
 	buf_printf(out, "{");
-	cluster_lists_json(&d->lists, out);
+	ops_lists_json(&d->lists, out);
 	buf_printf(out, ",\"scannedBelow\":%" PRIu64 ",\"error\":", d->next_block);
 	if (d->last_error[0])
 		json_append_string(out, d->last_error);
@@ -146,7 +146,7 @@ static int api_abi(struct buf *out)
 
 	buf_printf(out, "{\"functions\":{");
 	for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
-		const char *sig = cluster_action_signature(actions[i]);
+		const char *sig = ops_action_signature(actions[i]);
 
 		if (!sig)
 			continue;
@@ -234,7 +234,7 @@ static int serve_file(const char *dir, const char *name, struct buf *out)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return reply_error(out, 500, "--web-dir too long");
-	r = cluster_read_file(path, &f, FILE_MAX);
+	r = ops_read_file(path, &f, FILE_MAX);
 	if (r < 0) {
 		buf_clear(&f);
 		return reply_error(out, 500, "the page's files are missing (see --web-dir)");
@@ -290,7 +290,7 @@ static void dash_init(struct dash *d, struct cluster_ctx *c)
 	d->next_block = c->o->have_from_block ? c->o->from_block : 0;
 	for (size_t i = 0; i < RECENT_EVENTS; i++)
 		buf_init(&d->recent[i].json, 8192);
-	cluster_lists_init(&d->lists);
+	ops_lists_init(&d->lists);
 }
 
 static void dash_free(struct dash *d)

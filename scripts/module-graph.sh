@@ -5,7 +5,8 @@
 #
 #   common -> crypto -> {chain, attest} -> registry -> mesh -> netlink
 #   net (HTTP client and server, TLS, WebSocket) is on common only, below chain, attest,
-#   relay and mesh; relay (gateway transport) and netlink are below mesh; api is on common only.
+#   relay and mesh; relay (gateway transport) and netlink are below mesh; api is on common only;
+#   ops (the operator's side) is on registry and what is below it, beside mesh.
 #
 # Usage: scripts/module-graph.sh [--print]   (--print: the edges found, "a -> b")
 set -u
@@ -19,12 +20,13 @@ declare -A allowed=(
 	[chain]="common net crypto"
 	[attest]="common net crypto"
 	[registry]="common net crypto chain attest"
+	[ops]="common net crypto chain attest registry"
 	[netlink]="common crypto"
 	[relay]="common net crypto"
 	[mesh]="common net crypto chain attest registry netlink relay"
 	[api]="common"
 )
-modules="common net crypto chain attest registry netlink relay mesh api"
+modules="common net crypto chain attest registry ops netlink relay mesh api"
 bad=0
 declare -A edges=()
 

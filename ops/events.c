@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cluster.h"
+#include "ops/ops.h"
 #include "registry/registry.h"
 
 /* Events of other contracts the operator's tools read: the KMS's registration of the app. */
@@ -89,8 +89,7 @@ static int describe(const struct eth_log *log, const struct registry_event *e, b
 	for (size_t i = 0; i < n && r == 0; i++) {
 		const uint8_t *w;
 
-		buf_printf(out, json ? "%s\"%s\":" : "%s%s=", i ? (json ? "," : ", ") : "",
-			   params[i].name);
+		buf_printf(out, json ? "%s\"%s\":" : "%s%s=", i ? (json ? "," : ", ") : "", params[i].name);
 		if (params[i].indexed) {
 			if (topic >= log->ntopics)
 				return -EBADMSG;
@@ -121,7 +120,7 @@ static const struct registry_event *event_of(const struct eth_log *log, struct r
 	return e;
 }
 
-int cluster_describe_log(const struct eth_log *log, bool json, struct buf *out)
+int ops_describe_log(const struct eth_log *log, bool json, struct buf *out)
 {
 	struct registry_event scratch;
 	const struct registry_event *e = log->ntopics ? event_of(log, &scratch) : NULL;
