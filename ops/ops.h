@@ -268,6 +268,39 @@ void ops_status_clear(struct ops_status *s);
 /* The low 64 bits of a big-endian word (the globals are uint64 at most but for the price). */
 uint64_t ops_word_u64(const uint8_t w[static 32]);
 
+/* ---- following the events for a live view (ops/follow.c) ----------------------------------- */
+
+#define OPS_RECENT_EVENTS 100 /* kept for a view that connects, oldest dropped first */
+#define OPS_FOLLOW_GAP_MS 250 /* the chain is asked at most this often, whoever asks */
+
+struct ops_event {
+	uint64_t id;     /* 1, 2, ...: its place in the sequence of events seen */
+	struct buf json; /* {"id":..,"block":..,"tx":..,"log":{"event":..,"args":{..}}} */
+};
+
+struct ops_follow {
+	uint64_t next_block; /* the first block not read yet */
+	uint64_t polled_at;
+	uint64_t seq; /* id of the newest event */
+	struct ops_event recent[OPS_RECENT_EVENTS];
+	struct ops_lists lists; /* folded from every event read */
+	char last_error[160];   /* the last poll's failure, "" when it worked */
+};
+
+void ops_follow_init(struct ops_follow *f, uint64_t from_block);
+void ops_follow_clear(struct ops_follow *f);
+/* Read the contract's logs of the blocks not read yet (at most 4 ranges of 5000 blocks a
+ * call, and nothing within OPS_FOLLOW_GAP_MS of the last call): 0 or the RPC's -errno, its
+ * words in f->last_error. */
+int ops_follow_poll(struct ops *o, struct ops_follow *f);
+/* The kept event with this id, NULL when it was dropped or is not there yet. */
+const struct ops_event *ops_follow_event(const struct ops_follow *f, uint64_t id);
+/* The oldest id still kept. */
+uint64_t ops_follow_first(const struct ops_follow *f);
+/* What a wallet page needs of the contract's interface: {"functions":{action:{"signature",
+ * "selector"}},"errors":{selector:{"signature","fields","hint"}}}, appended; 0 or -ENOMEM. */
+int ops_abi_json(struct buf *out);
+
 /* ---- events by name (ops/events.c) --------------------------------------------------------- */
 
 /* "Name(arg=value, ...)" of a log of the cluster contract, the KMS or OpenZeppelin's ERC721 and
