@@ -160,73 +160,20 @@ static int find_initcode(const struct cluster_opts *o, const char *name, struct 
 	return -ENOENT;
 }
 
-/* One owner call on the new contract, or nothing when skip. */
-static int configure(struct cluster_ctx *c, bool skip, const char *what, const char *sig,
-		     uint64_t a, bool two, uint64_t b)
-{
-	struct eth_tx_result res;
-	struct abi_encoder e;
-	struct buf calldata;
-	uint8_t sel[4];
-	int r;
-
-	if (skip)
-		return CLI_EXIT_OK;
-	buf_init(&calldata, 0);
-	abi_selector(sig, sel);
-	r = buf_append(&calldata, sel, 4) < 0 || abi_enc_begin(&e, &calldata, two ? 2 : 1) < 0 ||
-		    abi_put_uint64(&e, a) < 0 || (two && abi_put_uint64(&e, b) < 0)
-		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
-	buf_clear(&calldata);
-	return r;
-}
-
-static int configure_word(struct cluster_ctx *c, const char *what, const char *sig,
-			  const uint8_t w[static 32])
-{
-	struct eth_tx_result res;
-	struct buf calldata;
-	int r;
-
-	buf_init(&calldata, 0);
-	r = ops_calldata_word(&calldata, sig, w) < 0
-		    ? CLI_EXIT_FAILURE
-		    : cluster_transact(c, what, c->contract, &calldata, 0, &res);
-	buf_clear(&calldata);
-	return r;
-}
-
-/* The policy options, each one transaction by the deployer (still the owner). */
-static int apply_policy(struct cluster_ctx *c)
+/* The KMS root and what to set up, from the options; an exit status. */
+static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], struct ops_deploy *d)
 {
 	const struct cluster_opts *o = c->o;
-	int r;
+	uint8_t kms[20];
 
-	r = configure(c, o->boot_policy <= 0, "set-boot-policy", "setBootPolicy(uint8)",
-			      (uint64_t)o->boot_policy, false, 0);
-	if (r == 0)
-		r = configure(c, !o->max_nodes && o->modes < 0, "set-config",
-			      "setClusterConfig(uint256,uint8)", o->max_nodes ? o->max_nodes : 254, true,
-			      o->modes < 0 ? 3 : (uint64_t)o->modes);
-	if (r == 0)
-		r = configure(c, o->any_device != 0, "set-any-device", "setAllowAnyDevice(bool)", 0,
-			      false, 0);
-	if (r == 0)
-		r = configure(c, o->tcb_up_to_date != 0, "set-tcb-policy",
-			      "setRequireTcbUpToDate(bool)", 0, false, 0);
-	if (r == 0)
-		r = configure(c, !o->have_mint_policy, "set-minting", "setMintingPolicy(uint256,bool)",
-			      o->mint_price, true, o->public_minting);
-	return r;
-}
-
-static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], uint8_t owner[static 20],
-		       bool *offer)
-{
-	const struct cluster_opts *o = c->o;
-	uint8_t kms[20], w[32];
-
-	*offer = false;
+	*d = (struct ops_deploy){ .boot_policy = o->boot_policy,
+				  .max_nodes = o->max_nodes,
+				  .modes = o->modes,
+				  .any_device = o->any_device,
+				  .tcb_up_to_date = o->tcb_up_to_date,
+				  .have_mint_policy = o->have_mint_policy,
+				  .mint_price = o->mint_price,
+				  .public_minting = o->public_minting };
 	if (o->kms_root_hex) {
 		if (ops_parse_address(o->kms_root_hex, root) < 0) {
 			cli_error("--kms-root '%s' is not a 20-byte 0x address", o->kms_root_hex);
@@ -240,16 +187,17 @@ static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], uint8_t o
 			  "--kms-root ADDR");
 		return CLI_EXIT_USAGE;
 	}
-	if (o->compose_hash && ops_parse_bytes32(o->compose_hash, w) < 0) {
+	if (o->compose_hash && ops_parse_bytes32(o->compose_hash, d->compose_hash) < 0) {
 		cli_error("--compose-hash '%s' is not a 32-byte 0x hash", o->compose_hash);
 		return CLI_EXIT_USAGE;
 	}
+	d->have_compose_hash = o->compose_hash != NULL;
 	if (o->owner_hex) {
-		if (ops_parse_address(o->owner_hex, owner) < 0) {
+		if (ops_parse_address(o->owner_hex, d->owner) < 0) {
 			cli_error("--owner '%s' is not a 20-byte 0x address", o->owner_hex);
 			return CLI_EXIT_USAGE;
 		}
-		*offer = true;
+		d->offer_owner = true;
 	}
 	return CLI_EXIT_OK;
 }
@@ -271,17 +219,30 @@ static void print_next_steps(const struct cluster_ctx *c, const char *addr, bool
 		printf("  (the new owner runs: dstack-p2p cluster accept-ownership)\n");
 }
 
+/* The new contract's configuration, one owner transaction per call of the plan. */
+static int configure(struct cluster_ctx *c, const struct ops_deploy *d, const uint8_t deployer[static 20])
+{
+	struct ops_call calls[OPS_DEPLOY_CALLS_MAX];
+	struct eth_tx_result res;
+	size_t n;
+	int r = ops_deploy_plan(d, deployer, calls, &n) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+
+	for (size_t i = 0; r == CLI_EXIT_OK && i < n; i++)
+		r = cluster_transact(c, calls[i].what, c->contract, &calls[i].calldata, 0, &res);
+	ops_calls_clear(calls, n);
+	return r;
+}
+
 int cluster_deploy(struct cluster_ctx *c)
 {
+	struct ops_deploy d;
 	struct eth_tx_result res;
-	struct abi_encoder e;
 	struct buf code;
-	uint8_t root[20], owner[20], *sk, deployer[20], w[32] = { 0 };
+	uint8_t root[20], *sk, deployer[20];
 	char addr[43];
-	bool offer;
 	int r;
 
-	r = deploy_args(c, root, owner, &offer);
+	r = deploy_args(c, root, &d);
 	if (r != CLI_EXIT_OK)
 		return r;
 	if (cluster_load_key(&c->o->key.src, &sk, deployer) < 0)
@@ -292,11 +253,9 @@ int cluster_deploy(struct cluster_ctx *c)
 		buf_clear(&code);
 		return CLI_EXIT_USAGE;
 	}
-	/* constructor(address initialOwner, address kmsRoot): the deployer, who configures. */
-	e = (struct abi_encoder){ 0 };
-	r = abi_enc_begin(&e, &code, 2) < 0 || abi_put_address(&e, deployer) < 0 ||
-		    abi_put_address(&e, root) < 0
-		? CLI_EXIT_FAILURE : cluster_transact(c, "deploy", NULL, &code, 0, &res);
+	r = ops_deploy_constructor(&code, deployer, root) < 0
+		    ? CLI_EXIT_FAILURE
+		    : cluster_transact(c, "deploy", NULL, &code, 0, &res);
 	buf_clear(&code);
 	if (r != CLI_EXIT_OK)
 		return r;
@@ -307,20 +266,10 @@ int cluster_deploy(struct cluster_ctx *c)
 	memcpy(c->contract, res.receipt.contract_address, 20);
 	c->have_contract = true;
 	hex_str(addr, c->contract, 20);
-	if (c->o->compose_hash)
-		ops_parse_bytes32(c->o->compose_hash, w);
-	r = c->o->compose_hash ? configure_word(c, "allow-compose", "addComposeHash(bytes32)", w)
-			       : CLI_EXIT_OK;
-	if (r == CLI_EXIT_OK)
-		r = apply_policy(c);
-	if (r == CLI_EXIT_OK && offer && memcmp(owner, deployer, 20)) {
-		memset(w, 0, 12);
-		memcpy(w + 12, owner, 20);
-		r = configure_word(c, "transfer-ownership", "transferOwnership(address)", w);
-	}
+	r = configure(c, &d, deployer);
 	if (r != CLI_EXIT_OK)
 		cli_error("deploy: the contract is at %s but its configuration stopped here", addr);
-	print_next_steps(c, addr, offer);
+	print_next_steps(c, addr, d.offer_owner);
 	return r;
 }
 

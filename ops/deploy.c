@@ -124,3 +124,82 @@ out:
 	buf_clear(&text);
 	return r;
 }
+
+/* ---- the deploy's plan --------------------------------------------------------------------- */
+
+int ops_deploy_constructor(struct buf *code, const uint8_t deployer[static 20],
+			   const uint8_t kms_root[static 20])
+{
+	struct abi_encoder e = { 0 };
+	int r;
+
+	/* constructor(address initialOwner, address kmsRoot): the deployer, who configures. */
+	if ((r = abi_enc_begin(&e, code, 2)) == 0 && (r = abi_put_address(&e, deployer)) == 0 &&
+	    (r = abi_put_address(&e, kms_root)) == 0)
+		r = abi_enc_end(&e);
+	return r;
+}
+
+/* One call of the plan: fn with up to two uint arguments, or one word. */
+static int plan_call(struct ops_call *c, const char *what, enum registry_fn fn, int nargs, uint64_t a,
+		     uint64_t b, const uint8_t *word)
+{
+	struct abi_encoder e;
+	uint8_t sel[4];
+	int r;
+
+	c->what = what;
+	buf_init(&c->calldata, 0);
+	registry_fn_selector(fn, sel);
+	if ((r = buf_append(&c->calldata, sel, 4)) < 0)
+		return r;
+	if (word)
+		return buf_append(&c->calldata, word, 32);
+	if ((r = abi_enc_begin(&e, &c->calldata, (size_t)nargs)) < 0 || (r = abi_put_uint64(&e, a)) < 0 ||
+	    (nargs == 2 && (r = abi_put_uint64(&e, b)) < 0))
+		return r;
+	return abi_enc_end(&e);
+}
+
+int ops_deploy_plan(const struct ops_deploy *d, const uint8_t deployer[static 20], struct ops_call *calls,
+		    size_t *n)
+{
+	uint8_t w[32] = { 0 };
+	int r = 0;
+
+	*n = 0;
+	if (d->have_compose_hash)
+		r = plan_call(&calls[(*n)++], "allow-compose", REGISTRY_FN_ADD_COMPOSE_HASH, 0, 0, 0,
+			      d->compose_hash);
+	/* The policy options, each one transaction by the deployer (still the owner). */
+	if (r == 0 && d->boot_policy > 0)
+		r = plan_call(&calls[(*n)++], "set-boot-policy", REGISTRY_FN_SET_BOOT_POLICY, 1,
+			      (uint64_t)d->boot_policy, 0, NULL);
+	if (r == 0 && (d->max_nodes || d->modes >= 0))
+		r = plan_call(&calls[(*n)++], "set-config", REGISTRY_FN_SET_CLUSTER_CONFIG, 2,
+			      d->max_nodes ? d->max_nodes : REGISTRY_MAX_PEERS,
+			      d->modes < 0 ? 3 : (uint64_t)d->modes, NULL);
+	if (r == 0 && d->any_device == 0)
+		r = plan_call(&calls[(*n)++], "set-any-device", REGISTRY_FN_SET_ALLOW_ANY_DEVICE, 1, 0, 0,
+			      NULL);
+	if (r == 0 && d->tcb_up_to_date == 0)
+		r = plan_call(&calls[(*n)++], "set-tcb-policy", REGISTRY_FN_SET_REQUIRE_TCB_UP_TO_DATE, 1, 0,
+			      0, NULL);
+	if (r == 0 && d->have_mint_policy)
+		r = plan_call(&calls[(*n)++], "set-minting", REGISTRY_FN_SET_MINTING_POLICY, 2, d->mint_price,
+			      d->public_minting, NULL);
+	if (r == 0 && d->offer_owner && memcmp(d->owner, deployer, 20)) {
+		memcpy(w + 12, d->owner, 20);
+		r = plan_call(&calls[(*n)++], "transfer-ownership", REGISTRY_FN_TRANSFER_OWNERSHIP, 0, 0, 0,
+			      w);
+	}
+	if (r < 0)
+		ops_calls_clear(calls, *n);
+	return r;
+}
+
+void ops_calls_clear(struct ops_call *calls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		buf_clear(&calls[i].calldata);
+}

@@ -193,6 +193,37 @@ int ops_kms_read(struct ops *o, const uint8_t kms[static 20], struct ops_kms_fac
  * of reading it. */
 int ops_initcode_load(const char *path, struct buf *code);
 
+/* What `cluster deploy` sets up beyond the constructor; -1: leave the contract's default. */
+struct ops_deploy {
+	bool have_compose_hash;
+	uint8_t compose_hash[32]; /* allowed at once */
+	int boot_policy;          /* 0 strict (the default), 1 permissive */
+	uint64_t max_nodes;       /* 0: unchanged (with modes < 0) */
+	int modes;                /* the network-mode mask */
+	int any_device;           /* 0: enforce the device list */
+	int tcb_up_to_date;       /* 0: any TCB status */
+	bool have_mint_policy;
+	uint64_t mint_price;
+	bool public_minting;
+	bool offer_owner; /* offer the ownership to owner (it accepts) */
+	uint8_t owner[20];
+};
+/* A call of a plan: what the operator calls it ("set-config") and its calldata. */
+struct ops_call {
+	const char *what;
+	struct buf calldata;
+};
+#define OPS_DEPLOY_CALLS_MAX 8
+/* The cluster constructor's arguments appended to its init code (the deployer owns it until
+ * it has configured it; the KMS root): 0 or -ENOMEM. */
+int ops_deploy_constructor(struct buf *code, const uint8_t deployer[static 20],
+			   const uint8_t kms_root[static 20]);
+/* The owner calls that configure a new cluster as d says, in the order to send them, into
+ * calls[OPS_DEPLOY_CALLS_MAX] (*n of them; ops_calls_clear them): 0 or -ENOMEM. */
+int ops_deploy_plan(const struct ops_deploy *d, const uint8_t deployer[static 20], struct ops_call *calls,
+		    size_t *n);
+void ops_calls_clear(struct ops_call *calls, size_t n);
+
 /* ---- status (ops/status.c) ------------------------------------------------------------------ */
 
 /* The contract's globals a status reads, each one word: owner(), pendingOwner(), ... */

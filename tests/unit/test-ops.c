@@ -142,3 +142,39 @@ Test(ops_values, amounts_and_modes)
 	cr_assert_eq(ops_parse_modes("both"), 3);
 	cr_assert_eq(ops_parse_modes("4"), -EINVAL);
 }
+
+/* deploy's plan: only what the options change, in order, the ownership offered last. */
+Test(ops_deploy, the_plan_sends_only_what_was_asked)
+{
+	struct ops_deploy d = { .boot_policy = 1,
+				.modes = -1,
+				.any_device = -1,
+				.tcb_up_to_date = 0,
+				.have_compose_hash = true,
+				.offer_owner = true };
+	struct ops_call calls[OPS_DEPLOY_CALLS_MAX];
+	uint8_t deployer[20] = { 1 }, sel[4];
+	static const char *const want[] = { "allow-compose", "set-boot-policy", "set-tcb-policy",
+					    "transfer-ownership" };
+	size_t n;
+
+	memset(d.compose_hash, 0xcc, 32);
+	d.owner[19] = 2;
+	cr_assert_eq(ops_deploy_plan(&d, deployer, calls, &n), 0);
+	cr_assert_eq(n, ARRAY_SIZE(want));
+	for (size_t i = 0; i < n; i++)
+		cr_assert_str_eq(calls[i].what, want[i]);
+	cr_assert_eq(calls[0].calldata.len, 36);
+	cr_assert_eq(calls[0].calldata.data[4], 0xcc);
+	abi_selector("setBootPolicy(uint8)", sel);
+	cr_assert(!memcmp(calls[1].calldata.data, sel, 4));
+	cr_assert_eq(calls[1].calldata.data[35], 1);
+	cr_assert_eq(calls[3].calldata.data[35], 2, "the owner offered");
+	ops_calls_clear(calls, n);
+	/* Offered to the deployer itself: nothing to transfer. */
+	memcpy(d.owner, deployer, 20);
+	d.have_compose_hash = false;
+	cr_assert_eq(ops_deploy_plan(&d, deployer, calls, &n), 0);
+	cr_assert_eq(n, 2);
+	ops_calls_clear(calls, n);
+}
