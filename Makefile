@@ -65,7 +65,7 @@ override CFLAGS += -std=gnu11 $(WARNINGS) -fPIC -fvisibility=hidden -I. \
 	-DDSTACK_P2P_CONTRACTSDIR='"$(CONTRACTSDIR)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) -MMD -MP
 # Debian's libcurl flavours share one API. The GnuTLS one (libcurl3-gnutls) keeps OpenSSL
-# out of the agent's resident pages (libssh2 still maps it, see common/http.c): a process
+# out of the agent's resident pages (libssh2 still maps it, see net/http.c): a process
 # that only loads and initialises it is 7.4 MB RSS against 9.8 MB with the OpenSSL one
 # (docs/memory.md). Linked by its file name, as it ships no development symlink;
 # CURL_LIBS=-lcurl builds with the default flavour.
@@ -77,7 +77,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # Each module is one folder with one header that is its whole interface.
-MODULES := common crypto chain attest registry netlink relay dns mesh api
+MODULES := common net crypto chain attest registry ops netlink relay dns mesh api
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)

@@ -11,6 +11,7 @@
 
 #include "attest/internal.h"
 #include "common/common.h"
+#include "net/net.h"
 
 /* The SDKs' search order when neither an endpoint nor the env variable is given. */
 static const char *const standard_sockets[] = {

@@ -5,7 +5,9 @@
 # KMS root (build/bench/chain-registry --fill), which the agent verifies like real ones.
 # Prints its RSS and its smaps attributed per mapping (libraries, heap), and the idle CPU
 # of a registered agent and of an unregistered one (bound, waiting for an operator to
-# relay its registration) beside 253 registry entries, at the default 1 s poll.
+# relay its registration) beside 253 registry entries, at the default 1 s poll. Beside
+# the polling agent (node 1) runs one that follows new heads by push (node 3, --rpc-ws
+# to anvil's WebSocket), and their RSS is printed side by side with the difference.
 # Figures are printed, never asserted.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "bench/agent.sh: needs root (network namespaces); skipped"; exit 0; }
@@ -32,6 +34,16 @@ report() {
 		"$(grep -c '\.so' <(awk '{ print $6 }' "/proc/$pid/maps" | sort -u)) shared objects mapped"
 	smaps_by_mapping "$pid" 14
 }
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+# The polling agent against the push one: RSS of each and push minus polling, in kB, and
+# the difference split into anonymous and file-backed pages.
+versus() {
+	local k d=()
+	for k in VmRSS RssAnon RssFile; do d+=($(( $(status_kb "$2" $k) - $(status_kb "$1" $k) ))); done
+	echo "agent: RSS at $3: polling $(status_kb "$1" VmRSS) kB, push (--rpc-ws)" \
+		"$(status_kb "$2" VmRSS) kB, push - polling ${d[0]} kB (anonymous ${d[1]} kB," \
+		"file-backed ${d[2]} kB)"
+}
 wait_peers() { # node n: its device holds n peers (bounded)
 	local t
 	for t in $(seq 1 600); do
@@ -47,7 +59,7 @@ fill() { # n: registry entries in all
 
 # The floor under any libcurl-based agent: a process that only loads and initialises
 # Debian's libcurl, each flavour, with and without libssh2's crypto start-up
-# (common/http.c skips it).
+# (net/http.c skips it).
 floor() {
 	local src=$H_RUN/floor.c
 	cat >"$src" <<'C'
@@ -86,15 +98,29 @@ h_deploy
 h_node_up 1
 h_agent_wait_registered 1 60
 pid=${H_PID_AGENT[1]}
+h_node_add 3
+h_mint_bind 3
+h_agent_start 3 --rpc-ws "ws://$H_HUB_IP:8545"
+h_agent_wait_registered 3 60
+for t in $(seq 1 150); do
+	grep -q "push: subscribed to new heads" "$H_RUN/agent3.log" && break
+	[ "$t" = 150 ] && h_die "node 3 did not subscribe to new heads ($H_RUN/agent3.log)"
+	sleep 0.2
+done
+push_pid=${H_PID_AGENT[3]}
 fill 16
 wait_peers 1 15
+wait_peers 3 15
 sleep 3  # a few idle polls after the change
 report "$pid" "16 registry entries (15 peers)"
+report "$push_pid" "16 registry entries (15 peers), push"
+versus "$pid" "$push_pid" "16 registry entries"
 
 # 253 entries, then node 2 bound to token 254 with no funded key and no relayer: it
 # prints its registration for an operator and waits, unregistered, beside 253 records.
 fill 253
 wait_peers 1 252
+wait_peers 3 252
 h_node_add 2
 h_mint_bind 2
 h_agent_start 2 --tx-key-file ""
@@ -111,5 +137,8 @@ data=$(sed -n 's/^registration calldata: \(0x[0-9a-f]*\)$/\1/p' "$H_RUN/agent2.l
 [ -n "$data" ] || h_die "node 2 printed no registration"
 h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "$data" >/dev/null
 wait_peers 1 253
+wait_peers 3 253
 sleep 3
 report "$pid" "254 registry entries (253 peers)"
+report "$push_pid" "254 registry entries (253 peers), push"
+versus "$pid" "$push_pid" "254 registry entries"

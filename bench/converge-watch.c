@@ -20,6 +20,7 @@
 #include <sys/un.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 static uint64_t now_us(void)
 {

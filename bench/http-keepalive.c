@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Benchmark of common/http.c: CPU per https JSON-RPC request (an idle poll's batch) with a
+ * Benchmark of net/http.c: CPU per https JSON-RPC request (an idle poll's batch) with a
  * kept connection and with a fresh connection per request, against a local TLS server.
  * Usage: http-keepalive URL CA_FILE REQUESTS
  */
@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 /* What the agent's reader sends on an idle poll (docs/chain.md). */
 static const char poll_batch[] =

@@ -1,5 +1,5 @@
 #!/bin/bash
-# common/http.c benchmark: client CPU per https JSON-RPC request with a kept connection
+# net/http.c benchmark: client CPU per https JSON-RPC request with a kept connection
 # and with a fresh one (new handle, CA bundle read, full TLS handshake), against a TLS
 # server on loopback (Debian's python3 ssl + http.server, HTTP/1.1 keep-alive). The CA
 # bundle is the system's plus the test certificate, so a fresh handle reads as much as

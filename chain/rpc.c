@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "chain/internal.h"
+#include "net/net.h"
 
 #define RPC_DEFAULT_TIMEOUT_MS 10000
 #define RPC_DEFAULT_RETRIES 2

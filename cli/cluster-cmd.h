@@ -41,9 +41,11 @@ struct cluster_opts {
 	bool allow_remote;
 };
 
-/* What every action gets: the options, the RPC, the contract (when one was given). */
+/* What every action gets: the options, the operator's handle and, from it, the RPC, the
+ * chain and the contract (when one was given; deploy sets it). */
 struct cluster_ctx {
 	const struct cluster_opts *o;
+	struct ops *ops;
 	struct eth_rpc *rpc;
 	uint64_t chain_id;
 	uint8_t contract[20];
@@ -64,8 +66,6 @@ int cluster_status(struct cluster_ctx *c);
 int cluster_status_json(struct cluster_ctx *c, struct buf *out);
 /* `cluster serve`: the dashboard page and its JSON API; an exit status. */
 int cluster_serve(struct cluster_ctx *c);
-/* The Solidity signature an action name sends ("bind": "bindInstance(uint256,address)"), or NULL. */
-const char *cluster_action_signature(const char *action);
 int cluster_watch(struct cluster_ctx *c, uint64_t from_block);
 int cluster_deploy(struct cluster_ctx *c);
 int cluster_kms_info(struct cluster_ctx *c);
@@ -73,35 +73,6 @@ int cluster_register_app(struct cluster_ctx *c);
 /* deploy-kms: a stand-in dstack KMS contract for a local cluster (anvil, dstack-sim). */
 int cluster_deploy_kms(struct cluster_ctx *c);
 
-/* ---- the allowed compose hashes and devices (cli/cmd-cluster-lists.c) ---- */
-
-#define CLUSTER_LIST_MAX 64       /* per list: more are reported (overflow), not kept */
-
-struct cluster_hash_list {
-	uint8_t h[CLUSTER_LIST_MAX][32];
-	size_t n;
-	bool overflow;
-};
-
-struct cluster_lists {
-	struct cluster_hash_list compose, devices;
-	uint64_t from_block;              /* the events were read from here (the creation) */
-	uint8_t topic[4][32];             /* ComposeHashAdded, -Removed, DeviceAdded, -Removed */
-};
-
-void cluster_lists_init(struct cluster_lists *l);
-/* One log of the cluster contract: an add or remove of either list changes it. */
-void cluster_lists_fold(struct cluster_lists *l, const struct eth_log *log);
-/* Both lists as they stand at block (tag its tag): folded from the events since the
- * contract's creation, each entry confirmed with the contract's getter at tag. -errno (the
- * RPC's words in eth_rpc_error); the RPC must serve eth_getCode at past blocks. */
-int cluster_read_lists(struct cluster_ctx *c, uint64_t block, const char *tag,
-		       struct cluster_lists *l);
-/* "composeHashes":[..],"composeHashesComplete":..,"devices":[..],"devicesComplete":.. */
-void cluster_lists_json(const struct cluster_lists *l, struct buf *out);
-
-/* Mode words: "tls" 1, "wireguard" 2, "both" 3, or the mask as a number. */
-int cluster_parse_modes(const char *s);
 /* The KMS root address from a dstack KMS contract's kmsInfo().k256Pubkey. */
 int cluster_kms_root_of(struct cluster_ctx *c, const uint8_t kms[static 20], uint8_t root[static 20]);
 

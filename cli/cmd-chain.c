@@ -10,6 +10,7 @@
 #include "chain/chain.h"
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cluster.h"
 #include "common/common.h"
 #include "registry/registry.h"
 
@@ -91,15 +92,6 @@ static const struct {
 	{ "watch", 0, 0, true }, { "calldata", 0, 0, false }, { "send-registration", 0, 0, true },
 };
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	return errno || end == s || *end || s[0] == '-' ? -EINVAL : 0;
-}
-
 /* One option's value into o; NULL, or what is wrong with it. */
 static const char *set_opt(struct chain_opts *o, int c, const char *val)
 {
@@ -109,16 +101,16 @@ static const char *set_opt(struct chain_opts *o, int c, const char *val)
 	case O_RPC: o->rpc = val; break;
 	case O_CONTRACT: o->contract_hex = val; break;
 	case O_CHAIN_ID:
-		if (parse_u64(val, &o->expected_chain_id) < 0)
+		if (ops_parse_u64(val, &o->expected_chain_id) < 0)
 			return "want a chain id";
 		break;
 	case O_TIMEOUT:
-		if (parse_u64(val, &v) < 0 || v > 3600000)
+		if (ops_parse_u64(val, &v) < 0 || v > 3600000)
 			return "want milliseconds, at most 3600000";
 		o->timeout_ms = (long)v;
 		break;
 	case O_RANGE:
-		if (parse_u64(val, &o->max_log_range) < 0 || !o->max_log_range)
+		if (ops_parse_u64(val, &o->max_log_range) < 0 || !o->max_log_range)
 			return "want a positive number of blocks";
 		break;
 	case O_BLOCK: o->block = val; break;
@@ -126,24 +118,24 @@ static const char *set_opt(struct chain_opts *o, int c, const char *val)
 	case O_CALLDATA: o->calldata = val; break;
 	case O_KEY_ENV: o->key_env = val; break;
 	case O_FROM:
-		o->have_from = parse_u64(val, &o->from) == 0;
+		o->have_from = ops_parse_u64(val, &o->from) == 0;
 		return o->have_from ? NULL : "want a block number";
 	case O_TO:
-		o->have_to = parse_u64(val, &o->to) == 0;
+		o->have_to = ops_parse_u64(val, &o->to) == 0;
 		return o->have_to ? NULL : "want a block number";
 	case O_INTERVAL:
-		if (parse_u64(val, &v) < 0 || v < 10 || v > 3600000)
+		if (ops_parse_u64(val, &v) < 0 || v < 10 || v > 3600000)
 			return "want milliseconds, 10 to 3600000";
 		o->interval_ms = (long)v;
 		break;
 	case O_COUNT:
-		if (parse_u64(val, &v) < 0 || v > 1000000000)
+		if (ops_parse_u64(val, &v) < 0 || v > 1000000000)
 			return "want a count, at most 1000000000";
 		o->count = (long)v;
 		break;
 	case O_JSON: o->json = true; break;
 	case O_GAS_LIMIT:
-		if (parse_u64(val, &o->gas_limit) < 0 || !o->gas_limit)
+		if (ops_parse_u64(val, &o->gas_limit) < 0 || !o->gas_limit)
 			return "want a positive gas limit";
 		break;
 	}
@@ -241,26 +233,6 @@ static int json_hex_field(const struct json *j, const char *key, uint8_t *out, s
 	return hex_decode_exact(out, n, s, len) < 0 ? -EINVAL : 0;
 }
 
-static int read_file(const char *path, struct buf *b, size_t max)
-{
-	char chunk[4096];
-	FILE *f = fopen(path, "re");
-	size_t n;
-	int r = 0;
-
-	if (!f)
-		return -errno;
-	buf_init(b, max);
-	while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		r = buf_append(b, chunk, n);
-	if (r == 0 && ferror(f))
-		r = -EIO;
-	fclose(f);
-	if (r == 0)
-		r = buf_terminate(b);
-	return r;
-}
-
 static int load_record(const char *path, struct registry_record *rec)
 {
 	struct json j = { 0 };
@@ -269,7 +241,7 @@ static int load_record(const char *path, struct registry_record *rec)
 	int i, r;
 
 	memset(rec, 0, sizeof(*rec));
-	r = read_file(path, &text, RECORD_FILE_MAX);
+	r = ops_read_file(path, &text, RECORD_FILE_MAX);
 	if (r < 0) {
 		cli_error("reading %s: %s", path, errstr(r));
 		return r;
@@ -548,7 +520,7 @@ static int load_calldata(const struct chain_opts *o, struct buf *calldata)
 		cli_error("need --record FILE or --calldata FILE");
 		return -EINVAL;
 	}
-	r = read_file(o->calldata, &text, 2 * RECORD_FILE_MAX);
+	r = ops_read_file(o->calldata, &text, 2 * RECORD_FILE_MAX);
 	if (r < 0) {
 		cli_error("reading %s: %s", o->calldata, errstr(r));
 		return r;
@@ -586,22 +558,14 @@ static int do_calldata(const struct chain_opts *o)
 
 static int do_send(struct eth_rpc *rpc, const struct chain_opts *o)
 {
-	const char *key_hex = getenv(o->key_env);
 	struct eth_receipt rc;
 	struct buf calldata;
-	uint8_t *key = NULL;
+	uint8_t *key = NULL, from[20];
 	int r, status = 1;
 
 	buf_init(&calldata, 0);
-	if (!key_hex) {
-		cli_error("no paying key in $%s", o->key_env);
+	if (cluster_load_key(&(struct ops_key_source){ .env = o->key_env }, &key, from) < 0)
 		goto out;
-	}
-	key = secret_alloc(32);
-	if (!key || hex_decode_exact(key, 32, key_hex, strlen(key_hex)) < 0) {
-		cli_error("$%s is not a 32-byte hex key", o->key_env);
-		goto out;
-	}
 	if (load_calldata(o, &calldata) < 0)
 		goto out;
 	r = eth_send_transaction(rpc, key, o->contract, calldata.data, calldata.len,

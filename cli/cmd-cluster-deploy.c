@@ -13,97 +13,13 @@
 #include "cli/args.h"
 #include "cli/cluster-cmd.h"
 
-#define ARTIFACT_MAX (8 << 20)
-#define INITCODE_MAX (64 << 10)
-
-
 /* ---- the KMS ----------------------------------------------------------------------------- */
-
-struct kms_facts {
-	uint8_t root[20];
-	uint8_t pubkey[65];
-	size_t pubkey_len;
-	char gateway_app_id[80];
-	uint8_t owner[20];
-	bool have_owner;
-	bool have_registered, registered;
-};
-
-/* k256Pubkey as the KMS stores it: 33 bytes compressed (or 64 / 65 uncompressed). */
-static int root_from_pubkey(const uint8_t *p, size_t n, uint8_t root[static 20])
-{
-	uint8_t pub[64];
-
-	if (n == 33) {
-		if (eth_decompress_pubkey(p, pub) < 0)
-			return -EINVAL;
-	} else if (n == 65 && p[0] == 0x04) {
-		memcpy(pub, p + 1, 64);
-	} else if (n == 64) {
-		memcpy(pub, p, 64);
-	} else {
-		return -EINVAL;
-	}
-	eth_address_from_pubkey(pub, root);
-	return 0;
-}
-
-static int read_kms(struct cluster_ctx *c, const uint8_t kms[static 20], struct kms_facts *f)
-{
-	enum { K_INFO, K_GATEWAY, K_OWNER, K_REGISTERED, K_COUNT };
-	struct cluster_view v[K_COUNT];
-	struct abi_tuple t;
-	const uint8_t *p;
-	size_t n = c->have_contract ? K_COUNT : K_REGISTERED;
-	int r;
-
-	memset(f, 0, sizeof(*f));
-	cluster_views_init(v, K_COUNT);
-	r = cluster_calldata_word(&v[K_INFO].data, "kmsInfo()", NULL);
-	if (r == 0)
-		r = cluster_calldata_word(&v[K_GATEWAY].data, "gatewayAppId()", NULL);
-	if (r == 0)
-		r = cluster_calldata_word(&v[K_OWNER].data, "owner()", NULL);
-	if (r == 0 && c->have_contract) {
-		uint8_t w[32] = { 0 };
-
-		memcpy(w + 12, c->contract, 20);
-		r = cluster_calldata_word(&v[K_REGISTERED].data, "registeredApps(address)", w);
-	}
-	if (r == 0)
-		r = cluster_views_run(c->rpc, kms, "latest", v, n);
-	if (r < 0) {
-		cli_error("reading the KMS: %s", eth_rpc_error(c->rpc));
-		goto out;
-	}
-	abi_tuple_init(&t, v[K_INFO].out.data, v[K_INFO].out.len);
-	if (!v[K_INFO].ok || abi_get_bytes(&t, 0, &p, &f->pubkey_len) < 0 || f->pubkey_len > 65 ||
-	    root_from_pubkey(p, f->pubkey_len, f->root) < 0) {
-		cli_error("the contract at the KMS address answers no usable kmsInfo().k256Pubkey: "
-			  "not a dstack KMS, or its root key is not set");
-		r = -ENOENT;
-		goto out;
-	}
-	memcpy(f->pubkey, p, f->pubkey_len);
-	abi_tuple_init(&t, v[K_GATEWAY].out.data, v[K_GATEWAY].out.len);
-	if (v[K_GATEWAY].ok && abi_get_bytes(&t, 0, &p, &n) == 0)
-		for (size_t i = 0; i < n && i < sizeof(f->gateway_app_id) - 1; i++)
-			f->gateway_app_id[i] = p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' ? (char)p[i] : '?';
-	f->have_owner = v[K_OWNER].ok && v[K_OWNER].out.len == 32;
-	if (f->have_owner)
-		memcpy(f->owner, v[K_OWNER].out.data + 12, 20);
-	f->have_registered = c->have_contract && v[K_REGISTERED].ok && v[K_REGISTERED].out.len == 32;
-	f->registered = f->have_registered && v[K_REGISTERED].out.data[31];
-out:
-	cluster_views_free(v, K_COUNT);
-	return r;
-}
 
 static int need_kms(struct cluster_ctx *c, uint8_t kms[static 20])
 {
 	if (!c->o->kms_hex)
 		return -ENOENT;
-	if (cluster_parse_address(c->o->kms_hex, kms) < 0) {
+	if (ops_parse_address(c->o->kms_hex, kms) < 0) {
 		cli_error("--kms '%s' is not a 20-byte 0x address", c->o->kms_hex);
 		return -EINVAL;
 	}
@@ -112,10 +28,12 @@ static int need_kms(struct cluster_ctx *c, uint8_t kms[static 20])
 
 int cluster_kms_root_of(struct cluster_ctx *c, const uint8_t kms[static 20], uint8_t root[static 20])
 {
-	struct kms_facts f;
-	int r = read_kms(c, kms, &f);
+	struct ops_kms_facts f;
+	int r = ops_kms_read(c->ops, kms, &f);
 
-	if (r == 0)
+	if (r < 0)
+		cli_error("%s", ops_error(c->ops));
+	else
 		memcpy(root, f.root, 20);
 	return r;
 }
@@ -130,15 +48,17 @@ static void hex_str(char *out, const uint8_t *p, size_t n)
 int cluster_kms_info(struct cluster_ctx *c)
 {
 	char root[43], owner[43], pub[2 * 65 + 3], kms_hex[43];
-	struct kms_facts f;
+	struct ops_kms_facts f;
 	uint8_t kms[20];
 
 	if (need_kms(c, kms) < 0)
 		return c->o->kms_hex ? CLI_EXIT_USAGE
 				     : (cli_error("kms-info needs --kms ADDR (the dstack KMS contract)"),
 					CLI_EXIT_USAGE);
-	if (read_kms(c, kms, &f) < 0)
+	if (ops_kms_read(c->ops, kms, &f) < 0) {
+		cli_error("%s", ops_error(c->ops));
 		return CLI_EXIT_FAILURE;
+	}
 	hex_str(root, f.root, 20);
 	hex_str(owner, f.owner, 20);
 	hex_str(pub, f.pubkey, f.pubkey_len);
@@ -165,7 +85,7 @@ int cluster_kms_info(struct cluster_ctx *c)
 int cluster_register_app(struct cluster_ctx *c)
 {
 	struct eth_tx_result res;
-	struct kms_facts f;
+	struct ops_kms_facts f;
 	struct buf calldata;
 	uint8_t kms[20], w[32] = { 0 };
 	int r;
@@ -175,8 +95,10 @@ int cluster_register_app(struct cluster_ctx *c)
 			cli_error("register-app needs --kms ADDR (the dstack KMS contract)");
 		return CLI_EXIT_USAGE;
 	}
-	if (read_kms(c, kms, &f) < 0)
+	if (ops_kms_read(c->ops, kms, &f) < 0) {
+		cli_error("%s", ops_error(c->ops));
 		return CLI_EXIT_FAILURE;
+	}
 	if (f.registered) {
 		if (c->o->json)
 			printf("{\"action\":\"register-app\",\"alreadyRegistered\":true}\n");
@@ -186,8 +108,9 @@ int cluster_register_app(struct cluster_ctx *c)
 	}
 	buf_init(&calldata, 0);
 	memcpy(w + 12, c->contract, 20);
-	r = cluster_calldata_word(&calldata, "registerApp(address)", w) < 0
-		? CLI_EXIT_FAILURE : cluster_transact(c, "register-app", kms, &calldata, 0, &res);
+	r = ops_calldata_word(&calldata, "registerApp(address)", w) < 0
+		    ? CLI_EXIT_FAILURE
+		    : cluster_transact(c, "register-app", kms, &calldata, 0, &res);
 	buf_clear(&calldata);
 	if (r == CLI_EXIT_OK && c->o->json) {
 		char hash[67];
@@ -201,48 +124,6 @@ int cluster_register_app(struct cluster_ctx *c)
 
 /* ---- deploy ------------------------------------------------------------------------------ */
 
-static int load_initcode(const char *path, struct buf *code)
-{
-	struct json j = { 0 };
-	struct buf text;
-	const char *hex;
-	size_t n;
-	int bc, obj, r;
-
-	r = cluster_read_file(path, &text, ARTIFACT_MAX);
-	if (r < 0)
-		return r;
-	r = json_parse(&j, (const char *)text.data, text.len, 1 << 20);
-	if (r < 0 || j.tok[0].type != JSON_OBJECT) {
-		r = -EINVAL;
-		goto out;
-	}
-	bc = json_get(&j, 0, "bytecode");
-	obj = bc < 0 ? bc : json_get(&j, bc, "object");
-	if (obj < 0 || j.tok[obj].type != JSON_STRING) {
-		r = -EINVAL;
-		goto out;
-	}
-	hex = json_raw(&j, obj, &n);
-	if (n >= 2 && hex[0] == '0' && hex[1] == 'x')
-		hex += 2, n -= 2;
-	if (n < 2 || n % 2 || n / 2 > INITCODE_MAX) {
-		r = -EINVAL;
-		goto out;
-	}
-	buf_init(code, INITCODE_MAX + 64);
-	r = buf_append(code, hex, n);  /* room, then decode in place */
-	if (r == 0) {
-		r = hex_decode(code->data, n / 2, hex, n);
-		code->len = r < 0 ? 0 : (size_t)r;
-	}
-	r = r < 0 ? -EINVAL : 0;
-out:
-	json_clear(&j);
-	buf_clear(&text);
-	return r;
-}
-
 /*
  * The init code of contract `name`: --artifact FILE for the cluster (env DSTACK_P2P_ARTIFACT),
  * else forge's output in the checkout this binary was built in, else the copy `make install`
@@ -254,7 +135,7 @@ static int find_initcode(const struct cluster_opts *o, const char *name, struct 
 	int r;
 
 	if (o->artifact && !strcmp(name, "DstackClusterNFT")) {
-		r = load_initcode(o->artifact, code);
+		r = ops_initcode_load(o->artifact, code);
 		if (r < 0)
 			cli_error("--artifact %s: %s (want forge's DstackClusterNFT.json with "
 				  "bytecode.object)", o->artifact, errstr(r));
@@ -268,7 +149,7 @@ static int find_initcode(const struct cluster_opts *o, const char *name, struct 
 		char path[sizeof(dir) + sizeof(file) + 1];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, file);
-		r = load_initcode(path, code);
+		r = ops_initcode_load(path, code);
 		if (r < 0)
 			cli_error("%s: %s (want forge's artifact with bytecode.object)", path, errstr(r));
 		return r;
@@ -279,74 +160,22 @@ static int find_initcode(const struct cluster_opts *o, const char *name, struct 
 	return -ENOENT;
 }
 
-/* One owner call on the new contract, or nothing when skip. */
-static int configure(struct cluster_ctx *c, bool skip, const char *what, const char *sig,
-		     uint64_t a, bool two, uint64_t b)
-{
-	struct eth_tx_result res;
-	struct abi_encoder e;
-	struct buf calldata;
-	uint8_t sel[4];
-	int r;
-
-	if (skip)
-		return CLI_EXIT_OK;
-	buf_init(&calldata, 0);
-	abi_selector(sig, sel);
-	r = buf_append(&calldata, sel, 4) < 0 || abi_enc_begin(&e, &calldata, two ? 2 : 1) < 0 ||
-		    abi_put_uint64(&e, a) < 0 || (two && abi_put_uint64(&e, b) < 0)
-		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
-	buf_clear(&calldata);
-	return r;
-}
-
-static int configure_word(struct cluster_ctx *c, const char *what, const char *sig,
-			  const uint8_t w[static 32])
-{
-	struct eth_tx_result res;
-	struct buf calldata;
-	int r;
-
-	buf_init(&calldata, 0);
-	r = cluster_calldata_word(&calldata, sig, w) < 0
-		? CLI_EXIT_FAILURE : cluster_transact(c, what, c->contract, &calldata, 0, &res);
-	buf_clear(&calldata);
-	return r;
-}
-
-/* The policy options, each one transaction by the deployer (still the owner). */
-static int apply_policy(struct cluster_ctx *c)
+/* The KMS root and what to set up, from the options; an exit status. */
+static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], struct ops_deploy *d)
 {
 	const struct cluster_opts *o = c->o;
-	int r;
+	uint8_t kms[20];
 
-	r = configure(c, o->boot_policy <= 0, "set-boot-policy", "setBootPolicy(uint8)",
-			      (uint64_t)o->boot_policy, false, 0);
-	if (r == 0)
-		r = configure(c, !o->max_nodes && o->modes < 0, "set-config",
-			      "setClusterConfig(uint256,uint8)", o->max_nodes ? o->max_nodes : 254, true,
-			      o->modes < 0 ? 3 : (uint64_t)o->modes);
-	if (r == 0)
-		r = configure(c, o->any_device != 0, "set-any-device", "setAllowAnyDevice(bool)", 0,
-			      false, 0);
-	if (r == 0)
-		r = configure(c, o->tcb_up_to_date != 0, "set-tcb-policy",
-			      "setRequireTcbUpToDate(bool)", 0, false, 0);
-	if (r == 0)
-		r = configure(c, !o->have_mint_policy, "set-minting", "setMintingPolicy(uint256,bool)",
-			      o->mint_price, true, o->public_minting);
-	return r;
-}
-
-static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], uint8_t owner[static 20],
-		       bool *offer)
-{
-	const struct cluster_opts *o = c->o;
-	uint8_t kms[20], w[32];
-
-	*offer = false;
+	*d = (struct ops_deploy){ .boot_policy = o->boot_policy,
+				  .max_nodes = o->max_nodes,
+				  .modes = o->modes,
+				  .any_device = o->any_device,
+				  .tcb_up_to_date = o->tcb_up_to_date,
+				  .have_mint_policy = o->have_mint_policy,
+				  .mint_price = o->mint_price,
+				  .public_minting = o->public_minting };
 	if (o->kms_root_hex) {
-		if (cluster_parse_address(o->kms_root_hex, root) < 0) {
+		if (ops_parse_address(o->kms_root_hex, root) < 0) {
 			cli_error("--kms-root '%s' is not a 20-byte 0x address", o->kms_root_hex);
 			return CLI_EXIT_USAGE;
 		}
@@ -358,16 +187,17 @@ static int deploy_args(struct cluster_ctx *c, uint8_t root[static 20], uint8_t o
 			  "--kms-root ADDR");
 		return CLI_EXIT_USAGE;
 	}
-	if (o->compose_hash && cluster_parse_bytes32(o->compose_hash, w) < 0) {
+	if (o->compose_hash && ops_parse_bytes32(o->compose_hash, d->compose_hash) < 0) {
 		cli_error("--compose-hash '%s' is not a 32-byte 0x hash", o->compose_hash);
 		return CLI_EXIT_USAGE;
 	}
+	d->have_compose_hash = o->compose_hash != NULL;
 	if (o->owner_hex) {
-		if (cluster_parse_address(o->owner_hex, owner) < 0) {
+		if (ops_parse_address(o->owner_hex, d->owner) < 0) {
 			cli_error("--owner '%s' is not a 20-byte 0x address", o->owner_hex);
 			return CLI_EXIT_USAGE;
 		}
-		*offer = true;
+		d->offer_owner = true;
 	}
 	return CLI_EXIT_OK;
 }
@@ -389,20 +219,33 @@ static void print_next_steps(const struct cluster_ctx *c, const char *addr, bool
 		printf("  (the new owner runs: dstack-p2p cluster accept-ownership)\n");
 }
 
+/* The new contract's configuration, one owner transaction per call of the plan. */
+static int configure(struct cluster_ctx *c, const struct ops_deploy *d, const uint8_t deployer[static 20])
+{
+	struct ops_call calls[OPS_DEPLOY_CALLS_MAX];
+	struct eth_tx_result res;
+	size_t n;
+	int r = ops_deploy_plan(d, deployer, calls, &n) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+
+	for (size_t i = 0; r == CLI_EXIT_OK && i < n; i++)
+		r = cluster_transact(c, calls[i].what, c->contract, &calls[i].calldata, 0, &res);
+	ops_calls_clear(calls, n);
+	return r;
+}
+
 int cluster_deploy(struct cluster_ctx *c)
 {
+	struct ops_deploy d;
 	struct eth_tx_result res;
-	struct abi_encoder e;
 	struct buf code;
-	uint8_t root[20], owner[20], *sk, deployer[20], w[32] = { 0 };
+	uint8_t root[20], *sk, deployer[20];
 	char addr[43];
-	bool offer;
 	int r;
 
-	r = deploy_args(c, root, owner, &offer);
+	r = deploy_args(c, root, &d);
 	if (r != CLI_EXIT_OK)
 		return r;
-	if (cluster_load_key(&c->o->key, &sk, deployer) < 0)
+	if (cluster_load_key(&c->o->key.src, &sk, deployer) < 0)
 		return CLI_EXIT_USAGE;
 	secret_free(sk, 32);
 	buf_init(&code, 0);
@@ -410,11 +253,9 @@ int cluster_deploy(struct cluster_ctx *c)
 		buf_clear(&code);
 		return CLI_EXIT_USAGE;
 	}
-	/* constructor(address initialOwner, address kmsRoot): the deployer, who configures. */
-	e = (struct abi_encoder){ 0 };
-	r = abi_enc_begin(&e, &code, 2) < 0 || abi_put_address(&e, deployer) < 0 ||
-		    abi_put_address(&e, root) < 0
-		? CLI_EXIT_FAILURE : cluster_transact(c, "deploy", NULL, &code, 0, &res);
+	r = ops_deploy_constructor(&code, deployer, root) < 0
+		    ? CLI_EXIT_FAILURE
+		    : cluster_transact(c, "deploy", NULL, &code, 0, &res);
 	buf_clear(&code);
 	if (r != CLI_EXIT_OK)
 		return r;
@@ -425,20 +266,10 @@ int cluster_deploy(struct cluster_ctx *c)
 	memcpy(c->contract, res.receipt.contract_address, 20);
 	c->have_contract = true;
 	hex_str(addr, c->contract, 20);
-	if (c->o->compose_hash)
-		cluster_parse_bytes32(c->o->compose_hash, w);
-	r = c->o->compose_hash ? configure_word(c, "allow-compose", "addComposeHash(bytes32)", w)
-			       : CLI_EXIT_OK;
-	if (r == CLI_EXIT_OK)
-		r = apply_policy(c);
-	if (r == CLI_EXIT_OK && offer && memcmp(owner, deployer, 20)) {
-		memset(w, 0, 12);
-		memcpy(w + 12, owner, 20);
-		r = configure_word(c, "transfer-ownership", "transferOwnership(address)", w);
-	}
+	r = configure(c, &d, deployer);
 	if (r != CLI_EXIT_OK)
 		cli_error("deploy: the contract is at %s but its configuration stopped here", addr);
-	print_next_steps(c, addr, offer);
+	print_next_steps(c, addr, d.offer_owner);
 	return r;
 }
 
@@ -452,7 +283,7 @@ int cluster_deploy(struct cluster_ctx *c)
  */
 int cluster_deploy_kms(struct cluster_ctx *c)
 {
-	const struct cluster_key_opts root_key = { .key_file = c->o->kms_root_key_file };
+	const struct ops_key_source root_key = { .key_file = c->o->kms_root_key_file };
 	struct eth_tx_result res;
 	struct abi_encoder e = { 0 };
 	struct buf code;

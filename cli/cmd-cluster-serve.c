@@ -17,31 +17,18 @@
 #include "cli/cli.h"
 #include "cli/cluster-cmd.h"
 #include "cli/dash-request.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
-#define RECENT_EVENTS 100         /* kept for a page that connects, oldest dropped first */
-#define LOG_RANGE 5000            /* blocks per eth_getLogs */
-#define LOG_RANGES_PER_POLL 4     /* a long backlog is read over several polls */
-#define POLL_EVERY_MS 250         /* the chain is asked at most this often, whoever asks */
 #define SSE_RETRY_MS 1000         /* a closed stream: the browser comes back this soon */
 #define STREAM_MS 60000           /* a stream is closed after this long (the browser returns) */
 #define MAX_STREAMS 16            /* of the server's 32 connections */
 #define PING_MS 15000
 #define FILE_MAX (512 << 10)
 
-struct dash_event {
-	uint64_t id;
-	struct buf json;
-};
-
 struct dash {
 	struct cluster_ctx *c;
-	uint64_t next_block;
-	uint64_t polled_at;
-	uint64_t seq;                        /* id of the newest event */
-	struct dash_event recent[RECENT_EVENTS];
-	struct cluster_lists lists;
-	char last_error[160];                /* the last poll's failure, "" when it worked */
+	struct ops_follow events;            /* the contract's events, the lists folded */
 	bool loopback;                       /* listening on loopback: check Host */
 	char web_dir[4096];                  /* where the page's files are */
 	uint64_t pinged_at;
@@ -55,55 +42,9 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-/* ---- following the events -------------------------------------------------------------- */
-
-/* Keep one event as {"id":..,"block":..,"tx":..,"log":{"event":..,"args":{..}}}. */
-static int keep_event(struct dash *d, const struct eth_log *l)
-{
-	struct dash_event *e = &d->recent[++d->seq % RECENT_EVENTS];
-	char hash[65];
-
-	buf_clear(&e->json);
-	buf_init(&e->json, 8192);
-	e->id = d->seq;
-	hex_encode(hash, l->tx_hash, 32);
-	buf_printf(&e->json, "{\"id\":%" PRIu64 ",\"block\":%" PRIu64 ",\"tx\":\"0x%s\",\"log\":",
-		   e->id, l->block_number, hash);
-	cluster_describe_log(l, true, &e->json);
-	return buf_printf(&e->json, "}");
-}
-
-/* Read the logs of the blocks not read yet; at most every POLL_EVERY_MS, bounded per call. */
 static void dash_poll(struct dash *d)
 {
-	uint64_t head, now = now_ms();
-	int r;
-
-	if (d->polled_at && now - d->polled_at < POLL_EVERY_MS)
-		return;
-	d->polled_at = now;
-	r = eth_block_number(d->c->rpc, &head);
-	for (int k = 0; r == 0 && k < LOG_RANGES_PER_POLL && head >= d->next_block; k++) {
-		struct eth_log_filter f = { .from_block = d->next_block, .address = d->c->contract };
-		struct eth_log *logs = NULL;
-		size_t n = 0;
-
-		f.to_block = head - d->next_block >= LOG_RANGE ? d->next_block + LOG_RANGE - 1 : head;
-		r = eth_get_logs(d->c->rpc, &f, &logs, &n);
-		for (size_t i = 0; r == 0 && i < n; i++) {
-			if (logs[i].removed)
-				continue;
-			cluster_lists_fold(&d->lists, &logs[i]);
-			r = keep_event(d, &logs[i]);
-		}
-		eth_logs_free(logs, n);
-		if (r == 0)
-			d->next_block = f.to_block + 1;
-	}
-	if (r < 0)
-		snprintf(d->last_error, sizeof(d->last_error), "%s", eth_rpc_error(d->c->rpc));
-	else
-		d->last_error[0] = '\0';
+	ops_follow_poll(d->c->ops, &d->events); /* a failure is in last_error, for the page */
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
@@ -120,74 +61,34 @@ static int reply_error(struct buf *out, int status, const char *msg)
 static int api_lists(struct dash *d, struct buf *out)
 {
 	buf_printf(out, "{");
-	cluster_lists_json(&d->lists, out);
-	buf_printf(out, ",\"scannedBelow\":%" PRIu64 ",\"error\":", d->next_block);
-	if (d->last_error[0])
-		json_append_string(out, d->last_error);
+	ops_lists_json(&d->events.lists, out);
+	buf_printf(out, ",\"scannedBelow\":%" PRIu64 ",\"error\":", d->events.next_block);
+	if (d->events.last_error[0])
+		json_append_string(out, d->events.last_error);
 	else
 		buf_printf(out, "null");
 	return buf_printf(out, "}") < 0 ? 500 : 200;
 }
 
-/* The selectors of the actions the page offers, and every error the CLI decodes by name with
- * its fields ("sent:e price:e", units as registry_error_doc says) and hint. */
-static int api_abi(struct buf *out)
-{
-	static const char *const actions[] = {
-		"mint", "bind", "unbind", "burn", "set-config", "set-minting", "set-boot-policy",
-		"set-tcb-policy", "set-any-device", "allow-compose", "remove-compose",
-		"allow-device", "remove-device", "set-lease",
-	};
-	const char *const *errors = registry_contract_errors.signatures;
-	size_t nerr = registry_contract_errors.n;
-	uint8_t sel[4];
-	char hex[9];
-
-	buf_printf(out, "{\"functions\":{");
-	for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
-		const char *sig = cluster_action_signature(actions[i]);
-
-		if (!sig)
-			continue;
-		abi_selector(sig, sel);
-		hex_encode(hex, sel, 4);
-		buf_printf(out, "%s\"%s\":{\"signature\":\"%s\",\"selector\":\"0x%s\"}",
-			   i ? "," : "", actions[i], sig, hex);
-	}
-	buf_printf(out, "},\"errors\":{");
-	for (size_t i = 0; i < nerr; i++) {
-		const char *fields = "", *hint = "";
-		char name[64];
-
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(errors[i], "("), errors[i]);
-		registry_error_doc(name, &fields, &hint);
-		abi_selector(errors[i], sel);
-		hex_encode(hex, sel, 4);
-		buf_printf(out, "%s\"0x%s\":{\"signature\":\"%s\",\"fields\":\"%s\",\"hint\":",
-			   i ? "," : "", hex, errors[i], fields);
-		json_append_string(out, hint);
-		buf_printf(out, "}");
-	}
-	return buf_printf(out, "}}") < 0 ? 500 : 200;
-}
-
 /* Every kept event after `after` as server-sent events; the id of the last one sent. */
 static uint64_t append_events(const struct dash *d, uint64_t after, struct buf *out)
 {
-	uint64_t first = d->seq > RECENT_EVENTS ? d->seq - RECENT_EVENTS + 1 : 1;
+	uint64_t first = ops_follow_first(&d->events), seq = d->events.seq;
 
-	if (after > d->seq)
+	if (after > seq)
 		after = 0;  /* an id from before a restart of this server: start over */
 	if (after + 1 > first)
 		first = after + 1;
-	for (uint64_t id = first; id <= d->seq; id++) {
-		const struct dash_event *e = &d->recent[id % RECENT_EVENTS];
+	for (uint64_t id = first; id <= seq; id++) {
+		const struct ops_event *e = ops_follow_event(&d->events, id);
 
+		if (!e)
+			continue;
 		buf_printf(out, "id: %" PRIu64 "\nevent: cluster\ndata: ", e->id);
 		buf_append(out, e->json.data, e->json.len);
 		buf_printf(out, "\n\n");
 	}
-	return d->seq;
+	return seq;
 }
 
 /*
@@ -198,9 +99,9 @@ static uint64_t append_events(const struct dash *d, uint64_t after, struct buf *
 static int api_events(struct dash *d, uint64_t after, struct buf *out, struct http_reply_meta *meta)
 {
 	buf_printf(out, "retry: %d\n\n", SSE_RETRY_MS);
-	if (d->last_error[0]) {
+	if (d->events.last_error[0]) {
 		buf_printf(out, "event: rpc-error\ndata: ");
-		json_append_string(out, d->last_error);
+		json_append_string(out, d->events.last_error);
 		buf_printf(out, "\n\n");
 	}
 	meta->stream = true;
@@ -216,7 +117,7 @@ static int stream_more(void *ctx, uint64_t *cursor, struct buf *out)
 	uint64_t now = now_ms();
 
 	dash_poll(d);
-	if (*cursor < d->seq)
+	if (*cursor < d->events.seq)
 		*cursor = append_events(d, *cursor, out);
 	else if (now - d->pinged_at >= PING_MS)
 		buf_printf(out, ": ping\n\n");
@@ -233,7 +134,7 @@ static int serve_file(const char *dir, const char *name, struct buf *out)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return reply_error(out, 500, "--web-dir too long");
-	r = cluster_read_file(path, &f, FILE_MAX);
+	r = ops_read_file(path, &f, FILE_MAX);
 	if (r < 0) {
 		buf_clear(&f);
 		return reply_error(out, 500, "the page's files are missing (see --web-dir)");
@@ -264,13 +165,14 @@ static int handle(void *ctx, const struct http_request *req, struct buf *out,
 	case DASH_STATUS:
 		if (cluster_status_json(d->c, out) == 0)
 			return 200;
-		return reply_error(out, 502, eth_rpc_error(d->c->rpc)[0]
-				   ? eth_rpc_error(d->c->rpc) : "reading the cluster failed");
+		return reply_error(out, 502,
+				   ops_error(d->c->ops)[0] ? ops_error(d->c->ops)
+							   : "reading the cluster failed");
 	case DASH_LISTS:
 		dash_poll(d);
 		return api_lists(d, out);
 	case DASH_ABI:
-		return api_abi(out);
+		return ops_abi_json(out) < 0 ? 500 : 200;
 	case DASH_EVENTS:
 		dash_poll(d);
 		return api_events(d, t.after, out, meta);
@@ -286,16 +188,7 @@ static void dash_init(struct dash *d, struct cluster_ctx *c)
 {
 	memset(d, 0, sizeof(*d));
 	d->c = c;
-	d->next_block = c->o->have_from_block ? c->o->from_block : 0;
-	for (size_t i = 0; i < RECENT_EVENTS; i++)
-		buf_init(&d->recent[i].json, 8192);
-	cluster_lists_init(&d->lists);
-}
-
-static void dash_free(struct dash *d)
-{
-	for (size_t i = 0; i < RECENT_EVENTS; i++)
-		buf_clear(&d->recent[i].json);
+	ops_follow_init(&d->events, c->o->have_from_block ? c->o->from_block : 0);
 }
 
 /*
@@ -366,13 +259,17 @@ int cluster_serve(struct cluster_ctx *c)
 	cli_serve_signals(on_signal, &wait_mask);
 	fprintf(stderr, "dstack-p2p cluster: serving the dashboard of %s on http://%s/ (page "
 		"from %s)\n", c->o->contract_hex, c->o->listen, d.web_dir);
-	r = http_serve(&(struct http_server){ .max_header = 8192, .max_body = 0,
-					      .deadline_ms = 5000, .typed_handler = handle,
+	r = http_serve(&(struct http_server){ .max_header = 8192,
+					      .max_body = 0,
+					      .deadline_ms = 5000,
+					      .typed_handler = handle,
 					      .stream_more = stream_more,
-					      .stream_tick_ms = POLL_EVERY_MS, .stream_ms = STREAM_MS,
-					      .max_streams = MAX_STREAMS, .ctx = &d },
+					      .stream_tick_ms = OPS_FOLLOW_GAP_MS,
+					      .stream_ms = STREAM_MS,
+					      .max_streams = MAX_STREAMS,
+					      .ctx = &d },
 		       &fd, 1, &wait_mask, &stop_requested);
 	close(fd);
-	dash_free(&d);
+	ops_follow_clear(&d.events);
 	return r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

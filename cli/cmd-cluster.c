@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/cluster-cmd.h"
 #include "mesh/mesh.h"
+#include "ops/ops.h"
 #include "registry/registry.h"
 
 #define MAX_OPERANDS 4
@@ -114,15 +115,15 @@ static const struct cli_cmd cmd = {
 int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
 			   const struct eth_tx_result *res)
 {
-	const char *why = eth_rpc_error(c->rpc);
+	const char *why = ops_error(c->ops);
 	char hash[65];
 
 	if (!why[0])
 		why = errstr(r);
-	if (!strncmp(why, "eth_call reverted: ", 19))
-		why += 19;  /* the simulation's revert: the error's name says it all */
 	hex_encode(hash, res->tx_hash, 32);
-	if (r == -EPERM && !res->sent)
+	if (r == -EINVAL)
+		cli_error("%s", why); /* the paying key: a configuration mistake */
+	else if (r == -EPERM && !res->sent)
 		cli_error("%s refused (simulated, nothing sent): %s", what, why);
 	else if (r == -EPERM)
 		cli_error("%s reverted in transaction 0x%s: %s", what, hash, why);
@@ -132,24 +133,14 @@ int cluster_report_failure(struct cluster_ctx *c, const char *what, int r,
 		cli_error("%s: transaction 0x%s sent, no receipt yet: %s", what, hash, why);
 	else
 		cli_error("%s failed: %s", what, why);
-	return CLI_EXIT_FAILURE;
+	return r == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
 }
 
 int cluster_transact(struct cluster_ctx *c, const char *what, const uint8_t *to,
 		     const struct buf *calldata, uint64_t value, struct eth_tx_result *res)
 {
-	struct eth_tx_request req = { .to = to, .data = calldata->data, .len = calldata->len,
-				      .value = value };
-	struct eth_tx_caps caps = c->o->caps;
-	uint8_t *sk, from[20];
-	int r;
+	int r = ops_transact(c->ops, to, calldata, value, res);
 
-	memset(res, 0, sizeof(*res));
-	if (cluster_load_key(&c->o->key, &sk, from) < 0)
-		return CLI_EXIT_USAGE;
-	caps.chain_id = c->chain_id;
-	r = eth_send_capped(c->rpc, sk, &req, &caps, res);
-	secret_free(sk, 32);
 	if (r < 0)
 		return cluster_report_failure(c, what, r, res);
 	if (!c->o->json) {
@@ -161,149 +152,7 @@ int cluster_transact(struct cluster_ctx *c, const char *what, const uint8_t *to,
 	return CLI_EXIT_OK;
 }
 
-/* The token a mint produced: the NodeAccessMinted log of its transaction. */
-static uint64_t minted_token(struct cluster_ctx *c, const struct eth_tx_result *res)
-{
-	uint8_t topic[32];
-	struct eth_log_filter f = { .from_block = res->receipt.block_number,
-				    .to_block = res->receipt.block_number,
-				    .address = c->contract, .topic0 = topic };
-	struct eth_log *logs = NULL;
-	size_t n = 0;
-	uint64_t token = 0;
-
-	abi_event_topic("NodeAccessMinted(uint256,address,string)", topic);
-	if (eth_get_logs(c->rpc, &f, &logs, &n) == 0)
-		for (size_t i = 0; i < n; i++)
-			if (!memcmp(logs[i].tx_hash, res->tx_hash, 32) && logs[i].ntopics > 1)
-				for (int b = 24; b < 32; b++)
-					token = (token << 8) | logs[i].topics[1][b];
-	eth_logs_free(logs, n);
-	return token;
-}
-
 /* ---- the actions that are one contract call ----------------------------------------------- */
-
-/* Operand kinds: a address, u uint, s string, h bytes32, w wei, e a word of the action's list. */
-struct tx_action {
-	const char *name;
-	const char *sig;
-	const char *kinds;
-	const char *const *words;   /* for 'e': index = value; NULL entries are not words */
-	bool on_kms;                /* sent to --kms, not the cluster */
-};
-
-static const char *const boot_words[] = { "strict", "permissive", NULL };
-static const char *const tcb_words[] = { "any", "up-to-date", NULL };
-static const char *const yes_no[] = { "no", "yes", NULL };
-static const char *const minting_words[] = { "owner-only", "public", NULL };
-
-static const struct tx_action tx_actions[] = {
-	{ "mint", "mintNodeAccess(address,string)", "as", NULL, false },
-	{ "bind", "bindInstance(uint256,address)", "ua", NULL, false },
-	{ "unbind", "unbindInstance(uint256)", "u", NULL, false },
-	{ "burn", "burn(uint256)", "u", NULL, false },
-	{ "allow-compose", "addComposeHash(bytes32)", "h", NULL, false },
-	{ "remove-compose", "removeComposeHash(bytes32)", "h", NULL, false },
-	{ "allow-device", "addDevice(bytes32)", "h", NULL, false },
-	{ "remove-device", "removeDevice(bytes32)", "h", NULL, false },
-	{ "set-any-device", "setAllowAnyDevice(bool)", "e", yes_no, false },
-	{ "set-config", "setClusterConfig(uint256,uint8)", "um", NULL, false },
-	{ "set-minting", "setMintingPolicy(uint256,bool)", "we", minting_words, false },
-	{ "set-boot-policy", "setBootPolicy(uint8)", "e", boot_words, false },
-	{ "set-tcb-policy", "setRequireTcbUpToDate(bool)", "e", tcb_words, false },
-	{ "set-lease", "setLeaderLease(uint64)", "u", NULL, false },
-	{ "withdraw", "withdraw(address)", "a", NULL, false },
-	{ "transfer-ownership", "transferOwnership(address)", "a", NULL, false },
-	{ "accept-ownership", "acceptOwnership()", "", NULL, false },
-};
-
-const char *cluster_action_signature(const char *action)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(tx_actions); i++)
-		if (!strcmp(tx_actions[i].name, action))
-			return tx_actions[i].sig;
-	return NULL;
-}
-
-int cluster_parse_modes(const char *s)
-{
-	static const char *const names[] = { NULL, "tls", "wireguard", "both" };
-	uint64_t v;
-
-	for (int i = 1; i < 4; i++)
-		if (!strcmp(s, names[i]))
-			return i;
-	return cluster_parse_u64(s, &v) == 0 && v >= 1 && v <= 3 ? (int)v : -EINVAL;
-}
-
-static int word_index(const char *const *words, const char *s)
-{
-	for (int i = 0; words[i]; i++)
-		if (!strcmp(words[i], s))
-			return i;
-	return -EINVAL;
-}
-
-/* Encode one operand; a usage error (2) names it. */
-static int put_operand(struct abi_encoder *e, const struct tx_action *a, char kind, const char *s)
-{
-	uint8_t bytes[32];
-	uint64_t v;
-	int i;
-
-	switch (kind) {
-	case 'a':
-		if (cluster_parse_address(s, bytes) < 0)
-			return cli_usage_error(&cmd, "%s: '%s' is not a 20-byte 0x address", a->name, s);
-		return abi_put_address(e, bytes) < 0 ? -ENOMEM : 0;
-	case 'u':
-		if (cluster_parse_u64(s, &v) < 0)
-			return cli_usage_error(&cmd, "%s: '%s' is not a number", a->name, s);
-		return abi_put_uint64(e, v) < 0 ? -ENOMEM : 0;
-	case 'w':
-		if (cluster_parse_wei(s, &v) < 0)
-			return cli_usage_error(&cmd, "%s: '%s' is not an amount (12wei, 1.5gwei, "
-					       "0.01ether)", a->name, s);
-		return abi_put_uint64(e, v) < 0 ? -ENOMEM : 0;
-	case 's':
-		return abi_put_string(e, s) < 0 ? -ENOMEM : 0;
-	case 'h':
-		if (cluster_parse_bytes32(s, bytes) < 0)
-			return cli_usage_error(&cmd, "%s: '%s' is not a 32-byte 0x hash", a->name, s);
-		return abi_put_word(e, bytes) < 0 ? -ENOMEM : 0;
-	case 'm':
-		if ((i = cluster_parse_modes(s)) < 0)
-			return cli_usage_error(&cmd, "%s: modes '%s': tls, wireguard or both", a->name, s);
-		return abi_put_uint64(e, (uint64_t)i) < 0 ? -ENOMEM : 0;
-	default:
-		if ((i = word_index(a->words, s)) < 0)
-			return cli_usage_error(&cmd, "%s: '%s' is not one of %s|%s", a->name, s,
-					       a->words[0], a->words[1]);
-		return abi_put_uint64(e, (uint64_t)i) < 0 ? -ENOMEM : 0;
-	}
-}
-
-static int encode_action(const struct tx_action *a, char **args, int nargs, struct buf *calldata)
-{
-	size_t n = strlen(a->kinds);
-	struct abi_encoder e;
-	uint8_t sel[4];
-	int r;
-
-	if ((size_t)nargs > n)
-		return cli_usage_error(&cmd, "unexpected argument '%s'", args[n]);
-	if ((size_t)nargs < n)
-		return cli_usage_error(&cmd, "%s takes %zu argument%s, not %d (see --help)", a->name,
-				       n, n == 1 ? "" : "s", nargs);
-	abi_selector(a->sig, sel);
-	if (buf_append(calldata, sel, 4) < 0 || abi_enc_begin(&e, calldata, n) < 0)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if ((r = put_operand(&e, a, a->kinds[i], args[i])) != 0)
-			return r;
-	return abi_enc_end(&e) < 0 ? -ENOMEM : 0;
-}
 
 static void print_json_result(const char *action, const struct eth_tx_result *res, uint64_t token)
 {
@@ -317,19 +166,18 @@ static void print_json_result(const char *action, const struct eth_tx_result *re
 	printf("}\n");
 }
 
-static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a,
-			 const struct buf *calldata)
+static int run_tx_action(struct cluster_ctx *c, const struct ops_action *a, const struct buf *calldata)
 {
+	bool mint = a->fn == REGISTRY_FN_MINT_NODE_ACCESS;
 	struct eth_tx_result res;
 	uint64_t token = 0;
 	int r;
 
-	r = cluster_transact(c, a->name, c->contract, calldata,
-			     !strcmp(a->name, "mint") ? c->o->value : 0, &res);
+	r = cluster_transact(c, a->name, c->contract, calldata, mint ? c->o->value : 0, &res);
 	if (r != CLI_EXIT_OK)
 		return r;
-	if (!strcmp(a->name, "mint"))
-		token = minted_token(c, &res);
+	if (mint)
+		token = ops_minted_token(c->ops, &res);
 	if (c->o->json)
 		print_json_result(a->name, &res, token);
 	else if (token) {
@@ -341,38 +189,28 @@ static int run_tx_action(struct cluster_ctx *c, const struct tx_action *a,
 	return CLI_EXIT_OK;
 }
 
-/* transfer TOKEN TO: transferFrom(holder, TO, TOKEN); the holder is read, so an approved
- * operator can move it too. */
+/* transfer TOKEN TO: transferFrom(holder, TO, TOKEN). */
 static int run_transfer(struct cluster_ctx *c, char **args)
 {
-	struct cluster_view v;
 	struct eth_tx_result res;
-	struct abi_encoder e;
-	uint8_t to[20], word[32] = { 0 }, sel[4];
+	struct buf calldata;
+	uint8_t to[20];
 	uint64_t token;
-	int r = CLI_EXIT_FAILURE;
+	int r;
 
-	cluster_parse_u64(args[0], &token);  /* checked by check_operands */
-	cluster_parse_address(args[1], to);
-	for (int b = 0; b < 8; b++)
-		word[31 - b] = (uint8_t)(token >> (8 * b));
-	cluster_views_init(&v, 1);
-	if (cluster_calldata_word(&v.data, "ownerOf(uint256)", word) < 0 ||
-	    cluster_views_run(c->rpc, c->contract, "latest", &v, 1) < 0 || !v.ok || v.out.len != 32) {
-		cli_error("transfer: token %" PRIu64 " has no holder (not minted, or burned)", token);
-		goto out;
+	ops_parse_u64(args[0], &token); /* checked by check_operands */
+	ops_parse_address(args[1], to);
+	buf_init(&calldata, 0);
+	r = ops_transfer_calldata(c->ops, token, to, &calldata);
+	if (r < 0) {
+		cli_error("transfer: %s", ops_error(c->ops));
+		r = CLI_EXIT_FAILURE;
+	} else {
+		r = cluster_transact(c, "transfer", c->contract, &calldata, 0, &res);
+		if (r == CLI_EXIT_OK && c->o->json)
+			print_json_result("transfer", &res, 0);
 	}
-	buf_reset(&v.data);
-	abi_selector("transferFrom(address,address,uint256)", sel);
-	if (buf_append(&v.data, sel, 4) < 0 || abi_enc_begin(&e, &v.data, 3) < 0 ||
-	    abi_put_word(&e, v.out.data) < 0 || abi_put_address(&e, to) < 0 ||
-	    abi_put_uint64(&e, token) < 0)
-		goto out;
-	r = cluster_transact(c, "transfer", c->contract, &v.data, 0, &res);
-	if (r == CLI_EXIT_OK && c->o->json)
-		print_json_result("transfer", &res, 0);
-out:
-	cluster_views_free(&v, 1);
+	buf_clear(&calldata);
 	return r;
 }
 
@@ -380,7 +218,7 @@ out:
 
 static int parse_policy_word(struct cli_args *a, const char *const *words, int *out)
 {
-	*out = word_index(words, a->value);
+	*out = ops_word_index(words, a->value);
 	return *out < 0 ? cli_bad_value(a, "not one of the words listed in --help") : 0;
 }
 
@@ -395,7 +233,9 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	case O_KEYSTORE:
 		cluster_key_opt_set(&o->key, c == O_KEYSTORE, v);
 		return 0;
-	case O_PASSWORD_FILE: o->key.password_file = v; return 0;
+	case O_PASSWORD_FILE:
+		o->key.src.password_file = v;
+		return 0;
 	case O_JSON: o->json = true; return 0;
 	case O_WATCH: o->watch = true; return 0;
 	case O_KMS: o->kms_hex = v; return 0;
@@ -409,36 +249,40 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	case O_WEB_DIR: o->web_dir = v; return 0;
 	case O_ALLOW_REMOTE: o->allow_remote = true; return 0;
 	case O_CHAIN_ID:
-		return cluster_parse_u64(v, &o->chain_id) < 0 ? cli_bad_value(a, "not a number") : 0;
+		return ops_parse_u64(v, &o->chain_id) < 0 ? cli_bad_value(a, "not a number") : 0;
 	case O_TIMEOUT: {
 		uint64_t ms;
 
-		if (cluster_parse_u64(v, &ms) < 0 || ms < 100 || ms > 600000)
+		if (ops_parse_u64(v, &ms) < 0 || ms < 100 || ms > 600000)
 			return cli_bad_value(a, "milliseconds, 100 to 600000");
 		o->timeout_ms = (long)ms;
 		return 0;
 	}
 	case O_MAX_FEE:
-		return cluster_parse_wei(v, &o->caps.max_fee_per_gas) < 0 || !o->caps.max_fee_per_gas
-			? cli_bad_value(a, "a non-zero amount (1.5gwei)") : 0;
+		return ops_parse_wei(v, &o->caps.max_fee_per_gas) < 0 || !o->caps.max_fee_per_gas
+			       ? cli_bad_value(a, "a non-zero amount (1.5gwei)")
+			       : 0;
 	case O_MAX_TIP:
-		return cluster_parse_wei(v, &o->caps.max_priority_fee_per_gas) < 0
-			? cli_bad_value(a, "an amount (1gwei)") : 0;
+		return ops_parse_wei(v, &o->caps.max_priority_fee_per_gas) < 0
+			       ? cli_bad_value(a, "an amount (1gwei)")
+			       : 0;
 	case O_MAX_COST:
-		return cluster_parse_wei(v, &o->caps.max_cost) < 0 || !o->caps.max_cost
-			? cli_bad_value(a, "a non-zero amount (0.01ether)") : 0;
+		return ops_parse_wei(v, &o->caps.max_cost) < 0 || !o->caps.max_cost
+			       ? cli_bad_value(a, "a non-zero amount (0.01ether)")
+			       : 0;
 	case O_GAS_LIMIT:
-		return cluster_parse_u64(v, &o->caps.gas_limit) < 0 || !o->caps.gas_limit
-			? cli_bad_value(a, "a non-zero number") : 0;
+		return ops_parse_u64(v, &o->caps.gas_limit) < 0 || !o->caps.gas_limit
+			       ? cli_bad_value(a, "a non-zero number")
+			       : 0;
 	case O_VALUE:
-		return cluster_parse_wei(v, &o->value) < 0 ? cli_bad_value(a, "an amount (0.01ether)") : 0;
+		return ops_parse_wei(v, &o->value) < 0 ? cli_bad_value(a, "an amount (0.01ether)") : 0;
 	case O_MINT_PRICE:
 		o->have_mint_policy = true;
-		return cluster_parse_wei(v, &o->mint_price) < 0 ? cli_bad_value(a, "an amount") : 0;
+		return ops_parse_wei(v, &o->mint_price) < 0 ? cli_bad_value(a, "an amount") : 0;
 	case O_INTERVAL: {
 		uint64_t ms;
 
-		if (cluster_parse_u64(v, &ms) < 0 || ms < 10 || ms > 3600000)
+		if (ops_parse_u64(v, &ms) < 0 || ms < 10 || ms > 3600000)
 			return cli_bad_value(a, "milliseconds, 10 to 3600000");
 		o->interval_ms = (long)ms;
 		return 0;
@@ -446,23 +290,27 @@ static int parse_option(struct cli_args *a, int c, struct cluster_opts *o)
 	case O_COUNT: {
 		uint64_t n;
 
-		if (cluster_parse_u64(v, &n) < 0 || !n || n > 1000000000)
+		if (ops_parse_u64(v, &n) < 0 || !n || n > 1000000000)
 			return cli_bad_value(a, "a number, 1 to 10^9");
 		o->count = (long)n;
 		return 0;
 	}
 	case O_FROM_BLOCK:
 		o->have_from_block = true;
-		return cluster_parse_u64(v, &o->from_block) < 0 ? cli_bad_value(a, "a block number") : 0;
+		return ops_parse_u64(v, &o->from_block) < 0 ? cli_bad_value(a, "a block number") : 0;
 	case O_MAX_NODES:
-		return cluster_parse_u64(v, &o->max_nodes) < 0 || !o->max_nodes || o->max_nodes > 254
-			? cli_bad_value(a, "1 to 254") : 0;
+		return ops_parse_u64(v, &o->max_nodes) < 0 || !o->max_nodes || o->max_nodes > 254
+			       ? cli_bad_value(a, "1 to 254")
+			       : 0;
 	case O_MODES:
-		o->modes = cluster_parse_modes(v);
+		o->modes = ops_parse_modes(v);
 		return o->modes < 0 ? cli_bad_value(a, "tls, wireguard or both") : 0;
-	case O_BOOT_POLICY: return parse_policy_word(a, boot_words, &o->boot_policy);
-	case O_TCB_POLICY: return parse_policy_word(a, tcb_words, &o->tcb_up_to_date);
-	case O_ANY_DEVICE: return parse_policy_word(a, yes_no, &o->any_device);
+	case O_BOOT_POLICY:
+		return parse_policy_word(a, ops_words_boot, &o->boot_policy);
+	case O_TCB_POLICY:
+		return parse_policy_word(a, ops_words_tcb, &o->tcb_up_to_date);
+	case O_ANY_DEVICE:
+		return parse_policy_word(a, ops_words_yes_no, &o->any_device);
 	}
 	return 0;
 }
@@ -472,11 +320,11 @@ static void opts_defaults(struct cluster_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->rpc = getenv("ETH_RPC_URL");
 	o->contract_hex = getenv("CLUSTER_CONTRACT");
-	o->key.key_file = getenv("DSTACK_P2P_KEY_FILE");
-	o->key.keystore = getenv("DSTACK_P2P_KEYSTORE");
+	o->key.src.key_file = getenv("DSTACK_P2P_KEY_FILE");
+	o->key.src.keystore = getenv("DSTACK_P2P_KEYSTORE");
 	o->artifact = getenv("DSTACK_P2P_ARTIFACT");
-	o->caps.max_fee_per_gas = CLUSTER_DEFAULT_MAX_FEE;
-	o->caps.max_cost = CLUSTER_DEFAULT_MAX_COST;
+	o->caps.max_fee_per_gas = OPS_DEFAULT_MAX_FEE;
+	o->caps.max_cost = OPS_DEFAULT_MAX_COST;
 	o->interval_ms = 1000;
 	o->listen = "127.0.0.1:8080";
 	o->modes = o->boot_policy = o->tcb_up_to_date = o->any_device = -1;
@@ -485,32 +333,32 @@ static void opts_defaults(struct cluster_opts *o)
 /* Connect, check the chain, and take the contract when the action needs one. */
 static int cluster_connect(struct cluster_ctx *c, const struct cluster_opts *o, bool need_contract)
 {
+	struct ops_config cfg = { .rpc_urls = o->rpc,
+				  .contract_hex = o->contract_hex,
+				  .expected_chain_id = o->chain_id,
+				  .timeout_ms = o->timeout_ms,
+				  .caps = o->caps,
+				  .key = o->key.src,
+				  .ask_password = cluster_ask_password,
+				  .errors = &registry_contract_errors_explained };
 	int r;
 
 	if (!o->rpc)
 		return cli_usage_error(&cmd, "no RPC endpoint (--rpc or ETH_RPC_URL)");
 	if (need_contract && !o->contract_hex)
 		return cli_usage_error(&cmd, "no contract (--contract or CLUSTER_CONTRACT)");
-	if (o->contract_hex) {
-		if (cluster_parse_address(o->contract_hex, c->contract) < 0)
-			return cli_usage_error(&cmd, "contract '%s' is not a 20-byte 0x address",
-					       o->contract_hex);
-		c->have_contract = true;
-	}
-	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms,
-						  .errors = &registry_contract_errors_explained },
-			&c->rpc);
-	if (r < 0)
-		return cli_usage_error(&cmd, "bad --rpc '%s': %s", o->rpc, errstr(r));
-	r = eth_chain_id(c->rpc, &c->chain_id);
+	r = ops_open(&cfg, &c->ops);
+	if (r == -EINVAL)
+		return cli_usage_error(&cmd, "%s", ops_error(c->ops));
 	if (r < 0) {
-		cli_error("eth_chainId: %s", eth_rpc_error(c->rpc));
+		cli_error("%s", ops_error(c->ops));
 		return CLI_EXIT_FAILURE;
 	}
-	if (o->chain_id && o->chain_id != c->chain_id) {
-		cli_error("the RPC serves chain %" PRIu64 ", not the expected %" PRIu64 " (--chain-id)",
-			  c->chain_id, o->chain_id);
-		return CLI_EXIT_FAILURE;
+	c->rpc = ops_rpc(c->ops);
+	c->chain_id = ops_chain_id(c->ops);
+	if (ops_contract(c->ops)) {
+		memcpy(c->contract, ops_contract(c->ops), 20);
+		c->have_contract = true;
 	}
 	return CLI_EXIT_OK;
 }
@@ -519,7 +367,7 @@ static int cluster_connect(struct cluster_ctx *c, const struct cluster_opts *o, 
 struct plan {
 	const char *action;
 	char **args;
-	const struct tx_action *tx;   /* a one-call action, its calldata encoded */
+	const struct ops_action *tx; /* a one-call action, its calldata encoded */
 	struct buf calldata;
 };
 
@@ -527,6 +375,7 @@ static int check_operands(struct plan *p, int nargs)
 {
 	static const char *const bare[] = { "status", "deploy", "kms-info", "register-app", "serve",
 					    "deploy-kms" };
+	struct err_detail why = { 0 };
 	uint64_t token;
 	uint8_t to[20];
 	int r;
@@ -537,20 +386,19 @@ static int check_operands(struct plan *p, int nargs)
 	if (!strcmp(p->action, "transfer")) {
 		if (nargs > 2)
 			return cli_usage_error(&cmd, "unexpected argument '%s'", p->args[2]);
-		if (nargs < 2 || cluster_parse_u64(p->args[0], &token) < 0 ||
-		    cluster_parse_address(p->args[1], to) < 0)
+		if (nargs < 2 || ops_parse_u64(p->args[0], &token) < 0 ||
+		    ops_parse_address(p->args[1], to) < 0)
 			return cli_usage_error(&cmd, "transfer takes TOKEN TO: a token number and a "
 					       "0x address");
 		return 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(tx_actions); i++) {
-		if (strcmp(p->action, tx_actions[i].name))
-			continue;
-		p->tx = &tx_actions[i];
-		r = encode_action(p->tx, p->args, nargs, &p->calldata);
-		return r < 0 ? CLI_EXIT_FAILURE : r;
-	}
-	return cli_usage_error(&cmd, "unknown action '%s'", p->action);
+	p->tx = ops_action_find(p->action);
+	if (!p->tx)
+		return cli_usage_error(&cmd, "unknown action '%s'", p->action);
+	r = ops_action_encode(p->tx, p->args, (size_t)nargs, &p->calldata, &why);
+	if (r == -EINVAL)
+		return cli_usage_error(&cmd, "%s", why.text);
+	return r < 0 ? CLI_EXIT_FAILURE : 0;
 }
 
 static int dispatch(struct cluster_ctx *c, struct plan *p)
@@ -604,6 +452,6 @@ int cmd_cluster(int argc, char **argv)
 	if (status == CLI_EXIT_OK)
 		status = dispatch(&c, &p);
 	buf_clear(&p.calldata);
-	eth_rpc_free(c.rpc);
+	ops_free(c.ops);
 	return status;
 }

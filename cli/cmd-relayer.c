@@ -19,6 +19,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cluster.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 #define MAX_ALLOWED 16
@@ -671,8 +672,8 @@ static int add_allowed(struct relayer *rl, const char *sig)
 
 static int parse_count(struct cli_args *a, uint64_t max, uint64_t *out)
 {
-	return cluster_parse_u64(a->value, out) < 0 || !*out || *out > max
-		? cli_bad_value(a, "a number in range") : 0;
+	return ops_parse_u64(a->value, out) < 0 || !*out || *out > max ? cli_bad_value(a, "a number in range")
+								       : 0;
 }
 
 static int parse_option(struct cli_args *a, int c, struct relayer_opts *o, struct relayer *rl)
@@ -691,7 +692,9 @@ static int parse_option(struct cli_args *a, int c, struct relayer_opts *o, struc
 	case O_KEYSTORE:
 		cluster_key_opt_set(&o->key, c == O_KEYSTORE, a->value);
 		return 0;
-	case O_PASSWORD_FILE: o->key.password_file = a->value; return 0;
+	case O_PASSWORD_FILE:
+		o->key.src.password_file = a->value;
+		return 0;
 	case O_CHAIN_ID: return parse_count(a, UINT64_MAX, &o->chain_id);
 	case O_ALLOW:
 		return add_allowed(rl, a->value) < 0
@@ -706,28 +709,29 @@ static int parse_option(struct cli_args *a, int c, struct relayer_opts *o, struc
 		o->timeout_ms = (long)v;
 		return 0;
 	case O_SPEND_CAP:
-		return cluster_parse_wei(a->value, &rl->spend_cap) < 0 || !rl->spend_cap
-			? cli_bad_value(a, "a non-zero amount (0.1ether)") : 0;
+		return ops_parse_wei(a->value, &rl->spend_cap) < 0 || !rl->spend_cap
+			       ? cli_bad_value(a, "a non-zero amount (0.1ether)")
+			       : 0;
 	case O_MAX_FEE:
-		return cluster_parse_wei(a->value, &rl->caps.max_fee_per_gas) < 0 ||
-				       !rl->caps.max_fee_per_gas
-			? cli_bad_value(a, "a non-zero amount (100gwei)") : 0;
+		return ops_parse_wei(a->value, &rl->caps.max_fee_per_gas) < 0 || !rl->caps.max_fee_per_gas
+			       ? cli_bad_value(a, "a non-zero amount (100gwei)")
+			       : 0;
 	case O_MAX_COST:
-		return cluster_parse_wei(a->value, &rl->max_cost) < 0 || !rl->max_cost
-			? cli_bad_value(a, "a non-zero amount (0.01ether)") : 0;
+		return ops_parse_wei(a->value, &rl->max_cost) < 0 || !rl->max_cost
+			       ? cli_bad_value(a, "a non-zero amount (0.01ether)")
+			       : 0;
 	}
 	return 0;
 }
 
 static int setup(struct relayer *rl, struct relayer_opts *o)
 {
-	struct err_detail why;
 	uint64_t served;
 	int r;
 
 	if (!o->rpc)
 		return cli_usage_error(&cmd, "no RPC endpoint (--rpc or ETH_RPC_URL)");
-	if (!o->contract_hex || cluster_parse_address(o->contract_hex, rl->contract) < 0)
+	if (!o->contract_hex || ops_parse_address(o->contract_hex, rl->contract) < 0)
 		return cli_usage_error(&cmd, "--contract ADDR (or CLUSTER_CONTRACT): the cluster "
 				       "contract, a 20-byte 0x address");
 	if (!rl->nallowed) {
@@ -742,11 +746,7 @@ static int setup(struct relayer *rl, struct relayer_opts *o)
 	    relayer_limiter_init(&rl->total, 1, (uint32_t)o->total, o->window_s * 1000) < 0)
 		return CLI_EXIT_FAILURE;
 	rl->max_data = o->max_body;
-	if (o->key.key_file && key_file_check(o->key.key_file, &why) < 0) {
-		cli_error("%s", why.text);
-		return CLI_EXIT_USAGE;
-	}
-	if (cluster_load_key(&o->key, &rl->sk, rl->from) < 0)
+	if (cluster_load_key(&o->key.src, &rl->sk, rl->from) < 0)
 		return CLI_EXIT_USAGE;
 	r = eth_rpc_new(&(struct eth_rpc_config){ .urls = o->rpc, .timeout_ms = o->timeout_ms,
 						  .errors = &registry_contract_errors },
@@ -803,12 +803,16 @@ static int serve(struct relayer *rl, const struct relayer_opts *o)
 
 int cmd_relayer(int argc, char **argv)
 {
-	struct relayer rl = { .spend_cap = DEFAULT_SPEND_CAP, .max_cost = DEFAULT_MAX_COST,
-			      .caps = { .max_fee_per_gas = CLUSTER_DEFAULT_MAX_FEE } };
+	struct relayer rl = { .spend_cap = DEFAULT_SPEND_CAP,
+			      .max_cost = DEFAULT_MAX_COST,
+			      .caps = { .max_fee_per_gas = OPS_DEFAULT_MAX_FEE } };
 	struct relayer_opts o = { .rpc = getenv("ETH_RPC_URL"),
 				  .contract_hex = getenv("CLUSTER_CONTRACT"),
-				  .key = { .key_file = getenv("DSTACK_P2P_KEY_FILE") },
-				  .per_instance = 5, .total = 60, .window_s = 60, .max_body = 17000 };
+				  .key = { .src = { .key_file = getenv("DSTACK_P2P_KEY_FILE") } },
+				  .per_instance = 5,
+				  .total = 60,
+				  .window_s = 60,
+				  .max_body = 17000 };
 	struct cli_args a;
 	int c, status;
 

@@ -5,6 +5,7 @@
 
 #include "cli/dash-request.h"
 #include "common/common.h"
+#include "net/net.h"
 
 static const struct {
 	const char *path;

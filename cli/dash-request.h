@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 enum dash_route {
 	DASH_NONE,      /* not routed (what an error leaves) */

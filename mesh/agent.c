@@ -23,6 +23,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 #define BACKOFF_MAX_MS 30000

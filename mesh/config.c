@@ -9,6 +9,7 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/internal.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 const char *const mesh_config_names[] = {

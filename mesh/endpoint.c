@@ -11,6 +11,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "net/net.h"
 
 #define SYS_CONFIG_PATH "/dstack/.host-shared/.sys-config.json"
 

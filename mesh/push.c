@@ -17,6 +17,7 @@
 
 #include "common/common.h"
 #include "mesh/internal.h"
+#include "net/net.h"
 
 #define PUSH_GAP_MS 100                 /* triggered turns: one per this on average ... */
 #define PUSH_BURST 4                    /* ... after a burst of this many (mint, bind, register) */

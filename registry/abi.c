@@ -5,15 +5,12 @@
  * the small views the agent needs.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
 #include "registry/internal.h"
-
-#define SIG_REGISTER_PEER REGISTRY_REGISTER_SIG
 
 /* Head slots of the Peer struct (docs/registry.md). */
 enum peer_slot {
@@ -30,7 +27,7 @@ int registry_encode_register_call(const struct registry_record *rec, struct buf 
 
 	if (!rec->endpoint || strlen(rec->endpoint) > REGISTRY_ENDPOINT_MAX)
 		return -EINVAL;
-	abi_selector(SIG_REGISTER_PEER, sel);
+	registry_fn_selector(REGISTRY_FN_REGISTER_PEER, sel);
 	if ((r = buf_append(calldata, sel, 4)) < 0 || (r = abi_enc_begin(&call, calldata, 1)) < 0 ||
 	    (r = abi_put_tuple_begin(&call, &reg, 10)) < 0)
 		return r;
@@ -227,7 +224,7 @@ int registry_decode_register_call(const uint8_t *data, size_t len, struct regist
 	int r;
 
 	memset(p, 0, sizeof(*p));
-	abi_selector(SIG_REGISTER_PEER, sel);
+	registry_fn_selector(REGISTRY_FN_REGISTER_PEER, sel);
 	if (len < 4 || memcmp(data, sel, 4)) {
 		err_detail_set(why, "not a registerPeer call");
 		return -EINVAL;
@@ -244,71 +241,6 @@ int registry_decode_register_call(const uint8_t *data, size_t len, struct regist
 }
 
 /* ---- the contract's logs ----------------------------------------------------------------- */
-
-/*
- * Every event the contract emits (contracts/src/DstackClusterNFT.sol and what it inherits),
- * with its topic count. token_topic: the topic naming a token whose record the event may
- * change, or 0 for an event that leaves every record as it is. min_data: the least data
- * the event carries (its head words); dyn_slot: a string whose bounds are checked, or -1.
- */
-struct log_kind {
-	const char *sig;
-	uint8_t ntopics;
-	uint8_t token_topic;
-	uint16_t min_data;
-	uint16_t max_data;     /* 0: no upper bound but the reply's */
-	int8_t dyn_slot;
-};
-
-static const struct log_kind log_kinds[] = {
-	/* the records: registered, updated, removed (burn, transfer, re-bind) */
-	{ "PeerRegistered(uint256,address,bytes32,string,uint8,uint64)", 3, 1, 5 * 32, 0, 1 },
-	{ "PeerUpdated(uint256,address,bytes32,string,uint8,uint64)", 3, 1, 5 * 32, 0, 1 },
-	{ "PeerRemoved(uint256,address,uint8)", 3, 1, 32, 32, -1 },
-	/* what comes with a removal, or leads to one: read too, a record is cheap to read */
-	{ "InstanceBound(uint256,address)", 3, 1, 0, 0, -1 },
-	{ "InstanceUnbound(uint256,address)", 3, 1, 0, 0, -1 },
-	{ "Transfer(address,address,uint256)", 4, 3, 0, 0, -1 },
-	/* no record changes */
-	{ "NodeAccessMinted(uint256,address,string)", 3, 0, 0, 0, -1 },
-	{ "Approval(address,address,uint256)", 4, 0, 0, 0, -1 },
-	{ "ApprovalForAll(address,address,bool)", 3, 0, 0, 0, -1 },
-	{ "VoteCast(uint256,uint256,bool,uint256,uint256)", 3, 0, 0, 0, -1 },
-	{ "LeaderChanged(uint256,uint256,uint64,uint64,uint8)", 3, 0, 0, 0, -1 },
-	{ "LeaderHeartbeat(uint256,uint64)", 2, 0, 0, 0, -1 },
-	{ "LeaderLeaseSet(uint64)", 1, 0, 0, 0, -1 },
-	{ "PskEpochSet(uint64)", 1, 0, 0, 0, -1 },
-	{ "ClusterConfigSet(uint256,uint8)", 1, 0, 0, 0, -1 },
-	{ "MintingPolicySet(uint256,bool)", 1, 0, 0, 0, -1 },
-	{ "BootPolicySet(uint8)", 1, 0, 0, 0, -1 },
-	{ "AllowAnyDeviceSet(bool)", 1, 0, 0, 0, -1 },
-	{ "RequireTcbUpToDateSet(bool)", 1, 0, 0, 0, -1 },
-	{ "ComposeHashAdded(bytes32)", 1, 0, 0, 0, -1 },
-	{ "ComposeHashRemoved(bytes32)", 1, 0, 0, 0, -1 },
-	{ "DeviceAdded(bytes32)", 1, 0, 0, 0, -1 },
-	{ "DeviceRemoved(bytes32)", 1, 0, 0, 0, -1 },
-	{ "Withdrawn(address,uint256)", 2, 0, 0, 0, -1 },
-	{ "OwnershipTransferStarted(address,address)", 3, 0, 0, 0, -1 },
-	{ "OwnershipTransferred(address,address)", 3, 0, 0, 0, -1 },
-};
-
-static uint8_t log_topics[ARRAY_SIZE(log_kinds)][32];
-static pthread_once_t log_topics_once = PTHREAD_ONCE_INIT;
-
-static void log_topics_init(void)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
-		abi_event_topic(log_kinds[i].sig, log_topics[i]);
-}
-
-static const struct log_kind *log_kind_of(const uint8_t topic0[static 32])
-{
-	pthread_once(&log_topics_once, log_topics_init);
-	for (size_t i = 0; i < ARRAY_SIZE(log_kinds); i++)
-		if (!memcmp(log_topics[i], topic0, 32))
-			return &log_kinds[i];
-	return NULL;
-}
 
 /* A uint256 topic holding a token id 1..REGISTRY_MAX_PEERS. */
 static int topic_token(const uint8_t word[static 32], uint64_t *token)
@@ -328,27 +260,32 @@ static int topic_token(const uint8_t word[static 32], uint64_t *token)
 
 int registry_log_token(const struct eth_log *log, const uint8_t contract[static 20], uint64_t *token)
 {
-	const struct log_kind *k;
+	const struct registry_event *e;
 	struct abi_tuple t;
 	const uint8_t *p;
-	size_t n;
+	size_t n, slot = 0;
 
 	*token = 0;
 	if (memcmp(log->address, contract, 20) || log->ntopics < 1 || log->ntopics > 4 ||
 	    (log->data_len && !log->data))
 		return -EBADMSG;
-	k = log_kind_of(log->topics[0]);
-	if (!k || log->ntopics != k->ntopics || log->data_len < k->min_data ||
-	    (k->max_data && log->data_len > k->max_data) || log->data_len % 32)
+	e = registry_event_by_topic(log->topics[0]);
+	if (!e || log->ntopics != e->ntopics)
 		return -EBADMSG;
-	if (k->dyn_slot >= 0) {
-		abi_tuple_init(&t, log->data, log->data_len);
-		if (abi_get_bytes(&t, (size_t)k->dyn_slot, &p, &n) < 0)
+	if (!e->token_topic)
+		return 0; /* no record changes: nothing of it is read */
+	if (log->data_len < e->min_data || log->data_len > e->max_data || log->data_len % 32)
+		return -EBADMSG;
+	/* Every string the data holds lies inside it. */
+	abi_tuple_init(&t, log->data, log->data_len);
+	for (size_t i = 0; i < e->nparams; i++) {
+		if (e->params[i].indexed)
+			continue;
+		if (!strcmp(e->params[i].type, "string") && abi_get_bytes(&t, slot, &p, &n) < 0)
 			return -EBADMSG;
+		slot++;
 	}
-	if (!k->token_topic)
-		return 0;
-	return topic_token(log->topics[k->token_topic], token) < 0 ? -EBADMSG : 1;
+	return topic_token(log->topics[e->token_topic], token) < 0 ? -EBADMSG : 1;
 }
 
 /* ---- views ----------------------------------------------------------------------------- */
@@ -420,19 +357,20 @@ static int view_uint64(struct eth_rpc *rpc, const uint8_t contract[static 20], c
 int registry_nonce_of(struct eth_rpc *rpc, const uint8_t contract[static 20],
 		      const uint8_t instance_id[static 20], uint64_t *nonce)
 {
-	return view_uint64(rpc, contract, "nonceOf(address)", instance_id, 64, nonce);
+	return view_uint64(rpc, contract, registry_functions[REGISTRY_FN_NONCE_OF], instance_id, 64, nonce);
 }
 
 int registry_token_of_instance(struct eth_rpc *rpc, const uint8_t contract[static 20],
 			       const uint8_t instance_id[static 20], uint64_t *token)
 {
-	return view_uint64(rpc, contract, "tokenOfInstance(address)", instance_id, 64, token);
+	return view_uint64(rpc, contract, registry_functions[REGISTRY_FN_TOKEN_OF_INSTANCE], instance_id, 64,
+			   token);
 }
 
 int registry_psk_epoch(struct eth_rpc *rpc, const uint8_t contract[static 20], uint64_t *seconds)
 {
 	uint64_t v;
-	int r = view_uint64(rpc, contract, "pskEpoch()", NULL, 64, &v);
+	int r = view_uint64(rpc, contract, registry_functions[REGISTRY_FN_PSK_EPOCH], NULL, 64, &v);
 
 	if (r == 0 && (v < REGISTRY_PSK_EPOCH_MIN || v > REGISTRY_PSK_EPOCH_MAX)) {
 		eth_rpc_set_error(rpc, "pskEpoch(): %llu s is outside 30 s .. 30 days",
@@ -448,7 +386,8 @@ int registry_instance_is_registered(struct eth_rpc *rpc, const uint8_t contract[
 				    const uint8_t instance_id[static 20], bool *registered)
 {
 	uint64_t v;
-	int r = view_uint64(rpc, contract, "instanceIsRegistered(address)", instance_id, 8, &v);
+	int r = view_uint64(rpc, contract, registry_functions[REGISTRY_FN_INSTANCE_IS_REGISTERED],
+			    instance_id, 8, &v);
 
 	if (r == 0 && v > 1) {
 		eth_rpc_set_error(rpc, "instanceIsRegistered: not a bool");
@@ -481,7 +420,7 @@ int registry_label_of(struct eth_rpc *rpc, const uint8_t contract[static 20], ui
 	int r;
 
 	buf_init(&ret, 0);
-	r = call_view_uint(rpc, contract, "labelOf(uint256)", token, &ret);
+	r = call_view_uint(rpc, contract, registry_functions[REGISTRY_FN_LABEL_OF], token, &ret);
 	if (r == 0) {
 		abi_tuple_init(&t, ret.data, ret.len);
 		r = abi_get_bytes(&t, 0, &p, &len);
@@ -510,7 +449,7 @@ int registry_leader_nonce(struct eth_rpc *rpc, const uint8_t contract[static 20]
 	int r;
 
 	buf_init(&ret, 0);
-	r = call_view_uint(rpc, contract, "leaderActionNonce(uint256)", token, &ret);
+	r = call_view_uint(rpc, contract, registry_functions[REGISTRY_FN_LEADER_ACTION_NONCE], token, &ret);
 	if (r == 0) {
 		abi_tuple_init(&t, ret.data, ret.len);
 		r = abi_get_uint(&t, 0, 64, nonce);
@@ -528,7 +467,7 @@ int registry_leader_state(struct eth_rpc *rpc, const uint8_t contract[static 20]
 	int r;
 
 	buf_init(&ret, 0);
-	r = call_view(rpc, contract, "leaderState()", NULL, NULL, &ret);
+	r = call_view(rpc, contract, registry_functions[REGISTRY_FN_LEADER_STATE], NULL, NULL, &ret);
 	if (r == 0) {
 		abi_tuple_init(&t, ret.data, ret.len);
 		if (abi_get_uint(&t, 0, 64, &out->token) < 0 || abi_get_address(&t, 1, out->instance_id) < 0 ||
@@ -551,7 +490,7 @@ int registry_kms_root(struct eth_rpc *rpc, const uint8_t contract[static 20],
 	int r;
 
 	buf_init(&ret, 0);
-	r = call_view(rpc, contract, "kmsRoot()", NULL, NULL, &ret);
+	r = call_view(rpc, contract, registry_functions[REGISTRY_FN_KMS_ROOT], NULL, NULL, &ret);
 	if (r == 0) {
 		abi_tuple_init(&t, ret.data, ret.len);
 		r = abi_get_address(&t, 0, kms_root);
@@ -578,7 +517,7 @@ int registry_check_cluster(struct eth_rpc *rpc, const uint8_t contract[static 20
 		return -ENOTTY;
 	buf_init(&ret, 0);
 	buf_init(&calldata, 0);
-	abi_selector("PEER_RECORD_TYPEHASH()", sel);
+	registry_fn_selector(REGISTRY_FN_PEER_RECORD_TYPEHASH, sel);
 	r = buf_append(&calldata, sel, 4);
 	if (r == 0)
 		r = eth_call(rpc, contract, calldata.data, calldata.len, "latest", &ret);
@@ -600,7 +539,7 @@ int registry_read_peers(struct eth_rpc *rpc, const uint8_t contract[static 20], 
 	int r;
 
 	buf_init(&ret, 0);
-	r = call_view(rpc, contract, "getPeers()", NULL, tag, &ret);
+	r = call_view(rpc, contract, registry_functions[REGISTRY_FN_GET_PEERS], NULL, tag, &ret);
 	if (r == 0) {
 		r = registry_decode_peers(ret.data, ret.len, peers, n, skips, max_skips, nskips);
 		if (r < 0)

@@ -9,48 +9,13 @@
 #include "common/common.h"
 #include "registry/registry.h"
 
-/*
- * The custom errors of contracts/src/DstackClusterNFT.sol (with OpenZeppelin's ERC721 and
- * Ownable ones). Every argument is a static type, one word each. The unit tests check this
- * table against the compiled ABI in contracts/out, so it cannot drift unnoticed.
- */
-static const char *const signatures[] = {
-	"BadAppSignature(address,address)", "BadEndpointLength(uint256)",
-	"BadKmsSignature(address,address)", "BadLeaderActionSignature(address,address)",
-	"BadNodeSignature(address,address)",
-	"BadPublicKeyLength(uint256)", "BadSignatureLength(uint256)", "ClusterFull(uint256)",
-	"ERC721IncorrectOwner(address,uint256,address)", "ERC721InsufficientApproval(address,uint256)",
-	"ERC721InvalidApprover(address)", "ERC721InvalidOperator(address)",
-	"ERC721InvalidOwner(address)", "ERC721InvalidReceiver(address)",
-	"ERC721InvalidSender(address)", "ERC721NonexistentToken(uint256)", "EndpointNotHttps()",
-	"InstanceAlreadyBound(address,uint256)", "InstanceNotBound(address)",
-	"InvalidLeaderLease(uint64)", "InvalidNetworkModes(uint8)", "InvalidPskEpoch(uint64)",
-	"LabelTooLong(uint256,uint256)",
-	"LeaderActionExpired(uint256,uint256)", "LeaderStillActive(uint256,uint64)", "MaxNodesBelowLiveTokens(uint256,uint256)",
-	"MaxNodesOutOfRange(uint256,uint256)", "MintingNotPublic()", "MissingWireGuardKey()",
-	"NetworkModeNotAllowed(uint8,uint8)", "NoLeader()", "NotCurrentLeader(uint256,uint256)",
-	"NotLeader(address)", "NotNodeController(uint256,address)", "NotRegisteredNode(uint256)",
-	"NotTokenOwner(uint256,address)", "NotTokenOwnerOrAdmin(uint256,address)",
-	"OwnableInvalidOwner(address)", "OwnableUnauthorizedAccount(address)",
-	"PeerNotFound(address)", "StaleNonce(uint64,uint64)", "TokenHasNoPeer(uint256)",
-	"TokenIdOutOfRange(uint256)", "TokenNotBound(uint256)", "UnexpectedWireGuardKey()",
-	"UnknownBootPolicy(uint8)", "UnknownNetworkMode(uint8)", "WireGuardKeyInUse(bytes32,uint256)",
-	"WithdrawFailed(address,uint256)", "WrongMintPayment(uint256,uint256)", "ZeroAddress()",
-	"ZeroInstanceId()", "ZeroKmsRoot()",
-};
-
-const struct eth_error_table registry_contract_errors = {
-	.signatures = signatures,
-	.n = ARRAY_SIZE(signatures),
-};
-
 /* ---- the operator's wording: field names, units, a hint ---------------------------------- */
 
 /*
  * Per error (by name): its fields as "name:unit" (unit e: wei shown in ETH, t: a Unix time
  * shown in ISO 8601 UTC, s: seconds, m: a network-mode mask, r: a record's mode, p: a boot
  * policy, -: as the
- * type reads), and what to do about it. Every name is one of signatures[]; the unit tests
+ * type reads), and what to do about it. Every name is one of registry_error_sigs[]; the unit tests
  * check that each entry has as many fields as its signature has arguments.
  */
 struct error_doc {
@@ -212,7 +177,7 @@ static void put_field(struct buf *b, char unit, const char *type, size_t tlen,
 
 static int describe_doc(size_t index, const uint8_t *args, size_t len, struct buf *b)
 {
-	const char *sig = signatures[index], *open = strchr(sig, '('), *t, *f;
+	const char *sig = registry_error_sigs[index], *open = strchr(sig, '('), *t, *f;
 	const struct error_doc *d = NULL;
 	size_t slot = 0;
 
@@ -242,8 +207,8 @@ static int describe_doc(size_t index, const uint8_t *args, size_t len, struct bu
 }
 
 const struct eth_error_table registry_contract_errors_explained = {
-	.signatures = signatures,
-	.n = ARRAY_SIZE(signatures),
+	.signatures = registry_error_sigs,
+	.n = REGISTRY_ERROR_COUNT,
 	.describe = describe_doc,
 };
 
@@ -317,8 +282,8 @@ static bool inside_word(const char *text, const char *at)
 int registry_explain_compact(const char *text, struct buf *out)
 {
 	for (const char *p = text; (p = strchr(p, '(')) != NULL; p++) {
-		for (size_t i = 0; i < ARRAY_SIZE(signatures); i++) {
-			size_t name_len = strcspn(signatures[i], "(");
+		for (size_t i = 0; i < REGISTRY_ERROR_COUNT; i++) {
+			size_t name_len = strcspn(registry_error_sigs[i], "(");
 			const char *at, *close;
 			uint8_t words[4 * 32];
 			size_t n;
@@ -326,7 +291,7 @@ int registry_explain_compact(const char *text, struct buf *out)
 			if ((size_t)(p - text) < name_len)
 				continue;
 			at = p - name_len;
-			if (memcmp(at, signatures[i], name_len) || inside_word(text, at) ||
+			if (memcmp(at, registry_error_sigs[i], name_len) || inside_word(text, at) ||
 			    compact_args(p, words, 4, &n, &close) < 0)
 				continue;
 			if (buf_append(out, text, (size_t)(at - text)) < 0 ||

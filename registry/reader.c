@@ -219,29 +219,20 @@ struct logged {
 	uint8_t endpoint_hash[32];
 };
 
-struct log_topics {
-	uint8_t registered[32], updated[32], removed[32];
-};
-
-static void log_topics_of(struct log_topics *t)
-{
-	abi_event_topic("PeerRegistered(uint256,address,bytes32,string,uint8,uint64)", t->registered);
-	abi_event_topic("PeerUpdated(uint256,address,bytes32,string,uint8,uint64)", t->updated);
-	abi_event_topic("PeerRemoved(uint256,address,uint8)", t->removed);
-}
-
 /* Note what a log that registry_log_token decoded (so its data is whole) says of *l. */
-static void note_logged(const struct log_topics *t, const struct eth_log *log, struct logged *l)
+static void note_logged(const struct eth_log *log, struct logged *l)
 {
+	const struct registry_event *e = registry_event_by_topic(log->topics[0]);
 	struct abi_tuple tu;
 	const uint8_t *ep;
 	size_t n;
 
-	if (!memcmp(log->topics[0], t->removed, 32)) {
+	if (e == registry_event_get(REGISTRY_EV_PEER_REMOVED)) {
 		l->kind = LOGGED_REMOVED;
 		return;
 	}
-	if (memcmp(log->topics[0], t->registered, 32) && memcmp(log->topics[0], t->updated, 32))
+	if (e != registry_event_get(REGISTRY_EV_PEER_REGISTERED) &&
+	    e != registry_event_get(REGISTRY_EV_PEER_UPDATED))
 		return;
 	/* data: wgPublicKey, endpoint (offset), mode, nonce; topics: token, instance */
 	abi_tuple_init(&tu, log->data, log->data_len);
@@ -267,7 +258,6 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 			struct logged logged[static REGISTRY_MAX_PEERS + 1], size_t *count)
 {
 	struct eth_log *logs = NULL;
-	struct log_topics topics;
 	size_t n = 0;
 	bool ok = true;
 
@@ -277,8 +267,6 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 		eth_logs_free(logs, n);
 		return false;
 	}
-	if (n)
-		log_topics_of(&topics);
 	for (size_t i = 0; i < n && ok; i++) {
 		uint64_t token;
 		int k;
@@ -297,7 +285,7 @@ static bool logs_tokens(const struct registry_reader *r, const struct eth_rpc_ca
 				named[token] = true;
 				(*count)++;
 			}
-			note_logged(&topics, &logs[i], &logged[token]);
+			note_logged(&logs[i], &logged[token]);
 		}
 	}
 	eth_logs_free(logs, n);
@@ -312,7 +300,7 @@ static int peer_call_params(const uint8_t contract[static 20], uint64_t token, c
 	char addr[41], hex[73];
 	int n;
 
-	abi_selector("getPeerByToken(uint256)", data);
+	registry_fn_selector(REGISTRY_FN_GET_PEER_BY_TOKEN, data);
 	for (int i = 0; i < 8; i++)
 		data[35 - i] = (uint8_t)(token >> (8 * i));
 	hex_encode(addr, contract, 20);

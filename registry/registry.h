@@ -22,8 +22,147 @@
 struct buf;
 struct err_detail;
 
-/* The custom errors of contracts/src/DstackClusterNFT.sol, for eth_rpc_config.errors and
- * eth_describe_revert. */
+/* ---- the contract's interface (registry/contract.c) ---------------------------------------- */
+
+/*
+ * The cluster contract (contracts/src/DstackClusterNFT.sol) in one table, checked by the
+ * unit tests against forge's ABI artifact: the functions the project calls, every event
+ * the contract emits, its custom errors.
+ */
+enum registry_fn {
+	REGISTRY_FN_GET_PEERS,
+	REGISTRY_FN_GET_PEER_BY_TOKEN,
+	REGISTRY_FN_REGISTER_PEER,
+	REGISTRY_FN_NONCE_OF,
+	REGISTRY_FN_TOKEN_OF_INSTANCE,
+	REGISTRY_FN_INSTANCE_IS_REGISTERED,
+	REGISTRY_FN_KMS_ROOT,
+	REGISTRY_FN_LABEL_OF,
+	REGISTRY_FN_LEADER_ACTION_NONCE,
+	REGISTRY_FN_LEADER_STATE,
+	REGISTRY_FN_PEER_RECORD_TYPEHASH,
+	REGISTRY_FN_ELECT_LEADER_SIGNED,
+	REGISTRY_FN_LEADER_HEARTBEAT_SIGNED,
+	REGISTRY_FN_CAST_VOTE_SIGNED,
+	REGISTRY_FN_MINT_NODE_ACCESS,
+	REGISTRY_FN_BIND_INSTANCE,
+	REGISTRY_FN_UNBIND_INSTANCE,
+	REGISTRY_FN_BURN,
+	REGISTRY_FN_TRANSFER_FROM,
+	REGISTRY_FN_ADD_COMPOSE_HASH,
+	REGISTRY_FN_REMOVE_COMPOSE_HASH,
+	REGISTRY_FN_ADD_DEVICE,
+	REGISTRY_FN_REMOVE_DEVICE,
+	REGISTRY_FN_SET_ALLOW_ANY_DEVICE,
+	REGISTRY_FN_SET_BOOT_POLICY,
+	REGISTRY_FN_SET_CLUSTER_CONFIG,
+	REGISTRY_FN_SET_LEADER_LEASE,
+	REGISTRY_FN_SET_PSK_EPOCH,
+	REGISTRY_FN_SET_MINTING_POLICY,
+	REGISTRY_FN_SET_REQUIRE_TCB_UP_TO_DATE,
+	REGISTRY_FN_TRANSFER_OWNERSHIP,
+	REGISTRY_FN_ACCEPT_OWNERSHIP,
+	REGISTRY_FN_WITHDRAW,
+	REGISTRY_FN_OWNER,
+	REGISTRY_FN_PENDING_OWNER,
+	REGISTRY_FN_OWNER_OF,
+	REGISTRY_FN_INSTANCE_OF_TOKEN,
+	REGISTRY_FN_ALLOWED_COMPOSE_HASHES,
+	REGISTRY_FN_ALLOWED_DEVICE_IDS,
+	REGISTRY_FN_ALLOW_ANY_DEVICE,
+	REGISTRY_FN_BOOT_POLICY,
+	REGISTRY_FN_CURRENT_LEADER,
+	REGISTRY_FN_CURRENT_LEADER_TOKEN_ID,
+	REGISTRY_FN_LEADER_LEASE,
+	REGISTRY_FN_LEADER_TERM,
+	REGISTRY_FN_LEADERSHIP_EXPIRY,
+	REGISTRY_FN_LIVE_TOKEN_BITMAP,
+	REGISTRY_FN_MAX_NODES,
+	REGISTRY_FN_MINT_PRICE,
+	REGISTRY_FN_NETWORK_MODES,
+	REGISTRY_FN_NO_CONFIDENCE_VOTES,
+	REGISTRY_FN_PEER_COUNT,
+	REGISTRY_FN_PSK_EPOCH,
+	REGISTRY_FN_PUBLIC_MINTING,
+	REGISTRY_FN_REQUIRE_TCB_UP_TO_DATE,
+	REGISTRY_FN_REQUIRED_VOTES,
+	REGISTRY_FN_TOTAL_SUPPLY,
+	REGISTRY_FN_VOTE_OF,
+	REGISTRY_FN_COUNT
+};
+/* Each function's canonical signature, "bindInstance(uint256,address)". */
+extern const char *const registry_functions[REGISTRY_FN_COUNT];
+/* Its selector (the first 4 bytes of the signature's Keccak-256). */
+void registry_fn_selector(enum registry_fn fn, uint8_t out[static 4]);
+
+enum registry_event_id {
+	REGISTRY_EV_PEER_REGISTERED,
+	REGISTRY_EV_PEER_UPDATED,
+	REGISTRY_EV_PEER_REMOVED,
+	REGISTRY_EV_INSTANCE_BOUND,
+	REGISTRY_EV_INSTANCE_UNBOUND,
+	REGISTRY_EV_TRANSFER,
+	REGISTRY_EV_NODE_ACCESS_MINTED,
+	REGISTRY_EV_APPROVAL,
+	REGISTRY_EV_APPROVAL_FOR_ALL,
+	REGISTRY_EV_VOTE_CAST,
+	REGISTRY_EV_LEADER_CHANGED,
+	REGISTRY_EV_LEADER_HEARTBEAT,
+	REGISTRY_EV_LEADER_LEASE_SET,
+	REGISTRY_EV_PSK_EPOCH_SET,
+	REGISTRY_EV_CLUSTER_CONFIG_SET,
+	REGISTRY_EV_MINTING_POLICY_SET,
+	REGISTRY_EV_BOOT_POLICY_SET,
+	REGISTRY_EV_ALLOW_ANY_DEVICE_SET,
+	REGISTRY_EV_REQUIRE_TCB_UP_TO_DATE_SET,
+	REGISTRY_EV_COMPOSE_HASH_ADDED,
+	REGISTRY_EV_COMPOSE_HASH_REMOVED,
+	REGISTRY_EV_DEVICE_ADDED,
+	REGISTRY_EV_DEVICE_REMOVED,
+	REGISTRY_EV_WITHDRAWN,
+	REGISTRY_EV_OWNERSHIP_TRANSFER_STARTED,
+	REGISTRY_EV_OWNERSHIP_TRANSFERRED,
+	REGISTRY_EV_COUNT
+};
+
+#define REGISTRY_EVENT_PARAMS_MAX 8
+
+struct registry_event_param {
+	char type[16]; /* "uint256", "address", "bytes32", "bool", "string" */
+	char name[32]; /* as the contract names it */
+	bool indexed;
+	char unit; /* registry_put_worded's unit; 0: as the type reads */
+};
+
+/* An event, parsed from its declaration, with what a log of it must look like. */
+struct registry_event {
+	char name[40];
+	char sig[160];      /* canonical: "PeerRemoved(uint256,address,uint8)" */
+	uint8_t topic0[32]; /* keccak256(sig) */
+	struct registry_event_param params[REGISTRY_EVENT_PARAMS_MAX];
+	uint8_t nparams;
+	uint8_t ntopics;     /* topic0 and one per indexed argument */
+	uint8_t token_topic; /* the topic naming a token whose record it may change; 0: none */
+	uint16_t min_data;   /* a head word per argument in the data, a length word per string */
+	uint16_t max_data;   /* UINT16_MAX: a string, no bound but the reply's */
+};
+
+/* The event id of the table (parsed once), and the event a log's topic0 is, or NULL. */
+const struct registry_event *registry_event_get(enum registry_event_id id);
+const struct registry_event *registry_event_by_topic(const uint8_t topic0[static 32]);
+/*
+ * Parse a declaration as the table writes it, "Name(type !indexedName,type name:u,...)"
+ * ('!' an indexed argument, ":u" a unit of registry_put_worded), into e with its
+ * signature, topic0 and bounds: for events of other contracts (the KMS's). -EINVAL for
+ * a declaration that is not of that form, or more than REGISTRY_EVENT_PARAMS_MAX
+ * arguments or 3 indexed ones.
+ */
+int registry_event_parse(const char *decl, uint8_t token_topic, struct registry_event *e);
+
+/* The custom errors' signatures, "StaleNonce(uint64,uint64)". */
+#define REGISTRY_ERROR_COUNT 53
+extern const char *const registry_error_sigs[REGISTRY_ERROR_COUNT];
+/* The same errors for eth_rpc_config.errors and eth_describe_revert. */
 extern const struct eth_error_table registry_contract_errors;
 /* The same errors as an operator reads them: field names, units and a hint,
  * "WrongMintPayment(sent=0 ETH, price=0.01 ETH): a public mint pays exactly the price: ...".
@@ -156,8 +295,9 @@ int registry_encode_register_call(const struct registry_record *rec, struct buf 
  * names a token whose record may have changed (PeerRegistered, PeerUpdated, PeerRemoved,
  * InstanceBound, InstanceUnbound, Transfer: mint, transfer, burn), 0 for an event that
  * changes no record (leader, policy, PSK epoch, minting, ownership), -EBADMSG for a log not to be
- * taken at its word: another address, an unknown event, the wrong number of topics, data
- * of the wrong length or with a string outside it, a token outside 1..REGISTRY_MAX_PEERS.
+ * taken at its word: another address, an event not in the contract's table, the wrong
+ * number of topics, and for an event that names a token, data of another length than its
+ * declaration gives or with a string outside it, a token outside 1..REGISTRY_MAX_PEERS.
  */
 int registry_log_token(const struct eth_log *log, const uint8_t contract[static 20], uint64_t *token);
 

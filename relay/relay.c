@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "common/common.h"
+#include "net/net.h"
 #include "relay/internal.h"
 
 #define MAX_TOKEN 254

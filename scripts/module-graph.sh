@@ -4,8 +4,10 @@
 # come from the module itself or one it may depend on. An edge to a higher module fails.
 #
 #   common -> crypto -> {chain, attest} -> registry -> mesh -> netlink
-#   relay (gateway transport), netlink and dns (the peer-name responder) are below mesh;
-#   api is on common only.
+#   net (HTTP client and server, TLS, WebSocket) is on common only, below chain, attest,
+#   relay and mesh; relay (gateway transport), netlink and dns (the peer-name responder)
+#   are below mesh; api is on common only; ops (the operator's side) is on registry and
+#   what is below it, beside mesh.
 # Inside mesh/, the decision (decide.c) does no I/O: no socket header, no call into one.
 #
 # Usage: scripts/module-graph.sh [--print]   (--print: the edges found, "a -> b")
@@ -15,17 +17,19 @@ O=${O:-build}
 
 declare -A allowed=(
 	[common]=""
+	[net]="common"
 	[crypto]="common"
-	[chain]="common crypto"
-	[attest]="common crypto"
-	[registry]="common crypto chain attest"
+	[chain]="common net crypto"
+	[attest]="common net crypto"
+	[registry]="common net crypto chain attest"
+	[ops]="common net crypto chain attest registry"
 	[netlink]="common crypto"
-	[relay]="common crypto"
+	[relay]="common net crypto"
 	[dns]="common"
-	[mesh]="common crypto chain attest registry netlink relay dns"
+	[mesh]="common net crypto chain attest registry netlink relay dns"
 	[api]="common"
 )
-modules="common crypto chain attest registry netlink relay dns mesh api"
+modules="common net crypto chain attest registry ops netlink relay dns mesh api"
 bad=0
 declare -A edges=()
 

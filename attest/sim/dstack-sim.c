@@ -20,6 +20,7 @@
 #include "attest/sim/sim.h"
 #include "chain/chain.h"
 #include "common/common.h"
+#include "net/net.h"
 
 #define FIXTURE_MAX (64 * 1024)
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* dstack-sim internals: the simulated agent's state and its API handlers (served by
- * common/http-server.c). */
+ * net/http-server.c). */
 #ifndef DSTACK_P2P_SIM_H
 #define DSTACK_P2P_SIM_H
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "cli/dash-request.c"
+#include "net/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "net/net.h"
 #include "netlink/netlink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

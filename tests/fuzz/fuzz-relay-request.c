@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for what the relayer reads from anyone on the network: an HTTP request
- * head (common/http-server.c) and its {"to","data"} body (registry/relay-request.c), then the rate
+ * head (net/http-server.c) and its {"to","data"} body (registry/relay-request.c), then the rate
  * limiter keyed on what the body names, and the calldata as the relayer checks it before
  * counting: a registration's record, a signed leader call and its signer.
  */
@@ -10,6 +10,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

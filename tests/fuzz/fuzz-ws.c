@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for common/ws.c: what a WebSocket server sends. The first byte picks
+ * libFuzzer target for net/ws.c: what a WebSocket server sends. The first byte picks
  * the handshake reply check or the frame stream; the stream is fed in pieces whose sizes
  * come from the input, so every split of a frame is reached.
  */
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -135,6 +135,12 @@ rc=0; cl bind 1 "$INSTANCE2" --keystore "$tmp/holder" --password-file "$tmp/owne
 rc=0; cl set-boot-policy lax 2>"$tmp/err" || rc=$?
 [ $rc = 2 ] && grep -q "strict|permissive" "$tmp/err" || fail "a bad policy word exits $rc"
 rc=0; cl mint 0xnothex x 2>/dev/null || rc=$?; [ $rc = 2 ] || fail "a bad address exits $rc"
+# The paying key has one loader (ops_key_load): a key file others may read is refused, as
+# the agent and the relayer refuse it, before anything is simulated or sent.
+cp "$tmp/owner.key" "$tmp/readable.key" && chmod 644 "$tmp/readable.key"
+rc=0; cl set-lease 400 --key-file "$tmp/readable.key" 2>"$tmp/err" || rc=$?
+[ $rc = 2 ] && grep -q 'has mode 0644' "$tmp/err" || fail "a key file of mode 0644 exits $rc: $(cat "$tmp/err")"
+ok "a key file others may read is refused: $(cat "$tmp/err")"
 
 # ---- fee caps: a cap below the base fee, a cost cap below the gas, and a hostile RPC
 refused 'above the fee cap (max_fee_per_gas)' "$OWNER" cl set-lease 400 --max-fee-per-gas 1wei

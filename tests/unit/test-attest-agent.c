@@ -22,6 +22,7 @@
 #include "attest/internal.h"
 #include "chain/chain.h"
 #include "common/common.h"
+#include "net/net.h"
 #include "netlink/netlink.h"
 
 #define FIXTURE "attest/sim/dstack-simulator-chain.json"

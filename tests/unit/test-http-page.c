@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of common/http-page.c, one page served from the caller's loop, against
+ * Unit tests of net/http-page.c, one page served from the caller's loop, against
  * hostile callers: wrong paths, methods, bodies and oversized heads are refused; clients
  * that send nothing, drip their request or never read a large reply neither wait the
  * loop nor keep others out (the oldest is replaced, each has a deadline).
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 static size_t page_size = 5;
 

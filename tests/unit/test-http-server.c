@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of common/http-server.c against idle and slow clients: a head that does not
+ * Unit tests of net/http-server.c against idle and slow clients: a head that does not
  * arrive within 2 s is cut, one address keeps at most its share, a full table evicts a
  * waiting connection for a newcomer, a request that has arrived is answered, and the tick
  * runs while nothing else happens.
@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 struct server {
 	int fd;

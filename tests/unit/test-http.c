@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Kept connections (common/http.c): a loopback HTTP/1.1 server in a thread counts the TCP
+ * Kept connections (net/http.c): a loopback HTTP/1.1 server in a thread counts the TCP
  * connections it accepts and the requests it answers; it can close a connection after
  * every k-th reply, or drop one without a reply, to see the client connect anew.
  */
@@ -19,6 +19,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "net/net.h"
 #include "tests/unit/test-loopback.h"
 
 #define MAX_CLIENTS 8

@@ -17,6 +17,7 @@
 #include "common/common.h"
 #include "mesh/internal.h"
 #include "mesh/mesh.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 struct info_server {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of common/ws.c: URLs, the handshake check, frames, messages, a loopback client. */
+/* Unit tests of net/ws.c: URLs, the handshake check, frames, messages, a loopback client. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "common/common.h"
+#include "net/net.h"
 #include "tests/unit/test-loopback.h"
 
 Test(ws, url_parse)

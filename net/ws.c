@@ -18,11 +18,12 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
 #include <openssl/ssl.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_HEAD_MAX 8192            /* the server's handshake reply */
@@ -91,12 +92,17 @@ int ws_url_from_http(const char *http_url, char *out, size_t cap)
 
 void ws_accept_key(const char *key_b64, char out[static WS_ACCEPT_LEN + 1])
 {
-	uint8_t md[SHA_DIGEST_LENGTH];
+	uint8_t md[SHA1_DIGEST_SIZE];
+	struct sha1_ctx h;
 	char in[64];
 	int n = snprintf(in, sizeof(in), "%s%s", key_b64, WS_GUID);
 
-	SHA1((const unsigned char *)in, n > 0 && (size_t)n < sizeof(in) ? (size_t)n : 0, md);
-	EVP_EncodeBlock((unsigned char *)out, md, sizeof(md));
+	/* nettle, not OpenSSL: its SHA1() loads OpenSSL 3's default provider (about 2 MB
+	 * resident) even when the WebSocket is plain ws:// (docs/memory.md). */
+	sha1_init(&h);
+	sha1_update(&h, n > 0 && (size_t)n < sizeof(in) ? (size_t)n : 0, (const uint8_t *)in);
+	sha1_digest(&h, sizeof(md), md);
+	base64_encode_raw(out, sizeof(md), md);
 	out[WS_ACCEPT_LEN] = '\0';
 }
 
@@ -485,7 +491,8 @@ static int upgrade(struct ws_client *c, const struct ws_url *u, uint64_t deadlin
 
 	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce))
 		return -EIO;
-	EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
+	base64_encode_raw(key, sizeof(nonce), nonce);
+	key[24] = '\0';
 	n = snprintf(req, sizeof(req),
 		     "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -528,10 +535,18 @@ int ws_client_connect(struct ws_client **out, const char *url, int timeout_ms,
 	r = ws_url_parse(url, &u);
 	if (r < 0)
 		return r;
-	c = calloc(1, sizeof(*c));
+	/*
+	 * malloc, not calloc: the parser's two 64 KiB buffers are written only as far as
+	 * messages reach (a head is about 1 KB), and calloc would touch all 128 KiB of them
+	 * when they come from a thread's arena (the agent dials on a helper thread).
+	 */
+	c = malloc(sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->fd = -1;
+	c->ctx = NULL;
+	c->ssl = NULL;
+	c->closing = false;
 	ws_parser_init(&c->parser);
 	r = tcp_connect(c, &u, deadline, abort_flag);
 	if (r == 0 && u.tls)

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 int tls_client_ctx_new(const char *ca_file, SSL_CTX **out)
 {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 /* The connection slot an epoll event names: index + 1 (0 is the listener). */
 static struct http_page_conn *slot_of(struct http_page *p, uint64_t tag)

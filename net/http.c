@@ -14,7 +14,8 @@
 
 #include <curl/curl.h>
 
-#include "common.h"
+#include "common/common.h"
+#include "net/net.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_CONNECT_MS 3000

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "net/net.h"
 
 #define MAX_LISTENERS   4
 #define MAX_CONNECTIONS 32
