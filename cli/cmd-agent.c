@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "dns/dns.h"
 #include "mesh/mesh.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/dstack-p2p.conf"
@@ -44,6 +45,8 @@ static const struct {
 	{ "peers-file", "P2P_PEERS_FILE", "FILE", "write the peer list here, atomically, on change" },
 	{ "hosts-file", "P2P_HOSTS_FILE", "FILE", "write \"10.0.1.2 node-2\" lines here, likewise" },
 	{ "on-change", "P2P_ON_CHANGE", "CMD", "run this shell command on change (peers on stdin)" },
+	{ "dns", "P2P_DNS", "on|off", "answer peer names over DNS on our overlay address, port 53 (off)" },
+	{ "dns-zone", "P2P_DNS_ZONE", "ZONE", "the zone those names are in (default " DNS_ZONE_DEFAULT ")" },
 	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
 	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },
 	{ "rpc-ws", "P2P_RPC_WS_URL", "URL", "ws(s):// URL for new heads by push; auto: from --rpc; off (default)" },

@@ -481,6 +481,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 		apply_plan(a, &plan, in.now_ms);
 	if (r == 0)
 		agent_transport_sync(a);  /* the relay follows the verified peer list */
+	if (r == 0)
+		agent_names_sync(a);  /* DNS answers what this turn published */
 	if (r < 0)
 		log_error("deciding the next step: %s", errstr(r));
 	log_plan(&a->log);
@@ -756,7 +758,7 @@ static int agent_start(struct mesh_agent *a)
 	/* The loop's sources: a DNS server or a metrics listener is one more line here. */
 	agent_add_source(a, control_fd, serve_control, a);
 	agent_add_source(a, push_fd, serve_push, a);
-	return 0;
+	return agent_names_open(a);
 }
 
 int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
@@ -795,6 +797,7 @@ void mesh_agent_free(struct mesh_agent *a)
 	if (!a)
 		return;
 	control_close(&a->control);
+	agent_names_close(a);
 	mesh_device_close(a->device);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);

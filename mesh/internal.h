@@ -474,6 +474,7 @@ struct mesh_agent {
 	} sources[MESH_AGENT_SOURCES_MAX];
 	size_t n_sources;
 	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
+	struct agent_names *names;          /* names.c: the DNS server (P2P_DNS), NULL when off */
 	struct agent_push *push;            /* push.c: new heads by eth_subscribe; NULL: off */
 
 	/* what apps are told besides the list (mesh/apps.c) */
@@ -550,6 +551,13 @@ int agent_transport_open(struct mesh_agent *a);
 void agent_transport_close(struct mesh_agent *a);
 /* After each decision: the relay's peers follow the verified peer list. */
 void agent_transport_sync(struct mesh_agent *a);
+
+/* names.c: peer names over DNS (P2P_DNS). open adds the loop source (0 when off, or
+ * -ENOMEM/-ENOSPC, logged); sync binds to our overlay address once the token is known and
+ * rebuilds the names from the snapshot, every turn; close accepts an agent without. */
+int agent_names_open(struct mesh_agent *a);
+void agent_names_sync(struct mesh_agent *a);
+void agent_names_close(struct mesh_agent *a);
 /* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
 const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
 int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
