@@ -353,8 +353,9 @@ struct wg_backend;
  */
 struct agent_label {
 	uint8_t instance_id[20];            /* all zero: not read (the contract has no zero id) */
-	uint64_t version;                   /* registry_handle_token_version when read */
+	uint64_t version;                   /* registry_handle_token_version when read; UINT64_MAX: not */
 	bool failed;                        /* that read failed: text is the last known one, or "" */
+	uint64_t retry_ms;                  /* then: not read again before this (now_ms) */
 	char text[65];
 };
 
