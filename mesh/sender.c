@@ -12,6 +12,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "net/net.h"
 #include "mesh/internal.h"
 #include "registry/registry.h"
 
