@@ -481,6 +481,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 		apply_plan(a, &plan, in.now_ms);
 	if (r == 0)
 		agent_transport_sync(a);  /* the relay follows the verified peer list */
+	mesh_device_follow_mtu(a->device, dev);
 	if (r < 0)
 		log_error("deciding the next step: %s", errstr(r));
 	log_plan(&a->log);

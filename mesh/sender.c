@@ -14,6 +14,7 @@
 #include "common/common.h"
 #include "net/net.h"
 #include "mesh/internal.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 struct mesh_sender {
