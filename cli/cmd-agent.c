@@ -34,6 +34,7 @@ static const struct {
 	{ "interface", "P2P_INTERFACE", "NAME", "WireGuard interface (default " MESH_DEFAULT_IFNAME ")" },
 	{ "listen-port", "P2P_LISTEN_PORT", "PORT", "WireGuard UDP port (default 51830)" },
 	{ "keepalive", "P2P_KEEPALIVE", "SECONDS", "persistent keepalive (default 10, 0: off)" },
+	{ "mtu", "P2P_MTU", "BYTES", "interface MTU (576-16352; default: route MTU - 80, 1420)" },
 	{ "gateway-port", "P2P_GATEWAY_PORT", "PORT", "tls mode: the app port behind the gateway" },
 	{ "gateway-domain", "DSTACK_GATEWAY_DOMAIN", "DOMAIN", "gateway base domain[:port] (default: host-shared config)" },
 	{ "transport", "P2P_TRANSPORT", "MODE", "udp, gateway or auto (default): how WireGuard reaches peers" },

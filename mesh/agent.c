@@ -483,6 +483,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 		agent_transport_sync(a);  /* the relay follows the verified peer list */
 	if (r == 0)
 		agent_names_sync(a);  /* DNS answers what this turn published */
+	mesh_device_follow_mtu(a->device, dev);
 	if (r < 0)
 		log_error("deciding the next step: %s", errstr(r));
 	log_plan(&a->log);

@@ -23,7 +23,7 @@ const char *const mesh_config_names[] = {
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
 	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", "P2P_CONTROL_ACTION_UID", "P2P_CONTROL_ACTION_GID",
 	"P2P_ACTION_SPACING_MS", "P2P_ACTION_MAX_PER_HOUR", "P2P_TX_MAX_FEE_PER_GAS",
-	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", NULL,
+	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", "P2P_MTU", NULL,
 };
 
 const char *mesh_mode_name(enum registry_mode mode)
@@ -278,6 +278,9 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_port_not_dstack(&cfg->listen_port, value);
 	if (!strcmp(name, "P2P_KEEPALIVE"))
 		return set_u16(&cfg->keepalive, value, 0);
+	if (!strcmp(name, "P2P_MTU")) /* "" or "auto": the rule */
+		return !*value || !strcmp(value, "auto") ? (cfg->mtu = 0, 0)
+							  : set_ms(&cfg->mtu, value, MESH_MTU_MIN, MESH_MTU_MAX);
 	if (!strcmp(name, "P2P_GATEWAY_PORT"))
 		return set_u16(&cfg->gateway_port, value, 1);
 	if (!strcmp(name, "DSTACK_GATEWAY_DOMAIN"))

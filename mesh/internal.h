@@ -513,6 +513,27 @@ uint64_t agent_push_deadline_ms(const struct mesh_agent *a);
  */
 int agent_add_source(struct mesh_agent *a, int (*fd)(void *ctx), void (*serve)(void *ctx), void *ctx);
 
+/* ---- the interface MTU (mtu.c; docs/transport.md, MTU) ---------------------------------- */
+
+#define MESH_MTU_DEFAULT 1420 /* 1500 - 80: no route MTU known, and the gateway path */
+#define MESH_MTU_OVERHEAD 80  /* WireGuard 32 + UDP 8 + IPv6 40 (wg-quick's rule) */
+#define MESH_MTU_MIN 576
+#define MESH_MTU_MAX 16352     /* the relay's largest frame (16384) minus WireGuard's 32 */
+#define MESH_MTU_CHECK_MS 2000 /* route MTUs are asked again this often */
+
+struct mesh_mtu {
+	uint32_t applied;        /* set on the interface; 0 = not yet */
+	uint32_t failed;         /* the value the last failed set wanted (logged once) */
+	uint32_t route;          /* the smallest route MTU towards a UDP peer, last known */
+	union wg_endpoint where; /* towards which address */
+	uint64_t next_check_ms;
+};
+
+/* The MTU: P2P_MTU, else 1420 on the gateway only or with no route MTU, else route - 80. */
+uint32_t mesh_mtu_choose(uint32_t override, enum mesh_transport transport, uint32_t route_mtu);
+/* Every turn with the device's dump: asks the route MTUs (every 2 s) and sets what differs. */
+void mesh_mtu_follow(struct mesh_mtu *m, const struct mesh_config *cfg, const struct wg_device *dev);
+
 /*
  * wireguard.c: the device. The WireGuard interface cfg->ifname, created or adopted (key
  * and port set only where they differ), its overlay address, and a plan's peer changes
@@ -541,6 +562,8 @@ int mesh_device_dump(struct mesh_device *d, struct wg_device **dev);
 /* The backend (kernel or userspace) for status; NULL without a device. */
 struct wg_backend *mesh_device_backend(const struct mesh_device *d);
 struct mesh_device_stats mesh_device_stats(const struct mesh_device *d);
+/* The interface MTU followed (mtu.c) with this turn's dump (may be NULL); d may be NULL. */
+void mesh_device_follow_mtu(struct mesh_device *d, const struct wg_device *dump);
 
 /* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
 /* Why a peer's endpoint field does not fit our transport, or NULL (pure). */

@@ -68,6 +68,7 @@ struct mesh_config {
 	char ifname[IFNAMSIZ];          /* P2P_INTERFACE */
 	uint16_t listen_port;           /* P2P_LISTEN_PORT */
 	uint16_t keepalive;             /* P2P_KEEPALIVE seconds, 0 = off */
+	unsigned mtu;                   /* P2P_MTU, 0 = the rule (docs/transport.md, MTU) */
 	uint16_t gateway_port;          /* P2P_GATEWAY_PORT: the app port published in tls mode */
 	char gateway_domain[256];       /* DSTACK_GATEWAY_DOMAIN; empty = host-shared config */
 	char tx_key_file[PATH_MAX];     /* P2P_TX_KEY_FILE: funded key that pays for registration */

@@ -224,7 +224,7 @@ static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_
 {
 	const struct mesh_agent *a = ctx;
 
-	return eth_sign_digest(a->secrets->node_key, digest, sig);
+	return crypto_sign_digest(a->secrets->node_key, digest, sig);
 }
 
 int agent_transport_open(struct mesh_agent *a)
