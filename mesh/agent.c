@@ -458,7 +458,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 	}
 	if (a->device && mesh_device_dump(a->device, &dev) == 0)
 		in.dev = dev;
-	in.path_endpoints = agent_transport_endpoints(a, dev);
+	in.path_endpoints = mesh_transport_endpoints(a->transport, dev);
 	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
 	if (r == 0 && plan.refuse_view) {
@@ -479,8 +479,9 @@ int mesh_agent_turn(struct mesh_agent *a)
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);
-	if (r == 0)
-		agent_transport_sync(a);  /* the relay follows the verified peer list */
+	if (r == 0 && a->chain_ready) /* the relay follows the verified peer list */
+		mesh_transport_sync(a->transport, a->self.chain_id, a->st.peers, a->st.n_peers);
+	a->self.gateway = mesh_transport_gateway(a->transport); /* false if its relay failed */
 	if (r == 0)
 		agent_names_sync(a);  /* DNS answers what this turn published */
 	mesh_device_follow_mtu(a->device, dev);
@@ -735,7 +736,15 @@ static int agent_start(struct mesh_agent *a)
 				  "another agent manages it already (one agent per interface)" : errstr(r));
 			return r == -EADDRINUSE ? -EBADR : r;
 		}
-		r = agent_transport_open(a);  /* our UDP endpoint and/or gateway name */
+		a->self.transport = a->cfg->transport;
+		/* our UDP endpoint and/or gateway name */
+		r = mesh_transport_open(&a->transport, a->cfg, a->id.instance_id, a->self.contract,
+					a->secrets, &why);
+		if (r < 0)
+			log_error("%s", why.text[0] ? why.text : errstr(r));
+		a->self.gateway = mesh_transport_gateway(a->transport);
+		snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s",
+			 mesh_transport_endpoint(a->transport));
 		if (r == 0)
 			r = mesh_device_open(&a->device, a->cfg, a->id.wg_public_key,
 					     a->secrets->wg_private_key);
@@ -802,7 +811,7 @@ void mesh_agent_free(struct mesh_agent *a)
 	mesh_device_close(a->device);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
-	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */
+	mesh_transport_close(a->transport); /* the relay thread signs with the node key: stop it first */
 	agent_push_close(a);
 	mesh_sender_close(a->sender);
 	registry_handle_close(a->reg);

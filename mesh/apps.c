@@ -94,7 +94,7 @@ bool agent_labels_changed(struct mesh_agent *a)
 
 static int path_status(void *ctx, const struct mesh_peer *p, const struct wg_peer *h, struct buf *out)
 {
-	return agent_transport_status(ctx, p, h, out);
+	return mesh_transport_status(ctx, p, h, out);
 }
 
 void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s)
@@ -126,7 +126,7 @@ void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s)
 	s->conflicts = a->st.disagreements;
 	s->conflict = a->st.disagreement;
 	s->path_status = path_status;
-	s->path_ctx = a;
+	s->path_ctx = a->transport;
 }
 
 int agent_note_published(struct mesh_agent *a)

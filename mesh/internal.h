@@ -474,7 +474,7 @@ struct mesh_agent {
 		void *ctx;
 	} sources[MESH_AGENT_SOURCES_MAX];
 	size_t n_sources;
-	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
+	struct mesh_transport_handle *transport; /* transport.c: paths and the gateway relay */
 	struct agent_names *names;          /* names.c: the DNS server (P2P_DNS), NULL when off */
 	struct agent_push *push;            /* push.c: new heads by eth_subscribe; NULL: off */
 
@@ -569,12 +569,56 @@ void mesh_device_follow_mtu(struct mesh_device *d, const struct wg_device *dump)
 /* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
 const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
 				   const uint8_t instance[static 20], struct err_detail *why);
-struct agent_transport;
-/* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
-int agent_transport_open(struct mesh_agent *a);
-void agent_transport_close(struct mesh_agent *a);
-/* After each decision: the relay's peers follow the verified peer list. */
-void agent_transport_sync(struct mesh_agent *a);
+/*
+ * The transport (wireguard mode): our endpoint field, each verified peer's path (UDP or
+ * the gateway relay) with its UDP endpoint resolved on change (a name cached, looked up
+ * again every 30 s while it does not resolve), and the relay (relay/, a thread of its
+ * own: no fd for the agent's loop). It borrows cfg and secrets (the relay signs with the
+ * node key): they outlive it. (A handle, as enum mesh_transport names P2P_TRANSPORT's mode.)
+ */
+struct mesh_transport_handle;
+struct attest_node_secrets;
+struct mesh_transport_stats {
+	uint64_t resolves;          /* names of UDP endpoints looked up (a change, or a retry) */
+	uint64_t resolve_failures;  /* of them, names that did not resolve */
+	uint64_t path_changes;      /* a peer's path switched (udp <-> gateway) */
+	uint64_t probes;            /* UDP probes after a fallback */
+	uint64_t relay_peers;       /* peers handed to the relay now */
+	uint64_t relay_dials;       /* the relay's streams dialled, summed over its peers now */
+	uint64_t relay_redials;     /* of them, after the first */
+	uint64_t relay_queue_drops; /* datagrams dropped for a full stream queue */
+	uint64_t relay_refused;     /* streams closed for a bad or missing proof */
+};
+/*
+ * Our endpoint field: P2P_ENDPOINT or the guess (not in gateway mode) and/or our gateway
+ * name (not in udp mode). 0; -ENOMEM; the guess's or the gateway name's -errno when the
+ * transport needs it; -EBADR (the relay's port is WireGuard's); -EADDRNOTAVAIL (neither
+ * part); -ENAMETOOLONG. why (may be NULL) says what to set.
+ */
+int mesh_transport_open(struct mesh_transport_handle **out, const struct mesh_config *cfg,
+			const uint8_t instance_id[static 20], const uint8_t contract[static 20],
+			const struct attest_node_secrets *secrets, struct err_detail *why);
+void mesh_transport_close(struct mesh_transport_handle *t);
+/* What we register ("host:port", "https://...", or both comma-separated). */
+const char *mesh_transport_endpoint(const struct mesh_transport_handle *t);
+/* We have a gateway name and its relay did not fail to start: gateway-only peers are reachable. */
+bool mesh_transport_gateway(const struct mesh_transport_handle *t);
+/*
+ * After each decision, once the chain is checked (chain_id: the relay's proofs): the
+ * table follows the verified peers (sorted by token), the relay starts (first call with a
+ * gateway name) and its peers follow; a peer whose UDP part changed is resolved now.
+ */
+void mesh_transport_sync(struct mesh_transport_handle *t, uint64_t chain_id, const struct mesh_peer *peers,
+			 size_t n_peers);
+/* Each turn, from the device (may be NULL): every peer's path; the table by token for
+ * mesh_input.path_endpoints, valid until the next call; NULL without a transport. */
+const union wg_endpoint *mesh_transport_endpoints(struct mesh_transport_handle *t,
+						  const struct wg_device *dev);
+/* The transport's part of p's status entry (",\"path\":..."); 0 or -ENOMEM. */
+int mesh_transport_status(struct mesh_transport_handle *t, const struct mesh_peer *p, const struct wg_peer *h,
+			  struct buf *out);
+/* The counters; the relay's summed over its peers now. Zero without a transport. */
+struct mesh_transport_stats mesh_transport_stats(struct mesh_transport_handle *t);
 
 /* names.c: peer names over DNS (P2P_DNS). open adds the loop source (0 when off, or
  * -ENOMEM/-ENOSPC, logged); sync binds to our overlay address once the token is known and
@@ -582,10 +626,6 @@ void agent_transport_sync(struct mesh_agent *a);
 int agent_names_open(struct mesh_agent *a);
 void agent_names_sync(struct mesh_agent *a);
 void agent_names_close(struct mesh_agent *a);
-/* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
-const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
-int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
-			   struct buf *out);
 
 /* apps.c: labels, the last change and the leader, for the documents apps read. */
 /* The snapshot of the agent's state now (see struct mesh_snapshot). */
