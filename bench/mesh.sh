@@ -3,7 +3,8 @@
 # Mesh benchmark (userspace WireGuard in network namespaces, anvil, the simulator):
 #   convergence from the block holding a join (a relayed registerPeer) or a burn to the
 #   moment every node's `wg show` matches, at N = 3, 8, 16 (p50 / max over a few cycles);
-#   then, at 16 peers, one agent's RSS, CPU while idle, and RPC calls per idle poll.
+#   then, at 16 peers, one agent's RSS, CPU while idle, and RPC calls per idle poll; then
+#   two nodes with pairwise PSKs and without (P2P_PSK=on/off): handshake time and iperf3.
 # Figures are printed, never asserted. BENCH_MESH_SIZES, BENCH_MESH_CYCLES override.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "bench/mesh.sh: needs root (network namespaces); skipped"; exit 0; }
@@ -105,4 +106,44 @@ bench_size() {
 
 # Each size is its own harness run; h_cleanup_now tears it down without leaving the shell.
 h_cleanup_now() { (h_cleanup) || true; trap - EXIT INT TERM; }
+# Pairwise PSKs: handshake time and iperf3 throughput between two nodes, with PSKs
+# (P2P_PSK=on, the default) and without (off), in the same run. Handshake time: the first
+# ping after node 1 forgets node 2's session (its agent paused, the peer removed and set
+# again by hand with the same fields, PSK included) answers after one handshake.
+bench_psk() {
+	local mode i k pid t0 rtt
+	h_init dpk
+	h_deploy
+	for i in 1 2; do h_node_add "$i"; h_mint_bind "$i"; done
+	for mode in on off; do
+		for i in 1 2; do P2P_PSK=$mode h_agent_start "$i"; done
+		h_wait_mesh 60 1 2 || h_die "psk=$mode: no mesh"
+		for k in 1 2 3 4 5; do h_ping 1 2 && break; done
+		: >"$H_RUN/hs-$mode.ms"
+		pid=${H_PID_AGENT[1]}
+		for k in $(seq 1 "${BENCH_PSK_HANDSHAKES:-10}"); do
+			kill -STOP "$pid"
+			h_in 1 wg showconf "$(h_if 1)" >"$H_RUN/conf1"
+			h_in 1 wg set "$(h_if 1)" peer "${H_PUB[2]}" remove
+			awk -v k="${H_PUB[2]}" '/^\[Peer\]/ { p = 0 } $0 == "PublicKey = " k { p = 1; print "[Peer]" } p' \
+				"$H_RUN/conf1" >"$H_RUN/peer2.conf"
+			h_in 1 wg addconf "$(h_if 1)" "$H_RUN/peer2.conf"
+			t0=$(date +%s%N)
+			h_in 1 ping -c 1 -W 5 -q "$(h_addr 2)" >/dev/null || h_die "psk=$mode: no answer after a new handshake"
+			echo $(( ($(date +%s%N) - t0) / 1000000 )) >>"$H_RUN/hs-$mode.ms"
+			kill -CONT "$pid"
+			sleep 0.5
+		done
+		h_in 2 iperf3 -s -1 -B "$(h_addr 2)" >/dev/null 2>&1 &
+		sleep 0.5
+		h_in 1 iperf3 -c "$(h_addr 2)" -t "${BENCH_PSK_SECONDS:-5}" -J >"$H_RUN/iperf-$mode.json" || h_die "iperf3"
+		echo "psk=$mode: handshake + first ping $(stats <"$H_RUN/hs-$mode.ms"); iperf3 over wireguard-go" \
+			"$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$H_RUN/iperf-$mode.json") Mbit/s" \
+			"($(h_in 1 wg show "$(h_if 1)" preshared-keys | awk '{ print $2 }' | sed 's/^[^(].*/set/') PSK)"
+		for i in 1 2; do h_kill "${H_PID_AGENT[$i]}"; done
+	done
+	h_cleanup_now
+}
+
 for n in $SIZES; do bench_size "$n"; done
+[ "${BENCH_MESH_PSK:-1}" = 0 ] || bench_psk

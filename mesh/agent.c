@@ -55,7 +55,7 @@ static void print_relay_instructions(struct mesh_agent *a, const struct registry
 static int send_registration(struct mesh_agent *a)
 {
 	struct registry_record rec = { 0 };
-	uint64_t stored_nonce;
+	uint64_t stored_nonce, nonce;
 	uint8_t tx_hash[32];
 	char hex[65];
 	int r;
@@ -65,8 +65,11 @@ static int send_registration(struct mesh_agent *a)
 		log_warn("reading our registration nonce: %s", registry_handle_error(a->reg));
 		return r;
 	}
-	r = registry_record_sign(&a->id, a->secrets, a->self.chain_id, a->self.contract, a->self.endpoint,
-				 (enum registry_mode)a->cfg->mode, stored_nonce + 1, &rec);
+	/* stored + 1, or the next nonce carrying our features (docs/registry.md) */
+	r = registry_nonce_next(stored_nonce, a->self.features, &nonce);
+	if (r == 0)
+		r = registry_record_sign(&a->id, a->secrets, a->self.chain_id, a->self.contract,
+					 a->self.endpoint, (enum registry_mode)a->cfg->mode, nonce, &rec);
 	if (r < 0) {
 		log_error("signing our registry record: %s", errstr(r));
 		return r;
@@ -442,6 +445,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 		if (rpc == -EBADR)
 			return rpc;
 		in.registry_read = rpc == 0;
+		if (a->chain_ready)
+			mesh_psk_tick(a->psk, a->reg, in.now_ms, a->cfg->full_reread_ms);
 	}
 	/* Asked whenever the registry answered, not only with a view: without one a pending
 	 * registration is still decided on (mesh_decide). */
@@ -460,6 +465,8 @@ int mesh_agent_turn(struct mesh_agent *a)
 		in.dev = dev;
 	in.path_endpoints = mesh_transport_endpoints(a->transport, dev);
 	in.chain_unconfirmed = !a->chain_confirmed;
+	in.psk = mesh_psk_for_peer;
+	in.psk_ctx = a->psk;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
 	if (r == 0 && plan.refuse_view) {
 		registry_handle_distrust(a->reg,
@@ -698,6 +705,14 @@ static int agent_start(struct mesh_agent *a)
 	r = kms_root_from_identity(a);
 	if (r < 0)
 		return r;
+	r = mesh_psk_open(&a->psk, a->cfg->psk && a->cfg->mode == REGISTRY_MODE_WIREGUARD, a->attest,
+			  a->id.wg_public_key);
+	if (r < 0) {
+		log_error("reading the cluster secret (P2P_PSK=on) from the guest agent: %s",
+			  r == -ENOMEM ? errstr(r) : attest_client_error(a->attest));
+		return r;
+	}
+	a->self.features = mesh_psk_features(a->psk);
 	log_info("instance 0x%s of cluster %s, %s mode", a->instance_hex, a->cfg->contract,
 		 mesh_mode_name(a->cfg->mode));
 
@@ -809,6 +824,7 @@ void mesh_agent_free(struct mesh_agent *a)
 	control_close(&a->control);
 	agent_names_close(a);
 	mesh_device_close(a->device);
+	mesh_psk_close(a->psk);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
 	mesh_transport_close(a->transport); /* the relay thread signs with the node key: stop it first */

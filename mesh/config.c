@@ -23,7 +23,8 @@ const char *const mesh_config_names[] = {
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
 	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", "P2P_CONTROL_ACTION_UID", "P2P_CONTROL_ACTION_GID",
 	"P2P_ACTION_SPACING_MS", "P2P_ACTION_MAX_PER_HOUR", "P2P_TX_MAX_FEE_PER_GAS",
-	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", "P2P_MTU", NULL,
+	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", "P2P_MTU", "P2P_PSK",
+	NULL,
 };
 
 const char *mesh_mode_name(enum registry_mode mode)
@@ -70,6 +71,7 @@ void mesh_config_init(struct mesh_config *cfg)
 	cfg->gateway_port = 443;
 	cfg->poll_ms = 1000;
 	cfg->full_reread_ms = 60000;
+	cfg->psk = true;
 	cfg->push_poll_ms = 10000;
 	cfg->transport = MESH_TRANSPORT_AUTO;
 	cfg->relay_port = MESH_DEFAULT_RELAY_PORT;
@@ -363,6 +365,8 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_wei(&cfg->tx_max_gas, value);
 	if (!strcmp(name, "P2P_TX_MAX_COST"))
 		return set_wei(&cfg->tx_max_cost, value);
+	if (!strcmp(name, "P2P_PSK"))
+		return set_on_off(&cfg->psk, value);
 	return -ENOENT;
 }
 

@@ -288,7 +288,8 @@ static bool own_record_valid(struct mesh_verify_cache *vc, const struct mesh_sel
 	const uint8_t *want_key = self->mode == REGISTRY_MODE_WIREGUARD ? self->wg_public_key : zero;
 
 	return own && own->mode == (uint8_t)self->mode && !memcmp(own->wg_public_key, want_key, 32) &&
-	       own->endpoint && !strcmp(own->endpoint, self->endpoint) && verify(vc, self, own) == ATTEST_VALID;
+	       registry_nonce_features(own->nonce) == self->features && own->endpoint &&
+	       !strcmp(own->endpoint, self->endpoint) && verify(vc, self, own) == ATTEST_VALID;
 }
 
 bool mesh_own_record_valid(const struct mesh_self *self, const struct registry_record *own)
@@ -739,9 +740,11 @@ static bool endpoint_wanted(const struct mesh_state *st, const struct wg_peer *h
  * each peer once, 10.0.1.t/32, keepalive, an endpoint only where the policy says so.
  */
 static int desired_device(const struct mesh_state *st, const struct mesh_self *self,
-			  const union wg_endpoint *paths, const struct wg_device *dev, struct wg_device *want,
-			  struct ip_prefix *ips)
+			  const struct mesh_input *in, struct wg_device *want, struct ip_prefix *ips)
 {
+	const union wg_endpoint *paths = in->path_endpoints;
+	const struct wg_device *dev = in->dev;
+
 	for (size_t i = 0; i < st->n_peers; i++) {
 		const struct mesh_peer *m = &st->peers[i];
 		const struct wg_peer *have = wg_device_find_peer(dev, m->wg_key);
@@ -760,9 +763,13 @@ static int desired_device(const struct mesh_state *st, const struct mesh_self *s
 			p->flags |= WG_PEER_HAS_ENDPOINT;
 		}
 		/*
-		 * A per-peer pre-shared key goes into p->preshared_key here (locked, from the
-		 * peer's entry); wg_device_diff already counts a differing key as a peer change.
+		 * The pair's PSK of this epoch when both ends advertise PSKs (mesh/psk.c); none
+		 * otherwise, which removes one the device holds. wg_device_diff counts a
+		 * differing key as a change of the peer: at an epoch boundary every PSK peer
+		 * changes, its session stays (docs/keys.md, rotation).
 		 */
+		if (in->psk && in->psk(in->psk_ctx, m, p->preshared_key) > 0)
+			p->flags |= WG_PEER_HAS_PRESHARED_KEY;
 		ips[i] = (struct ip_prefix){ .family = AF_INET, .len = 32 };
 		ips[i].ip4.s_addr = mesh_overlay_addr(m->token);
 		p->allowedips = &ips[i];
@@ -818,12 +825,18 @@ static void log_change(struct mesh_plan *plan, const struct mesh_state *st, cons
 	else if (c->flags & WG_PEER_REMOVE)
 		say(plan, MESH_PLAN_INFO, "peer %s: removed (no address on the interface)", key);
 	else
-		say(plan, MESH_PLAN_INFO, "peer %s (%s): %s%s%s%s%s", addr, key,
+		say(plan, MESH_PLAN_INFO, "peer %s (%s): %s%s%s%s%s%s", addr, key,
 		    c->flags & WG_PEER_UPDATE_ONLY ? "updated" : "added",
 		    (c->flags & WG_PEER_HAS_ENDPOINT) && m ? ", endpoint " : "",
 		    (c->flags & WG_PEER_HAS_ENDPOINT) && m ? m->endpoint : "",
-		    (c->flags & WG_PEER_UPDATE_ONLY) && (c->flags & WG_PEER_REPLACE_ALLOWEDIPS) ? ", allowed IPs" : "",
-		    (c->flags & WG_PEER_UPDATE_ONLY) && (c->flags & WG_PEER_HAS_KEEPALIVE) ? ", keepalive" : "");
+		    (c->flags & WG_PEER_UPDATE_ONLY) && (c->flags & WG_PEER_REPLACE_ALLOWEDIPS)
+			    ? ", allowed IPs"
+			    : "",
+		    (c->flags & WG_PEER_UPDATE_ONLY) && (c->flags & WG_PEER_HAS_KEEPALIVE) ? ", keepalive"
+											   : "",
+		    (c->flags & WG_PEER_UPDATE_ONLY) && (c->flags & WG_PEER_HAS_PRESHARED_KEY)
+			    ? ", pre-shared key"
+			    : "");
 }
 
 /* The endpoints the plan sets (and those of unchanged peers), kept once it is applied. */
@@ -861,9 +874,10 @@ void mesh_note_applied(struct mesh_state *st, const struct mesh_plan *plan)
  * a foreign peer (even one claiming another node's overlay address) and a listen port
  * changed by hand are all repaired at once.
  */
-static int decide_device(struct mesh_state *st, const struct mesh_self *self, const union wg_endpoint *paths,
-			 const struct wg_device *dev, struct mesh_plan *plan)
+static int decide_device(struct mesh_state *st, const struct mesh_self *self, const struct mesh_input *in,
+			 struct mesh_plan *plan)
 {
+	const struct wg_device *dev = in->dev;
 	struct wg_device want = { 0 };
 	struct ip_prefix *ips;
 	int r;
@@ -879,7 +893,7 @@ static int decide_device(struct mesh_state *st, const struct mesh_self *self, co
 		r = -ENOMEM;
 		goto out;
 	}
-	desired_device(st, self, paths, dev, &want, ips);
+	desired_device(st, self, in, &want, ips);
 	r = wg_device_diff(dev, &want, &plan->changes, &plan->n_changes);
 	if (r < 0)
 		goto out;
@@ -890,7 +904,7 @@ static int decide_device(struct mesh_state *st, const struct mesh_self *self, co
 		log_change(plan, st, dev, &plan->changes[i]);
 	plan_applied(st, &want, plan);
 out:
-	free(want.peers);
+	wipe_free(want.peers, (st->n_peers + 1) * sizeof(*want.peers)); /* pre-shared keys */
 	free(ips);
 	return r;
 }
@@ -909,7 +923,7 @@ int mesh_decide(struct mesh_state *st, const struct mesh_self *self, const struc
 		decide_registration(st, self, in, plan);
 	/* Before a first view, what the device holds (peers adopted from our last run) stays. */
 	if (r == 0 && self->mode == REGISTRY_MODE_WIREGUARD && in->dev && st->applied_view)
-		r = decide_device(st, self, in->path_endpoints, in->dev, plan);
+		r = decide_device(st, self, in, plan);
 	else if (r == 0 && self->mode == REGISTRY_MODE_WIREGUARD && in->dev)
 		plan->set_listen_port = in->dev->listen_port != self->listen_port;
 	if (self->mode == REGISTRY_MODE_WIREGUARD && st->token >= 1 && st->token <= REGISTRY_MAX_PEERS)

@@ -201,6 +201,7 @@ struct mesh_self {
 	unsigned reg_max_per_hour;          /* then only log */
 	enum mesh_transport transport;      /* which peers we can reach (docs/transport.md) */
 	bool gateway;                       /* we have a gateway name: gateway-only peers are reachable */
+	uint8_t features;                   /* the nonce features we register (REGISTRY_FEATURE_*) */
 };
 
 /* What the loop saw this turn. */
@@ -224,6 +225,9 @@ struct mesh_input {
 	uint64_t funded_nonce;
 	bool revoked;                       /* with the view: our instance is bound to no token
 					       (burned or unbound): leave, send nothing */
+	/* The pre-shared key of the pair with m now: 1 (written to out) or 0 (none); NULL: none at all. */
+	int (*psk)(const void *ctx, const struct mesh_peer *m, uint8_t out[static 32]);
+	const void *psk_ctx;
 };
 
 /* The highest verified nonce of an instance, for the agent's lifetime (no rollback). */
@@ -433,6 +437,21 @@ int mesh_snapshot_write_hosts(const struct mesh_snapshot *s, const char *path);
 
 /* ---- the agent ---- */
 
+/* ---- pairwise pre-shared keys (mesh/psk.c, docs/keys.md) ------------------------------------ */
+
+struct mesh_psk;
+/* on (P2P_PSK): the cluster secret from the guest agent, in locked memory; off: no PSKs. */
+int mesh_psk_open(struct mesh_psk **out, bool on, struct attest_client *c, const uint8_t self_pub[static 32]);
+void mesh_psk_close(struct mesh_psk *k);
+/* The nonce features we register: REGISTRY_FEATURE_PSK_V1 when on. */
+uint8_t mesh_psk_features(const struct mesh_psk *k);
+/* Read pskEpoch() when due (at once, then every interval_ms); a failed read keeps the last length. */
+void mesh_psk_tick(struct mesh_psk *k, struct registry_handle *reg, uint64_t now_ms, unsigned interval_ms);
+/* Both ends advertise PSKs (we are on, m's record carries the feature). */
+bool mesh_psk_pair_uses(const struct mesh_psk *k, const struct mesh_peer *m);
+/* mesh_input.psk: the pair's PSK of the epoch now, or 0 when the pair uses none. */
+int mesh_psk_for_peer(const void *ctx, const struct mesh_peer *m, uint8_t out[static 32]);
+
 struct mesh_agent {
 	const struct mesh_config *cfg;
 	struct mesh_self self;
@@ -455,6 +474,7 @@ struct mesh_agent {
 	uint64_t said_token;                /* the token "holds token" last named */
 
 	struct mesh_device *device; /* wireguard mode: the interface (wireguard.c) */
+	struct mesh_psk *psk;       /* pairwise pre-shared keys (psk.c) */
 
 	/* health */
 	uint64_t last_sync_ms;              /* last successful registry read */

@@ -84,6 +84,7 @@ struct mesh_config {
 	unsigned push_poll_ms;          /* P2P_PUSH_POLL_MS: registry read interval while push works */
 	unsigned full_reread_ms;        /* P2P_FULL_REREAD_MS: periodic full getPeers() */
 	bool remove_on_exit;            /* P2P_REMOVE_ON_EXIT */
+	bool psk;                       /* P2P_PSK: pairwise pre-shared keys, on (default) or off */
 	enum mesh_transport transport;  /* P2P_TRANSPORT: udp, gateway or auto */
 	uint16_t relay_port;            /* P2P_RELAY_PORT: TCP port of the gateway relay */
 	char gateway_ca[PATH_MAX];      /* P2P_GATEWAY_CA: CA bundle for the gateway; empty = system */

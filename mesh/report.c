@@ -321,11 +321,13 @@ static int status_peer(const struct mesh_snapshot *s, struct buf *out, const str
 	if (r == 0)
 		r = json_append_string(out, p->endpoint);
 	if (r == 0 && p->mode == REGISTRY_MODE_WIREGUARD)
-		r = buf_printf(out, ",\"public_key\":\"%s\",\"configured\":%s,\"last_handshake\":%lld,"
-				    "\"rx_bytes\":%llu,\"tx_bytes\":%llu",
+		r = buf_printf(out,
+			       ",\"public_key\":\"%s\",\"configured\":%s,\"last_handshake\":%lld,"
+			       "\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"psk\":%s",
 			       key, h ? "true" : "false", h ? (long long)h->last_handshake.tv_sec : 0LL,
 			       h ? (unsigned long long)h->rx_bytes : 0ULL,
-			       h ? (unsigned long long)h->tx_bytes : 0ULL);
+			       h ? (unsigned long long)h->tx_bytes : 0ULL,
+			       h && (h->flags & WG_PEER_HAS_PRESHARED_KEY) ? "true" : "false");
 	if (r == 0 && s->path_status)
 		r = s->path_status(s->path_ctx, p, h, out);
 	if (r == 0)

@@ -82,6 +82,8 @@ static void fill_snapshot(struct standalone *st, const struct mesh_config *cfg, 
 	size_t n;
 
 	recs = registry_handle_peers(st->reg, &n);
+	/* Our record is current when it carries the features the agent registers. */
+	st->self.features = cfg->psk && cfg->mode == REGISTRY_MODE_WIREGUARD ? REGISTRY_FEATURE_PSK_V1 : 0;
 	own = mesh_classify_records(&st->self, recs, n, st->peers, &st->n_peers, st->rejected,
 				    &st->n_rejected);
 	if (own)

@@ -4,7 +4,8 @@
 # the host by netns-harness/with-vm-chain.sh (contract deployed, tokens bound); anvil
 # runs here from that state, reachable from every namespace on its IPC socket.
 # Checks with wg(8) and ping: every device lists exactly the other nodes with
-# 10.0.1.<token>/32, every pair pings, and a restarted agent changes nothing.
+# 10.0.1.<token>/32, every pair pings, each pair holds one pre-shared key on both ends,
+# and a restarted agent changes nothing.
 IP=/usr/sbin/ip
 M=/opt/mesh
 T=/tmp/mesh-kernel
@@ -72,6 +73,23 @@ for i in 1 2 3; do
 	done
 done
 echo "$ok/6 pairs ping over kernel WireGuard after $(elapsed)"
+
+# Pairwise PSKs on kernel WireGuard: every peer of every node has one, the same on both
+# ends of the pair (docs/keys.md), and wg shows it as (hidden).
+for i in 1 2 3; do
+	$IP netns exec n$i wg show km$i preshared-keys >"$T/psk$i"
+	[ "$(grep -c '(none)' "$T/psk$i")" = 0 ] || fail "node $i has a peer without a PSK: $(cat "$T/psk$i")"
+	[ "$($IP netns exec n$i wg show km$i | grep -c 'preshared key: (hidden)')" = 2 ] || fail "node $i: wg show hides no PSK"
+done
+for i in 1 2 3; do
+	for j in 1 2 3; do
+		[ $i -lt $j ] || continue
+		a=$(awk -v k="$($IP netns exec n$j wg show km$j public-key)" '$1 == k { print $2 }' "$T/psk$i")
+		b=$(awk -v k="$($IP netns exec n$i wg show km$i public-key)" '$1 == k { print $2 }' "$T/psk$j")
+		[ -n "$a" ] && [ "$a" = "$b" ] || fail "nodes $i and $j hold different PSKs for their pair"
+	done
+done
+echo "PSKs: each pair holds one PSK, the same on both ends, over kernel WireGuard"
 
 # A restarted agent adopts the kernel link and changes nothing.
 kill -9 "$agent_2"

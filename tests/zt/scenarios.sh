@@ -240,7 +240,8 @@ zt_3() {
 	local nonce_old block_old t0 key2 rec
 	h_cache_keys 1 2 3
 	key2=${H_PUB[2]}
-	nonce_old=$(h_cast call "$H_CONTRACT" "nonceOf(address)(uint64)" "0x${H_INSTANCE[2]}")
+	# the number alone: cast appends "[4.294e9]" to a nonce with feature bits (docs/registry.md)
+	nonce_old=$(h_cast call "$H_CONTRACT" "nonceOf(address)(uint64)" "0x${H_INSTANCE[2]}" | cut -d' ' -f1)
 	block_old=$(h_cast block-number)
 	rec=$H_RUN/records-a/${H_INSTANCE[2]}-$nonce_old.hex
 	[ -s "$rec" ] || h_die "3: the proxy never saw node 2's record at nonce $nonce_old"
