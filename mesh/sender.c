@@ -13,6 +13,7 @@
 #include "chain/chain.h"
 #include "common/common.h"
 #include "mesh/internal.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 struct mesh_sender {
