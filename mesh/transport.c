@@ -548,3 +548,23 @@ int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, cons
 		r = json_append_string(out, st.error);
 	return r < 0 ? r : buf_printf(out, "}");
 }
+
+void agent_transport_metrics(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
+			     struct mesh_metrics_peer *out)
+{
+	const struct transport_peer *tp;
+	enum mesh_path path;
+	struct relay_stats st;
+
+	if (!a->transport || p->mode != REGISTRY_MODE_WIREGUARD)
+		return;
+	tp = &a->transport->peers[p->token];
+	path = observed_path(a, p->token, h);
+	out->path = path == MESH_PATH_NONE ? NULL : mesh_path_name(path);
+	if (!a->transport->relay || !tp->relayed || relay_peer_stats(a->transport->relay, p->token, &st) < 0)
+		return;
+	out->has_relay = true;
+	out->relay_redials = st.redials;
+	out->relay_drops = st.drops;
+	out->relay_queue_drops = st.queue_drops;
+}
