@@ -94,10 +94,15 @@ int mesh_sender_open(struct mesh_sender **out, struct registry_handle *reg, cons
 		     struct err_detail *why);
 void mesh_sender_close(struct mesh_sender *s);
 const char *mesh_sender_error(const struct mesh_sender *s);
+/* What the sender sends (docs/metrics.md: the label kind). */
+enum mesh_tx_kind { MESH_TX_REGISTRATION, MESH_TX_LEADER_CALL, MESH_TX_KINDS };
 struct mesh_sender_stats {
 	uint64_t sent;    /* transactions paid by the funded key */
 	uint64_t relayed; /* calls a relayer took */
 	uint64_t failed;  /* refused, above a cap, or not sent */
+	/* the same by kind, and the gas limits of the transactions paid */
+	uint64_t sent_by[MESH_TX_KINDS], relayed_by[MESH_TX_KINDS], failed_by[MESH_TX_KINDS];
+	uint64_t gas_limit_by[MESH_TX_KINDS];
 };
 const struct mesh_sender_stats *mesh_sender_stats(const struct mesh_sender *s);
 /* The funded key's nonce at "latest" (its transactions mined so far); -ENOENT: no funded key. */
@@ -649,7 +654,7 @@ struct mesh_metrics {
 	uint64_t rejected[MESH_REJECT_KINDS]; /* records of the current view, by rule */
 	uint64_t disagreements;
 	struct eth_rpc_stats rpc;
-	uint64_t relayed, send_failed; /* the sender's: calls a relayer took, sends that failed */
+	struct mesh_sender_stats sender; /* transactions by kind */
 	bool leader_known;
 	uint64_t leader_term, leader_token;
 };

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,27 +162,40 @@ static int put_registry(struct buf *b, const struct mesh_metrics *m)
 				reason_names, m->rejected, MESH_REJECT_KINDS);
 }
 
+static int put_transactions(struct buf *b, const struct mesh_sender_stats *s)
+{
+	static const char *const kinds[MESH_TX_KINDS] = {
+		[MESH_TX_REGISTRATION] = "registration",
+		[MESH_TX_LEADER_CALL] = "leader_call",
+	};
+	static const struct {
+		const char *name, *help;
+		size_t offset;
+	} series[] = {
+		{ "dstack_p2p_transactions_sent_total",
+		  "Transactions the funded key paid that the node accepted.",
+		  offsetof(struct mesh_sender_stats, sent_by) },
+		{ "dstack_p2p_transactions_gas_limit_total", "Gas limits of those transactions, summed.",
+		  offsetof(struct mesh_sender_stats, gas_limit_by) },
+		{ "dstack_p2p_transactions_relayed_total", "Calls a relayer took.",
+		  offsetof(struct mesh_sender_stats, relayed_by) },
+		{ "dstack_p2p_transactions_failed_total", "Sends and relayer calls that failed.",
+		  offsetof(struct mesh_sender_stats, failed_by) },
+	};
+	int r = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(series) && r == 0; i++)
+		r = put_by_label(b, series[i].name, PROM_COUNTER, series[i].help, "kind", kinds,
+				 (const uint64_t *)((const char *)s + series[i].offset), MESH_TX_KINDS);
+	return r;
+}
+
 static int put_rpc(struct buf *b, const struct mesh_metrics *m)
 {
 	const struct eth_rpc_stats *s = &m->rpc;
 	const char *kinds[ETH_RPC_FAULTS];
 	const struct single series[] = {
 		{ "dstack_p2p_rpc_calls_total", PROM_COUNTER, "JSON-RPC calls sent.", s->calls, true },
-		{ "dstack_p2p_transactions_sent_total", PROM_COUNTER,
-		  "Transactions the node accepted from the capped sender.", s->tx_sent, true },
-		{ "dstack_p2p_transactions_gas_limit_total", PROM_COUNTER,
-		  "Gas limits of the transactions sent, summed.", s->tx_gas_limit, true },
-		{ "dstack_p2p_transactions_mined_total", PROM_COUNTER, "Receipts the sender waited for.",
-		  s->tx_mined, true },
-		{ "dstack_p2p_transactions_reverted_total", PROM_COUNTER, "Of those, reverted.",
-		  s->tx_reverted, true },
-		{ "dstack_p2p_transactions_gas_used_total", PROM_COUNTER, "Gas those receipts used.",
-		  s->tx_gas_used, true },
-		{ "dstack_p2p_transactions_relayed_total", PROM_COUNTER,
-		  "Registrations and leader calls a relayer took.", m->relayed, true },
-		{ "dstack_p2p_transactions_failed_total", PROM_COUNTER,
-		  "Sends and relayer calls that failed (refused, above a cap, not sent).", m->send_failed,
-		  true },
 		{ "dstack_p2p_leader_term", PROM_GAUGE, "The leader's term, as last read.", m->leader_term,
 		  m->leader_known },
 		{ "dstack_p2p_leader_token", PROM_GAUGE, "The leader's token; 0: no leader.", m->leader_token,
@@ -192,10 +206,11 @@ static int put_rpc(struct buf *b, const struct mesh_metrics *m)
 	for (int k = 0; k < ETH_RPC_FAULTS; k++)
 		kinds[k] = eth_rpc_fault_name((enum eth_rpc_fault)k);
 	r = put_singles(b, series, ARRAY_SIZE(series));
-	return r ? r
-		 : put_by_label(b, "dstack_p2p_rpc_errors_total", PROM_COUNTER,
-				"Failed RPC exchanges and calls answered with an error, by kind.", "kind",
-				kinds, s->errors, ETH_RPC_FAULTS);
+	if (r == 0)
+		r = put_by_label(b, "dstack_p2p_rpc_errors_total", PROM_COUNTER,
+				 "Failed RPC exchanges and calls answered with an error, by kind.", "kind",
+				 kinds, s->errors, ETH_RPC_FAULTS);
+	return r ? r : put_transactions(b, &m->sender);
 }
 
 int mesh_metrics_render(const struct mesh_metrics *m, struct buf *out)
@@ -315,12 +330,8 @@ static int render_now(struct mesh_agent *a, struct buf *out)
 	for (size_t i = 0; i < a->st.n_rejected; i++)
 		if (a->st.rejected[i].kind < MESH_REJECT_KINDS)
 			m.rejected[a->st.rejected[i].kind]++;
-	if (a->sender) {
-		const struct mesh_sender_stats *ss = mesh_sender_stats(a->sender);
-
-		m.relayed = ss->relayed;
-		m.send_failed = ss->failed;
-	}
+	if (a->sender)
+		m.sender = *mesh_sender_stats(a->sender);
 	m.leader_term = a->leader.term;
 	m.leader_token = a->leader.token;
 	r = mesh_metrics_render(&m, out);

@@ -156,7 +156,7 @@ expect 'sum(dstack_p2p_peers)' '{} 2'
 expect "dstack_p2p_peer_path{token=\"$T2\"}" "{\"__name__\": \"dstack_p2p_peer_path\", \"label\": $want_label, \"path\": \"udp\", \"token\": \"$T2\"} 1"
 expect "count by (path) (dstack_p2p_peer_path)" '{"path": "udp"} 2'
 expect 'count(dstack_p2p_registry_lag_blocks == 0)' '{} 2'
-expect 'count(dstack_p2p_transactions_sent_total >= 1)' '{} 2'
+expect 'count(dstack_p2p_transactions_sent_total{kind="registration"} >= 1)' '{} 2'
 expect "count(dstack_p2p_peer_rx_bytes_total > 0)" '{} 2'
 pass "prometheus scrapes both agents (loopback and overlay): peers, path udp, the hostile label, lag 0, registrations sent, bytes"
 

@@ -67,10 +67,10 @@ Test(mesh_metrics, every_series_parses_with_its_type_and_value)
 		.registry = { .polls = 50, .full_reads = 2, .records_read = 5, .reorgs = 1, .head = 103 },
 		.rejected = { [MESH_REJECT_VERIFICATION] = 2, [MESH_REJECT_MALFORMED] = 1 },
 		.disagreements = 6,
-		.rpc = { .calls = 77,
-			 .errors = { [ETH_RPC_TIMEOUT] = 2 },
-			 .tx_sent = 1,
-			 .tx_gas_limit = 300000 },
+		.rpc = { .calls = 77, .errors = { [ETH_RPC_TIMEOUT] = 2 } },
+		.sender = { .sent_by = { [MESH_TX_REGISTRATION] = 1 },
+			    .gas_limit_by = { [MESH_TX_REGISTRATION] = 300000 },
+			    .relayed_by = { [MESH_TX_LEADER_CALL] = 3 } },
 		.leader_known = true,
 		.leader_term = 4,
 		.leader_token = 2,
@@ -101,8 +101,11 @@ Test(mesh_metrics, every_series_parses_with_its_type_and_value)
 	has(t, "counter dstack_p2p_rpc_calls_total  77.0\n");
 	has(t, "counter dstack_p2p_rpc_errors_total kind=timeout 2.0\n");
 	has(t, "counter dstack_p2p_rpc_errors_total kind=connection 0.0\n");
-	has(t, "counter dstack_p2p_transactions_sent_total  1.0\n");
-	has(t, "counter dstack_p2p_transactions_gas_limit_total  300000.0\n");
+	has(t, "counter dstack_p2p_transactions_sent_total kind=registration 1.0\n");
+	has(t, "counter dstack_p2p_transactions_sent_total kind=leader_call 0.0\n");
+	has(t, "counter dstack_p2p_transactions_gas_limit_total kind=registration 300000.0\n");
+	has(t, "counter dstack_p2p_transactions_relayed_total kind=leader_call 3.0\n");
+	has(t, "counter dstack_p2p_transactions_failed_total kind=registration 0.0\n");
 	has(t, "gauge dstack_p2p_leader_term  4.0\n");
 	has(t, "gauge dstack_p2p_leader_token  2.0\n");
 	free(t);
