@@ -13,43 +13,16 @@
 #include "registry/registry.h"
 
 const char *const mesh_config_names[] = {
-	"CLUSTER_CONTRACT",
-	"P2P_MODE",
-	"ETH_RPC_URL",
-	"P2P_ENDPOINT",
-	"P2P_INTERFACE",
-	"P2P_LISTEN_PORT",
-	"P2P_KEEPALIVE",
-	"P2P_GATEWAY_PORT",
-	"DSTACK_GATEWAY_DOMAIN",
-	"P2P_TX_KEY_FILE",
-	"P2P_RELAYER_URL",
-	"P2P_PEERS_FILE",
-	"P2P_HOSTS_FILE",
-	"P2P_ON_CHANGE",
-	"DSTACK_P2P_CONTROL",
-	"P2P_POLL_MS",
-	"P2P_FULL_REREAD_MS",
-	"P2P_REMOVE_ON_EXIT",
-	"P2P_KMS_ROOT",
-	"P2P_CHAIN_ID",
-	"P2P_REGISTER_MAX_PER_HOUR",
-	"P2P_TRANSPORT",
-	"P2P_RELAY_PORT",
-	"P2P_GATEWAY_CA",
-	"P2P_FALLBACK_MS",
-	"P2P_RPC_WS_URL",
-	"P2P_PUSH_POLL_MS",
-	"P2P_CONTROL_ACTION_UID",
-	"P2P_CONTROL_ACTION_GID",
-	"P2P_ACTION_SPACING_MS",
-	"P2P_ACTION_MAX_PER_HOUR",
-	"P2P_TX_MAX_FEE_PER_GAS",
-	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS",
-	"P2P_TX_MAX_GAS",
-	"P2P_TX_MAX_COST",
+	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
+	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
+	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_HOSTS_FILE", "P2P_ON_CHANGE",
+	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
+	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
 	"P2P_METRICS_LISTEN",
-	NULL,
+	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
+	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", "P2P_CONTROL_ACTION_UID", "P2P_CONTROL_ACTION_GID",
+	"P2P_ACTION_SPACING_MS", "P2P_ACTION_MAX_PER_HOUR", "P2P_TX_MAX_FEE_PER_GAS",
+	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", NULL,
 };
 
 const char *mesh_mode_name(enum registry_mode mode)
@@ -343,6 +316,11 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		cfg->chain_id = id;
 		return 0;
 	}
+	if (!strcmp(name, "P2P_METRICS_LISTEN")) {
+		/* Kept with its error, which validation words (as ETH_RPC_URL's). */
+		cfg->metrics_listen.error = mesh_metrics_listen_parse(value, &cfg->metrics_listen);
+		return 0;
+	}
 	if (!strcmp(name, "P2P_REGISTER_MAX_PER_HOUR"))
 		return set_ms(&cfg->register_max_per_hour, value, 1, MESH_MAX_REGISTER_PER_HOUR);
 	if (!strcmp(name, "P2P_CONTROL_ACTION_UID"))
@@ -361,11 +339,6 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_wei(&cfg->tx_max_gas, value);
 	if (!strcmp(name, "P2P_TX_MAX_COST"))
 		return set_wei(&cfg->tx_max_cost, value);
-	if (!strcmp(name, "P2P_METRICS_LISTEN")) {
-		/* Kept with its error, which validation words (as ETH_RPC_URL's). */
-		cfg->metrics_listen.error = mesh_metrics_listen_parse(value, &cfg->metrics_listen);
-		return 0;
-	}
 	return -ENOENT;
 }
 
