@@ -196,10 +196,6 @@ static int put_rpc(struct buf *b, const struct mesh_metrics *m)
 	const char *kinds[ETH_RPC_FAULTS];
 	const struct single series[] = {
 		{ "dstack_p2p_rpc_calls_total", PROM_COUNTER, "JSON-RPC calls sent.", s->calls, true },
-		{ "dstack_p2p_leader_term", PROM_GAUGE, "The leader's term, as last read.", m->leader_term,
-		  m->leader_known },
-		{ "dstack_p2p_leader_token", PROM_GAUGE, "The leader's token; 0: no leader.", m->leader_token,
-		  m->leader_known },
 	};
 	int r;
 
@@ -213,6 +209,18 @@ static int put_rpc(struct buf *b, const struct mesh_metrics *m)
 	return r ? r : put_transactions(b, &m->sender);
 }
 
+static int put_leader(struct buf *b, const struct mesh_metrics *m)
+{
+	const struct single series[] = {
+		{ "dstack_p2p_leader_term", PROM_GAUGE, "The leader's term, as last read.", m->leader_term,
+		  m->leader_known },
+		{ "dstack_p2p_leader_token", PROM_GAUGE, "The leader's token; 0: no leader.", m->leader_token,
+		  m->leader_known },
+	};
+
+	return put_singles(b, series, ARRAY_SIZE(series));
+}
+
 int mesh_metrics_render(const struct mesh_metrics *m, struct buf *out)
 {
 	size_t start = out->len;
@@ -222,6 +230,8 @@ int mesh_metrics_render(const struct mesh_metrics *m, struct buf *out)
 		r = put_registry(out, m);
 	if (r == 0)
 		r = put_rpc(out, m);
+	if (r == 0)
+		r = put_leader(out, m);
 	if (r < 0) {
 		out->len = start;
 		buf_terminate(out);

@@ -115,6 +115,11 @@ assert last - first >= 3, (first, last)
 PY
 pass "metrics requests from 4 clients for 3 s: $(cat "$H_RUN/flood.out"); the registry polls went on"
 
+# --- node 1 elects itself leader (a leader call its funded key pays): the leader's term and
+# token, and the leader call, show in both agents' pages below.
+DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" timeout 30 "$H_BIN/dstack-p2p" leader elect >"$H_RUN/elect.out" 2>&1 ||
+	h_die "node 1 could not elect itself: $(cat "$H_RUN/elect.out")"
+
 # --- prometheus in node 1's namespace: node 1 on loopback, node 2 on its overlay address
 prom=$H_RUN/prometheus
 mkdir -p "$prom/data"
@@ -158,7 +163,10 @@ expect "count by (path) (dstack_p2p_peer_path)" '{"path": "udp"} 2'
 expect 'count(dstack_p2p_registry_lag_blocks == 0)' '{} 2'
 expect 'count(dstack_p2p_transactions_sent_total{kind="registration"} >= 1)' '{} 2'
 expect "count(dstack_p2p_peer_rx_bytes_total > 0)" '{} 2'
-pass "prometheus scrapes both agents (loopback and overlay): peers, path udp, the hostile label, lag 0, registrations sent, bytes"
+expect "count(dstack_p2p_leader_token == $T1)" '{} 2'
+expect 'count(dstack_p2p_leader_term >= 1)' '{} 2'
+expect 'sum(dstack_p2p_transactions_sent_total{kind="leader_call"})' '{} 1'
+pass "prometheus scrapes both agents (loopback and overlay): peers, path udp, the hostile label, lag 0, registrations and the leader call sent, bytes, node 1 leads"
 
 # --- hostile callers of node 2's overlay listener, from node 1 (a peer); scrapes go on
 h_in 1 $PY - "$(h_addr 2)" "$PORT" >"$H_RUN/hostile.out" 2>&1 <<'PY' &
