@@ -57,12 +57,12 @@ int attest_load_identity(struct attest_client *c, struct attest_identity *id,
 			     id->instance_id, keys->node_key, &id->chain);
 	if (r < 0)
 		goto out;
-	r = eth_pubkey_from_secret(keys->node_key, id->node_pubkey);
+	r = crypto_pubkey_from_secret(keys->node_key, id->node_pubkey);
 	if (r < 0)
 		goto out;
-	eth_address_from_pubkey(id->node_pubkey, id->node_address);
+	crypto_address_from_pubkey(id->node_pubkey, id->node_address);
 	attest_app_message_digest(ATTEST_NODE_KEY_PURPOSE, id->node_pubkey, digest);
-	r = eth_recover_pubkey(digest, id->chain.app_signature, id->app_pubkey);
+	r = crypto_recover_pubkey(digest, id->chain.app_signature, id->app_pubkey);
 	if (r < 0)
 		goto out;
 

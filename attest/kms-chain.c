@@ -15,7 +15,7 @@ void attest_app_message_digest(const char *purpose, const uint8_t key_pub[static
 	uint8_t compressed[33];
 	char hex[2 * 33 + 1];
 
-	eth_compress_pubkey(key_pub, compressed);
+	crypto_compress_pubkey(key_pub, compressed);
 	hex_encode(hex, compressed, sizeof(compressed));
 	keccak256_init(&k);
 	keccak256_update(&k, purpose, strlen(purpose));
@@ -32,7 +32,7 @@ void attest_kms_message_digest(const uint8_t app_id[static 20], const uint8_t ap
 	memcpy(p, kms_message_prefix, sizeof(kms_message_prefix) - 1);
 	p += sizeof(kms_message_prefix) - 1;
 	memcpy(p, app_id, 20);
-	eth_compress_pubkey(app_pub, p + 20);
+	crypto_compress_pubkey(app_pub, p + 20);
 	keccak256(digest, msg, sizeof(msg));
 }
 
@@ -68,8 +68,8 @@ static bool pubkey_valid(const uint8_t pub[static 64])
 {
 	uint8_t compressed[33], back[64];
 
-	eth_compress_pubkey(pub, compressed);
-	return eth_decompress_pubkey(compressed, back) == 0 && !memcmp(back, pub, 64);
+	crypto_compress_pubkey(pub, compressed);
+	return crypto_decompress_pubkey(compressed, back) == 0 && !memcmp(back, pub, 64);
 }
 
 enum attest_verdict attest_verify_kms_chain(const struct attest_key_claim *chain,
@@ -80,7 +80,7 @@ enum attest_verdict attest_verify_kms_chain(const struct attest_key_claim *chain
 
 	if (!chain->key_pub || !chain->purpose || !chain->app_id || !chain->sigs ||
 	    !pubkey_valid(chain->key_pub) || (chain->app_pub && !pubkey_valid(chain->app_pub)) ||
-	    !eth_signature_v_valid(chain->sigs->app_signature))
+	    !crypto_signature_v_valid(chain->sigs->app_signature))
 		return ATTEST_MALFORMED;
 	/* Claims first: they are cheap and say exactly what is wrong. */
 	if (strcmp(chain->purpose, expect->purpose))
@@ -89,7 +89,7 @@ enum attest_verdict attest_verify_kms_chain(const struct attest_key_claim *chain
 		return ATTEST_WRONG_APP_ID;
 
 	attest_app_message_digest(chain->purpose, chain->key_pub, digest);
-	if (eth_recover_pubkey(digest, chain->sigs->app_signature, app_pub) < 0)
+	if (crypto_recover_pubkey(digest, chain->sigs->app_signature, app_pub) < 0)
 		return ATTEST_BAD_APP_SIGNATURE;
 	if (chain->app_pub && memcmp(app_pub, chain->app_pub, 64))
 		return ATTEST_APP_KEY_MISMATCH;
@@ -98,12 +98,12 @@ enum attest_verdict attest_verify_kms_chain(const struct attest_key_claim *chain
 
 	if (!chain->sigs->has_kms_signature)
 		return ATTEST_NO_KMS_SIGNATURE;
-	if (!eth_signature_v_valid(chain->sigs->kms_signature))
+	if (!crypto_signature_v_valid(chain->sigs->kms_signature))
 		return ATTEST_MALFORMED;
 	attest_kms_message_digest(chain->app_id, app_pub, digest);
-	if (eth_recover_pubkey(digest, chain->sigs->kms_signature, root_pub) < 0)
+	if (crypto_recover_pubkey(digest, chain->sigs->kms_signature, root_pub) < 0)
 		return ATTEST_BAD_KMS_SIGNATURE;
-	eth_address_from_pubkey(root_pub, root);
+	crypto_address_from_pubkey(root_pub, root);
 	if (memcmp(root, expect->kms_root, 20))
 		return ATTEST_WRONG_ROOT;
 	return ATTEST_VALID;
@@ -115,11 +115,11 @@ int attest_identity_kms_root(const struct attest_identity *id, uint8_t root[stat
 
 	if (!id->chain.has_kms_signature)
 		return -ENOKEY;
-	if (!eth_signature_v_valid(id->chain.kms_signature) || !pubkey_valid(id->app_pubkey))
+	if (!crypto_signature_v_valid(id->chain.kms_signature) || !pubkey_valid(id->app_pubkey))
 		return -EBADMSG;
 	attest_kms_message_digest(id->app_id, id->app_pubkey, digest);
-	if (eth_recover_pubkey(digest, id->chain.kms_signature, root_pub) < 0)
+	if (crypto_recover_pubkey(digest, id->chain.kms_signature, root_pub) < 0)
 		return -EBADMSG;
-	eth_address_from_pubkey(root_pub, root);
+	crypto_address_from_pubkey(root_pub, root);
 	return 0;
 }

@@ -21,21 +21,21 @@ static int make_identity(struct attest_identity *id, struct attest_node_secrets 
 	memset(root_sk, 0x42, 32);
 	memset(id->app_id, 0x5b, 20);
 	memset(id->instance_id, 0xa0, 20);
-	if (eth_pubkey_from_secret(root_sk, pub) < 0 ||
+	if (crypto_pubkey_from_secret(root_sk, pub) < 0 ||
 	    attest_derive_app_key(root_sk, id->app_id, app_sk) < 0 ||
-	    eth_pubkey_from_secret(app_sk, id->app_pubkey) < 0)
+	    crypto_pubkey_from_secret(app_sk, id->app_pubkey) < 0)
 		return -1;
-	eth_address_from_pubkey(pub, root);
+	crypto_address_from_pubkey(pub, root);
 	attest_kms_message_digest(id->app_id, id->app_pubkey, digest);
-	if (eth_sign_digest(root_sk, digest, id->chain.kms_signature) < 0)
+	if (crypto_sign_digest(root_sk, digest, id->chain.kms_signature) < 0)
 		return -1;
 	id->chain.has_kms_signature = true;
 	attest_key_path(path, sizeof(path), ATTEST_NODE_KEY_PATH_PREFIX, id->instance_id);
 	if (attest_derive_path_key(app_sk, path, s->node_key) < 0 ||
-	    eth_pubkey_from_secret(s->node_key, id->node_pubkey) < 0)
+	    crypto_pubkey_from_secret(s->node_key, id->node_pubkey) < 0)
 		return -1;
 	attest_app_message_digest(ATTEST_NODE_KEY_PURPOSE, id->node_pubkey, digest);
-	if (eth_sign_digest(app_sk, digest, id->chain.app_signature) < 0)
+	if (crypto_sign_digest(app_sk, digest, id->chain.app_signature) < 0)
 		return -1;
 	attest_key_path(path, sizeof(path), ATTEST_WG_KEY_PATH_PREFIX, id->instance_id);
 	if (attest_derive_path_key(app_sk, path, material) < 0)

@@ -68,8 +68,8 @@ static void mint_and_bind(struct eth_rpc *rpc, uint64_t chain_id, const uint8_t 
 	struct abi_encoder e;
 	struct buf b;
 
-	eth_pubkey_from_secret(owner_sk, pub);
-	eth_address_from_pubkey(pub, owner);
+	crypto_pubkey_from_secret(owner_sk, pub);
+	crypto_address_from_pubkey(pub, owner);
 	buf_init(&b, 0);
 	abi_selector("mintNodeAccess(address,string)", sel);
 	buf_append(&b, sel, 4);
@@ -100,29 +100,29 @@ static void make_record(uint64_t chain_id, const uint8_t contract[static 20], un
 	derive(node_sk, "node", i);
 	derive(app_sk, "app", 0);
 	derive(inst_sk, "instance", i);
-	eth_pubkey_from_secret(inst_sk, pub);
-	eth_address_from_pubkey(pub, rec->instance_id);
+	crypto_pubkey_from_secret(inst_sk, pub);
+	crypto_address_from_pubkey(pub, rec->instance_id);
 	derive(rec->wg_public_key, "wg", i);
 	rec->mode = REGISTRY_MODE_WIREGUARD;
 	rec->nonce = 1;
 	rec->endpoint = malloc(64);
 	snprintf(rec->endpoint, 64, "[2001:db8:%x::%x]:51820", i / 16, i);
 
-	eth_pubkey_from_secret(node_sk, rec->node_pubkey);
-	eth_pubkey_from_secret(app_sk, rec->app_pubkey);
-	eth_compress_pubkey(rec->node_pubkey, comp);
+	crypto_pubkey_from_secret(node_sk, rec->node_pubkey);
+	crypto_pubkey_from_secret(app_sk, rec->app_pubkey);
+	crypto_compress_pubkey(rec->node_pubkey, comp);
 	hex_encode(hex, comp, 33);
 	snprintf(app_msg, sizeof(app_msg), "dstack-p2p:node:%s", hex);
 	keccak256(digest, app_msg, strlen(app_msg));
-	eth_sign_digest(app_sk, digest, rec->app_signature);
-	eth_compress_pubkey(rec->app_pubkey, app_comp);
+	crypto_sign_digest(app_sk, digest, rec->app_signature);
+	crypto_compress_pubkey(rec->app_pubkey, app_comp);
 	memcpy(kms_msg, "dstack-kms-issued:", 18);
 	memcpy(kms_msg + 18, contract, 20);
 	memcpy(kms_msg + 38, app_comp, 33);
 	keccak256(digest, kms_msg, sizeof(kms_msg));
-	eth_sign_digest(kms_sk, digest, rec->kms_signature);
+	crypto_sign_digest(kms_sk, digest, rec->kms_signature);
 	registry_record_digest(chain_id, contract, rec, digest);
-	eth_sign_digest(node_sk, digest, rec->node_signature);
+	crypto_sign_digest(node_sk, digest, rec->node_signature);
 }
 
 static long rss_kib(void)

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	counter_path = argv[3];
-	eth_pubkey_from_secret(kms_sk, pub);
+	crypto_pubkey_from_secret(kms_sk, pub);
 	/* A node of the cluster that is not in the registry: every record is a peer to verify. */
 	self.mode = REGISTRY_MODE_WIREGUARD;
 	memcpy(self.contract, contract, 20);
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
 	memset(self.wg_public_key, 0xee, 32);
 	snprintf(self.endpoint, sizeof(self.endpoint), "192.0.2.1:51820");
 	self.chain_id = 31337;
-	eth_address_from_pubkey(pub, self.kms_root);
+	crypto_address_from_pubkey(pub, self.kms_root);
 	self.listen_port = 51820;
 	self.transport = MESH_TRANSPORT_UDP;
 	self.reg_spacing_ms = 15000;

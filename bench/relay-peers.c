@@ -26,7 +26,7 @@ static uint8_t inst_b[20], contract[20];
 static int sign_b(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
 {
 	(void)ctx;
-	return eth_sign_digest(key_b, digest, sig);
+	return crypto_sign_digest(key_b, digest, sig);
 }
 
 /*
@@ -98,7 +98,7 @@ static int play_peer(uint16_t port, const uint8_t inst[20], const uint8_t sk[32]
 		return -1;
 	relay_challenge_encode(frame, inst, na);
 	relay_proof_digest(digest, 1, contract, inst, inst_b, nb, na);
-	if (frame_send(fd, frame, RELAY_CHALLENGE_LEN) < 0 || eth_sign_digest(sk, digest, proof) < 0 ||
+	if (frame_send(fd, frame, RELAY_CHALLENGE_LEN) < 0 || crypto_sign_digest(sk, digest, proof) < 0 ||
 	    frame_send(fd, proof, sizeof(proof)) < 0)
 		return -1;
 	if (read_full(fd, hdr, 2) < 0 || read_full(fd, frame, RELAY_PROOF_LEN) < 0)
@@ -138,8 +138,8 @@ int main(void)
 		peers[i] = (struct relay_peer){ .token = (uint32_t)i + 1, .port = 443 };
 		memset(sk[i], i + 1, 32);
 		peers[i].instance_id[19] = (uint8_t)(i + 1);
-		eth_pubkey_from_secret(sk[i], pub);
-		eth_address_from_pubkey(pub, peers[i].node_addr);
+		crypto_pubkey_from_secret(sk[i], pub);
+		crypto_address_from_pubkey(pub, peers[i].node_addr);
 		snprintf(peers[i].host, sizeof(peers[i].host), "localhost");
 	}
 	if (relay_new(&r, &cfg) < 0 || relay_start(r) < 0) {
@@ -154,8 +154,8 @@ int main(void)
 		uint8_t d[32] = { 1 }, sig[65], pub[64];
 		struct relay_peer warm = peers[0];
 
-		eth_sign_digest(key_b, d, sig);
-		eth_recover_pubkey(d, sig, pub);
+		crypto_sign_digest(key_b, d, sig);
+		crypto_recover_pubkey(d, sig, pub);
 		warm.token = 254;
 		relay_peer_set(r, &warm, NULL);
 		relay_peer_remove(r, 254);

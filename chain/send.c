@@ -280,11 +280,11 @@ int eth_send_capped(struct eth_rpc *rpc, const uint8_t sk[static 32],
 		eth_rpc_set_error(rpc, "no cap on the fee per gas");
 		return -EINVAL;
 	}
-	if (eth_pubkey_from_secret(sk, pub) < 0) {
+	if (crypto_pubkey_from_secret(sk, pub) < 0) {
 		eth_rpc_set_error(rpc, "the transaction key is not a valid secp256k1 secret");
 		return -EINVAL;
 	}
-	eth_address_from_pubkey(pub, from);
+	crypto_address_from_pubkey(pub, from);
 	if (req->to)
 		memcpy(tx.to, req->to, 20);
 	for (int i = 0; i < 8; i++)

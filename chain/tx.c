@@ -57,7 +57,7 @@ int eth_tx_sign(const struct eth_tx *tx, const uint8_t sk[static 32], struct buf
 	if (r < 0)
 		goto out;
 	keccak256(digest, unsigned_tx.data, unsigned_tx.len);
-	r = eth_sign_digest(sk, digest, sig);
+	r = crypto_sign_digest(sk, digest, sig);
 	if (r < 0)
 		goto out;
 	/* yParity, r, s: r and s are integers, so leading zero bytes are dropped. */

@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/common.h"
+#include "dns/dns.h"
 #include "mesh/mesh.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/dstack-p2p.conf"
@@ -33,6 +34,7 @@ static const struct {
 	{ "interface", "P2P_INTERFACE", "NAME", "WireGuard interface (default " MESH_DEFAULT_IFNAME ")" },
 	{ "listen-port", "P2P_LISTEN_PORT", "PORT", "WireGuard UDP port (default 51830)" },
 	{ "keepalive", "P2P_KEEPALIVE", "SECONDS", "persistent keepalive (default 10, 0: off)" },
+	{ "mtu", "P2P_MTU", "BYTES", "interface MTU (576-16352; default: route MTU - 80, 1420)" },
 	{ "gateway-port", "P2P_GATEWAY_PORT", "PORT", "tls mode: the app port behind the gateway" },
 	{ "gateway-domain", "DSTACK_GATEWAY_DOMAIN", "DOMAIN",
 	  "gateway base domain[:port] (default: host-shared config)" },
@@ -48,6 +50,8 @@ static const struct {
 	{ "peers-file", "P2P_PEERS_FILE", "FILE", "write the peer list here, atomically, on change" },
 	{ "hosts-file", "P2P_HOSTS_FILE", "FILE", "write \"10.0.1.2 node-2\" lines here, likewise" },
 	{ "on-change", "P2P_ON_CHANGE", "CMD", "run this shell command on change (peers on stdin)" },
+	{ "dns", "P2P_DNS", "on|off", "answer peer names over DNS on our overlay address, port 53 (off)" },
+	{ "dns-zone", "P2P_DNS_ZONE", "ZONE", "the zone those names are in (default " DNS_ZONE_DEFAULT ")" },
 	{ "control", "DSTACK_P2P_CONTROL", "PATH", "control socket (default " MESH_DEFAULT_CONTROL ")" },
 	{ "poll-ms", "P2P_POLL_MS", "MS", "registry follow interval (default 1000)" },
 	{ "rpc-ws", "P2P_RPC_WS_URL", "URL",

@@ -298,13 +298,13 @@ int cluster_deploy_kms(struct cluster_ctx *c)
 	}
 	if (cluster_load_key(&root_key, &sk, root) < 0)
 		return CLI_EXIT_USAGE;
-	r = eth_pubkey_from_secret(sk, pub);
+	r = crypto_pubkey_from_secret(sk, pub);
 	secret_free(sk, 32);
 	if (r < 0) {
 		cli_error("--kms-root-key-file: not a valid secp256k1 secret");
 		return CLI_EXIT_USAGE;
 	}
-	eth_compress_pubkey(pub, pub33);
+	crypto_compress_pubkey(pub, pub33);
 	buf_init(&code, 0);
 	if (find_initcode(c->o, "LocalDstackKms", &code) < 0) {
 		buf_clear(&code);

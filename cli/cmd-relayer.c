@@ -308,7 +308,7 @@ static int fetch_token(struct relayer *rl, uint64_t token, struct known_token *k
 	if (k->registered) {
 		uint8_t pub_addr[20];
 
-		eth_address_from_pubkey(got[0].node_pubkey, pub_addr);
+		crypto_address_from_pubkey(got[0].node_pubkey, pub_addr);
 		memcpy(k->node_addr, pub_addr, 20);
 	}
 	registry_records_free(got, n);

@@ -31,20 +31,20 @@ void keccak256(uint8_t out[static 32], const void *data, size_t len);
 /* ---- secp256k1 keys and recoverable signatures ---------------------------------------- */
 
 /* Public key x||y (no 0x04 prefix) of a secret key; -EINVAL if sk is zero or >= n. */
-int eth_pubkey_from_secret(const uint8_t sk[static 32], uint8_t pub64[static 64]);
+int crypto_pubkey_from_secret(const uint8_t sk[static 32], uint8_t pub64[static 64]);
 /* keccak256(x||y)[12:] */
-void eth_address_from_pubkey(const uint8_t pub64[static 64], uint8_t addr[static 20]);
+void crypto_address_from_pubkey(const uint8_t pub64[static 64], uint8_t addr[static 20]);
 /* SEC1 compressed form: 0x02|0x03 (parity of y) || x. */
-void eth_compress_pubkey(const uint8_t pub64[static 64], uint8_t out33[static 33]);
+void crypto_compress_pubkey(const uint8_t pub64[static 64], uint8_t out33[static 33]);
 /* -EINVAL when in33 is not a point on the curve. */
-int eth_decompress_pubkey(const uint8_t in33[static 33], uint8_t pub64[static 64]);
+int crypto_decompress_pubkey(const uint8_t in33[static 33], uint8_t pub64[static 64]);
 /* Deterministic (RFC 6979) signature r||s||v over a 32-byte digest; v in {0,1}, s low. */
-int eth_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32],
+int crypto_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32],
 		    uint8_t sig65[static 65]);
 /* v is the only byte whose range can be judged before recovery: 0/1 (dstack) or 27/28. */
-bool eth_signature_v_valid(const uint8_t sig[static 65]);
+bool crypto_signature_v_valid(const uint8_t sig[static 65]);
 /* Recover the signer; v may be 0/1 or 27/28. -EINVAL for other v, high s, or no key. */
-int eth_recover_pubkey(const uint8_t digest[static 32], const uint8_t sig65[static 65],
+int crypto_recover_pubkey(const uint8_t digest[static 32], const uint8_t sig65[static 65],
 		       uint8_t pub64[static 64]);
 
 /* ---- X25519 (RFC 7748) ------------------------------------------------------------ */

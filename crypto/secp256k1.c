@@ -60,7 +60,7 @@ static int serialize_pub64(const secp256k1_context *ctx, const secp256k1_pubkey 
 	return 0;
 }
 
-int eth_pubkey_from_secret(const uint8_t sk[static 32], uint8_t pub64[static 64])
+int crypto_pubkey_from_secret(const uint8_t sk[static 32], uint8_t pub64[static 64])
 {
 	const secp256k1_context *ctx = ctx_get();
 	secp256k1_pubkey pk;
@@ -72,7 +72,7 @@ int eth_pubkey_from_secret(const uint8_t sk[static 32], uint8_t pub64[static 64]
 	return serialize_pub64(ctx, &pk, pub64);
 }
 
-void eth_address_from_pubkey(const uint8_t pub64[static 64], uint8_t addr[static 20])
+void crypto_address_from_pubkey(const uint8_t pub64[static 64], uint8_t addr[static 20])
 {
 	uint8_t h[32];
 
@@ -80,13 +80,13 @@ void eth_address_from_pubkey(const uint8_t pub64[static 64], uint8_t addr[static
 	memcpy(addr, h + 12, 20);
 }
 
-void eth_compress_pubkey(const uint8_t pub64[static 64], uint8_t out33[static 33])
+void crypto_compress_pubkey(const uint8_t pub64[static 64], uint8_t out33[static 33])
 {
 	out33[0] = (pub64[63] & 1) ? 0x03 : 0x02;
 	memcpy(out33 + 1, pub64, 32);
 }
 
-int eth_decompress_pubkey(const uint8_t in33[static 33], uint8_t pub64[static 64])
+int crypto_decompress_pubkey(const uint8_t in33[static 33], uint8_t pub64[static 64])
 {
 	const secp256k1_context *ctx = ctx_get();
 	secp256k1_pubkey pk;
@@ -98,7 +98,7 @@ int eth_decompress_pubkey(const uint8_t in33[static 33], uint8_t pub64[static 64
 	return serialize_pub64(ctx, &pk, pub64);
 }
 
-int eth_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32],
+int crypto_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32],
 		    uint8_t sig65[static 65])
 {
 	const secp256k1_context *ctx = ctx_get();
@@ -115,12 +115,12 @@ int eth_sign_digest(const uint8_t sk[static 32], const uint8_t digest[static 32]
 	return 0;
 }
 
-bool eth_signature_v_valid(const uint8_t sig[static 65])
+bool crypto_signature_v_valid(const uint8_t sig[static 65])
 {
 	return sig[64] <= 1 || sig[64] == 27 || sig[64] == 28;
 }
 
-int eth_recover_pubkey(const uint8_t digest[static 32], const uint8_t sig65[static 65],
+int crypto_recover_pubkey(const uint8_t digest[static 32], const uint8_t sig65[static 65],
 		       uint8_t pub64[static 64])
 {
 	const secp256k1_context *ctx = ctx_get();

@@ -458,7 +458,7 @@ int mesh_agent_turn(struct mesh_agent *a)
 	}
 	if (a->device && mesh_device_dump(a->device, &dev) == 0)
 		in.dev = dev;
-	in.path_endpoints = agent_transport_endpoints(a, dev);
+	in.path_endpoints = mesh_transport_endpoints(a->transport, dev);
 	in.chain_unconfirmed = !a->chain_confirmed;
 	r = mesh_decide(&a->st, &a->self, &in, &plan);
 	if (r == 0 && plan.refuse_view) {
@@ -479,8 +479,12 @@ int mesh_agent_turn(struct mesh_agent *a)
 	log_plan(&a->log);
 	if (r == 0)
 		apply_plan(a, &plan, in.now_ms);
+	if (r == 0 && a->chain_ready) /* the relay follows the verified peer list */
+		mesh_transport_sync(a->transport, a->self.chain_id, a->st.peers, a->st.n_peers);
+	a->self.gateway = mesh_transport_gateway(a->transport); /* false if its relay failed */
 	if (r == 0)
-		agent_transport_sync(a);  /* the relay follows the verified peer list */
+		agent_names_sync(a);  /* DNS answers what this turn published */
+	mesh_device_follow_mtu(a->device, dev);
 	if (r < 0)
 		log_error("deciding the next step: %s", errstr(r));
 	log_plan(&a->log);
@@ -734,7 +738,15 @@ static int agent_start(struct mesh_agent *a)
 				  "another agent manages it already (one agent per interface)" : errstr(r));
 			return r == -EADDRINUSE ? -EBADR : r;
 		}
-		r = agent_transport_open(a);  /* our UDP endpoint and/or gateway name */
+		a->self.transport = a->cfg->transport;
+		/* our UDP endpoint and/or gateway name */
+		r = mesh_transport_open(&a->transport, a->cfg, a->id.instance_id, a->self.contract,
+					a->secrets, &why);
+		if (r < 0)
+			log_error("%s", why.text[0] ? why.text : errstr(r));
+		a->self.gateway = mesh_transport_gateway(a->transport);
+		snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s",
+			 mesh_transport_endpoint(a->transport));
 		if (r == 0)
 			r = mesh_device_open(&a->device, a->cfg, a->id.wg_public_key,
 					     a->secrets->wg_private_key);
@@ -758,7 +770,8 @@ static int agent_start(struct mesh_agent *a)
 	/* The loop's sources: a DNS server or a metrics listener is one more line here. */
 	agent_add_source(a, control_fd, serve_control, a);
 	agent_add_source(a, push_fd, serve_push, a);
-	return agent_metrics_open(a);
+	r = agent_names_open(a);
+	return r < 0 ? r : agent_metrics_open(a);
 }
 
 int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
@@ -797,11 +810,12 @@ void mesh_agent_free(struct mesh_agent *a)
 	if (!a)
 		return;
 	control_close(&a->control);
+	agent_names_close(a);
 	mesh_device_close(a->device);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
 	agent_metrics_close(a);
-	agent_transport_close(a);  /* the relay thread signs with the node key: stop it first */
+	mesh_transport_close(a->transport); /* the relay thread signs with the node key: stop it first */
 	agent_push_close(a);
 	mesh_sender_close(a->sender);
 	registry_handle_close(a->reg);

@@ -13,6 +13,8 @@
 #include "mesh/mesh.h"
 #include "registry/registry.h"
 
+#define LABEL_RETRY_MS 2000 /* a failed label read is tried again after this long */
+
 /* Is token's label, as remembered, of another instance or of an older version of the token? */
 static bool label_stale(const struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20])
 {
@@ -25,12 +27,17 @@ static bool label_stale(const struct mesh_agent *a, uint64_t token, const uint8_
 	       l->version != registry_handle_token_version(a->reg, token);
 }
 
-/* Read token's label again if stale (or, with retry, if the last read failed): true when its text changed. */
+/*
+ * Read token's label again if stale (or, with retry, if the last read failed): true when its
+ * text changed. A failed read leaves the version it was for unread, so the label stays stale
+ * and is read again LABEL_RETRY_MS later: a labelOf that failed once after a re-mint kept the
+ * old label until the peer list changed again (for good in a quiet cluster).
+ */
 static bool refresh_label(struct mesh_agent *a, uint64_t token, const uint8_t instance_id[static 20], bool retry)
 {
 	struct agent_label *l;
 	char text[sizeof(l->text)];
-	uint64_t version;
+	uint64_t version, now = now_ms();
 	bool changed;
 
 	if (token < 1 || token > REGISTRY_MAX_PEERS)
@@ -38,15 +45,19 @@ static bool refresh_label(struct mesh_agent *a, uint64_t token, const uint8_t in
 	l = &a->labels[token];
 	if (!(retry && l->failed) && !label_stale(a, token, instance_id))
 		return false;
+	if (!retry && l->failed && now < l->retry_ms)
+		return false;
 	version = registry_handle_token_version(a->reg, token);
 	if (registry_handle_label_of(a->reg, token, text, sizeof(text)) < 0) {
 		log_debug("reading the label of token %llu: %s", (unsigned long long)token,
 			  registry_handle_error(a->reg));
-		/* Unknown for another instance; asked again at the next publication, not every turn. */
+		/* Unknown for another instance; the last one known for this one, until read. */
 		text[0] = '\0';
 		if (!memcmp(l->instance_id, instance_id, 20))
 			memcpy(text, l->text, sizeof(text));
 		l->failed = true;
+		l->retry_ms = now + LABEL_RETRY_MS;
+		version = UINT64_MAX; /* not read: stale until a read succeeds */
 	} else {
 		l->failed = false;
 	}
@@ -77,12 +88,13 @@ void agent_refresh_labels(struct mesh_agent *a)
 
 bool agent_labels_changed(struct mesh_agent *a)
 {
-	return a->st.generation && refresh_labels(a, false);
+	/* While the RPC fails (backing off), labels wait: a read per token per turn would not. */
+	return a->st.generation && !a->backoff_ms && refresh_labels(a, false);
 }
 
 static int path_status(void *ctx, const struct mesh_peer *p, const struct wg_peer *h, struct buf *out)
 {
-	return agent_transport_status(ctx, p, h, out);
+	return mesh_transport_status(ctx, p, h, out);
 }
 
 void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s)
@@ -114,7 +126,7 @@ void agent_snapshot(struct mesh_agent *a, struct mesh_snapshot *s)
 	s->conflicts = a->st.disagreements;
 	s->conflict = a->st.disagreement;
 	s->path_status = path_status;
-	s->path_ctx = a;
+	s->path_ctx = a->transport;
 }
 
 int agent_note_published(struct mesh_agent *a)

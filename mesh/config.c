@@ -8,6 +8,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "dns/dns.h"
 #include "mesh/internal.h"
 #include "net/net.h"
 #include "registry/registry.h"
@@ -16,13 +17,14 @@ const char *const mesh_config_names[] = {
 	"CLUSTER_CONTRACT", "P2P_MODE", "ETH_RPC_URL", "P2P_ENDPOINT", "P2P_INTERFACE",
 	"P2P_LISTEN_PORT", "P2P_KEEPALIVE", "P2P_GATEWAY_PORT", "DSTACK_GATEWAY_DOMAIN",
 	"P2P_TX_KEY_FILE", "P2P_RELAYER_URL", "P2P_PEERS_FILE", "P2P_HOSTS_FILE", "P2P_ON_CHANGE",
+	"P2P_DNS", "P2P_DNS_ZONE",
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
 	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
 	"P2P_METRICS_LISTEN",
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
 	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", "P2P_CONTROL_ACTION_UID", "P2P_CONTROL_ACTION_GID",
 	"P2P_ACTION_SPACING_MS", "P2P_ACTION_MAX_PER_HOUR", "P2P_TX_MAX_FEE_PER_GAS",
-	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", NULL,
+	"P2P_TX_MAX_PRIORITY_FEE_PER_GAS", "P2P_TX_MAX_GAS", "P2P_TX_MAX_COST", "P2P_MTU", NULL,
 };
 
 const char *mesh_mode_name(enum registry_mode mode)
@@ -63,6 +65,7 @@ void mesh_config_init(struct mesh_config *cfg)
 	set_rpc_urls(cfg, "http://127.0.0.1:8545");
 	snprintf(cfg->ifname, sizeof(cfg->ifname), "%s", MESH_DEFAULT_IFNAME);
 	snprintf(cfg->control_path, sizeof(cfg->control_path), "%s", MESH_DEFAULT_CONTROL);
+	snprintf(cfg->dns_zone, sizeof(cfg->dns_zone), "%s", DNS_ZONE_DEFAULT);
 	cfg->listen_port = MESH_DEFAULT_PORT;
 	cfg->keepalive = MESH_DEFAULT_KEEPALIVE;
 	cfg->gateway_port = 443;
@@ -147,6 +150,26 @@ static int parse_bool(const char *value, bool *out)
 	else
 		return -EINVAL;
 	return 0;
+}
+
+/* "on" / "off", or a boolean as parse_bool takes it. */
+static int set_on_off(bool *out, const char *value)
+{
+	if (!strcasecmp(value, "on") || !strcasecmp(value, "off")) {
+		*out = !strcasecmp(value, "on");
+		return 0;
+	}
+	return parse_bool(value, out);
+}
+
+/* A DNS zone as dns_zone_set takes it, kept in lower case without the trailing dot. */
+static int set_dns_zone(struct mesh_config *cfg, const char *value)
+{
+	struct dns_zone z;
+
+	if (dns_zone_set(&z, value, 0, NULL) < 0)
+		return -EINVAL;
+	return set_string(cfg->dns_zone, sizeof(cfg->dns_zone), z.text);
 }
 
 /* A uid or gid (decimal, below 2^31), or "" / "none" for none. */
@@ -256,6 +279,9 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_port_not_dstack(&cfg->listen_port, value);
 	if (!strcmp(name, "P2P_KEEPALIVE"))
 		return set_u16(&cfg->keepalive, value, 0);
+	if (!strcmp(name, "P2P_MTU")) /* "" or "auto": the rule */
+		return !*value || !strcmp(value, "auto") ? (cfg->mtu = 0, 0)
+							  : set_ms(&cfg->mtu, value, MESH_MTU_MIN, MESH_MTU_MAX);
 	if (!strcmp(name, "P2P_GATEWAY_PORT"))
 		return set_u16(&cfg->gateway_port, value, 1);
 	if (!strcmp(name, "DSTACK_GATEWAY_DOMAIN"))
@@ -270,6 +296,10 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		return set_string(cfg->hosts_file, sizeof(cfg->hosts_file), value);
 	if (!strcmp(name, "P2P_ON_CHANGE"))
 		return set_string(cfg->on_change, sizeof(cfg->on_change), value);
+	if (!strcmp(name, "P2P_DNS"))
+		return set_on_off(&cfg->dns, value);
+	if (!strcmp(name, "P2P_DNS_ZONE"))
+		return set_dns_zone(cfg, value);
 	if (!strcmp(name, "DSTACK_P2P_CONTROL"))
 		return *value ? set_string(cfg->control_path, sizeof(cfg->control_path), value) : -EINVAL;
 	if (!strcmp(name, "P2P_POLL_MS"))
@@ -552,6 +582,11 @@ int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why)
 	}
 	if (cfg->full_reread_ms < cfg->poll_ms) {
 		err_detail_set(why, "the full re-read interval is shorter than the poll interval");
+		return -EINVAL;
+	}
+	if (cfg->dns && cfg->mode != REGISTRY_MODE_WIREGUARD) {
+		err_detail_set(why,
+			       "P2P_DNS=on answers with overlay addresses, which only wireguard mode has");
 		return -EINVAL;
 	}
 	return 0;

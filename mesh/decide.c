@@ -274,7 +274,7 @@ static const struct registry_record *classify(struct mesh_verify_cache *vc, cons
 		memcpy(m->wg_key, p->wg_public_key, 32);
 		snprintf(m->endpoint, sizeof(m->endpoint), "%s", p->endpoint);
 		mesh_endpoint_udp(m->endpoint, false, &m->udp); /* a name stays AF_UNSPEC */
-		eth_address_from_pubkey(p->node_pubkey, m->node_addr);
+		crypto_address_from_pubkey(p->node_pubkey, m->node_addr);
 		m->mode = (enum registry_mode)p->mode;
 		m->nonce = p->nonce;
 	}

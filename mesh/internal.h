@@ -371,8 +371,9 @@ struct wg_backend;
  */
 struct agent_label {
 	uint8_t instance_id[20];            /* all zero: not read (the contract has no zero id) */
-	uint64_t version;                   /* registry_handle_token_version when read */
+	uint64_t version;                   /* registry_handle_token_version when read; UINT64_MAX: not */
 	bool failed;                        /* that read failed: text is the last known one, or "" */
+	uint64_t retry_ms;                  /* then: not read again before this (now_ms) */
 	char text[65];
 };
 
@@ -491,7 +492,8 @@ struct mesh_agent {
 		void *ctx;
 	} sources[MESH_AGENT_SOURCES_MAX];
 	size_t n_sources;
-	struct agent_transport *transport;  /* transport.c: paths and the gateway relay */
+	struct mesh_transport_handle *transport; /* transport.c: paths and the gateway relay */
+	struct agent_names *names;          /* names.c: the DNS server (P2P_DNS), NULL when off */
 	struct agent_metrics *metrics;      /* metrics.c: the exposition and its listener */
 	struct agent_push *push;            /* push.c: new heads by eth_subscribe; NULL: off */
 
@@ -530,6 +532,27 @@ uint64_t agent_push_deadline_ms(const struct mesh_agent *a);
  */
 int agent_add_source(struct mesh_agent *a, int (*fd)(void *ctx), void (*serve)(void *ctx), void *ctx);
 
+/* ---- the interface MTU (mtu.c; docs/transport.md, MTU) ---------------------------------- */
+
+#define MESH_MTU_DEFAULT 1420 /* 1500 - 80: no route MTU known, and the gateway path */
+#define MESH_MTU_OVERHEAD 80  /* WireGuard 32 + UDP 8 + IPv6 40 (wg-quick's rule) */
+#define MESH_MTU_MIN 576
+#define MESH_MTU_MAX 16352     /* the relay's largest frame (16384) minus WireGuard's 32 */
+#define MESH_MTU_CHECK_MS 2000 /* route MTUs are asked again this often */
+
+struct mesh_mtu {
+	uint32_t applied;        /* set on the interface; 0 = not yet */
+	uint32_t failed;         /* the value the last failed set wanted (logged once) */
+	uint32_t route;          /* the smallest route MTU towards a UDP peer, last known */
+	union wg_endpoint where; /* towards which address */
+	uint64_t next_check_ms;
+};
+
+/* The MTU: P2P_MTU, else 1420 on the gateway only or with no route MTU, else route - 80. */
+uint32_t mesh_mtu_choose(uint32_t override, enum mesh_transport transport, uint32_t route_mtu);
+/* Every turn with the device's dump: asks the route MTUs (every 2 s) and sets what differs. */
+void mesh_mtu_follow(struct mesh_mtu *m, const struct mesh_config *cfg, const struct wg_device *dev);
+
 /*
  * wireguard.c: the device. The WireGuard interface cfg->ifname, created or adopted (key
  * and port set only where they differ), its overlay address, and a plan's peer changes
@@ -558,21 +581,70 @@ int mesh_device_dump(struct mesh_device *d, struct wg_device **dev);
 /* The backend (kernel or userspace) for status; NULL without a device. */
 struct wg_backend *mesh_device_backend(const struct mesh_device *d);
 struct mesh_device_stats mesh_device_stats(const struct mesh_device *d);
+/* The interface MTU followed (mtu.c) with this turn's dump (may be NULL); d may be NULL. */
+void mesh_device_follow_mtu(struct mesh_device *d, const struct wg_device *dump);
 
 /* transport.c: UDP or the gateway relay per peer (docs/transport.md). */
 /* Why a peer's endpoint field does not fit our transport, or NULL (pure). */
 const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const char *endpoint,
 				   const uint8_t instance[static 20], struct err_detail *why);
-struct agent_transport;
-/* Our endpoint field (UDP and/or gateway name) into a->self.endpoint. */
-int agent_transport_open(struct mesh_agent *a);
-void agent_transport_close(struct mesh_agent *a);
-/* After each decision: the relay's peers follow the verified peer list. */
-void agent_transport_sync(struct mesh_agent *a);
-/* Each turn, from the device: every peer's path; the table for mesh_input.path_endpoints. */
-const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev);
-int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
-			   struct buf *out);
+/*
+ * The transport (wireguard mode): our endpoint field, each verified peer's path (UDP or
+ * the gateway relay) with its UDP endpoint resolved on change (a name cached, looked up
+ * again every 30 s while it does not resolve), and the relay (relay/, a thread of its
+ * own: no fd for the agent's loop). It borrows cfg and secrets (the relay signs with the
+ * node key): they outlive it. (A handle, as enum mesh_transport names P2P_TRANSPORT's mode.)
+ */
+struct mesh_transport_handle;
+struct attest_node_secrets;
+struct mesh_transport_stats {
+	uint64_t resolves;          /* names of UDP endpoints looked up (a change, or a retry) */
+	uint64_t resolve_failures;  /* of them, names that did not resolve */
+	uint64_t path_changes;      /* a peer's path switched (udp <-> gateway) */
+	uint64_t probes;            /* UDP probes after a fallback */
+	uint64_t relay_peers;       /* peers handed to the relay now */
+	uint64_t relay_dials;       /* the relay's streams dialled, summed over its peers now */
+	uint64_t relay_redials;     /* of them, after the first */
+	uint64_t relay_queue_drops; /* datagrams dropped for a full stream queue */
+	uint64_t relay_refused;     /* streams closed for a bad or missing proof */
+};
+/*
+ * Our endpoint field: P2P_ENDPOINT or the guess (not in gateway mode) and/or our gateway
+ * name (not in udp mode). 0; -ENOMEM; the guess's or the gateway name's -errno when the
+ * transport needs it; -EBADR (the relay's port is WireGuard's); -EADDRNOTAVAIL (neither
+ * part); -ENAMETOOLONG. why (may be NULL) says what to set.
+ */
+int mesh_transport_open(struct mesh_transport_handle **out, const struct mesh_config *cfg,
+			const uint8_t instance_id[static 20], const uint8_t contract[static 20],
+			const struct attest_node_secrets *secrets, struct err_detail *why);
+void mesh_transport_close(struct mesh_transport_handle *t);
+/* What we register ("host:port", "https://...", or both comma-separated). */
+const char *mesh_transport_endpoint(const struct mesh_transport_handle *t);
+/* We have a gateway name and its relay did not fail to start: gateway-only peers are reachable. */
+bool mesh_transport_gateway(const struct mesh_transport_handle *t);
+/*
+ * After each decision, once the chain is checked (chain_id: the relay's proofs): the
+ * table follows the verified peers (sorted by token), the relay starts (first call with a
+ * gateway name) and its peers follow; a peer whose UDP part changed is resolved now.
+ */
+void mesh_transport_sync(struct mesh_transport_handle *t, uint64_t chain_id, const struct mesh_peer *peers,
+			 size_t n_peers);
+/* Each turn, from the device (may be NULL): every peer's path; the table by token for
+ * mesh_input.path_endpoints, valid until the next call; NULL without a transport. */
+const union wg_endpoint *mesh_transport_endpoints(struct mesh_transport_handle *t,
+						  const struct wg_device *dev);
+/* The transport's part of p's status entry (",\"path\":..."); 0 or -ENOMEM. */
+int mesh_transport_status(struct mesh_transport_handle *t, const struct mesh_peer *p, const struct wg_peer *h,
+			  struct buf *out);
+/* The counters; the relay's summed over its peers now. Zero without a transport. */
+struct mesh_transport_stats mesh_transport_stats(struct mesh_transport_handle *t);
+
+/* names.c: peer names over DNS (P2P_DNS). open adds the loop source (0 when off, or
+ * -ENOMEM/-ENOSPC, logged); sync binds to our overlay address once the token is known and
+ * rebuilds the names from the snapshot, every turn; close accepts an agent without. */
+int agent_names_open(struct mesh_agent *a);
+void agent_names_sync(struct mesh_agent *a);
+void agent_names_close(struct mesh_agent *a);
 
 /* apps.c: labels, the last change and the leader, for the documents apps read. */
 /* The snapshot of the agent's state now (see struct mesh_snapshot). */
@@ -677,9 +749,9 @@ void agent_metrics_close(struct mesh_agent *a);
 /* {"version":1,"metrics":"<exposition>"} for the control socket. */
 int agent_metrics_json(struct mesh_agent *a, struct buf *out);
 /* transport.c: out's path (what the device uses to p now; h: its device entry, NULL:
- * unknown) and, when the relay carries p, its relay counters. */
-void agent_transport_metrics(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
-			     struct mesh_metrics_peer *out);
+ * unknown) and, when the relay carries p, its relay counters. Nothing without t. */
+void mesh_transport_peer_metrics(struct mesh_transport_handle *t, const struct mesh_peer *p,
+				 const struct wg_peer *h, struct mesh_metrics_peer *out);
 
 /* The same from an open stream, called name in the detail (the file parser itself; fuzzed). */
 int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, const char *name, struct err_detail *why);

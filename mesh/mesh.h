@@ -83,12 +83,15 @@ struct mesh_config {
 	char ifname[IFNAMSIZ];          /* P2P_INTERFACE */
 	uint16_t listen_port;           /* P2P_LISTEN_PORT */
 	uint16_t keepalive;             /* P2P_KEEPALIVE seconds, 0 = off */
+	unsigned mtu;                   /* P2P_MTU, 0 = the rule (docs/transport.md, MTU) */
 	uint16_t gateway_port;          /* P2P_GATEWAY_PORT: the app port published in tls mode */
 	char gateway_domain[256];       /* DSTACK_GATEWAY_DOMAIN; empty = host-shared config */
 	char tx_key_file[PATH_MAX];     /* P2P_TX_KEY_FILE: funded key that pays for registration */
 	char relayer_url[512];          /* P2P_RELAYER_URL: someone else sends our tx */
 	char peers_file[PATH_MAX];      /* P2P_PEERS_FILE: published atomically on change */
 	char hosts_file[PATH_MAX];      /* P2P_HOSTS_FILE: "10.0.1.2 node-2" lines, likewise */
+	bool dns;                       /* P2P_DNS: answer peer names on our overlay address, port 53 */
+	char dns_zone[254];             /* P2P_DNS_ZONE: lower case; default DNS_ZONE_DEFAULT */
 	char on_change[1024];           /* P2P_ON_CHANGE: sh -c command, peers on stdin */
 	char control_path[PATH_MAX];    /* DSTACK_P2P_CONTROL */
 	unsigned poll_ms;               /* P2P_POLL_MS: registry follow interval */

@@ -305,7 +305,7 @@ static void fill_peer(struct mesh_agent *a, const struct mesh_snapshot *snap, co
 		out->handshake_age_s =
 			now > h->last_handshake.tv_sec ? (double)(now - h->last_handshake.tv_sec) : 0;
 	}
-	agent_transport_metrics(a, p, h, out);
+	mesh_transport_peer_metrics(a->transport, p, h, out);
 }
 
 /* The components' counters now, rendered into out. */

@@ -12,6 +12,7 @@
 
 #include "chain/chain.h"
 #include "common/common.h"
+#include "net/net.h"
 #include "mesh/internal.h"
 #include "net/net.h"
 #include "registry/registry.h"
@@ -50,9 +51,9 @@ static int load_funded_address(struct mesh_sender *s, struct err_detail *why)
 	s->tx_key = secret_alloc(32);
 	r = s->tx_key ? key_file_read32(s->cfg->tx_key_file, s->tx_key, why) : -ENOMEM;
 	if (r == 0)
-		r = eth_pubkey_from_secret(s->tx_key, pub);
+		r = crypto_pubkey_from_secret(s->tx_key, pub);
 	if (r == 0)
-		eth_address_from_pubkey(pub, s->funded_address);
+		crypto_address_from_pubkey(pub, s->funded_address);
 	mesh_sender_release_key(s);
 	return r;
 }

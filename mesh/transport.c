@@ -198,88 +198,162 @@ const char *mesh_transport_problem(enum mesh_transport t, bool gateway, const ch
 	return NULL;
 }
 
-/* ---- the agent's side --------------------------------------------------------------------- */
+/* ---- the handle ------------------------------------------------------------------------- */
 
 struct transport_peer {
 	bool known;
 	bool relayed;                   /* handed to the relay */
+	char endpoint[REGISTRY_ENDPOINT_MAX + 1]; /* the verified record's field */
 	char udp[REGISTRY_ENDPOINT_MAX + 1];
+	union wg_endpoint udp_numeric; /* the peer's numeric UDP part, parsed at classification */
 	union wg_endpoint udp_ep; /* udp resolved when it changed (a name once, not per turn) */
 	uint64_t udp_retry_ms;    /* it did not resolve: when to look it up again */
 	char gw_host[256];
 	uint16_t gw_port;
+	uint8_t wg_key[32];
+	uint8_t instance_id[20];
 	uint8_t node_addr[20];
 	struct mesh_path_state path;
 	bool nudge;                     /* a UDP probe was programmed: provoke a reply over it */
 	bool warned;                    /* relay_peer_set failure logged */
 };
 
-struct agent_transport {
+struct mesh_transport_handle {
+	const struct mesh_config *cfg;
+	const struct attest_node_secrets *secrets;
+	uint8_t instance_id[20];
+	uint8_t contract[20];
+	char endpoint[REGISTRY_ENDPOINT_MAX + 1]; /* what we register */
+	bool gateway;                             /* we have a gateway name (and its relay did not fail) */
 	struct relay *relay;
+	struct mesh_transport_stats stats;
 	struct transport_peer peers[REGISTRY_MAX_PEERS + 1];
 	union wg_endpoint endpoints[REGISTRY_MAX_PEERS + 1];  /* for mesh_input.path_endpoints */
 };
 
 static int sign_with_node_key(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
 {
-	const struct mesh_agent *a = ctx;
+	const struct mesh_transport_handle *t = ctx;
 
-	return eth_sign_digest(a->secrets->node_key, digest, sig);
+	return crypto_sign_digest(t->secrets->node_key, digest, sig);
 }
 
-int agent_transport_open(struct mesh_agent *a)
+/* Our UDP endpoint (not in gateway mode): P2P_ENDPOINT, else the guess. 0 also when none. */
+static int our_udp(const struct mesh_config *cfg, char udp[static REGISTRY_ENDPOINT_MAX + 1],
+		   struct err_detail *why)
 {
-	const struct mesh_config *cfg = a->cfg;
-	char udp[REGISTRY_ENDPOINT_MAX + 1] = "", gw[REGISTRY_ENDPOINT_MAX + 1] = "";
 	int r;
 
-	a->transport = calloc(1, sizeof(*a->transport));
-	if (!a->transport)
-		return -ENOMEM;
-	a->self.transport = cfg->transport;
-	if (cfg->transport != MESH_TRANSPORT_GATEWAY) {
-		if (cfg->endpoint[0])
-			snprintf(udp, sizeof(udp), "%s", cfg->endpoint);
-		else if ((r = agent_guess_endpoint(cfg, udp, sizeof(udp))) < 0 &&
-			 cfg->transport == MESH_TRANSPORT_UDP) {
-			log_error("cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s", r == -EHOSTUNREACH ?
-				  "the host of the first RPC URL does not resolve (is ETH_RPC_URL right?)" :
-				  r == -EADDRNOTAVAIL ? "the first RPC URL is local, so it says nothing about "
-				  "our address" : errstr(r));
-			return r;
-		}
+	if (cfg->transport == MESH_TRANSPORT_GATEWAY)
+		return 0;
+	if (cfg->endpoint[0]) {
+		snprintf(udp, REGISTRY_ENDPOINT_MAX + 1, "%s", cfg->endpoint);
+		return 0;
 	}
-	if (cfg->transport != MESH_TRANSPORT_UDP) {
-		r = agent_gateway_name(cfg, a->instance_hex, cfg->relay_port, gw, sizeof(gw));
-		if (r < 0 && cfg->transport == MESH_TRANSPORT_GATEWAY) {
-			log_error("cannot tell our gateway name (set DSTACK_GATEWAY_DOMAIN): %s", errstr(r));
-			return r;
-		}
-		if (r < 0)
-			log_info("no gateway domain (DSTACK_GATEWAY_DOMAIN, host-shared config): UDP only");
-		a->self.gateway = r == 0;
-		/* The relay's loopback sockets use the relay port number over UDP, next to WireGuard's. */
-		if (r == 0 && cfg->relay_port == cfg->listen_port) {
-			log_error("P2P_RELAY_PORT and P2P_LISTEN_PORT are both %u: give the relay another port",
-				  cfg->relay_port);
-			return -EBADR;
-		}
+	r = agent_guess_endpoint(cfg, udp, REGISTRY_ENDPOINT_MAX + 1);
+	if (r < 0 && cfg->transport == MESH_TRANSPORT_UDP) {
+		err_detail_set(
+			why, "cannot tell our endpoint (set P2P_ENDPOINT=host:port): %s",
+			r == -EHOSTUNREACH
+				? "the host of the first RPC URL does not resolve (is ETH_RPC_URL right?)"
+			: r == -EADDRNOTAVAIL
+				? "the first RPC URL is local, so it says nothing about our address"
+				: errstr(r));
+		return r;
 	}
-	if (!udp[0] && !gw[0]) {
-		log_error("neither a UDP endpoint (P2P_ENDPOINT) nor a gateway domain (DSTACK_GATEWAY_DOMAIN)");
-		return -EADDRNOTAVAIL;
-	}
-	r = snprintf(a->self.endpoint, sizeof(a->self.endpoint), "%s%s%s", udp, udp[0] && gw[0] ? "," : "", gw);
-	return r >= (int)sizeof(a->self.endpoint) || r > REGISTRY_ENDPOINT_MAX ? -ENAMETOOLONG : 0;
+	udp[0] = r < 0 ? '\0' : udp[0];
+	return 0;
 }
 
-void agent_transport_close(struct mesh_agent *a)
+/* Our gateway name (not in udp mode) and t->gateway. 0 also when none in auto mode. */
+static int our_gateway(struct mesh_transport_handle *t, char gw[static REGISTRY_ENDPOINT_MAX + 1],
+		       struct err_detail *why)
 {
-	if (!a->transport)
+	const struct mesh_config *cfg = t->cfg;
+	char inst[41];
+	int r;
+
+	if (cfg->transport == MESH_TRANSPORT_UDP)
+		return 0;
+	hex_encode(inst, t->instance_id, 20);
+	r = agent_gateway_name(cfg, inst, cfg->relay_port, gw, REGISTRY_ENDPOINT_MAX + 1);
+	if (r < 0 && cfg->transport == MESH_TRANSPORT_GATEWAY) {
+		err_detail_set(why, "cannot tell our gateway name (set DSTACK_GATEWAY_DOMAIN): %s",
+			       errstr(r));
+		return r;
+	}
+	gw[0] = r < 0 ? '\0' : gw[0];
+	if (r < 0)
+		log_info("no gateway domain (DSTACK_GATEWAY_DOMAIN, host-shared config): UDP only");
+	t->gateway = r == 0;
+	/* The relay's loopback sockets use the relay port number over UDP, next to WireGuard's. */
+	if (r == 0 && cfg->relay_port == cfg->listen_port) {
+		err_detail_set(why,
+			       "P2P_RELAY_PORT and P2P_LISTEN_PORT are both %u: give the relay another port",
+			       cfg->relay_port);
+		return -EBADR;
+	}
+	return 0;
+}
+
+int mesh_transport_open(struct mesh_transport_handle **out, const struct mesh_config *cfg,
+			const uint8_t instance_id[static 20], const uint8_t contract[static 20],
+			const struct attest_node_secrets *secrets, struct err_detail *why)
+{
+	char udp[REGISTRY_ENDPOINT_MAX + 1] = "", gw[REGISTRY_ENDPOINT_MAX + 1] = "";
+	struct mesh_transport_handle *t;
+	int r;
+
+	*out = NULL;
+	if (why)
+		why->text[0] = '\0';
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->cfg = cfg;
+	t->secrets = secrets;
+	memcpy(t->instance_id, instance_id, 20);
+	memcpy(t->contract, contract, 20);
+	r = our_udp(cfg, udp, why);
+	if (r == 0)
+		r = our_gateway(t, gw, why);
+	if (r == 0 && !udp[0] && !gw[0]) {
+		err_detail_set(
+			why,
+			"neither a UDP endpoint (P2P_ENDPOINT) nor a gateway domain (DSTACK_GATEWAY_DOMAIN)");
+		r = -EADDRNOTAVAIL;
+	}
+	if (r == 0) {
+		r = snprintf(t->endpoint, sizeof(t->endpoint), "%s%s%s", udp, udp[0] && gw[0] ? "," : "", gw);
+		r = r >= (int)sizeof(t->endpoint) ? -ENAMETOOLONG : 0;
+		if (r < 0)
+			err_detail_set(why, "our endpoint field is longer than %d bytes",
+				       REGISTRY_ENDPOINT_MAX);
+	}
+	if (r < 0) {
+		free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+void mesh_transport_close(struct mesh_transport_handle *t)
+{
+	if (!t)
 		return;
-	relay_free(a->transport->relay);
-	free(a->transport);
-	a->transport = NULL;
+	relay_free(t->relay);
+	free(t);
+}
+
+const char *mesh_transport_endpoint(const struct mesh_transport_handle *t)
+{
+	return t ? t->endpoint : "";
+}
+
+bool mesh_transport_gateway(const struct mesh_transport_handle *t)
+{
+	return t && t->gateway;
 }
 
 static int cmp_peer_key(const void *x, const void *y)
@@ -325,64 +399,66 @@ static const struct wg_peer *device_peer(const struct wg_device *dev, const stru
 	return NULL;
 }
 
-static enum mesh_path observed_path(const struct mesh_agent *a, uint32_t token, const struct wg_peer *h)
+static enum mesh_path observed_path(const struct mesh_transport_handle *t, uint32_t token,
+				    const struct wg_peer *h)
 {
 	struct sockaddr_in loop;
 
 	if (!h || h->endpoint.addr.sa_family == AF_UNSPEC)
 		return MESH_PATH_NONE;
-	if (a->transport->relay && h->endpoint.addr.sa_family == AF_INET) {
-		relay_loop_endpoint(a->transport->relay, token, &loop);
+	if (t->relay && h->endpoint.addr.sa_family == AF_INET) {
+		relay_loop_endpoint(t->relay, token, &loop);
 		if (h->endpoint.in.sin_addr.s_addr == loop.sin_addr.s_addr && h->endpoint.in.sin_port == loop.sin_port)
 			return MESH_PATH_GATEWAY;
 	}
 	return MESH_PATH_UDP;
 }
 
-static int relay_open(struct mesh_agent *a)
+static int relay_open(struct mesh_transport_handle *t, uint64_t chain_id)
 {
 	struct relay_config rc = {
-		.listen_port = a->cfg->relay_port, .wg_port = a->cfg->listen_port,
-		.loop_port = a->cfg->relay_port, .ca_file = a->cfg->gateway_ca,
-		.chain_id = a->self.chain_id, .sign = sign_with_node_key, .sign_ctx = a,
+		.listen_port = t->cfg->relay_port,
+		.wg_port = t->cfg->listen_port,
+		.loop_port = t->cfg->relay_port,
+		.ca_file = t->cfg->gateway_ca,
+		.chain_id = chain_id,
+		.sign = sign_with_node_key,
+		.sign_ctx = t,
 	};
 	int r;
 
-	memcpy(rc.instance_id, a->id.instance_id, 20);
-	memcpy(rc.contract, a->self.contract, 20);
-	r = relay_new(&a->transport->relay, &rc);
+	memcpy(rc.instance_id, t->instance_id, 20);
+	memcpy(rc.contract, t->contract, 20);
+	r = relay_new(&t->relay, &rc);
 	if (r == 0)
-		r = relay_start(a->transport->relay);
+		r = relay_start(t->relay);
 	if (r < 0) {
-		log_error("gateway relay on TCP port %u: %s", a->cfg->relay_port,
+		log_error("gateway relay on TCP port %u: %s", t->cfg->relay_port,
 			  r == -ENOENT ? "cannot load the CA bundle" : errstr(r));
-		relay_free(a->transport->relay);
-		a->transport->relay = NULL;
+		relay_free(t->relay);
+		t->relay = NULL;
 		return r;
 	}
-	log_info("gateway relay listening on TCP port %u", a->cfg->relay_port);
+	log_info("gateway relay listening on TCP port %u", t->cfg->relay_port);
 	return 0;
 }
 
 /* The node address comes from the verified record (mesh_peer), never from a raw view. */
-static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
+static void relay_sync_peer(struct mesh_transport_handle *t, uint32_t token)
 {
-	struct transport_peer *tp = &a->transport->peers[p->token];
-	struct relay_peer rp = { .token = p->token, .port = tp->gw_port };
+	struct transport_peer *tp = &t->peers[token];
+	struct relay_peer rp = { .token = token, .port = tp->gw_port };
 	int r;
 
-	if (tp->relayed && !memcmp(p->node_addr, tp->node_addr, 20))
-		return;
-	memcpy(rp.instance_id, p->instance_id, 20);
-	memcpy(tp->node_addr, p->node_addr, 20);
-	memcpy(rp.node_addr, p->node_addr, 20);
+	memcpy(rp.instance_id, tp->instance_id, 20);
+	memcpy(rp.node_addr, tp->node_addr, 20);
 	snprintf(rp.host, sizeof(rp.host), "%s", tp->gw_host);
-	r = relay_peer_set(a->transport->relay, &rp, NULL);
+	r = relay_peer_set(t->relay, &rp, NULL);
 	if (r < 0) {
 		if (!tp->warned) {
 			char addr[16];
 
-			mesh_overlay_addr_str(p->token, addr);
+			mesh_overlay_addr_str(token, addr);
 			log_warn("peer %s: gateway path %s:%u: %s", addr, tp->gw_host, tp->gw_port,
 				 r == -EADDRNOTAVAIL ? "the name does not resolve" : errstr(r));
 		}
@@ -400,49 +476,70 @@ static void relay_sync_peer(struct mesh_agent *a, const struct mesh_peer *p)
  * The peer's UDP endpoint resolved: at a change (now 0), then only while it does not
  * resolve, every UDP_RETRY_MS. The decision never resolves; a name reaches it from here.
  */
-static void resolve_udp(struct transport_peer *tp, const struct mesh_peer *p, uint64_t now)
+static void resolve_udp(struct mesh_transport_handle *t, struct transport_peer *tp, uint64_t now)
 {
 	if (now && (!tp->udp[0] || tp->udp_ep.addr.sa_family != AF_UNSPEC || now < tp->udp_retry_ms))
 		return;
-	if (p->udp.addr.sa_family != AF_UNSPEC)
-		tp->udp_ep = p->udp;
-	else if (mesh_endpoint_udp(p->endpoint, true, &tp->udp_ep) < 0)
+	if (tp->udp_numeric.addr.sa_family != AF_UNSPEC || !tp->udp[0]) {
+		tp->udp_ep = tp->udp_numeric; /* numeric, parsed at classification; or no UDP part */
+		return;
+	}
+	t->stats.resolves++;
+	if (mesh_endpoint_udp(tp->endpoint, true, &tp->udp_ep) < 0) {
+		t->stats.resolve_failures++;
 		tp->udp_retry_ms = (now ? now : now_ms()) + UDP_RETRY_MS;
+	}
 }
 
-void agent_transport_sync(struct mesh_agent *a)
+/* One verified peer into the table: a new UDP part resets its path and is resolved now. */
+static void sync_peer(struct mesh_transport_handle *t, const struct mesh_peer *p)
 {
-	struct agent_transport *t = a->transport;
+	struct transport_peer *tp = &t->peers[p->token];
+	char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
+	uint16_t port;
+	bool moved;
+
+	if (mesh_endpoint_split(p->endpoint, udp, gw, &port) < 0)
+		return; /* checked when the record was accepted */
+	moved = memcmp(p->node_addr, tp->node_addr, 20);
+
+	if (tp->known && tp->relayed && (strcmp(gw, tp->gw_host) || port != tp->gw_port)) {
+		relay_peer_remove(t->relay, p->token);
+		tp->relayed = false;
+	}
+	snprintf(tp->endpoint, sizeof(tp->endpoint), "%s", p->endpoint);
+	tp->udp_numeric = p->udp;
+	memcpy(tp->wg_key, p->wg_key, 32);
+	memcpy(tp->instance_id, p->instance_id, 20);
+	memcpy(tp->node_addr, p->node_addr, 20);
+	if (!tp->known || strcmp(udp, tp->udp)) {
+		tp->path = (struct mesh_path_state){ 0 }; /* a new peer, or a new address */
+		tp->udp_retry_ms = 0;
+		tp->udp_ep = (union wg_endpoint){ 0 };
+		snprintf(tp->udp, sizeof(tp->udp), "%s", udp);
+		resolve_udp(t, tp, 0);
+	}
+	tp->known = true;
+	snprintf(tp->gw_host, sizeof(tp->gw_host), "%s", gw);
+	tp->gw_port = port;
+	if (t->relay && gw[0] && (!tp->relayed || moved))
+		relay_sync_peer(t, p->token); /* a new node address: the relay's proofs follow it */
+}
+
+void mesh_transport_sync(struct mesh_transport_handle *t, uint64_t chain_id, const struct mesh_peer *peers,
+			 size_t n_peers)
+{
 	bool seen[REGISTRY_MAX_PEERS + 1] = { false };
 
-	if (!t || a->cfg->mode != REGISTRY_MODE_WIREGUARD || !a->chain_ready)
+	if (!t)
 		return;
-	if (a->self.gateway && !t->relay && a->cfg->transport != MESH_TRANSPORT_UDP && relay_open(a) < 0)
-		a->self.gateway = false;
-	for (size_t i = 0; i < a->st.n_peers; i++) {
-		const struct mesh_peer *p = &a->st.peers[i];
-		struct transport_peer *tp = &t->peers[p->token];
-		char udp[REGISTRY_ENDPOINT_MAX + 1], gw[256];
-		uint16_t port;
-
-		seen[p->token] = true;
-		if (mesh_endpoint_split(p->endpoint, udp, gw, &port) < 0)
-			continue;  /* checked when the record was accepted */
-		if (tp->known && (strcmp(gw, tp->gw_host) || port != tp->gw_port) && tp->relayed) {
-			relay_peer_remove(t->relay, p->token);
-			tp->relayed = false;
-		}
-		if (!tp->known || strcmp(udp, tp->udp)) {
-			tp->path = (struct mesh_path_state){ 0 };  /* a new peer, or a new address */
-			tp->udp_retry_ms = 0;
-			resolve_udp(tp, p, 0);
-		}
-		tp->known = true;
-		snprintf(tp->udp, sizeof(tp->udp), "%s", udp);
-		snprintf(tp->gw_host, sizeof(tp->gw_host), "%s", gw);
-		tp->gw_port = port;
-		if (t->relay && gw[0])
-			relay_sync_peer(a, p);
+	if (t->gateway && !t->relay && t->cfg->transport != MESH_TRANSPORT_UDP && relay_open(t, chain_id) < 0)
+		t->gateway = false;
+	for (size_t i = 0; i < n_peers; i++) {
+		if (!peers[i].token || peers[i].token > REGISTRY_MAX_PEERS)
+			continue;
+		seen[peers[i].token] = true;
+		sync_peer(t, &peers[i]);
 	}
 	for (uint32_t tok = 1; tok <= REGISTRY_MAX_PEERS; tok++) {
 		struct transport_peer *tp = &t->peers[tok];
@@ -475,67 +572,73 @@ static void nudge(uint32_t token)
 	close(fd);
 }
 
-const union wg_endpoint *agent_transport_endpoints(struct mesh_agent *a, const struct wg_device *dev)
+/* One known peer's path this turn (h: its device entry, may be NULL), into t->endpoints. */
+static void peer_path(struct mesh_transport_handle *t, uint32_t token, const struct wg_peer *h, int64_t now_s)
 {
-	struct agent_transport *t = a->transport;
+	const struct mesh_config *cfg = t->cfg;
+	struct transport_peer *tp = &t->peers[token];
+	enum mesh_path before = tp->path.want, now;
+	bool confirmed = tp->path.confirmed;
+	char addr[16];
+
+	resolve_udp(t, tp, now_ms());
+	if (tp->nudge)
+		nudge(token); /* last turn's probe endpoint has been applied since */
+	tp->nudge = false;
+	if (!tp->path.seed && getrandom(&tp->path.seed, sizeof(tp->path.seed), GRND_NONBLOCK) < 0)
+		tp->path.seed = (unsigned)now_ms();
+	now = mesh_path_decide(
+		&tp->path, cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
+		observed_path(t, token, h), h ? (int64_t)h->last_handshake.tv_sec : 0, h ? h->rx_bytes : 0,
+		now_s, now_ms(), cfg->fallback_ms,
+		/* the peer's keepalives arrive every P2P_KEEPALIVE s: two missed, and the bound */
+		cfg->keepalive ? cfg->fallback_ms + 2000u * cfg->keepalive : 0);
+	mesh_overlay_addr_str(token, addr);
+	if (now != before && before != MESH_PATH_NONE) {
+		t->stats.path_changes++;
+		log_info("peer %s: %s path -> %s", addr, mesh_path_name(before), mesh_path_name(now));
+	}
+	if (tp->path.confirmed && !confirmed && cfg->transport == MESH_TRANSPORT_AUTO)
+		log_info("peer %s: udp path confirmed (its packets arrive over UDP)", addr);
+	tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
+	t->stats.probes += tp->nudge;
+	if (now == MESH_PATH_GATEWAY && t->relay)
+		relay_loop_endpoint(t->relay, token, &t->endpoints[token].in);
+	else if (now == MESH_PATH_UDP)
+		t->endpoints[token] = tp->udp_ep;
+}
+
+const union wg_endpoint *mesh_transport_endpoints(struct mesh_transport_handle *t,
+						  const struct wg_device *dev)
+{
 	const struct wg_peer **index;
 	struct timespec ts;
 
-	if (!t || a->cfg->mode != REGISTRY_MODE_WIREGUARD)
+	if (!t)
 		return NULL;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(t->endpoints, 0, sizeof(t->endpoints));
 	index = device_index(dev);
-	for (size_t i = 0; i < a->st.n_peers; i++) {
-		const struct mesh_peer *p = &a->st.peers[i];
-		struct transport_peer *tp = &t->peers[p->token];
-		const struct wg_peer *h = device_peer(dev, index, p->wg_key);
-		enum mesh_path before = tp->path.want, now;
-		bool confirmed = tp->path.confirmed;
-		char addr[16];
-
-		if (!tp->known)
-			continue;
-		resolve_udp(tp, p, now_ms());
-		if (tp->nudge)
-			nudge(p->token);  /* last turn's probe endpoint has been applied since */
-		tp->nudge = false;
-		if (!tp->path.seed && getrandom(&tp->path.seed, sizeof(tp->path.seed), GRND_NONBLOCK) < 0)
-			tp->path.seed = (unsigned)now_ms();
-		now = mesh_path_decide(&tp->path, a->cfg->transport, tp->udp[0], tp->gw_host[0] && tp->relayed,
-				       observed_path(a, p->token, h), h ? (int64_t)h->last_handshake.tv_sec : 0,
-				       h ? h->rx_bytes : 0, (int64_t)ts.tv_sec, now_ms(), a->cfg->fallback_ms,
-				       /* the peer's keepalives arrive every P2P_KEEPALIVE s: two missed, and the bound */
-				       a->cfg->keepalive ? a->cfg->fallback_ms + 2000u * a->cfg->keepalive : 0);
-		mesh_overlay_addr_str(p->token, addr);
-		if (now != before && before != MESH_PATH_NONE)
-			log_info("peer %s: %s path -> %s", addr, mesh_path_name(before), mesh_path_name(now));
-		if (tp->path.confirmed && !confirmed && a->cfg->transport == MESH_TRANSPORT_AUTO)
-			log_info("peer %s: udp path confirmed (its packets arrive over UDP)", addr);
-		tp->nudge = now == MESH_PATH_UDP && before == MESH_PATH_GATEWAY;
-		if (now == MESH_PATH_GATEWAY && t->relay) {
-			relay_loop_endpoint(t->relay, p->token, &t->endpoints[p->token].in);
-		} else if (now == MESH_PATH_UDP) {
-			t->endpoints[p->token] = tp->udp_ep;
-		}
-	}
+	for (uint32_t tok = 1; tok <= REGISTRY_MAX_PEERS; tok++)
+		if (t->peers[tok].known)
+			peer_path(t, tok, device_peer(dev, index, t->peers[tok].wg_key), (int64_t)ts.tv_sec);
 	free(index);
 	return t->endpoints;
 }
 
-int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
-			   struct buf *out)
+int mesh_transport_status(struct mesh_transport_handle *t, const struct mesh_peer *p, const struct wg_peer *h,
+			  struct buf *out)
 {
 	const struct transport_peer *tp;
 	struct relay_stats st;
 	int r;
 
-	if (!a->transport || p->mode != REGISTRY_MODE_WIREGUARD)
+	if (!t || p->mode != REGISTRY_MODE_WIREGUARD || !p->token || p->token > REGISTRY_MAX_PEERS)
 		return 0;
-	tp = &a->transport->peers[p->token];
+	tp = &t->peers[p->token];
 	r = buf_printf(out, ",\"path\":\"%s\",\"path_wanted\":\"%s\"",
-		       mesh_path_name(observed_path(a, p->token, h)), mesh_path_name(tp->path.want));
-	if (r < 0 || !a->transport->relay || !tp->relayed || relay_peer_stats(a->transport->relay, p->token, &st) < 0)
+		       mesh_path_name(observed_path(t, p->token, h)), mesh_path_name(tp->path.want));
+	if (r < 0 || !t->relay || !tp->relayed || relay_peer_stats(t->relay, p->token, &st) < 0)
 		return r;
 	r = buf_printf(out, ",\"relay\":{\"state\":\"%s\",\"dialer\":%s,\"tx_bytes\":%llu,\"rx_bytes\":%llu,"
 			    "\"drops\":%llu,\"connects\":%llu,\"reconnects\":%llu,\"refused\":%llu,\"error\":",
@@ -549,19 +652,39 @@ int agent_transport_status(struct mesh_agent *a, const struct mesh_peer *p, cons
 	return r < 0 ? r : buf_printf(out, "}");
 }
 
-void agent_transport_metrics(struct mesh_agent *a, const struct mesh_peer *p, const struct wg_peer *h,
-			     struct mesh_metrics_peer *out)
+struct mesh_transport_stats mesh_transport_stats(struct mesh_transport_handle *t)
+{
+	struct mesh_transport_stats s;
+	struct relay_stats st;
+
+	if (!t)
+		return (struct mesh_transport_stats){ 0 };
+	s = t->stats;
+	for (uint32_t tok = 1; tok <= REGISTRY_MAX_PEERS; tok++) {
+		if (!t->peers[tok].relayed || relay_peer_stats(t->relay, tok, &st) < 0)
+			continue;
+		s.relay_peers++;
+		s.relay_dials += st.dials;
+		s.relay_redials += st.redials;
+		s.relay_queue_drops += st.queue_drops;
+		s.relay_refused += st.refused;
+	}
+	return s;
+}
+
+void mesh_transport_peer_metrics(struct mesh_transport_handle *t, const struct mesh_peer *p,
+				 const struct wg_peer *h, struct mesh_metrics_peer *out)
 {
 	const struct transport_peer *tp;
 	enum mesh_path path;
 	struct relay_stats st;
 
-	if (!a->transport || p->mode != REGISTRY_MODE_WIREGUARD)
+	if (!t || p->mode != REGISTRY_MODE_WIREGUARD)
 		return;
-	tp = &a->transport->peers[p->token];
-	path = observed_path(a, p->token, h);
+	tp = &t->peers[p->token];
+	path = observed_path(t, p->token, h);
 	out->path = path == MESH_PATH_NONE ? NULL : mesh_path_name(path);
-	if (!a->transport->relay || !tp->relayed || relay_peer_stats(a->transport->relay, p->token, &st) < 0)
+	if (!t->relay || !tp->relayed || relay_peer_stats(t->relay, p->token, &st) < 0)
 		return;
 	out->has_relay = true;
 	out->relay_redials = st.redials;

@@ -18,6 +18,7 @@ struct mesh_device {
 	struct wg_backend *wg;
 	uint64_t addr_token; /* token whose 10.0.1.t is on the interface; 0: none */
 	struct mesh_device_stats stats;
+	struct mesh_mtu mtu; /* mtu.c: what is set, the route MTU it came from */
 };
 
 int mesh_device_dump(struct mesh_device *d, struct wg_device **dev)
@@ -73,7 +74,8 @@ static int device_setup(struct mesh_device *d, const uint8_t public_key[static W
 			return r;
 		}
 	}
-	/* The interface MTU (when configured) is set here, once the link exists. */
+	/* P2P_MTU, the gateway's or 1420 until a UDP peer's route MTU is known (each turn). */
+	mesh_mtu_follow(&d->mtu, d->cfg, NULL);
 	r = rtnl_link_set_up(ifname, true, &why);
 	if (r < 0) {
 		log_error("bringing %s up: %s", ifname, err_detail_str(&why, r));
@@ -190,4 +192,10 @@ void mesh_device_close(struct mesh_device *d)
 	}
 	wg_backend_close(d->wg);
 	free(d);
+}
+
+void mesh_device_follow_mtu(struct mesh_device *d, const struct wg_device *dump)
+{
+	if (d)
+		mesh_mtu_follow(&d->mtu, d->cfg, dump);
 }

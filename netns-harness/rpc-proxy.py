@@ -43,6 +43,8 @@ file and rename). Every key is optional; an empty object means pass-through:
   fail          "http500" | "timeout" | "garbage" | "close" | "fuzz"
   fail_count    N              only the next N requests fail (default: every one)
   fail_methods  ["eth_call", ...]  only these methods fail (default: all)
+  fail_selectors ["36bf1f0c", ...]  only eth_calls of these functions fail (4-byte
+                               selectors; labelOf(uint256) is 36bf1f0c)
   timeout_s     S              how long "timeout" holds a request (default 5, at most 30)
   seed          N              the fuzzer's seed (default 1)
   priority_fee  "0x<hex>"      eth_maxPriorityFeePerGas answers this (wei; a lying fee
@@ -428,6 +430,18 @@ def methods_of(obj):
     return [c.get("method") if isinstance(c, dict) else None for c in calls[:64]]
 
 
+def selectors_of(obj):
+    """The 4-byte selectors (8 hex digits) of the eth_calls in a request."""
+    out = []
+    for c in (obj if isinstance(obj, list) else [obj])[:64]:
+        try:
+            tx = c["params"][0]
+            out.append(str(tx.get("data") or tx.get("input"))[2:10].lower())
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+    return out
+
+
 def fuzz_bytes(body, rnd):
     """Bounded mutations of an honest reply: flips, cuts, type swaps, junk."""
     b = bytearray(body)
@@ -479,7 +493,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         meths = methods_of(obj)
         fail = cfg.get("fail")
         only = cfg.get("fail_methods")
+        sels = cfg.get("fail_selectors")
         if fail and (not only or any(m in only for m in meths)) and \
+                (not sels or any(x in sels for x in selectors_of(obj))) and \
                 (px.control.left("fail_count") is None or px.control.take("fail_count")):
             return self.fail(fail, cfg, obj, meths)
         try:
@@ -499,7 +515,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def fail(self, fail, cfg, obj, meths):
         px = self.proxy
-        px.log(",".join(map(str, meths)), "fail " + str(fail))
+        px.log(",".join(map(str, meths)), "fail " + str(fail) + " " + ",".join(selectors_of(obj)))
         if fail == "http500":
             return self.send(500, b"internal error")
         if fail == "timeout":

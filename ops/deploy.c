@@ -19,7 +19,7 @@ static int root_from_pubkey(const uint8_t *p, size_t n, uint8_t root[static 20])
 	uint8_t pub[64];
 
 	if (n == 33) {
-		if (eth_decompress_pubkey(p, pub) < 0)
+		if (crypto_decompress_pubkey(p, pub) < 0)
 			return -EINVAL;
 	} else if (n == 65 && p[0] == 0x04) {
 		memcpy(pub, p + 1, 64);
@@ -28,7 +28,7 @@ static int root_from_pubkey(const uint8_t *p, size_t n, uint8_t root[static 20])
 	} else {
 		return -EINVAL;
 	}
-	eth_address_from_pubkey(pub, root);
+	crypto_address_from_pubkey(pub, root);
 	return 0;
 }
 

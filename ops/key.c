@@ -124,7 +124,7 @@ int ops_key_load(const struct ops_key_source *src, ops_password_fn ask, uint8_t 
 		r = key_from_keystore(src, ask, *sk, why);
 	else
 		r = key_from_env(src->env, *sk, why);
-	if (r == 0 && eth_pubkey_from_secret(*sk, pub) < 0) {
+	if (r == 0 && crypto_pubkey_from_secret(*sk, pub) < 0) {
 		err_detail_set(why, "the key is not a valid secp256k1 secret");
 		r = -EINVAL;
 	}
@@ -133,6 +133,6 @@ int ops_key_load(const struct ops_key_source *src, ops_password_fn ask, uint8_t 
 		*sk = NULL;
 		return r;
 	}
-	eth_address_from_pubkey(pub, addr);
+	crypto_address_from_pubkey(pub, addr);
 	return 0;
 }

@@ -66,7 +66,7 @@ int registry_sign_leader_call(uint64_t chain_id, const uint8_t contract[static 2
 	if (c->action > REGISTRY_LEADER_VOTE)
 		return -EINVAL;
 	registry_leader_digest(chain_id, contract, c, digest);
-	r = eth_sign_digest(node_key, digest, c->signature);
+	r = crypto_sign_digest(node_key, digest, c->signature);
 	if (r == 0)
 		c->signature[64] += 27;  /* what ecrecover and `cast wallet sign` use */
 	return r;
@@ -136,11 +136,11 @@ int registry_leader_call_signer(uint64_t chain_id, const uint8_t contract[static
 {
 	uint8_t digest[32], pub[64];
 
-	if (!eth_signature_v_valid(c->signature))
+	if (!crypto_signature_v_valid(c->signature))
 		return -EBADMSG;
 	registry_leader_digest(chain_id, contract, c, digest);
-	if (eth_recover_pubkey(digest, c->signature, pub) < 0)
+	if (crypto_recover_pubkey(digest, c->signature, pub) < 0)
 		return -EBADMSG;
-	eth_address_from_pubkey(pub, signer);
+	crypto_address_from_pubkey(pub, signer);
 	return 0;
 }

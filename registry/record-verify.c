@@ -33,10 +33,10 @@ enum attest_verdict registry_record_verify(const struct registry_record *p, uint
 	if (v != ATTEST_VALID)
 		return v;
 
-	if (!eth_signature_v_valid(p->node_signature))
+	if (!crypto_signature_v_valid(p->node_signature))
 		return ATTEST_MALFORMED;
 	registry_record_digest(chain_id, contract, p, digest);
-	if (eth_recover_pubkey(digest, p->node_signature, signer) < 0 ||
+	if (crypto_recover_pubkey(digest, p->node_signature, signer) < 0 ||
 	    memcmp(signer, p->node_pubkey, 64))
 		return ATTEST_BAD_NODE_SIGNATURE;
 	return ATTEST_VALID;

@@ -105,7 +105,7 @@ int registry_record_sign(const struct attest_identity *id, const struct attest_n
 	memcpy(out->kms_signature, id->chain.kms_signature, 65);
 
 	registry_record_digest(chain_id, contract, out, digest);
-	r = eth_sign_digest(s->node_key, digest, out->node_signature);
+	r = crypto_sign_digest(s->node_key, digest, out->node_signature);
 	if (r < 0)
 		registry_record_clear(out);
 	return r;

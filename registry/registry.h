@@ -2,8 +2,9 @@
 /*
  * registry: the cluster contract's peer record (docs/registry.md), the project's central
  * concept, in one place: the struct, the digest the node key signs, signing and
- * verifying a record, its ABI codec, the contract's calls and custom errors, its signed
- * leader calls, the relayer's request format, and a reorg-aware follower of the peer set.
+ * verifying a record, its ABI codec, the contract's interface in one table (functions,
+ * events, custom errors), its signed leader calls, the relayer's request format, and a
+ * reorg-aware follower of the peer set.
  * Built on chain/ (a plain Ethereum client) and attest/ (dstack's signature chain).
  * Every fallible function returns 0 or a negative errno; for RPC failures
  * eth_rpc_error() says what and where, and a check that has more to say fills the

@@ -81,8 +81,8 @@ int relay_proof_check(const uint8_t *proof, size_t len, const uint8_t digest[sta
 
 	if (len != RELAY_PROOF_LEN)
 		return -EPROTO;
-	if (eth_recover_pubkey(digest, proof, pub) < 0)
+	if (crypto_recover_pubkey(digest, proof, pub) < 0)
 		return -EACCES;
-	eth_address_from_pubkey(pub, addr);
+	crypto_address_from_pubkey(pub, addr);
 	return memcmp(addr, node_addr, 20) ? -EACCES : 0;
 }

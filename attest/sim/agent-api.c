@@ -126,7 +126,7 @@ static int handle_info(const struct sim_agent *a, struct buf *out)
 	int r;
 
 	hex_encode(z32, zero, 32);
-	eth_compress_pubkey(a->kms_root_pub, root33);
+	crypto_compress_pubkey(a->kms_root_pub, root33);
 	hex_encode(root, root33, 33);
 	buf_init(&tcb_info, 16384);
 
@@ -194,12 +194,12 @@ static int handle_get_key(const struct sim_agent *a, const struct json *req, str
 	}
 	key = secret_alloc(32);
 	if (!key || attest_derive_path_key(a->app_sk, path, key) < 0 ||
-	    eth_pubkey_from_secret(key, pub) < 0) {
+	    crypto_pubkey_from_secret(key, pub) < 0) {
 		status = reply_error(out, 500, "key derivation failed");
 		goto out;
 	}
 	attest_app_message_digest(purpose, pub, digest);
-	if (eth_sign_digest(a->app_sk, digest, sig) < 0) {
+	if (crypto_sign_digest(a->app_sk, digest, sig) < 0) {
 		status = reply_error(out, 500, "signing failed");
 		goto out;
 	}

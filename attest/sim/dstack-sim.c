@@ -189,12 +189,12 @@ static int load_fixture(const char *path, struct sim_agent *a)
 			"kms_signature_chain1 and kms_root_address\n", path);
 		goto out;
 	}
-	if (eth_pubkey_from_secret(a->app_sk, app_pub) < 0)
+	if (crypto_pubkey_from_secret(a->app_sk, app_pub) < 0)
 		goto out;
 	attest_kms_message_digest(a->app_id, app_pub, digest);
-	if (eth_recover_pubkey(digest, a->kms_signature, a->kms_root_pub) < 0)
+	if (crypto_recover_pubkey(digest, a->kms_signature, a->kms_root_pub) < 0)
 		goto bad_root;
-	eth_address_from_pubkey(a->kms_root_pub, root);
+	crypto_address_from_pubkey(a->kms_root_pub, root);
 	if (memcmp(root, want_root, 20))
 		goto bad_root;
 	a->from_fixture = true;
@@ -226,15 +226,15 @@ static int derive_from_root(const struct options *o, struct sim_agent *a)
 		secret_wipe(o->kms_root_key_hex, strlen(o->kms_root_key_hex));
 	if (r < 0)
 		goto out;
-	if ((r = eth_pubkey_from_secret(root_sk, a->kms_root_pub)) < 0) {
+	if ((r = crypto_pubkey_from_secret(root_sk, a->kms_root_pub)) < 0) {
 		fprintf(stderr, "dstack-sim: the KMS root key is not a valid secp256k1 key\n");
 		goto out;
 	}
 	if ((r = attest_derive_app_key(root_sk, a->app_id, a->app_sk)) < 0 ||
-	    (r = eth_pubkey_from_secret(a->app_sk, app_pub)) < 0)
+	    (r = crypto_pubkey_from_secret(a->app_sk, app_pub)) < 0)
 		goto out;
 	attest_kms_message_digest(a->app_id, app_pub, digest);
-	r = eth_sign_digest(root_sk, digest, a->kms_signature);
+	r = crypto_sign_digest(root_sk, digest, a->kms_signature);
 out:
 	secret_free(root_sk, 32);
 	return r;
@@ -469,7 +469,7 @@ int main(int argc, char **argv)
 		fds[nfds++] = r;
 	}
 
-	eth_address_from_pubkey(agent.kms_root_pub, root);
+	crypto_address_from_pubkey(agent.kms_root_pub, root);
 	hex_encode(root_addr, root, 20);
 	if (port)
 		snprintf(ready, sizeof(ready), "unix:%s\nhttp://127.0.0.1:%u\n", o.socket_path, port);

@@ -129,8 +129,7 @@ r = udp(q[:20]);                print("truncated", r is not None and len(r) == 1
 r = udp(q + os.urandom(3000));  print("oversized", r is not None and len(r) == 12 and r[3] & 15 == 1)
 r = udp(q[:2] + b"\x81\x00" + q[4:]);  print("response", r is None)
 r = udp(q[:12] + b"\xc0\x0c\x00\x01\x00\x01"); print("pointer", r is not None and r[3] & 15 == 1)
-n = 0
-for i in range(300):  # random lengths and bytes; each reply, if any, must be a response
+for i in range(300):  # random lengths and bytes: the server stays up (checked below)
     data = os.urandom(i % 600)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.sendto(data, ("10.0.1.1", 53))
@@ -165,18 +164,7 @@ grep -q 'status:' "$T/stranger-tcp.txt" && fail "a TCP stranger got a reply"
 pass "a client outside the overlay: no answer (UDP, TCP)"
 
 # A flood from the overlay: served a budget per turn; dig's query answered in between.
-c python3 - <<'EOF' &
-import socket, struct, time
-q = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\x06node-1\x03p2p\x08internal\x00\x00\x01\x00\x01"
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end = time.time() + 3
-while time.time() < end:
-    for _ in range(200):
-        try:
-            s.sendto(q, ("10.0.1.1", 53))
-        except OSError:
-            pass
-EOF
+c python3 tests/host/dns-flood.py 10.0.1.1 3 &
 flood=$!
 sleep 0.5
 ok=0

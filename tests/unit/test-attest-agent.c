@@ -104,8 +104,8 @@ static void kms_root_address(uint8_t root[20])
 	uint8_t sk[32], pub[64];
 
 	hex_to(sk, 32, KMS_ROOT_KEY);
-	cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-	eth_address_from_pubkey(pub, root);
+	cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+	crypto_address_from_pubkey(pub, root);
 }
 
 Test(attest_agent, info_key_and_quote_from_the_simulator)
@@ -133,7 +133,7 @@ Test(attest_agent, info_key_and_quote_from_the_simulator)
 
 	cr_assert_eq(attest_get_key(c, "some/path", "some-purpose", key, &sigs), 0, "%s",
 		     attest_client_error(c));
-	cr_assert_eq(eth_pubkey_from_secret(key, key_pub), 0);
+	cr_assert_eq(crypto_pubkey_from_secret(key, key_pub), 0);
 	kms_root_address(root);
 	struct attest_key_claim chain = { key_pub, "some-purpose", app_id, NULL, &sigs };
 	struct attest_expect expect = { "some-purpose", app_id, root };
@@ -197,7 +197,7 @@ Test(attest_agent, fixture_simulator_serves_the_public_chain)
 	cr_assert_eq(attest_get_key(c, "/test/path", "test-purpose", key, &sigs), 0);
 	hex_to(want, 32, "b9fbb7171185c421c58610a2acba8ceae93623ae47815618cbad1e98fc042cb7");
 	cr_assert_eq(memcmp(key, want, 32), 0);
-	cr_assert_eq(eth_pubkey_from_secret(key, key_pub), 0);
+	cr_assert_eq(crypto_pubkey_from_secret(key, key_pub), 0);
 	hex_to(root, 20, FIXTURE_ROOT);
 	struct attest_key_claim chain = { key_pub, "test-purpose", app_id, NULL, &sigs };
 	struct attest_expect expect = { "test-purpose", app_id, root };

@@ -92,9 +92,9 @@ static void fixture_chain(const struct vector *v, int k, uint8_t key_pub[64],
 {
 	uint8_t digest[32];
 
-	cr_assert_eq(eth_pubkey_from_secret(v->derived[k].key, key_pub), 0);
+	cr_assert_eq(crypto_pubkey_from_secret(v->derived[k].key, key_pub), 0);
 	attest_app_message_digest(v->derived[k].purpose, key_pub, digest);
-	cr_assert_eq(eth_sign_digest(v->app_sk, digest, sigs->app_signature), 0);
+	cr_assert_eq(crypto_sign_digest(v->app_sk, digest, sigs->app_signature), 0);
 	memcpy(sigs->kms_signature, v->kms_sig, 65);
 	sigs->has_kms_signature = true;
 }
@@ -105,14 +105,14 @@ Test(attest_vectors, hkdf_reproduces_derived_keys)
 	uint8_t key[32], pub[64], pub33[33];
 
 	load_vector(&v);
-	cr_assert_eq(eth_pubkey_from_secret(v.app_sk, pub), 0);
-	eth_compress_pubkey(pub, pub33);
+	cr_assert_eq(crypto_pubkey_from_secret(v.app_sk, pub), 0);
+	crypto_compress_pubkey(pub, pub33);
 	cr_assert_eq(memcmp(pub33, v.app_pub33, 33), 0, "app key's compressed public key");
 	for (int k = 0; k < 2; k++) {
 		cr_assert_eq(attest_derive_path_key(v.app_sk, v.derived[k].path, key), 0);
 		cr_assert_eq(memcmp(key, v.derived[k].key, 32), 0, "key for path %s", v.derived[k].path);
-		cr_assert_eq(eth_pubkey_from_secret(key, pub), 0);
-		eth_compress_pubkey(pub, pub33);
+		cr_assert_eq(crypto_pubkey_from_secret(key, pub), 0);
+		crypto_compress_pubkey(pub, pub33);
 		cr_assert_eq(memcmp(pub33, v.derived[k].pub33, 33), 0);
 	}
 }
@@ -125,10 +125,10 @@ Test(attest_vectors, kms_signature_recovers_the_fixture_root)
 	char hex[41];
 
 	load_vector(&v);
-	cr_assert_eq(eth_decompress_pubkey(v.app_pub33, app_pub), 0);
+	cr_assert_eq(crypto_decompress_pubkey(v.app_pub33, app_pub), 0);
 	attest_kms_message_digest(v.app_id, app_pub, digest);
-	cr_assert_eq(eth_recover_pubkey(digest, v.kms_sig, root_pub), 0);
-	eth_address_from_pubkey(root_pub, root);
+	cr_assert_eq(crypto_recover_pubkey(digest, v.kms_sig, root_pub), 0);
+	crypto_address_from_pubkey(root_pub, root);
 	hex_encode(hex, root, 20);
 	cr_assert_str_eq(hex, want);
 }
@@ -146,7 +146,7 @@ Test(attest_vectors, fixture_chain_verifies)
 		struct attest_expect expect = { v.derived[k].purpose, v.app_id, v.root };
 
 		cr_assert_eq(attest_verify_kms_chain(&chain, &expect, app_pub), ATTEST_VALID);
-		cr_assert_eq(eth_decompress_pubkey(v.app_pub33, want_app_pub), 0);
+		cr_assert_eq(crypto_decompress_pubkey(v.app_pub33, want_app_pub), 0);
 		cr_assert_eq(memcmp(app_pub, want_app_pub, 64), 0);
 	}
 }
@@ -211,7 +211,7 @@ Test(attest_vectors, every_flipped_byte_is_rejected)
 
 	load_vector(&v);
 	fixture_chain(&v, 0, key_pub, &sigs);
-	cr_assert_eq(eth_decompress_pubkey(v.app_pub33, app_pub), 0);
+	cr_assert_eq(crypto_decompress_pubkey(v.app_pub33, app_pub), 0);
 	struct attest_expect expect = { v.derived[0].purpose, v.app_id, v.root };
 
 	for (int i = 0; i < 65; i++) {

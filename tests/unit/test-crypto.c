@@ -78,11 +78,11 @@ Test(secp256k1, dstack_simulator_fixture)
 	uint8_t msg[71], digest[32], want_digest[32], sig[65], root_comp[33];
 
 	unhex(sk, 32, "d6e88992cdeeee35fe70b5db61ab66cdb191fb9b6ec9313757ef162dd7214d5d");
-	cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-	eth_compress_pubkey(pub, comp);
+	cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+	crypto_compress_pubkey(pub, comp);
 	unhex(want_comp, 33, "02818494263695e8839122dbd88e281d7380622999df4e60a14befa0f2d096fc7c");
 	cr_assert_eq(memcmp(comp, want_comp, 33), 0);
-	eth_address_from_pubkey(pub, addr);
+	crypto_address_from_pubkey(pub, addr);
 	unhex(want_addr, 20, "0xd508660da170d8b162779698a64e6707d5aa217a");
 	cr_assert_eq(memcmp(addr, want_addr, 20), 0);
 
@@ -94,18 +94,18 @@ Test(secp256k1, dstack_simulator_fixture)
 
 	unhex(sig, 65, "9e618603e72d01fedb82deff6daf2d62a572becf0059eec3f89c1ab40e1f2e59"
 		       "4d2a283f843f34e8f39e4cc49a612496ce67223a12ac923f8efe330346dfc6c500");
-	cr_assert_eq(eth_recover_pubkey(digest, sig, pub), 0);
-	eth_compress_pubkey(pub, comp);
+	cr_assert_eq(crypto_recover_pubkey(digest, sig, pub), 0);
+	crypto_compress_pubkey(pub, comp);
 	unhex(root_comp, 33, "0321529e458424ab1f710a3a57ec4dad2fb195ddca572f7469242ba6c7563085b6");
 	cr_assert_eq(memcmp(comp, root_comp, 33), 0);
-	eth_address_from_pubkey(pub, addr);
+	crypto_address_from_pubkey(pub, addr);
 	unhex(want_addr, 20, "a7f6043c29f9cc1d9d6acf554c53e0c6792aaeaf");
 	cr_assert_eq(memcmp(addr, want_addr, 20), 0);
 
 	/* v = 27 is the same signature in Solidity's convention. */
 	sig[64] = 27;
-	cr_assert_eq(eth_recover_pubkey(digest, sig, pub), 0);
-	eth_compress_pubkey(pub, comp);
+	cr_assert_eq(crypto_recover_pubkey(digest, sig, pub), 0);
+	crypto_compress_pubkey(pub, comp);
 	cr_assert_eq(memcmp(comp, root_comp, 33), 0);
 }
 
@@ -117,13 +117,13 @@ Test(secp256k1, decompress_round_trip)
 	for (int i = 0; i < 20; i++) {
 		fill_random(sk, 32);
 		sk[0] &= 0x7f;  /* keep it below n */
-		cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-		eth_compress_pubkey(pub, comp);
-		cr_assert_eq(eth_decompress_pubkey(comp, back), 0);
+		cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+		crypto_compress_pubkey(pub, comp);
+		cr_assert_eq(crypto_decompress_pubkey(comp, back), 0);
 		cr_assert_eq(memcmp(pub, back, 64), 0);
 	}
 	comp[0] = 0x04;
-	cr_assert_eq(eth_decompress_pubkey(comp, back), -EINVAL);
+	cr_assert_eq(crypto_decompress_pubkey(comp, back), -EINVAL);
 }
 
 Test(secp256k1, sign_recover_and_reject_malleable)
@@ -139,10 +139,10 @@ Test(secp256k1, sign_recover_and_reject_malleable)
 
 	memset(sk, 0x42, 32);
 	keccak256(digest, "hello", 5);
-	cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-	cr_assert_eq(eth_sign_digest(sk, digest, sig), 0);
+	cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+	cr_assert_eq(crypto_sign_digest(sk, digest, sig), 0);
 	cr_assert(sig[64] == 0 || sig[64] == 1);
-	cr_assert_eq(eth_recover_pubkey(digest, sig, got), 0);
+	cr_assert_eq(crypto_recover_pubkey(digest, sig, got), 0);
 	cr_assert_eq(memcmp(pub, got, 64), 0);
 
 	/* (r, n - s, v ^ 1) recovers the same key in plain ECDSA; we must refuse it. */
@@ -153,15 +153,15 @@ Test(secp256k1, sign_recover_and_reject_malleable)
 		twin[32 + i] = (uint8_t)(d + (borrow ? 256 : 0));
 	}
 	twin[64] = sig[64] ^ 1;
-	cr_assert_eq(eth_recover_pubkey(digest, twin, got), -EINVAL);
+	cr_assert_eq(crypto_recover_pubkey(digest, twin, got), -EINVAL);
 
 	sig[64] = 2;
-	cr_assert_eq(eth_recover_pubkey(digest, sig, got), -EINVAL);
+	cr_assert_eq(crypto_recover_pubkey(digest, sig, got), -EINVAL);
 	sig[64] = 29;
-	cr_assert_eq(eth_recover_pubkey(digest, sig, got), -EINVAL);
+	cr_assert_eq(crypto_recover_pubkey(digest, sig, got), -EINVAL);
 
 	memset(sk, 0, 32);
-	cr_assert_eq(eth_pubkey_from_secret(sk, pub), -EINVAL);
+	cr_assert_eq(crypto_pubkey_from_secret(sk, pub), -EINVAL);
 }
 
 /* Our address from a random key equals `cast wallet address` of the same key. */
@@ -177,8 +177,8 @@ Test(secp256k1, address_matches_cast_wallet)
 		sk[0] &= 0x7f;
 		skhex = hex0x(sk, 32);
 		want = cast_output("wallet address --private-key %s", skhex);
-		cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-		eth_address_from_pubkey(pub, addr);
+		cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+		crypto_address_from_pubkey(pub, addr);
 		got = hex0x(addr, 20);
 		cr_assert_eq(strcasecmp(got, want), 0, "address %s != cast %s", got, want);
 		free(skhex);

@@ -251,3 +251,31 @@ Test(mesh_config, transaction_caps_and_who_may_act)
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_ACTION_MAX_PER_HOUR", "241"), -EINVAL);
 	cr_assert_eq(mesh_config_set(&cfg, "P2P_ACTION_SPACING_MS", "0"), 0);
 }
+
+Test(mesh_config, dns)
+{
+	struct mesh_config cfg;
+	struct err_detail why = { "" };
+
+	mesh_config_init(&cfg);
+	cr_assert_not(cfg.dns, "off by default");
+	cr_assert_str_eq(cfg.dns_zone, "p2p.internal");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS", "on"), 0);
+	cr_assert(cfg.dns);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS", "OFF"), 0);
+	cr_assert_not(cfg.dns);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS", "yes"), 0);
+	cr_assert(cfg.dns);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS", "maybe"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS_ZONE", "Mesh.Example."), 0);
+	cr_assert_str_eq(cfg.dns_zone, "mesh.example");
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS_ZONE", "bad_zone"), -EINVAL);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_DNS_ZONE", "a..b"), -EINVAL);
+	cr_assert_str_eq(cfg.dns_zone, "mesh.example", "a bad value leaves the last good one");
+	cr_assert_eq(mesh_config_set(&cfg, "CLUSTER_CONTRACT", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+		     0);
+	cr_assert_eq(mesh_config_validate(&cfg, &why), 0, "%s", why.text);
+	cr_assert_eq(mesh_config_set(&cfg, "P2P_MODE", "tls"), 0);
+	cr_assert_eq(mesh_config_validate(&cfg, &why), -EINVAL);
+	cr_assert(strstr(why.text, "P2P_DNS=on"), "%s", why.text);
+}

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of mesh/transport.c: the endpoint field's two parts and auto mode's path choice. */
+/* Unit tests of mesh/transport.c: the endpoint field's two parts, auto mode's path choice, the handle. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -229,4 +231,123 @@ Test(mesh_path_decide, a_probe_over_working_udp_switches_to_it)
 	rx += 92;
 	cr_assert_eq(decide(&s, AUTO, true, true, P_UDP, hs, rx, t + 900), P_UDP);
 	cr_assert(s.confirmed);
+}
+
+/* ---- the handle: our endpoint field, the path table and its resolver cache ---------------- */
+
+static const uint8_t INST[20] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23,
+				  0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67 };
+static const uint8_t CONTRACT[20] = { 0x42 };
+
+static void udp_config(struct mesh_config *cfg)
+{
+	mesh_config_init(cfg);
+	cfg->transport = MESH_TRANSPORT_UDP;
+	snprintf(cfg->endpoint, sizeof(cfg->endpoint), "192.0.2.1:51820");
+}
+
+static struct mesh_peer peer(uint32_t token, const char *endpoint)
+{
+	struct mesh_peer p = { .token = token, .mode = REGISTRY_MODE_WIREGUARD };
+
+	memset(p.wg_key, (int)token, sizeof(p.wg_key));
+	memset(p.instance_id, (int)token, sizeof(p.instance_id));
+	snprintf(p.endpoint, sizeof(p.endpoint), "%s", endpoint);
+	/* numeric parsed at classification, as decide.c does; a name stays AF_UNSPEC */
+	if (mesh_endpoint_udp(endpoint, false, &p.udp) < 0)
+		p.udp = (union wg_endpoint){ 0 };
+	return p;
+}
+
+static uint16_t ep_port(const union wg_endpoint *ep)
+{
+	return ntohs(ep->addr.sa_family == AF_INET6 ? ep->in6.sin6_port : ep->in.sin_port);
+}
+
+Test(mesh_transport_handle, our_endpoint_field)
+{
+	struct mesh_transport_handle *t;
+	struct mesh_config cfg;
+	struct err_detail why;
+
+	udp_config(&cfg);
+	cr_assert_eq(mesh_transport_open(&t, &cfg, INST, CONTRACT, NULL, &why), 0);
+	cr_assert_str_eq(mesh_transport_endpoint(t), "192.0.2.1:51820");
+	cr_assert(!mesh_transport_gateway(t));
+	mesh_transport_close(t);
+
+	cfg.transport = MESH_TRANSPORT_AUTO;
+	snprintf(cfg.gateway_domain, sizeof(cfg.gateway_domain), "gw.example.com");
+	cr_assert_eq(mesh_transport_open(&t, &cfg, INST, CONTRACT, NULL, &why), 0);
+	cr_assert_str_eq(
+		mesh_transport_endpoint(t),
+		"192.0.2.1:51820,https://0123456789abcdef0123456789abcdef01234567-51831.gw.example.com");
+	cr_assert(mesh_transport_gateway(t));
+	mesh_transport_close(t);
+}
+
+Test(mesh_transport_handle, open_says_what_is_wrong)
+{
+	struct mesh_transport_handle *t = (void *)1;
+	struct mesh_config cfg;
+	struct err_detail why;
+
+	udp_config(&cfg);
+	cfg.transport = MESH_TRANSPORT_AUTO;
+	snprintf(cfg.gateway_domain, sizeof(cfg.gateway_domain), "gw.example.com");
+	cfg.relay_port = cfg.listen_port;
+	cr_assert_eq(mesh_transport_open(&t, &cfg, INST, CONTRACT, NULL, &why), -EBADR);
+	cr_assert_null(t);
+	cr_assert(strstr(why.text, "P2P_RELAY_PORT and P2P_LISTEN_PORT"), "%s", why.text);
+
+	/* gateway mode without a domain (no host-shared config here either) */
+	udp_config(&cfg);
+	cfg.transport = MESH_TRANSPORT_GATEWAY;
+	cr_assert_lt(mesh_transport_open(&t, &cfg, INST, CONTRACT, NULL, &why), 0);
+	cr_assert(strstr(why.text, "DSTACK_GATEWAY_DOMAIN"), "%s", why.text);
+	mesh_transport_close(NULL);
+	cr_assert_null(mesh_transport_endpoints(NULL, NULL));
+}
+
+Test(mesh_transport_handle, table_follows_the_peers_and_resolves_a_name_once)
+{
+	struct mesh_transport_handle *t;
+	struct mesh_config cfg;
+	struct mesh_peer ps[2] = { peer(3, "192.0.2.3:51820"), peer(5, "localhost:51825") };
+	const union wg_endpoint *eps;
+	struct buf out;
+
+	udp_config(&cfg);
+	cr_assert_eq(mesh_transport_open(&t, &cfg, INST, CONTRACT, NULL, NULL), 0);
+	mesh_transport_sync(t, 1, ps, 2);
+	cr_assert_eq(mesh_transport_stats(t).resolves, 1); /* the name, at the change */
+	for (int turn = 0; turn < 3; turn++) {
+		eps = mesh_transport_endpoints(t, NULL);
+		cr_assert_eq(eps[3].addr.sa_family, AF_INET);
+		cr_assert_eq(eps[3].in.sin_addr.s_addr, htonl(0xc0000203));
+		cr_assert_eq(ep_port(&eps[3]), 51820);
+		cr_assert_neq(eps[5].addr.sa_family, AF_UNSPEC, "localhost did not resolve");
+		cr_assert_eq(ep_port(&eps[5]), 51825);
+		cr_assert_eq(eps[4].addr.sa_family, AF_UNSPEC);
+		mesh_transport_sync(t, 1, ps, 2);
+	}
+	/* cached: neither a turn nor the same record looks the name up again */
+	cr_assert_eq(mesh_transport_stats(t).resolves, 1);
+	cr_assert_eq(mesh_transport_stats(t).resolve_failures, 0);
+
+	buf_init(&out, 4096);
+	cr_assert_eq(mesh_transport_status(t, &ps[1], NULL, &out), 0);
+	cr_assert_eq(buf_terminate(&out), 0);
+	cr_assert_str_eq((const char *)out.data, ",\"path\":\"none\",\"path_wanted\":\"udp\"");
+	buf_clear(&out);
+
+	/* a new endpoint: looked up now; a peer gone: out of the table */
+	ps[1] = peer(5, "localhost:51826");
+	mesh_transport_sync(t, 1, &ps[1], 1);
+	cr_assert_eq(mesh_transport_stats(t).resolves, 2);
+	eps = mesh_transport_endpoints(t, NULL);
+	cr_assert_eq(ep_port(&eps[5]), 51826);
+	cr_assert_eq(eps[3].addr.sa_family, AF_UNSPEC);
+	cr_assert_eq(mesh_transport_stats(t).relay_peers, 0);
+	mesh_transport_close(t);
 }

@@ -32,20 +32,20 @@ static inline void make_node_rooted(struct test_node *n, uint8_t instance_byte, 
 	memset(n->id.instance_id, instance_byte, 20);
 	n->secrets = attest_node_secrets_new();
 	cr_assert_not_null(n->secrets);
-	cr_assert_eq(eth_pubkey_from_secret(n->root_sk, root_pub), 0);
-	eth_address_from_pubkey(root_pub, n->root);
+	cr_assert_eq(crypto_pubkey_from_secret(n->root_sk, root_pub), 0);
+	crypto_address_from_pubkey(root_pub, n->root);
 	cr_assert_eq(attest_derive_app_key(n->root_sk, n->app_id, app_sk), 0);
-	cr_assert_eq(eth_pubkey_from_secret(app_sk, app_pub), 0);
+	cr_assert_eq(crypto_pubkey_from_secret(app_sk, app_pub), 0);
 	attest_kms_message_digest(n->app_id, app_pub, digest);
-	cr_assert_eq(eth_sign_digest(n->root_sk, digest, n->id.chain.kms_signature), 0);
+	cr_assert_eq(crypto_sign_digest(n->root_sk, digest, n->id.chain.kms_signature), 0);
 	n->id.chain.has_kms_signature = true;
 
 	attest_key_path(path, sizeof(path), ATTEST_NODE_KEY_PATH_PREFIX, n->id.instance_id);
 	cr_assert_eq(attest_derive_path_key(app_sk, path, n->secrets->node_key), 0);
-	cr_assert_eq(eth_pubkey_from_secret(n->secrets->node_key, n->id.node_pubkey), 0);
-	eth_address_from_pubkey(n->id.node_pubkey, n->id.node_address);
+	cr_assert_eq(crypto_pubkey_from_secret(n->secrets->node_key, n->id.node_pubkey), 0);
+	crypto_address_from_pubkey(n->id.node_pubkey, n->id.node_address);
 	attest_app_message_digest(ATTEST_NODE_KEY_PURPOSE, n->id.node_pubkey, digest);
-	cr_assert_eq(eth_sign_digest(app_sk, digest, n->id.chain.app_signature), 0);
+	cr_assert_eq(crypto_sign_digest(app_sk, digest, n->id.chain.app_signature), 0);
 	memcpy(n->id.app_pubkey, app_pub, 64);
 
 	attest_key_path(path, sizeof(path), ATTEST_WG_KEY_PATH_PREFIX, n->id.instance_id);

@@ -161,8 +161,8 @@ Test(relay, leader_calldata_round_trip_and_signer)
 	struct buf data;
 
 	sk[31] = 9;
-	cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-	eth_address_from_pubkey(pub, addr);
+	cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+	crypto_address_from_pubkey(pub, addr);
 	cr_assert_eq(registry_sign_leader_call(31337, contract, sk, &c), 0);
 	buf_init(&data, 1 << 12);
 	cr_assert_eq(registry_encode_leader_call(&c, &data), 0);

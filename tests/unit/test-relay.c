@@ -79,8 +79,8 @@ static void addr_of(const uint8_t sk[static 32], uint8_t addr[static 20])
 {
 	uint8_t pub[64];
 
-	cr_assert_eq(eth_pubkey_from_secret(sk, pub), 0);
-	eth_address_from_pubkey(pub, addr);
+	cr_assert_eq(crypto_pubkey_from_secret(sk, pub), 0);
+	crypto_address_from_pubkey(pub, addr);
 }
 
 Test(relay_hello, proof_binds_key_roles_and_nonces)
@@ -95,7 +95,7 @@ Test(relay_hello, proof_binds_key_roles_and_nonces)
 	addr_of(key_a, addr_a);
 	addr_of(key_b, addr_b);
 	relay_proof_digest(digest, 31337, contract, a, b, nb, na);
-	cr_assert_eq(eth_sign_digest(key_a, digest, sig), 0);
+	cr_assert_eq(crypto_sign_digest(key_a, digest, sig), 0);
 	cr_assert_eq(relay_proof_check(sig, sizeof(sig), digest, addr_a), 0);
 	cr_assert_eq(relay_proof_check(sig, sizeof(sig), digest, addr_b), -EACCES);
 	cr_assert_eq(relay_proof_check(sig, 64, digest, addr_a), -EPROTO);
@@ -118,7 +118,7 @@ static uint8_t inst_a[20], inst_b[20], contract[20];
 static int sign_b(void *ctx, const uint8_t digest[static 32], uint8_t sig[static 65])
 {
 	(void)ctx;
-	return eth_sign_digest(key_b, digest, sig);
+	return crypto_sign_digest(key_b, digest, sig);
 }
 
 static uint16_t free_port(int type)
@@ -195,7 +195,7 @@ static int hello_as_a(uint16_t port, const uint8_t sk[static 32], uint8_t *repla
 		write_frame(fd, replay_proof, RELAY_PROOF_LEN);
 	} else {
 		relay_proof_digest(digest, CHAIN_ID, contract, inst_a, inst_b, nb, na);
-		cr_assert_eq(eth_sign_digest(sk, digest, proof), 0);
+		cr_assert_eq(crypto_sign_digest(sk, digest, proof), 0);
 		write_frame(fd, proof, sizeof(proof));
 	}
 	if (!expect_proof) {
@@ -334,7 +334,7 @@ Test(relay_listen, proven_peer_relays_both_ways_and_impostors_do_not_disturb_it)
 
 		memset(nb_old, 0, 32);
 		relay_proof_digest(digest, CHAIN_ID, contract, inst_a, inst_b, nb_old, nb_old);
-		cr_assert_eq(eth_sign_digest(key_a, digest, stolen), 0);
+		cr_assert_eq(crypto_sign_digest(key_a, digest, stolen), 0);
 	}
 	s3 = hello_as_a(cfg.listen_port, key_a, stolen, false);
 	wait_state(r, 1, RELAY_UP, 2);
