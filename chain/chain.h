@@ -201,6 +201,8 @@ struct eth_rpc_stats {
 };
 
 void eth_rpc_get_stats(const struct eth_rpc *rpc, struct eth_rpc_stats *out);
+/* Every counter of s added to sum's (several clients counted as one). */
+void eth_rpc_stats_add(struct eth_rpc_stats *sum, const struct eth_rpc_stats *s);
 /* "timeout", "http_status", "jsonrpc_error", "malformed", "connection": a metric's label. */
 const char *eth_rpc_fault_name(enum eth_rpc_fault kind);
 

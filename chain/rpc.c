@@ -82,6 +82,18 @@ void eth_rpc_get_stats(const struct eth_rpc *rpc, struct eth_rpc_stats *out)
 	*out = rpc->stats;
 }
 
+void eth_rpc_stats_add(struct eth_rpc_stats *sum, const struct eth_rpc_stats *s)
+{
+	sum->calls += s->calls;
+	for (size_t k = 0; k < ETH_RPC_FAULTS; k++)
+		sum->errors[k] += s->errors[k];
+	sum->tx_sent += s->tx_sent;
+	sum->tx_gas_limit += s->tx_gas_limit;
+	sum->tx_mined += s->tx_mined;
+	sum->tx_reverted += s->tx_reverted;
+	sum->tx_gas_used += s->tx_gas_used;
+}
+
 struct eth_rpc_stats *rpc_stats(struct eth_rpc *rpc)
 {
 	return &rpc->stats;

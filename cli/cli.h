@@ -31,6 +31,7 @@ int cmd_chain(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_relayer(int argc, char **argv);
 int cmd_leader(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 /*
  * The agent's configuration layers under its flags: the config file (config_file, else

@@ -12,6 +12,7 @@ static const struct subcommand subcommands[] = {
 	{ "agent", cmd_agent, "run the VPN agent: register, follow the registry, program WireGuard" },
 	{ "peers", cmd_peers, "the verified peers' addresses or URLs, one a line (--json)" },
 	{ "status", cmd_status, "identity, interface, peers with handshakes and transfer (--json)" },
+	{ "metrics", cmd_metrics, "the agent's metrics in Prometheus's text format" },
 	{ "wait", cmd_wait, "exit 0 once this instance is registered (startup gate)" },
 	{ "leader", cmd_leader, "the cluster's leader; elect, heartbeat, vote through the agent" },
 	{ "show", cmd_show, "WireGuard interfaces and peers, like wg show (--json)" },

@@ -555,6 +555,8 @@ static int control_reply(void *ctx, const struct control_request *req, struct bu
 			publish_leader(a);
 		return r < 0 ? r : 0;
 	}
+	if (!strcmp(req->name, "metrics"))
+		return agent_metrics_json(a, out);
 	if (!strcmp(req->name, "leader")) {
 		int r = buf_printf(out, "{\"version\":%d,\"leader\":", CONTROL_VERSION);
 
@@ -783,7 +785,8 @@ static int agent_start(struct mesh_agent *a)
 	/* The loop's sources: a DNS server or a metrics listener is one more line here. */
 	agent_add_source(a, control_fd, serve_control, a);
 	agent_add_source(a, push_fd, serve_push, a);
-	return agent_names_open(a);
+	r = agent_names_open(a);
+	return r < 0 ? r : agent_metrics_open(a);
 }
 
 int mesh_agent_new(const struct mesh_config *cfg, const volatile sig_atomic_t *abort_flag,
@@ -827,6 +830,7 @@ void mesh_agent_free(struct mesh_agent *a)
 	mesh_psk_close(a->psk);
 	if (a->iface_lock >= 0)
 		close(a->iface_lock);
+	agent_metrics_close(a);
 	mesh_transport_close(a->transport); /* the relay thread signs with the node key: stop it first */
 	agent_push_close(a);
 	mesh_sender_close(a->sender);

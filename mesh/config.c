@@ -20,6 +20,7 @@ const char *const mesh_config_names[] = {
 	"P2P_DNS", "P2P_DNS_ZONE",
 	"DSTACK_P2P_CONTROL", "P2P_POLL_MS", "P2P_FULL_REREAD_MS", "P2P_REMOVE_ON_EXIT",
 	"P2P_KMS_ROOT", "P2P_CHAIN_ID", "P2P_REGISTER_MAX_PER_HOUR",
+	"P2P_METRICS_LISTEN",
 	"P2P_TRANSPORT", "P2P_RELAY_PORT", "P2P_GATEWAY_CA", "P2P_FALLBACK_MS",
 	"P2P_RPC_WS_URL", "P2P_PUSH_POLL_MS", "P2P_CONTROL_ACTION_UID", "P2P_CONTROL_ACTION_GID",
 	"P2P_ACTION_SPACING_MS", "P2P_ACTION_MAX_PER_HOUR", "P2P_TX_MAX_FEE_PER_GAS",
@@ -347,6 +348,11 @@ int mesh_config_set(struct mesh_config *cfg, const char *name, const char *value
 		cfg->chain_id = id;
 		return 0;
 	}
+	if (!strcmp(name, "P2P_METRICS_LISTEN")) {
+		/* Kept with its error, which validation words (as ETH_RPC_URL's). */
+		cfg->metrics_listen.error = mesh_metrics_listen_parse(value, &cfg->metrics_listen);
+		return 0;
+	}
 	if (!strcmp(name, "P2P_REGISTER_MAX_PER_HOUR"))
 		return set_ms(&cfg->register_max_per_hour, value, 1, MESH_MAX_REGISTER_PER_HOUR);
 	if (!strcmp(name, "P2P_CONTROL_ACTION_UID"))
@@ -540,6 +546,14 @@ int mesh_config_load_file(struct mesh_config *cfg, const char *path, struct err_
 
 int mesh_config_validate(const struct mesh_config *cfg, struct err_detail *why)
 {
+	if (cfg->metrics_listen.error < 0) {
+		err_detail_set(
+			why,
+			"P2P_METRICS_LISTEN '%.60s': metrics are served only on loopback "
+			"(127.0.0.1:PORT, [::1]:PORT) or on this node's overlay address (overlay:PORT)",
+			cfg->metrics_listen.spec);
+		return -EINVAL;
+	}
 	if (!cfg->contract[0]) {
 		err_detail_set(why, "no cluster contract: set CLUSTER_CONTRACT or --contract");
 		return -EINVAL;

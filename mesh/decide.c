@@ -145,20 +145,24 @@ static void verified_keep(struct mesh_verify_cache *vc, const struct mesh_input 
 			memset(vc->by_token[t], 0, sizeof(vc->by_token[t]));
 }
 
-/* Why a record cannot be a peer of ours, or NULL when it can. */
+/* Why a record cannot be a peer of ours, or NULL when it can; *kind says which rule. */
 static const char *peer_record_problem(struct mesh_verify_cache *vc, const struct mesh_self *self,
-				       const struct registry_record *p, struct err_detail *why)
+				       const struct registry_record *p, struct err_detail *why,
+				       enum mesh_reject_kind *kind)
 {
 	const char *problem = registry_record_field_problem(p);
 	enum attest_verdict v;
 
+	*kind = MESH_REJECT_FIELD;
 	if (problem)
 		return problem;
 	v = verify(vc, self, p);
+	*kind = MESH_REJECT_VERIFICATION;
 	if (v != ATTEST_VALID) {
 		err_detail_set(why, "verification failed: %s", attest_verdict_str(v));
 		return why->text;
 	}
+	*kind = MESH_REJECT_MODE;
 	if (p->mode != (uint8_t)self->mode) {
 		err_detail_set(why, "registered in %s mode, we run %s",
 			 mesh_mode_name((enum registry_mode)p->mode), mesh_mode_name(self->mode));
@@ -167,12 +171,15 @@ static const char *peer_record_problem(struct mesh_verify_cache *vc, const struc
 	if (p->mode == REGISTRY_MODE_WIREGUARD) {
 		static const uint8_t zero[32];
 
+		*kind = MESH_REJECT_WIREGUARD_KEY;
 		if (!memcmp(p->wg_public_key, zero, 32))
 			return "no WireGuard key";
 		if (!memcmp(p->wg_public_key, self->wg_public_key, 32))
 			return "uses our own WireGuard key";
+		*kind = MESH_REJECT_TRANSPORT;
 		return mesh_transport_problem(self->transport, self->gateway, p->endpoint, p->instance_id, why);
 	} else if (strncmp(p->endpoint, "https://", 8)) {
+		*kind = MESH_REJECT_TRANSPORT;
 		return "gateway endpoint is not an https URL";
 	}
 	return NULL;
@@ -186,11 +193,11 @@ static int peer_by_token(const void *x, const void *y)
 }
 
 static void reject(struct mesh_rejected *rejected, size_t *n_rejected, uint64_t token, uint64_t nonce,
-		   const uint8_t instance_id[static 20], const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+		   const uint8_t instance_id[static 20], enum mesh_reject_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
 
 static void reject(struct mesh_rejected *rejected, size_t *n_rejected, uint64_t token, uint64_t nonce,
-		   const uint8_t instance_id[static 20], const char *fmt, ...)
+		   const uint8_t instance_id[static 20], enum mesh_reject_kind kind, const char *fmt, ...)
 {
 	struct mesh_rejected *x;
 	va_list ap;
@@ -200,6 +207,7 @@ static void reject(struct mesh_rejected *rejected, size_t *n_rejected, uint64_t 
 	x = &rejected[(*n_rejected)++];
 	x->token = token;
 	x->nonce = nonce;
+	x->kind = (uint8_t)kind;
 	memcpy(x->instance_id, instance_id, 20);
 	va_start(ap, fmt);
 	vsnprintf(x->reason, sizeof(x->reason), fmt, ap);
@@ -224,7 +232,8 @@ static void drop_shared_keys(struct mesh_peer *peers, size_t *n_peers, struct me
 				first = &peers[k];
 		if (first) {
 			reject(rejected, n_rejected, peers[i].token, peers[i].nonce, peers[i].instance_id,
-			       "shares its WireGuard key with token %u", first->token);
+			       MESH_REJECT_WIREGUARD_KEY, "shares its WireGuard key with token %u",
+			       first->token);
 			continue;
 		}
 		peers[kept++] = peers[i];
@@ -243,6 +252,7 @@ static const struct registry_record *classify(struct mesh_verify_cache *vc, cons
 	/* Two providers' views merged hold at most two records per token. */
 	for (size_t i = 0; i < n && i < 2 * REGISTRY_MAX_PEERS; i++) {
 		const struct registry_record *p = &recs[i];
+		enum mesh_reject_kind kind;
 		struct mesh_peer *m;
 		struct err_detail why;
 		const char *problem;
@@ -251,9 +261,10 @@ static const struct registry_record *classify(struct mesh_verify_cache *vc, cons
 			own = p;
 			continue;
 		}
-		problem = peer_record_problem(vc, self, p, &why);
+		problem = peer_record_problem(vc, self, p, &why, &kind);
 		if (problem) {
-			reject(rejected, n_rejected, p->token_id, p->nonce, p->instance_id, "%s", problem);
+			reject(rejected, n_rejected, p->token_id, p->nonce, p->instance_id, kind, "%s",
+			       problem);
 			continue;
 		}
 		m = &peers[(*n_peers)++];
@@ -370,7 +381,7 @@ static void refuse_rollbacks(struct mesh_state *st, struct mesh_peer *peers, siz
 			peers[kept++] = *cur;
 			continue;
 		}
-		reject(rejected, n_rejected, peers[i].token, peers[i].nonce, inst,
+		reject(rejected, n_rejected, peers[i].token, peers[i].nonce, inst, MESH_REJECT_REPLAYED,
 		       "replayed: nonce %llu is older than %llu", (unsigned long long)peers[i].nonce,
 		       (unsigned long long)s->nonce);
 	}

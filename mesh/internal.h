@@ -94,10 +94,15 @@ int mesh_sender_open(struct mesh_sender **out, struct registry_handle *reg, cons
 		     struct err_detail *why);
 void mesh_sender_close(struct mesh_sender *s);
 const char *mesh_sender_error(const struct mesh_sender *s);
+/* What the sender sends (docs/metrics.md: the label kind). */
+enum mesh_tx_kind { MESH_TX_REGISTRATION, MESH_TX_LEADER_CALL, MESH_TX_KINDS };
 struct mesh_sender_stats {
 	uint64_t sent;    /* transactions paid by the funded key */
 	uint64_t relayed; /* calls a relayer took */
 	uint64_t failed;  /* refused, above a cap, or not sent */
+	/* the same by kind, and the gas limits of the transactions paid */
+	uint64_t sent_by[MESH_TX_KINDS], relayed_by[MESH_TX_KINDS], failed_by[MESH_TX_KINDS];
+	uint64_t gas_limit_by[MESH_TX_KINDS];
 };
 const struct mesh_sender_stats *mesh_sender_stats(const struct mesh_sender *s);
 /* The funded key's nonce at "latest" (its transactions mined so far); -ENOENT: no funded key. */
@@ -179,10 +184,23 @@ int mesh_relayer_reply_parse(const char *body, size_t len, char *reason, size_t 
 #include "registry/registry.h"
 
 /* A record that failed verification, remembered so the reason is logged once. */
+/* Which rule left a record out (docs/metrics.md, dstack_p2p_registry_records_rejected). */
+enum mesh_reject_kind {
+	MESH_REJECT_MALFORMED,     /* a getPeers() entry that does not decode (registry/'s) */
+	MESH_REJECT_FIELD,         /* a token or endpoint no peer may have */
+	MESH_REJECT_VERIFICATION,  /* the KMS chain or a signature does not verify */
+	MESH_REJECT_MODE,          /* another network mode than ours */
+	MESH_REJECT_WIREGUARD_KEY, /* no key, ours, or another peer's */
+	MESH_REJECT_TRANSPORT,     /* a path our transport rules out */
+	MESH_REJECT_REPLAYED,      /* a nonce older than one verified before */
+	MESH_REJECT_KINDS
+};
+
 struct mesh_rejected {
 	uint64_t token;
 	uint64_t nonce;
 	uint8_t instance_id[20];
+	uint8_t kind; /* enum mesh_reject_kind */
 	char reason[96];
 };
 
@@ -496,6 +514,7 @@ struct mesh_agent {
 	size_t n_sources;
 	struct mesh_transport_handle *transport; /* transport.c: paths and the gateway relay */
 	struct agent_names *names;          /* names.c: the DNS server (P2P_DNS), NULL when off */
+	struct agent_metrics *metrics;      /* metrics.c: the exposition and its listener */
 	struct agent_push *push;            /* push.c: new heads by eth_subscribe; NULL: off */
 
 	/* what apps are told besides the list (mesh/apps.c) */
@@ -702,6 +721,57 @@ int agent_gateway_domain_discover(const char *sys_config, char *domain, size_t l
 enum mesh_path mesh_path_decide(struct mesh_path_state *s, enum mesh_transport t, bool has_udp, bool has_gw,
 				enum mesh_path observed, int64_t last_handshake, uint64_t rx_bytes, int64_t now_s,
 				uint64_t now_ms, unsigned fallback_ms, unsigned silence_ms);
+
+/* ---- metrics (metrics.c, docs/metrics.md) ------------------------------------------------ */
+
+/* One peer's numbers; a has_ flag false leaves its series out for the peer. */
+struct mesh_metrics_peer {
+	uint32_t token;
+	const char *label; /* "" when unknown */
+	bool has_device;   /* the device has the peer: bytes */
+	bool has_handshake;
+	double handshake_age_s;
+	uint64_t rx_bytes, tx_bytes;
+	const char *path; /* "udp", "gateway"; NULL: none (no session, tls mode) */
+	bool has_relay;   /* the relay carries the peer */
+	uint64_t relay_redials, relay_drops, relay_queue_drops;
+};
+
+/* What the exposition shows, filled from the components' accessors. */
+struct mesh_metrics {
+	const struct mesh_metrics_peer *peers;
+	size_t n_peers;
+	uint64_t block; /* the block followed; 0: none read yet */
+	struct registry_reader_stats registry;
+	uint64_t rejected[MESH_REJECT_KINDS]; /* records of the current view, by rule */
+	uint64_t disagreements;
+	struct eth_rpc_stats rpc;
+	struct mesh_sender_stats sender; /* transactions by kind */
+	bool leader_known;
+	uint64_t leader_term, leader_token;
+};
+
+/* The Prometheus text exposition of m, appended to out (whole, or nothing on failure):
+ * 0, -EMSGSIZE past out's bound, -ENOMEM. Pure: no I/O, no clock. */
+int mesh_metrics_render(const struct mesh_metrics *m, struct buf *out);
+
+/*
+ * The agent's metrics: the exposition rendered from its components at most every
+ * AGENT_METRICS_TTL_MS (requests in between get the same page), for the control request
+ * "metrics" and the P2P_METRICS_LISTEN listener, a source of the loop (opened at start on
+ * loopback, or on the overlay address once the interface has it). agent_metrics_open: 0
+ * (also when no listener is configured), or -errno of the loopback listener.
+ */
+#define AGENT_METRICS_TTL_MS 500
+struct agent_metrics;
+int agent_metrics_open(struct mesh_agent *a);
+void agent_metrics_close(struct mesh_agent *a);
+/* {"version":1,"metrics":"<exposition>"} for the control socket. */
+int agent_metrics_json(struct mesh_agent *a, struct buf *out);
+/* transport.c: out's path (what the device uses to p now; h: its device entry, NULL:
+ * unknown) and, when the relay carries p, its relay counters. Nothing without t. */
+void mesh_transport_peer_metrics(struct mesh_transport_handle *t, const struct mesh_peer *p,
+				 const struct wg_peer *h, struct mesh_metrics_peer *out);
 
 /* The same from an open stream, called name in the detail (the file parser itself; fuzzed). */
 int mesh_config_load_stream(struct mesh_config *cfg, FILE *f, const char *name, struct err_detail *why);

@@ -57,6 +57,21 @@ int mesh_mode_parse(const char *s, enum registry_mode *out);
 
 /* ---- configuration: flags > environment > config file > defaults -------------- */
 
+/* P2P_METRICS_LISTEN: where GET /metrics is served (docs/metrics.md); spec "" = off. */
+struct mesh_metrics_listen {
+	char spec[64]; /* as given */
+	int error;     /* mesh_metrics_listen_parse's, for mesh_config_validate */
+	bool overlay;  /* overlay:PORT: the node's overlay address, once it has one */
+	char host[48]; /* else a numeric loopback address */
+	uint16_t port;
+};
+/*
+ * "127.0.0.1:PORT" (any of 127/8), "[::1]:PORT" or "overlay:PORT" into out; "" is off.
+ * 0, or -EINVAL (not HOST:PORT, port 0), -EADDRNOTAVAIL (another address: metrics are
+ * served only on loopback or the overlay).
+ */
+int mesh_metrics_listen_parse(const char *spec, struct mesh_metrics_listen *out);
+
 struct mesh_config {
 	char contract[43];              /* CLUSTER_CONTRACT, 0x + 40 hex; "" until set */
 	uint8_t contract_addr[20];      /* the same, decoded once when set */
@@ -102,6 +117,7 @@ struct mesh_config {
 	uint64_t tx_max_priority_fee_per_gas; /* P2P_TX_MAX_PRIORITY_FEE_PER_GAS */
 	uint64_t tx_max_gas;            /* P2P_TX_MAX_GAS: gas limit */
 	uint64_t tx_max_cost;           /* P2P_TX_MAX_COST: gas limit x max fee, wei */
+	struct mesh_metrics_listen metrics_listen; /* P2P_METRICS_LISTEN */
 };
 
 void mesh_config_init(struct mesh_config *cfg);

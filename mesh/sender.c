@@ -148,7 +148,7 @@ int mesh_sender_funded_nonce(struct mesh_sender *s, uint64_t *nonce)
  * loop follows it). -EDQUOT names the cap in mesh_sender_error.
  */
 static int send_capped(struct mesh_sender *s, const struct buf *data, const uint8_t tx_key[static 32],
-		       const char *what, uint8_t tx_hash[static 32])
+		       enum mesh_tx_kind kind, const char *what, uint8_t tx_hash[static 32])
 {
 	struct eth_tx_request req = { .to = registry_handle_contract(s->reg),
 				      .data = data->data,
@@ -162,9 +162,12 @@ static int send_capped(struct mesh_sender *s, const struct buf *data, const uint
 	r = eth_send_capped(registry_handle_rpc(s->reg), tx_key, &req, &caps, &res);
 	if (r < 0) {
 		s->stats.failed++;
+		s->stats.failed_by[kind]++;
 		return fail(s, r, what);
 	}
 	s->stats.sent++;
+	s->stats.sent_by[kind]++;
+	s->stats.gas_limit_by[kind] += res.gas_limit;
 	memcpy(tx_hash, res.tx_hash, 32);
 	return 0;
 }
@@ -215,7 +218,7 @@ out:
  * s->error; the hash it sent (tx_hash may be NULL): 1 with it, 0 without.
  */
 static int relay_calldata(struct mesh_sender *s, const char *relayer_url, const struct buf *data,
-			  uint8_t *tx_hash)
+			  enum mesh_tx_kind kind, uint8_t *tx_hash)
 {
 	struct http_target target = { .base_url = relayer_url, .timeout_ms = 5000 };
 	struct http_reply reply = { 0 };
@@ -251,10 +254,13 @@ static int relay_calldata(struct mesh_sender *s, const char *relayer_url, const 
 		r = mesh_relayer_reply_parse((const char *)reply.body.data, reply.body.len, NULL, 0,
 					     tx_hash ? tx_hash : scratch);
 	}
-	if (r < 0)
+	if (r < 0) {
 		s->stats.failed++;
-	else
+		s->stats.failed_by[kind]++;
+	} else {
 		s->stats.relayed++;
+		s->stats.relayed_by[kind]++;
+	}
 	http_reply_clear(&reply);
 	free(hex);
 	buf_clear(&body);
@@ -265,15 +271,15 @@ static int relay_calldata(struct mesh_sender *s, const char *relayer_url, const 
  * calldata (encoded by the caller, r its result; what names it) paid by the funded key
  * held or, without it, handed to the relayer: 1 with tx_hash set, 0 relayed without a hash.
  */
-static int send_or_relay(struct mesh_sender *s, int r, struct buf *data, const char *what,
-			 uint8_t tx_hash[static 32])
+static int send_or_relay(struct mesh_sender *s, int r, struct buf *data, enum mesh_tx_kind kind,
+			 const char *what, uint8_t tx_hash[static 32])
 {
 	if (r < 0)
 		snprintf(s->error, sizeof(s->error), "encoding %s: %s", what, errstr(r));
 	else if (s->tx_key)
-		r = (r = send_capped(s, data, s->tx_key, what, tx_hash)) < 0 ? r : 1;
+		r = (r = send_capped(s, data, s->tx_key, kind, what, tx_hash)) < 0 ? r : 1;
 	else
-		r = relay_calldata(s, s->cfg->relayer_url, data, tx_hash);
+		r = relay_calldata(s, s->cfg->relayer_url, data, kind, tx_hash);
 	buf_clear(data);
 	return r;
 }
@@ -284,7 +290,8 @@ int mesh_sender_register(struct mesh_sender *s, const struct registry_record *re
 
 	/* No receipt wait: the decision sees the record, or the funded key's nonce, later. */
 	buf_init(&data, 1 << 16);
-	return send_or_relay(s, registry_encode_register_call(rec, &data), &data, "registerPeer", tx_hash);
+	return send_or_relay(s, registry_encode_register_call(rec, &data), &data, MESH_TX_REGISTRATION,
+			     "registerPeer", tx_hash);
 }
 
 int mesh_sender_leader_call(struct mesh_sender *s, const struct registry_leader_call *call,
@@ -293,7 +300,8 @@ int mesh_sender_leader_call(struct mesh_sender *s, const struct registry_leader_
 	struct buf data;
 
 	buf_init(&data, 1 << 12);
-	return send_or_relay(s, registry_encode_leader_call(call, &data), &data, "the leader call", tx_hash);
+	return send_or_relay(s, registry_encode_leader_call(call, &data), &data, MESH_TX_LEADER_CALL,
+			     "the leader call", tx_hash);
 }
 
 int mesh_sender_manual(struct mesh_sender *s, const struct registry_record *rec, struct buf *out)

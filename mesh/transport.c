@@ -671,3 +671,23 @@ struct mesh_transport_stats mesh_transport_stats(struct mesh_transport_handle *t
 	}
 	return s;
 }
+
+void mesh_transport_peer_metrics(struct mesh_transport_handle *t, const struct mesh_peer *p,
+				 const struct wg_peer *h, struct mesh_metrics_peer *out)
+{
+	const struct transport_peer *tp;
+	enum mesh_path path;
+	struct relay_stats st;
+
+	if (!t || p->mode != REGISTRY_MODE_WIREGUARD)
+		return;
+	tp = &t->peers[p->token];
+	path = observed_path(t, p->token, h);
+	out->path = path == MESH_PATH_NONE ? NULL : mesh_path_name(path);
+	if (!t->relay || !tp->relayed || relay_peer_stats(t->relay, p->token, &st) < 0)
+		return;
+	out->has_relay = true;
+	out->relay_redials = st.redials;
+	out->relay_drops = st.drops;
+	out->relay_queue_drops = st.queue_drops;
+}

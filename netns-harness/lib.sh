@@ -219,12 +219,13 @@ h_node_add() {
 	[ -S "$H_RUN/sim$i.sock" ] || h_die "node $i: simulator did not start ($H_RUN/sim$i.log)"
 }
 
-# h_mint_bind i: the operator mints the next token and binds node i's instance to it.
+# h_mint_bind i [label]: the operator mints the next token (labelled node-i unless given)
+# and binds node i's instance to it.
 h_mint_bind() {
-	local i=$1
+	local i=$1 label=${2:-node-$1}
 	# Minting takes the lowest free id: read it from the receipt's NodeAccessMinted log.
 	H_TOKEN[$i]=$(h_cast send --private-key "$H_OPERATOR_KEY" --json "$H_CONTRACT" \
-		"mintNodeAccess(address,string)" "$H_OPERATOR" "node-$i" |
+		"mintNodeAccess(address,string)" "$H_OPERATOR" "$label" |
 		grep -o "\"topics\":\[\"$H_MINTED_TOPIC\",\"0x[0-9a-f]*\"" | grep -o '0x[0-9a-f]*"$' | tr -d '"')
 	[ -n "${H_TOKEN[$i]}" ] || h_die "mint for node $i"
 	H_TOKEN[$i]=$(( H_TOKEN[$i] ))

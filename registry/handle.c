@@ -233,6 +233,14 @@ struct registry_handle_stats registry_handle_stats(const struct registry_handle 
 					   .providers = h->n_providers,
 					   .cross_checked = h->have_second };
 
+	if (h->reader)
+		registry_reader_get_stats(h->reader, &s.follower);
+	for (size_t i = 0; i <= h->n_providers; i++) {
+		struct eth_rpc_stats e;
+
+		eth_rpc_get_stats(i ? h->providers[i - 1] : h->rpc, &e);
+		eth_rpc_stats_add(&s.eth, &e);
+	}
 	return s;
 }
 

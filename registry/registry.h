@@ -563,6 +563,8 @@ struct registry_handle_stats {
 	uint64_t rpc_calls; /* JSON-RPC requests sent so far (the bench's calls per idle poll) */
 	size_t providers;   /* URLs read on their own for cross-checks: 0 with one URL, else >= 2 */
 	bool cross_checked; /* the last cross-check read a second provider's view */
+	struct registry_reader_stats follower; /* the follower's polls, reads, head */
+	struct eth_rpc_stats eth;              /* calls, errors and sends over every provider */
 };
 struct registry_handle_stats registry_handle_stats(const struct registry_handle *h);
 

@@ -25,6 +25,9 @@ TEST_PACKAGES="
 # Only tests/host/test-cluster-dash.sh needs these: the dashboard in a real browser, headless
 # chromium driven through chromedriver by python3-selenium (Debian's; no browser download).
 TEST_PACKAGES="$TEST_PACKAGES chromium chromium-driver python3-selenium"
+# The metrics' real parts: Debian's Prometheus server scrapes the harness
+# (tests/host/test-metrics.sh) and its Python client's parser reads the exposition.
+TEST_PACKAGES="$TEST_PACKAGES prometheus python3-prometheus-client"
 PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES"
 npm=1 list=
 for arg in "$@"; do

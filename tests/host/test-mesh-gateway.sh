@@ -66,6 +66,23 @@ text=$(DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_BIN/dstack-p2p" status) || h_di
 [ "$(echo "$text" | grep -cE '^[0-9]+ +10\.0\.1\.[0-9]+ .* gateway( \([0-9]+ redials\))? +valid$')" = 2 ] ||
 	h_die "node 1: status does not show the gateway path for both peers: $text"
 pass "join: 3 nodes, UDP blocked, records carry https://<instance>-$H_RELAY_PORT.$H_GW_DOMAIN, wg endpoints are the relay's, 6/6 pairs ping"
+# The same in node 1's metrics (docs/metrics.md), as python3-prometheus-client reads them:
+# "series path-label" per sample of the path and relay series.
+metric_samples() {
+	DSTACK_P2P_CONTROL="$H_RUN/ctl$1.sock" "$H_BIN/dstack-p2p" metrics | /usr/bin/python3 -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families as f
+for fam in f(sys.stdin.read()):
+    for s in fam.samples:
+        if s.name.startswith(("dstack_p2p_peer_path", "dstack_p2p_peer_relay_")):
+            print(s.name, s.labels.get("path", "-"), s.labels["token"], int(s.value))'
+}
+samples=$(metric_samples 1) || h_die "node 1: dstack-p2p metrics does not parse"
+[ "$(echo "$samples" | grep -c '^dstack_p2p_peer_path gateway ')" = 2 ] &&
+	[ "$(echo "$samples" | grep -c '^dstack_p2p_peer_relay_queue_drops_total ')" = 2 ] &&
+	[ "$(echo "$samples" | grep -c '^dstack_p2p_peer_relay_redials_total ')" = 2 ] ||
+	h_die "node 1's metrics do not show both peers on the gateway path with relay counters: $samples"
+pass "node 1's metrics: both peers on path=\"gateway\", relay redials and queue drops per peer"
 
 # --- strangers reach a relay through the gateway (anyone can): an HTTP request, random
 # bytes, a well-formed challenge naming a real peer without its key. The target is the node
@@ -138,7 +155,9 @@ h_log "2 s idle cut: node 1's most reconnected stream came back $reconnects time
 [ "${reconnects:-0}" -ge 1 ] || h_die "no stream of node 1 was ever cut and re-dialled ($cut cut in nginx's log)"
 h_gw_conf
 h_gw_reload
-pass "short gateway limits: streams cut and re-dialled, 12/12 pairs ping"
+redials=$(metric_samples 1 | awk '$1 == "dstack_p2p_peer_relay_redials_total" { s += $4 } END { print s + 0 }')
+[ "$redials" -ge 1 ] || h_die "node 1's metrics count no relay redial after the idle cuts ($reconnects reconnects in status)"
+pass "short gateway limits: streams cut and re-dialled ($redials redials in node 1's metrics), 12/12 pairs ping"
 
 # --- a reader that stops reading (dstack cuts it after 5 s): node 2's agent is stopped, so
 # its relay reads nothing, while node 1 floods it. nginx has one timeout for idle and stalled

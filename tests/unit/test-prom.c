@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "common/common.h"
+#include "test-prom-parse.h"
 
 /* 31 bytes that try to close the quotes, the braces and the line, and start a sample. */
 static const char hostile[] = "a\"} 1\nx{y=\"\\\"\\\\n\"\n\\\"\\z\"}\\\\\"\n# x";
@@ -114,26 +115,19 @@ static const char parse_py[] =
 
 Test(prom, python_prometheus_client_reads_the_hostile_label_back)
 {
-	char path[] = "/tmp/test-prom-XXXXXX", cmd[512], line[512], want[2 * sizeof(hostile) + 1];
 	struct prom_label l[] = { { "token", "7" }, { "label", hostile } };
+	char want[2 * sizeof(hostile) + 1], *out, *line, *save = NULL;
 	struct buf b;
-	int fd, lines = 0;
-	FILE *f;
+	int lines = 0;
 
 	buf_init(&b, 0);
 	cr_assert_eq(prom_family(&b, "dstack_p2p_test_rx_bytes_total", PROM_COUNTER, "a \"help\"\\\n"), 0);
 	cr_assert_eq(prom_sample_u64(&b, "dstack_p2p_test_rx_bytes_total", l, 2, 1234), 0);
 	cr_assert_eq(prom_family(&b, "dstack_p2p_test_age_seconds", PROM_GAUGE, "age"), 0);
 	cr_assert_eq(prom_sample(&b, "dstack_p2p_test_age_seconds", l, 2, 1.5), 0);
-	fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, b.data, b.len), (ssize_t)b.len);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -c '%s' %s", parse_py, path);
-	f = popen(cmd, "r");
-	cr_assert_not_null(f);
+	out = python_on_page(&b, parse_py);
 	hex_encode(want, (const uint8_t *)hostile, strlen(hostile));
-	while (fgets(line, sizeof(line), f)) {
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char type[16], name[64], hex[128];
 		double v;
 
@@ -149,8 +143,7 @@ Test(prom, python_prometheus_client_reads_the_hostile_label_back)
 			cr_assert_eq(v, 1.5);
 		}
 	}
-	cr_assert_eq(pclose(f), 0);
-	unlink(path);
+	free(out);
 	cr_assert_eq(lines, 2);
 	buf_clear(&b);
 }
