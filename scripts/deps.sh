@@ -28,6 +28,9 @@ TEST_PACKAGES="$TEST_PACKAGES chromium chromium-driver python3-selenium"
 # The metrics' real parts: Debian's Prometheus server scrapes the harness
 # (tests/host/test-metrics.sh) and its Python client's parser reads the exposition.
 TEST_PACKAGES="$TEST_PACKAGES prometheus python3-prometheus-client"
+# dig, the independent reader of the agent's DNS answers (tests/host/test-dns.sh,
+# test-mesh-dns.sh, test-mesh-labels.sh).
+TEST_PACKAGES="$TEST_PACKAGES bind9-dnsutils"
 PACKAGES="$BUILD_PACKAGES $TEST_PACKAGES"
 npm=1 list=
 for arg in "$@"; do
