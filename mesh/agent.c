@@ -311,6 +311,20 @@ static int chain_check(struct mesh_agent *a, bool full)
 	return 0;
 }
 
+/*
+ * Revoked, are we bound to a token again (the operator's bindInstance after a burn and a
+ * mint)? A binding adds no record, so the follower sees nothing change; without asking,
+ * the node would wait for the next full re-read to register. One call per RPC turn, only
+ * while revoked; an RPC that lies here gets a view decided on, nothing more.
+ */
+static bool rebound(struct mesh_agent *a)
+{
+	uint64_t token = 0;
+
+	return a->st.revoked && registry_handle_token_of_instance(a->reg, a->id.instance_id, &token) == 0 &&
+	       token != 0;
+}
+
 /* Read the registry: 0 with *have_view when there is a view to decide on. */
 static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bool *full)
 {
@@ -354,7 +368,7 @@ static int read_registry(struct mesh_agent *a, uint64_t now, bool *have_view, bo
 		registry_handle_cross_check(a->reg);
 	/* Unchanged: the last decision on the records still holds (verification is not free),
 	 * registered or not; mesh_decide retries a missing registration without them. */
-	*have_view = changed || *full || a->st.recheck;
+	*have_view = changed || *full || a->st.recheck || rebound(a);
 	return 0;
 }
 

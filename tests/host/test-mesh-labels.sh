@@ -75,9 +75,9 @@ h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "mintNodeAccess(addres
 h_cast send --private-key "$H_OPERATOR_KEY" "$H_CONTRACT" "bindInstance(uint256,address)" \
 	"$T3" "0x${H_INSTANCE[3]}" >/dev/null
 # Node 3 registers again by itself (a higher nonce); from then on one poll is enough. A node
-# that polled between the burn and the bind left the mesh and sees the bind at its next full
-# re-read (P2P_FULL_REREAD_MS, 60 s): up to 90 s.
-for _ in $(seq 1 900); do
+# that polled between the burn and the bind left the mesh; it asks for its token every poll
+# while revoked (it used to wait for the next full re-read, 60 s, and this wait ran out).
+for _ in $(seq 1 300); do
 	[ "$(nonce_of_3)" -gt "$nonce" ] && break
 	sleep 0.1
 done
