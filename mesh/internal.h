@@ -552,6 +552,24 @@ uint64_t agent_push_deadline_ms(const struct mesh_agent *a);
  */
 int agent_add_source(struct mesh_agent *a, int (*fd)(void *ctx), void (*serve)(void *ctx), void *ctx);
 
+/*
+ * The agent's parts around its turn (agent.c): agent-start.c starts and stops it,
+ * agent-chain.c checks the chain, agent-register.c registers, agent-control.c answers the
+ * control socket.
+ */
+/* Large replies are mapped, not kept in the heap; the turn trims what a read left. */
+#define AGENT_MMAP_THRESHOLD (256 << 10)
+/* The contract, the chain id and the KMS root, before any answer is believed (all of it at
+ * the first read, the chain id and the KMS root again at each full read): 0, -EBADR (not a
+ * cluster: a configuration mistake), -EPROTO (the RPC contradicts us), an RPC error. */
+int agent_chain_check(struct mesh_agent *a, bool full);
+/* The plan says register: find our token, sign, send, relay or print; noted either way. */
+void agent_register_now(struct mesh_agent *a, uint64_t now);
+/* The leader document and the on-change command, after the leadership changed. */
+void agent_publish_leader(struct mesh_agent *a);
+/* The control socket and push as the loop's first sources: 0 or -ENOSPC. */
+int agent_add_control_sources(struct mesh_agent *a);
+
 /* ---- the interface MTU (mtu.c; docs/transport.md, MTU) ---------------------------------- */
 
 #define MESH_MTU_DEFAULT 1420 /* 1500 - 80: no route MTU known, and the gateway path */
