@@ -139,7 +139,7 @@ echo "PSKs: wg show preshared-keys has each pair's key on both ends; wg show hid
 # uses the PSK in the next handshake only, which the rotation of docs/keys.md relies on.
 hs_before=$(n 1 wg show "wu${id}1" latest-handshakes | awk -v k="$(cat "$T/pub2")" '$1 == k { print $2 }')
 wg genpsk >"$T/psk-new"
-sed "/^PublicKey = $(sed 's/[/+]/\\&/g' "$T/pub2")\$/{n;s|^PresharedKey = .*|PresharedKey = $(cat "$T/psk-new")|}" \
+sed "/^PublicKey = $(sed 's/[/]/\\&/g' "$T/pub2")\$/{n;s|^PresharedKey = .*|PresharedKey = $(cat "$T/psk-new")|}" \
 	"$T/wg1.conf" >"$T/wg1-new.conf"
 cmp -s "$T/wg1.conf" "$T/wg1-new.conf" && fail "test bug: the new configuration has the old PSK"
 n 1 "$WGTOOL" -v syncconf "wu${id}1" "$T/wg1-new.conf" 2>"$T/sync"
