@@ -272,8 +272,10 @@ zt_3_endpoint_kept() { # every sample of the last watch has node 2 at its new en
 # ---- 4: one truncated (or otherwise broken) getPeers() reply empties the mesh -------------
 zt_4() {
 	local mode t0
+	# The one-shot fault takes the next record reply: the HUP's getPeers, or a getPeerByToken
+	# the follower sends first (scenario 3's lag just ended, its logs are read again).
 	for mode in '"truncate": 1' '"corrupt_sigs": 1'; do
-		zt_fault "4 getPeers {$mode}" 4 a "{$mode}" "getPeers .*\(truncated\|corrupted\)" hup
+		zt_fault "4 getPeers {$mode}" 4 a "{$mode}" "getPeer\(s\|ByToken [0-9]*\) .*\(truncated\|corrupted\)" hup
 		h_proxy_set a '{}'
 	done
 	# Replies that are not JSON-RPC at all, while the agent re-reads: HTTP 500, garbage,
