@@ -7,10 +7,13 @@
 #     the same on both ends; `wg show` says "(hidden)", status says "psk" and no key;
 #   - pings at 10/s from node 1 to 2 and 3 across three changes of a 30 s epoch (the
 #     contract's pskEpoch) lose nothing, and a handshake completes after a change;
-#   - a node of another cluster (own contract, same KMS) programmed by hand on node 1 (its
-#     agent paused) with the PSK node 1 would use never completes a handshake while the
-#     members do; given the PSK derived from this cluster's secret by hand (`wg set ...
-#     preshared-key`), it does;
+#   - a node of another cluster (own contract, same KMS), registered there by its agent:
+#     its record, injected into node 1's getPeers() by node 1's RPC proxy at a full re-read
+#     (SIGHUP), is dropped with the reason logged, listed as rejected in status, and in
+#     neither the peers document nor `wg show dump`;
+#   - the same node programmed by hand on node 1 (its agent paused) with the PSK node 1
+#     would use never completes a handshake while the members do; given the PSK derived
+#     from this cluster's secret by hand (`wg set ... preshared-key`), it does;
 #   - P2P_PSK=off on one node: it advertises nothing, its pairs run without a PSK and reach it;
 #   - two nodes through the gateway stand-in (UDP dropped) use their PSK too.
 set -euo pipefail
@@ -64,6 +67,9 @@ pair_has_psk() {
 	return 1
 }
 
+# Node 1 reads the chain through a proxy that can inject records (rpc-proxy.py).
+h_proxy_start n1 8601
+H_RPC_NODE[1]=${H_PROXY_URL[n1]}
 for i in 1 2 3; do h_node_up "$i"; done
 h_wait_mesh 60 1 2 3 || h_die "3-node mesh did not converge"
 [ "$(h_ping_all 1 2 3)" = 6 ] || h_die "not every pair pings"
@@ -121,6 +127,38 @@ H_CONTRACT=$other h_node_add 9  # its simulator's app id is the other contract
 H_CONTRACT=$mine
 SECRET9=$(cluster_secret 9)
 [ "$SECRET9" != "$SECRET" ] || h_die "another app got this cluster's secret"
+# Node 9 registers in its own contract with its own agent; node 1's RPC then injects that
+# record (as `cast call` reads it) into getPeers() while node 1's agent re-reads (SIGHUP).
+H_CONTRACT=$other h_mint_bind 9
+H_CONTRACT=$other h_agent_start 9
+H_CONTRACT=$other h_agent_wait_registered 9 30
+rec9pub=$(h_wg_pubkey 9)
+rec9=$(h_cast call "$other" "getPeerByToken(uint256)" "${H_TOKEN[9]}" | sed 's/^0x.\{64\}//')
+[[ "$rec9" =~ ^[0-9a-f]{1000,}$ ]] || h_die "node 9's record from its contract: '$rec9'"
+h_kill "${H_PID_AGENT[9]}"
+h_in 9 ip addr flush dev "$(h_if 9)"
+log0=$(wc -l <"$H_RUN/agent1.log")
+h_proxy_set n1 "{\"on\": \"getPeers\", \"inject\": [\"$rec9\"]}"
+kill -HUP "${H_PID_AGENT[1]}"
+why=
+for t in $(seq 1 100); do
+	why=$(tail -n +"$((log0 + 1))" "$H_RUN/agent1.log" | grep -m1 "dropping the record of token ${H_TOKEN[9]}: " || true)
+	[ -n "$why" ] && grep -q "getPeers injected 0x${H_INSTANCE[9]}" "$H_RUN/proxy-n1.log" && break
+	sleep 0.1
+done
+grep -q "getPeers injected 0x${H_INSTANCE[9]}" "$H_RUN/proxy-n1.log" || h_die "the proxy never injected node 9's record"
+[ -n "$why" ] || h_die "node 1's agent did not log why it dropped node 9's record ($H_RUN/agent1.log)"
+why=${why#*"dropping the record of token ${H_TOKEN[9]}: "}
+st=$(DSTACK_P2P_CONTROL="$H_RUN/ctl1.sock" "$H_BIN/dstack-p2p" status --json 2>/dev/null) || true
+echo "$st" | jq -e --argjson t "${H_TOKEN[9]}" '[.rejected[] | select(.token == $t)] | length == 1' >/dev/null ||
+	h_die "node 1's status does not list node 9's record as rejected: $st"
+echo "$st" | grep -qF "$rec9pub" && h_die "node 1's status lists node 9's key"
+[ -s "$H_RUN/peers1" ] || h_die "node 1 wrote no peers document"
+grep -qF "$rec9pub" "$H_RUN/peers1" && h_die "node 1's peers document lists node 9"
+h_in 1 wg show "$(h_if 1)" dump | grep -qF "$rec9pub" && h_die "node 1's agent programmed node 9's key"
+h_proxy_set n1 '{}'
+kill -HUP "${H_PID_AGENT[1]}"
+pass "another cluster's record injected into node 1's getPeers(): dropped ($why), not in status, peers or wg"
 (umask 077 && wg genkey >"$H_RUN/key9")
 pub9=$(wg pubkey <"$H_RUN/key9")
 h_in 9 wg set "$(h_if 9)" private-key "$H_RUN/key9" listen-port 51830
