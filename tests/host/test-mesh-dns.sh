@@ -27,8 +27,16 @@ A1=$(h_addr 1) A2=$(h_addr 2) A3=$(h_addr 3)
 q() { local i=$1; shift; h_in "$i" dig +time=2 +tries=1 "$@"; }
 status() { local i=$1; shift; q "$i" "$@" | sed -n 's/.*status: \([A-Z]*\),.*/\1/p'; }
 
-# Labels are read after the peers are known: wait (bounded) for the last one.
-for _ in $(seq 1 50); do [ "$(q 3 +short @"$A1" node-3.p2p.internal 2>/dev/null)" = "$A3" ] && break; sleep 0.2; done
+# Labels are read after the peers are known, by each node on its own turns: wait (bounded)
+# until both DNS nodes name every node.
+labels_known() {
+	local j
+	for j in 1 2 3; do
+		[ "$(q 3 +short @"$A1" "node-$j.p2p.internal" 2>/dev/null)" = "$(h_addr "$j")" ] &&
+			[ "$(q 1 +short @"$A2" "node-$j.mesh.test" 2>/dev/null)" = "$(h_addr "$j")" ] || return 1
+	done
+}
+for _ in $(seq 1 50); do labels_known && break; sleep 0.2; done
 for j in 1 2 3; do
 	[ "$(q 3 +short @"$A1" "node-$j.p2p.internal")" = "$(h_addr "$j")" ] || h_die "node-$j at node 1: $(q 3 @"$A1" "node-$j.p2p.internal")"
 	[ "$(q 3 +short @"$A1" "${H_TOKEN[$j]}.p2p.internal")" = "$(h_addr "$j")" ] || h_die "token ${H_TOKEN[$j]} at node 1"
