@@ -107,8 +107,13 @@ h_cleanup() {
 		h_podman logs "$i" >"$H_RUN/agent-$i.log" 2>&1 || true
 		h_podman rm -f -t 2 "$i" >/dev/null 2>&1 || true
 	done
-	# podman's overlay driver bind-mounts its own folder; the run's folder goes below.
-	[ -d "${H_RUN:-}/podman/overlay" ] && { umount "$H_RUN/podman/overlay" 2>/dev/null || true; }
+	# podman's overlay driver bind-mounts its own folder (and a container's layers below it,
+	# busy for a moment while its last process exits): every mount under the run's folder
+	# goes, deepest first, lazily if still busy, before the folder does.
+	if [ -n "${H_RUN:-}" ]; then
+		awk -v d="$H_RUN/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+			while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+	fi
 	for i in "${H_NODES[@]}"; do
 		h_kill ${H_PID_SIM[$i]:-} ${H_PID_WG[$i]:-}
 		ip netns del "$(h_ns "$i")" 2>/dev/null || true
@@ -122,7 +127,10 @@ h_cleanup() {
 			[ -f "$f" ] && { echo "--- last lines of $f"; tail -15 "$f"; }
 		done
 	fi
-	[ -n "${H_KEEP:-}" ] || rm -rf "${H_RUN:?}"
+	if [ -z "${H_KEEP:-}" ]; then
+		rm -rf "${H_RUN:?}" 2>/dev/null || { sleep 1; rm -rf "$H_RUN" 2>/dev/null; } ||
+			echo "harness: could not remove $H_RUN (a mount still busy)" >&2
+	fi
 	exit "$rc"
 }
 
